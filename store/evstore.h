@@ -280,23 +280,23 @@ void evs_iter_free(evs_iter *it);
 /* The event with this id: its position, or EVS_NOT_FOUND. */
 int evs_find_id(evs_store *store, const uint8_t id[16], uint64_t *position);
 
-typedef struct evs_stream_head {
+typedef struct evs_stream_info {
 	uint64_t version;         /* 0 if the stream does not exist */
 	uint64_t last_position;   /* 0 if the stream does not exist */
-} evs_stream_head;
+} evs_stream_info;
 
 /* EVS_OK, or EVS_NOT_FOUND (head zeroed) if the stream has no events. */
-int evs_stream_head(evs_store *store, const char *stream, evs_stream_head *head);
+int evs_stream_head(evs_store *store, const char *stream, evs_stream_info *head);
 
-typedef struct evs_store_head {
+typedef struct evs_store_info {
 	uint64_t last_position;   /* = number of events; 0 when empty */
 	int64_t last_recorded_at; /* 0 when empty */
 	uint64_t streams;         /* number of streams */
 	size_t map_size;          /* current map size in bytes */
 	size_t used_bytes;        /* pages in use */
-} evs_store_head;
+} evs_store_info;
 
-int evs_head(evs_store *store, evs_store_head *head);
+int evs_head(evs_store *store, evs_store_info *head);
 
 /* ---------------------------------------------------------------------
  * As of a time. recorded_at is non-decreasing in position order, so the

@@ -1,0 +1,496 @@
+/*
+ * append.c - appending batches: validation, idempotency, expected versions
+ * and group commit.
+ *
+ * A caller's batch is checked and encoded in the caller's own thread (in
+ * parallel with other callers), then queued. The first caller to find no
+ * leader becomes the leader: it takes everything queued, applies each
+ * request in one LMDB write transaction (each with its own expected-version
+ * and idempotency outcome; a request refused writes nothing) and commits
+ * once, so one sync covers every batch in the group. Then it hands the
+ * results back and lets a waiting caller lead the next group, which
+ * gathered while this one was syncing. Across processes LMDB's writer lock
+ * serializes the groups.
+ *
+ * A request's checks run before any of its writes, so a refused request
+ * needs no rollback; only LMDB failures undo the whole group. MDB_MAP_FULL
+ * undoes it too, then the map grows and the group is applied again.
+ *
+ * Writes per event: "events" (position -> record, MDB_APPEND), "streams"
+ * (stream -> version|position), "event_ids" (id -> position). Per commit:
+ * "time" (recorded_at -> last position) and, for new streams, the stream
+ * count in "meta". recorded_at is strictly increasing per commit
+ * (max(clock, last + 1 ns)), so the time index has one key per commit and a
+ * clock stepping back never breaks the order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct slot {
+	size_t off, len;        /* the event's record tail in req->tails */
+	uint8_t id[16];
+} slot;
+
+typedef struct evs__req {
+	struct evs__req *next;
+	const char *stream;
+	size_t stream_len;
+	uint64_t expected;
+	size_t n;
+	slot *ev;
+	evs__buf tails;
+	/* outcome, written by the leader */
+	int rc;
+	evs_append_result res;
+	char msg[512];
+	bool done;
+} evs__req;
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+static void id_text(const uint8_t id[16], char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	int j = 0;
+
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[id[i] >> 4];
+		out[j++] = hex[id[i] & 15];
+	}
+	out[j] = 0;
+}
+
+/* Check the whole batch and encode it; nothing is queued on failure. */
+static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expected,
+                   const evs_event_in *events, size_t n)
+{
+	size_t total = 0, len;
+	const char *why;
+	int ok;
+
+	ok = evs__check_name(stream, &q->stream_len);
+	if (ok <= 0)
+		return evs__fail(s, EVS_BAD_STREAM, "%s",
+		                 ok == 0 ? "stream id is empty"
+		                 : ok == -1 ? "stream id is longer than 255 bytes"
+		                 : "stream id is not valid UTF-8 (or contains a NUL byte)");
+	q->stream = stream;
+	q->expected = expected;
+	if (n == 0)
+		return evs__fail(s, EVS_EMPTY_BATCH, "batch for stream \"%s\" has no events", stream);
+	if (n > s->opts.max_batch)
+		return evs__fail(s, EVS_BATCH_TOO_LARGE,
+		                 "batch of %zu events exceeds the limit of %zu", n, s->opts.max_batch);
+	if (events == NULL)
+		return evs__fail(s, EVS_INVALID, "events is NULL");
+
+	for (size_t i = 0; i < n; i++) {
+		const evs_event_in *e = &events[i];
+
+		ok = evs__check_name(e->type, &len);
+		if (ok <= 0)
+			return evs__fail(s, EVS_BAD_TYPE, "event %zu: %s", i,
+			                 ok == 0 ? "type is empty"
+			                 : ok == -1 ? "type is longer than 255 bytes"
+			                 : "type is not valid UTF-8");
+		if ((e->data == NULL && e->data_len) || (e->metadata == NULL && e->metadata_len))
+			return evs__fail(s, EVS_INVALID, "event %zu: NULL payload with a length", i);
+		if (e->data_len + e->metadata_len > s->opts.max_event_size)
+			return evs__fail(s, EVS_EVENT_TOO_LARGE,
+			                 "event %zu: data and metadata take %zu bytes, the limit is %zu",
+			                 i, e->data_len + e->metadata_len, s->opts.max_event_size);
+		total += e->data_len + e->metadata_len + len;
+		if (total > EVS_MAX_BATCH_BYTES)
+			return evs__fail(s, EVS_BATCH_TOO_LARGE,
+			                 "batch exceeds %zu bytes at event %zu", EVS_MAX_BATCH_BYTES, i);
+		if (e->data && !evs__mp_is_map(e->data, e->data_len, &why))
+			return evs__fail(s, EVS_BAD_DATA,
+			                 "event %zu: data is not a valid msgpack map: %s", i, why);
+		if (e->metadata && !evs__mp_is_map(e->metadata, e->metadata_len, &why))
+			return evs__fail(s, EVS_BAD_METADATA,
+			                 "event %zu: metadata is not a valid msgpack map: %s", i, why);
+	}
+
+	q->n = n;
+	q->ev = calloc(n, sizeof *q->ev);
+	if (q->ev == NULL)
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (evs__is_zero16(events[i].id))
+			evs_uuid_v7(q->ev[i].id);
+		else
+			memcpy(q->ev[i].id, events[i].id, 16);
+		q->ev[i].off = q->tails.len;
+		if (evs__record_tail(&q->tails, q->stream, q->stream_len, &events[i],
+		                     q->ev[i].id) != 0)
+			return evs__fail(s, EVS_NOMEM, "out of memory");
+		q->ev[i].len = q->tails.len - q->ev[i].off;
+	}
+	if (n > 1) {
+		uint8_t (*ids)[16] = malloc(n * 16);
+		if (ids == NULL)
+			return evs__fail(s, EVS_NOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			memcpy(ids[i], q->ev[i].id, 16);
+		qsort(ids, n, 16, cmp_id);
+		for (size_t i = 1; i < n; i++) {
+			if (memcmp(ids[i - 1], ids[i], 16) == 0) {
+				char t[37];
+				id_text(ids[i], t);
+				free(ids);
+				return evs__fail(s, EVS_ID_CONFLICT, "event id %s appears twice in the batch", t);
+			}
+		}
+		free(ids);
+	}
+	return EVS_OK;
+}
+
+static void outcome(evs__req *q, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void outcome(evs__req *q, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	q->rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(q->msg, sizeof q->msg, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Is the batch a retry of one already stored? Sets q's outcome and returns
+ * true when the ids decide it (retry or conflict); false to append.
+ * Returns an LMDB code through *mrc on failure.
+ */
+static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
+{
+	uint64_t first = 0, version0 = 0;
+	size_t found = 0;
+	char t[37];
+
+	*mrc = 0;
+	for (size_t i = 0; i < q->n; i++) {
+		MDB_val k = { 16, q->ev[i].id }, v;
+		int rc = mdb_get(txn, s->ids, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc) {
+			*mrc = rc;
+			return true;
+		}
+		uint64_t pos = evs__get_u64(v.mv_data);
+		MDB_val pk = { 8, (uint8_t[8]){ 0 } }, rec;
+		evs__put_u64(pk.mv_data, pos);
+		if ((rc = mdb_get(txn, s->events, &pk, &rec)) != 0) {
+			*mrc = rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+			return true;
+		}
+		const uint8_t *r = rec.mv_data;
+		uint64_t version = rec.mv_size >= EVS__RECORD_HEAD ? evs__get_u64(r + 12) : 0;
+		if (found == 0) {
+			first = pos - i;
+			version0 = version - i;
+		}
+		found++;
+		if (found != i + 1 || pos != first + i || version != version0 + i ||
+		    rec.mv_size != EVS__RECORD_HEAD + q->ev[i].len ||
+		    memcmp(r + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off, q->ev[i].len) != 0) {
+			id_text(q->ev[i].id, t);
+			outcome(q, EVS_ID_CONFLICT,
+			        "event %zu: id %s is already stored at position %llu %s", i, t,
+			        (unsigned long long)pos,
+			        found != i + 1 ? "but earlier events of the batch are not"
+			                       : "with other content or in another batch");
+			return true;
+		}
+	}
+	if (found == 0)
+		return false;
+	if (found != q->n) {
+		id_text(q->ev[found].id, t);
+		outcome(q, EVS_ID_CONFLICT,
+		        "event %zu: id %s is not stored but earlier events of the batch are", found, t);
+		return true;
+	}
+	q->rc = EVS_OK;
+	q->res.first_position = first;
+	q->res.last_position = first + q->n - 1;
+	q->res.version = version0 + q->n - 1;
+	q->res.idempotent = 1;
+	return true;
+}
+
+static const char *expected_text(uint64_t e, char *buf, size_t len)
+{
+	if (e == EVS_ANY)
+		return "any";
+	if (e == EVS_STREAM_EXISTS)
+		return "stream exists";
+	if (e == EVS_NO_STREAM)
+		return "no stream";
+	snprintf(buf, len, "%llu", (unsigned long long)e);
+	return buf;
+}
+
+/* Apply one request inside the group's transaction. Returns an LMDB code
+ * for failures that undo the group; outcomes go into q. */
+static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
+                 int64_t recorded_at, uint64_t *new_streams)
+{
+	uint64_t cur = 0, pos;
+	int rc;
+
+	if (stored_before(s, txn, q, &rc))
+		return rc;
+	rc = evs__stream_head_txn(s, txn, q->stream, q->stream_len, &cur, &pos);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	bool match = q->expected == EVS_ANY ||
+	             (q->expected == EVS_STREAM_EXISTS ? cur > 0 : cur == q->expected);
+	if (!match) {
+		char b[32];
+		outcome(q, EVS_WRONG_VERSION, "stream \"%s\": expected version %s, actual version %llu",
+		        q->stream, expected_text(q->expected, b, sizeof b), (unsigned long long)cur);
+		q->res.version = cur;
+		return 0;
+	}
+
+	q->res.first_position = *last_pos + 1;
+	for (size_t i = 0; i < q->n; i++) {
+		uint8_t pk[8], sv[16];
+		uint64_t version = cur + 1 + i;
+		MDB_val k = { 8, pk }, v = { EVS__RECORD_HEAD + q->ev[i].len, NULL };
+
+		pos = ++*last_pos;
+		evs__put_u64(pk, pos);
+		if ((rc = mdb_put(txn, s->events, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+			return rc;
+		evs__record_head(v.mv_data, recorded_at, version);
+		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off,
+		       q->ev[i].len);
+
+		evs__put_u64(sv, version);
+		evs__put_u64(sv + 8, pos);
+		MDB_val sk = { q->stream_len, (void *)q->stream }, svv = { 16, sv };
+		if ((rc = mdb_put(txn, s->streams, &sk, &svv, MDB_NODUPDATA)) != 0)
+			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+
+		MDB_val ik = { 16, q->ev[i].id }, iv = { 8, pk };
+		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
+			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+	}
+	if (cur == 0)
+		(*new_streams)++;
+	q->rc = EVS_OK;
+	q->res.last_position = *last_pos;
+	q->res.version = cur + q->n;
+	q->res.idempotent = 0;
+	return 0;
+}
+
+static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *key, uint64_t *val)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	*key = 0;
+	if (val)
+		*val = 0;
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0) {
+		if (k.mv_size != 8 || (val && v.mv_size != 8))
+			rc = MDB_CORRUPTED;
+		else {
+			*key = evs__get_u64(k.mv_data);
+			if (val)
+				*val = evs__get_u64(v.mv_data);
+		}
+	} else if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Add to the stream count kept in "meta". */
+static int count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
+{
+	uint8_t b[8];
+	uint64_t n = 0;
+	MDB_val k = { strlen(EVS__META_STREAMS), EVS__META_STREAMS }, v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == 8)
+		n = evs__get_u64(v.mv_data);
+	else if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	evs__put_u64(b, n + added);
+	v.mv_size = 8;
+	v.mv_data = b;
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+/* One attempt at the group: 0, or the LMDB code that undid it all. */
+static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
+{
+	MDB_txn *txn;
+	uint64_t last_pos, start_pos, last_rec, unused, new_streams = 0;
+	int rc;
+
+	*wrote = false;
+	*ecode = 0;
+	if ((rc = evs__write_begin(s, &txn)) != EVS_OK) {
+		*ecode = rc;
+		return -1;
+	}
+	if ((rc = last_key_u64(txn, s->events, &last_pos, NULL)) != 0 ||
+	    (rc = last_key_u64(txn, s->time, &last_rec, &unused)) != 0)
+		goto abort;
+	start_pos = last_pos;
+	int64_t now = evs__now_ns();
+	int64_t recorded_at = now > (int64_t)last_rec ? now : (int64_t)last_rec + 1;
+
+	for (evs__req *q = group; q; q = q->next) {
+		q->rc = EVS_OK;
+		q->msg[0] = 0;
+		memset(&q->res, 0, sizeof q->res);
+		if ((rc = apply(s, txn, q, &last_pos, recorded_at, &new_streams)) != 0)
+			goto abort;
+	}
+	if (last_pos != start_pos) {
+		uint8_t tk[8], tv[8];
+		MDB_val k = { 8, tk }, v = { 8, tv };
+		evs__put_u64(tk, (uint64_t)recorded_at);
+		evs__put_u64(tv, last_pos);
+		if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0)
+			goto abort;
+		if (new_streams && (rc = count_streams(s, txn, new_streams)) != 0)
+			goto abort;
+		rc = mdb_txn_commit(txn);
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc == 0)
+			*wrote = true;
+		return rc;
+	}
+	/* nothing to write (all refused or retries): no sync needed */
+abort:
+	evs__read_end(s, txn);
+	return rc;
+}
+
+static void run_group(evs_store *s, evs__req *group)
+{
+	bool wrote;
+	int rc, code;
+
+	for (;;) {
+		rc = try_group(s, group, &wrote, &code);
+		if (rc == MDB_MAP_FULL) {
+			if ((code = evs__grow(s, false)) == EVS_OK)
+				continue;
+			/* evs__grow set this thread's message; hand it on */
+			for (evs__req *q = group; q; q = q->next)
+				outcome(q, code, "%s", evs_errmsg(s));
+			return;
+		}
+		break;
+	}
+	if (rc == -1) {
+		for (evs__req *q = group; q; q = q->next)
+			outcome(q, code, "%s", evs_errmsg(s));
+		return;
+	}
+	if (rc) {
+		int c = evs__code_of_mdb(rc);
+		for (evs__req *q = group; q; q = q->next)
+			outcome(q, c, "could not commit to store \"%s\": %s", s->path, mdb_strerror(rc));
+		evs__log(s, EVS_LOG_ERROR, "could not commit to store \"%s\": %s", s->path,
+		         mdb_strerror(rc));
+		return;
+	}
+	if (wrote)
+		evs__notify_wake(&s->notify);
+}
+
+/* Take queued requests up to EVS_GROUP_BYTES (at least one). gc_mu held. */
+static evs__req *take_group(evs_store *s)
+{
+	evs__req *head = s->queue_head, *q = head, *last = head;
+	size_t bytes = 0;
+
+	while (q && (q == head || bytes + q->tails.len <= EVS_GROUP_BYTES)) {
+		bytes += q->tails.len;
+		last = q;
+		q = q->next;
+	}
+	s->queue_head = q;
+	if (q == NULL)
+		s->queue_tail = NULL;
+	last->next = NULL;
+	return head;
+}
+
+int evs_append(evs_store *s, const char *stream, uint64_t expected,
+               const evs_event_in *events, size_t n, evs_append_result *result)
+{
+	evs__req q;
+	int rc;
+
+	memset(&q, 0, sizeof q);
+	if (result)
+		memset(result, 0, sizeof *result);
+	if (s == NULL)
+		return EVS_INVALID;
+	if (s->opts.read_only)
+		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
+	if ((rc = prepare(s, &q, stream, expected, events, n)) != EVS_OK)
+		goto out;
+
+	pthread_mutex_lock(&s->gc_mu);
+	if (s->queue_tail)
+		s->queue_tail->next = &q;
+	else
+		s->queue_head = &q;
+	s->queue_tail = &q;
+	while (!q.done) {
+		if (!s->leader_active) {
+			s->leader_active = true;
+			evs__req *group = take_group(s);
+			pthread_mutex_unlock(&s->gc_mu);
+			run_group(s, group);
+			pthread_mutex_lock(&s->gc_mu);
+			for (evs__req *g = group, *next; g; g = next) {
+				next = g->next;  /* g may return and vanish once done */
+				g->done = true;
+			}
+			s->leader_active = false;
+			pthread_cond_broadcast(&s->gc_cv);
+			continue;
+		}
+		pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+	}
+	pthread_mutex_unlock(&s->gc_mu);
+
+	rc = q.rc;
+	if (result)
+		*result = q.res;
+	if (rc != EVS_OK)
+		evs__fail_msg(s, rc, q.msg);
+out:
+	free(q.ev);
+	evs__buf_free(&q.tails);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * args.c - command lines from option tables.
+ *
+ * Every command declares one table of its options (name, value name,
+ * help). The same table drives getopt_long and the "evs CMD --help" text,
+ * so the two cannot disagree. --store DIR and -h/--help are accepted by
+ * every command; options and positional arguments may be mixed, and "--"
+ * ends the options.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define OPT_BASE 256
+#define OPT_STORE 'S'
+#define OPT_HELP 'h'
+#define HELP_COLUMN 26
+
+static size_t count_options(const struct cli_option *o)
+{
+	size_t n = 0;
+
+	while (o && o[n].name)
+		n++;
+	return n;
+}
+
+static void help_line(FILE *f, const char *left, const char *help)
+{
+	size_t w = strlen(left);
+
+	if (w + 2 >= HELP_COLUMN)
+		fprintf(f, "  %s\n%*s%s\n", left, HELP_COLUMN, "", help);
+	else
+		fprintf(f, "  %-*s%s\n", HELP_COLUMN - 2, left, help);
+}
+
+void cli_command_help(FILE *f, const struct cli_command *cmd)
+{
+	const struct cli_option *o;
+	char left[128];
+
+	fprintf(f, "usage: evs %s%s%s [OPTION]...\n\n", cmd->name,
+	        cmd->synopsis[0] ? " " : "", cmd->synopsis);
+	fprintf(f, "%s\n\noptions:\n", cmd->description);
+	for (o = cmd->options; o && o->name; o++) {
+		snprintf(left, sizeof left, "--%s%s%s", o->name,
+		         o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		help_line(f, left, o->help);
+	}
+	help_line(f, "--store DIR",
+	          "store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")");
+	help_line(f, "-h, --help", "show this help and exit");
+}
+
+int cli_bad_value(const char *option, const char *value, const char *why)
+{
+	cli_error("invalid value \"%s\" for option --%s: %s", value, option, why);
+	return CLI_EXIT_USAGE;
+}
+
+static int usage_error(const struct cli_command *cmd)
+{
+	cli_hint("see \"evs %s --help\"", cmd->name);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_run_command(const struct cli_command *cmd, const char *store_path,
+                    int argc, char **argv)
+{
+	size_t nopt = count_options(cmd->options);
+	struct option *longopts = cli_xcalloc(nopt + 3, sizeof *longopts);
+	void *state = cmd->state_size ? cli_xcalloc(1, cmd->state_size) : NULL;
+	struct cli_ctx ctx = { .cmd = cmd, .store_path = store_path };
+	int status = CLI_EXIT_OK;
+	int c, npos;
+	size_t i;
+
+	for (i = 0; i < nopt; i++) {
+		longopts[i].name = cmd->options[i].name;
+		longopts[i].has_arg = cmd->options[i].metavar ? required_argument
+		                                              : no_argument;
+		longopts[i].val = OPT_BASE + (int)i;
+	}
+	longopts[nopt].name = "store";
+	longopts[nopt].has_arg = required_argument;
+	longopts[nopt].val = OPT_STORE;
+	longopts[nopt + 1].name = "help";
+	longopts[nopt + 1].val = OPT_HELP;
+
+	opterr = 0;
+	optind = 0;   /* GNU: reinitialise, permuting options to the front */
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == OPT_HELP) {
+			cli_command_help(stdout, cmd);
+			status = cli_finish_output(CLI_EXIT_OK);
+			goto out;
+		} else if (c == OPT_STORE) {
+			if (optarg[0] == '\0') {
+				status = cli_bad_value("store", optarg,
+				                       "empty directory name");
+				goto out;
+			}
+			ctx.store_path = optarg;
+		} else if (c >= OPT_BASE) {
+			status = cmd->on_option(&ctx, state, c - OPT_BASE, optarg);
+			if (status != CLI_EXIT_OK) {
+				usage_error(cmd);
+				goto out;
+			}
+		} else if (c == ':') {
+			cli_error("option \"%s\" requires a value",
+			          argv[optind - 1]);
+			status = usage_error(cmd);
+			goto out;
+		} else {
+			if (optopt >= OPT_BASE)
+				cli_error("option \"--%s\" does not take a value",
+				          cmd->options[optopt - OPT_BASE].name);
+			else if (optopt == OPT_HELP)
+				cli_error("option \"--help\" does not take a value");
+			else if (optopt)
+				cli_error("unrecognized option \"-%c\" for command \"%s\"",
+				          optopt, cmd->name);
+			else
+				cli_error("unrecognized option \"%s\" for command \"%s\"",
+				          argv[optind - 1], cmd->name);
+			status = usage_error(cmd);
+			goto out;
+		}
+	}
+
+	npos = argc - optind;
+	if (npos < cmd->min_args) {
+		cli_error("missing arguments for command \"%s\"", cmd->name);
+		fprintf(stderr, "usage: evs %s %s\n", cmd->name, cmd->synopsis);
+		status = usage_error(cmd);
+		goto out;
+	}
+	if (npos > cmd->max_args) {
+		cli_error("too many arguments for command \"%s\": \"%s\"",
+		          cmd->name, argv[optind + cmd->max_args]);
+		fprintf(stderr, "usage: evs %s %s\n", cmd->name, cmd->synopsis);
+		status = usage_error(cmd);
+		goto out;
+	}
+	ctx.argc = npos;
+	ctx.argv = argv + optind;
+	status = cmd->run(&ctx, state);
+
+out:
+	if (state && cmd->cleanup)
+		cmd->cleanup(state);
+	free(state);
+	free(longopts);
+	return status;
+}

@@ -1,0 +1,178 @@
+/*
+ * internal.h - what the files of libevstore share with each other (evs__
+ * names). Nothing here is part of the public API.
+ */
+#ifndef EVS_INTERNAL_H
+#define EVS_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "evstore.h"
+
+#define EVS_FORMAT_VERSION 1u
+#define EVS_RECORD_VERSION 1u
+#define EVS_MAX_BATCH_BYTES ((size_t)256 << 20)
+#define EVS_GROUP_BYTES ((size_t)64 << 20)
+#define EVS_DEFAULT_MAP ((size_t)1 << 30)
+
+/* Big-endian fixed-width integers, so LMDB's byte order is numeric order. */
+static inline void evs__put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t evs__get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void evs__put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint32_t evs__get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline bool evs__is_zero16(const uint8_t id[16])
+{
+	for (int i = 0; i < 16; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+/* ---- notify.c: the cross-process commit counter (a shared futex word) --- */
+
+typedef struct evs__notify {
+	int fd;
+	volatile uint32_t *word;  /* in a MAP_SHARED page of <dir>/evs-notify */
+} evs__notify;
+
+int evs__notify_open(evs__notify *n, const char *dir, bool create, char *err, size_t errlen);
+void evs__notify_close(evs__notify *n);
+uint32_t evs__notify_seq(const evs__notify *n);
+void evs__notify_wake(evs__notify *n);
+/* Wait while the word still equals seq, at most timeout_ms. */
+void evs__notify_wait(const evs__notify *n, uint32_t seq, int timeout_ms);
+
+/* ---- the store handle ----------------------------------------------- */
+
+struct evs__req;
+
+struct evs_store {
+	MDB_env *env;
+	MDB_dbi meta, events, streams, ids, time;
+	char *path;
+	evs_options opts;
+
+	/*
+	 * Held shared by every transaction of this process and exclusively to
+	 * resize the map, which LMDB allows only with no transaction active in
+	 * the process.
+	 */
+	pthread_rwlock_t map_lock;
+
+	/* Group commit: callers queue requests; one leader commits them. */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_cv;
+	struct evs__req *queue_head, *queue_tail;
+	bool leader_active;
+
+	evs__notify notify;
+};
+
+/* ---- error.c ----------------------------------------------------------- */
+
+/* Record a message for the calling thread (as the last error of `s`; NULL
+ * for evs_open) and return code. */
+int evs__fail(const evs_store *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Same, with a message already formatted. */
+int evs__fail_msg(const evs_store *s, int code, const char *msg);
+/* Map an LMDB or errno code to ours, with "what: detail" as the message. */
+int evs__fail_mdb(const evs_store *s, int rc, const char *what);
+int evs__code_of_mdb(int rc);
+void evs__log(const evs_store *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- store.c: transactions and map growth --------------------------- */
+
+int evs__read_begin(evs_store *s, MDB_txn **txn);
+void evs__read_end(evs_store *s, MDB_txn *txn);
+int evs__write_begin(evs_store *s, MDB_txn **txn);
+/* Grow the map (or adopt another process's growth when `adopt`). Call with
+ * no transaction of this thread open. */
+int evs__grow(evs_store *s, bool adopt);
+int64_t evs__now_ns(void);
+int evs__check_name(const char *name, size_t *len);
+
+/* ---- record.c: the event record (format at the top of record.c) ------ */
+
+#define EVS__RECORD_HEAD 20   /* array marker, record version, recorded_at, version */
+
+/* Encode the part of a record that is known before commit (the tail). */
+typedef struct evs__buf {
+	uint8_t *ptr;
+	size_t len, cap;
+} evs__buf;
+
+int evs__buf_reserve(evs__buf *b, size_t more);
+void evs__buf_free(evs__buf *b);
+
+int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len,
+                     const evs_event_in *ev, const uint8_t id[16]);
+void evs__record_head(uint8_t head[EVS__RECORD_HEAD], int64_t recorded_at,
+                      uint64_t version);
+/* Decode a record value into a view; false if it is malformed. */
+bool evs__record_decode(const void *val, size_t len, uint64_t position,
+                        evs_event *ev);
+/* Quick peeks used by indexes and verification. */
+static inline int64_t evs__record_recorded_at(const void *val)
+{
+	return (int64_t)evs__get_u64((const uint8_t *)val + 3);
+}
+
+/* ---- mpcheck.c -------------------------------------------------------- */
+
+/* Is buf exactly one well-formed msgpack map (depth <= EVS_MAX_DEPTH)?
+ * On false, *why says what is wrong. */
+bool evs__mp_is_map(const void *buf, size_t len, const char **why);
+
+/* ---- read.c ------------------------------------------------------------ */
+
+/* Stream index value: version u64 BE | position u64 BE. */
+int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream,
+                         size_t len, uint64_t *version, uint64_t *position);
+
+/* A copied filter. */
+typedef struct evs__filter {
+	char **types;
+	size_t *type_lens;
+	size_t ntypes;
+	char **prefixes;
+	size_t *prefix_lens;
+	size_t nprefixes;
+} evs__filter;
+
+int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src);
+void evs__filter_free(evs__filter *f);
+bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
+
+/* ---- meta keys ---------------------------------------------------------- */
+
+#define EVS__META_FORMAT "format"
+#define EVS__META_STREAMS "streams"
+#define EVS__META_CREATED "created_at"
+
+#endif /* EVS_INTERNAL_H */

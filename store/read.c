@@ -1,0 +1,360 @@
+/*
+ * read.c - iterators over one stream or over all events, heads and ids.
+ *
+ * An iterator owns one read transaction for its whole life, so it sees one
+ * consistent snapshot and hands out zero-copy views into the map. Reading a
+ * stream walks its entries in "streams" (DUPSORT, key stream id, values
+ * version u64 BE | position u64 BE, sorted by version) and fetches each
+ * record by position. Reading all walks "events" in key order; filters look
+ * at the decoded view, which costs no allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { KIND_STREAM, KIND_ALL };
+
+struct evs_iter {
+	evs_store *s;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int kind, dir;
+	size_t limit, count;
+	bool started, done;
+	uint64_t from;
+	char *stream;
+	size_t stream_len;
+	evs__filter filter;
+};
+
+int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
+                         uint64_t *version, uint64_t *position)
+{
+	MDB_cursor *c;
+	MDB_val k = { len, (void *)stream }, v;
+	int rc;
+
+	*version = *position = 0;
+	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	if (rc == 0) {
+		if (v.mv_size != 16) {
+			rc = MDB_CORRUPTED;
+		} else {
+			*version = evs__get_u64(v.mv_data);
+			*position = evs__get_u64((uint8_t *)v.mv_data + 8);
+		}
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
+{
+	MDB_txn *txn;
+	size_t len;
+	int rc;
+
+	if (head)
+		memset(head, 0, sizeof *head);
+	if (s == NULL || head == NULL)
+		return EVS_INVALID;
+	if (evs__check_name(stream, &len) <= 0)
+		return evs__fail(s, EVS_BAD_STREAM, "invalid stream id");
+	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
+		return rc;
+	rc = evs__stream_head_txn(s, txn, stream, len, &head->version, &head->last_position);
+	evs__read_end(s, txn);
+	if (rc == MDB_NOTFOUND)
+		return EVS_NOT_FOUND;
+	return rc ? evs__fail_mdb(s, rc, "could not read stream head") : EVS_OK;
+}
+
+int evs_find_id(evs_store *s, const uint8_t id[16], uint64_t *position)
+{
+	MDB_txn *txn;
+	MDB_val k = { 16, (void *)id }, v;
+	int rc;
+
+	if (s == NULL || id == NULL || position == NULL)
+		return EVS_INVALID;
+	*position = 0;
+	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
+		return rc;
+	rc = mdb_get(txn, s->ids, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		*position = evs__get_u64(v.mv_data);
+	else if (rc == 0)
+		rc = MDB_CORRUPTED;
+	evs__read_end(s, txn);
+	if (rc == MDB_NOTFOUND)
+		return EVS_NOT_FOUND;
+	return rc ? evs__fail_mdb(s, rc, "could not look up event id") : EVS_OK;
+}
+
+/* ---- filters ----------------------------------------------------------- */
+
+static char **copy_strings(const char *const *src, size_t n, size_t **lens)
+{
+	char **out = calloc(n ? n : 1, sizeof *out);
+	*lens = calloc(n ? n : 1, sizeof **lens);
+	if (out == NULL || *lens == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == NULL || (out[i] = strdup(src[i])) == NULL)
+			goto fail;
+		(*lens)[i] = strlen(src[i]);
+	}
+	return out;
+fail:
+	if (out)
+		for (size_t i = 0; i < n; i++)
+			free(out[i]);
+	free(out);
+	free(*lens);
+	*lens = NULL;
+	return NULL;
+}
+
+int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src)
+{
+	memset(dst, 0, sizeof *dst);
+	if (src == NULL)
+		return EVS_OK;
+	if ((src->ntypes && src->types == NULL) ||
+	    (src->nprefixes && src->stream_prefixes == NULL))
+		return evs__fail(s, EVS_INVALID, "filter: NULL array with a count");
+	if (src->ntypes) {
+		dst->types = copy_strings(src->types, src->ntypes, &dst->type_lens);
+		if (dst->types == NULL)
+			return evs__fail(s, EVS_INVALID, "filter: NULL type or out of memory");
+		dst->ntypes = src->ntypes;
+	}
+	if (src->nprefixes) {
+		dst->prefixes = copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefix_lens);
+		if (dst->prefixes == NULL) {
+			evs__filter_free(dst);
+			return evs__fail(s, EVS_INVALID, "filter: NULL prefix or out of memory");
+		}
+		dst->nprefixes = src->nprefixes;
+	}
+	return EVS_OK;
+}
+
+void evs__filter_free(evs__filter *f)
+{
+	for (size_t i = 0; i < f->ntypes; i++)
+		free(f->types[i]);
+	for (size_t i = 0; i < f->nprefixes; i++)
+		free(f->prefixes[i]);
+	free(f->types);
+	free(f->type_lens);
+	free(f->prefixes);
+	free(f->prefix_lens);
+	memset(f, 0, sizeof *f);
+}
+
+bool evs__filter_pass(const evs__filter *f, const evs_event *ev)
+{
+	bool ok = f->ntypes == 0;
+
+	for (size_t i = 0; !ok && i < f->ntypes; i++)
+		ok = f->type_lens[i] == ev->type.len &&
+		     memcmp(f->types[i], ev->type.ptr, ev->type.len) == 0;
+	if (!ok)
+		return false;
+	ok = f->nprefixes == 0;
+	for (size_t i = 0; !ok && i < f->nprefixes; i++)
+		ok = f->prefix_lens[i] <= ev->stream.len &&
+		     memcmp(f->prefixes[i], ev->stream.ptr, f->prefix_lens[i]) == 0;
+	return ok;
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+static int iter_new(evs_store *s, int kind, MDB_dbi dbi, evs_iter **out)
+{
+	evs_iter *it = calloc(1, sizeof *it);
+	int rc;
+
+	if (it == NULL)
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	it->s = s;
+	it->kind = kind;
+	if ((rc = evs__read_begin(s, &it->txn)) != EVS_OK) {
+		free(it);
+		return rc;
+	}
+	if ((rc = mdb_cursor_open(it->txn, dbi, &it->cur)) != 0) {
+		evs_iter_free(it);
+		return evs__fail_mdb(s, rc, "could not open cursor");
+	}
+	*out = it;
+	return EVS_OK;
+}
+
+int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int direction,
+                    size_t limit, evs_iter **out)
+{
+	evs_iter *it;
+	size_t len;
+	int ok, rc;
+
+	if (out)
+		*out = NULL;
+	if (s == NULL || out == NULL || (direction != EVS_FORWARD && direction != EVS_BACKWARD))
+		return EVS_INVALID;
+	if ((ok = evs__check_name(stream, &len)) <= 0)
+		return evs__fail(s, EVS_BAD_STREAM, "%s", ok == 0 ? "stream id is empty"
+		                 : "stream id is too long or not valid UTF-8");
+	if ((rc = iter_new(s, KIND_STREAM, s->streams, &it)) != EVS_OK)
+		return rc;
+	it->stream = strdup(stream);
+	if (it->stream == NULL) {
+		evs_iter_free(it);
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	}
+	it->stream_len = len;
+	it->from = from;
+	it->dir = direction;
+	it->limit = limit;
+	*out = it;
+	return EVS_OK;
+}
+
+int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *filter,
+                 size_t limit, evs_iter **out)
+{
+	evs_iter *it;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (s == NULL || out == NULL || (direction != EVS_FORWARD && direction != EVS_BACKWARD))
+		return EVS_INVALID;
+	if ((rc = iter_new(s, KIND_ALL, s->events, &it)) != EVS_OK)
+		return rc;
+	if ((rc = evs__filter_copy(s, &it->filter, filter)) != EVS_OK) {
+		evs_iter_free(it);
+		return rc;
+	}
+	it->from = from;
+	it->dir = direction;
+	it->limit = limit;
+	*out = it;
+	return EVS_OK;
+}
+
+/* Position a cursor for a walk from key `want` (inclusive) in `dir`. */
+static int seek(MDB_cursor *c, MDB_val *k, MDB_val *v, int dir, bool to_last, MDB_cursor_op op,
+                int (*cmp)(const MDB_val *found, const MDB_val *want), const MDB_val *want)
+{
+	int rc;
+
+	if (dir == EVS_FORWARD)
+		return mdb_cursor_get(c, k, v, op);
+	if (to_last)
+		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_LAST : MDB_LAST_DUP);
+	rc = mdb_cursor_get(c, k, v, op);
+	if (rc == MDB_NOTFOUND)  /* past the end: start at the last */
+		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_LAST : MDB_LAST_DUP);
+	if (rc == 0 && cmp(op == MDB_SET_RANGE ? k : v, want) > 0)
+		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_PREV : MDB_PREV_DUP);
+	return rc;
+}
+
+static int cmp_first8(const MDB_val *found, const MDB_val *want)
+{
+	return memcmp(found->mv_data, want->mv_data, 8);
+}
+
+static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
+{
+	uint8_t want[16] = { 0 };
+	MDB_val w = { 0, want };
+	uint64_t from = it->from;
+
+	if (it->started) {
+		MDB_cursor_op op = it->kind == KIND_ALL
+		        ? (it->dir == EVS_FORWARD ? MDB_NEXT : MDB_PREV)
+		        : (it->dir == EVS_FORWARD ? MDB_NEXT_DUP : MDB_PREV_DUP);
+		return mdb_cursor_get(it->cur, k, v, op);
+	}
+	it->started = true;
+	if (from == 0 && it->dir == EVS_FORWARD)
+		from = 1;
+	bool to_last = it->dir == EVS_BACKWARD && from == EVS_ANY;
+	evs__put_u64(want, from);
+	if (it->kind == KIND_ALL) {
+		w.mv_size = 8;
+		*k = w;
+		return seek(it->cur, k, v, it->dir, to_last, MDB_SET_RANGE, cmp_first8, &w);
+	}
+	k->mv_size = it->stream_len;
+	k->mv_data = it->stream;
+	int rc = mdb_cursor_get(it->cur, k, v, MDB_SET);
+	if (rc)
+		return rc;
+	w.mv_size = 16;
+	*v = w;
+	return seek(it->cur, k, v, it->dir, to_last, MDB_GET_BOTH_RANGE, cmp_first8, &w);
+}
+
+int evs_iter_next(evs_iter *it, evs_event *ev)
+{
+	MDB_val k, v;
+	int rc;
+
+	if (it == NULL || ev == NULL)
+		return EVS_INVALID;
+	if (it->done)
+		return EVS_END;
+	for (;;) {
+		if (it->limit && it->count >= it->limit)
+			goto end;
+		rc = next_entry(it, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			goto end;
+		if (rc)
+			return evs__fail_mdb(it->s, rc, "could not read events");
+		if (it->kind == KIND_STREAM) {
+			if (v.mv_size != 16)
+				return evs__fail(it->s, EVS_CORRUPT, "malformed stream index entry");
+			k.mv_size = 8;
+			k.mv_data = (uint8_t *)v.mv_data + 8;
+			if ((rc = mdb_get(it->txn, it->s->events, &k, &v)) != 0)
+				return evs__fail(it->s, EVS_CORRUPT,
+				                 "stream index points at missing position %llu",
+				                 (unsigned long long)evs__get_u64(k.mv_data));
+		}
+		if (k.mv_size != 8)
+			return evs__fail(it->s, EVS_CORRUPT, "malformed event key");
+		uint64_t pos = evs__get_u64(k.mv_data);
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev))
+			return evs__fail(it->s, EVS_CORRUPT, "malformed record at position %llu",
+			                 (unsigned long long)pos);
+		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))
+			continue;
+		it->count++;
+		return EVS_OK;
+	}
+end:
+	it->done = true;
+	return EVS_END;
+}
+
+void evs_iter_free(evs_iter *it)
+{
+	if (it == NULL)
+		return;
+	if (it->cur)
+		mdb_cursor_close(it->cur);
+	evs__read_end(it->s, it->txn);
+	evs__filter_free(&it->filter);
+	free(it->stream);
+	free(it);
+}

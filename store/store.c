@@ -1,0 +1,375 @@
+/*
+ * store.c - opening and closing a store, transactions, and map growth.
+ *
+ * The map grows by itself: a write that meets MDB_MAP_FULL is undone, the
+ * map is enlarged and the write is redone, so MDB_MAP_FULL never reaches a
+ * caller. LMDB lets a process resize only while it has no transaction open,
+ * so every transaction holds map_lock shared and growth takes it exclusively
+ * (waiting at most EVS_GROW_WAIT_MS for open iterators). A process that sees
+ * another process's growth (MDB_MAP_RESIZED) adopts it the same way.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "internal.h"
+
+void evs_options_init(evs_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->create = 1;
+	o->sync = EVS_SYNC_FULL;
+}
+
+int64_t evs__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Stream ids and types: 1..EVS_MAX_NAME bytes of valid UTF-8, no NUL. */
+int evs__check_name(const char *name, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t n = 0;
+
+	if (name == NULL)
+		return 0;
+	while (p[n] != 0) {
+		unsigned char c = p[n];
+		size_t k;
+		uint32_t cp;
+
+		if (n >= EVS_MAX_NAME)
+			return -1;
+		if (c < 0x80) {
+			n++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			k = 1; cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2; cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3; cp = c & 0x07;
+		} else {
+			return -2;
+		}
+		for (size_t i = 1; i <= k; i++) {
+			if ((p[n + i] & 0xc0) != 0x80)
+				return -2;
+			cp = cp << 6 | (p[n + i] & 0x3f);
+		}
+		/* overlong, surrogate or beyond U+10FFFF */
+		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return -2;
+		n += k + 1;
+	}
+	if (n > EVS_MAX_NAME)
+		return -1;
+	*len = n;
+	return n == 0 ? 0 : 1;
+}
+
+static int open_dbs(evs_store *s, bool create)
+{
+	MDB_txn *txn;
+	unsigned flags = create ? MDB_CREATE : 0;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, s->opts.read_only ? MDB_RDONLY : 0, &txn);
+	if (rc)
+		return evs__fail_mdb(NULL, rc, "could not begin transaction");
+	if ((rc = mdb_dbi_open(txn, "meta", flags, &s->meta)) ||
+	    (rc = mdb_dbi_open(txn, "events", flags, &s->events)) ||
+	    (rc = mdb_dbi_open(txn, "streams", flags | MDB_DUPSORT | MDB_DUPFIXED, &s->streams)) ||
+	    (rc = mdb_dbi_open(txn, "event_ids", flags, &s->ids)) ||
+	    (rc = mdb_dbi_open(txn, "time", flags, &s->time))) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return evs__fail(NULL, EVS_NO_STORE,
+			                 "could not open store \"%s\": not an evstore store", s->path);
+		return evs__fail_mdb(NULL, rc, "could not open sub-databases");
+	}
+
+	MDB_val k = { strlen(EVS__META_FORMAT), EVS__META_FORMAT }, v;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && !s->opts.read_only) {
+		uint8_t fmt[4], now[8];
+		evs__put_u32(fmt, EVS_FORMAT_VERSION);
+		evs__put_u64(now, (uint64_t)evs__now_ns());
+		MDB_val fv = { 4, fmt }, ck = { strlen(EVS__META_CREATED), EVS__META_CREATED },
+		        cv = { 8, now };
+		rc = mdb_put(txn, s->meta, &k, &fv, 0);
+		if (!rc)
+			rc = mdb_put(txn, s->meta, &ck, &cv, 0);
+		if (!rc)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc)
+			return evs__fail_mdb(NULL, rc, "could not write store format");
+		return EVS_OK;
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return evs__fail(NULL, EVS_NO_STORE,
+			                 "could not open store \"%s\": not initialised", s->path);
+		return evs__fail_mdb(NULL, rc, "could not read store format");
+	}
+	if (v.mv_size != 4) {
+		mdb_txn_abort(txn);
+		return evs__fail(NULL, EVS_CORRUPT, "store \"%s\" has a malformed format record",
+		                 s->path);
+	}
+	uint32_t fmt = evs__get_u32(v.mv_data);
+	if (fmt != EVS_FORMAT_VERSION) {
+		mdb_txn_abort(txn);
+		return evs__fail(NULL, EVS_FORMAT,
+		                 "store \"%s\" has format version %u, this library reads version %u%s",
+		                 s->path, fmt, EVS_FORMAT_VERSION,
+		                 fmt > EVS_FORMAT_VERSION ? ": upgrade evstore" : "");
+	}
+	if (s->opts.read_only) {
+		mdb_txn_abort(txn);
+		return EVS_OK;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? evs__fail_mdb(NULL, rc, "could not open sub-databases") : EVS_OK;
+}
+
+int evs_open(const char *path, const evs_options *opts, evs_store **out)
+{
+	evs_store *s = NULL;
+	unsigned flags = MDB_NOTLS;
+	char err[512];
+	struct stat st;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (path == NULL || *path == 0 || out == NULL)
+		return evs__fail(NULL, EVS_INVALID, "evs_open: path and out are required");
+
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return evs__fail(NULL, EVS_NOMEM, "out of memory");
+	if (opts)
+		s->opts = *opts;
+	else
+		evs_options_init(&s->opts);
+	if (s->opts.map_size == 0)
+		s->opts.map_size = EVS_DEFAULT_MAP;
+	if (s->opts.max_readers == 0)
+		s->opts.max_readers = 512;
+	if (s->opts.max_event_size == 0)
+		s->opts.max_event_size = EVS_DEFAULT_MAX_EVENT;
+	if (s->opts.max_batch == 0)
+		s->opts.max_batch = EVS_DEFAULT_MAX_BATCH;
+	if (s->opts.max_event_size > EVS_LIMIT_MAX_EVENT ||
+	    s->opts.sync < EVS_SYNC_FULL || s->opts.sync > EVS_SYNC_NONE) {
+		free(s);
+		return evs__fail(NULL, EVS_INVALID,
+		                 "invalid options: max_event_size at most %u, sync 0..2",
+		                 EVS_LIMIT_MAX_EVENT);
+	}
+	s->path = strdup(path);
+	s->notify.fd = -1;
+	pthread_rwlock_init(&s->map_lock, NULL);
+	pthread_mutex_init(&s->gc_mu, NULL);
+	pthread_cond_init(&s->gc_cv, NULL);
+	if (s->path == NULL) {
+		rc = evs__fail(NULL, EVS_NOMEM, "out of memory");
+		goto fail;
+	}
+
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT || !s->opts.create || s->opts.read_only) {
+			rc = evs__fail(NULL, errno == ENOENT ? EVS_NO_STORE : evs__code_of_mdb(errno),
+			               "could not open store \"%s\": %s", path, strerror(errno));
+			goto fail;
+		}
+		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+			rc = evs__fail(NULL, evs__code_of_mdb(errno),
+			               "could not create store directory \"%s\": %s", path,
+			               strerror(errno));
+			goto fail;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		rc = evs__fail(NULL, EVS_INVALID, "could not open store \"%s\": not a directory", path);
+		goto fail;
+	}
+
+	if ((rc = mdb_env_create(&s->env)) != 0) {
+		rc = evs__fail_mdb(NULL, rc, "could not create LMDB environment");
+		goto fail;
+	}
+	mdb_env_set_maxdbs(s->env, 8);
+	mdb_env_set_maxreaders(s->env, s->opts.max_readers);
+	mdb_env_set_mapsize(s->env, s->opts.map_size);
+	if (s->opts.sync == EVS_SYNC_META)
+		flags |= MDB_NOMETASYNC;
+	else if (s->opts.sync == EVS_SYNC_NONE)
+		flags |= MDB_NOSYNC;
+	if (s->opts.read_only)
+		flags |= MDB_RDONLY;
+	if (!s->opts.create && !s->opts.read_only) {
+		char probe[4096];
+		snprintf(probe, sizeof probe, "%s/data.mdb", path);
+		if (stat(probe, &st) != 0) {
+			rc = evs__fail(NULL, EVS_NO_STORE, "could not open store \"%s\": %s", path,
+			               "no data.mdb (run evs init)");
+			goto fail;
+		}
+	}
+	rc = mdb_env_open(s->env, path, flags, 0644);
+	if (rc) {
+		int code = evs__code_of_mdb(rc);
+		rc = evs__fail(NULL, code, "could not open store \"%s\": %s", path, mdb_strerror(rc));
+		goto fail;
+	}
+	/* A map smaller than the file (another process grew it) is adopted. */
+	{
+		MDB_envinfo info;
+		mdb_env_info(s->env, &info);
+		if (info.me_mapsize < s->opts.map_size)
+			mdb_env_set_mapsize(s->env, s->opts.map_size);
+	}
+	if ((rc = open_dbs(s, s->opts.create)) != EVS_OK)
+		goto fail;
+	if (evs__notify_open(&s->notify, path, !s->opts.read_only, err, sizeof err) != 0) {
+		rc = evs__fail(NULL, EVS_IO, "%s", err);
+		goto fail;
+	}
+	*out = s;
+	return EVS_OK;
+
+fail:
+	evs_close(s);
+	return rc;
+}
+
+void evs_close(evs_store *s)
+{
+	if (s == NULL)
+		return;
+	evs__notify_close(&s->notify);
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_cond_destroy(&s->gc_cv);
+	pthread_mutex_destroy(&s->gc_mu);
+	pthread_rwlock_destroy(&s->map_lock);
+	free(s->path);
+	free(s);
+}
+
+int evs__grow(evs_store *s, bool adopt)
+{
+	struct timespec deadline;
+	MDB_envinfo info;
+	size_t size;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += EVS_GROW_WAIT_MS / 1000;
+	rc = pthread_rwlock_timedwrlock(&s->map_lock, &deadline);
+	if (rc == ETIMEDOUT)
+		return evs__fail(s, EVS_BUSY,
+		                 "could not grow the map of \"%s\": a read transaction of this "
+		                 "process stayed open for %d ms (close iterators before appending)",
+		                 s->path, EVS_GROW_WAIT_MS);
+	if (rc)
+		return evs__fail(s, EVS_IO, "could not lock the map: %s", strerror(rc));
+	mdb_env_info(s->env, &info);
+	if (adopt) {
+		rc = mdb_env_set_mapsize(s->env, 0);
+	} else {
+		size = info.me_mapsize;
+		size += size < ((size_t)4 << 30) ? size : ((size_t)4 << 30);
+		rc = mdb_env_set_mapsize(s->env, size);
+		if (!rc)
+			evs__log(s, EVS_LOG_INFO, "grew map of \"%s\" to %zu bytes", s->path, size);
+	}
+	pthread_rwlock_unlock(&s->map_lock);
+	return rc ? evs__fail_mdb(s, rc, "could not grow the map") : EVS_OK;
+}
+
+static int txn_begin(evs_store *s, unsigned flags, MDB_txn **txn)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&s->map_lock);
+		int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+		if (rc == 0)
+			return EVS_OK;
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc != MDB_MAP_RESIZED)
+			return evs__fail_mdb(s, rc, "could not begin transaction");
+		if ((rc = evs__grow(s, true)) != EVS_OK)
+			return rc;
+	}
+}
+
+int evs__read_begin(evs_store *s, MDB_txn **txn)
+{
+	return txn_begin(s, MDB_RDONLY, txn);
+}
+
+int evs__write_begin(evs_store *s, MDB_txn **txn)
+{
+	if (s->opts.read_only)
+		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
+	return txn_begin(s, 0, txn);
+}
+
+void evs__read_end(evs_store *s, MDB_txn *txn)
+{
+	if (txn == NULL)
+		return;
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+int evs_head(evs_store *s, evs_store_info *h)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
+
+	if (s == NULL || h == NULL)
+		return EVS_INVALID;
+	memset(h, 0, sizeof *h);
+	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
+		return rc;
+	rc = mdb_cursor_open(txn, s->time, &c);
+	if (!rc) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		if (rc == 0 && k.mv_size == 8 && v.mv_size == 8) {
+			h->last_recorded_at = (int64_t)evs__get_u64(k.mv_data);
+			h->last_position = evs__get_u64(v.mv_data);
+		} else if (rc == 0) {
+			rc = MDB_CORRUPTED;
+		} else if (rc == MDB_NOTFOUND) {
+			rc = 0;
+		}
+		mdb_cursor_close(c);
+	}
+	k.mv_size = strlen(EVS__META_STREAMS);
+	k.mv_data = EVS__META_STREAMS;
+	if (!rc && mdb_get(txn, s->meta, &k, &v) == 0 && v.mv_size == 8)
+		h->streams = evs__get_u64(v.mv_data);
+	mdb_env_info(s->env, &info);
+	mdb_env_stat(s->env, &st);
+	h->map_size = info.me_mapsize;
+	h->used_bytes = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+	evs__read_end(s, txn);
+	return rc ? evs__fail_mdb(s, rc, "could not read store head") : EVS_OK;
+}

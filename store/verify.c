@@ -1,0 +1,247 @@
+/*
+ * verify.c - check every index against the event log.
+ *
+ * One read snapshot; four walks:
+ *   events     positions 1..N gap-free, records decode, recorded_at
+ *              non-decreasing, each event found in "streams" and
+ *              "event_ids" at its position, commit boundaries in "time";
+ *   streams    versions 1..V contiguous per stream, each entry pointing
+ *              at an event of that stream and version; the stream count;
+ *   event_ids  as many ids as events, each pointing at its event;
+ *   time       each entry names the last event of a commit.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct vctx {
+	evs_problem_fn fn;
+	void *ctx;
+	uint64_t problems;
+} vctx;
+
+static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(vctx *v, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	v->problems++;
+	if (v->fn == NULL || v->problems > 1000)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	v->fn(v->ctx, buf);
+}
+
+static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
+{
+	uint8_t pk[8];
+	MDB_val k = { 8, pk }, v;
+
+	evs__put_u64(pk, pos);
+	return mdb_get(txn, s->events, &k, &v) == 0 &&
+	       evs__record_decode(v.mv_data, v.mv_size, pos, ev);
+}
+
+#define ULL(x) ((unsigned long long)(x))
+
+static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
+{
+	MDB_cursor *c, *sc;
+	MDB_val k, v;
+	uint64_t expect = 1;
+	int64_t prev_rec = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->events, &c)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->streams, &sc)) != 0) {
+		mdb_cursor_close(c);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		evs_event ev;
+		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
+
+		(*count)++;
+		if (pos != expect)
+			problem(vc, "events: position %llu found where %llu was expected", ULL(pos),
+			        ULL(expect));
+		expect = pos + 1;
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+			problem(vc, "events: record at position %llu does not decode", ULL(pos));
+			continue;
+		}
+		if (ev.recorded_at < prev_rec)
+			problem(vc, "events: recorded_at goes back at position %llu", ULL(pos));
+		if (pos > 1 && ev.recorded_at != prev_rec) {
+			/* a commit ended at pos - 1 */
+			uint8_t tk[8];
+			MDB_val tkv = { 8, tk }, tv;
+			evs__put_u64(tk, (uint64_t)prev_rec);
+			if (mdb_get(txn, s->time, &tkv, &tv) != 0 || tv.mv_size != 8 ||
+			    evs__get_u64(tv.mv_data) != pos - 1)
+				problem(vc, "time: no entry for the commit ending at position %llu",
+				        ULL(pos - 1));
+		}
+		prev_rec = ev.recorded_at;
+
+		uint8_t want[16];
+		evs__put_u64(want, ev.version);
+		evs__put_u64(want + 8, pos);
+		MDB_val sk = { ev.stream.len, (void *)ev.stream.ptr }, sv = { 16, want };
+		if (mdb_cursor_get(sc, &sk, &sv, MDB_GET_BOTH) != 0)
+			problem(vc, "streams: \"%.*s\" version %llu at position %llu is not indexed",
+			        (int)ev.stream.len, ev.stream.ptr, ULL(ev.version), ULL(pos));
+
+		MDB_val ik = { 16, ev.id }, iv;
+		if (mdb_get(txn, s->ids, &ik, &iv) != 0 || iv.mv_size != 8 ||
+		    evs__get_u64(iv.mv_data) != pos)
+			problem(vc, "event_ids: id of position %llu is not indexed to it", ULL(pos));
+	}
+	if (rc == MDB_NOTFOUND && expect > 1) {
+		uint8_t tk[8];
+		MDB_val tkv = { 8, tk }, tv;
+		evs__put_u64(tk, (uint64_t)prev_rec);
+		if (mdb_get(txn, s->time, &tkv, &tv) != 0 || tv.mv_size != 8 ||
+		    evs__get_u64(tv.mv_data) != expect - 1)
+			problem(vc, "time: no entry for the last commit (position %llu)",
+			        ULL(expect - 1));
+	}
+	mdb_cursor_close(sc);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t entries = 0, streams = 0, version = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		evs_event ev;
+		size_t dups = 0;
+
+		mdb_cursor_count(c, &dups);
+		if (v.mv_size != 16) {
+			problem(vc, "streams: malformed entry");
+			continue;
+		}
+		uint64_t ver = evs__get_u64(v.mv_data), pos = evs__get_u64((uint8_t *)v.mv_data + 8);
+		entries++;
+		if (ver == 1) {
+			streams++;
+			version = 0;
+		}
+		if (ver != version + 1)
+			problem(vc, "streams: \"%.*s\" jumps from version %llu to %llu",
+			        (int)k.mv_size, (char *)k.mv_data, ULL(version), ULL(ver));
+		version = ver;
+		if (!event_at(s, txn, pos, &ev) || ev.version != ver || ev.stream.len != k.mv_size ||
+		    memcmp(ev.stream.ptr, k.mv_data, k.mv_size) != 0)
+			problem(vc, "streams: \"%.*s\" version %llu points at position %llu, "
+			        "which is not that event", (int)k.mv_size, (char *)k.mv_data,
+			        ULL(ver), ULL(pos));
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (entries != events)
+		problem(vc, "streams: %llu entries for %llu events", ULL(entries), ULL(events));
+
+	MDB_val mk = { strlen(EVS__META_STREAMS), EVS__META_STREAMS }, mv;
+	uint64_t counted = 0;
+	if (mdb_get(txn, s->meta, &mk, &mv) == 0 && mv.mv_size == 8)
+		counted = evs__get_u64(mv.mv_data);
+	if (counted != streams)
+		problem(vc, "meta: stream count is %llu, found %llu streams", ULL(counted),
+		        ULL(streams));
+	return 0;
+}
+
+static int walk_ids(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->ids, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		evs_event ev;
+		n++;
+		uint64_t pos = v.mv_size == 8 ? evs__get_u64(v.mv_data) : 0;
+		if (k.mv_size != 16 || !event_at(s, txn, pos, &ev) || memcmp(ev.id, k.mv_data, 16))
+			problem(vc, "event_ids: an id points at position %llu, which has another id",
+			        ULL(pos));
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (n != events)
+		problem(vc, "event_ids: %llu ids for %llu events", ULL(n), ULL(events));
+	return 0;
+}
+
+static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t prev_pos = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->time, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		evs_event ev, next;
+		if (k.mv_size != 8 || v.mv_size != 8) {
+			problem(vc, "time: malformed entry");
+			continue;
+		}
+		uint64_t t = evs__get_u64(k.mv_data), pos = evs__get_u64(v.mv_data);
+		if (pos <= prev_pos)
+			problem(vc, "time: positions do not rise at position %llu", ULL(pos));
+		prev_pos = pos;
+		if (!event_at(s, txn, pos, &ev) || (uint64_t)ev.recorded_at != t)
+			problem(vc, "time: entry for position %llu does not match its event", ULL(pos));
+		else if (event_at(s, txn, pos + 1, &next) && (uint64_t)next.recorded_at == t)
+			problem(vc, "time: entry for position %llu is not the end of its commit",
+			        ULL(pos));
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int evs_verify(evs_store *s, evs_problem_fn fn, void *ctx, uint64_t *problems)
+{
+	vctx vc = { fn, ctx, 0 };
+	MDB_txn *txn;
+	uint64_t events = 0;
+	int rc;
+
+	if (s == NULL)
+		return EVS_INVALID;
+	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
+		return rc;
+	if ((rc = walk_events(s, txn, &vc, &events)) == 0 &&
+	    (rc = walk_streams(s, txn, &vc, events)) == 0 &&
+	    (rc = walk_ids(s, txn, &vc, events)) == 0)
+		rc = walk_time(s, txn, &vc);
+	evs__read_end(s, txn);
+	if (problems)
+		*problems = vc.problems;
+	return rc ? evs__fail_mdb(s, rc, "could not verify") : EVS_OK;
+}
