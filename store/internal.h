@@ -83,9 +83,9 @@ struct evs_store {
 	 */
 	pthread_rwlock_t map_lock;
 
-	/* Group commit: callers queue requests; one leader commits them. */
+	/* Group commit: callers queue requests; one leader commits them
+	 * (append.c). */
 	pthread_mutex_t gc_mu;
-	pthread_cond_t gc_cv;
 	struct evs__req *queue_head, *queue_tail;
 	bool leader_active;
 
@@ -114,6 +114,8 @@ int evs__write_begin(evs_store *s, MDB_txn **txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
+/* Finish a durable commit: 0 or an errno (see store.c). */
+int evs__sync_meta(evs_store *s);
 int64_t evs__now_ns(void);
 int evs__check_name(const char *name, size_t *len);
 

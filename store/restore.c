@@ -186,6 +186,8 @@ int evs_restore(evs_store *s, const evs_event *events, size_t n)
 		if (rc == 0 && code == EVS_OK && wrote) {
 			rc = mdb_txn_commit(txn);
 			pthread_rwlock_unlock(&s->map_lock);
+			if (rc == 0)
+				rc = evs__sync_meta(s);
 		} else {
 			evs__read_end(s, txn);
 		}

@@ -112,6 +112,8 @@ static int open_dbs(evs_store *s, bool create)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
+		if (!rc)
+			rc = evs__sync_meta(s);
 		if (rc)
 			return evs__fail_mdb(NULL, rc, "could not write store format");
 		return EVS_OK;
@@ -183,7 +185,6 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	s->notify.fd = -1;
 	pthread_rwlock_init(&s->map_lock, NULL);
 	pthread_mutex_init(&s->gc_mu, NULL);
-	pthread_cond_init(&s->gc_cv, NULL);
 	if (s->path == NULL) {
 		rc = evs__fail(NULL, EVS_NOMEM, "out of memory");
 		goto fail;
@@ -213,7 +214,8 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	mdb_env_set_maxdbs(s->env, 8);
 	mdb_env_set_maxreaders(s->env, s->opts.max_readers);
 	mdb_env_set_mapsize(s->env, s->opts.map_size);
-	if (s->opts.sync == EVS_SYNC_META)
+	/* EVS_SYNC_FULL syncs the meta page itself: see evs__sync_meta() */
+	if (s->opts.sync == EVS_SYNC_META || s->opts.sync == EVS_SYNC_FULL)
 		flags |= MDB_NOMETASYNC;
 	else if (s->opts.sync == EVS_SYNC_NONE)
 		flags |= MDB_NOSYNC;
@@ -262,7 +264,6 @@ void evs_close(evs_store *s)
 	evs__notify_close(&s->notify);
 	if (s->env)
 		mdb_env_close(s->env);
-	pthread_cond_destroy(&s->gc_cv);
 	pthread_mutex_destroy(&s->gc_mu);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->path);
@@ -298,6 +299,21 @@ int evs__grow(evs_store *s, bool adopt)
 	}
 	pthread_rwlock_unlock(&s->map_lock);
 	return rc ? evs__fail_mdb(s, rc, "could not grow the map") : EVS_OK;
+}
+
+/*
+ * A durable store is opened with MDB_NOMETASYNC, so mdb_txn_commit() syncs
+ * the data pages and writes the meta page, and this syncs the meta page:
+ * the same two syncs in the same order as LMDB's default, but the second
+ * runs after LMDB's writer lock is released, so the next commit group
+ * builds its transaction meanwhile. Nobody is told "committed" before it
+ * returns.
+ */
+int evs__sync_meta(evs_store *s)
+{
+	if (s->opts.sync != EVS_SYNC_FULL)
+		return 0;
+	return mdb_env_sync(s->env, 1);
 }
 
 static int txn_begin(evs_store *s, unsigned flags, MDB_txn **txn)

@@ -210,7 +210,7 @@ struct cli_lines {
 void cli_lines_init(struct cli_lines *r, FILE *f);
 void cli_lines_free(struct cli_lines *r);
 /* Next non-blank line, without its "\n" or "\r\n", NUL-terminated:
- * 1 and *line/*len set, 0 at end of input, -1 after printing an error
+ * 1 and (*line, *len) set, 0 at end of input, -1 after printing an error
  * (line too long, NUL byte, read error). The line is valid until the
  * next call. */
 int cli_lines_next(struct cli_lines *r, char **line, size_t *len);
@@ -219,8 +219,9 @@ int cli_lines_next(struct cli_lines *r, char **line, size_t *len);
  * event_json.c: events as JSON Lines and back
  * ------------------------------------------------------------------- */
 
-/* One event as a JSON object line (with "\n") appended to b. */
-void cli_event_to_json(struct jbuf *b, const evs_event *ev);
+/* One event as a JSON object line (with "\n") appended to b; -1 after
+ * printing an error if its stream or type is not UTF-8. */
+int cli_event_to_json(struct jbuf *b, const evs_event *ev);
 
 /* An event read from a JSON line, owning its memory. */
 struct cli_event {
@@ -261,8 +262,9 @@ enum {
 
 void cli_event_init(struct cli_event *e);
 void cli_event_free(struct cli_event *e);
-/* Fill e from a JSON object; fields outside `allowed` are refused. On
- * error returns -1 with a message in err. */
+/* Fill e from a JSON object; fields outside `allowed` are refused. A
+ * missing data or metadata becomes the empty map. On error returns -1
+ * with a message in err. */
 int cli_event_from_json(struct cli_event *e, json_object *obj,
                         unsigned allowed, char *err, size_t errlen);
 /* Parse a JSON payload object (data or metadata) into a packed buffer. */

@@ -162,7 +162,7 @@ json_object *cli_json_parse(const char *text, size_t n, char *err,
 		/* a bare number needs a terminator to end */
 		obj = json_tokener_parse_ex(tok, "", 1);
 		jerr = json_tokener_get_error(tok);
-		if (!obj && jerr == json_tokener_continue) {
+		if (!obj) {
 			snprintf(err, errlen, "unexpected end of JSON input");
 			goto out;
 		}

@@ -48,6 +48,15 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* v as exactly n decimal digits (v < 10^n) */
+static void put_digits(char *out, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		out[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void cli_time_format(int64_t ns, char out[CLI_TIME_LEN])
 {
 	int64_t secs = ns / NS_PER_SEC, frac = ns % NS_PER_SEC;
@@ -65,9 +74,21 @@ void cli_time_format(int64_t ns, char out[CLI_TIME_LEN])
 		days--;
 	}
 	civil_from_days(days, &y, &m, &d);
-	snprintf(out, CLI_TIME_LEN, "%04d-%02u-%02uT%02d:%02d:%02d.%09dZ",
-	         (int)y, m, d, (int)(sod / 3600), (int)(sod / 60 % 60),
-	         (int)(sod % 60), (int)frac);
+	put_digits(out, (uint64_t)y, 4);            /* 1677..2262 */
+	out[4] = '-';
+	put_digits(out + 5, m, 2);
+	out[7] = '-';
+	put_digits(out + 8, d, 2);
+	out[10] = 'T';
+	put_digits(out + 11, (uint64_t)(sod / 3600), 2);
+	out[13] = ':';
+	put_digits(out + 14, (uint64_t)(sod / 60 % 60), 2);
+	out[16] = ':';
+	put_digits(out + 17, (uint64_t)(sod % 60), 2);
+	out[19] = '.';
+	put_digits(out + 20, (uint64_t)frac, 9);
+	out[29] = 'Z';
+	out[30] = '\0';
 }
 
 /* n decimal digits at s[*i]; -1 if any is not a digit */

@@ -1,0 +1,23 @@
+# Sourced by the scripts: install the Debian 12 packages evstore needs.
+# Installs only what is missing; uses sudo when not root.
+
+EVS_PACKAGES=(
+  gcc libc6-dev pkg-config meson ninja-build git ca-certificates
+  liblmdb-dev lmdb-utils libmsgpack-dev libjson-c-dev uuid-dev
+  check libsubunit-dev
+  python3 python3-lmdb python3-msgpack
+)
+
+evs_install_deps() {
+  local missing=() p
+  for p in "${EVS_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

@@ -1,0 +1,115 @@
+/*
+ * cmd_head.c - "evs head" and "evs stat": where the store or a stream is.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+static int print_store_head(evs_store *store)
+{
+	evs_store_info h;
+	struct jbuf b;
+	int rc = evs_head(store, &h);
+
+	if (rc != EVS_OK) {
+		cli_store_error(store, rc, "could not read the store head");
+		return CLI_EXIT_FAIL;
+	}
+	jb_init(&b);
+	jb_puts(&b, "{\"last_position\":");
+	jb_u64(&b, h.last_position);
+	jb_puts(&b, ",\"last_recorded_at\":");
+	if (h.last_recorded_at != 0)
+		jb_time(&b, h.last_recorded_at);
+	else
+		jb_puts(&b, "null");
+	jb_puts(&b, ",\"streams\":");
+	jb_u64(&b, h.streams);
+	jb_puts(&b, ",\"map_size\":");
+	jb_u64(&b, h.map_size);
+	jb_puts(&b, ",\"used_bytes\":");
+	jb_u64(&b, h.used_bytes);
+	jb_puts(&b, "}\n");
+	jb_write(&b, stdout);
+	jb_free(&b);
+	return CLI_EXIT_OK;
+}
+
+static int print_stream_head(evs_store *store, const char *stream)
+{
+	evs_stream_info h;
+	struct jbuf b;
+	int rc = evs_stream_head(store, stream, &h);
+	int status = CLI_EXIT_OK;
+
+	if (rc == EVS_NOT_FOUND) {
+		h.version = 0;
+		h.last_position = 0;
+	} else if (rc != EVS_OK) {
+		cli_store_error(store, rc, "could not read stream \"%s\"", stream);
+		return CLI_EXIT_FAIL;
+	}
+	jb_init(&b);
+	jb_puts(&b, "{\"stream\":");
+	if (jb_str(&b, stream, strlen(stream)) != 0) {
+		cli_error("stream id \"%s\" is not valid UTF-8", stream);
+		status = CLI_EXIT_FAIL;
+		goto out;
+	}
+	jb_puts(&b, ",\"version\":");
+	jb_u64(&b, h.version);
+	jb_puts(&b, ",\"last_position\":");
+	jb_u64(&b, h.last_position);
+	jb_puts(&b, "}\n");
+	jb_write(&b, stdout);
+out:
+	jb_free(&b);
+	return status;
+}
+
+static int run(struct cli_ctx *ctx, void *state)
+{
+	evs_store *store;
+	int status;
+
+	(void)state;
+	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
+	if (!store)
+		return CLI_EXIT_FAIL;
+	if (ctx->argc == 1)
+		status = print_stream_head(store, ctx->argv[0]);
+	else
+		status = print_store_head(store);
+	evs_close(store);
+	return cli_finish_output(status);
+}
+
+static const struct cli_option no_options[] = { { NULL, NULL, NULL } };
+
+const struct cli_command cli_cmd_head = {
+	.name = "head",
+	.synopsis = "[STREAM]",
+	.summary = "print the head of the store or of a stream",
+	.description =
+		"With STREAM, print {\"stream\":..,\"version\":..,"
+		"\"last_position\":..} (version 0 if the\nstream has no "
+		"events). Without, print the store head as \"evs stat\" does.",
+	.options = no_options,
+	.min_args = 0,
+	.max_args = 1,
+	.run = run,
+};
+
+const struct cli_command cli_cmd_stat = {
+	.name = "stat",
+	.synopsis = "",
+	.summary = "print the store head and size",
+	.description =
+		"Print {\"last_position\":..,\"last_recorded_at\":..,"
+		"\"streams\":..,\"map_size\":..,\n\"used_bytes\":..}; "
+		"last_recorded_at is null while the store is empty.",
+	.options = no_options,
+	.min_args = 0,
+	.max_args = 0,
+	.run = run,
+};
