@@ -86,7 +86,8 @@ extern "C" {
 	XX(PERMISSION, 20, "permission denied")                            \
 	XX(NO_STORE, 21, "store does not exist")                           \
 	XX(FULL, 22, "no space left")                                      \
-	XX(RESTORE_ORDER, 23, "restored event does not continue the store")
+	XX(RESTORE_ORDER, 23, "restored event does not continue the store") \
+	XX(REJECTED, 24, "command rejected")
 
 typedef enum evs_code {
 #define EVS__ENUM(name, value, text) EVS_##name = value,
@@ -365,6 +366,237 @@ typedef void (*evs_problem_fn)(void *ctx, const char *problem);
  */
 int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx,
                uint64_t *problems);
+
+/* =====================================================================
+ * Aggregates
+ *
+ * An aggregate is the state of one stream, rebuilt by folding the stream's
+ * events in version order. A service describes its domain once, as an
+ * evs_aggregate_def: the state (a struct of state_size bytes with optional
+ * init and release), apply (state + event -> state) and decide (state +
+ * command -> new events, or a rejection). evs_execute() then does load ->
+ * decide -> append with the loaded version as the expected version, and on
+ * a version conflict catches up and decides again, a bounded number of
+ * times.
+ *
+ * Snapshots make loads of long streams fast and are never needed for
+ * correctness: a load starts from the newest usable snapshot at or before
+ * the version it wants (same definition name, same snapshot format
+ * version, still matching the stream) and replays the events after it.
+ * Any other snapshot is ignored, so deleting every snapshot changes no
+ * result. evs_execute() stores one when a stream's version crosses a
+ * multiple of snapshot_every; evs_snapshot_take() stores one on demand.
+ *
+ * As of a time or a position: a load can stop at the stream's version as
+ * of a time (the as-of index, see evs_stream_version_at) or a global
+ * position, and then uses only snapshots at or before that version:
+ * exactly the state an auditor would have seen then.
+ *
+ * Callbacks return EVS_OK or an EVS_* code; any other code than EVS_OK is
+ * handed back to the caller of the library function that called them.
+ * apply and the snapshot functions must not call the library (a read
+ * transaction may be open); decide runs with none open and may read the
+ * store (an append of its own would only make its command conflict).
+ * ===================================================================== */
+
+/* Bytes of one snapshot's state, at most. */
+#define EVS_MAX_SNAPSHOT (64u << 20)
+/* evs_execute() attempts when the definition says 0. */
+#define EVS_DEFAULT_ATTEMPTS 16
+
+/*
+ * A growable output buffer owned by the library, handed to snapshot
+ * encoders. evs_sink_write() appends len bytes and returns 0, or -1 when
+ * out of memory or past EVS_MAX_SNAPSHOT. Its signature is msgpack-c's
+ * msgpack_packer_write, so an encoder can pack straight into the sink:
+ *     msgpack_packer_init(&pk, sink, evs_sink_write);
+ */
+typedef struct evs_sink evs_sink;
+int evs_sink_write(void *sink, const char *data, size_t len);
+
+/*
+ * What decide() answers, filled through these calls: zero or more events
+ * to append (in order, atomically), or a rejection. Both copy their
+ * inputs. evs_decision_emit() returns EVS_OK, EVS_INVALID (no type, NULL
+ * payload with a length), EVS_EVENT_TOO_LARGE, EVS_BATCH_TOO_LARGE (more
+ * than the store's max_batch) or EVS_NOMEM; the event is checked in full
+ * by the append. evs_decision_reject() records the message (NULL = none)
+ * and returns EVS_REJECTED, so decide() can end with
+ *     return evs_decision_reject(d, "insufficient funds");
+ * A rejection wins over emitted events: nothing is written.
+ */
+typedef struct evs_decision evs_decision;
+int evs_decision_emit(evs_decision *d, const evs_event_in *event);
+int evs_decision_reject(evs_decision *d, const char *message);
+
+typedef struct evs_aggregate_def {
+	/* Required: 1..EVS_MAX_NAME bytes of UTF-8. Names the definition in
+	 * messages and marks its snapshots (copied). */
+	const char *name;
+	size_t state_size;            /* bytes of the state, > 0 */
+	void *ctx;                    /* handed to every callback */
+
+	/* The initial state (version 0). The state is zeroed before; NULL:
+	 * all zero is the initial state. */
+	int (*init)(void *ctx, void *state);
+	/* Free what the state owns; NULL: it owns nothing. */
+	void (*release)(void *ctx, void *state);
+	/* Required: fold one event into the state. The event is a view
+	 * valid during the call. Events of unknown types should be ignored
+	 * (return EVS_OK) so that old code can load new streams. */
+	int (*apply)(void *ctx, void *state, const evs_event *event);
+	/* Required by evs_execute(): decide a command against the state.
+	 * EVS_OK with the decision filled (no event = nothing to do), or
+	 * EVS_REJECTED through evs_decision_reject(), or a failure. */
+	int (*decide)(void *ctx, const void *state, const void *command,
+	              evs_decision *d);
+
+	/* Snapshots (optional; both functions or neither). */
+	uint32_t snapshot_version;    /* format of encode's output, >= 1 */
+	uint64_t snapshot_every;      /* evs_execute() snapshots when the
+	                                 version crosses a multiple; 0 = never */
+	/* Write the state into out (evs_sink_write). */
+	int (*snapshot_encode)(void *ctx, const void *state, evs_sink *out);
+	/* Read a state written by encode with the same snapshot_version into
+	 * a freshly initialised state. data is valid during the call only.
+	 * A failure makes the load ignore this snapshot (the state is
+	 * released and initialised again) and use an older one or replay. */
+	int (*snapshot_decode)(void *ctx, void *state, const void *data,
+	                       size_t len);
+
+	unsigned max_attempts;        /* evs_execute() decide rounds per call;
+	                                 0 = EVS_DEFAULT_ATTEMPTS */
+} evs_aggregate_def;
+
+/* A definition bound to a store. Immutable once made: any number of
+ * threads may use one handle at once. Free it before closing the store. */
+typedef struct evs_aggregate evs_aggregate;
+
+/* Check and copy def. EVS_INVALID (message says which field) on a bad
+ * definition. */
+int evs_aggregate_new(evs_store *store, const evs_aggregate_def *def,
+                      evs_aggregate **out);
+void evs_aggregate_free(evs_aggregate *agg);
+
+/* Which moment a load reflects; a NULL evs_at means the latest. */
+enum evs_at_kind {
+	EVS_AT_LATEST = 0,
+	EVS_AT_TIME = 1,       /* as of `time`: events recorded at or before */
+	EVS_AT_POSITION = 2    /* as of `position`: events at or before */
+};
+
+typedef struct evs_at {
+	int kind;              /* enum evs_at_kind */
+	int64_t time;
+	uint64_t position;
+} evs_at;
+
+/* What a load reflects and how it got there. */
+typedef struct evs_loaded {
+	uint64_t version;          /* stream version folded; 0 = no events */
+	uint64_t position;         /* global position of that version's event */
+	uint64_t snapshot_version; /* snapshot the load started from; 0 = none */
+	uint64_t replayed;         /* events applied on top of it */
+} evs_loaded;
+
+/*
+ * Load the aggregate of `stream` as of `at` (NULL = latest) into `state`,
+ * caller memory of the definition's state_size bytes. A stream without
+ * events (then) loads as the initial state at version 0. On EVS_OK the
+ * state must be released with evs_aggregate_release(); on any other code
+ * there is nothing to release. info may be NULL.
+ * Outcomes: EVS_BAD_STREAM. Failures: EVS_CORRUPT, EVS_IO, EVS_NOMEM, and
+ * whatever init or apply returned.
+ */
+int evs_aggregate_load(evs_aggregate *agg, const char *stream,
+                       const evs_at *at, void *state, evs_loaded *info);
+/* Release a loaded state (the definition's release); accepts NULL. */
+void evs_aggregate_release(evs_aggregate *agg, void *state);
+
+typedef struct evs_execute_result {
+	uint64_t version;          /* stream version after the command (the
+	                              loaded one when nothing was appended) */
+	uint64_t first_position;   /* of the appended events; 0 = none */
+	uint64_t last_position;
+	size_t events;             /* events appended */
+	unsigned attempts;         /* decide rounds: 1 + conflicts retried */
+	int idempotent;            /* the events' ids were stored before: an
+	                              exact retry, answered as the original */
+} evs_execute_result;
+
+/*
+ * Execute a command on the aggregate of `stream`: load it (snapshot, then
+ * the events after it), decide, and append the decided events expecting
+ * the loaded version. On a version conflict fold the events that won and
+ * decide again, at most max_attempts rounds in all. `command` is handed to
+ * decide() as is. result may be NULL.
+ *
+ * Outcomes:
+ *   EVS_OK             appended (result says where), or nothing to do
+ *   EVS_REJECTED       decide() rejected the command; evs_errmsg() is
+ *                      its message; nothing written
+ *   EVS_WRONG_VERSION  still conflicting after max_attempts rounds;
+ *                      result->version is the last version seen; nothing
+ *                      written by this call
+ *   the bad-input codes of evs_append() for decided events
+ * Failures: those of evs_aggregate_load() and evs_append(), and whatever
+ * decide() returned.
+ */
+int evs_execute(evs_aggregate *agg, const char *stream, const void *command,
+                evs_execute_result *result);
+
+/* Load the latest state and store a snapshot of it (unless the load
+ * started from a snapshot at that very version). EVS_INVALID if the
+ * definition has no snapshot functions; info may be NULL. */
+int evs_snapshot_take(evs_aggregate *agg, const char *stream,
+                      evs_loaded *info);
+
+/* Delete this definition's snapshots of `stream` (NULL = every stream)
+ * that it cannot use (another format version, or no longer matching the
+ * stream), and of the usable ones all but the newest `keep` per stream.
+ * Snapshots of other definitions are left alone. */
+int evs_snapshot_prune(evs_aggregate *agg, const char *stream,
+                       uint64_t keep, uint64_t *removed);
+
+/* Delete every snapshot of `stream` (NULL = of every stream), of any
+ * definition. Changes no load's result, only its speed. */
+int evs_snapshot_clear(evs_store *store, const char *stream,
+                       uint64_t *removed);
+
+/* ---------------------------------------------------------------------
+ * The generic aggregate: every stream has it, without code. Its state is
+ * the RFC 7386 JSON merge patch fold of the stream's events' data maps,
+ * starting from the empty map: a key with nil removes the key, a map
+ * merges into a map, anything else replaces. On msgpack, map keys match
+ * when they are equal msgpack values (strings byte for byte); new keys
+ * come after the existing ones, in patch order. Its snapshots are marked
+ * "evs.merge-patch" (format version 1).
+ * ------------------------------------------------------------------- */
+
+typedef struct evs_state {
+	void *data;                /* one msgpack value (a map for states);
+	                              owned: evs_state_free() */
+	size_t len;
+	uint64_t version;          /* stream version it reflects; 0 = none */
+	uint64_t position;         /* position of that version's event */
+} evs_state;
+
+/* The generic state of `stream` as of `at` (NULL = latest). A stream
+ * without events (then) is the empty map at version 0. Outcomes:
+ * EVS_BAD_STREAM; failures: EVS_CORRUPT (an event's data does not
+ * decode), EVS_IO, EVS_NOMEM. */
+int evs_state_load(evs_store *store, const char *stream, const evs_at *at,
+                   evs_state *out);
+/* Free out->data and zero it; accepts NULL. */
+void evs_state_free(evs_state *state);
+/* Store a snapshot of the latest generic state of `stream`. */
+int evs_state_snapshot(evs_store *store, const char *stream);
+
+/* RFC 7386 on msgpack: out = merge_patch(target, patch). target may be
+ * NULL (length 0): no value. Both must be one well-formed msgpack value
+ * each (EVS_BAD_DATA otherwise). out->version and position are 0. */
+int evs_merge_patch(const void *target, size_t target_len, const void *patch,
+                    size_t patch_len, evs_state *out);
 
 #ifdef __cplusplus
 }

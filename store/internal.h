@@ -73,6 +73,7 @@ struct evs__req;
 struct evs_store {
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time;
+	MDB_dbi snapshots;        /* 0: absent (older store opened read-only) */
 	char *path;
 	evs_options opts;
 

@@ -96,6 +96,18 @@ static int open_dbs(evs_store *s, bool create)
 			                 "could not open store \"%s\": not an evstore store", s->path);
 		return evs__fail_mdb(NULL, rc, "could not open sub-databases");
 	}
+	/*
+	 * Aggregate snapshots (snapshot.c) came within format 1: older
+	 * libraries never open them. A writable open creates the sub-database;
+	 * an older store opened read-only has none, marked by dbi 0.
+	 */
+	rc = mdb_dbi_open(txn, "snapshots", s->opts.read_only ? 0 : MDB_CREATE, &s->snapshots);
+	if (rc == MDB_NOTFOUND) {
+		s->snapshots = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"snapshots\"");
+	}
 
 	MDB_val k = { strlen(EVS__META_FORMAT), EVS__META_FORMAT }, v;
 	rc = mdb_get(txn, s->meta, &k, &v);

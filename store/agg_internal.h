@@ -1,0 +1,55 @@
+/*
+ * agg_internal.h - what aggregate.c, snapshot.c and merge_patch.c share
+ * (evs__ names). Nothing here is part of the public API.
+ */
+#ifndef EVS_AGG_INTERNAL_H
+#define EVS_AGG_INTERNAL_H
+
+#include "internal.h"
+
+/* The growable buffer behind evs_sink_write(); `limit` bytes at most. */
+struct evs_sink {
+	uint8_t *ptr;
+	size_t len, cap, limit;
+	bool nomem, too_large;
+};
+
+/* A definition bound to a store (see evs_aggregate_new). */
+struct evs_aggregate {
+	evs_store *s;
+	evs_aggregate_def def;        /* def.name points at name */
+	char name[EVS_MAX_NAME + 1];
+	size_t name_len;
+	bool snapshots;               /* the definition can encode and decode */
+};
+
+/* Check def and fill *a (no allocation: the built-in aggregate lives on
+ * the stack). */
+int evs__aggregate_init(evs_aggregate *a, evs_store *s, const evs_aggregate_def *def);
+
+/* The initial state into state_size bytes (zeroed first). */
+int evs__state_init(evs_aggregate *a, void *state);
+void evs__state_release(evs_aggregate *a, void *state);
+
+/* ---- snapshot.c --------------------------------------------------------- */
+
+/*
+ * Decode the newest usable snapshot of `stream` with version <= max_version
+ * into `state` (initialised on entry, and again after any failed decode).
+ * *version and *position stay 0 when there is none.
+ */
+int evs__snapshot_load(evs_aggregate *a, const char *stream, size_t slen,
+                       uint64_t max_version, void *state, uint64_t *version,
+                       uint64_t *position);
+
+/* Encode `state` (the stream at version/position) and store it in its own
+ * durable write transaction. */
+int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen,
+                        uint64_t version, uint64_t position, const void *state);
+
+/* ---- merge_patch.c ------------------------------------------------------ */
+
+/* The built-in merge-patch definition (name "evs.merge-patch"). */
+extern const evs_aggregate_def evs__merge_patch_def;
+
+#endif /* EVS_AGG_INTERNAL_H */

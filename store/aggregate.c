@@ -1,0 +1,542 @@
+/*
+ * aggregate.c - aggregates: load (snapshot + replay), decide, execute.
+ *
+ * Load. The state starts from the newest usable snapshot at or before the
+ * wanted version (snapshot.c), else from init(), and the stream's events
+ * after it are folded with apply() through an ordinary stream iterator.
+ * "Latest" needs no head lookup: the replay runs to the iterator's end. "As
+ * of" first turns the time or position into the stream's version then (the
+ * as-of index) and replays exactly up to it, so a later event or a later
+ * snapshot can never leak into the answer.
+ *
+ * Execute. load -> decide -> evs_append(expected = loaded version). The
+ * append's expected-version check is the only concurrency control: a
+ * command decided on a stale state is refused as a whole with
+ * EVS_WRONG_VERSION. The state is then caught up by folding just the
+ * events that won (events never change, so the state at version v plus
+ * events v+1.. is the state at the new version), and decide runs again,
+ * at most max_attempts rounds. From the third round on a short random
+ * sleep spreads contenders out; it is a back-off, not a synchronisation.
+ *
+ * Snapshots after execute. When the appended events carry the version
+ * across a multiple of snapshot_every, the new events are read back (so
+ * apply sees their real positions and recorded_at) and folded, and the
+ * state is stored in its own transaction. A failure there is logged and
+ * otherwise ignored: snapshots only make loads faster.
+ *
+ * Nothing here holds a read transaction across an append: iterators are
+ * freed before evs_append() and before a snapshot is written.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agg_internal.h"
+
+/* ---- definitions -------------------------------------------------------- */
+
+int evs__aggregate_init(evs_aggregate *a, evs_store *s, const evs_aggregate_def *def)
+{
+	size_t len;
+
+	if (s == NULL || def == NULL)
+		return EVS_INVALID;
+	if (evs__check_name(def->name, &len) != 1)
+		return evs__fail(s, EVS_INVALID,
+		                 "aggregate definition: name must be 1 to %d bytes of UTF-8",
+		                 EVS_MAX_NAME);
+	if (def->state_size == 0)
+		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": state_size is 0", def->name);
+	if (def->apply == NULL)
+		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": apply is required", def->name);
+	if ((def->snapshot_encode == NULL) != (def->snapshot_decode == NULL))
+		return evs__fail(s, EVS_INVALID,
+		                 "aggregate \"%s\": snapshot_encode and snapshot_decode go together",
+		                 def->name);
+	if (def->snapshot_encode && def->snapshot_version == 0)
+		return evs__fail(s, EVS_INVALID,
+		                 "aggregate \"%s\": snapshot_version must be at least 1", def->name);
+	if (def->snapshot_every && def->snapshot_encode == NULL)
+		return evs__fail(s, EVS_INVALID,
+		                 "aggregate \"%s\": snapshot_every needs snapshot functions", def->name);
+	memset(a, 0, sizeof *a);
+	a->s = s;
+	a->def = *def;
+	memcpy(a->name, def->name, len + 1);
+	a->name_len = len;
+	a->def.name = a->name;
+	a->snapshots = def->snapshot_encode != NULL;
+	return EVS_OK;
+}
+
+int evs_aggregate_new(evs_store *s, const evs_aggregate_def *def, evs_aggregate **out)
+{
+	evs_aggregate *a;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (s == NULL || def == NULL || out == NULL)
+		return EVS_INVALID;
+	a = malloc(sizeof *a);
+	if (a == NULL)
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	if ((rc = evs__aggregate_init(a, s, def)) != EVS_OK) {
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return EVS_OK;
+}
+
+void evs_aggregate_free(evs_aggregate *a)
+{
+	free(a);
+}
+
+int evs__state_init(evs_aggregate *a, void *state)
+{
+	int rc;
+
+	memset(state, 0, a->def.state_size);
+	if (a->def.init == NULL)
+		return EVS_OK;
+	rc = a->def.init(a->def.ctx, state);
+	if (rc != EVS_OK)
+		return evs__fail(a->s, rc, "aggregate \"%s\": init failed: %s", a->name,
+		                 evs_strerror(rc));
+	return EVS_OK;
+}
+
+void evs__state_release(evs_aggregate *a, void *state)
+{
+	if (a->def.release)
+		a->def.release(a->def.ctx, state);
+}
+
+void evs_aggregate_release(evs_aggregate *a, void *state)
+{
+	if (a && state)
+		evs__state_release(a, state);
+}
+
+/* ---- sinks (snapshot encoders write into these) ------------------------- */
+
+int evs_sink_write(void *sink, const char *data, size_t len)
+{
+	struct evs_sink *k = sink;
+
+	if (k == NULL || k->nomem || k->too_large)
+		return -1;
+	if (len > k->limit - k->len) {
+		k->too_large = true;
+		return -1;
+	}
+	if (len > k->cap - k->len) {
+		size_t cap = k->cap ? k->cap : 256;
+		while (cap - k->len < len)
+			cap = cap > k->limit / 2 ? k->limit : cap * 2;
+		uint8_t *p = realloc(k->ptr, cap);
+		if (p == NULL) {
+			k->nomem = true;
+			return -1;
+		}
+		k->ptr = p;
+		k->cap = cap;
+	}
+	if (len)
+		memcpy(k->ptr + k->len, data, len);
+	k->len += len;
+	return 0;
+}
+
+/* ---- decisions ---------------------------------------------------------- */
+
+struct evs_decision {
+	evs_store *s;
+	evs_event_in *events;
+	void **blocks;            /* one copy per event: type, data, metadata */
+	size_t n, cap;
+	bool rejected;
+	int emit_rc;              /* last failure of evs_decision_emit */
+	char msg[512];
+};
+
+static void decision_reset(evs_decision *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->blocks[i]);
+	d->n = 0;
+	d->rejected = false;
+	d->emit_rc = EVS_OK;
+	d->msg[0] = 0;
+}
+
+static void decision_free(evs_decision *d)
+{
+	decision_reset(d);
+	free(d->events);
+	free(d->blocks);
+}
+
+static int emit(evs_decision *d, const evs_event_in *ev);
+
+int evs_decision_emit(evs_decision *d, const evs_event_in *ev)
+{
+	int rc;
+
+	if (d == NULL)
+		return EVS_INVALID;
+	if ((rc = emit(d, ev)) != EVS_OK)
+		d->emit_rc = rc;
+	return rc;
+}
+
+static int emit(evs_decision *d, const evs_event_in *ev)
+{
+	size_t tlen;
+	uint8_t *block;
+
+	if (ev == NULL || ev->type == NULL)
+		return evs__fail(d->s, EVS_INVALID, "decided event %zu has no type", d->n);
+	if ((ev->data == NULL && ev->data_len) || (ev->metadata == NULL && ev->metadata_len))
+		return evs__fail(d->s, EVS_INVALID, "decided event %zu: NULL payload with a length",
+		                 d->n);
+	tlen = strnlen(ev->type, EVS_MAX_NAME + 1);
+	if (tlen == 0 || tlen > EVS_MAX_NAME)
+		return evs__fail(d->s, EVS_BAD_TYPE, "decided event %zu: type is empty or longer "
+		                 "than %d bytes", d->n, EVS_MAX_NAME);
+	if (ev->data_len > d->s->opts.max_event_size ||
+	    ev->metadata_len > d->s->opts.max_event_size - ev->data_len)
+		return evs__fail(d->s, EVS_EVENT_TOO_LARGE,
+		                 "decided event %zu: data and metadata exceed %zu bytes", d->n,
+		                 d->s->opts.max_event_size);
+	if (d->n >= d->s->opts.max_batch)
+		return evs__fail(d->s, EVS_BATCH_TOO_LARGE,
+		                 "decision has more than %zu events", d->s->opts.max_batch);
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 4;
+		evs_event_in *e = realloc(d->events, cap * sizeof *e);
+		if (e == NULL)
+			return evs__fail(d->s, EVS_NOMEM, "out of memory");
+		d->events = e;
+		void **b = realloc(d->blocks, cap * sizeof *b);
+		if (b == NULL)
+			return evs__fail(d->s, EVS_NOMEM, "out of memory");
+		d->blocks = b;
+		d->cap = cap;
+	}
+	block = malloc(tlen + 1 + ev->data_len + ev->metadata_len);
+	if (block == NULL)
+		return evs__fail(d->s, EVS_NOMEM, "out of memory");
+	evs_event_in *e = &d->events[d->n];
+	*e = *ev;
+	memcpy(block, ev->type, tlen);
+	block[tlen] = 0;
+	e->type = (const char *)block;
+	if (ev->data_len) {
+		memcpy(block + tlen + 1, ev->data, ev->data_len);
+		e->data = block + tlen + 1;
+	}
+	if (ev->metadata_len) {
+		memcpy(block + tlen + 1 + ev->data_len, ev->metadata, ev->metadata_len);
+		e->metadata = block + tlen + 1 + ev->data_len;
+	}
+	d->blocks[d->n++] = block;
+	return EVS_OK;
+}
+
+int evs_decision_reject(evs_decision *d, const char *message)
+{
+	if (d == NULL)
+		return EVS_REJECTED;
+	d->rejected = true;
+	snprintf(d->msg, sizeof d->msg, "%s", message && *message ? message : "command rejected");
+	return EVS_REJECTED;
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+/*
+ * Fold the events after *version (at most `limit`, 0 = to the end) into
+ * state, advancing *version, *position and *count.
+ */
+static int replay(evs_aggregate *a, const char *stream, uint64_t limit, void *state,
+                  uint64_t *version, uint64_t *position, uint64_t *count)
+{
+	evs_iter *it;
+	evs_event ev;
+	int rc;
+
+	rc = evs_read_stream(a->s, stream, *version + 1, EVS_FORWARD, (size_t)limit, &it);
+	if (rc != EVS_OK)
+		return rc;
+	while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+		if (ev.version != *version + 1) {
+			rc = evs__fail(a->s, EVS_CORRUPT,
+			               "stream \"%s\": version %llu follows version %llu", stream,
+			               (unsigned long long)ev.version, (unsigned long long)*version);
+			break;
+		}
+		rc = a->def.apply(a->def.ctx, state, &ev);
+		if (rc != EVS_OK) {
+			rc = evs__fail(a->s, rc,
+			               "aggregate \"%s\": apply failed on version %llu of stream \"%s\" "
+			               "(type \"%.*s\"): %s", a->name, (unsigned long long)ev.version,
+			               stream, (int)ev.type.len, ev.type.ptr, evs_strerror(rc));
+			break;
+		}
+		*version = ev.version;
+		*position = ev.position;
+		(*count)++;
+	}
+	evs_iter_free(it);
+	return rc == EVS_END ? EVS_OK : rc;
+}
+
+/* Load into `state` (state_size bytes, uninitialised). On failure the state
+ * holds nothing. */
+static int load(evs_aggregate *a, const char *stream, size_t slen, const evs_at *at,
+                void *state, evs_loaded *info)
+{
+	bool latest = at == NULL || at->kind == EVS_AT_LATEST;
+	uint64_t target = 0, target_pos = 0;
+	int rc;
+
+	memset(info, 0, sizeof *info);
+	if (!latest) {
+		if (at->kind == EVS_AT_TIME)
+			rc = evs_stream_version_at(a->s, stream, at->time, &target, &target_pos);
+		else if (at->kind == EVS_AT_POSITION)
+			rc = evs_stream_version_at_position(a->s, stream, at->position, &target,
+			                                    &target_pos);
+		else
+			rc = evs__fail(a->s, EVS_INVALID, "unknown evs_at kind %d", at->kind);
+		if (rc != EVS_OK)
+			return rc;
+	}
+	if ((rc = evs__state_init(a, state)) != EVS_OK)
+		return rc;
+	if (a->snapshots && (latest || target > 0)) {
+		rc = evs__snapshot_load(a, stream, slen, latest ? UINT64_MAX : target, state,
+		                        &info->snapshot_version, &info->position);
+		if (rc != EVS_OK)
+			return rc;   /* snapshot.c released the state */
+	}
+	info->version = info->snapshot_version;
+	if (latest || target > info->version)
+		rc = replay(a, stream, latest ? 0 : target - info->version, state, &info->version,
+		            &info->position, &info->replayed);
+	if (rc == EVS_OK && !latest && (info->version != target || info->position != target_pos))
+		rc = evs__fail(a->s, EVS_CORRUPT,
+		               "stream \"%s\": as-of index says version %llu at position %llu, "
+		               "replay reached version %llu at position %llu", stream,
+		               (unsigned long long)target, (unsigned long long)target_pos,
+		               (unsigned long long)info->version,
+		               (unsigned long long)info->position);
+	if (rc != EVS_OK) {
+		evs__state_release(a, state);
+		memset(info, 0, sizeof *info);
+	}
+	return rc;
+}
+
+static int check_stream(evs_aggregate *a, const char *stream, size_t *slen)
+{
+	int ok = evs__check_name(stream, slen);
+
+	if (ok <= 0)
+		return evs__fail(a->s, EVS_BAD_STREAM, "%s",
+		                 ok == 0 ? "stream id is empty"
+		                 : "stream id is too long or not valid UTF-8");
+	return EVS_OK;
+}
+
+int evs_aggregate_load(evs_aggregate *a, const char *stream, const evs_at *at, void *state,
+                       evs_loaded *info)
+{
+	evs_loaded tmp;
+	size_t slen;
+	int rc;
+
+	if (info)
+		memset(info, 0, sizeof *info);
+	if (a == NULL || state == NULL)
+		return EVS_INVALID;
+	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
+		return rc;
+	return load(a, stream, slen, at, state, info ? info : &tmp);
+}
+
+int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
+{
+	evs_loaded li;
+	size_t slen;
+	void *state;
+	int rc;
+
+	if (info)
+		memset(info, 0, sizeof *info);
+	if (a == NULL)
+		return EVS_INVALID;
+	if (!a->snapshots)
+		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no snapshot functions",
+		                 a->name);
+	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
+		return rc;
+	if ((state = malloc(a->def.state_size)) == NULL)
+		return evs__fail(a->s, EVS_NOMEM, "out of memory");
+	rc = load(a, stream, slen, NULL, state, &li);
+	if (rc == EVS_OK) {
+		if (li.version > 0 && li.snapshot_version != li.version)
+			rc = evs__snapshot_store(a, stream, slen, li.version, li.position, state);
+		evs__state_release(a, state);
+		if (info)
+			*info = li;
+	}
+	free(state);
+	return rc;
+}
+
+/* ---- execute ------------------------------------------------------------ */
+
+/* A short random pause before the third and later rounds: up to 100 us
+ * doubling per round, capped at 10 ms. */
+static void backoff(unsigned attempt)
+{
+	static _Thread_local uint64_t x;
+	struct timespec ts;
+
+	if (attempt < 2)
+		return;
+	if (x == 0) {
+		uint8_t r[16];
+		evs_uuid_v7(r);
+		memcpy(&x, r + 8, 8);
+		x |= 1;
+	}
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	unsigned shift = attempt - 2 < 7 ? attempt - 2 : 7;
+	uint64_t max_us = (uint64_t)100 << shift;
+	if (max_us > 10000)
+		max_us = 10000;
+	uint64_t us = x % max_us + 1;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(us * 1000);
+	nanosleep(&ts, NULL);
+}
+
+/* After the append of events (loaded+1 .. res->version), store a snapshot if
+ * the version crossed a multiple of snapshot_every. */
+static void snapshot_after(evs_aggregate *a, const char *stream, size_t slen, void *state,
+                           evs_loaded *li, const evs_append_result *res)
+{
+	uint64_t every = a->def.snapshot_every, count = 0;
+	int rc;
+
+	if (!a->snapshots || every == 0 || res->idempotent || res->version <= li->version ||
+	    res->version / every == li->version / every)
+		return;
+	rc = replay(a, stream, res->version - li->version, state, &li->version, &li->position,
+	            &count);
+	if (rc == EVS_OK && li->version != res->version)
+		rc = evs__fail(a->s, EVS_CORRUPT, "stream \"%s\": appended version %llu not found",
+		               stream, (unsigned long long)res->version);
+	if (rc == EVS_OK)
+		rc = evs__snapshot_store(a, stream, slen, li->version, li->position, state);
+	if (rc != EVS_OK)
+		evs__log(a->s, EVS_LOG_WARNING, "aggregate \"%s\": no snapshot of stream \"%s\" at "
+		         "version %llu: %s", a->name, stream, (unsigned long long)res->version,
+		         evs_errmsg(a->s));
+}
+
+int evs_execute(evs_aggregate *a, const char *stream, const void *command,
+                evs_execute_result *result)
+{
+	evs_execute_result r;
+	evs_decision d;
+	evs_append_result ar;
+	evs_loaded li;
+	void *state = NULL;
+	bool loaded = false;
+	unsigned max;
+	size_t slen;
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	memset(&d, 0, sizeof d);
+	if (result)
+		memset(result, 0, sizeof *result);
+	if (a == NULL)
+		return EVS_INVALID;
+	if (a->def.decide == NULL)
+		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
+		                 a->name);
+	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
+		return rc;
+	d.s = a->s;
+	max = a->def.max_attempts ? a->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
+	if ((state = malloc(a->def.state_size)) == NULL) {
+		rc = evs__fail(a->s, EVS_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = load(a, stream, slen, NULL, state, &li)) != EVS_OK)
+		goto out;
+	loaded = true;
+
+	for (;;) {
+		r.attempts++;
+		r.version = li.version;
+		decision_reset(&d);
+		rc = a->def.decide(a->def.ctx, state, command, &d);
+		if (rc == EVS_REJECTED || d.rejected) {
+			rc = evs__fail(a->s, EVS_REJECTED, "%s",
+			               d.rejected ? d.msg : "command rejected");
+			break;
+		}
+		if (rc != EVS_OK) {
+			if (rc != d.emit_rc)   /* else evs_decision_emit said why */
+				rc = evs__fail(a->s, rc,
+				               "aggregate \"%s\": decide failed on stream \"%s\": %s",
+				               a->name, stream, evs_strerror(rc));
+			break;
+		}
+		if (d.n == 0)
+			break;   /* nothing to do */
+		rc = evs_append(a->s, stream, li.version, d.events, d.n, &ar);
+		if (rc == EVS_OK) {
+			r.version = ar.version;
+			r.first_position = ar.first_position;
+			r.last_position = ar.last_position;
+			r.events = d.n;
+			r.idempotent = ar.idempotent;
+			snapshot_after(a, stream, slen, state, &li, &ar);
+			break;
+		}
+		if (rc != EVS_WRONG_VERSION)
+			break;
+		r.version = ar.version;
+		if (r.attempts >= max) {
+			rc = evs__fail(a->s, EVS_WRONG_VERSION,
+			               "stream \"%s\": still a version conflict after %u attempts "
+			               "(actual version %llu)", stream, r.attempts,
+			               (unsigned long long)ar.version);
+			break;
+		}
+		uint64_t count = 0;
+		if ((rc = replay(a, stream, 0, state, &li.version, &li.position, &count)) != EVS_OK)
+			break;
+		backoff(r.attempts);
+	}
+out:
+	if (loaded)
+		evs__state_release(a, state);
+	free(state);
+	decision_free(&d);
+	if (result)
+		*result = r;
+	return rc;
+}

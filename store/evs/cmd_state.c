@@ -1,0 +1,155 @@
+/*
+ * cmd_state.c - "evs state": the generic state of a stream, now or as of
+ * a time or a position.
+ *
+ *   evs state STREAM [--as-of TIME | --at-position N]
+ *
+ * prints one line
+ *
+ *   {"stream":"...","version":V,"position":P,"state":{...}}
+ *
+ * where state is the RFC 7386 JSON merge patch fold of the stream's events'
+ * data maps up to version V (evs_state_load), and P is the position of
+ * version V's event (0 and {} when the stream had no events then). A state
+ * holding values JSON cannot show (bin, ext, float32, non-string keys) is
+ * printed as "state_msgpack":"<base64>" instead.
+ *
+ * Wiring: the command is cli_cmd_state (for cli_commands[] in main.c,
+ * declared in cli.h); cmd_state() runs it on its own for callers that
+ * dispatch by function.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+extern const struct cli_command cli_cmd_state;
+int cmd_state(int argc, char **argv);
+
+enum { OPT_AS_OF, OPT_AT_POSITION };
+
+static const struct cli_option options[] = {
+	[OPT_AS_OF] = { "as-of", "TIME", "the state as of TIME (RFC 3339 or "
+	                                 "integer nanoseconds)" },
+	[OPT_AT_POSITION] = { "at-position", "N", "the state as of global "
+	                                          "position N" },
+	{ NULL, NULL, NULL }
+};
+
+struct state_opts {
+	evs_at at;
+	const char *text;          /* the --as-of or --at-position value */
+};
+
+static int on_option(struct cli_ctx *ctx, void *state, int index,
+                     const char *value)
+{
+	struct state_opts *st = state;
+	const char *why;
+
+	(void)ctx;
+	if (st->at.kind != EVS_AT_LATEST) {
+		cli_error("options --as-of and --at-position exclude each other "
+		          "and may be given once");
+		return CLI_EXIT_USAGE;
+	}
+	st->text = value;
+	switch (index) {
+	case OPT_AS_OF:
+		st->at.kind = EVS_AT_TIME;
+		if (cli_time_parse_arg(value, &st->at.time, &why) != 0)
+			return cli_bad_value("as-of", value, why);
+		return CLI_EXIT_OK;
+	case OPT_AT_POSITION:
+		st->at.kind = EVS_AT_POSITION;
+		if (cli_parse_u64(value, &st->at.position) != 0)
+			return cli_bad_value("at-position", value, "expected a "
+			                     "non-negative integer");
+		return CLI_EXIT_OK;
+	}
+	return CLI_EXIT_USAGE;
+}
+
+static int run(struct cli_ctx *ctx, void *state)
+{
+	struct state_opts *st = state;
+	const char *stream = ctx->argv[0];
+	evs_state s = { 0 };
+	struct jbuf b;
+	evs_store *store;
+	int rc, status = CLI_EXIT_OK;
+
+	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
+	if (!store)
+		return CLI_EXIT_FAIL;
+	rc = evs_state_load(store, stream,
+	                    st->at.kind == EVS_AT_LATEST ? NULL : &st->at, &s);
+	if (rc != EVS_OK) {
+		if (st->text)
+			cli_store_error(store, rc, "could not load the state of "
+			                "stream \"%s\" as of %s", stream, st->text);
+		else
+			cli_store_error(store, rc, "could not load the state of "
+			                "stream \"%s\"", stream);
+		evs_close(store);
+		return rc == EVS_BAD_STREAM ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+	}
+
+	jb_init(&b);
+	jb_puts(&b, "{\"stream\":");
+	if (jb_str(&b, stream, strlen(stream)) != 0) {
+		/* the library accepted it, so it is UTF-8; keep a clear error */
+		cli_error("stream id is not valid UTF-8");
+		status = CLI_EXIT_FAIL;
+		goto out;
+	}
+	jb_puts(&b, ",\"version\":");
+	jb_u64(&b, s.version);
+	jb_puts(&b, ",\"position\":");
+	jb_u64(&b, s.position);
+	size_t mark = b.len;
+	jb_puts(&b, ",\"state\":");
+	if (cli_msgpack_to_json(&b, s.data, s.len) != 0) {
+		b.len = mark;
+		jb_puts(&b, ",\"state_msgpack\":\"");
+		cli_base64_encode(&b, s.data, s.len);
+		jb_putc(&b, '"');
+	}
+	jb_puts(&b, "}\n");
+	if (jb_write(&b, stdout) != 0)
+		status = CLI_EXIT_FAIL;
+out:
+	jb_free(&b);
+	evs_state_free(&s);
+	evs_close(store);
+	return cli_finish_output(status);
+}
+
+const struct cli_command cli_cmd_state = {
+	.name = "state",
+	.synopsis = "STREAM [--as-of TIME | --at-position N]",
+	.summary = "print the merge-patch state of a stream (now or as of)",
+	.description =
+		"Prints {\"stream\":..,\"version\":..,\"position\":..,\"state\":{..}}:"
+		" the RFC 7386\nJSON merge patch fold of the stream's events' data "
+		"maps, and the version and\nglobal position it reflects. With "
+		"--as-of, only events recorded at or before\nTIME (RFC 3339 or "
+		"integer nanoseconds); with --at-position, only events at or\n"
+		"before global position N. A stream without events (then) prints "
+		"version 0\nand {}.",
+	.options = options,
+	.min_args = 1,
+	.max_args = 1,
+	.state_size = sizeof(struct state_opts),
+	.on_option = on_option,
+	.run = run,
+};
+
+int cmd_state(int argc, char **argv)
+{
+	const char *store_path = getenv("EVS_STORE");
+
+	if (!store_path || store_path[0] == '\0')
+		store_path = CLI_DEFAULT_STORE;
+	return cli_run_command(&cli_cmd_state, store_path, argc, argv);
+}

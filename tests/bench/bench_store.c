@@ -1,0 +1,1326 @@
+/*
+ * bench_store.c - throughput and latency of libevstore, each figure beside
+ * a raw-LMDB ceiling measured in the same run with the same record sizes.
+ *
+ * This is a benchmark, not a test: it asserts nothing about speed. It exits
+ * non-zero only when a call fails (or the replay does not see every event).
+ * The verdict block at the end says whether each floor of issue 2 holds.
+ *
+ * Figures (issue 2, item 6):
+ *
+ *   1  batched durable appends: 100 events of ~200 B data per evs_append,
+ *      one thread, EVS_SYNC_FULL; ceiling: raw LMDB, 100 mdb_put
+ *      (MDB_APPEND) of records as large as the store's event records per
+ *      synced write transaction (default env flags, so durable).
+ *   2  one event per durable call, one thread; ceiling: raw LMDB, one record
+ *      per synced transaction.
+ *   3  one event per durable call from 16 and 64 threads, each thread to its
+ *      own stream (EVS_ANY), as a multiple of figure 2; ceiling: raw LMDB
+ *      with N records per synced transaction, i.e. a perfect group commit
+ *      of N appenders. Reference: plain LMDB with N threads, one record per
+ *      transaction each (LMDB serialises writers; no group commit).
+ *   4  full replay of an N-event store (built with EVS_SYNC_NONE, 100 events
+ *      per call: setup, not a figure): evs_read_all over everything,
+ *      touching each event's fields; ceiling: an MDB_NEXT cursor scan of the
+ *      same store's "events" sub-database touching key and value.
+ *   5  as-of lookups on that store: evs_position_at and
+ *      evs_stream_version_at at random times in [first, last recorded_at],
+ *      p50/p99 of per-call clock_gettime latency; ceiling: one read
+ *      transaction + mdb_get of a random key of "events" + abort.
+ *
+ * Method: the store and its ceiling alternate in rounds (ABBA order), each
+ * round runs at least --seconds, and a figure is the median of --rounds
+ * rounds. The record size of the ceilings is not assumed: a calibration
+ * store is written first and its sub-databases measured with raw LMDB.
+ * A store and a raw environment on the same files are never open at once
+ * in this process (LMDB forbids it: closing one drops the other's locks).
+ *
+ * Everything lives in a fresh mkdtemp directory under --dir, $TMPDIR or
+ * /tmp, removed at the end (--keep leaves it).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evstore.h"
+
+#define DATA_SIZE 200          /* bytes of each event's data map */
+#define BATCH 100              /* events per call in figure 1 */
+#define BUILD_BATCH 100        /* events per call building the replay store */
+#define BUILD_STREAMS 1000     /* streams of the replay store */
+#define CALIB_EVENTS 1000
+#define RAW_MAP ((size_t)16 << 30)
+#define MAX_KEY 511
+#define TMPFS_MAGIC_ 0x01021994
+
+struct config {
+	bool quick;
+	bool keep;
+	uint64_t events;
+	double seconds;
+	int rounds;
+	size_t lookups;
+	uint64_t seed;
+	const char *dir;
+};
+
+static char root[PATH_MAX];     /* the temp dir, removed at exit */
+static bool keep_root;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0)
+		fprintf(stderr, "bench_store: could not remove \"%s\": %s\n", path, strerror(errno));
+	return 0;
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void cleanup(void)
+{
+	if (root[0] == '\0')
+		return;
+	if (keep_root)
+		printf("kept %s\n", root);
+	else
+		rm_tree(root);
+	root[0] = '\0';
+}
+
+static _Noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static _Noreturn void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("bench_store: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cleanup();
+	exit(1);
+}
+
+static void check_evs(int rc, const evs_store *s, const char *what)
+{
+	if (rc != EVS_OK)
+		fail("%s: %s (%s)", what, evs_errmsg(s), evs_code_name(rc));
+}
+
+static void check_mdb(int rc, const char *what)
+{
+	if (rc != MDB_SUCCESS)
+		fail("%s: %s", what, mdb_strerror(rc));
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double secs_since(int64_t t0)
+{
+	return (double)(now_ns() - t0) / 1e9;
+}
+
+static void sleep_secs(double s)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)    /* splitmix64 */
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* "12,345,678" (rounded to an integer). */
+static const char *num(double v, char buf[32])
+{
+	char tmp[32];
+	uint64_t n = v < 0 ? 0 : (uint64_t)(v + 0.5);
+	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, n);
+	int o = 0;
+
+	for (int i = 0; i < len; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double s[64];
+
+	memcpy(s, v, (size_t)n * sizeof *v);
+	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* The 1/5/15-minute load averages: other work on the machine skews figures. */
+static void print_load(const char *when)
+{
+	char buf[128] = "unknown";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fgets(buf, sizeof buf, f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+	printf("load:    %s (%s)\n", buf, when);
+}
+
+static void subdir(char *out, const char *name)
+{
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", root, name) >= PATH_MAX)
+		fail("path too long under \"%s\"", root);
+}
+
+/* ---- the event shape ---------------------------------------------------- */
+
+struct shape {
+	msgpack_sbuffer data;     /* a msgpack map of exactly DATA_SIZE bytes */
+	evs_event_in event;       /* id zero: the store generates one */
+	evs_event_in batch[BATCH];
+	size_t key_len;           /* of the store's "events" records (measured) */
+	size_t val_len;
+	double bytes_per_event;   /* over all sub-databases (measured) */
+};
+
+static void shape_init(struct shape *sh)
+{
+	static char pad[256];
+
+	memset(pad, 'x', sizeof pad);
+	msgpack_sbuffer_init(&sh->data);
+	for (size_t padlen = 0; padlen < sizeof pad; padlen++) {
+		msgpack_packer pk;
+
+		msgpack_sbuffer_clear(&sh->data);
+		msgpack_packer_init(&pk, &sh->data, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 4);
+		msgpack_pack_str_with_body(&pk, "account", 7);
+		msgpack_pack_str_with_body(&pk, "acct-000042", 11);
+		msgpack_pack_str_with_body(&pk, "amount", 6);
+		msgpack_pack_int64(&pk, 1234567);
+		msgpack_pack_str_with_body(&pk, "currency", 8);
+		msgpack_pack_str_with_body(&pk, "EUR", 3);
+		msgpack_pack_str_with_body(&pk, "memo", 4);
+		msgpack_pack_str_with_body(&pk, pad, padlen);
+		if (sh->data.size == DATA_SIZE)
+			break;
+	}
+	if (sh->data.size != DATA_SIZE)
+		fail("could not build a %d-byte data map", DATA_SIZE);
+	memset(&sh->event, 0, sizeof sh->event);
+	sh->event.type = "MoneyDeposited";
+	sh->event.type_version = 1;
+	sh->event.data = sh->data.data;
+	sh->event.data_len = sh->data.size;
+	for (int i = 0; i < BATCH; i++)
+		sh->batch[i] = sh->event;
+}
+
+/* ---- raw LMDB ----------------------------------------------------------- */
+
+struct raw {
+	MDB_env *env;
+	MDB_dbi dbi;
+	uint64_t last;           /* last key written, as a counter */
+	size_t key_len, val_len;
+	unsigned char *val;
+};
+
+static MDB_env *raw_env_open(const char *path, unsigned flags, size_t map)
+{
+	MDB_env *env;
+
+	check_mdb(mdb_env_create(&env), "mdb_env_create");
+	check_mdb(mdb_env_set_maxdbs(env, 64), "mdb_env_set_maxdbs");
+	check_mdb(mdb_env_set_maxreaders(env, 256), "mdb_env_set_maxreaders");
+	if (map)
+		check_mdb(mdb_env_set_mapsize(env, map), "mdb_env_set_mapsize");
+	if (!(flags & MDB_RDONLY) && mkdir(path, 0755) != 0 && errno != EEXIST)
+		fail("could not create \"%s\": %s", path, strerror(errno));
+	check_mdb(mdb_env_open(env, path, flags, 0644), path);
+	return env;
+}
+
+static MDB_dbi raw_dbi(MDB_env *env, const char *name, unsigned flags)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	check_mdb(mdb_txn_begin(env, NULL, flags & MDB_CREATE ? 0 : MDB_RDONLY, &txn), "mdb_txn_begin");
+	check_mdb(mdb_dbi_open(txn, name, flags, &dbi), name);
+	check_mdb(mdb_txn_commit(txn), "mdb_txn_commit");
+	return dbi;
+}
+
+/* A fresh durable environment (default flags) with one "events" DB. */
+static void raw_create(struct raw *r, const char *path, const struct shape *sh)
+{
+	memset(r, 0, sizeof *r);
+	r->env = raw_env_open(path, 0, RAW_MAP);
+	r->dbi = raw_dbi(r->env, "events", MDB_CREATE);
+	r->key_len = sh->key_len;
+	r->val_len = sh->val_len;
+	r->val = malloc(r->val_len);
+	if (r->val == NULL)
+		fail("out of memory");
+	for (size_t i = 0; i < r->val_len; i++)
+		r->val[i] = (unsigned char)rng_next();
+}
+
+static void raw_destroy(struct raw *r)
+{
+	mdb_env_close(r->env);
+	free(r->val);
+}
+
+/* One write transaction of n records; the caller holds no other txn. */
+static int raw_txn(struct raw *r, size_t n)
+{
+	unsigned char kbuf[MAX_KEY];
+	MDB_txn *txn;
+	int rc;
+
+	rc = mdb_txn_begin(r->env, NULL, 0, &txn);
+	if (rc != MDB_SUCCESS)
+		return rc;
+	memset(kbuf, 0, r->key_len);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = ++r->last;
+		MDB_val key = { r->key_len, kbuf };
+		MDB_val val = { r->val_len, r->val };
+
+		for (int b = 0; b < 8; b++)
+			kbuf[r->key_len - 1 - (size_t)b] = (unsigned char)(k >> (8 * b));
+		rc = mdb_put(txn, r->dbi, &key, &val, MDB_APPEND);
+		if (rc != MDB_SUCCESS) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
+	return mdb_txn_commit(txn);
+}
+
+/* ---- what a timed round measured ---------------------------------------- */
+
+struct sample {
+	double rate;         /* events (or records) per second */
+	double per_commit;   /* events (or records) per LMDB commit */
+	double kib;          /* KiB this process passed to write calls, per commit */
+};
+
+/* Bytes this process (all threads) passed to write calls: LMDB writes its
+ * pages with pwrite, so this is what the commits wrote. 0 if unknown. */
+static uint64_t wchar_now(void)
+{
+	char line[128];
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/self/io", "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "wchar:", 6) == 0)
+			v = strtoull(line + 6, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static void finish_sample(struct sample *m, uint64_t done, uint64_t commits, uint64_t w0,
+                          double elapsed)
+{
+	uint64_t w1 = wchar_now();
+
+	m->rate = (double)done / elapsed;
+	m->per_commit = commits ? (double)done / (double)commits : 0;
+	m->kib = commits && w0 && w1 >= w0 ? (double)(w1 - w0) / 1024.0 / (double)commits : 0;
+}
+
+static double med_of(const struct sample *v, int n, int field)
+{
+	double x[64];
+
+	for (int i = 0; i < n; i++)
+		x[i] = field == 0 ? v[i].rate : field == 1 ? v[i].per_commit : v[i].kib;
+	return median(x, n);
+}
+
+/* Median of the per-round ratios a[i] / b[i] (paired rounds: robust to a
+ * disk whose speed drifts during the run). */
+static double med_ratio(const struct sample *a, const struct sample *b, int n)
+{
+	double x[64];
+
+	for (int i = 0; i < n; i++)
+		x[i] = a[i].rate / b[i].rate;
+	return median(x, n);
+}
+
+static void print_samples(const char *label, const struct sample *v, int n)
+{
+	char b[32];
+
+	printf(" %s", label);
+	for (int i = 0; i < n; i++)
+		printf(" %s", num(v[i].rate, b));
+}
+
+static void print_ratios(const char *label, const struct sample *a, const struct sample *b, int n)
+{
+	printf(" %s", label);
+	for (int i = 0; i < n; i++)
+		printf(" %.2f", a[i].rate / b[i].rate);
+}
+
+static void print_commits(const char *who, const struct sample *v, int n, const char *unit)
+{
+	printf("%s %.1f %s, %.1f KiB written", who, med_of(v, n, 1), unit, med_of(v, n, 2));
+}
+
+/* ---- raw LMDB rounds ----------------------------------------------------- */
+
+/* Synced transactions of n records each, for at least `secs`. */
+static void raw_round(struct raw *r, size_t n, double secs, struct sample *m)
+{
+	uint64_t w0 = wchar_now(), done = 0, commits = 0;
+	int64_t t0 = now_ns();
+
+	do {
+		check_mdb(raw_txn(r, n), "raw LMDB write transaction");
+		done += n;
+		commits++;
+	} while (secs_since(t0) < secs);
+	finish_sample(m, done, commits, w0, secs_since(t0));
+}
+
+/* ---- store rounds ---------------------------------------------------------- */
+
+static uint64_t store_last(evs_store *s)
+{
+	evs_store_info h;
+
+	check_evs(evs_head(s, &h), s, "evs_head");
+	return h.last_position;
+}
+
+/* Commits that wrote positions (from, to]: the store gives every commit
+ * its own, strictly increasing recorded_at. Outside the timed part. */
+static uint64_t store_commits(evs_store *s, uint64_t from, uint64_t to)
+{
+	evs_iter *it;
+	evs_event ev;
+	int64_t last = INT64_MIN;
+	uint64_t n = 0, seen = 0;
+	int rc;
+
+	if (to <= from)
+		return 0;
+	check_evs(evs_read_all(s, from + 1, EVS_FORWARD, NULL, to - from, &it), s, "evs_read_all");
+	while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+		seen++;
+		if (ev.recorded_at != last) {
+			n++;
+			last = ev.recorded_at;
+		}
+	}
+	if (rc != EVS_END)
+		check_evs(rc, s, "evs_iter_next");
+	evs_iter_free(it);
+	if (seen != to - from)
+		fail("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen, from + 1, to);
+	return n;
+}
+
+static void store_sample(evs_store *s, struct sample *m, uint64_t p0, uint64_t w0,
+                         uint64_t done, double elapsed)
+{
+	uint64_t w1 = wchar_now();   /* before store_commits reads */
+	uint64_t p1 = store_last(s);
+
+	if (p1 - p0 != done)
+		fail("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done, p1 - p0);
+	finish_sample(m, done, store_commits(s, p0, p1), 0, elapsed);
+	m->kib = m->per_commit > 0 && w0 && w1 >= w0 ?
+	         (double)(w1 - w0) / 1024.0 / ((double)done / m->per_commit) : 0;
+}
+
+/* One thread appending batches of n events for at least `secs`. */
+static void batch_round(evs_store *s, const char *stream, const evs_event_in *evs,
+                        size_t n, double secs, struct sample *m)
+{
+	evs_append_result res;
+	uint64_t p0 = store_last(s), w0 = wchar_now(), done = 0;
+	int64_t t0 = now_ns();
+
+	do {
+		check_evs(evs_append(s, stream, EVS_ANY, evs, n, &res), s, "evs_append");
+		done += n;
+	} while (secs_since(t0) < secs);
+	store_sample(s, m, p0, w0, done, secs_since(t0));
+}
+
+/* ---- crowds of appending threads ---------------------------------------- */
+
+struct crowd {
+	pthread_barrier_t start;
+	atomic_int stop;
+};
+
+struct worker {
+	pthread_t thread;
+	struct crowd *crowd;
+	evs_store *store;
+	struct raw *raw;
+	const evs_event_in *event;
+	char stream[64];
+	uint64_t done;
+	int rc;
+	char msg[512];
+};
+
+static void *store_worker(void *arg)
+{
+	struct worker *w = arg;
+	evs_append_result res;
+
+	pthread_barrier_wait(&w->crowd->start);
+	while (!atomic_load_explicit(&w->crowd->stop, memory_order_relaxed)) {
+		int rc = evs_append(w->store, w->stream, EVS_ANY, w->event, 1, &res);
+
+		if (rc != EVS_OK) {
+			w->rc = rc;
+			snprintf(w->msg, sizeof w->msg, "evs_append to \"%s\": %s (%s)",
+			         w->stream, evs_errmsg(w->store), evs_code_name(rc));
+			atomic_store(&w->crowd->stop, 1);
+			break;
+		}
+		w->done++;
+	}
+	return NULL;
+}
+
+/* Plain LMDB: one record per transaction per thread. The key counter is
+ * bumped inside the write transaction, which LMDB serialises already. */
+static void *raw_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_barrier_wait(&w->crowd->start);
+	while (!atomic_load_explicit(&w->crowd->stop, memory_order_relaxed)) {
+		int rc = raw_txn(w->raw, 1);
+
+		if (rc != MDB_SUCCESS) {
+			w->rc = rc;
+			snprintf(w->msg, sizeof w->msg, "raw LMDB write transaction: %s",
+			         mdb_strerror(rc));
+			atomic_store(&w->crowd->stop, 1);
+			break;
+		}
+		w->done++;
+	}
+	return NULL;
+}
+
+/* n threads appending one event per call (to the store s, or one record
+ * per transaction to r) for `secs`. */
+static void crowd_round(evs_store *s, struct raw *r, const evs_event_in *ev, size_t n,
+                        const char *tag, double secs, struct sample *m)
+{
+	struct crowd c;
+	struct worker *w = calloc(n, sizeof *w);
+	uint64_t done = 0, p0 = s ? store_last(s) : 0, w0 = wchar_now();
+	int64_t t0;
+	double elapsed;
+
+	if (w == NULL)
+		fail("out of memory");
+	pthread_barrier_init(&c.start, NULL, (unsigned)n + 1);
+	atomic_init(&c.stop, 0);
+	for (size_t i = 0; i < n; i++) {
+		w[i].crowd = &c;
+		w[i].store = s;
+		w[i].raw = r;
+		w[i].event = ev;
+		snprintf(w[i].stream, sizeof w[i].stream, "%s-%zu", tag, i);
+		errno = pthread_create(&w[i].thread, NULL, s ? store_worker : raw_worker, &w[i]);
+		if (errno != 0)
+			fail("pthread_create: %s", strerror(errno));
+	}
+	pthread_barrier_wait(&c.start);
+	t0 = now_ns();
+	sleep_secs(secs);
+	atomic_store(&c.stop, 1);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(w[i].thread, NULL);
+	elapsed = secs_since(t0);
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].rc != 0)
+			fail("%s", w[i].msg);
+		done += w[i].done;
+	}
+	pthread_barrier_destroy(&c.start);
+	free(w);
+	if (s)
+		store_sample(s, m, p0, w0, done, elapsed);
+	else
+		finish_sample(m, done, done, w0, elapsed);
+}
+
+/* ---- opening stores ----------------------------------------------------- */
+
+static evs_store *store_open(const char *path, int sync)
+{
+	evs_options o;
+	evs_store *s;
+	int rc;
+
+	evs_options_init(&o);
+	o.sync = sync;
+	o.create = 1;
+	rc = evs_open(path, &o, &s);
+	if (rc != EVS_OK)
+		fail("evs_open \"%s\": %s (%s)", path, evs_open_errmsg(), evs_code_name(rc));
+	return s;
+}
+
+/* ---- calibration: what the store writes per event ----------------------- */
+
+static void calibrate(struct shape *sh)
+{
+	char path[PATH_MAX];
+	evs_store *s;
+	evs_append_result res;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_dbi main_dbi;
+	double total = 0;
+	bool found = false;
+	int rc;
+
+	subdir(path, "calibrate");
+	s = store_open(path, EVS_SYNC_NONE);
+	for (int i = 0; i < CALIB_EVENTS / BATCH; i++)
+		check_evs(evs_append(s, "acct-0001", EVS_ANY, sh->batch, BATCH, &res), s,
+		          "evs_append (calibration)");
+	evs_close(s);
+
+	env = raw_env_open(path, MDB_RDONLY, 0);
+	check_mdb(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin");
+	check_mdb(mdb_dbi_open(txn, NULL, 0, &main_dbi), "mdb_dbi_open (main)");
+	check_mdb(mdb_cursor_open(txn, main_dbi, &cur), "mdb_cursor_open");
+	printf("store layout after %d events of %d B data in one stream (measured with raw LMDB):\n",
+	       CALIB_EVENTS, DATA_SIZE);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char name[256];
+		MDB_dbi dbi;
+		MDB_cursor *c2;
+		MDB_val k2, v2;
+		MDB_stat st;
+		double kb = 0, vb = 0;
+		int rc2;
+
+		if (k.mv_size == 0 || k.mv_size >= sizeof name || memchr(k.mv_data, 0, k.mv_size))
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &dbi) != MDB_SUCCESS)
+			continue;         /* a plain key of the main DB */
+		check_mdb(mdb_stat(txn, dbi, &st), "mdb_stat");
+		check_mdb(mdb_cursor_open(txn, dbi, &c2), "mdb_cursor_open");
+		for (rc2 = mdb_cursor_get(c2, &k2, &v2, MDB_FIRST); rc2 == MDB_SUCCESS;
+		     rc2 = mdb_cursor_get(c2, &k2, &v2, MDB_NEXT)) {
+			kb += (double)k2.mv_size;
+			vb += (double)v2.mv_size;
+		}
+		check_mdb(rc2 == MDB_NOTFOUND ? MDB_SUCCESS : rc2, "cursor scan");
+		mdb_cursor_close(c2);
+		total += kb + vb;
+		printf("  %-10s %7zu entries, key %5.1f B, value %6.1f B, %7.1f B per event\n",
+		       name, st.ms_entries, st.ms_entries ? kb / (double)st.ms_entries : 0,
+		       st.ms_entries ? vb / (double)st.ms_entries : 0, (kb + vb) / CALIB_EVENTS);
+		if (strcmp(name, "events") == 0 && st.ms_entries > 0) {
+			found = true;
+			sh->key_len = (size_t)(kb / (double)st.ms_entries + 0.5);
+			sh->val_len = (size_t)(vb / (double)st.ms_entries + 0.5);
+		}
+	}
+	check_mdb(rc == MDB_NOTFOUND ? MDB_SUCCESS : rc, "cursor scan (main)");
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	rm_tree(path);
+
+	if (!found) {
+		printf("  warning: no \"events\" sub-database found; ceilings use 8 B keys, 260 B values\n");
+		sh->key_len = 8;
+		sh->val_len = 260;
+	}
+	if (sh->key_len < 8)
+		sh->key_len = 8;
+	if (sh->key_len > MAX_KEY)
+		sh->key_len = MAX_KEY;
+	sh->bytes_per_event = total / CALIB_EVENTS;
+	printf("  ceilings write %zu B keys and %zu B values (one \"events\" record per event);\n"
+	       "  the store writes %.0f B of keys and values per event over all its sub-databases\n\n",
+	       sh->key_len, sh->val_len, sh->bytes_per_event);
+}
+
+/* ---- figures 1 to 3: durable appends ------------------------------------ */
+
+struct results {
+	double batch_store, batch_raw, batch_ratio;
+	double single_store, single_raw, single_ratio;
+	size_t crowd_n[2];
+	double crowd_store[2], crowd_raw[2], crowd_multiple[2], crowd_ratio[2];
+	double crowd_plain;
+	double replay_store, replay_raw, replay_ratio;
+	uint64_t replay_events;
+	double lat_pos[2], lat_ver[2], lat_raw[2];   /* p50, p99 in us */
+};
+
+enum { RAW1, STORE1, RAW16, STORE16, RAW64, STORE64, KINDS };
+
+static void durable(const struct config *cf, const struct shape *sh, struct results *out)
+{
+	char spath[PATH_MAX], rpath[PATH_MAX];
+	static struct sample b[2][64], k[KINDS][64];
+	struct sample plain, warm;
+	char b1[32], b2[32];
+	struct raw raw;
+	evs_store *s;
+	int R = cf->rounds;
+
+	subdir(spath, "durable-store");
+	subdir(rpath, "durable-raw");
+	s = store_open(spath, EVS_SYNC_FULL);
+	raw_create(&raw, rpath, sh);
+
+	/* warm up both: first files, first pages */
+	batch_round(s, "warmup", sh->batch, BATCH, 0.05, &warm);
+	raw_round(&raw, BATCH, 0.05, &warm);
+
+	printf("[1] batched durable appends: %d events x %d B data per evs_append, 1 thread, EVS_SYNC_FULL\n",
+	       BATCH, DATA_SIZE);
+	for (int i = 0; i < R; i++) {
+		if (i % 2 == 0) {
+			raw_round(&raw, BATCH, cf->seconds, &b[1][i]);
+			batch_round(s, "batch", sh->batch, BATCH, cf->seconds, &b[0][i]);
+		} else {
+			batch_round(s, "batch", sh->batch, BATCH, cf->seconds, &b[0][i]);
+			raw_round(&raw, BATCH, cf->seconds, &b[1][i]);
+		}
+	}
+	out->batch_store = med_of(b[0], R, 0);
+	out->batch_raw = med_of(b[1], R, 0);
+	out->batch_ratio = med_ratio(b[0], b[1], R);
+	printf("    evstore %s events/s  vs  raw LMDB %s records/s (%d x %zu B per synced txn)  ratio %.2f\n",
+	       num(out->batch_store, b1), num(out->batch_raw, b2), BATCH, sh->val_len, out->batch_ratio);
+	printf("      rounds:");
+	print_samples("evstore", b[0], R);
+	print_samples("| raw", b[1], R);
+	print_ratios("| ratio", b[0], b[1], R);
+	printf("\n      per commit: ");
+	print_commits("evstore", b[0], R, "events");
+	print_commits(" | raw", b[1], R, "records");
+	printf("\n\n");
+	fflush(stdout);
+
+	/* Figures 2 and 3 share rounds, so that each multiple of the 1-thread
+	 * figure compares measurements taken a few seconds apart. */
+	out->crowd_n[0] = 16;
+	out->crowd_n[1] = 64;
+	printf("    (measuring [2] and [3] in shared rounds: 1, 16 and 64 appenders and their ceilings)\n");
+	fflush(stdout);
+	for (int i = 0; i < R; i++) {
+		for (int j = 0; j < KINDS; j++) {
+			int kind = i % 2 == 0 ? j : KINDS - 1 - j;
+			size_t n = kind < RAW16 ? 1 : kind < RAW64 ? 16 : 64;
+			char tag[32];
+
+			snprintf(tag, sizeof tag, "crowd%zu", n);
+			if (kind % 2 == 0)
+				raw_round(&raw, n, cf->seconds, &k[kind][i]);
+			else
+				crowd_round(s, NULL, &sh->event, n, tag, cf->seconds, &k[kind][i]);
+		}
+	}
+	crowd_round(NULL, &raw, NULL, 64, "plain", cf->seconds, &plain);
+	out->crowd_plain = plain.rate;
+
+	out->single_store = med_of(k[STORE1], R, 0);
+	out->single_raw = med_of(k[RAW1], R, 0);
+	out->single_ratio = med_ratio(k[STORE1], k[RAW1], R);
+	printf("[2] one event per durable evs_append, 1 thread, EVS_SYNC_FULL\n");
+	printf("    evstore %s events/s  vs  raw LMDB %s records/s (1 x %zu B per synced txn)  ratio %.2f\n",
+	       num(out->single_store, b1), num(out->single_raw, b2), sh->val_len, out->single_ratio);
+	printf("      rounds:");
+	print_samples("evstore", k[STORE1], R);
+	print_samples("| raw", k[RAW1], R);
+	print_ratios("| ratio", k[STORE1], k[RAW1], R);
+	printf("\n      per commit: ");
+	print_commits("evstore", k[STORE1], R, "events");
+	print_commits(" | raw", k[RAW1], R, "records");
+	printf("\n      = %.0f us per durable commit (evstore), %.0f us (raw LMDB)\n\n",
+	       1e6 / out->single_store, 1e6 / out->single_raw);
+
+	printf("[3] one event per durable evs_append from N threads, each to its own stream (EVS_ANY)\n");
+	for (int c = 0; c < 2; c++) {
+		size_t n = out->crowd_n[c];
+		const struct sample *st = k[c ? STORE64 : STORE16], *rw = k[c ? RAW64 : RAW16];
+
+		out->crowd_store[c] = med_of(st, R, 0);
+		out->crowd_raw[c] = med_of(rw, R, 0);
+		out->crowd_multiple[c] = med_ratio(st, k[STORE1], R);
+		out->crowd_ratio[c] = med_ratio(st, rw, R);
+		printf("    %2zu threads: evstore %s events/s = %.1fx the 1-thread figure  vs  raw LMDB %s records/s"
+		       " (%zu records per synced txn: a perfect group commit)  ratio %.2f\n",
+		       n, num(out->crowd_store[c], b1), out->crowd_multiple[c], num(out->crowd_raw[c], b2),
+		       n, out->crowd_ratio[c]);
+		printf("      rounds:");
+		print_samples("evstore", st, R);
+		print_samples("| raw", rw, R);
+		print_ratios("| x 1-thread", st, k[STORE1], R);
+		printf("\n      per commit: ");
+		print_commits("evstore", st, R, "events");
+		print_commits(" | raw", rw, R, "records");
+		printf("\n");
+	}
+	printf("    reference: plain LMDB, 64 threads, one record per synced txn each: %s records/s"
+	       " = %.1fx the raw 1-thread figure (LMDB serialises writers; no group commit)\n\n",
+	       num(out->crowd_plain, b1), out->crowd_plain / out->single_raw);
+	fflush(stdout);
+
+	evs_close(s);
+	raw_destroy(&raw);
+	rm_tree(spath);
+	rm_tree(rpath);
+}
+
+/* ---- figures 4 and 5: replay and as-of on a big store ------------------- */
+
+struct touch {
+	uint64_t n, sum;
+};
+
+static double store_replay_round(const char *path, uint64_t expect, double secs)
+{
+	evs_store *s = store_open(path, EVS_SYNC_NONE);
+	struct touch t = { 0, 0 };
+	uint64_t passes = 0;
+	int64_t t0 = now_ns();
+	double elapsed;
+
+	do {
+		evs_iter *it;
+		evs_event ev;
+		uint64_t pos = 0;
+		int rc;
+
+		check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it), s, "evs_read_all");
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+			if (ev.position != ++pos)
+				fail("replay: position %" PRIu64 " where %" PRIu64 " was expected",
+				     ev.position, pos);
+			t.sum += ev.position + ev.version + ev.data_len + ev.type.len +
+			         ev.stream.len + (uint64_t)ev.recorded_at +
+			         ((const uint8_t *)ev.data)[0];
+		}
+		if (rc != EVS_END)
+			check_evs(rc, s, "evs_iter_next");
+		evs_iter_free(it);
+		if (pos != expect)
+			fail("replay saw %" PRIu64 " events, the store has %" PRIu64, pos, expect);
+		t.n += pos;
+		passes++;
+	} while (secs_since(t0) < secs);
+	elapsed = secs_since(t0);
+	evs_close(s);
+	if (t.sum == 42)           /* keep the sums alive */
+		putchar(' ');
+	return (double)t.n / elapsed;
+}
+
+static double raw_scan_round(const char *path, uint64_t expect, double secs)
+{
+	MDB_env *env = raw_env_open(path, MDB_RDONLY, 0);
+	MDB_dbi dbi = raw_dbi(env, "events", 0);
+	struct touch t = { 0, 0 };
+	int64_t t0 = now_ns();
+	double elapsed;
+
+	do {
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		uint64_t n = 0;
+		int rc;
+
+		check_mdb(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin");
+		check_mdb(mdb_cursor_open(txn, dbi, &cur), "mdb_cursor_open");
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			n++;
+			t.sum += k.mv_size + v.mv_size + ((const uint8_t *)k.mv_data)[k.mv_size - 1] +
+			         ((const uint8_t *)v.mv_data)[0];
+		}
+		check_mdb(rc == MDB_NOTFOUND ? MDB_SUCCESS : rc, "cursor scan");
+		mdb_cursor_close(cur);
+		mdb_txn_abort(txn);
+		if (n != expect)
+			fail("raw scan saw %" PRIu64 " records, the store has %" PRIu64, n, expect);
+		t.n += n;
+	} while (secs_since(t0) < secs);
+	elapsed = secs_since(t0);
+	mdb_env_close(env);
+	if (t.sum == 42)
+		putchar(' ');
+	return (double)t.n / elapsed;
+}
+
+static void percentiles(int64_t *v, size_t n, double out[2])
+{
+	qsort(v, n, sizeof *v, cmp_i64);
+	out[0] = (double)v[n / 2] / 1e3;
+	out[1] = (double)v[n * 99 / 100] / 1e3;
+}
+
+static void big_store(const struct config *cf, const struct shape *sh, struct results *out)
+{
+	char path[PATH_MAX];
+	char b1[32], b2[32], b3[32];
+	double st[64], rw[64], ratio[64];
+	evs_store *s;
+	evs_append_result res;
+	evs_store_info head;
+	evs_iter *it;
+	evs_event ev;
+	int64_t first_t, last_t, t0, *lat;
+	uint64_t n = cf->events, calls, streams;
+	size_t L = cf->lookups;
+	int R = cf->rounds;
+
+	subdir(path, "replay-store");
+	calls = (n + BUILD_BATCH - 1) / BUILD_BATCH;
+	streams = calls < BUILD_STREAMS ? calls : BUILD_STREAMS;
+	printf("building a %s-event store for [4] and [5]: EVS_SYNC_NONE (setup speed, not durable), "
+	       "%d events per call, %" PRIu64 " streams round-robin\n",
+	       num((double)n, b1), BUILD_BATCH, streams);
+	fflush(stdout);
+	s = store_open(path, EVS_SYNC_NONE);
+	t0 = now_ns();
+	for (uint64_t c = 0; c < calls; c++) {
+		char stream[32];
+		size_t k = c == calls - 1 && n % BUILD_BATCH ? n % BUILD_BATCH : BUILD_BATCH;
+
+		snprintf(stream, sizeof stream, "acct-%04" PRIu64, c % streams);
+		check_evs(evs_append(s, stream, EVS_ANY, sh->batch, k, &res), s, "evs_append (build)");
+	}
+	{
+		double el = secs_since(t0);
+
+		check_evs(evs_head(s, &head), s, "evs_head");
+		printf("  built in %.1f s (%s events/s); %s MiB used of a %s MiB map\n\n", el,
+		       num((double)n / el, b1), num((double)head.used_bytes / 1048576.0, b2),
+		       num((double)head.map_size / 1048576.0, b3));
+	}
+	if (head.last_position != n)
+		fail("store head says %" PRIu64 " events, %" PRIu64 " appended", head.last_position, n);
+	last_t = head.last_recorded_at;
+	check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 1, &it), s, "evs_read_all");
+	check_evs(evs_iter_next(it, &ev), s, "evs_iter_next");
+	first_t = ev.recorded_at;
+	evs_iter_free(it);
+	evs_close(s);
+
+	printf("[4] full replay of %s events: evs_read_all over everything, touching position, version,"
+	       " stream, type, recorded_at, data_len and data\n", num((double)n, b1));
+	for (int i = 0; i < R; i++) {
+		if (i % 2 == 0) {
+			rw[i] = raw_scan_round(path, n, cf->seconds);
+			st[i] = store_replay_round(path, n, cf->seconds);
+		} else {
+			st[i] = store_replay_round(path, n, cf->seconds);
+			rw[i] = raw_scan_round(path, n, cf->seconds);
+		}
+	}
+	out->replay_events = n;
+	out->replay_store = median(st, R);
+	out->replay_raw = median(rw, R);
+	for (int i = 0; i < R; i++)
+		ratio[i] = st[i] / rw[i];
+	out->replay_ratio = median(ratio, R);
+	printf("    evstore %s events/s  vs  raw LMDB cursor scan (MDB_NEXT over the store's \"events\") %s records/s"
+	       "  ratio %.2f\n", num(out->replay_store, b1), num(out->replay_raw, b2), out->replay_ratio);
+	printf("      rounds: evstore");
+	for (int i = 0; i < R; i++)
+		printf(" %s", num(st[i], b1));
+	printf(" | raw");
+	for (int i = 0; i < R; i++)
+		printf(" %s", num(rw[i], b1));
+	printf(" | ratio");
+	for (int i = 0; i < R; i++)
+		printf(" %.2f", ratio[i]);
+	printf("\n");
+	printf("      = %.0f ns per event (evstore), %.0f ns per record (raw)\n\n",
+	       1e9 / out->replay_store, 1e9 / out->replay_raw);
+	fflush(stdout);
+
+	printf("[5] as-of lookups on the %s-event store at random times in [first, last recorded_at]"
+	       " (%.3f s span), %s calls each\n", num((double)n, b1), (double)(last_t - first_t) / 1e9,
+	       num((double)L, b2));
+	lat = malloc(L * sizeof *lat);
+	if (lat == NULL)
+		fail("out of memory");
+	s = store_open(path, EVS_SYNC_NONE);
+	for (size_t i = 0; i < L; i++) {
+		int64_t t = first_t + (int64_t)(rng_next() % (uint64_t)(last_t - first_t + 1));
+		uint64_t pos;
+		int64_t a = now_ns();
+		int rc = evs_position_at(s, t, &pos);
+
+		lat[i] = now_ns() - a;
+		check_evs(rc, s, "evs_position_at");
+		if (pos == 0 || pos > n)
+			fail("evs_position_at(%" PRId64 ") = %" PRIu64 " out of range", t, pos);
+	}
+	percentiles(lat, L, out->lat_pos);
+	for (size_t i = 0; i < L; i++) {
+		int64_t t = first_t + (int64_t)(rng_next() % (uint64_t)(last_t - first_t + 1));
+		char stream[32];
+		uint64_t ver, pos;
+		int64_t a;
+		int rc;
+
+		snprintf(stream, sizeof stream, "acct-%04" PRIu64, rng_next() % streams);
+		a = now_ns();
+		rc = evs_stream_version_at(s, stream, t, &ver, &pos);
+		lat[i] = now_ns() - a;
+		check_evs(rc, s, "evs_stream_version_at");
+	}
+	percentiles(lat, L, out->lat_ver);
+	evs_close(s);
+
+	{
+		MDB_env *env = raw_env_open(path, MDB_RDONLY, 0);
+		MDB_dbi dbi = raw_dbi(env, "events", 0);
+		unsigned char key[8];
+
+		for (size_t i = 0; i < L; i++) {
+			uint64_t p = 1 + rng_next() % n;
+			MDB_val k = { sizeof key, key }, v;
+			MDB_txn *txn;
+			int64_t a;
+			int rc;
+
+			for (int b = 0; b < 8; b++)
+				key[7 - b] = (unsigned char)(p >> (8 * b));
+			a = now_ns();
+			rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+			if (rc == MDB_SUCCESS) {
+				rc = mdb_get(txn, dbi, &k, &v);
+				mdb_txn_abort(txn);
+			}
+			lat[i] = now_ns() - a;
+			check_mdb(rc, "raw mdb_get of a random position");
+		}
+		mdb_env_close(env);
+	}
+	percentiles(lat, L, out->lat_raw);
+	free(lat);
+	printf("    evs_position_at        p50 %6.2f us  p99 %6.2f us  = %4.1fx / %4.1fx the ceiling\n",
+	       out->lat_pos[0], out->lat_pos[1], out->lat_pos[0] / out->lat_raw[0],
+	       out->lat_pos[1] / out->lat_raw[1]);
+	printf("    evs_stream_version_at  p50 %6.2f us  p99 %6.2f us  = %4.1fx / %4.1fx the ceiling\n",
+	       out->lat_ver[0], out->lat_ver[1], out->lat_ver[0] / out->lat_raw[0],
+	       out->lat_ver[1] / out->lat_raw[1]);
+	printf("    ceiling: raw read txn + mdb_get of a random \"events\" key + abort:"
+	       " p50 %6.2f us  p99 %6.2f us\n\n", out->lat_raw[0], out->lat_raw[1]);
+	fflush(stdout);
+	rm_tree(path);
+}
+
+/* ---- the verdict -------------------------------------------------------- */
+
+static void verdict(const struct config *cf, const struct results *r)
+{
+	double batch = r->batch_ratio;
+	double crowd = r->crowd_multiple[1];
+	char b1[32], b2[32];
+
+	printf("verdict: floors of issue 2%s\n",
+	       cf->quick ? " (--quick: counts too small for the figures to mean anything)" : "");
+	printf("  batched durable appends >= 0.50 x raw LMDB      %6.2f x     %s\n", batch,
+	       batch >= 0.50 ? "holds" : "MISSED");
+	printf("  64 durable appenders >= 10 x one appender       %6.1f x     %s\n", crowd,
+	       crowd >= 10.0 ? "holds" : "MISSED");
+	printf("  replay >= 3,000,000 events/s                    %s events/s   %s%s\n",
+	       num(r->replay_store, b1), r->replay_store >= 3e6 ? "holds" : "MISSED",
+	       r->replay_events < 1000000 ? " (on fewer than 1M events)" : "");
+	printf("  (no floor) single durable appends: %.2f x raw LMDB; as-of p99 %.1f us (position), "
+	       "%.1f us (stream version); %s-event replay %.2f x raw scan\n",
+	       r->single_ratio, r->lat_pos[1], r->lat_ver[1],
+	       num((double)r->replay_events, b2), r->replay_ratio);
+	printf("  (ratios and multiples are medians of per-round ratios; rates are medians of rounds)\n");
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: bench_store [options]\n"
+	        "  --quick         small counts and short rounds (a CI smoke run)\n"
+	        "  --events N      events in the replay / as-of store (default 1000000; quick 20000)\n"
+	        "  --seconds S     minimum length of one timed round (default 2; quick 0.2)\n"
+	        "  --rounds R      rounds per figure, median reported (default 3; quick 1; max 63)\n"
+	        "  --lookups N     as-of calls per measured function (default 200000; quick 2000)\n"
+	        "  --seed N        random seed (default: from the clock; always printed)\n"
+	        "  --dir DIR       parent of the temporary directory (default $TMPDIR or /tmp)\n"
+	        "  --keep          do not remove the temporary directory\n");
+}
+
+static uint64_t parse_u64(const char *s, const char *what)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-')
+		fail("invalid %s \"%s\"", what, s);
+	return v;
+}
+
+static void parse_args(int argc, char **argv, struct config *cf)
+{
+	static const struct option opts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "events", required_argument, NULL, 'e' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "lookups", required_argument, NULL, 'l' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool events = false, seconds = false, rounds = false, lookups = false, seed = false;
+	int c;
+
+	memset(cf, 0, sizeof *cf);
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'q': cf->quick = true; break;
+		case 'e': cf->events = parse_u64(optarg, "--events"); events = true; break;
+		case 's': {
+			char *end;
+
+			cf->seconds = strtod(optarg, &end);
+			if (end == optarg || *end || !(cf->seconds > 0 && cf->seconds < 3600))
+				fail("invalid --seconds \"%s\"", optarg);
+			seconds = true;
+			break;
+		}
+		case 'r': cf->rounds = (int)parse_u64(optarg, "--rounds"); rounds = true; break;
+		case 'l': cf->lookups = parse_u64(optarg, "--lookups"); lookups = true; break;
+		case 'S': cf->seed = parse_u64(optarg, "--seed"); seed = true; break;
+		case 'd': cf->dir = optarg; break;
+		case 'k': cf->keep = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (!events)
+		cf->events = cf->quick ? 20000 : 1000000;
+	if (!seconds)
+		cf->seconds = cf->quick ? 0.2 : 2.0;
+	if (!rounds)
+		cf->rounds = cf->quick ? 1 : 3;
+	if (!lookups)
+		cf->lookups = cf->quick ? 2000 : 200000;
+	if (!seed)
+		cf->seed = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
+	if (cf->events < 1 || cf->events > 1000000000)
+		fail("--events must be 1 to 1000000000");
+	if (cf->rounds < 1 || cf->rounds > 63)
+		fail("--rounds must be 1 to 63");
+	if (cf->lookups < 1 || cf->lookups > 100000000)
+		fail("--lookups must be 1 to 100000000");
+	if (cf->dir == NULL)
+		cf->dir = getenv("TMPDIR");
+	if (cf->dir == NULL || cf->dir[0] == '\0')
+		cf->dir = "/tmp";
+}
+
+static void print_facts(int argc, char **argv, const struct config *cf)
+{
+	struct utsname u;
+	struct statfs sf;
+	char line[512], cpu[256] = "unknown", mem[64] = "unknown";
+	time_t t = time(NULL);
+	struct tm tm;
+	FILE *f;
+	int major, minor, patch;
+
+	printf("command:");
+	for (int i = 0; i < argc; i++)
+		printf(" %s", argv[i]);
+	printf("\n");
+	gmtime_r(&t, &tm);
+	strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("date:    %s\n", line);
+	if ((f = fopen("/proc/cpuinfo", "r")) != NULL) {
+		while (fgets(line, sizeof line, f))
+			if (strncmp(line, "model name", 10) == 0) {
+				char *p = strchr(line, ':');
+
+				if (p) {
+					snprintf(cpu, sizeof cpu, "%s", p + 2);
+					cpu[strcspn(cpu, "\n")] = '\0';
+				}
+				break;
+			}
+		fclose(f);
+	}
+	if ((f = fopen("/proc/meminfo", "r")) != NULL) {
+		while (fgets(line, sizeof line, f))
+			if (strncmp(line, "MemTotal:", 9) == 0) {
+				unsigned long kb = strtoul(line + 9, NULL, 10);
+
+				snprintf(mem, sizeof mem, "%.1f GiB", (double)kb / 1048576.0);
+				break;
+			}
+		fclose(f);
+	}
+	uname(&u);
+	printf("machine: nproc %ld (of %ld), %s, %s memory, %s %s %s\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), sysconf(_SC_NPROCESSORS_CONF), cpu, mem,
+	       u.sysname, u.release, u.machine);
+	printf("libs:    evstore %s, %s, msgpack-c %s\n", EVS_VERSION_STRING,
+	       mdb_version(&major, &minor, &patch), msgpack_version());
+	printf("build:   %s\n",
+#if defined(__OPTIMIZE__)
+	       "optimized"
+#else
+	       "NOT optimized (-O0): figures are meaningless"
+#endif
+	);
+	printf("dir:     %s", root);
+	if (statfs(root, &sf) == 0) {
+		printf(" (filesystem type 0x%lx)", (unsigned long)sf.f_type);
+		if ((unsigned long)sf.f_type == TMPFS_MAGIC_)
+			printf("  WARNING: tmpfs, fsync costs nothing; durable figures are meaningless");
+	}
+	printf("\n");
+	print_load("at start");
+	printf("seed:    %" PRIu64 " (replay with --seed %" PRIu64 ")\n", cf->seed, cf->seed);
+	printf("options: events %s, seconds %.2f per round, rounds %d (median), lookups %zu%s\n\n",
+	       num((double)cf->events, line), cf->seconds, cf->rounds, cf->lookups,
+	       cf->quick ? ", --quick" : "");
+}
+
+int main(int argc, char **argv)
+{
+	struct config cf;
+	struct shape *sh;
+	struct results res;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_args(argc, argv, &cf);
+	rng_state = cf.seed;
+	keep_root = cf.keep;
+	if ((size_t)snprintf(root, sizeof root, "%s/evstore-bench-XXXXXX", cf.dir) >= sizeof root)
+		fail("--dir too long");
+	if (mkdtemp(root) == NULL) {
+		int e = errno;
+
+		root[0] = '\0';
+		fail("could not create a temporary directory under \"%s\": %s", cf.dir, strerror(e));
+	}
+	print_facts(argc, argv, &cf);
+
+	sh = calloc(1, sizeof *sh);
+	if (sh == NULL)
+		fail("out of memory");
+	shape_init(sh);
+	memset(&res, 0, sizeof res);
+	calibrate(sh);
+	durable(&cf, sh, &res);
+	big_store(&cf, sh, &res);
+	print_load("at end");
+	verdict(&cf, &res);
+
+	msgpack_sbuffer_destroy(&sh->data);
+	free(sh);
+	cleanup();
+	return 0;
+}

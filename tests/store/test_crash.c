@@ -1,0 +1,389 @@
+/*
+ * test_crash.c - SIGKILL of appending processes at random moments loses no
+ * acknowledged event and leaves no partial batch.
+ *
+ * Each round forks a child that opens the store and appends batches of
+ * 1..20 events from 1..3 threads (so kills also land inside group
+ * commits, and with a tiny map inside map growth). Every event's metadata
+ * carries its batch number, the batch size and its index in the batch.
+ * After evs_append returns EVS_OK the child writes (batch, first, last,
+ * size) to a pipe: the acknowledgement. The parent kills the child after a
+ * random delay (microseconds, from the seeded PRNG), collects the
+ * acknowledgements, reopens the store and checks it; after all rounds it
+ * checks everything: every acknowledged batch is present at its positions,
+ * every batch present is complete, positions are gap-free and evs_verify
+ * finds no problem.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "testutil.h"
+
+#define ROUNDS 40
+#define NSTREAMS 8
+#define MAX_BATCH_EVENTS 20
+
+enum { REC_READY = 1, REC_ACK = 2, REC_ERROR = 3 };
+
+/* One pipe record (32 bytes, written with one write(): atomic). */
+typedef struct rec {
+	uint64_t batch, first, last;
+	uint32_t size, kind;
+} rec;
+
+typedef struct child_thread {
+	evs_store *st;
+	int out;
+	uint64_t seed, base;
+} child_thread;
+
+static void send_rec(int fd, rec r)
+{
+	ssize_t k;
+	while ((k = write(fd, &r, sizeof r)) < 0 && errno == EINTR)
+		;
+	if (k != (ssize_t)sizeof r)
+		_exit(4);
+}
+
+static void *child_appender(void *arg)
+{
+	child_thread *t = arg;
+	tu_rng r;
+	tu_rng_init(&r, t->seed);
+	tu_mp data[MAX_BATCH_EVENTS], meta[MAX_BATCH_EVENTS];
+	evs_event_in evs[MAX_BATCH_EVENTS];
+	for (int i = 0; i < MAX_BATCH_EVENTS; i++) {
+		tu_mp_init(&data[i]);
+		tu_mp_init(&meta[i]);
+	}
+	for (uint64_t j = 0;; j++) {
+		uint64_t batch = t->base + j;
+		size_t k = tu_rng_range(&r, 1, MAX_BATCH_EVENTS);
+		char stream[16];
+		snprintf(stream, sizeof stream, "crash-%d", (int)tu_rng_range(&r, 0, NSTREAMS - 1));
+		for (size_t i = 0; i < k; i++) {
+			tu_mp_reset(&data[i]);
+			tu_mp_reset(&meta[i]);
+			tu_mp_blob_map(&data[i], tu_rng_range(&r, 0, 1500), tu_rng_next(&r));
+			tu_mp_map_ints(&meta[i], 3, "b", (long long)batch, "k", (long long)k, "i",
+			               (long long)i);
+			tu_event(&evs[i], "Crash", &data[i], &meta[i]);
+		}
+		uint64_t expected = EVS_ANY;
+		if (tu_rng_range(&r, 0, 3) == 0) {
+			evs_stream_info h;
+			int rc = evs_stream_head(t->st, stream, &h);
+			if (rc != EVS_OK && rc != EVS_NOT_FOUND) {
+				send_rec(t->out, (rec){(uint64_t)rc, 0, 0, 0, REC_ERROR});
+				_exit(2);
+			}
+			expected = h.version;
+		}
+		evs_append_result res;
+		int rc = evs_append(t->st, stream, expected, evs, k, &res);
+		if (rc == EVS_OK) {
+			send_rec(t->out, (rec){batch, res.first_position, res.last_position,
+			                       (uint32_t)k, REC_ACK});
+		} else if (rc != EVS_WRONG_VERSION || expected == EVS_ANY) {
+			fprintf(stderr, "crash child: evs_append: %s: %s\n", evs_code_name(rc),
+			        evs_errmsg(t->st));
+			send_rec(t->out, (rec){(uint64_t)rc, 0, 0, 0, REC_ERROR});
+			_exit(2);
+		}
+	}
+	return NULL;
+}
+
+static void crash_child(int out, int round, uint64_t seed, int threads, int sync, size_t map)
+{
+	evs_options o;
+	evs_options_init(&o);
+	o.sync = sync;
+	o.map_size = map;
+	evs_store *st = NULL;
+	int rc = evs_open(tu_dir, &o, &st);
+	if (rc != EVS_OK) {
+		fprintf(stderr, "crash child: evs_open: %s\n", evs_open_errmsg());
+		send_rec(out, (rec){(uint64_t)rc, 0, 0, 0, REC_ERROR});
+		_exit(2);
+	}
+	send_rec(out, (rec){0, 0, 0, 0, REC_READY});
+	child_thread ts[3];
+	pthread_t th[3];
+	for (int i = 0; i < threads; i++) {
+		ts[i].st = st;
+		ts[i].out = out;
+		ts[i].seed = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(round * 4 + i + 1));
+		ts[i].base = (uint64_t)(round + 1) * 10000000ull + (uint64_t)i * 1000000ull;
+		if (i > 0)
+			pthread_create(&th[i], NULL, child_appender, &ts[i]);
+	}
+	child_appender(&ts[0]); /* never returns */
+	_exit(5);
+}
+
+typedef struct acks {
+	rec *a;
+	size_t n, cap;
+} acks;
+
+static void add_rec(acks *acc, const rec *r, int *ready, int round)
+{
+	if (r->kind == REC_READY) {
+		*ready = 1;
+		return;
+	}
+	ck_assert_msg(r->kind == REC_ACK, "round %d: the child failed with %s", round,
+	              r->kind == REC_ERROR ? evs_code_name((int)r->batch) : "a bad record");
+	ck_assert_uint_eq(r->last - r->first + 1, r->size);
+	if (acc->n == acc->cap) {
+		acc->cap = acc->cap ? acc->cap * 2 : 1024;
+		acc->a = realloc(acc->a, acc->cap * sizeof *acc->a);
+		ck_assert_ptr_nonnull(acc->a);
+	}
+	acc->a[acc->n++] = *r;
+}
+
+/* Read whole records from fd until the deadline (or EOF when deadline < 0). */
+static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
+{
+	static char buf[64 * 1024];
+	static size_t have = 0;
+	for (;;) {
+		int timeout = -1;
+		if (deadline_us >= 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+			if (now >= deadline_us)
+				return;
+			timeout = (int)((deadline_us - now + 999) / 1000);
+		} else {
+			timeout = 30000;
+		}
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, timeout);
+		if (r < 0 && errno == EINTR)
+			continue;
+		ck_assert_int_ge(r, 0);
+		if (r == 0) {
+			ck_assert_msg(deadline_us >= 0, "round %d: no EOF from a dead child", round);
+			continue;
+		}
+		ssize_t k = read(fd, buf + have, sizeof buf - have);
+		if (k < 0 && errno == EINTR)
+			continue;
+		ck_assert_int_ge(k, 0);
+		if (k == 0) {
+			ck_assert_uint_eq(have, 0); /* records are written whole */
+			return;
+		}
+		have += (size_t)k;
+		size_t off = 0;
+		for (; have - off >= sizeof(rec); off += sizeof(rec)) {
+			rec rr;
+			memcpy(&rr, buf + off, sizeof rr);
+			add_rec(acc, &rr, ready, round);
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* An event as the final check sees it. */
+typedef struct seen {
+	uint64_t batch, size, index, position, version;
+	char name[16];
+} seen;
+
+static int cmp_seen(const void *a, const void *b)
+{
+	const seen *x = a, *y = b;
+	if (x->batch != y->batch)
+		return x->batch < y->batch ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int cmp_batch_key(const void *key, const void *elem)
+{
+	uint64_t b = *(const uint64_t *)key;
+	const seen *s = elem;
+	return b < s->batch ? -1 : b > s->batch;
+}
+
+/* Check the acknowledged batches in [from, to) against the open store. */
+static void check_acks_quick(evs_store *st, const acks *acc, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		const rec *a = &acc->a[i];
+		evs_iter *it;
+		tu_ok(st, evs_read_all(st, a->first, EVS_FORWARD, NULL, a->size, &it));
+		tu_ev *evs;
+		size_t n = tu_drain(st, it, &evs);
+		ck_assert_msg(n == a->size, "acknowledged batch %llu: %zu of %u events",
+		              (unsigned long long)a->batch, n, a->size);
+		for (size_t j = 0; j < n; j++) {
+			int64_t b = -1, idx = -1;
+			ck_assert_uint_eq(evs[j].ev.position, a->first + j);
+			ck_assert_int_eq(tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len, "b", &b), 0);
+			ck_assert_int_eq(tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len, "i", &idx), 0);
+			ck_assert_msg((uint64_t)b == a->batch && (uint64_t)idx == j,
+			              "acknowledged batch %llu: position %llu holds batch %lld event %lld",
+			              (unsigned long long)a->batch,
+			              (unsigned long long)evs[j].ev.position, (long long)b, (long long)idx);
+		}
+		tu_evs_free(evs, n);
+	}
+}
+
+START_TEST(test_sigkill_appenders)
+{
+	tu_rng r;
+	uint64_t seed = tu_rng_seeded(&r, "test_sigkill_appenders");
+	evs_close(tu_open(tu_dir, NULL));
+
+	acks acc = {NULL, 0, 0};
+	unsigned kills = 0, during_open = 0;
+	uint64_t last_seen = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		int threads = (int)tu_rng_range(&r, 1, 3);
+		int sync = tu_rng_range(&r, 0, 2) == 0 ? EVS_SYNC_NONE : EVS_SYNC_FULL;
+		size_t map = tu_rng_range(&r, 0, 3) == 0 ? ((size_t)1 << 20) : 0;
+		int wait_ready = tu_rng_range(&r, 0, 4) != 0;
+		int64_t delay_us = (int64_t)tu_rng_range(&r, 0, wait_ready ? 80000 : 3000);
+
+		int fds[2];
+		ck_assert_int_eq(pipe(fds), 0);
+		fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+		size_t before = acc.n;
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			close(fds[0]);
+			crash_child(fds[1], round, seed, threads, sync, map);
+		}
+		close(fds[1]);
+		int ready = 0;
+		if (wait_ready) {
+			int64_t limit = mono_us() + 30000000;
+			while (!ready && mono_us() < limit)
+				drain(fds[0], &acc, mono_us() + 1000, &ready, round);
+			ck_assert_msg(ready, "round %d: the child did not open the store", round);
+		}
+		/* the random moment: keep draining until it comes */
+		drain(fds[0], &acc, mono_us() + delay_us, &ready, round);
+		kill(pid, SIGKILL);
+		int status = tu_wait_child(pid, 60000, 0);
+		drain(fds[0], &acc, -1, &ready, round);
+		close(fds[0]);
+		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		              "round %d: the child ended by itself (%s %d)", round,
+		              WIFSIGNALED(status) ? "signal" : "exit status",
+		              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		kills++;
+		during_open += !ready;
+
+		/* reopen: the acknowledged batches of this round are all there */
+		evs_store *st = tu_open(tu_dir, NULL);
+		evs_store_info h;
+		tu_ok(st, evs_head(st, &h));
+		ck_assert_uint_ge(h.last_position, last_seen);
+		for (size_t i = before; i < acc.n; i++)
+			ck_assert_uint_le(acc.a[i].last, h.last_position);
+		last_seen = h.last_position;
+		check_acks_quick(st, &acc, before, acc.n);
+		if (round % 10 == 9)
+			ck_assert_uint_eq(tu_verify(st), 0);
+		evs_close(st);
+	}
+
+	/* the final check of everything */
+	evs_store *st = tu_open(tu_dir, NULL);
+	tu_ev *evs;
+	size_t n = tu_read_all(st, &evs);
+	seen *s = calloc(n ? n : 1, sizeof *s);
+	ck_assert_ptr_nonnull(s);
+	for (size_t i = 0; i < n; i++) {
+		const evs_event *e = &evs[i].ev;
+		ck_assert_msg(e->position == i + 1, "position %llu where %zu was expected",
+		              (unsigned long long)e->position, i + 1);
+		int64_t b = -1, k = -1, idx = -1;
+		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "b", &b), 0);
+		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "k", &k), 0);
+		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "i", &idx), 0);
+		ck_assert(b > 0 && k >= 1 && k <= MAX_BATCH_EVENTS && idx >= 0 && idx < k);
+		s[i].batch = (uint64_t)b;
+		s[i].size = (uint64_t)k;
+		s[i].index = (uint64_t)idx;
+		s[i].position = e->position;
+		s[i].version = e->version;
+		ck_assert_uint_lt(e->stream.len, sizeof s[i].name);
+		memcpy(s[i].name, e->stream.ptr, e->stream.len);
+	}
+	tu_evs_free(evs, n);
+	qsort(s, n, sizeof *s, cmp_seen);
+	size_t batches = 0;
+	for (size_t i = 0; i < n;) {
+		/* one batch: exactly its size, indexes 0..k-1, contiguous */
+		size_t k = s[i].size;
+		ck_assert_msg(i + k <= n, "batch %llu is partial: index %llu at the end",
+		              (unsigned long long)s[i].batch, (unsigned long long)s[i].index);
+		for (size_t j = 0; j < k; j++) {
+			const seen *x = &s[i + j];
+			ck_assert_msg(x->batch == s[i].batch && x->index == j && x->size == k,
+			              "batch %llu is partial or doubled (at index %zu: batch %llu "
+			              "index %llu of %llu)", (unsigned long long)s[i].batch, j,
+			              (unsigned long long)x->batch, (unsigned long long)x->index,
+			              (unsigned long long)x->size);
+			ck_assert_uint_eq(x->position, s[i].position + j);
+			ck_assert_uint_eq(x->version, s[i].version + j);
+			ck_assert_str_eq(x->name, s[i].name);
+		}
+		ck_assert_msg(i + k == n || s[i + k].batch != s[i].batch,
+		              "batch %llu has more than %zu events", (unsigned long long)s[i].batch, k);
+		batches++;
+		i += k;
+	}
+	for (size_t i = 0; i < acc.n; i++) {
+		const rec *a = &acc.a[i];
+		const seen *x = bsearch(&a->batch, s, n, sizeof *s, cmp_batch_key);
+		ck_assert_msg(x != NULL, "acknowledged batch %llu is lost", (unsigned long long)a->batch);
+		while (x > s && x[-1].batch == a->batch)
+			x--;
+		ck_assert_uint_eq(x->position, a->first);
+		ck_assert_uint_eq(x->size, a->size);
+	}
+	ck_assert_uint_eq(tu_verify(st), 0);
+	fprintf(stderr, "crash: %u kills (%u while opening), %zu events in %zu batches, "
+	        "%zu acknowledged, %zu committed but unacknowledged\n", kills, during_open, n,
+	        batches, acc.n, batches - acc.n);
+	ck_assert_uint_ge(kills, 30);
+	ck_assert_uint_gt(acc.n, ROUNDS);
+	free(s);
+	free(acc.a);
+	evs_close(st);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store-crash");
+	TCase *tc = tu_tcase("crash");
+	tcase_add_test(tc, test_sigkill_appenders);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}

@@ -1,0 +1,222 @@
+/*
+ * test_verify.c - evs_verify finds nothing wrong with a healthy store and
+ * finds every index damaged behind the library's back (with liblmdb).
+ */
+#include <string.h>
+
+#include "testutil.h"
+#include "tu_lmdb.h"
+
+#define EVENTS 40
+
+/* 40 events: streams a, b, c in 12 commits (some multi-event). */
+static void build(void)
+{
+	evs_store *st = tu_open(tu_dir, NULL);
+	const char *streams[3] = {"a", "b", "c"};
+	size_t n = 0;
+	for (int i = 0; n < EVENTS; i++) {
+		size_t k = (size_t)(i % 4) + 1;
+		if (k > EVENTS - n)
+			k = EVENTS - n;
+		tu_ok(st, tu_append_simple(st, streams[i % 3], EVS_ANY, "T", k, 0x7a, n, NULL));
+		n += k;
+	}
+	ck_assert_uint_eq(tu_verify(st), 0);
+	evs_close(st);
+}
+
+typedef struct seen {
+	uint64_t calls;
+	int nonempty;
+} seen;
+
+static void on_problem(void *ctx, const char *problem)
+{
+	seen *s = ctx;
+	s->calls++;
+	s->nonempty &= problem != NULL && *problem != '\0';
+	fprintf(stderr, "verify found: %s\n", problem);
+}
+
+/* Reopen and verify; returns the count, asserting the callback saw them. */
+static uint64_t reverify(void)
+{
+	evs_store *st = tu_open(tu_dir, NULL);
+	seen s = {0, 1};
+	uint64_t problems = 0;
+	tu_ok(st, evs_verify(st, on_problem, &s, &problems));
+	ck_assert_uint_eq(s.calls, problems);
+	ck_assert(s.nonempty);
+	/* a NULL callback counts the same */
+	uint64_t again = 0;
+	tu_ok(st, evs_verify(st, NULL, NULL, &again));
+	ck_assert_uint_eq(again, problems);
+	evs_close(st);
+	return problems;
+}
+
+START_TEST(test_healthy)
+{
+	build();
+	ck_assert_uint_eq(reverify(), 0);
+	/* an empty store is healthy too */
+	char dir[PATH_MAX];
+	tu_path(dir, sizeof dir, "empty");
+	evs_store *st = tu_open(dir, NULL);
+	ck_assert_uint_eq(tu_verify(st), 0);
+	evs_close(st);
+}
+END_TEST
+
+START_TEST(test_event_id_deleted)
+{
+	build();
+	ck_assert_uint_eq(tu_mdb_count(tu_dir, "event_ids"), EVENTS);
+	uint8_t id[16];
+	ck_assert_uint_eq(tu_mdb_del_nth(tu_dir, "event_ids", 17, id, sizeof id), 16);
+	ck_assert_uint_gt(reverify(), 0);
+	/* and the id is gone for the API as well */
+	evs_store *st = tu_open(tu_dir, NULL);
+	uint64_t p;
+	tu_assert_rc(st, evs_find_id(st, id, &p), EVS_NOT_FOUND);
+	evs_close(st);
+}
+END_TEST
+
+START_TEST(test_event_id_repointed)
+{
+	build();
+	/* the id of position 10 now says position 11 */
+	evs_store *st = tu_open(tu_dir, NULL);
+	tu_ev *evs;
+	size_t n = tu_read_all(st, &evs);
+	ck_assert_uint_eq(n, EVENTS);
+	uint8_t id[16];
+	memcpy(id, evs[9].ev.id, 16);
+	tu_evs_free(evs, n);
+	evs_close(st);
+	uint8_t pos[8];
+	tu_put_u64(pos, 11);
+	tu_mdb_put(tu_dir, "event_ids", id, 16, pos, 8);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_stream_entry_deleted)
+{
+	build();
+	ck_assert_uint_eq(tu_mdb_count(tu_dir, "streams"), EVENTS);
+	tu_mdb_del_nth(tu_dir, "streams", 5, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_stream_last_entry_deleted)
+{
+	build();
+	tu_mdb_del_nth(tu_dir, "streams", EVENTS - 1, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_time_entry_deleted)
+{
+	build();
+	size_t n = tu_mdb_count(tu_dir, "time");
+	ck_assert_uint_ge(n, 2);
+	ck_assert_uint_le(n, EVENTS);
+	tu_mdb_del_nth(tu_dir, "time", n / 2, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_time_last_entry_deleted)
+{
+	build();
+	size_t n = tu_mdb_count(tu_dir, "time");
+	tu_mdb_del_nth(tu_dir, "time", n - 1, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_record_garbled)
+{
+	build();
+	uint8_t key[8];
+	tu_put_u64(key, 20);
+	size_t n = 0;
+	uint8_t *rec = tu_mdb_get(tu_dir, "events", key, 8, &n);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_uint_gt(n, 20);
+	/* keep the head, cut the tail short */
+	tu_mdb_put(tu_dir, "events", key, 8, rec, n - 3);
+	ck_assert_uint_gt(reverify(), 0);
+
+	/* reading over it reports corruption rather than garbage */
+	evs_store *st = tu_open(tu_dir, NULL);
+	evs_iter *it;
+	tu_ok(st, evs_read_all(st, 19, EVS_FORWARD, NULL, 0, &it));
+	evs_event ev;
+	tu_ok(st, evs_iter_next(it, &ev));
+	ck_assert_uint_eq(ev.position, 19);
+	tu_assert_rc(st, evs_iter_next(it, &ev), EVS_CORRUPT);
+	evs_iter_free(it);
+	evs_close(st);
+
+	/* pure garbage */
+	memset(rec, 0xc1, n);
+	tu_mdb_put(tu_dir, "events", key, 8, rec, n);
+	ck_assert_uint_gt(reverify(), 0);
+	free(rec);
+}
+END_TEST
+
+START_TEST(test_record_deleted)
+{
+	build();
+	uint8_t key[8];
+	tu_put_u64(key, EVENTS);
+	/* the last event: every index still points at it */
+	tu_mdb_del_nth(tu_dir, "events", EVENTS - 1, key, sizeof key);
+	ck_assert_uint_eq(tu_get_u64(key), EVENTS);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_record_in_the_middle_deleted)
+{
+	build();
+	tu_mdb_del_nth(tu_dir, "events", 10, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_stream_count_wrong)
+{
+	build();
+	uint8_t v[8];
+	tu_put_u64(v, 7);
+	tu_mdb_put(tu_dir, "meta", "streams", 7, v, 8);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store-verify");
+	TCase *tc = tu_tcase("verify");
+	tcase_add_test(tc, test_healthy);
+	tcase_add_test(tc, test_event_id_deleted);
+	tcase_add_test(tc, test_event_id_repointed);
+	tcase_add_test(tc, test_stream_entry_deleted);
+	tcase_add_test(tc, test_stream_last_entry_deleted);
+	tcase_add_test(tc, test_time_entry_deleted);
+	tcase_add_test(tc, test_time_last_entry_deleted);
+	tcase_add_test(tc, test_record_garbled);
+	tcase_add_test(tc, test_record_deleted);
+	tcase_add_test(tc, test_record_in_the_middle_deleted);
+	tcase_add_test(tc, test_stream_count_wrong);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}

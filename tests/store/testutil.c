@@ -1,0 +1,516 @@
+/*
+ * testutil.c - shared helpers for the libevstore Check suites; see
+ * testutil.h.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+char tu_dir[PATH_MAX];
+static char root_dir[PATH_MAX];
+
+static int keep_dirs(void)
+{
+	const char *k = getenv("EVS_TEST_KEEP");
+	return k != NULL && *k != '\0' && strcmp(k, "0") != 0;
+}
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int tu_rmrf(const char *path)
+{
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+static void root_setup(void)
+{
+	const char *base = getenv("TMPDIR");
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	int n = snprintf(root_dir, sizeof root_dir, "%s/evs-store-test-XXXXXX", base);
+	if (n < 0 || (size_t)n >= sizeof root_dir || mkdtemp(root_dir) == NULL) {
+		fprintf(stderr, "could not create a temporary directory under \"%s\": %s\n",
+		        base, strerror(errno));
+		abort();
+	}
+}
+
+static void root_teardown(void)
+{
+	if (keep_dirs())
+		fprintf(stderr, "keeping \"%s\"\n", root_dir);
+	else
+		tu_rmrf(root_dir);
+}
+
+static void case_setup(void)
+{
+	int n = snprintf(tu_dir, sizeof tu_dir, "%s/t-XXXXXX", root_dir);
+	ck_assert(n > 0 && (size_t)n < sizeof tu_dir);
+	ck_assert_msg(mkdtemp(tu_dir) != NULL, "mkdtemp: %s", strerror(errno));
+}
+
+static void case_teardown(void)
+{
+	if (!keep_dirs())
+		tu_rmrf(tu_dir);
+}
+
+TCase *tu_tcase(const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, case_setup, case_teardown);
+	tcase_set_timeout(tc, 600);
+	return tc;
+}
+
+int tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+void tu_path(char *out, size_t size, const char *name)
+{
+	int n = snprintf(out, size, "%s/%s", tu_dir, name);
+	ck_assert(n > 0 && (size_t)n < size);
+}
+
+int tu_has_number(const char *msg, unsigned long long n)
+{
+	char num[32];
+	snprintf(num, sizeof num, "%llu", n);
+	size_t len = strlen(num);
+	for (const char *p = msg; p != NULL && (p = strstr(p, num)) != NULL; p++) {
+		int before = p > msg && p[-1] >= '0' && p[-1] <= '9';
+		int after = p[len] >= '0' && p[len] <= '9';
+		if (!before && !after)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+void tu_options(evs_options *o, int sync)
+{
+	evs_options_init(o);
+	o->sync = sync;
+}
+
+evs_store *tu_open(const char *dir, const evs_options *opts)
+{
+	evs_store *st = NULL;
+	int rc = evs_open(dir, opts, &st);
+	ck_assert_msg(rc == EVS_OK, "evs_open(\"%s\"): %s: %s", dir,
+	              evs_code_name(rc), evs_open_errmsg());
+	ck_assert_ptr_nonnull(st);
+	return st;
+}
+
+/* ---- randomness (splitmix64) ------------------------------------------- */
+
+void tu_rng_init(tu_rng *r, uint64_t seed)
+{
+	r->s = seed;
+}
+
+uint64_t tu_rng_next(tu_rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t tu_rng_range(tu_rng *r, uint64_t lo, uint64_t hi)
+{
+	if (hi <= lo)
+		return lo;
+	uint64_t span = hi - lo + 1;
+	if (span == 0)
+		return tu_rng_next(r);
+	return lo + tu_rng_next(r) % span;
+}
+
+uint64_t tu_rng_seeded(tu_rng *r, const char *what)
+{
+	uint64_t seed;
+	const char *env = getenv("EVS_TEST_SEED");
+	if (env != NULL && *env != '\0') {
+		seed = strtoull(env, NULL, 0);
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		tu_rng tmp;
+		tu_rng_init(&tmp, (uint64_t)ts.tv_sec * 1000000007ull ^
+		                      (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32));
+		seed = tu_rng_next(&tmp);
+	}
+	fprintf(stderr, "%s: seed %llu (replay with EVS_TEST_SEED=%llu)\n", what,
+	        (unsigned long long)seed, (unsigned long long)seed);
+	tu_rng_init(r, seed);
+	return seed;
+}
+
+/* ---- msgpack ----------------------------------------------------------- */
+
+void tu_mp_init(tu_mp *m)
+{
+	msgpack_sbuffer_init(&m->sb);
+	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+void tu_mp_destroy(tu_mp *m)
+{
+	msgpack_sbuffer_destroy(&m->sb);
+}
+
+void tu_mp_reset(tu_mp *m)
+{
+	m->sb.size = 0;
+}
+
+void tu_mp_str(tu_mp *m, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(&m->pk, n);
+	msgpack_pack_str_body(&m->pk, s, n);
+}
+
+void tu_mp_int(tu_mp *m, int64_t v)
+{
+	msgpack_pack_int64(&m->pk, v);
+}
+
+void tu_mp_map_ints(tu_mp *m, size_t npairs, ...)
+{
+	va_list ap;
+	va_start(ap, npairs);
+	msgpack_pack_map(&m->pk, npairs);
+	for (size_t i = 0; i < npairs; i++) {
+		const char *k = va_arg(ap, const char *);
+		long long v = va_arg(ap, long long);
+		tu_mp_str(m, k);
+		tu_mp_int(m, v);
+	}
+	va_end(ap);
+}
+
+void tu_mp_blob_map(tu_mp *m, size_t n, uint64_t seed)
+{
+	tu_rng r;
+	tu_rng_init(&r, seed);
+	msgpack_pack_map(&m->pk, 1);
+	tu_mp_str(m, "blob");
+	msgpack_pack_bin(&m->pk, n);
+	char chunk[256];
+	size_t done = 0;
+	while (done < n) {
+		size_t k = n - done < sizeof chunk ? n - done : sizeof chunk;
+		for (size_t i = 0; i < k; i += 8) {
+			uint64_t x = tu_rng_next(&r);
+			size_t c = k - i < 8 ? k - i : 8;
+			memcpy(chunk + i, &x, c);
+		}
+		msgpack_pack_bin_body(&m->pk, chunk, k);
+		done += k;
+	}
+}
+
+int tu_mp_get_int(const void *buf, size_t len, const char *key, int64_t *out)
+{
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	int rc = -1;
+	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+		goto done;
+	if (u.data.type != MSGPACK_OBJECT_MAP)
+		goto done;
+	size_t klen = strlen(key);
+	for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+		const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != klen ||
+		    memcmp(kv->key.via.str.ptr, key, klen) != 0)
+			continue;
+		if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			*out = (int64_t)kv->val.via.u64;
+			rc = 0;
+		} else if (kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+			*out = kv->val.via.i64;
+			rc = 0;
+		}
+		break;
+	}
+done:
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+void tu_event(evs_event_in *ev, const char *type, const tu_mp *data,
+              const tu_mp *meta)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->type = type;
+	if (data != NULL) {
+		ev->data = data->sb.data;
+		ev->data_len = data->sb.size;
+	}
+	if (meta != NULL) {
+		ev->metadata = meta->sb.data;
+		ev->metadata_len = meta->sb.size;
+	}
+}
+
+void tu_id(uint8_t id[16], uint64_t tag, uint64_t n)
+{
+	for (int i = 0; i < 8; i++) {
+		id[i] = (uint8_t)(tag >> (56 - 8 * i));
+		id[8 + i] = (uint8_t)(n >> (56 - 8 * i));
+	}
+	if (tag == 0 && n == 0)
+		id[15] = 1;
+}
+
+int tu_append_simple(evs_store *st, const char *stream, uint64_t expected,
+                     const char *type, size_t n, uint64_t tag, uint64_t first,
+                     evs_append_result *res)
+{
+	evs_event_in *evs = calloc(n ? n : 1, sizeof *evs);
+	tu_mp *mps = calloc(n ? n : 1, sizeof *mps);
+	ck_assert(evs != NULL && mps != NULL);
+	for (size_t i = 0; i < n; i++) {
+		tu_mp_init(&mps[i]);
+		tu_mp_map_ints(&mps[i], 1, "n", (long long)(first + i));
+		tu_event(&evs[i], type, &mps[i], NULL);
+		if (tag != 0)
+			tu_id(evs[i].id, tag, first + i);
+	}
+	evs_append_result r;
+	memset(&r, 0, sizeof r);
+	int rc = evs_append(st, stream, expected, evs, n, res ? res : &r);
+	for (size_t i = 0; i < n; i++)
+		tu_mp_destroy(&mps[i]);
+	free(mps);
+	free(evs);
+	return rc;
+}
+
+void tu_ev_copy(tu_ev *dst, const evs_event *src)
+{
+	size_t total = src->stream.len + src->type.len + src->data_len +
+	               src->metadata_len + 1;
+	dst->buf = malloc(total);
+	ck_assert_ptr_nonnull(dst->buf);
+	dst->ev = *src;
+	char *p = dst->buf;
+	memcpy(p, src->stream.ptr, src->stream.len);
+	dst->ev.stream.ptr = p;
+	p += src->stream.len;
+	memcpy(p, src->type.ptr, src->type.len);
+	dst->ev.type.ptr = p;
+	p += src->type.len;
+	if (src->data_len > 0)
+		memcpy(p, src->data, src->data_len);
+	dst->ev.data = p;
+	p += src->data_len;
+	if (src->metadata_len > 0)
+		memcpy(p, src->metadata, src->metadata_len);
+	dst->ev.metadata = p;
+}
+
+void tu_ev_free(tu_ev *e)
+{
+	if (e != NULL) {
+		free(e->buf);
+		e->buf = NULL;
+	}
+}
+
+void tu_evs_free(tu_ev *evs, size_t n)
+{
+	for (size_t i = 0; i < n && evs != NULL; i++)
+		tu_ev_free(&evs[i]);
+	free(evs);
+}
+
+size_t tu_drain(evs_store *store, evs_iter *it, tu_ev **out)
+{
+	size_t n = 0, cap = 16;
+	tu_ev *a = malloc(cap * sizeof *a);
+	ck_assert_ptr_nonnull(a);
+	for (;;) {
+		evs_event ev;
+		int rc = evs_iter_next(it, &ev);
+		if (rc == EVS_END)
+			break;
+		if (rc != EVS_OK) {
+			evs_iter_free(it);
+			ck_abort_msg("evs_iter_next: %s: %s", evs_code_name(rc),
+			             evs_errmsg(store));
+		}
+		if (n == cap) {
+			cap *= 2;
+			a = realloc(a, cap * sizeof *a);
+			ck_assert_ptr_nonnull(a);
+		}
+		tu_ev_copy(&a[n++], &ev);
+	}
+	/* EVS_END is sticky */
+	evs_event ev;
+	int again = evs_iter_next(it, &ev);
+	evs_iter_free(it);
+	ck_assert_msg(again == EVS_END, "evs_iter_next after EVS_END: %s",
+	              evs_code_name(again));
+	*out = a;
+	return n;
+}
+
+size_t tu_read_all(evs_store *store, tu_ev **out)
+{
+	evs_iter *it = NULL;
+	tu_ok(store, evs_read_all(store, 1, EVS_FORWARD, NULL, 0, &it));
+	return tu_drain(store, it, out);
+}
+
+int tu_str_eq(evs_str s, const char *c)
+{
+	size_t n = strlen(c);
+	return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
+}
+
+static void count_problem(void *ctx, const char *problem)
+{
+	uint64_t *seen = ctx;
+	(*seen)++;
+	fprintf(stderr, "verify: %s\n", problem);
+}
+
+uint64_t tu_verify(evs_store *store)
+{
+	uint64_t problems = UINT64_MAX, seen = 0;
+	tu_ok(store, evs_verify(store, count_problem, &seen, &problems));
+	ck_assert_uint_eq(problems, seen);
+	return problems;
+}
+
+/* ---- time and waiting -------------------------------------------------- */
+
+int64_t tu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t tu_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int tu_wait_for(int (*cond)(void *ctx), void *ctx, int timeout_ms)
+{
+	int64_t deadline = tu_mono_ms() + timeout_ms;
+	for (;;) {
+		if (cond(ctx))
+			return 1;
+		if (tu_mono_ms() > deadline)
+			return 0;
+		struct timespec d = {0, 2 * 1000 * 1000};
+		nanosleep(&d, NULL);
+	}
+}
+
+int tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = tu_mono_ms() + timeout_ms;
+	size_t got = 0;
+	while (got < len) {
+		int64_t left = deadline - tu_mono_ms();
+		if (left < 0)
+			return -1;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t k = read(fd, (char *)buf + got, len - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+int tu_write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t k = write(fd, (const char *)buf + done, len - done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+/* ---- child processes --------------------------------------------------- */
+
+int tu_wait_child(pid_t pid, int timeout_ms, int must_succeed)
+{
+	int64_t deadline = tu_mono_ms() + timeout_ms;
+	int status = 0;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		ck_assert_msg(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+		if (tu_mono_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("child %d did not finish within %d ms", (int)pid,
+			             timeout_ms);
+		}
+		struct timespec d = {0, 2 * 1000 * 1000};
+		nanosleep(&d, NULL);
+	}
+	if (must_succeed)
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		              "child %d failed: %s %d", (int)pid,
+		              WIFEXITED(status) ? "exit status" : "signal",
+		              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return status;
+}
