@@ -130,7 +130,8 @@ enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG
 typedef void (*evs_log_fn)(void *ctx, int level, const char *message);
 
 typedef struct evs_options {
-	size_t map_size;        /* initial map size; 0 = 1 GiB. Grows by itself. */
+	size_t map_size;        /* map size; 0 = 1 GiB for a new store, the current
+	                           size for an existing one. Grows by itself. */
 	unsigned max_readers;   /* LMDB reader slots; 0 = 512 */
 	int sync;               /* enum evs_sync */
 	int create;             /* create the directory and store if missing */

@@ -272,8 +272,9 @@ static int judge_one(judge *j, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
 		j->cur_len = slen;
 		j->kept = 0;
 	}
-	if (!parse_val(v, &sv) || sv.name_len != a->name_len ||
-	    memcmp(sv.name, a->name, sv.name_len) != 0) {
+	if (!parse_val(v, &sv))
+		return 0;        /* nobody's: not even a snapshot header */
+	if (sv.name_len != a->name_len || memcmp(sv.name, a->name, sv.name_len) != 0) {
 		*drop = false;   /* another definition's */
 		return 0;
 	}

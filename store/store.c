@@ -150,10 +150,8 @@ static int open_dbs(evs_store *s, bool create)
 		                 s->path, fmt, EVS_FORMAT_VERSION,
 		                 fmt > EVS_FORMAT_VERSION ? ": upgrade evstore" : "");
 	}
-	if (s->opts.read_only) {
-		mdb_txn_abort(txn);
-		return EVS_OK;
-	}
+	/* Commit even a read-only transaction: aborting it would close the
+	 * sub-database handles it opened (LMDB keeps them only on commit). */
 	rc = mdb_txn_commit(txn);
 	return rc ? evs__fail_mdb(NULL, rc, "could not open sub-databases") : EVS_OK;
 }
@@ -178,8 +176,6 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		s->opts = *opts;
 	else
 		evs_options_init(&s->opts);
-	if (s->opts.map_size == 0)
-		s->opts.map_size = EVS_DEFAULT_MAP;
 	if (s->opts.max_readers == 0)
 		s->opts.max_readers = 512;
 	if (s->opts.max_event_size == 0)
@@ -225,7 +221,16 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	}
 	mdb_env_set_maxdbs(s->env, 8);
 	mdb_env_set_maxreaders(s->env, s->opts.max_readers);
-	mdb_env_set_mapsize(s->env, s->opts.map_size);
+	/* 0: the default for a new store; an existing one keeps the size its
+	 * meta page records */
+	{
+		char data[4096];
+		snprintf(data, sizeof data, "%s/data.mdb", path);
+		if (s->opts.map_size)
+			mdb_env_set_mapsize(s->env, s->opts.map_size);
+		else if (stat(data, &st) != 0)
+			mdb_env_set_mapsize(s->env, EVS_DEFAULT_MAP);
+	}
 	/* EVS_SYNC_FULL syncs the meta page itself: see evs__sync_meta() */
 	if (s->opts.sync == EVS_SYNC_META || s->opts.sync == EVS_SYNC_FULL)
 		flags |= MDB_NOMETASYNC;
@@ -247,13 +252,6 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		int code = evs__code_of_mdb(rc);
 		rc = evs__fail(NULL, code, "could not open store \"%s\": %s", path, mdb_strerror(rc));
 		goto fail;
-	}
-	/* A map smaller than the file (another process grew it) is adopted. */
-	{
-		MDB_envinfo info;
-		mdb_env_info(s->env, &info);
-		if (info.me_mapsize < s->opts.map_size)
-			mdb_env_set_mapsize(s->env, s->opts.map_size);
 	}
 	if ((rc = open_dbs(s, s->opts.create)) != EVS_OK)
 		goto fail;

@@ -13,9 +13,9 @@
 
 #include "cli.h"
 
-#define OPT_BASE 256
-#define OPT_STORE 'S'
-#define OPT_HELP 'h'
+#define OPT_BASE    256
+#define OPT_STORE   'S'
+#define OPT_HELP    'h'
 #define HELP_COLUMN 26
 
 static size_t count_options(const struct cli_option *o)
@@ -27,14 +27,33 @@ static size_t count_options(const struct cli_option *o)
 	return n;
 }
 
+/* "  --name VALUE   help", the help wrapped at 80 columns */
 static void help_line(FILE *f, const char *left, const char *help)
 {
+	const int width = 80 - HELP_COLUMN;
 	size_t w = strlen(left);
 
 	if (w + 2 >= HELP_COLUMN)
-		fprintf(f, "  %s\n%*s%s\n", left, HELP_COLUMN, "", help);
+		fprintf(f, "  %s\n%*s", left, HELP_COLUMN, "");
 	else
-		fprintf(f, "  %-*s%s\n", HELP_COLUMN - 2, left, help);
+		fprintf(f, "  %-*s", HELP_COLUMN - 2, left);
+	while (*help) {
+		int n = (int)strlen(help);
+
+		if (n > width) {
+			n = width;
+			while (n > 0 && help[n] != ' ')
+				n--;
+			if (n == 0)
+				n = width;
+		}
+		fprintf(f, "%.*s\n", n, help);
+		help += n;
+		while (*help == ' ')
+			help++;
+		if (*help)
+			fprintf(f, "%*s", HELP_COLUMN, "");
+	}
 }
 
 void cli_command_help(FILE *f, const struct cli_command *cmd)
@@ -42,16 +61,16 @@ void cli_command_help(FILE *f, const struct cli_command *cmd)
 	const struct cli_option *o;
 	char left[128];
 
-	fprintf(f, "usage: evs %s%s%s [OPTION]...\n\n", cmd->name,
-	        cmd->synopsis[0] ? " " : "", cmd->synopsis);
+	fprintf(f, "usage: evs %s%s%s [OPTION]...\n\n", cmd->name, cmd->synopsis[0] ? " " : "",
+		cmd->synopsis);
 	fprintf(f, "%s\n\noptions:\n", cmd->description);
 	for (o = cmd->options; o && o->name; o++) {
-		snprintf(left, sizeof left, "--%s%s%s", o->name,
-		         o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+			 o->metavar ? o->metavar : "");
 		help_line(f, left, o->help);
 	}
 	help_line(f, "--store DIR",
-	          "store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")");
+		  "store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")");
 	help_line(f, "-h, --help", "show this help and exit");
 }
 
@@ -67,21 +86,19 @@ static int usage_error(const struct cli_command *cmd)
 	return CLI_EXIT_USAGE;
 }
 
-int cli_run_command(const struct cli_command *cmd, const char *store_path,
-                    int argc, char **argv)
+int cli_run_command(const struct cli_command *cmd, const char *store_path, int argc, char **argv)
 {
 	size_t nopt = count_options(cmd->options);
 	struct option *longopts = cli_xcalloc(nopt + 3, sizeof *longopts);
 	void *state = cmd->state_size ? cli_xcalloc(1, cmd->state_size) : NULL;
-	struct cli_ctx ctx = { .cmd = cmd, .store_path = store_path };
+	struct cli_ctx ctx = {.cmd = cmd, .store_path = store_path};
 	int status = CLI_EXIT_OK;
 	int c, npos;
 	size_t i;
 
 	for (i = 0; i < nopt; i++) {
 		longopts[i].name = cmd->options[i].name;
-		longopts[i].has_arg = cmd->options[i].metavar ? required_argument
-		                                              : no_argument;
+		longopts[i].has_arg = cmd->options[i].metavar ? required_argument : no_argument;
 		longopts[i].val = OPT_BASE + (int)i;
 	}
 	longopts[nopt].name = "store";
@@ -91,7 +108,7 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path,
 	longopts[nopt + 1].val = OPT_HELP;
 
 	opterr = 0;
-	optind = 0;   /* GNU: reinitialise, permuting options to the front */
+	optind = 0; /* GNU: reinitialise, permuting options to the front */
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == OPT_HELP) {
 			cli_command_help(stdout, cmd);
@@ -99,8 +116,7 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path,
 			goto out;
 		} else if (c == OPT_STORE) {
 			if (optarg[0] == '\0') {
-				status = cli_bad_value("store", optarg,
-				                       "empty directory name");
+				status = cli_bad_value("store", optarg, "empty directory name");
 				goto out;
 			}
 			ctx.store_path = optarg;
@@ -111,22 +127,21 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path,
 				goto out;
 			}
 		} else if (c == ':') {
-			cli_error("option \"%s\" requires a value",
-			          argv[optind - 1]);
+			cli_error("option \"%s\" requires a value", argv[optind - 1]);
 			status = usage_error(cmd);
 			goto out;
 		} else {
 			if (optopt >= OPT_BASE)
 				cli_error("option \"--%s\" does not take a value",
-				          cmd->options[optopt - OPT_BASE].name);
+					  cmd->options[optopt - OPT_BASE].name);
 			else if (optopt == OPT_HELP)
 				cli_error("option \"--help\" does not take a value");
 			else if (optopt)
-				cli_error("unrecognized option \"-%c\" for command \"%s\"",
-				          optopt, cmd->name);
+				cli_error("unrecognized option \"-%c\" for command \"%s\"", optopt,
+					  cmd->name);
 			else
 				cli_error("unrecognized option \"%s\" for command \"%s\"",
-				          argv[optind - 1], cmd->name);
+					  argv[optind - 1], cmd->name);
 			status = usage_error(cmd);
 			goto out;
 		}
@@ -140,8 +155,8 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path,
 		goto out;
 	}
 	if (npos > cmd->max_args) {
-		cli_error("too many arguments for command \"%s\": \"%s\"",
-		          cmd->name, argv[optind + cmd->max_args]);
+		cli_error("too many arguments for command \"%s\": \"%s\"", cmd->name,
+			  argv[optind + cmd->max_args]);
 		fprintf(stderr, "usage: evs %s %s\n", cmd->name, cmd->synopsis);
 		status = usage_error(cmd);
 		goto out;

@@ -31,13 +31,13 @@
 
 #include "evstore.h"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1
-#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_OK       0
+#define CLI_EXIT_FAIL     1
+#define CLI_EXIT_USAGE    2
 #define CLI_EXIT_CONFLICT 3
 
-#define CLI_MAX_LINE ((size_t)64 << 20)   /* bytes in one line of input */
-#define CLI_JSON_DEPTH (EVS_MAX_DEPTH + 2) /* envelope + payload nesting */
+#define CLI_MAX_LINE      ((size_t)64 << 20)  /* bytes in one line of input */
+#define CLI_JSON_DEPTH    (EVS_MAX_DEPTH + 2) /* envelope + payload nesting */
 #define CLI_DEFAULT_STORE "./evstore-data"
 
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -46,8 +46,8 @@
  * util.c: messages, memory, number parsing
  * ------------------------------------------------------------------- */
 
-void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);   /* "evs: ..." */
-void cli_hint(const char *fmt, ...) CLI_PRINTF(1, 2);    /* "hint: ..." */
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2); /* "evs: ..." */
+void cli_hint(const char *fmt, ...) CLI_PRINTF(1, 2);  /* "hint: ..." */
 void *cli_xmalloc(size_t n);
 void *cli_xrealloc(void *p, size_t n);
 void *cli_xcalloc(size_t n, size_t size);
@@ -68,8 +68,8 @@ int cli_finish_output(int status);
  * ------------------------------------------------------------------- */
 
 struct cli_option {
-	const char *name;      /* long name, without "--"; NULL ends a table */
-	const char *metavar;   /* NULL: the option takes no argument */
+	const char *name;    /* long name, without "--"; NULL ends a table */
+	const char *metavar; /* NULL: the option takes no argument */
 	const char *help;
 };
 
@@ -78,33 +78,31 @@ struct cli_command;
 /* What the dispatcher hands a command. */
 struct cli_ctx {
 	const struct cli_command *cmd;
-	const char *store_path;      /* --store, else $EVS_STORE, else default */
-	int argc;                    /* positional arguments */
+	const char *store_path; /* --store, else $EVS_STORE, else default */
+	int argc;               /* positional arguments */
 	char **argv;
 };
 
-typedef int (*cli_opt_fn)(struct cli_ctx *ctx, void *state, int index,
-                          const char *value);
+typedef int (*cli_opt_fn)(struct cli_ctx *ctx, void *state, int index, const char *value);
 
 struct cli_command {
 	const char *name;
-	const char *synopsis;        /* after "evs NAME " */
-	const char *summary;         /* one line for "evs --help" */
-	const char *description;     /* paragraph for "evs NAME --help" */
+	const char *synopsis;    /* after "evs NAME " */
+	const char *summary;     /* one line for "evs --help" */
+	const char *description; /* paragraph for "evs NAME --help" */
 	const struct cli_option *options;
-	int min_args, max_args;      /* positional arguments */
-	size_t state_size;           /* the command's option state */
-	cli_opt_fn on_option;        /* called for each option, by index */
+	int min_args, max_args; /* positional arguments */
+	size_t state_size;      /* the command's option state */
+	cli_opt_fn on_option;   /* called for each option, by index */
 	int (*run)(struct cli_ctx *ctx, void *state);
-	void (*cleanup)(void *state);   /* optional: free what options kept */
+	void (*cleanup)(void *state); /* optional: free what options kept */
 };
 
 extern const struct cli_command *const cli_commands[];
 
 /* Parse argv (argv[0] is the command name) against cmd's table, then run
  * it. Returns the exit status. */
-int cli_run_command(const struct cli_command *cmd, const char *store_path,
-                    int argc, char **argv);
+int cli_run_command(const struct cli_command *cmd, const char *store_path, int argc, char **argv);
 void cli_command_help(FILE *f, const struct cli_command *cmd);
 /* Report a bad option value: 'invalid value "x" for option --name: why'. */
 int cli_bad_value(const char *option, const char *value, const char *why);
@@ -117,16 +115,15 @@ enum cli_open_mode { CLI_OPEN_READ, CLI_OPEN_WRITE, CLI_OPEN_CREATE };
 
 /* Open ctx->store_path; on failure print why and return NULL. */
 evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
-                          const evs_options *base);
+			  const evs_options *base);
 /* Print 'evs: <what>: <library message>' for a failed call on store. */
-void cli_store_error(evs_store *store, int rc, const char *what, ...)
-	CLI_PRINTF(3, 4);
+void cli_store_error(evs_store *store, int rc, const char *what, ...) CLI_PRINTF(3, 4);
 
 /* ---------------------------------------------------------------------
  * timefmt.c: RFC 3339 with nanoseconds
  * ------------------------------------------------------------------- */
 
-#define CLI_TIME_LEN 31   /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" + NUL */
+#define CLI_TIME_LEN 31 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" + NUL */
 
 /* Format ns since the epoch as UTC with nine fractional digits and "Z". */
 void cli_time_format(int64_t ns, char out[CLI_TIME_LEN]);
@@ -160,8 +157,8 @@ void jb_i64(struct jbuf *b, int64_t v);
 /* The shortest text that reads back as exactly d, always with '.' or 'e'
  * so it reads back as a float; -1 if d is not finite. */
 int jb_f64(struct jbuf *b, double d);
-void jb_uuid(struct jbuf *b, const uint8_t id[16]);   /* quoted */
-void jb_time(struct jbuf *b, int64_t ns);             /* quoted */
+void jb_uuid(struct jbuf *b, const uint8_t id[16]); /* quoted */
+void jb_time(struct jbuf *b, int64_t ns);           /* quoted */
 /* Write the buffer to f; returns -1 on a write error. */
 int jb_write(const struct jbuf *b, FILE *f);
 
@@ -180,19 +177,16 @@ int cli_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
 
 /* Parse one JSON text of n bytes (no NUL needed). On error returns NULL
  * and writes a message (with the column) into err. */
-json_object *cli_json_parse(const char *text, size_t n, char *err,
-                            size_t errlen);
+json_object *cli_json_parse(const char *text, size_t n, char *err, size_t errlen);
 /* Pack a JSON value as msgpack: integers as ints (smallest encoding),
  * other numbers as float64, strings, booleans, null, arrays, maps. On
  * error returns -1 with a message in err. */
-int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err,
-                        size_t errlen);
+int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errlen);
 /* JSON text of a msgpack map; -1 (b truncated back) when the payload has
  * no JSON form (bin, ext, float32, non-string keys, invalid UTF-8, ...). */
 int cli_msgpack_to_json(struct jbuf *b, const void *p, size_t n);
 /* Whether JSON text converts back to exactly the msgpack bytes p[0..n). */
-bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p,
-                              size_t n);
+bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p, size_t n);
 
 /* ---------------------------------------------------------------------
  * lines.c: bounded line reader
@@ -201,9 +195,9 @@ bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p,
 struct cli_lines {
 	FILE *f;
 	char *buf;
-	size_t len, cap;        /* buffered bytes */
-	size_t start;           /* first unconsumed byte */
-	unsigned long lineno;   /* number of the line last returned */
+	size_t len, cap;      /* buffered bytes */
+	size_t start;         /* first unconsumed byte */
+	unsigned long lineno; /* number of the line last returned */
 	bool eof;
 };
 
@@ -232,7 +226,7 @@ struct cli_event {
 	int64_t recorded_at, occurred_at;
 	uint8_t correlation_id[16], causation_id[16];
 	msgpack_sbuffer data, metadata;
-	unsigned seen;            /* CLI_F_* bits of the fields present */
+	unsigned seen; /* CLI_F_* bits of the fields present */
 };
 
 enum {
@@ -251,36 +245,34 @@ enum {
 };
 
 /* Fields an appended event may have; an imported event may have all. */
-#define CLI_F_APPEND                                                      \
-	(CLI_F_ID | CLI_F_TYPE | CLI_F_TYPE_VERSION | CLI_F_OCCURRED_AT |  \
-	 CLI_F_CORRELATION_ID | CLI_F_CAUSATION_ID | CLI_F_METADATA |       \
-	 CLI_F_DATA)
+#define CLI_F_APPEND                                                                             \
+	(CLI_F_ID | CLI_F_TYPE | CLI_F_TYPE_VERSION | CLI_F_OCCURRED_AT | CLI_F_CORRELATION_ID | \
+	 CLI_F_CAUSATION_ID | CLI_F_METADATA | CLI_F_DATA)
 #define CLI_F_ALL 0xfffu
-#define CLI_F_IMPORT_REQUIRED                                             \
-	(CLI_F_POSITION | CLI_F_STREAM | CLI_F_VERSION | CLI_F_ID |         \
-	 CLI_F_TYPE | CLI_F_RECORDED_AT)
+#define CLI_F_IMPORT_REQUIRED \
+	(CLI_F_POSITION | CLI_F_STREAM | CLI_F_VERSION | CLI_F_ID | CLI_F_TYPE | CLI_F_RECORDED_AT)
 
 void cli_event_init(struct cli_event *e);
 void cli_event_free(struct cli_event *e);
 /* Fill e from a JSON object; fields outside `allowed` are refused. A
  * missing data or metadata becomes the empty map. On error returns -1
  * with a message in err. */
-int cli_event_from_json(struct cli_event *e, json_object *obj,
-                        unsigned allowed, char *err, size_t errlen);
+int cli_event_from_json(struct cli_event *e, json_object *obj, unsigned allowed, char *err,
+			size_t errlen);
 /* Parse a JSON payload object (data or metadata) into a packed buffer. */
-int cli_payload_from_json(msgpack_sbuffer *out, json_object *v,
-                          const char *field, char *err, size_t errlen);
+int cli_payload_from_json(msgpack_sbuffer *out, json_object *v, const char *field, char *err,
+			  size_t errlen);
 
 /* Print events of an iterator-like scan to stdout; shared by read and
  * export. See scan.c. */
 struct cli_scan {
-	const char *stream;       /* NULL: all events */
+	const char *stream; /* NULL: all events */
 	uint64_t from;
 	int direction;
 	const evs_filter *filter; /* all events only */
 	const char *const *types; /* stream: types kept (client side) */
 	size_t ntypes;
-	uint64_t limit;           /* 0 = no limit */
+	uint64_t limit; /* 0 = no limit */
 };
 int cli_scan_print(evs_store *store, const struct cli_scan *scan);
 
@@ -298,6 +290,7 @@ extern const struct cli_command cli_cmd_as_of;
 extern const struct cli_command cli_cmd_export;
 extern const struct cli_command cli_cmd_import;
 extern const struct cli_command cli_cmd_verify;
+extern const struct cli_command cli_cmd_state;
 
 /* Shared option helpers of read and tail: --type and --prefix lists. */
 struct cli_strlist {

@@ -20,30 +20,31 @@
 #include "cli.h"
 
 enum {
-	OPT_EXPECTED, OPT_ID, OPT_METADATA, OPT_CORRELATION, OPT_CAUSATION,
-	OPT_OCCURRED, OPT_TYPE_VERSION, OPT_SYNC, OPT_BATCH_SIZE
+	OPT_EXPECTED,
+	OPT_ID,
+	OPT_METADATA,
+	OPT_CORRELATION,
+	OPT_CAUSATION,
+	OPT_OCCURRED,
+	OPT_TYPE_VERSION,
+	OPT_SYNC,
+	OPT_BATCH_SIZE
 };
 
 static const struct cli_option options[] = {
-	[OPT_EXPECTED] = { "expected", "any|no-stream|exists|N",
-	                   "expected stream version (default any); a "
-	                   "mismatch exits with status 3" },
-	[OPT_ID] = { "id", "UUID", "event id (default: a new UUIDv7); "
-	                           "appending the same id again is a no-op" },
-	[OPT_METADATA] = { "metadata", "JSON", "metadata object (stdin: for "
-	                                       "lines without one)" },
-	[OPT_CORRELATION] = { "correlation-id", "UUID", "correlation id" },
-	[OPT_CAUSATION] = { "causation-id", "UUID", "causation id" },
-	[OPT_OCCURRED] = { "occurred-at", "TIME", "producer time, RFC 3339 "
-	                                          "or integer nanoseconds" },
-	[OPT_TYPE_VERSION] = { "type-version", "N", "schema version of the "
-	                                            "type (default 1)" },
-	[OPT_SYNC] = { "sync", "full|meta|none", "durability of the commit "
-	                                         "(default full)" },
-	[OPT_BATCH_SIZE] = { "batch-size", "N", "stdin: append in batches of "
-	                                        "N events instead of one" },
-	{ NULL, NULL, NULL }
-};
+	[OPT_EXPECTED] = {"expected", "any|no-stream|exists|N",
+			  "expected stream version (default any); a mismatch exits with status 3"},
+	[OPT_ID] = {"id", "UUID",
+		    "event id (default: a new UUIDv7); appending the same id again is a no-op"},
+	[OPT_METADATA] = {"metadata", "JSON", "metadata object (stdin: for lines without one)"},
+	[OPT_CORRELATION] = {"correlation-id", "UUID", "correlation id"},
+	[OPT_CAUSATION] = {"causation-id", "UUID", "causation id"},
+	[OPT_OCCURRED] = {"occurred-at", "TIME", "producer time, RFC 3339 or integer nanoseconds"},
+	[OPT_TYPE_VERSION] = {"type-version", "N", "schema version of the type (default 1)"},
+	[OPT_SYNC] = {"sync", "full|meta|none", "durability of the commit (default full)"},
+	[OPT_BATCH_SIZE] = {"batch-size", "N",
+			    "stdin: append in batches of N events instead of one"},
+	{NULL, NULL, NULL}};
 
 struct append_state {
 	uint64_t expected;
@@ -61,13 +62,12 @@ struct append_state {
 static int parse_uuid_opt(const char *name, const char *value, uint8_t out[16])
 {
 	if (strlen(value) != 36 || uuid_parse(value, out) != 0)
-		return cli_bad_value(name, value, "expected a UUID like "
-		                     "0190c7e2-5b1a-7cc3-9f5e-3c1d2b4a6e7f");
+		return cli_bad_value(name, value,
+				     "expected a UUID like 0190c7e2-5b1a-7cc3-9f5e-3c1d2b4a6e7f");
 	return CLI_EXIT_OK;
 }
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct append_state *st = state;
 	const char *name = options[index].name;
@@ -87,35 +87,29 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 		else if (cli_parse_u64(value, &u) == 0 && u < EVS_STREAM_EXISTS)
 			st->expected = u;
 		else
-			return cli_bad_value(name, value, "expected any, no-stream, "
-			                     "exists or a version number");
+			return cli_bad_value(name, value,
+					     "expected any, no-stream, exists or a version number");
 		return CLI_EXIT_OK;
 	case OPT_ID:
 		st->has_id = true;
 		if (parse_uuid_opt(name, value, st->id) != CLI_EXIT_OK)
 			return CLI_EXIT_USAGE;
 		if (uuid_is_null(st->id))
-			return cli_bad_value(name, value, "the nil UUID is not an "
-			                     "event id");
+			return cli_bad_value(name, value, "the nil UUID is not an event id");
 		return CLI_EXIT_OK;
-	case OPT_METADATA:
-		st->metadata = value;
-		return CLI_EXIT_OK;
-	case OPT_CORRELATION:
-		return parse_uuid_opt(name, value, st->correlation_id);
-	case OPT_CAUSATION:
-		return parse_uuid_opt(name, value, st->causation_id);
+	case OPT_METADATA: st->metadata = value; return CLI_EXIT_OK;
+	case OPT_CORRELATION: return parse_uuid_opt(name, value, st->correlation_id);
+	case OPT_CAUSATION: return parse_uuid_opt(name, value, st->causation_id);
 	case OPT_OCCURRED:
 		if (cli_time_parse_arg(value, &st->occurred_at, &why) != 0)
 			return cli_bad_value(name, value, why);
 		if (st->occurred_at == 0)
-			return cli_bad_value(name, value, "the epoch itself means "
-			                     "none");
+			return cli_bad_value(name, value, "the epoch itself means none");
 		return CLI_EXIT_OK;
 	case OPT_TYPE_VERSION:
 		if (cli_parse_u64(value, &u) != 0 || u == 0 || u > UINT32_MAX)
-			return cli_bad_value(name, value, "expected an integer from "
-			                     "1 to 4294967295");
+			return cli_bad_value(name, value,
+					     "expected an integer from 1 to 4294967295");
 		st->type_version = (uint32_t)u;
 		return CLI_EXIT_OK;
 	case OPT_SYNC:
@@ -126,14 +120,11 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 		else if (strcmp(value, "none") == 0)
 			st->sync = EVS_SYNC_NONE;
 		else
-			return cli_bad_value(name, value, "expected full, meta or "
-			                     "none");
+			return cli_bad_value(name, value, "expected full, meta or none");
 		return CLI_EXIT_OK;
 	case OPT_BATCH_SIZE:
-		if (cli_parse_u64(value, &st->batch_size) != 0 ||
-		    st->batch_size == 0)
-			return cli_bad_value(name, value, "expected a positive "
-			                     "integer");
+		if (cli_parse_u64(value, &st->batch_size) != 0 || st->batch_size == 0)
+			return cli_bad_value(name, value, "expected a positive integer");
 		return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
@@ -142,7 +133,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 /* A vector of parsed events. */
 struct events {
 	struct cli_event *v;
-	unsigned long *lineno;   /* input line of each event (0: argument) */
+	unsigned long *lineno; /* input line of each event (0: argument) */
 	size_t n, cap;
 };
 
@@ -167,8 +158,8 @@ static void events_free(struct events *ev)
 }
 
 /* Fill what the event did not set itself from the command line. */
-static int apply_defaults(struct cli_event *e, const struct append_state *st,
-                          const char *type, const msgpack_sbuffer *metadata)
+static int apply_defaults(struct cli_event *e, const struct append_state *st, const char *type,
+			  const msgpack_sbuffer *metadata)
 {
 	if (!(e->seen & CLI_F_TYPE) && type)
 		e->type = cli_xstrndup(type, strlen(type));
@@ -184,15 +175,18 @@ static int apply_defaults(struct cli_event *e, const struct append_state *st,
 		memcpy(e->causation_id, st->causation_id, 16);
 	if (!(e->seen & CLI_F_METADATA) && metadata->size) {
 		e->metadata.size = 0;
-		msgpack_sbuffer_write(&e->metadata, metadata->data, metadata->size);
+		if (msgpack_sbuffer_write(&e->metadata, metadata->data, metadata->size) != 0) {
+			cli_error("out of memory");
+			exit(CLI_EXIT_FAIL);
+		}
 	}
 	if (st->has_id)
 		memcpy(e->id, st->id, 16);
 	return 0;
 }
 
-static int read_stdin_events(struct events *evs, const struct append_state *st,
-                             const char *type, const msgpack_sbuffer *metadata)
+static int read_stdin_events(struct events *evs, const struct append_state *st, const char *type,
+			     const msgpack_sbuffer *metadata)
 {
 	struct cli_lines lines;
 	char *line, err[512];
@@ -202,7 +196,7 @@ static int read_stdin_events(struct events *evs, const struct append_state *st,
 	cli_lines_init(&lines, stdin);
 	if (isatty(STDIN_FILENO))
 		fprintf(stderr, "evs: reading events from standard input as JSON "
-		        "Lines; end with Ctrl-D\n");
+				"Lines; end with Ctrl-D\n");
 	while ((rc = cli_lines_next(&lines, &line, &len)) == 1) {
 		json_object *obj = cli_json_parse(line, len, err, sizeof err);
 		struct cli_event *e;
@@ -240,8 +234,7 @@ static void print_result(const evs_append_result *r)
 {
 	printf("{\"first_position\":%llu,\"last_position\":%llu,"
 	       "\"version\":%llu,\"idempotent\":%s}\n",
-	       (unsigned long long)r->first_position,
-	       (unsigned long long)r->last_position,
+	       (unsigned long long)r->first_position, (unsigned long long)r->last_position,
 	       (unsigned long long)r->version, r->idempotent ? "true" : "false");
 }
 
@@ -257,11 +250,10 @@ static void describe_expected(uint64_t expected, char *buf, size_t len)
 		snprintf(buf, len, "%llu", (unsigned long long)expected);
 }
 
-static int append_all(evs_store *store, const char *stream,
-                      const struct append_state *st, struct events *evs)
+static int append_all(evs_store *store, const char *stream, const struct append_state *st,
+		      struct events *evs)
 {
-	size_t chunk = st->batch_size && st->batch_size < evs->n
-	               ? (size_t)st->batch_size : evs->n;
+	size_t chunk = st->batch_size && st->batch_size < evs->n ? (size_t)st->batch_size : evs->n;
 	evs_event_in *in = cli_xcalloc(chunk, sizeof *in);
 	uint64_t expected = st->expected;
 	size_t done = 0;
@@ -269,7 +261,7 @@ static int append_all(evs_store *store, const char *stream,
 
 	while (done < evs->n) {
 		size_t n = evs->n - done < chunk ? evs->n - done : chunk;
-		evs_append_result res = { 0 };
+		evs_append_result res = {0};
 		char want[32];
 		int rc;
 
@@ -295,23 +287,21 @@ static int append_all(evs_store *store, const char *stream,
 			else
 				describe_expected(expected, want, sizeof want);
 			cli_error("could not append to stream \"%s\": expected "
-			          "version %s, actual version %llu", stream, want,
-			          (unsigned long long)res.version);
+				  "version %s, actual version %llu",
+				  stream, want, (unsigned long long)res.version);
 			status = CLI_EXIT_CONFLICT;
 		} else if (rc != EVS_OK) {
-			cli_store_error(store, rc, "could not append to stream \"%s\"",
-			                stream);
+			cli_store_error(store, rc, "could not append to stream \"%s\"", stream);
 			if (rc == EVS_BATCH_TOO_LARGE && !st->batch_size)
-				cli_hint("use --batch-size to append in smaller "
-				         "batches");
+				cli_hint("use --batch-size to append in smaller batches");
 			status = CLI_EXIT_FAIL;
 		}
 		if (status != CLI_EXIT_OK) {
 			if (evs->lineno[done] && evs->n > n)
 				cli_hint("the failed batch holds input lines %lu to "
-				         "%lu; %zu of %zu events were appended",
-				         evs->lineno[done], evs->lineno[done + n - 1],
-				         done, evs->n);
+					 "%lu; %zu of %zu events were appended",
+					 evs->lineno[done], evs->lineno[done + n - 1], done,
+					 evs->n);
 			break;
 		}
 		print_result(&res);
@@ -327,7 +317,7 @@ static int run(struct cli_ctx *ctx, void *state)
 	struct append_state *st = state;
 	const char *stream = ctx->argv[0];
 	const char *type = ctx->argc > 1 ? ctx->argv[1] : NULL;
-	struct events evs = { 0 };
+	struct events evs = {0};
 	msgpack_sbuffer metadata;
 	evs_options opts;
 	evs_store *store = NULL;
@@ -339,16 +329,15 @@ static int run(struct cli_ctx *ctx, void *state)
 		st->expected = EVS_ANY;
 
 	if (st->metadata) {
-		json_object *v = cli_json_parse(st->metadata, strlen(st->metadata),
-		                                err, sizeof err);
+		json_object *v =
+			cli_json_parse(st->metadata, strlen(st->metadata), err, sizeof err);
 
 		if (!v) {
-			cli_error("invalid JSON in option --metadata: %s", err);
+			cli_error("option --metadata: %s", err);
 			status = CLI_EXIT_USAGE;
 			goto out;
 		}
-		if (cli_payload_from_json(&metadata, v, "--metadata", err,
-		                          sizeof err) != 0) {
+		if (cli_payload_from_json(&metadata, v, "--metadata", err, sizeof err) != 0) {
 			cli_error("%s", err);
 			json_object_put(v);
 			status = CLI_EXIT_USAGE;
@@ -359,34 +348,28 @@ static int run(struct cli_ctx *ctx, void *state)
 
 	if (ctx->argc == 3) {
 		struct cli_event *e = events_add(&evs, 0);
-		json_object *v = cli_json_parse(ctx->argv[2], strlen(ctx->argv[2]),
-		                                err, sizeof err);
+		json_object *v =
+			cli_json_parse(ctx->argv[2], strlen(ctx->argv[2]), err, sizeof err);
 
 		if (!v) {
-			cli_error("invalid JSON in JSON-DATA: %s", err);
+			cli_error("JSON-DATA: %s", err);
 			status = CLI_EXIT_USAGE;
 			goto out;
 		}
-		if (cli_payload_from_json(&e->data, v, "JSON-DATA", err,
-		                          sizeof err) != 0) {
+		if (cli_payload_from_json(&e->data, v, "JSON-DATA", err, sizeof err) != 0) {
 			cli_error("%s", err);
 			json_object_put(v);
 			status = CLI_EXIT_USAGE;
 			goto out;
 		}
 		json_object_put(v);
+		/* no metadata: NULL, which evs_append takes as the empty map */
 		e->seen = CLI_F_DATA;
-		if (!metadata.size) {
-			msgpack_packer pk;
-
-			msgpack_packer_init(&pk, &e->metadata, msgpack_sbuffer_write);
-			msgpack_pack_map(&pk, 0);
-		}
 		apply_defaults(e, st, type, &metadata);
 	} else {
 		if (st->has_id) {
 			cli_error("option --id needs a single event, not events "
-			          "from standard input");
+				  "from standard input");
 			cli_hint("put an \"id\" field in each line instead");
 			status = CLI_EXIT_USAGE;
 			goto out;
@@ -415,20 +398,19 @@ const struct cli_command cli_cmd_append = {
 	.name = "append",
 	.synopsis = "STREAM [TYPE [JSON-DATA]]",
 	.summary = "append events to a stream",
-	.description =
-		"Append one event of type TYPE with data JSON-DATA (a JSON "
-		"object) to STREAM.\n"
-		"Without JSON-DATA, read events from standard input as JSON "
-		"Lines, one object per\nline with the fields \"type\", "
-		"\"type_version\", \"id\", \"data\", \"metadata\",\n"
-		"\"occurred_at\", \"correlation_id\", \"causation_id\" (or "
-		"\"data_msgpack\" and\n\"metadata_msgpack\" in base64), and "
-		"append them all as ONE atomic batch; TYPE\nand the options "
-		"give the values of fields a line leaves out.\n\n"
-		"Prints {\"first_position\":..,\"last_position\":..,"
-		"\"version\":..,\"idempotent\":..}\nper batch. JSON integers "
-		"are stored as msgpack integers, other numbers as float64.\n"
-		"Exit status 3 when the expected version does not match.",
+	.description = "Append one event of type TYPE with data JSON-DATA (a JSON "
+		       "object) to STREAM.\n"
+		       "Without JSON-DATA, read events from standard input as JSON "
+		       "Lines, one object per\nline with the fields \"type\", "
+		       "\"type_version\", \"id\", \"data\", \"metadata\",\n"
+		       "\"occurred_at\", \"correlation_id\", \"causation_id\" (or "
+		       "\"data_msgpack\" and\n\"metadata_msgpack\" in base64), and "
+		       "append them all as ONE atomic batch; TYPE\nand the options "
+		       "give the values of fields a line leaves out.\n\n"
+		       "Prints {\"first_position\":..,\"last_position\":..,"
+		       "\"version\":..,\"idempotent\":..}\nper batch. JSON integers "
+		       "are stored as msgpack integers, other numbers as\nfloat64. "
+		       "Exit status 3 when the expected version does not match.",
 	.options = options,
 	.min_args = 1,
 	.max_args = 3,

@@ -24,25 +24,21 @@ static int run(struct cli_ctx *ctx, void *state)
 	if (!store)
 		return CLI_EXIT_FAIL;
 	if (ctx->argc == 2) {
-		rc = evs_stream_version_at(store, ctx->argv[1], t, &version,
-		                           &position);
+		rc = evs_stream_version_at(store, ctx->argv[1], t, &version, &position);
 		if (rc == EVS_NOT_FOUND)
-			rc = EVS_OK;   /* no events then: version 0 */
+			rc = EVS_OK; /* no events then: version 0 */
 		if (rc == EVS_OK)
 			printf("{\"version\":%llu,\"position\":%llu}\n",
-			       (unsigned long long)version,
-			       (unsigned long long)position);
+			       (unsigned long long)version, (unsigned long long)position);
 		else
-			cli_store_error(store, rc, "could not look up stream "
-			                "\"%s\" as of %s", ctx->argv[1], text);
+			cli_store_error(store, rc, "could not look up stream \"%s\" as of %s",
+					ctx->argv[1], text);
 	} else {
 		rc = evs_position_at(store, t, &position);
 		if (rc == EVS_OK)
-			printf("{\"position\":%llu}\n",
-			       (unsigned long long)position);
+			printf("{\"position\":%llu}\n", (unsigned long long)position);
 		else
-			cli_store_error(store, rc, "could not look up the store "
-			                "as of %s", text);
+			cli_store_error(store, rc, "could not look up the store as of %s", text);
 	}
 	if (rc != EVS_OK)
 		status = CLI_EXIT_FAIL;
@@ -50,19 +46,18 @@ static int run(struct cli_ctx *ctx, void *state)
 	return cli_finish_output(status);
 }
 
-static const struct cli_option no_options[] = { { NULL, NULL, NULL } };
+static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
 
 const struct cli_command cli_cmd_as_of = {
 	.name = "as-of",
 	.synopsis = "TIME [STREAM]",
 	.summary = "find the position (and stream version) as of a time",
-	.description =
-		"TIME is RFC 3339 (2024-05-01T12:00:00Z, fraction and offset "
-		"allowed) or integer\nnanoseconds since the epoch. Prints "
-		"{\"position\":..}, the last position recorded\nat or before "
-		"TIME (0 if none), or with STREAM {\"version\":..,"
-		"\"position\":..},\nthe stream's version then and the "
-		"position of that event (both 0 if none).",
+	.description = "TIME is RFC 3339 (2024-05-01T12:00:00Z, fraction and offset "
+		       "allowed) or integer\nnanoseconds since the epoch. Prints "
+		       "{\"position\":..}, the last position recorded\nat or before "
+		       "TIME (0 if none), or with STREAM {\"version\":..,"
+		       "\"position\":..},\nthe stream's version then and the "
+		       "position of that event (both 0 if none).",
 	.options = no_options,
 	.min_args = 1,
 	.max_args = 2,

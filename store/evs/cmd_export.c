@@ -11,21 +11,17 @@ struct export_state {
 	uint64_t from;
 };
 
-static const struct cli_option options[] = {
-	{ "from", "N", "first position to export (default 1)" },
-	{ NULL, NULL, NULL }
-};
+static const struct cli_option options[] = {{"from", "N", "first position to export (default 1)"},
+					    {NULL, NULL, NULL}};
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct export_state *st = state;
 
 	(void)ctx;
 	(void)index;
 	if (cli_parse_u64(value, &st->from) != 0)
-		return cli_bad_value("from", value, "expected a non-negative "
-		                     "integer");
+		return cli_bad_value("from", value, "expected a non-negative integer");
 	return CLI_EXIT_OK;
 }
 
@@ -50,13 +46,12 @@ const struct cli_command cli_cmd_export = {
 	.name = "export",
 	.synopsis = "",
 	.summary = "write all events as JSON Lines, losslessly",
-	.description =
-		"Write every event in position order, one JSON object per line "
-		"with every field\n(the format of \"evs read\"). Payloads JSON "
-		"cannot carry exactly (bin, ext,\nfloat32, non-string keys, "
-		"non-minimal encodings) are written in base64 as\n"
-		"\"data_msgpack\" / \"metadata_msgpack\". \"evs import\" reads "
-		"this format back.",
+	.description = "Write every event in position order, one JSON object per line "
+		       "with every field\n(the format of \"evs read\"). Payloads JSON "
+		       "cannot carry exactly (bin, ext,\nfloat32, non-string keys, "
+		       "non-minimal encodings) are written in base64 as\n"
+		       "\"data_msgpack\" / \"metadata_msgpack\". \"evs import\" reads "
+		       "this format back.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

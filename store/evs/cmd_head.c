@@ -84,16 +84,15 @@ static int run(struct cli_ctx *ctx, void *state)
 	return cli_finish_output(status);
 }
 
-static const struct cli_option no_options[] = { { NULL, NULL, NULL } };
+static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
 
 const struct cli_command cli_cmd_head = {
 	.name = "head",
 	.synopsis = "[STREAM]",
 	.summary = "print the head of the store or of a stream",
-	.description =
-		"With STREAM, print {\"stream\":..,\"version\":..,"
-		"\"last_position\":..} (version 0 if the\nstream has no "
-		"events). Without, print the store head as \"evs stat\" does.",
+	.description = "With STREAM, print {\"stream\":..,\"version\":..,"
+		       "\"last_position\":..}\n(version 0 if the stream has no "
+		       "events). Without, print the store head as\n\"evs stat\" does.",
 	.options = no_options,
 	.min_args = 0,
 	.max_args = 1,
@@ -104,10 +103,9 @@ const struct cli_command cli_cmd_stat = {
 	.name = "stat",
 	.synopsis = "",
 	.summary = "print the store head and size",
-	.description =
-		"Print {\"last_position\":..,\"last_recorded_at\":..,"
-		"\"streams\":..,\"map_size\":..,\n\"used_bytes\":..}; "
-		"last_recorded_at is null while the store is empty.",
+	.description = "Print {\"last_position\":..,\"last_recorded_at\":..,"
+		       "\"streams\":..,\"map_size\":..,\n\"used_bytes\":..}; "
+		       "last_recorded_at is null while the store is empty.",
 	.options = no_options,
 	.min_args = 0,
 	.max_args = 0,

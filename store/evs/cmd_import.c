@@ -13,34 +13,33 @@
 #include "cli.h"
 
 #define DEFAULT_BATCH 1000
-#define BATCH_BYTES ((size_t)64 << 20)
+#define BATCH_BYTES   ((size_t)64 << 20)
 
 enum { OPT_BATCH_SIZE, OPT_SYNC };
 
-static const struct cli_option options[] = {
-	[OPT_BATCH_SIZE] = { "batch-size", "N", "events per restore call "
-	                                        "(default 1000)" },
-	[OPT_SYNC] = { "sync", "full|meta|none", "durability of each batch "
-	                                         "(default full)" },
-	{ NULL, NULL, NULL }
-};
+static const struct cli_option options[] = {[OPT_BATCH_SIZE] = {"batch-size", "N",
+								"events per restore call "
+								"(default 1000)"},
+					    [OPT_SYNC] = {"sync", "full|meta|none",
+							  "durability of each batch "
+							  "(default full)"},
+					    {NULL, NULL, NULL}};
 
 struct import_state {
 	uint64_t batch_size;
 	int sync;
 };
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct import_state *st = state;
 
 	(void)ctx;
 	if (index == OPT_BATCH_SIZE) {
-		if (cli_parse_u64(value, &st->batch_size) != 0 ||
-		    st->batch_size == 0 || st->batch_size > 1000000)
-			return cli_bad_value("batch-size", value, "expected an "
-			                     "integer from 1 to 1000000");
+		if (cli_parse_u64(value, &st->batch_size) != 0 || st->batch_size == 0 ||
+		    st->batch_size > 1000000)
+			return cli_bad_value("batch-size", value,
+					     "expected an integer from 1 to 1000000");
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(value, "full") == 0)
@@ -63,10 +62,13 @@ struct batch {
 
 static const char *missing_field(unsigned seen)
 {
-	static const struct { unsigned bit; const char *name; } req[] = {
-		{ CLI_F_POSITION, "position" }, { CLI_F_STREAM, "stream" },
-		{ CLI_F_VERSION, "version" }, { CLI_F_ID, "id" },
-		{ CLI_F_TYPE, "type" }, { CLI_F_RECORDED_AT, "recorded_at" },
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} req[] = {
+		{CLI_F_POSITION, "position"}, {CLI_F_STREAM, "stream"},
+		{CLI_F_VERSION, "version"},   {CLI_F_ID, "id"},
+		{CLI_F_TYPE, "type"},         {CLI_F_RECORDED_AT, "recorded_at"},
 	};
 
 	for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
@@ -76,8 +78,7 @@ static const char *missing_field(unsigned seen)
 }
 
 /* Restore the batch; 0, or -1 after printing why. */
-static int flush(evs_store *store, struct batch *b, uint64_t *imported,
-                 uint64_t *last_position)
+static int flush(evs_store *store, struct batch *b, uint64_t *imported, uint64_t *last_position)
 {
 	int rc;
 
@@ -107,13 +108,12 @@ static int flush(evs_store *store, struct batch *b, uint64_t *imported,
 	}
 	rc = evs_restore(store, b->out, b->n);
 	if (rc != EVS_OK) {
-		cli_store_error(store, rc, "could not import lines %lu to %lu",
-		                b->first_line, b->last_line);
+		cli_store_error(store, rc, "could not import lines %lu to %lu", b->first_line,
+				b->last_line);
 		if (*imported)
-			cli_hint("%llu events before line %lu (up to position "
-			         "%llu) were imported",
-			         (unsigned long long)*imported, b->first_line,
-			         (unsigned long long)*last_position);
+			cli_hint("%llu events before line %lu (up to position %llu) were imported",
+				 (unsigned long long)*imported, b->first_line,
+				 (unsigned long long)*last_position);
 		return -1;
 	}
 	*imported += b->n;
@@ -129,7 +129,7 @@ static int run(struct cli_ctx *ctx, void *state)
 {
 	struct import_state *st = state;
 	size_t max = st->batch_size ? (size_t)st->batch_size : DEFAULT_BATCH;
-	struct batch b = { 0 };
+	struct batch b = {0};
 	struct cli_lines lines;
 	uint64_t imported = 0, last_position = 0;
 	evs_options opts;
@@ -168,8 +168,7 @@ static int run(struct cli_ctx *ctx, void *state)
 		missing = missing_field(e->seen);
 		if (missing) {
 			cli_event_free(e);
-			cli_error("line %lu: field \"%s\" is missing", lines.lineno,
-			          missing);
+			cli_error("line %lu: field \"%s\" is missing", lines.lineno, missing);
 			goto out;
 		}
 		if (b.n == 0)
@@ -183,8 +182,8 @@ static int run(struct cli_ctx *ctx, void *state)
 	}
 	if (rc < 0 || flush(store, &b, &imported, &last_position) != 0)
 		goto out;
-	printf("{\"imported\":%llu,\"last_position\":%llu}\n",
-	       (unsigned long long)imported, (unsigned long long)last_position);
+	printf("{\"imported\":%llu,\"last_position\":%llu}\n", (unsigned long long)imported,
+	       (unsigned long long)last_position);
 	status = CLI_EXIT_OK;
 out:
 	for (size_t i = 0; i < b.n; i++)
@@ -200,12 +199,11 @@ const struct cli_command cli_cmd_import = {
 	.name = "import",
 	.synopsis = "",
 	.summary = "restore events written by \"evs export\"",
-	.description =
-		"Read the JSON Lines of \"evs export\" from standard input and "
-		"restore them with\ntheir positions, versions, ids and times. "
-		"The store (created if missing) must\nbe empty or end right "
-		"before the first position read. Prints\n"
-		"{\"imported\":..,\"last_position\":..}.",
+	.description = "Read the JSON Lines of \"evs export\" from standard input and "
+		       "restore them with\ntheir positions, versions, ids and times. "
+		       "The store (created if missing) must\nbe empty or end right "
+		       "before the first position read. Prints\n"
+		       "{\"imported\":..,\"last_position\":..}.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

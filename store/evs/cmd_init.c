@@ -7,23 +7,20 @@ struct init_state {
 	uint64_t map_size;
 };
 
-static const struct cli_option options[] = {
-	{ "map-size", "BYTES", "initial map size (suffix k, M, G or T; "
-	                       "default 1G; the map grows by itself)" },
-	{ NULL, NULL, NULL }
-};
+static const struct cli_option options[] = {{"map-size", "BYTES",
+					     "initial map size (suffix k, M, G or T; "
+					     "default 1G; the map grows by itself)"},
+					    {NULL, NULL, NULL}};
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct init_state *st = state;
 
 	(void)ctx;
-	(void)index;   /* the only option */
+	(void)index; /* the only option */
 	if (cli_parse_size(value, &st->map_size) != 0 || st->map_size == 0 ||
 	    st->map_size > SIZE_MAX)
-		return cli_bad_value("map-size", value,
-		                     "expected a positive byte count like 64M");
+		return cli_bad_value("map-size", value, "expected a positive byte count like 64M");
 	return CLI_EXIT_OK;
 }
 
@@ -57,8 +54,7 @@ const struct cli_command cli_cmd_init = {
 	.synopsis = "",
 	.summary = "create a store",
 	.description = "Create a new, empty store in the store directory "
-	               "(created if missing).\nFails if a store is there "
-	               "already.",
+		       "(created if missing).\nFails if a store is there already.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

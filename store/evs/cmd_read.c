@@ -6,16 +6,13 @@
 enum { OPT_FROM, OPT_BACKWARD, OPT_LIMIT, OPT_TYPE, OPT_PREFIX };
 
 static const struct cli_option options[] = {
-	[OPT_FROM] = { "from", "N", "first version (with STREAM) or position "
-	                            "to read, inclusive" },
-	[OPT_BACKWARD] = { "backward", NULL, "read newest first" },
-	[OPT_LIMIT] = { "limit", "N", "print at most N events" },
-	[OPT_TYPE] = { "type", "TYPE", "only events of this type (repeatable)" },
-	[OPT_PREFIX] = { "prefix", "PREFIX", "only streams starting with "
-	                                     "PREFIX (repeatable; not with "
-	                                     "STREAM)" },
-	{ NULL, NULL, NULL }
-};
+	[OPT_FROM] = {"from", "N", "first version (with STREAM) or position to read, inclusive"},
+	[OPT_BACKWARD] = {"backward", NULL, "read newest first"},
+	[OPT_LIMIT] = {"limit", "N", "print at most N events"},
+	[OPT_TYPE] = {"type", "TYPE", "only events of this type (repeatable)"},
+	[OPT_PREFIX] = {"prefix", "PREFIX",
+			"only streams starting with PREFIX (repeatable; not with STREAM)"},
+	{NULL, NULL, NULL}};
 
 struct read_state {
 	bool has_from, backward;
@@ -23,8 +20,7 @@ struct read_state {
 	struct cli_strlist types, prefixes;
 };
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct read_state *st = state;
 
@@ -33,23 +29,15 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 	case OPT_FROM:
 		st->has_from = true;
 		if (cli_parse_u64(value, &st->from) != 0)
-			return cli_bad_value("from", value, "expected a "
-			                     "non-negative integer");
+			return cli_bad_value("from", value, "expected a non-negative integer");
 		return CLI_EXIT_OK;
-	case OPT_BACKWARD:
-		st->backward = true;
-		return CLI_EXIT_OK;
+	case OPT_BACKWARD: st->backward = true; return CLI_EXIT_OK;
 	case OPT_LIMIT:
 		if (cli_parse_u64(value, &st->limit) != 0 || st->limit == 0)
-			return cli_bad_value("limit", value, "expected a positive "
-			                     "integer");
+			return cli_bad_value("limit", value, "expected a positive integer");
 		return CLI_EXIT_OK;
-	case OPT_TYPE:
-		cli_strlist_add(&st->types, value);
-		return CLI_EXIT_OK;
-	case OPT_PREFIX:
-		cli_strlist_add(&st->prefixes, value);
-		return CLI_EXIT_OK;
+	case OPT_TYPE: cli_strlist_add(&st->types, value); return CLI_EXIT_OK;
+	case OPT_PREFIX: cli_strlist_add(&st->prefixes, value); return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
 }
@@ -65,8 +53,8 @@ static void cleanup(void *state)
 static int run(struct cli_ctx *ctx, void *state)
 {
 	struct read_state *st = state;
-	evs_filter filter = { 0 };
-	struct cli_scan scan = { 0 };
+	evs_filter filter = {0};
+	struct cli_scan scan = {0};
 	evs_store *store;
 	int status;
 
@@ -101,13 +89,12 @@ const struct cli_command cli_cmd_read = {
 	.name = "read",
 	.synopsis = "[STREAM]",
 	.summary = "print events as JSON Lines",
-	.description =
-		"Print the events of STREAM, or of all streams in position "
-		"order, one JSON object\nper line: position, stream, version, "
-		"id, type, type_version, recorded_at,\noccurred_at, "
-		"correlation_id, causation_id (the last three only when set),\n"
-		"metadata and data. A payload JSON cannot carry exactly is "
-		"printed in base64 as\n\"metadata_msgpack\" or \"data_msgpack\".",
+	.description = "Print the events of STREAM, or of all streams in position "
+		       "order, one JSON object\nper line: position, stream, version, "
+		       "id, type, type_version, recorded_at,\noccurred_at, "
+		       "correlation_id, causation_id (the last three only when set),\n"
+		       "metadata and data. A payload JSON cannot carry exactly is "
+		       "printed in base64 as\n\"metadata_msgpack\" or \"data_msgpack\".",
 	.options = options,
 	.min_args = 0,
 	.max_args = 1,

@@ -16,14 +16,12 @@
 enum { OPT_FROM, OPT_TYPE, OPT_PREFIX, OPT_COUNT };
 
 static const struct cli_option options[] = {
-	[OPT_FROM] = { "from", "N", "start at position N, inclusive "
-	                            "(default: only events committed from now)" },
-	[OPT_TYPE] = { "type", "TYPE", "only events of this type (repeatable)" },
-	[OPT_PREFIX] = { "prefix", "PREFIX", "only streams starting with "
-	                                     "PREFIX (repeatable)" },
-	[OPT_COUNT] = { "count", "N", "exit after printing N events" },
-	{ NULL, NULL, NULL }
-};
+	[OPT_FROM] = {"from", "N",
+		      "start at position N, inclusive (default: only events committed from now)"},
+	[OPT_TYPE] = {"type", "TYPE", "only events of this type (repeatable)"},
+	[OPT_PREFIX] = {"prefix", "PREFIX", "only streams starting with PREFIX (repeatable)"},
+	[OPT_COUNT] = {"count", "N", "exit after printing N events"},
+	{NULL, NULL, NULL}};
 
 struct tail_state {
 	bool has_from;
@@ -39,8 +37,7 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct tail_state *st = state;
 
@@ -49,19 +46,13 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 	case OPT_FROM:
 		st->has_from = true;
 		if (cli_parse_u64(value, &st->from) != 0)
-			return cli_bad_value("from", value, "expected a "
-			                     "non-negative integer");
+			return cli_bad_value("from", value, "expected a non-negative integer");
 		return CLI_EXIT_OK;
-	case OPT_TYPE:
-		cli_strlist_add(&st->types, value);
-		return CLI_EXIT_OK;
-	case OPT_PREFIX:
-		cli_strlist_add(&st->prefixes, value);
-		return CLI_EXIT_OK;
+	case OPT_TYPE: cli_strlist_add(&st->types, value); return CLI_EXIT_OK;
+	case OPT_PREFIX: cli_strlist_add(&st->prefixes, value); return CLI_EXIT_OK;
 	case OPT_COUNT:
 		if (cli_parse_u64(value, &st->count) != 0 || st->count == 0)
-			return cli_bad_value("count", value, "expected a positive "
-			                     "integer");
+			return cli_bad_value("count", value, "expected a positive integer");
 		return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
@@ -99,7 +90,7 @@ static int follow(evs_store *store, evs_sub *sub, uint64_t count)
 			break;
 		}
 		if (jb_write(&buf, stdout) != 0 || fflush(stdout) != 0)
-			break;   /* reported by cli_finish_output */
+			break; /* reported by cli_finish_output */
 		printed++;
 	}
 	jb_free(&buf);
@@ -158,10 +149,9 @@ const struct cli_command cli_cmd_tail = {
 	.name = "tail",
 	.synopsis = "",
 	.summary = "follow events as they commit",
-	.description =
-		"Print events as JSON Lines (as \"evs read\" does) as they are "
-		"committed, by any\nprocess, until interrupted (SIGINT or "
-		"SIGTERM exit with status 0) or --count\nevents were printed.",
+	.description = "Print events as JSON Lines (as \"evs read\" does) as they are "
+		       "committed, by any\nprocess, until interrupted (SIGINT or "
+		       "SIGTERM exit with status 0) or --count\nevents were printed.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

@@ -22,14 +22,12 @@ static int run(struct cli_ctx *ctx, void *state)
 		return CLI_EXIT_FAIL;
 	rc = evs_verify(store, print_problem, NULL, &problems);
 	if (rc != EVS_OK) {
-		cli_store_error(store, rc, "could not verify store \"%s\"",
-		                ctx->store_path);
+		cli_store_error(store, rc, "could not verify store \"%s\"", ctx->store_path);
 		goto out;
 	}
 	if (problems) {
 		cli_error("verify found %llu problem%s in store \"%s\"",
-		          (unsigned long long)problems, problems == 1 ? "" : "s",
-		          ctx->store_path);
+			  (unsigned long long)problems, problems == 1 ? "" : "s", ctx->store_path);
 		goto out;
 	}
 	rc = evs_head(store, &head);
@@ -37,24 +35,22 @@ static int run(struct cli_ctx *ctx, void *state)
 		cli_store_error(store, rc, "could not read the store head");
 		goto out;
 	}
-	printf("ok: %llu events, no problems\n",
-	       (unsigned long long)head.last_position);
+	printf("ok: %llu events, no problems\n", (unsigned long long)head.last_position);
 	status = CLI_EXIT_OK;
 out:
 	evs_close(store);
 	return cli_finish_output(status);
 }
 
-static const struct cli_option no_options[] = { { NULL, NULL, NULL } };
+static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
 
 const struct cli_command cli_cmd_verify = {
 	.name = "verify",
 	.synopsis = "",
 	.summary = "check the store's indexes against the event log",
-	.description =
-		"Check positions, records, stream versions, the id index and "
-		"the time index.\nPrints each problem on stderr; prints \"ok: N "
-		"events, no problems\" and exits 0\nonly if there are none.",
+	.description = "Check positions, records, stream versions, the id index and "
+		       "the time index.\nPrints each problem on stderr; prints \"ok: N "
+		       "events, no problems\" and exits 0\nonly if there are none.",
 	.options = no_options,
 	.min_args = 0,
 	.max_args = 0,

@@ -31,7 +31,7 @@ void jb_free(struct jbuf *b)
 
 void jb_reserve(struct jbuf *b, size_t more)
 {
-	size_t need = b->len + more + 1;   /* room for a NUL */
+	size_t need = b->len + more + 1; /* room for a NUL */
 	size_t cap = b->cap ? b->cap : 256;
 
 	if (need <= b->cap)
@@ -68,14 +68,19 @@ void jb_puts(struct jbuf *b, const char *s)
 
 void jb_printf(struct jbuf *b, const char *fmt, ...)
 {
+	char tmp[256];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	if ((size_t)n < sizeof tmp) {
+		jb_putn(b, tmp, (size_t)n);
+		return;
+	}
 	jb_reserve(b, (size_t)n);
 	va_start(ap, fmt);
 	vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
@@ -112,8 +117,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return len;
 }
@@ -128,7 +133,7 @@ int jb_str(struct jbuf *b, const char *s, size_t n)
 	jb_putc(b, '"');
 	while (i < n) {
 		/* copy the longest run that needs no escape */
-		for (run = i; run < n; ) {
+		for (run = i; run < n;) {
 			size_t k;
 
 			if (u[run] < 0x20 || u[run] == '"' || u[run] == '\\')
@@ -154,8 +159,7 @@ int jb_str(struct jbuf *b, const char *s, size_t n)
 		case '\r': jb_puts(b, "\\r"); break;
 		case '\t': jb_puts(b, "\\t"); break;
 		default: {
-			char e[6] = { '\\', 'u', '0', '0', hex[u[i] >> 4],
-			              hex[u[i] & 15] };
+			char e[6] = {'\\', 'u', '0', '0', hex[u[i] >> 4], hex[u[i] & 15]};
 
 			jb_putn(b, e, sizeof e);
 		}

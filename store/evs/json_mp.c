@@ -36,8 +36,7 @@
 
 static size_t skip_ws(const char *s, size_t i, size_t n)
 {
-	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' ||
-	                 s[i] == '\r'))
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
 		i++;
 	return i;
 }
@@ -83,52 +82,49 @@ static int lexical_check(const char *s, size_t n, char *err, size_t errlen)
 				if (s[i] != '\\')
 					continue;
 				i++;
-				if (i + 4 < n && s[i] == 'u' &&
-				    memcmp(s + i + 1, "0000", 4) == 0)
+				if (i + 4 < n && s[i] == 'u' && memcmp(s + i + 1, "0000", 4) == 0)
 					has_nul = true;
 			}
 			i++;
-			if (has_nul && skip_ws(s, i, n) < n &&
-			    s[skip_ws(s, i, n)] == ':') {
-				snprintf(err, errlen, "object key with \\u0000 "
-				         "is not supported at column %zu",
-				         start + 1);
+			if (has_nul && skip_ws(s, i, n) < n && s[skip_ws(s, i, n)] == ':') {
+				snprintf(err, errlen,
+					 "object key with \\u0000 is not supported at column %zu",
+					 start + 1);
 				return -1;
 			}
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			size_t start = i;
 			bool integer = true;
 
-			while (i < n && strchr("+-0123456789.eE", s[i]) &&
-			       s[i] != '\0') {
+			while (i < n && strchr("+-0123456789.eE", s[i]) && s[i] != '\0') {
 				if (s[i] == '.' || s[i] == 'e' || s[i] == 'E')
 					integer = false;
 				i++;
 			}
 			if (i < n && (s[i] == 'I' || s[i] == 'N')) {
-				snprintf(err, errlen, "invalid number at column "
-				         "%zu", start + 1);
+				snprintf(err, errlen, "invalid number at column %zu", start + 1);
 				return -1;
 			}
 			if (integer && !integer_fits(s + start, i - start)) {
-				snprintf(err, errlen, "integer out of range at "
-				         "column %zu (integers must fit in 64 bits;"
-				         " write a fraction or exponent for a "
-				         "float)", start + 1);
+				snprintf(err, errlen,
+					 "integer out of range at "
+					 "column %zu (integers must fit in 64 bits;"
+					 " write a fraction or exponent for a float)",
+					 start + 1);
 				return -1;
 			}
 		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
 			size_t start = i;
 
-			while (i < n && ((s[i] >= 'a' && s[i] <= 'z') ||
-			                 (s[i] >= 'A' && s[i] <= 'Z')))
+			while (i < n &&
+			       ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
 				i++;
 			if (!((i - start == 4 && !memcmp(s + start, "true", 4)) ||
 			      (i - start == 5 && !memcmp(s + start, "false", 5)) ||
 			      (i - start == 4 && !memcmp(s + start, "null", 4)))) {
-				snprintf(err, errlen, "invalid token \"%.*s\" at "
-				         "column %zu", (int)(i - start > 16 ? 16
-				         : i - start), s + start, start + 1);
+				snprintf(err, errlen, "invalid token \"%.*s\" at column %zu",
+					 (int)(i - start > 16 ? 16 : i - start), s + start,
+					 start + 1);
 				return -1;
 			}
 		} else {
@@ -138,8 +134,7 @@ static int lexical_check(const char *s, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
-json_object *cli_json_parse(const char *text, size_t n, char *err,
-                            size_t errlen)
+json_object *cli_json_parse(const char *text, size_t n, char *err, size_t errlen)
 {
 	struct json_tokener *tok = json_tokener_new_ex(CLI_JSON_DEPTH);
 	json_object *obj;
@@ -149,8 +144,7 @@ json_object *cli_json_parse(const char *text, size_t n, char *err,
 		cli_error("out of memory");
 		exit(CLI_EXIT_FAIL);
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	                            JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	if (n > INT32_MAX) {
 		snprintf(err, errlen, "JSON text too long");
 		obj = NULL;
@@ -171,11 +165,10 @@ json_object *cli_json_parse(const char *text, size_t n, char *err,
 		size_t at = json_tokener_get_parse_end(tok);
 
 		if (jerr == json_tokener_error_depth)
-			snprintf(err, errlen, "JSON nested deeper than %d levels",
-			         CLI_JSON_DEPTH);
+			snprintf(err, errlen, "JSON nested deeper than %d levels", CLI_JSON_DEPTH);
 		else
 			snprintf(err, errlen, "invalid JSON at column %zu: %s",
-			         (at < n ? at : n) + 1, json_tokener_error_desc(jerr));
+				 (at < n ? at : n) + 1, json_tokener_error_desc(jerr));
 		goto out;
 	}
 	if (lexical_check(text, n, err, errlen) != 0) {
@@ -199,20 +192,17 @@ static void pack_ok(int rc)
 	}
 }
 
-static int to_msgpack(json_object *v, msgpack_packer *pk, char *err,
-                      size_t errlen, int depth)
+static int to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errlen, int depth)
 {
 	if (depth > CLI_JSON_DEPTH) {
 		snprintf(err, errlen, "JSON nested too deeply");
 		return -1;
 	}
 	switch (json_object_get_type(v)) {
-	case json_type_null:
-		pack_ok(msgpack_pack_nil(pk));
-		return 0;
+	case json_type_null: pack_ok(msgpack_pack_nil(pk)); return 0;
 	case json_type_boolean:
 		pack_ok(json_object_get_boolean(v) ? msgpack_pack_true(pk)
-		                                   : msgpack_pack_false(pk));
+						   : msgpack_pack_false(pk));
 		return 0;
 	case json_type_int: {
 		int64_t i = json_object_get_int64(v);
@@ -228,7 +218,7 @@ static int to_msgpack(json_object *v, msgpack_packer *pk, char *err,
 
 		if (!isfinite(d)) {
 			snprintf(err, errlen, "number out of range: %s",
-			         json_object_to_json_string(v));
+				 json_object_to_json_string(v));
 			return -1;
 		}
 		pack_ok(msgpack_pack_double(pk, d));
@@ -247,8 +237,8 @@ static int to_msgpack(json_object *v, msgpack_packer *pk, char *err,
 
 		pack_ok(msgpack_pack_array(pk, n));
 		for (size_t i = 0; i < n; i++)
-			if (to_msgpack(json_object_array_get_idx(v, i), pk, err,
-			               errlen, depth + 1) != 0)
+			if (to_msgpack(json_object_array_get_idx(v, i), pk, err, errlen,
+				       depth + 1) != 0)
 				return -1;
 		return 0;
 	}
@@ -257,15 +247,14 @@ static int to_msgpack(json_object *v, msgpack_packer *pk, char *err,
 		struct json_object_iterator end = json_object_iter_end(v);
 
 		pack_ok(msgpack_pack_map(pk, (size_t)json_object_object_length(v)));
-		for (; !json_object_iter_equal(&it, &end);
-		     json_object_iter_next(&it)) {
+		for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
 			const char *key = json_object_iter_peek_name(&it);
 			size_t klen = strlen(key);
 
 			pack_ok(msgpack_pack_str(pk, klen));
 			pack_ok(msgpack_pack_str_body(pk, key, klen));
-			if (to_msgpack(json_object_iter_peek_value(&it), pk, err,
-			               errlen, depth + 1) != 0)
+			if (to_msgpack(json_object_iter_peek_value(&it), pk, err, errlen,
+				       depth + 1) != 0)
 				return -1;
 		}
 		return 0;
@@ -275,8 +264,7 @@ static int to_msgpack(json_object *v, msgpack_packer *pk, char *err,
 	return -1;
 }
 
-int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err,
-                        size_t errlen)
+int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errlen)
 {
 	return to_msgpack(v, pk, err, errlen, 0);
 }
@@ -290,22 +278,12 @@ static int emit(struct jbuf *b, const msgpack_object *o)
 	uint32_t i;
 
 	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		jb_puts(b, "null");
-		return 0;
-	case MSGPACK_OBJECT_BOOLEAN:
-		jb_puts(b, o->via.boolean ? "true" : "false");
-		return 0;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		jb_u64(b, o->via.u64);
-		return 0;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		jb_i64(b, o->via.i64);
-		return 0;
-	case MSGPACK_OBJECT_FLOAT64:
-		return jb_f64(b, o->via.f64);
-	case MSGPACK_OBJECT_STR:
-		return jb_str(b, o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_NIL: jb_puts(b, "null"); return 0;
+	case MSGPACK_OBJECT_BOOLEAN: jb_puts(b, o->via.boolean ? "true" : "false"); return 0;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: jb_u64(b, o->via.u64); return 0;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: jb_i64(b, o->via.i64); return 0;
+	case MSGPACK_OBJECT_FLOAT64: return jb_f64(b, o->via.f64);
+	case MSGPACK_OBJECT_STR: return jb_str(b, o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY:
 		jb_putc(b, '[');
 		for (i = 0; i < o->via.array.size; i++) {
@@ -333,8 +311,7 @@ static int emit(struct jbuf *b, const msgpack_object *o)
 		}
 		jb_putc(b, '}');
 		return 0;
-	default:   /* FLOAT32, BIN, EXT: no exact JSON form */
-		return -1;
+	default: /* FLOAT32, BIN, EXT: no exact JSON form */ return -1;
 	}
 }
 
@@ -345,8 +322,8 @@ int cli_msgpack_to_json(struct jbuf *b, const void *p, size_t n)
 	int rc = -1;
 
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, p, n, &off) == MSGPACK_UNPACK_SUCCESS &&
-	    off == n && u.data.type == MSGPACK_OBJECT_MAP)
+	if (msgpack_unpack_next(&u, p, n, &off) == MSGPACK_UNPACK_SUCCESS && off == n &&
+	    u.data.type == MSGPACK_OBJECT_MAP)
 		rc = emit(b, &u.data);
 	msgpack_unpacked_destroy(&u);
 	if (rc != 0) {
@@ -357,8 +334,7 @@ int cli_msgpack_to_json(struct jbuf *b, const void *p, size_t n)
 	return rc;
 }
 
-bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p,
-                              size_t n)
+bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p, size_t n)
 {
 	char err[256];
 	json_object *v = cli_json_parse(text, tlen, err, sizeof err);

@@ -57,8 +57,7 @@ static int fill(struct cli_lines *r)
 	r->len += got;
 	if (got == 0) {
 		if (ferror(r->f)) {
-			cli_error("could not read standard input: %s",
-			          strerror(errno));
+			cli_error("could not read standard input: %s", strerror(errno));
 			return -1;
 		}
 		r->eof = true;
@@ -70,7 +69,7 @@ static int fill(struct cli_lines *r)
 int cli_lines_next(struct cli_lines *r, char **line, size_t *len)
 {
 	for (;;) {
-		size_t seen = 0;   /* bytes after start known to have no '\n' */
+		size_t seen = 0; /* bytes after start known to have no '\n' */
 		char *nl = NULL;
 		char *s;
 		size_t n;
@@ -79,14 +78,13 @@ int cli_lines_next(struct cli_lines *r, char **line, size_t *len)
 			size_t avail = r->len - r->start;
 
 			if (seen < avail)
-				nl = memchr(r->buf + r->start + seen, '\n',
-				            avail - seen);
+				nl = memchr(r->buf + r->start + seen, '\n', avail - seen);
 			if (nl || r->eof)
 				break;
 			seen = avail;
 			if (seen > CLI_MAX_LINE) {
-				cli_error("line %lu is longer than %zu MiB",
-				          r->lineno + 1, CLI_MAX_LINE >> 20);
+				cli_error("line %lu is longer than %zu MiB", r->lineno + 1,
+					  CLI_MAX_LINE >> 20);
 				return -1;
 			}
 			if (fill(r) < 0)
@@ -100,8 +98,7 @@ int cli_lines_next(struct cli_lines *r, char **line, size_t *len)
 		r->start += n + (nl ? 1 : 0);
 		r->lineno++;
 		if (n > CLI_MAX_LINE) {
-			cli_error("line %lu is longer than %zu MiB", r->lineno,
-			          CLI_MAX_LINE >> 20);
+			cli_error("line %lu is longer than %zu MiB", r->lineno, CLI_MAX_LINE >> 20);
 			return -1;
 		}
 		if (memchr(s, '\0', n)) {

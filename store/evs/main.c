@@ -12,19 +12,10 @@
 
 #include "cli.h"
 
-const struct cli_command *const cli_commands[] = {
-	&cli_cmd_init,
-	&cli_cmd_append,
-	&cli_cmd_read,
-	&cli_cmd_tail,
-	&cli_cmd_head,
-	&cli_cmd_stat,
-	&cli_cmd_as_of,
-	&cli_cmd_export,
-	&cli_cmd_import,
-	&cli_cmd_verify,
-	NULL
-};
+const struct cli_command *const cli_commands[] = {&cli_cmd_init,   &cli_cmd_append, &cli_cmd_read,
+						  &cli_cmd_tail,   &cli_cmd_head,   &cli_cmd_stat,
+						  &cli_cmd_as_of,  &cli_cmd_state,  &cli_cmd_export,
+						  &cli_cmd_import, &cli_cmd_verify, NULL};
 
 static void usage(FILE *f)
 {
@@ -32,17 +23,17 @@ static void usage(FILE *f)
 
 	fputs("usage: evs [--store DIR] COMMAND [ARG]... [OPTION]...\n\n"
 	      "evs reads and writes an evstore event store.\n\n"
-	      "commands:\n", f);
+	      "commands:\n",
+	      f);
 	for (c = cli_commands; *c; c++)
 		fprintf(f, "  %-10s%s\n", (*c)->name, (*c)->summary);
 	fputs("\nglobal options:\n"
-	      "  --store DIR   store directory (default: $EVS_STORE, else "
-	      CLI_DEFAULT_STORE ")\n"
+	      "  --store DIR   store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")\n"
 	      "  -h, --help    show this help and exit\n"
 	      "  --version     show the version and exit\n\n"
 	      "\"evs COMMAND --help\" describes a command.\n"
-	      "exit status: 0 success, 1 error, 2 bad usage, "
-	      "3 expected version does not match\n", f);
+	      "exit status: 0 success, 1 error, 2 bad usage, 3 expected version does not match\n",
+	      f);
 }
 
 static const struct cli_command *find_command(const char *name)
@@ -97,8 +88,7 @@ int main(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 		if (store_path[0] == '\0') {
-			cli_error("invalid value \"\" for option --store: "
-			          "empty directory name");
+			cli_error("invalid value \"\" for option --store: empty directory name");
 			return CLI_EXIT_USAGE;
 		}
 	}

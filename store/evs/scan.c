@@ -13,7 +13,7 @@
 #include "cli.h"
 
 #define SCAN_EVENTS 4096
-#define SCAN_BYTES ((size_t)16 << 20)
+#define SCAN_BYTES  ((size_t)16 << 20)
 
 static bool type_wanted(const struct cli_scan *sc, const evs_event *ev)
 {
@@ -26,8 +26,7 @@ static bool type_wanted(const struct cli_scan *sc, const evs_event *ev)
 	return false;
 }
 
-static int open_iter(evs_store *store, const struct cli_scan *sc,
-                     uint64_t from, evs_iter **it)
+static int open_iter(evs_store *store, const struct cli_scan *sc, uint64_t from, evs_iter **it)
 {
 	int rc;
 
@@ -37,8 +36,7 @@ static int open_iter(evs_store *store, const struct cli_scan *sc,
 		rc = evs_read_all(store, from, sc->direction, sc->filter, 0, it);
 	if (rc != EVS_OK) {
 		if (sc->stream)
-			cli_store_error(store, rc, "could not read stream \"%s\"",
-			                sc->stream);
+			cli_store_error(store, rc, "could not read stream \"%s\"", sc->stream);
 		else
 			cli_store_error(store, rc, "could not read events");
 	}
@@ -61,8 +59,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 		if (rc == EVS_NOT_FOUND)
 			done = true;
 		else if (rc != EVS_OK) {
-			cli_store_error(store, rc, "could not read stream \"%s\"",
-			                sc->stream);
+			cli_store_error(store, rc, "could not read stream \"%s\"", sc->stream);
 			goto out;
 		}
 		stop = h.version;
@@ -123,7 +120,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 		}
 		evs_iter_free(it);
 		if (jb_write(&buf, stdout) != 0)
-			break;   /* reported by cli_finish_output */
+			break; /* reported by cli_finish_output */
 		buf.len = 0;
 	}
 	status = CLI_EXIT_OK;

@@ -14,8 +14,7 @@
 
 #include "cli.h"
 
-static const char *const level_names[] = { "error", "warning", "info",
-                                           "debug" };
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 static void log_to_stderr(void *ctx, int level, const char *message)
 {
@@ -23,8 +22,8 @@ static void log_to_stderr(void *ctx, int level, const char *message)
 
 	if (level < 0 || level > max)
 		return;
-	fprintf(stderr, "evs: %s: %s\n",
-	        level <= EVS_LOG_DEBUG ? level_names[level] : "log", message);
+	fprintf(stderr, "evs: %s: %s\n", level <= EVS_LOG_DEBUG ? level_names[level] : "log",
+		message);
 }
 
 static int log_level(void)
@@ -39,7 +38,7 @@ static int log_level(void)
 }
 
 evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
-                          const evs_options *base)
+			  const evs_options *base)
 {
 	static int level;
 	evs_options opts;
@@ -66,14 +65,13 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 		detail = evs_strerror(rc);
 	if (rc == EVS_NO_STORE) {
 		cli_error("store \"%s\" does not exist", ctx->store_path);
-		cli_hint("create it with \"evs init --store %s\", or set "
-		         "--store or EVS_STORE", ctx->store_path);
+		cli_hint("create it with \"evs init --store %s\", or set --store or EVS_STORE",
+			 ctx->store_path);
 	} else if (strstr(detail, ctx->store_path)) {
 		/* the library's message names the store already */
 		cli_error("%s", detail);
 	} else {
-		cli_error("could not open store \"%s\": %s", ctx->store_path,
-		          detail);
+		cli_error("could not open store \"%s\": %s", ctx->store_path, detail);
 	}
 	return NULL;
 }

@@ -74,7 +74,7 @@ void cli_time_format(int64_t ns, char out[CLI_TIME_LEN])
 		days--;
 	}
 	civil_from_days(days, &y, &m, &d);
-	put_digits(out, (uint64_t)y, 4);            /* 1677..2262 */
+	put_digits(out, (uint64_t)y, 4); /* 1677..2262 */
 	out[4] = '-';
 	put_digits(out + 5, m, 2);
 	out[7] = '-';
@@ -125,8 +125,7 @@ static bool leap_year(unsigned y)
 
 int cli_time_parse(const char *s, size_t len, int64_t *ns, const char **why)
 {
-	static const unsigned mdays[12] = { 31, 28, 31, 30, 31, 30,
-	                                    31, 31, 30, 31, 30, 31 };
+	static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	unsigned year, mon, day, hour, min, sec, oh = 0, om = 0;
 	int64_t frac = 0, secs, offset = 0, total;
 	size_t i = 0;
@@ -134,11 +133,9 @@ int cli_time_parse(const char *s, size_t len, int64_t *ns, const char **why)
 
 	*why = "not an RFC 3339 timestamp (like 2024-05-01T12:34:56.5Z)";
 	if (digits(s, len, &i, 4, &year) || expect(s, len, &i, "-") ||
-	    digits(s, len, &i, 2, &mon) || expect(s, len, &i, "-") ||
-	    digits(s, len, &i, 2, &day) || expect(s, len, &i, "Tt ") ||
-	    digits(s, len, &i, 2, &hour) || expect(s, len, &i, ":") ||
-	    digits(s, len, &i, 2, &min) || expect(s, len, &i, ":") ||
-	    digits(s, len, &i, 2, &sec))
+	    digits(s, len, &i, 2, &mon) || expect(s, len, &i, "-") || digits(s, len, &i, 2, &day) ||
+	    expect(s, len, &i, "Tt ") || digits(s, len, &i, 2, &hour) || expect(s, len, &i, ":") ||
+	    digits(s, len, &i, 2, &min) || expect(s, len, &i, ":") || digits(s, len, &i, 2, &sec))
 		return -1;
 	if (i < len && s[i] == '.') {
 		i++;
@@ -188,8 +185,8 @@ int cli_time_parse(const char *s, size_t len, int64_t *ns, const char **why)
 		*why = "time of day out of range";
 		return -1;
 	}
-	secs = days_from_civil(year, mon, day) * 86400 +
-	       (int64_t)(hour * 3600 + min * 60 + sec) - offset;
+	secs = days_from_civil(year, mon, day) * 86400 + (int64_t)(hour * 3600 + min * 60 + sec) -
+	       offset;
 	if (__builtin_mul_overflow(secs, NS_PER_SEC, &total) ||
 	    __builtin_add_overflow(total, frac, &total)) {
 		*why = "out of range (1677-09-21 to 2262-04-11)";

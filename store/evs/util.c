@@ -119,10 +119,14 @@ int cli_parse_size(const char *s, uint64_t *out)
 		return -1;
 	if (*end != '\0') {
 		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		case 't': case 'T': shift = 40; break;
+		case 'k':
+		case 'K': shift = 10; break;
+		case 'm':
+		case 'M': shift = 20; break;
+		case 'g':
+		case 'G': shift = 30; break;
+		case 't':
+		case 'T': shift = 40; break;
 		default: return -1;
 		}
 		/* allow "64M", "64MB", "64MiB" */
@@ -146,7 +150,7 @@ int cli_finish_output(int status)
 		int e = errno;
 
 		cli_error("could not write to standard output: %s",
-		          e ? strerror(e) : "write error");
+			  e ? strerror(e) : "write error");
 		return CLI_EXIT_FAIL;
 	}
 	return status;

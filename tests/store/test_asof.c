@@ -21,13 +21,13 @@ static int clock_past(void *arg)
 static void clock_beyond(int64_t t, int64_t gap)
 {
 	clock_ctx c = {t + gap};
-	ck_assert_msg(tu_wait_for(clock_past, &c, 30000), "the clock does not advance");
+	tu_check(tu_wait_for(clock_past, &c, 30000), "the clock does not advance");
 }
 
 /* A commit in the model. */
 typedef struct commit {
-	int64_t at;      /* recorded_at */
-	uint64_t last;   /* last position */
+	int64_t at;    /* recorded_at */
+	uint64_t last; /* last position */
 } commit;
 
 static int64_t last_recorded_at(evs_store *st)
@@ -45,26 +45,25 @@ static uint64_t pos_at(evs_store *st, int64_t t)
 }
 
 static void expect_version_at(evs_store *st, const char *stream, int64_t t, uint64_t version,
-                              uint64_t position)
+			      uint64_t position)
 {
 	uint64_t v = 777, p = 777;
 	tu_ok(st, evs_stream_version_at(st, stream, t, &v, &p));
-	ck_assert_msg(v == version && p == position,
-	              "stream_version_at(%s, %lld) = (%llu, %llu), want (%llu, %llu)", stream,
-	              (long long)t, (unsigned long long)v, (unsigned long long)p,
-	              (unsigned long long)version, (unsigned long long)position);
+	tu_check(v == version && p == position,
+		 "stream_version_at(%s, %lld) = (%llu, %llu), want (%llu, %llu)", stream,
+		 (long long)t, (unsigned long long)v, (unsigned long long)p,
+		 (unsigned long long)version, (unsigned long long)position);
 }
 
-static void expect_version_at_pos(evs_store *st, const char *stream, uint64_t at,
-                                  uint64_t version, uint64_t position)
+static void expect_version_at_pos(evs_store *st, const char *stream, uint64_t at, uint64_t version,
+				  uint64_t position)
 {
 	uint64_t v = 777, p = 777;
 	tu_ok(st, evs_stream_version_at_position(st, stream, at, &v, &p));
-	ck_assert_msg(v == version && p == position,
-	              "stream_version_at_position(%s, %llu) = (%llu, %llu), want (%llu, %llu)",
-	              stream, (unsigned long long)at, (unsigned long long)v,
-	              (unsigned long long)p, (unsigned long long)version,
-	              (unsigned long long)position);
+	tu_check(v == version && p == position,
+		 "stream_version_at_position(%s, %llu) = (%llu, %llu), want (%llu, %llu)", stream,
+		 (unsigned long long)at, (unsigned long long)v, (unsigned long long)p,
+		 (unsigned long long)version, (unsigned long long)position);
 }
 
 /*
@@ -91,33 +90,34 @@ START_TEST(test_fixed)
 	/* recorded_at as the events carry it */
 	tu_ev *evs;
 	size_t n = tu_read_all(st, &evs);
-	ck_assert_uint_eq(n, 8);
+	tu_check_u64_eq(n, 8);
 	const int commit_of[8] = {0, 1, 1, 2, 3, 3, 3, 4};
 	for (size_t i = 0; i < n; i++)
-		ck_assert_int_eq(evs[i].ev.recorded_at, c[commit_of[i]].at);
+		tu_check_i64_eq(evs[i].ev.recorded_at, c[commit_of[i]].at);
 	tu_evs_free(evs, n);
 
 	/* exact times, one past, between, one before the next */
 	for (int i = 0; i < 5; i++) {
-		ck_assert_uint_eq(pos_at(st, c[i].at), c[i].last);
-		ck_assert_uint_eq(pos_at(st, c[i].at + 1), c[i].last);
-		ck_assert_uint_eq(pos_at(st, c[i].at - 1), i ? c[i - 1].last : 0);
+		tu_check_u64_eq(pos_at(st, c[i].at), c[i].last);
+		tu_check_u64_eq(pos_at(st, c[i].at + 1), c[i].last);
+		tu_check_u64_eq(pos_at(st, c[i].at - 1), i ? c[i - 1].last : 0);
 		if (i < 4) {
-			ck_assert_uint_eq(pos_at(st, c[i].at + (c[i + 1].at - c[i].at) / 2), c[i].last);
-			ck_assert_uint_eq(pos_at(st, c[i + 1].at - 1), c[i].last);
+			tu_check_u64_eq(pos_at(st, c[i].at + (c[i + 1].at - c[i].at) / 2),
+					c[i].last);
+			tu_check_u64_eq(pos_at(st, c[i + 1].at - 1), c[i].last);
 		}
 	}
 	/* before the first */
-	ck_assert_uint_eq(pos_at(st, c[0].at - 1000000000), 0);
-	ck_assert_uint_eq(pos_at(st, 0), 0);
-	ck_assert_uint_eq(pos_at(st, 1), 0);
-	ck_assert_uint_eq(pos_at(st, -1), 0);
-	ck_assert_uint_eq(pos_at(st, INT64_MIN), 0);
+	tu_check_u64_eq(pos_at(st, c[0].at - 1000000000), 0);
+	tu_check_u64_eq(pos_at(st, 0), 0);
+	tu_check_u64_eq(pos_at(st, 1), 0);
+	tu_check_u64_eq(pos_at(st, -1), 0);
+	tu_check_u64_eq(pos_at(st, INT64_MIN), 0);
 	/* after the last */
-	ck_assert_uint_eq(pos_at(st, c[4].at + 1000000000), 8);
-	ck_assert_uint_eq(pos_at(st, tu_now_ns() + 3600ll * 1000000000), 8);
-	ck_assert_uint_eq(pos_at(st, INT64_MAX), 8);
-	ck_assert_uint_eq(pos_at(st, INT64_MAX - 1), 8);
+	tu_check_u64_eq(pos_at(st, c[4].at + 1000000000), 8);
+	tu_check_u64_eq(pos_at(st, tu_now_ns() + 3600ll * 1000000000), 8);
+	tu_check_u64_eq(pos_at(st, INT64_MAX), 8);
+	tu_check_u64_eq(pos_at(st, INT64_MAX - 1), 8);
 
 	/* stream "a": v1@1 (c0), v2@4 (c2), v3..5@5..7 (c3) */
 	expect_version_at(st, "a", c[0].at - 1, 0, 0);
@@ -164,9 +164,9 @@ END_TEST
 START_TEST(test_empty_store)
 {
 	evs_store *st = tu_open(tu_dir, NULL);
-	ck_assert_uint_eq(pos_at(st, 0), 0);
-	ck_assert_uint_eq(pos_at(st, tu_now_ns()), 0);
-	ck_assert_uint_eq(pos_at(st, INT64_MAX), 0);
+	tu_check_u64_eq(pos_at(st, 0), 0);
+	tu_check_u64_eq(pos_at(st, tu_now_ns()), 0);
+	tu_check_u64_eq(pos_at(st, INT64_MAX), 0);
 	expect_version_at(st, "a", INT64_MAX, 0, 0);
 	expect_version_at_pos(st, "a", 5, 0, 0);
 	evs_close(st);
@@ -218,8 +218,8 @@ START_TEST(test_random_model)
 
 	/* position_at: every commit's exact time and the nanosecond before */
 	for (int i = 0; i < COMMITS; i++) {
-		ck_assert_uint_eq(pos_at(st, c[i].at), c[i].last);
-		ck_assert_uint_eq(pos_at(st, c[i].at - 1), i ? c[i - 1].last : 0);
+		tu_check_u64_eq(pos_at(st, c[i].at), c[i].last);
+		tu_check_u64_eq(pos_at(st, c[i].at - 1), i ? c[i - 1].last : 0);
 	}
 	/* random times, checked against a bisection of the model */
 	for (int q = 0; q < 2000; q++) {
@@ -236,8 +236,8 @@ START_TEST(test_random_model)
 		}
 		if (a > 0)
 			want = c[a - 1].last;
-		ck_assert_msg(pos_at(st, t) == want, "position_at(%lld) want %llu", (long long)t,
-		              (unsigned long long)want);
+		tu_check(pos_at(st, t) == want, "position_at(%lld) want %llu", (long long)t,
+			 (unsigned long long)want);
 		/* and a stream's version then */
 		int s = (int)tu_rng_range(&r, 0, R_STREAMS - 1);
 		uint64_t v = 0, p = 0;

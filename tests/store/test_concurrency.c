@@ -50,11 +50,12 @@ static void contend(contender *c, int round)
 		if (r.version != h.version + 1 || r.first_position != r.last_position ||
 		    r.idempotent) {
 			c->bad_rc = -1;
-			snprintf(c->bad, sizeof c->bad,
-			         "won with expected %llu but result version %llu (positions %llu..%llu)",
-			         (unsigned long long)h.version, (unsigned long long)r.version,
-			         (unsigned long long)r.first_position,
-			         (unsigned long long)r.last_position);
+			snprintf(
+				c->bad, sizeof c->bad,
+				"won with expected %llu but result version %llu (positions %llu..%llu)",
+				(unsigned long long)h.version, (unsigned long long)r.version,
+				(unsigned long long)r.first_position,
+				(unsigned long long)r.last_position);
 			return;
 		}
 		c->won[c->nwon++] = r.version;
@@ -62,15 +63,15 @@ static void contend(contender *c, int round)
 		if (r.version <= h.version) {
 			c->bad_rc = -1;
 			snprintf(c->bad, sizeof c->bad,
-			         "lost with expected %llu but actual version reported as %llu",
-			         (unsigned long long)h.version, (unsigned long long)r.version);
+				 "lost with expected %llu but actual version reported as %llu",
+				 (unsigned long long)h.version, (unsigned long long)r.version);
 			return;
 		}
 		c->lost++;
 	} else {
 		c->bad_rc = rc;
 		snprintf(c->bad, sizeof c->bad, "evs_append: %s: %s", evs_code_name(rc),
-		         evs_errmsg(c->st));
+			 evs_errmsg(c->st));
 	}
 }
 
@@ -115,7 +116,7 @@ static void check_wins(evs_store *st, const char *stream, contender *cs, size_t 
 	qsort(all, total, sizeof *all, cmp_u64);
 	for (size_t i = 0; i < total; i++)
 		ck_assert_msg(all[i] == i + 1, "versions won: [%zu] = %llu (doubled or skipped)", i,
-		              (unsigned long long)all[i]);
+			      (unsigned long long)all[i]);
 
 	evs_stream_info h;
 	tu_ok(st, evs_stream_head(st, stream, &h));
@@ -129,9 +130,10 @@ static void check_wins(evs_store *st, const char *stream, contender *cs, size_t 
 	for (size_t i = 0; i < n; i++) {
 		int64_t c = -1;
 		ck_assert_uint_eq(evs[i].ev.version, i + 1);
-		ck_assert_int_eq(tu_mp_get_int(evs[i].ev.metadata, evs[i].ev.metadata_len, "c", &c), 0);
+		ck_assert_int_eq(tu_mp_get_int(evs[i].ev.metadata, evs[i].ev.metadata_len, "c", &c),
+				 0);
 		ck_assert_msg(c == owner[i + 1], "version %zu written by %lld, won by %d", i + 1,
-		              (long long)c, owner[i + 1]);
+			      (long long)c, owner[i + 1]);
 	}
 	tu_evs_free(evs, n);
 	fprintf(stderr, "%s: %zu attempts, %zu won, %zu lost\n", stream, attempts, total, lost);
@@ -190,7 +192,7 @@ static void child_contend(int go, int out, int child, int threads_per_child)
 	for (int i = 0; i < threads_per_child; i++)
 		cs[i].st = NULL;
 	tu_child_check(tu_write_full(out, cs, (size_t)threads_per_child * sizeof cs[0]) == 0,
-	               "write");
+		       "write");
 	_exit(0);
 }
 
@@ -224,7 +226,7 @@ static void run_processes(int nproc, int threads_per_child)
 	ck_assert_ptr_nonnull(cs);
 	for (int p = 0; p < nproc; p++) {
 		int rc = tu_read_full(outs[p], cs + (size_t)p * (size_t)threads_per_child,
-		                      (size_t)threads_per_child * sizeof *cs, 300000);
+				      (size_t)threads_per_child * sizeof *cs, 300000);
 		close(outs[p]);
 		if (rc != 0) {
 			for (int q = 0; q < nproc; q++)
@@ -255,7 +257,7 @@ END_TEST
 /* ---- group commit sanity ----------------------------------------------- */
 
 #define GC_THREADS 16
-#define GC_EVENTS 40
+#define GC_EVENTS  40
 
 typedef struct gc_worker {
 	evs_store *st;
@@ -309,19 +311,21 @@ START_TEST(test_group_commit_distinct_streams)
 	uint8_t *seen = calloc(total + 1, 1);
 	ck_assert_ptr_nonnull(seen);
 	for (int i = 0; i < GC_THREADS; i++) {
-		ck_assert_msg(ws[i].rc == 0, "worker %d: %s: %s", i, evs_code_name(ws[i].rc), ws[i].msg);
+		ck_assert_msg(ws[i].rc == 0, "worker %d: %s: %s", i, evs_code_name(ws[i].rc),
+			      ws[i].msg);
 		for (int j = 0; j < GC_EVENTS; j++) {
 			const evs_append_result *r = &ws[i].res[j];
 			ck_assert_uint_eq(r->first_position, r->last_position);
 			ck_assert_uint_ge(r->first_position, 1);
 			ck_assert_uint_le(r->first_position, total);
 			ck_assert_msg(!seen[r->first_position], "position %llu given twice",
-			              (unsigned long long)r->first_position);
+				      (unsigned long long)r->first_position);
 			seen[r->first_position] = 1;
 			ck_assert_uint_eq(r->version, (uint64_t)j + 1);
 			ck_assert_int_eq(r->idempotent, 0);
 			if (j > 0)
-				ck_assert_uint_gt(r->first_position, ws[i].res[j - 1].first_position);
+				ck_assert_uint_gt(r->first_position,
+						  ws[i].res[j - 1].first_position);
 		}
 	}
 	free(seen);
@@ -346,9 +350,67 @@ START_TEST(test_group_commit_distinct_streams)
 	}
 	tu_evs_free(evs, n);
 	fprintf(stderr, "group commit: %llu single-event appends from %d threads in %zu commits\n",
-	        (unsigned long long)total, GC_THREADS, commits);
+		(unsigned long long)total, GC_THREADS, commits);
 	/* with 16 durable appenders, some commits must have carried several */
 	ck_assert_uint_lt(commits, total);
+	ck_assert_uint_eq(tu_verify(st), 0);
+	evs_close(st);
+}
+END_TEST
+
+/* ---- many fast appenders: hand-offs between group leaders ---------------- */
+
+#define FAST_THREADS 8
+#define FAST_EVENTS  2000
+
+typedef struct fast_worker {
+	evs_store *st;
+	int rc;
+	uint64_t last_pos;
+	char msg[256];
+} fast_worker;
+
+static void *fast_thread(void *arg)
+{
+	fast_worker *w = arg;
+	evs_event_in ev;
+	tu_event(&ev, "Fast", NULL, NULL);
+	for (int i = 0; i < FAST_EVENTS; i++) {
+		evs_append_result r;
+		int rc = evs_append(w->st, "fast", EVS_ANY, &ev, 1, &r);
+		if (rc != EVS_OK || r.first_position <= w->last_pos) {
+			w->rc = rc != EVS_OK ? rc : -1;
+			snprintf(w->msg, sizeof w->msg, "%s", evs_errmsg(w->st));
+			return NULL;
+		}
+		w->last_pos = r.first_position;
+	}
+	return NULL;
+}
+
+START_TEST(test_group_commit_stress_nosync)
+{
+	/* without syncs, commits are short and leadership changes hands
+	 * thousands of times a second */
+	evs_options o;
+	tu_options(&o, EVS_SYNC_NONE);
+	evs_store *st = tu_open(tu_dir, &o);
+	fast_worker ws[FAST_THREADS];
+	pthread_t th[FAST_THREADS];
+	memset(ws, 0, sizeof ws);
+	for (int i = 0; i < FAST_THREADS; i++) {
+		ws[i].st = st;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fast_thread, &ws[i]), 0);
+	}
+	for (int i = 0; i < FAST_THREADS; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_msg(ws[i].rc == 0, "worker %d: %s: %s", i, evs_code_name(ws[i].rc),
+			      ws[i].msg);
+	}
+	evs_stream_info h;
+	tu_ok(st, evs_stream_head(st, "fast", &h));
+	ck_assert_uint_eq(h.version, FAST_THREADS * FAST_EVENTS);
+	ck_assert_uint_eq(h.last_position, FAST_THREADS * FAST_EVENTS);
 	ck_assert_uint_eq(tu_verify(st), 0);
 	evs_close(st);
 }
@@ -426,7 +488,7 @@ END_TEST
 /* ---- big batches: more than one group's worth of bytes queued ---------- */
 
 #define BIG_EVENTS 24
-#define BIG_BYTES 1000000
+#define BIG_BYTES  1000000
 
 typedef struct big_worker {
 	evs_store *st;
@@ -498,7 +560,8 @@ START_TEST(test_big_batches_from_threads)
 	tu_mp_init(&want);
 	for (int i = 0; i < T; i++) {
 		evs_iter *it;
-		tu_ok(st, evs_read_all(st, ws[i].r.first_position, EVS_FORWARD, NULL, BIG_EVENTS, &it));
+		tu_ok(st,
+		      evs_read_all(st, ws[i].r.first_position, EVS_FORWARD, NULL, BIG_EVENTS, &it));
 		evs_event ev;
 		for (int j = 0; j < BIG_EVENTS; j++) {
 			tu_ok(st, evs_iter_next(it, &ev));
@@ -524,6 +587,7 @@ int main(void)
 	tcase_add_test(tc, test_processes_exact_version);
 	tcase_add_test(tc, test_processes_with_threads_exact_version);
 	tcase_add_test(tc, test_group_commit_distinct_streams);
+	tcase_add_test(tc, test_group_commit_stress_nosync);
 	tcase_add_test(tc, test_concurrent_identical_retries);
 	tcase_add_test(tc, test_big_batches_from_threads);
 	suite_add_tcase(s, tc);

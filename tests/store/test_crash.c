@@ -25,8 +25,8 @@
 
 #include "testutil.h"
 
-#define ROUNDS 40
-#define NSTREAMS 8
+#define ROUNDS           40
+#define NSTREAMS         8
 #define MAX_BATCH_EVENTS 20
 
 enum { REC_READY = 1, REC_ACK = 2, REC_ERROR = 3 };
@@ -73,7 +73,7 @@ static void *child_appender(void *arg)
 			tu_mp_reset(&meta[i]);
 			tu_mp_blob_map(&data[i], tu_rng_range(&r, 0, 1500), tu_rng_next(&r));
 			tu_mp_map_ints(&meta[i], 3, "b", (long long)batch, "k", (long long)k, "i",
-			               (long long)i);
+				       (long long)i);
 			tu_event(&evs[i], "Crash", &data[i], &meta[i]);
 		}
 		uint64_t expected = EVS_ANY;
@@ -90,10 +90,10 @@ static void *child_appender(void *arg)
 		int rc = evs_append(t->st, stream, expected, evs, k, &res);
 		if (rc == EVS_OK) {
 			send_rec(t->out, (rec){batch, res.first_position, res.last_position,
-			                       (uint32_t)k, REC_ACK});
+					       (uint32_t)k, REC_ACK});
 		} else if (rc != EVS_WRONG_VERSION || expected == EVS_ANY) {
 			fprintf(stderr, "crash child: evs_append: %s: %s\n", evs_code_name(rc),
-			        evs_errmsg(t->st));
+				evs_errmsg(t->st));
 			send_rec(t->out, (rec){(uint64_t)rc, 0, 0, 0, REC_ERROR});
 			_exit(2);
 		}
@@ -140,9 +140,9 @@ static void add_rec(acks *acc, const rec *r, int *ready, int round)
 		*ready = 1;
 		return;
 	}
-	ck_assert_msg(r->kind == REC_ACK, "round %d: the child failed with %s", round,
-	              r->kind == REC_ERROR ? evs_code_name((int)r->batch) : "a bad record");
-	ck_assert_uint_eq(r->last - r->first + 1, r->size);
+	tu_check(r->kind == REC_ACK, "round %d: the child failed with %s", round,
+		 r->kind == REC_ERROR ? evs_code_name((int)r->batch) : "a bad record");
+	tu_check_u64_eq(r->last - r->first + 1, r->size);
 	if (acc->n == acc->cap) {
 		acc->cap = acc->cap ? acc->cap * 2 : 1024;
 		acc->a = realloc(acc->a, acc->cap * sizeof *acc->a);
@@ -174,7 +174,7 @@ static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
 			continue;
 		ck_assert_int_ge(r, 0);
 		if (r == 0) {
-			ck_assert_msg(deadline_us >= 0, "round %d: no EOF from a dead child", round);
+			tu_check(deadline_us >= 0, "round %d: no EOF from a dead child", round);
 			continue;
 		}
 		ssize_t k = read(fd, buf + have, sizeof buf - have);
@@ -182,7 +182,7 @@ static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
 			continue;
 		ck_assert_int_ge(k, 0);
 		if (k == 0) {
-			ck_assert_uint_eq(have, 0); /* records are written whole */
+			tu_check_u64_eq(have, 0); /* records are written whole */
 			return;
 		}
 		have += (size_t)k;
@@ -234,17 +234,23 @@ static void check_acks_quick(evs_store *st, const acks *acc, size_t from, size_t
 		tu_ok(st, evs_read_all(st, a->first, EVS_FORWARD, NULL, a->size, &it));
 		tu_ev *evs;
 		size_t n = tu_drain(st, it, &evs);
-		ck_assert_msg(n == a->size, "acknowledged batch %llu: %zu of %u events",
-		              (unsigned long long)a->batch, n, a->size);
+		tu_check(n == a->size, "acknowledged batch %llu: %zu of %u events",
+			 (unsigned long long)a->batch, n, a->size);
 		for (size_t j = 0; j < n; j++) {
 			int64_t b = -1, idx = -1;
-			ck_assert_uint_eq(evs[j].ev.position, a->first + j);
-			ck_assert_int_eq(tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len, "b", &b), 0);
-			ck_assert_int_eq(tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len, "i", &idx), 0);
-			ck_assert_msg((uint64_t)b == a->batch && (uint64_t)idx == j,
-			              "acknowledged batch %llu: position %llu holds batch %lld event %lld",
-			              (unsigned long long)a->batch,
-			              (unsigned long long)evs[j].ev.position, (long long)b, (long long)idx);
+			tu_check_u64_eq(evs[j].ev.position, a->first + j);
+			tu_check_i64_eq(
+				tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len, "b", &b),
+				0);
+			tu_check_i64_eq(tu_mp_get_int(evs[j].ev.metadata, evs[j].ev.metadata_len,
+						      "i", &idx),
+					0);
+			tu_check(
+				(uint64_t)b == a->batch && (uint64_t)idx == j,
+				"acknowledged batch %llu: position %llu holds batch %lld event %lld",
+				(unsigned long long)a->batch,
+				(unsigned long long)evs[j].ev.position, (long long)b,
+				(long long)idx);
 		}
 		tu_evs_free(evs, n);
 	}
@@ -267,7 +273,7 @@ START_TEST(test_sigkill_appenders)
 		int64_t delay_us = (int64_t)tu_rng_range(&r, 0, wait_ready ? 80000 : 3000);
 
 		int fds[2];
-		ck_assert_int_eq(pipe(fds), 0);
+		tu_check_i64_eq(pipe(fds), 0);
 		fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
 		size_t before = acc.n;
 		pid_t pid = fork();
@@ -282,7 +288,7 @@ START_TEST(test_sigkill_appenders)
 			int64_t limit = mono_us() + 30000000;
 			while (!ready && mono_us() < limit)
 				drain(fds[0], &acc, mono_us() + 1000, &ready, round);
-			ck_assert_msg(ready, "round %d: the child did not open the store", round);
+			tu_check(ready, "round %d: the child did not open the store", round);
 		}
 		/* the random moment: keep draining until it comes */
 		drain(fds[0], &acc, mono_us() + delay_us, &ready, round);
@@ -290,10 +296,10 @@ START_TEST(test_sigkill_appenders)
 		int status = tu_wait_child(pid, 60000, 0);
 		drain(fds[0], &acc, -1, &ready, round);
 		close(fds[0]);
-		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		              "round %d: the child ended by itself (%s %d)", round,
-		              WIFSIGNALED(status) ? "signal" : "exit status",
-		              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		tu_check(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+			 "round %d: the child ended by itself (%s %d)", round,
+			 WIFSIGNALED(status) ? "signal" : "exit status",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 		kills++;
 		during_open += !ready;
 
@@ -303,11 +309,13 @@ START_TEST(test_sigkill_appenders)
 		tu_ok(st, evs_head(st, &h));
 		ck_assert_uint_ge(h.last_position, last_seen);
 		for (size_t i = before; i < acc.n; i++)
-			ck_assert_uint_le(acc.a[i].last, h.last_position);
+			tu_check(acc.a[i].last <= h.last_position,
+				 "acknowledged position %llu is gone",
+				 (unsigned long long)acc.a[i].last);
 		last_seen = h.last_position;
 		check_acks_quick(st, &acc, before, acc.n);
 		if (round % 10 == 9)
-			ck_assert_uint_eq(tu_verify(st), 0);
+			tu_check_u64_eq(tu_verify(st), 0);
 		evs_close(st);
 	}
 
@@ -319,19 +327,21 @@ START_TEST(test_sigkill_appenders)
 	ck_assert_ptr_nonnull(s);
 	for (size_t i = 0; i < n; i++) {
 		const evs_event *e = &evs[i].ev;
-		ck_assert_msg(e->position == i + 1, "position %llu where %zu was expected",
-		              (unsigned long long)e->position, i + 1);
+		tu_check(e->position == i + 1, "position %llu where %zu was expected",
+			 (unsigned long long)e->position, i + 1);
 		int64_t b = -1, k = -1, idx = -1;
-		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "b", &b), 0);
-		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "k", &k), 0);
-		ck_assert_int_eq(tu_mp_get_int(e->metadata, e->metadata_len, "i", &idx), 0);
-		ck_assert(b > 0 && k >= 1 && k <= MAX_BATCH_EVENTS && idx >= 0 && idx < k);
+		tu_check_i64_eq(tu_mp_get_int(e->metadata, e->metadata_len, "b", &b), 0);
+		tu_check_i64_eq(tu_mp_get_int(e->metadata, e->metadata_len, "k", &k), 0);
+		tu_check_i64_eq(tu_mp_get_int(e->metadata, e->metadata_len, "i", &idx), 0);
+		tu_check(b > 0 && k >= 1 && k <= MAX_BATCH_EVENTS && idx >= 0 && idx < k,
+			 "position %zu: bad metadata (batch %lld, size %lld, index %lld)", i + 1,
+			 (long long)b, (long long)k, (long long)idx);
 		s[i].batch = (uint64_t)b;
 		s[i].size = (uint64_t)k;
 		s[i].index = (uint64_t)idx;
 		s[i].position = e->position;
 		s[i].version = e->version;
-		ck_assert_uint_lt(e->stream.len, sizeof s[i].name);
+		tu_check(e->stream.len < sizeof s[i].name, "stream name too long");
 		memcpy(s[i].name, e->stream.ptr, e->stream.len);
 	}
 	tu_evs_free(evs, n);
@@ -340,37 +350,41 @@ START_TEST(test_sigkill_appenders)
 	for (size_t i = 0; i < n;) {
 		/* one batch: exactly its size, indexes 0..k-1, contiguous */
 		size_t k = s[i].size;
-		ck_assert_msg(i + k <= n, "batch %llu is partial: index %llu at the end",
-		              (unsigned long long)s[i].batch, (unsigned long long)s[i].index);
+		tu_check(i + k <= n, "batch %llu is partial: index %llu at the end",
+			 (unsigned long long)s[i].batch, (unsigned long long)s[i].index);
 		for (size_t j = 0; j < k; j++) {
 			const seen *x = &s[i + j];
-			ck_assert_msg(x->batch == s[i].batch && x->index == j && x->size == k,
-			              "batch %llu is partial or doubled (at index %zu: batch %llu "
-			              "index %llu of %llu)", (unsigned long long)s[i].batch, j,
-			              (unsigned long long)x->batch, (unsigned long long)x->index,
-			              (unsigned long long)x->size);
-			ck_assert_uint_eq(x->position, s[i].position + j);
-			ck_assert_uint_eq(x->version, s[i].version + j);
-			ck_assert_str_eq(x->name, s[i].name);
+			tu_check(x->batch == s[i].batch && x->index == j && x->size == k,
+				 "batch %llu is partial or doubled (at index %zu: batch %llu "
+				 "index %llu of %llu)",
+				 (unsigned long long)s[i].batch, j, (unsigned long long)x->batch,
+				 (unsigned long long)x->index, (unsigned long long)x->size);
+			tu_check_u64_eq(x->position, s[i].position + j);
+			tu_check_u64_eq(x->version, s[i].version + j);
+			tu_check(strcmp(x->name, s[i].name) == 0,
+				 "batch %llu spans streams %s and %s",
+				 (unsigned long long)s[i].batch, s[i].name, x->name);
 		}
-		ck_assert_msg(i + k == n || s[i + k].batch != s[i].batch,
-		              "batch %llu has more than %zu events", (unsigned long long)s[i].batch, k);
+		tu_check(i + k == n || s[i + k].batch != s[i].batch,
+			 "batch %llu has more than %zu events", (unsigned long long)s[i].batch, k);
 		batches++;
 		i += k;
 	}
 	for (size_t i = 0; i < acc.n; i++) {
 		const rec *a = &acc.a[i];
 		const seen *x = bsearch(&a->batch, s, n, sizeof *s, cmp_batch_key);
-		ck_assert_msg(x != NULL, "acknowledged batch %llu is lost", (unsigned long long)a->batch);
+		tu_check(x != NULL, "acknowledged batch %llu is lost",
+			 (unsigned long long)a->batch);
 		while (x > s && x[-1].batch == a->batch)
 			x--;
-		ck_assert_uint_eq(x->position, a->first);
-		ck_assert_uint_eq(x->size, a->size);
+		tu_check_u64_eq(x->position, a->first);
+		tu_check_u64_eq(x->size, a->size);
 	}
-	ck_assert_uint_eq(tu_verify(st), 0);
-	fprintf(stderr, "crash: %u kills (%u while opening), %zu events in %zu batches, "
-	        "%zu acknowledged, %zu committed but unacknowledged\n", kills, during_open, n,
-	        batches, acc.n, batches - acc.n);
+	tu_check_u64_eq(tu_verify(st), 0);
+	fprintf(stderr,
+		"crash: %u kills (%u while opening), %zu events in %zu batches, "
+		"%zu acknowledged, %zu committed but unacknowledged\n",
+		kills, during_open, n, batches, acc.n, batches - acc.n);
 	ck_assert_uint_ge(kills, 30);
 	ck_assert_uint_gt(acc.n, ROUNDS);
 	free(s);

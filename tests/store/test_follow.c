@@ -21,7 +21,7 @@ typedef struct bg_append {
 	size_t batches, per_batch;
 	int rc;
 	char msg[256];
-	int64_t done_ms[16]; /* CLOCK_MONOTONIC after each append */
+	int64_t done_ms[16];     /* CLOCK_MONOTONIC after each append */
 	pthread_barrier_t *step; /* NULL: run freely; else wait before and after */
 } bg_append;
 
@@ -32,7 +32,7 @@ static void *bg_thread(void *arg)
 		if (a->step)
 			pthread_barrier_wait(a->step);
 		int rc = tu_append_simple(a->st, a->stream, EVS_ANY, a->type, a->per_batch, 0,
-		                          1000 + b * a->per_batch, NULL);
+					  1000 + b * a->per_batch, NULL);
 		if (b < 16)
 			a->done_ms[b] = tu_mono_ms();
 		if (a->step)
@@ -204,7 +204,7 @@ START_TEST(test_wake_latency_threads)
 	ck_assert_msg(a.rc == 0, "appender: %s", a.msg);
 	qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
 	fprintf(stderr, "thread wake-up latency: median %lld ms, max %lld ms\n",
-	        (long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
+		(long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
 	ck_assert_int_lt(lat[ROUNDS / 2], WAKE_MEDIAN_MS);
 	evs_sub_close(sub);
 	evs_close(st);
@@ -317,7 +317,7 @@ START_TEST(test_cross_process_subscriber)
 	finish_child(&c);
 	qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
 	fprintf(stderr, "cross-process wake-up latency: median %lld ms, max %lld ms\n",
-	        (long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
+		(long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
 	ck_assert_int_lt(lat[ROUNDS / 2], WAKE_MEDIAN_MS);
 	tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
 	evs_sub_close(sub);
@@ -399,8 +399,8 @@ static void *follow_thread(void *arg)
 		if (rc != EVS_OK || ev.position != f->got + 1) {
 			f->rc = rc != EVS_OK ? rc : -1;
 			snprintf(f->msg, sizeof f->msg, "after %llu: %s, position %llu",
-			         (unsigned long long)f->got, evs_code_name(rc),
-			         (unsigned long long)ev.position);
+				 (unsigned long long)f->got, evs_code_name(rc),
+				 (unsigned long long)ev.position);
 			break;
 		}
 		f->got++;

@@ -10,13 +10,13 @@
 
 #include "testutil.h"
 
-#define MiB ((size_t)1 << 20)
+#define MiB  ((size_t)1 << 20)
 #define BLOB (48 * 1024)
 
 /* Append `batches` batches of `per` events with blobs seeded by position
  * (the store must hold only this appender's events). */
-static void append_blobs(evs_store *st, const char *stream, size_t batches, size_t per,
-                         size_t blob, size_t *map_max)
+static void append_blobs(evs_store *st, const char *stream, size_t batches, size_t per, size_t blob,
+			 size_t *map_max)
 {
 	evs_event_in *evs = calloc(per, sizeof *evs);
 	tu_mp *mps = calloc(per, sizeof *mps);
@@ -35,7 +35,7 @@ static void append_blobs(evs_store *st, const char *stream, size_t batches, size
 		}
 		evs_append_result r;
 		tu_ok(st, evs_append(st, stream, EVS_ANY, evs, per, &r));
-		ck_assert_uint_eq(r.first_position, next);
+		tu_check_u64_eq(r.first_position, next);
 		next += per;
 		tu_ok(st, evs_head(st, &h));
 		ck_assert_uint_ge(h.map_size, prev_map);
@@ -70,9 +70,9 @@ static void check_blobs(evs_store *st, uint64_t expect_n, size_t blob)
 	}
 	evs_iter_free(it);
 	tu_mp_destroy(&want);
-	ck_assert_msg(rc == EVS_END, "event %llu is not what was appended (%s)",
-	              (unsigned long long)n, evs_code_name(rc));
-	ck_assert_uint_eq(n, expect_n);
+	tu_check(rc == EVS_END, "event %llu is not what was appended (%s)", (unsigned long long)n,
+		 evs_code_name(rc));
+	tu_check_u64_eq(n, expect_n);
 }
 
 typedef struct log_count {
@@ -111,7 +111,7 @@ START_TEST(test_grows_far_past_initial)
 		/* small events grow the indexes too */
 		tu_ok(st, evs_head(st, &h));
 		uint64_t base = h.last_position;
-		ck_assert_uint_eq(base, (uint64_t)(round + 1) * 320 + (uint64_t)round * 1000);
+		tu_check_u64_eq(base, (uint64_t)(round + 1) * 320 + (uint64_t)round * 1000);
 		evs_event_in small[1000];
 		tu_mp m[1000];
 		for (int i = 0; i < 1000; i++) {
@@ -126,14 +126,14 @@ START_TEST(test_grows_far_past_initial)
 	}
 	tu_ok(st, evs_head(st, &h));
 	fprintf(stderr, "map grew from %zu to %zu bytes, %zu in use, %llu events\n", initial,
-	        h.map_size, h.used_bytes, (unsigned long long)h.last_position);
+		h.map_size, h.used_bytes, (unsigned long long)h.last_position);
 	ck_assert_uint_gt(h.map_size, 64 * MiB);
 	ck_assert_uint_gt(h.used_bytes, 64 * MiB);
-	ck_assert_uint_eq(h.last_position, 5 * 1320);
-	ck_assert_uint_eq(tu_verify(st), 0);
+	tu_check_u64_eq(h.last_position, 5 * 1320);
+	tu_check_u64_eq(tu_verify(st), 0);
 	evs_close(st);
 	/* whatever the library logs (it may report growth) carries a message */
-	ck_assert_int_eq(atomic_load(&logs.empty), 0);
+	tu_check_i64_eq(atomic_load(&logs.empty), 0);
 	fprintf(stderr, "log callback called %d times\n", atomic_load(&logs.calls));
 
 	/* everything is there after reopening, even asking for a tiny map */
@@ -141,7 +141,7 @@ START_TEST(test_grows_far_past_initial)
 	evs_store_info h2;
 	tu_ok(st, evs_head(st, &h2));
 	ck_assert_uint_ge(h2.map_size, h.used_bytes);
-	ck_assert_uint_eq(h2.last_position, h.last_position);
+	tu_check_u64_eq(h2.last_position, h.last_position);
 	/* blobs: the "small" ones have 16 bytes, so check by stream */
 	evs_iter *it;
 	tu_ok(st, evs_read_stream(st, "big", 1, EVS_FORWARD, 0, &it));
@@ -154,17 +154,17 @@ START_TEST(test_grows_far_past_initial)
 		n++;
 		tu_mp_reset(&want);
 		tu_mp_blob_map(&want, BLOB, ev.position);
-		ck_assert_uint_eq(ev.data_len, want.sb.size);
-		ck_assert_msg(memcmp(ev.data, want.sb.data, ev.data_len) == 0,
-		              "blob at position %llu differs", (unsigned long long)ev.position);
+		tu_check_u64_eq(ev.data_len, want.sb.size);
+		tu_check(memcmp(ev.data, want.sb.data, ev.data_len) == 0,
+			 "blob at position %llu differs", (unsigned long long)ev.position);
 	}
 	evs_iter_free(it);
 	tu_mp_destroy(&want);
 	tu_assert_rc(st, rc, EVS_END);
-	ck_assert_uint_eq(n, 5 * 320);
+	tu_check_u64_eq(n, 5 * 320);
 	/* and appends go on */
 	tu_ok(st, tu_append_simple(st, "small", EVS_ANY, "T", 1, 0, 0, NULL));
-	ck_assert_uint_eq(tu_verify(st), 0);
+	tu_check_u64_eq(tu_verify(st), 0);
 	evs_close(st);
 }
 END_TEST
@@ -229,7 +229,7 @@ START_TEST(test_grows_under_concurrent_readers)
 	for (int i = 0; i < R; i++) {
 		rs[i].st = st;
 		rs[i].stop = &stop;
-		ck_assert_int_eq(pthread_create(&th[i], NULL, reader_thread, &rs[i]), 0);
+		tu_check_i64_eq(pthread_create(&th[i], NULL, reader_thread, &rs[i]), 0);
 	}
 	int64_t t0 = tu_mono_ms();
 	size_t map_max = 0;
@@ -237,13 +237,13 @@ START_TEST(test_grows_under_concurrent_readers)
 	int64_t took = tu_mono_ms() - t0;
 	atomic_store(&stop, 1);
 	for (int i = 0; i < R; i++) {
-		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
-		ck_assert_msg(rs[i].rc == 0, "reader %d: %s: %s", i, evs_code_name(rs[i].rc),
-		              rs[i].msg);
+		tu_check_i64_eq(pthread_join(th[i], NULL), 0);
+		tu_check(rs[i].rc == 0, "reader %d: %s: %s", i, evs_code_name(rs[i].rc), rs[i].msg);
 	}
-	fprintf(stderr, "30 MiB appended from a 1 MiB map under %d readers in %lld ms "
-	        "(map %zu bytes; reader 0 looped %lu times)\n", R, (long long)took, map_max,
-	        rs[0].loops);
+	fprintf(stderr,
+		"30 MiB appended from a 1 MiB map under %d readers in %lld ms "
+		"(map %zu bytes; reader 0 looped %lu times)\n",
+		R, (long long)took, map_max, rs[0].loops);
 	ck_assert_uint_gt(map_max, 16 * MiB);
 	check_blobs(st, 40 * 16, BLOB);
 	evs_close(st);
@@ -263,7 +263,7 @@ START_TEST(test_grown_by_other_process)
 	tu_ok(st, evs_subscribe(st, 0, NULL, &sub));
 	evs_event ev;
 	tu_ok(st, evs_sub_next(sub, &ev, 0));
-	ck_assert_uint_eq(ev.position, 1);
+	tu_check_u64_eq(ev.position, 1);
 	tu_ok(st, evs_sub_next(sub, &ev, 0));
 	tu_ok(st, evs_sub_next(sub, &ev, 0));
 	tu_ok(st, evs_sub_next(sub, &ev, 0));
@@ -291,7 +291,7 @@ START_TEST(test_grown_by_other_process)
 			rc = evs_append(cs, "big", EVS_ANY, evs, 16, &r);
 			tu_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(cs));
 			tu_child_check(r.first_position == next, "position %llu",
-			               (unsigned long long)r.first_position);
+				       (unsigned long long)r.first_position);
 		}
 		for (int i = 0; i < 16; i++)
 			tu_mp_destroy(&mps[i]);
@@ -304,17 +304,17 @@ START_TEST(test_grown_by_other_process)
 	 * other process's growth */
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
-	ck_assert_uint_eq(h.last_position, 4 + 30 * 16);
+	tu_check_u64_eq(h.last_position, 4 + 30 * 16);
 	ck_assert_uint_gt(h.map_size, before.map_size);
 	for (uint64_t p = 5; p <= 4 + 30 * 16; p++) {
 		tu_ok(st, evs_sub_next(sub, &ev, 30000));
-		ck_assert_uint_eq(ev.position, p);
+		tu_check_u64_eq(ev.position, p);
 	}
 	evs_sub_close(sub);
 	check_blobs(st, 4 + 30 * 16, BLOB);
 	append_blobs(st, "big", 4, 16, BLOB, NULL);
 	check_blobs(st, 4 + 34 * 16, BLOB);
-	ck_assert_uint_eq(tu_verify(st), 0);
+	tu_check_u64_eq(tu_verify(st), 0);
 	evs_close(st);
 }
 END_TEST

@@ -6,7 +6,7 @@
 
 #include "testutil.h"
 
-#define BATCH 10
+#define BATCH  10
 #define BAD_AT 5
 
 /* Store state that a refused append must leave unchanged. */
@@ -86,10 +86,10 @@ static const uint8_t arr[] = {0x92, 0x01, 0x02};
 static const uint8_t scalar[] = {0x2a};
 static const uint8_t nil[] = {0xc0};
 static const uint8_t str[] = {0xa1, 'x'};
-static const uint8_t trunc_pairs[] = {0x82, 0xa1, 'a', 0x01};       /* 2 pairs, 1 given */
-static const uint8_t trunc_str[] = {0x81, 0xa5, 'a', 'b', 0x01};    /* str of 5, 2 given */
-static const uint8_t trunc_key[] = {0x81, 0xa1};                   /* key body missing */
-static const uint8_t trunc_head[] = {0xde, 0x00};                   /* map16, length cut */
+static const uint8_t trunc_pairs[] = {0x82, 0xa1, 'a', 0x01};    /* 2 pairs, 1 given */
+static const uint8_t trunc_str[] = {0x81, 0xa5, 'a', 'b', 0x01}; /* str of 5, 2 given */
+static const uint8_t trunc_key[] = {0x81, 0xa1};                 /* key body missing */
+static const uint8_t trunc_head[] = {0xde, 0x00};                /* map16, length cut */
 static const uint8_t trunc_bin32[] = {0x81, 0xa1, 'a', 0xc6, 0xff, 0xff, 0xff, 0xff, 0x00};
 static const uint8_t huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'a'}; /* 4G pairs */
 static const uint8_t huge_arr[] = {0x81, 0xa1, 'a', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01};
@@ -103,12 +103,13 @@ typedef struct payload_case {
 	size_t len;
 } payload_case;
 
+/* clang-format off */
 #define PC(n) {#n, n, sizeof n}
+/* clang-format on */
 static const payload_case bad_payloads[] = {
-	PC(bad_c1),      PC(arr),        PC(scalar),      PC(nil),
-	PC(str),         PC(trunc_pairs), PC(trunc_str),  PC(trunc_key),
-	PC(trunc_head),  PC(trunc_bin32), PC(huge_map),   PC(huge_arr),
-	PC(trailing),    PC(two_maps),   PC(c1_inside),
+	PC(bad_c1),      PC(arr),       PC(scalar),    PC(nil),        PC(str),
+	PC(trunc_pairs), PC(trunc_str), PC(trunc_key), PC(trunc_head), PC(trunc_bin32),
+	PC(huge_map),    PC(huge_arr),  PC(trailing),  PC(two_maps),   PC(c1_inside),
 };
 #define NBAD (sizeof bad_payloads / sizeof bad_payloads[0])
 
@@ -122,20 +123,20 @@ static void setup_names(void)
 
 /* Check one refused append: code, message names the index, nothing
  * written, none of the batch's ids stored. */
-static void refused(evs_store *st, const char *stream, batch *b, size_t n, int code,
-                    long bad_index, uint64_t tag, const char *what)
+static void refused(evs_store *st, const char *stream, batch *b, size_t n, int code, long bad_index,
+		    uint64_t tag, const char *what)
 {
 	snapshot s = take(st);
 	evs_append_result r;
 	memset(&r, 0x55, sizeof r);
 	int rc = evs_append(st, stream, EVS_ANY, b->ev, n, &r);
 	ck_assert_msg(rc == code, "%s: got %s, want %s (%s)", what, evs_code_name(rc),
-	              evs_code_name(code), evs_errmsg(st));
+		      evs_code_name(code), evs_errmsg(st));
 	const char *msg = evs_errmsg(st);
 	ck_assert_msg(msg != NULL && *msg != '\0', "%s: no message", what);
 	if (bad_index >= 0)
 		ck_assert_msg(tu_has_number(msg, (unsigned long long)bad_index),
-		              "%s: message does not name event %ld: \"%s\"", what, bad_index, msg);
+			      "%s: message does not name event %ld: \"%s\"", what, bad_index, msg);
 	same(st, s);
 	ids_absent(st, tag);
 }
@@ -181,7 +182,7 @@ START_TEST(test_bad_stream_ids)
 	evs_append_result r;
 	int rc = evs_append(st, NULL, EVS_ANY, b.ev, 1, &r);
 	ck_assert_msg(rc == EVS_BAD_STREAM || rc == EVS_INVALID, "NULL stream: %s",
-	              evs_code_name(rc));
+		      evs_code_name(rc));
 	same(st, s);
 
 	/* the boundaries are accepted */
@@ -344,15 +345,27 @@ START_TEST(test_every_msgpack_type_accepted)
 	tu_mp m;
 	tu_mp_init(&m);
 	msgpack_pack_map(&m.pk, 14);
-	tu_mp_str(&m, "nil");     msgpack_pack_nil(&m.pk);
-	tu_mp_str(&m, "t");       msgpack_pack_true(&m.pk);
-	tu_mp_str(&m, "neg");     msgpack_pack_int64(&m.pk, INT64_MIN);
-	tu_mp_str(&m, "big");     msgpack_pack_uint64(&m.pk, UINT64_MAX);
-	tu_mp_str(&m, "f32");     msgpack_pack_float(&m.pk, 1.25f);
-	tu_mp_str(&m, "f64");     msgpack_pack_double(&m.pk, -2.5);
-	tu_mp_str(&m, "bin");     msgpack_pack_bin(&m.pk, 3); msgpack_pack_bin_body(&m.pk, "\0\1\2", 3);
-	tu_mp_str(&m, "ext");     msgpack_pack_ext(&m.pk, 4, 7); msgpack_pack_ext_body(&m.pk, "abcd", 4);
-	tu_mp_str(&m, "fixext1"); msgpack_pack_ext(&m.pk, 1, -1); msgpack_pack_ext_body(&m.pk, "z", 1);
+	tu_mp_str(&m, "nil");
+	msgpack_pack_nil(&m.pk);
+	tu_mp_str(&m, "t");
+	msgpack_pack_true(&m.pk);
+	tu_mp_str(&m, "neg");
+	msgpack_pack_int64(&m.pk, INT64_MIN);
+	tu_mp_str(&m, "big");
+	msgpack_pack_uint64(&m.pk, UINT64_MAX);
+	tu_mp_str(&m, "f32");
+	msgpack_pack_float(&m.pk, 1.25f);
+	tu_mp_str(&m, "f64");
+	msgpack_pack_double(&m.pk, -2.5);
+	tu_mp_str(&m, "bin");
+	msgpack_pack_bin(&m.pk, 3);
+	msgpack_pack_bin_body(&m.pk, "\0\1\2", 3);
+	tu_mp_str(&m, "ext");
+	msgpack_pack_ext(&m.pk, 4, 7);
+	msgpack_pack_ext_body(&m.pk, "abcd", 4);
+	tu_mp_str(&m, "fixext1");
+	msgpack_pack_ext(&m.pk, 1, -1);
+	msgpack_pack_ext_body(&m.pk, "z", 1);
 	tu_mp_str(&m, "ext300");
 	{
 		char body[300];
@@ -360,9 +373,14 @@ START_TEST(test_every_msgpack_type_accepted)
 		msgpack_pack_ext(&m.pk, sizeof body, 3);
 		msgpack_pack_ext_body(&m.pk, body, sizeof body);
 	}
-	tu_mp_str(&m, "arr");     msgpack_pack_array(&m.pk, 2); msgpack_pack_int(&m.pk, 1); tu_mp_str(&m, "x");
-	tu_mp_str(&m, "map");     tu_mp_map_ints(&m, 1, "y", 2LL);
-	msgpack_pack_int(&m.pk, 5);  msgpack_pack_int(&m.pk, 6); /* non-string key */
+	tu_mp_str(&m, "arr");
+	msgpack_pack_array(&m.pk, 2);
+	msgpack_pack_int(&m.pk, 1);
+	tu_mp_str(&m, "x");
+	tu_mp_str(&m, "map");
+	tu_mp_map_ints(&m, 1, "y", 2LL);
+	msgpack_pack_int(&m.pk, 5);
+	msgpack_pack_int(&m.pk, 6); /* non-string key */
 	tu_mp_str(&m, "str300");
 	{
 		char s[301];

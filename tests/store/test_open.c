@@ -69,7 +69,7 @@ START_TEST(test_create_and_reopen)
 		ck_assert_uint_eq(x->data_len, y->data_len);
 		ck_assert_mem_eq(x->data, y->data, x->data_len);
 		ck_assert(x->stream.len == y->stream.len &&
-		          memcmp(x->stream.ptr, y->stream.ptr, x->stream.len) == 0);
+			  memcmp(x->stream.ptr, y->stream.ptr, x->stream.len) == 0);
 	}
 	tu_evs_free(before, nbefore);
 	tu_evs_free(after, nafter);
@@ -150,9 +150,8 @@ START_TEST(test_format_record)
 	uint8_t *v = tu_mdb_get(tu_dir, "meta", "format", 6, &n);
 	ck_assert_ptr_nonnull(v);
 	ck_assert_uint_eq(n, 4);
-	ck_assert_uint_eq((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-	                      (uint32_t)v[2] << 8 | v[3],
-	                  1);
+	ck_assert_uint_eq((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3],
+			  1);
 	free(v);
 }
 END_TEST
@@ -216,11 +215,9 @@ START_TEST(test_read_only)
 	ck_assert_uint_eq(n, 3);
 	tu_evs_free(evs, n);
 	evs_append_result r;
-	tu_assert_rc(st, tu_append_simple(st, "a", EVS_ANY, "T", 1, 1, 10, &r),
-	             EVS_READONLY);
+	tu_assert_rc(st, tu_append_simple(st, "a", EVS_ANY, "T", 1, 1, 10, &r), EVS_READONLY);
 	ck_assert_str_ne(evs_errmsg(st), "");
-	tu_assert_rc(st, tu_append_simple(st, "new", EVS_ANY, "T", 1, 1, 11, &r),
-	             EVS_READONLY);
+	tu_assert_rc(st, tu_append_simple(st, "new", EVS_ANY, "T", 1, 1, 11, &r), EVS_READONLY);
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 3);
@@ -308,9 +305,9 @@ END_TEST
 
 START_TEST(test_error_names)
 {
-#define CHECK_CODE(name, value, text)                                        \
-	ck_assert_int_eq(EVS_##name, value);                                 \
-	ck_assert_str_eq(evs_strerror(value), text);                         \
+#define CHECK_CODE(name, value, text)                \
+	ck_assert_int_eq(EVS_##name, value);         \
+	ck_assert_str_eq(evs_strerror(value), text); \
 	ck_assert_str_eq(evs_code_name(value), #name);
 	EVS_ERRNO_MAP(CHECK_CODE)
 #undef CHECK_CODE

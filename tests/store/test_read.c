@@ -20,37 +20,37 @@ static size_t collect(evs_store *st, evs_iter *it, uint64_t *out, size_t cap, in
 	return n;
 }
 
-static void expect_stream(evs_store *st, const char *stream, uint64_t from, int dir,
-                          size_t limit, const uint64_t *want, size_t nwant)
+static void expect_stream(evs_store *st, const char *stream, uint64_t from, int dir, size_t limit,
+			  const uint64_t *want, size_t nwant)
 {
 	evs_iter *it = NULL;
 	uint64_t got[64];
 	tu_ok(st, evs_read_stream(st, stream, from, dir, limit, &it));
 	size_t n = collect(st, it, got, 64, 0);
-	ck_assert_msg(n == nwant, "read_stream(%s, from %llu, %s, limit %zu): %zu events, want %zu",
-	              stream, (unsigned long long)from, dir ? "backward" : "forward", limit, n,
-	              nwant);
+	tu_check(n == nwant, "read_stream(%s, from %llu, %s, limit %zu): %zu events, want %zu",
+		 stream, (unsigned long long)from, dir ? "backward" : "forward", limit, n, nwant);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(got[i] == want[i],
-		              "read_stream(%s, from %llu, %s, limit %zu): [%zu] = version %llu, want %llu",
-		              stream, (unsigned long long)from, dir ? "backward" : "forward", limit, i,
-		              (unsigned long long)got[i], (unsigned long long)want[i]);
+		tu_check(
+			got[i] == want[i],
+			"read_stream(%s, from %llu, %s, limit %zu): [%zu] = version %llu, want %llu",
+			stream, (unsigned long long)from, dir ? "backward" : "forward", limit, i,
+			(unsigned long long)got[i], (unsigned long long)want[i]);
 }
 
-static void expect_all(evs_store *st, uint64_t from, int dir, const evs_filter *f,
-                       size_t limit, const uint64_t *want, size_t nwant)
+static void expect_all(evs_store *st, uint64_t from, int dir, const evs_filter *f, size_t limit,
+		       const uint64_t *want, size_t nwant)
 {
 	evs_iter *it = NULL;
 	uint64_t got[64];
 	tu_ok(st, evs_read_all(st, from, dir, f, limit, &it));
 	size_t n = collect(st, it, got, 64, 1);
-	ck_assert_msg(n == nwant, "read_all(from %llu, %s, limit %zu): %zu events, want %zu",
-	              (unsigned long long)from, dir ? "backward" : "forward", limit, n, nwant);
+	tu_check(n == nwant, "read_all(from %llu, %s, limit %zu): %zu events, want %zu",
+		 (unsigned long long)from, dir ? "backward" : "forward", limit, n, nwant);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(got[i] == want[i],
-		              "read_all(from %llu, %s, limit %zu): [%zu] = position %llu, want %llu",
-		              (unsigned long long)from, dir ? "backward" : "forward", limit, i,
-		              (unsigned long long)got[i], (unsigned long long)want[i]);
+		tu_check(got[i] == want[i],
+			 "read_all(from %llu, %s, limit %zu): [%zu] = position %llu, want %llu",
+			 (unsigned long long)from, dir ? "backward" : "forward", limit, i,
+			 (unsigned long long)got[i], (unsigned long long)want[i]);
 }
 
 /*
@@ -75,7 +75,8 @@ static evs_store *fixed_store(void)
 	return st;
 }
 
-#define W(...) (const uint64_t[]){__VA_ARGS__}, sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)
+#define W(...) \
+	(const uint64_t[]){__VA_ARGS__}, sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)
 #define NONE NULL, 0
 
 START_TEST(test_read_stream)
@@ -117,14 +118,14 @@ START_TEST(test_read_stream)
 	tu_ev *evs;
 	size_t n = tu_drain(st, it, &evs);
 	const uint64_t pos[4] = {7, 8, 9, 11};
-	ck_assert_uint_eq(n, 4);
+	tu_check_u64_eq(n, 4);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert(tu_str_eq(evs[i].ev.stream, "s"));
-		ck_assert_uint_eq(evs[i].ev.position, pos[i]);
+		tu_check_u64_eq(evs[i].ev.position, pos[i]);
 		ck_assert(tu_str_eq(evs[i].ev.type, i < 3 ? "B" : "C"));
 		int64_t v;
-		ck_assert_int_eq(tu_mp_get_int(evs[i].ev.data, evs[i].ev.data_len, "n", &v), 0);
-		ck_assert_int_eq(v, 3 + (int64_t)i);
+		tu_check_i64_eq(tu_mp_get_int(evs[i].ev.data, evs[i].ev.data_len, "n", &v), 0);
+		tu_check_i64_eq(v, 3 + (int64_t)i);
 	}
 	tu_evs_free(evs, n);
 
@@ -142,7 +143,8 @@ END_TEST
 START_TEST(test_read_all)
 {
 	evs_store *st = fixed_store();
-	expect_all(st, 1, EVS_FORWARD, NULL, 0, W(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17));
+	expect_all(st, 1, EVS_FORWARD, NULL, 0,
+		   W(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17));
 	expect_all(st, 0, EVS_FORWARD, NULL, 3, W(1, 2, 3));
 	expect_all(st, 15, EVS_FORWARD, NULL, 0, W(15, 16, 17));
 	expect_all(st, 16, EVS_FORWARD, NULL, 1, W(16));
@@ -179,7 +181,8 @@ START_TEST(test_read_all)
 	expect_all(st, 1, EVS_FORWARD, &both, 0, W(14, 16));
 	expect_all(st, EVS_ANY, EVS_BACKWARD, &both, 1, W(16));
 	const char *pre_s2[] = {"s-", "r"};
-	evs_filter both2 = {.types = types_bc, .ntypes = 2, .stream_prefixes = pre_s2, .nprefixes = 2};
+	evs_filter both2 = {
+		.types = types_bc, .ntypes = 2, .stream_prefixes = pre_s2, .nprefixes = 2};
 	expect_all(st, 1, EVS_FORWARD, &both2, 0, W(10));
 
 	/* a type is matched whole, not as a prefix */
@@ -205,8 +208,8 @@ START_TEST(test_read_all)
 	pv[0] = "order-";
 	uint64_t got[64];
 	size_t n = collect(st, it, got, 64, 1);
-	ck_assert_uint_eq(n, 1);
-	ck_assert_uint_eq(got[0], 10);
+	tu_check_u64_eq(n, 1);
+	tu_check_u64_eq(got[0], 10);
 
 	it = (evs_iter *)st;
 	tu_assert_rc(st, evs_read_all(st, 1, 5, NULL, 0, &it), EVS_INVALID);
@@ -247,28 +250,28 @@ START_TEST(test_iterator_snapshot)
 	tu_ok(st, evs_read_stream(st, "s", 1, EVS_FORWARD, 0, &one));
 	evs_event ev;
 	tu_ok(st, evs_iter_next(all, &ev));
-	ck_assert_uint_eq(ev.position, 1);
+	tu_check_u64_eq(ev.position, 1);
 
 	/* another thread appends while the iterators are open */
 	appender a = {st, -1};
 	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, append_five, &a), 0);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	tu_check_i64_eq(pthread_create(&th, NULL, append_five, &a), 0);
+	tu_check_i64_eq(pthread_join(th, NULL), 0);
 	tu_ok(st, a.rc);
 
 	/* the iterators still see their snapshot */
 	uint64_t got[64];
 	size_t n = collect(st, all, got, 64, 1);
-	ck_assert_uint_eq(n, 16);
-	ck_assert_uint_eq(got[15], 17);
+	tu_check_u64_eq(n, 16);
+	tu_check_u64_eq(got[15], 17);
 	n = collect(st, one, got, 64, 0);
-	ck_assert_uint_eq(n, 10);
+	tu_check_u64_eq(n, 10);
 
 	/* a new iterator sees the new events */
 	tu_ok(st, evs_read_stream(st, "s", EVS_ANY, EVS_BACKWARD, 1, &one));
 	n = collect(st, one, got, 64, 0);
-	ck_assert_uint_eq(n, 1);
-	ck_assert_uint_eq(got[0], 15);
+	tu_check_u64_eq(n, 1);
+	tu_check_u64_eq(got[0], 15);
 	evs_close(st);
 }
 END_TEST
@@ -283,7 +286,7 @@ START_TEST(test_many_open_iterators)
 	for (int i = 0; i < K; i++) {
 		evs_event ev;
 		tu_ok(st, evs_iter_next(its[i], &ev));
-		ck_assert_uint_eq(ev.position, (uint64_t)i % 17 + 1);
+		tu_check_u64_eq(ev.position, (uint64_t)i % 17 + 1);
 	}
 	for (int i = 0; i < K; i++)
 		evs_iter_free(its[i]);
@@ -300,7 +303,7 @@ END_TEST
 /* ---- randomized model check -------------------------------------------- */
 
 #define NSTREAMS 8
-#define NTYPES 4
+#define NTYPES   4
 static const char *const r_streams[NSTREAMS] = {
 	"order-1", "order-10", "order-2", "order", "cust-1", "cust-2", "o", "x",
 };
@@ -342,8 +345,8 @@ START_TEST(test_random_model)
 		uint64_t expected = tu_rng_range(&r, 0, 1) ? ver[s] : EVS_ANY;
 		evs_append_result res;
 		tu_ok(st, evs_append(st, r_streams[s], expected, evs, k, &res));
-		ck_assert_uint_eq(res.first_position, n + 1);
-		ck_assert_uint_eq(res.version, ver[s] + k);
+		tu_check_u64_eq(res.first_position, n + 1);
+		tu_check_u64_eq(res.version, ver[s] + k);
 		ver[s] += k;
 		n += k;
 	}
@@ -356,8 +359,9 @@ START_TEST(test_random_model)
 		if (q % 2 == 0) {
 			/* one stream */
 			int s = (int)tu_rng_range(&r, 0, NSTREAMS - 1);
-			uint64_t from = tu_rng_range(&r, 0, 8) == 0 ? EVS_ANY
-			                                            : tu_rng_range(&r, 0, ver[s] + 3);
+			uint64_t from = tu_rng_range(&r, 0, 8) == 0
+						? EVS_ANY
+						: tu_rng_range(&r, 0, ver[s] + 3);
 			if (limit == 0 || limit > 60)
 				limit = 60;
 			uint64_t v = from;
@@ -385,10 +389,12 @@ START_TEST(test_random_model)
 					types[f.ntypes++] = r_types[t];
 			size_t np = tu_rng_range(&r, 0, 2);
 			for (size_t i = 0; i < np; i++)
-				prefixes[f.nprefixes++] = r_prefixes[tu_rng_range(&r, 0, NPREFIXES - 1)];
+				prefixes[f.nprefixes++] =
+					r_prefixes[tu_rng_range(&r, 0, NPREFIXES - 1)];
 			f.types = types;
 			f.stream_prefixes = prefixes;
-			uint64_t from = tu_rng_range(&r, 0, 8) == 0 ? EVS_ANY : tu_rng_range(&r, 0, n + 3);
+			uint64_t from =
+				tu_rng_range(&r, 0, 8) == 0 ? EVS_ANY : tu_rng_range(&r, 0, n + 3);
 			if (limit == 0 || limit > 60)
 				limit = 60;
 			for (size_t i = 0; i < n && nwant < limit; i++) {
@@ -421,15 +427,15 @@ START_TEST(test_random_model)
 			continue;
 		}
 		tu_ok(st, evs_stream_head(st, r_streams[s], &h));
-		ck_assert_uint_eq(h.version, ver[s]);
+		tu_check_u64_eq(h.version, ver[s]);
 		uint64_t last = 0;
 		for (size_t i = 0; i < n; i++)
 			if (m[i].stream == s)
 				last = i + 1;
-		ck_assert_uint_eq(h.last_position, last);
+		tu_check_u64_eq(h.last_position, last);
 	}
 	free(m);
-	ck_assert_uint_eq(tu_verify(st), 0);
+	tu_check_u64_eq(tu_verify(st), 0);
 	evs_close(st);
 }
 END_TEST

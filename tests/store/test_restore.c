@@ -13,7 +13,7 @@ static void same_event(const evs_event *x, const evs_event *y)
 	ck_assert_uint_eq(x->position, y->position);
 	ck_assert_uint_eq(x->version, y->version);
 	ck_assert(x->stream.len == y->stream.len &&
-	          memcmp(x->stream.ptr, y->stream.ptr, x->stream.len) == 0);
+		  memcmp(x->stream.ptr, y->stream.ptr, x->stream.len) == 0);
 	ck_assert(x->type.len == y->type.len && memcmp(x->type.ptr, y->type.ptr, x->type.len) == 0);
 	ck_assert_uint_eq(x->type_version, y->type_version);
 	ck_assert_mem_eq(x->id, y->id, 16);
@@ -53,7 +53,8 @@ static void fill_source(evs_store *st, tu_rng *r)
 			tu_mp_init(&meta[j]);
 			tu_mp_blob_map(&data[j], tu_rng_range(r, 0, 300), tu_rng_next(r));
 			tu_mp_map_ints(&meta[j], 1, "i", (long long)i);
-			tu_event(&evs[j], j % 2 ? "Odd" : "Even", &data[j], j % 3 ? &meta[j] : NULL);
+			tu_event(&evs[j], j % 2 ? "Odd" : "Even", &data[j],
+				 j % 3 ? &meta[j] : NULL);
 			evs[j].type_version = (uint32_t)tu_rng_range(r, 0, 4);
 			if (j % 2)
 				evs[j].occurred_at = (int64_t)tu_rng_range(r, 1, INT64_MAX / 2);
@@ -170,7 +171,7 @@ END_TEST
 
 /* A restorable event: stream, version, position, recorded_at, id. */
 static void make(evs_event *e, const char *stream, uint64_t ver, uint64_t pos, int64_t at,
-                 uint64_t id)
+		 uint64_t id)
 {
 	static const uint8_t empty_map[1] = {0x80};
 	memset(e, 0, sizeof *e);
@@ -189,15 +190,16 @@ static void make(evs_event *e, const char *stream, uint64_t ver, uint64_t pos, i
 	e->metadata_len = 1;
 }
 
-static void restore_refused(evs_store *st, const evs_event *evs, size_t n, int code,
-                            long index, uint64_t last_position, const char *what)
+static void restore_refused(evs_store *st, const evs_event *evs, size_t n, int code, long index,
+			    uint64_t last_position, const char *what)
 {
 	int rc = evs_restore(st, evs, n);
 	ck_assert_msg(rc == code, "%s: got %s, want %s: %s", what, evs_code_name(rc),
-	              evs_code_name(code), evs_errmsg(st));
+		      evs_code_name(code), evs_errmsg(st));
 	if (index >= 0)
 		ck_assert_msg(tu_has_number(evs_errmsg(st), (unsigned long long)index),
-		              "%s: message does not name event %ld: %s", what, index, evs_errmsg(st));
+			      "%s: message does not name event %ld: %s", what, index,
+			      evs_errmsg(st));
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, last_position);
@@ -349,6 +351,56 @@ START_TEST(test_future_times_then_append)
 }
 END_TEST
 
+START_TEST(test_restore_grows_the_map)
+{
+	char src_dir[PATH_MAX], dst_dir[PATH_MAX];
+	tu_path(src_dir, sizeof src_dir, "src");
+	tu_path(dst_dir, sizeof dst_dir, "dst");
+	evs_store *src = tu_open(src_dir, NULL);
+	evs_event_in in[16];
+	tu_mp mps[16];
+	for (int i = 0; i < 16; i++)
+		tu_mp_init(&mps[i]);
+	for (int b = 0; b < 24; b++) {
+		for (int i = 0; i < 16; i++) {
+			tu_mp_reset(&mps[i]);
+			tu_mp_blob_map(&mps[i], 64 * 1024, (uint64_t)(b * 16 + i));
+			tu_event(&in[i], "Blob", &mps[i], NULL);
+		}
+		evs_append_result r;
+		tu_ok(src, evs_append(src, b % 2 ? "odd" : "even", EVS_ANY, in, 16, &r));
+	}
+	for (int i = 0; i < 16; i++)
+		tu_mp_destroy(&mps[i]);
+	tu_ev *evs;
+	size_t n = tu_read_all(src, &evs);
+	ck_assert_uint_eq(n, 24 * 16);
+	evs_event *v = views(evs, n);
+
+	/* 24 MiB restored into a 1 MiB map, 96 events (6 MiB) per call */
+	evs_options o;
+	evs_options_init(&o);
+	o.map_size = (size_t)1 << 20;
+	evs_store *dst = tu_open(dst_dir, &o);
+	for (size_t i = 0; i < n; i += 96)
+		tu_ok(dst, evs_restore(dst, v + i, n - i < 96 ? n - i : 96));
+	tu_ev *back;
+	size_t nb = tu_read_all(dst, &back);
+	ck_assert_uint_eq(nb, n);
+	for (size_t i = 0; i < n; i++)
+		same_event(&evs[i].ev, &back[i].ev);
+	tu_evs_free(back, nb);
+	evs_store_info h;
+	tu_ok(dst, evs_head(dst, &h));
+	ck_assert_uint_gt(h.map_size, (size_t)24 << 20);
+	ck_assert_uint_eq(tu_verify(dst), 0);
+	free(v);
+	tu_evs_free(evs, n);
+	evs_close(src);
+	evs_close(dst);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store-restore");
@@ -357,6 +409,7 @@ int main(void)
 	tcase_add_test(tc, test_order_into_empty_store);
 	tcase_add_test(tc, test_order_after_existing);
 	tcase_add_test(tc, test_future_times_then_append);
+	tcase_add_test(tc, test_restore_grows_the_map);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -25,8 +25,7 @@ static int keep_dirs(void)
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -48,8 +47,8 @@ static void root_setup(void)
 		base = "/tmp";
 	int n = snprintf(root_dir, sizeof root_dir, "%s/evs-store-test-XXXXXX", base);
 	if (n < 0 || (size_t)n >= sizeof root_dir || mkdtemp(root_dir) == NULL) {
-		fprintf(stderr, "could not create a temporary directory under \"%s\": %s\n",
-		        base, strerror(errno));
+		fprintf(stderr, "could not create a temporary directory under \"%s\": %s\n", base,
+			strerror(errno));
 		abort();
 	}
 }
@@ -125,8 +124,8 @@ evs_store *tu_open(const char *dir, const evs_options *opts)
 {
 	evs_store *st = NULL;
 	int rc = evs_open(dir, opts, &st);
-	ck_assert_msg(rc == EVS_OK, "evs_open(\"%s\"): %s: %s", dir,
-	              evs_code_name(rc), evs_open_errmsg());
+	ck_assert_msg(rc == EVS_OK, "evs_open(\"%s\"): %s: %s", dir, evs_code_name(rc),
+		      evs_open_errmsg());
 	ck_assert_ptr_nonnull(st);
 	return st;
 }
@@ -166,12 +165,12 @@ uint64_t tu_rng_seeded(tu_rng *r, const char *what)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		tu_rng tmp;
-		tu_rng_init(&tmp, (uint64_t)ts.tv_sec * 1000000007ull ^
-		                      (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32));
+		tu_rng_init(&tmp, (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+					  ((uint64_t)getpid() << 32));
 		seed = tu_rng_next(&tmp);
 	}
 	fprintf(stderr, "%s: seed %llu (replay with EVS_TEST_SEED=%llu)\n", what,
-	        (unsigned long long)seed, (unsigned long long)seed);
+		(unsigned long long)seed, (unsigned long long)seed);
 	tu_rng_init(r, seed);
 	return seed;
 }
@@ -273,8 +272,7 @@ done:
 
 /* ---- events ------------------------------------------------------------ */
 
-void tu_event(evs_event_in *ev, const char *type, const tu_mp *data,
-              const tu_mp *meta)
+void tu_event(evs_event_in *ev, const char *type, const tu_mp *data, const tu_mp *meta)
 {
 	memset(ev, 0, sizeof *ev);
 	ev->type = type;
@@ -298,9 +296,8 @@ void tu_id(uint8_t id[16], uint64_t tag, uint64_t n)
 		id[15] = 1;
 }
 
-int tu_append_simple(evs_store *st, const char *stream, uint64_t expected,
-                     const char *type, size_t n, uint64_t tag, uint64_t first,
-                     evs_append_result *res)
+int tu_append_simple(evs_store *st, const char *stream, uint64_t expected, const char *type,
+		     size_t n, uint64_t tag, uint64_t first, evs_append_result *res)
 {
 	evs_event_in *evs = calloc(n ? n : 1, sizeof *evs);
 	tu_mp *mps = calloc(n ? n : 1, sizeof *mps);
@@ -324,10 +321,9 @@ int tu_append_simple(evs_store *st, const char *stream, uint64_t expected,
 
 void tu_ev_copy(tu_ev *dst, const evs_event *src)
 {
-	size_t total = src->stream.len + src->type.len + src->data_len +
-	               src->metadata_len + 1;
+	size_t total = src->stream.len + src->type.len + src->data_len + src->metadata_len + 1;
 	dst->buf = malloc(total);
-	ck_assert_ptr_nonnull(dst->buf);
+	tu_check(dst->buf != NULL, "out of memory");
 	dst->ev = *src;
 	char *p = dst->buf;
 	memcpy(p, src->stream.ptr, src->stream.len);
@@ -372,8 +368,7 @@ size_t tu_drain(evs_store *store, evs_iter *it, tu_ev **out)
 			break;
 		if (rc != EVS_OK) {
 			evs_iter_free(it);
-			ck_abort_msg("evs_iter_next: %s: %s", evs_code_name(rc),
-			             evs_errmsg(store));
+			ck_abort_msg("evs_iter_next: %s: %s", evs_code_name(rc), evs_errmsg(store));
 		}
 		if (n == cap) {
 			cap *= 2;
@@ -386,8 +381,7 @@ size_t tu_drain(evs_store *store, evs_iter *it, tu_ev **out)
 	evs_event ev;
 	int again = evs_iter_next(it, &ev);
 	evs_iter_free(it);
-	ck_assert_msg(again == EVS_END, "evs_iter_next after EVS_END: %s",
-	              evs_code_name(again));
+	ck_assert_msg(again == EVS_END, "evs_iter_next after EVS_END: %s", evs_code_name(again));
 	*out = a;
 	return n;
 }
@@ -501,16 +495,15 @@ int tu_wait_child(pid_t pid, int timeout_ms, int must_succeed)
 		if (tu_mono_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			ck_abort_msg("child %d did not finish within %d ms", (int)pid,
-			             timeout_ms);
+			ck_abort_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
 		}
 		struct timespec d = {0, 2 * 1000 * 1000};
 		nanosleep(&d, NULL);
 	}
 	if (must_succeed)
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		              "child %d failed: %s %d", (int)pid,
-		              WIFEXITED(status) ? "exit status" : "signal",
-		              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			      "child %d failed: %s %d", (int)pid,
+			      WIFEXITED(status) ? "exit status" : "signal",
+			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	return status;
 }

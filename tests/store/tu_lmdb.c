@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MDB_OK(call)                                                         \
-	do {                                                                 \
-		int mdb_rc_ = (call);                                        \
-		ck_assert_msg(mdb_rc_ == 0, "%s: %s", #call,                 \
-		              mdb_strerror(mdb_rc_));                        \
+#define MDB_OK(call)                                                                 \
+	do {                                                                         \
+		int mdb_rc_ = (call);                                                \
+		ck_assert_msg(mdb_rc_ == 0, "%s: %s", #call, mdb_strerror(mdb_rc_)); \
 	} while (0)
 
 unsigned tu_mdb_flags(const char *db)
@@ -19,8 +18,8 @@ unsigned tu_mdb_flags(const char *db)
 	return strcmp(db, "streams") == 0 ? MDB_DUPSORT | MDB_DUPFIXED : 0;
 }
 
-static void env_begin(const char *dir, const char *db, unsigned txnflags,
-                      MDB_env **env, MDB_txn **txn, MDB_dbi *dbi)
+static void env_begin(const char *dir, const char *db, unsigned txnflags, MDB_env **env,
+		      MDB_txn **txn, MDB_dbi *dbi)
 {
 	MDB_OK(mdb_env_create(env));
 	MDB_OK(mdb_env_set_maxdbs(*env, 8));
@@ -38,8 +37,8 @@ static void env_end(MDB_env *env, MDB_txn *txn, int commit)
 	mdb_env_close(env);
 }
 
-void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen,
-                const void *val, size_t vlen)
+void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -50,8 +49,7 @@ void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen,
 	env_end(env, txn, 1);
 }
 
-void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen,
-                 size_t *vlen)
+void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen, size_t *vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -72,8 +70,7 @@ void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen,
 	return out;
 }
 
-size_t tu_mdb_del_nth(const char *dir, const char *db, size_t n, void *key,
-                      size_t kcap)
+size_t tu_mdb_del_nth(const char *dir, const char *db, size_t n, void *key, size_t kcap)
 {
 	MDB_env *env;
 	MDB_txn *txn;

@@ -21,17 +21,15 @@
 unsigned tu_mdb_flags(const char *db);
 
 /* Put key -> val into sub-database db of the store in dir. */
-void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen,
-                const void *val, size_t vlen);
+void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		size_t vlen);
 
 /* Get a copy of key's value (malloc'd, *vlen set); NULL if absent. */
-void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen,
-                 size_t *vlen);
+void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen, size_t *vlen);
 
 /* Delete the n-th entry (0-based, in key/duplicate order) of db; returns
  * the deleted key's length and copies up to kcap bytes of it to key. */
-size_t tu_mdb_del_nth(const char *dir, const char *db, size_t n, void *key,
-                      size_t kcap);
+size_t tu_mdb_del_nth(const char *dir, const char *db, size_t n, void *key, size_t kcap);
 
 /* Number of entries (duplicates counted) in db. */
 size_t tu_mdb_count(const char *dir, const char *db);
