@@ -17,10 +17,10 @@ struct evs_sink {
 /* A definition bound to a store (see evs_aggregate_new). */
 struct evs_aggregate {
 	evs_store *s;
-	evs_aggregate_def def;        /* def.name points at name */
+	evs_aggregate_def def; /* def.name points at name */
 	char name[EVS_MAX_NAME + 1];
 	size_t name_len;
-	bool snapshots;               /* the definition can encode and decode */
+	bool snapshots; /* the definition can encode and decode */
 };
 
 /* Check def and fill *a (no allocation: the built-in aggregate lives on
@@ -38,14 +38,13 @@ void evs__state_release(evs_aggregate *a, void *state);
  * into `state` (initialised on entry, and again after any failed decode).
  * *version and *position stay 0 when there is none.
  */
-int evs__snapshot_load(evs_aggregate *a, const char *stream, size_t slen,
-                       uint64_t max_version, void *state, uint64_t *version,
-                       uint64_t *position);
+int evs__snapshot_load(evs_aggregate *a, const char *stream, size_t slen, uint64_t max_version,
+		       void *state, uint64_t *version, uint64_t *position);
 
 /* Encode `state` (the stream at version/position) and store it in its own
  * durable write transaction. */
-int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen,
-                        uint64_t version, uint64_t position, const void *state);
+int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint64_t version,
+			uint64_t position, const void *state);
 
 /* ---- merge_patch.c ------------------------------------------------------ */
 

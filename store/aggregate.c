@@ -44,22 +44,25 @@ int evs__aggregate_init(evs_aggregate *a, evs_store *s, const evs_aggregate_def 
 		return EVS_INVALID;
 	if (evs__check_name(def->name, &len) != 1)
 		return evs__fail(s, EVS_INVALID,
-		                 "aggregate definition: name must be 1 to %d bytes of UTF-8",
-		                 EVS_MAX_NAME);
+				 "aggregate definition: name must be 1 to %d bytes of UTF-8",
+				 EVS_MAX_NAME);
 	if (def->state_size == 0)
 		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": state_size is 0", def->name);
 	if (def->apply == NULL)
 		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": apply is required", def->name);
 	if ((def->snapshot_encode == NULL) != (def->snapshot_decode == NULL))
-		return evs__fail(s, EVS_INVALID,
-		                 "aggregate \"%s\": snapshot_encode and snapshot_decode go together",
-		                 def->name);
+		return evs__fail(
+			s, EVS_INVALID,
+			"aggregate \"%s\": snapshot_encode and snapshot_decode go together",
+			def->name);
 	if (def->snapshot_encode && def->snapshot_version == 0)
 		return evs__fail(s, EVS_INVALID,
-		                 "aggregate \"%s\": snapshot_version must be at least 1", def->name);
+				 "aggregate \"%s\": snapshot_version must be at least 1",
+				 def->name);
 	if (def->snapshot_every && def->snapshot_encode == NULL)
 		return evs__fail(s, EVS_INVALID,
-		                 "aggregate \"%s\": snapshot_every needs snapshot functions", def->name);
+				 "aggregate \"%s\": snapshot_every needs snapshot functions",
+				 def->name);
 	memset(a, 0, sizeof *a);
 	a->s = s;
 	a->def = *def;
@@ -105,7 +108,7 @@ int evs__state_init(evs_aggregate *a, void *state)
 	rc = a->def.init(a->def.ctx, state);
 	if (rc != EVS_OK)
 		return evs__fail(a->s, rc, "aggregate \"%s\": init failed: %s", a->name,
-		                 evs_strerror(rc));
+				 evs_strerror(rc));
 	return EVS_OK;
 }
 
@@ -156,10 +159,10 @@ int evs_sink_write(void *sink, const char *data, size_t len)
 struct evs_decision {
 	evs_store *s;
 	evs_event_in *events;
-	void **blocks;            /* one copy per event: type, data, metadata */
+	void **blocks; /* one copy per event: type, data, metadata */
 	size_t n, cap;
 	bool rejected;
-	int emit_rc;              /* last failure of evs_decision_emit */
+	int emit_rc; /* last failure of evs_decision_emit */
 	char msg[512];
 };
 
@@ -202,19 +205,21 @@ static int emit(evs_decision *d, const evs_event_in *ev)
 		return evs__fail(d->s, EVS_INVALID, "decided event %zu has no type", d->n);
 	if ((ev->data == NULL && ev->data_len) || (ev->metadata == NULL && ev->metadata_len))
 		return evs__fail(d->s, EVS_INVALID, "decided event %zu: NULL payload with a length",
-		                 d->n);
+				 d->n);
 	tlen = strnlen(ev->type, EVS_MAX_NAME + 1);
 	if (tlen == 0 || tlen > EVS_MAX_NAME)
-		return evs__fail(d->s, EVS_BAD_TYPE, "decided event %zu: type is empty or longer "
-		                 "than %d bytes", d->n, EVS_MAX_NAME);
+		return evs__fail(d->s, EVS_BAD_TYPE,
+				 "decided event %zu: type is empty or longer "
+				 "than %d bytes",
+				 d->n, EVS_MAX_NAME);
 	if (ev->data_len > d->s->opts.max_event_size ||
 	    ev->metadata_len > d->s->opts.max_event_size - ev->data_len)
 		return evs__fail(d->s, EVS_EVENT_TOO_LARGE,
-		                 "decided event %zu: data and metadata exceed %zu bytes", d->n,
-		                 d->s->opts.max_event_size);
+				 "decided event %zu: data and metadata exceed %zu bytes", d->n,
+				 d->s->opts.max_event_size);
 	if (d->n >= d->s->opts.max_batch)
-		return evs__fail(d->s, EVS_BATCH_TOO_LARGE,
-		                 "decision has more than %zu events", d->s->opts.max_batch);
+		return evs__fail(d->s, EVS_BATCH_TOO_LARGE, "decision has more than %zu events",
+				 d->s->opts.max_batch);
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 4;
 		evs_event_in *e = realloc(d->events, cap * sizeof *e);
@@ -263,7 +268,7 @@ int evs_decision_reject(evs_decision *d, const char *message)
  * state, advancing *version, *position and *count.
  */
 static int replay(evs_aggregate *a, const char *stream, uint64_t limit, void *state,
-                  uint64_t *version, uint64_t *position, uint64_t *count)
+		  uint64_t *version, uint64_t *position, uint64_t *count)
 {
 	evs_iter *it;
 	evs_event ev;
@@ -275,16 +280,19 @@ static int replay(evs_aggregate *a, const char *stream, uint64_t limit, void *st
 	while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
 		if (ev.version != *version + 1) {
 			rc = evs__fail(a->s, EVS_CORRUPT,
-			               "stream \"%s\": version %llu follows version %llu", stream,
-			               (unsigned long long)ev.version, (unsigned long long)*version);
+				       "stream \"%s\": version %llu follows version %llu", stream,
+				       (unsigned long long)ev.version,
+				       (unsigned long long)*version);
 			break;
 		}
 		rc = a->def.apply(a->def.ctx, state, &ev);
 		if (rc != EVS_OK) {
-			rc = evs__fail(a->s, rc,
-			               "aggregate \"%s\": apply failed on version %llu of stream \"%s\" "
-			               "(type \"%.*s\"): %s", a->name, (unsigned long long)ev.version,
-			               stream, (int)ev.type.len, ev.type.ptr, evs_strerror(rc));
+			rc = evs__fail(
+				a->s, rc,
+				"aggregate \"%s\": apply failed on version %llu of stream \"%s\" "
+				"(type \"%.*s\"): %s",
+				a->name, (unsigned long long)ev.version, stream, (int)ev.type.len,
+				ev.type.ptr, evs_strerror(rc));
 			break;
 		}
 		*version = ev.version;
@@ -297,8 +305,8 @@ static int replay(evs_aggregate *a, const char *stream, uint64_t limit, void *st
 
 /* Load into `state` (state_size bytes, uninitialised). On failure the state
  * holds nothing. */
-static int load(evs_aggregate *a, const char *stream, size_t slen, const evs_at *at,
-                void *state, evs_loaded *info)
+static int load(evs_aggregate *a, const char *stream, size_t slen, const evs_at *at, void *state,
+		evs_loaded *info)
 {
 	bool latest = at == NULL || at->kind == EVS_AT_LATEST;
 	uint64_t target = 0, target_pos = 0;
@@ -310,7 +318,7 @@ static int load(evs_aggregate *a, const char *stream, size_t slen, const evs_at 
 			rc = evs_stream_version_at(a->s, stream, at->time, &target, &target_pos);
 		else if (at->kind == EVS_AT_POSITION)
 			rc = evs_stream_version_at_position(a->s, stream, at->position, &target,
-			                                    &target_pos);
+							    &target_pos);
 		else
 			rc = evs__fail(a->s, EVS_INVALID, "unknown evs_at kind %d", at->kind);
 		if (rc != EVS_OK)
@@ -320,21 +328,21 @@ static int load(evs_aggregate *a, const char *stream, size_t slen, const evs_at 
 		return rc;
 	if (a->snapshots && (latest || target > 0)) {
 		rc = evs__snapshot_load(a, stream, slen, latest ? UINT64_MAX : target, state,
-		                        &info->snapshot_version, &info->position);
+					&info->snapshot_version, &info->position);
 		if (rc != EVS_OK)
-			return rc;   /* snapshot.c released the state */
+			return rc; /* snapshot.c released the state */
 	}
 	info->version = info->snapshot_version;
 	if (latest || target > info->version)
 		rc = replay(a, stream, latest ? 0 : target - info->version, state, &info->version,
-		            &info->position, &info->replayed);
+			    &info->position, &info->replayed);
 	if (rc == EVS_OK && !latest && (info->version != target || info->position != target_pos))
 		rc = evs__fail(a->s, EVS_CORRUPT,
-		               "stream \"%s\": as-of index says version %llu at position %llu, "
-		               "replay reached version %llu at position %llu", stream,
-		               (unsigned long long)target, (unsigned long long)target_pos,
-		               (unsigned long long)info->version,
-		               (unsigned long long)info->position);
+			       "stream \"%s\": as-of index says version %llu at position %llu, "
+			       "replay reached version %llu at position %llu",
+			       stream, (unsigned long long)target, (unsigned long long)target_pos,
+			       (unsigned long long)info->version,
+			       (unsigned long long)info->position);
 	if (rc != EVS_OK) {
 		evs__state_release(a, state);
 		memset(info, 0, sizeof *info);
@@ -348,13 +356,13 @@ static int check_stream(evs_aggregate *a, const char *stream, size_t *slen)
 
 	if (ok <= 0)
 		return evs__fail(a->s, EVS_BAD_STREAM, "%s",
-		                 ok == 0 ? "stream id is empty"
-		                 : "stream id is too long or not valid UTF-8");
+				 ok == 0 ? "stream id is empty"
+					 : "stream id is too long or not valid UTF-8");
 	return EVS_OK;
 }
 
 int evs_aggregate_load(evs_aggregate *a, const char *stream, const evs_at *at, void *state,
-                       evs_loaded *info)
+		       evs_loaded *info)
 {
 	evs_loaded tmp;
 	size_t slen;
@@ -382,7 +390,7 @@ int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
 		return EVS_INVALID;
 	if (!a->snapshots)
 		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no snapshot functions",
-		                 a->name);
+				 a->name);
 	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
 		return rc;
 	if ((state = malloc(a->def.state_size)) == NULL)
@@ -432,7 +440,7 @@ static void backoff(unsigned attempt)
 /* After the append of events (loaded+1 .. res->version), store a snapshot if
  * the version crossed a multiple of snapshot_every. */
 static void snapshot_after(evs_aggregate *a, const char *stream, size_t slen, void *state,
-                           evs_loaded *li, const evs_append_result *res)
+			   evs_loaded *li, const evs_append_result *res)
 {
 	uint64_t every = a->def.snapshot_every, count = 0;
 	int rc;
@@ -441,20 +449,21 @@ static void snapshot_after(evs_aggregate *a, const char *stream, size_t slen, vo
 	    res->version / every == li->version / every)
 		return;
 	rc = replay(a, stream, res->version - li->version, state, &li->version, &li->position,
-	            &count);
+		    &count);
 	if (rc == EVS_OK && li->version != res->version)
 		rc = evs__fail(a->s, EVS_CORRUPT, "stream \"%s\": appended version %llu not found",
-		               stream, (unsigned long long)res->version);
+			       stream, (unsigned long long)res->version);
 	if (rc == EVS_OK)
 		rc = evs__snapshot_store(a, stream, slen, li->version, li->position, state);
 	if (rc != EVS_OK)
-		evs__log(a->s, EVS_LOG_WARNING, "aggregate \"%s\": no snapshot of stream \"%s\" at "
-		         "version %llu: %s", a->name, stream, (unsigned long long)res->version,
-		         evs_errmsg(a->s));
+		evs__log(a->s, EVS_LOG_WARNING,
+			 "aggregate \"%s\": no snapshot of stream \"%s\" at "
+			 "version %llu: %s",
+			 a->name, stream, (unsigned long long)res->version, evs_errmsg(a->s));
 }
 
 int evs_execute(evs_aggregate *a, const char *stream, const void *command,
-                evs_execute_result *result)
+		evs_execute_result *result)
 {
 	evs_execute_result r;
 	evs_decision d;
@@ -474,7 +483,7 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		return EVS_INVALID;
 	if (a->def.decide == NULL)
 		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
-		                 a->name);
+				 a->name);
 	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
 		return rc;
 	d.s = a->s;
@@ -494,18 +503,19 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		rc = a->def.decide(a->def.ctx, state, command, &d);
 		if (rc == EVS_REJECTED || d.rejected) {
 			rc = evs__fail(a->s, EVS_REJECTED, "%s",
-			               d.rejected ? d.msg : "command rejected");
+				       d.rejected ? d.msg : "command rejected");
 			break;
 		}
 		if (rc != EVS_OK) {
-			if (rc != d.emit_rc)   /* else evs_decision_emit said why */
-				rc = evs__fail(a->s, rc,
-				               "aggregate \"%s\": decide failed on stream \"%s\": %s",
-				               a->name, stream, evs_strerror(rc));
+			if (rc != d.emit_rc) /* else evs_decision_emit said why */
+				rc = evs__fail(
+					a->s, rc,
+					"aggregate \"%s\": decide failed on stream \"%s\": %s",
+					a->name, stream, evs_strerror(rc));
 			break;
 		}
 		if (d.n == 0)
-			break;   /* nothing to do */
+			break; /* nothing to do */
 		rc = evs_append(a->s, stream, li.version, d.events, d.n, &ar);
 		if (rc == EVS_OK) {
 			r.version = ar.version;
@@ -521,9 +531,9 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		r.version = ar.version;
 		if (r.attempts >= max) {
 			rc = evs__fail(a->s, EVS_WRONG_VERSION,
-			               "stream \"%s\": still a version conflict after %u attempts "
-			               "(actual version %llu)", stream, r.attempts,
-			               (unsigned long long)ar.version);
+				       "stream \"%s\": still a version conflict after %u attempts "
+				       "(actual version %llu)",
+				       stream, r.attempts, (unsigned long long)ar.version);
 			break;
 		}
 		uint64_t count = 0;

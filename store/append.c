@@ -46,6 +46,7 @@ typedef struct evs__req {
 	int rc;
 	evs_append_result res;
 	char msg[512];
+	bool taken;             /* in a leader's group */
 	bool done;
 	pthread_cond_t cv;      /* its caller sleeps on this, not on a shared one */
 } evs__req;
@@ -380,8 +381,7 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
 			goto abort;
 		if (new_streams && (rc = count_streams(s, txn, new_streams)) != 0)
 			goto abort;
-		rc = mdb_txn_commit(txn);
-		pthread_rwlock_unlock(&s->map_lock);
+		rc = evs__write_commit(s, txn);
 		if (rc == 0)
 			*wrote = true;
 		return rc;
@@ -454,6 +454,7 @@ static evs__req *take_group(evs_store *s)
 
 	while (q && (q == head || bytes + q->tails.len <= EVS_GROUP_BYTES)) {
 		bytes += q->tails.len;
+		q->taken = true;
 		last = q;
 		q = q->next;
 	}
@@ -494,7 +495,8 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected,
 		s->queue_head = &q;
 	s->queue_tail = &q;
 	while (!q.done) {
-		if (!s->leader_active) {
+		/* taken but not done: a former leader is still syncing our group */
+		if (!s->leader_active && !q.taken) {
 			s->leader_active = true;
 			evs__req *group = take_group(s);
 			pthread_mutex_unlock(&s->gc_mu);

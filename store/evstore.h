@@ -335,7 +335,9 @@ int evs_subscribe(evs_store *store, uint64_t after, const evs_filter *filter,
 /* Next event (EVS_OK), or EVS_TIMEOUT after timeout_ms (-1 = forever)
  * without one, or a failure. The view is valid until the next call. */
 int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms);
-/* Position of the last event delivered (or `after`). */
+/* Position up to which the subscription has read: the last event it
+ * delivered or its filter skipped (or `after`). Resuming after it misses
+ * nothing that passes the filter. */
 uint64_t evs_sub_position(const evs_sub *sub);
 void evs_sub_close(evs_sub *sub);
 

@@ -32,15 +32,15 @@
 
 #include "agg_internal.h"
 
-#define ZONE_CHUNK 8192
+#define ZONE_CHUNK    8192
 #define COMPACT_SLACK ((size_t)64 << 10)
 
 typedef struct mp_state {
-	msgpack_zone *zone;       /* owns root */
-	msgpack_zone *scratch;    /* the patch being applied */
+	msgpack_zone *zone;    /* owns root */
+	msgpack_zone *scratch; /* the patch being applied */
 	msgpack_object root;
-	size_t used;              /* bytes allocated in zone */
-	size_t live;              /* bytes of root after the last compaction */
+	size_t used; /* bytes allocated in zone */
+	size_t live; /* bytes of root after the last compaction */
 } mp_state;
 
 /* ---- the tree ----------------------------------------------------------- */
@@ -65,7 +65,8 @@ static int deep_copy(mp_state *st, const msgpack_object *o, msgpack_object *out)
 		if (p == NULL)
 			return -1;
 		if (n)
-			memcpy(p, o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr, n);
+			memcpy(p, o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr,
+			       n);
 		if (o->type == MSGPACK_OBJECT_STR)
 			out->via.str.ptr = p;
 		else
@@ -104,15 +105,14 @@ static int deep_copy(mp_state *st, const msgpack_object *o, msgpack_object *out)
 		out->via.map.ptr = kv;
 		return 0;
 	}
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
 /* out = merge(target, patch); target may be NULL (no value). Shares the
  * target's untouched subtrees, copies the patch's values. */
 static int merge(mp_state *st, const msgpack_object *target, const msgpack_object *patch,
-                 msgpack_object *out)
+		 msgpack_object *out)
 {
 	if (patch->type != MSGPACK_OBJECT_MAP)
 		return deep_copy(st, patch, out);
@@ -346,7 +346,7 @@ void evs_state_free(evs_state *state)
 }
 
 int evs_merge_patch(const void *target, size_t target_len, const void *patch, size_t patch_len,
-                    evs_state *out)
+		    evs_state *out)
 {
 	msgpack_zone *tz = NULL;
 	msgpack_object t, p, r;

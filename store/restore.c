@@ -168,7 +168,7 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 	*wrote = n > 0;
 out:
 	evs__buf_free(&tail);
-	return rc;
+	return *code != EVS_OK ? 0 : rc;
 }
 
 int evs_restore(evs_store *s, const evs_event *events, size_t n)
@@ -184,8 +184,7 @@ int evs_restore(evs_store *s, const evs_event *events, size_t n)
 			return rc;
 		rc = restore_txn(s, txn, events, n, &code, &wrote);
 		if (rc == 0 && code == EVS_OK && wrote) {
-			rc = mdb_txn_commit(txn);
-			pthread_rwlock_unlock(&s->map_lock);
+			rc = evs__write_commit(s, txn);
 			if (rc == 0)
 				rc = evs__sync_meta(s);
 		} else {

@@ -34,9 +34,9 @@
 
 #include "agg_internal.h"
 
-#define HEAD 13               /* format + position + name_len */
-#define CHUNK 4096            /* deletions per write transaction */
-#define MAX_SKIPPED 256       /* unusable snapshots a load steps over */
+#define HEAD        13   /* format + position + name_len */
+#define CHUNK       4096 /* deletions per write transaction */
+#define MAX_SKIPPED 256  /* unusable snapshots a load steps over */
 
 static void make_key(uint8_t *key, const char *stream, size_t slen, uint64_t version)
 {
@@ -86,11 +86,11 @@ static bool parse_val(const MDB_val *v, snap_val *out)
 
 /* Is (version, position) still an entry of the stream? */
 static int matches_stream(evs_store *s, MDB_txn *txn, const MDB_val *k, uint64_t position,
-                          bool *match)
+			  bool *match)
 {
 	MDB_cursor *c;
 	uint8_t ent[16];
-	MDB_val sk = { k->mv_size - 9, k->mv_data }, sv = { 16, ent };
+	MDB_val sk = {k->mv_size - 9, k->mv_data}, sv = {16, ent};
 	int rc;
 
 	*match = false;
@@ -106,7 +106,7 @@ static int matches_stream(evs_store *s, MDB_txn *txn, const MDB_val *k, uint64_t
 }
 
 int evs__snapshot_load(evs_aggregate *a, const char *stream, size_t slen, uint64_t max_version,
-                       void *state, uint64_t *version, uint64_t *position)
+		       void *state, uint64_t *version, uint64_t *position)
 {
 	evs_store *s = a->s;
 	uint8_t key[EVS_MAX_NAME + 9];
@@ -153,14 +153,15 @@ int evs__snapshot_load(evs_aggregate *a, const char *stream, size_t slen, uint64
 			*position = sv.position;
 			break;
 		}
-		evs__log(s, EVS_LOG_WARNING, "aggregate \"%s\": ignoring the snapshot of stream "
-		         "\"%s\" at version %llu: decode failed: %s", a->name, stream,
-		         (unsigned long long)ver, evs_strerror(drc));
+		evs__log(s, EVS_LOG_WARNING,
+			 "aggregate \"%s\": ignoring the snapshot of stream "
+			 "\"%s\" at version %llu: decode failed: %s",
+			 a->name, stream, (unsigned long long)ver, evs_strerror(drc));
 		evs__state_release(a, state);
 		if ((rc = evs__state_init(a, state)) != EVS_OK) {
 			mdb_cursor_close(c);
 			evs__read_end(s, txn);
-			return rc;   /* nothing to release: init failed */
+			return rc; /* nothing to release: init failed */
 		}
 	}
 	mdb_cursor_close(c);
@@ -194,8 +195,7 @@ static int put_durable(evs_store *s, MDB_val *k, MDB_val *v)
 			return rc;
 		rc = mdb_put(txn, s->snapshots, k, v, 0);
 		if (rc == 0) {
-			rc = mdb_txn_commit(txn);
-			pthread_rwlock_unlock(&s->map_lock);
+			rc = evs__write_commit(s, txn);
 			if (rc == 0)
 				rc = evs__sync_meta(s);
 		} else {
@@ -211,17 +211,18 @@ static int put_durable(evs_store *s, MDB_val *k, MDB_val *v)
 }
 
 int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint64_t version,
-                        uint64_t position, const void *state)
+			uint64_t position, const void *state)
 {
 	evs_store *s = a->s;
-	struct evs_sink sink = { .limit = HEAD + EVS_MAX_NAME + (size_t)EVS_MAX_SNAPSHOT };
+	struct evs_sink sink = {.limit = HEAD + EVS_MAX_NAME + (size_t)EVS_MAX_SNAPSHOT};
 	uint8_t head[HEAD], key[EVS_MAX_NAME + 9];
 	int rc;
 
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	if (s->snapshots == 0)
-		return evs__fail(s, EVS_INVALID, "store \"%s\" has no snapshots sub-database", s->path);
+		return evs__fail(s, EVS_INVALID, "store \"%s\" has no snapshots sub-database",
+				 s->path);
 	evs__put_u32(head, a->def.snapshot_version);
 	evs__put_u64(head + 4, position);
 	head[12] = (uint8_t)a->name_len;
@@ -229,15 +230,17 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 	evs_sink_write(&sink, a->name, a->name_len);
 	rc = a->def.snapshot_encode(a->def.ctx, state, &sink);
 	if (sink.too_large)
-		rc = evs__fail(s, EVS_INVALID, "aggregate \"%s\": snapshot of stream \"%s\" exceeds "
-		               "%u bytes", a->name, stream, EVS_MAX_SNAPSHOT);
+		rc = evs__fail(s, EVS_INVALID,
+			       "aggregate \"%s\": snapshot of stream \"%s\" exceeds "
+			       "%u bytes",
+			       a->name, stream, EVS_MAX_SNAPSHOT);
 	else if (sink.nomem)
 		rc = evs__fail(s, EVS_NOMEM, "out of memory");
 	else if (rc != EVS_OK)
 		rc = evs__fail(s, rc, "aggregate \"%s\": snapshot_encode failed: %s", a->name,
-		               evs_strerror(rc));
+			       evs_strerror(rc));
 	if (rc == EVS_OK) {
-		MDB_val k = { slen + 9, key }, v = { sink.len, sink.ptr };
+		MDB_val k = {slen + 9, key}, v = {sink.len, sink.ptr};
 		make_key(key, stream, slen, version);
 		rc = put_durable(s, &k, &v);
 	}
@@ -249,7 +252,7 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 
 /* Decides, newest first per stream, whether a snapshot goes. */
 typedef struct judge {
-	evs_aggregate *a;        /* NULL: every snapshot goes */
+	evs_aggregate *a; /* NULL: every snapshot goes */
 	uint64_t keep;
 	uint8_t cur[EVS_MAX_NAME];
 	size_t cur_len;
@@ -273,9 +276,9 @@ static int judge_one(judge *j, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
 		j->kept = 0;
 	}
 	if (!parse_val(v, &sv))
-		return 0;        /* nobody's: not even a snapshot header */
+		return 0; /* nobody's: not even a snapshot header */
 	if (sv.name_len != a->name_len || memcmp(sv.name, a->name, sv.name_len) != 0) {
-		*drop = false;   /* another definition's */
+		*drop = false; /* another definition's */
 		return 0;
 	}
 	if (sv.format != a->def.snapshot_version)
@@ -295,8 +298,7 @@ static int judge_one(judge *j, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
  * transaction. After a chunk commits the walk resumes before the last key
  * it examined.
  */
-static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
-                       uint64_t *removed)
+static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j, uint64_t *removed)
 {
 	uint8_t resume[EVS_MAX_NAME + 9], (*dels)[EVS_MAX_NAME + 9] = NULL;
 	size_t resume_len = 0, *del_lens = NULL, ndel = 0;
@@ -337,7 +339,7 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
 				k.mv_data = resume;
 				mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 				mrc = mrc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-				               : mdb_cursor_get(c, &k, &v, MDB_LAST);
+					       : mdb_cursor_get(c, &k, &v, MDB_LAST);
 			} else {
 				mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 			}
@@ -346,7 +348,7 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
 			k.mv_data = resume;
 			mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 			mrc = mrc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-			               : mdb_cursor_get(c, &k, &v, MDB_LAST);
+				       : mdb_cursor_get(c, &k, &v, MDB_LAST);
 		}
 		for (;;) {
 			bool drop;
@@ -372,7 +374,7 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
 		}
 		mdb_cursor_close(c);
 		for (size_t i = 0; mrc == 0 && i < ndel; i++) {
-			MDB_val dk = { del_lens[i], dels[i] };
+			MDB_val dk = {del_lens[i], dels[i]};
 			mrc = mdb_del(txn, s->snapshots, &dk, NULL);
 		}
 		if (mrc)
@@ -380,8 +382,7 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
 		if (ndel == 0) {
 			evs__read_end(s, txn);
 		} else {
-			mrc = mdb_txn_commit(txn);
-			pthread_rwlock_unlock(&s->map_lock);
+			mrc = evs__write_commit(s, txn);
 			if (mrc == 0)
 				mrc = evs__sync_meta(s);
 			if (mrc)
@@ -391,9 +392,9 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j,
 		}
 		started = true;
 		continue;
-abort:
+	abort:
 		evs__read_end(s, txn);
-failed:
+	failed:
 		if (mrc == MDB_MAP_FULL) {
 			if ((rc = evs__grow(s, false)) != EVS_OK)
 				goto out;

@@ -191,7 +191,11 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	}
 	s->path = strdup(path);
 	s->notify.fd = -1;
-	pthread_rwlock_init(&s->map_lock, NULL);
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->gc_mu, NULL);
 	if (s->path == NULL) {
 		rc = evs__fail(NULL, EVS_NOMEM, "out of memory");
@@ -280,6 +284,40 @@ void evs_close(evs_store *s)
 	free(s);
 }
 
+/*
+ * map_lock prefers writers, or a steady flow of short readers would starve
+ * growth. A thread that already holds it shared (an iterator open while it
+ * asks for a head) does not take it again: behind a waiting writer that
+ * second request would wait for the writer, which waits for the first.
+ */
+static _Thread_local struct {
+	const evs_store *s;
+	unsigned n;
+} tl_hold;
+
+static void map_rdlock(evs_store *s)
+{
+	if (tl_hold.s == s && tl_hold.n > 0) {
+		tl_hold.n++;
+		return;
+	}
+	pthread_rwlock_rdlock(&s->map_lock);
+	if (tl_hold.n == 0) {
+		tl_hold.s = s;
+		tl_hold.n = 1;
+	}
+}
+
+static void map_unlock(evs_store *s)
+{
+	if (tl_hold.s == s && tl_hold.n > 0) {
+		if (--tl_hold.n > 0)
+			return;
+		tl_hold.s = NULL;
+	}
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
 int evs__grow(evs_store *s, bool adopt)
 {
 	struct timespec deadline;
@@ -287,6 +325,10 @@ int evs__grow(evs_store *s, bool adopt)
 	size_t size;
 	int rc;
 
+	if (tl_hold.s == s && tl_hold.n > 0)
+		return evs__fail(s, EVS_BUSY,
+		                 "could not grow the map of \"%s\": this thread holds a read "
+		                 "transaction (an open iterator) while appending", s->path);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += EVS_GROW_WAIT_MS / 1000;
 	rc = pthread_rwlock_timedwrlock(&s->map_lock, &deadline);
@@ -329,11 +371,11 @@ int evs__sync_meta(evs_store *s)
 static int txn_begin(evs_store *s, unsigned flags, MDB_txn **txn)
 {
 	for (;;) {
-		pthread_rwlock_rdlock(&s->map_lock);
+		map_rdlock(s);
 		int rc = mdb_txn_begin(s->env, NULL, flags, txn);
 		if (rc == 0)
 			return EVS_OK;
-		pthread_rwlock_unlock(&s->map_lock);
+		map_unlock(s);
 		if (rc != MDB_MAP_RESIZED)
 			return evs__fail_mdb(s, rc, "could not begin transaction");
 		if ((rc = evs__grow(s, true)) != EVS_OK)
@@ -358,7 +400,15 @@ void evs__read_end(evs_store *s, MDB_txn *txn)
 	if (txn == NULL)
 		return;
 	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&s->map_lock);
+	map_unlock(s);
+}
+
+int evs__write_commit(evs_store *s, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+
+	map_unlock(s);
+	return rc;
 }
 
 int evs_head(evs_store *s, evs_store_info *h)

@@ -91,7 +91,7 @@ static int apply(void *ctx, void *state, const evs_event *ev)
 	} else if (type_is(ev, "AccountClosed")) {
 		acc->closed = true;
 	} else if (type_is(ev, "MoneyDeposited") || type_is(ev, "TransferReceived") ||
-	           type_is(ev, "TransferReturned")) {
+		   type_is(ev, "TransferReturned")) {
 		acc->balance += f.amount;
 		acc->transactions++;
 	} else if (type_is(ev, "MoneyWithdrawn") || type_is(ev, "TransferSent")) {
@@ -114,7 +114,7 @@ static void pack_str(msgpack_packer *pk, const char *s)
 /* Emit one event: type, data {"amount": a} plus one optional string field,
  * and the command's ids. */
 static int emit(evs_decision *d, const bank_cmd *cmd, const char *type, bool amount,
-                const char *skey, const char *sval)
+		const char *skey, const char *sval)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -183,26 +183,26 @@ static int decide(void *ctx, const void *state, const void *command, evs_decisio
 	if (cmd->op == BANK_CLOSE) {
 		if (acc->balance != 0)
 			return reject(d, "account \"%s\" still holds %lld", name,
-			              (long long)acc->balance);
+				      (long long)acc->balance);
 		return emit(d, cmd, "AccountClosed", false, NULL, NULL);
 	}
 	if (cmd->amount <= 0)
 		return reject(d, "amount must be above 0, not %lld", (long long)cmd->amount);
 	switch (cmd->op) {
-	case BANK_DEPOSIT:
-		return emit(d, cmd, "MoneyDeposited", true, NULL, NULL);
-	case BANK_TRANSFER_IN:
-		return emit(d, cmd, "TransferReceived", true, "from", cmd->other);
+	case BANK_DEPOSIT: return emit(d, cmd, "MoneyDeposited", true, NULL, NULL);
+	case BANK_TRANSFER_IN: return emit(d, cmd, "TransferReceived", true, "from", cmd->other);
 	case BANK_WITHDRAW:
 	case BANK_TRANSFER_OUT:
 		if (cmd->op == BANK_TRANSFER_OUT &&
 		    (cmd->other == NULL || strcmp(cmd->other, name) == 0))
 			return reject(d, "a transfer needs another account than \"%s\"", name);
 		if (acc->balance < cmd->amount)
-			return reject(d, "insufficient funds in account \"%s\": balance %lld, "
-			              "%s %lld", name, (long long)acc->balance,
-			              cmd->op == BANK_WITHDRAW ? "withdrawal" : "transfer",
-			              (long long)cmd->amount);
+			return reject(d,
+				      "insufficient funds in account \"%s\": balance %lld, "
+				      "%s %lld",
+				      name, (long long)acc->balance,
+				      cmd->op == BANK_WITHDRAW ? "withdrawal" : "transfer",
+				      (long long)cmd->amount);
 		if (cmd->op == BANK_WITHDRAW)
 			return emit(d, cmd, "MoneyWithdrawn", true, NULL, NULL);
 		return emit(d, cmd, "TransferSent", true, "to", cmd->other);
@@ -217,14 +217,12 @@ static int encode(void *ctx, const void *state, evs_sink *out)
 
 	(void)ctx;
 	msgpack_packer_init(&pk, out, evs_sink_write);
-	if (msgpack_pack_array(&pk, 6) || (acc->opened ? msgpack_pack_true(&pk)
-	                                               : msgpack_pack_false(&pk)) ||
+	if (msgpack_pack_array(&pk, 6) ||
+	    (acc->opened ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) ||
 	    (acc->closed ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) ||
-	    msgpack_pack_int64(&pk, acc->balance) ||
-	    msgpack_pack_str(&pk, strlen(acc->owner)) ||
+	    msgpack_pack_int64(&pk, acc->balance) || msgpack_pack_str(&pk, strlen(acc->owner)) ||
 	    msgpack_pack_str_body(&pk, acc->owner, strlen(acc->owner)) ||
-	    msgpack_pack_uint64(&pk, acc->transactions) ||
-	    msgpack_pack_int64(&pk, acc->opened_at))
+	    msgpack_pack_uint64(&pk, acc->transactions) || msgpack_pack_int64(&pk, acc->opened_at))
 		return EVS_NOMEM;
 	return EVS_OK;
 }
@@ -340,7 +338,7 @@ int bank_close(bank *b, const char *account)
 }
 
 int bank_transfer(bank *b, const char *from, const char *to, int64_t amount,
-                  uint8_t transfer_id[16])
+		  uint8_t transfer_id[16])
 {
 	bank_cmd out, in, back;
 	int rc, rc2;
@@ -351,7 +349,7 @@ int bank_transfer(bank *b, const char *from, const char *to, int64_t amount,
 	out.other = to;
 	out.amount = amount;
 	evs_uuid_v7(out.correlation_id);
-	evs_uuid_v7(out.id);             /* known, to be the others' cause */
+	evs_uuid_v7(out.id); /* known, to be the others' cause */
 	if (transfer_id)
 		memcpy(transfer_id, out.correlation_id, 16);
 	if ((rc = bank_execute(b, &out, NULL)) != EVS_OK)
@@ -378,11 +376,10 @@ int bank_transfer(bank *b, const char *from, const char *to, int64_t amount,
 	return rc2 != EVS_OK ? rc2 : EVS_REJECTED;
 }
 
-int bank_load(bank *b, const char *account, const evs_at *at, bank_account *out,
-              evs_loaded *info)
+int bank_load(bank *b, const char *account, const evs_at *at, bank_account *out, evs_loaded *info)
 {
 	int rc = evs_aggregate_load(b->accounts, account, at, out, info);
 	if (rc == EVS_OK)
-		evs_aggregate_release(b->accounts, out);   /* owns nothing: a no-op */
+		evs_aggregate_release(b->accounts, out); /* owns nothing: a no-op */
 	return rc;
 }

@@ -41,12 +41,12 @@
 
 /* The aggregate's state. */
 typedef struct bank_account {
-	bool opened;                    /* AccountOpened seen */
-	bool closed;                    /* AccountClosed seen */
+	bool opened; /* AccountOpened seen */
+	bool closed; /* AccountClosed seen */
 	int64_t balance;
 	char owner[BANK_MAX_OWNER + 1];
-	uint64_t transactions;          /* money movements folded */
-	int64_t opened_at;              /* recorded_at of AccountOpened */
+	uint64_t transactions; /* money movements folded */
+	int64_t opened_at;     /* recorded_at of AccountOpened */
 } bank_account;
 
 enum bank_op {
@@ -54,19 +54,19 @@ enum bank_op {
 	BANK_DEPOSIT,
 	BANK_WITHDRAW,
 	BANK_CLOSE,
-	BANK_TRANSFER_OUT,      /* steps of bank_transfer() */
+	BANK_TRANSFER_OUT, /* steps of bank_transfer() */
 	BANK_TRANSFER_IN,
 	BANK_TRANSFER_RETURN
 };
 
 /* A command; zero it, then set what the operation needs. */
 typedef struct bank_cmd {
-	int op;                         /* enum bank_op */
-	const char *account;            /* the stream the command is for */
+	int op;              /* enum bank_op */
+	const char *account; /* the stream the command is for */
 	int64_t amount;
-	const char *owner;              /* BANK_OPEN */
-	const char *other;              /* transfers: the other account */
-	uint8_t id[16];                 /* id of the event; zero = generated */
+	const char *owner; /* BANK_OPEN */
+	const char *other; /* transfers: the other account */
+	uint8_t id[16];    /* id of the event; zero = generated */
 	uint8_t correlation_id[16];
 	uint8_t causation_id[16];
 } bank_cmd;
@@ -95,10 +95,9 @@ int bank_close(bank *b, const char *account);
  * when the payer refused (nothing happened) or the payee refused (the
  * money went back: TransferSent then TransferReturned). */
 int bank_transfer(bank *b, const char *from, const char *to, int64_t amount,
-                  uint8_t transfer_id[16]);
+		  uint8_t transfer_id[16]);
 
 /* The account as of `at` (NULL = now); info may be NULL. */
-int bank_load(bank *b, const char *account, const evs_at *at, bank_account *out,
-              evs_loaded *info);
+int bank_load(bank *b, const char *account, const evs_at *at, bank_account *out, evs_loaded *info);
 
 #endif /* BANK_H */

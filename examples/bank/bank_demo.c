@@ -41,7 +41,7 @@ static void step(bank *b, const char *what, int rc)
 		printf("  rejected  %s: %s\n", what, evs_errmsg(b->store));
 	else {
 		fprintf(stderr, "bank-demo: %s: %s: %s\n", what, evs_code_name(rc),
-		        evs_errmsg(b->store));
+			evs_errmsg(b->store));
 		exit(1);
 	}
 }
@@ -58,7 +58,9 @@ static void show(bank *b, const char *account, const evs_at *at, const char *lab
 	}
 	printf("  %-8s %-16s balance %6lld.%02lld  %s  (version %llu, position %llu)\n", label,
 	       account, (long long)(acc.balance / 100), (long long)(acc.balance % 100),
-	       acc.closed ? "closed" : acc.opened ? "open  " : "none  ",
+	       acc.closed   ? "closed"
+	       : acc.opened ? "open  "
+			    : "none  ",
 	       (unsigned long long)li.version, (unsigned long long)li.position);
 }
 
@@ -106,12 +108,13 @@ int main(int argc, char **argv)
 	show(&b, "account-alice", NULL, "now");
 	show(&b, "account-bob", NULL, "now");
 	printf("\nstate as of %s:\n", when);
-	evs_at at = { .kind = EVS_AT_TIME, .time = before };
+	evs_at at = {.kind = EVS_AT_TIME, .time = before};
 	show(&b, "account-alice", &at, "as of");
 	show(&b, "account-bob", &at, "as of");
 
 	printf("\nthe same with the evs tool (generic merge-patch state):\n"
-	       "  evs --store %s state account-alice --as-of %s\n", dir, when);
+	       "  evs --store %s state account-alice --as-of %s\n",
+	       dir, when);
 
 	bank_close_handle(&b);
 	evs_close(store);

@@ -120,15 +120,15 @@ bool ledger_equal(const ledger *a, const ledger *b)
 const char *ledger_str(const ledger *l, char *buf, size_t len)
 {
 	snprintf(buf, len, "{balance %lld, count %llu, hash %016llx, cmds %zu}",
-	         (long long)l->balance, (unsigned long long)l->count,
-	         (unsigned long long)l->hash, l->ncmds);
+		 (long long)l->balance, (unsigned long long)l->count, (unsigned long long)l->hash,
+		 l->ncmds);
 	return buf;
 }
 
 void ledger_event_id(uint8_t id[16], uint64_t cmd, unsigned i)
 {
 	memset(id, 0, 16);
-	id[0] = 0x1e;   /* "le"dger */
+	id[0] = 0x1e; /* "le"dger */
 	for (int k = 0; k < 8; k++)
 		id[1 + k] = (uint8_t)(cmd >> (56 - 8 * k));
 	id[12] = (uint8_t)(i >> 8);
@@ -156,8 +156,7 @@ static void pack_str(msgpack_packer *pk, const char *s)
 	msgpack_pack_str_body(pk, s, strlen(s));
 }
 
-static int l_emit(evs_decision *d, const ledger_cmd *c, const char *type, unsigned i,
-                  bool delta)
+static int l_emit(evs_decision *d, const ledger_cmd *c, const char *type, unsigned i, bool delta)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -207,11 +206,11 @@ static int l_decide(void *ctx, const void *state, const void *command, evs_decis
 		return c->fail;
 	if (c->delta < 0 && l->balance + c->delta < 0) {
 		snprintf(msg, sizeof msg, "insufficient balance %lld for %lld",
-		         (long long)l->balance, (long long)c->delta);
+			 (long long)l->balance, (long long)c->delta);
 		return evs_decision_reject(d, msg);
 	}
 	if (c->delta == 0 && c->notes == 0)
-		return EVS_OK;   /* nothing to do */
+		return EVS_OK; /* nothing to do */
 	if (c->delta != 0 &&
 	    (rc = l_emit(d, c, c->delta > 0 ? "Added" : "Taken", 0, true)) != EVS_OK)
 		return rc;

@@ -32,17 +32,17 @@ typedef struct ledger {
 } ledger;
 
 typedef struct ledger_cmd {
-	uint64_t id;           /* command id, > 0 */
-	int64_t delta;         /* > 0: Added; < 0: Taken, rejected if the
+	uint64_t id;                                /* command id, > 0 */
+	int64_t delta;                              /* > 0: Added; < 0: Taken, rejected if the
 	                          balance would go below 0 */
-	unsigned notes;        /* extra "Noted" events in the same decision */
-	bool fixed_ids;        /* event ids derived from id (idempotent) */
-	int fail;              /* non-zero: decide returns this code */
-	int (*hook)(void *ctx, const ledger *seen);   /* called first by each
+	unsigned notes;                             /* extra "Noted" events in the same decision */
+	bool fixed_ids;                             /* event ids derived from id (idempotent) */
+	int fail;                                   /* non-zero: decide returns this code */
+	int (*hook)(void *ctx, const ledger *seen); /* called first by each
 	                                                 decide; non-zero is
 	                                                 returned by decide */
 	void *hook_ctx;
-	size_t big;            /* > 0: the first event's data gets a blob */
+	size_t big; /* > 0: the first event's data gets a blob */
 } ledger_cmd;
 
 /* def: name "test.ledger"; snapshots when every > 0 or fmt > 0 (fmt 0 =

@@ -29,14 +29,14 @@ static evs_aggregate *new_agg(evs_store *st, uint64_t every, uint32_t fmt)
 }
 
 static int exec_add(evs_aggregate *a, const char *stream, uint64_t id, int64_t delta,
-                    evs_execute_result *r)
+		    evs_execute_result *r)
 {
-	ledger_cmd c = { .id = id, .delta = delta };
+	ledger_cmd c = {.id = id, .delta = delta};
 	return evs_execute(a, stream, &c, r);
 }
 
-static void load(evs_store *st, evs_aggregate *a, const char *stream, const evs_at *at,
-                 ledger *out, evs_loaded *info)
+static void load(evs_store *st, evs_aggregate *a, const char *stream, const evs_at *at, ledger *out,
+		 evs_loaded *info)
 {
 	tu_ok(st, evs_aggregate_load(a, stream, at, out, info));
 }
@@ -55,7 +55,7 @@ static void assert_same(const ledger *got, const ledger *want, const char *what)
 {
 	char a[128], b[128];
 	ck_assert_msg(ledger_equal(got, want), "%s: got %s, want %s", what,
-	              ledger_str(got, a, sizeof a), ledger_str(want, b, sizeof b));
+		      ledger_str(got, a, sizeof a), ledger_str(want, b, sizeof b));
 }
 
 /* ---- definitions -------------------------------------------------------- */
@@ -140,7 +140,7 @@ START_TEST(test_execute_results)
 	ck_assert_int_eq(r.idempotent, 0);
 
 	/* a decision of several events is one atomic append */
-	ledger_cmd c = { .id = 2, .delta = -20, .notes = 2 };
+	ledger_cmd c = {.id = 2, .delta = -20, .notes = 2};
 	tu_ok(st, evs_execute(a, "acct", &c, &r));
 	ck_assert_uint_eq(r.version, 4);
 	ck_assert_uint_eq(r.first_position, 2);
@@ -159,18 +159,18 @@ START_TEST(test_execute_results)
 	ck_assert_str_eq(evs_code_name(EVS_REJECTED), "REJECTED");
 
 	/* nothing to do: OK, no events */
-	c = (ledger_cmd){ .id = 4 };
+	c = (ledger_cmd){.id = 4};
 	tu_ok(st, evs_execute(a, "acct", &c, &r));
 	ck_assert_uint_eq(r.events, 0);
 	ck_assert_uint_eq(r.version, 4);
 
 	/* decide's own failure code comes back, nothing written */
-	c = (ledger_cmd){ .id = 5, .delta = 1, .fail = EVS_NOMEM };
+	c = (ledger_cmd){.id = 5, .delta = 1, .fail = EVS_NOMEM};
 	tu_assert_rc(st, evs_execute(a, "acct", &c, &r), EVS_NOMEM);
 	ck_assert(strstr(evs_errmsg(st), "decide failed") != NULL);
 
 	/* an emitted event larger than the store allows */
-	c = (ledger_cmd){ .id = 6, .delta = 1, .big = EVS_DEFAULT_MAX_EVENT + 1 };
+	c = (ledger_cmd){.id = 6, .delta = 1, .big = EVS_DEFAULT_MAX_EVENT + 1};
 	tu_assert_rc(st, evs_execute(a, "acct", &c, &r), EVS_EVENT_TOO_LARGE);
 	ck_assert(strstr(evs_errmsg(st), "decided event 0") != NULL);
 
@@ -233,8 +233,8 @@ START_TEST(test_execute_retries)
 
 	/* two conflicts, then it goes through on the third round, deciding on
 	 * a state that includes the rivals' events */
-	rival rv = { .st = st, .stream = "s", .left = 2 };
-	ledger_cmd c = { .id = 1, .delta = 1, .hook = rival_hook, .hook_ctx = &rv };
+	rival rv = {.st = st, .stream = "s", .left = 2};
+	ledger_cmd c = {.id = 1, .delta = 1, .hook = rival_hook, .hook_ctx = &rv};
 	tu_ok(st, evs_execute(a, "s", &c, &r));
 	ck_assert_uint_eq(r.attempts, 3);
 	ck_assert_uint_eq(r.version, 3);
@@ -245,8 +245,8 @@ START_TEST(test_execute_retries)
 
 	/* a conflict on every round: gives up after max_attempts, writes
 	 * nothing of its own */
-	rival forever = { .st = st, .stream = "s", .left = 1000 };
-	c = (ledger_cmd){ .id = 2, .delta = 1, .hook = rival_hook, .hook_ctx = &forever };
+	rival forever = {.st = st, .stream = "s", .left = 1000};
+	c = (ledger_cmd){.id = 2, .delta = 1, .hook = rival_hook, .hook_ctx = &forever};
 	tu_assert_rc(st, evs_execute(a, "s", &c, &r), EVS_WRONG_VERSION);
 	ck_assert_uint_eq(r.attempts, 5);
 	ck_assert_uint_eq(forever.calls, 5);
@@ -269,7 +269,7 @@ START_TEST(test_execute_idempotent)
 	evs_aggregate *a = new_agg(st, 0, 0);
 	evs_execute_result r1, r2;
 
-	ledger_cmd c = { .id = 9, .delta = 5, .notes = 1, .fixed_ids = true };
+	ledger_cmd c = {.id = 9, .delta = 5, .notes = 1, .fixed_ids = true};
 	tu_ok(st, evs_execute(a, "s", &c, &r1));
 	ck_assert_int_eq(r1.idempotent, 0);
 	/* the same command again: the same event ids, answered as a retry */
@@ -289,7 +289,7 @@ END_TEST
 /* ---- snapshots ---------------------------------------------------------- */
 
 static void run_adds(evs_aggregate *a, evs_store *st, const char *stream, uint64_t first,
-                     uint64_t n)
+		     uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++)
 		tu_ok(st, exec_add(a, stream, first + i, 1, NULL));
@@ -315,7 +315,7 @@ START_TEST(test_snapshot_every)
 	ledger_free(&p);
 
 	/* a decision crossing a multiple snapshots at its last version */
-	ledger_cmd c = { .id = 100, .delta = 1, .notes = 6 };
+	ledger_cmd c = {.id = 100, .delta = 1, .notes = 6};
 	tu_ok(st, evs_execute(a, "s", &c, &r));
 	ck_assert_uint_eq(r.version, 32);
 	load(st, a, "s", NULL, &l, &li);
@@ -358,9 +358,9 @@ START_TEST(test_snapshot_format_version)
 	evs_loaded li;
 	uint64_t removed = 99;
 
-	run_adds(v1, st, "s", 1, 25);   /* v1 snapshots at 10 and 20 */
+	run_adds(v1, st, "s", 1, 25); /* v1 snapshots at 10 and 20 */
 	load(st, v2, "s", NULL, &l, &li);
-	ck_assert_uint_eq(li.snapshot_version, 0);   /* v1's are not v2's */
+	ck_assert_uint_eq(li.snapshot_version, 0); /* v1's are not v2's */
 	ck_assert_uint_eq(li.replayed, 25);
 	load_pure(st, "s", &p);
 	assert_same(&l, &p, "format 2 ignoring format 1 snapshots");
@@ -393,7 +393,7 @@ END_TEST
 START_TEST(test_snapshot_prune_keep_and_clear)
 {
 	evs_store *st = open_store(EVS_SYNC_NONE);
-	evs_aggregate *a = new_agg(st, 1, 1);   /* a snapshot per event */
+	evs_aggregate *a = new_agg(st, 1, 1); /* a snapshot per event */
 	uint64_t removed;
 	ledger l, p;
 	evs_loaded li;
@@ -401,7 +401,7 @@ START_TEST(test_snapshot_prune_keep_and_clear)
 	run_adds(a, st, "a", 1, 12);
 	run_adds(a, st, "b", 100, 7);
 	run_adds(a, st, "c", 200, 3);
-	tu_ok(st, evs_state_snapshot(st, "c"));   /* another definition's */
+	tu_ok(st, evs_state_snapshot(st, "c")); /* another definition's */
 
 	tu_ok(st, evs_snapshot_prune(a, "a", 2, &removed));
 	ck_assert_uint_eq(removed, 10);
@@ -427,7 +427,7 @@ START_TEST(test_snapshot_prune_keep_and_clear)
 	ck_assert_uint_eq(removed, 3);
 	tu_ok(st, evs_snapshot_clear(st, NULL, &removed));
 	ck_assert_uint_eq(removed, 0);
-	const char *names[] = { "a", "b", "c" };
+	const char *names[] = {"a", "b", "c"};
 	for (int i = 0; i < 3; i++) {
 		load(st, a, names[i], NULL, &l, &li);
 		ck_assert_uint_eq(li.snapshot_version, 0);
@@ -477,7 +477,7 @@ END_TEST
 
 /* Snapshot value: format u32 | position u64 | name_len u8 | name | state */
 static size_t snap_value(uint8_t *buf, uint32_t fmt, uint64_t pos, const char *name,
-                         const void *state, size_t slen)
+			 const void *state, size_t slen)
 {
 	size_t n = strlen(name);
 	tu_put_u64(buf + 4, pos);
@@ -518,7 +518,7 @@ START_TEST(test_snapshot_damaged_or_stale)
 	evs_loaded li;
 	uint8_t key[64], val[256];
 
-	run_adds(a, st, "s", 1, 27);   /* snapshots at 10 and 20 */
+	run_adds(a, st, "s", 1, 27); /* snapshots at 10 and 20 */
 	evs_aggregate_free(a);
 	evs_close(st);
 
@@ -544,7 +544,7 @@ START_TEST(test_snapshot_damaged_or_stale)
 	load(st, a, "s", NULL, &l, &li);
 	ck_assert_uint_eq(li.snapshot_version, 20);
 	ck_assert_uint_eq(li.replayed, 7);
-	ck_assert_int_eq(warnings, 1);   /* the refused decode is logged */
+	ck_assert_int_eq(warnings, 1); /* the refused decode is logged */
 	load_pure(st, "s", &p);
 	assert_same(&l, &p, "after skipping damaged snapshots");
 	evs_aggregate_release(a, &l);
@@ -553,7 +553,7 @@ START_TEST(test_snapshot_damaged_or_stale)
 	/* prune removes the unusable ones of this definition only */
 	uint64_t removed;
 	tu_ok(st, evs_snapshot_prune(a, "s", 10, &removed));
-	ck_assert_uint_eq(removed, 2);   /* 24: stale position; 23: no snapshot */
+	ck_assert_uint_eq(removed, 2); /* 24: stale position; 23: no snapshot */
 	/* (25 decodes badly but matches: prune does not decode; 22 is another
 	 * definition's) */
 	tu_ok(st, evs_snapshot_clear(st, "s", &removed));
@@ -610,7 +610,7 @@ START_TEST(test_apply_failure)
 	ck_assert(strstr(evs_errmsg(st), "Poison") != NULL);
 	ck_assert_uint_eq(li.version, 0);
 	/* as of before the poison it loads */
-	evs_at at = { .kind = EVS_AT_POSITION, .position = 3 };
+	evs_at at = {.kind = EVS_AT_POSITION, .position = 3};
 	tu_ok(st, evs_aggregate_load(a, "s", &at, &l, &li));
 	ck_assert_uint_eq(li.version, 3);
 	evs_aggregate_release(a, &l);

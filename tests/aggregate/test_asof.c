@@ -60,12 +60,12 @@ static void build(world *w)
 	tu_ok(w->st, evs_aggregate_new(w->st, &def, &w->pure));
 
 	for (uint64_t i = 1; i <= 12; i++) {
-		ledger_cmd c = { .id = i, .delta = (int64_t)(i * 10), .notes = i == 5 ? 2 : 0 };
+		ledger_cmd c = {.id = i, .delta = (int64_t)(i * 10), .notes = i == 5 ? 2 : 0};
 		tu_ok(w->st, evs_execute(w->snap, "acct", &c, NULL));
 		if (i % 3 == 0)
 			other_event(w);
 	}
-	tu_ok(w->st, evs_state_snapshot(w->st, "acct"));   /* generic, at the head */
+	tu_ok(w->st, evs_state_snapshot(w->st, "acct")); /* generic, at the head */
 	tu_ok(w->st, evs_snapshot_take(w->snap, "acct", NULL));
 
 	evs_iter *it;
@@ -73,7 +73,7 @@ static void build(world *w)
 	tu_ok(w->st, evs_read_stream(w->st, "acct", 1, EVS_FORWARD, 0, &it));
 	while (evs_iter_next(it, &ev) == EVS_OK) {
 		ck_assert_uint_lt(w->n, MAXEV);
-		w->ev[w->n++] = (evinfo){ ev.version, ev.position, ev.recorded_at };
+		w->ev[w->n++] = (evinfo){ev.version, ev.position, ev.recorded_at};
 	}
 	evs_iter_free(it);
 	ck_assert_uint_eq(w->n, 14);
@@ -86,7 +86,7 @@ static void expect(const world *w, const evs_at *at, uint64_t *version, uint64_t
 	*version = *position = 0;
 	for (size_t i = 0; i < w->n; i++) {
 		bool in = at->kind == EVS_AT_TIME ? w->ev[i].recorded_at <= at->time
-		                                  : w->ev[i].position <= at->position;
+						  : w->ev[i].position <= at->position;
 		if (in) {
 			*version = w->ev[i].version;
 			*position = w->ev[i].position;
@@ -129,23 +129,24 @@ static void check_at(world *w, const evs_at *at, const char *what)
 	tu_ok(w->st, evs_aggregate_load(w->snap, "acct", at, &got, &li));
 	tu_ok(w->st, evs_aggregate_load(w->pure, "acct", at, &pure, &lp));
 	fold_to(w, v, &want, &gwant);
-	ck_assert_msg(li.version == v && li.position == p, "%s: version/position %llu/%llu, "
-	              "want %llu/%llu", what, (unsigned long long)li.version,
-	              (unsigned long long)li.position, (unsigned long long)v,
-	              (unsigned long long)p);
+	ck_assert_msg(li.version == v && li.position == p,
+		      "%s: version/position %llu/%llu, "
+		      "want %llu/%llu",
+		      what, (unsigned long long)li.version, (unsigned long long)li.position,
+		      (unsigned long long)v, (unsigned long long)p);
 	ck_assert_uint_eq(lp.version, v);
 	ck_assert_uint_le(li.snapshot_version, v);
 	if (li.snapshot_version && li.snapshot_version < w->ev[w->n - 1].version)
 		used_older_snapshot++;
 	ck_assert_msg(ledger_equal(&got, &want) && ledger_equal(&pure, &want),
-	              "%s: got %s, want %s", what, ledger_str(&got, a, sizeof a),
-	              ledger_str(&want, b, sizeof b));
+		      "%s: got %s, want %s", what, ledger_str(&got, a, sizeof a),
+		      ledger_str(&want, b, sizeof b));
 
 	tu_ok(w->st, evs_state_load(w->st, "acct", at, &gs));
 	ck_assert_msg(gs.version == v && gs.position == p && gs.len == gwant.len &&
-	              memcmp(gs.data, gwant.data, gs.len) == 0,
-	              "%s: generic state at version %llu, want %llu", what,
-	              (unsigned long long)gs.version, (unsigned long long)v);
+			      memcmp(gs.data, gwant.data, gs.len) == 0,
+		      "%s: generic state at version %llu, want %llu", what,
+		      (unsigned long long)gs.version, (unsigned long long)v);
 	evs_state_free(&gs);
 	evs_state_free(&gwant);
 	ledger_free(&want);
@@ -162,34 +163,34 @@ static void teardown(world *w)
 
 START_TEST(test_as_of_time)
 {
-	world w = { 0 };
+	world w = {0};
 	char what[128];
-	evs_at at = { .kind = EVS_AT_TIME };
+	evs_at at = {.kind = EVS_AT_TIME};
 	int between = 0;
 
 	build(&w);
 	used_older_snapshot = 0;
 	/* before the first event */
-	int64_t before[] = { INT64_MIN, -1, 0, w.ev[0].recorded_at - 1 };
+	int64_t before[] = {INT64_MIN, -1, 0, w.ev[0].recorded_at - 1};
 	for (size_t i = 0; i < 4; i++) {
 		at.time = before[i];
 		snprintf(what, sizeof what, "before the first event (t = %lld)",
-		         (long long)at.time);
+			 (long long)at.time);
 		check_at(&w, &at, what);
 	}
 	for (size_t i = 0; i < w.n; i++) {
 		/* exactly at an event's time: it and its whole commit count */
 		at.time = w.ev[i].recorded_at;
 		snprintf(what, sizeof what, "at the time of version %llu",
-		         (unsigned long long)w.ev[i].version);
+			 (unsigned long long)w.ev[i].version);
 		check_at(&w, &at, what);
 		/* strictly between this commit and the next */
 		if (i + 1 < w.n && w.ev[i + 1].recorded_at - w.ev[i].recorded_at >= 2) {
 			at.time = w.ev[i].recorded_at +
-			          (w.ev[i + 1].recorded_at - w.ev[i].recorded_at) / 2;
+				  (w.ev[i + 1].recorded_at - w.ev[i].recorded_at) / 2;
 			snprintf(what, sizeof what, "between versions %llu and %llu",
-			         (unsigned long long)w.ev[i].version,
-			         (unsigned long long)w.ev[i + 1].version);
+				 (unsigned long long)w.ev[i].version,
+				 (unsigned long long)w.ev[i + 1].version);
 			check_at(&w, &at, what);
 			between++;
 		}
@@ -200,22 +201,22 @@ START_TEST(test_as_of_time)
 		check_at(&w, &at, "at another stream's event");
 	}
 	/* after the last */
-	int64_t after[] = { w.ev[w.n - 1].recorded_at + 1, tu_now_ns() + 1000000000LL, INT64_MAX };
+	int64_t after[] = {w.ev[w.n - 1].recorded_at + 1, tu_now_ns() + 1000000000LL, INT64_MAX};
 	for (size_t i = 0; i < 3; i++) {
 		at.time = after[i];
 		check_at(&w, &at, "after the last event");
 	}
 	ck_assert_int_gt(between, 5);
-	ck_assert_int_gt(used_older_snapshot, 5);   /* snapshots were in play */
+	ck_assert_int_gt(used_older_snapshot, 5); /* snapshots were in play */
 	teardown(&w);
 }
 END_TEST
 
 START_TEST(test_as_of_position)
 {
-	world w = { 0 };
+	world w = {0};
 	char what[128];
-	evs_at at = { .kind = EVS_AT_POSITION };
+	evs_at at = {.kind = EVS_AT_POSITION};
 
 	build(&w);
 	at.position = 0;
@@ -270,7 +271,7 @@ START_TEST(test_bank_as_of)
 
 	bank_account acc;
 	evs_loaded li;
-	evs_at at = { .kind = EVS_AT_POSITION, .position = mark };
+	evs_at at = {.kind = EVS_AT_POSITION, .position = mark};
 	tu_ok(st, bank_load(&b, "a", &at, &acc, &li));
 	ck_assert_int_eq(acc.balance, 1000);
 	ck_assert_uint_eq(li.version, 2);

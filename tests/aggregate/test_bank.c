@@ -36,7 +36,7 @@ static void rejected(int rc, const char *needle)
 {
 	ck_assert_msg(rc == EVS_REJECTED, "got %s, want REJECTED", evs_code_name(rc));
 	ck_assert_msg(strstr(evs_errmsg(st), needle) != NULL, "message \"%s\" lacks \"%s\"",
-	              evs_errmsg(st), needle);
+		      evs_errmsg(st), needle);
 }
 
 /* The stream's events, owned. */
@@ -87,7 +87,7 @@ END_TEST
 
 START_TEST(test_transfer)
 {
-	uint8_t tid[16], zero[16] = { 0 };
+	uint8_t tid[16], zero[16] = {0};
 	tu_ev *ea, *eb;
 	size_t na, nb;
 
@@ -111,7 +111,7 @@ START_TEST(test_transfer)
 	ck_assert_mem_eq(sent->correlation_id, tid, 16);
 	ck_assert_mem_eq(recv->correlation_id, tid, 16);
 	ck_assert_mem_ne(tid, zero, 16);
-	ck_assert_mem_eq(recv->causation_id, sent->id, 16);   /* caused by the send */
+	ck_assert_mem_eq(recv->causation_id, sent->id, 16); /* caused by the send */
 	ck_assert_mem_eq(sent->causation_id, zero, 16);
 	int64_t amount;
 	ck_assert_int_eq(tu_mp_get_int(recv->data, recv->data_len, "amount", &amount), 0);
@@ -134,7 +134,7 @@ START_TEST(test_transfer)
 	ck_assert_mem_eq(ea[4].ev.causation_id, ea[3].ev.id, 16);
 	tu_evs_free(ea, na);
 	nb = events_of("bob", &eb);
-	ck_assert_uint_eq(nb, 4);   /* nothing received after closing */
+	ck_assert_uint_eq(nb, 4); /* nothing received after closing */
 	tu_evs_free(eb, nb);
 
 	/* a transfer to an account that never existed also comes back */

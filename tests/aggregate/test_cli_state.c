@@ -90,18 +90,18 @@ START_TEST(test_state_output)
 	evs_close(st);
 
 	expect("doc", "{\"stream\":\"doc\",\"version\":3,\"position\":4,"
-	              "\"state\":{\"b\":{\"c\":\"x\",\"d\":true},\"e\":[1,2]}}\n");
+		      "\"state\":{\"b\":{\"c\":\"x\",\"d\":true},\"e\":[1,2]}}\n");
 	expect("doc --at-position 2", "{\"stream\":\"doc\",\"version\":1,\"position\":1,"
-	                              "\"state\":{\"a\":1,\"b\":{\"c\":\"x\"}}}\n");
+				      "\"state\":{\"a\":1,\"b\":{\"c\":\"x\"}}}\n");
 	expect("--at-position=0 doc", "{\"stream\":\"doc\",\"version\":0,\"position\":0,"
-	                              "\"state\":{}}\n");
+				      "\"state\":{}}\n");
 	char args[128];
 	snprintf(args, sizeof args, "doc --as-of %lld", (long long)t3);
 	expect(args, "{\"stream\":\"doc\",\"version\":2,\"position\":3,"
-	             "\"state\":{\"a\":1,\"b\":{\"c\":\"x\",\"d\":true}}}\n");
+		     "\"state\":{\"a\":1,\"b\":{\"c\":\"x\",\"d\":true}}}\n");
 	snprintf(args, sizeof args, "doc --as-of %lld", (long long)t3 - 1);
 	expect(args, "{\"stream\":\"doc\",\"version\":1,\"position\":1,"
-	             "\"state\":{\"a\":1,\"b\":{\"c\":\"x\"}}}\n");
+		     "\"state\":{\"a\":1,\"b\":{\"c\":\"x\"}}}\n");
 	expect("doc --as-of 1970-01-01T00:00:00Z",
 	       "{\"stream\":\"doc\",\"version\":0,\"position\":0,\"state\":{}}\n");
 	expect("doc --as-of 2200-01-01T00:00:00.5+01:00",
@@ -109,7 +109,7 @@ START_TEST(test_state_output)
 	       "\"state\":{\"b\":{\"c\":\"x\",\"d\":true},\"e\":[1,2]}}\n");
 	expect("nobody", "{\"stream\":\"nobody\",\"version\":0,\"position\":0,\"state\":{}}\n");
 	expect("binary", "{\"stream\":\"binary\",\"version\":1,\"position\":5,"
-	                 "\"state_msgpack\":\"gaNyYXfEAgD/\"}\n");
+			 "\"state_msgpack\":\"gaNyYXfEAgD/\"}\n");
 
 	char out[4096];
 	ck_assert_int_eq(run(out, sizeof out, "doc --as-of 1 --at-position 2"), 2);

@@ -28,8 +28,8 @@
 #include "testutil.h"
 
 #define MAX_WORKERS 8
-#define CMDS 20
-#define MAX_ID (MAX_WORKERS * 1000 + CMDS + 1)
+#define CMDS        20
+#define MAX_ID      (MAX_WORKERS * 1000 + CMDS + 1)
 
 typedef struct outcome {
 	uint64_t id;
@@ -56,7 +56,7 @@ static evs_aggregate *ledger_agg(evs_store *st)
 	evs_aggregate *a = NULL;
 
 	ledger_def(&def, 7, 1);
-	def.max_attempts = 400;   /* 8 contenders on one stream */
+	def.max_attempts = 400; /* 8 contenders on one stream */
 	if (evs_aggregate_new(st, &def, &a) != EVS_OK)
 		return NULL;
 	return a;
@@ -86,8 +86,8 @@ static void run_worker(worker *wk)
 		    wk->bad_rc == 0) {
 			wk->bad_rc = o->rc;
 			snprintf(wk->bad, sizeof wk->bad, "worker %d command %llu: %s: %s", wk->w,
-			         (unsigned long long)c.id, evs_code_name(o->rc),
-			         evs_errmsg(wk->st));
+				 (unsigned long long)c.id, evs_code_name(o->rc),
+				 evs_errmsg(wk->st));
 		}
 	}
 }
@@ -107,7 +107,7 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 	evs_stream_info h;
 	evs_iter *it;
 	evs_event ev;
-	ledger ref = { 0 };
+	ledger ref = {0};
 	int64_t sum = 0;
 	size_t accepted = 0, rejected = 0, gave_up = 0;
 	int rc;
@@ -148,10 +148,11 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 		outcome *o = by_id[id];
 		ck_assert_msg(o != NULL, "event of unknown command %llu", (unsigned long long)id);
 		ck_assert_msg(o->rc == EVS_OK, "command %llu left an event but got %s",
-		              (unsigned long long)id, evs_code_name(o->rc));
+			      (unsigned long long)id, evs_code_name(o->rc));
 		if (left == 0) {
 			/* a decision starts: its first event carries the delta */
-			ck_assert_msg(!seen[id], "command %llu appears twice", (unsigned long long)id);
+			ck_assert_msg(!seen[id], "command %llu appears twice",
+				      (unsigned long long)id);
 			seen[id] = true;
 			cur = o;
 			left = 1 + o->notes;
@@ -159,11 +160,11 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 			ck_assert_uint_eq(ev.position, o->res.first_position);
 			ck_assert_int_eq(d, o->delta);
 			ck_assert_msg(balance + d >= 0, "command %llu took %lld from %lld",
-			              (unsigned long long)id, (long long)-d, (long long)balance);
+				      (unsigned long long)id, (long long)-d, (long long)balance);
 			balance += d;
 		} else {
 			ck_assert_msg(cur == o, "decision of command %llu interleaved with %llu",
-			              (unsigned long long)cur->id, (unsigned long long)id);
+				      (unsigned long long)cur->id, (unsigned long long)id);
 		}
 		if (--left == 0)
 			ck_assert_uint_eq(ev.position, o->res.last_position);
@@ -179,14 +180,14 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 		const outcome *o = &outs[i];
 		if (o->rc == EVS_OK) {
 			ck_assert_msg(seen[o->id], "accepted command %llu has no event",
-			              (unsigned long long)o->id);
+				      (unsigned long long)o->id);
 		} else if (o->rc == EVS_REJECTED) {
 			ck_assert_uint_le(o->res.version, h.version);
-			ck_assert_msg(bal[o->res.version] + o->delta < 0,
-			              "command %llu (%lld) rejected at version %llu with balance %lld",
-			              (unsigned long long)o->id, (long long)o->delta,
-			              (unsigned long long)o->res.version,
-			              (long long)bal[o->res.version]);
+			ck_assert_msg(
+				bal[o->res.version] + o->delta < 0,
+				"command %llu (%lld) rejected at version %llu with balance %lld",
+				(unsigned long long)o->id, (long long)o->delta,
+				(unsigned long long)o->res.version, (long long)bal[o->res.version]);
 		}
 	}
 	ck_assert_int_eq(balance, sum);
@@ -199,9 +200,11 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 	ck_assert(ledger_equal(&got, &ref));
 	ck_assert_int_eq(got.balance, sum);
 	ck_assert_uint_eq(li.version, h.version);
-	fprintf(stderr, "%zu commands: %zu accepted, %zu rejected, %zu gave up; %llu events; "
-	        "load from snapshot at %llu\n", n, accepted, rejected, gave_up,
-	        (unsigned long long)h.version, (unsigned long long)li.snapshot_version);
+	fprintf(stderr,
+		"%zu commands: %zu accepted, %zu rejected, %zu gave up; %llu events; "
+		"load from snapshot at %llu\n",
+		n, accepted, rejected, gave_up, (unsigned long long)h.version,
+		(unsigned long long)li.snapshot_version);
 	ck_assert_uint_gt(accepted, 0);
 	evs_aggregate_release(a, &got);
 	evs_aggregate_free(a);
@@ -254,7 +257,7 @@ START_TEST(test_processes)
 	uint64_t seed = tu_rng_seeded(&r, "4 processes, one aggregate");
 	evs_options o;
 	tu_options(&o, EVS_SYNC_FULL);
-	evs_close(tu_open(tu_dir, &o));   /* create it before the race */
+	evs_close(tu_open(tu_dir, &o)); /* create it before the race */
 
 	pid_t pids[PROCS];
 	int fds[PROCS];
@@ -278,8 +281,8 @@ START_TEST(test_processes)
 			wk.seed = seed + (uint64_t)p;
 			run_worker(&wk);
 			tu_child_check(wk.bad_rc == 0, "%s", wk.bad);
-			tu_child_check(tu_write_full(fd[1], wk.out, sizeof wk.out) == 0, "write: %s",
-			               strerror(errno));
+			tu_child_check(tu_write_full(fd[1], wk.out, sizeof wk.out) == 0,
+				       "write: %s", strerror(errno));
 			evs_aggregate_free(wk.agg);
 			evs_close(st);
 			_exit(0);
@@ -291,7 +294,7 @@ START_TEST(test_processes)
 	static outcome all[PROCS * CMDS];
 	for (int p = 0; p < PROCS; p++) {
 		int rc = tu_read_full(fds[p], all + (size_t)p * CMDS, CMDS * sizeof(outcome),
-		                      300000);
+				      300000);
 		close(fds[p]);
 		tu_wait_child(pids[p], 300000, 1);
 		ck_assert_int_eq(rc, 0);

@@ -14,22 +14,16 @@
 static void pack_json(msgpack_packer *pk, json_object *v)
 {
 	switch (json_object_get_type(v)) {
-	case json_type_null:
-		msgpack_pack_nil(pk);
-		break;
+	case json_type_null: msgpack_pack_nil(pk); break;
 	case json_type_boolean:
 		json_object_get_boolean(v) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 		break;
-	case json_type_int:
-		msgpack_pack_int64(pk, json_object_get_int64(v));
-		break;
-	case json_type_double:
-		msgpack_pack_double(pk, json_object_get_double(v));
-		break;
+	case json_type_int: msgpack_pack_int64(pk, json_object_get_int64(v)); break;
+	case json_type_double: msgpack_pack_double(pk, json_object_get_double(v)); break;
 	case json_type_string:
 		msgpack_pack_str(pk, (size_t)json_object_get_string_len(v));
 		msgpack_pack_str_body(pk, json_object_get_string(v),
-		                      (size_t)json_object_get_string_len(v));
+				      (size_t)json_object_get_string_len(v));
 		break;
 	case json_type_array:
 		msgpack_pack_array(pk, json_object_array_length(v));
@@ -38,7 +32,8 @@ static void pack_json(msgpack_packer *pk, json_object *v)
 		break;
 	case json_type_object:
 		msgpack_pack_map(pk, (size_t)json_object_object_length(v));
-		json_object_object_foreach(v, k, val) {
+		json_object_object_foreach(v, k, val)
+		{
 			msgpack_pack_str(pk, strlen(k));
 			msgpack_pack_str_body(pk, k, strlen(k));
 			pack_json(pk, val);
@@ -56,17 +51,12 @@ static void to_mp(tu_mp *m, json_object *v)
 static json_object *from_obj(const msgpack_object *o)
 {
 	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		return NULL;
-	case MSGPACK_OBJECT_BOOLEAN:
-		return json_object_new_boolean(o->via.boolean);
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		return json_object_new_int64((int64_t)o->via.u64);
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		return json_object_new_int64(o->via.i64);
+	case MSGPACK_OBJECT_NIL: return NULL;
+	case MSGPACK_OBJECT_BOOLEAN: return json_object_new_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: return json_object_new_int64((int64_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_object_new_int64(o->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64:
-		return json_object_new_double(o->via.f64);
+	case MSGPACK_OBJECT_FLOAT64: return json_object_new_double(o->via.f64);
 	case MSGPACK_OBJECT_STR:
 		return json_object_new_string_len(o->via.str.ptr, (int)o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY: {
@@ -85,13 +75,13 @@ static json_object *from_obj(const msgpack_object *o)
 			memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
 			key[kv->key.via.str.size] = 0;
 			/* a duplicate key in the output would be a bug */
-			ck_assert_msg(!json_object_object_get_ex(m, key, NULL), "duplicate key %s", key);
+			ck_assert_msg(!json_object_object_get_ex(m, key, NULL), "duplicate key %s",
+				      key);
 			json_object_object_add(m, key, from_obj(&kv->val));
 		}
 		return m;
 	}
-	default:
-		ck_abort_msg("unexpected msgpack type %d", o->type);
+	default: ck_abort_msg("unexpected msgpack type %d", o->type);
 	}
 	return NULL;
 }
@@ -146,8 +136,10 @@ static json_object *oracle(json_object *target, json_object *patch)
 	if (!json_object_is_type(patch, json_type_object) || patch == NULL)
 		return copy(patch);
 	json_object *res = target && json_object_is_type(target, json_type_object)
-	                   ? copy(target) : json_object_new_object();
-	json_object_object_foreach(patch, k, v) {
+				   ? copy(target)
+				   : json_object_new_object();
+	json_object_object_foreach(patch, k, v)
+	{
 		if (v == NULL) {
 			json_object_object_del(res, k);
 		} else {
@@ -162,28 +154,28 @@ static json_object *oracle(json_object *target, json_object *patch)
 /* ---- RFC 7386 Appendix A ------------------------------------------------- */
 
 static const char *const rfc[][3] = {
-	{ "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
-	{ "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}" },
-	{ "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
-	{ "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}" },
-	{ "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
-	{ "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
-	{ "{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}" },
-	{ "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}" },
-	{ "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
-	{ "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
-	{ "{\"a\":\"foo\"}", "null", "null" },
-	{ "{\"a\":\"foo\"}", "\"bar\"", "\"bar\"" },
-	{ "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
-	{ "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
-	{ "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}" },
+	{"{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+	{"{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}"},
+	{"{\"a\":\"b\"}", "{\"a\":null}", "{}"},
+	{"{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}"},
+	{"{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+	{"{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}"},
+	{"{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}"},
+	{"{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"},
+	{"[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"},
+	{"{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"},
+	{"{\"a\":\"foo\"}", "null", "null"},
+	{"{\"a\":\"foo\"}", "\"bar\"", "\"bar\""},
+	{"{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}"},
+	{"[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"},
+	{"{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"},
 	/* and the section 1 example */
-	{ "{\"title\":\"Goodbye!\",\"author\":{\"givenName\":\"John\",\"familyName\":\"Doe\"},"
-	  "\"tags\":[\"example\",\"sample\"],\"content\":\"This will be unchanged\"}",
-	  "{\"title\":\"Hello!\",\"phoneNumber\":\"+01-123-456-7890\",\"author\":{"
-	  "\"familyName\":null},\"tags\":[\"example\"]}",
-	  "{\"title\":\"Hello!\",\"author\":{\"givenName\":\"John\"},\"tags\":[\"example\"],"
-	  "\"content\":\"This will be unchanged\",\"phoneNumber\":\"+01-123-456-7890\"}" },
+	{"{\"title\":\"Goodbye!\",\"author\":{\"givenName\":\"John\",\"familyName\":\"Doe\"},"
+	 "\"tags\":[\"example\",\"sample\"],\"content\":\"This will be unchanged\"}",
+	 "{\"title\":\"Hello!\",\"phoneNumber\":\"+01-123-456-7890\",\"author\":{"
+	 "\"familyName\":null},\"tags\":[\"example\"]}",
+	 "{\"title\":\"Hello!\",\"author\":{\"givenName\":\"John\"},\"tags\":[\"example\"],"
+	 "\"content\":\"This will be unchanged\",\"phoneNumber\":\"+01-123-456-7890\"}"},
 };
 
 START_TEST(test_rfc_examples)
@@ -195,16 +187,23 @@ START_TEST(test_rfc_examples)
 
 		to_mp(&tm, t);
 		to_mp(&pm, p);
-		ck_assert_int_eq(evs_merge_patch(tm.sb.data, tm.sb.size, pm.sb.data, pm.sb.size,
-		                                 &out), EVS_OK);
+		ck_assert_int_eq(
+			evs_merge_patch(tm.sb.data, tm.sb.size, pm.sb.data, pm.sb.size, &out),
+			EVS_OK);
 		json_object *got = from_mp(out.data, out.len);
 		ck_assert_msg(same(got, want), "example %zu: %s + %s = %s, want %s", i, rfc[i][0],
-		              rfc[i][1], text(got), rfc[i][2]);
+			      rfc[i][1], text(got), rfc[i][2]);
 		json_object *o = oracle(t, p);
 		ck_assert_msg(same(o, want), "the oracle fails example %zu", i);
 		/* kept keys keep their place, new ones follow */
 		if (i == 12)
-			ck_assert_mem_eq(out.data, "\x82\xa1" "e" "\xc0\xa1" "a" "\x01", 7);
+			ck_assert_mem_eq(out.data,
+					 "\x82\xa1"
+					 "e"
+					 "\xc0\xa1"
+					 "a"
+					 "\x01",
+					 7);
 		json_object_put(o);
 		json_object_put(got);
 		evs_state_free(&out);
@@ -221,7 +220,7 @@ END_TEST
 
 static json_object *rand_json(tu_rng *r, int depth, bool want_object)
 {
-	static const char *const keys[] = { "a", "b", "c", "d", "e", "f" };
+	static const char *const keys[] = {"a", "b", "c", "d", "e", "f"};
 	uint64_t k = want_object ? 9 : tu_rng_range(r, 0, 9);
 
 	if (k < 2)
@@ -231,7 +230,7 @@ static json_object *rand_json(tu_rng *r, int depth, bool want_object)
 	if (k < 5)
 		return json_object_new_int64((int64_t)tu_rng_range(r, 0, 200) - 100);
 	if (k < 6) {
-		char s[4] = { (char)('x' + tu_rng_range(r, 0, 2)), 0 };
+		char s[4] = {(char)('x' + tu_rng_range(r, 0, 2)), 0};
 		return json_object_new_string(s);
 	}
 	if (k < 7 || depth >= 4) {
@@ -244,7 +243,8 @@ static json_object *rand_json(tu_rng *r, int depth, bool want_object)
 	json_object *o = json_object_new_object();
 	uint64_t n = tu_rng_range(r, 0, 4);
 	for (uint64_t i = 0; i < n; i++)
-		json_object_object_add(o, keys[tu_rng_range(r, 0, 5)], rand_json(r, depth + 1, false));
+		json_object_object_add(o, keys[tu_rng_range(r, 0, 5)],
+				       rand_json(r, depth + 1, false));
 	return o;
 }
 
@@ -254,18 +254,20 @@ START_TEST(test_random_against_oracle)
 	uint64_t seed = tu_rng_seeded(&r, "merge patch vs oracle");
 
 	for (int i = 0; i < 3000; i++) {
-		json_object *t = tu_rng_range(&r, 0, 9) ? rand_json(&r, 0, true) : rand_json(&r, 0, false);
+		json_object *t =
+			tu_rng_range(&r, 0, 9) ? rand_json(&r, 0, true) : rand_json(&r, 0, false);
 		json_object *p = rand_json(&r, 0, tu_rng_range(&r, 0, 4) != 0);
 		tu_mp tm, pm;
 		evs_state out;
 
 		to_mp(&tm, t);
 		to_mp(&pm, p);
-		ck_assert_int_eq(evs_merge_patch(tm.sb.data, tm.sb.size, pm.sb.data, pm.sb.size,
-		                                 &out), EVS_OK);
+		ck_assert_int_eq(
+			evs_merge_patch(tm.sb.data, tm.sb.size, pm.sb.data, pm.sb.size, &out),
+			EVS_OK);
 		json_object *got = from_mp(out.data, out.len), *want = oracle(t, p);
 		ck_assert_msg(same(got, want), "seed %llu case %d: %s + %s = %s, oracle %s",
-		              (unsigned long long)seed, i, text(t), text(p), text(got), text(want));
+			      (unsigned long long)seed, i, text(t), text(p), text(got), text(want));
 		/* no target at all: like an absent member */
 		evs_state_free(&out);
 		ck_assert_int_eq(evs_merge_patch(NULL, 0, pm.sb.data, pm.sb.size, &out), EVS_OK);
@@ -274,7 +276,7 @@ START_TEST(test_random_against_oracle)
 		got = from_mp(out.data, out.len);
 		want = oracle(NULL, p);
 		ck_assert_msg(same(got, want), "seed %llu case %d: (none) + %s = %s, oracle %s",
-		              (unsigned long long)seed, i, text(p), text(got), text(want));
+			      (unsigned long long)seed, i, text(p), text(got), text(want));
 		json_object_put(got);
 		json_object_put(want);
 		evs_state_free(&out);
@@ -316,7 +318,7 @@ START_TEST(test_stream_fold)
 			ck_assert_uint_eq(s.version, (uint64_t)i + 1);
 			json_object *got = from_mp(s.data, s.len);
 			ck_assert_msg(same(got, want), "seed %llu after %d events: %s, oracle %s",
-			              (unsigned long long)seed, i + 1, text(got), text(want));
+				      (unsigned long long)seed, i + 1, text(got), text(want));
 			json_object_put(got);
 			evs_state_free(&s);
 		}
@@ -348,7 +350,7 @@ START_TEST(test_long_fold_compacts)
 		tu_mp_str(&m, "n");
 		tu_mp_int(&m, i);
 		char key[16];
-		snprintf(key, sizeof key, "k%d", i % 300);   /* a 300-key map too */
+		snprintf(key, sizeof key, "k%d", i % 300); /* a 300-key map too */
 		tu_mp_str(&m, key);
 		tu_mp_int(&m, i);
 		tu_event(&ev, "Patched", &m, NULL);
@@ -372,7 +374,7 @@ START_TEST(test_long_fold_compacts)
 
 	/* as of the middle, from a snapshot taken at the end: not used */
 	tu_ok(st, evs_state_snapshot(st, "long"));
-	evs_at at = { .kind = EVS_AT_POSITION, .position = 1500 };
+	evs_at at = {.kind = EVS_AT_POSITION, .position = 1500};
 	tu_ok(st, evs_state_load(st, "long", &at, &s));
 	ck_assert_uint_eq(s.version, 1500);
 	got = from_mp(s.data, s.len);
@@ -388,7 +390,7 @@ END_TEST
 START_TEST(test_bad_input)
 {
 	evs_state out;
-	const uint8_t map[] = { 0x81, 0xa1, 'a', 0x01 };
+	const uint8_t map[] = {0x81, 0xa1, 'a', 0x01};
 
 	ck_assert_int_eq(evs_merge_patch(map, sizeof map, "\xc1", 1, &out), EVS_BAD_DATA);
 	ck_assert_ptr_null(out.data);
@@ -398,8 +400,8 @@ START_TEST(test_bad_input)
 	ck_assert_int_eq(evs_merge_patch(map, sizeof map, NULL, 0, &out), EVS_INVALID);
 	ck_assert_int_eq(evs_merge_patch(map, sizeof map, map, sizeof map, NULL), EVS_INVALID);
 	/* non-JSON msgpack is fine: bin values, integer keys */
-	const uint8_t t[] = { 0x81, 0x01, 0xc4, 0x01, 0xff };
-	const uint8_t p[] = { 0x82, 0x01, 0xc0, 0x02, 0xc4, 0x00 };
+	const uint8_t t[] = {0x81, 0x01, 0xc4, 0x01, 0xff};
+	const uint8_t p[] = {0x82, 0x01, 0xc0, 0x02, 0xc4, 0x00};
 	ck_assert_int_eq(evs_merge_patch(t, sizeof t, p, sizeof p, &out), EVS_OK);
 	ck_assert_uint_eq(out.len, 4);
 	ck_assert_mem_eq(out.data, "\x81\x02\xc4\x00", 4);

@@ -22,20 +22,19 @@
 #include "ledger.h"
 #include "testutil.h"
 
-#define NLEDGER 3
+#define NLEDGER  3
 #define NGENERIC 2
 
 /* tu_ok with the history's seed in the message */
-#define h_ok(h, call)                                                        \
-	do {                                                                 \
-		int h_rc_ = (call);                                          \
-		ck_assert_msg(h_rc_ == EVS_OK, "%s: %s: %s: %s", (h)->ctx,   \
-		              #call, evs_code_name(h_rc_),                   \
-		              evs_errmsg((h)->st));                          \
+#define h_ok(h, call)                                                             \
+	do {                                                                      \
+		int h_rc_ = (call);                                               \
+		ck_assert_msg(h_rc_ == EVS_OK, "%s: %s: %s: %s", (h)->ctx, #call, \
+			      evs_code_name(h_rc_), evs_errmsg((h)->st));         \
 	} while (0)
 
-static const char *const lnames[NLEDGER] = { "L0", "L1", "L2" };
-static const char *const gnames[NGENERIC] = { "G0", "G1" };
+static const char *const lnames[NLEDGER] = {"L0", "L1", "L2"};
+static const char *const gnames[NGENERIC] = {"G0", "G1"};
 
 typedef struct hist {
 	uint64_t seed;
@@ -53,7 +52,7 @@ static void rand_value(hist *h, msgpack_packer *pk, int depth);
 
 static void rand_map(hist *h, msgpack_packer *pk, int depth)
 {
-	static const char *const keys[] = { "a", "b", "c", "d", "e" };
+	static const char *const keys[] = {"a", "b", "c", "d", "e"};
 	uint64_t n = tu_rng_range(&h->r, 0, 4);
 
 	msgpack_pack_map(pk, n);
@@ -121,13 +120,13 @@ static void reference_state(hist *h, const char *stream, const evs_at *at, evs_s
 {
 	evs_iter *it;
 	evs_event ev;
-	evs_state cur = { 0 };
+	evs_state cur = {0};
 	uint64_t version = 0, position = 0;
 	int rc;
 
 	cur.data = malloc(1);
 	ck_assert_ptr_nonnull(cur.data);
-	((uint8_t *)cur.data)[0] = 0x80;   /* {} */
+	((uint8_t *)cur.data)[0] = 0x80; /* {} */
 	cur.len = 1;
 	h_ok(h, evs_read_stream(h->st, stream, 1, EVS_FORWARD, 0, &it));
 	while ((rc = evs_iter_next(it, &ev)) == EVS_OK && admitted(at, &ev)) {
@@ -172,8 +171,8 @@ static bool pick_at(hist *h, const char *stream, evs_at *at)
 	h_ok(h, rc);
 	evs_iter *it;
 	evs_event ev;
-	h_ok(h, evs_read_stream(h->st, stream, tu_rng_range(&h->r, 1, sh.version),
-	                             EVS_FORWARD, 1, &it));
+	h_ok(h, evs_read_stream(h->st, stream, tu_rng_range(&h->r, 1, sh.version), EVS_FORWARD, 1,
+				&it));
 	h_ok(h, evs_iter_next(it, &ev));
 	at->time = ev.recorded_at + (int64_t)tu_rng_range(&h->r, 0, 2) - 1;
 	evs_iter_free(it);
@@ -188,14 +187,16 @@ static void check_ledger(hist *h, const char *stream, const evs_at *at, ledger *
 
 	h_ok(h, evs_aggregate_load(h->snap, stream, at, &a, &la));
 	h_ok(h, evs_aggregate_load(h->pure, stream, at, &b, &lb));
-	ck_assert_msg(ledger_equal(&a, &b), "%s: stream %s as of %d/%lld/%llu: with snapshots %s, "
-	              "replay %s", h->ctx, stream, at ? at->kind : 0,
-	              at ? (long long)at->time : 0LL, at ? (unsigned long long)at->position : 0ULL,
-	              ledger_str(&a, x, sizeof x), ledger_str(&b, y, sizeof y));
+	ck_assert_msg(ledger_equal(&a, &b),
+		      "%s: stream %s as of %d/%lld/%llu: with snapshots %s, "
+		      "replay %s",
+		      h->ctx, stream, at ? at->kind : 0, at ? (long long)at->time : 0LL,
+		      at ? (unsigned long long)at->position : 0ULL, ledger_str(&a, x, sizeof x),
+		      ledger_str(&b, y, sizeof y));
 	ck_assert_msg(la.version == lb.version && la.position == lb.position,
-	              "%s: stream %s: version/position %llu/%llu vs %llu/%llu", h->ctx, stream,
-	              (unsigned long long)la.version, (unsigned long long)la.position,
-	              (unsigned long long)lb.version, (unsigned long long)lb.position);
+		      "%s: stream %s: version/position %llu/%llu vs %llu/%llu", h->ctx, stream,
+		      (unsigned long long)la.version, (unsigned long long)la.position,
+		      (unsigned long long)lb.version, (unsigned long long)lb.position);
 	ck_assert_uint_le(la.snapshot_version, la.version);
 	ck_assert_uint_eq(la.snapshot_version + la.replayed, la.version);
 	ck_assert_uint_eq(lb.replayed, lb.version);
@@ -219,11 +220,11 @@ static void check_generic(hist *h, const char *stream, const evs_at *at, evs_sta
 	h_ok(h, evs_state_load(h->st, stream, at, &got));
 	reference_state(h, stream, at, &want);
 	ck_assert_msg(got.len == want.len && memcmp(got.data, want.data, got.len) == 0 &&
-	              got.version == want.version && got.position == want.position,
-	              "%s: generic state of %s as of %d differs (version %llu vs %llu, %zu vs "
-	              "%zu bytes)", h->ctx, stream, at ? at->kind : 0,
-	              (unsigned long long)got.version, (unsigned long long)want.version,
-	              got.len, want.len);
+			      got.version == want.version && got.position == want.position,
+		      "%s: generic state of %s as of %d differs (version %llu vs %llu, %zu vs "
+		      "%zu bytes)",
+		      h->ctx, stream, at ? at->kind : 0, (unsigned long long)got.version,
+		      (unsigned long long)want.version, got.len, want.len);
 	evs_state_free(&want);
 	if (keep)
 		*keep = got;
@@ -259,14 +260,14 @@ static evs_aggregate *agg(evs_store *st, uint64_t every, uint32_t fmt)
 static void execute_random(hist *h)
 {
 	const char *stream = lnames[tu_rng_range(&h->r, 0, NLEDGER - 1)];
-	ledger_cmd c = { .id = ++h->next_cmd };
+	ledger_cmd c = {.id = ++h->next_cmd};
 	evs_execute_result res;
 
 	c.delta = (int64_t)tu_rng_range(&h->r, 0, 18) - 8;
 	c.notes = tu_rng_range(&h->r, 0, 9) < 2 ? (unsigned)tu_rng_range(&h->r, 1, 3) : 0;
 	int rc = evs_execute(h->snap, stream, &c, &res);
 	ck_assert_msg(rc == EVS_OK || rc == EVS_REJECTED, "%s: execute: %s: %s", h->ctx,
-	              evs_code_name(rc), evs_errmsg(h->st));
+		      evs_code_name(rc), evs_errmsg(h->st));
 }
 
 /* Across all histories: loads did start from snapshots, latest and as of. */
@@ -282,8 +283,10 @@ static void one_history(uint64_t seed, int iter)
 	memset(&h, 0, sizeof h);
 	h.seed = seed;
 	tu_rng_init(&h.r, seed);
-	snprintf(h.ctx, sizeof h.ctx, "history %d, seed %llu (replay: EVS_TEST_SEED=%llu "
-	         "EVS_TEST_ITERS=1)", iter, (unsigned long long)seed, (unsigned long long)seed);
+	snprintf(h.ctx, sizeof h.ctx,
+		 "history %d, seed %llu (replay: EVS_TEST_SEED=%llu "
+		 "EVS_TEST_ITERS=1)",
+		 iter, (unsigned long long)seed, (unsigned long long)seed);
 	char leaf[32];
 	snprintf(leaf, sizeof leaf, "h%d", iter);
 	tu_path(dir, sizeof dir, leaf);
@@ -306,7 +309,7 @@ static void one_history(uint64_t seed, int iter)
 			execute_random(&h);
 		else if (op < 56)
 			h_ok(&h, tu_append_simple(h.st, ls, EVS_ANY, "Foreign",
-			                             (size_t)tu_rng_range(&h.r, 1, 3), 0, 0, NULL));
+						  (size_t)tu_rng_range(&h.r, 1, 3), 0, 0, NULL));
 		else if (op < 66)
 			append_patch(&h, gs);
 		else if (op < 69)
@@ -319,7 +322,7 @@ static void one_history(uint64_t seed, int iter)
 			h_ok(&h, evs_state_snapshot(h.st, ls));
 		else if (op < 78)
 			h_ok(&h, evs_snapshot_prune(keep & 1 ? h.v2 : h.snap, all ? NULL : ls, keep,
-			                               NULL));
+						    NULL));
 		else if (op < 79)
 			h_ok(&h, evs_snapshot_clear(h.st, all ? NULL : ls, NULL));
 		else
@@ -352,8 +355,10 @@ static void one_history(uint64_t seed, int iter)
 		evs_loaded li;
 		h_ok(&h, evs_aggregate_load(h.snap, lnames[s], NULL, &after, &li));
 		ck_assert_uint_eq(li.snapshot_version, 0);
-		ck_assert_msg(ledger_equal(&after, &before[s]), "%s: %s changed when the snapshots "
-		              "were deleted", h.ctx, lnames[s]);
+		ck_assert_msg(ledger_equal(&after, &before[s]),
+			      "%s: %s changed when the snapshots "
+			      "were deleted",
+			      h.ctx, lnames[s]);
 		evs_aggregate_release(h.snap, &after);
 		evs_aggregate_release(h.snap, &before[s]);
 	}
@@ -361,9 +366,9 @@ static void one_history(uint64_t seed, int iter)
 		evs_state after;
 		h_ok(&h, evs_state_load(h.st, gnames[s], NULL, &after));
 		ck_assert_msg(after.len == gbefore[s].len &&
-		              memcmp(after.data, gbefore[s].data, after.len) == 0 &&
-		              after.version == gbefore[s].version,
-		              "%s: %s changed when the snapshots were deleted", h.ctx, gnames[s]);
+				      memcmp(after.data, gbefore[s].data, after.len) == 0 &&
+				      after.version == gbefore[s].version,
+			      "%s: %s changed when the snapshots were deleted", h.ctx, gnames[s]);
 		evs_state_free(&after);
 		evs_state_free(&gbefore[s]);
 	}
@@ -387,10 +392,11 @@ START_TEST(test_replay_equals_snapshot_then_replay)
 
 	for (int i = 0; i < iters; i++)
 		one_history(base + (uint64_t)i, i);
-	fprintf(stderr, "%d histories: %llu ledger loads, %llu from a snapshot (%llu of them "
-	        "as of)\n", iters, (unsigned long long)total_loads,
-	        (unsigned long long)total_from_snapshot,
-	        (unsigned long long)total_asof_from_snapshot);
+	fprintf(stderr,
+		"%d histories: %llu ledger loads, %llu from a snapshot (%llu of them "
+		"as of)\n",
+		iters, (unsigned long long)total_loads, (unsigned long long)total_from_snapshot,
+		(unsigned long long)total_asof_from_snapshot);
 	if (iters >= 10) {
 		ck_assert_uint_gt(total_from_snapshot, 0);
 		ck_assert_uint_gt(total_asof_from_snapshot, 0);

@@ -52,8 +52,8 @@
 #include "bank.h"
 
 #define SNAPSHOT_EVERY 100
-#define MAX_THREADS 64
-#define TMPFS_MAGIC_ 0x01021994
+#define MAX_THREADS    64
+#define TMPFS_MAGIC_   0x01021994
 
 struct config {
 	bool quick, keep;
@@ -201,8 +201,8 @@ static void account_name(char *out, size_t len, uint64_t i)
 
 /* Loads per second of `agg` for at least `secs`; at: NULL, or as of
  * positions cycling over [lo, hi]. */
-static double loads_per_sec(evs_store *st, evs_aggregate *agg, double secs, bool as_of,
-                            uint64_t lo, uint64_t hi, uint64_t *replayed)
+static double loads_per_sec(evs_store *st, evs_aggregate *agg, double secs, bool as_of, uint64_t lo,
+			    uint64_t hi, uint64_t *replayed)
 {
 	int64_t t0 = now_ns(), deadline = t0 + (int64_t)(secs * 1e9);
 	uint64_t n = 0, p = lo;
@@ -212,9 +212,10 @@ static double loads_per_sec(evs_store *st, evs_aggregate *agg, double secs, bool
 	*replayed = 0;
 	do {
 		for (int k = 0; k < 16; k++) {
-			evs_at at = { .kind = EVS_AT_POSITION, .position = p };
-			check(evs_aggregate_load(agg, "account-load", as_of ? &at : NULL, &acc, &li), st,
-			      "evs_aggregate_load");
+			evs_at at = {.kind = EVS_AT_POSITION, .position = p};
+			check(evs_aggregate_load(agg, "account-load", as_of ? &at : NULL, &acc,
+						 &li),
+			      st, "evs_aggregate_load");
 			evs_aggregate_release(agg, &acc);
 			*replayed += li.replayed;
 			n++;
@@ -279,7 +280,7 @@ static double figure_loads(const struct config *cf)
 struct runner {
 	pthread_t th;
 	bank *bk;
-	uint64_t accounts;        /* 1: "account-00000" only */
+	uint64_t accounts; /* 1: "account-00000" only */
 	uint64_t seed;
 	int64_t deadline;
 	uint64_t done, attempts, gave_up;
@@ -302,7 +303,7 @@ static void *runner_main(void *arg)
 		x ^= x >> 7;
 		x ^= x << 17;
 		account_name(name, sizeof name, r->accounts > 1 ? x % r->accounts : 0);
-		bank_cmd c = { .op = BANK_DEPOSIT, .account = name, .amount = 1 };
+		bank_cmd c = {.op = BANK_DEPOSIT, .account = name, .amount = 1};
 		evs_execute_result res;
 		int rc = bank_execute(r->bk, &c, &res);
 		r->attempts += res.attempts;
@@ -313,7 +314,7 @@ static void *runner_main(void *arg)
 		} else {
 			r->bad_rc = rc;
 			snprintf(r->bad, sizeof r->bad, "execute on \"%s\": %s: %s", name,
-			         evs_code_name(rc), evs_errmsg(r->bk->store));
+				 evs_code_name(rc), evs_errmsg(r->bk->store));
 			break;
 		}
 	}
@@ -322,7 +323,7 @@ static void *runner_main(void *arg)
 
 /* Commands/s of n threads for `secs`; *conflicts gets retried rounds. */
 static double run_execs(bank *bk, int n, uint64_t accounts, double secs, uint64_t seed,
-                        uint64_t *conflicts, uint64_t *gave_up)
+			uint64_t *conflicts, uint64_t *gave_up)
 {
 	static struct runner rs[MAX_THREADS];
 	uint64_t done = 0, attempts = 0;
@@ -387,10 +388,12 @@ static double figure_execute(const struct config *cf)
 			conf_many1 += conf;
 			gave_many1 += gave;
 			one1[r] = run_execs(&bk, 1, cf->accounts, cf->seconds, s + 2, &conf, &gave);
-			many1[r] = run_execs(&bk, n, cf->accounts, cf->seconds, s + 3, &conf, &gave);
+			many1[r] =
+				run_execs(&bk, n, cf->accounts, cf->seconds, s + 3, &conf, &gave);
 			conf_manyN += conf;
 		} else {
-			many1[r] = run_execs(&bk, n, cf->accounts, cf->seconds, s + 3, &conf, &gave);
+			many1[r] =
+				run_execs(&bk, n, cf->accounts, cf->seconds, s + 3, &conf, &gave);
 			conf_manyN += conf;
 			one1[r] = run_execs(&bk, 1, cf->accounts, cf->seconds, s + 2, &conf, &gave);
 			manyN[r] = run_execs(&bk, n, 1, cf->seconds, s + 1, &conf, &gave);
@@ -406,13 +409,13 @@ static double figure_execute(const struct config *cf)
 	printf("    1 account,   1 thread  %8s commands/s  (%.2f ms per command)\n", num(a, b1),
 	       1e3 / a);
 	printf("    1 account,  %2d threads %8s commands/s  = %.1fx; %s version conflicts "
-	       "retried, %s gave up\n", n, num(b, b1), b / a, num((double)conf_many1, b2),
-	       num((double)gave_many1, name));
+	       "retried, %s gave up\n",
+	       n, num(b, b1), b / a, num((double)conf_many1, b2), num((double)gave_many1, name));
 	printf("    %s accounts, 1 thread  %8s commands/s\n", num((double)cf->accounts, b2),
 	       num(c, b1));
 	printf("    %s accounts, %2d threads %8s commands/s  = %.1fx the 1-thread figure "
-	       "(%s conflicts)\n", num((double)cf->accounts, b2), n, num(d, b1), d / c,
-	       num((double)conf_manyN, name));
+	       "(%s conflicts)\n",
+	       num((double)cf->accounts, b2), n, num(d, b1), d / c, num((double)conf_manyN, name));
 	print_rounds("1 account, 1 thread", oneN, cf->rounds, "/s");
 	print_rounds("1 account, N threads", manyN, cf->rounds, "/s");
 	print_rounds("N accounts, 1 thread", one1, cf->rounds, "/s");
@@ -429,23 +432,25 @@ static void usage(FILE *f)
 {
 	fputs("usage: bench_aggregate [--quick] [--seconds S] [--rounds N] [--events N]\n"
 	      "                       [--accounts N] [--threads N] [--seed N] [--dir D] "
-	      "[--keep]\n", f);
+	      "[--keep]\n",
+	      f);
 }
 
 int main(int argc, char **argv)
 {
-	struct config cf = { .seconds = 2, .rounds = 3, .events = 10000, .accounts = 10000,
-	                     .threads = 16 };
-	static const struct option opts[] = {
-		{ "quick", no_argument, NULL, 'q' },   { "seconds", required_argument, NULL, 's' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "events", required_argument, NULL, 'e' },
-		{ "accounts", required_argument, NULL, 'a' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "seed", required_argument, NULL, 'S' },  { "dir", required_argument, NULL, 'd' },
-		{ "keep", no_argument, NULL, 'k' },        { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
+	struct config cf = {
+		.seconds = 2, .rounds = 3, .events = 10000, .accounts = 10000, .threads = 16};
+	static const struct option opts[] = {{"quick", no_argument, NULL, 'q'},
+					     {"seconds", required_argument, NULL, 's'},
+					     {"rounds", required_argument, NULL, 'r'},
+					     {"events", required_argument, NULL, 'e'},
+					     {"accounts", required_argument, NULL, 'a'},
+					     {"threads", required_argument, NULL, 't'},
+					     {"seed", required_argument, NULL, 'S'},
+					     {"dir", required_argument, NULL, 'd'},
+					     {"keep", no_argument, NULL, 'k'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	struct timespec ts;
 	int c;
 
@@ -483,7 +488,8 @@ int main(int argc, char **argv)
 		base = "/tmp";
 	snprintf(root, sizeof root, "%s/bench-aggregate-XXXXXX", base);
 	if (mkdtemp(root) == NULL) {
-		fprintf(stderr, "bench_aggregate: mkdtemp under \"%s\": %s\n", base, strerror(errno));
+		fprintf(stderr, "bench_aggregate: mkdtemp under \"%s\": %s\n", base,
+			strerror(errno));
 		return 1;
 	}
 
@@ -496,14 +502,16 @@ int main(int argc, char **argv)
 	print_load("at start");
 	printf("seed:    %" PRIu64 " (--seed %" PRIu64 ")\n", cf.seed, cf.seed);
 	printf("options: events %" PRIu64 ", accounts %" PRIu64 ", threads %d, seconds %.2f per "
-	       "round, rounds %d (median)%s\n\n", cf.events, cf.accounts, cf.threads, cf.seconds,
-	       cf.rounds, cf.quick ? ", --quick" : "");
+	       "round, rounds %d (median)%s\n\n",
+	       cf.events, cf.accounts, cf.threads, cf.seconds, cf.rounds,
+	       cf.quick ? ", --quick" : "");
 
 	double load_speedup = figure_loads(&cf);
 	double exec_scale = figure_execute(&cf);
 
 	print_load("at end");
-	printf("verdict: floors of issue 3%s\n", cf.quick ? " (--quick: sizes too small to judge)" : "");
+	printf("verdict: floors of issue 3%s\n",
+	       cf.quick ? " (--quick: sizes too small to judge)" : "");
 	printf("  load with a snapshot every 100 <= 1/20 of pure replay   1/%-6.0f   %s\n",
 	       load_speedup, load_speedup >= 20 ? "ok" : "BELOW");
 	printf("  %d threads, distinct aggregates >= 5x one thread        %6.1fx    %s\n",
