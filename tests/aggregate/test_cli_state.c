@@ -2,7 +2,8 @@
  * test_cli_state.c - "evs state STREAM [--as-of TIME | --at-position N]":
  * the printed JSON (stream, version, position, state), as-of by time and
  * position, a stream without events, a state JSON cannot show, and usage
- * errors. Runs the program named by $EVS_STATE_BIN.
+ * errors. Runs "$EVS_STATE_BIN state ..." (the evs tool, or the
+ * standalone evs-state built from cmd_state.c).
  */
 #include <string.h>
 #include <sys/wait.h>
@@ -15,7 +16,7 @@ static int run(char *out, size_t cap, const char *args)
 	const char *bin = getenv("EVS_STATE_BIN");
 	char cmd[2 * PATH_MAX + 4096];
 	ck_assert_msg(bin != NULL && *bin, "EVS_STATE_BIN is not set");
-	snprintf(cmd, sizeof cmd, "'%s' --store '%s' %s 2>/dev/null", bin, tu_dir, args);
+	snprintf(cmd, sizeof cmd, "'%s' state --store '%s' %s 2>/dev/null", bin, tu_dir, args);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, cap - 1, f);
@@ -129,7 +130,7 @@ START_TEST(test_no_store)
 	char out[256];
 	const char *bin = getenv("EVS_STATE_BIN");
 	char cmd[2 * PATH_MAX + 64];
-	snprintf(cmd, sizeof cmd, "'%s' --store '%s/missing' doc 2>/dev/null", bin, tu_dir);
+	snprintf(cmd, sizeof cmd, "'%s' state --store '%s/missing' doc 2>/dev/null", bin, tu_dir);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, sizeof out - 1, f);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The C example in README.md compiles against the built library and runs.
-# Args: README path, include dir, library dir.
+# Args: README path, include dir, library dir, meson's b_sanitize value.
 set -euo pipefail
-readme=$1 inc=$2 libdir=$3
+readme=$1 inc=$2 libdir=$3 sanitize=${4:-none}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 awk '/<!-- example: api -->/ {grab=1; next} grab && /^```c/ {on=1; next} on && /^```/ {exit} on {print}' \
@@ -10,7 +10,7 @@ awk '/<!-- example: api -->/ {grab=1; next} grab && /^```c/ {on=1; next} on && /
 [ -s "$work/example.c" ] || { echo "no example found in $readme"; exit 1; }
 # a sanitized library needs a sanitized program (the runtime must come first)
 san=()
-ldd "$libdir/libevstore.so" | grep -q libasan && san=(-fsanitize=address,undefined)
+[ "$sanitize" = none ] || san=(-fsanitize="$sanitize")
 cc "${san[@]}" -std=c11 -Wall -Wextra -Werror -I"$inc" "$work/example.c" -o "$work/example" \
   -L"$libdir" -Wl,-rpath,"$libdir" -levstore $(pkg-config --cflags --libs msgpack)
 out=$("$work/example" "$work/store")
