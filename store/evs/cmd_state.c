@@ -13,18 +13,11 @@
  * version V's event (0 and {} when the stream had no events then). A state
  * holding values JSON cannot show (bin, ext, float32, non-string keys) is
  * printed as "state_msgpack":"<base64>" instead.
- *
- * Wiring: the command is cli_cmd_state (for cli_commands[] in main.c,
- * declared in cli.h); cmd_state() runs it on its own for callers that
- * dispatch by function.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-extern const struct cli_command cli_cmd_state;
-int cmd_state(int argc, char **argv);
 
 enum { OPT_AS_OF, OPT_AT_POSITION };
 
@@ -144,12 +137,3 @@ const struct cli_command cli_cmd_state = {
 	.on_option = on_option,
 	.run = run,
 };
-
-int cmd_state(int argc, char **argv)
-{
-	const char *store_path = getenv("EVS_STORE");
-
-	if (!store_path || store_path[0] == '\0')
-		store_path = CLI_DEFAULT_STORE;
-	return cli_run_command(&cli_cmd_state, store_path, argc, argv);
-}
