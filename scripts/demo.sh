@@ -3,8 +3,8 @@
 # create a store in a temporary directory, append events (one at a time and
 # as an atomic batch), show optimistic concurrency and idempotent retries,
 # read streams and the global log, ask what the store looked like at an
-# earlier time, follow the commit stream from another process, and verify
-# the store. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
+# earlier time, follow the commit stream from another process, verify the
+# store, then run the bank-account aggregates and an auditor's as-of query. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -71,6 +71,15 @@ cat "$EVS_STORE.tail"
 
 step "verify every index against the log"
 show "$evs" verify
+
+step "aggregates: the bank example (examples/bank) decides commands against replayed accounts"
+bank=$(dirname "$EVS_STORE")/bank
+"$PWD/build/examples/bank/bank-demo" "$bank" | tee "$bank.out"
+moment=$(sed -n 's/.*the auditor.s moment: \([^)]*\)).*/\1/p' "$bank.out")
+
+step "an auditor asks the store for account-alice now and as of $moment (no domain code: merge-patch fold)"
+show "$evs" --store "$bank" state account-alice
+show "$evs" --store "$bank" state account-alice --as-of "$moment"
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"
