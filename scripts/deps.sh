@@ -6,6 +6,8 @@ EVS_PACKAGES=(
   liblmdb-dev lmdb-utils libmsgpack-dev libjson-c-dev uuid-dev
   check libsubunit-dev
   python3 python3-lmdb python3-msgpack
+  postgresql libpq-dev
+  clang libclang-rt-14-dev
 )
 
 evs_install_deps() {

@@ -9,8 +9,9 @@
  * and idempotency outcome; a request refused writes nothing) and commits
  * once, so one sync covers every batch in the group. Then it hands the
  * results back and lets a waiting caller lead the next group, which
- * gathered while this one was syncing. Across processes LMDB's writer lock
- * serializes the groups.
+ * gathered while this one was syncing (and which first waits, briefly, for
+ * callers still on their way in: see gather()). Across processes LMDB's
+ * writer lock serializes the groups.
  *
  * A request's checks run before any of its writes, so a refused request
  * needs no rollback; only LMDB failures undo the whole group. MDB_MAP_FULL
@@ -42,6 +43,7 @@ typedef struct evs__req {
 	size_t n;
 	slot *ev;
 	evs__buf tails;
+	uint32_t *type_versions;  /* resolved by the schema registry, or NULL */
 	/* outcome, written by the leader */
 	int rc;
 	evs_append_result res;
@@ -121,6 +123,11 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 			                 "event %zu: metadata is not a valid msgpack map: %s", i, why);
 	}
 
+	/* schemas (schema/registry.c): validate here, in the caller's thread */
+	int rc = evs__schema_prepare(s, events, n, &q->type_versions);
+	if (rc != EVS_OK)
+		return rc;
+
 	q->n = n;
 	q->ev = calloc(n, sizeof *q->ev);
 	if (q->ev == NULL)
@@ -131,8 +138,10 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 		else
 			memcpy(q->ev[i].id, events[i].id, 16);
 		q->ev[i].off = q->tails.len;
-		if (evs__record_tail(&q->tails, q->stream, q->stream_len, &events[i],
-		                     q->ev[i].id) != 0)
+		evs_event_in e = events[i];
+		if (q->type_versions)
+			e.type_version = q->type_versions[i];
+		if (evs__record_tail(&q->tails, q->stream, q->stream_len, &e, q->ev[i].id) != 0)
 			return evs__fail(s, EVS_NOMEM, "out of memory");
 		q->ev[i].len = q->tails.len - q->ev[i].off;
 	}
@@ -269,7 +278,7 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
 
 	q->res.first_position = *last_pos + 1;
 	for (size_t i = 0; i < q->n; i++) {
-		uint8_t pk[8], sv[16];
+		uint8_t pk[8];
 		uint64_t version = cur + 1 + i;
 		MDB_val k = { 8, pk }, v = { EVS__RECORD_HEAD + q->ev[i].len, NULL };
 
@@ -281,11 +290,8 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
 		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off,
 		       q->ev[i].len);
 
-		evs__put_u64(sv, version);
-		evs__put_u64(sv + 8, pos);
-		MDB_val sk = { q->stream_len, (void *)q->stream }, svv = { 16, sv };
-		if ((rc = mdb_put(txn, s->streams, &sk, &svv, MDB_NODUPDATA)) != 0)
-			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+		if ((rc = evs__sx_put(s, txn, q->stream, q->stream_len, version, pos)) != 0)
+			return rc;
 
 		MDB_val ik = { 16, q->ev[i].id }, iv = { 8, pk };
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
@@ -426,26 +432,6 @@ static bool run_group(evs_store *s, evs__req *group)
 	return wrote;
 }
 
-/* The second half of a durable commit, outside the writer's critical
- * section (see evs__sync_meta). A failure is reported to every caller of
- * the group: their events are committed but not known to be on disk, and
- * a retry with the same ids is answered idempotently once they are. */
-static void finish_group(evs_store *s, evs__req *group)
-{
-	int rc = evs__sync_meta(s);
-
-	if (rc == 0) {
-		evs__notify_wake(&s->notify);
-		return;
-	}
-	for (evs__req *q = group; q; q = q->next)
-		if (q->rc == EVS_OK && !q->res.idempotent)
-			outcome(q, evs__code_of_mdb(rc),
-			        "events committed to store \"%s\" but could not be synced: %s",
-			        s->path, mdb_strerror(rc));
-	evs__notify_wake(&s->notify);
-}
-
 /* Take queued requests up to EVS_GROUP_BYTES (at least one). gc_mu held. */
 static evs__req *take_group(evs_store *s)
 {
@@ -461,8 +447,50 @@ static evs__req *take_group(evs_store *s)
 	s->queue_head = q;
 	if (q == NULL)
 		s->queue_tail = NULL;
+	for (evs__req *g = head; g != q; g = g->next)
+		s->queued--;
 	last->next = NULL;
 	return head;
+}
+
+/*
+ * Before taking the queue, a new leader waits while other callers are
+ * still on their way in (inside evs_append() but not queued yet: the
+ * previous group's callers coming back with their next batch, or callers
+ * still encoding). Without this the appenders split into two cohorts that
+ * alternate, each half as large as the crowd, and pay twice the syncs. The
+ * wait ends as soon as everyone inside is queued, and lasts at most half a
+ * recent commit (PostgreSQL's commit_delay, made adaptive). A lone caller
+ * never waits.
+ */
+static void gather(evs_store *s)
+{
+	struct timespec dl;
+	int64_t wait_ns;
+
+	if (s->queued >= __atomic_load_n(&s->appenders, __ATOMIC_ACQUIRE))
+		return;
+	wait_ns = s->commit_ns / 2;
+	if (wait_ns < 20000)
+		wait_ns = 20000;
+	if (wait_ns > 2000000)
+		wait_ns = 2000000;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (dl.tv_nsec + wait_ns) / 1000000000;
+	dl.tv_nsec = (dl.tv_nsec + wait_ns) % 1000000000;
+	s->gathering = true;
+	while (s->queued < __atomic_load_n(&s->appenders, __ATOMIC_ACQUIRE))
+		if (pthread_cond_timedwait(&s->gather_cv, &s->gc_mu, &dl) != 0)
+			break;
+	s->gathering = false;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int evs_append(evs_store *s, const char *stream, uint64_t expected,
@@ -478,6 +506,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected,
 		return EVS_INVALID;
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
+	__atomic_add_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
 	if ((rc = prepare(s, &q, stream, expected, events, n)) != EVS_OK)
 		goto out;
 
@@ -494,28 +523,32 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected,
 	else
 		s->queue_head = &q;
 	s->queue_tail = &q;
+	s->queued++;
+	if (s->gathering)
+		pthread_cond_signal(&s->gather_cv);
 	while (!q.done) {
-		/* taken but not done: a former leader is still syncing our group */
+		/* taken but not done: another leader is committing our request */
 		if (!s->leader_active && !q.taken) {
 			s->leader_active = true;
+			gather(s);
 			evs__req *group = take_group(s);
 			pthread_mutex_unlock(&s->gc_mu);
+			int64_t t0 = mono_ns();
 			bool wrote = run_group(s, group);
-			/* the next group may start while this one syncs its meta page */
-			pthread_mutex_lock(&s->gc_mu);
-			s->leader_active = false;
-			if (s->queue_head)
-				pthread_cond_signal(&s->queue_head->cv);
-			pthread_mutex_unlock(&s->gc_mu);
 			if (wrote)
-				finish_group(s, group);
+				evs__notify_wake(&s->notify);
 			pthread_mutex_lock(&s->gc_mu);
+			if (wrote)
+				s->commit_ns += (mono_ns() - t0 - s->commit_ns) / 8;
 			for (evs__req *g = group, *next; g; g = next) {
 				next = g->next;  /* g may return and vanish once done */
 				g->done = true;
 				if (g != &q)
 					pthread_cond_signal(&g->cv);
 			}
+			s->leader_active = false;
+			if (s->queue_head)  /* gathered meanwhile: it leads next */
+				pthread_cond_signal(&s->queue_head->cv);
 			continue;
 		}
 		pthread_cond_wait(&q.cv, &s->gc_mu);
@@ -529,6 +562,8 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected,
 	if (rc != EVS_OK)
 		evs__fail_msg(s, rc, q.msg);
 out:
+	__atomic_sub_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
+	free(q.type_versions);
 	free(q.ev);
 	evs__buf_free(&q.tails);
 	return rc;

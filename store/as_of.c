@@ -5,8 +5,8 @@
  * per commit (recorded_at u64 BE -> last position of the commit), so the
  * last position recorded at or before T is one B-tree seek: the entry
  * before the first key > T. A stream's version as of position P is a
- * bisection over its entries in "streams" (version and position rise
- * together), each probe a B-tree seek: O(log^2 n) page touches at worst,
+ * bisection over its versions in "streams" (version and position rise
+ * together), each probe a B-tree lookup: O(log^2 n) page touches at worst,
  * never a scan.
  */
 #include <string.h>
@@ -51,7 +51,6 @@ static int position_at_txn(evs_store *s, MDB_txn *txn, int64_t t, uint64_t *posi
 static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
                           uint64_t p, uint64_t *version, uint64_t *position)
 {
-	MDB_cursor *c;
 	uint64_t head_v, head_p, lo, hi;
 	int rc;
 
@@ -66,24 +65,17 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 		*position = head_p;
 		return 0;
 	}
-	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
-		return rc;
 	/* invariant: position(lo) <= p (or lo = 0), position(hi) > p */
 	lo = 0;
 	hi = head_v;
 	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		uint8_t want[16] = { 0 };
-		MDB_val k = { len, (void *)stream }, v = { 16, want };
+		uint64_t mid = lo + (hi - lo) / 2, mp;
 
-		evs__put_u64(want, mid);
-		rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-		if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size != 16 ||
-		                                       evs__get_u64(v.mv_data) != mid)))
+		rc = evs__sx_get(s, txn, stream, len, mid, &mp);
+		if (rc == MDB_NOTFOUND)
 			rc = MDB_CORRUPTED;  /* versions are contiguous */
 		if (rc)
 			break;
-		uint64_t mp = evs__get_u64((uint8_t *)v.mv_data + 8);
 		if (mp <= p) {
 			lo = mid;
 			*position = mp;
@@ -91,7 +83,6 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 			hi = mid;
 		}
 	}
-	mdb_cursor_close(c);
 	if (rc == 0)
 		*version = lo;
 	if (lo == 0)

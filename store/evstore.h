@@ -87,7 +87,12 @@ extern "C" {
 	XX(NO_STORE, 21, "store does not exist")                           \
 	XX(FULL, 22, "no space left")                                      \
 	XX(RESTORE_ORDER, 23, "restored event does not continue the store") \
-	XX(REJECTED, 24, "command rejected")
+	XX(REJECTED, 24, "command rejected")                               \
+	XX(SCHEMA_VIOLATION, 25, "data does not match the event's schema")  \
+	XX(UNKNOWN_TYPE, 26, "event type has no schema")                   \
+	XX(BAD_SCHEMA, 27, "invalid schema document")                      \
+	XX(SCHEMA_INCOMPATIBLE, 28, "schema version is not compatible")   \
+	XX(SCHEMA_EXISTS, 29, "schema version already registered differently")
 
 typedef enum evs_code {
 #define EVS__ENUM(name, value, text) EVS_##name = value,
@@ -230,6 +235,11 @@ typedef struct evs_append_result {
  *   EVS_EVENT_TOO_LARGE, EVS_BATCH_TOO_LARGE, EVS_EMPTY_BATCH
  *                      bad input, the message names the event's index in
  *                      the batch; nothing written
+ *   EVS_SCHEMA_VIOLATION, EVS_UNKNOWN_TYPE
+ *                      data breaks its type's schema (the message names the
+ *                      event's index, the JSON path and the rule), or the
+ *                      type or stated version has no schema where one is
+ *                      needed (see "Schemas" below); nothing written
  * Failures: EVS_IO, EVS_NOMEM, EVS_FULL, EVS_BUSY, EVS_READONLY, EVS_CORRUPT.
  *
  * Returns once the batch is durable as the store's sync mode promises.
@@ -600,6 +610,126 @@ int evs_state_snapshot(evs_store *store, const char *stream);
  * each (EVS_BAD_DATA otherwise). out->version and position are 0. */
 int evs_merge_patch(const void *target, size_t target_len, const void *patch,
                     size_t patch_len, evs_state *out);
+
+/* =====================================================================
+ * Schemas (schema/)
+ *
+ * A schema document describes one version of one event type, in JSON:
+ *
+ *   {"type": "MoneyDeposited", "version": 2,
+ *    "schema": { JSON Schema subset, see schema/README.md },
+ *    "upcast": [ steps from version 1, see below ] }
+ *
+ * The store keeps a registry of documents (sub-database "schemas", see
+ * docs/FORMAT.md), so every process and reader sees the same schemas.
+ * When an event's type has schemas, evs_append() validates its data
+ * against the version the event states (type_version), or the latest
+ * version when it states none (0), and stores that version number. A
+ * violation refuses the whole batch (EVS_SCHEMA_VIOLATION) and the message
+ * names the event's index, the JSON path and the rule:
+ *   event 2: data at "$.amount" breaks rule "minimum" of schema
+ *   "MoneyDeposited" version 1: -5 is less than 1
+ * Types without schemas are accepted or refused (EVS_UNKNOWN_TYPE) as the
+ * store's setting says (evs_schema_set_unknown).
+ *
+ * Versions of a type are 1, 2, 3, ... without gaps. Version k+1 is added
+ * only if it is a compatible change of k (it only adds optional
+ * properties) or comes with an upcaster from k: declarative steps, or
+ * "upcast": "hook" for a C function registered with
+ * evs_upcaster_register() by every process that reads upcast events.
+ * Upcast steps, applied to the top level of the data map in order:
+ *   {"op": "rename",  "from": "a", "to": "b"}
+ *   {"op": "add",     "field": "a", "value": <JSON default>}
+ *   {"op": "remove",  "field": "a"}
+ *   {"op": "convert", "field": "a", "rule": R}   R: "to-string",
+ *       "to-integer", "to-number", or {"multiply": N} (integers)
+ * Upcasting never changes stored bytes: a reader asks for an event in its
+ * type's latest version and gets a converted copy.
+ * ===================================================================== */
+
+#define EVS_MAX_SCHEMA_BYTES (256u << 10) /* one schema document */
+#define EVS_MAX_SCHEMA_DEPTH 16           /* nesting inside "schema" */
+#define EVS_MAX_SCHEMA_PROPS 256          /* properties of one object */
+#define EVS_MAX_SCHEMA_VERSION 10000      /* versions of one type */
+
+/* A parsed, compiled schema document; immutable, any thread may use it. */
+typedef struct evs_schema evs_schema;
+
+/* Parse and compile a schema document of len bytes. EVS_BAD_SCHEMA with
+ * the reason (and where) in err, EVS_NOMEM. */
+int evs_schema_parse(const char *json, size_t len, evs_schema **out,
+                     char *err, size_t errlen);
+void evs_schema_free(evs_schema *schema);
+/* The document's type (NUL-terminated) and version. */
+const char *evs_schema_type(const evs_schema *schema);
+uint32_t evs_schema_version(const evs_schema *schema);
+/* Validate a msgpack payload: EVS_OK, or EVS_SCHEMA_VIOLATION with
+ * 'at "$.path" breaks rule "name": detail' in err (err may be NULL). */
+int evs_schema_validate(const evs_schema *schema, const void *data,
+                        size_t len, char *err, size_t errlen);
+
+/* Register a document (idempotent for the same document). Outcomes:
+ * EVS_BAD_SCHEMA, EVS_SCHEMA_INCOMPATIBLE (version k+1 is neither a
+ * compatible change nor has an upcaster; or a version is skipped),
+ * EVS_SCHEMA_EXISTS (that version holds another document). */
+int evs_schema_add(evs_store *store, const char *json, size_t len);
+/* What evs_schema_add would answer, writing nothing. */
+int evs_schema_check(evs_store *store, const char *json, size_t len);
+
+/* The stored document of type's version (0 = latest): *json is
+ * NUL-terminated, freed with evs_schema_text_free(). EVS_NOT_FOUND. */
+int evs_schema_get(evs_store *store, const char *type, uint32_t version,
+                   char **json, size_t *len);
+void evs_schema_text_free(char *json);
+
+typedef struct evs_schema_entry {
+	evs_str type;
+	uint32_t version;
+	int upcast;                  /* 0 none, 1 declarative, 2 C hook */
+	const char *json;            /* the document, not NUL-terminated */
+	size_t json_len;
+} evs_schema_entry;
+
+/* Call fn for every registered document, by type then version (views
+ * valid during the call; fn must not call the library). A non-zero
+ * return from fn stops the walk and is returned. */
+int evs_schema_list(evs_store *store,
+                    int (*fn)(void *ctx, const evs_schema_entry *entry),
+                    void *ctx);
+
+enum evs_unknown_types {
+	EVS_UNKNOWN_ACCEPT = 0,      /* default: types without schemas pass */
+	EVS_UNKNOWN_REFUSE = 1       /* they are refused: EVS_UNKNOWN_TYPE */
+};
+/* The store's setting for types without schemas (kept in the store). */
+int evs_schema_set_unknown(evs_store *store, int policy);
+int evs_schema_get_unknown(evs_store *store, int *policy);
+
+/* A C upcaster from version `from` of `type` to from + 1: write the new
+ * data map into out (evs_sink_write). Registered per handle (not stored);
+ * it takes precedence over declarative steps of that version. */
+typedef int (*evs_upcast_fn)(void *ctx, const evs_event *event,
+                             evs_sink *out);
+int evs_upcaster_register(evs_store *store, const char *type, uint32_t from,
+                          evs_upcast_fn fn, void *ctx);
+
+/* Buffers of upcast events: one per reader thread. */
+typedef struct evs_upcaster evs_upcaster;
+int evs_upcaster_new(evs_store *store, evs_upcaster **out);
+void evs_upcaster_free(evs_upcaster *u);
+/*
+ * *out = *in upcast to the latest version of its type: data and
+ * type_version replaced, the rest the same. Events already latest, or of
+ * types without schemas, are copied as they are. out->data is valid until
+ * the next call on u. May be called from an aggregate's apply().
+ * Failures: EVS_UNKNOWN_TYPE (a step needs a C hook that is not
+ * registered), EVS_CORRUPT (a step does not fit the data), EVS_NOMEM.
+ */
+int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out);
+/* Make an iterator return events upcast (on = 1) from its next call. */
+int evs_iter_upcast(evs_iter *it, int on);
+
+/* ===================================================================== */
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,8 @@ void evs__notify_wait(const evs__notify *n, uint32_t seq, int timeout_ms);
 /* ---- the store handle ----------------------------------------------- */
 
 struct evs__req;
+struct evs__schemas;
+struct evs__sc_hook;
 
 struct evs_store {
 	MDB_env *env;
@@ -89,8 +91,23 @@ struct evs_store {
 	pthread_mutex_t gc_mu;
 	struct evs__req *queue_head, *queue_tail;
 	bool leader_active;
+	unsigned queued;           /* requests in the queue */
+	unsigned appenders;        /* callers inside evs_append() (atomic) */
+	bool gathering;            /* the leader waits in gather_cv */
+	pthread_cond_t gather_cv;  /* CLOCK_MONOTONIC */
+	int64_t commit_ns;         /* moving average of a group's commit */
 
 	evs__notify notify;
+
+	/* Schema registry (schema/registry.c): dbi 0 when absent (an older
+	 * store opened read-only); a cache of the compiled registry, reloaded
+	 * when the commit counter moved and the registry's generation in
+	 * "meta" changed; C upcasters registered on this handle. */
+	MDB_dbi schemas;
+	pthread_mutex_t schema_mu;
+	struct evs__schemas *schema_cache;
+	uint32_t schema_seq;
+	struct evs__sc_hook *schema_hooks;
 };
 
 /* ---- error.c ----------------------------------------------------------- */
@@ -117,8 +134,6 @@ int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
-/* Finish a durable commit: 0 or an errno (see store.c). */
-int evs__sync_meta(evs_store *s);
 int64_t evs__now_ns(void);
 int evs__check_name(const char *name, size_t *len);
 
@@ -156,7 +171,22 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why);
 
 /* ---- read.c ------------------------------------------------------------ */
 
-/* Stream index value: version u64 BE | position u64 BE. */
+/* ---- stream_index.c: (stream, version) -> position ------------------- */
+
+size_t evs__sx_key(uint8_t *out, const char *stream, size_t len, uint64_t version);
+bool evs__sx_split(const MDB_val *k, size_t *stream_len, uint64_t *version);
+int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
+                uint64_t version, uint64_t position);
+int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
+                uint64_t version, uint64_t *position);
+/* Position cursor c on the stream's entry at version `from` (forward: the
+ * first at or after; backward: the last at or before) / step on. 0 with
+ * version and position, MDB_NOTFOUND past the stream's end. */
+int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from,
+                 int dir, uint64_t *version, uint64_t *position);
+int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir,
+                 uint64_t *version, uint64_t *position);
+/* The stream's last version and its position; MDB_NOTFOUND if none. */
 int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream,
                          size_t len, uint64_t *version, uint64_t *position);
 
@@ -174,10 +204,22 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 void evs__filter_free(evs__filter *f);
 bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
 
+/* ---- schema/registry.c --------------------------------------------------- */
+
+/* Validate a batch against the registry (in the caller's thread, before it
+ * is queued). On EVS_OK, *versions is NULL or a malloc'ed array of the
+ * type version to store for each event (the latest when it stated 0). */
+int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n,
+                        uint32_t **versions);
+/* Free the cache and hooks (evs_close). */
+void evs__schema_close(evs_store *s);
+
 /* ---- meta keys ---------------------------------------------------------- */
 
 #define EVS__META_FORMAT "format"
 #define EVS__META_STREAMS "streams"
 #define EVS__META_CREATED "created_at"
+#define EVS__META_SCHEMA_GEN "schema_gen"
+#define EVS__META_SCHEMA_UNKNOWN "schema_unknown"
 
 #endif /* EVS_INTERNAL_H */

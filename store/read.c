@@ -3,8 +3,7 @@
  *
  * An iterator owns one read transaction for its whole life, so it sees one
  * consistent snapshot and hands out zero-copy views into the map. Reading a
- * stream walks its entries in "streams" (DUPSORT, key stream id, values
- * version u64 BE | position u64 BE, sorted by version) and fetches each
+ * stream walks its entries in "streams" (stream_index.c) and fetches each
  * record by position. Reading all walks "events" in key order; filters look
  * at the decoded view, which costs no allocation.
  */
@@ -25,33 +24,10 @@ struct evs_iter {
 	uint64_t from;
 	char *stream;
 	size_t stream_len;
+	uint8_t key[8];
 	evs__filter filter;
+	evs_upcaster *up;         /* evs_iter_upcast(): events in their latest version */
 };
-
-int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
-                         uint64_t *version, uint64_t *position)
-{
-	MDB_cursor *c;
-	MDB_val k = { len, (void *)stream }, v;
-	int rc;
-
-	*version = *position = 0;
-	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
-		return rc;
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-	if (rc == 0)
-		rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-	if (rc == 0) {
-		if (v.mv_size != 16) {
-			rc = MDB_CORRUPTED;
-		} else {
-			*version = evs__get_u64(v.mv_data);
-			*position = evs__get_u64((uint8_t *)v.mv_data + 8);
-		}
-	}
-	mdb_cursor_close(c);
-	return rc;
-}
 
 int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
 {
@@ -249,59 +225,46 @@ int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *f
 	return EVS_OK;
 }
 
-/* Position a cursor for a walk from key `want` (inclusive) in `dir`. */
-static int seek(MDB_cursor *c, MDB_val *k, MDB_val *v, int dir, bool to_last, MDB_cursor_op op,
-                int (*cmp)(const MDB_val *found, const MDB_val *want), const MDB_val *want)
-{
-	int rc;
-
-	if (dir == EVS_FORWARD)
-		return mdb_cursor_get(c, k, v, op);
-	if (to_last)
-		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_LAST : MDB_LAST_DUP);
-	rc = mdb_cursor_get(c, k, v, op);
-	if (rc == MDB_NOTFOUND)  /* past the end: start at the last */
-		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_LAST : MDB_LAST_DUP);
-	if (rc == 0 && cmp(op == MDB_SET_RANGE ? k : v, want) > 0)
-		return mdb_cursor_get(c, k, v, op == MDB_SET_RANGE ? MDB_PREV : MDB_PREV_DUP);
-	return rc;
-}
-
-static int cmp_first8(const MDB_val *found, const MDB_val *want)
-{
-	return memcmp(found->mv_data, want->mv_data, 8);
-}
-
+/* The next entry: for all events, (position key, record); for a stream,
+ * (position key, nothing) from the stream index (stream_index.c). */
 static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 {
-	uint8_t want[16] = { 0 };
-	MDB_val w = { 0, want };
-	uint64_t from = it->from;
+	uint64_t from = it->from, version, pos;
+	bool first = !it->started;
+	int rc;
 
-	if (it->started) {
-		MDB_cursor_op op = it->kind == KIND_ALL
-		        ? (it->dir == EVS_FORWARD ? MDB_NEXT : MDB_PREV)
-		        : (it->dir == EVS_FORWARD ? MDB_NEXT_DUP : MDB_PREV_DUP);
-		return mdb_cursor_get(it->cur, k, v, op);
-	}
 	it->started = true;
 	if (from == 0 && it->dir == EVS_FORWARD)
 		from = 1;
-	bool to_last = it->dir == EVS_BACKWARD && from == EVS_ANY;
-	evs__put_u64(want, from);
-	if (it->kind == KIND_ALL) {
-		w.mv_size = 8;
-		*k = w;
-		return seek(it->cur, k, v, it->dir, to_last, MDB_SET_RANGE, cmp_first8, &w);
-	}
-	k->mv_size = it->stream_len;
-	k->mv_data = it->stream;
-	int rc = mdb_cursor_get(it->cur, k, v, MDB_SET);
-	if (rc)
+	if (it->kind == KIND_STREAM) {
+		rc = first ? evs__sx_seek(it->cur, it->stream, it->stream_len, from, it->dir,
+		                          &version, &pos)
+		           : evs__sx_step(it->cur, it->stream, it->stream_len, it->dir, &version,
+		                          &pos);
+		if (rc == 0) {
+			evs__put_u64(it->key, pos);
+			k->mv_size = 8;
+			k->mv_data = it->key;
+			v->mv_size = 0;
+		}
 		return rc;
-	w.mv_size = 16;
-	*v = w;
-	return seek(it->cur, k, v, it->dir, to_last, MDB_GET_BOTH_RANGE, cmp_first8, &w);
+	}
+	if (!first)
+		return mdb_cursor_get(it->cur, k, v, it->dir == EVS_FORWARD ? MDB_NEXT : MDB_PREV);
+	if (it->dir == EVS_BACKWARD && from == EVS_ANY)
+		return mdb_cursor_get(it->cur, k, v, MDB_LAST);
+	evs__put_u64(it->key, from);
+	k->mv_size = 8;
+	k->mv_data = it->key;
+	rc = mdb_cursor_get(it->cur, k, v, MDB_SET_RANGE);
+	if (it->dir == EVS_FORWARD)
+		return rc;
+	/* backward: the event at `from`, else the one before it */
+	if (rc == MDB_NOTFOUND)
+		return mdb_cursor_get(it->cur, k, v, MDB_LAST);
+	if (rc == 0 && evs__get_u64(k->mv_data) > from)
+		return mdb_cursor_get(it->cur, k, v, MDB_PREV);
+	return rc;
 }
 
 int evs_iter_next(evs_iter *it, evs_event *ev)
@@ -321,11 +284,9 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 			goto end;
 		if (rc)
 			return evs__fail_mdb(it->s, rc, "could not read events");
+		if (rc == MDB_CORRUPTED)
+			return evs__fail(it->s, EVS_CORRUPT, "malformed stream index entry");
 		if (it->kind == KIND_STREAM) {
-			if (v.mv_size != 16)
-				return evs__fail(it->s, EVS_CORRUPT, "malformed stream index entry");
-			k.mv_size = 8;
-			k.mv_data = (uint8_t *)v.mv_data + 8;
 			if ((rc = mdb_get(it->txn, it->s->events, &k, &v)) != 0)
 				return evs__fail(it->s, EVS_CORRUPT,
 				                 "stream index points at missing position %llu",
@@ -339,6 +300,8 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 			                 (unsigned long long)pos);
 		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))
 			continue;
+		if (it->up && (rc = evs_upcast(it->up, ev, ev)) != EVS_OK)
+			return rc;
 		it->count++;
 		return EVS_OK;
 	}
@@ -355,6 +318,19 @@ void evs_iter_free(evs_iter *it)
 		mdb_cursor_close(it->cur);
 	evs__read_end(it->s, it->txn);
 	evs__filter_free(&it->filter);
+	evs_upcaster_free(it->up);
 	free(it->stream);
 	free(it);
+}
+
+int evs_iter_upcast(evs_iter *it, int on)
+{
+	if (it == NULL)
+		return EVS_INVALID;
+	if (!on) {
+		evs_upcaster_free(it->up);
+		it->up = NULL;
+		return EVS_OK;
+	}
+	return it->up ? EVS_OK : evs_upcaster_new(it->s, &it->up);
 }

@@ -121,7 +121,7 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 			rc = ENOMEM;
 			goto out;
 		}
-		uint8_t pk[8], sv[16], tk[8];
+		uint8_t pk[8], tk[8];
 		evs__put_u64(pk, e->position);
 		k.mv_size = 8;
 		k.mv_data = pk;
@@ -131,10 +131,7 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 		evs__record_head(v.mv_data, e->recorded_at, e->version);
 		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, tail.ptr, tail.len);
 
-		evs__put_u64(sv, e->version);
-		evs__put_u64(sv + 8, e->position);
-		MDB_val sk = { e->stream.len, stream }, svv = { 16, sv };
-		if ((rc = mdb_put(txn, s->streams, &sk, &svv, MDB_NODUPDATA)) != 0)
+		if ((rc = evs__sx_put(s, txn, stream, e->stream.len, e->version, e->position)) != 0)
 			goto out;
 		iv.mv_size = 8;
 		iv.mv_data = pk;
@@ -185,8 +182,6 @@ int evs_restore(evs_store *s, const evs_event *events, size_t n)
 		rc = restore_txn(s, txn, events, n, &code, &wrote);
 		if (rc == 0 && code == EVS_OK && wrote) {
 			rc = evs__write_commit(s, txn);
-			if (rc == 0)
-				rc = evs__sync_meta(s);
 		} else {
 			evs__read_end(s, txn);
 		}

@@ -84,24 +84,15 @@ static bool parse_val(const MDB_val *v, snap_val *out)
 	return true;
 }
 
-/* Is (version, position) still an entry of the stream? */
+/* Is (version, position) still an entry of the stream? The snapshot key
+ * k has the stream index's key layout (stream_index.c). */
 static int matches_stream(evs_store *s, MDB_txn *txn, const MDB_val *k, uint64_t position,
 			  bool *match)
 {
-	MDB_cursor *c;
-	uint8_t ent[16];
-	MDB_val sk = {k->mv_size - 9, k->mv_data}, sv = {16, ent};
-	int rc;
+	MDB_val v;
+	int rc = mdb_get(txn, s->streams, (MDB_val *)k, &v);
 
-	*match = false;
-	memcpy(ent, (const uint8_t *)k->mv_data + k->mv_size - 8, 8);
-	evs__put_u64(ent + 8, position);
-	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
-		return rc;
-	rc = mdb_cursor_get(c, &sk, &sv, MDB_GET_BOTH);
-	mdb_cursor_close(c);
-	if (rc == 0)
-		*match = true;
+	*match = rc == 0 && v.mv_size == 8 && evs__get_u64(v.mv_data) == position;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -196,8 +187,6 @@ static int put_durable(evs_store *s, MDB_val *k, MDB_val *v)
 		rc = mdb_put(txn, s->snapshots, k, v, 0);
 		if (rc == 0) {
 			rc = evs__write_commit(s, txn);
-			if (rc == 0)
-				rc = evs__sync_meta(s);
 		} else {
 			evs__read_end(s, txn);
 		}
@@ -383,8 +372,6 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j, 
 			evs__read_end(s, txn);
 		} else {
 			mrc = evs__write_commit(s, txn);
-			if (mrc == 0)
-				mrc = evs__sync_meta(s);
 			if (mrc)
 				goto failed;
 			if (removed)

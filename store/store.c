@@ -87,7 +87,7 @@ static int open_dbs(evs_store *s, bool create)
 		return evs__fail_mdb(NULL, rc, "could not begin transaction");
 	if ((rc = mdb_dbi_open(txn, "meta", flags, &s->meta)) ||
 	    (rc = mdb_dbi_open(txn, "events", flags, &s->events)) ||
-	    (rc = mdb_dbi_open(txn, "streams", flags | MDB_DUPSORT | MDB_DUPFIXED, &s->streams)) ||
+	    (rc = mdb_dbi_open(txn, "streams", flags, &s->streams)) ||
 	    (rc = mdb_dbi_open(txn, "event_ids", flags, &s->ids)) ||
 	    (rc = mdb_dbi_open(txn, "time", flags, &s->time))) {
 		mdb_txn_abort(txn);
@@ -109,6 +109,15 @@ static int open_dbs(evs_store *s, bool create)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"snapshots\"");
 	}
 
+	/* The schema registry (schema/registry.c), also within format 1. */
+	rc = mdb_dbi_open(txn, "schemas", s->opts.read_only ? 0 : MDB_CREATE, &s->schemas);
+	if (rc == MDB_NOTFOUND) {
+		s->schemas = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"schemas\"");
+	}
+
 	MDB_val k = { strlen(EVS__META_FORMAT), EVS__META_FORMAT }, v;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == MDB_NOTFOUND && !s->opts.read_only) {
@@ -124,8 +133,6 @@ static int open_dbs(evs_store *s, bool create)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
-		if (!rc)
-			rc = evs__sync_meta(s);
 		if (rc)
 			return evs__fail_mdb(NULL, rc, "could not write store format");
 		return EVS_OK;
@@ -197,6 +204,12 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	pthread_rwlock_init(&s->map_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->gc_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->gather_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&s->schema_mu, NULL);
 	if (s->path == NULL) {
 		rc = evs__fail(NULL, EVS_NOMEM, "out of memory");
 		goto fail;
@@ -235,8 +248,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		else if (stat(data, &st) != 0)
 			mdb_env_set_mapsize(s->env, EVS_DEFAULT_MAP);
 	}
-	/* EVS_SYNC_FULL syncs the meta page itself: see evs__sync_meta() */
-	if (s->opts.sync == EVS_SYNC_META || s->opts.sync == EVS_SYNC_FULL)
+	if (s->opts.sync == EVS_SYNC_META)
 		flags |= MDB_NOMETASYNC;
 	else if (s->opts.sync == EVS_SYNC_NONE)
 		flags |= MDB_NOSYNC;
@@ -278,7 +290,10 @@ void evs_close(evs_store *s)
 	evs__notify_close(&s->notify);
 	if (s->env)
 		mdb_env_close(s->env);
+	pthread_cond_destroy(&s->gather_cv);
 	pthread_mutex_destroy(&s->gc_mu);
+	evs__schema_close(s);
+	pthread_mutex_destroy(&s->schema_mu);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->path);
 	free(s);
@@ -351,21 +366,6 @@ int evs__grow(evs_store *s, bool adopt)
 	}
 	pthread_rwlock_unlock(&s->map_lock);
 	return rc ? evs__fail_mdb(s, rc, "could not grow the map") : EVS_OK;
-}
-
-/*
- * A durable store is opened with MDB_NOMETASYNC, so mdb_txn_commit() syncs
- * the data pages and writes the meta page, and this syncs the meta page:
- * the same two syncs in the same order as LMDB's default, but the second
- * runs after LMDB's writer lock is released, so the next commit group
- * builds its transaction meanwhile. Nobody is told "committed" before it
- * returns.
- */
-int evs__sync_meta(evs_store *s)
-{
-	if (s->opts.sync != EVS_SYNC_FULL)
-		return 0;
-	return mdb_env_sync(s->env, 1);
 }
 
 static int txn_begin(evs_store *s, unsigned flags, MDB_txn **txn)

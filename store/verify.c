@@ -51,7 +51,7 @@ static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
 
 static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 {
-	MDB_cursor *c, *sc;
+	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t expect = 1;
 	int64_t prev_rec = 0;
@@ -59,10 +59,6 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 
 	if ((rc = mdb_cursor_open(txn, s->events, &c)) != 0)
 		return rc;
-	if ((rc = mdb_cursor_open(txn, s->streams, &sc)) != 0) {
-		mdb_cursor_close(c);
-		return rc;
-	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev;
@@ -91,11 +87,9 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 		}
 		prev_rec = ev.recorded_at;
 
-		uint8_t want[16];
-		evs__put_u64(want, ev.version);
-		evs__put_u64(want + 8, pos);
-		MDB_val sk = { ev.stream.len, (void *)ev.stream.ptr }, sv = { 16, want };
-		if (mdb_cursor_get(sc, &sk, &sv, MDB_GET_BOTH) != 0)
+		uint64_t ip;
+		if (evs__sx_get(s, txn, ev.stream.ptr, ev.stream.len, ev.version, &ip) != 0 ||
+		    ip != pos)
 			problem(vc, "streams: \"%.*s\" version %llu at position %llu is not indexed",
 			        (int)ev.stream.len, ev.stream.ptr, ULL(ev.version), ULL(pos));
 
@@ -113,7 +107,6 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 			problem(vc, "time: no entry for the last commit (position %llu)",
 			        ULL(expect - 1));
 	}
-	mdb_cursor_close(sc);
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -130,28 +123,28 @@ static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev;
-		size_t dups = 0;
+		size_t slen;
+		uint64_t ver;
 
-		mdb_cursor_count(c, &dups);
-		if (v.mv_size != 16) {
+		if (!evs__sx_split(&k, &slen, &ver) || v.mv_size != 8) {
 			problem(vc, "streams: malformed entry");
 			continue;
 		}
-		uint64_t ver = evs__get_u64(v.mv_data), pos = evs__get_u64((uint8_t *)v.mv_data + 8);
+		uint64_t pos = evs__get_u64(v.mv_data);
 		entries++;
 		if (ver == 1) {
 			streams++;
 			version = 0;
 		}
 		if (ver != version + 1)
-			problem(vc, "streams: \"%.*s\" jumps from version %llu to %llu",
-			        (int)k.mv_size, (char *)k.mv_data, ULL(version), ULL(ver));
+			problem(vc, "streams: \"%.*s\" jumps from version %llu to %llu", (int)slen,
+			        (char *)k.mv_data, ULL(version), ULL(ver));
 		version = ver;
-		if (!event_at(s, txn, pos, &ev) || ev.version != ver || ev.stream.len != k.mv_size ||
-		    memcmp(ev.stream.ptr, k.mv_data, k.mv_size) != 0)
+		if (!event_at(s, txn, pos, &ev) || ev.version != ver || ev.stream.len != slen ||
+		    memcmp(ev.stream.ptr, k.mv_data, slen) != 0)
 			problem(vc, "streams: \"%.*s\" version %llu points at position %llu, "
-			        "which is not that event", (int)k.mv_size, (char *)k.mv_data,
-			        ULL(ver), ULL(pos));
+			        "which is not that event", (int)slen, (char *)k.mv_data, ULL(ver),
+			        ULL(pos));
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)

@@ -6,13 +6,19 @@
  *   bank-demo [STORE_DIR]        (default ./bank-data; created if missing)
  *
  * Prints what it does, then the moment to give "evs state --as-of".
+ * The store validates the bank's events against schemas/ (*.json)
+ * ($BANK_SCHEMAS overrides the directory); the last part shows a
+ * malformed event refused and an old AccountOpened read upcast.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <msgpack.h>
+
 #include "bank.h"
+#include "bank_schemas.h"
 
 static void rfc3339(int64_t ns, char out[40])
 {
@@ -64,6 +70,54 @@ static void show(bank *b, const char *account, const evs_at *at, const char *lab
 	       (unsigned long long)li.version, (unsigned long long)li.position);
 }
 
+/* A malformed event refused; an AccountOpened of version 1 read as 2. */
+static void schemas_at_work(evs_store *store)
+{
+	static const char bad[] = "\x81\xa6" "amount" "\xa3" "ten";     /* {"amount":"ten"} */
+	static const char old[] = "\x81\xa5" "owner" "\xa5" "Carol";     /* {"owner":"Carol"} */
+	evs_event_in ev = {.type = "MoneyDeposited", .data = bad, .data_len = sizeof bad - 1};
+	evs_iter *it;
+	evs_event e, up;
+	char text[256];
+	int rc;
+
+	printf("\nschemas at work:\n");
+	rc = evs_append(store, "account-alice", EVS_ANY, &ev, 1, NULL);
+	printf("  refused   deposit {\"amount\":\"ten\"}: %s: %s\n", evs_code_name(rc),
+	       evs_errmsg(store));
+	/* an account opened before currencies existed: written as version 1 */
+	ev = (evs_event_in){.type = "AccountOpened", .type_version = 1, .data = old,
+			    .data_len = sizeof old - 1};
+	if (evs_append(store, "account-carol", EVS_ANY, &ev, 1, NULL) != EVS_OK ||
+	    evs_read_stream(store, "account-carol", 1, EVS_FORWARD, 1, &it) != EVS_OK) {
+		fprintf(stderr, "bank-demo: %s\n", evs_errmsg(store));
+		exit(1);
+	}
+	if (evs_iter_next(it, &e) == EVS_OK) {
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, e.data, e.data_len, NULL) == MSGPACK_UNPACK_SUCCESS)
+			msgpack_object_print_buffer(text, sizeof text, u.data);
+		printf("  stored    AccountOpened v%u %s\n", e.type_version, text);
+		msgpack_unpacked_destroy(&u);
+	}
+	evs_iter_free(it);
+	/* the same event, asked for in the latest version */
+	if (evs_read_stream(store, "account-carol", 1, EVS_FORWARD, 1, &it) == EVS_OK &&
+	    evs_iter_upcast(it, 1) == EVS_OK && evs_iter_next(it, &up) == EVS_OK) {
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		if (msgpack_unpack_next(&u, up.data, up.data_len, NULL) == MSGPACK_UNPACK_SUCCESS)
+			msgpack_object_print_buffer(text, sizeof text, u.data);
+		printf("  upcast    AccountOpened v%u %s\n", up.type_version, text);
+		msgpack_unpacked_destroy(&u);
+	} else {
+		fprintf(stderr, "bank-demo: upcast: %s\n", evs_errmsg(store));
+		exit(1);
+	}
+	evs_iter_free(it);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "./bank-data";
@@ -83,7 +137,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	printf("commands:\n");
+	const char *schemas = getenv("BANK_SCHEMAS") ? getenv("BANK_SCHEMAS") : BANK_SCHEMA_DIR;
+	printf("schemas (%s):\n", schemas);
+	if ((rc = bank_register_schemas(store, schemas, stdout)) != EVS_OK ||
+	    (rc = evs_schema_set_unknown(store, EVS_UNKNOWN_REFUSE)) != EVS_OK) {
+		fprintf(stderr, "bank-demo: schemas: %s\n", evs_errmsg(store));
+		return 1;
+	}
+
+	printf("\ncommands:\n");
 	step(&b, "open account-alice", bank_open(&b, "account-alice", "Alice"));
 	step(&b, "open account-bob", bank_open(&b, "account-bob", "Bob"));
 	step(&b, "deposit 100.00 to account-alice", bank_deposit(&b, "account-alice", 10000));
@@ -115,6 +177,8 @@ int main(int argc, char **argv)
 	printf("\nthe same with the evs tool (generic merge-patch state):\n"
 	       "  evs --store %s state account-alice --as-of %s\n",
 	       dir, when);
+
+	schemas_at_work(store);
 
 	bank_close_handle(&b);
 	evs_close(store);

@@ -291,6 +291,9 @@ extern const struct cli_command cli_cmd_export;
 extern const struct cli_command cli_cmd_import;
 extern const struct cli_command cli_cmd_verify;
 extern const struct cli_command cli_cmd_state;
+extern const struct cli_command cli_cmd_migrate; /* issue 5: PostgreSQL */
+extern const struct cli_command cli_cmd_project;
+extern const struct cli_command cli_cmd_schema;
 
 /* Shared option helpers of read and tail: --type and --prefix lists. */
 struct cli_strlist {

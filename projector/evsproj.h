@@ -1,0 +1,197 @@
+/*
+ * evsproj.h - libevsproj: PostgreSQL read models fed from an evstore.
+ *
+ * Internal to the evstore tree (not installed): linked by evs-projector,
+ * the evs tool (evs migrate, evs project) and the postgres tests. libpq
+ * stays out of libevstore; everything that speaks to PostgreSQL is here.
+ *
+ * Conventions: functions return EVP_OK (0) or an EVP_* code; the message
+ * of the last failure on a handle is evp_errmsg() (PostgreSQL's voice:
+ * lowercase, names quoted, no trailing period). The library never prints:
+ * it logs through the evp_log_fn the host installs.
+ *
+ * Exactly-once: a batch of events and the projection's checkpoint are
+ * written in one PostgreSQL transaction (the checkpoint update checks the
+ * position it expects, so two writers can never both advance it); after a
+ * crash the projector resumes after the committed checkpoint. A session
+ * advisory lock per projection keeps a second instance out.
+ */
+#ifndef EVSPROJ_H
+#define EVSPROJ_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "evstore.h"
+
+#define EVP_ERRNO_MAP(XX)                                             \
+	XX(OK, 0, "success")                                          \
+	XX(CONNECT, 1, "could not connect to the server")             \
+	XX(SQL, 2, "statement failed")                                \
+	XX(EDITED, 3, "applied migration was edited")                 \
+	XX(IO, 4, "input/output error")                               \
+	XX(NOMEM, 5, "out of memory")                                 \
+	XX(LOCKED, 6, "projection is running elsewhere")              \
+	XX(STORE, 7, "event store error")                             \
+	XX(SYNTAX, 8, "syntax error in projection file")              \
+	XX(INVALID, 9, "invalid argument")                            \
+	XX(STOPPED, 10, "stopped")
+
+enum {
+#define EVP__ENUM(name, value, text) EVP_##name = value,
+	EVP_ERRNO_MAP(EVP__ENUM)
+#undef EVP__ENUM
+};
+
+const char *evp_strerror(int code);
+
+enum evp_log_level { EVP_LOG_ERROR, EVP_LOG_WARNING, EVP_LOG_INFO, EVP_LOG_DEBUG };
+typedef void (*evp_log_fn)(void *ctx, int level, const char *message);
+
+/* ---------------------------------------------------------------------
+ * Migrations (migrate.c)
+ *
+ * Files NNNN_name.sql in a directory, applied in version order, each in
+ * its own transaction together with its row in evs.schema_migrations
+ * (version, name, checksum = hex SHA-256 of the file computed by
+ * PostgreSQL's sha256(), applied_at). An applied file whose checksum
+ * changed stops the runner (EVP_EDITED) before anything is applied. Two
+ * runners at once serialize on a session advisory lock.
+ * ------------------------------------------------------------------- */
+
+#define EVP_MIGRATE_LOCK 0x65767300 /* advisory lock key ("evs\0") */
+
+typedef struct evp_migrate_result {
+	int applied; /* files applied by this call */
+	int total;   /* files in the directory */
+} evp_migrate_result;
+
+int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
+		evp_migrate_result *result, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------
+ * Declared projections (rules.c)
+ *
+ * A projection file:
+ *
+ *     # comment
+ *     projection bank
+ *     tables bank.accounts bank.ledger
+ *     on AccountOpened
+ *     INSERT INTO bank.accounts (id, owner, balance)
+ *     VALUES (:stream, :data.owner, 0);
+ *     on Deposited
+ *     UPDATE bank.accounts SET balance = balance + :data.amount::numeric
+ *      WHERE id = :stream;
+ *
+ * "on TYPE" starts the statements of one event type; each statement ends
+ * with ';' at the end of a line. Named parameters: :stream, :version,
+ * :position, :type, :type_version, :recorded_at, :occurred_at, :event_id,
+ * :correlation_id, :causation_id, :data, :metadata, and paths into the
+ * payload :data.a.b[0].c (also :metadata.x). They become $n parameters
+ * sent as text with their type inferred by PostgreSQL from the statement
+ * (cast them, ":data.amount::numeric", where the context does not say):
+ * strings as is, numbers in decimal, booleans true/false, maps and arrays
+ * as JSON, nil or a missing path as NULL. Nothing is pasted into SQL.
+ * ------------------------------------------------------------------- */
+
+typedef struct evp_rules evp_rules;
+
+int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen);
+void evp_rules_free(evp_rules *rules);
+const char *evp_rules_name(const evp_rules *rules);
+
+/* ---------------------------------------------------------------------
+ * The projector (projector.c)
+ * ------------------------------------------------------------------- */
+
+typedef struct evp_config {
+	const char *store_path;
+	const char *dsn;
+	const char *projection;     /* checkpoint name; default from rules or "builtin" */
+	const char *rules_path;     /* declared projection file, or NULL */
+	const char *migrations_dir; /* NULL: do not migrate */
+	bool builtin;               /* write the built-in event log (evs.events) */
+	bool builtin_state;         /* with builtin: also evs.state and evs.state_history */
+	bool dead_letter;           /* park failing events instead of stopping */
+	int batch_max;              /* events per transaction */
+	int batch_wait_ms;          /* live: wait this long to fill a batch */
+	int retry_max_ms;           /* backoff ceiling while PostgreSQL is away */
+	bool once;                  /* catch up to the head, then return */
+	volatile sig_atomic_t *stop; /* set by the host (signal handler) */
+	evp_log_fn log;
+	void *log_ctx;
+	int log_level;
+	/* Optional: called after each committed batch (benchmarks, tests). */
+	void (*on_commit)(void *ctx, uint64_t first, uint64_t last);
+	void *commit_ctx;
+} evp_config;
+
+void evp_config_init(evp_config *cfg);
+
+typedef struct evp_stats {
+	uint64_t events;      /* applied by this run */
+	uint64_t batches;
+	uint64_t checkpoint;  /* last committed position */
+	uint64_t reconnects;
+	uint64_t dead_letters;
+} evp_stats;
+
+/* Run until the store's head is reached (cfg->once) or *cfg->stop is set.
+ * EVP_OK, EVP_STOPPED (stop requested), or a failure with err filled. */
+int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen);
+
+/* Whether a failed result means "the server went away or asked us to
+ * retry" (connection lost, class 08, 57P0x shutdown, 40001/40P01, or a
+ * client-side error without SQLSTATE) rather than "this SQL is wrong". */
+bool evp_retryable(PGconn *conn, const PGresult *res);
+
+/* ---------------------------------------------------------------------
+ * msgpack -> JSON (mpjson.c), PostgreSQL text formats (pgtext.c)
+ * ------------------------------------------------------------------- */
+
+typedef struct evp_buf {
+	char *ptr;
+	size_t len, cap;
+	bool oom;
+} evp_buf;
+
+void evp_buf_free(evp_buf *b);
+void evp_buf_putn(evp_buf *b, const void *p, size_t n);
+void evp_buf_puts(evp_buf *b, const char *s);
+void evp_buf_putc(evp_buf *b, char c);
+void evp_buf_printf(evp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* NUL-terminate (not counted in len); false if out of memory. */
+bool evp_buf_cstr(evp_buf *b);
+
+/* JSON text of one msgpack value. Values without a JSON form become:
+ * bin and ext as base64 strings, non-finite floats as null, non-string
+ * map keys as their JSON text. -1 on malformed msgpack. */
+int evp_msgpack_to_json(evp_buf *b, const void *p, size_t n);
+/* One JSON text to msgpack (json-c); -1 on a parse error. */
+int evp_json_to_msgpack(const char *text, size_t n, evp_buf *out);
+
+/* COPY text format: one field with \\, \n, \r, \t escaped; NULL is \N. */
+void evp_copy_field(evp_buf *b, const char *p, size_t n);
+/* An element of an array literal: quoted, \\ and \" escaped. */
+void evp_array_elem(evp_buf *b, const char *p, size_t n);
+/* COPY binary format: the header, a row's field count, and fields. */
+void evp_bin_header(evp_buf *b);
+void evp_bin_trailer(evp_buf *b);
+void evp_bin_row(evp_buf *b, int nfields);
+void evp_bin_null(evp_buf *b);
+void evp_bin_i32(evp_buf *b, int32_t v);
+void evp_bin_i64(evp_buf *b, int64_t v);
+void evp_bin_bytes(evp_buf *b, const void *p, size_t n); /* text, bytea, uuid */
+void evp_bin_time(evp_buf *b, int64_t ns);                /* timestamptz */
+void evp_bin_jsonb(evp_buf *b, const char *json, size_t n);
+/* timestamptz text of ns since the epoch (microseconds, UTC). */
+void evp_time_text(evp_buf *b, int64_t ns);
+void evp_uuid_text(evp_buf *b, const uint8_t id[16]);
+bool evp_uuid_is_nil(const uint8_t id[16]);
+
+#endif /* EVSPROJ_H */

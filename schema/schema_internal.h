@@ -1,0 +1,163 @@
+/*
+ * schema_internal.h - what the files of schema/ share (evs__ names): the
+ * compiled form of a schema document, a bounds-checked msgpack reader, and
+ * the per-handle cache of the store's registry. Not public.
+ */
+#ifndef EVS_SCHEMA_INTERNAL_H
+#define EVS_SCHEMA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "evstore.h"
+
+/* ---- compiled schemas (compile.c) ---------------------------------------- */
+
+enum { SC_NULL = 1, SC_BOOL = 2, SC_INT = 4, SC_NUM = 8, SC_STR = 16, SC_ARR = 32, SC_OBJ = 64 };
+enum { SC_FMT_NONE, SC_FMT_DATETIME, SC_FMT_UUID, SC_FMT_EMAIL };
+
+/* A scalar of an enum or const. */
+typedef struct sc_lit {
+	int kind; /* SC_NULL, SC_BOOL, SC_INT, SC_NUM, SC_STR */
+	bool b;
+	int64_t i; /* SC_INT */
+	double d;  /* SC_NUM (and SC_INT as double) */
+	char *s;   /* SC_STR */
+	size_t len;
+} sc_lit;
+
+typedef struct sc_bound {
+	bool set;
+	double d;
+} sc_bound;
+
+struct sc_prop;
+
+typedef struct sc_node {
+	unsigned types; /* SC_* bits; 0 = any type */
+	sc_lit *lits;   /* enum (or const: one literal) */
+	size_t nlits;
+	bool is_const;
+	int64_t min_len, max_len; /* -1 = none; in code points */
+	int format;
+	sc_bound min, max, xmin, xmax;
+	struct sc_prop *props; /* sorted by name bytes */
+	size_t nprops, nrequired;
+	bool additional;      /* additionalProperties: true or a schema */
+	struct sc_node *addl; /* that schema, or NULL */
+	struct sc_node *items;
+	int64_t min_items, max_items;
+} sc_node;
+
+typedef struct sc_prop {
+	char *name;
+	size_t len;
+	bool required;
+	sc_node *node; /* NULL: any value (only named by required) */
+} sc_prop;
+
+enum { UP_RENAME, UP_ADD, UP_REMOVE, UP_CONVERT };
+enum { CV_STRING, CV_INTEGER, CV_NUMBER, CV_MULTIPLY };
+
+typedef struct up_step {
+	int op;
+	uint8_t *key; /* packed msgpack str of "field" / "from" */
+	size_t key_len;
+	uint8_t *key2; /* rename: packed "to" */
+	size_t key2_len;
+	uint8_t *val; /* add: the packed default */
+	size_t val_len;
+	int rule;
+	int64_t factor;
+} up_step;
+
+enum { UPCAST_NONE = 0, UPCAST_STEPS = 1, UPCAST_HOOK = 2 };
+
+struct evs_schema {
+	char *type;
+	size_t type_len;
+	uint32_t version;
+	sc_node *root;
+	int upcast; /* UPCAST_* */
+	up_step *steps;
+	size_t nsteps;
+	char *canon; /* canonical JSON text of the document */
+	size_t canon_len;
+	json_object *doc; /* the parsed document */
+};
+
+/* A violation or a malformed payload found by evs__schema_validate. */
+typedef struct evs__verr {
+	char path[256];
+	const char *rule;
+	char detail[192];
+} evs__verr;
+
+/* 0 valid, 1 violation (err filled), -1 not well-formed msgpack. */
+int evs__schema_validate(const evs_schema *sc, const void *data, size_t len, evs__verr *err);
+/* Is version `next` a compatible change of `prev` (adds only optional
+ * properties)? If not, why says so. */
+bool evs__schema_compatible(const evs_schema *prev, const evs_schema *next, char *why,
+			    size_t whylen);
+/* Pack a JSON value as msgpack into a malloc'ed buffer; -1 if it has none. */
+int evs__json_pack(json_object *v, uint8_t **out, size_t *len);
+/* String formats, shared with tests. */
+bool evs__fmt_datetime(const char *s, size_t n);
+bool evs__fmt_uuid(const char *s, size_t n);
+bool evs__fmt_email(const char *s, size_t n);
+
+/* ---- msgpack reading without allocation --------------------------------- */
+
+enum { MK_NIL, MK_BOOL, MK_UINT, MK_NINT, MK_FLOAT, MK_STR, MK_BIN, MK_ARR, MK_MAP, MK_EXT };
+
+typedef struct mpv {
+	int kind;
+	bool b;
+	uint64_t u;         /* MK_UINT */
+	int64_t i;          /* MK_NINT (negative) */
+	double d;           /* MK_FLOAT */
+	const uint8_t *ptr; /* str/bin/ext body */
+	uint32_t n;         /* str/bin/ext length, array/map count */
+} mpv;
+
+/* Read one value's header at *p (bodies of str/bin/ext included); false
+ * if it does not fit in [*p, end) or uses 0xc1. */
+bool evs__mp_read(const uint8_t **p, const uint8_t *end, mpv *v);
+/* Skip one whole value. */
+bool evs__mp_skip(const uint8_t **p, const uint8_t *end);
+
+/* ---- the registry cache (registry.c) ------------------------------------- */
+
+typedef struct evs__sc_type {
+	char *name;
+	size_t len;
+	uint32_t nversions; /* versions 1..nversions */
+	evs_schema **v;     /* v[k - 1] is version k */
+} evs__sc_type;
+
+typedef struct evs__sc_hook {
+	struct evs__sc_hook *next;
+	char *type;
+	size_t len;
+	uint32_t from;
+	evs_upcast_fn fn;
+	void *ctx;
+} evs__sc_hook;
+
+typedef struct evs__schemas {
+	unsigned refs; /* under the store's schema_mu */
+	uint64_t gen;
+	int unknown;         /* enum evs_unknown_types */
+	evs__sc_type *types; /* sorted by (name bytes, length) */
+	size_t ntypes;
+} evs__schemas;
+
+/* A reference to the store's current registry, and its release. */
+int evs__schemas_get(evs_store *s, evs__schemas **out);
+void evs__schemas_put(evs_store *s, evs__schemas *c);
+const evs__sc_type *evs__schemas_find(const evs__schemas *c, const char *type, size_t len);
+
+#endif /* EVS_SCHEMA_INTERNAL_H */

@@ -1,0 +1,474 @@
+/*
+ * bench_projector.c - catch-up throughput of the projector beside
+ * PostgreSQL's own ceiling, and live lag under a steady append rate
+ * (issue 5, item 6). A benchmark, not a test: it asserts nothing about
+ * speed and exits non-zero only when a call fails.
+ *
+ *   ./build/tests/postgres/bench_projector [--events N] [--rate R]
+ *                                          [--seconds S] [--quick]
+ *
+ * Figures, each catch-up from an empty database (migrations applied
+ * before the clock starts) of the same N-event store (bank events: ~60%
+ * of them with two data fields, 100 accounts):
+ *
+ *   a  the event-log read model only (evs.events)
+ *   b  all built-in read models (events, state, state history)
+ *   c  the example projection only (projector/bank.projection)
+ *
+ * Ceiling: binary COPY of the same rows (the evs.events columns, data
+ * and metadata as jsonb) into an unindexed table, chunks of 50,000 rows
+ * per transaction, rows encoded before the clock runs: what PostgreSQL
+ * itself can take. Each figure is printed as events/s and as a ratio of
+ * the ceiling.
+ *
+ * Live: an appender appends one event per call at --rate events/s
+ * (EVS_SYNC_NONE, paced on an absolute schedule) while the projector
+ * follows (all built-in read models); lag of an event = the moment its
+ * batch's COMMIT returned - the moment before its append was called.
+ * p50/p99/max over all events of --seconds.
+ *
+ * The cluster is the test harness's (pgh.c) or $EVS_PG_DSN.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <msgpack.h>
+
+#include "evsproj.h"
+#include "model.h"
+#include "pgh.h"
+
+static int64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *what, const char *detail)
+{
+	fprintf(stderr, "bench_projector: %s: %s\n", what, detail);
+	pgh_stop();
+	exit(1);
+}
+
+static void migrate(const char *dsn)
+{
+	PGconn *c = PQconnectdb(dsn);
+	evp_migrate_result r;
+	char err[1024];
+
+	if (PQstatus(c) != CONNECTION_OK)
+		die("connect", PQerrorMessage(c));
+	if (evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err) != EVP_OK)
+		die("migrate", err);
+	PQfinish(c);
+}
+
+static double catch_up(const char *store, const char *dsn, bool builtin, bool state,
+		       const char *rules, int batch)
+{
+	evp_config cfg;
+	evp_stats st;
+	char err[2048];
+	int64_t t0;
+
+	migrate(dsn);
+	evp_config_init(&cfg);
+	cfg.store_path = store;
+	cfg.dsn = dsn;
+	cfg.builtin = builtin;
+	cfg.builtin_state = state;
+	cfg.rules_path = rules;
+	cfg.batch_max = batch;
+	cfg.once = true;
+	cfg.log_level = EVP_LOG_WARNING;
+	t0 = now_ns(CLOCK_MONOTONIC);
+	if (evp_run(&cfg, &st, err, sizeof err) != EVP_OK)
+		die("evp_run", err);
+	return (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+}
+
+/* --- the ceiling: binary COPY --------------------------------------- */
+
+static void put_i16(evp_buf *b, int v)
+{
+	unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+
+	evp_buf_putn(b, x, 2);
+}
+
+static void put_i32(evp_buf *b, int32_t v)
+{
+	unsigned char x[4] = {(unsigned char)((uint32_t)v >> 24), (unsigned char)((uint32_t)v >> 16),
+			      (unsigned char)((uint32_t)v >> 8), (unsigned char)v};
+
+	evp_buf_putn(b, x, 4);
+}
+
+static void put_i64(evp_buf *b, int64_t v)
+{
+	put_i32(b, (int32_t)(uint32_t)((uint64_t)v >> 32));
+	put_i32(b, (int32_t)(uint32_t)(uint64_t)v);
+}
+
+static void field_i64(evp_buf *b, int64_t v)
+{
+	put_i32(b, 8);
+	put_i64(b, v);
+}
+
+static void field_bytes(evp_buf *b, const void *p, size_t n)
+{
+	put_i32(b, (int32_t)n);
+	evp_buf_putn(b, p, n);
+}
+
+static void field_ts(evp_buf *b, int64_t ns)
+{
+	/* microseconds since 2000-01-01 */
+	field_i64(b, ns / 1000 - 946684800000000LL);
+}
+
+static void field_uuid(evp_buf *b, const uint8_t id[16])
+{
+	if (evp_uuid_is_nil(id))
+		put_i32(b, -1);
+	else
+		field_bytes(b, id, 16);
+}
+
+static void field_jsonb(evp_buf *b, const void *mp, size_t n, evp_buf *tmp)
+{
+	tmp->len = 0;
+	evp_buf_putc(tmp, 1); /* jsonb binary format version */
+	if (evp_msgpack_to_json(tmp, mp, n) < 0)
+		die("json", "malformed payload");
+	field_bytes(b, tmp->ptr, tmp->len);
+}
+
+static double ceiling(evs_store *s, const char *dsn, uint64_t events)
+{
+	static const char hdr[] = "PGCOPY\n\377\r\n";
+	PGconn *c = PQconnectdb(dsn);
+	evp_buf b = {0}, tmp = {0};
+	evs_iter *it;
+	evs_event ev;
+	uint64_t pos = 1;
+	double secs = 0;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		die("connect", PQerrorMessage(c));
+	PQclear(PQexec(c, "CREATE TABLE ceiling (position bigint, stream text, version bigint,"
+			  " type text, type_version integer, recorded_at timestamptz,"
+			  " recorded_at_ns bigint, occurred_at timestamptz, event_id uuid,"
+			  " correlation_id uuid, causation_id uuid, metadata jsonb, data jsonb)"));
+	while (pos <= events) {
+		int64_t t0;
+		PGresult *r;
+		size_t n = 0;
+
+		b.len = 0;
+		evp_buf_putn(&b, hdr, 11);
+		put_i32(&b, 0);
+		put_i32(&b, 0);
+		if (evs_read_all(s, pos, EVS_FORWARD, NULL, 50000, &it) != EVS_OK)
+			die("read", evs_errmsg(s));
+		while (evs_iter_next(it, &ev) == EVS_OK) {
+			put_i16(&b, 13);
+			field_i64(&b, (int64_t)ev.position);
+			field_bytes(&b, ev.stream.ptr, ev.stream.len);
+			field_i64(&b, (int64_t)ev.version);
+			field_bytes(&b, ev.type.ptr, ev.type.len);
+			put_i32(&b, 4);
+			put_i32(&b, (int32_t)ev.type_version);
+			field_ts(&b, ev.recorded_at);
+			field_i64(&b, ev.recorded_at);
+			if (ev.occurred_at)
+				field_ts(&b, ev.occurred_at);
+			else
+				put_i32(&b, -1);
+			field_bytes(&b, ev.id, 16);
+			field_uuid(&b, ev.correlation_id);
+			field_uuid(&b, ev.causation_id);
+			field_jsonb(&b, ev.metadata, ev.metadata_len, &tmp);
+			field_jsonb(&b, ev.data, ev.data_len, &tmp);
+			n++;
+		}
+		evs_iter_free(it);
+		put_i16(&b, -1);
+		if (b.oom)
+			die("ceiling", "out of memory");
+		t0 = now_ns(CLOCK_MONOTONIC);
+		PQclear(PQexec(c, "BEGIN"));
+		r = PQexec(c, "COPY ceiling FROM STDIN (FORMAT binary)");
+		if (PQresultStatus(r) != PGRES_COPY_IN)
+			die("copy", PQresultErrorMessage(r));
+		PQclear(r);
+		if (PQputCopyData(c, b.ptr, (int)b.len) != 1 || PQputCopyEnd(c, NULL) != 1)
+			die("copy", PQerrorMessage(c));
+		r = PQgetResult(c);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			die("copy", PQresultErrorMessage(r));
+		PQclear(r);
+		while ((r = PQgetResult(c)))
+			PQclear(r);
+		PQclear(PQexec(c, "COMMIT"));
+		secs += (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+		pos += n;
+	}
+	evp_buf_free(&b);
+	evp_buf_free(&tmp);
+	PQfinish(c);
+	return secs;
+}
+
+/* --- live lag -------------------------------------------------------- */
+
+struct live {
+	evs_store *store;
+	uint64_t base;        /* head before the run */
+	int64_t *started;     /* [i]: realtime ns before appending base+1+i */
+	int64_t *lag;         /* [i]: ns */
+	size_t n;
+	int rate;
+	atomic_size_t appended;
+	volatile sig_atomic_t stop;
+};
+
+static void on_commit(void *ctx, uint64_t first, uint64_t last)
+{
+	struct live *l = ctx;
+	int64_t t = now_ns(CLOCK_REALTIME);
+	uint64_t p;
+
+	for (p = first; p <= last; p++)
+		if (p > l->base && p - l->base - 1 < l->n)
+			l->lag[p - l->base - 1] = t - l->started[p - l->base - 1];
+}
+
+static void *appender(void *arg)
+{
+	struct live *l = arg;
+	int64_t t0 = now_ns(CLOCK_MONOTONIC), period = 1000000000LL / l->rate;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		int64_t due = t0 + (int64_t)i * period, now;
+		char data[32], stream[32];
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		evs_event_in in = {0};
+
+		while ((now = now_ns(CLOCK_MONOTONIC)) < due) {
+			struct timespec ts = {0, (long)(due - now)};
+
+			nanosleep(&ts, NULL);
+		}
+		snprintf(stream, sizeof stream, "live-%zu", i % 100);
+		snprintf(data, sizeof data, "n%zu", i);
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, 1);
+		msgpack_pack_str(&pk, 1);
+		msgpack_pack_str_body(&pk, "n", 1);
+		msgpack_pack_uint64(&pk, i);
+		in.type = "Ticked";
+		in.data = sb.data;
+		in.data_len = sb.size;
+		l->started[i] = now_ns(CLOCK_REALTIME);
+		if (evs_append(l->store, stream, EVS_ANY, &in, 1, NULL) != EVS_OK)
+			die("append", evs_errmsg(l->store));
+		msgpack_sbuffer_destroy(&sb);
+		atomic_store(&l->appended, i + 1);
+	}
+	return NULL;
+}
+
+struct runner {
+	evp_config cfg;
+	char err[2048];
+	int rc;
+};
+
+static void *run_projector(void *arg)
+{
+	struct runner *r = arg;
+
+	r->rc = evp_run(&r->cfg, NULL, r->err, sizeof r->err);
+	return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void live_lag(const char *dir, const char *dsn, evs_store *s, int rate, int seconds)
+{
+	struct live l;
+	struct runner r;
+	pthread_t ta, tp;
+	evs_store_info h;
+	size_t i;
+	int64_t t0;
+
+	memset(&l, 0, sizeof l);
+	memset(&r, 0, sizeof r);
+	if (evs_head(s, &h) != EVS_OK)
+		die("head", evs_errmsg(s));
+	l.store = s;
+	l.base = h.last_position;
+	l.rate = rate;
+	l.n = (size_t)rate * (size_t)seconds;
+	l.started = calloc(l.n, sizeof *l.started);
+	l.lag = calloc(l.n, sizeof *l.lag);
+	if (!l.started || !l.lag)
+		die("live", "out of memory");
+	for (i = 0; i < l.n; i++)
+		l.lag[i] = -1;
+	migrate(dsn);
+	evp_config_init(&r.cfg);
+	r.cfg.store_path = dir;
+	r.cfg.dsn = dsn;
+	r.cfg.log_level = EVP_LOG_WARNING;
+	r.cfg.stop = &l.stop;
+	r.cfg.on_commit = on_commit;
+	r.cfg.commit_ctx = &l;
+	/* catch up first, then measure */
+	{
+		evp_config once = r.cfg;
+		char err[2048];
+
+		once.once = true;
+		once.on_commit = NULL;
+		if (evp_run(&once, NULL, err, sizeof err) != EVP_OK)
+			die("evp_run", err);
+	}
+	pthread_create(&tp, NULL, run_projector, &r);
+	pthread_create(&ta, NULL, appender, &l);
+	pthread_join(ta, NULL);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	while (l.lag[l.n - 1] < 0 && now_ns(CLOCK_MONOTONIC) - t0 < 60000000000LL) {
+		struct timespec ts = {0, 10000000};
+
+		nanosleep(&ts, NULL);
+	}
+	l.stop = 1;
+	pthread_join(tp, NULL);
+	if (r.rc != EVP_STOPPED)
+		die("live projector", r.err);
+	for (i = 0; i < l.n; i++)
+		if (l.lag[i] < 0)
+			die("live", "an event was never projected");
+	qsort(l.lag, l.n, sizeof *l.lag, cmp_i64);
+	printf("live lag at %d events/s for %d s (%zu events, all built-in models):"
+	       " p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+	       rate, seconds, l.n, (double)l.lag[l.n / 2] / 1e6, (double)l.lag[l.n * 99 / 100] / 1e6,
+	       (double)l.lag[l.n - 1] / 1e6);
+	printf("verdict: live p99 < 50 ms: %s\n", l.lag[l.n * 99 / 100] < 50000000 ? "yes" : "NO");
+	free(l.started);
+	free(l.lag);
+}
+
+static int events = 1000000, rate = 5000, seconds = 10, batch = 5000;
+
+/* Runs inside a Check runner (no fork) because the shared helpers use
+ * ck_assert. */
+START_TEST(bench)
+{
+	char *dir, *dsn, rules[512];
+	evs_store *s;
+	uint64_t rng = 42;
+	double c, a, b, p;
+
+	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	dir = pgh_tmpdir("bench");
+	s = model_open(dir);
+	printf("building a store of %d bank events...\n", events);
+	fflush(stdout);
+	model_generate_bank(s, &rng, events - 100, 100);
+
+	c = ceiling(s, (dsn = pgh_new_db()), (uint64_t)events);
+	free(dsn);
+	printf("ceiling: binary COPY into an unindexed table: %.0f events/s (%.2f s)\n",
+	       events / c, c);
+	fflush(stdout);
+	a = catch_up(dir, (dsn = pgh_new_db()), true, false, NULL, batch);
+	free(dsn);
+	printf("a  event log:              %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / a,
+	       c / a, a);
+	fflush(stdout);
+	b = catch_up(dir, (dsn = pgh_new_db()), true, true, NULL, batch);
+	free(dsn);
+	printf("b  all built-in models:    %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / b,
+	       c / b, b);
+	fflush(stdout);
+	p = catch_up(dir, (dsn = pgh_new_db()), false, false, rules, batch);
+	free(dsn);
+	printf("c  bank projection:        %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / p,
+	       c / p, p);
+	printf("verdict: event log >= 40%% of the ceiling: %s; all built-in >= 20%%: %s\n",
+	       c / a >= 0.40 ? "yes" : "NO", c / b >= 0.20 ? "yes" : "NO");
+	fflush(stdout);
+	live_lag(dir, (dsn = pgh_new_db()), s, rate, seconds);
+	free(dsn);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *su;
+	TCase *tc;
+	SRunner *sr;
+	int i, failed;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			events = 20000;
+			seconds = 2;
+		} else if (!strcmp(argv[i], "--events") && i + 1 < argc) {
+			events = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+			rate = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+			seconds = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
+			batch = atoi(argv[++i]);
+		} else {
+			fprintf(stderr, "usage: bench_projector [--events N] [--rate R] [--seconds S]"
+					" [--batch N] [--quick]\n");
+			return 2;
+		}
+	}
+	if (events < 1000 || rate < 1 || seconds < 1 || batch < 1) {
+		fprintf(stderr, "bench_projector: bad argument\n");
+		return 2;
+	}
+	pgh_start();
+	su = suite_create("bench");
+	tc = tcase_create("bench");
+	tcase_set_timeout(tc, 3600);
+	tcase_add_test(tc, bench);
+	suite_add_tcase(su, tc);
+	sr = srunner_create(su);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgh_stop();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * pgh.h - the PostgreSQL test harness: a throwaway cluster per test
+ * executable, a fresh database per test case.
+ *
+ * pgh_start() runs initdb in a temporary directory and starts the server
+ * on a Unix socket in that directory only (no TCP), with fsync=off; as
+ * root (CI) initdb and the server run as the user "postgres" through
+ * runuser. EVS_PG_DSN (a key=value libpq string) pointing at an existing
+ * server overrides all of it: then databases are created there. The
+ * cluster is stopped and removed by pgh_stop(), which main() calls after
+ * the suite, and by a SIGTERM/SIGINT handler (meson's timeout); test
+ * cases run in forked children, which never stop the cluster.
+ *
+ * Readiness is a connect loop with a generous bound, never a sleep.
+ */
+#ifndef PGH_H
+#define PGH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+/* Start the cluster (or adopt EVS_PG_DSN); aborts the process on failure. */
+void pgh_start(void);
+void pgh_stop(void);
+/* Whether the cluster is ours (restart tests need it). */
+bool pgh_own_cluster(void);
+/* Stop the server (mode "fast" or "immediate") / start it again. */
+void pgh_server_stop(const char *mode);
+void pgh_server_start(void);
+
+/* A fresh empty database; returns its DSN (static storage per call site
+ * is not kept: the caller frees it). */
+char *pgh_new_db(void);
+/* Connect or fail the test. */
+PGconn *pgh_connect(const char *dsn);
+/* One value of a query (malloc'd, NULL for SQL NULL); fails the test on
+ * an error. */
+char *pgh_value(PGconn *c, const char *sql);
+long long pgh_int(PGconn *c, const char *sql);
+void pgh_exec(PGconn *c, const char *sql);
+
+/* A fresh temporary directory (malloc'd path) and rm -rf of it. */
+char *pgh_tmpdir(const char *tag);
+void pgh_rmtree(const char *path);
+
+/* Seed of randomized tests: EVS_TEST_SEED or time; printed. */
+uint64_t pgh_seed(const char *test);
+uint64_t pgh_rand(uint64_t *state);
+
+/* Directory of the source tree's migrations/ and projector/. */
+const char *pgh_migrations_dir(void);
+const char *pgh_source_dir(void);
+/* Path of the evs-projector binary. */
+const char *pgh_projector_bin(void);
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * test_crash.c - the evs-projector process: SIGKILL at random moments
+ * (at least 20 times, while events keep arriving) ends with read models
+ * identical to a clean run and no duplicate effect; a second instance of
+ * a projection is refused; SIGTERM stops it cleanly and promptly.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "evsproj.h"
+#include "model.h"
+#include "pgh.h"
+
+static char rules_path[512];
+
+static pid_t spawn(const char *store, const char *dsn, int batch, bool once, const char *extra)
+{
+	char b[16];
+	pid_t pid;
+
+	snprintf(b, sizeof b, "%d", batch);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		const char *argv[20];
+		int i = 0;
+
+		argv[i++] = pgh_projector_bin();
+		argv[i++] = "--store";
+		argv[i++] = store;
+		argv[i++] = "--dsn";
+		argv[i++] = dsn;
+		argv[i++] = "--rules";
+		argv[i++] = rules_path;
+		argv[i++] = "--migrations";
+		argv[i++] = pgh_migrations_dir();
+		argv[i++] = "--batch";
+		argv[i++] = b;
+		argv[i++] = "--log-level";
+		argv[i++] = "warning";
+		if (once)
+			argv[i++] = "--once";
+		if (extra)
+			argv[i++] = extra;
+		argv[i] = NULL;
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static const char *const dumps[] = {
+	"SELECT * FROM evs.events ORDER BY position",
+	"SELECT * FROM evs.state ORDER BY stream COLLATE \"C\"",
+	"SELECT * FROM evs.state_history ORDER BY stream COLLATE \"C\", version",
+	"SELECT * FROM bank.accounts ORDER BY id",
+	"SELECT * FROM bank.ledger ORDER BY position",
+	"SELECT projection, position FROM evs.checkpoints ORDER BY projection",
+	"SELECT count(*) FROM evs.dead_letters",
+};
+
+START_TEST(projector_sigkill)
+{
+	uint64_t rng = pgh_seed("projector_sigkill");
+	char *dir = pgh_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
+	evs_store *s = model_open(dir);
+	PGconn *a, *b;
+	int kills = 0, midstream = 0, round;
+	size_t i;
+	evp_migrate_result mr;
+	char err[1024];
+
+	a = pgh_connect(dsn_a);
+	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err), EVP_OK);
+	model_generate_bank(s, &rng, 1500, 12);
+	model_generate(s, &rng, 300);
+	for (round = 0; kills < 25; round++) {
+		pid_t pid = spawn(dir, dsn_a, 1 + (int)(pgh_rand(&rng) % 10), false, NULL);
+		evs_store_info h;
+		int st;
+
+		sleep_ms(5 + (int)(pgh_rand(&rng) % 150));
+		/* new events keep arriving between the kills */
+		model_generate_bank(s, &rng, 60, 12);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		st = wait_exit(pid);
+		ck_assert_msg(st == 128 + SIGKILL, "projector exited with %d before the kill", st);
+		kills++;
+		ck_assert_int_eq(evs_head(s, &h), EVS_OK);
+		if (pgh_int(a, "SELECT coalesce((SELECT position FROM evs.checkpoints"
+			       " WHERE projection = 'bank'), 0)") < (long long)h.last_position)
+			midstream++;
+	}
+	PQfinish(a);
+	fprintf(stderr, "projector_sigkill: %d kills, %d of them behind the head\n", kills, midstream);
+	ck_assert_int_ge(midstream, 20);
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn_a, 100, true, NULL)), 0);
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn_b, 1000, true, NULL)), 0);
+
+	a = pgh_connect(dsn_a);
+	b = pgh_connect(dsn_b);
+	for (i = 0; i < sizeof dumps / sizeof *dumps; i++) {
+		char *x = model_dump(a, dumps[i]), *y = model_dump(b, dumps[i]);
+
+		ck_assert_msg(strcmp(x, y) == 0, "after kills, \"%s\" differs from a clean run", dumps[i]);
+		free(x);
+		free(y);
+	}
+	model_check_builtin(a, s, &rng);
+	/* balances equal the sum of the ledger: no movement applied twice */
+	ck_assert_int_eq(pgh_int(a, "SELECT count(*) FROM bank.accounts a WHERE balance <>"
+				    " (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
+			 0);
+	PQfinish(a);
+	PQfinish(b);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn_a);
+	free(dsn_b);
+}
+END_TEST
+
+START_TEST(projector_second_instance_refused)
+{
+	uint64_t rng = pgh_seed("projector_second_instance_refused");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	evs_store *s = model_open(dir);
+	PGconn *c;
+	pid_t first, second;
+	int64_t waited = 0;
+
+	model_generate_bank(s, &rng, 50, 3);
+	first = spawn(dir, dsn, 10, false, NULL);
+	c = pgh_connect(dsn);
+	/* wait until the first one holds its lock and caught up */
+	while (pgh_int(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+			  " AND objid = hashtext('bank')::oid") < 1) {
+		ck_assert_msg(waited < 60000, "first projector never took its lock");
+		sleep_ms(20);
+		waited += 20;
+	}
+	second = spawn(dir, dsn, 10, true, NULL);
+	ck_assert_int_eq(wait_exit(second), 3);
+	ck_assert_int_eq(kill(first, SIGTERM), 0);
+	ck_assert_int_eq(wait_exit(first), 0);
+	PQfinish(c);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+END_TEST
+
+START_TEST(projector_sigterm)
+{
+	uint64_t rng = pgh_seed("projector_sigterm");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	evs_store *s = model_open(dir);
+	PGconn *c;
+	pid_t pid;
+	struct timespec t0, t1;
+	double secs;
+
+	model_generate_bank(s, &rng, 3000, 10);
+	pid = spawn(dir, dsn, 5, false, NULL);
+	sleep_ms(300);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(wait_exit(pid), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "projector_sigterm: stopped in %.3f s\n", secs);
+	ck_assert_msg(secs < 5.0, "SIGTERM took %.3f s", secs);
+	/* what it committed is consistent; a later run finishes the job */
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn, 500, true, NULL)), 0);
+	c = pgh_connect(dsn);
+	model_check_builtin(c, s, &rng);
+	PQfinish(c);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+END_TEST
+
+static int run_evs(const char *const *args)
+{
+	const char *bindir = getenv("EVS_BIN_DIR");
+	char path[512];
+	const char *argv[24];
+	pid_t pid;
+	int i;
+
+	ck_assert_ptr_nonnull(bindir);
+	snprintf(path, sizeof path, "%s/evs", bindir);
+	argv[0] = path;
+	for (i = 0; args[i] && i < 22; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	return wait_exit(pid);
+}
+
+START_TEST(cli_migrate_and_project)
+{
+	uint64_t rng = pgh_seed("cli_migrate_and_project");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	evs_store *s = model_open(dir);
+	evs_store_info h;
+	PGconn *c;
+
+	model_generate_bank(s, &rng, 200, 4);
+	{
+		const char *a[] = {"migrate", "--dsn", dsn, "--migrations", pgh_migrations_dir(), NULL};
+
+		ck_assert_int_eq(run_evs(a), 0);
+		ck_assert_int_eq(run_evs(a), 0); /* nothing to do */
+	}
+	{
+		const char *a[] = {"--store", dir, "project", "--once", "--dsn", dsn, "--rules", rules_path,
+				   "--batch", "64", NULL};
+
+		ck_assert_int_eq(run_evs(a), 0);
+	}
+	{
+		const char *a[] = {"--store", dir, "project", "--once", "--dsn", dsn, "--batch", "0", NULL};
+
+		ck_assert_int_eq(run_evs(a), 2); /* bad usage */
+	}
+	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
+	c = pgh_connect(dsn);
+	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
+			 (long long)h.last_position);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 200);
+	PQfinish(c);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("crash");
+	TCase *tc = tcase_create("crash");
+	SRunner *sr;
+	int failed;
+
+	snprintf(rules_path, sizeof rules_path, "%s/projector/bank.projection", pgh_source_dir());
+	pgh_start();
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, projector_sigkill);
+	tcase_add_test(tc, projector_second_instance_refused);
+	tcase_add_test(tc, projector_sigterm);
+	tcase_add_test(tc, cli_migrate_and_project);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgh_stop();
+	return failed ? 1 : 0;
+}
