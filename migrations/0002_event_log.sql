@@ -16,4 +16,9 @@ CREATE TABLE evs.events (
     metadata        jsonb NOT NULL,
     data            jsonb NOT NULL
 );
-CREATE UNIQUE INDEX events_stream_version ON evs.events (stream, version);
+-- Events of one stream: a hash index on stream (then ORDER BY version).
+-- The store already guarantees (stream, version) is unique and the
+-- position key guards against a batch applied twice; a btree on (stream,
+-- version) halved catch-up speed (inserts spread over every stream's
+-- leaf page), the hash index costs a quarter of that.
+CREATE INDEX events_stream ON evs.events USING hash (stream);

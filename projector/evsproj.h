@@ -28,17 +28,17 @@
 
 #include "evstore.h"
 
-#define EVP_ERRNO_MAP(XX)                                             \
-	XX(OK, 0, "success")                                          \
-	XX(CONNECT, 1, "could not connect to the server")             \
-	XX(SQL, 2, "statement failed")                                \
-	XX(EDITED, 3, "applied migration was edited")                 \
-	XX(IO, 4, "input/output error")                               \
-	XX(NOMEM, 5, "out of memory")                                 \
-	XX(LOCKED, 6, "projection is running elsewhere")              \
-	XX(STORE, 7, "event store error")                             \
-	XX(SYNTAX, 8, "syntax error in projection file")              \
-	XX(INVALID, 9, "invalid argument")                            \
+#define EVP_ERRNO_MAP(XX)                                 \
+	XX(OK, 0, "success")                              \
+	XX(CONNECT, 1, "could not connect to the server") \
+	XX(SQL, 2, "statement failed")                    \
+	XX(EDITED, 3, "applied migration was edited")     \
+	XX(IO, 4, "input/output error")                   \
+	XX(NOMEM, 5, "out of memory")                     \
+	XX(LOCKED, 6, "projection is running elsewhere")  \
+	XX(STORE, 7, "event store error")                 \
+	XX(SYNTAX, 8, "syntax error in projection file")  \
+	XX(INVALID, 9, "invalid argument")                \
 	XX(STOPPED, 10, "stopped")
 
 enum {
@@ -80,13 +80,18 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
  *
  *     # comment
  *     projection bank
- *     tables bank.accounts bank.ledger
+ *     schema bank
+ *     tables accounts ledger
  *     on AccountOpened
- *     INSERT INTO bank.accounts (id, owner, balance)
+ *     INSERT INTO accounts (id, owner, balance)
  *     VALUES (:stream, :data.owner, 0);
  *     on Deposited
- *     UPDATE bank.accounts SET balance = balance + :data.amount::numeric
+ *     UPDATE accounts SET balance = balance + :data.amount::numeric
  *      WHERE id = :stream;
+ *
+ * "schema S" makes the projector run with search_path = S, so statements
+ * name their tables unqualified; "tables" lists them (created by
+ * migrations in S). Both are needed to rebuild the projection.
  *
  * "on TYPE" starts the statements of one event type; each statement ends
  * with ';' at the end of a line. Named parameters: :stream, :version,
@@ -104,6 +109,9 @@ typedef struct evp_rules evp_rules;
 int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen);
 void evp_rules_free(evp_rules *rules);
 const char *evp_rules_name(const evp_rules *rules);
+/* "schema NAME" (NULL if none) and "tables a b" (NULL if none). */
+const char *evp_rules_schema(const evp_rules *rules);
+const char *evp_rules_tables(const evp_rules *rules);
 
 /* ---------------------------------------------------------------------
  * The projector (projector.c)
@@ -122,6 +130,12 @@ typedef struct evp_config {
 	int batch_wait_ms;          /* live: wait this long to fill a batch */
 	int retry_max_ms;           /* backoff ceiling while PostgreSQL is away */
 	bool once;                  /* catch up to the head, then return */
+	/* Rebuild the rules' projection from position 0 into a shadow schema
+	 * S__rebuild (tables LIKE the live ones) while S keeps serving; when
+	 * caught up, take the live projection's lock (waiting while its
+	 * projector runs), catch up the last events and swap the schemas and
+	 * the checkpoint in one transaction. Built-in models are not touched. */
+	bool rebuild;
 	volatile sig_atomic_t *stop; /* set by the host (signal handler) */
 	evp_log_fn log;
 	void *log_ctx;
@@ -134,9 +148,9 @@ typedef struct evp_config {
 void evp_config_init(evp_config *cfg);
 
 typedef struct evp_stats {
-	uint64_t events;      /* applied by this run */
+	uint64_t events; /* applied by this run */
 	uint64_t batches;
-	uint64_t checkpoint;  /* last committed position */
+	uint64_t checkpoint; /* last committed position */
 	uint64_t reconnects;
 	uint64_t dead_letters;
 } evp_stats;
@@ -187,7 +201,7 @@ void evp_bin_null(evp_buf *b);
 void evp_bin_i32(evp_buf *b, int32_t v);
 void evp_bin_i64(evp_buf *b, int64_t v);
 void evp_bin_bytes(evp_buf *b, const void *p, size_t n); /* text, bytea, uuid */
-void evp_bin_time(evp_buf *b, int64_t ns);                /* timestamptz */
+void evp_bin_time(evp_buf *b, int64_t ns);               /* timestamptz */
 void evp_bin_jsonb(evp_buf *b, const char *json, size_t n);
 /* timestamptz text of ns since the epoch (microseconds, UTC). */
 void evp_time_text(evp_buf *b, int64_t ns);

@@ -44,7 +44,10 @@ static struct copt opts[] = {
 	{"projection", C_STR, "", 0, 0, "checkpoint name (default: the rules' name, or builtin)",
 	 NULL},
 	{"rules", C_STR, "", 0, 0, "declared projection file", NULL},
-	{"builtin", C_BOOL, "true", 0, 1, "write the built-in read models", NULL},
+	{"builtin", C_BOOL, "true", 0, 1, "write the built-in event log (evs.events)", NULL},
+	{"state", C_BOOL, "true", 0, 1, "with builtin: also evs.state and evs.state_history", NULL},
+	{"rebuild", C_BOOL, "false", 0, 1,
+	 "rebuild the rules' projection into a shadow schema, then swap it in", NULL},
 	{"migrations", C_STR, EVS_MIGRATIONS_DIR, 0, 0, "migrations directory (empty: none)", NULL},
 	{"dead-letter", C_BOOL, "false", 0, 1, "park failing events instead of stopping", NULL},
 	{"batch", C_INT, "2000", 1, 100000, "events per transaction", NULL},
@@ -80,7 +83,9 @@ static void log_stderr(void *ctx, int level, const char *message)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(stderr, "%s.%03ldZ evs-projector %s: ", when, ts.tv_nsec / 1000000,
-		level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
+		level_names[level < 0   ? 0
+			    : level > 3 ? 3
+					: level]);
 	/* one line per message: libpq's multi-line details are joined */
 	for (; *message; message++) {
 		if (*message == '\n') {
@@ -110,8 +115,10 @@ static void usage(FILE *f)
 		for (p = env; *p; p++)
 			*p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 		fprintf(f, "  --%-15s %s (%s, default \"%s\") [%s]\n", o->name, o->help,
-			o->type == C_INT ? "integer" : o->type == C_BOOL ? "boolean" : "text", o->def,
-			env);
+			o->type == C_INT    ? "integer"
+			: o->type == C_BOOL ? "boolean"
+					    : "text",
+			o->def, env);
 	}
 	fputs("  -h, --help          show this help and exit\n", f);
 }
@@ -153,8 +160,9 @@ bad:
 			"%ld..%ld\n",
 			v, o->name, o->min, o->max);
 	else
-		fprintf(stderr, "evs-projector: invalid value \"%s\" for option --%s: not a boolean\n",
-			v, o->name);
+		fprintf(stderr,
+			"evs-projector: invalid value \"%s\" for option --%s: not a boolean\n", v,
+			o->name);
 	return -1;
 }
 
@@ -223,7 +231,8 @@ int main(int argc, char **argv)
 		else if (i + 1 < argc)
 			v = argv[++i];
 		else {
-			fprintf(stderr, "evs-projector: option \"--%s\" requires a value\n", o->name);
+			fprintf(stderr, "evs-projector: option \"--%s\" requires a value\n",
+				o->name);
 			return 2;
 		}
 		if (check(o, v, &n) < 0)
@@ -237,6 +246,8 @@ int main(int argc, char **argv)
 	cfg.projection = str("projection");
 	cfg.rules_path = str("rules");
 	cfg.builtin = num("builtin");
+	cfg.builtin_state = num("state");
+	cfg.rebuild = num("rebuild");
 	cfg.migrations_dir = str("migrations");
 	cfg.dead_letter = num("dead-letter");
 	cfg.batch_max = (int)num("batch");

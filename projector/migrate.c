@@ -26,12 +26,12 @@
 
 #include "evsproj.h"
 
-#define MAX_FILES 10000
+#define MAX_FILES      10000
 #define MAX_FILE_BYTES ((size_t)16 << 20)
 
 struct mfile {
 	int version;
-	char *name;  /* without .sql */
+	char *name; /* without .sql */
 	char *path;
 	char *text;
 	size_t len;
@@ -164,7 +164,8 @@ static int scan_dir(const char *dir, struct mfile **out, int *count, char *err, 
 	qsort(files, (size_t)n, sizeof *files, cmp_mfile);
 	for (i = 1; i < n; i++)
 		if (files[i].version == files[i - 1].version) {
-			snprintf(err, errlen, "two migration files have version %d: \"%s\" and \"%s\"",
+			snprintf(err, errlen,
+				 "two migration files have version %d: \"%s\" and \"%s\"",
 				 files[i].version, files[i - 1].name, files[i].name);
 			rc = EVP_INVALID;
 			goto out;
@@ -227,7 +228,10 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 	if (rc)
 		goto out;
 	r.total = n;
-	rc = exec_ok(conn, "SELECT pg_advisory_lock(" "1702261504" ")",
+	rc = exec_ok(conn,
+		     "SELECT pg_advisory_lock("
+		     "1702261504"
+		     ")",
 		     "could not take the migration lock", err, errlen);
 	if (rc)
 		goto out;
@@ -261,7 +265,8 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 	}
 
 	/* applied files must be unchanged */
-	res = PQexec(conn, "SELECT version, name, checksum FROM evs.schema_migrations ORDER BY version");
+	res = PQexec(conn,
+		     "SELECT version, name, checksum FROM evs.schema_migrations ORDER BY version");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = sql_error(conn, res, "could not read evs.schema_migrations", err, errlen);
 		res = NULL;
@@ -305,10 +310,12 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 		if (rc)
 			goto out;
 		res = PQexec(conn, m->text);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQresultStatus(res) != PGRES_TUPLES_OK) {
 			char what[512];
 
-			snprintf(what, sizeof what, "migration %04d \"%s\" failed", m->version, m->name);
+			snprintf(what, sizeof what, "migration %04d \"%s\" failed", m->version,
+				 m->name);
 			rc = sql_error(conn, res, what, err, errlen);
 			res = NULL;
 			PQclear(PQexec(conn, "ROLLBACK"));
@@ -335,7 +342,8 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 		if (rc)
 			goto out;
 		r.applied++;
-		logf_(log, log_ctx, EVP_LOG_INFO, "applied migration %04d \"%s\"", m->version, m->name);
+		logf_(log, log_ctx, EVP_LOG_INFO, "applied migration %04d \"%s\"", m->version,
+		      m->name);
 	}
 out:
 	PQclear(res);

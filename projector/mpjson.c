@@ -187,7 +187,8 @@ static int pack_json(msgpack_packer *pk, json_object *v, int depth)
 		{
 			size_t kl = strlen(key);
 
-			if (msgpack_pack_str(pk, kl) != 0 || msgpack_pack_str_body(pk, key, kl) != 0)
+			if (msgpack_pack_str(pk, kl) != 0 ||
+			    msgpack_pack_str_body(pk, key, kl) != 0)
 				return -1;
 			if (pack_json(pk, val, depth + 1) != 0)
 				return -1;

@@ -147,9 +147,8 @@ void evp_time_text(evp_buf *b, int64_t ns)
 	}
 	t = (time_t)s;
 	gmtime_r(&t, &tm);
-	evp_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
-		       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		       (int)(frac / 1000));
+	evp_buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+		       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
 }
 
 void evp_uuid_text(evp_buf *b, const uint8_t id[16])

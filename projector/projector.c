@@ -40,7 +40,11 @@ struct run {
 	evs_store *store;
 	evp_rules *rules;
 	PGconn *conn;
-	const char *name;
+	const char *name;      /* checkpoint and lock name */
+	const char *live_name; /* the projection's own name (differs when rebuilding) */
+	char rebuild_name[EVS_MAX_NAME + 16];
+	bool builtin;
+	int64_t collect_us; /* time the last collect() took */
 	uint64_t checkpoint;
 	evp_stats *stats;
 	char *err;
@@ -70,6 +74,14 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static bool stopping(const struct run *r)
@@ -440,8 +452,9 @@ static int write_states(struct run *r)
 
 	/* history rows stream to the server while the fold goes on */
 	hist->len = 0;
-	rc = copy_begin(r, "COPY evs.state_history (stream, version, position, valid_from, valid_to,"
-			   " data) FROM STDIN (FORMAT binary)");
+	rc = copy_begin(r,
+			"COPY evs.state_history (stream, version, position, valid_from, valid_to,"
+			" data) FROM STDIN (FORMAT binary)");
 	if (rc)
 		goto out;
 	evp_bin_header(hist);
@@ -460,7 +473,8 @@ static int write_states(struct run *r)
 		uint64_t prior_version = 0;
 		evs_str rs;
 
-		while (end < n && cmp_stream(&r->batch.events[idx[end]].ev.stream, &first->stream) == 0)
+		while (end < n &&
+		       cmp_stream(&r->batch.events[idx[end]].ev.stream, &first->stream) == 0)
 			end++;
 		/* the stored state of this stream, if any (rows in byte order) */
 		evs_state_free(&cur);
@@ -492,7 +506,8 @@ static int write_states(struct run *r)
 				 "stored state of stream \"%.*s\" is at version %llu, the batch "
 				 "starts at %llu",
 				 (int)first->stream.len, first->stream.ptr,
-				 (unsigned long long)prior_version, (unsigned long long)first->version);
+				 (unsigned long long)prior_version,
+				 (unsigned long long)first->version);
 			rc = EVP_SQL;
 			goto out;
 		}
@@ -525,7 +540,8 @@ static int write_states(struct run *r)
 			cur = next;
 			r->a2.len = 0;
 			if (evp_msgpack_to_json(&r->a2, cur.data, cur.len) < 0) {
-				snprintf(r->err, r->errlen, "could not convert the state of \"%.*s\"",
+				snprintf(r->err, r->errlen,
+					 "could not convert the state of \"%.*s\"",
 					 (int)ev->stream.len, ev->stream.ptr);
 				rc = EVP_STORE;
 				PQputCopyEnd(r->conn, "bad state");
@@ -569,8 +585,8 @@ static int write_states(struct run *r)
 	array_end(&cl_ver);
 	array_end(&cl_time);
 	array_end(&cl_from);
-	if (cl_from.oom || st_stream.oom || st_data.oom || st_ver.oom || st_pos.oom || st_time.oom ||
-	    cl_stream.oom || cl_ver.oom || cl_time.oom || r->a2.oom) {
+	if (cl_from.oom || st_stream.oom || st_data.oom || st_ver.oom || st_pos.oom ||
+	    st_time.oom || cl_stream.oom || cl_ver.oom || cl_time.oom || r->a2.oom) {
 		snprintf(r->err, r->errlen, "out of memory");
 		rc = EVP_NOMEM;
 		goto out;
@@ -586,12 +602,13 @@ static int write_states(struct run *r)
 
 		/* the open row of a stream starts at its state's updated_at: an
 		 * exact lookup in the (stream, valid_from, version) key */
-		res = PQexecParams(r->conn,
-				   "UPDATE evs.state_history h SET valid_to = u.t"
-				   " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
-				   " $4::timestamptz[]) AS u(s, v, t, f)"
-				   " WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v",
-				   4, NULL, vals, NULL, NULL, 0);
+		res = PQexecParams(
+			r->conn,
+			"UPDATE evs.state_history h SET valid_to = u.t"
+			" FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
+			" $4::timestamptz[]) AS u(s, v, t, f)"
+			" WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v",
+			4, NULL, vals, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			rc = pg_fail(r, res, "could not close state history intervals");
 			res = NULL;
@@ -602,7 +619,8 @@ static int write_states(struct run *r)
 	}
 
 	{
-		const char *vals[5] = {st_stream.ptr, st_data.ptr, st_ver.ptr, st_pos.ptr, st_time.ptr};
+		const char *vals[5] = {st_stream.ptr, st_data.ptr, st_ver.ptr, st_pos.ptr,
+				       st_time.ptr};
 
 		res = PQexecParams(
 			r->conn,
@@ -673,10 +691,11 @@ static int park(struct run *r, struct evp__event *e, const char *sqlstate, const
 	vals[4] = b->ptr;
 	vals[5] = sqlstate[0] ? sqlstate : NULL;
 	vals[6] = msg;
-	res = PQexecParams(r->conn,
-			   "INSERT INTO evs.dead_letters (projection, position, stream, type, event,"
-			   " sqlstate, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			   7, NULL, vals, NULL, NULL, 0);
+	res = PQexecParams(
+		r->conn,
+		"INSERT INTO evs.dead_letters (projection, position, stream, type, event,"
+		" sqlstate, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		7, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		return pg_fail(r, res, "could not park event at position %s", pos);
 	PQclear(res);
@@ -705,8 +724,8 @@ static int write_rules(struct run *r, uint64_t *parked)
 		char msg[1024], sqlstate[8] = "";
 		size_t failed = 0;
 
-		rc = evp__rules_apply_many(r->rules, r->conn, r->batch.events, r->batch.n, &failed, msg,
-					   sizeof msg, sqlstate, sizeof sqlstate);
+		rc = evp__rules_apply_many(r->rules, r->conn, r->batch.events, r->batch.n, &failed,
+					   msg, sizeof msg, sqlstate, sizeof sqlstate);
 		if (rc == EVP_SQL)
 			return rule_failed(r, &r->batch.events[failed], msg);
 		if (rc)
@@ -722,7 +741,8 @@ static int write_rules(struct run *r, uint64_t *parked)
 			continue;
 		if (r->cfg->dead_letter && (rc = exec_cmd(r, "SAVEPOINT evs_event")))
 			return rc;
-		rc = evp__rules_apply(r->rules, r->conn, e, msg, sizeof msg, sqlstate, sizeof sqlstate);
+		rc = evp__rules_apply(r->rules, r->conn, e, msg, sizeof msg, sqlstate,
+				      sizeof sqlstate);
 		if (rc == EVP_SQL && r->cfg->dead_letter) {
 			logm(r, EVP_LOG_WARNING,
 			     "parking event at position %llu (stream \"%.*s\", type \"%.*s\"): %s",
@@ -756,12 +776,13 @@ static int apply_batch(struct run *r)
 	char s_last[24], s_prev[24];
 	const char *vals[3];
 	uint64_t parked = 0;
+	int64_t t_start = now_us();
 	PGresult *res;
 	int rc;
 
 	if ((rc = exec_cmd(r, "BEGIN")))
 		return rc;
-	if (r->cfg->builtin) {
+	if (r->builtin) {
 		if ((rc = write_event_log(r)) || (r->cfg->builtin_state && (rc = write_states(r))))
 			goto fail;
 	}
@@ -798,8 +819,10 @@ static int apply_batch(struct run *r)
 	r->stats->batches++;
 	r->stats->checkpoint = last;
 	r->stats->dead_letters += parked;
-	logm(r, EVP_LOG_DEBUG, "applied %zu events at positions %llu..%llu", r->batch.n,
-	     (unsigned long long)first, (unsigned long long)last);
+	logm(r, EVP_LOG_DEBUG,
+	     "applied %zu events at positions %llu..%llu (read %.1f ms, write %.1f ms)", r->batch.n,
+	     (unsigned long long)first, (unsigned long long)last, (double)r->collect_us / 1000.0,
+	     (double)(now_us() - t_start) / 1000.0);
 	return EVP_OK;
 fail:
 	if (PQstatus(r->conn) == CONNECTION_OK) {
@@ -820,7 +843,97 @@ fail:
  * Connecting
  * ------------------------------------------------------------------- */
 
-static int session_setup(struct run *r)
+/* Run one SQL text with a quoted identifier substituted for each %s. */
+static int exec_ident(struct run *r, const char *fmt, const char *a, const char *b)
+{
+	char *qa = PQescapeIdentifier(r->conn, a, strlen(a));
+	char *qb = b ? PQescapeIdentifier(r->conn, b, strlen(b)) : NULL;
+	char sql[1024];
+	int rc;
+
+	if (!qa || (b && !qb)) {
+		PQfreemem(qa);
+		PQfreemem(qb);
+		return pg_fail(r, NULL, "could not quote an identifier");
+	}
+	snprintf(sql, sizeof sql, fmt, qa, qb ? qb : "");
+	PQfreemem(qa);
+	PQfreemem(qb);
+	rc = exec_cmd(r, sql);
+	return rc;
+}
+
+static void shadow_schema(const struct run *r, char *out, size_t n)
+{
+	snprintf(out, n, "%s__rebuild", evp_rules_schema(r->rules));
+}
+
+/* A fresh shadow schema with empty copies of the projection's tables. */
+static int shadow_prepare(struct run *r)
+{
+	const char *schema = evp_rules_schema(r->rules), *p = evp_rules_tables(r->rules);
+	const char *vals[1] = {r->name};
+	char shadow[EVS_MAX_NAME + 16];
+	PGresult *res;
+	int rc;
+
+	shadow_schema(r, shadow, sizeof shadow);
+	if ((rc = exec_cmd(r, "BEGIN")) ||
+	    (rc = exec_ident(r, "DROP SCHEMA IF EXISTS %s CASCADE", shadow, NULL)) ||
+	    (rc = exec_ident(r, "CREATE SCHEMA %s", shadow, NULL)))
+		goto fail;
+	while (*p) {
+		char table[EVS_MAX_NAME + 1], sql[2048];
+		size_t len = strcspn(p, " \t"), dot;
+		char *qs, *qt, *ql;
+
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		snprintf(table, sizeof table, "%.*s", (int)len, p);
+		p += len;
+		dot = strcspn(table, ".");
+		qt = PQescapeIdentifier(r->conn, table[dot] ? table + dot + 1 : table,
+					strlen(table[dot] ? table + dot + 1 : table));
+		qs = PQescapeIdentifier(r->conn, shadow, strlen(shadow));
+		ql = PQescapeIdentifier(r->conn, schema, strlen(schema));
+		if (qt && qs && ql)
+			snprintf(sql, sizeof sql, "CREATE TABLE %s.%s (LIKE %s.%s INCLUDING ALL)",
+				 qs, qt, ql, qt);
+		PQfreemem(qt);
+		PQfreemem(qs);
+		PQfreemem(ql);
+		if (!qt || !qs || !ql) {
+			rc = pg_fail(r, NULL, "could not quote an identifier");
+			goto fail;
+		}
+		if ((rc = exec_cmd(r, sql)))
+			goto fail;
+	}
+	if ((rc = exec_ident(r, "GRANT USAGE ON SCHEMA %s TO evs_analyst", shadow, NULL)) ||
+	    (rc = exec_ident(r, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO evs_analyst", shadow,
+			     NULL)))
+		goto fail;
+	res = PQexecParams(r->conn, "DELETE FROM evs.checkpoints WHERE projection = $1", 1, NULL,
+			   vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = pg_fail(r, res, "could not reset the checkpoint of \"%s\"", r->name);
+		goto fail;
+	}
+	PQclear(res);
+	if ((rc = exec_cmd(r, "COMMIT")))
+		return rc;
+	logm(r, EVP_LOG_INFO, "rebuilding projection \"%s\" into schema \"%s\" from position 0",
+	     r->live_name, shadow);
+	return EVP_OK;
+fail:
+	if (PQstatus(r->conn) == CONNECTION_OK)
+		PQclear(PQexec(r->conn, "ROLLBACK"));
+	return rc;
+}
+
+static int session_setup(struct run *r, bool reconnecting)
 {
 	const char *vals[2];
 	char cls[16];
@@ -849,6 +962,17 @@ static int session_setup(struct run *r)
 		return EVP_LOCKED;
 	}
 	PQclear(res);
+	if (r->cfg->rebuild && !reconnecting && (rc = shadow_prepare(r)))
+		return rc;
+	if (r->rules && evp_rules_schema(r->rules)) {
+		char shadow[EVS_MAX_NAME + 16];
+
+		shadow_schema(r, shadow, sizeof shadow);
+		rc = exec_ident(r, "SET search_path = %s, public",
+				r->cfg->rebuild ? shadow : evp_rules_schema(r->rules), NULL);
+		if (rc)
+			return rc;
+	}
 	if (r->rules && (rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)))
 		return rc;
 	res = PQexecParams(r->conn,
@@ -858,8 +982,8 @@ static int session_setup(struct run *r)
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		return pg_fail(r, res, "could not create the checkpoint of \"%s\"", r->name);
 	PQclear(res);
-	res = PQexecParams(r->conn, "SELECT position FROM evs.checkpoints WHERE projection = $1",
-			   1, NULL, vals + 1, NULL, NULL, 0);
+	res = PQexecParams(r->conn, "SELECT position FROM evs.checkpoints WHERE projection = $1", 1,
+			   NULL, vals + 1, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		return pg_fail(r, res, "could not read the checkpoint of \"%s\"", r->name);
 	r->checkpoint = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -894,7 +1018,7 @@ static int connect_pg(struct run *r, bool reconnecting)
 		if (PQstatus(r->conn) == CONNECTION_OK) {
 			PQsetNoticeProcessor(r->conn, on_notice, r);
 			PQclear(PQexec(r->conn, "SET client_min_messages = warning"));
-			rc = session_setup(r);
+			rc = session_setup(r, reconnecting);
 			if (rc == EVP_OK) {
 				logm(r, EVP_LOG_INFO,
 				     "projection \"%s\" connected, resuming after position %llu",
@@ -910,7 +1034,8 @@ static int connect_pg(struct run *r, bool reconnecting)
 
 			while (l > 0 && m[l - 1] == '\n')
 				l--;
-			snprintf(r->err, r->errlen, "could not connect to the server: %.*s", (int)l, m);
+			snprintf(r->err, r->errlen, "could not connect to the server: %.*s", (int)l,
+				 m);
 		}
 		logm(r, EVP_LOG_WARNING, "%s; retrying in %d ms", r->err, backoff);
 		PQfinish(r->conn);
@@ -934,6 +1059,8 @@ static int collect(struct run *r, uint64_t target, int first_wait_ms)
 	evs_event ev;
 	int rc, wait = first_wait_ms;
 	int64_t deadline = -1;
+
+	int64_t t0 = now_us();
 
 	batch_clear(&r->batch);
 	if ((rc = evs_subscribe(r->store, r->checkpoint, NULL, &sub)) != EVS_OK) {
@@ -963,7 +1090,102 @@ static int collect(struct run *r, uint64_t target, int first_wait_ms)
 			wait = 0;
 	}
 	evs_sub_close(sub);
+	r->collect_us = now_us() - t0;
 	return EVP_OK;
+}
+
+/* The end of a rebuild: hold the live projection's lock (its projector
+ * must not run meanwhile: wait for it to stop), apply the last events,
+ * then swap the schemas and hand the checkpoint over in one transaction.
+ * Readers of the live schema see the old tables until the COMMIT and the
+ * rebuilt ones after it. */
+static int swap_in(struct run *r)
+{
+	const char *schema = evp_rules_schema(r->rules);
+	char shadow[EVS_MAX_NAME + 16], old[EVS_MAX_NAME + 16], cls[16], pos[24];
+	const char *vals[3];
+	evs_store_info head;
+	PGresult *res;
+	bool warned = false;
+	int rc;
+
+	shadow_schema(r, shadow, sizeof shadow);
+	snprintf(old, sizeof old, "%s__old", schema);
+	snprintf(cls, sizeof cls, "%d", LOCK_CLASS);
+	vals[0] = cls;
+	vals[1] = r->live_name;
+	for (;;) {
+		res = PQexecParams(r->conn, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
+				   NULL, vals, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			return pg_fail(r, res, "could not take the lock of projection \"%s\"",
+				       r->live_name);
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+			PQclear(res);
+			break;
+		}
+		PQclear(res);
+		if (!warned)
+			logm(r, EVP_LOG_WARNING,
+			     "rebuild of \"%s\" caught up: waiting for its live projector to stop"
+			     " before swapping the tables in",
+			     r->live_name);
+		warned = true;
+		nap(r, 500);
+		if (stopping(r))
+			return EVP_STOPPED;
+	}
+	/* the last events, under the lock */
+	if (evs_head(r->store, &head) != EVS_OK) {
+		snprintf(r->err, r->errlen, "could not read the store head: %s",
+			 evs_errmsg(r->store));
+		return EVP_STORE;
+	}
+	while (r->checkpoint < head.last_position) {
+		if ((rc = collect(r, head.last_position, 1000)))
+			return rc;
+		if (r->batch.n && (rc = apply_batch(r)))
+			return rc;
+	}
+	snprintf(pos, sizeof pos, "%llu", (unsigned long long)r->checkpoint);
+	if ((rc = exec_cmd(r, "BEGIN")) ||
+	    (rc = exec_ident(r, "ALTER SCHEMA %s RENAME TO %s", schema, old)) ||
+	    (rc = exec_ident(r, "ALTER SCHEMA %s RENAME TO %s", shadow, schema)))
+		goto fail;
+	vals[0] = r->live_name;
+	vals[1] = pos;
+	vals[2] = r->name;
+	res = PQexecParams(r->conn,
+			   "INSERT INTO evs.checkpoints (projection, position) VALUES ($1, $2)"
+			   " ON CONFLICT (projection) DO UPDATE SET position = excluded.position,"
+			   " updated_at = now()",
+			   2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = pg_fail(r, res, "could not hand over the checkpoint");
+		goto fail;
+	}
+	PQclear(res);
+	res = PQexecParams(r->conn, "DELETE FROM evs.checkpoints WHERE projection = $1", 1, NULL,
+			   vals + 2, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = pg_fail(r, res, "could not drop the rebuild's checkpoint");
+		goto fail;
+	}
+	PQclear(res);
+	if ((rc = exec_ident(r, "DROP SCHEMA %s CASCADE", old, NULL)) ||
+	    (rc = exec_cmd(r, "COMMIT")))
+		goto fail;
+	logm(r, EVP_LOG_INFO, "projection \"%s\" rebuilt up to position %s and swapped in",
+	     r->live_name, pos);
+	vals[0] = cls;
+	vals[1] = r->live_name;
+	PQclear(PQexecParams(r->conn, "SELECT pg_advisory_unlock($1::int, hashtext($2))", 2, NULL,
+			     vals, NULL, NULL, 0));
+	return EVP_OK;
+fail:
+	if (PQstatus(r->conn) == CONNECTION_OK)
+		PQclear(PQexec(r->conn, "ROLLBACK"));
+	return rc;
 }
 
 int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
@@ -987,9 +1209,27 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 
 	if (cfg->rules_path && (rc = evp_rules_load(cfg->rules_path, &r.rules, err, errlen)))
 		return rc;
-	r.name = cfg->projection ? cfg->projection
-		 : r.rules      ? evp_rules_name(r.rules)
-				: "builtin";
+	r.name = cfg->projection ? cfg->projection : r.rules ? evp_rules_name(r.rules) : "builtin";
+	r.live_name = r.name;
+	r.builtin = cfg->builtin;
+	if (cfg->rebuild) {
+		if (!r.rules || !evp_rules_schema(r.rules) || !evp_rules_tables(r.rules)) {
+			snprintf(err, errlen,
+				 "a rebuild needs a projection file with \"schema\" and"
+				 " \"tables\" lines");
+			rc = EVP_INVALID;
+			goto out;
+		}
+		if (strlen(r.name) > EVS_MAX_NAME ||
+		    strlen(evp_rules_schema(r.rules)) > EVS_MAX_NAME) {
+			snprintf(err, errlen, "projection or schema name too long");
+			rc = EVP_INVALID;
+			goto out;
+		}
+		snprintf(r.rebuild_name, sizeof r.rebuild_name, "%s__rebuild", r.name);
+		r.name = r.rebuild_name;
+		r.builtin = false;
+	}
 	evs_options_init(&so);
 	so.create = 0;
 	so.read_only = 1;
@@ -1001,7 +1241,7 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 	}
 	if ((rc = connect_pg(&r, false)))
 		goto out;
-	if (cfg->once) {
+	if (cfg->once || cfg->rebuild) {
 		if (evs_head(r.store, &head) != EVS_OK) {
 			snprintf(err, errlen, "could not read the store head: %s",
 				 evs_errmsg(r.store));
@@ -1016,11 +1256,11 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 			rc = EVP_STOPPED;
 			break;
 		}
-		if (cfg->once && r.checkpoint >= target) {
+		if ((cfg->once || cfg->rebuild) && r.checkpoint >= target) {
 			rc = EVP_OK;
 			break;
 		}
-		if ((rc = collect(&r, target, cfg->once ? 1000 : 200)))
+		if ((rc = collect(&r, target, cfg->once || cfg->rebuild ? 1000 : 200)))
 			break;
 		if (r.batch.n == 0)
 			continue;
@@ -1043,18 +1283,23 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 			double lag_s;
 
 			clock_gettime(CLOCK_REALTIME, &ts);
-			lag_s = ((double)ts.tv_sec * 1e9 + (double)ts.tv_nsec - (double)le->recorded_at) / 1e9;
+			lag_s = ((double)ts.tv_sec * 1e9 + (double)ts.tv_nsec -
+				 (double)le->recorded_at) /
+				1e9;
 			if (evs_head(r.store, &head) != EVS_OK)
 				head.last_position = r.checkpoint;
 			logm(&r, EVP_LOG_INFO,
 			     "projection \"%s\" at position %llu: %.0f events/s, lag %llu events, %.3f s",
 			     r.name, (unsigned long long)r.checkpoint,
-			     (double)(r.stats->events - last_events) * 1000.0 / (double)(t - last_report),
+			     (double)(r.stats->events - last_events) * 1000.0 /
+				     (double)(t - last_report),
 			     (unsigned long long)(head.last_position - r.checkpoint), lag_s);
 			last_report = t;
 			last_events = r.stats->events;
 		}
 	}
+	if (rc == EVP_OK && cfg->rebuild)
+		rc = swap_in(&r);
 	if (rc && rc != EVP_STOPPED && !err[0])
 		snprintf(err, errlen, "%s", evp_strerror(rc));
 out:

@@ -17,21 +17,31 @@
 
 #include "batch.h"
 
-#define MAX_PARAMS 100
-#define MAX_SEGS 16
+#define MAX_PARAMS     100
+#define MAX_SEGS       16
 #define MAX_RULES_FILE ((size_t)4 << 20)
 
 enum field {
-	F_STREAM, F_VERSION, F_POSITION, F_TYPE, F_TYPE_VERSION, F_RECORDED_AT, F_OCCURRED_AT,
-	F_EVENT_ID, F_CORRELATION_ID, F_CAUSATION_ID, F_DATA, F_METADATA
+	F_STREAM,
+	F_VERSION,
+	F_POSITION,
+	F_TYPE,
+	F_TYPE_VERSION,
+	F_RECORDED_AT,
+	F_OCCURRED_AT,
+	F_EVENT_ID,
+	F_CORRELATION_ID,
+	F_CAUSATION_ID,
+	F_DATA,
+	F_METADATA
 };
 
 static const char *const field_names[] = {
-	"stream", "version", "position", "type", "type_version", "recorded_at", "occurred_at",
-	"event_id", "correlation_id", "causation_id", "data", "metadata"};
+	"stream",      "version",  "position",       "type",         "type_version", "recorded_at",
+	"occurred_at", "event_id", "correlation_id", "causation_id", "data",         "metadata"};
 
 struct seg {
-	char *key;   /* NULL: an array index */
+	char *key; /* NULL: an array index */
 	long index;
 };
 
@@ -43,7 +53,7 @@ struct param {
 };
 
 struct stmt {
-	char *sql;  /* with $n */
+	char *sql; /* with $n */
 	char pname[32];
 	struct param params[MAX_PARAMS];
 	int nparams;
@@ -57,6 +67,8 @@ struct rule {
 
 struct evp_rules {
 	char *name;
+	char *schema; /* "schema NAME": unqualified tables live there */
+	char *tables; /* "tables a b c", as written */
 	struct rule *rules;
 	int nrules;
 	int nprepared;
@@ -65,6 +77,16 @@ struct evp_rules {
 const char *evp_rules_name(const evp_rules *rules)
 {
 	return rules->name;
+}
+
+const char *evp_rules_schema(const evp_rules *rules)
+{
+	return rules->schema;
+}
+
+const char *evp_rules_tables(const evp_rules *rules)
+{
+	return rules->tables;
 }
 
 void evp_rules_free(evp_rules *rules)
@@ -91,6 +113,8 @@ void evp_rules_free(evp_rules *rules)
 	}
 	free(rules->rules);
 	free(rules->name);
+	free(rules->schema);
+	free(rules->tables);
 	free(rules);
 }
 
@@ -155,8 +179,7 @@ static bool name_char(char c)
 }
 
 /* Rewrite :names to $n. */
-static int compile(struct stmt *st, const char *sql, size_t len, int line, char *err,
-		   size_t errlen)
+static int compile(struct stmt *st, const char *sql, size_t len, int line, char *err, size_t errlen)
 {
 	evp_buf out = {0};
 	size_t i = 0;
@@ -200,8 +223,8 @@ static int compile(struct stmt *st, const char *sql, size_t len, int line, char 
 			if (k == st->nparams) {
 				if (k == MAX_PARAMS) {
 					free(name);
-					snprintf(err, errlen, "line %d: more than %d parameters", line,
-						 MAX_PARAMS);
+					snprintf(err, errlen, "line %d: more than %d parameters",
+						 line, MAX_PARAMS);
 					goto fail;
 				}
 				st->params[k].name = name;
@@ -284,10 +307,22 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 					goto oom;
 				continue;
 			}
-			if (strncmp(t, "tables ", 7) == 0)
-				continue; /* documentation: created by migrations */
+			if (strncmp(t, "tables ", 7) == 0) {
+				/* created by migrations; listed for rebuilds */
+				free(rs->tables);
+				if (!(rs->tables = strdup(trim(t + 7))))
+					goto oom;
+				continue;
+			}
+			if (strncmp(t, "schema ", 7) == 0) {
+				free(rs->schema);
+				if (!(rs->schema = strdup(trim(t + 7))))
+					goto oom;
+				continue;
+			}
 			if (strncmp(t, "on ", 3) == 0) {
-				struct rule *p = realloc(rs->rules, (size_t)(rs->nrules + 1) * sizeof *p);
+				struct rule *p =
+					realloc(rs->rules, (size_t)(rs->nrules + 1) * sizeof *p);
 
 				if (!p)
 					goto oom;
@@ -321,7 +356,8 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 		}
 	}
 	if (stmt.len) {
-		snprintf(emsg, sizeof emsg, "line %d: statement without a closing \";\"", stmt_line);
+		snprintf(emsg, sizeof emsg, "line %d: statement without a closing \";\"",
+			 stmt_line);
 		goto syntax;
 	}
 	if (!rs->name) {
@@ -360,7 +396,8 @@ int evp__rules_prepare(evp_rules *rules, PGconn *conn, char *err, size_t errlen)
 
 				while (l > 0 && m[l - 1] == '\n')
 					l--;
-				snprintf(err, errlen, "could not prepare a statement for \"%s\" of \"%s\": %.*s",
+				snprintf(err, errlen,
+					 "could not prepare a statement for \"%s\" of \"%s\": %.*s",
 					 rules->rules[i].type, rules->name, (int)l, m);
 				rc = evp_retryable(conn, res) ? EVP_CONNECT : EVP_SQL;
 				PQclear(res);
@@ -409,7 +446,8 @@ static const msgpack_object *walk(const msgpack_object *o, const struct param *p
 					next = &o->via.map.ptr[i].val;
 			}
 		} else {
-			if (o->type != MSGPACK_OBJECT_ARRAY || (uint64_t)g->index >= o->via.array.size)
+			if (o->type != MSGPACK_OBJECT_ARRAY ||
+			    (uint64_t)g->index >= o->via.array.size)
 				return NULL;
 			next = &o->via.array.ptr[g->index];
 		}
@@ -466,7 +504,8 @@ static int unpack_event(struct unpacked *u, const evs_event *ev)
 
 	if (!msgpack_zone_init(&u->zone, 4096))
 		return EVP_NOMEM;
-	if (msgpack_unpack(ev->data, ev->data_len, &off, &u->zone, &u->data) != MSGPACK_UNPACK_SUCCESS)
+	if (msgpack_unpack(ev->data, ev->data_len, &off, &u->zone, &u->data) !=
+	    MSGPACK_UNPACK_SUCCESS)
 		u->data.type = MSGPACK_OBJECT_NIL;
 	off = 0;
 	if (msgpack_unpack(ev->metadata, ev->metadata_len, &off, &u->zone, &u->meta) !=
@@ -576,7 +615,8 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
 			break;
 		}
 		res = PQexecPrepared(conn, st->pname, st->nparams, u.pv, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQresultStatus(res) != PGRES_TUPLES_OK)
 			rc = result_error(conn, res, err, errlen, sqlstate, sslen);
 		PQclear(res);
 	}
@@ -593,9 +633,8 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
  */
 #define PIPE_QUERIES 256
 
-int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__event *events,
-			  size_t n, size_t *failed, char *err, size_t errlen, char *sqlstate,
-			  size_t sslen)
+int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__event *events, size_t n,
+			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen)
 {
 	size_t qev[PIPE_QUERIES];
 	struct unpacked u;
@@ -632,8 +671,8 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 				if (bind_params(&u, st, &events[i].ev) != EVP_OK) {
 					snprintf(err, errlen, "out of memory");
 					rc = EVP_NOMEM;
-				} else if (PQsendQueryPrepared(conn, st->pname, st->nparams, u.pv, NULL,
-							       NULL, 0) != 1) {
+				} else if (PQsendQueryPrepared(conn, st->pname, st->nparams, u.pv,
+							       NULL, NULL, 0) != 1) {
 					rc = result_error(conn, NULL, err, errlen, sqlstate, sslen);
 				} else if (sent < PIPE_QUERIES) {
 					qev[sent++] = i;
@@ -657,7 +696,8 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			if (!res) {
 				if (PQstatus(conn) != CONNECTION_OK) {
 					if (!rc)
-						rc = result_error(conn, NULL, err, errlen, sqlstate, sslen);
+						rc = result_error(conn, NULL, err, errlen, sqlstate,
+								  sslen);
 					break;
 				}
 				got++;

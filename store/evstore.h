@@ -631,6 +631,8 @@ int evs_merge_patch(const void *target, size_t target_len, const void *patch,
  *   "MoneyDeposited" version 1: -5 is less than 1
  * Types without schemas are accepted or refused (EVS_UNKNOWN_TYPE) as the
  * store's setting says (evs_schema_set_unknown).
+ * evs_restore() writes events back exactly as they were stored and does
+ * not validate them.
  *
  * Versions of a type are 1, 2, 3, ... without gaps. Version k+1 is added
  * only if it is a compatible change of k (it only adds optional

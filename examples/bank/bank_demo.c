@@ -73,8 +73,14 @@ static void show(bank *b, const char *account, const evs_at *at, const char *lab
 /* A malformed event refused; an AccountOpened of version 1 read as 2. */
 static void schemas_at_work(evs_store *store)
 {
-	static const char bad[] = "\x81\xa6" "amount" "\xa3" "ten";     /* {"amount":"ten"} */
-	static const char old[] = "\x81\xa5" "owner" "\xa5" "Carol";     /* {"owner":"Carol"} */
+	static const char bad[] = "\x81\xa6"
+				  "amount"
+				  "\xa3"
+				  "ten"; /* {"amount":"ten"} */
+	static const char old[] = "\x81\xa5"
+				  "owner"
+				  "\xa5"
+				  "Carol"; /* {"owner":"Carol"} */
 	evs_event_in ev = {.type = "MoneyDeposited", .data = bad, .data_len = sizeof bad - 1};
 	evs_iter *it;
 	evs_event e, up;
@@ -86,7 +92,9 @@ static void schemas_at_work(evs_store *store)
 	printf("  refused   deposit {\"amount\":\"ten\"}: %s: %s\n", evs_code_name(rc),
 	       evs_errmsg(store));
 	/* an account opened before currencies existed: written as version 1 */
-	ev = (evs_event_in){.type = "AccountOpened", .type_version = 1, .data = old,
+	ev = (evs_event_in){.type = "AccountOpened",
+			    .type_version = 1,
+			    .data = old,
 			    .data_len = sizeof old - 1};
 	if (evs_append(store, "account-carol", EVS_ANY, &ev, 1, NULL) != EVS_OK ||
 	    evs_read_stream(store, "account-carol", 1, EVS_FORWARD, 1, &it) != EVS_OK) {

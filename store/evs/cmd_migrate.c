@@ -10,9 +10,11 @@
 enum { OPT_DSN, OPT_MIGRATIONS };
 
 static const struct cli_option options[] = {
-	[OPT_DSN] = {"dsn", "DSN", "libpq connection string (default: $EVS_PG_DSN, else the PG* environment)"},
-	[OPT_MIGRATIONS] = {"migrations", "DIR",
-			    "directory of NNNN_name.sql files (default: $EVS_MIGRATIONS, else ./migrations)"},
+	[OPT_DSN] = {"dsn", "DSN",
+		     "libpq connection string (default: $EVS_PG_DSN, else the PG* environment)"},
+	[OPT_MIGRATIONS] =
+		{"migrations", "DIR",
+		 "directory of NNNN_name.sql files (default: $EVS_MIGRATIONS, else ./migrations)"},
 	{NULL, NULL, NULL}};
 
 struct migrate_state {
@@ -53,7 +55,9 @@ const char *cli_pg_dsn(const char *given)
 static int run(struct cli_ctx *ctx, void *state)
 {
 	struct migrate_state *st = state;
-	const char *dir = st->dir ? st->dir : getenv("EVS_MIGRATIONS") ? getenv("EVS_MIGRATIONS") : "migrations";
+	const char *dir = st->dir                    ? st->dir
+			  : getenv("EVS_MIGRATIONS") ? getenv("EVS_MIGRATIONS")
+						     : "migrations";
 	evp_migrate_result r = {0, 0};
 	char err[2048];
 	PGconn *conn;
@@ -82,9 +86,10 @@ const struct cli_command cli_cmd_migrate = {
 	.name = "migrate",
 	.synopsis = "[--dsn DSN] [--migrations DIR]",
 	.summary = "apply pending read-model migrations to PostgreSQL",
-	.description = "Apply the pending NNNN_name.sql files in version order, each in its own\n"
-		       "transaction, recording version, name and SHA-256 in evs.schema_migrations.\n"
-		       "Refuses to go on when an applied file was edited. Safe to run twice at once.",
+	.description =
+		"Apply the pending NNNN_name.sql files in version order, each in its own\n"
+		"transaction, recording version, name and SHA-256 in evs.schema_migrations.\n"
+		"Refuses to go on when an applied file was edited. Safe to run twice at once.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

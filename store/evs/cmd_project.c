@@ -10,18 +10,32 @@
 #include "../../projector/evsproj.h"
 #include "cli.h"
 
-enum { OPT_DSN, OPT_RULES, OPT_PROJECTION, OPT_MIGRATIONS, OPT_BATCH, OPT_ONCE, OPT_NO_BUILTIN,
-       OPT_DEAD_LETTER, OPT_VERBOSE };
+enum {
+	OPT_DSN,
+	OPT_RULES,
+	OPT_PROJECTION,
+	OPT_MIGRATIONS,
+	OPT_BATCH,
+	OPT_ONCE,
+	OPT_NO_BUILTIN,
+	OPT_DEAD_LETTER,
+	OPT_REBUILD,
+	OPT_VERBOSE
+};
 
 static const struct cli_option options[] = {
-	[OPT_DSN] = {"dsn", "DSN", "libpq connection string (default: $EVS_PG_DSN, else the PG* environment)"},
+	[OPT_DSN] = {"dsn", "DSN",
+		     "libpq connection string (default: $EVS_PG_DSN, else the PG* environment)"},
 	[OPT_RULES] = {"rules", "FILE", "declared projection file"},
-	[OPT_PROJECTION] = {"projection", "NAME", "checkpoint name (default: the rules' name, or builtin)"},
+	[OPT_PROJECTION] = {"projection", "NAME",
+			    "checkpoint name (default: the rules' name, or builtin)"},
 	[OPT_MIGRATIONS] = {"migrations", "DIR", "apply migrations from DIR first"},
 	[OPT_BATCH] = {"batch", "N", "events per transaction (default 2000)"},
 	[OPT_ONCE] = {"once", NULL, "catch up to the store's head, then exit"},
 	[OPT_NO_BUILTIN] = {"no-builtin", NULL, "do not write the built-in read models"},
 	[OPT_DEAD_LETTER] = {"dead-letter", NULL, "park failing events in evs.dead_letters"},
+	[OPT_REBUILD] = {"rebuild", NULL,
+			 "rebuild the --rules projection into a shadow schema, then swap it in"},
 	[OPT_VERBOSE] = {"verbose", NULL, "log every batch"},
 	{NULL, NULL, NULL}};
 
@@ -72,6 +86,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 	case OPT_ONCE: st->cfg.once = true; break;
 	case OPT_NO_BUILTIN: st->cfg.builtin = false; break;
 	case OPT_DEAD_LETTER: st->cfg.dead_letter = true; break;
+	case OPT_REBUILD: st->cfg.rebuild = true; break;
 	case OPT_VERBOSE: st->cfg.log_level = EVP_LOG_DEBUG; break;
 	default: return CLI_EXIT_USAGE;
 	}
@@ -112,12 +127,13 @@ static int run(struct cli_ctx *ctx, void *state)
 
 const struct cli_command cli_cmd_project = {
 	.name = "project",
-	.synopsis = "[--once] [--dsn DSN] [--rules FILE] [OPTION]...",
+	.synopsis = "[--once] [--dsn DSN] [--rules FILE]",
 	.summary = "project the store into PostgreSQL read models",
-	.description = "Apply the store's events after the projection's checkpoint to PostgreSQL:\n"
-		       "the built-in read models (schema evs) and, with --rules, a declared\n"
-		       "projection; each batch and its checkpoint in one transaction. With --once,\n"
-		       "stop at the store's head; otherwise follow new commits until interrupted.",
+	.description =
+		"Apply the store's events after the projection's checkpoint to PostgreSQL:\n"
+		"the built-in read models (schema evs) and, with --rules, a declared\n"
+		"projection; each batch and its checkpoint in one transaction. With --once,\n"
+		"stop at the store's head; otherwise follow new commits until interrupted.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

@@ -73,6 +73,13 @@ static void migrate(const char *dsn)
 	PQfinish(c);
 }
 
+static void log_stderr(void *ctx, int level, const char *message)
+{
+	(void)ctx;
+	(void)level;
+	fprintf(stderr, "projector: %s\n", message);
+}
+
 static double catch_up(const char *store, const char *dsn, bool builtin, bool state,
 		       const char *rules, int batch)
 {
@@ -91,6 +98,9 @@ static double catch_up(const char *store, const char *dsn, bool builtin, bool st
 	cfg.batch_max = batch;
 	cfg.once = true;
 	cfg.log_level = EVP_LOG_WARNING;
+	cfg.log = log_stderr;
+	if (getenv("EVS_BENCH_DEBUG"))
+		cfg.log_level = EVP_LOG_DEBUG; /* one line per batch, with timings */
 	t0 = now_ns(CLOCK_MONOTONIC);
 	if (evp_run(&cfg, &st, err, sizeof err) != EVP_OK)
 		die("evp_run", err);
@@ -108,8 +118,9 @@ static void put_i16(evp_buf *b, int v)
 
 static void put_i32(evp_buf *b, int32_t v)
 {
-	unsigned char x[4] = {(unsigned char)((uint32_t)v >> 24), (unsigned char)((uint32_t)v >> 16),
-			      (unsigned char)((uint32_t)v >> 8), (unsigned char)v};
+	unsigned char x[4] = {(unsigned char)((uint32_t)v >> 24),
+			      (unsigned char)((uint32_t)v >> 16), (unsigned char)((uint32_t)v >> 8),
+			      (unsigned char)v};
 
 	evp_buf_putn(b, x, 4);
 }
@@ -235,9 +246,9 @@ static double ceiling(evs_store *s, const char *dsn, uint64_t events)
 
 struct live {
 	evs_store *store;
-	uint64_t base;        /* head before the run */
-	int64_t *started;     /* [i]: realtime ns before appending base+1+i */
-	int64_t *lag;         /* [i]: ns */
+	uint64_t base;    /* head before the run */
+	int64_t *started; /* [i]: realtime ns before appending base+1+i */
+	int64_t *lag;     /* [i]: ns */
 	size_t n;
 	int rate;
 	atomic_size_t appended;
@@ -374,8 +385,8 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, int rate, i
 	qsort(l.lag, l.n, sizeof *l.lag, cmp_i64);
 	printf("live lag at %d events/s for %d s (%zu events, all built-in models):"
 	       " p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-	       rate, seconds, l.n, (double)l.lag[l.n / 2] / 1e6, (double)l.lag[l.n * 99 / 100] / 1e6,
-	       (double)l.lag[l.n - 1] / 1e6);
+	       rate, seconds, l.n, (double)l.lag[l.n / 2] / 1e6,
+	       (double)l.lag[l.n * 99 / 100] / 1e6, (double)l.lag[l.n - 1] / 1e6);
 	printf("verdict: live p99 < 50 ms: %s\n", l.lag[l.n * 99 / 100] < 50000000 ? "yes" : "NO");
 	free(l.started);
 	free(l.lag);
@@ -401,23 +412,23 @@ START_TEST(bench)
 
 	c = ceiling(s, (dsn = pgh_new_db()), (uint64_t)events);
 	free(dsn);
-	printf("ceiling: binary COPY into an unindexed table: %.0f events/s (%.2f s)\n",
-	       events / c, c);
+	printf("ceiling: binary COPY into an unindexed table: %.0f events/s (%.2f s)\n", events / c,
+	       c);
 	fflush(stdout);
 	a = catch_up(dir, (dsn = pgh_new_db()), true, false, NULL, batch);
 	free(dsn);
-	printf("a  event log:              %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / a,
-	       c / a, a);
+	printf("a  event log:              %9.0f events/s  %.2f of the ceiling (%.2f s)\n",
+	       events / a, c / a, a);
 	fflush(stdout);
 	b = catch_up(dir, (dsn = pgh_new_db()), true, true, NULL, batch);
 	free(dsn);
-	printf("b  all built-in models:    %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / b,
-	       c / b, b);
+	printf("b  all built-in models:    %9.0f events/s  %.2f of the ceiling (%.2f s)\n",
+	       events / b, c / b, b);
 	fflush(stdout);
 	p = catch_up(dir, (dsn = pgh_new_db()), false, false, rules, batch);
 	free(dsn);
-	printf("c  bank projection:        %9.0f events/s  %.2f of the ceiling (%.2f s)\n", events / p,
-	       c / p, p);
+	printf("c  bank projection:        %9.0f events/s  %.2f of the ceiling (%.2f s)\n",
+	       events / p, c / p, p);
 	printf("verdict: event log >= 40%% of the ceiling: %s; all built-in >= 20%%: %s\n",
 	       c / a >= 0.40 ? "yes" : "NO", c / b >= 0.20 ? "yes" : "NO");
 	fflush(stdout);
@@ -449,8 +460,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
 			batch = atoi(argv[++i]);
 		} else {
-			fprintf(stderr, "usage: bench_projector [--events N] [--rate R] [--seconds S]"
-					" [--batch N] [--quick]\n");
+			fprintf(stderr,
+				"usage: bench_projector [--events N] [--rate R] [--seconds S]"
+				" [--batch N] [--quick]\n");
 			return 2;
 		}
 	}

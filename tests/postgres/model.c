@@ -23,7 +23,8 @@ evs_store *model_open(const char *dir)
 	return s;
 }
 
-static const char *const weird_streams[] = {"tab\there", "quote\"s", "back\\slash", "uni-\xc3\xa9\xe2\x82\xac",
+static const char *const weird_streams[] = {"tab\there",     "quote\"s",
+					    "back\\slash",   "uni-\xc3\xa9\xe2\x82\xac",
 					    "comma,brace{}", "new\nline"};
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -34,8 +35,9 @@ static void pack_str(msgpack_packer *pk, const char *s)
 
 static void pack_value(msgpack_packer *pk, uint64_t *rng, int depth)
 {
-	static const char *const strs[] = {"plain", "quote\"back\\slash", "tab\tnl\ncr\r",
-					   "\xc3\xa9t\xc3\xa9", "", "{\"not\":\"json\"}", "ctl\x01"};
+	static const char *const strs[] = {
+		"plain", "quote\"back\\slash", "tab\tnl\ncr\r", "\xc3\xa9t\xc3\xa9",
+		"",      "{\"not\":\"json\"}", "ctl\x01"};
 
 	switch (pgh_rand(rng) % (depth > 1 ? 6 : 8)) {
 	case 0: msgpack_pack_int64(pk, (int64_t)(pgh_rand(rng) % 2000000) - 1000000); break;
@@ -102,7 +104,8 @@ void model_generate(evs_store *store, uint64_t *rng, int n)
 			in[i].data = sb[i].data;
 			in[i].data_len = sb[i].size;
 			if (pgh_rand(rng) % 3 == 0)
-				in[i].occurred_at = 1700000000000000000LL + (int64_t)(pgh_rand(rng) % 1000000000);
+				in[i].occurred_at = 1700000000000000000LL +
+						    (int64_t)(pgh_rand(rng) % 1000000000);
 			if (pgh_rand(rng) % 2)
 				evs_uuid_v7(in[i].correlation_id);
 		}
@@ -140,16 +143,19 @@ void model_generate_bank(evs_store *store, uint64_t *rng, int n, int accounts)
 		msgpack_sbuffer_destroy(&sb);
 	}
 	for (i = 0; i < n; i++) {
-		static const char *const types[] = {"MoneyDeposited", "MoneyWithdrawn", "TransferSent",
-						    "TransferReceived", "TransferReturned"};
+		static const char *const types[] = {"MoneyDeposited", "MoneyWithdrawn",
+						    "TransferSent", "TransferReceived",
+						    "TransferReturned"};
 		char stream[32], other[32];
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
 		evs_event_in in = {0};
 		int t = (int)(pgh_rand(rng) % 5);
 
-		snprintf(stream, sizeof stream, "account-%d", (int)(pgh_rand(rng) % (uint64_t)accounts));
-		snprintf(other, sizeof other, "account-%d", (int)(pgh_rand(rng) % (uint64_t)accounts));
+		snprintf(stream, sizeof stream, "account-%d",
+			 (int)(pgh_rand(rng) % (uint64_t)accounts));
+		snprintf(other, sizeof other, "account-%d",
+			 (int)(pgh_rand(rng) % (uint64_t)accounts));
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, t >= 2 ? 2 : 1);
@@ -185,8 +191,8 @@ static char *time_text(int64_t ns)
 	return b.ptr;
 }
 
-static void expect_true(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
-			uint64_t position)
+static void expect_true(PGconn *c, const char *sql, int n, const char *const *vals,
+			const char *what, uint64_t position)
 {
 	PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
 
@@ -215,18 +221,23 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 	ck_assert_int_eq(evs_head(store, &head), EVS_OK);
 	snprintf(sql, sizeof sql, "SELECT count(*) = %llu FROM evs.events",
 		 (unsigned long long)head.last_position);
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"), (long long)head.last_position);
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.state_history"), (long long)head.last_position);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"),
+			 (long long)head.last_position);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.state_history"),
+			 (long long)head.last_position);
 	/* validity intervals chain within each stream */
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM (SELECT valid_to, lead(valid_from) OVER"
-				    " (PARTITION BY stream ORDER BY version) AS nxt FROM evs.state_history) x"
-				    " WHERE valid_to IS DISTINCT FROM nxt"),
-			 0);
+	ck_assert_int_eq(
+		pgh_int(c,
+			"SELECT count(*) FROM (SELECT valid_to, lead(valid_from) OVER"
+			" (PARTITION BY stream ORDER BY version) AS nxt FROM evs.state_history) x"
+			" WHERE valid_to IS DISTINCT FROM nxt"),
+		0);
 	ck_assert_int_eq(evs_read_all(store, 1, EVS_FORWARD, NULL, 0, &it), EVS_OK);
 	while (evs_iter_next(it, &ev) == EVS_OK) {
 		char *stream = strndup(ev.stream.ptr, ev.stream.len);
 		char *type = strndup(ev.type.ptr, ev.type.len);
-		char *data = json_of(ev.data, ev.data_len), *meta = json_of(ev.metadata, ev.metadata_len);
+		char *data = json_of(ev.data, ev.data_len),
+		     *meta = json_of(ev.metadata, ev.metadata_len);
 		char *hist, *vfrom;
 		evs_state st;
 		evs_at at = {.kind = EVS_AT_POSITION, .position = ev.position};
@@ -245,12 +256,13 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 		vals[5] = ns;
 		vals[6] = data;
 		vals[7] = meta;
-		expect_true(c,
-			    "SELECT stream = $2 AND version = $3 AND type = $4 AND type_version = $5"
-			    " AND recorded_at_ns = $6 AND data = $7::jsonb AND metadata = $8::jsonb"
-			    " AND (extract(epoch FROM recorded_at) * 1000000)::bigint = $6::bigint / 1000"
-			    " FROM evs.events WHERE position = $1",
-			    8, vals, "event log", ev.position);
+		expect_true(
+			c,
+			"SELECT stream = $2 AND version = $3 AND type = $4 AND type_version = $5"
+			" AND recorded_at_ns = $6 AND data = $7::jsonb AND metadata = $8::jsonb"
+			" AND (extract(epoch FROM recorded_at) * 1000000)::bigint = $6::bigint / 1000"
+			" FROM evs.events WHERE position = $1",
+			8, vals, "event log", ev.position);
 		/* the history row of this version is the fold up to this event */
 		ck_assert_int_eq(evs_state_load(store, stream, &at, &st), EVS_OK);
 		hist = json_of(st.data, st.len);
@@ -277,8 +289,8 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 			v2[0] = stream;
 			v2[1] = vfrom;
 			v2[2] = hist;
-			expect_true(c, "SELECT evs.state_at($1, $2::timestamptz) = $3::jsonb", 3, v2,
-				    "state_at", ev.position);
+			expect_true(c, "SELECT evs.state_at($1, $2::timestamptz) = $3::jsonb", 3,
+				    v2, "state_at", ev.position);
 			evs_state_free(&st);
 			free(hist);
 			free(vfrom);
@@ -286,8 +298,8 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 			if (ev.version == 1) {
 				vfrom = time_text(ev.recorded_at - 1000);
 				v2[1] = vfrom;
-				expect_true(c, "SELECT evs.state_at($1, $2::timestamptz) IS NULL", 2, v2,
-					    "state_at before the first event", ev.position);
+				expect_true(c, "SELECT evs.state_at($1, $2::timestamptz) IS NULL",
+					    2, v2, "state_at before the first event", ev.position);
 				free(vfrom);
 			}
 		}
@@ -301,7 +313,8 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 
 	/* current state per stream = the latest fold */
 	{
-		PGresult *r = PQexec(c, "SELECT stream, data::text, version, position FROM evs.state");
+		PGresult *r =
+			PQexec(c, "SELECT stream, data::text, version, position FROM evs.state");
 		int i;
 
 		ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
@@ -311,13 +324,15 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 			char *want;
 			const char *vals[2];
 
-			ck_assert_int_eq(evs_state_load(store, PQgetvalue(r, i, 0), NULL, &st), EVS_OK);
+			ck_assert_int_eq(evs_state_load(store, PQgetvalue(r, i, 0), NULL, &st),
+					 EVS_OK);
 			ck_assert_uint_eq(st.version, strtoull(PQgetvalue(r, i, 2), NULL, 10));
 			ck_assert_uint_eq(st.position, strtoull(PQgetvalue(r, i, 3), NULL, 10));
 			want = json_of(st.data, st.len);
 			vals[0] = PQgetvalue(r, i, 1);
 			vals[1] = want;
-			expect_true(c, "SELECT $1::jsonb = $2::jsonb", 2, vals, "current state", st.position);
+			expect_true(c, "SELECT $1::jsonb = $2::jsonb", 2, vals, "current state",
+				    st.position);
 			free(want);
 			evs_state_free(&st);
 		}

@@ -18,7 +18,7 @@
 
 #include "pgh.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
+#define PG_BIN        "/usr/lib/postgresql/15/bin"
 #define READY_SECONDS 120
 
 static pid_t owner_pid;
@@ -75,8 +75,8 @@ static void on_signal(int sig)
 		pid_t pid = fork();
 
 		if (pid == 0) {
-			char *argv[] = {"runuser", "-u", "postgres", "--", PG_BIN "/pg_ctl", "-D",
-					datadir, "-m", "immediate", "-w", "stop", NULL};
+			char *argv[] = {"runuser", "-u", "postgres",  "--", PG_BIN "/pg_ctl", "-D",
+					datadir,   "-m", "immediate", "-w", "stop",           NULL};
 
 			execvp(as_root ? argv[0] : argv[4], as_root ? argv : argv + 4);
 			_exit(127);
@@ -122,8 +122,18 @@ void pgh_server_start(void)
 		 " -c full_page_writes=off -c max_connections=60",
 		 base);
 	{
-		char *argv[] = {PG_BIN "/pg_ctl", "-D", datadir, "-l", logfile, "-w", "-t", "120",
-				"-o", opts, "start", NULL};
+		char *argv[] = {PG_BIN "/pg_ctl",
+				"-D",
+				datadir,
+				"-l",
+				logfile,
+				"-w",
+				"-t",
+				"120",
+				"-o",
+				opts,
+				"start",
+				NULL};
 
 		if (run(argv, true) != 0) {
 			fprintf(stderr, "pgh: could not start the server (log: %s)\n", logfile);
@@ -138,7 +148,7 @@ void pgh_server_start(void)
 void pgh_server_stop(const char *mode)
 {
 	char *argv[] = {PG_BIN "/pg_ctl", "-D", datadir, "-m", (char *)mode, "-w", "-t", "120",
-			"stop", NULL};
+			"stop",           NULL};
 
 	if (run(argv, true) != 0)
 		fprintf(stderr, "pgh: pg_ctl stop failed\n");
@@ -175,9 +185,11 @@ void pgh_start(void)
 		pg_uid = pw->pw_uid;
 		pg_gid = pw->pw_gid;
 	}
-	/* the socket path must stay under 108 bytes: prefer a short TMPDIR */
-	snprintf(base, sizeof base, "%s/evs-pg-XXXXXX",
-		 tmp && tmp[0] && strlen(tmp) < 60 ? tmp : "/tmp");
+	/* the socket path must stay under 108 bytes, and as root the
+	 * "postgres" user must reach the directory: the cluster always lives
+	 * in /tmp (sticky, world-traversable), whatever TMPDIR says */
+	(void)tmp;
+	snprintf(base, sizeof base, "/tmp/evs-pg-XXXXXX");
 	if (!mkdtemp(base)) {
 		perror("pgh: mkdtemp");
 		abort();
@@ -185,19 +197,6 @@ void pgh_start(void)
 	if (as_root && chown(base, pg_uid, pg_gid) != 0) {
 		perror("pgh: chown");
 		abort();
-	}
-	if (as_root) {
-		/* the postgres user must reach base through its parents */
-		char parent[256], *slash;
-
-		snprintf(parent, sizeof parent, "%s", base);
-		while ((slash = strrchr(parent, '/')) && slash != parent) {
-			struct stat st;
-
-			*slash = '\0';
-			if (stat(parent, &st) == 0 && !(st.st_mode & S_IXOTH))
-				chmod(parent, st.st_mode | S_IXOTH);
-		}
 	}
 	snprintf(datadir, sizeof datadir, "%s/data", base);
 	snprintf(logfile, sizeof logfile, "%s/server.log", base);
@@ -207,8 +206,18 @@ void pgh_start(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	{
-		char *argv[] = {PG_BIN "/initdb", "-D",      datadir, "-A", "trust", "-U", "postgres",
-				"-E",             "UTF8", "--no-sync", "--no-instructions", NULL};
+		char *argv[] = {PG_BIN "/initdb",
+				"-D",
+				datadir,
+				"-A",
+				"trust",
+				"-U",
+				"postgres",
+				"-E",
+				"UTF8",
+				"--no-sync",
+				"--no-instructions",
+				NULL};
 
 		if (run(argv, true) != 0) {
 			fprintf(stderr, "pgh: initdb failed in %s\n", base);

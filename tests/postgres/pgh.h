@@ -2,7 +2,7 @@
  * pgh.h - the PostgreSQL test harness: a throwaway cluster per test
  * executable, a fresh database per test case.
  *
- * pgh_start() runs initdb in a temporary directory and starts the server
+ * pgh_start() runs initdb in a temporary directory under /tmp and starts the server
  * on a Unix socket in that directory only (no TCP), with fsync=off; as
  * root (CI) initdb and the server run as the user "postgres" through
  * runuser. EVS_PG_DSN (a key=value libpq string) pointing at an existing

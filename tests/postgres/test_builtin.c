@@ -56,8 +56,10 @@ START_TEST(builtin_random_histories)
 		evs_store_info h;
 
 		ck_assert_int_eq(evs_head(s, &h), EVS_OK);
-		ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'builtin'"),
-				 (long long)h.last_position);
+		ck_assert_int_eq(
+			pgh_int(c,
+				"SELECT position FROM evs.checkpoints WHERE projection = 'builtin'"),
+			(long long)h.last_position);
 	}
 	PQfinish(c);
 	evs_close(s);
@@ -123,7 +125,8 @@ START_TEST(builtin_live)
 			 (unsigned long long)h.last_position);
 		t0 = mono_ns();
 		while (pgh_int(c, sql) != 1) {
-			ck_assert_msg(mono_ns() - t0 < 30000000000LL, "event %llu not visible after 30 s",
+			ck_assert_msg(mono_ns() - t0 < 30000000000LL,
+				      "event %llu not visible after 30 s",
 				      (unsigned long long)h.last_position);
 		}
 		dt = mono_ns() - t0;

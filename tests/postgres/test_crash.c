@@ -93,7 +93,8 @@ START_TEST(projector_sigkill)
 	char err[1024];
 
 	a = pgh_connect(dsn_a);
-	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err), EVP_OK);
+	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err),
+			 EVP_OK);
 	model_generate_bank(s, &rng, 1500, 12);
 	model_generate(s, &rng, 300);
 	for (round = 0; kills < 25; round++) {
@@ -114,7 +115,8 @@ START_TEST(projector_sigkill)
 			midstream++;
 	}
 	PQfinish(a);
-	fprintf(stderr, "projector_sigkill: %d kills, %d of them behind the head\n", kills, midstream);
+	fprintf(stderr, "projector_sigkill: %d kills, %d of them behind the head\n", kills,
+		midstream);
 	ck_assert_int_ge(midstream, 20);
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn_a, 100, true, NULL)), 0);
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn_b, 1000, true, NULL)), 0);
@@ -124,15 +126,18 @@ START_TEST(projector_sigkill)
 	for (i = 0; i < sizeof dumps / sizeof *dumps; i++) {
 		char *x = model_dump(a, dumps[i]), *y = model_dump(b, dumps[i]);
 
-		ck_assert_msg(strcmp(x, y) == 0, "after kills, \"%s\" differs from a clean run", dumps[i]);
+		ck_assert_msg(strcmp(x, y) == 0, "after kills, \"%s\" differs from a clean run",
+			      dumps[i]);
 		free(x);
 		free(y);
 	}
 	model_check_builtin(a, s, &rng);
 	/* balances equal the sum of the ledger: no movement applied twice */
-	ck_assert_int_eq(pgh_int(a, "SELECT count(*) FROM bank.accounts a WHERE balance <>"
-				    " (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
-			 0);
+	ck_assert_int_eq(
+		pgh_int(a,
+			"SELECT count(*) FROM bank.accounts a WHERE balance <>"
+			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
+		0);
 	PQfinish(a);
 	PQfinish(b);
 	evs_close(s);
@@ -239,26 +244,29 @@ START_TEST(cli_migrate_and_project)
 
 	model_generate_bank(s, &rng, 200, 4);
 	{
-		const char *a[] = {"migrate", "--dsn", dsn, "--migrations", pgh_migrations_dir(), NULL};
+		const char *a[] = {"migrate", "--dsn", dsn, "--migrations", pgh_migrations_dir(),
+				   NULL};
 
 		ck_assert_int_eq(run_evs(a), 0);
 		ck_assert_int_eq(run_evs(a), 0); /* nothing to do */
 	}
 	{
-		const char *a[] = {"--store", dir, "project", "--once", "--dsn", dsn, "--rules", rules_path,
-				   "--batch", "64", NULL};
+		const char *a[] = {"--store", dir,        "project", "--once", "--dsn", dsn,
+				   "--rules", rules_path, "--batch", "64",     NULL};
 
 		ck_assert_int_eq(run_evs(a), 0);
 	}
 	{
-		const char *a[] = {"--store", dir, "project", "--once", "--dsn", dsn, "--batch", "0", NULL};
+		const char *a[] = {"--store", dir,       "project", "--once", "--dsn",
+				   dsn,       "--batch", "0",       NULL};
 
 		ck_assert_int_eq(run_evs(a), 2); /* bad usage */
 	}
 	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
 	c = pgh_connect(dsn);
-	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
-			 (long long)h.last_position);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
+		(long long)h.last_position);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 200);
 	PQfinish(c);
 	evs_close(s);

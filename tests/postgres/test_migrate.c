@@ -25,17 +25,21 @@ START_TEST(migrate_fresh)
 	evp_migrate_result r;
 	char *v;
 
-	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err), EVP_OK);
+	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err),
+			 EVP_OK);
 	ck_assert_int_eq(r.applied, count_files());
 	ck_assert_int_eq(r.total, count_files());
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.schema_migrations"), count_files());
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.schema_migrations"
-				    " WHERE checksum ~ '^[0-9a-f]{64}$'"), count_files());
-	v = pgh_value(c, "SELECT string_agg(name, ',' ORDER BY version) FROM evs.schema_migrations");
+				    " WHERE checksum ~ '^[0-9a-f]{64}$'"),
+			 count_files());
+	v = pgh_value(c,
+		      "SELECT string_agg(name, ',' ORDER BY version) FROM evs.schema_migrations");
 	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,bank");
 	free(v);
 	/* again: nothing to do */
-	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err), EVP_OK);
+	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err),
+			 EVP_OK);
 	ck_assert_int_eq(r.applied, 0);
 	/* the analyst role reads and cannot write */
 	pgh_exec(c, "SET ROLE evs_analyst");
@@ -133,9 +137,9 @@ static void *run_migrate(void *arg)
 	struct runner *m = arg;
 	PGconn *c = PQconnectdb(m->dsn);
 
-	m->rc = PQstatus(c) == CONNECTION_OK
-			? evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &m->r, m->err, sizeof m->err)
-			: EVP_CONNECT;
+	m->rc = PQstatus(c) == CONNECTION_OK ? evp_migrate(c, pgh_migrations_dir(), NULL, NULL,
+							   &m->r, m->err, sizeof m->err)
+					     : EVP_CONNECT;
 	PQfinish(c);
 	return NULL;
 }

@@ -32,7 +32,8 @@ static long long checkpoint_of(const char *dsn)
 	long long v = -1;
 
 	if (PQstatus(c) == CONNECTION_OK) {
-		PGresult *r = PQexec(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'");
+		PGresult *r =
+			PQexec(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'");
 
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 			v = atoll(PQgetvalue(r, 0, 0));
@@ -64,9 +65,9 @@ START_TEST(postgres_restart_mid_stream)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		execl(pgh_projector_bin(), pgh_projector_bin(), "--store", dir, "--dsn", dsn, "--rules",
-		      rules, "--migrations", pgh_migrations_dir(), "--batch", "7", "--retry-max-ms",
-		      "400", "--log-level", "warning", (char *)NULL);
+		execl(pgh_projector_bin(), pgh_projector_bin(), "--store", dir, "--dsn", dsn,
+		      "--rules", rules, "--migrations", pgh_migrations_dir(), "--batch", "7",
+		      "--retry-max-ms", "400", "--log-level", "warning", (char *)NULL);
 		_exit(127);
 	}
 	for (round = 0; round < 4; round++) {
@@ -91,9 +92,11 @@ START_TEST(postgres_restart_mid_stream)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	c = pgh_connect(dsn);
 	model_check_builtin(c, s, &rng);
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.accounts a WHERE balance <>"
-				    " (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
-			 0);
+	ck_assert_int_eq(
+		pgh_int(c,
+			"SELECT count(*) FROM bank.accounts a WHERE balance <>"
+			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
+		0);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 500 + 4 * 250);
 	PQfinish(c);
 	evs_close(s);

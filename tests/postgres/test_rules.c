@@ -6,7 +6,10 @@
  * in C, a failing event stops the projector (nothing of its batch
  * committed) or, when asked, is parked in evs.dead_letters.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,10 +115,12 @@ static void create_orders(const char *dsn)
 {
 	PGconn *c = pgh_connect(dsn);
 
-	pgh_exec(c, "CREATE SCHEMA t; CREATE TABLE t.orders (id text PRIMARY KEY, customer text NOT NULL,"
-		    " paid boolean, total numeric, sku text, qty integer, payload jsonb,"
-		    " occurred timestamptz, event_id uuid, who text, note text, missing text,"
-		    " pos bigint, ver bigint, literal text)");
+	pgh_exec(
+		c,
+		"CREATE SCHEMA t; CREATE TABLE t.orders (id text PRIMARY KEY, customer text NOT NULL,"
+		" paid boolean, total numeric, sku text, qty integer, payload jsonb,"
+		" occurred timestamptz, event_id uuid, who text, note text, missing text,"
+		" pos bigint, ver bigint, literal text)");
 	PQfinish(c);
 }
 
@@ -127,20 +132,27 @@ START_TEST(rules_parameters)
 
 	rules = write_file(dir, "orders.projection", orders_rules);
 	create_orders(dsn);
-	append_order(s, "order-1", "Robert'); DROP TABLE t.orders; --", true, "SKU-\"1\"", "OrderPlaced");
+	append_order(s, "order-1", "Robert'); DROP TABLE t.orders; --", true, "SKU-\"1\"",
+		     "OrderPlaced");
 	append_order(s, "order-2", "Ann", false, "x\\y", "OrderPlaced");
-	ck_assert_msg(run_once(dir, dsn, rules, false, 10, err, sizeof err, NULL) == EVP_OK, "%s", err);
+	ck_assert_msg(run_once(dir, dsn, rules, false, 10, err, sizeof err, NULL) == EVP_OK, "%s",
+		      err);
 	c = pgh_connect(dsn);
-	v = pgh_value(c, "SELECT concat_ws('|', id, customer, paid, total, sku, qty, payload->'lines'->0->>'qty',"
-			 " occurred = '2023-11-14 22:13:20.123456+00', who, coalesce(note, 'NULL'),"
-			 " coalesce(missing, 'NULL'), pos, ver, literal, event_id IS NOT NULL)"
-			 " FROM t.orders WHERE id = 'order-1'");
-	ck_assert_str_eq(v, "order-1|Robert'); DROP TABLE t.orders; --|t|12.5|SKU-\"1\"|2|2|t|ops|NULL|NULL|1|1|:not_a_param::text|t");
+	v = pgh_value(
+		c,
+		"SELECT concat_ws('|', id, customer, paid, total, sku, qty, payload->'lines'->0->>'qty',"
+		" occurred = '2023-11-14 22:13:20.123456+00', who, coalesce(note, 'NULL'),"
+		" coalesce(missing, 'NULL'), pos, ver, literal, event_id IS NOT NULL)"
+		" FROM t.orders WHERE id = 'order-1'");
+	ck_assert_str_eq(
+		v,
+		"order-1|Robert'); DROP TABLE t.orders; --|t|12.5|SKU-\"1\"|2|2|t|ops|NULL|NULL|1|1|:not_a_param::text|t");
 	free(v);
 	v = pgh_value(c, "SELECT concat_ws('|', paid, sku) FROM t.orders WHERE id = 'order-2'");
 	ck_assert_str_eq(v, "f|x\\y");
 	free(v);
-	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
 	PQfinish(c);
 	evs_close(s);
 	pgh_rmtree(dir);
@@ -192,12 +204,14 @@ START_TEST(rules_failure_stops)
 		      "%s", err);
 	c = pgh_connect(dsn);
 	/* the first batch committed, the failing one did not */
-	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM t.orders"), 2);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"), 2);
 	/* and it stops at the same place again */
 	ck_assert_int_eq(run_once(dir, dsn, rules, false, 100, err, sizeof err, NULL), EVP_SQL);
-	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
 	PQfinish(c);
 	evs_close(s);
 	pgh_rmtree(dir);
@@ -221,16 +235,19 @@ START_TEST(rules_dead_letter)
 	append_order(s, "order-3", "c", true, "s", "OrderPlaced");
 	append_order(s, "order-1", "dup", true, "s", "OrderPlaced"); /* primary key again */
 	append_order(s, "order-5", "e", true, "s", "OrderPlaced");
-	ck_assert_msg(run_once(dir, dsn, rules, true, 100, err, sizeof err, &st) == EVP_OK, "%s", err);
+	ck_assert_msg(run_once(dir, dsn, rules, true, 100, err, sizeof err, &st) == EVP_OK, "%s",
+		      err);
 	ck_assert_uint_eq(st.dead_letters, 2);
 	c = pgh_connect(dsn);
-	ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 5);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 5);
 	/* the parked event's first statement was undone with it */
 	v = pgh_value(c, "SELECT string_agg(id || ':' || customer, ',' ORDER BY id) FROM t.orders");
 	ck_assert_str_eq(v, "order-1:a,order-3:c,order-5:e");
 	free(v);
-	v = pgh_value(c, "SELECT string_agg(concat_ws('|', position, stream, type, sqlstate,"
-			 " event->'data'->>'customer'), ',' ORDER BY position) FROM evs.dead_letters");
+	v = pgh_value(c,
+		      "SELECT string_agg(concat_ws('|', position, stream, type, sqlstate,"
+		      " event->'data'->>'customer'), ',' ORDER BY position) FROM evs.dead_letters");
 	ck_assert_str_eq(v, "2|order-2|OrderBad|23505|b,4|order-1|OrderPlaced|23505|dup");
 	free(v);
 	/* built-in models have every event */
@@ -257,7 +274,8 @@ START_TEST(rules_bank_projection)
 
 	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 600, 8);
-	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(pgh_rand(&rng) % 100), err, sizeof err, NULL) == EVP_OK,
+	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(pgh_rand(&rng) % 100), err,
+			       sizeof err, NULL) == EVP_OK,
 		      "%s", err);
 	/* the fold in C */
 	ck_assert_int_eq(evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it), EVS_OK);
@@ -270,7 +288,8 @@ START_TEST(rules_bank_projection)
 		uint32_t k;
 
 		msgpack_zone_init(&z, 256);
-		ck_assert_int_eq(msgpack_unpack(ev.data, ev.data_len, &off, &z, &o), MSGPACK_UNPACK_SUCCESS);
+		ck_assert_int_eq(msgpack_unpack(ev.data, ev.data_len, &off, &z, &o),
+				 MSGPACK_UNPACK_SUCCESS);
 		for (k = 0; k < o.via.map.size; k++)
 			if (o.via.map.ptr[k].key.via.str.size == 6 &&
 			    memcmp(o.via.map.ptr[k].key.via.str.ptr, "amount", 6) == 0)
@@ -288,10 +307,133 @@ START_TEST(rules_bank_projection)
 	for (i = 0; i < 8; i++) {
 		char sql[128];
 
-		snprintf(sql, sizeof sql, "SELECT balance FROM bank.accounts WHERE id = 'account-%d'", i);
+		snprintf(sql, sizeof sql,
+			 "SELECT balance FROM bank.accounts WHERE id = 'account-%d'", i);
 		ck_assert_int_eq(pgh_int(c, sql), balance[i]);
 	}
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 600);
+	PQfinish(c);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+END_TEST
+
+struct live_run {
+	evp_config cfg;
+	volatile sig_atomic_t stop;
+	int rc;
+	char err[2048];
+};
+
+static void *live_main(void *arg)
+{
+	struct live_run *l = arg;
+
+	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
+	return NULL;
+}
+
+START_TEST(rules_rebuild_and_swap)
+{
+	uint64_t rng = pgh_seed("rules_rebuild_and_swap");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
+	evs_store *s = model_open(dir);
+	struct live_run rb;
+	pthread_t th;
+	PGconn *c, *reader;
+	evs_store_info h;
+
+	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	model_generate_bank(s, &rng, 400, 5);
+	ck_assert_msg(run_once(dir, dsn, rules, false, 50, err, sizeof err, NULL) == EVP_OK, "%s",
+		      err);
+	c = pgh_connect(dsn);
+	good = model_dump(c, "SELECT * FROM bank.accounts ORDER BY id");
+	/* a bug wrote wrong balances: the rebuild repairs them */
+	pgh_exec(c, "UPDATE bank.accounts SET balance = -1");
+	bad = model_dump(c, "SELECT * FROM bank.accounts ORDER BY id");
+	/* an analyst keeps reading the old tables during the rebuild */
+	reader = pgh_connect(dsn);
+	pgh_exec(reader, "SET ROLE evs_analyst");
+	model_generate_bank(s, &rng, 100, 5);
+
+	memset(&rb, 0, sizeof rb);
+	evp_config_init(&rb.cfg);
+	rb.cfg.store_path = dir;
+	rb.cfg.dsn = dsn;
+	rb.cfg.rules_path = rules;
+	rb.cfg.rebuild = true;
+	rb.cfg.batch_max = 7;
+	rb.cfg.stop = &rb.stop;
+	/* the live projection's lock is held (as by its running projector):
+	 * the rebuild catches up into bank__rebuild and waits to swap */
+	pgh_exec(c, "SELECT pg_advisory_lock(1702261616, hashtext('bank'))");
+	ck_assert_int_eq(pthread_create(&th, NULL, live_main, &rb), 0);
+	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
+	for (int waited = 0;
+	     pgh_int(c, "SELECT coalesce((SELECT position FROM evs.checkpoints"
+			" WHERE projection = 'bank__rebuild'), 0)") < (long long)h.last_position;
+	     waited += 20) {
+		struct timespec ts = {0, 20000000};
+
+		ck_assert_msg(waited < 60000, "rebuild did not catch up");
+		nanosleep(&ts, NULL);
+	}
+	{
+		char *now = model_dump(reader, "SELECT * FROM bank.accounts ORDER BY id");
+
+		ck_assert_str_eq(now, bad); /* still the old tables */
+		free(now);
+	}
+	pgh_exec(c, "SELECT pg_advisory_unlock(1702261616, hashtext('bank'))");
+	pthread_join(th, NULL);
+	ck_assert_msg(rb.rc == EVP_OK, "rebuild: %s", rb.err);
+	/* swapped: the rebuilt tables, with the newer events too */
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
+		(long long)h.last_position);
+	ck_assert_int_eq(
+		pgh_int(c,
+			"SELECT count(*) FROM evs.checkpoints WHERE projection = 'bank__rebuild'"),
+		0);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bank\\_\\_%'"),
+		0);
+	ck_assert_int_eq(pgh_int(reader, "SELECT count(*) FROM bank.accounts WHERE balance = -1"),
+			 0);
+	ck_assert_int_eq(pgh_int(reader, "SELECT count(*) FROM bank.ledger"), 500);
+	/* a plain clean run agrees */
+	{
+		char *dsn2 = pgh_new_db(), *x, *y;
+		PGconn *c2;
+
+		ck_assert_msg(run_once(dir, dsn2, rules, false, 100, err, sizeof err, NULL) ==
+				      EVP_OK,
+			      "%s", err);
+		c2 = pgh_connect(dsn2);
+		x = model_dump(c, "SELECT * FROM bank.accounts ORDER BY id");
+		y = model_dump(c2, "SELECT * FROM bank.accounts ORDER BY id");
+		ck_assert_str_eq(x, y);
+		free(x);
+		free(y);
+		x = model_dump(c, "SELECT * FROM bank.ledger ORDER BY position");
+		y = model_dump(c2, "SELECT * FROM bank.ledger ORDER BY position");
+		ck_assert_str_eq(x, y);
+		free(x);
+		free(y);
+		PQfinish(c2);
+		free(dsn2);
+	}
+	/* the live projection goes on from the handed-over checkpoint */
+	model_generate_bank(s, &rng, 10, 5);
+	ck_assert_msg(run_once(dir, dsn, rules, false, 100, err, sizeof err, NULL) == EVP_OK, "%s",
+		      err);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 510);
+	free(good);
+	free(bad);
+	PQfinish(reader);
 	PQfinish(c);
 	evs_close(s);
 	pgh_rmtree(dir);
@@ -314,6 +456,7 @@ int main(void)
 	tcase_add_test(tc, rules_failure_stops);
 	tcase_add_test(tc, rules_dead_letter);
 	tcase_add_test(tc, rules_bank_projection);
+	tcase_add_test(tc, rules_rebuild_and_swap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -5,6 +5,7 @@
  * store's setting for unknown types, and a schema added through one
  * handle seen by another.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "schema_tu.h"
@@ -245,6 +246,76 @@ START_TEST(test_read_only)
 }
 END_TEST
 
+/* Appending threads while another handle keeps adding versions: every
+ * append validates against a registry that changes under it (the cache
+ * is swapped while other threads hold references). */
+typedef struct worker {
+	evs_store *st;
+	int id, ok;
+} worker;
+
+static void *append_loop(void *arg)
+{
+	worker *w = arg;
+	char stream[32];
+	msgpack_sbuffer sb;
+
+	snprintf(stream, sizeof stream, "w-%d", w->id);
+	stu_pack(&sb, "{\"amount\":5}");
+	for (int i = 0; i < 150; i++) {
+		evs_event_in ev = {.type = "Deposited",
+				   .type_version = 1,
+				   .data = sb.data,
+				   .data_len = sb.size};
+		if (evs_append(w->st, stream, EVS_ANY, &ev, 1, NULL) == EVS_OK)
+			w->ok++;
+	}
+	msgpack_sbuffer_destroy(&sb);
+	return NULL;
+}
+
+START_TEST(test_concurrent_changes)
+{
+	evs_store *st = open_store(), *admin = open_store();
+	pthread_t th[4];
+	worker w[4];
+	char doc[1024];
+
+	tu_ok(st, add(st, DEP_V1));
+	for (int i = 0; i < 4; i++) {
+		w[i] = (worker){.st = st, .id = i};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, append_loop, &w[i]), 0);
+	}
+	for (int v = 2; v <= 20; v++) {
+		snprintf(doc, sizeof doc,
+			 "{\"type\":\"Deposited\",\"version\":%d,\"schema\":{\"type\":\"object\"},"
+			 "\"upcast\":[{\"op\":\"add\",\"field\":\"v%d\",\"value\":%d}]}",
+			 v, v, v);
+		tu_ok(admin, add(admin, doc));
+		if (v % 5 == 0)
+			tu_ok(admin, evs_schema_set_unknown(admin, v % 10 ? EVS_UNKNOWN_REFUSE
+									  : EVS_UNKNOWN_ACCEPT));
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(w[i].ok, 150);
+	}
+	/* a read upcasts the oldest event through 19 steps */
+	evs_iter *it;
+	evs_event e;
+	tu_ok(st, evs_read_stream(st, "w-0", 1, EVS_FORWARD, 1, &it));
+	tu_ok(st, evs_iter_upcast(it, 1));
+	tu_ok(st, evs_iter_next(it, &e));
+	ck_assert_uint_eq(e.type_version, 20);
+	char *t = stu_text(e.data, e.data_len);
+	ck_assert_ptr_nonnull(strstr(t, "\"v20\"=>20"));
+	free(t);
+	evs_iter_free(it);
+	evs_close(admin);
+	evs_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("schema-registry");
@@ -255,6 +326,7 @@ int main(void)
 	tcase_add_test(tc, test_unknown_types);
 	tcase_add_test(tc, test_two_handles);
 	tcase_add_test(tc, test_read_only);
+	tcase_add_test(tc, test_concurrent_changes);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Formatting is a tool's job: every C file of the project matches
+# .clang-format (fix with: clang-format -i FILE).
+set -euo pipefail
+cd "$1"
+mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' 2>/dev/null ||
+                     find store schema projector query examples tests -name '*.[ch]' 2>/dev/null)
+[ ${#files[@]} -gt 0 ] || { echo "no C files found"; exit 1; }
+bad=0
+for f in "${files[@]}"; do
+  [ -f "$f" ] || continue
+  if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+    echo "not formatted: $f"
+    bad=$((bad + 1))
+  fi
+done
+echo "${#files[@]} files checked, $bad not formatted"
+[ "$bad" -eq 0 ]
