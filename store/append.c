@@ -31,7 +31,7 @@
 #include "internal.h"
 
 typedef struct slot {
-	size_t off, len;        /* the event's record tail in req->tails */
+	size_t off, len; /* the event's record tail in req->tails */
 	uint8_t id[16];
 } slot;
 
@@ -43,14 +43,14 @@ typedef struct evs__req {
 	size_t n;
 	slot *ev;
 	evs__buf tails;
-	uint32_t *type_versions;  /* resolved by the schema registry, or NULL */
+	uint32_t *type_versions; /* resolved by the schema registry, or NULL */
 	/* outcome, written by the leader */
 	int rc;
 	evs_append_result res;
 	char msg[512];
-	bool taken;             /* in a leader's group */
+	bool taken; /* in a leader's group */
 	bool done;
-	pthread_cond_t cv;      /* its caller sleeps on this, not on a shared one */
+	pthread_cond_t cv; /* its caller sleeps on this, not on a shared one */
 } evs__req;
 
 static int cmp_id(const void *a, const void *b)
@@ -74,7 +74,7 @@ static void id_text(const uint8_t id[16], char out[37])
 
 /* Check the whole batch and encode it; nothing is queued on failure. */
 static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expected,
-                   const evs_event_in *events, size_t n)
+		   const evs_event_in *events, size_t n)
 {
 	size_t total = 0, len;
 	const char *why;
@@ -83,16 +83,19 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 	ok = evs__check_name(stream, &q->stream_len);
 	if (ok <= 0)
 		return evs__fail(s, EVS_BAD_STREAM, "%s",
-		                 ok == 0 ? "stream id is empty"
-		                 : ok == -1 ? "stream id is longer than 255 bytes"
-		                 : "stream id is not valid UTF-8 (or contains a NUL byte)");
+				 ok == 0 ? "stream id is empty"
+				 : ok == -1
+					 ? "stream id is longer than 255 bytes"
+					 : "stream id is not valid UTF-8 (or contains a NUL byte)");
 	q->stream = stream;
 	q->expected = expected;
 	if (n == 0)
-		return evs__fail(s, EVS_EMPTY_BATCH, "batch for stream \"%s\" has no events", stream);
+		return evs__fail(s, EVS_EMPTY_BATCH, "batch for stream \"%s\" has no events",
+				 stream);
 	if (n > s->opts.max_batch)
 		return evs__fail(s, EVS_BATCH_TOO_LARGE,
-		                 "batch of %zu events exceeds the limit of %zu", n, s->opts.max_batch);
+				 "batch of %zu events exceeds the limit of %zu", n,
+				 s->opts.max_batch);
 	if (events == NULL)
 		return evs__fail(s, EVS_INVALID, "events is NULL");
 
@@ -102,25 +105,29 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 		ok = evs__check_name(e->type, &len);
 		if (ok <= 0)
 			return evs__fail(s, EVS_BAD_TYPE, "event %zu: %s", i,
-			                 ok == 0 ? "type is empty"
-			                 : ok == -1 ? "type is longer than 255 bytes"
-			                 : "type is not valid UTF-8");
+					 ok == 0    ? "type is empty"
+					 : ok == -1 ? "type is longer than 255 bytes"
+						    : "type is not valid UTF-8");
 		if ((e->data == NULL && e->data_len) || (e->metadata == NULL && e->metadata_len))
-			return evs__fail(s, EVS_INVALID, "event %zu: NULL payload with a length", i);
+			return evs__fail(s, EVS_INVALID, "event %zu: NULL payload with a length",
+					 i);
 		if (e->data_len + e->metadata_len > s->opts.max_event_size)
-			return evs__fail(s, EVS_EVENT_TOO_LARGE,
-			                 "event %zu: data and metadata take %zu bytes, the limit is %zu",
-			                 i, e->data_len + e->metadata_len, s->opts.max_event_size);
+			return evs__fail(
+				s, EVS_EVENT_TOO_LARGE,
+				"event %zu: data and metadata take %zu bytes, the limit is %zu", i,
+				e->data_len + e->metadata_len, s->opts.max_event_size);
 		total += e->data_len + e->metadata_len + len;
 		if (total > EVS_MAX_BATCH_BYTES)
 			return evs__fail(s, EVS_BATCH_TOO_LARGE,
-			                 "batch exceeds %zu bytes at event %zu", EVS_MAX_BATCH_BYTES, i);
+					 "batch exceeds %zu bytes at event %zu",
+					 EVS_MAX_BATCH_BYTES, i);
 		if (e->data && !evs__mp_is_map(e->data, e->data_len, &why))
 			return evs__fail(s, EVS_BAD_DATA,
-			                 "event %zu: data is not a valid msgpack map: %s", i, why);
+					 "event %zu: data is not a valid msgpack map: %s", i, why);
 		if (e->metadata && !evs__mp_is_map(e->metadata, e->metadata_len, &why))
 			return evs__fail(s, EVS_BAD_METADATA,
-			                 "event %zu: metadata is not a valid msgpack map: %s", i, why);
+					 "event %zu: metadata is not a valid msgpack map: %s", i,
+					 why);
 	}
 
 	/* schemas (schema/registry.c): validate here, in the caller's thread */
@@ -146,7 +153,7 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 		q->ev[i].len = q->tails.len - q->ev[i].off;
 	}
 	if (n > 1) {
-		uint8_t (*ids)[16] = malloc(n * 16);
+		uint8_t(*ids)[16] = malloc(n * 16);
 		if (ids == NULL)
 			return evs__fail(s, EVS_NOMEM, "out of memory");
 		for (size_t i = 0; i < n; i++)
@@ -157,7 +164,8 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 				char t[37];
 				id_text(ids[i], t);
 				free(ids);
-				return evs__fail(s, EVS_ID_CONFLICT, "event id %s appears twice in the batch", t);
+				return evs__fail(s, EVS_ID_CONFLICT,
+						 "event id %s appears twice in the batch", t);
 			}
 		}
 		free(ids);
@@ -191,7 +199,7 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 
 	*mrc = 0;
 	for (size_t i = 0; i < q->n; i++) {
-		MDB_val k = { 16, q->ev[i].id }, v;
+		MDB_val k = {16, q->ev[i].id}, v;
 		int rc = mdb_get(txn, s->ids, &k, &v);
 		if (rc == MDB_NOTFOUND)
 			continue;
@@ -200,7 +208,7 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 			return true;
 		}
 		uint64_t pos = evs__get_u64(v.mv_data);
-		MDB_val pk = { 8, (uint8_t[8]){ 0 } }, rec;
+		MDB_val pk = {8, (uint8_t[8]){0}}, rec;
 		evs__put_u64(pk.mv_data, pos);
 		if ((rc = mdb_get(txn, s->events, &pk, &rec)) != 0) {
 			*mrc = rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
@@ -218,10 +226,10 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 		    memcmp(r + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off, q->ev[i].len) != 0) {
 			id_text(q->ev[i].id, t);
 			outcome(q, EVS_ID_CONFLICT,
-			        "event %zu: id %s is already stored at position %llu %s", i, t,
-			        (unsigned long long)pos,
-			        found != i + 1 ? "but earlier events of the batch are not"
-			                       : "with other content or in another batch");
+				"event %zu: id %s is already stored at position %llu %s", i, t,
+				(unsigned long long)pos,
+				found != i + 1 ? "but earlier events of the batch are not"
+					       : "with other content or in another batch");
 			return true;
 		}
 	}
@@ -230,7 +238,8 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 	if (found != q->n) {
 		id_text(q->ev[found].id, t);
 		outcome(q, EVS_ID_CONFLICT,
-		        "event %zu: id %s is not stored but earlier events of the batch are", found, t);
+			"event %zu: id %s is not stored but earlier events of the batch are", found,
+			t);
 		return true;
 	}
 	q->rc = EVS_OK;
@@ -255,8 +264,8 @@ static const char *expected_text(uint64_t e, char *buf, size_t len)
 
 /* Apply one request inside the group's transaction. Returns an LMDB code
  * for failures that undo the group; outcomes go into q. */
-static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
-                 int64_t recorded_at, uint64_t *new_streams)
+static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, int64_t recorded_at,
+		 uint64_t *new_streams)
 {
 	uint64_t cur = 0, pos;
 	int rc;
@@ -267,11 +276,12 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
 	bool match = q->expected == EVS_ANY ||
-	             (q->expected == EVS_STREAM_EXISTS ? cur > 0 : cur == q->expected);
+		     (q->expected == EVS_STREAM_EXISTS ? cur > 0 : cur == q->expected);
 	if (!match) {
 		char b[32];
-		outcome(q, EVS_WRONG_VERSION, "stream \"%s\": expected version %s, actual version %llu",
-		        q->stream, expected_text(q->expected, b, sizeof b), (unsigned long long)cur);
+		outcome(q, EVS_WRONG_VERSION,
+			"stream \"%s\": expected version %s, actual version %llu", q->stream,
+			expected_text(q->expected, b, sizeof b), (unsigned long long)cur);
 		q->res.version = cur;
 		return 0;
 	}
@@ -280,7 +290,7 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
 	for (size_t i = 0; i < q->n; i++) {
 		uint8_t pk[8];
 		uint64_t version = cur + 1 + i;
-		MDB_val k = { 8, pk }, v = { EVS__RECORD_HEAD + q->ev[i].len, NULL };
+		MDB_val k = {8, pk}, v = {EVS__RECORD_HEAD + q->ev[i].len, NULL};
 
 		pos = ++*last_pos;
 		evs__put_u64(pk, pos);
@@ -293,7 +303,7 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos,
 		if ((rc = evs__sx_put(s, txn, q->stream, q->stream_len, version, pos)) != 0)
 			return rc;
 
-		MDB_val ik = { 16, q->ev[i].id }, iv = { 8, pk };
+		MDB_val ik = {16, q->ev[i].id}, iv = {8, pk};
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
 	}
@@ -338,7 +348,7 @@ static int count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
 {
 	uint8_t b[8];
 	uint64_t n = 0;
-	MDB_val k = { strlen(EVS__META_STREAMS), EVS__META_STREAMS }, v;
+	MDB_val k = {strlen(EVS__META_STREAMS), EVS__META_STREAMS}, v;
 	int rc = mdb_get(txn, s->meta, &k, &v);
 
 	if (rc == 0 && v.mv_size == 8)
@@ -380,7 +390,7 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
 	}
 	if (last_pos != start_pos) {
 		uint8_t tk[8], tv[8];
-		MDB_val k = { 8, tk }, v = { 8, tv };
+		MDB_val k = {8, tk}, v = {8, tv};
 		evs__put_u64(tk, (uint64_t)recorded_at);
 		evs__put_u64(tv, last_pos);
 		if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0)
@@ -424,9 +434,10 @@ static bool run_group(evs_store *s, evs__req *group)
 	if (rc) {
 		int c = evs__code_of_mdb(rc);
 		for (evs__req *q = group; q; q = q->next)
-			outcome(q, c, "could not commit to store \"%s\": %s", s->path, mdb_strerror(rc));
+			outcome(q, c, "could not commit to store \"%s\": %s", s->path,
+				mdb_strerror(rc));
 		evs__log(s, EVS_LOG_ERROR, "could not commit to store \"%s\": %s", s->path,
-		         mdb_strerror(rc));
+			 mdb_strerror(rc));
 		return false;
 	}
 	return wrote;
@@ -493,8 +504,8 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int evs_append(evs_store *s, const char *stream, uint64_t expected,
-               const evs_event_in *events, size_t n, evs_append_result *result)
+int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_event_in *events,
+	       size_t n, evs_append_result *result)
 {
 	evs__req q;
 	int rc;
@@ -541,13 +552,13 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected,
 			if (wrote)
 				s->commit_ns += (mono_ns() - t0 - s->commit_ns) / 8;
 			for (evs__req *g = group, *next; g; g = next) {
-				next = g->next;  /* g may return and vanish once done */
+				next = g->next; /* g may return and vanish once done */
 				g->done = true;
 				if (g != &q)
 					pthread_cond_signal(&g->cv);
 			}
 			s->leader_active = false;
-			if (s->queue_head)  /* gathered meanwhile: it leads next */
+			if (s->queue_head) /* gathered meanwhile: it leads next */
 				pthread_cond_signal(&s->queue_head->cv);
 			continue;
 		}

@@ -48,8 +48,8 @@ static int position_at_txn(evs_store *s, MDB_txn *txn, int64_t t, uint64_t *posi
 }
 
 /* Last (version, position) of the stream with position <= p. */
-static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
-                          uint64_t p, uint64_t *version, uint64_t *position)
+static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t p,
+			  uint64_t *version, uint64_t *position)
 {
 	uint64_t head_v, head_p, lo, hi;
 	int rc;
@@ -73,7 +73,7 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 
 		rc = evs__sx_get(s, txn, stream, len, mid, &mp);
 		if (rc == MDB_NOTFOUND)
-			rc = MDB_CORRUPTED;  /* versions are contiguous */
+			rc = MDB_CORRUPTED; /* versions are contiguous */
 		if (rc)
 			break;
 		if (mp <= p) {
@@ -105,7 +105,7 @@ int evs_position_at(evs_store *s, int64_t t, uint64_t *position)
 }
 
 static int stream_at(evs_store *s, const char *stream, bool by_time, int64_t t, uint64_t p,
-                     uint64_t *version, uint64_t *position)
+		     uint64_t *version, uint64_t *position)
 {
 	MDB_txn *txn;
 	size_t len;
@@ -126,13 +126,13 @@ static int stream_at(evs_store *s, const char *stream, bool by_time, int64_t t, 
 }
 
 int evs_stream_version_at(evs_store *s, const char *stream, int64_t t, uint64_t *version,
-                          uint64_t *position)
+			  uint64_t *position)
 {
 	return stream_at(s, stream, true, t, 0, version, position);
 }
 
-int evs_stream_version_at_position(evs_store *s, const char *stream, uint64_t p,
-                                   uint64_t *version, uint64_t *position)
+int evs_stream_version_at_position(evs_store *s, const char *stream, uint64_t p, uint64_t *version,
+				   uint64_t *position)
 {
 	return stream_at(s, stream, false, 0, p, version, position);
 }

@@ -18,8 +18,9 @@ static _Thread_local char tl_msg[1024];
 const char *evs_strerror(int code)
 {
 	switch (code) {
-#define EVS__TEXT(name, value, text) case EVS_##name: return text;
-	EVS_ERRNO_MAP(EVS__TEXT)
+#define EVS__TEXT(name, value, text) \
+	case EVS_##name: return text;
+		EVS_ERRNO_MAP(EVS__TEXT)
 #undef EVS__TEXT
 	}
 	return "unknown error code";
@@ -28,8 +29,9 @@ const char *evs_strerror(int code)
 const char *evs_code_name(int code)
 {
 	switch (code) {
-#define EVS__NAME(name, value, text) case EVS_##name: return #name;
-	EVS_ERRNO_MAP(EVS__NAME)
+#define EVS__NAME(name, value, text) \
+	case EVS_##name: return #name;
+		EVS_ERRNO_MAP(EVS__NAME)
 #undef EVS__NAME
 	}
 	return "UNKNOWN";
@@ -71,14 +73,20 @@ int evs__code_of_mdb(int rc)
 	case 0: return EVS_OK;
 	case MDB_NOTFOUND: return EVS_NOT_FOUND;
 	case ENOMEM: return EVS_NOMEM;
-	case ENOSPC: case EDQUOT: return EVS_FULL;
-	case EACCES: case EPERM: return EVS_PERMISSION;
+	case ENOSPC:
+	case EDQUOT: return EVS_FULL;
+	case EACCES:
+	case EPERM: return EVS_PERMISSION;
 	case EROFS: return EVS_READONLY;
 	case ENOENT: return EVS_NO_STORE;
-	case MDB_READERS_FULL: case EAGAIN: case EBUSY: return EVS_BUSY;
-	case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID:
-	case MDB_BAD_TXN: case MDB_PANIC:
-		return EVS_CORRUPT;
+	case MDB_READERS_FULL:
+	case EAGAIN:
+	case EBUSY: return EVS_BUSY;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_BAD_TXN:
+	case MDB_PANIC: return EVS_CORRUPT;
 	case MDB_VERSION_MISMATCH: return EVS_FORMAT;
 	default: return EVS_IO;
 	}

@@ -64,34 +64,34 @@ extern "C" {
 
 #define EVS_ERRNO_MAP(XX)                                                   \
 	XX(OK, 0, "success")                                                \
-	XX(WRONG_VERSION, 1, "expected version does not match")            \
-	XX(NOT_FOUND, 2, "not found")                                      \
-	XX(END, 3, "no more events")                                       \
-	XX(TIMEOUT, 4, "timed out")                                        \
-	XX(ID_CONFLICT, 5, "event id already stored with other content")   \
-	XX(BAD_STREAM, 6, "invalid stream id")                             \
-	XX(BAD_TYPE, 7, "invalid event type")                              \
-	XX(BAD_DATA, 8, "data is not a valid msgpack map")                 \
-	XX(BAD_METADATA, 9, "metadata is not a valid msgpack map")         \
-	XX(EVENT_TOO_LARGE, 10, "event too large")                         \
-	XX(BATCH_TOO_LARGE, 11, "too many events in batch")                \
-	XX(EMPTY_BATCH, 12, "empty batch")                                 \
-	XX(INVALID, 13, "invalid argument")                                \
-	XX(FORMAT, 14, "unsupported store format")                         \
-	XX(CORRUPT, 15, "store is corrupt")                                \
-	XX(IO, 16, "input/output error")                                   \
-	XX(NOMEM, 17, "out of memory")                                     \
-	XX(BUSY, 18, "resource busy")                                      \
-	XX(READONLY, 19, "store is open read-only")                        \
-	XX(PERMISSION, 20, "permission denied")                            \
-	XX(NO_STORE, 21, "store does not exist")                           \
-	XX(FULL, 22, "no space left")                                      \
+	XX(WRONG_VERSION, 1, "expected version does not match")             \
+	XX(NOT_FOUND, 2, "not found")                                       \
+	XX(END, 3, "no more events")                                        \
+	XX(TIMEOUT, 4, "timed out")                                         \
+	XX(ID_CONFLICT, 5, "event id already stored with other content")    \
+	XX(BAD_STREAM, 6, "invalid stream id")                              \
+	XX(BAD_TYPE, 7, "invalid event type")                               \
+	XX(BAD_DATA, 8, "data is not a valid msgpack map")                  \
+	XX(BAD_METADATA, 9, "metadata is not a valid msgpack map")          \
+	XX(EVENT_TOO_LARGE, 10, "event too large")                          \
+	XX(BATCH_TOO_LARGE, 11, "too many events in batch")                 \
+	XX(EMPTY_BATCH, 12, "empty batch")                                  \
+	XX(INVALID, 13, "invalid argument")                                 \
+	XX(FORMAT, 14, "unsupported store format")                          \
+	XX(CORRUPT, 15, "store is corrupt")                                 \
+	XX(IO, 16, "input/output error")                                    \
+	XX(NOMEM, 17, "out of memory")                                      \
+	XX(BUSY, 18, "resource busy")                                       \
+	XX(READONLY, 19, "store is open read-only")                         \
+	XX(PERMISSION, 20, "permission denied")                             \
+	XX(NO_STORE, 21, "store does not exist")                            \
+	XX(FULL, 22, "no space left")                                       \
 	XX(RESTORE_ORDER, 23, "restored event does not continue the store") \
-	XX(REJECTED, 24, "command rejected")                               \
+	XX(REJECTED, 24, "command rejected")                                \
 	XX(SCHEMA_VIOLATION, 25, "data does not match the event's schema")  \
-	XX(UNKNOWN_TYPE, 26, "event type has no schema")                   \
-	XX(BAD_SCHEMA, 27, "invalid schema document")                      \
-	XX(SCHEMA_INCOMPATIBLE, 28, "schema version is not compatible")   \
+	XX(UNKNOWN_TYPE, 26, "event type has no schema")                    \
+	XX(BAD_SCHEMA, 27, "invalid schema document")                       \
+	XX(SCHEMA_INCOMPATIBLE, 28, "schema version is not compatible")     \
 	XX(SCHEMA_EXISTS, 29, "schema version already registered differently")
 
 typedef enum evs_code {
@@ -109,12 +109,12 @@ const char *evs_code_name(int code);
  * Limits
  * ------------------------------------------------------------------- */
 
-#define EVS_MAX_NAME 255             /* bytes in a stream id or type */
-#define EVS_MAX_DEPTH 32             /* nesting of a payload map */
+#define EVS_MAX_NAME          255 /* bytes in a stream id or type */
+#define EVS_MAX_DEPTH         32  /* nesting of a payload map */
 #define EVS_DEFAULT_MAX_EVENT (1u << 20)
-#define EVS_LIMIT_MAX_EVENT (64u << 20)
+#define EVS_LIMIT_MAX_EVENT   (64u << 20)
 #define EVS_DEFAULT_MAX_BATCH 10000
-#define EVS_GROW_WAIT_MS 30000
+#define EVS_GROW_WAIT_MS      30000
 
 /* ---------------------------------------------------------------------
  * Opening a store
@@ -123,10 +123,10 @@ const char *evs_code_name(int code);
 typedef struct evs_store evs_store;
 
 enum evs_sync {
-	EVS_SYNC_FULL = 0,   /* default: every commit is on disk when acknowledged */
-	EVS_SYNC_META = 1,   /* data synced, meta page lazily: a crash may lose the
+	EVS_SYNC_FULL = 0, /* default: every commit is on disk when acknowledged */
+	EVS_SYNC_META = 1, /* data synced, meta page lazily: a crash may lose the
 	                        last commits but never corrupts the store */
-	EVS_SYNC_NONE = 2    /* no sync: an OS crash may lose recent commits */
+	EVS_SYNC_NONE = 2  /* no sync: an OS crash may lose recent commits */
 };
 
 enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG };
@@ -135,15 +135,15 @@ enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG
 typedef void (*evs_log_fn)(void *ctx, int level, const char *message);
 
 typedef struct evs_options {
-	size_t map_size;        /* map size; 0 = 1 GiB for a new store, the current
+	size_t map_size;       /* map size; 0 = 1 GiB for a new store, the current
 	                           size for an existing one. Grows by itself. */
-	unsigned max_readers;   /* LMDB reader slots; 0 = 512 */
-	int sync;               /* enum evs_sync */
-	int create;             /* create the directory and store if missing */
-	int read_only;          /* open without write access */
-	size_t max_event_size;  /* data + metadata bytes; 0 = EVS_DEFAULT_MAX_EVENT */
-	size_t max_batch;       /* events per append; 0 = EVS_DEFAULT_MAX_BATCH */
-	evs_log_fn log;         /* NULL = silent */
+	unsigned max_readers;  /* LMDB reader slots; 0 = 512 */
+	int sync;              /* enum evs_sync */
+	int create;            /* create the directory and store if missing */
+	int read_only;         /* open without write access */
+	size_t max_event_size; /* data + metadata bytes; 0 = EVS_DEFAULT_MAX_EVENT */
+	size_t max_batch;      /* events per append; 0 = EVS_DEFAULT_MAX_BATCH */
+	evs_log_fn log;        /* NULL = silent */
 	void *log_ctx;
 } evs_options;
 
@@ -170,54 +170,54 @@ const char *evs_errmsg(const evs_store *store);
  * ------------------------------------------------------------------- */
 
 typedef struct evs_str {
-	const char *ptr;        /* not NUL-terminated */
+	const char *ptr; /* not NUL-terminated */
 	size_t len;
 } evs_str;
 
 /* An event to append. Zero-initialise, then set what you have. */
 typedef struct evs_event_in {
-	const char *type;             /* required */
-	uint32_t type_version;        /* 0 = 1 */
-	uint8_t id[16];               /* all zero = generate a UUIDv7 */
-	const void *data;             /* msgpack map; NULL = empty map */
+	const char *type;      /* required */
+	uint32_t type_version; /* 0 = 1 */
+	uint8_t id[16];        /* all zero = generate a UUIDv7 */
+	const void *data;      /* msgpack map; NULL = empty map */
 	size_t data_len;
-	const void *metadata;         /* msgpack map; NULL = empty map */
+	const void *metadata; /* msgpack map; NULL = empty map */
 	size_t metadata_len;
-	int64_t occurred_at;          /* producer time; 0 = none */
-	uint8_t correlation_id[16];   /* all zero = none */
-	uint8_t causation_id[16];     /* all zero = none */
+	int64_t occurred_at;        /* producer time; 0 = none */
+	uint8_t correlation_id[16]; /* all zero = none */
+	uint8_t causation_id[16];   /* all zero = none */
 } evs_event_in;
 
 /* A stored event: a zero-copy view (see Ownership above). */
 typedef struct evs_event {
-	uint64_t position;            /* global, gap-free, from 1 */
-	uint64_t version;             /* in its stream, from 1 */
+	uint64_t position; /* global, gap-free, from 1 */
+	uint64_t version;  /* in its stream, from 1 */
 	evs_str stream;
 	evs_str type;
 	uint32_t type_version;
 	uint8_t id[16];
-	int64_t recorded_at;          /* store commit time */
-	int64_t occurred_at;          /* 0 = none */
-	uint8_t correlation_id[16];   /* all zero = none */
-	uint8_t causation_id[16];     /* all zero = none */
-	const void *data;             /* msgpack map */
+	int64_t recorded_at;        /* store commit time */
+	int64_t occurred_at;        /* 0 = none */
+	uint8_t correlation_id[16]; /* all zero = none */
+	uint8_t causation_id[16];   /* all zero = none */
+	const void *data;           /* msgpack map */
 	size_t data_len;
-	const void *metadata;         /* msgpack map */
+	const void *metadata; /* msgpack map */
 	size_t metadata_len;
 } evs_event;
 
 /* Expected versions for evs_append(); any other value is an exact version
  * (0 = the stream must have no events). */
-#define EVS_ANY UINT64_MAX
-#define EVS_NO_STREAM ((uint64_t)0)
+#define EVS_ANY           UINT64_MAX
+#define EVS_NO_STREAM     ((uint64_t)0)
 #define EVS_STREAM_EXISTS (UINT64_MAX - 1)
 
 typedef struct evs_append_result {
-	uint64_t first_position;  /* of the batch's first event */
+	uint64_t first_position; /* of the batch's first event */
 	uint64_t last_position;
-	uint64_t version;         /* stream version after the batch; on
+	uint64_t version; /* stream version after the batch; on
 	                             EVS_WRONG_VERSION, the actual version */
-	int idempotent;           /* 1: every event was already stored (a
+	int idempotent;   /* 1: every event was already stored (a
 	                             retry); the original result is returned */
 } evs_append_result;
 
@@ -245,9 +245,8 @@ typedef struct evs_append_result {
  * Returns once the batch is durable as the store's sync mode promises.
  * Thread-safe; concurrent callers share commits.
  */
-int evs_append(evs_store *store, const char *stream, uint64_t expected,
-               const evs_event_in *events, size_t n,
-               evs_append_result *result);
+int evs_append(evs_store *store, const char *stream, uint64_t expected, const evs_event_in *events,
+	       size_t n, evs_append_result *result);
 
 /* A fresh UUIDv7 (RFC 9562): time-ordered, 74 random bits. */
 void evs_uuid_v7(uint8_t out[16]);
@@ -277,13 +276,13 @@ typedef struct evs_filter {
  * event. A stream that does not exist yields no events (EVS_END at once).
  * The iterator holds a read snapshot until evs_iter_free().
  */
-int evs_read_stream(evs_store *store, const char *stream, uint64_t from,
-                    int direction, size_t limit, evs_iter **out);
+int evs_read_stream(evs_store *store, const char *stream, uint64_t from, int direction,
+		    size_t limit, evs_iter **out);
 
 /* Read all events from global position `from` (inclusive; backward from
  * EVS_ANY starts at the last), filtered, at most `limit` (0 = no limit). */
-int evs_read_all(evs_store *store, uint64_t from, int direction,
-                 const evs_filter *filter, size_t limit, evs_iter **out);
+int evs_read_all(evs_store *store, uint64_t from, int direction, const evs_filter *filter,
+		 size_t limit, evs_iter **out);
 
 /* Next event: EVS_OK and *ev filled, or EVS_END, or a failure. */
 int evs_iter_next(evs_iter *it, evs_event *ev);
@@ -293,8 +292,8 @@ void evs_iter_free(evs_iter *it);
 int evs_find_id(evs_store *store, const uint8_t id[16], uint64_t *position);
 
 typedef struct evs_stream_info {
-	uint64_t version;         /* 0 if the stream does not exist */
-	uint64_t last_position;   /* 0 if the stream does not exist */
+	uint64_t version;       /* 0 if the stream does not exist */
+	uint64_t last_position; /* 0 if the stream does not exist */
 } evs_stream_info;
 
 /* EVS_OK, or EVS_NOT_FOUND (head zeroed) if the stream has no events. */
@@ -321,13 +320,12 @@ int evs_position_at(evs_store *store, int64_t t, uint64_t *position);
 
 /* The stream's version as of time t, and the position of that version's
  * event (both 0 if the stream had no events then). */
-int evs_stream_version_at(evs_store *store, const char *stream, int64_t t,
-                          uint64_t *version, uint64_t *position);
+int evs_stream_version_at(evs_store *store, const char *stream, int64_t t, uint64_t *version,
+			  uint64_t *position);
 
 /* The stream's version as of global position p (same, by position). */
-int evs_stream_version_at_position(evs_store *store, const char *stream,
-                                   uint64_t p, uint64_t *version,
-                                   uint64_t *position);
+int evs_stream_version_at_position(evs_store *store, const char *stream, uint64_t p,
+				   uint64_t *version, uint64_t *position);
 
 /* ---------------------------------------------------------------------
  * Following the commit stream
@@ -340,8 +338,7 @@ int evs_stream_version_at_position(evs_store *store, const char *stream,
 
 typedef struct evs_sub evs_sub;
 
-int evs_subscribe(evs_store *store, uint64_t after, const evs_filter *filter,
-                  evs_sub **out);
+int evs_subscribe(evs_store *store, uint64_t after, const evs_filter *filter, evs_sub **out);
 /* Next event (EVS_OK), or EVS_TIMEOUT after timeout_ms (-1 = forever)
  * without one, or a failure. The view is valid until the next call. */
 int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms);
@@ -377,8 +374,7 @@ typedef void (*evs_problem_fn)(void *ctx, const char *problem);
  * index monotonic and matching commit boundaries. *problems receives the
  * count; EVS_OK means the check ran (look at *problems).
  */
-int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx,
-               uint64_t *problems);
+int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx, uint64_t *problems);
 
 /* =====================================================================
  * Aggregates
@@ -446,8 +442,8 @@ typedef struct evs_aggregate_def {
 	/* Required: 1..EVS_MAX_NAME bytes of UTF-8. Names the definition in
 	 * messages and marks its snapshots (copied). */
 	const char *name;
-	size_t state_size;            /* bytes of the state, > 0 */
-	void *ctx;                    /* handed to every callback */
+	size_t state_size; /* bytes of the state, > 0 */
+	void *ctx;         /* handed to every callback */
 
 	/* The initial state (version 0). The state is zeroed before; NULL:
 	 * all zero is the initial state. */
@@ -461,12 +457,11 @@ typedef struct evs_aggregate_def {
 	/* Required by evs_execute(): decide a command against the state.
 	 * EVS_OK with the decision filled (no event = nothing to do), or
 	 * EVS_REJECTED through evs_decision_reject(), or a failure. */
-	int (*decide)(void *ctx, const void *state, const void *command,
-	              evs_decision *d);
+	int (*decide)(void *ctx, const void *state, const void *command, evs_decision *d);
 
 	/* Snapshots (optional; both functions or neither). */
-	uint32_t snapshot_version;    /* format of encode's output, >= 1 */
-	uint64_t snapshot_every;      /* evs_execute() snapshots when the
+	uint32_t snapshot_version; /* format of encode's output, >= 1 */
+	uint64_t snapshot_every;   /* evs_execute() snapshots when the
 	                                 version crosses a multiple; 0 = never */
 	/* Write the state into out (evs_sink_write). */
 	int (*snapshot_encode)(void *ctx, const void *state, evs_sink *out);
@@ -474,10 +469,9 @@ typedef struct evs_aggregate_def {
 	 * a freshly initialised state. data is valid during the call only.
 	 * A failure makes the load ignore this snapshot (the state is
 	 * released and initialised again) and use an older one or replay. */
-	int (*snapshot_decode)(void *ctx, void *state, const void *data,
-	                       size_t len);
+	int (*snapshot_decode)(void *ctx, void *state, const void *data, size_t len);
 
-	unsigned max_attempts;        /* evs_execute() decide rounds per call;
+	unsigned max_attempts; /* evs_execute() decide rounds per call;
 	                                 0 = EVS_DEFAULT_ATTEMPTS */
 } evs_aggregate_def;
 
@@ -487,19 +481,18 @@ typedef struct evs_aggregate evs_aggregate;
 
 /* Check and copy def. EVS_INVALID (message says which field) on a bad
  * definition. */
-int evs_aggregate_new(evs_store *store, const evs_aggregate_def *def,
-                      evs_aggregate **out);
+int evs_aggregate_new(evs_store *store, const evs_aggregate_def *def, evs_aggregate **out);
 void evs_aggregate_free(evs_aggregate *agg);
 
 /* Which moment a load reflects; a NULL evs_at means the latest. */
 enum evs_at_kind {
 	EVS_AT_LATEST = 0,
-	EVS_AT_TIME = 1,       /* as of `time`: events recorded at or before */
-	EVS_AT_POSITION = 2    /* as of `position`: events at or before */
+	EVS_AT_TIME = 1,    /* as of `time`: events recorded at or before */
+	EVS_AT_POSITION = 2 /* as of `position`: events at or before */
 };
 
 typedef struct evs_at {
-	int kind;              /* enum evs_at_kind */
+	int kind; /* enum evs_at_kind */
 	int64_t time;
 	uint64_t position;
 } evs_at;
@@ -521,19 +514,19 @@ typedef struct evs_loaded {
  * Outcomes: EVS_BAD_STREAM. Failures: EVS_CORRUPT, EVS_IO, EVS_NOMEM, and
  * whatever init or apply returned.
  */
-int evs_aggregate_load(evs_aggregate *agg, const char *stream,
-                       const evs_at *at, void *state, evs_loaded *info);
+int evs_aggregate_load(evs_aggregate *agg, const char *stream, const evs_at *at, void *state,
+		       evs_loaded *info);
 /* Release a loaded state (the definition's release); accepts NULL. */
 void evs_aggregate_release(evs_aggregate *agg, void *state);
 
 typedef struct evs_execute_result {
-	uint64_t version;          /* stream version after the command (the
+	uint64_t version;        /* stream version after the command (the
 	                              loaded one when nothing was appended) */
-	uint64_t first_position;   /* of the appended events; 0 = none */
+	uint64_t first_position; /* of the appended events; 0 = none */
 	uint64_t last_position;
-	size_t events;             /* events appended */
-	unsigned attempts;         /* decide rounds: 1 + conflicts retried */
-	int idempotent;            /* the events' ids were stored before: an
+	size_t events;     /* events appended */
+	unsigned attempts; /* decide rounds: 1 + conflicts retried */
+	int idempotent;    /* the events' ids were stored before: an
 	                              exact retry, answered as the original */
 } evs_execute_result;
 
@@ -556,25 +549,22 @@ typedef struct evs_execute_result {
  * decide() returned.
  */
 int evs_execute(evs_aggregate *agg, const char *stream, const void *command,
-                evs_execute_result *result);
+		evs_execute_result *result);
 
 /* Load the latest state and store a snapshot of it (unless the load
  * started from a snapshot at that very version). EVS_INVALID if the
  * definition has no snapshot functions; info may be NULL. */
-int evs_snapshot_take(evs_aggregate *agg, const char *stream,
-                      evs_loaded *info);
+int evs_snapshot_take(evs_aggregate *agg, const char *stream, evs_loaded *info);
 
 /* Delete this definition's snapshots of `stream` (NULL = every stream)
  * that it cannot use (another format version, or no longer matching the
  * stream), and of the usable ones all but the newest `keep` per stream.
  * Snapshots of other definitions are left alone. */
-int evs_snapshot_prune(evs_aggregate *agg, const char *stream,
-                       uint64_t keep, uint64_t *removed);
+int evs_snapshot_prune(evs_aggregate *agg, const char *stream, uint64_t keep, uint64_t *removed);
 
 /* Delete every snapshot of `stream` (NULL = of every stream), of any
  * definition. Changes no load's result, only its speed. */
-int evs_snapshot_clear(evs_store *store, const char *stream,
-                       uint64_t *removed);
+int evs_snapshot_clear(evs_store *store, const char *stream, uint64_t *removed);
 
 /* ---------------------------------------------------------------------
  * The generic aggregate: every stream has it, without code. Its state is
@@ -587,19 +577,18 @@ int evs_snapshot_clear(evs_store *store, const char *stream,
  * ------------------------------------------------------------------- */
 
 typedef struct evs_state {
-	void *data;                /* one msgpack value (a map for states);
+	void *data; /* one msgpack value (a map for states);
 	                              owned: evs_state_free() */
 	size_t len;
-	uint64_t version;          /* stream version it reflects; 0 = none */
-	uint64_t position;         /* position of that version's event */
+	uint64_t version;  /* stream version it reflects; 0 = none */
+	uint64_t position; /* position of that version's event */
 } evs_state;
 
 /* The generic state of `stream` as of `at` (NULL = latest). A stream
  * without events (then) is the empty map at version 0. Outcomes:
  * EVS_BAD_STREAM; failures: EVS_CORRUPT (an event's data does not
  * decode), EVS_IO, EVS_NOMEM. */
-int evs_state_load(evs_store *store, const char *stream, const evs_at *at,
-                   evs_state *out);
+int evs_state_load(evs_store *store, const char *stream, const evs_at *at, evs_state *out);
 /* Free out->data and zero it; accepts NULL. */
 void evs_state_free(evs_state *state);
 /* Store a snapshot of the latest generic state of `stream`. */
@@ -608,8 +597,8 @@ int evs_state_snapshot(evs_store *store, const char *stream);
 /* RFC 7386 on msgpack: out = merge_patch(target, patch). target may be
  * NULL (length 0): no value. Both must be one well-formed msgpack value
  * each (EVS_BAD_DATA otherwise). out->version and position are 0. */
-int evs_merge_patch(const void *target, size_t target_len, const void *patch,
-                    size_t patch_len, evs_state *out);
+int evs_merge_patch(const void *target, size_t target_len, const void *patch, size_t patch_len,
+		    evs_state *out);
 
 /* =====================================================================
  * Schemas (schema/)
@@ -649,26 +638,25 @@ int evs_merge_patch(const void *target, size_t target_len, const void *patch,
  * type's latest version and gets a converted copy.
  * ===================================================================== */
 
-#define EVS_MAX_SCHEMA_BYTES (256u << 10) /* one schema document */
-#define EVS_MAX_SCHEMA_DEPTH 16           /* nesting inside "schema" */
-#define EVS_MAX_SCHEMA_PROPS 256          /* properties of one object */
-#define EVS_MAX_SCHEMA_VERSION 10000      /* versions of one type */
+#define EVS_MAX_SCHEMA_BYTES   (256u << 10) /* one schema document */
+#define EVS_MAX_SCHEMA_DEPTH   16           /* nesting inside "schema" */
+#define EVS_MAX_SCHEMA_PROPS   256          /* properties of one object */
+#define EVS_MAX_SCHEMA_VERSION 10000        /* versions of one type */
 
 /* A parsed, compiled schema document; immutable, any thread may use it. */
 typedef struct evs_schema evs_schema;
 
 /* Parse and compile a schema document of len bytes. EVS_BAD_SCHEMA with
  * the reason (and where) in err, EVS_NOMEM. */
-int evs_schema_parse(const char *json, size_t len, evs_schema **out,
-                     char *err, size_t errlen);
+int evs_schema_parse(const char *json, size_t len, evs_schema **out, char *err, size_t errlen);
 void evs_schema_free(evs_schema *schema);
 /* The document's type (NUL-terminated) and version. */
 const char *evs_schema_type(const evs_schema *schema);
 uint32_t evs_schema_version(const evs_schema *schema);
 /* Validate a msgpack payload: EVS_OK, or EVS_SCHEMA_VIOLATION with
  * 'at "$.path" breaks rule "name": detail' in err (err may be NULL). */
-int evs_schema_validate(const evs_schema *schema, const void *data,
-                        size_t len, char *err, size_t errlen);
+int evs_schema_validate(const evs_schema *schema, const void *data, size_t len, char *err,
+			size_t errlen);
 
 /* Register a document (idempotent for the same document). Outcomes:
  * EVS_BAD_SCHEMA, EVS_SCHEMA_INCOMPATIBLE (version k+1 is neither a
@@ -680,28 +668,26 @@ int evs_schema_check(evs_store *store, const char *json, size_t len);
 
 /* The stored document of type's version (0 = latest): *json is
  * NUL-terminated, freed with evs_schema_text_free(). EVS_NOT_FOUND. */
-int evs_schema_get(evs_store *store, const char *type, uint32_t version,
-                   char **json, size_t *len);
+int evs_schema_get(evs_store *store, const char *type, uint32_t version, char **json, size_t *len);
 void evs_schema_text_free(char *json);
 
 typedef struct evs_schema_entry {
 	evs_str type;
 	uint32_t version;
-	int upcast;                  /* 0 none, 1 declarative, 2 C hook */
-	const char *json;            /* the document, not NUL-terminated */
+	int upcast;       /* 0 none, 1 declarative, 2 C hook */
+	const char *json; /* the document, not NUL-terminated */
 	size_t json_len;
 } evs_schema_entry;
 
 /* Call fn for every registered document, by type then version (views
  * valid during the call; fn must not call the library). A non-zero
  * return from fn stops the walk and is returned. */
-int evs_schema_list(evs_store *store,
-                    int (*fn)(void *ctx, const evs_schema_entry *entry),
-                    void *ctx);
+int evs_schema_list(evs_store *store, int (*fn)(void *ctx, const evs_schema_entry *entry),
+		    void *ctx);
 
 enum evs_unknown_types {
-	EVS_UNKNOWN_ACCEPT = 0,      /* default: types without schemas pass */
-	EVS_UNKNOWN_REFUSE = 1       /* they are refused: EVS_UNKNOWN_TYPE */
+	EVS_UNKNOWN_ACCEPT = 0, /* default: types without schemas pass */
+	EVS_UNKNOWN_REFUSE = 1  /* they are refused: EVS_UNKNOWN_TYPE */
 };
 /* The store's setting for types without schemas (kept in the store). */
 int evs_schema_set_unknown(evs_store *store, int policy);
@@ -710,10 +696,9 @@ int evs_schema_get_unknown(evs_store *store, int *policy);
 /* A C upcaster from version `from` of `type` to from + 1: write the new
  * data map into out (evs_sink_write). Registered per handle (not stored);
  * it takes precedence over declarative steps of that version. */
-typedef int (*evs_upcast_fn)(void *ctx, const evs_event *event,
-                             evs_sink *out);
-int evs_upcaster_register(evs_store *store, const char *type, uint32_t from,
-                          evs_upcast_fn fn, void *ctx);
+typedef int (*evs_upcast_fn)(void *ctx, const evs_event *event, evs_sink *out);
+int evs_upcaster_register(evs_store *store, const char *type, uint32_t from, evs_upcast_fn fn,
+			  void *ctx);
 
 /* Buffers of upcast events: one per reader thread. */
 typedef struct evs_upcaster evs_upcaster;

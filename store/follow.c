@@ -16,12 +16,12 @@
 
 #include "internal.h"
 
-#define CHUNK 1024
+#define CHUNK      1024
 #define RECHECK_MS 500
 
 struct evs_sub {
 	evs_store *s;
-	uint64_t pos;           /* last position delivered or skipped */
+	uint64_t pos; /* last position delivered or skipped */
 	evs__filter filter;
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -118,8 +118,9 @@ int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms)
 			uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
 			if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, ev)) {
 				sub_end_txn(sub);
-				return evs__fail(sub->s, EVS_CORRUPT, "malformed record after position %llu",
-				                 (unsigned long long)sub->pos);
+				return evs__fail(sub->s, EVS_CORRUPT,
+						 "malformed record after position %llu",
+						 (unsigned long long)sub->pos);
 			}
 			sub->pos = pos;
 			sub->in_txn++;

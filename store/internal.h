@@ -12,11 +12,11 @@
 
 #include "evstore.h"
 
-#define EVS_FORMAT_VERSION 1u
-#define EVS_RECORD_VERSION 1u
+#define EVS_FORMAT_VERSION  1u
+#define EVS_RECORD_VERSION  1u
 #define EVS_MAX_BATCH_BYTES ((size_t)256 << 20)
-#define EVS_GROUP_BYTES ((size_t)64 << 20)
-#define EVS_DEFAULT_MAP ((size_t)1 << 30)
+#define EVS_GROUP_BYTES     ((size_t)64 << 20)
+#define EVS_DEFAULT_MAP     ((size_t)1 << 30)
 
 /* Big-endian fixed-width integers, so LMDB's byte order is numeric order. */
 static inline void evs__put_u64(uint8_t *p, uint64_t v)
@@ -56,7 +56,7 @@ static inline bool evs__is_zero16(const uint8_t id[16])
 
 typedef struct evs__notify {
 	int fd;
-	volatile uint32_t *word;  /* in a MAP_SHARED page of <dir>/evs-notify */
+	volatile uint32_t *word; /* in a MAP_SHARED page of <dir>/evs-notify */
 } evs__notify;
 
 int evs__notify_open(evs__notify *n, const char *dir, bool create, char *err, size_t errlen);
@@ -75,7 +75,7 @@ struct evs__sc_hook;
 struct evs_store {
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time;
-	MDB_dbi snapshots;        /* 0: absent (older store opened read-only) */
+	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
 	char *path;
 	evs_options opts;
 
@@ -91,11 +91,11 @@ struct evs_store {
 	pthread_mutex_t gc_mu;
 	struct evs__req *queue_head, *queue_tail;
 	bool leader_active;
-	unsigned queued;           /* requests in the queue */
-	unsigned appenders;        /* callers inside evs_append() (atomic) */
-	bool gathering;            /* the leader waits in gather_cv */
-	pthread_cond_t gather_cv;  /* CLOCK_MONOTONIC */
-	int64_t commit_ns;         /* moving average of a group's commit */
+	unsigned queued;          /* requests in the queue */
+	unsigned appenders;       /* callers inside evs_append() (atomic) */
+	bool gathering;           /* the leader waits in gather_cv */
+	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
+	int64_t commit_ns;        /* moving average of a group's commit */
 
 	evs__notify notify;
 
@@ -139,7 +139,7 @@ int evs__check_name(const char *name, size_t *len);
 
 /* ---- record.c: the event record (format at the top of record.c) ------ */
 
-#define EVS__RECORD_HEAD 20   /* array marker, record version, recorded_at, version */
+#define EVS__RECORD_HEAD 20 /* array marker, record version, recorded_at, version */
 
 /* Encode the part of a record that is known before commit (the tail). */
 typedef struct evs__buf {
@@ -150,13 +150,11 @@ typedef struct evs__buf {
 int evs__buf_reserve(evs__buf *b, size_t more);
 void evs__buf_free(evs__buf *b);
 
-int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len,
-                     const evs_event_in *ev, const uint8_t id[16]);
-void evs__record_head(uint8_t head[EVS__RECORD_HEAD], int64_t recorded_at,
-                      uint64_t version);
+int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const evs_event_in *ev,
+		     const uint8_t id[16]);
+void evs__record_head(uint8_t head[EVS__RECORD_HEAD], int64_t recorded_at, uint64_t version);
 /* Decode a record value into a view; false if it is malformed. */
-bool evs__record_decode(const void *val, size_t len, uint64_t position,
-                        evs_event *ev);
+bool evs__record_decode(const void *val, size_t len, uint64_t position, evs_event *ev);
 /* Quick peeks used by indexes and verification. */
 static inline int64_t evs__record_recorded_at(const void *val)
 {
@@ -175,20 +173,20 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why);
 
 size_t evs__sx_key(uint8_t *out, const char *stream, size_t len, uint64_t version);
 bool evs__sx_split(const MDB_val *k, size_t *stream_len, uint64_t *version);
-int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
-                uint64_t version, uint64_t position);
-int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
-                uint64_t version, uint64_t *position);
+int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
+		uint64_t position);
+int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
+		uint64_t *position);
 /* Position cursor c on the stream's entry at version `from` (forward: the
  * first at or after; backward: the last at or before) / step on. 0 with
  * version and position, MDB_NOTFOUND past the stream's end. */
-int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from,
-                 int dir, uint64_t *version, uint64_t *position);
-int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir,
-                 uint64_t *version, uint64_t *position);
+int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from, int dir,
+		 uint64_t *version, uint64_t *position);
+int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_t *version,
+		 uint64_t *position);
 /* The stream's last version and its position; MDB_NOTFOUND if none. */
-int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream,
-                         size_t len, uint64_t *version, uint64_t *position);
+int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
+			 uint64_t *version, uint64_t *position);
 
 /* A copied filter. */
 typedef struct evs__filter {
@@ -209,17 +207,16 @@ bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
 /* Validate a batch against the registry (in the caller's thread, before it
  * is queued). On EVS_OK, *versions is NULL or a malloc'ed array of the
  * type version to store for each event (the latest when it stated 0). */
-int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n,
-                        uint32_t **versions);
+int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n, uint32_t **versions);
 /* Free the cache and hooks (evs_close). */
 void evs__schema_close(evs_store *s);
 
 /* ---- meta keys ---------------------------------------------------------- */
 
-#define EVS__META_FORMAT "format"
-#define EVS__META_STREAMS "streams"
-#define EVS__META_CREATED "created_at"
-#define EVS__META_SCHEMA_GEN "schema_gen"
+#define EVS__META_FORMAT         "format"
+#define EVS__META_STREAMS        "streams"
+#define EVS__META_CREATED        "created_at"
+#define EVS__META_SCHEMA_GEN     "schema_gen"
 #define EVS__META_SCHEMA_UNKNOWN "schema_unknown"
 
 #endif /* EVS_INTERNAL_H */

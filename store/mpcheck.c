@@ -60,30 +60,56 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 			skip = t & 0x1f;
 		} else {
 			switch (t) {
-			case 0xc4: case 0xd9: w = 1; break;
-			case 0xc5: case 0xda: w = 2; break;
-			case 0xc6: case 0xdb: w = 4; break;
-			case 0xc7: w = 1; skip = 1; break;   /* ext: + type byte */
-			case 0xc8: w = 2; skip = 1; break;
-			case 0xc9: w = 4; skip = 1; break;
+			case 0xc4:
+			case 0xd9: w = 1; break;
+			case 0xc5:
+			case 0xda: w = 2; break;
+			case 0xc6:
+			case 0xdb: w = 4; break;
+			case 0xc7:
+				w = 1;
+				skip = 1;
+				break; /* ext: + type byte */
+			case 0xc8:
+				w = 2;
+				skip = 1;
+				break;
+			case 0xc9:
+				w = 4;
+				skip = 1;
+				break;
 			case 0xca: skip = 4; break;
 			case 0xcb: skip = 8; break;
-			case 0xcc: case 0xd0: skip = 1; break;
-			case 0xcd: case 0xd1: skip = 2; break;
-			case 0xce: case 0xd2: skip = 4; break;
-			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xcc:
+			case 0xd0: skip = 1; break;
+			case 0xcd:
+			case 0xd1: skip = 2; break;
+			case 0xce:
+			case 0xd2: skip = 4; break;
+			case 0xcf:
+			case 0xd3: skip = 8; break;
 			case 0xd4: skip = 2; break;
 			case 0xd5: skip = 3; break;
 			case 0xd6: skip = 5; break;
 			case 0xd7: skip = 9; break;
 			case 0xd8: skip = 17; break;
-			case 0xdc: container = true; w = 2; break;
-			case 0xdd: container = true; w = 4; break;
-			case 0xde: container = is_map = true; w = 2; break;
-			case 0xdf: container = is_map = true; w = 4; break;
-			default:
-				*why = "reserved byte 0xc1";
-				return false;
+			case 0xdc:
+				container = true;
+				w = 2;
+				break;
+			case 0xdd:
+				container = true;
+				w = 4;
+				break;
+			case 0xde:
+				container = is_map = true;
+				w = 2;
+				break;
+			case 0xdf:
+				container = is_map = true;
+				w = 4;
+				break;
+			default: *why = "reserved byte 0xc1"; return false;
 			}
 			if (w) {
 				if ((size_t)(end - p) < (size_t)w)

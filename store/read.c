@@ -26,7 +26,7 @@ struct evs_iter {
 	size_t stream_len;
 	uint8_t key[8];
 	evs__filter filter;
-	evs_upcaster *up;         /* evs_iter_upcast(): events in their latest version */
+	evs_upcaster *up; /* evs_iter_upcast(): events in their latest version */
 };
 
 int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
@@ -53,7 +53,7 @@ int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
 int evs_find_id(evs_store *s, const uint8_t id[16], uint64_t *position)
 {
 	MDB_txn *txn;
-	MDB_val k = { 16, (void *)id }, v;
+	MDB_val k = {16, (void *)id}, v;
 	int rc;
 
 	if (s == NULL || id == NULL || position == NULL)
@@ -101,8 +101,7 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 	memset(dst, 0, sizeof *dst);
 	if (src == NULL)
 		return EVS_OK;
-	if ((src->ntypes && src->types == NULL) ||
-	    (src->nprefixes && src->stream_prefixes == NULL))
+	if ((src->ntypes && src->types == NULL) || (src->nprefixes && src->stream_prefixes == NULL))
 		return evs__fail(s, EVS_INVALID, "filter: NULL array with a count");
 	if (src->ntypes) {
 		dst->types = copy_strings(src->types, src->ntypes, &dst->type_lens);
@@ -111,7 +110,8 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 		dst->ntypes = src->ntypes;
 	}
 	if (src->nprefixes) {
-		dst->prefixes = copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefix_lens);
+		dst->prefixes =
+			copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefix_lens);
 		if (dst->prefixes == NULL) {
 			evs__filter_free(dst);
 			return evs__fail(s, EVS_INVALID, "filter: NULL prefix or out of memory");
@@ -173,8 +173,8 @@ static int iter_new(evs_store *s, int kind, MDB_dbi dbi, evs_iter **out)
 	return EVS_OK;
 }
 
-int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int direction,
-                    size_t limit, evs_iter **out)
+int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int direction, size_t limit,
+		    evs_iter **out)
 {
 	evs_iter *it;
 	size_t len;
@@ -185,8 +185,9 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	if (s == NULL || out == NULL || (direction != EVS_FORWARD && direction != EVS_BACKWARD))
 		return EVS_INVALID;
 	if ((ok = evs__check_name(stream, &len)) <= 0)
-		return evs__fail(s, EVS_BAD_STREAM, "%s", ok == 0 ? "stream id is empty"
-		                 : "stream id is too long or not valid UTF-8");
+		return evs__fail(s, EVS_BAD_STREAM, "%s",
+				 ok == 0 ? "stream id is empty"
+					 : "stream id is too long or not valid UTF-8");
 	if ((rc = iter_new(s, KIND_STREAM, s->streams, &it)) != EVS_OK)
 		return rc;
 	it->stream = strdup(stream);
@@ -202,8 +203,8 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	return EVS_OK;
 }
 
-int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *filter,
-                 size_t limit, evs_iter **out)
+int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *filter, size_t limit,
+		 evs_iter **out)
 {
 	evs_iter *it;
 	int rc;
@@ -238,9 +239,9 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 		from = 1;
 	if (it->kind == KIND_STREAM) {
 		rc = first ? evs__sx_seek(it->cur, it->stream, it->stream_len, from, it->dir,
-		                          &version, &pos)
-		           : evs__sx_step(it->cur, it->stream, it->stream_len, it->dir, &version,
-		                          &pos);
+					  &version, &pos)
+			   : evs__sx_step(it->cur, it->stream, it->stream_len, it->dir, &version,
+					  &pos);
 		if (rc == 0) {
 			evs__put_u64(it->key, pos);
 			k->mv_size = 8;
@@ -289,15 +290,15 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 		if (it->kind == KIND_STREAM) {
 			if ((rc = mdb_get(it->txn, it->s->events, &k, &v)) != 0)
 				return evs__fail(it->s, EVS_CORRUPT,
-				                 "stream index points at missing position %llu",
-				                 (unsigned long long)evs__get_u64(k.mv_data));
+						 "stream index points at missing position %llu",
+						 (unsigned long long)evs__get_u64(k.mv_data));
 		}
 		if (k.mv_size != 8)
 			return evs__fail(it->s, EVS_CORRUPT, "malformed event key");
 		uint64_t pos = evs__get_u64(k.mv_data);
 		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev))
 			return evs__fail(it->s, EVS_CORRUPT, "malformed record at position %llu",
-			                 (unsigned long long)pos);
+					 (unsigned long long)pos);
 		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))
 			continue;
 		if (it->up && (rc = evs_upcast(it->up, ev, ev)) != EVS_OK)

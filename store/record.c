@@ -71,10 +71,10 @@ static int buf_write(void *data, const char *buf, size_t len)
 	return 0;
 }
 
-static const uint8_t empty_map[1] = { 0x80 };
+static const uint8_t empty_map[1] = {0x80};
 
-int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len,
-                     const evs_event_in *ev, const uint8_t id[16])
+int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const evs_event_in *ev,
+		     const uint8_t id[16])
 {
 	msgpack_packer pk;
 	const void *data = ev->data ? ev->data : empty_map;
@@ -150,12 +150,36 @@ static bool rd_raw(rd *r, bool want_str, const uint8_t **ptr, size_t *len)
 		goto body;
 	}
 	switch (t) {
-	case 0xd9: w = 1; if (!want_str) return false; break;
-	case 0xda: w = 2; if (!want_str) return false; break;
-	case 0xdb: w = 4; if (!want_str) return false; break;
-	case 0xc4: w = 1; if (want_str) return false; break;
-	case 0xc5: w = 2; if (want_str) return false; break;
-	case 0xc6: w = 4; if (want_str) return false; break;
+	case 0xd9:
+		w = 1;
+		if (!want_str)
+			return false;
+		break;
+	case 0xda:
+		w = 2;
+		if (!want_str)
+			return false;
+		break;
+	case 0xdb:
+		w = 4;
+		if (!want_str)
+			return false;
+		break;
+	case 0xc4:
+		w = 1;
+		if (want_str)
+			return false;
+		break;
+	case 0xc5:
+		w = 2;
+		if (want_str)
+			return false;
+		break;
+	case 0xc6:
+		w = 4;
+		if (want_str)
+			return false;
+		break;
 	default: return false;
 	}
 	if (!need(r, (size_t)w))
@@ -191,10 +215,22 @@ static bool rd_int(rd *r, int64_t *out, bool allow_negative)
 	case 0xcd: w = 2; break;
 	case 0xce: w = 4; break;
 	case 0xcf: w = 8; break;
-	case 0xd0: w = 1; sign = true; break;
-	case 0xd1: w = 2; sign = true; break;
-	case 0xd2: w = 4; sign = true; break;
-	case 0xd3: w = 8; sign = true; break;
+	case 0xd0:
+		w = 1;
+		sign = true;
+		break;
+	case 0xd1:
+		w = 2;
+		sign = true;
+		break;
+	case 0xd2:
+		w = 4;
+		sign = true;
+		break;
+	case 0xd3:
+		w = 8;
+		sign = true;
+		break;
 	default: return false;
 	}
 	if (!need(r, (size_t)w))
@@ -203,7 +239,7 @@ static bool rd_int(rd *r, int64_t *out, bool allow_negative)
 	r->p += w;
 	if (sign) {
 		int shift = 64 - 8 * w;
-		*out = (int64_t)(v << shift) >> shift;  /* sign-extend */
+		*out = (int64_t)(v << shift) >> shift; /* sign-extend */
 		return allow_negative || *out >= 0;
 	}
 	if (v > INT64_MAX)
@@ -239,13 +275,13 @@ static bool rd_id(rd *r, uint8_t out[16], bool optional)
 bool evs__record_decode(const void *val, size_t len, uint64_t position, evs_event *ev)
 {
 	const uint8_t *v = val;
-	rd r = { v + EVS__RECORD_HEAD, v + len };
+	rd r = {v + EVS__RECORD_HEAD, v + len};
 	const uint8_t *p;
 	size_t n;
 	int64_t x;
 
-	if (len < EVS__RECORD_HEAD || v[0] != 0x9c || v[1] != EVS_RECORD_VERSION ||
-	    v[2] != 0xcf || v[11] != 0xcf)
+	if (len < EVS__RECORD_HEAD || v[0] != 0x9c || v[1] != EVS_RECORD_VERSION || v[2] != 0xcf ||
+	    v[11] != 0xcf)
 		return false;
 	ev->position = position;
 	ev->recorded_at = (int64_t)evs__get_u64(v + 3);

@@ -29,13 +29,13 @@ static int name_copy(const evs_str *src, char out[EVS_MAX_NAME + 1])
 
 /* Check and write the batch in txn; 0 or an LMDB code; order and input
  * problems set *code and the message. */
-static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size_t n,
-                       int *code, bool *wrote)
+static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size_t n, int *code,
+		       bool *wrote)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t last_pos = 0, last_rec = 0, last_rec_pos = 0, new_streams = 0;
-	evs__buf tail = { 0 };
+	evs__buf tail = {0};
 	int rc;
 
 	*code = EVS_OK;
@@ -77,43 +77,52 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 			goto out;
 		}
 		if (evs__is_zero16(e->id)) {
-			*code = evs__fail(s, EVS_INVALID, "event %zu: restored events need their id", i);
+			*code = evs__fail(s, EVS_INVALID,
+					  "event %zu: restored events need their id", i);
 			goto out;
 		}
 		if (e->position != last_pos + 1) {
 			*code = evs__fail(s, EVS_RESTORE_ORDER,
-			                  "event %zu: position %llu does not continue the store "
-			                  "(last position %llu)", i, (unsigned long long)e->position,
-			                  (unsigned long long)last_pos);
+					  "event %zu: position %llu does not continue the store "
+					  "(last position %llu)",
+					  i, (unsigned long long)e->position,
+					  (unsigned long long)last_pos);
 			goto out;
 		}
 		if (e->recorded_at <= 0 || (uint64_t)e->recorded_at < last_rec) {
 			*code = evs__fail(s, EVS_RESTORE_ORDER,
-			                  "event %zu: recorded_at %lld is before the last (%llu)", i,
-			                  (long long)e->recorded_at, (unsigned long long)last_rec);
+					  "event %zu: recorded_at %lld is before the last (%llu)",
+					  i, (long long)e->recorded_at,
+					  (unsigned long long)last_rec);
 			goto out;
 		}
 		rc = evs__stream_head_txn(s, txn, stream, e->stream.len, &head_v, &head_p);
 		if (rc && rc != MDB_NOTFOUND)
 			goto out;
 		if (e->version != head_v + 1) {
-			*code = evs__fail(s, EVS_RESTORE_ORDER,
-			                  "event %zu: version %llu of stream \"%s\" does not follow "
-			                  "version %llu", i, (unsigned long long)e->version, stream,
-			                  (unsigned long long)head_v);
+			*code = evs__fail(
+				s, EVS_RESTORE_ORDER,
+				"event %zu: version %llu of stream \"%s\" does not follow "
+				"version %llu",
+				i, (unsigned long long)e->version, stream,
+				(unsigned long long)head_v);
 			goto out;
 		}
-		MDB_val ik = { 16, (void *)e->id }, iv;
+		MDB_val ik = {16, (void *)e->id}, iv;
 		if ((rc = mdb_get(txn, s->ids, &ik, &iv)) != MDB_NOTFOUND) {
 			if (rc == 0)
-				*code = evs__fail(s, EVS_ID_CONFLICT, "event %zu: id is already stored", i);
+				*code = evs__fail(s, EVS_ID_CONFLICT,
+						  "event %zu: id is already stored", i);
 			goto out;
 		}
 
-		evs_event_in in = { .type = type, .type_version = e->type_version,
-		                    .data = e->data, .data_len = e->data_len,
-		                    .metadata = e->metadata, .metadata_len = e->metadata_len,
-		                    .occurred_at = e->occurred_at };
+		evs_event_in in = {.type = type,
+				   .type_version = e->type_version,
+				   .data = e->data,
+				   .data_len = e->data_len,
+				   .metadata = e->metadata,
+				   .metadata_len = e->metadata_len,
+				   .occurred_at = e->occurred_at};
 		memcpy(in.correlation_id, e->correlation_id, 16);
 		memcpy(in.causation_id, e->causation_id, 16);
 		tail.len = 0;
@@ -138,10 +147,10 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			goto out;
 		evs__put_u64(tk, (uint64_t)e->recorded_at);
-		MDB_val tkv = { 8, tk }, tvv = { 8, pk };
+		MDB_val tkv = {8, tk}, tvv = {8, pk};
 		/* same time as the last entry: one commit, extend its entry */
 		rc = mdb_put(txn, s->time, &tkv, &tvv,
-		             (uint64_t)e->recorded_at == last_rec && last_rec_pos ? 0 : MDB_APPEND);
+			     (uint64_t)e->recorded_at == last_rec && last_rec_pos ? 0 : MDB_APPEND);
 		if (rc)
 			goto out;
 		if (head_v == 0)
@@ -152,7 +161,7 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 	if (new_streams) {
 		uint8_t b[8];
 		uint64_t cnt = 0;
-		MDB_val mk = { strlen(EVS__META_STREAMS), EVS__META_STREAMS }, mv;
+		MDB_val mk = {strlen(EVS__META_STREAMS), EVS__META_STREAMS}, mv;
 		if ((rc = mdb_get(txn, s->meta, &mk, &mv)) == 0 && mv.mv_size == 8)
 			cnt = evs__get_u64(mv.mv_data);
 		evs__put_u64(b, cnt + new_streams);

@@ -51,11 +51,14 @@ int evs__check_name(const char *name, size_t *len)
 			n++;
 			continue;
 		} else if (c >= 0xc2 && c <= 0xdf) {
-			k = 1; cp = c & 0x1f;
+			k = 1;
+			cp = c & 0x1f;
 		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2; cp = c & 0x0f;
+			k = 2;
+			cp = c & 0x0f;
 		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3; cp = c & 0x07;
+			k = 3;
+			cp = c & 0x07;
 		} else {
 			return -2;
 		}
@@ -93,7 +96,8 @@ static int open_dbs(evs_store *s, bool create)
 		mdb_txn_abort(txn);
 		if (rc == MDB_NOTFOUND)
 			return evs__fail(NULL, EVS_NO_STORE,
-			                 "could not open store \"%s\": not an evstore store", s->path);
+					 "could not open store \"%s\": not an evstore store",
+					 s->path);
 		return evs__fail_mdb(NULL, rc, "could not open sub-databases");
 	}
 	/*
@@ -118,14 +122,14 @@ static int open_dbs(evs_store *s, bool create)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"schemas\"");
 	}
 
-	MDB_val k = { strlen(EVS__META_FORMAT), EVS__META_FORMAT }, v;
+	MDB_val k = {strlen(EVS__META_FORMAT), EVS__META_FORMAT}, v;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == MDB_NOTFOUND && !s->opts.read_only) {
 		uint8_t fmt[4], now[8];
 		evs__put_u32(fmt, EVS_FORMAT_VERSION);
 		evs__put_u64(now, (uint64_t)evs__now_ns());
-		MDB_val fv = { 4, fmt }, ck = { strlen(EVS__META_CREATED), EVS__META_CREATED },
-		        cv = { 8, now };
+		MDB_val fv = {4, fmt}, ck = {strlen(EVS__META_CREATED), EVS__META_CREATED},
+			cv = {8, now};
 		rc = mdb_put(txn, s->meta, &k, &fv, 0);
 		if (!rc)
 			rc = mdb_put(txn, s->meta, &ck, &cv, 0);
@@ -141,21 +145,22 @@ static int open_dbs(evs_store *s, bool create)
 		mdb_txn_abort(txn);
 		if (rc == MDB_NOTFOUND)
 			return evs__fail(NULL, EVS_NO_STORE,
-			                 "could not open store \"%s\": not initialised", s->path);
+					 "could not open store \"%s\": not initialised", s->path);
 		return evs__fail_mdb(NULL, rc, "could not read store format");
 	}
 	if (v.mv_size != 4) {
 		mdb_txn_abort(txn);
 		return evs__fail(NULL, EVS_CORRUPT, "store \"%s\" has a malformed format record",
-		                 s->path);
+				 s->path);
 	}
 	uint32_t fmt = evs__get_u32(v.mv_data);
 	if (fmt != EVS_FORMAT_VERSION) {
 		mdb_txn_abort(txn);
-		return evs__fail(NULL, EVS_FORMAT,
-		                 "store \"%s\" has format version %u, this library reads version %u%s",
-		                 s->path, fmt, EVS_FORMAT_VERSION,
-		                 fmt > EVS_FORMAT_VERSION ? ": upgrade evstore" : "");
+		return evs__fail(
+			NULL, EVS_FORMAT,
+			"store \"%s\" has format version %u, this library reads version %u%s",
+			s->path, fmt, EVS_FORMAT_VERSION,
+			fmt > EVS_FORMAT_VERSION ? ": upgrade evstore" : "");
 	}
 	/* Commit even a read-only transaction: aborting it would close the
 	 * sub-database handles it opened (LMDB keeps them only on commit). */
@@ -189,12 +194,12 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		s->opts.max_event_size = EVS_DEFAULT_MAX_EVENT;
 	if (s->opts.max_batch == 0)
 		s->opts.max_batch = EVS_DEFAULT_MAX_BATCH;
-	if (s->opts.max_event_size > EVS_LIMIT_MAX_EVENT ||
-	    s->opts.sync < EVS_SYNC_FULL || s->opts.sync > EVS_SYNC_NONE) {
+	if (s->opts.max_event_size > EVS_LIMIT_MAX_EVENT || s->opts.sync < EVS_SYNC_FULL ||
+	    s->opts.sync > EVS_SYNC_NONE) {
 		free(s);
 		return evs__fail(NULL, EVS_INVALID,
-		                 "invalid options: max_event_size at most %u, sync 0..2",
-		                 EVS_LIMIT_MAX_EVENT);
+				 "invalid options: max_event_size at most %u, sync 0..2",
+				 EVS_LIMIT_MAX_EVENT);
 	}
 	s->path = strdup(path);
 	s->notify.fd = -1;
@@ -217,18 +222,20 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 
 	if (stat(path, &st) != 0) {
 		if (errno != ENOENT || !s->opts.create || s->opts.read_only) {
-			rc = evs__fail(NULL, errno == ENOENT ? EVS_NO_STORE : evs__code_of_mdb(errno),
-			               "could not open store \"%s\": %s", path, strerror(errno));
+			rc = evs__fail(NULL,
+				       errno == ENOENT ? EVS_NO_STORE : evs__code_of_mdb(errno),
+				       "could not open store \"%s\": %s", path, strerror(errno));
 			goto fail;
 		}
 		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
 			rc = evs__fail(NULL, evs__code_of_mdb(errno),
-			               "could not create store directory \"%s\": %s", path,
-			               strerror(errno));
+				       "could not create store directory \"%s\": %s", path,
+				       strerror(errno));
 			goto fail;
 		}
 	} else if (!S_ISDIR(st.st_mode)) {
-		rc = evs__fail(NULL, EVS_INVALID, "could not open store \"%s\": not a directory", path);
+		rc = evs__fail(NULL, EVS_INVALID, "could not open store \"%s\": not a directory",
+			       path);
 		goto fail;
 	}
 
@@ -259,14 +266,15 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		snprintf(probe, sizeof probe, "%s/data.mdb", path);
 		if (stat(probe, &st) != 0) {
 			rc = evs__fail(NULL, EVS_NO_STORE, "could not open store \"%s\": %s", path,
-			               "no data.mdb (run evs init)");
+				       "no data.mdb (run evs init)");
 			goto fail;
 		}
 	}
 	rc = mdb_env_open(s->env, path, flags, 0644);
 	if (rc) {
 		int code = evs__code_of_mdb(rc);
-		rc = evs__fail(NULL, code, "could not open store \"%s\": %s", path, mdb_strerror(rc));
+		rc = evs__fail(NULL, code, "could not open store \"%s\": %s", path,
+			       mdb_strerror(rc));
 		goto fail;
 	}
 	if ((rc = open_dbs(s, s->opts.create)) != EVS_OK)
@@ -342,16 +350,17 @@ int evs__grow(evs_store *s, bool adopt)
 
 	if (tl_hold.s == s && tl_hold.n > 0)
 		return evs__fail(s, EVS_BUSY,
-		                 "could not grow the map of \"%s\": this thread holds a read "
-		                 "transaction (an open iterator) while appending", s->path);
+				 "could not grow the map of \"%s\": this thread holds a read "
+				 "transaction (an open iterator) while appending",
+				 s->path);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += EVS_GROW_WAIT_MS / 1000;
 	rc = pthread_rwlock_timedwrlock(&s->map_lock, &deadline);
 	if (rc == ETIMEDOUT)
 		return evs__fail(s, EVS_BUSY,
-		                 "could not grow the map of \"%s\": a read transaction of this "
-		                 "process stayed open for %d ms (close iterators before appending)",
-		                 s->path, EVS_GROW_WAIT_MS);
+				 "could not grow the map of \"%s\": a read transaction of this "
+				 "process stayed open for %d ms (close iterators before appending)",
+				 s->path, EVS_GROW_WAIT_MS);
 	if (rc)
 		return evs__fail(s, EVS_IO, "could not lock the map: %s", strerror(rc));
 	mdb_env_info(s->env, &info);

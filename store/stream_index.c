@@ -35,10 +35,10 @@ bool evs__sx_split(const MDB_val *k, size_t *stream_len, uint64_t *version)
 }
 
 int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
-                uint64_t position)
+		uint64_t position)
 {
 	uint8_t key[EVS_MAX_NAME + 9], val[8];
-	MDB_val k = { evs__sx_key(key, stream, len, version), key }, v = { 8, val };
+	MDB_val k = {evs__sx_key(key, stream, len, version), key}, v = {8, val};
 	int rc;
 
 	evs__put_u64(val, position);
@@ -47,10 +47,10 @@ int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint
 }
 
 int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
-                uint64_t *position)
+		uint64_t *position)
 {
 	uint8_t key[EVS_MAX_NAME + 9];
-	MDB_val k = { evs__sx_key(key, stream, len, version), key }, v;
+	MDB_val k = {evs__sx_key(key, stream, len, version), key}, v;
 	int rc = mdb_get(txn, s->streams, &k, &v);
 
 	if (rc == 0 && v.mv_size != 8)
@@ -63,7 +63,7 @@ int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint
 /* Does the cursor's entry belong to the stream? Then fill version and
  * position. */
 static int entry(const MDB_val *k, const MDB_val *v, const char *stream, size_t len,
-                 uint64_t *version, uint64_t *position)
+		 uint64_t *version, uint64_t *position)
 {
 	size_t slen;
 
@@ -77,10 +77,10 @@ static int entry(const MDB_val *k, const MDB_val *v, const char *stream, size_t 
 }
 
 int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from, int dir,
-                 uint64_t *version, uint64_t *position)
+		 uint64_t *version, uint64_t *position)
 {
 	uint8_t key[EVS_MAX_NAME + 9];
-	MDB_val k = { evs__sx_key(key, stream, len, from), key }, v;
+	MDB_val k = {evs__sx_key(key, stream, len, from), key}, v;
 	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 
 	if (dir == EVS_FORWARD)
@@ -96,7 +96,7 @@ int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from, i
 }
 
 int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_t *version,
-                 uint64_t *position)
+		 uint64_t *position)
 {
 	MDB_val k, v;
 	int rc = mdb_cursor_get(c, &k, &v, dir == EVS_FORWARD ? MDB_NEXT : MDB_PREV);
@@ -105,7 +105,7 @@ int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_
 }
 
 int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
-                         uint64_t *version, uint64_t *position)
+			 uint64_t *version, uint64_t *position)
 {
 	MDB_cursor *c;
 	int rc;

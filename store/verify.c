@@ -40,7 +40,7 @@ static void problem(vctx *v, const char *fmt, ...)
 static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
 {
 	uint8_t pk[8];
-	MDB_val k = { 8, pk }, v;
+	MDB_val k = {8, pk}, v;
 
 	evs__put_u64(pk, pos);
 	return mdb_get(txn, s->events, &k, &v) == 0 &&
@@ -67,7 +67,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 		(*count)++;
 		if (pos != expect)
 			problem(vc, "events: position %llu found where %llu was expected", ULL(pos),
-			        ULL(expect));
+				ULL(expect));
 		expect = pos + 1;
 		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
 			problem(vc, "events: record at position %llu does not decode", ULL(pos));
@@ -78,34 +78,36 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 		if (pos > 1 && ev.recorded_at != prev_rec) {
 			/* a commit ended at pos - 1 */
 			uint8_t tk[8];
-			MDB_val tkv = { 8, tk }, tv;
+			MDB_val tkv = {8, tk}, tv;
 			evs__put_u64(tk, (uint64_t)prev_rec);
 			if (mdb_get(txn, s->time, &tkv, &tv) != 0 || tv.mv_size != 8 ||
 			    evs__get_u64(tv.mv_data) != pos - 1)
 				problem(vc, "time: no entry for the commit ending at position %llu",
-				        ULL(pos - 1));
+					ULL(pos - 1));
 		}
 		prev_rec = ev.recorded_at;
 
 		uint64_t ip;
 		if (evs__sx_get(s, txn, ev.stream.ptr, ev.stream.len, ev.version, &ip) != 0 ||
 		    ip != pos)
-			problem(vc, "streams: \"%.*s\" version %llu at position %llu is not indexed",
-			        (int)ev.stream.len, ev.stream.ptr, ULL(ev.version), ULL(pos));
+			problem(vc,
+				"streams: \"%.*s\" version %llu at position %llu is not indexed",
+				(int)ev.stream.len, ev.stream.ptr, ULL(ev.version), ULL(pos));
 
-		MDB_val ik = { 16, ev.id }, iv;
+		MDB_val ik = {16, ev.id}, iv;
 		if (mdb_get(txn, s->ids, &ik, &iv) != 0 || iv.mv_size != 8 ||
 		    evs__get_u64(iv.mv_data) != pos)
-			problem(vc, "event_ids: id of position %llu is not indexed to it", ULL(pos));
+			problem(vc, "event_ids: id of position %llu is not indexed to it",
+				ULL(pos));
 	}
 	if (rc == MDB_NOTFOUND && expect > 1) {
 		uint8_t tk[8];
-		MDB_val tkv = { 8, tk }, tv;
+		MDB_val tkv = {8, tk}, tv;
 		evs__put_u64(tk, (uint64_t)prev_rec);
 		if (mdb_get(txn, s->time, &tkv, &tv) != 0 || tv.mv_size != 8 ||
 		    evs__get_u64(tv.mv_data) != expect - 1)
 			problem(vc, "time: no entry for the last commit (position %llu)",
-			        ULL(expect - 1));
+				ULL(expect - 1));
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -138,13 +140,14 @@ static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 		}
 		if (ver != version + 1)
 			problem(vc, "streams: \"%.*s\" jumps from version %llu to %llu", (int)slen,
-			        (char *)k.mv_data, ULL(version), ULL(ver));
+				(char *)k.mv_data, ULL(version), ULL(ver));
 		version = ver;
 		if (!event_at(s, txn, pos, &ev) || ev.version != ver || ev.stream.len != slen ||
 		    memcmp(ev.stream.ptr, k.mv_data, slen) != 0)
-			problem(vc, "streams: \"%.*s\" version %llu points at position %llu, "
-			        "which is not that event", (int)slen, (char *)k.mv_data, ULL(ver),
-			        ULL(pos));
+			problem(vc,
+				"streams: \"%.*s\" version %llu points at position %llu, "
+				"which is not that event",
+				(int)slen, (char *)k.mv_data, ULL(ver), ULL(pos));
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
@@ -152,13 +155,13 @@ static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 	if (entries != events)
 		problem(vc, "streams: %llu entries for %llu events", ULL(entries), ULL(events));
 
-	MDB_val mk = { strlen(EVS__META_STREAMS), EVS__META_STREAMS }, mv;
+	MDB_val mk = {strlen(EVS__META_STREAMS), EVS__META_STREAMS}, mv;
 	uint64_t counted = 0;
 	if (mdb_get(txn, s->meta, &mk, &mv) == 0 && mv.mv_size == 8)
 		counted = evs__get_u64(mv.mv_data);
 	if (counted != streams)
 		problem(vc, "meta: stream count is %llu, found %llu streams", ULL(counted),
-		        ULL(streams));
+			ULL(streams));
 	return 0;
 }
 
@@ -177,8 +180,9 @@ static int walk_ids(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 		n++;
 		uint64_t pos = v.mv_size == 8 ? evs__get_u64(v.mv_data) : 0;
 		if (k.mv_size != 16 || !event_at(s, txn, pos, &ev) || memcmp(ev.id, k.mv_data, 16))
-			problem(vc, "event_ids: an id points at position %llu, which has another id",
-			        ULL(pos));
+			problem(vc,
+				"event_ids: an id points at position %llu, which has another id",
+				ULL(pos));
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
@@ -209,10 +213,11 @@ static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
 			problem(vc, "time: positions do not rise at position %llu", ULL(pos));
 		prev_pos = pos;
 		if (!event_at(s, txn, pos, &ev) || (uint64_t)ev.recorded_at != t)
-			problem(vc, "time: entry for position %llu does not match its event", ULL(pos));
+			problem(vc, "time: entry for position %llu does not match its event",
+				ULL(pos));
 		else if (event_at(s, txn, pos + 1, &next) && (uint64_t)next.recorded_at == t)
 			problem(vc, "time: entry for position %llu is not the end of its commit",
-			        ULL(pos));
+				ULL(pos));
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -220,7 +225,7 @@ static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
 
 int evs_verify(evs_store *s, evs_problem_fn fn, void *ctx, uint64_t *problems)
 {
-	vctx vc = { fn, ctx, 0 };
+	vctx vc = {fn, ctx, 0};
 	MDB_txn *txn;
 	uint64_t events = 0;
 	int rc;

@@ -21,21 +21,20 @@
 
 enum { OPT_AS_OF, OPT_AT_POSITION };
 
-static const struct cli_option options[] = {
-	[OPT_AS_OF] = { "as-of", "TIME", "the state as of TIME (RFC 3339 or "
-	                                 "integer nanoseconds)" },
-	[OPT_AT_POSITION] = { "at-position", "N", "the state as of global "
-	                                          "position N" },
-	{ NULL, NULL, NULL }
-};
+static const struct cli_option options[] = {[OPT_AS_OF] = {"as-of", "TIME",
+							   "the state as of TIME (RFC 3339 or "
+							   "integer nanoseconds)"},
+					    [OPT_AT_POSITION] = {"at-position", "N",
+								 "the state as of global "
+								 "position N"},
+					    {NULL, NULL, NULL}};
 
 struct state_opts {
 	evs_at at;
-	const char *text;          /* the --as-of or --at-position value */
+	const char *text; /* the --as-of or --at-position value */
 };
 
-static int on_option(struct cli_ctx *ctx, void *state, int index,
-                     const char *value)
+static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
 {
 	struct state_opts *st = state;
 	const char *why;
@@ -43,7 +42,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 	(void)ctx;
 	if (st->at.kind != EVS_AT_LATEST) {
 		cli_error("options --as-of and --at-position exclude each other "
-		          "and may be given once");
+			  "and may be given once");
 		return CLI_EXIT_USAGE;
 	}
 	st->text = value;
@@ -56,8 +55,9 @@ static int on_option(struct cli_ctx *ctx, void *state, int index,
 	case OPT_AT_POSITION:
 		st->at.kind = EVS_AT_POSITION;
 		if (cli_parse_u64(value, &st->at.position) != 0)
-			return cli_bad_value("at-position", value, "expected a "
-			                     "non-negative integer");
+			return cli_bad_value("at-position", value,
+					     "expected a "
+					     "non-negative integer");
 		return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
@@ -67,7 +67,7 @@ static int run(struct cli_ctx *ctx, void *state)
 {
 	struct state_opts *st = state;
 	const char *stream = ctx->argv[0];
-	evs_state s = { 0 };
+	evs_state s = {0};
 	struct jbuf b;
 	evs_store *store;
 	int rc, status = CLI_EXIT_OK;
@@ -75,15 +75,18 @@ static int run(struct cli_ctx *ctx, void *state)
 	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
 	if (!store)
 		return CLI_EXIT_FAIL;
-	rc = evs_state_load(store, stream,
-	                    st->at.kind == EVS_AT_LATEST ? NULL : &st->at, &s);
+	rc = evs_state_load(store, stream, st->at.kind == EVS_AT_LATEST ? NULL : &st->at, &s);
 	if (rc != EVS_OK) {
 		if (st->text)
-			cli_store_error(store, rc, "could not load the state of "
-			                "stream \"%s\" as of %s", stream, st->text);
+			cli_store_error(store, rc,
+					"could not load the state of "
+					"stream \"%s\" as of %s",
+					stream, st->text);
 		else
-			cli_store_error(store, rc, "could not load the state of "
-			                "stream \"%s\"", stream);
+			cli_store_error(store, rc,
+					"could not load the state of "
+					"stream \"%s\"",
+					stream);
 		evs_close(store);
 		return rc == EVS_BAD_STREAM ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	}
@@ -122,14 +125,13 @@ const struct cli_command cli_cmd_state = {
 	.name = "state",
 	.synopsis = "STREAM [--as-of TIME | --at-position N]",
 	.summary = "print the merge-patch state of a stream (now or as of)",
-	.description =
-		"Prints {\"stream\":..,\"version\":..,\"position\":..,\"state\":{..}}:"
-		" the RFC 7386\nJSON merge patch fold of the stream's events' data "
-		"maps, and the version and\nglobal position it reflects. With "
-		"--as-of, only events recorded at or before\nTIME (RFC 3339 or "
-		"integer nanoseconds); with --at-position, only events at or\n"
-		"before global position N. A stream without events (then) prints "
-		"version 0\nand {}.",
+	.description = "Prints {\"stream\":..,\"version\":..,\"position\":..,\"state\":{..}}:"
+		       " the RFC 7386\nJSON merge patch fold of the stream's events' data "
+		       "maps, and the version and\nglobal position it reflects. With "
+		       "--as-of, only events recorded at or before\nTIME (RFC 3339 or "
+		       "integer nanoseconds); with --at-position, only events at or\n"
+		       "before global position N. A stream without events (then) prints "
+		       "version 0\nand {}.",
 	.options = options,
 	.min_args = 1,
 	.max_args = 1,

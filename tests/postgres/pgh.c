@@ -119,7 +119,8 @@ void pgh_server_start(void)
 
 	snprintf(opts, sizeof opts,
 		 "-k %s -c listen_addresses= -p 5432 -c fsync=off -c synchronous_commit=off"
-		 " -c full_page_writes=off -c max_connections=60",
+		 " -c full_page_writes=off -c max_connections=60 -c shared_buffers=256MB"
+		 " -c max_wal_size=4GB",
 		 base);
 	{
 		char *argv[] = {PG_BIN "/pg_ctl",
