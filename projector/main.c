@@ -50,7 +50,7 @@ static struct copt opts[] = {
 	 "rebuild the rules' projection into a shadow schema, then swap it in", NULL},
 	{"migrations", C_STR, EVS_MIGRATIONS_DIR, 0, 0, "migrations directory (empty: none)", NULL},
 	{"dead-letter", C_BOOL, "false", 0, 1, "park failing events instead of stopping", NULL},
-	{"batch", C_INT, "2000", 1, 100000, "events per transaction", NULL},
+	{"batch", C_INT, "10000", 1, 100000, "events per transaction", NULL},
 	{"batch-wait-ms", C_INT, "0", 0, 10000, "live: wait this long to fill a batch", NULL},
 	{"retry-max-ms", C_INT, "5000", 100, 600000, "longest backoff while PostgreSQL is away",
 	 NULL},

@@ -106,7 +106,7 @@ void evp_config_init(evp_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	cfg->builtin = true;
 	cfg->builtin_state = true;
-	cfg->batch_max = 2000;
+	cfg->batch_max = 10000;
 	cfg->batch_wait_ms = 0;
 	cfg->retry_max_ms = 5000;
 	cfg->log_level = EVP_LOG_INFO;
@@ -343,7 +343,7 @@ static int write_event_log(struct run *r)
 		evp_bin_bytes(b, ev->stream.ptr, ev->stream.len);
 		evp_bin_i64(b, (int64_t)ev->version);
 		evp_bin_bytes(b, ev->type.ptr, ev->type.len);
-		evp_bin_i32(b, (int32_t)ev->type_version);
+		evp_bin_i64(b, (int64_t)ev->type_version);
 		evp_bin_time(b, ev->recorded_at);
 		evp_bin_i64(b, ev->recorded_at);
 		if (ev->occurred_at)

@@ -77,6 +77,10 @@ bank=$(dirname "$EVS_STORE")/bank
 "$PWD/build/examples/bank/bank-demo" "$bank" | tee "$bank.out"
 moment=$(sed -n 's/.*the auditor.s moment: \([^)]*\)).*/\1/p' "$bank.out")
 
+step "schemas: an old AccountOpened (version 1) as stored, and read in today's shape (--upcast)"
+show "$evs" --store "$bank" read account-carol --limit 1
+show "$evs" --store "$bank" read account-carol --limit 1 --upcast
+
 step "an auditor asks the store for account-alice now and as of $moment (no domain code: merge-patch fold)"
 show "$evs" --store "$bank" state account-alice
 show "$evs" --store "$bank" state account-alice --as-of "$moment"

@@ -273,6 +273,7 @@ struct cli_scan {
 	const char *const *types; /* stream: types kept (client side) */
 	size_t ntypes;
 	uint64_t limit; /* 0 = no limit */
+	bool upcast;    /* events in their type's latest schema version */
 };
 int cli_scan_print(evs_store *store, const struct cli_scan *scan);
 

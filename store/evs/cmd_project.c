@@ -30,7 +30,7 @@ static const struct cli_option options[] = {
 	[OPT_PROJECTION] = {"projection", "NAME",
 			    "checkpoint name (default: the rules' name, or builtin)"},
 	[OPT_MIGRATIONS] = {"migrations", "DIR", "apply migrations from DIR first"},
-	[OPT_BATCH] = {"batch", "N", "events per transaction (default 2000)"},
+	[OPT_BATCH] = {"batch", "N", "events per transaction (default 10000)"},
 	[OPT_ONCE] = {"once", NULL, "catch up to the store's head, then exit"},
 	[OPT_NO_BUILTIN] = {"no-builtin", NULL, "do not write the built-in read models"},
 	[OPT_DEAD_LETTER] = {"dead-letter", NULL, "park failing events in evs.dead_letters"},

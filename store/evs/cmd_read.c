@@ -3,7 +3,7 @@
  */
 #include "cli.h"
 
-enum { OPT_FROM, OPT_BACKWARD, OPT_LIMIT, OPT_TYPE, OPT_PREFIX };
+enum { OPT_FROM, OPT_BACKWARD, OPT_LIMIT, OPT_TYPE, OPT_PREFIX, OPT_UPCAST };
 
 static const struct cli_option options[] = {
 	[OPT_FROM] = {"from", "N", "first version (with STREAM) or position to read, inclusive"},
@@ -12,10 +12,12 @@ static const struct cli_option options[] = {
 	[OPT_TYPE] = {"type", "TYPE", "only events of this type (repeatable)"},
 	[OPT_PREFIX] = {"prefix", "PREFIX",
 			"only streams starting with PREFIX (repeatable; not with STREAM)"},
+	[OPT_UPCAST] = {"upcast", NULL,
+			"show events in their type's latest schema version (stored bytes unchanged)"},
 	{NULL, NULL, NULL}};
 
 struct read_state {
-	bool has_from, backward;
+	bool has_from, backward, upcast;
 	uint64_t from, limit;
 	struct cli_strlist types, prefixes;
 };
@@ -38,6 +40,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 		return CLI_EXIT_OK;
 	case OPT_TYPE: cli_strlist_add(&st->types, value); return CLI_EXIT_OK;
 	case OPT_PREFIX: cli_strlist_add(&st->prefixes, value); return CLI_EXIT_OK;
+	case OPT_UPCAST: st->upcast = true; return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
 }
@@ -61,6 +64,7 @@ static int run(struct cli_ctx *ctx, void *state)
 	scan.direction = st->backward ? EVS_BACKWARD : EVS_FORWARD;
 	scan.from = st->has_from ? st->from : st->backward ? EVS_ANY : 1;
 	scan.limit = st->limit;
+	scan.upcast = st->upcast;
 	if (ctx->argc == 1) {
 		if (st->prefixes.n) {
 			cli_error("option --prefix cannot be used with a STREAM");

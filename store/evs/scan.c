@@ -34,6 +34,10 @@ static int open_iter(evs_store *store, const struct cli_scan *sc, uint64_t from,
 		rc = evs_read_stream(store, sc->stream, from, sc->direction, 0, it);
 	else
 		rc = evs_read_all(store, from, sc->direction, sc->filter, 0, it);
+	if (rc == EVS_OK && sc->upcast && (rc = evs_iter_upcast(*it, 1)) != EVS_OK) {
+		evs_iter_free(*it);
+		*it = NULL;
+	}
 	if (rc != EVS_OK) {
 		if (sc->stream)
 			cli_store_error(store, rc, "could not read stream \"%s\"", sc->stream);

@@ -60,4 +60,10 @@ expect_fail 2 'invalid value "maybe"' schema unknown maybe
 evs_ok append account-2 AccountOpened '{"owner":"Old"}' --type-version 1
 evs_ok read account-2
 grep -q '"type_version":1' <<<"$OUT" || fail "stored version: $OUT"
+# ... and read in today's shape with --upcast, the stored bytes unchanged
+evs_ok read account-2 --upcast
+grep -q '"type_version":2,.*"data":{"owner":"Old","currency":"EUR"}' <<<"$OUT" ||
+	fail "read --upcast: $OUT"
+evs_ok read account-2
+grep -q '"type_version":1,.*"data":{"owner":"Old"}' <<<"$OUT" || fail "after upcast read: $OUT"
 evs_ok verify
