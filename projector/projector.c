@@ -962,6 +962,25 @@ static int session_setup(struct run *r, bool reconnecting)
 		return EVP_LOCKED;
 	}
 	PQclear(res);
+	/* the built-in models have one writer per database, whatever the
+	 * projection's name: a second one would only collide on evs.events */
+	if (r->builtin) {
+		const char *bvals[2] = {cls, "evs built-in read models"};
+
+		res = PQexecParams(r->conn, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
+				   NULL, bvals, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			return pg_fail(r, res,
+				       "could not take the lock of the built-in read models");
+		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+			PQclear(res);
+			snprintf(r->err, r->errlen,
+				 "the built-in read models are written by another projection;"
+				 " run this one without them (--builtin false)");
+			return EVP_LOCKED;
+		}
+		PQclear(res);
+	}
 	if (r->cfg->rebuild && !reconnecting && (rc = shadow_prepare(r)))
 		return rc;
 	if (r->rules && evp_rules_schema(r->rules)) {

@@ -47,8 +47,13 @@ static pid_t spawn(const char *store, const char *dsn, int batch, bool once, con
 		argv[i++] = "warning";
 		if (once)
 			argv[i++] = "--once";
-		if (extra)
-			argv[i++] = extra;
+		if (extra) { /* space-separated options */
+			char *copy = strdup(extra), *save = NULL, *tok;
+
+			for (tok = strtok_r(copy, " ", &save); tok && i < 19;
+			     tok = strtok_r(NULL, " ", &save))
+				argv[i++] = tok;
+		}
 		argv[i] = NULL;
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -169,6 +174,20 @@ START_TEST(projector_second_instance_refused)
 	}
 	second = spawn(dir, dsn, 10, true, NULL);
 	ck_assert_int_eq(wait_exit(second), 3);
+	/* another projection may run, but not a second writer of the
+	 * built-in read models */
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn, 10, true, "--projection=other")), 3);
+	{
+		char path[512], opts[600];
+		FILE *f;
+
+		snprintf(path, sizeof path, "%s/other.projection", dir);
+		ck_assert_ptr_nonnull(f = fopen(path, "w"));
+		fputs("projection other\n", f);
+		fclose(f);
+		snprintf(opts, sizeof opts, "--rules=%s --builtin=false", path);
+		ck_assert_int_eq(wait_exit(spawn(dir, dsn, 10, true, opts)), 0);
+	}
 	ck_assert_int_eq(kill(first, SIGTERM), 0);
 	ck_assert_int_eq(wait_exit(first), 0);
 	PQfinish(c);
