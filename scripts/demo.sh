@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
+. scripts/pg.sh
 evs_install_deps
 
 [ -f build/build.ninja ] || meson setup build >/dev/null
@@ -16,7 +17,12 @@ evs=$PWD/build/store/evs/evs
 
 export EVS_STORE
 EVS_STORE=$(mktemp -d /tmp/evstore-demo.XXXXXX)/store
-cleanup() { [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null; [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"; }
+chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it too
+cleanup() {
+  [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
+  evs_pg_stop
+  [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
+}
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -84,6 +90,17 @@ show "$evs" --store "$bank" read account-carol --limit 1 --upcast
 step "an auditor asks the store for account-alice now and as of $moment (no domain code: merge-patch fold)"
 show "$evs" --store "$bank" state account-alice
 show "$evs" --store "$bank" state account-alice --as-of "$moment"
+
+step "read models in PostgreSQL: a throwaway cluster, migrations, one catch-up of the projector"
+evs_pg_start "$(dirname "$EVS_STORE")/pg"
+echo "PostgreSQL: $EVS_PG_DSN"
+show "$evs" migrate --migrations migrations
+show "$evs" --store "$bank" project --once --rules projector/bank.projection
+
+step "an analyst's SQL: balances, the ledger, and the generic state as of the auditor's moment"
+show psql "$EVS_PG_DSN" -c "SELECT id, owner, balance, open, version FROM bank.accounts ORDER BY id"
+show psql "$EVS_PG_DSN" -c "SELECT position, account, kind, amount, counterparty FROM bank.ledger ORDER BY position"
+show psql "$EVS_PG_DSN" -c "SELECT evs.state_at('account-alice', '$moment') AS alice_then, (SELECT data FROM evs.state WHERE stream = 'account-alice') AS alice_now"
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"
