@@ -4,7 +4,7 @@
 EVS_PACKAGES=(
   gcc libc6-dev pkg-config meson ninja-build git ca-certificates
   liblmdb-dev lmdb-utils libmsgpack-dev libjson-c-dev uuid-dev
-  check libsubunit-dev
+  check libsubunit-dev clang-format
   python3 python3-lmdb python3-msgpack
   postgresql libpq-dev
   clang libclang-rt-14-dev

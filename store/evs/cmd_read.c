@@ -12,8 +12,9 @@ static const struct cli_option options[] = {
 	[OPT_TYPE] = {"type", "TYPE", "only events of this type (repeatable)"},
 	[OPT_PREFIX] = {"prefix", "PREFIX",
 			"only streams starting with PREFIX (repeatable; not with STREAM)"},
-	[OPT_UPCAST] = {"upcast", NULL,
-			"show events in their type's latest schema version (stored bytes unchanged)"},
+	[OPT_UPCAST] =
+		{"upcast", NULL,
+		 "show events in their type's latest schema version (stored bytes unchanged)"},
 	{NULL, NULL, NULL}};
 
 struct read_state {

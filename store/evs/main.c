@@ -12,10 +12,10 @@
 
 #include "cli.h"
 
-const struct cli_command *const cli_commands[] = {&cli_cmd_init,   &cli_cmd_append, &cli_cmd_read,
-						  &cli_cmd_tail,   &cli_cmd_head,   &cli_cmd_stat,
-						  &cli_cmd_as_of,  &cli_cmd_state,  &cli_cmd_export,
-						  &cli_cmd_import, &cli_cmd_verify, &cli_cmd_migrate, &cli_cmd_project, &cli_cmd_schema, NULL};
+const struct cli_command *const cli_commands[] = {
+	&cli_cmd_init,   &cli_cmd_append,  &cli_cmd_read,    &cli_cmd_tail,   &cli_cmd_head,
+	&cli_cmd_stat,   &cli_cmd_as_of,   &cli_cmd_state,   &cli_cmd_export, &cli_cmd_import,
+	&cli_cmd_verify, &cli_cmd_migrate, &cli_cmd_project, &cli_cmd_schema, NULL};
 
 static void usage(FILE *f)
 {
