@@ -130,6 +130,15 @@ typedef struct evp_config {
 	int batch_wait_ms;          /* live: wait this long to fill a batch */
 	int retry_max_ms;           /* backoff ceiling while PostgreSQL is away */
 	bool once;                  /* catch up to the head, then return */
+	/* Bulk mode (built-in models only): when the projector starts at
+	 * least this many events behind the store's head (0: never), the
+	 * secondary indexes of the built-in models are dropped (one
+	 * transaction) before the catch-up and recreated by CREATE INDEX
+	 * (one transaction, sort-based) once the checkpoint reaches the head
+	 * seen at start, before going live or returning. A start that finds
+	 * them missing (a crash mid-bulk) continues the bulk load when still
+	 * far behind, and otherwise recreates them first. */
+	uint64_t bulk_threshold;
 	/* Rebuild the rules' projection from position 0 into a shadow schema
 	 * S__rebuild (tables LIKE the live ones) while S keeps serving; when
 	 * caught up, take the live projection's lock (waiting while its

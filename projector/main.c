@@ -55,6 +55,10 @@ static struct copt opts[] = {
 	{"retry-max-ms", C_INT, "5000", 100, 600000, "longest backoff while PostgreSQL is away",
 	 NULL},
 	{"once", C_BOOL, "false", 0, 1, "catch up to the store's head, then exit", NULL},
+	{"bulk-threshold", C_INT, "100000", 0, 2000000000,
+	 "start this many events behind or more: catch up with the built-in models' secondary"
+	 " indexes dropped, then rebuild them (0: never)",
+	 NULL},
 	{"log-level", C_STR, "info", 0, 0, "error, warning, info or debug", NULL},
 	{NULL, C_STR, NULL, 0, 0, NULL, NULL},
 };
@@ -254,6 +258,7 @@ int main(int argc, char **argv)
 	cfg.batch_wait_ms = (int)num("batch-wait-ms");
 	cfg.retry_max_ms = (int)num("retry-max-ms");
 	cfg.once = num("once");
+	cfg.bulk_threshold = (uint64_t)num("bulk-threshold");
 	cfg.log_level = -1;
 	for (i = 0; i < 4; i++)
 		if (!strcmp(str("log-level") ? str("log-level") : "", level_names[i]))

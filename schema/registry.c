@@ -494,9 +494,15 @@ static int in_txn(evs_store *s, bool write,
 		rc = write ? evs__write_begin(s, &txn) : evs__read_begin(s, &txn);
 		if (rc)
 			return rc;
+		mrc = 0;
 		rc = fn(s, txn, arg, write, &mrc);
 		if (rc != EVS_OK || !write) {
 			evs__read_end(s, txn);
+			if (mrc == MDB_MAP_FULL && write) {
+				if ((rc = evs__grow(s, false)) != EVS_OK)
+					return rc;
+				continue;
+			}
 			if (mrc)
 				return evs__fail_mdb(s, mrc,
 						     "could not update the schema registry");

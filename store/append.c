@@ -111,7 +111,8 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 		if ((e->data == NULL && e->data_len) || (e->metadata == NULL && e->metadata_len))
 			return evs__fail(s, EVS_INVALID, "event %zu: NULL payload with a length",
 					 i);
-		if (e->data_len + e->metadata_len > s->opts.max_event_size)
+		if (e->data_len > s->opts.max_event_size ||
+		    e->metadata_len > s->opts.max_event_size - e->data_len)
 			return evs__fail(
 				s, EVS_EVENT_TOO_LARGE,
 				"event %zu: data and metadata take %zu bytes, the limit is %zu", i,

@@ -7,7 +7,10 @@
  * on: declared lengths past the end of the buffer, element counts larger
  * than the bytes left (which would make a decoder allocate gigabytes for a
  * 6-byte input), nesting deeper than EVS_MAX_DEPTH, the reserved byte 0xc1
- * and trailing bytes.
+ * and trailing bytes. Strings (keys and values) must be valid UTF-8 without
+ * NUL: every reader, JSON and PostgreSQL's jsonb included, can then hold
+ * them, so no read model ever stops on an event the store accepted. Raw
+ * bytes belong in msgpack bin.
  */
 #include "internal.h"
 
@@ -17,6 +20,47 @@ static uint64_t be(const uint8_t *p, int n)
 	for (int i = 0; i < n; i++)
 		v = v << 8 | p[i];
 	return v;
+}
+
+/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)
+ * and no NUL. */
+static bool text_ok(const uint8_t *p, uint64_t n)
+{
+	const uint8_t *end = p + n;
+
+	while (p < end) {
+		uint8_t c = *p;
+		if (c >= 0x01 && c < 0x80) {
+			p++;
+			continue;
+		}
+		int k;
+		uint32_t cp;
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false; /* NUL, continuation byte or invalid lead */
+		}
+		if (end - p <= k)
+			return false;
+		for (int i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		p += k + 1;
+	}
+	return true;
 }
 
 bool evs__mp_is_map(const void *buf, size_t len, const char **why)
@@ -46,7 +90,7 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 		uint8_t t = *p++;
 		uint64_t skip = 0, count = 0;
 		int w = 0;
-		bool container = false, is_map = false;
+		bool container = false, is_map = false, text = false;
 
 		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
 			skip = 0;
@@ -58,14 +102,15 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 			count = t & 0x0f;
 		} else if (t <= 0xbf) {
 			skip = t & 0x1f;
+			text = true;
 		} else {
 			switch (t) {
-			case 0xc4:
-			case 0xd9: w = 1; break;
-			case 0xc5:
-			case 0xda: w = 2; break;
-			case 0xc6:
-			case 0xdb: w = 4; break;
+			case 0xc4: w = 1; break;
+			case 0xc5: w = 2; break;
+			case 0xc6: w = 4; break;
+			case 0xd9: w = 1, text = true; break;
+			case 0xda: w = 2, text = true; break;
+			case 0xdb: w = 4, text = true; break;
 			case 0xc7:
 				w = 1;
 				skip = 1;
@@ -135,6 +180,10 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 		} else {
 			if (skip > (uint64_t)(end - p))
 				goto truncated;
+			if (text && !text_ok(p, skip)) {
+				*why = "a string is not valid UTF-8 or contains a NUL byte";
+				return false;
+			}
 			p += skip;
 		}
 	}

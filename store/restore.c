@@ -64,7 +64,8 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 			*code = evs__fail(s, EVS_BAD_TYPE, "event %zu: invalid type", i);
 			goto out;
 		}
-		if (e->data_len + e->metadata_len > s->opts.max_event_size) {
+		if (e->data_len > s->opts.max_event_size ||
+		    e->metadata_len > s->opts.max_event_size - e->data_len) {
 			*code = evs__fail(s, EVS_EVENT_TOO_LARGE, "event %zu: too large", i);
 			goto out;
 		}

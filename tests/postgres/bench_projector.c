@@ -78,7 +78,7 @@ static void log_stderr(void *ctx, int level, const char *message)
 {
 	(void)ctx;
 	(void)level;
-	fprintf(stderr, "projector: %s\n", message);
+	fprintf(stderr, "%.3f projector: %s\n", (double)now_ns(CLOCK_MONOTONIC) / 1e9, message);
 }
 
 static double catch_up(const char *store, const char *dsn, bool builtin, bool state,
@@ -100,12 +100,16 @@ static double catch_up(const char *store, const char *dsn, bool builtin, bool st
 	cfg.rules_path = rules;
 	cfg.batch_max = batch;
 	cfg.once = true;
+	if (getenv("EVS_BENCH_BULK_THRESHOLD")) /* 0: no bulk mode, to compare */
+		cfg.bulk_threshold = strtoull(getenv("EVS_BENCH_BULK_THRESHOLD"), NULL, 10);
 	cfg.log_level = EVP_LOG_WARNING;
 	cfg.log = log_stderr;
 	if (getenv("EVS_BENCH_DEBUG"))
 		cfg.log_level = EVP_LOG_DEBUG; /* one line per batch, with timings */
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_ns(CLOCK_MONOTONIC);
+	if (getenv("EVS_BENCH_DEBUG"))
+		fprintf(stderr, "%.3f start\n", (double)t0 / 1e9);
 	if (evp_run(&cfg, &st, err, sizeof err) != EVP_OK)
 		die("evp_run", err);
 	secs = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
@@ -444,6 +448,12 @@ START_TEST(bench)
 	printf("b  all built-in models:    %9.0f events/s  %.2f of the ceiling (%.2f s)\n",
 	       events / b, c / b, b);
 	fflush(stdout);
+	if (getenv("EVS_BENCH_ONLY_AB")) { /* profiling the built-in models */
+		evs_close(s);
+		pgh_rmtree(dir);
+		free(dir);
+		return;
+	}
 	p = catch_up(dir, (dsn = pgh_new_db()), false, false, rules, batch);
 	free(dsn);
 	printf("c  bank projection:        %9.0f events/s  %.2f of the ceiling (%.2f s)\n",

@@ -1,7 +1,8 @@
 /*
  * test_crash.c - the evs-projector process: SIGKILL at random moments
  * (at least 20 times, while events keep arriving) ends with read models
- * identical to a clean run and no duplicate effect; a second instance of
+ * identical to a clean run and no duplicate effect, also during a bulk
+ * load (indexes dropped, rebuilt when caught up); a second instance of
  * a projection is refused; SIGTERM stops it cleanly and promptly.
  */
 #include <signal.h>
@@ -143,6 +144,97 @@ START_TEST(projector_sigkill)
 			"SELECT count(*) FROM bank.accounts a WHERE balance <>"
 			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
 		0);
+	PQfinish(a);
+	PQfinish(b);
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn_a);
+	free(dsn_b);
+}
+END_TEST
+
+/* The bulk path: started far behind (--bulk-threshold 200), the projector
+ * loads with the built-in models' secondary indexes dropped and builds
+ * them when caught up. SIGKILL at random moments, many of them during
+ * the bulk load (indexes missing), then a run to the head: the read models
+ * and the indexes equal a clean run without bulk mode. */
+static const char bulk_indexes_missing[] =
+	"SELECT (to_regclass('evs.events_stream') IS NULL"
+	" OR to_regclass('evs.state_history_at') IS NULL"
+	" OR to_regclass('evs.state_history_bulk_open') IS NOT NULL)::int";
+
+START_TEST(projector_bulk_sigkill)
+{
+	uint64_t rng = pgh_seed("projector_bulk_sigkill");
+	char *dir = pgh_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
+	evs_store *s = model_open(dir);
+	PGconn *a, *b;
+	int kills = 0, in_bulk = 0, round;
+	size_t i;
+	evp_migrate_result mr;
+	char err[1024];
+	static const char *const more[] = {
+		"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname IN ('evs', 'bank')"
+		" ORDER BY indexname",
+	};
+
+	a = pgh_connect(dsn_a);
+	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err),
+			 EVP_OK);
+	model_generate_bank(s, &rng, 3000, 12);
+	model_generate(s, &rng, 600);
+	for (round = 0; kills < 25; round++) {
+		pid_t pid = spawn(dir, dsn_a, 5 + (int)(pgh_rand(&rng) % 50), false,
+				  "--bulk-threshold=200");
+		int st;
+
+		sleep_ms(5 + (int)(pgh_rand(&rng) % 150));
+		/* new events keep arriving between the kills, now and then
+		 * enough to be far behind again */
+		model_generate_bank(s, &rng, round % 5 == 4 ? 400 : 40, 12);
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		st = wait_exit(pid);
+		ck_assert_msg(st == 128 + SIGKILL, "projector exited with %d before the kill", st);
+		kills++;
+		if (pgh_int(a, bulk_indexes_missing))
+			in_bulk++;
+	}
+	fprintf(stderr, "projector_bulk_sigkill: %d kills, %d of them during a bulk load\n", kills,
+		in_bulk);
+	ck_assert_int_ge(in_bulk, 5);
+	PQfinish(a);
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn_a, 100, true, "--bulk-threshold=200")), 0);
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn_b, 1000, true, "--bulk-threshold=0")), 0);
+
+	a = pgh_connect(dsn_a);
+	b = pgh_connect(dsn_b);
+	ck_assert_int_eq(pgh_int(a, bulk_indexes_missing), 0);
+	for (i = 0; i < sizeof dumps / sizeof *dumps + 1; i++) {
+		const char *q = i < sizeof dumps / sizeof *dumps ? dumps[i] : more[0];
+		char *x = model_dump(a, q), *y = model_dump(b, q);
+
+		ck_assert_msg(strcmp(x, y) == 0, "after kills in bulk, \"%s\" differs from a clean run",
+			      q);
+		free(x);
+		free(y);
+	}
+	model_check_builtin(a, s, &rng);
+	/* a run from far behind again (a fresh database) ends with the
+	 * indexes too, and the same read models */
+	PQfinish(b);
+	free(dsn_b);
+	dsn_b = pgh_new_db();
+	ck_assert_int_eq(wait_exit(spawn(dir, dsn_b, 100, true, "--bulk-threshold=1")), 0);
+	b = pgh_connect(dsn_b);
+	for (i = 0; i < sizeof dumps / sizeof *dumps + 1; i++) {
+		const char *q = i < sizeof dumps / sizeof *dumps ? dumps[i] : more[0];
+		char *x = model_dump(a, q), *y = model_dump(b, q);
+
+		ck_assert_msg(strcmp(x, y) == 0, "bulk from 0: \"%s\" differs from a clean run", q);
+		free(x);
+		free(y);
+	}
 	PQfinish(a);
 	PQfinish(b);
 	evs_close(s);
@@ -306,6 +398,7 @@ int main(void)
 	pgh_start();
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, projector_sigkill);
+	tcase_add_test(tc, projector_bulk_sigkill);
 	tcase_add_test(tc, projector_second_instance_refused);
 	tcase_add_test(tc, projector_sigterm);
 	tcase_add_test(tc, cli_migrate_and_project);

@@ -96,6 +96,12 @@ static const uint8_t huge_arr[] = {0x81, 0xa1, 'a', 0xdd, 0xff, 0xff, 0xff, 0xff
 static const uint8_t trailing[] = {0x81, 0xa1, 'a', 0x01, 0x01};
 static const uint8_t two_maps[] = {0x80, 0x80};
 static const uint8_t c1_inside[] = {0x81, 0xa1, 'a', 0xc1};
+/* strings must be valid UTF-8 without NUL, keys and values alike */
+static const uint8_t nul_value[] = {0x81, 0xa1, 'a', 0xa3, 'x', 0x00, 'y'};
+static const uint8_t bad_utf8_value[] = {0x81, 0xa1, 'a', 0xa1, 0xff};
+static const uint8_t bad_utf8_key[] = {0x81, 0xa2, 0xc0, 0xaf, 0x01}; /* overlong '/' */
+static const uint8_t surrogate_str8[] = {0x81, 0xa1, 'a', 0xd9, 0x03, 0xed, 0xa0, 0x80};
+static const uint8_t cut_utf8[] = {0x81, 0xa1, 'a', 0xa2, 0xe2, 0x82}; /* 3-byte char cut */
 
 typedef struct payload_case {
 	const char *name;
@@ -107,9 +113,26 @@ typedef struct payload_case {
 #define PC(n) {#n, n, sizeof n}
 /* clang-format on */
 static const payload_case bad_payloads[] = {
-	PC(bad_c1),      PC(arr),       PC(scalar),    PC(nil),        PC(str),
-	PC(trunc_pairs), PC(trunc_str), PC(trunc_key), PC(trunc_head), PC(trunc_bin32),
-	PC(huge_map),    PC(huge_arr),  PC(trailing),  PC(two_maps),   PC(c1_inside),
+	PC(bad_c1),
+	PC(arr),
+	PC(scalar),
+	PC(nil),
+	PC(str),
+	PC(trunc_pairs),
+	PC(trunc_str),
+	PC(trunc_key),
+	PC(trunc_head),
+	PC(trunc_bin32),
+	PC(huge_map),
+	PC(huge_arr),
+	PC(trailing),
+	PC(two_maps),
+	PC(c1_inside),
+	PC(nul_value),
+	PC(bad_utf8_value),
+	PC(bad_utf8_key),
+	PC(surrogate_str8),
+	PC(cut_utf8),
 };
 #define NBAD (sizeof bad_payloads / sizeof bad_payloads[0])
 
