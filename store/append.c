@@ -33,6 +33,7 @@
 typedef struct slot {
 	size_t off, len; /* the event's record tail in req->tails */
 	uint8_t id[16];
+	bool latest; /* the caller left type_version 0: "the latest" */
 } slot;
 
 typedef struct evs__req {
@@ -44,6 +45,11 @@ typedef struct evs__req {
 	slot *ev;
 	evs__buf tails;
 	uint32_t *type_versions; /* resolved by the schema registry, or NULL */
+	/* A schema outcome, reported only if the batch is not a retry of one
+	 * already stored (a retry must be answered the same way whatever the
+	 * registry says now). */
+	int schema_rc;
+	char *schema_msg;
 	/* outcome, written by the leader */
 	int rc;
 	evs_append_result res;
@@ -133,8 +139,13 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 
 	/* schemas (schema/registry.c): validate here, in the caller's thread */
 	int rc = evs__schema_prepare(s, events, n, &q->type_versions);
-	if (rc != EVS_OK)
+	if (rc == EVS_SCHEMA_VIOLATION || rc == EVS_UNKNOWN_TYPE) {
+		q->schema_rc = rc;
+		if ((q->schema_msg = strdup(evs_errmsg(s))) == NULL)
+			return evs__fail(s, EVS_NOMEM, "out of memory");
+	} else if (rc != EVS_OK) {
 		return rc;
+	}
 
 	q->n = n;
 	q->ev = calloc(n, sizeof *q->ev);
@@ -146,6 +157,7 @@ static int prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expec
 		else
 			memcpy(q->ev[i].id, events[i].id, 16);
 		q->ev[i].off = q->tails.len;
+		q->ev[i].latest = events[i].type_version == 0;
 		evs_event_in e = events[i];
 		if (q->type_versions)
 			e.type_version = q->type_versions[i];
@@ -188,6 +200,39 @@ static void outcome(evs__req *q, int rc, const char *fmt, ...)
 }
 
 /*
+ * Is the stored record r the event whose new tail is at q->ev[i]? Byte
+ * equality decides at once; when the caller asked for "the latest" type
+ * version, the stored one may be older (the registry moved on since), so
+ * the fields are compared without it.
+ */
+static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
+{
+	const slot *sl = &q->ev[i];
+	const uint8_t *tail = q->tails.ptr + sl->off;
+	evs_event a, b;
+	uint8_t *full;
+	bool same;
+
+	if (rec->mv_size == EVS__RECORD_HEAD + sl->len &&
+	    memcmp((const uint8_t *)rec->mv_data + EVS__RECORD_HEAD, tail, sl->len) == 0)
+		return true;
+	if (!sl->latest || (full = malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
+		return false;
+	memcpy(full, rec->mv_data, EVS__RECORD_HEAD);
+	memcpy(full + EVS__RECORD_HEAD, tail, sl->len);
+	same = evs__record_decode(rec->mv_data, rec->mv_size, 0, &a) &&
+	       evs__record_decode(full, EVS__RECORD_HEAD + sl->len, 0, &b) &&
+	       a.stream.len == b.stream.len && !memcmp(a.stream.ptr, b.stream.ptr, a.stream.len) &&
+	       a.type.len == b.type.len && !memcmp(a.type.ptr, b.type.ptr, a.type.len) &&
+	       a.occurred_at == b.occurred_at && !memcmp(a.correlation_id, b.correlation_id, 16) &&
+	       !memcmp(a.causation_id, b.causation_id, 16) && a.data_len == b.data_len &&
+	       !memcmp(a.data, b.data, a.data_len) && a.metadata_len == b.metadata_len &&
+	       !memcmp(a.metadata, b.metadata, a.metadata_len);
+	free(full);
+	return same;
+}
+
+/*
  * Is the batch a retry of one already stored? Sets q's outcome and returns
  * true when the ids decide it (retry or conflict); false to append.
  * Returns an LMDB code through *mrc on failure.
@@ -223,8 +268,7 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 		}
 		found++;
 		if (found != i + 1 || pos != first + i || version != version0 + i ||
-		    rec.mv_size != EVS__RECORD_HEAD + q->ev[i].len ||
-		    memcmp(r + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off, q->ev[i].len) != 0) {
+		    !same_event(q, i, &rec)) {
 			id_text(q->ev[i].id, t);
 			outcome(q, EVS_ID_CONFLICT,
 				"event %zu: id %s is already stored at position %llu %s", i, t,
@@ -273,6 +317,10 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, in
 
 	if (stored_before(s, txn, q, &rc))
 		return rc;
+	if (q->schema_rc) {
+		outcome(q, q->schema_rc, "%s", q->schema_msg);
+		return 0;
+	}
 	rc = evs__stream_head_txn(s, txn, q->stream, q->stream_len, &cur, &pos);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
@@ -575,6 +623,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 		evs__fail_msg(s, rc, q.msg);
 out:
 	__atomic_sub_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
+	free(q.schema_msg);
 	free(q.type_versions);
 	free(q.ev);
 	evs__buf_free(&q.tails);

@@ -67,3 +67,22 @@ grep -q '"type_version":2,.*"data":{"owner":"Old","currency":"EUR"}' <<<"$OUT" |
 evs_ok read account-2
 grep -q '"type_version":1,.*"data":{"owner":"Old"}' <<<"$OUT" || fail "after upcast read: $OUT"
 evs_ok verify
+
+# A retry stays a retry whatever the registry says now: the same id and
+# content with "the latest" type version, after a compatible version 2 was
+# added, and after the store began to refuse types without schemas.
+evs_ok init --store "$TMP/retry"
+printf '{"type":"R","version":1,"schema":{"type":"object","additionalProperties":false,"properties":{"a":{"type":"integer"}}}}' >"$TMP/r1.json"
+printf '{"type":"R","version":2,"schema":{"type":"object","additionalProperties":false,"properties":{"a":{"type":"integer"},"b":{"type":"string"}}}}' >"$TMP/r2.json"
+evs_ok --store "$TMP/retry" schema add "$TMP/r1.json"
+ID=0190f5a2-7c1e-7000-8000-0000000000aa
+ID2=0190f5a2-7c1e-7000-8000-0000000000bb
+evs_ok --store "$TMP/retry" append r-1 R '{"a":1}' --id $ID
+evs_ok --store "$TMP/retry" append free-1 Untyped '{"x":1}' --id $ID2
+evs_ok --store "$TMP/retry" schema add "$TMP/r2.json"
+evs_ok --store "$TMP/retry" append r-1 R '{"a":1}' --id $ID
+grep -q '"idempotent":true' <<<"$OUT" || fail "retry after a new schema version: $OUT"
+evs_ok --store "$TMP/retry" schema unknown refuse
+evs_ok --store "$TMP/retry" append free-1 Untyped '{"x":1}' --id $ID2
+grep -q '"idempotent":true' <<<"$OUT" || fail "retry after unknown types were refused: $OUT"
+expect_fail 1 'has no schema' --store "$TMP/retry" append free-2 Untyped '{"x":1}'
