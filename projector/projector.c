@@ -256,7 +256,7 @@ static int ensure_json(struct run *r, struct evp__event *e)
  * Built-in read models
  * ------------------------------------------------------------------- */
 
-#define COPY_CHUNK (8 * 1024) /* bytes handed to libpq at a time */
+#define COPY_CHUNK (16 * 1024) /* bytes handed to libpq at a time */
 
 static int copy_begin(struct run *r, const char *sql)
 {

@@ -11,7 +11,9 @@
  * lost wake-up costs at most one timeout, never an event.
  *
  * The counter wraps; only equality matters. The file holds no data: it may
- * be deleted while no process has the store open.
+ * be deleted while no process has the store open, and any opener, read-only
+ * ones included, creates it again. A reader that cannot (a read-only copy
+ * of a store) waits on a private word and relies on the re-check.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,19 +41,21 @@ int evs__notify_open(evs__notify *n, const char *dir, bool create, char *err, si
 	n->fd = -1;
 	n->word = NULL;
 	snprintf(path, sizeof path, "%s/evs-notify", dir);
-	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDWR) | O_CLOEXEC, 0644);
-	if (fd < 0 && !create && (errno == EACCES || errno == EROFS || errno == ENOENT)) {
-		/* read-only openers can still wait if the file exists */
+	/* Creating the file is harmless even for a read-only opener: it holds
+	 * no data. */
+	(void)create;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
+	if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM || errno == ENOENT))
+		goto private_word;
 	if (fd < 0) {
 		snprintf(err, errlen, "could not open \"%s\": %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == 0 && st.st_size < NOTIFY_SIZE && ftruncate(fd, NOTIFY_SIZE) != 0) {
-		snprintf(err, errlen, "could not size \"%s\": %s", path, strerror(errno));
-		close(fd);
-		return -1;
+		close(fd); /* too short and read-only: mapping it would fault */
+		goto private_word;
 	}
 	map = mmap(NULL, NOTIFY_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
@@ -62,6 +66,19 @@ int evs__notify_open(evs__notify *n, const char *dir, bool create, char *err, si
 		return -1;
 	}
 	n->fd = fd;
+	n->word = map;
+	return 0;
+
+private_word:
+	/* A read-only opener that can neither create nor map the file (a
+	 * read-only copy of a store) follows by the periodic re-check alone:
+	 * no other process can wake it, its own commits are none. */
+	map = mmap(NULL, NOTIFY_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "could not map a page: %s", strerror(errno));
+		return -1;
+	}
+	n->fd = -1;
 	n->word = map;
 	return 0;
 }

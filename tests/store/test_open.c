@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -227,6 +228,16 @@ START_TEST(test_read_only)
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 3);
 	ck_assert_uint_eq(h.streams, 1);
+	evs_close(st);
+
+	/* evs-notify holds no data: a read-only open without it still works */
+	char notify[4200];
+	snprintf(notify, sizeof notify, "%s/evs-notify", tu_dir);
+	ck_assert_int_eq(unlink(notify), 0);
+	st = tu_open(tu_dir, &o);
+	tu_ok(st, evs_head(st, &h));
+	ck_assert_uint_eq(h.last_position, 3);
+	ck_assert_int_eq(evs_wait(st, 3, 10), EVS_TIMEOUT);
 	evs_close(st);
 }
 END_TEST
