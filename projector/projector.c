@@ -256,7 +256,7 @@ static int ensure_json(struct run *r, struct evp__event *e)
  * Built-in read models
  * ------------------------------------------------------------------- */
 
-#define COPY_CHUNK (16 * 1024) /* bytes handed to libpq at a time */
+#define COPY_CHUNK (32 * 1024) /* bytes handed to libpq at a time */
 
 static int copy_begin(struct run *r, const char *sql)
 {
@@ -1104,9 +1104,10 @@ static int connect_pg(struct run *r, bool reconnecting)
 
 static int bulk_missing(struct run *r, bool *missing)
 {
-	PGresult *res = PQexec(r->conn, "SELECT to_regclass('evs.events_stream') IS NULL"
-					" OR to_regclass('evs.state_history_at') IS NULL"
-					" OR to_regclass('evs.state_history_bulk_open') IS NOT NULL");
+	PGresult *res =
+		PQexec(r->conn, "SELECT to_regclass('evs.events_stream') IS NULL"
+				" OR to_regclass('evs.state_history_at') IS NULL"
+				" OR to_regclass('evs.state_history_bulk_open') IS NOT NULL");
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		return pg_fail(r, res, "could not look up the built-in read models' indexes");
@@ -1149,17 +1150,17 @@ fail:
  * other. */
 static int bulk_end(struct run *r)
 {
-	static const char history_sql[] =
-		"SET maintenance_work_mem = '256MB';"
-		"CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
-		" ON evs.state_history (stream, valid_from, version)";
+	static const char history_sql[] = "SET maintenance_work_mem = '256MB';"
+					  "CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
+					  " ON evs.state_history (stream, valid_from, version)";
 	int64_t t0 = now_ms();
 	PGconn *side = NULL;
 	PGresult *res;
 	int rc, side_rc = EVP_OK;
 
-	logm(r, EVP_LOG_INFO, "projection \"%s\" at position %llu: building the built-in read"
-			      " models' indexes",
+	logm(r, EVP_LOG_INFO,
+	     "projection \"%s\" at position %llu: building the built-in read"
+	     " models' indexes",
 	     r->name, (unsigned long long)r->checkpoint);
 	side = PQconnectdb(r->cfg->dsn ? r->cfg->dsn : "");
 	if (PQstatus(side) != CONNECTION_OK || !PQsendQuery(side, history_sql)) {

@@ -26,12 +26,14 @@
  *   whichever comes first. Whatever a call allocates for the caller has its
  *   own evs_*_free / evs_*_close, and every one of those accepts NULL.
  *
- *   Read transactions: an open iterator (and a subscription between a
- *   returned event and the next call) pins a read snapshot. Keep them
+ *   Read transactions: an open iterator pins a read snapshot until it is
+ *   freed; use and free it in the thread that created it. Keep iterators
  *   short: while one is open in a process, that process cannot grow the
  *   memory map, so an append that needs more room waits for it (at most
- *   EVS_GROW_WAIT_MS, then EVS_BUSY). Never append from a thread that holds
- *   an iterator open.
+ *   EVS_GROW_WAIT_MS, then EVS_BUSY). Never append from a thread that
+ *   holds an iterator open. A subscription holds no read transaction
+ *   between calls (it copies what it hands out), so a thread may follow
+ *   the log and append.
  *
  *   Times: nanoseconds since the Unix epoch, as int64_t. 0 means "none".
  *

@@ -1,31 +1,43 @@
 /*
  * follow.c - subscriptions: catch up from the log, then wait for commits.
  *
- * A subscription reads from the log in a read transaction that it keeps
- * while it hands out events (so each view stays valid until the next call)
- * and renews every CHUNK events, so it never pins old pages for long. Once
- * caught up it ends the transaction and sleeps on the store's commit
- * counter (notify.c). The counter is read BEFORE the snapshot is taken:
- * a commit the snapshot missed has then moved the counter, so the sleep
- * returns at once and no event is ever waited past. Sleeps are cut into
- * RECHECK_MS slices, the bounded fallback should a wake-up be lost.
+ * A subscription copies the records it will hand out, a chunk at a time
+ * (up to CHUNK_EVENTS events or CHUNK_BYTES bytes that pass its filter),
+ * in a short read transaction, and decodes its views from that copy. So it
+ * never holds a read transaction between calls: its caller may append from
+ * the same thread (a process manager following the log and issuing
+ * commands), and a slow consumer pins no old pages. Once caught up it
+ * sleeps on the store's commit counter (notify.c). The counter is read
+ * BEFORE the snapshot is taken: a commit the snapshot missed has then
+ * moved the counter, so the sleep returns at once and no event is ever
+ * waited past. Sleeps are cut into RECHECK_MS slices, the bounded fallback
+ * should a wake-up be lost.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
 
-#define CHUNK      1024
-#define RECHECK_MS 500
+#define CHUNK_EVENTS 256
+#define CHUNK_BYTES  ((size_t)1 << 20)
+#define CHUNK_SCAN   65536 /* events looked at per snapshot, filtered or not */
+#define RECHECK_MS   500
+
+typedef struct copied {
+	uint64_t position;
+	size_t off, len; /* the record in buf */
+} copied;
 
 struct evs_sub {
 	evs_store *s;
-	uint64_t pos; /* last position delivered or skipped */
+	uint64_t pos;     /* last position delivered or skipped */
+	uint64_t scanned; /* last position the current chunk looked at */
 	evs__filter filter;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	size_t in_txn;
+	evs__buf buf; /* the chunk's records */
+	copied ev[CHUNK_EVENTS];
+	size_t n, next; /* events in the chunk, the next to hand out */
 };
 
 static int64_t mono_ms(void)
@@ -74,64 +86,94 @@ int evs_subscribe(evs_store *s, uint64_t after, const evs_filter *filter, evs_su
 	return EVS_OK;
 }
 
-static void sub_end_txn(evs_sub *sub)
+/* Copy the next chunk of events after sub->pos that pass the filter.
+ * *end: the snapshot reached the end of the log. */
+static int refill(evs_sub *sub, bool *end)
 {
-	if (sub->cur)
-		mdb_cursor_close(sub->cur);
-	evs__read_end(sub->s, sub->txn);
-	sub->cur = NULL;
-	sub->txn = NULL;
-	sub->in_txn = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t key[8];
+	size_t looked = 0;
+	int rc;
+
+	sub->n = sub->next = 0;
+	sub->buf.len = 0;
+	sub->scanned = sub->pos;
+	*end = false;
+	if ((rc = evs__read_begin(sub->s, &txn)) != EVS_OK)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, sub->s->events, &cur)) != 0) {
+		evs__read_end(sub->s, txn);
+		return evs__fail_mdb(sub->s, rc, "could not open cursor");
+	}
+	evs__put_u64(key, sub->pos + 1);
+	k.mv_size = 8;
+	k.mv_data = key;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
+		evs_event ev;
+
+		if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+			rc = -1;
+			break;
+		}
+		sub->scanned = pos;
+		if (!evs__filter_pass(&sub->filter, &ev)) {
+			if (++looked == CHUNK_SCAN)
+				break;
+			continue;
+		}
+		if (evs__buf_reserve(&sub->buf, v.mv_size) != 0) {
+			rc = ENOMEM;
+			break;
+		}
+		sub->ev[sub->n] = (copied){pos, sub->buf.len, v.mv_size};
+		memcpy(sub->buf.ptr + sub->buf.len, v.mv_data, v.mv_size);
+		sub->buf.len += v.mv_size;
+		if (++sub->n == CHUNK_EVENTS || sub->buf.len >= CHUNK_BYTES)
+			break;
+	}
+	mdb_cursor_close(cur);
+	evs__read_end(sub->s, txn);
+	if (rc == MDB_NOTFOUND) {
+		*end = true;
+		rc = 0;
+	}
+	if (rc == -1)
+		return evs__fail(sub->s, EVS_CORRUPT, "malformed record after position %llu",
+				 (unsigned long long)sub->scanned);
+	if (rc)
+		return evs__fail_mdb(sub->s, rc, "could not read events");
+	return EVS_OK;
 }
 
 int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-	MDB_val k, v;
+	bool end;
 	int rc;
 
 	if (sub == NULL || ev == NULL)
 		return EVS_INVALID;
-	if (sub->txn && sub->in_txn >= CHUNK)
-		sub_end_txn(sub);
 	for (;;) {
+		if (sub->next < sub->n) {
+			const copied *c = &sub->ev[sub->next++];
+			if (!evs__record_decode(sub->buf.ptr + c->off, c->len, c->position, ev))
+				return evs__fail(sub->s, EVS_CORRUPT, "malformed record");
+			sub->pos = c->position;
+			return EVS_OK;
+		}
+		/* the chunk is used up: what it skipped after its last event too */
+		sub->pos = sub->scanned > sub->pos ? sub->scanned : sub->pos;
 		uint32_t seq = evs__notify_seq(&sub->s->notify);
-		/* only a snapshot taken after reading seq may decide to sleep */
-		bool fresh = sub->txn == NULL;
-
-		if (fresh) {
-			uint8_t key[8];
-			if ((rc = evs__read_begin(sub->s, &sub->txn)) != EVS_OK)
-				return rc;
-			if ((rc = mdb_cursor_open(sub->txn, sub->s->events, &sub->cur)) != 0) {
-				sub_end_txn(sub);
-				return evs__fail_mdb(sub->s, rc, "could not open cursor");
-			}
-			evs__put_u64(key, sub->pos + 1);
-			k.mv_size = 8;
-			k.mv_data = key;
-			rc = mdb_cursor_get(sub->cur, &k, &v, MDB_SET_RANGE);
-		} else {
-			rc = mdb_cursor_get(sub->cur, &k, &v, MDB_NEXT);
-		}
-		while (rc == 0) {
-			uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
-			if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, ev)) {
-				sub_end_txn(sub);
-				return evs__fail(sub->s, EVS_CORRUPT,
-						 "malformed record after position %llu",
-						 (unsigned long long)sub->pos);
-			}
-			sub->pos = pos;
-			sub->in_txn++;
-			if (evs__filter_pass(&sub->filter, ev))
-				return EVS_OK;
-			rc = mdb_cursor_get(sub->cur, &k, &v, MDB_NEXT);
-		}
-		sub_end_txn(sub);
-		if (rc != MDB_NOTFOUND)
-			return evs__fail_mdb(sub->s, rc, "could not read events");
-		if (fresh && !nap(sub->s, seq, deadline))
+		if ((rc = refill(sub, &end)) != EVS_OK)
+			return rc;
+		if (sub->n > 0)
+			continue;
+		sub->pos = sub->scanned;
+		if (end && !nap(sub->s, seq, deadline))
 			return EVS_TIMEOUT;
 	}
 }
@@ -145,8 +187,8 @@ void evs_sub_close(evs_sub *sub)
 {
 	if (sub == NULL)
 		return;
-	sub_end_txn(sub);
 	evs__filter_free(&sub->filter);
+	evs__buf_free(&sub->buf);
 	free(sub);
 }
 

@@ -214,8 +214,8 @@ START_TEST(projector_bulk_sigkill)
 		const char *q = i < sizeof dumps / sizeof *dumps ? dumps[i] : more[0];
 		char *x = model_dump(a, q), *y = model_dump(b, q);
 
-		ck_assert_msg(strcmp(x, y) == 0, "after kills in bulk, \"%s\" differs from a clean run",
-			      q);
+		ck_assert_msg(strcmp(x, y) == 0,
+			      "after kills in bulk, \"%s\" differs from a clean run", q);
 		free(x);
 		free(y);
 	}

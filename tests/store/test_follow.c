@@ -409,6 +409,43 @@ static void *follow_thread(void *arg)
 	return NULL;
 }
 
+/* A thread that follows the log may append (a process manager): the
+ * subscription holds no read snapshot between calls, so even appends that
+ * must grow the map go through. */
+START_TEST(test_follow_and_append_same_thread)
+{
+	evs_options o;
+	evs_options_init(&o);
+	o.map_size = 1 << 20;
+	evs_store *st = tu_open(tu_dir, &o);
+	static uint8_t big[64 * 1024];
+	big[0] = 0x81, big[1] = 0xa1, big[2] = 'b', big[3] = 0xc6; /* {"b": bin32} */
+	uint32_t blen = sizeof big - 8;
+	big[4] = (uint8_t)(blen >> 24), big[5] = (uint8_t)(blen >> 16);
+	big[6] = (uint8_t)(blen >> 8), big[7] = (uint8_t)blen;
+	evs_event_in in = {.type = "Big", .data = big, .data_len = sizeof big};
+	evs_append_result r;
+	tu_ok(st, evs_append(st, "pm", EVS_ANY, &in, 1, &r));
+
+	evs_sub *sub;
+	tu_ok(st, evs_subscribe(st, 0, NULL, &sub));
+	evs_event ev;
+	for (uint64_t i = 1; i <= 100; i++) {
+		tu_ok(st, evs_sub_next(sub, &ev, 30000));
+		ck_assert_uint_eq(ev.position, i);
+		/* every event handled causes the next: 100 x 64 KiB, far past 1 MiB */
+		tu_ok(st, evs_append(st, "pm", EVS_ANY, &in, 1, &r));
+		ck_assert_uint_eq(ev.data_len, sizeof big); /* the view outlives the append */
+	}
+	evs_store_info h;
+	tu_ok(st, evs_head(st, &h));
+	ck_assert_uint_eq(h.last_position, 101);
+	ck_assert_uint_gt(h.map_size, (size_t)4 << 20);
+	evs_sub_close(sub);
+	evs_close(st);
+}
+END_TEST
+
 START_TEST(test_followers_race_writer)
 {
 	evs_store *st = tu_open(tu_dir, NULL);
@@ -456,6 +493,7 @@ int main(void)
 	tcase_add_test(tc, test_cross_process_wait);
 	tcase_add_test(tc, test_wait);
 	tcase_add_test(tc, test_followers_race_writer);
+	tcase_add_test(tc, test_follow_and_append_same_thread);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
