@@ -296,6 +296,22 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 		}
 		m->version = -m->version - 1; /* mark applied */
 	}
+	/* A pending file numbered below an applied one came too late: applying
+	 * it now would run it after migrations that were written after it. */
+	int last_applied = 0;
+	for (int row = 0; row < PQntuples(res); row++)
+		if (atoi(PQgetvalue(res, row, 0)) > last_applied)
+			last_applied = atoi(PQgetvalue(res, row, 0));
+	for (i = 0; i < n; i++) {
+		if (files[i].version >= 0 && files[i].version < last_applied) {
+			snprintf(err, errlen,
+				 "migration %04d \"%s\" is pending but %04d is applied already: "
+				 "give it a number after %04d",
+				 files[i].version, files[i].name, last_applied, last_applied);
+			rc = EVP_EDITED;
+			goto out;
+		}
+	}
 	PQclear(res);
 	res = NULL;
 

@@ -1150,7 +1150,8 @@ fail:
  * other. */
 static int bulk_end(struct run *r)
 {
-	static const char history_sql[] = "SET maintenance_work_mem = '256MB';"
+	static const char history_sql[] = "SET client_min_messages = warning;"
+					  "SET maintenance_work_mem = '256MB';"
 					  "CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
 					  " ON evs.state_history (stream, valid_from, version)";
 	int64_t t0 = now_ms();
@@ -1163,6 +1164,8 @@ static int bulk_end(struct run *r)
 	     " models' indexes",
 	     r->name, (unsigned long long)r->checkpoint);
 	side = PQconnectdb(r->cfg->dsn ? r->cfg->dsn : "");
+	if (PQstatus(side) == CONNECTION_OK)
+		PQsetNoticeProcessor(side, on_notice, r);
 	if (PQstatus(side) != CONNECTION_OK || !PQsendQuery(side, history_sql)) {
 		PQfinish(side);
 		side = NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -118,6 +119,16 @@ START_TEST(migrate_edited_refused)
 	ck_assert_msg(strstr(err, "migration 0010 \"bad\" failed") != NULL, "%s", err);
 	ck_assert_ptr_null(pgh_value(c, "SELECT to_regclass('evs.half')::text"));
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.schema_migrations"), 4);
+	/* a file numbered below the last applied one is refused, not run late */
+	ck_assert_int_eq(unlink(to), 0);
+	snprintf(to, sizeof to, "%s/0005_late.sql", dir);
+	ck_assert_ptr_nonnull(f = fopen(to, "w"));
+	fputs("CREATE TABLE evs.late (x int);\n", f);
+	fclose(f);
+	ck_assert_int_eq(evp_migrate(c, dir, NULL, NULL, &r, err, sizeof err), EVP_EDITED);
+	ck_assert_msg(strstr(err, "migration 0005 \"late\" is pending but 0009 is applied") != NULL,
+		      "%s", err);
+	ck_assert_ptr_null(pgh_value(c, "SELECT to_regclass('evs.late')::text"));
 	PQfinish(c);
 	pgh_rmtree(dir);
 	free(dir);
