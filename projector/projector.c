@@ -20,6 +20,10 @@
  * starts from what was committed, with no gap and no duplicate. While the
  * projector runs it holds a session advisory lock on its projection name.
  *
+ * Started far behind, the projector loads in bulk mode: the built-in
+ * models' secondary indexes dropped, rebuilt once caught up (see "Bulk
+ * mode" below).
+ *
  * PostgreSQL going away is ordinary: the batch is rolled back (by the
  * server), the connection is dropped, the projector reconnects with
  * exponential backoff (100 ms doubling to retry_max_ms) and resumes from
@@ -256,7 +260,11 @@ static int ensure_json(struct run *r, struct evp__event *e)
  * Built-in read models
  * ------------------------------------------------------------------- */
 
-#define COPY_CHUNK (32 * 1024) /* bytes handed to libpq at a time */
+/* Bytes handed to libpq at a time. Small, so that PostgreSQL starts on a
+ * batch's rows early and has little left when the last ones are sent:
+ * 1M events, bench_projector, without bulk mode, event log 5.6 s with
+ * 256 KB, 3.6 s with 32 KB; all built-in models 13.2 s and 9.0 s. */
+#define COPY_CHUNK (32 * 1024)
 
 static int copy_begin(struct run *r, const char *sql)
 {

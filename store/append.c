@@ -566,6 +566,14 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 		return EVS_INVALID;
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
+	/* Refused every time, not only when the map must grow: then the
+	 * mistake shows in the first test run, and never makes a whole commit
+	 * group fail or wait. */
+	if (evs__thread_reads(s))
+		return evs__fail(s, EVS_BUSY,
+				 "this thread holds an open iterator on store \"%s\": free it "
+				 "before appending",
+				 s->path);
 	__atomic_add_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
 	if ((rc = prepare(s, &q, stream, expected, events, n)) != EVS_OK)
 		goto out;

@@ -30,8 +30,8 @@
  *   freed; use and free it in the thread that created it. Keep iterators
  *   short: while one is open in a process, that process cannot grow the
  *   memory map, so an append that needs more room waits for it (at most
- *   EVS_GROW_WAIT_MS, then EVS_BUSY). Never append from a thread that
- *   holds an iterator open. A subscription holds no read transaction
+ *   EVS_GROW_WAIT_MS, then EVS_BUSY). evs_append() from a thread that
+ *   holds an iterator open is refused (EVS_BUSY). A subscription holds no read transaction
  *   between calls (it copies what it hands out), so a thread may follow
  *   the log and append.
  *
@@ -242,7 +242,9 @@ typedef struct evs_append_result {
  *                      event's index, the JSON path and the rule), or the
  *                      type or stated version has no schema where one is
  *                      needed (see "Schemas" below); nothing written
- * Failures: EVS_IO, EVS_NOMEM, EVS_FULL, EVS_BUSY, EVS_READONLY, EVS_CORRUPT.
+ * Failures: EVS_IO, EVS_NOMEM, EVS_FULL, EVS_READONLY, EVS_CORRUPT, and
+ * EVS_BUSY (the calling thread holds an open iterator on the store, or the
+ * map could not grow past other threads' iterators in EVS_GROW_WAIT_MS).
  *
  * Returns once the batch is durable as the store's sync mode promises.
  * Thread-safe; concurrent callers share commits.

@@ -129,6 +129,8 @@ void evs__log(const evs_store *s, int level, const char *fmt, ...)
 int evs__read_begin(evs_store *s, MDB_txn **txn);
 void evs__read_end(evs_store *s, MDB_txn *txn);
 int evs__write_begin(evs_store *s, MDB_txn **txn);
+/* Does the calling thread hold a read transaction (an iterator) on s? */
+bool evs__thread_reads(const evs_store *s);
 /* Commit a write transaction from evs__write_begin: 0 or an LMDB code. */
 int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with

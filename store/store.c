@@ -318,6 +318,11 @@ static _Thread_local struct {
 	unsigned n;
 } tl_hold;
 
+bool evs__thread_reads(const evs_store *s)
+{
+	return tl_hold.s == s && tl_hold.n > 0;
+}
+
 static void map_rdlock(evs_store *s)
 {
 	if (tl_hold.s == s && tl_hold.n > 0) {

@@ -15,6 +15,13 @@
  *   b  all built-in read models (events, state, state history)
  *   c  the example projection only (projector/bank.projection)
  *
+ * a and b start 1M events behind, so they run in bulk mode (projector.c:
+ * secondary indexes dropped, rebuilt when caught up); the clock stops
+ * when evp_run returns, i.e. after the index builds. To compare without
+ * bulk mode: EVS_BENCH_BULK_THRESHOLD=0. EVS_BENCH_ONLY_A /
+ * EVS_BENCH_ONLY_AB stop after a / b; EVS_BENCH_DEBUG=1 logs every batch
+ * with timestamps.
+ *
  * Ceiling: binary COPY of the same rows (the evs.events columns, data
  * and metadata as jsonb) into an unindexed table, chunks of 50,000 rows
  * per transaction, rows encoded before the clock runs: what PostgreSQL

@@ -442,6 +442,17 @@ START_TEST(test_follow_and_append_same_thread)
 	ck_assert_uint_eq(h.last_position, 101);
 	ck_assert_uint_gt(h.map_size, (size_t)4 << 20);
 	evs_sub_close(sub);
+
+	/* an iterator is a read snapshot: appending while holding one is
+	 * refused every time, not just when the map would have to grow */
+	evs_iter *it;
+	tu_ok(st, evs_read_stream(st, "pm", 1, EVS_FORWARD, 0, &it));
+	tu_ok(st, evs_iter_next(it, &ev));
+	tu_assert_rc(st, evs_append(st, "pm", EVS_ANY, &in, 1, &r), EVS_BUSY);
+	ck_assert_ptr_nonnull(strstr(evs_errmsg(st), "holds an open iterator"));
+	evs_iter_free(it);
+	tu_ok(st, evs_append(st, "pm", EVS_ANY, &in, 1, &r));
+	ck_assert_uint_eq(r.last_position, 102);
 	evs_close(st);
 }
 END_TEST
