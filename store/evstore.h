@@ -42,7 +42,8 @@
  *   (pointer, length) views and are not NUL-terminated.
  *
  *   Payloads: data and metadata are msgpack maps (nesting depth at most
- *   EVS_MAX_DEPTH), at most max_event_size bytes together.
+ *   EVS_MAX_DEPTH), at most max_event_size bytes together, whose strings
+ *   (keys and values) are valid UTF-8 without NUL; raw bytes go in bin.
  *
  * The on-disk format is documented in docs/FORMAT.md.
  */
