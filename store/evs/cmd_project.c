@@ -20,6 +20,7 @@ enum {
 	OPT_NO_BUILTIN,
 	OPT_DEAD_LETTER,
 	OPT_REBUILD,
+	OPT_BULK_THRESHOLD,
 	OPT_VERBOSE
 };
 
@@ -36,6 +37,9 @@ static const struct cli_option options[] = {
 	[OPT_DEAD_LETTER] = {"dead-letter", NULL, "park failing events in evs.dead_letters"},
 	[OPT_REBUILD] = {"rebuild", NULL,
 			 "rebuild the --rules projection into a shadow schema, then swap it in"},
+	[OPT_BULK_THRESHOLD] = {"bulk-threshold", "N",
+				"load without the built-in models' secondary indexes when at "
+				"least N events behind (default 100000; 0 = never)"},
 	[OPT_VERBOSE] = {"verbose", NULL, "log every batch"},
 	{NULL, NULL, NULL}};
 
@@ -87,6 +91,11 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 	case OPT_NO_BUILTIN: st->cfg.builtin = false; break;
 	case OPT_DEAD_LETTER: st->cfg.dead_letter = true; break;
 	case OPT_REBUILD: st->cfg.rebuild = true; break;
+	case OPT_BULK_THRESHOLD:
+		if (cli_parse_u64(value, &st->cfg.bulk_threshold) != 0)
+			return cli_bad_value("bulk-threshold", value,
+					     "expected a non-negative integer");
+		break;
 	case OPT_VERBOSE: st->cfg.log_level = EVP_LOG_DEBUG; break;
 	default: return CLI_EXIT_USAGE;
 	}
