@@ -65,13 +65,16 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 		*position = head_p;
 		return 0;
 	}
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
+		return rc;
 	/* invariant: position(lo) <= p (or lo = 0), position(hi) > p */
 	lo = 0;
 	hi = head_v;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2, mp;
 
-		rc = evs__sx_get(s, txn, stream, len, mid, &mp);
+		rc = evs__sx_cursor_get(c, stream, len, mid, &mp);
 		if (rc == MDB_NOTFOUND)
 			rc = MDB_CORRUPTED; /* versions are contiguous */
 		if (rc)
@@ -83,6 +86,7 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 			hi = mid;
 		}
 	}
+	mdb_cursor_close(c);
 	if (rc == 0)
 		*version = lo;
 	if (lo == 0)

@@ -179,6 +179,9 @@ int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint
 		uint64_t position);
 int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t *position);
+/* The same through cursor c (cheaper for probes that stay close). */
+int evs__sx_cursor_get(MDB_cursor *c, const char *stream, size_t len, uint64_t version,
+		       uint64_t *position);
 /* Position cursor c on the stream's entry at version `from` (forward: the
  * first at or after; backward: the last at or before) / step on. 0 with
  * version and position, MDB_NOTFOUND past the stream's end. */

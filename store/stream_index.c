@@ -60,6 +60,22 @@ int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint
 	return rc;
 }
 
+int evs__sx_cursor_get(MDB_cursor *c, const char *stream, size_t len, uint64_t version,
+		       uint64_t *position)
+{
+	uint8_t key[EVS_MAX_NAME + 9];
+	MDB_val k = {evs__sx_key(key, stream, len, version), key}, v;
+	/* a positioned cursor skips the descent when the key is on its page,
+	 * as the probes of a bisection soon are */
+	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+
+	if (rc == 0 && v.mv_size != 8)
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		*position = evs__get_u64(v.mv_data);
+	return rc;
+}
+
 /* Does the cursor's entry belong to the stream? Then fill version and
  * position. */
 static int entry(const MDB_val *k, const MDB_val *v, const char *stream, size_t len,
