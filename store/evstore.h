@@ -5,7 +5,9 @@
  * One store is one directory holding an LMDB environment (data.mdb,
  * lock.mdb) and a wake-up file (evs-notify). Many processes on one host may
  * open the same store; many threads of one process may share one evs_store
- * handle and append concurrently. Concurrent appends in one process are
+ * handle and append concurrently. Open a store once per process and share
+ * that handle: LMDB forbids opening one environment twice in a process
+ * (closing either drops the other's file locks). Concurrent appends in one process are
  * committed together (group commit): one LMDB write transaction and one
  * sync for many callers' batches, each caller still getting its own result.
  *
