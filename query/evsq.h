@@ -1,0 +1,142 @@
+/*
+ * evsq.h - libevsquery: the query service (evs-query) over HTTP/JSON.
+ *
+ * Internal to the evstore tree (not installed): linked by the evs-query
+ * daemon and the http tests. Answers come from the PostgreSQL read models
+ * of the projector (evs.state, evs.state_history, evs.events, and the
+ * checkpoint of the projection that writes them).
+ *
+ * Conventions: functions return EVSQ_OK (0) or an EVSQ_* code, with a
+ * message in PostgreSQL's voice in err. The library never prints: it logs
+ * through the evsq_log_fn the host installs. Strings in evsq_config are
+ * owned by it (copied in by evsq_config_set) and freed by
+ * evsq_config_free.
+ *
+ * HTTP contract (every body is JSON, every 200 names the position it
+ * reflects, i.e. the projection's committed checkpoint, read in the same
+ * statement, hence the same snapshot, as the rows):
+ *
+ *   GET /streams/{id}/state                  current state (evs.state)
+ *   GET /streams/{id}/state?as_of=RFC3339    state as of a time (state_history)
+ *   GET /streams/{id}/state?at_position=N    state after global position N
+ *   ...&source=store                         the same replayed from the LMDB
+ *                                            store (--store; else 400)
+ *   GET /streams/{id}/history?after_version=V&limit=L   states, paged
+ *   GET /streams/{id}/events?after_version=V&limit=L    events, paged
+ *   GET /health  /ready  /metrics (Prometheus text)
+ *
+ *   min_position=N on any stream request: wait up to min_position_wait_ms
+ *   for the checkpoint to reach N; else 409 {"error":"projection_behind",
+ *   "position":P}. at_position beyond the checkpoint is answered the same
+ *   way (the state after N is not known yet).
+ *
+ *   Errors: {"error": code, "message": text}: 400 bad_request (malformed
+ *   parameter, unknown parameter), 401 unauthorized (bearer token), 404
+ *   not_found (unknown stream or route), 405 method_not_allowed, 409
+ *   projection_behind, 413 payload_too_large (a body on GET), 503
+ *   unavailable (PostgreSQL unreachable), 500 internal.
+ */
+#ifndef EVSQ_H
+#define EVSQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVSQ_ERRNO_MAP(XX)                         \
+	XX(OK, 0, "success")                       \
+	XX(INVALID, 1, "invalid argument")         \
+	XX(NOMEM, 2, "out of memory")              \
+	XX(LISTEN, 3, "could not listen")          \
+	XX(UNAVAILABLE, 4, "database unavailable") \
+	XX(SQL, 5, "statement failed")
+
+enum {
+#define EVSQ__ENUM(name, value, text) EVSQ_##name = value,
+	EVSQ_ERRNO_MAP(EVSQ__ENUM)
+#undef EVSQ__ENUM
+};
+
+const char *evsq_strerror(int code);
+
+enum evsq_log_level { EVSQ_LOG_ERROR, EVSQ_LOG_WARNING, EVSQ_LOG_INFO, EVSQ_LOG_DEBUG };
+typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
+
+/* ---------------------------------------------------------------------
+ * Configuration (config.c): one typed table (name, type, default, bounds,
+ * help) drives defaults, flags (--name value, --name=value; '-' or '_'),
+ * environment variables EVS_QUERY_<NAME>, validation and --help.
+ * ------------------------------------------------------------------- */
+
+#define EVSQ_CONFIG_MAP(XX)                                                                \
+	XX(listen, STR, "127.0.0.1", 0, 0, "address to listen on (loopback by default)")   \
+	XX(port, INT, "8080", 0, 65535, "TCP port (0: any free port)")                     \
+	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")       \
+	XX(store, STR, "", 0, 0,                                                           \
+	   "store directory for source=store answers (opened read-only; empty: off)")      \
+	XX(projection, STR, "builtin", 0, 0,                                               \
+	   "checkpoint name of the projection writing the built-in models")                \
+	XX(token, STR, "", 0, 0,                                                           \
+	   "bearer token callers must send (empty: none; prefer the environment)")         \
+	XX(threads, INT, "4", 1, 256, "HTTP worker threads")                               \
+	XX(pg_connections, INT, "4", 1, 256, "PostgreSQL connections (pool size)")         \
+	XX(max_connections, INT, "512", 1, 65536, "concurrent HTTP connections")           \
+	XX(max_per_ip, INT, "0", 0, 65536, "HTTP connections per client address (0: any)") \
+	XX(timeout_s, INT, "30", 1, 3600, "idle HTTP connection timeout, seconds")         \
+	XX(request_memory, INT, "16384", 4096, 1048576,                                    \
+	   "bytes per connection for the request line and headers")                        \
+	XX(min_position_wait_ms, INT, "2000", 0, 60000,                                    \
+	   "longest wait for min_position before answering 409")                           \
+	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                    \
+	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")   \
+	XX(log_level, INT, "2", 0, 3, "0 error, 1 warning, 2 info, 3 debug")
+
+enum evsq_option_type { EVSQ_STR, EVSQ_INT };
+
+typedef struct evsq_config {
+#define EVSQ__FIELD_STR(name)                        char *name;
+#define EVSQ__FIELD_INT(name)                        long name;
+#define EVSQ__FIELD(name, type, def, min, max, help) EVSQ__FIELD_##type(name)
+	EVSQ_CONFIG_MAP(EVSQ__FIELD)
+#undef EVSQ__FIELD
+#undef EVSQ__FIELD_INT
+#undef EVSQ__FIELD_STR
+} evsq_config;
+
+typedef struct evsq_option {
+	const char *name;
+	int type;
+	const char *def;
+	long min, max;
+	const char *help;
+} evsq_option;
+
+/* The table, for --help. */
+const evsq_option *evsq_options(size_t *count);
+/* Defaults; EVSQ_NOMEM. */
+int evsq_config_init(evsq_config *cfg);
+void evsq_config_free(evsq_config *cfg);
+/* Set one option by name ('-' and '_' alike), validated against its
+ * bounds; EVSQ_INVALID with err filled. */
+int evsq_config_set(evsq_config *cfg, const char *name, const char *value, char *err,
+		    size_t errlen);
+/* EVS_QUERY_<NAME> variables, then flags; *help set by --help/-h. */
+int evsq_config_load(evsq_config *cfg, int argc, char **argv, bool *help, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------
+ * The server (http.c)
+ * ------------------------------------------------------------------- */
+
+typedef struct evsq_server evsq_server;
+
+/* Listen and serve from internal threads; the configuration is copied.
+ * PostgreSQL is connected lazily, so the server starts (and answers 503)
+ * while the database is away. */
+int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, evsq_server **out,
+		      char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+unsigned evsq_server_port(const evsq_server *srv);
+/* Stop listening, finish the requests in progress, free. NULL is fine. */
+void evsq_server_stop(evsq_server *srv);
+
+#endif

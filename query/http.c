@@ -1,0 +1,335 @@
+/*
+ * http.c - the HTTP side of evs-query on libmicrohttpd: listening
+ * (loopback by default), limits, bearer token, routing, health,
+ * readiness and Prometheus metrics.
+ *
+ * Threads: MHD's internal thread pool (cfg.threads) runs the handlers,
+ * which block on a pooled PostgreSQL connection (pool.c).
+ * Limits: connections (total and per address), idle timeout, bytes per
+ * connection for the request line and headers (MHD answers 431/414 past
+ * it), no request bodies (413).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "internal.h"
+
+/* Latency histogram bounds (seconds) of evsq_request_duration_seconds. */
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1};
+#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
+#define N_CLASSES 6 /* status / 100 */
+
+struct evsq_server {
+	struct MHD_Daemon *mhd;
+	evsq__pool *pool;
+	evs_store *store;
+	evsq__ctx ctx;
+	char *projection;
+	char *token;
+	evsq_log_fn log;
+	void *log_ctx;
+	unsigned port;
+	atomic_ullong requests[N_CLASSES];
+	atomic_ullong hist[N_BUCKETS + 1];
+	atomic_ullong latency_us_sum;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Constant-time comparison of the presented token. */
+static bool token_ok(const char *want, const char *auth)
+{
+	size_t n = strlen(want), i;
+	unsigned char d = 0;
+
+	if (!auth || strncmp(auth, "Bearer ", 7))
+		return false;
+	auth += 7;
+	if (strlen(auth) != n)
+		return false;
+	for (i = 0; i < n; i++)
+		d |= (unsigned char)(want[i] ^ auth[i]);
+	return d == 0;
+}
+
+static unsigned ready(evsq_server *srv, evp_buf *body)
+{
+	const char *params[1] = {srv->projection};
+	char sqlstate[6], err[512];
+	PGresult *r;
+	int rc = evsq__pool_exec(srv->pool, EVSQ__S_CHECKPOINT, 1, params, &r, sqlstate, err,
+				 sizeof err);
+
+	body->len = 0;
+	if (rc) {
+		evsq__error(body, "unavailable", err);
+		return 503;
+	}
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		evsq__error(body, "unavailable", "projection has no checkpoint yet");
+		return 503;
+	}
+	evp_buf_printf(body, "{\"status\":\"ready\",\"position\":%s}\n", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 200;
+}
+
+static void metrics(evsq_server *srv, evp_buf *body)
+{
+	unsigned long long cum = 0;
+	size_t i;
+
+	body->len = 0;
+	evp_buf_puts(body, "# HELP evsq_requests_total HTTP requests answered, by status class\n"
+			   "# TYPE evsq_requests_total counter\n");
+	for (i = 1; i < N_CLASSES; i++) {
+		evp_buf_printf(body, "evsq_requests_total{code=\"%zuxx\"} %llu\n", i,
+			       (unsigned long long)atomic_load(&srv->requests[i]));
+	}
+	evp_buf_puts(body, "# HELP evsq_request_duration_seconds time to answer a request\n"
+			   "# TYPE evsq_request_duration_seconds histogram\n");
+	for (i = 0; i < N_BUCKETS; i++) {
+		cum += atomic_load(&srv->hist[i]);
+		evp_buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			       buckets[i], cum);
+	}
+	cum += atomic_load(&srv->hist[N_BUCKETS]);
+	evp_buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	evp_buf_printf(body, "evsq_request_duration_seconds_sum %.6f\n",
+		       (double)atomic_load(&srv->latency_us_sum) / 1e6);
+	evp_buf_printf(body, "evsq_request_duration_seconds_count %llu\n", cum);
+}
+
+static bool has_body(struct MHD_Connection *conn)
+{
+	const char *cl =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl && strcmp(cl, "0")) ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char *method,
+		      const char *url, evp_buf *body, const char **ctype)
+{
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		evsq__error(body, "method_not_allowed", "only GET is served");
+		return 405;
+	}
+	if (has_body(conn)) {
+		evsq__error(body, "payload_too_large", "requests carry no body");
+		return 413;
+	}
+	if (!strcmp(url, "/health")) {
+		evp_buf_puts(body, "{\"status\":\"ok\"}\n");
+		return 200;
+	}
+	if (srv->token &&
+	    !token_ok(srv->token, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							      MHD_HTTP_HEADER_AUTHORIZATION))) {
+		evsq__error(body, "unauthorized", "missing or wrong bearer token");
+		return 401;
+	}
+	if (!strcmp(url, "/ready"))
+		return ready(srv, body);
+	if (!strcmp(url, "/metrics")) {
+		metrics(srv, body);
+		*ctype = "text/plain; version=0.0.4";
+		return 200;
+	}
+	if (!strncmp(url, "/streams/", 9))
+		return evsq__streams(&srv->ctx, conn, url + 9, body);
+	evsq__error(body, "not_found", "no such resource");
+	return 404;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	evsq_server *srv = cls;
+	evp_buf body = {0};
+	const char *ctype = "application/json";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int64_t t0 = now_us(), dt;
+	unsigned status;
+	size_t i;
+
+	(void)version;
+	(void)upload_data;
+	/* First call: headers only. A request announcing a body is refused
+	 * at once (the connection is then closed); any other is answered on
+	 * the next call, once MHD has the whole request, which keeps the
+	 * connection alive (answering in the first call makes MHD close it). */
+	if (*con_cls == NULL && !has_body(conn)) {
+		*con_cls = srv;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	*con_cls = srv;
+	status = route(srv, conn, method, url, &body, &ctype);
+	if (body.oom || !evp_buf_cstr(&body)) {
+		evp_buf_free(&body);
+		return MHD_NO;
+	}
+	resp = MHD_create_response_from_buffer(body.len, body.ptr, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		evp_buf_free(&body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (status == 409 || status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	dt = now_us() - t0;
+	atomic_fetch_add(&srv->requests[status / 100 < N_CLASSES ? status / 100 : 5], 1);
+	atomic_fetch_add(&srv->latency_us_sum, (unsigned long long)dt);
+	for (i = 0; i < N_BUCKETS && (double)dt / 1e6 > buckets[i]; i++)
+		;
+	atomic_fetch_add(&srv->hist[i], 1);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	evsq_server *srv = cls;
+	char msg[512];
+	size_t n;
+
+	if (!srv->log)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	if (n && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	srv->log(srv->log_ctx, EVSQ_LOG_WARNING, msg);
+}
+
+int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, evsq_server **out,
+		      char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	evsq_server *srv;
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int rc = EVSQ_NOMEM;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, cfg->listen, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)cfg->port);
+		sslen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, cfg->listen, &((struct sockaddr_in6 *)&ss)->sin6_addr) ==
+		   1) {
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)cfg->port);
+		sslen = sizeof(struct sockaddr_in6);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen,
+			 "invalid listen address \"%s\": expected a numeric IPv4 or IPv6 address",
+			 cfg->listen);
+		return EVSQ_INVALID;
+	}
+	(void)sslen;
+	if (!cfg->dsn || !cfg->dsn[0]) {
+		snprintf(err, errlen, "no read-model database: set \"dsn\"");
+		return EVSQ_INVALID;
+	}
+	srv = calloc(1, sizeof *srv);
+	if (!srv)
+		goto fail;
+	srv->log = log;
+	srv->log_ctx = log_ctx;
+	srv->projection = strdup(cfg->projection);
+	if (!srv->projection)
+		goto fail;
+	if (cfg->token && cfg->token[0] && !(srv->token = strdup(cfg->token)))
+		goto fail;
+	if (evsq__pool_open(cfg->dsn, (int)cfg->pg_connections, cfg->statement_timeout_ms, log,
+			    log_ctx, &srv->pool))
+		goto fail;
+	if (cfg->store && cfg->store[0]) {
+		evs_options o;
+		int src;
+
+		evs_options_init(&o);
+		o.create = 0;
+		o.read_only = 1;
+		if ((src = evs_open(cfg->store, &o, &srv->store))) {
+			snprintf(err, errlen, "could not open store \"%s\": %s", cfg->store,
+				 evs_open_errmsg());
+			rc = EVSQ_INVALID;
+			goto fail;
+		}
+	}
+	srv->ctx.pool = srv->pool;
+	srv->ctx.store = srv->store;
+	srv->ctx.projection = srv->projection;
+	srv->ctx.min_position_wait_ms = cfg->min_position_wait_ms;
+	srv->ctx.page_max = cfg->page_max;
+	srv->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+		(unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->request_memory, MHD_OPTION_END);
+	if (!srv->mhd) {
+		snprintf(err, errlen, "could not listen on \"%s\" port %ld", cfg->listen,
+			 cfg->port);
+		rc = EVSQ_LISTEN;
+		goto fail;
+	}
+	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : (unsigned)cfg->port;
+	*out = srv;
+	return EVSQ_OK;
+fail:
+	if (rc == EVSQ_NOMEM)
+		snprintf(err, errlen, "out of memory");
+	evsq_server_stop(srv);
+	return rc;
+}
+
+unsigned evsq_server_port(const evsq_server *srv)
+{
+	return srv->port;
+}
+
+void evsq_server_stop(evsq_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->mhd)
+		MHD_stop_daemon(srv->mhd);
+	evsq__pool_close(srv->pool);
+	evs_close(srv->store);
+	free(srv->token);
+	free(srv->projection);
+	free(srv);
+}

@@ -1,0 +1,250 @@
+/*
+ * pool.c - a fixed pool of PostgreSQL connections with the service's
+ * statements prepared on each. Connections are made lazily and remade
+ * after a failure, so PostgreSQL being away is an ordinary state: requests
+ * get EVSQ_UNAVAILABLE (503) until it is back.
+ *
+ * Every statement reads the checkpoint of the projection in the same
+ * statement as the rows (one snapshot), so the position an answer names is
+ * exactly the one its rows reflect. All values are parameters.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TS(col)    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define CHECKPOINT "(SELECT position FROM evs.checkpoints WHERE projection = $2)"
+
+/* $1 stream, $2 projection, then per statement. */
+static const char *const sql[EVSQ__S_COUNT] = {
+	[EVSQ__S_CHECKPOINT] = "SELECT position FROM evs.checkpoints WHERE projection = $1",
+	/* checkpoint, version, position, updated_at, data */
+	[EVSQ__S_CURRENT] = "SELECT " CHECKPOINT ", s.version, s.position, " TS(
+		"s.updated_at") ", s.data::text FROM (VALUES (1)) v"
+				" LEFT JOIN evs.state s ON s.stream = $1",
+	/* checkpoint, version, position, valid_from, valid_to, data, known */
+	[EVSQ__S_AS_OF_TIME] =
+		"SELECT " CHECKPOINT ", h.version, h.position, " TS("h.valid_from") ", " TS(
+			"h.valid_to") ", h.data::text,"
+				      " EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1)"
+				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1"
+				      "   AND x.valid_from <= $3::timestamptz"
+				      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+	/* within a stream position grows with (valid_from, version): the
+	 * backward scan of the key stops at the first row at or before $3 */
+	[EVSQ__S_AT_POSITION] =
+		"SELECT " CHECKPOINT ", h.version, h.position, " TS("h.valid_from") ", " TS(
+			"h.valid_to") ", h.data::text,"
+				      " EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1)"
+				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1"
+				      "   AND x.position <= $3::bigint"
+				      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+	/* checkpoint, known, version, position, valid_from, valid_to, data;
+	 * one row with NULLs when the page is empty */
+	[EVSQ__S_HISTORY] =
+		"SELECT " CHECKPOINT ", EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1),"
+		" h.version, h.position, " TS("h.valid_from") ", " TS(
+			"h.valid_to") ", h.data::text"
+				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1 AND x.version > $3::bigint"
+				      "  ORDER BY x.valid_from, x.version LIMIT $4::int) h ON true",
+	/* checkpoint, known, position, version, type, type_version,
+	 * recorded_at, recorded_at_ns, occurred_at, event_id, correlation_id,
+	 * causation_id, metadata, data */
+	[EVSQ__S_EVENTS] =
+		"SELECT " CHECKPOINT ", EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1),"
+		" e.position, e.version, e.type, e.type_version, " TS(
+			"e.recorded_at") ","
+					 " e.recorded_at_ns, " TS(
+						 "e.occurred_at") ", e.event_id::text,"
+								  " e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
+								  " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+								  " (SELECT * FROM evs.events x WHERE x.stream = $1 AND x.version > $3::bigint"
+								  "  ORDER BY x.position LIMIT $4::int) e ON true",
+};
+
+struct slot {
+	PGconn *conn;
+	bool busy;
+};
+
+struct evsq__pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *dsn;
+	long statement_timeout_ms;
+	int size;
+	struct slot *slots;
+	evsq_log_fn log;
+	void *log_ctx;
+};
+
+static void logf_(evsq__pool *p, int level, const char *fmt, const char *a, const char *b)
+{
+	char msg[1024];
+
+	if (!p->log)
+		return;
+	snprintf(msg, sizeof msg, fmt, a, b);
+	p->log(p->log_ctx, level, msg);
+}
+
+int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evsq_log_fn log,
+		    void *log_ctx, evsq__pool **out)
+{
+	evsq__pool *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return EVSQ_NOMEM;
+	p->dsn = strdup(dsn);
+	p->slots = calloc((size_t)size, sizeof *p->slots);
+	if (!p->dsn || !p->slots)
+		goto fail;
+	p->size = size;
+	p->statement_timeout_ms = statement_timeout_ms;
+	p->log = log;
+	p->log_ctx = log_ctx;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	*out = p;
+	return EVSQ_OK;
+fail:
+	free(p->slots);
+	free(p->dsn);
+	free(p);
+	return EVSQ_NOMEM;
+}
+
+void evsq__pool_close(evsq__pool *p)
+{
+	int i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->size; i++)
+		if (p->slots[i].conn)
+			PQfinish(p->slots[i].conn);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p->slots);
+	free(p->dsn);
+	free(p);
+}
+
+/* A connected session with the statements prepared, or NULL. */
+static PGconn *connect_one(evsq__pool *p)
+{
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {"5", "evs-query", p->dsn, NULL};
+	char setting[64];
+	const char *sv[1];
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	PGresult *r;
+	int i;
+
+	if (!c)
+		return NULL;
+	if (PQstatus(c) != CONNECTION_OK) {
+		logf_(p, EVSQ_LOG_WARNING, "could not connect to the read-model database: %s%s",
+		      PQerrorMessage(c), "");
+		goto fail;
+	}
+	snprintf(setting, sizeof setting, "%ld", p->statement_timeout_ms);
+	sv[0] = setting;
+	r = PQexecParams(c, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, sv, NULL,
+			 NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	for (i = 0; i < EVSQ__S_COUNT; i++) {
+		char name[16];
+
+		snprintf(name, sizeof name, "q%d", i);
+		r = PQprepare(c, name, sql[i], 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			logf_(p, EVSQ_LOG_ERROR, "could not prepare \"%s\": %s", name,
+			      PQresultErrorMessage(r));
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+	}
+	return c;
+fail:
+	PQfinish(c);
+	return NULL;
+}
+
+int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char *const *params,
+		    PGresult **res, char *sqlstate, char *err, size_t errlen)
+{
+	struct slot *s = NULL;
+	char name[16];
+	int i, attempt, rc = EVSQ_UNAVAILABLE;
+
+	*res = NULL;
+	strcpy(sqlstate, "00000");
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		for (i = 0; i < p->size; i++)
+			if (!p->slots[i].busy) {
+				s = &p->slots[i];
+				break;
+			}
+		if (s)
+			break;
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+	s->busy = true;
+	pthread_mutex_unlock(&p->mu);
+
+	snprintf(name, sizeof name, "q%d", (int)stmt);
+	snprintf(err, errlen, "could not connect to the read-model database");
+	for (attempt = 0; attempt < 2; attempt++) {
+		PGresult *r;
+		const char *st;
+
+		if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+			if (s->conn)
+				PQfinish(s->conn);
+			s->conn = connect_one(p);
+			if (!s->conn)
+				break;
+		}
+		r = PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			*res = r;
+			rc = EVSQ_OK;
+			break;
+		}
+		st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (PQstatus(s->conn) != CONNECTION_OK || !st || !strncmp(st, "08", 2) ||
+		    !strncmp(st, "57P", 3)) {
+			/* the server went away: one fresh connection, then 503 */
+			snprintf(err, errlen, "read-model database unavailable: %s",
+				 PQerrorMessage(s->conn));
+			PQclear(r);
+			PQfinish(s->conn);
+			s->conn = NULL;
+			continue;
+		}
+		snprintf(sqlstate, 6, "%s", st);
+		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		rc = EVSQ_SQL;
+		break;
+	}
+
+	pthread_mutex_lock(&p->mu);
+	s->busy = false;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}

@@ -1,0 +1,399 @@
+/*
+ * streams.c - GET /streams/{id}/state|history|events: parameters,
+ * read-your-writes wait, statement, JSON answer.
+ *
+ * The stream id is the decoded path between "/streams/" and the last
+ * "/state", "/history" or "/events", so ids may contain '/' (send %2F or a
+ * plain '/'). Answers (positions are global store positions):
+ *
+ *   state:   {"stream", "position": checkpoint, "version", "event_position",
+ *             "valid_from"|"updated_at", "valid_to", "data"}
+ *   history: {"stream", "position", "states": [{version, event_position,
+ *             valid_from, valid_to, data}], "next_after_version"}
+ *   events:  {"stream", "position", "events": [{...}], "next_after_version"}
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "internal.h"
+
+void evsq__error(evp_buf *body, const char *code, const char *msg)
+{
+	body->len = 0;
+	evp_buf_puts(body, "{\"error\":");
+	evsq__json_str(body, code);
+	evp_buf_puts(body, ",\"message\":");
+	evsq__json_str(body, msg);
+	evp_buf_puts(body, "}\n");
+}
+
+enum kind { K_STATE, K_HISTORY, K_EVENTS };
+
+struct args {
+	const char *allowed[6]; /* NULL-terminated */
+	const char *bad;        /* first unknown parameter */
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct args *a = cls;
+	int i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; a->allowed[i]; i++)
+		if (!strcmp(key, a->allowed[i]))
+			return MHD_YES;
+	a->bad = key;
+	return MHD_NO;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t getll(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void put_ts(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+{
+	evp_buf_printf(b, ",\"%s\":", key);
+	if (PQgetisnull(r, row, col))
+		evp_buf_puts(b, "null");
+	else
+		evsq__json_str(b, PQgetvalue(r, row, col));
+}
+
+static void put_raw(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+{
+	evp_buf_printf(b, ",\"%s\":", key);
+	evp_buf_puts(b, PQgetisnull(r, row, col) ? "null" : PQgetvalue(r, row, col));
+}
+
+static void put_text(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+{
+	evp_buf_printf(b, ",\"%s\":", key);
+	if (PQgetisnull(r, row, col))
+		evp_buf_puts(b, "null");
+	else
+		evsq__json_str(b, PQgetvalue(r, row, col));
+}
+
+static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char *err)
+{
+	if (rc == EVSQ_UNAVAILABLE) {
+		evsq__error(body, "unavailable", err);
+		return 503;
+	}
+	if (!strncmp(sqlstate, "22", 2)) { /* data exception: a value PostgreSQL refused */
+		evsq__error(body, "bad_request", err);
+		return 400;
+	}
+	if (!strcmp(sqlstate, "57014")) {
+		evsq__error(body, "unavailable", "statement timed out");
+		return 503;
+	}
+	evsq__error(body, "internal", err);
+	return 500;
+}
+
+/* Wait until the checkpoint reaches min (polling with a growing pause,
+ * bounded by the configured wait). 0 when reached, else the status. */
+static unsigned wait_position(const evsq__ctx *ctx, int64_t min, evp_buf *body)
+{
+	int64_t deadline = now_ms() + ctx->min_position_wait_ms, cur = 0;
+	long pause_us = 1000;
+
+	for (;;) {
+		const char *params[1] = {ctx->projection};
+		char sqlstate[6], err[512];
+		PGresult *r;
+		int rc = evsq__pool_exec(ctx->pool, EVSQ__S_CHECKPOINT, 1, params, &r, sqlstate,
+					 err, sizeof err);
+
+		if (rc)
+			return db_error(body, rc, sqlstate, err);
+		cur = PQntuples(r) ? getll(r, 0, 0) : 0;
+		PQclear(r);
+		if (cur >= min)
+			return 0;
+		if (now_ms() >= deadline)
+			break;
+		{
+			struct timespec ts = {0, pause_us * 1000};
+
+			nanosleep(&ts, NULL);
+		}
+		if (pause_us < 50000)
+			pause_us *= 2;
+	}
+	body->len = 0;
+	evp_buf_printf(body,
+		       "{\"error\":\"projection_behind\",\"message\":\"projection is at position "
+		       "%lld, behind the requested %lld\",\"position\":%lld}\n",
+		       (long long)cur, (long long)min, (long long)cur);
+	return 409;
+}
+
+static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
+		      evp_buf *body)
+{
+	const char *as_of = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "as_of");
+	const char *at = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "at_position");
+	const char *params[3] = {stream, ctx->projection, NULL};
+	enum evsq__stmt stmt = EVSQ__S_CURRENT;
+	char sqlstate[6], err[1024], msg[512];
+	int64_t pos = 0;
+	PGresult *r;
+	int rc, n = 2;
+	unsigned status = 200;
+
+	const char *source = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "source");
+	bool from_store = false;
+
+	if (source && !strcmp(source, "store")) {
+		if (!ctx->store) {
+			evsq__error(
+				body, "bad_request",
+				"source=store is not served here: start evs-query with --store");
+			return 400;
+		}
+		from_store = true;
+	} else if (source && strcmp(source, "read_model")) {
+		snprintf(msg, sizeof msg,
+			 "invalid source \"%.100s\": expected \"read_model\" or \"store\"", source);
+		evsq__error(body, "bad_request", msg);
+		return 400;
+	}
+	if (as_of && at) {
+		evsq__error(body, "bad_request", "as_of and at_position exclude each other");
+		return 400;
+	}
+	if (as_of) {
+		if (!evsq__rfc3339_valid(as_of)) {
+			snprintf(msg, sizeof msg,
+				 "invalid as_of \"%.100s\": expected an RFC 3339 date-time such as "
+				 "2024-05-01T12:00:00Z",
+				 as_of);
+			evsq__error(body, "bad_request", msg);
+			return 400;
+		}
+		if (from_store)
+			return evsq__state_from_store(ctx->store, stream, as_of, -1, body);
+		stmt = EVSQ__S_AS_OF_TIME;
+		params[2] = as_of;
+		n = 3;
+	} else if (at) {
+		if (!evsq__parse_u63(at, &pos)) {
+			snprintf(msg, sizeof msg,
+				 "invalid at_position \"%.100s\": expected a non-negative integer",
+				 at);
+			evsq__error(body, "bad_request", msg);
+			return 400;
+		}
+		if (from_store)
+			return evsq__state_from_store(ctx->store, stream, NULL, pos, body);
+		/* the state after N is only known once N is projected */
+		if ((status = wait_position(ctx, pos, body)))
+			return status;
+		stmt = EVSQ__S_AT_POSITION;
+		params[2] = at;
+		n = 3;
+	}
+	if (from_store)
+		return evsq__state_from_store(ctx->store, stream, NULL, -1, body);
+	rc = evsq__pool_exec(ctx->pool, stmt, n, params, &r, sqlstate, err, sizeof err);
+	if (rc)
+		return db_error(body, rc, sqlstate, err);
+	body->len = 0;
+	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 1)) {
+		if (stmt == EVSQ__S_CURRENT || !strcmp(PQgetvalue(r, 0, 6), "f"))
+			snprintf(msg, sizeof msg, "stream \"%.200s\" not found", stream);
+		else
+			snprintf(msg, sizeof msg, "stream \"%.200s\" has no events at or before %s",
+				 stream, as_of ? "as_of" : "at_position");
+		evsq__error(body, "not_found", msg);
+		PQclear(r);
+		return 404;
+	}
+	evp_buf_puts(body, "{\"stream\":");
+	evsq__json_str(body, stream);
+	evp_buf_printf(body, ",\"position\":%lld,\"version\":%lld,\"event_position\":%lld",
+		       (long long)getll(r, 0, 0), (long long)getll(r, 0, 1),
+		       (long long)getll(r, 0, 2));
+	if (stmt == EVSQ__S_CURRENT) {
+		put_ts(body, "updated_at", r, 0, 3);
+		put_raw(body, "data", r, 0, 4);
+	} else {
+		put_ts(body, "valid_from", r, 0, 3);
+		put_ts(body, "valid_to", r, 0, 4);
+		put_raw(body, "data", r, 0, 5);
+	}
+	evp_buf_puts(body, "}\n");
+	PQclear(r);
+	return 200;
+}
+
+static unsigned listing(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
+			enum kind kind, evp_buf *body)
+{
+	const char *after =
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after_version");
+	const char *lim = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	char after_s[24], lim_s[24], sqlstate[6], err[1024], msg[512];
+	const char *params[4] = {stream, ctx->projection, after_s, lim_s};
+	int64_t a = 0, l = 100, last = -1;
+	PGresult *r;
+	int rc, i, rows;
+
+	if (after && !evsq__parse_u63(after, &a)) {
+		snprintf(msg, sizeof msg,
+			 "invalid after_version \"%.100s\": expected a non-negative integer",
+			 after);
+		evsq__error(body, "bad_request", msg);
+		return 400;
+	}
+	if (lim && (!evsq__parse_u63(lim, &l) || l < 1 || l > ctx->page_max)) {
+		snprintf(msg, sizeof msg,
+			 "invalid limit \"%.100s\": expected an integer from 1 to %ld", lim,
+			 ctx->page_max);
+		evsq__error(body, "bad_request", msg);
+		return 400;
+	}
+	snprintf(after_s, sizeof after_s, "%lld", (long long)a);
+	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l);
+	rc = evsq__pool_exec(ctx->pool, kind == K_HISTORY ? EVSQ__S_HISTORY : EVSQ__S_EVENTS, 4,
+			     params, &r, sqlstate, err, sizeof err);
+	if (rc)
+		return db_error(body, rc, sqlstate, err);
+	rows = PQntuples(r);
+	if (rows < 1 || !strcmp(PQgetvalue(r, 0, 1), "f")) {
+		snprintf(msg, sizeof msg, "stream \"%.200s\" not found", stream);
+		evsq__error(body, "not_found", msg);
+		PQclear(r);
+		return 404;
+	}
+	body->len = 0;
+	evp_buf_puts(body, "{\"stream\":");
+	evsq__json_str(body, stream);
+	evp_buf_printf(body, ",\"position\":%lld,\"%s\":[", (long long)getll(r, 0, 0),
+		       kind == K_HISTORY ? "states" : "events");
+	for (i = 0; i < rows && !PQgetisnull(r, i, 2); i++) {
+		evp_buf_puts(body, i ? ",{" : "{");
+		if (kind == K_HISTORY) {
+			last = getll(r, i, 2);
+			evp_buf_printf(body, "\"version\":%lld,\"event_position\":%lld",
+				       (long long)last, (long long)getll(r, i, 3));
+			put_ts(body, "valid_from", r, i, 4);
+			put_ts(body, "valid_to", r, i, 5);
+			put_raw(body, "data", r, i, 6);
+		} else {
+			last = getll(r, i, 3);
+			evp_buf_printf(body, "\"position\":%lld,\"version\":%lld",
+				       (long long)getll(r, i, 2), (long long)last);
+			put_text(body, "type", r, i, 4);
+			put_raw(body, "type_version", r, i, 5);
+			put_ts(body, "recorded_at", r, i, 6);
+			put_raw(body, "recorded_at_ns", r, i, 7);
+			put_ts(body, "occurred_at", r, i, 8);
+			put_text(body, "event_id", r, i, 9);
+			put_text(body, "correlation_id", r, i, 10);
+			put_text(body, "causation_id", r, i, 11);
+			put_raw(body, "metadata", r, i, 12);
+			put_raw(body, "data", r, i, 13);
+		}
+		evp_buf_putc(body, '}');
+	}
+	evp_buf_puts(body, "],\"next_after_version\":");
+	if (i == l && last >= 0)
+		evp_buf_printf(body, "%lld", (long long)last);
+	else
+		evp_buf_puts(body, "null");
+	evp_buf_puts(body, "}\n");
+	PQclear(r);
+	return 200;
+}
+
+static bool ends_with(const char *s, size_t n, const char *suffix, size_t *stream_len)
+{
+	size_t k = strlen(suffix);
+
+	if (n <= k || memcmp(s + n - k, suffix, k))
+		return false;
+	*stream_len = n - k;
+	return true;
+}
+
+unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+		       evp_buf *body)
+{
+	size_t n = strlen(rest), len = 0;
+	struct args args = {{"min_position", NULL}, NULL};
+	const char *minp;
+	enum kind kind;
+	char *stream;
+	unsigned status;
+	int64_t min;
+
+	if (ends_with(rest, n, "/state", &len)) {
+		kind = K_STATE;
+		args.allowed[1] = "as_of";
+		args.allowed[2] = "at_position";
+		args.allowed[3] = "source";
+	} else if (ends_with(rest, n, "/history", &len)) {
+		kind = K_HISTORY;
+		args.allowed[1] = "after_version";
+		args.allowed[2] = "limit";
+	} else if (ends_with(rest, n, "/events", &len)) {
+		kind = K_EVENTS;
+		args.allowed[1] = "after_version";
+		args.allowed[2] = "limit";
+	} else {
+		evsq__error(body, "not_found",
+			    "no such resource: expected /streams/{id}/state, "
+			    "/streams/{id}/history or /streams/{id}/events");
+		return 404;
+	}
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_arg, &args);
+	if (args.bad) {
+		char msg[256];
+
+		snprintf(msg, sizeof msg, "unknown parameter \"%.100s\"", args.bad);
+		evsq__error(body, "bad_request", msg);
+		return 400;
+	}
+	minp = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "min_position");
+	if (minp) {
+		if (!evsq__parse_u63(minp, &min)) {
+			char msg[256];
+
+			snprintf(msg, sizeof msg,
+				 "invalid min_position \"%.100s\": expected a non-negative integer",
+				 minp);
+			evsq__error(body, "bad_request", msg);
+			return 400;
+		}
+		if ((status = wait_position(ctx, min, body)))
+			return status;
+	}
+	stream = strndup(rest, len);
+	if (!stream) {
+		evsq__error(body, "internal", "out of memory");
+		return 500;
+	}
+	status = kind == K_STATE ? state(ctx, conn, stream, body)
+				 : listing(ctx, conn, stream, kind, body);
+	free(stream);
+	return status;
+}

@@ -1,0 +1,41 @@
+/*
+ * client.h - the http suite's client side: one GET (libcurl) or raw bytes
+ * over a socket, and a server started on a free loopback port.
+ */
+#ifndef HTTP_CLIENT_H
+#define HTTP_CLIENT_H
+
+#include <json-c/json.h>
+
+#include "evsq.h"
+
+typedef struct http_answer {
+	long status;
+	char *body;           /* malloc'd, NUL-terminated */
+	json_object *json;    /* parsed body, or NULL */
+	char retry_after[16]; /* header, or "" */
+} http_answer;
+
+/* GET http://127.0.0.1:port<target> (target already escaped), with an
+ * Authorization: Bearer header when token is not NULL. Fails the test
+ * when the transfer fails. */
+void http_get(unsigned port, const char *target, const char *token, http_answer *a);
+/* Same with another method. */
+void http_request(unsigned port, const char *method, const char *target, const char *body,
+		  http_answer *a);
+void http_answer_free(http_answer *a);
+/* %-escaped copy of s (malloc'd). */
+char *http_escape(const char *s);
+/* Send raw bytes, return the status of the answer (0 if the server closed
+ * without one, -1 if nothing listens). */
+int http_raw(unsigned port, const void *req, size_t len);
+
+/* Integer / string member of the answer's JSON (test fails if absent). */
+long long http_int(const http_answer *a, const char *key);
+const char *http_str(const http_answer *a, const char *key);
+
+/* Start a server on 127.0.0.1, port 0, for dsn with extra "name=value"
+ * settings (NULL-terminated list). */
+evsq_server *http_server(const char *dsn, const char *const *settings);
+
+#endif

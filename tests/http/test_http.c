@@ -1,0 +1,859 @@
+/*
+ * test_http.c - evs-query over real HTTP (libcurl, raw sockets) on
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h) holding
+ * a random store projected by the projector library. Answers are checked
+ * against the store itself (evs_state_load), not against the SQL the
+ * service runs.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <curl/curl.h>
+
+extern char **environ;
+
+#include "client.h"
+#include "evsproj.h"
+#include "model.h"
+#include "pgh.h"
+
+struct fixture {
+	char *dir, *dsn;
+	evs_store *store;
+	evsq_server *srv;
+	unsigned port;
+	PGconn *c;
+	uint64_t head;
+};
+
+static void project(struct fixture *f)
+{
+	evp_config cfg;
+	evp_stats st;
+	char err[2048];
+
+	evp_config_init(&cfg);
+	cfg.store_path = f->dir;
+	cfg.dsn = f->dsn;
+	cfg.migrations_dir = pgh_migrations_dir();
+	cfg.once = true;
+	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
+}
+
+static void setup(struct fixture *f, uint64_t *rng, int events, const char *const *settings)
+{
+	evs_store_info h;
+
+	memset(f, 0, sizeof *f);
+	f->dir = pgh_tmpdir("store");
+	f->dsn = pgh_new_db();
+	f->store = model_open(f->dir);
+	model_generate(f->store, rng, events);
+	project(f);
+	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
+	f->head = h.last_position;
+	f->c = pgh_connect(f->dsn);
+	f->srv = http_server(f->dsn, settings);
+	f->port = evsq_server_port(f->srv);
+}
+
+static void teardown(struct fixture *f)
+{
+	evsq_server_stop(f->srv);
+	PQfinish(f->c);
+	evs_close(f->store);
+	pgh_rmtree(f->dir);
+	free(f->dir);
+	free(f->dsn);
+}
+
+/* The store's fold as JSON text (malloc'd); *version set. */
+static char *store_state(evs_store *s, const char *stream, const evs_at *at, uint64_t *version,
+			 uint64_t *position)
+{
+	evs_state st;
+	evp_buf b = {0};
+
+	ck_assert_int_eq(evs_state_load(s, stream, at, &st), EVS_OK);
+	ck_assert_int_eq(evp_msgpack_to_json(&b, st.data, st.len), 0);
+	evp_buf_cstr(&b);
+	*version = st.version;
+	if (position)
+		*position = st.position;
+	evs_state_free(&st);
+	return b.ptr;
+}
+
+/* The "data" member of an answer equals the JSON text want (compared as
+ * jsonb by PostgreSQL, so key order and number spelling do not matter). */
+static void expect_data(PGconn *c, const http_answer *a, const char *want)
+{
+	json_object *d;
+	const char *vals[2];
+	PGresult *r;
+
+	ck_assert_msg(a->json && json_object_object_get_ex(a->json, "data", &d), "%s", a->body);
+	vals[0] = json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN);
+	vals[1] = want;
+	r = PQexecParams(c, "SELECT $1::jsonb = $2::jsonb", 2, NULL, vals, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(r, 0, 0), "t"),
+		      "data %s, want %s", vals[0], want);
+	PQclear(r);
+}
+
+static char *state_path(const char *stream, const char *query)
+{
+	char *e = http_escape(stream), *p;
+
+	ck_assert_int_gt(asprintf(&p, "/streams/%s/state%s", e, query), 0);
+	free(e);
+	return p;
+}
+
+/* Every stream's current state, as of times and at positions, against the
+ * store's own fold. */
+START_TEST(http_state_matches_store)
+{
+	uint64_t rng = pgh_seed("http_state_matches_store");
+	struct fixture f;
+	PGresult *r;
+	int i, n;
+
+	setup(&f, &rng, 600, NULL);
+	r = PQexec(f.c, "SELECT stream FROM evs.state ORDER BY stream");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	n = PQntuples(r);
+	ck_assert_int_gt(n, 5);
+	for (i = 0; i < n; i++) {
+		const char *stream = PQgetvalue(r, i, 0);
+		char *path = state_path(stream, ""), *want;
+		uint64_t version, position;
+		http_answer a;
+
+		http_get(f.port, path, NULL, &a);
+		ck_assert_msg(a.status == 200, "%s: %ld %s", path, a.status, a.body);
+		want = store_state(f.store, stream, NULL, &version, &position);
+		ck_assert_int_eq(http_int(&a, "version"), (long long)version);
+		ck_assert_int_eq(http_int(&a, "event_position"), (long long)position);
+		ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
+		ck_assert_str_eq(http_str(&a, "stream"), stream);
+		expect_data(f.c, &a, want);
+		free(want);
+		http_answer_free(&a);
+		free(path);
+	}
+	PQclear(r);
+
+	/* as of times and positions: random events of the log */
+	for (i = 0; i < 200; i++) {
+		uint64_t p = 1 + pgh_rand(&rng) % f.head, version, position;
+		evs_iter *it;
+		evs_event ev;
+		char q[128], ts[64], *path, *want, *stream;
+		struct tm tm;
+		time_t sec;
+		int64_t us;
+		http_answer a;
+
+		ck_assert_int_eq(evs_read_all(f.store, p, EVS_FORWARD, NULL, 1, &it), EVS_OK);
+		ck_assert_int_eq(evs_iter_next(it, &ev), EVS_OK);
+		stream = strndup(ev.stream.ptr, ev.stream.len);
+		us = ev.recorded_at / 1000;
+		evs_iter_free(it);
+
+		/* as_of at that event's microsecond (the store: its last ns) */
+		sec = (time_t)(us / 1000000);
+		gmtime_r(&sec, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(q, sizeof q, "?as_of=%s.%06lldZ", ts, (long long)(us % 1000000));
+		path = state_path(stream, q);
+		http_get(f.port, path, NULL, &a);
+		ck_assert_msg(a.status == 200, "%s: %ld %s", path, a.status, a.body);
+		{
+			evs_at at = {.kind = EVS_AT_TIME, .time = us * 1000 + 999};
+
+			want = store_state(f.store, stream, &at, &version, &position);
+		}
+		ck_assert_int_eq(http_int(&a, "version"), (long long)version);
+		ck_assert_int_eq(http_int(&a, "event_position"), (long long)position);
+		ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
+		expect_data(f.c, &a, want);
+		free(want);
+		http_answer_free(&a);
+		free(path);
+
+		/* the same instant with an offset (+01:00, '+' escaped) */
+		sec += 3600;
+		gmtime_r(&sec, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(q, sizeof q, "?as_of=%s.%06lld%%2B01:00", ts, (long long)(us % 1000000));
+		path = state_path(stream, q);
+		http_get(f.port, path, NULL, &a);
+		ck_assert_msg(a.status == 200, "%s: %ld %s", path, a.status, a.body);
+		ck_assert_int_eq(http_int(&a, "version"), (long long)version);
+		http_answer_free(&a);
+		free(path);
+
+		/* at_position: a random position at or after the event */
+		{
+			uint64_t at_p = p + pgh_rand(&rng) % (f.head - p + 1);
+			evs_at at = {.kind = EVS_AT_POSITION, .position = at_p};
+
+			snprintf(q, sizeof q, "?at_position=%llu", (unsigned long long)at_p);
+			path = state_path(stream, q);
+			http_get(f.port, path, NULL, &a);
+			ck_assert_msg(a.status == 200, "%s: %ld %s", path, a.status, a.body);
+			want = store_state(f.store, stream, &at, &version, &position);
+			ck_assert_int_eq(http_int(&a, "version"), (long long)version);
+			ck_assert_int_eq(http_int(&a, "event_position"), (long long)position);
+			ck_assert_uint_le(position, at_p);
+			expect_data(f.c, &a, want);
+			free(want);
+			http_answer_free(&a);
+			free(path);
+		}
+		free(stream);
+	}
+	teardown(&f);
+}
+END_TEST
+
+static void expect_error(unsigned port, const char *target, long status, const char *code)
+{
+	http_answer a;
+
+	http_get(port, target, NULL, &a);
+	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
+		      status);
+	ck_assert_str_eq(http_str(&a, "error"), code);
+	ck_assert_str_ne(http_str(&a, "message"), "");
+	http_answer_free(&a);
+}
+
+START_TEST(http_errors)
+{
+	static const char *const bad_times[] = {
+		"yesterday",
+		"2024-13-01T00:00:00Z",
+		"2024-02-30T00:00:00Z",
+		"2024-01-01",
+		"2024-01-01T25:00:00Z",
+		"2024-01-01T00:00:00",
+		"2024-01-01T00:00:00.Z",
+		"2024-01-01T00:00:00+1:00",
+		"0000-01-01T00:00:00Z",
+		"2024-01-01T00:00:00Z%27%3B%20DROP%20TABLE%20evs.state%3B--",
+	};
+	uint64_t rng = pgh_seed("http_errors");
+	const char *settings[] = {"min_position_wait_ms=200", NULL};
+	struct fixture f;
+	char target[256];
+	http_answer a;
+	size_t i;
+
+	setup(&f, &rng, 50, settings);
+	expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
+	expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
+		     "not_found");
+	expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
+	expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
+	expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
+	expect_error(f.port, "/streams//state", 404, "not_found");
+	expect_error(f.port, "/", 404, "not_found");
+	expect_error(f.port, "/nope", 404, "not_found");
+	for (i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
+		snprintf(target, sizeof target, "/streams/entity-1/state?as_of=%s", bad_times[i]);
+		expect_error(f.port, target, 400, "bad_request");
+	}
+	/* before the first event: known stream, no state then */
+	{
+		PGresult *r = PQexec(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
+		char *p;
+
+		ck_assert_int_eq(PQntuples(r), 1);
+		p = state_path(PQgetvalue(r, 0, 0), "?as_of=1970-01-01T00:00:00Z");
+		expect_error(f.port, p, 404, "not_found");
+		free(p);
+		p = state_path(PQgetvalue(r, 0, 0), "?at_position=0");
+		expect_error(f.port, p, 404, "not_found");
+		free(p);
+		PQclear(r);
+	}
+	expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
+		     "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z",
+		     400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
+		     "bad_request");
+	expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?min_position=abc", 400, "bad_request");
+	expect_error(f.port, "/streams/%FF%FE/state", 400, "bad_request");
+	expect_error(f.port, "/streams/entity-1/state?source=store", 400, "bad_request");
+
+	/* the projection is behind: a distinct status with the position */
+	snprintf(target, sizeof target, "/streams/entity-1/state?min_position=%llu",
+		 (unsigned long long)f.head + 1);
+	http_get(f.port, target, NULL, &a);
+	ck_assert_msg(a.status == 409, "%ld %s", a.status, a.body);
+	ck_assert_str_eq(http_str(&a, "error"), "projection_behind");
+	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
+	ck_assert_str_eq(a.retry_after, "1");
+	http_answer_free(&a);
+	snprintf(target, sizeof target, "/streams/entity-1/state?at_position=%llu",
+		 (unsigned long long)f.head + 5);
+	expect_error(f.port, target, 409, "projection_behind");
+
+	/* methods and bodies */
+	http_request(f.port, "POST", "/streams/entity-1/state", "x=1", &a);
+	ck_assert_int_eq(a.status, 405);
+	http_answer_free(&a);
+	http_request(f.port, "DELETE", "/streams/entity-1/state", NULL, &a);
+	ck_assert_int_eq(a.status, 405);
+	http_answer_free(&a);
+	{
+		const char req[] =
+			"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+
+		ck_assert_int_eq(http_raw(f.port, req, sizeof req - 1), 413);
+	}
+	/* oversized request line and headers: refused, server fine */
+	{
+		size_t big = 64 * 1024;
+		char *req = malloc(big + 64);
+		int st;
+
+		memcpy(req, "GET /streams/", 13);
+		memset(req + 13, 'a', big);
+		memcpy(req + 13 + big, "/state HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+		st = http_raw(f.port, req, big + 41);
+		ck_assert_msg(st == 0 || (st >= 400 && st < 500), "status %d", st);
+		free(req);
+	}
+	http_get(f.port, "/health", NULL, &a);
+	ck_assert_int_eq(a.status, 200);
+	http_answer_free(&a);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(http_history_and_events_paged)
+{
+	uint64_t rng = pgh_seed("http_history_and_events_paged");
+	struct fixture f;
+	PGresult *r;
+	int i, n;
+
+	setup(&f, &rng, 400, NULL);
+	r = PQexec(f.c, "SELECT stream, version FROM evs.state ORDER BY stream");
+	n = PQntuples(r);
+	for (i = 0; i < n; i++) {
+		const char *stream = PQgetvalue(r, i, 0);
+		long long versions = atoll(PQgetvalue(r, i, 1));
+		char *e = http_escape(stream);
+		int kind;
+
+		for (kind = 0; kind < 2; kind++) {
+			long long after = 0, seen = 0;
+			int limit = 1 + (int)(pgh_rand(&rng) % 7);
+
+			for (;;) {
+				char target[512];
+				json_object *arr, *next;
+				http_answer a;
+				size_t j, len;
+
+				snprintf(target, sizeof target,
+					 "/streams/%s/%s?after_version=%lld&limit=%d", e,
+					 kind ? "events" : "history", after, limit);
+				http_get(f.port, target, NULL, &a);
+				ck_assert_msg(a.status == 200, "%s: %ld %s", target, a.status,
+					      a.body);
+				ck_assert(json_object_object_get_ex(
+					a.json, kind ? "events" : "states", &arr));
+				len = json_object_array_length(arr);
+				for (j = 0; j < len; j++) {
+					json_object *v;
+					json_object *o = json_object_array_get_idx(arr, j);
+
+					ck_assert(json_object_object_get_ex(o, "version", &v));
+					ck_assert_int_eq(json_object_get_int64(v), after + 1);
+					after++;
+					seen++;
+				}
+				ck_assert(json_object_object_get_ex(a.json, "next_after_version",
+								    &next));
+				if (json_object_is_type(next, json_type_null)) {
+					http_answer_free(&a);
+					break;
+				}
+				ck_assert_int_eq(json_object_get_int64(next), after);
+				http_answer_free(&a);
+			}
+			ck_assert_int_eq(seen, versions);
+		}
+		free(e);
+	}
+	PQclear(r);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(http_token)
+{
+	uint64_t rng = pgh_seed("http_token");
+	const char *settings[] = {"token=s3cret", NULL};
+	struct fixture f;
+	http_answer a;
+
+	setup(&f, &rng, 30, settings);
+	http_get(f.port, "/streams/entity-1/state", NULL, &a);
+	ck_assert_int_eq(a.status, 401);
+	ck_assert_str_eq(http_str(&a, "error"), "unauthorized");
+	http_answer_free(&a);
+	http_get(f.port, "/streams/entity-1/state", "wrong", &a);
+	ck_assert_int_eq(a.status, 401);
+	http_answer_free(&a);
+	http_get(f.port, "/ready", "s3cret", &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
+	http_answer_free(&a);
+	http_get(f.port, "/health", NULL, &a); /* liveness needs no token */
+	ck_assert_int_eq(a.status, 200);
+	http_answer_free(&a);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(http_unavailable)
+{
+	char *dir = pgh_tmpdir("nopg"), *dsn;
+	evsq_server *srv;
+	http_answer a;
+	unsigned port;
+
+	/* a socket directory where no server listens */
+	ck_assert_int_gt(asprintf(&dsn, "host=%s port=5 dbname=x connect_timeout=2", dir), 0);
+	srv = http_server(dsn, NULL);
+	port = evsq_server_port(srv);
+	http_get(port, "/streams/a/state", NULL, &a);
+	ck_assert_msg(a.status == 503, "%ld %s", a.status, a.body);
+	ck_assert_str_eq(http_str(&a, "error"), "unavailable");
+	http_answer_free(&a);
+	http_get(port, "/ready", NULL, &a);
+	ck_assert_int_eq(a.status, 503);
+	http_answer_free(&a);
+	http_get(port, "/health", NULL, &a);
+	ck_assert_int_eq(a.status, 200);
+	http_answer_free(&a);
+	http_get(port, "/metrics", NULL, &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_ptr_nonnull(strstr(a.body, "evsq_requests_total{code=\"5xx\"} 2"));
+	http_answer_free(&a);
+	evsq_server_stop(srv);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+END_TEST
+
+/* The live projector as its own process (the production shape; one LMDB
+ * environment per process). */
+static pid_t spawn_projector(const char *dir, const char *dsn)
+{
+	char *argv[] = {(char *)pgh_projector_bin(),
+			"--store",
+			(char *)dir,
+			"--dsn",
+			(char *)dsn,
+			"--migrations",
+			(char *)pgh_migrations_dir(),
+			NULL};
+	pid_t pid;
+
+	ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	return pid;
+}
+
+/* Read-your-writes: append, then ask with min_position = the append's
+ * position while a live projector runs. */
+START_TEST(http_min_position_live)
+{
+	uint64_t rng = pgh_seed("http_min_position_live");
+	const char *settings[] = {"min_position_wait_ms=10000", NULL};
+	struct fixture f;
+	pid_t pid;
+	int i, status;
+
+	setup(&f, &rng, 50, settings);
+	pid = spawn_projector(f.dir, f.dsn);
+	for (i = 0; i < 20; i++) {
+		evs_store_info h;
+		evs_iter *it;
+		evs_event ev;
+		char *stream, *path, q[64], *want;
+		uint64_t version, position;
+		http_answer a;
+
+		model_generate(f.store, &rng, 1);
+		ck_assert_int_eq(evs_head(f.store, &h), EVS_OK);
+		ck_assert_int_eq(evs_read_all(f.store, h.last_position, EVS_FORWARD, NULL, 1, &it),
+				 EVS_OK);
+		ck_assert_int_eq(evs_iter_next(it, &ev), EVS_OK);
+		stream = strndup(ev.stream.ptr, ev.stream.len);
+		evs_iter_free(it);
+		snprintf(q, sizeof q, "?min_position=%llu", (unsigned long long)h.last_position);
+		path = state_path(stream, q);
+		http_get(f.port, path, NULL, &a);
+		ck_assert_msg(a.status == 200, "%s: %ld %s", path, a.status, a.body);
+		ck_assert_int_ge(http_int(&a, "position"), (long long)h.last_position);
+		want = store_state(f.store, stream, NULL, &version, &position);
+		ck_assert_int_eq(http_int(&a, "version"), (long long)version);
+		expect_data(f.c, &a, want);
+		free(want);
+		free(path);
+		free(stream);
+		http_answer_free(&a);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evs-projector: status %d",
+		      status);
+	teardown(&f);
+}
+END_TEST
+
+/* Malformed paths, query strings and headers: never a crash, never a 5xx
+ * other than 503. */
+START_TEST(http_garbage)
+{
+	static const char *const pieces[] = {
+		"/streams/",
+		"/state",
+		"/history",
+		"/events",
+		"?",
+		"&",
+		"=",
+		"as_of",
+		"at_position",
+		"min_position",
+		"limit",
+		"after_version",
+		"%",
+		"%2",
+		"%00",
+		"%FF",
+		"%2F",
+		"..",
+		"//",
+		"\xff",
+		"\x01",
+		" ",
+		"2024-01-01T00:00:00Z",
+		"-1",
+		"99999999999999999999999",
+		"entity-1",
+		"'",
+		"\"",
+		"\\",
+		";",
+		"+",
+		"#",
+	};
+	static const char *const headers[] = {
+		"",
+		"Authorization: Bearer x\r\n",
+		"Content-Length: abc\r\n",
+		"Transfer-Encoding: chunked\r\n",
+		"X: \x01\x02\r\n",
+		": empty\r\n",
+		"Host\r\n",
+		"Range: bytes=0-1\r\n",
+	};
+	uint64_t rng = pgh_seed("http_garbage");
+	struct fixture f;
+	http_answer a;
+	int i;
+
+	setup(&f, &rng, 50, NULL);
+	for (i = 0; i < 1500; i++) {
+		char req[2048];
+		size_t len = 0;
+		int k = (int)(pgh_rand(&rng) % 10), j, st;
+
+		len += (size_t)snprintf(req, sizeof req, "%s ",
+					pgh_rand(&rng) % 8 ? "GET" : "HEAD");
+		for (j = 0; j < k; j++)
+			len += (size_t)snprintf(
+				req + len, sizeof req - len, "%s",
+				pieces[pgh_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
+		len += (size_t)snprintf(
+			req + len, sizeof req - len, " HTTP/1.1\r\nHost: x\r\n%s\r\n",
+			headers[pgh_rand(&rng) % (sizeof headers / sizeof headers[0])]);
+		st = http_raw(f.port, req, len);
+		ck_assert_msg(st < 500 || st == 503, "status %d for %s", st, req);
+	}
+	http_get(f.port, "/health", NULL, &a);
+	ck_assert_int_eq(a.status, 200);
+	http_answer_free(&a);
+	teardown(&f);
+}
+END_TEST
+
+struct client {
+	unsigned port;
+	const char *target;
+	int ok;
+};
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		http_answer a;
+
+		http_get(c->port, c->target, NULL, &a);
+		if (a.status == 200)
+			c->ok++;
+		http_answer_free(&a);
+	}
+	return NULL;
+}
+
+START_TEST(http_concurrent_clients)
+{
+	uint64_t rng = pgh_seed("http_concurrent_clients");
+	const char *settings[] = {"pg_connections=3", "threads=2", NULL};
+	struct fixture f;
+	struct client cl[16];
+	pthread_t th[16];
+	int i;
+
+	char *paths[2];
+	PGresult *r;
+
+	setup(&f, &rng, 100, settings);
+	r = PQexec(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 2");
+	ck_assert_int_eq(PQntuples(r), 2);
+	paths[0] = state_path(PQgetvalue(r, 0, 0), "");
+	paths[1] = state_path(PQgetvalue(r, 1, 0), "?as_of=2100-01-01T00:00:00Z");
+	PQclear(r);
+	for (i = 0; i < 16; i++) {
+		cl[i].port = f.port;
+		cl[i].target = paths[i % 2];
+		cl[i].ok = 0;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, client_main, &cl[i]), 0);
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(cl[i].ok, 100);
+	}
+	free(paths[0]);
+	free(paths[1]);
+	teardown(&f);
+}
+END_TEST
+
+/* source=store (replay of LMDB) and the read model (default) agree for
+ * random streams, times (on, between and before events) and positions. */
+START_TEST(http_sources_agree)
+{
+	uint64_t rng = pgh_seed("http_sources_agree");
+	struct fixture f;
+	char *store_setting, *dsn;
+	const char *settings[2];
+	evs_store_info h;
+	PGresult *r;
+	int i, n, agreed404 = 0;
+
+	setup(&f, &rng, 800, NULL);
+	ck_assert_int_eq(evs_head(f.store, &h), EVS_OK);
+	/* one LMDB environment per process: the server opens it now */
+	evs_close(f.store);
+	f.store = NULL;
+	evsq_server_stop(f.srv);
+	ck_assert_int_gt(asprintf(&store_setting, "store=%s", f.dir), 0);
+	settings[0] = store_setting;
+	settings[1] = NULL;
+	dsn = f.dsn;
+	f.srv = http_server(dsn, settings);
+	f.port = evsq_server_port(f.srv);
+	r = PQexec(f.c, "SELECT stream, (extract(epoch FROM max(valid_from)) * 1000000)::bigint,"
+			" (extract(epoch FROM min(valid_from)) * 1000000)::bigint"
+			" FROM evs.state_history GROUP BY stream ORDER BY stream");
+	n = PQntuples(r);
+	ck_assert_int_gt(n, 5);
+	for (i = 0; i < 400; i++) {
+		int k = (int)(pgh_rand(&rng) % (uint64_t)n);
+		const char *stream = PQgetvalue(r, k, 0);
+		int64_t last_us = atoll(PQgetvalue(r, k, 1));
+		int64_t first_us = atoll(PQgetvalue(r, k, 2));
+		/* from 1 ms before the first event to 1 ms after the last */
+		int64_t t = first_us - 1000 +
+			    (int64_t)(pgh_rand(&rng) % (uint64_t)(last_us - first_us + 2001));
+		char q[128], ts[64], *p1, *p2;
+		struct tm tm;
+		time_t sec = (time_t)(t / 1000000);
+		http_answer a, b;
+
+		if (pgh_rand(&rng) % 3 == 0) {
+			snprintf(q, sizeof q, "at_position=%llu",
+				 (unsigned long long)(pgh_rand(&rng) % (h.last_position + 1)));
+		} else {
+			gmtime_r(&sec, &tm);
+			strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(q, sizeof q, "as_of=%s.%06lldZ", ts, (long long)(t % 1000000));
+		}
+		{
+			char q1[160], q2[160];
+
+			snprintf(q1, sizeof q1, "?%s", q);
+			snprintf(q2, sizeof q2, "?%s&source=store", q);
+			p1 = state_path(stream, q1);
+			p2 = state_path(stream, q2);
+		}
+		http_get(f.port, p1, NULL, &a);
+		http_get(f.port, p2, NULL, &b);
+		ck_assert_msg(a.status == b.status, "%s: %ld %s / %ld %s", p1, a.status, a.body,
+			      b.status, b.body);
+		if (a.status == 200) {
+			json_object *d;
+
+			ck_assert_int_eq(http_int(&a, "version"), http_int(&b, "version"));
+			ck_assert_int_eq(http_int(&a, "event_position"),
+					 http_int(&b, "event_position"));
+			ck_assert_int_eq(http_int(&b, "position"), (long long)h.last_position);
+			ck_assert_str_eq(http_str(&b, "source"), "store");
+			ck_assert(json_object_object_get_ex(b.json, "data", &d));
+			expect_data(f.c, &a,
+				    json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+		} else {
+			ck_assert_msg(a.status == 404, "%s: %ld %s", p1, a.status, a.body);
+			agreed404++;
+		}
+		http_answer_free(&a);
+		http_answer_free(&b);
+		free(p1);
+		free(p2);
+	}
+	fprintf(stderr, "http_sources_agree: %d of 400 before the stream's first event\n",
+		agreed404);
+	PQclear(r);
+	{
+		http_answer a;
+
+		http_get(f.port, "/streams/no-such/state?source=store", NULL, &a);
+		ck_assert_int_eq(a.status, 404);
+		http_answer_free(&a);
+		http_get(f.port, "/streams/x/state?source=elsewhere", NULL, &a);
+		ck_assert_int_eq(a.status, 400);
+		http_answer_free(&a);
+	}
+	free(store_setting);
+	teardown(&f);
+}
+END_TEST
+
+/* The daemon itself: configuration from flags and the environment, bound
+ * to loopback, served, stopped by SIGTERM with exit status 0. */
+START_TEST(http_daemon)
+{
+	uint64_t rng = pgh_seed("http_daemon");
+	struct fixture f;
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof sa;
+	char port_s[16], *path;
+	http_answer a;
+	pid_t pid;
+	int fd, status, i;
+
+	setup(&f, &rng, 30, NULL);
+	/* a free port: bind 0, read it, release it */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	snprintf(port_s, sizeof port_s, "%u", ntohs(sa.sin_port));
+	setenv("EVS_QUERY_DSN", f.dsn, 1);
+	{
+		char *argv[] = {EVS_QUERY_BIN, "--port", port_s, "--log-level=1", NULL};
+
+		ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	}
+	unsetenv("EVS_QUERY_DSN");
+	/* readiness: a connect loop with a bound, never a sleep alone */
+	for (i = 0; i < 500; i++) {
+		static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+		if (http_raw(ntohs(sa.sin_port), health, sizeof health - 1) == 200)
+			break;
+		usleep(10000);
+	}
+	ck_assert_int_lt(i, 500);
+	{
+		PGresult *r = PQexec(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
+
+		path = state_path(PQgetvalue(r, 0, 0), "");
+		PQclear(r);
+	}
+	http_get(ntohs(sa.sin_port), path, NULL, &a);
+	ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
+	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
+	http_answer_free(&a);
+	free(path);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evs-query: status %d",
+		      status);
+	teardown(&f);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("http");
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_ALL);
+	pgh_start();
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, http_state_matches_store);
+	tcase_add_test(tc, http_errors);
+	tcase_add_test(tc, http_daemon);
+	tcase_add_test(tc, http_sources_agree);
+	tcase_add_test(tc, http_history_and_events_paged);
+	tcase_add_test(tc, http_token);
+	tcase_add_test(tc, http_unavailable);
+	tcase_add_test(tc, http_min_position_live);
+	tcase_add_test(tc, http_garbage);
+	tcase_add_test(tc, http_concurrent_clients);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgh_stop();
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
