@@ -20,6 +20,7 @@ EVS_STORE=$(mktemp -d /tmp/evstore-demo.XXXXXX)/store
 chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it too
 cleanup() {
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
+  [ -n "${query_pid:-}" ] && kill "$query_pid" 2>/dev/null
   evs_pg_stop
   [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
 }
@@ -101,6 +102,20 @@ step "an analyst's SQL: balances, the ledger, and the generic state as of the au
 show psql "$EVS_PG_DSN" -c "SELECT id, owner, balance, open, version FROM bank.accounts ORDER BY id"
 show psql "$EVS_PG_DSN" -c "SELECT position, account, kind, amount, counterparty FROM bank.ledger ORDER BY position"
 show psql "$EVS_PG_DSN" -c "SELECT evs.state_at('account-alice', '$moment') AS alice_then, (SELECT data FROM evs.state WHERE stream = 'account-alice') AS alice_now"
+
+step "an auditor over HTTP: evs-query answers from the read models (loopback only)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PWD/build/query/evs-query" --dsn "$EVS_PG_DSN" --store "$bank" --projection bank \
+  --port "$port" --log-level 1 &
+query_pid=$!
+for _ in $(seq 1 100); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done
+enc_moment=${moment//+/%2B}
+show curl -s "localhost:$port/streams/account-alice/state"; echo
+show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment"; echo
+show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment&source=store"; echo
+show curl -s "localhost:$port/streams/account-nobody/state"; echo
+kill "$query_pid"; wait "$query_pid" 2>/dev/null || true
+query_pid=
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"

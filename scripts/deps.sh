@@ -6,7 +6,7 @@ EVS_PACKAGES=(
   liblmdb-dev lmdb-utils libmsgpack-dev libjson-c-dev uuid-dev
   check libsubunit-dev clang-format
   python3 python3-lmdb python3-msgpack
-  postgresql libpq-dev libmicrohttpd-dev libcurl4-openssl-dev
+  postgresql libpq-dev libmicrohttpd-dev libcurl4-openssl-dev curl
   clang libclang-rt-14-dev
 )
 
