@@ -22,47 +22,6 @@ static uint64_t be(const uint8_t *p, int n)
 	return v;
 }
 
-/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)
- * and no NUL. */
-static bool text_ok(const uint8_t *p, uint64_t n)
-{
-	const uint8_t *end = p + n;
-
-	while (p < end) {
-		uint8_t c = *p;
-		if (c >= 0x01 && c < 0x80) {
-			p++;
-			continue;
-		}
-		int k;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return false; /* NUL, continuation byte or invalid lead */
-		}
-		if (end - p <= k)
-			return false;
-		for (int i = 1; i <= k; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i] & 0x3f);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		p += k + 1;
-	}
-	return true;
-}
-
 bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 {
 	const uint8_t *p = buf, *end = p + len;
@@ -180,7 +139,7 @@ bool evs__mp_is_map(const void *buf, size_t len, const char **why)
 		} else {
 			if (skip > (uint64_t)(end - p))
 				goto truncated;
-			if (text && !text_ok(p, skip)) {
+			if (text && !evs__utf8_text(p, skip)) {
 				*why = "a string is not valid UTF-8 or contains a NUL byte";
 				return false;
 			}

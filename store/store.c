@@ -32,25 +32,21 @@ int64_t evs__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Stream ids and types: 1..EVS_MAX_NAME bytes of valid UTF-8, no NUL. */
-int evs__check_name(const char *name, size_t *len)
+/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF)
+ * and no NUL. */
+bool evs__utf8_text(const uint8_t *p, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)name;
-	size_t n = 0;
+	const uint8_t *end = p + n;
 
-	if (name == NULL)
-		return 0;
-	while (p[n] != 0) {
-		unsigned char c = p[n];
-		size_t k;
-		uint32_t cp;
-
-		if (n >= EVS_MAX_NAME)
-			return -1;
-		if (c < 0x80) {
-			n++;
+	while (p < end) {
+		uint8_t c = *p;
+		if (c >= 0x01 && c < 0x80) {
+			p++;
 			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
+		}
+		int k;
+		uint32_t cp;
+		if (c >= 0xc2 && c <= 0xdf) {
 			k = 1;
 			cp = c & 0x1f;
 		} else if (c >= 0xe0 && c <= 0xef) {
@@ -60,23 +56,36 @@ int evs__check_name(const char *name, size_t *len)
 			k = 3;
 			cp = c & 0x07;
 		} else {
-			return -2;
+			return false; /* NUL, continuation byte or invalid lead */
 		}
-		for (size_t i = 1; i <= k; i++) {
-			if ((p[n + i] & 0xc0) != 0x80)
-				return -2;
-			cp = cp << 6 | (p[n + i] & 0x3f);
+		if (end - p <= k)
+			return false;
+		for (int i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
 		}
-		/* overlong, surrogate or beyond U+10FFFF */
 		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
 		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return -2;
-		n += k + 1;
+			return false;
+		p += k + 1;
 	}
+	return true;
+}
+
+/* Stream ids and types: 1..EVS_MAX_NAME bytes of valid UTF-8, no NUL. */
+int evs__check_name(const char *name, size_t *len)
+{
+	size_t n;
+
+	if (name == NULL || (n = strnlen(name, EVS_MAX_NAME + 1)) == 0)
+		return 0;
 	if (n > EVS_MAX_NAME)
 		return -1;
+	if (!evs__utf8_text((const uint8_t *)name, n))
+		return -2;
 	*len = n;
-	return n == 0 ? 0 : 1;
+	return 1;
 }
 
 static int open_dbs(evs_store *s, bool create)
