@@ -38,6 +38,12 @@ void evsq__pool_close(evsq__pool *pool);
 int evsq__pool_exec(evsq__pool *pool, enum evsq__stmt stmt, int nparams, const char *const *params,
 		    PGresult **res, char *sqlstate, char *err, size_t errlen);
 
+/* The same for SQL text (not prepared: parsed and planned per call), for
+ * statements made at run time from catalog names (read models). Values
+ * only as parameters; identifiers quoted with PQescapeIdentifier. */
+int evsq__pool_query(evsq__pool *pool, const char *sql, int nparams, const char *const *params,
+		     PGresult **res, char *sqlstate, char *err, size_t errlen);
+
 /* ---- parameters (params.c) ---- */
 
 /* Strict RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM);

@@ -182,11 +182,13 @@ fail:
 	return NULL;
 }
 
-int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char *const *params,
-		    PGresult **res, char *sqlstate, char *err, size_t errlen)
+/* One statement on a borrowed connection: the prepared one named name,
+ * or (name NULL) the SQL text sql, parsed each time. */
+static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams,
+	       const char *const *params, PGresult **res, char *sqlstate, char *err,
+	       size_t errlen)
 {
 	struct slot *s = NULL;
-	char name[16];
 	int i, attempt, rc = EVSQ_UNAVAILABLE;
 
 	*res = NULL;
@@ -205,7 +207,6 @@ int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char
 	s->busy = true;
 	pthread_mutex_unlock(&p->mu);
 
-	snprintf(name, sizeof name, "q%d", (int)stmt);
 	snprintf(err, errlen, "could not connect to the read-model database");
 	for (attempt = 0; attempt < 2; attempt++) {
 		PGresult *r;
@@ -218,7 +219,8 @@ int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char
 			if (!s->conn)
 				break;
 		}
-		r = PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
+		r = name ? PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0)
+			 : PQexecParams(s->conn, sqltext, nparams, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 			*res = r;
 			rc = EVSQ_OK;
@@ -247,4 +249,19 @@ int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char *const *params,
+		    PGresult **res, char *sqlstate, char *err, size_t errlen)
+{
+	char name[16];
+
+	snprintf(name, sizeof name, "q%d", (int)stmt);
+	return run(p, name, NULL, nparams, params, res, sqlstate, err, errlen);
+}
+
+int evsq__pool_query(evsq__pool *p, const char *sql, int nparams, const char *const *params,
+		     PGresult **res, char *sqlstate, char *err, size_t errlen)
+{
+	return run(p, NULL, sql, nparams, params, res, sqlstate, err, errlen);
 }
