@@ -68,7 +68,9 @@ bool evsq__parse_u63(const char *s, int64_t *out)
 	int64_t v = 0;
 	size_t i;
 
-	if (!s[0] || strlen(s) > 19)
+	/* no length cap: leading zeros are digits like any other, and the
+	 * overflow check below bounds the value */
+	if (!s[0])
 		return false;
 	for (i = 0; s[i]; i++) {
 		if (s[i] < '0' || s[i] > '9')
