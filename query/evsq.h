@@ -25,6 +25,27 @@
  *   GET /streams/{id}/events?after_version=V&limit=L    events, paged
  *   GET /health  /ready  /metrics (Prometheus text)
  *
+ *   Declared read models (--rules FILE[,FILE]: projection files with
+ *   "projection", "schema" and "tables"; position = that projection's
+ *   checkpoint, read in the same statement as the rows):
+ *   GET /models                          {"models": [{projection, schema,
+ *                                        tables: [{name, primary_key, columns}]}]}
+ *   GET /models/{projection}             the same for one model
+ *   GET /models/{projection}/{table}/{key}   one row by its single-column
+ *                                        primary key: {projection, table,
+ *                                        position, row}
+ *   GET /models/{projection}/{table}?after=K&limit=L&{column}=V...
+ *                                        rows in primary-key order, keyset
+ *                                        paged: {projection, table, position,
+ *                                        rows, next_after} (next_after null
+ *                                        on the last page; for a composite
+ *                                        key it is a JSON object text); a
+ *                                        column=value pair filters on equality
+ *   min_position=N on these as on streams. 404 unknown model, table or
+ *   key; 400 unknown column or parameter, a value PostgreSQL cannot
+ *   convert to the column's type, a key lookup on a composite key; 503 a
+ *   declared table missing from the database.
+ *
  *   min_position=N on any stream request: wait up to min_position_wait_ms
  *   for the checkpoint to reach N; else 409 {"error":"projection_behind",
  *   "position":P}. at_position beyond the checkpoint is answered the same
@@ -76,6 +97,7 @@ typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
 	   "store directory for source=store answers (opened read-only; empty: off)")      \
 	XX(projection, STR, "builtin", 0, 0,                                               \
 	   "checkpoint name of the projection writing the built-in models")                \
+	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")   \
 	XX(token, STR, "", 0, 0,                                                           \
 	   "bearer token callers must send (empty: none; prefer the environment)")         \
 	XX(threads, INT, "4", 1, 256, "HTTP worker threads")                               \

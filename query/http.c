@@ -155,6 +155,8 @@ static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char 
 	}
 	if (!strncmp(url, "/streams/", 9))
 		return evsq__streams(&srv->ctx, conn, url + 9, body);
+	if (!strcmp(url, "/models") || !strncmp(url, "/models/", 8))
+		return evsq__models_serve(&srv->ctx, conn, url + 7, body);
 	evsq__error(body, "not_found", "no such resource");
 	return 404;
 }
@@ -287,6 +289,9 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 			goto fail;
 		}
 	}
+	if ((rc = evsq__models_load(cfg->rules, &srv->ctx.models, err, errlen)))
+		goto fail;
+	rc = EVSQ_NOMEM;
 	srv->ctx.pool = srv->pool;
 	srv->ctx.store = srv->store;
 	srv->ctx.projection = srv->projection;
@@ -328,6 +333,7 @@ void evsq_server_stop(evsq_server *srv)
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
 	evsq__pool_close(srv->pool);
+	evsq__models_free(srv->ctx.models);
 	evs_close(srv->store);
 	free(srv->token);
 	free(srv->projection);

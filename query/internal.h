@@ -65,6 +65,7 @@ void evsq__json_str(evp_buf *b, const char *s);
 /* ---- stream endpoints (streams.c) ---- */
 
 struct MHD_Connection;
+typedef struct evsq__models evsq__models;
 
 typedef struct evsq__ctx {
 	evsq__pool *pool;
@@ -72,6 +73,7 @@ typedef struct evsq__ctx {
 	const char *projection;
 	long min_position_wait_ms;
 	long page_max;
+	evsq__models *models; /* declared read models (--rules), or NULL */
 } evsq__ctx;
 
 /* Answer GET /streams/<rest> (rest is the decoded path after
@@ -85,5 +87,23 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 				int64_t at_position, evp_buf *body);
 /* {"error": code, "message": msg} */
 void evsq__error(evp_buf *body, const char *code, const char *msg);
+/* Wait until the checkpoint of projection reaches min (bounded by
+ * ctx->min_position_wait_ms): 0 when reached, else the status (409
+ * projection_behind, 503, ...) with its body. */
+unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
+			     evp_buf *body);
+
+/* ---- declared read models (models.c) ---- */
+
+/* Load the comma-separated projection files of --rules (empty or NULL:
+ * none, *out NULL). EVSQ_INVALID with err filled for a file that does not
+ * load or lacks "schema"/"tables", or a projection named twice;
+ * EVSQ_NOMEM. */
+int evsq__models_load(const char *rules, evsq__models **out, char *err, size_t errlen);
+void evsq__models_free(evsq__models *models);
+/* Answer GET /models<rest> (rest: "" or the decoded path after
+ * "/models", starting with '/'). */
+unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			    evp_buf *body);
 
 #endif

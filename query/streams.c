@@ -110,13 +110,14 @@ static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char
 
 /* Wait until the checkpoint reaches min (polling with a growing pause,
  * bounded by the configured wait). 0 when reached, else the status. */
-static unsigned wait_position(const evsq__ctx *ctx, int64_t min, evp_buf *body)
+unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
+			     evp_buf *body)
 {
 	int64_t deadline = now_ms() + ctx->min_position_wait_ms, cur = 0;
 	long pause_us = 1000;
 
 	for (;;) {
-		const char *params[1] = {ctx->projection};
+		const char *params[1] = {projection};
 		char sqlstate[6], err[512];
 		PGresult *r;
 		int rc = evsq__pool_exec(ctx->pool, EVSQ__S_CHECKPOINT, 1, params, &r, sqlstate,
@@ -205,7 +206,7 @@ static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const c
 		if (from_store)
 			return evsq__state_from_store(ctx->store, stream, NULL, pos, body);
 		/* the state after N is only known once N is projected */
-		if ((status = wait_position(ctx, pos, body)))
+		if ((status = evsq__wait_position(ctx, ctx->projection, pos, body)))
 			return status;
 		stmt = EVSQ__S_AT_POSITION;
 		params[2] = at;
@@ -384,7 +385,7 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
 			evsq__error(body, "bad_request", msg);
 			return 400;
 		}
-		if ((status = wait_position(ctx, min, body)))
+		if ((status = evsq__wait_position(ctx, ctx->projection, min, body)))
 			return status;
 	}
 	stream = strndup(rest, len);

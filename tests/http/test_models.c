@@ -1,0 +1,775 @@
+/*
+ * test_models.c - GET /models... of evs-query over real HTTP (libcurl) on
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h): a
+ * store of random bank events (model_generate_bank) projected by the
+ * projector library with projector/bank.projection, served with
+ * rules=bank.projection. Rows are checked against a fold of the events
+ * appended (read back from the store), not against the SQL the service
+ * runs; listings are paged to the end with random page sizes and must
+ * cover every expected row exactly once, in key order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <curl/curl.h>
+
+#include "client.h"
+#include "evsproj.h"
+#include "model.h"
+#include "pgh.h"
+
+#define ACCOUNTS   12
+#define MAX_LEDGER 2000
+
+/* What the bank projection must hold, folded from the store's events. */
+struct account {
+	long long balance, version;
+	char owner[64];
+	int ledger; /* rows */
+};
+
+struct entry {
+	long long position, amount;
+	int account;
+	const char *kind;
+	char counterparty[32]; /* "" for none */
+};
+
+struct fold {
+	struct account acc[ACCOUNTS];
+	struct entry led[MAX_LEDGER];
+	int nled;
+	long long opened[ACCOUNTS]; /* positions of AccountOpened (no ledger row) */
+};
+
+struct fixture {
+	char *dir, *dsn, *rules;
+	evs_store *store;
+	evsq_server *srv;
+	unsigned port;
+	PGconn *c;
+	long long head;
+	struct fold fold;
+};
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s", key,
+		      json_object_to_json_string(o));
+	return v;
+}
+
+static void fold_store(struct fixture *f)
+{
+	evs_iter *it;
+	evs_event ev;
+
+	memset(&f->fold, 0, sizeof f->fold);
+	ck_assert_int_eq(evs_read_all(f->store, 1, EVS_FORWARD, NULL, 0, &it), EVS_OK);
+	while (evs_iter_next(it, &ev) == EVS_OK) {
+		int acct = atoi(ev.stream.ptr + 8);
+		struct account *a = &f->fold.acc[acct];
+		evp_buf b = {0};
+		json_object *d, *v;
+		struct entry *e;
+		long long amount;
+		char type[64];
+
+		ck_assert_int_lt(acct, ACCOUNTS);
+		snprintf(type, sizeof type, "%.*s", (int)ev.type.len, ev.type.ptr);
+		ck_assert_int_eq(evp_msgpack_to_json(&b, ev.data, ev.data_len), 0);
+		ck_assert(evp_buf_cstr(&b));
+		d = json_tokener_parse(b.ptr);
+		evp_buf_free(&b);
+		a->version = (long long)ev.version;
+		if (!strcmp(type, "AccountOpened")) {
+			snprintf(a->owner, sizeof a->owner, "%s",
+				 json_object_get_string(member(d, "owner")));
+			f->fold.opened[acct] = (long long)ev.position;
+			json_object_put(d);
+			continue;
+		}
+		ck_assert_int_lt(f->fold.nled, MAX_LEDGER);
+		e = &f->fold.led[f->fold.nled++];
+		amount = json_object_get_int64(member(d, "amount"));
+		e->position = (long long)ev.position;
+		e->account = acct;
+		if (!strcmp(type, "MoneyDeposited")) {
+			e->kind = "deposit";
+		} else if (!strcmp(type, "MoneyWithdrawn")) {
+			e->kind = "withdrawal";
+			amount = -amount;
+		} else if (!strcmp(type, "TransferSent")) {
+			e->kind = "transfer out";
+			amount = -amount;
+		} else if (!strcmp(type, "TransferReceived")) {
+			e->kind = "transfer in";
+		} else {
+			ck_assert_str_eq(type, "TransferReturned");
+			e->kind = "transfer returned";
+		}
+		if (json_object_object_get_ex(d, "to", &v) ||
+		    json_object_object_get_ex(d, "from", &v))
+			snprintf(e->counterparty, sizeof e->counterparty, "%s",
+				 json_object_get_string(v));
+		e->amount = amount;
+		a->balance += amount;
+		a->ledger++;
+		json_object_put(d);
+	}
+	evs_iter_free(it);
+}
+
+static void project(struct fixture *f)
+{
+	evp_config cfg;
+	evp_stats st;
+	char err[2048];
+
+	evp_config_init(&cfg);
+	cfg.store_path = f->dir;
+	cfg.dsn = f->dsn;
+	cfg.migrations_dir = pgh_migrations_dir();
+	cfg.rules_path = f->rules;
+	cfg.once = true;
+	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
+}
+
+/* settings: extra "name=value" for the server; rules=bank.projection
+ * unless extra_rules names more files (comma-separated, appended). */
+static void setup(struct fixture *f, uint64_t *rng, int events, const char *extra_rules,
+		  const char *const *settings)
+{
+	const char *all[8];
+	char *rules_opt;
+	evs_store_info h;
+	int i = 0;
+
+	memset(f, 0, sizeof *f);
+	f->dir = pgh_tmpdir("store");
+	f->dsn = pgh_new_db();
+	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	f->store = model_open(f->dir);
+	model_generate_bank(f->store, rng, events, ACCOUNTS);
+	project(f);
+	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
+	f->head = (long long)h.last_position;
+	fold_store(f);
+	f->c = pgh_connect(f->dsn);
+	ck_assert_int_gt(asprintf(&rules_opt, "rules=%s%s%s", f->rules, extra_rules ? "," : "",
+				  extra_rules ? extra_rules : ""),
+			 0);
+	all[i++] = rules_opt;
+	while (settings && *settings && i < 7)
+		all[i++] = *settings++;
+	all[i] = NULL;
+	f->srv = http_server(f->dsn, all);
+	f->port = evsq_server_port(f->srv);
+	free(rules_opt);
+}
+
+static void teardown(struct fixture *f)
+{
+	evsq_server_stop(f->srv);
+	PQfinish(f->c);
+	evs_close(f->store);
+	pgh_rmtree(f->dir);
+	free(f->dir);
+	free(f->dsn);
+	free(f->rules);
+}
+
+static void expect_error(unsigned port, const char *target, long status, const char *code)
+{
+	http_answer a;
+
+	http_get(port, target, NULL, &a);
+	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
+		      status);
+	ck_assert_str_eq(http_str(&a, "error"), code);
+	ck_assert_str_ne(http_str(&a, "message"), "");
+	http_answer_free(&a);
+}
+
+static void get_ok(unsigned port, const char *target, http_answer *a)
+{
+	http_get(port, target, NULL, a);
+	ck_assert_msg(a->status == 200, "%s: %ld %s", target, a->status, a->body);
+	ck_assert_ptr_nonnull(a->json);
+}
+
+static void check_account(const struct fixture *f, int i, json_object *row)
+{
+	char id[32];
+
+	snprintf(id, sizeof id, "account-%d", i);
+	ck_assert_str_eq(json_object_get_string(member(row, "id")), id);
+	ck_assert_str_eq(json_object_get_string(member(row, "owner")), f->fold.acc[i].owner);
+	ck_assert_int_eq(json_object_get_int64(member(row, "balance")), f->fold.acc[i].balance);
+	ck_assert_int_eq(json_object_get_int64(member(row, "version")), f->fold.acc[i].version);
+	ck_assert(json_object_get_boolean(member(row, "open")));
+	ck_assert_str_ne(json_object_get_string(member(row, "opened_at")), "");
+}
+
+static const struct entry *find_entry(const struct fixture *f, long long position)
+{
+	int i;
+
+	for (i = 0; i < f->fold.nled; i++)
+		if (f->fold.led[i].position == position)
+			return &f->fold.led[i];
+	return NULL;
+}
+
+static void check_entry(const struct entry *e, json_object *row)
+{
+	char acct[32];
+	json_object *cp = member(row, "counterparty");
+
+	snprintf(acct, sizeof acct, "account-%d", e->account);
+	ck_assert_int_eq(json_object_get_int64(member(row, "position")), e->position);
+	ck_assert_str_eq(json_object_get_string(member(row, "account")), acct);
+	ck_assert_str_eq(json_object_get_string(member(row, "kind")), e->kind);
+	ck_assert_int_eq(json_object_get_int64(member(row, "amount")), e->amount);
+	if (e->counterparty[0])
+		ck_assert_str_eq(json_object_get_string(cp), e->counterparty);
+	else
+		ck_assert(json_object_is_type(cp, json_type_null));
+}
+
+/* Every account and random ledger rows by key, against the fold. */
+START_TEST(models_rows_by_key)
+{
+	uint64_t rng = pgh_seed("models_rows_by_key");
+	struct fixture f;
+	char target[256];
+	http_answer a;
+	int i;
+
+	setup(&f, &rng, 400, NULL, NULL);
+	for (i = 0; i < ACCOUNTS; i++) {
+		snprintf(target, sizeof target, "/models/bank/accounts/account-%d", i);
+		get_ok(f.port, target, &a);
+		ck_assert_str_eq(http_str(&a, "projection"), "bank");
+		ck_assert_str_eq(http_str(&a, "table"), "accounts");
+		ck_assert_int_eq(http_int(&a, "position"), f.head);
+		check_account(&f, i, member(a.json, "row"));
+		http_answer_free(&a);
+	}
+	for (i = 0; i < 60; i++) {
+		const struct entry *e = &f.fold.led[pgh_rand(&rng) % (uint64_t)f.fold.nled];
+
+		snprintf(target, sizeof target, "/models/bank/ledger/%lld%s", e->position,
+			 i % 2 ? "?min_position=1" : "");
+		get_ok(f.port, target, &a);
+		ck_assert_int_eq(http_int(&a, "position"), f.head);
+		check_entry(e, member(a.json, "row"));
+		http_answer_free(&a);
+	}
+	/* positions without a ledger row (AccountOpened), and past the head */
+	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.fold.opened[3]);
+	expect_error(f.port, target, 404, "not_found");
+	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.head + 1);
+	expect_error(f.port, target, 404, "not_found");
+	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	/* a key with quotes and SQL stays a value */
+	expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
+		     "not_found");
+	teardown(&f);
+}
+END_TEST
+
+/* Page through target (which has a '?' already or not) with random page
+ * sizes, handing each row to each. Returns the number of rows. */
+static int page_all(const struct fixture *f, uint64_t *rng, const char *target,
+		    void (*each)(const struct fixture *, json_object *, void *), void *ctx,
+		    long long position)
+{
+	char *after = NULL;
+	int total = 0, pages = 0;
+
+	for (;;) {
+		char url[512], *esc = after ? http_escape(after) : NULL;
+		long lim = 1 + (long)(pgh_rand(rng) % 40);
+		http_answer a;
+		json_object *rows, *next;
+		size_t i, n;
+
+		snprintf(url, sizeof url, "%s%climit=%ld%s%s", target,
+			 strchr(target, '?') ? '&' : '?', lim, esc ? "&after=" : "",
+			 esc ? esc : "");
+		free(esc);
+		get_ok(f->port, url, &a);
+		ck_assert_int_eq(http_int(&a, "position"), position);
+		rows = member(a.json, "rows");
+		next = member(a.json, "next_after");
+		n = json_object_array_length(rows);
+		ck_assert_int_le((long)n, lim);
+		for (i = 0; i < n; i++)
+			each(f, json_object_array_get_idx(rows, i), ctx);
+		total += (int)n;
+		free(after);
+		after = NULL;
+		pages++;
+		ck_assert_int_lt(pages, 10000);
+		if (json_object_is_type(next, json_type_null)) {
+			/* null exactly at the end: a full page is never the last
+			 * but by coincidence of the count */
+			http_answer_free(&a);
+			break;
+		}
+		ck_assert_int_eq((long)n, lim); /* more rows: the page is full */
+		after = strdup(json_object_get_string(next));
+		http_answer_free(&a);
+	}
+	return total;
+}
+
+struct seen_ledger {
+	char seen[MAX_LEDGER];
+	long long last;
+	int account;      /* filter, or -1 */
+	const char *kind; /* filter, or NULL */
+};
+
+static void each_ledger(const struct fixture *f, json_object *row, void *ctx)
+{
+	struct seen_ledger *s = ctx;
+	long long pos = json_object_get_int64(member(row, "position"));
+	const struct entry *e = find_entry(f, pos);
+
+	ck_assert_msg(e, "ledger row at %lld not in the fold", pos);
+	ck_assert_msg(pos > s->last, "ledger out of order: %lld after %lld", pos, s->last);
+	s->last = pos;
+	ck_assert(!s->seen[e - f->fold.led]);
+	s->seen[e - f->fold.led] = 1;
+	if (s->account >= 0)
+		ck_assert_int_eq(e->account, s->account);
+	if (s->kind)
+		ck_assert_str_eq(e->kind, s->kind);
+	check_entry(e, row);
+}
+
+struct seen_accounts {
+	char seen[ACCOUNTS];
+	char last[32];
+};
+
+static void each_account(const struct fixture *f, json_object *row, void *ctx)
+{
+	struct seen_accounts *s = ctx;
+	const char *id = json_object_get_string(member(row, "id"));
+	int i = atoi(id + 8);
+
+	ck_assert_msg(strcmp(id, s->last) > 0, "accounts out of order: %s after %s", id, s->last);
+	snprintf(s->last, sizeof s->last, "%s", id);
+	ck_assert(!s->seen[i]);
+	s->seen[i] = 1;
+	check_account(f, i, row);
+}
+
+/* Listings cover every row exactly once in key order (bigint keys as
+ * numbers), with and without equality filters. */
+START_TEST(models_listings_paged)
+{
+	uint64_t rng = pgh_seed("models_listings_paged");
+	static const char *const kinds[] = {"deposit", "withdrawal", "transfer out", "transfer in",
+					    "transfer returned"};
+	struct fixture f;
+	struct seen_ledger *sl = calloc(1, sizeof *sl);
+	struct seen_accounts sa;
+	char target[256];
+	http_answer a;
+	int i, k, n, want;
+
+	setup(&f, &rng, 700, NULL, NULL);
+	sl->account = -1;
+	n = page_all(&f, &rng, "/models/bank/ledger", each_ledger, sl, f.head);
+	ck_assert_int_eq(n, f.fold.nled);
+	memset(&sa, 0, sizeof sa);
+	ck_assert_int_eq(page_all(&f, &rng, "/models/bank/accounts", each_account, &sa, f.head),
+			 ACCOUNTS);
+	/* filters: one account's rows; one kind of movement */
+	for (i = 0; i < 4; i++) {
+		int acct = (int)(pgh_rand(&rng) % ACCOUNTS);
+
+		memset(sl, 0, sizeof *sl);
+		sl->account = acct;
+		snprintf(target, sizeof target, "/models/bank/ledger?account=account-%d", acct);
+		ck_assert_int_eq(page_all(&f, &rng, target, each_ledger, sl, f.head),
+				 f.fold.acc[acct].ledger);
+	}
+	for (k = 0; k < 5; k++) {
+		char *e = http_escape(kinds[k]);
+
+		memset(sl, 0, sizeof *sl);
+		sl->account = -1;
+		sl->kind = kinds[k];
+		for (want = 0, i = 0; i < f.fold.nled; i++)
+			want += !strcmp(f.fold.led[i].kind, kinds[k]);
+		snprintf(target, sizeof target, "/models/bank/ledger?kind=%s", e);
+		ck_assert_int_eq(page_all(&f, &rng, target, each_ledger, sl, f.head), want);
+		free(e);
+	}
+	/* two filters at once, and a filter that matches nothing */
+	memset(sl, 0, sizeof *sl);
+	sl->account = 2;
+	sl->kind = "deposit";
+	for (want = 0, i = 0; i < f.fold.nled; i++)
+		want += f.fold.led[i].account == 2 && !strcmp(f.fold.led[i].kind, "deposit");
+	ck_assert_int_eq(page_all(&f, &rng, "/models/bank/ledger?kind=deposit&account=account-2",
+				  each_ledger, sl, f.head),
+			 want);
+	get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--", &a);
+	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 0);
+	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
+	http_answer_free(&a);
+	ck_assert_int_eq(pgh_int(f.c, "SELECT count(*) FROM bank.ledger"), f.fold.nled);
+	/* the default page and the largest one */
+	get_ok(f.port, "/models/bank/ledger", &a);
+	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")),
+			 f.fold.nled < 100 ? f.fold.nled : 100);
+	http_answer_free(&a);
+	get_ok(f.port, "/models/bank/ledger?limit=1000", &a);
+	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), f.fold.nled);
+	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
+	http_answer_free(&a);
+	free(sl);
+	teardown(&f);
+}
+END_TEST
+
+START_TEST(models_errors)
+{
+	uint64_t rng = pgh_seed("models_errors");
+	const char *settings[] = {"min_position_wait_ms=200", "page_max=50", NULL};
+	struct fixture f;
+	char target[256];
+	http_answer a;
+
+	setup(&f, &rng, 60, NULL, settings);
+	expect_error(f.port, "/models/nope", 404, "not_found");
+	expect_error(f.port, "/models/nope/accounts/account-1", 404, "not_found");
+	expect_error(f.port, "/models/bankx/accounts", 404, "not_found");
+	expect_error(f.port, "/models/bank/nope", 404, "not_found");
+	expect_error(f.port, "/models/bank/accountsx", 404, "not_found");
+	expect_error(f.port, "/models/bank/nope/1", 404, "not_found");
+	expect_error(f.port, "/models/bank/accounts%22%3B--/account-1", 404, "not_found");
+	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	expect_error(f.port, "/modelsx", 404, "not_found");
+	/* limit and after */
+	expect_error(f.port, "/models/bank/ledger?limit=0", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?limit=51", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?limit=abc", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?limit=-1", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400, "bad_request");
+	/* keys and filter values PostgreSQL cannot convert to the column's type */
+	expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?amount=lots", 400, "bad_request");
+	expect_error(f.port, "/models/bank/accounts?open=maybe", 400, "bad_request");
+	expect_error(f.port, "/models/bank/accounts?opened_at=not-a-time", 400, "bad_request");
+	expect_error(f.port, "/models/bank/accounts/%C3%28", 400, "bad_request");
+	/* unknown and repeated parameters */
+	expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
+	expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
+		     "bad_request");
+	expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
+	expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
+	expect_error(f.port, "/models?x=1", 400, "bad_request");
+	expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
+	/* min_position */
+	expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
+		     "bad_request");
+	expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
+	snprintf(target, sizeof target, "/models/bank/accounts/account-1?min_position=%lld",
+		 f.head + 1);
+	http_get(f.port, target, NULL, &a);
+	ck_assert_msg(a.status == 409, "%ld %s", a.status, a.body);
+	ck_assert_str_eq(http_str(&a, "error"), "projection_behind");
+	ck_assert_int_eq(http_int(&a, "position"), f.head);
+	ck_assert_str_eq(a.retry_after, "1");
+	http_answer_free(&a);
+	snprintf(target, sizeof target, "/models/bank/ledger?min_position=%lld&limit=1", f.head);
+	get_ok(f.port, target, &a);
+	ck_assert_int_eq(http_int(&a, "position"), f.head);
+	http_answer_free(&a);
+	/* other methods */
+	http_request(f.port, "POST", "/models/bank/accounts", NULL, &a);
+	ck_assert_int_eq(a.status, 405);
+	http_answer_free(&a);
+	teardown(&f);
+}
+END_TEST
+
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+	char *p;
+	FILE *fp;
+
+	ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+	ck_assert_ptr_nonnull(fp = fopen(p, "w"));
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	return p;
+}
+
+struct seen_kv {
+	char seen[4][25];
+	int count, last_b;
+	char last_a[8];
+};
+
+static void each_kv(const struct fixture *f, json_object *row, void *ctx)
+{
+	struct seen_kv *s = ctx;
+	const char *a = json_object_get_string(member(row, "a"));
+	int b = (int)json_object_get_int64(member(row, "b"));
+	int cmp = strcmp(a, s->last_a);
+
+	(void)f;
+	ck_assert_msg(cmp > 0 || (cmp == 0 && b > s->last_b), "kv out of order: %s,%d after %s,%d",
+		      a, b, s->last_a, s->last_b);
+	snprintf(s->last_a, sizeof s->last_a, "%s", a);
+	s->last_b = b;
+	ck_assert(a[0] >= 'p' && a[0] <= 's' && b >= 0 && b < 25);
+	ck_assert(!s->seen[a[0] - 'p'][b]);
+	s->seen[a[0] - 'p'][b] = 1;
+	s->count++;
+}
+
+/* GET /models, composite keys, a table without a key, a table dropped
+ * while served, a column type without equality. */
+START_TEST(models_catalog)
+{
+	uint64_t rng = pgh_seed("models_catalog");
+	struct fixture f;
+	struct seen_kv kv;
+	char *dir = pgh_tmpdir("rules"), *extra;
+	json_object *models, *m, *tables, *t;
+	http_answer a;
+
+	extra = write_file(dir, "pairs.projection",
+			   "# tables made by the test itself\n"
+			   "projection pairs\nschema pairs\ntables kv pairs.nokey gone\n");
+	setup(&f, &rng, 40, extra, NULL);
+	pgh_exec(f.c, "CREATE SCHEMA pairs;"
+		      " CREATE TABLE pairs.kv (a text, b int, v text, j json, PRIMARY KEY (a, b));"
+		      " CREATE TABLE pairs.nokey (x int);"
+		      " INSERT INTO pairs.kv SELECT chr(112 + i / 25), i % 25, 'v' || i,"
+		      "  '{}' FROM generate_series(0, 99) i");
+
+	get_ok(f.port, "/models", &a);
+	models = member(a.json, "models");
+	ck_assert_int_eq(json_object_array_length(models), 2);
+	m = json_object_array_get_idx(models, 0);
+	ck_assert_str_eq(json_object_get_string(member(m, "projection")), "bank");
+	ck_assert_str_eq(json_object_get_string(member(m, "schema")), "bank");
+	tables = member(m, "tables");
+	ck_assert_int_eq(json_object_array_length(tables), 2);
+	t = json_object_array_get_idx(tables, 1);
+	ck_assert_str_eq(json_object_get_string(member(t, "name")), "ledger");
+	ck_assert_int_eq(json_object_array_length(member(t, "primary_key")), 1);
+	ck_assert_str_eq(
+		json_object_get_string(json_object_array_get_idx(member(t, "primary_key"), 0)),
+		"position");
+	ck_assert_int_eq(json_object_array_length(member(t, "columns")), 6);
+	ck_assert_str_eq(json_object_get_string(member(
+				 json_object_array_get_idx(member(t, "columns"), 0), "type")),
+			 "bigint");
+	m = json_object_array_get_idx(models, 1);
+	tables = member(m, "tables");
+	ck_assert_int_eq(json_object_array_length(tables), 3);
+	ck_assert_int_eq(json_object_array_length(
+				 member(json_object_array_get_idx(tables, 0), "primary_key")),
+			 2);
+	ck_assert_int_eq(json_object_array_length(
+				 member(json_object_array_get_idx(tables, 1), "primary_key")),
+			 0);
+	ck_assert(json_object_get_boolean(member(json_object_array_get_idx(tables, 2), "missing")));
+	http_answer_free(&a);
+	get_ok(f.port, "/models/pairs", &a);
+	ck_assert_str_eq(http_str(&a, "projection"), "pairs");
+	http_answer_free(&a);
+
+	/* composite key: no lookup by path; filters on every key column;
+	 * keyset paging with the JSON object of next_after */
+	expect_error(f.port, "/models/pairs/kv/p", 400, "bad_request");
+	get_ok(f.port, "/models/pairs/kv?a=q&b=7", &a);
+	ck_assert_int_eq(http_int(&a, "position"), 0); /* no checkpoint "pairs" */
+	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 1);
+	ck_assert_str_eq(json_object_get_string(
+				 member(json_object_array_get_idx(member(a.json, "rows"), 0), "v")),
+			 "v32");
+	http_answer_free(&a);
+	memset(&kv, 0, sizeof kv);
+	kv.last_b = -1;
+	ck_assert_int_eq(page_all(&f, &rng, "/models/pairs/kv", each_kv, &kv, 0), 100);
+	ck_assert_int_eq(kv.count, 100);
+	memset(&kv, 0, sizeof kv);
+	kv.last_b = -1;
+	ck_assert_int_eq(page_all(&f, &rng, "/models/pairs/kv?a=r", each_kv, &kv, 0), 25);
+	get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3", &a);
+	ck_assert_str_eq(json_object_get_string(
+				 member(json_object_array_get_idx(member(a.json, "rows"), 0), "a")),
+			 "s");
+	http_answer_free(&a);
+	expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
+		     400, "bad_request");
+	expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
+	expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
+	expect_error(f.port, "/models/pairs/gone", 503, "unavailable");
+
+	/* a served table dropped, then made again: a clear error, then rows */
+	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_answer_free(&a);
+	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME TO accounts_away");
+	expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+	expect_error(f.port, "/models/bank/accounts", 503, "unavailable");
+	pgh_exec(f.c, "ALTER TABLE bank.accounts_away RENAME TO accounts");
+	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	check_account(&f, 1, member(a.json, "row"));
+	http_answer_free(&a);
+	/* altered under the cache: a column gone is found out, not a crash */
+	get_ok(f.port, "/models/bank/accounts?owner=x", &a);
+	http_answer_free(&a);
+	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME COLUMN owner TO holder");
+	expect_error(f.port, "/models/bank/accounts?owner=x", 400, "bad_request");
+	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	ck_assert_str_eq(json_object_get_string(member(member(a.json, "row"), "holder")),
+			 f.fold.acc[1].owner);
+	http_answer_free(&a);
+
+	teardown(&f);
+	pgh_rmtree(dir);
+	free(dir);
+	free(extra);
+}
+END_TEST
+
+static int start_with(const char *dsn, const char *rules, char *err, size_t errlen)
+{
+	evsq_config cfg;
+	evsq_server *srv = NULL;
+	int rc;
+
+	ck_assert_int_eq(evsq_config_init(&cfg), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "port", "0", err, errlen), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "dsn", dsn, err, errlen), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "rules", rules, err, errlen), EVSQ_OK);
+	rc = evsq_server_start(&cfg, NULL, NULL, &srv, err, errlen);
+	evsq_config_free(&cfg);
+	evsq_server_stop(srv);
+	return rc;
+}
+
+/* Bad --rules refuse to start, with the file named. */
+START_TEST(models_bad_rules)
+{
+	char *dir = pgh_tmpdir("rules"), *noschema, *bank, *both, err[1024];
+
+	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
+	ck_assert_int_gt(asprintf(&bank, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&both, "%s, %s", bank, bank), 0);
+	ck_assert_int_eq(start_with("dbname=x", "/no/such.projection", err, sizeof err),
+			 EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "/no/such.projection"), "%s", err);
+	ck_assert_int_eq(start_with("dbname=x", noschema, err, sizeof err), EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "noschema.projection") && strstr(err, "schema"), "%s", err);
+	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "twice"), "%s", err);
+	ck_assert_int_eq(start_with("dbname=x", " , ", err, sizeof err), EVSQ_OK);
+	pgh_rmtree(dir);
+	free(dir);
+	free(noschema);
+	free(bank);
+	free(both);
+}
+END_TEST
+
+/* PostgreSQL away: 503, and rows again once it is back. */
+START_TEST(models_unavailable)
+{
+	uint64_t rng = pgh_seed("models_unavailable");
+	char *dir = pgh_tmpdir("nopg"), *dsn, *rules, *opt;
+	const char *settings[2];
+	struct fixture f;
+	evsq_server *srv;
+	http_answer a;
+
+	/* a database that never was */
+	ck_assert_int_gt(asprintf(&dsn, "host=%s port=5 dbname=x connect_timeout=2", dir), 0);
+	ck_assert_int_gt(asprintf(&rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&opt, "rules=%s", rules), 0);
+	settings[0] = opt;
+	settings[1] = NULL;
+	srv = http_server(dsn, settings);
+	expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503, "unavailable");
+	expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
+	expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
+	http_get(evsq_server_port(srv), "/models/bank/accounts/account-1", NULL, &a);
+	ck_assert_str_eq(a.retry_after, "1");
+	http_answer_free(&a);
+	evsq_server_stop(srv);
+
+	/* ours, stopped and started again while the service runs */
+	if (pgh_own_cluster()) {
+		setup(&f, &rng, 40, NULL, NULL);
+		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		http_answer_free(&a);
+		pgh_server_stop("fast");
+		expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+		expect_error(f.port, "/models/bank/ledger", 503, "unavailable");
+		pgh_server_start();
+		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		check_account(&f, 1, member(a.json, "row"));
+		http_answer_free(&a);
+		teardown(&f);
+	}
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+	free(rules);
+	free(opt);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("http-models");
+	TCase *tc = tcase_create("models");
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_ALL);
+	pgh_start();
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, models_rows_by_key);
+	tcase_add_test(tc, models_listings_paged);
+	tcase_add_test(tc, models_errors);
+	tcase_add_test(tc, models_catalog);
+	tcase_add_test(tc, models_bad_rules);
+	tcase_add_test(tc, models_unavailable);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgh_stop();
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
