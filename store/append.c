@@ -10,7 +10,9 @@
  * once, so one sync covers every batch in the group. Then it hands the
  * results back and lets a waiting caller lead the next group, which
  * gathered while this one was syncing (and which first waits, briefly, for
- * callers still on their way in: see gather()). Across processes LMDB's
+ * callers still on their way in: see gather()). The queue is the
+ * environment's (evs__core), so callers on every handle of one store in
+ * this process share it and its single leader. Across processes LMDB's
  * writer lock serializes the groups.
  *
  * A request's checks run before any of its writes, so a refused request
@@ -493,9 +495,9 @@ static bool run_group(evs_store *s, evs__req *group)
 }
 
 /* Take queued requests up to EVS_GROUP_BYTES (at least one). gc_mu held. */
-static evs__req *take_group(evs_store *s)
+static evs__req *take_group(evs__core *c)
 {
-	evs__req *head = s->queue_head, *q = head, *last = head;
+	evs__req *head = c->queue_head, *q = head, *last = head;
 	size_t bytes = 0;
 
 	while (q && (q == head || bytes + q->tails.len <= EVS_GROUP_BYTES)) {
@@ -504,11 +506,11 @@ static evs__req *take_group(evs_store *s)
 		last = q;
 		q = q->next;
 	}
-	s->queue_head = q;
+	c->queue_head = q;
 	if (q == NULL)
-		s->queue_tail = NULL;
+		c->queue_tail = NULL;
 	for (evs__req *g = head; g != q; g = g->next)
-		s->queued--;
+		c->queued--;
 	last->next = NULL;
 	return head;
 }
@@ -523,14 +525,14 @@ static evs__req *take_group(evs_store *s)
  * recent commit (PostgreSQL's commit_delay, made adaptive). A lone caller
  * never waits.
  */
-static void gather(evs_store *s)
+static void gather(evs__core *c)
 {
 	struct timespec dl;
 	int64_t wait_ns;
 
-	if (s->queued >= __atomic_load_n(&s->appenders, __ATOMIC_ACQUIRE))
+	if (c->queued >= __atomic_load_n(&c->appenders, __ATOMIC_ACQUIRE))
 		return;
-	wait_ns = s->commit_ns / 2;
+	wait_ns = c->commit_ns / 2;
 	if (wait_ns < 20000)
 		wait_ns = 20000;
 	if (wait_ns > 2000000)
@@ -538,11 +540,11 @@ static void gather(evs_store *s)
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += (dl.tv_nsec + wait_ns) / 1000000000;
 	dl.tv_nsec = (dl.tv_nsec + wait_ns) % 1000000000;
-	s->gathering = true;
-	while (s->queued < __atomic_load_n(&s->appenders, __ATOMIC_ACQUIRE))
-		if (pthread_cond_timedwait(&s->gather_cv, &s->gc_mu, &dl) != 0)
+	c->gathering = true;
+	while (c->queued < __atomic_load_n(&c->appenders, __ATOMIC_ACQUIRE))
+		if (pthread_cond_timedwait(&c->gather_cv, &c->gc_mu, &dl) != 0)
 			break;
-	s->gathering = false;
+	c->gathering = false;
 }
 
 static int64_t mono_ns(void)
@@ -557,6 +559,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	       size_t n, evs_append_result *result)
 {
 	evs__req q;
+	evs__core *c;
 	int rc;
 
 	memset(&q, 0, sizeof q);
@@ -564,6 +567,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 		memset(result, 0, sizeof *result);
 	if (s == NULL)
 		return EVS_INVALID;
+	c = s->core;
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	/* Refused every time, not only when the map must grow: then the
@@ -574,7 +578,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 				 "this thread holds an open iterator on store \"%s\": free it "
 				 "before appending",
 				 s->path);
-	__atomic_add_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
 	if ((rc = prepare(s, &q, stream, expected, events, n)) != EVS_OK)
 		goto out;
 
@@ -585,43 +589,43 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	 * CPU than the sync it shares.
 	 */
 	pthread_cond_init(&q.cv, NULL);
-	pthread_mutex_lock(&s->gc_mu);
-	if (s->queue_tail)
-		s->queue_tail->next = &q;
+	pthread_mutex_lock(&c->gc_mu);
+	if (c->queue_tail)
+		c->queue_tail->next = &q;
 	else
-		s->queue_head = &q;
-	s->queue_tail = &q;
-	s->queued++;
-	if (s->gathering)
-		pthread_cond_signal(&s->gather_cv);
+		c->queue_head = &q;
+	c->queue_tail = &q;
+	c->queued++;
+	if (c->gathering)
+		pthread_cond_signal(&c->gather_cv);
 	while (!q.done) {
 		/* taken but not done: another leader is committing our request */
-		if (!s->leader_active && !q.taken) {
-			s->leader_active = true;
-			gather(s);
-			evs__req *group = take_group(s);
-			pthread_mutex_unlock(&s->gc_mu);
+		if (!c->leader_active && !q.taken) {
+			c->leader_active = true;
+			gather(c);
+			evs__req *group = take_group(c);
+			pthread_mutex_unlock(&c->gc_mu);
 			int64_t t0 = mono_ns();
 			bool wrote = run_group(s, group);
 			if (wrote)
 				evs__notify_wake(&s->notify);
-			pthread_mutex_lock(&s->gc_mu);
+			pthread_mutex_lock(&c->gc_mu);
 			if (wrote)
-				s->commit_ns += (mono_ns() - t0 - s->commit_ns) / 8;
+				c->commit_ns += (mono_ns() - t0 - c->commit_ns) / 8;
 			for (evs__req *g = group, *next; g; g = next) {
 				next = g->next; /* g may return and vanish once done */
 				g->done = true;
 				if (g != &q)
 					pthread_cond_signal(&g->cv);
 			}
-			s->leader_active = false;
-			if (s->queue_head) /* gathered meanwhile: it leads next */
-				pthread_cond_signal(&s->queue_head->cv);
+			c->leader_active = false;
+			if (c->queue_head) /* gathered meanwhile: it leads next */
+				pthread_cond_signal(&c->queue_head->cv);
 			continue;
 		}
-		pthread_cond_wait(&q.cv, &s->gc_mu);
+		pthread_cond_wait(&q.cv, &c->gc_mu);
 	}
-	pthread_mutex_unlock(&s->gc_mu);
+	pthread_mutex_unlock(&c->gc_mu);
 	pthread_cond_destroy(&q.cv);
 
 	rc = q.rc;
@@ -630,7 +634,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	if (rc != EVS_OK)
 		evs__fail_msg(s, rc, q.msg);
 out:
-	__atomic_sub_fetch(&s->appenders, 1, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
 	free(q.schema_msg);
 	free(q.type_versions);
 	free(q.ev);

@@ -5,11 +5,11 @@
  * One store is one directory holding an LMDB environment (data.mdb,
  * lock.mdb) and a wake-up file (evs-notify). Many processes on one host may
  * open the same store; many threads of one process may share one evs_store
- * handle and append concurrently. Open a store once per process and share
- * that handle: LMDB forbids opening one environment twice in a process
- * (closing either drops the other's file locks). Concurrent appends in one process are
- * committed together (group commit): one LMDB write transaction and one
- * sync for many callers' batches, each caller still getting its own result.
+ * handle and append concurrently. A process has one LMDB environment per
+ * store, whatever the number of handles (see evs_open()). Concurrent
+ * appends in one process, on one handle or several, are committed together
+ * (group commit): one LMDB write transaction and one sync for many callers'
+ * batches, each caller still getting its own result.
  *
  * Conventions
  *
@@ -160,11 +160,48 @@ void evs_options_init(evs_options *opts);
  * be NULL for the defaults. On failure *out is NULL and the returned code
  * says why; evs_open_errmsg() then has the detail.
  * EVS_FORMAT: the store was written by a newer, unknown format version.
+ *
+ * One environment per store per process. LMDB forbids opening one
+ * environment twice in a process (closing either would drop the other's
+ * file locks), so opening a store this process has open already, by any
+ * spelling of its path (relative, through a symlink: the store is known by
+ * the device and inode of its data.mdb), returns a new handle on the same
+ * environment. Any thread may open and close handles at any time.
+ *   Shared by the handles of one store: the LMDB environment and its map
+ *   (growth included), the group-commit queue (appends through any of them
+ *   are committed together, positions stay gap-free), the commit counter
+ *   that wakes followers, and read transactions: an iterator open in a
+ *   thread counts for every handle, so evs_append() on another handle of
+ *   the same store from that thread is refused too (EVS_BUSY).
+ *   Per handle: read_only, max_event_size, max_batch, the log callback,
+ *   the path spelling in messages, evs_errmsg(), upcasters registered with
+ *   evs_upcaster_register(), and the cached schema registry.
+ *   Environment options come from the first open. A later open may differ
+ *   only where the environment can honour it; otherwise it fails and the
+ *   message names the reason:
+ *     EVS_BUSY     read-write open of a store this process has open only
+ *                  read-only (close those handles first); a read-only open
+ *                  of a read-write environment is fine
+ *     EVS_INVALID  read-write open with another sync mode than the open
+ *                  environment's (read-only opens ignore sync), or
+ *                  max_readers above the environment's reader slots
+ *   A larger map_size on a read-write open grows the shared map to it
+ *   (or fails as a growth does: EVS_BUSY while this thread holds an
+ *   iterator); a smaller one changes nothing. create is moot for a store
+ *   open already.
+ *
+ * fork(): a child must not use the parent's environment (LMDB's rule),
+ * nor any handle it inherited, except to evs_close() it, which then frees
+ * the handle's memory only. evs_open() in the child opens a fresh
+ * environment: the child forgets the parent's (pthread_atfork).
  */
 int evs_open(const char *path, const evs_options *opts, evs_store **out);
 /* Detail of the calling thread's last failed evs_open(). */
 const char *evs_open_errmsg(void);
-/* Close; accepts NULL. All iterators and subscriptions must be closed. */
+/* Close a handle; accepts NULL. Its iterators, subscriptions and
+ * aggregates must be closed first; other handles on the same store are
+ * unaffected and keep working (even with iterators open). The last handle
+ * of a store in the process closes the environment. */
 void evs_close(evs_store *store);
 
 /* Message of the calling thread's last failed call on `store`. */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "evstore.h"
 
@@ -66,18 +67,31 @@ void evs__notify_wake(evs__notify *n);
 /* Wait while the word still equals seq, at most timeout_ms. */
 void evs__notify_wait(const evs__notify *n, uint32_t seq, int timeout_ms);
 
-/* ---- the store handle ----------------------------------------------- */
+/* ---- the shared environment and the store handle -------------------- */
 
 struct evs__req;
 struct evs__schemas;
 struct evs__sc_hook;
 
-struct evs_store {
+/*
+ * One LMDB environment of this process (store.c keeps the registry): every
+ * evs_open() of the same store in the process gets a handle on the same
+ * core (LMDB forbids a second environment on one store in a process), so
+ * what must be one per environment lives here: the map lock, the
+ * group-commit queue and the commit counter. Immutable after the first
+ * open except where marked.
+ */
+typedef struct evs__core {
+	struct evs__core *next; /* in the registry (registry mutex) */
+	dev_t dev;              /* of data.mdb: the registry's key */
+	ino_t ino;
+	pid_t pid;     /* the process that opened env (fork: see store.c) */
+	unsigned refs; /* handles on this core (registry mutex) */
+	bool read_only;
+	int sync;
 	MDB_env *env;
-	MDB_dbi meta, events, streams, ids, time;
-	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
-	char *path;
-	evs_options opts;
+	MDB_dbi meta, events, streams, ids, time, snapshots, schemas;
+	evs__notify notify;
 
 	/*
 	 * Held shared by every transaction of this process and exclusively to
@@ -87,7 +101,7 @@ struct evs_store {
 	pthread_rwlock_t map_lock;
 
 	/* Group commit: callers queue requests; one leader commits them
-	 * (append.c). */
+	 * (append.c). All under gc_mu. */
 	pthread_mutex_t gc_mu;
 	struct evs__req *queue_head, *queue_tail;
 	bool leader_active;
@@ -96,7 +110,21 @@ struct evs_store {
 	bool gathering;           /* the leader waits in gather_cv */
 	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
 	int64_t commit_ns;        /* moving average of a group's commit */
+} evs__core;
 
+/*
+ * A handle: the caller's options, path spelling and schema state, and
+ * copies of the core's immutable LMDB handles (so that code reads s->env,
+ * s->events). notify is a copy of core->notify (the same mapped word); the
+ * core owns and unmaps it.
+ */
+struct evs_store {
+	evs__core *core;
+	MDB_env *env;
+	MDB_dbi meta, events, streams, ids, time;
+	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
+	char *path;
+	evs_options opts;
 	evs__notify notify;
 
 	/* Schema registry (schema/registry.c): dbi 0 when absent (an older
