@@ -426,6 +426,38 @@ START_TEST(test_iterator_counts_for_every_handle)
 }
 END_TEST
 
+/* The schema registry lives in the store; each handle caches it and sees
+ * a schema added through another handle at its next append. */
+START_TEST(test_schema_added_through_other_handle)
+{
+	static const char doc[] = "{\"type\":\"Deposited\",\"version\":1,\"schema\":{"
+				  "\"type\":\"object\",\"required\":[\"amount\"],"
+				  "\"properties\":{\"amount\":{\"type\":\"integer\","
+				  "\"minimum\":1}}}}";
+	spellings sp;
+	make_spellings(&sp);
+	evs_store *a = tu_open(sp.abs, NULL), *b = tu_open(sp.link, NULL);
+	tu_mp zero, five;
+	tu_mp_init(&zero);
+	tu_mp_init(&five);
+	tu_mp_map_ints(&zero, 1, "amount", 0LL);
+	tu_mp_map_ints(&five, 1, "amount", 5LL);
+	evs_event_in ev;
+	evs_append_result r;
+	tu_event(&ev, "Deposited", &zero, NULL);
+	tu_ok(b, evs_append(b, "acct", EVS_ANY, &ev, 1, &r)); /* no schema yet */
+	tu_ok(a, evs_schema_add(a, doc, strlen(doc)));
+	tu_assert_rc(b, evs_append(b, "acct", EVS_ANY, &ev, 1, &r), EVS_SCHEMA_VIOLATION);
+	tu_event(&ev, "Deposited", &five, NULL);
+	tu_ok(b, evs_append(b, "acct", EVS_ANY, &ev, 1, &r));
+	tu_check_u64_eq(r.last_position, 2);
+	tu_mp_destroy(&zero);
+	tu_mp_destroy(&five);
+	evs_close(a);
+	evs_close(b);
+}
+END_TEST
+
 /* ---- open/close storms ------------------------------------------------- */
 
 enum { STORM_THREADS = 6, STORM_ROUNDS = 120 };
@@ -613,6 +645,7 @@ int main(void)
 	tcase_add_test(tc, test_close_one_keeps_the_other);
 	tcase_add_test(tc, test_incompatible_opens_refused);
 	tcase_add_test(tc, test_iterator_counts_for_every_handle);
+	tcase_add_test(tc, test_schema_added_through_other_handle);
 	tcase_add_test(tc, test_open_close_storm);
 	tcase_add_test(tc, test_forked_child_opens_afresh);
 	suite_add_tcase(s, tc);
