@@ -807,15 +807,21 @@ static int apply_batch(struct run *r)
 	vals[0] = r->name;
 	vals[1] = s_last;
 	vals[2] = s_prev;
-	res = PQexecParams(r->conn,
-			   "UPDATE evs.checkpoints SET position = $2, updated_at = now()"
-			   " WHERE projection = $1 AND position = $3",
-			   3, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	/* the same statement announces the checkpoint to LISTEN evs_checkpoint
+	 * (evs-query's min_position waiters): delivered at COMMIT, never for a
+	 * batch rolled back */
+	res = PQexecParams(
+		r->conn,
+		"WITH u AS (UPDATE evs.checkpoints SET position = $2, updated_at = now()"
+		" WHERE projection = $1 AND position = $3 RETURNING projection, position)"
+		" SELECT pg_notify('evs_checkpoint', u.projection || ' ' || u.position)"
+		" FROM u",
+		3, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = pg_fail(r, res, "could not advance the checkpoint");
 		goto fail;
 	}
-	if (strcmp(PQcmdTuples(res), "1") != 0) {
+	if (PQntuples(res) != 1) {
 		PQclear(res);
 		snprintf(r->err, r->errlen,
 			 "checkpoint of projection \"%s\" is no longer at position %s", r->name,
@@ -1372,11 +1378,14 @@ static int swap_in(struct run *r)
 	vals[1] = pos;
 	vals[2] = r->name;
 	res = PQexecParams(r->conn,
-			   "INSERT INTO evs.checkpoints (projection, position) VALUES ($1, $2)"
-			   " ON CONFLICT (projection) DO UPDATE SET position = excluded.position,"
-			   " updated_at = now()",
+			   "WITH u AS (INSERT INTO evs.checkpoints (projection, position)"
+			   " VALUES ($1, $2) ON CONFLICT (projection) DO UPDATE SET"
+			   " position = excluded.position, updated_at = now()"
+			   " RETURNING projection, position)"
+			   " SELECT pg_notify('evs_checkpoint', u.projection || ' ' || u.position)"
+			   " FROM u",
 			   2, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = pg_fail(r, res, "could not hand over the checkpoint");
 		goto fail;
 	}

@@ -49,7 +49,28 @@
  *   min_position=N on any stream request: wait up to min_position_wait_ms
  *   for the checkpoint to reach N; else 409 {"error":"projection_behind",
  *   "position":P}. at_position beyond the checkpoint is answered the same
- *   way (the state after N is not known yet).
+ *   way (the state after N is not known yet). The wait is woken by the
+ *   projector's pg_notify('evs_checkpoint', '<projection> <position>') at
+ *   each batch COMMIT, seen by one LISTEN session of the server's own
+ *   (watch.c); answered at once when the last notified checkpoint already
+ *   reaches N; while that session is down (PostgreSQL restarting) the
+ *   checkpoint is polled. A 409 names the committed checkpoint.
+ *
+ *   /ready: 200 {"status":"ready","position":P,"checkpoint_age_seconds":A,
+ *   "lag_source":"store"|"postgres","store_head":H,"lag":N,"lag_seconds":S}
+ *   where with --store H is the store head read after P, N = H - P and S
+ *   the age of event P+1 (0 when caught up); without a store H, N and S
+ *   are null and lag_source is "postgres" (only P and A, the time since
+ *   the checkpoint last moved, are known). 503 {"error":"unavailable"}
+ *   when PostgreSQL or the checkpoint is missing or the store head is
+ *   behind the checkpoint (not the store this projection follows); 503
+ *   {"error":"projection_behind",...,"lag":N} when N > ready_max_lag > 0.
+ *   /metrics adds the gauges evsq_postgres_up (the listener session is
+ *   connected), evsq_projection_position (the last notified checkpoint),
+ *   evsq_store_head_position, evsq_projection_lag_events and
+ *   evsq_projection_lag_seconds (these three with --store), and the counter
+ *   evsq_checkpoint_notifications_total; no statement per scrape; a figure
+ *   that is not known is left out, never guessed.
  *
  *   Errors: {"error": code, "message": text}: 400 bad_request (malformed
  *   parameter, unknown parameter), 401 unauthorized (bearer token), 404
@@ -109,6 +130,9 @@ typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
 	   "bytes per connection for the request line and headers")                        \
 	XX(min_position_wait_ms, INT, "2000", 0, 60000,                                    \
 	   "longest wait for min_position before answering 409")                           \
+	XX(ready_max_lag, INT, "0", 0, 1000000000000,                                      \
+	   "events the projection may trail the store before /ready answers 503 "          \
+	   "(needs --store; 0: lag does not affect readiness)")                            \
 	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                    \
 	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")   \
 	XX(log_level, INT, "2", 0, 3, "0 error, 1 warning, 2 info, 3 debug")

@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct evsq_server {
 	evsq__ctx ctx;
 	char *projection;
 	char *token;
+	long ready_max_lag;
 	evsq_log_fn log;
 	void *log_ctx;
 	unsigned port;
@@ -66,32 +68,92 @@ static bool token_ok(const char *want, const char *auth)
 	return d == 0;
 }
 
+/* The lag figures of a /ready answer, after "position". */
+static void put_lag(evp_buf *body, const evsq__lag *l)
+{
+	evp_buf_printf(body, ",\"checkpoint_age_seconds\":%.6f", l->checkpoint_age_s);
+	if (l->lag_known)
+		evp_buf_printf(body,
+			       ",\"lag_source\":\"store\",\"store_head\":%lld,\"lag\":%lld,"
+			       "\"lag_seconds\":%.6f",
+			       (long long)l->head, (long long)l->lag_events, l->lag_s);
+	else
+		evp_buf_puts(body, ",\"lag_source\":\"postgres\",\"store_head\":null,"
+				   "\"lag\":null,\"lag_seconds\":null");
+}
+
 static unsigned ready(evsq_server *srv, evp_buf *body)
 {
-	const char *params[1] = {srv->projection};
-	char sqlstate[6], err[512];
-	PGresult *r;
-	int rc = evsq__pool_exec(srv->pool, EVSQ__S_CHECKPOINT, 1, params, &r, sqlstate, err,
-				 sizeof err);
+	evsq__lag l;
+	char msg[512];
 
+	evsq__lag_measure(srv->pool, srv->store, srv->projection, &l);
 	body->len = 0;
-	if (rc) {
-		evsq__error(body, "unavailable", err);
+	if (!l.pg_ok) {
+		evsq__error(body, "unavailable", l.err);
 		return 503;
 	}
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		evsq__error(body, "unavailable", "projection has no checkpoint yet");
+	if (!l.has_checkpoint) {
+		snprintf(msg, sizeof msg, "projection \"%.200s\" has no checkpoint yet",
+			 srv->projection);
+		evsq__error(body, "unavailable", msg);
 		return 503;
 	}
-	evp_buf_printf(body, "{\"status\":\"ready\",\"position\":%s}\n", PQgetvalue(r, 0, 0));
-	PQclear(r);
+	if (srv->store && !l.store_ok) {
+		evsq__error(body, "unavailable", l.store_err);
+		return 503;
+	}
+	if (srv->store && !l.lag_known) {
+		snprintf(msg, sizeof msg,
+			 "store head %lld is behind the checkpoint %lld of projection \"%.200s\":"
+			 " --store is not the store this projection follows",
+			 (long long)l.head, (long long)l.position, srv->projection);
+		evsq__error(body, "unavailable", msg);
+		return 503;
+	}
+	if (srv->ready_max_lag && l.lag_events > srv->ready_max_lag) {
+		evp_buf_puts(body, "{\"error\":\"projection_behind\",\"message\":");
+		snprintf(msg, sizeof msg,
+			 "projection \"%.200s\" is %lld events behind the store head %lld"
+			 " (ready_max_lag %ld)",
+			 srv->projection, (long long)l.lag_events, (long long)l.head,
+			 srv->ready_max_lag);
+		evsq__json_str(body, msg);
+		evp_buf_printf(body, ",\"position\":%lld", (long long)l.position);
+		put_lag(body, &l);
+		evp_buf_puts(body, "}\n");
+		return 503;
+	}
+	evp_buf_printf(body, "{\"status\":\"ready\",\"position\":%lld", (long long)l.position);
+	put_lag(body, &l);
+	if (!srv->store)
+		evp_buf_puts(body, ",\"note\":\"no --store: lag in events and seconds is not known"
+				   " here; checkpoint_age_seconds is the time since the projector"
+				   " last committed\"");
+	evp_buf_puts(body, "}\n");
 	return 200;
+}
+
+static void gauge(evp_buf *body, const char *name, const char *help, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void gauge(evp_buf *body, const char *name, const char *help, const char *fmt, ...)
+{
+	char value[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof value, fmt, ap);
+	va_end(ap);
+	evp_buf_printf(body, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name,
+		       value);
 }
 
 static void metrics(evsq_server *srv, evp_buf *body)
 {
 	unsigned long long cum = 0;
+	evsq__watch_info wi;
+	evsq__lag l;
 	size_t i;
 
 	body->len = 0;
@@ -113,6 +175,39 @@ static void metrics(evsq_server *srv, evp_buf *body)
 	evp_buf_printf(body, "evsq_request_duration_seconds_sum %.6f\n",
 		       (double)atomic_load(&srv->latency_us_sum) / 1e6);
 	evp_buf_printf(body, "evsq_request_duration_seconds_count %llu\n", cum);
+
+	/* projection lag, from the watcher's cache and the store head (never a
+	 * statement: a scrape stays cheap); figures not known are left out */
+	evsq__watch_status(srv->ctx.watch, &wi);
+	memset(&l, 0, sizeof l);
+	l.has_checkpoint = evsq__watch_position(srv->ctx.watch, srv->projection, &l.position);
+	if (srv->store)
+		evsq__lag_store(srv->store, &l);
+	gauge(body, "evsq_postgres_up",
+	      "whether the service's session to the read-model database (the checkpoint"
+	      " listener) is connected",
+	      "%d", wi.up ? 1 : 0);
+	evp_buf_printf(body,
+		       "# HELP evsq_checkpoint_notifications_total checkpoint notifications"
+		       " received (evs_checkpoint)\n"
+		       "# TYPE evsq_checkpoint_notifications_total counter\n"
+		       "evsq_checkpoint_notifications_total %llu\n",
+		       (unsigned long long)wi.wakeups);
+	if (l.has_checkpoint)
+		gauge(body, "evsq_projection_position",
+		      "last committed checkpoint (global store position) of the projection", "%lld",
+		      (long long)l.position);
+	if (l.store_ok)
+		gauge(body, "evsq_store_head_position", "last position of the store (--store)",
+		      "%lld", (long long)l.head);
+	if (l.lag_known) {
+		gauge(body, "evsq_projection_lag_events",
+		      "events in the store not yet projected (store head - checkpoint)", "%lld",
+		      (long long)l.lag_events);
+		gauge(body, "evsq_projection_lag_seconds",
+		      "age of the oldest event not yet projected (0 when caught up)", "%.6f",
+		      l.lag_s);
+	}
 }
 
 static bool has_body(struct MHD_Connection *conn)
@@ -262,6 +357,12 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 		snprintf(err, errlen, "no read-model database: set \"dsn\"");
 		return EVSQ_INVALID;
 	}
+	if (cfg->ready_max_lag && (!cfg->store || !cfg->store[0])) {
+		snprintf(err, errlen,
+			 "ready_max_lag needs \"store\": the lag in events is measured against"
+			 " the store's head");
+		return EVSQ_INVALID;
+	}
 	srv = calloc(1, sizeof *srv);
 	if (!srv)
 		goto fail;
@@ -297,6 +398,9 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 	srv->ctx.projection = srv->projection;
 	srv->ctx.min_position_wait_ms = cfg->min_position_wait_ms;
 	srv->ctx.page_max = cfg->page_max;
+	srv->ready_max_lag = cfg->ready_max_lag;
+	if (evsq__watch_start(cfg->dsn, log, log_ctx, &srv->ctx.watch))
+		goto fail;
 	srv->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
@@ -330,8 +434,10 @@ void evsq_server_stop(evsq_server *srv)
 {
 	if (!srv)
 		return;
+	evsq__watch_shutdown(srv->ctx.watch); /* waiters answer now */
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
+	evsq__watch_stop(srv->ctx.watch);
 	evsq__pool_close(srv->pool);
 	evsq__models_free(srv->ctx.models);
 	evs_close(srv->store);

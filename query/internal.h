@@ -67,9 +67,12 @@ void evsq__json_str(evp_buf *b, const char *s);
 struct MHD_Connection;
 typedef struct evsq__models evsq__models;
 
+typedef struct evsq__watch evsq__watch;
+
 typedef struct evsq__ctx {
 	evsq__pool *pool;
-	evs_store *store; /* source=store, or NULL */
+	evsq__watch *watch; /* checkpoint listener (watch.c), or NULL: poll */
+	evs_store *store;   /* source=store, or NULL */
 	const char *projection;
 	long min_position_wait_ms;
 	long page_max;
@@ -105,5 +108,58 @@ void evsq__models_free(evsq__models *models);
  * "/models", starting with '/'). */
 unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 			    evp_buf *body);
+
+/* ---- checkpoint watcher (watch.c) ----
+ * One thread with a dedicated session (not from the pool) that LISTENs on
+ * evs_checkpoint (the projector's pg_notify at each batch COMMIT) and
+ * caches the last committed checkpoint of every projection; min_position
+ * waiters sleep on it. While that session is down the waiters poll. */
+
+typedef struct evsq__watch_info {
+	bool up;             /* listening; the cache is complete */
+	uint64_t wakeups;    /* notifications applied */
+	uint64_t reconnects; /* connection attempts after the first */
+} evsq__watch_info;
+
+/* Start the thread (it connects on its own, with backoff); EVSQ_NOMEM. */
+int evsq__watch_start(const char *dsn, evsq_log_fn log, void *log_ctx, evsq__watch **out);
+/* Wake every waiter and let none sleep again (before stopping HTTP). */
+void evsq__watch_shutdown(evsq__watch *w);
+/* Stop the thread and free; NULL is fine. */
+void evsq__watch_stop(evsq__watch *w);
+void evsq__watch_status(evsq__watch *w, evsq__watch_info *info);
+/* The cached checkpoint of projection: true and *pos when the listener is
+ * up and the projection has one (never ahead of the committed one). */
+bool evsq__watch_position(evsq__watch *w, const char *projection, int64_t *pos);
+/* Wait until the checkpoint of projection reaches min, bounded by
+ * ctx->min_position_wait_ms: 0 at once when the cache already reaches it,
+ * else woken by the notification that does; at the deadline the committed
+ * checkpoint is read through the pool: 0, or 409 projection_behind with
+ * the position, or 503/500 with the body. ctx->watch NULL: polling. */
+unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evp_buf *body);
+
+/* ---- projection lag (lag.c), for /ready and /metrics ---- */
+
+typedef struct evsq__lag {
+	bool pg_up;              /* PostgreSQL answered (even with an error) */
+	bool pg_ok;              /* the checkpoint statement succeeded */
+	bool has_checkpoint;     /* the projection has one */
+	int64_t position;        /* committed checkpoint */
+	double checkpoint_age_s; /* now - its updated_at (PostgreSQL clock) */
+	bool store_ok;           /* --store given and its head read */
+	int64_t head;            /* store head, read after the checkpoint */
+	bool lag_known;          /* store_ok, has_checkpoint, head >= position */
+	int64_t lag_events;      /* head - position */
+	double lag_s;            /* age of event position + 1; 0 when caught up */
+	char err[512];           /* PostgreSQL's message when !pg_ok */
+	char store_err[256];     /* the store's when store given and !store_ok */
+} evsq__lag;
+
+/* The checkpoint from PostgreSQL (through the pool), then with a store
+ * its head and the lag. */
+void evsq__lag_measure(evsq__pool *pool, evs_store *store, const char *projection, evsq__lag *out);
+/* Only the store's side, for out->position when out->has_checkpoint:
+ * head, and the lag when head >= position. */
+void evsq__lag_store(evs_store *store, evsq__lag *out);
 
 #endif

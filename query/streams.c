@@ -53,14 +53,6 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 	return MHD_NO;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t getll(const PGresult *r, int row, int col)
 {
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -108,43 +100,13 @@ static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char
 	return 500;
 }
 
-/* Wait until the checkpoint reaches min (polling with a growing pause,
- * bounded by the configured wait). 0 when reached, else the status. */
+/* Wait until the checkpoint reaches min: woken by the projector's
+ * NOTIFY (watch.c), bounded by the configured wait. 0 when reached,
+ * else the status. */
 unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
 			     evp_buf *body)
 {
-	int64_t deadline = now_ms() + ctx->min_position_wait_ms, cur = 0;
-	long pause_us = 1000;
-
-	for (;;) {
-		const char *params[1] = {projection};
-		char sqlstate[6], err[512];
-		PGresult *r;
-		int rc = evsq__pool_exec(ctx->pool, EVSQ__S_CHECKPOINT, 1, params, &r, sqlstate,
-					 err, sizeof err);
-
-		if (rc)
-			return db_error(body, rc, sqlstate, err);
-		cur = PQntuples(r) ? getll(r, 0, 0) : 0;
-		PQclear(r);
-		if (cur >= min)
-			return 0;
-		if (now_ms() >= deadline)
-			break;
-		{
-			struct timespec ts = {0, pause_us * 1000};
-
-			nanosleep(&ts, NULL);
-		}
-		if (pause_us < 50000)
-			pause_us *= 2;
-	}
-	body->len = 0;
-	evp_buf_printf(body,
-		       "{\"error\":\"projection_behind\",\"message\":\"projection is at position "
-		       "%lld, behind the requested %lld\",\"position\":%lld}\n",
-		       (long long)cur, (long long)min, (long long)cur);
-	return 409;
+	return evsq__watch_wait(ctx, projection, min, body);
 }
 
 static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
