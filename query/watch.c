@@ -446,6 +446,8 @@ unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t 
 	int64_t pause = 1;
 	unsigned st;
 
+	if (min <= 0) /* reached by any checkpoint, even none yet */
+		return 0;
 	if (w) {
 		size_t len = strlen(projection);
 
