@@ -590,6 +590,22 @@ static void put_head(evp_buf *b, const struct model *m, const struct table *t, c
 	evp_buf_printf(b, ",\"position\":%s", PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0));
 }
 
+/* The table changed twice under one request (DDL in progress): as
+ * transient as PostgreSQL being away. */
+static unsigned changed(evp_buf *body, const struct model *m, const struct table *t,
+			const char *err)
+{
+	char msg[1280], pg[512];
+
+	pg_message(pg, sizeof pg, err);
+	snprintf(msg, sizeof msg,
+		 "table \"%.200s.%.200s\" of read model \"%.200s\" changed while being read: "
+		 "%s",
+		 m->schema, t->name, m->name, pg);
+	evsq__error(body, "unavailable", msg);
+	return 503;
+}
+
 static bool schema_changed(const char *sqlstate)
 {
 	/* undefined_table, undefined_column: the table was dropped,
@@ -651,10 +667,12 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, 2, params, &r, sqlstate, err, sizeof err);
 		evp_buf_free(&sql);
-		if (rc == EVSQ_SQL && schema_changed(sqlstate) && attempt == 0) {
+		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
 			tinfo_forget(ctx->models, t, ti);
 			tinfo_release(ctx->models, ti);
-			continue;
+			if (attempt == 0)
+				continue;
+			return changed(body, m, t, err);
 		}
 		tinfo_release(ctx->models, ti);
 		if (rc)
@@ -675,8 +693,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 		PQclear(r);
 		return 200;
 	}
-	evsq__error(body, "unavailable", "read-model table changed while being read");
-	return 503;
+	return 500; /* not reached: the second attempt always answers */
 }
 
 /* The listing statement of a page. Parameters: $1 projection, then
@@ -810,10 +827,12 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 		rc = evsq__pool_query(ctx->pool, sql.ptr, np, params, &r, sqlstate, err,
 				      sizeof err);
 		evp_buf_free(&sql);
-		if (rc == EVSQ_SQL && schema_changed(sqlstate) && attempt == 0) {
+		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
 			tinfo_forget(ctx->models, t, ti);
 			tinfo_release(ctx->models, ti);
-			continue;
+			if (attempt == 0)
+				continue;
+			return changed(body, m, t, err);
 		}
 		if (rc) {
 			tinfo_release(ctx->models, ti);
@@ -854,8 +873,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 		PQclear(r);
 		return 200;
 	}
-	evsq__error(body, "unavailable", "read-model table changed while being read");
-	return 503;
+	return 500; /* not reached: the second attempt always answers */
 }
 
 /* ---- routing ---- */
