@@ -562,13 +562,16 @@ START_TEST(models_catalog)
 
 	extra = write_file(dir, "pairs.projection",
 			   "# tables made by the test itself\n"
-			   "projection pairs\nschema pairs\ntables kv pairs.nokey gone\n");
+			   "projection pairs\nschema pairs\ntables kv pairs.nokey gone slash\n");
 	setup(&f, &rng, 40, extra, NULL);
-	pgh_exec(f.c, "CREATE SCHEMA pairs;"
-		      " CREATE TABLE pairs.kv (a text, b int, v text, j json, PRIMARY KEY (a, b));"
-		      " CREATE TABLE pairs.nokey (x int);"
-		      " INSERT INTO pairs.kv SELECT chr(112 + i / 25), i % 25, 'v' || i,"
-		      "  '{}' FROM generate_series(0, 99) i");
+	pgh_exec(f.c,
+		 "CREATE SCHEMA pairs;"
+		 " CREATE TABLE pairs.kv (a text, b int, v text, j json, PRIMARY KEY (a, b));"
+		 " CREATE TABLE pairs.nokey (x int);"
+		 " INSERT INTO pairs.kv SELECT chr(112 + i / 25), i % 25, 'v' || i,"
+		 "  '{}' FROM generate_series(0, 99) i;"
+		 " CREATE TABLE pairs.slash (k text PRIMARY KEY, n int);"
+		 " INSERT INTO pairs.slash VALUES ('a/b', 1), ('a', 2), ('/x/', 3), ('a b?', 4)");
 
 	get_ok(f.port, "/models", &a);
 	models = member(a.json, "models");
@@ -590,7 +593,7 @@ START_TEST(models_catalog)
 			 "bigint");
 	m = json_object_array_get_idx(models, 1);
 	tables = member(m, "tables");
-	ck_assert_int_eq(json_object_array_length(tables), 3);
+	ck_assert_int_eq(json_object_array_length(tables), 4);
 	ck_assert_int_eq(json_object_array_length(
 				 member(json_object_array_get_idx(tables, 0), "primary_key")),
 			 2);
@@ -631,6 +634,23 @@ START_TEST(models_catalog)
 	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
 		     400, "bad_request");
 	expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
+	/* a key is the rest of the path: '/' in it plain or as %2F */
+	{
+		static const char *const paths[] = {
+			"/models/pairs/slash/a/b", "/models/pairs/slash/a%2Fb",
+			"/models/pairs/slash/a", "/models/pairs/slash//x/",
+			"/models/pairs/slash/a%20b%3F"};
+		static const int want[] = {1, 1, 2, 3, 4};
+		size_t k;
+
+		for (k = 0; k < 5; k++) {
+			get_ok(f.port, paths[k], &a);
+			ck_assert_int_eq(json_object_get_int64(member(member(a.json, "row"), "n")),
+					 want[k]);
+			http_answer_free(&a);
+		}
+		expect_error(f.port, "/models/pairs/slash/a/", 404, "not_found");
+	}
 	expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
 	expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
 	expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
