@@ -1,7 +1,8 @@
 /*
  * models.c - GET /models...: rows and listings of declared read models
  * (the projection files named by --rules, see projector/README.md
- * "Declared projections").
+ * "Declared projections"; loaded, with the catalog of their tables, by
+ * catalog.c).
  *
  *   GET /models                             the models and their tables
  *   GET /models/{projection}                one model
@@ -9,27 +10,15 @@
  *   GET /models/{projection}/{table}?after=K&limit=L&{column}=V...
  *                                           rows in key order, keyset paged
  *
- * Where identifiers come from: the projection, schema and table names
- * only from the declared files (loaded at start), column names, types
- * and the primary key only from PostgreSQL's catalog, quoted by
- * PostgreSQL itself (format('%I')) in the catalog statement. A request
- * never supplies an identifier: a filter's name must equal a catalog
- * column, and then the catalog's quoted spelling goes into SQL. Every
- * value of a request (key, after, filter values, limit, projection) is a
- * statement parameter ($n, text, typed by PostgreSQL from the column it
- * is compared with), so a value PostgreSQL cannot convert is its class 22
- * error, answered 400.
- *
- * Why not PQescapeIdentifier: the pool lends a connection for one
- * statement and keeps it (pool.c), and the names are catalog text anyway;
- * format('%I') is the server's own quoting rule (keywords, case, quotes).
- *
- * Catalog cache: a read model's tables are fixed by migrations, so what
- * the catalog says about a table is read on first use and kept (struct
- * tinfo, immutable, shared by reference count). A statement failing with
- * "undefined table/column" drops the entry and is tried once more with a
- * fresh read; a table gone from the catalog is answered 503 with its
- * name (the service's database lacks a declared table), never a crash.
+ * SQL: identifiers only from the declared files and the catalog
+ * (catalog.c); a filter's name must equal a catalog column, and then the
+ * catalog's quoted spelling goes into SQL. Every value of a request (key,
+ * after, filter values, limit, projection) is a statement parameter ($n,
+ * text, typed by PostgreSQL from the column it is compared with), so a
+ * value PostgreSQL cannot convert is its class 22 error, answered 400.
+ * A statement finding the table or a column gone drops the cached
+ * catalog entry and runs once more on a fresh read; a second failure
+ * (DDL in progress) or a table gone is 503 with its name, never a crash.
  *
  * Position: every row answer reads the projection's checkpoint
  * (evs.checkpoints, the projection's own name) in the same statement as
@@ -41,376 +30,18 @@
  * text (single column) or a JSON object of the key columns (composite),
  * to be sent back as after.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
 
-#include "internal.h"
+#include "models.h"
 
 #define MAX_ARGS    64
 #define DEFAULT_LIM 100
 
-struct column {
-	char *name;    /* as in the catalog */
-	char *quoted;  /* format('%I', name) */
-	char *literal; /* quote_literal(name) */
-	char *type;    /* format_type() */
-	int key_pos;   /* place in the primary key, -1 if not in it */
-};
-
-/* What the catalog says about one table; immutable once built. */
-struct tinfo {
-	int refs;    /* under evsq__models.mu */
-	char *qname; /* "schema"."table", quoted by PostgreSQL */
-	struct column *cols;
-	int ncols;
-	int *pk; /* indices into cols, in key order */
-	int npk;
-};
-
-struct table {
-	char *name;         /* as declared (without a "schema." prefix) */
-	struct tinfo *info; /* cached catalog, or NULL */
-};
-
-struct model {
-	char *name; /* projection (checkpoint) name */
-	char *schema;
-	struct table *tables;
-	int ntables;
-};
-
-struct evsq__models {
-	pthread_mutex_t mu;
-	struct model *m;
-	int n;
-};
-
-/* ---- loading (at start) ---- */
-
-static void tinfo_free(struct tinfo *ti)
-{
-	int i;
-
-	if (!ti)
-		return;
-	for (i = 0; i < ti->ncols; i++) {
-		free(ti->cols[i].name);
-		free(ti->cols[i].quoted);
-		free(ti->cols[i].literal);
-		free(ti->cols[i].type);
-	}
-	free(ti->cols);
-	free(ti->pk);
-	free(ti->qname);
-	free(ti);
-}
-
-void evsq__models_free(evsq__models *ms)
-{
-	int i, j;
-
-	if (!ms)
-		return;
-	for (i = 0; i < ms->n; i++) {
-		for (j = 0; j < ms->m[i].ntables; j++) {
-			free(ms->m[i].tables[j].name);
-			tinfo_free(ms->m[i].tables[j].info);
-		}
-		free(ms->m[i].tables);
-		free(ms->m[i].name);
-		free(ms->m[i].schema);
-	}
-	free(ms->m);
-	pthread_mutex_destroy(&ms->mu);
-	free(ms);
-}
-
-/* One projection file into a new model of ms. */
-static int add_model(evsq__models *ms, const char *path, char *err, size_t errlen)
-{
-	evp_rules *r = NULL;
-	struct model *m;
-	const char *p;
-	int i, rc;
-
-	if ((rc = evp_rules_load(path, &r, err, errlen)))
-		return rc == EVP_NOMEM ? EVSQ_NOMEM : EVSQ_INVALID;
-	if (!evp_rules_schema(r) || !evp_rules_tables(r)) {
-		snprintf(err, errlen,
-			 "projection file \"%s\": no \"schema\" or \"tables\" line: the query "
-			 "service serves the tables they name",
-			 path);
-		evp_rules_free(r);
-		return EVSQ_INVALID;
-	}
-	for (i = 0; i < ms->n; i++)
-		if (!strcmp(ms->m[i].name, evp_rules_name(r))) {
-			snprintf(err, errlen, "projection \"%s\" is declared twice (\"%s\")",
-				 evp_rules_name(r), path);
-			evp_rules_free(r);
-			return EVSQ_INVALID;
-		}
-	m = realloc(ms->m, (size_t)(ms->n + 1) * sizeof *m);
-	if (!m)
-		goto oom;
-	ms->m = m;
-	m = &ms->m[ms->n++];
-	memset(m, 0, sizeof *m);
-	if (!(m->name = strdup(evp_rules_name(r))) || !(m->schema = strdup(evp_rules_schema(r))))
-		goto oom;
-	for (p = evp_rules_tables(r); *p;) {
-		size_t len = strcspn(p, " \t"), dot;
-		struct table *t;
-		char *name;
-
-		if (len == 0) {
-			p++;
-			continue;
-		}
-		/* the projector's rule: a "schema." prefix is dropped */
-		for (dot = len; dot > 0 && p[dot - 1] != '.'; dot--)
-			;
-		if (!(name = strndup(p + dot, len - dot)))
-			goto oom;
-		p += len;
-		for (i = 0; i < m->ntables && strcmp(m->tables[i].name, name); i++)
-			;
-		if (i < m->ntables || !name[0]) {
-			free(name);
-			continue;
-		}
-		t = realloc(m->tables, (size_t)(m->ntables + 1) * sizeof *t);
-		if (!t) {
-			free(name);
-			goto oom;
-		}
-		m->tables = t;
-		m->tables[m->ntables].name = name;
-		m->tables[m->ntables].info = NULL;
-		m->ntables++;
-	}
-	evp_rules_free(r);
-	return EVSQ_OK;
-oom:
-	evp_rules_free(r);
-	snprintf(err, errlen, "out of memory");
-	return EVSQ_NOMEM;
-}
-
-int evsq__models_load(const char *rules, evsq__models **out, char *err, size_t errlen)
-{
-	evsq__models *ms;
-	const char *p = rules;
-	int rc = EVSQ_OK;
-
-	*out = NULL;
-	if (!rules || !rules[0])
-		return EVSQ_OK;
-	if (!(ms = calloc(1, sizeof *ms))) {
-		snprintf(err, errlen, "out of memory");
-		return EVSQ_NOMEM;
-	}
-	pthread_mutex_init(&ms->mu, NULL);
-	while (*p && rc == EVSQ_OK) {
-		size_t len = strcspn(p, ","), a = 0, b = len;
-		char *path;
-
-		while (a < b && (p[a] == ' ' || p[a] == '\t'))
-			a++;
-		while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t'))
-			b--;
-		if (b > a) {
-			if (!(path = strndup(p + a, b - a))) {
-				snprintf(err, errlen, "out of memory");
-				rc = EVSQ_NOMEM;
-				break;
-			}
-			rc = add_model(ms, path, err, errlen);
-			free(path);
-		}
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	if (rc) {
-		evsq__models_free(ms);
-		return rc;
-	}
-	*out = ms;
-	return EVSQ_OK;
-}
-
-/* ---- catalog ---- */
-
-/* $1 schema, $2 table: one row per column. */
-static const char catalog_sql[] =
-	"SELECT format('%I.%I', n.nspname, c.relname), a.attname, format('%I', a.attname),"
-	" quote_literal(a.attname), format_type(a.atttypid, a.atttypmod),"
-	" array_position(i.indkey::int2[], a.attnum)"
-	" FROM pg_catalog.pg_class c"
-	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	" JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
-	"  AND NOT a.attisdropped"
-	" LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary"
-	" WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
-	" ORDER BY a.attnum";
-
-/* PostgreSQL's message without "ERROR:  " and past its first line. */
-static void pg_message(char *out, size_t n, const char *err)
-{
-	size_t len;
-
-	if (!strncmp(err, "ERROR:  ", 8))
-		err += 8;
-	len = strcspn(err, "\n");
-	snprintf(out, n, "%.*s", (int)len, err);
-}
-
-static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char *err)
-{
-	char msg[1024];
-
-	pg_message(msg, sizeof msg, err);
-	if (rc == EVSQ_UNAVAILABLE) {
-		evsq__error(body, "unavailable", msg);
-		return 503;
-	}
-	if (rc == EVSQ_NOMEM) {
-		evsq__error(body, "internal", "out of memory");
-		return 500;
-	}
-	/* 22: a value PostgreSQL could not take for the column's type;
-	 * 42883: no equality for the type of a filtered column (json) */
-	if (!strncmp(sqlstate, "22", 2) || !strcmp(sqlstate, "42883")) {
-		evsq__error(body, "bad_request", msg);
-		return 400;
-	}
-	if (!strcmp(sqlstate, "57014")) {
-		evsq__error(body, "unavailable", "statement timed out");
-		return 503;
-	}
-	evsq__error(body, "internal", msg);
-	return 500;
-}
-
-static int build_tinfo(const PGresult *r, struct tinfo **out)
-{
-	int n = PQntuples(r), i, j;
-	struct tinfo *ti = calloc(1, sizeof *ti);
-
-	if (!ti || !(ti->cols = calloc((size_t)n, sizeof *ti->cols)) ||
-	    !(ti->pk = calloc((size_t)n, sizeof *ti->pk)) ||
-	    !(ti->qname = strdup(PQgetvalue(r, 0, 0))))
-		goto oom;
-	for (i = 0; i < n; i++) {
-		struct column *c = &ti->cols[i];
-
-		ti->ncols++;
-		c->key_pos = PQgetisnull(r, i, 5) ? -1 : atoi(PQgetvalue(r, i, 5));
-		if (!(c->name = strdup(PQgetvalue(r, i, 1))) ||
-		    !(c->quoted = strdup(PQgetvalue(r, i, 2))) ||
-		    !(c->literal = strdup(PQgetvalue(r, i, 3))) ||
-		    !(c->type = strdup(PQgetvalue(r, i, 4))))
-			goto oom;
-		if (c->key_pos >= 0) {
-			/* insertion by place in the key */
-			for (j = ti->npk; j > 0 && ti->cols[ti->pk[j - 1]].key_pos > c->key_pos;
-			     j--)
-				ti->pk[j] = ti->pk[j - 1];
-			ti->pk[j] = i;
-			ti->npk++;
-		}
-	}
-	*out = ti;
-	return EVSQ_OK;
-oom:
-	tinfo_free(ti);
-	return EVSQ_NOMEM;
-}
-
-enum { T_OK, T_MISSING, T_FAILED };
-
-/* The table's catalog entry, with a reference (release with
- * tinfo_release). T_MISSING: not in the database; T_FAILED: *status and
- * body set. */
-static int tinfo_get(const evsq__ctx *ctx, const struct model *m, struct table *t,
-		     struct tinfo **out, unsigned *status, evp_buf *body)
-{
-	evsq__models *ms = ctx->models;
-	const char *params[2] = {m->schema, t->name};
-	char sqlstate[6], err[1024];
-	struct tinfo *ti = NULL;
-	PGresult *r;
-	int rc;
-
-	pthread_mutex_lock(&ms->mu);
-	if ((ti = t->info))
-		ti->refs++;
-	pthread_mutex_unlock(&ms->mu);
-	if (ti) {
-		*out = ti;
-		return T_OK;
-	}
-	rc = evsq__pool_query(ctx->pool, catalog_sql, 2, params, &r, sqlstate, err, sizeof err);
-	if (rc) {
-		*status = db_error(body, rc, sqlstate, err);
-		return T_FAILED;
-	}
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return T_MISSING;
-	}
-	rc = build_tinfo(r, &ti);
-	PQclear(r);
-	if (rc) {
-		*status = db_error(body, rc, "", "out of memory");
-		return T_FAILED;
-	}
-	pthread_mutex_lock(&ms->mu);
-	if (t->info) { /* another request read it meanwhile */
-		tinfo_free(ti);
-		ti = t->info;
-	} else {
-		t->info = ti;
-		ti->refs = 1; /* the cache's */
-	}
-	ti->refs++;
-	pthread_mutex_unlock(&ms->mu);
-	*out = ti;
-	return T_OK;
-}
-
-static void tinfo_release(evsq__models *ms, struct tinfo *ti)
-{
-	bool last;
-
-	pthread_mutex_lock(&ms->mu);
-	last = --ti->refs == 0;
-	pthread_mutex_unlock(&ms->mu);
-	if (last)
-		tinfo_free(ti);
-}
-
-/* Drop a cache entry found out of date (if still the cached one). */
-static void tinfo_forget(evsq__models *ms, struct table *t, struct tinfo *ti)
-{
-	bool last = false;
-
-	pthread_mutex_lock(&ms->mu);
-	if (t->info == ti) {
-		t->info = NULL;
-		last = --ti->refs == 0;
-	}
-	pthread_mutex_unlock(&ms->mu);
-	if (last)
-		tinfo_free(ti);
-}
-
-static unsigned missing(evp_buf *body, const struct model *m, const struct table *t)
+static unsigned missing(evp_buf *body, const struct evsq__model *m, const struct evsq__table *t)
 {
 	char msg[768];
 
@@ -502,7 +133,7 @@ static unsigned check_args(struct MHD_Connection *conn, const char *const *allow
 
 /* ---- answers ---- */
 
-static void put_model(evp_buf *b, const struct model *m)
+static void put_model(evp_buf *b, const struct evsq__model *m)
 {
 	evp_buf_puts(b, "{\"projection\":");
 	evsq__json_str(b, m->name);
@@ -512,22 +143,22 @@ static void put_model(evp_buf *b, const struct model *m)
 
 /* {projection, schema, tables: [...]} of one model; the catalog of each
  * table (cached). 0 or the failure status. */
-static unsigned describe(const evsq__ctx *ctx, struct model *m, evp_buf *out, evp_buf *body)
+static unsigned describe(const evsq__ctx *ctx, struct evsq__model *m, evp_buf *out, evp_buf *body)
 {
 	int i, j;
 
 	put_model(out, m);
 	evp_buf_puts(out, ",\"tables\":[");
 	for (i = 0; i < m->ntables; i++) {
-		struct tinfo *ti;
+		struct evsq__tinfo *ti;
 		unsigned status = 0;
-		int got = tinfo_get(ctx, m, &m->tables[i], &ti, &status, body);
+		int got = evsq__tinfo_get(ctx, m, &m->tables[i], &ti, &status, body);
 
-		if (got == T_FAILED)
+		if (got == EVSQ__T_FAILED)
 			return status;
 		evp_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
 		evsq__json_str(out, m->tables[i].name);
-		if (got == T_MISSING) {
+		if (got == EVSQ__T_MISSING) {
 			evp_buf_puts(out, ",\"missing\":true}");
 			continue;
 		}
@@ -546,13 +177,13 @@ static unsigned describe(const evsq__ctx *ctx, struct model *m, evp_buf *out, ev
 			evp_buf_putc(out, '}');
 		}
 		evp_buf_puts(out, "]}");
-		tinfo_release(ctx->models, ti);
+		evsq__tinfo_release(ctx->models, ti);
 	}
 	evp_buf_puts(out, "]}");
 	return 0;
 }
 
-static unsigned list_models(const evsq__ctx *ctx, struct model *one, evp_buf *body)
+static unsigned list_models(const evsq__ctx *ctx, struct evsq__model *one, evp_buf *body)
 {
 	evsq__models *ms = ctx->models;
 	evp_buf out = {0};
@@ -580,7 +211,8 @@ static unsigned list_models(const evsq__ctx *ctx, struct model *one, evp_buf *bo
 	return status;
 }
 
-static void put_head(evp_buf *b, const struct model *m, const struct table *t, const PGresult *r)
+static void put_head(evp_buf *b, const struct evsq__model *m, const struct evsq__table *t,
+		     const PGresult *r)
 {
 	b->len = 0;
 	evp_buf_puts(b, "{\"projection\":");
@@ -592,12 +224,12 @@ static void put_head(evp_buf *b, const struct model *m, const struct table *t, c
 
 /* The table changed twice under one request (DDL in progress): as
  * transient as PostgreSQL being away. */
-static unsigned changed(evp_buf *body, const struct model *m, const struct table *t,
+static unsigned changed(evp_buf *body, const struct evsq__model *m, const struct evsq__table *t,
 			const char *err)
 {
 	char msg[1280], pg[512];
 
-	pg_message(pg, sizeof pg, err);
+	evsq__pg_message(pg, sizeof pg, err);
 	snprintf(msg, sizeof msg,
 		 "table \"%.200s.%.200s\" of read model \"%.200s\" changed while being read: "
 		 "%s",
@@ -614,7 +246,7 @@ static bool schema_changed(const char *sqlstate)
 }
 
 /* GET /models/{p}/{t}/{key} */
-static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct table *t,
+static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
 			const char *key, evp_buf *body)
 {
 	const char *params[2] = {m->name, key};
@@ -623,14 +255,14 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 	int attempt;
 
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct tinfo *ti;
+		struct evsq__tinfo *ti;
 		evp_buf sql = {0};
 		PGresult *r;
-		int rc, got = tinfo_get(ctx, m, t, &ti, &status, body);
+		int rc, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
 
-		if (got == T_FAILED)
+		if (got == EVSQ__T_FAILED)
 			return status;
-		if (got == T_MISSING)
+		if (got == EVSQ__T_MISSING)
 			return missing(body, m, t);
 		if (ti->npk != 1) {
 			evp_buf keys = {0};
@@ -653,7 +285,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 					t->name, m->name, m->name, t->name,
 					keys.ptr ? keys.ptr : "");
 			evp_buf_free(&keys);
-			tinfo_release(ctx->models, ti);
+			evsq__tinfo_release(ctx->models, ti);
 			evsq__error(body, "bad_request", msg);
 			return 400;
 		}
@@ -662,21 +294,21 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 			       "$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
 			       ti->qname, ti->cols[ti->pk[0]].quoted);
 		if (!evp_buf_cstr(&sql)) {
-			tinfo_release(ctx->models, ti);
-			return db_error(body, EVSQ_NOMEM, "", "");
+			evsq__tinfo_release(ctx->models, ti);
+			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, 2, params, &r, sqlstate, err, sizeof err);
 		evp_buf_free(&sql);
 		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
-			tinfo_forget(ctx->models, t, ti);
-			tinfo_release(ctx->models, ti);
+			evsq__tinfo_forget(ctx->models, t, ti);
+			evsq__tinfo_release(ctx->models, ti);
 			if (attempt == 0)
 				continue;
 			return changed(body, m, t, err);
 		}
-		tinfo_release(ctx->models, ti);
+		evsq__tinfo_release(ctx->models, ti);
 		if (rc)
-			return db_error(body, rc, sqlstate, err);
+			return evsq__models_db_error(body, rc, sqlstate, err);
 		if (PQgetisnull(r, 0, 1)) {
 			snprintf(msg, sizeof msg,
 				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
@@ -698,8 +330,8 @@ static unsigned get_row(const evsq__ctx *ctx, const struct model *m, struct tabl
 
 /* The listing statement of a page. Parameters: $1 projection, then
  * after (if any), the filters in args order, the limit. */
-static void listing_sql(evp_buf *sql, const struct tinfo *ti, const struct args *a, bool after,
-			const char **params, int *np)
+static void listing_sql(evp_buf *sql, const struct evsq__tinfo *ti, const struct args *a,
+			bool after, const char **params, int *np)
 {
 	int i, j;
 
@@ -764,7 +396,7 @@ static bool reserved(const char *key)
 }
 
 /* GET /models/{p}/{t}?after=&limit=&col=v */
-static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct table *t,
+static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
 			 const struct args *a, evp_buf *body)
 {
 	const char *after = arg(a, "after"), *lim = arg(a, "limit");
@@ -783,17 +415,17 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 	}
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct tinfo *ti;
+		struct evsq__tinfo *ti;
 		evp_buf sql = {0};
 		PGresult *r;
-		int rc, np, rows, got = tinfo_get(ctx, m, t, &ti, &status, body);
+		int rc, np, rows, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
 
-		if (got == T_FAILED)
+		if (got == EVSQ__T_FAILED)
 			return status;
-		if (got == T_MISSING)
+		if (got == EVSQ__T_MISSING)
 			return missing(body, m, t);
 		if (ti->npk == 0) {
-			tinfo_release(ctx->models, ti);
+			evsq__tinfo_release(ctx->models, ti);
 			snprintf(msg, sizeof msg,
 				 "table \"%.200s\" of read model \"%.200s\" has no primary key: "
 				 "it cannot be paged",
@@ -807,7 +439,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 			for (j = 0; j < ti->ncols && strcmp(a->a[i].key, ti->cols[j].name); j++)
 				;
 			if (j == ti->ncols) {
-				tinfo_release(ctx->models, ti);
+				evsq__tinfo_release(ctx->models, ti);
 				snprintf(msg, sizeof msg,
 					 "unknown parameter \"%.100s\": table \"%.200s\" of read "
 					 "model \"%.200s\" has no such column",
@@ -821,22 +453,22 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 		listing_sql(&sql, ti, a, after != NULL, params, &np);
 		params[np - 1] = lim_s;
 		if (!evp_buf_cstr(&sql)) {
-			tinfo_release(ctx->models, ti);
-			return db_error(body, EVSQ_NOMEM, "", "");
+			evsq__tinfo_release(ctx->models, ti);
+			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, np, params, &r, sqlstate, err,
 				      sizeof err);
 		evp_buf_free(&sql);
 		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
-			tinfo_forget(ctx->models, t, ti);
-			tinfo_release(ctx->models, ti);
+			evsq__tinfo_forget(ctx->models, t, ti);
+			evsq__tinfo_release(ctx->models, ti);
 			if (attempt == 0)
 				continue;
 			return changed(body, m, t, err);
 		}
 		if (rc) {
-			tinfo_release(ctx->models, ti);
-			return db_error(body, rc, sqlstate, err);
+			evsq__tinfo_release(ctx->models, ti);
+			return evsq__models_db_error(body, rc, sqlstate, err);
 		}
 		if (after && ti->npk > 1 && strcmp(PQgetvalue(r, 0, 3), "t")) {
 			evp_buf keys = {0};
@@ -850,12 +482,12 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct model *m, struct tab
 				 "columns %.200s (the next_after of a page)",
 				 after, keys.ptr ? keys.ptr : "");
 			evp_buf_free(&keys);
-			tinfo_release(ctx->models, ti);
+			evsq__tinfo_release(ctx->models, ti);
 			PQclear(r);
 			evsq__error(body, "bad_request", msg);
 			return 400;
 		}
-		tinfo_release(ctx->models, ti);
+		evsq__tinfo_release(ctx->models, ti);
 		rows = PQntuples(r);
 		put_head(body, m, t, r);
 		evp_buf_puts(body, ",\"rows\":[");
@@ -892,8 +524,8 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 {
 	static const char *const just_min[] = {"min_position", NULL};
 	evsq__models *ms = ctx->models;
-	struct model *m = NULL;
-	struct table *t = NULL;
+	struct evsq__model *m = NULL;
+	struct evsq__table *t = NULL;
 	struct args *a;
 	const char *p, *minp;
 	size_t best = 0, n;
