@@ -121,8 +121,11 @@ typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
 	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")   \
 	XX(token, STR, "", 0, 0,                                                           \
 	   "bearer token callers must send (empty: none; prefer the environment)")         \
-	XX(threads, INT, "4", 1, 256, "HTTP worker threads")                               \
-	XX(pg_connections, INT, "4", 1, 256, "PostgreSQL connections (pool size)")         \
+	XX(threads, INT, "2", 1, 256, "HTTP event loops (threads; they never block)")      \
+	XX(batch_connections, INT, "2", 1, 64,                                             \
+	   "PostgreSQL connections per event loop for batched state lookups")              \
+	XX(pg_connections, INT, "4", 1, 256,                                               \
+	   "worker threads, each with a PostgreSQL connection, for the other requests")    \
 	XX(max_connections, INT, "512", 1, 65536, "concurrent HTTP connections")           \
 	XX(max_per_ip, INT, "0", 0, 65536, "HTTP connections per client address (0: any)") \
 	XX(timeout_s, INT, "30", 1, 3600, "idle HTTP connection timeout, seconds")         \

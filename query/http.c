@@ -18,6 +18,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 
 #include <microhttpd.h>
 
@@ -28,9 +34,25 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 #define N_BUCKETS (sizeof buckets / sizeof buckets[0])
 #define N_CLASSES 6 /* status / 100 */
 
-struct evsq_server {
+/* An HTTP event loop: one thread polling its own MHD daemon (all loops
+ * listen on the same port, SO_REUSEPORT: the kernel spreads connections)
+ * together with its batcher's PostgreSQL sockets, so that requests and
+ * their lookups' results wake the same thread. */
+struct loop {
+	evsq_server *srv;
 	struct MHD_Daemon *mhd;
+	evsq__batcher *batcher;
+	int wake_fd; /* eventfd: a worker resumed one of this loop's connections */
+	pthread_t thread;
+	bool started;
+};
+
+struct evsq_server {
+	struct loop *loops;
+	int nloops;
+	int stop_fd; /* eventfd: the loops return */
 	evsq__pool *pool;
+	evsq__workers *workers;
 	evs_store *store;
 	evsq__ctx ctx;
 	char *projection;
@@ -256,18 +278,113 @@ static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char 
 	return 404;
 }
 
+/* Requests that read PostgreSQL, the store or wait go off the HTTP
+ * threads (batcher or workers); the rest (refusals, /health, /metrics)
+ * are answered in place. */
+static bool blocks(evsq_server *srv, struct MHD_Connection *conn, const char *method,
+		   const char *url)
+{
+	if ((strcmp(method, "GET") && strcmp(method, "HEAD")) || has_body(conn))
+		return false;
+	if (srv->token &&
+	    !token_ok(srv->token, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							      MHD_HTTP_HEADER_AUTHORIZATION)))
+		return false;
+	return !strcmp(url, "/ready") || !strncmp(url, "/streams/", 9) || !strcmp(url, "/models") ||
+	       !strncmp(url, "/models/", 8);
+}
+
+/* One request: headers seen (NEW), handed over with its connection
+ * suspended (WAITING), answered and the connection resumed (DONE). */
+enum { PH_NEW, PH_WAITING, PH_DONE };
+
+struct req {
+	evsq__job job; /* first: a job is its request */
+	evsq_server *srv;
+	struct loop *loop;
+	struct MHD_Connection *conn;
+	const char *method, *url; /* MHD's, valid for the request */
+	const char *ctype;
+	char *stream;
+	int64_t t0;
+	int phase;
+};
+
+static void req_run(evsq__job *job)
+{
+	struct req *q = (struct req *)job;
+
+	q->job.status = route(q->srv, q->conn, q->method, q->url, &q->job.body, &q->ctype);
+}
+
+/* From the loop's own thread (batcher) or a worker's. MHD in external
+ * mode does not wake its loop on a resume from another thread: the
+ * loop's eventfd does. */
+static void req_done(evsq__job *job)
+{
+	struct req *q = (struct req *)job;
+	uint64_t one = 1;
+
+	q->phase = PH_DONE;
+	MHD_resume_connection(q->conn);
+	if (job->kind == EVSQ__J_RUN && write(q->loop->wake_fd, &one, sizeof one) < 0)
+		abort(); /* an eventfd write of 1 cannot fail */
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *q = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!q)
+		return;
+	evp_buf_free(&q->job.body);
+	free(q->stream);
+	free(q);
+	*con_cls = NULL;
+}
+
+static enum MHD_Result respond(evsq_server *srv, struct req *q)
+{
+	evp_buf *body = &q->job.body;
+	unsigned status = q->job.status;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int64_t dt;
+	size_t i;
+
+	if (body->oom || !evp_buf_cstr(body))
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(body->len, body->ptr, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		return MHD_NO;
+	memset(body, 0, sizeof *body); /* the response owns the bytes now */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, q->ctype);
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (status == 409 || status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	ret = MHD_queue_response(q->conn, status, resp);
+	MHD_destroy_response(resp);
+	dt = now_us() - q->t0;
+	atomic_fetch_add(&srv->requests[status / 100 < N_CLASSES ? status / 100 : 5], 1);
+	atomic_fetch_add(&srv->latency_us_sum, (unsigned long long)dt);
+	for (i = 0; i < N_BUCKETS && (double)dt / 1e6 > buckets[i]; i++)
+		;
+	atomic_fetch_add(&srv->hist[i], 1);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
-	evsq_server *srv = cls;
-	evp_buf body = {0};
-	const char *ctype = "application/json";
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	int64_t t0 = now_us(), dt;
-	unsigned status;
-	size_t i;
+	struct loop *lp = cls;
+	evsq_server *srv = lp->srv;
+	struct req *q = *con_cls;
 
 	(void)version;
 	(void)upload_data;
@@ -275,39 +392,95 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	 * at once (the connection is then closed); any other is answered on
 	 * the next call, once MHD has the whole request, which keeps the
 	 * connection alive (answering in the first call makes MHD close it). */
-	if (*con_cls == NULL && !has_body(conn)) {
-		*con_cls = srv;
-		return MHD_YES;
+	if (!q) {
+		q = calloc(1, sizeof *q);
+		if (!q)
+			return MHD_NO;
+		q->srv = srv;
+		q->loop = lp;
+		q->conn = conn;
+		q->method = method;
+		q->url = url;
+		q->ctype = "application/json";
+		q->t0 = now_us();
+		q->job.run = req_run;
+		q->job.done = req_done;
+		*con_cls = q;
+		if (!has_body(conn))
+			return MHD_YES;
+		q->job.status = route(srv, conn, method, url, &q->job.body, &q->ctype);
+		return respond(srv, q);
 	}
 	if (*upload_data_size) {
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	*con_cls = srv;
-	status = route(srv, conn, method, url, &body, &ctype);
-	if (body.oom || !evp_buf_cstr(&body)) {
-		evp_buf_free(&body);
-		return MHD_NO;
+	if (q->phase == PH_DONE)
+		return respond(srv, q);
+	if (q->phase == PH_WAITING)
+		return MHD_YES;
+	if (!blocks(srv, conn, method, url)) {
+		q->job.status = route(srv, conn, method, url, &q->job.body, &q->ctype);
+		return respond(srv, q);
 	}
-	resp = MHD_create_response_from_buffer(body.len, body.ptr, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		evp_buf_free(&body);
-		return MHD_NO;
+	/* suspended before it is handed over: the answer may come at once */
+	q->phase = PH_WAITING;
+	MHD_suspend_connection(conn);
+	if (!strncmp(url, "/streams/", 9) &&
+	    (q->stream = evsq__streams_fast(conn, url + 9, &q->job))) {
+		q->job.stream = q->stream;
+		evsq__batcher_submit(lp->batcher, &q->job);
+	} else {
+		q->job.kind = EVSQ__J_RUN;
+		evsq__workers_submit(srv->workers, &q->job);
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	if (status == 401)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	if (status == 409 || status == 503)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	dt = now_us() - t0;
-	atomic_fetch_add(&srv->requests[status / 100 < N_CLASSES ? status / 100 : 5], 1);
-	atomic_fetch_add(&srv->latency_us_sum, (unsigned long long)dt);
-	for (i = 0; i < N_BUCKETS && (double)dt / 1e6 > buckets[i]; i++)
-		;
-	atomic_fetch_add(&srv->hist[i], 1);
-	return ret;
+	return MHD_YES;
+}
+
+/* A loop's thread: wait for HTTP or PostgreSQL input (or MHD's next
+ * timeout), read results (answering their lookups), let MHD run (it reads
+ * requests, calls on_request, sends the answers of resumed connections),
+ * then send the lookups queued meanwhile as the next statement. */
+static void *loop_run(void *arg)
+{
+	struct loop *lp = arg;
+	struct pollfd fds[3 + 64];
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(lp->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	int mhd_fd = info ? info->epoll_fd : -1;
+
+	for (;;) {
+		MHD_UNSIGNED_LONG_LONG tmo;
+		int n, timeout = 1000;
+
+		fds[0].fd = lp->srv->stop_fd;
+		fds[0].events = POLLIN;
+		fds[1].fd = mhd_fd;
+		fds[1].events = POLLIN;
+		fds[2].fd = lp->wake_fd;
+		fds[2].events = POLLIN;
+		n = 3 + evsq__batcher_pollfds(lp->batcher, fds + 3);
+		if (MHD_get_timeout(lp->mhd, &tmo) == MHD_YES &&
+		    tmo < (MHD_UNSIGNED_LONG_LONG)timeout)
+			timeout = (int)tmo;
+		if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents)
+			break;
+		if (fds[2].revents) {
+			uint64_t v;
+
+			if (read(lp->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+				break;
+		}
+		evsq__batcher_ready(lp->batcher, fds + 3);
+		MHD_run(lp->mhd);
+		evsq__batcher_pump(lp->batcher);
+	}
+	/* what is still queued or in flight is answered 503; MHD answers the
+	 * resumed connections when it is stopped */
+	evsq__batcher_free(lp->batcher);
+	lp->batcher = NULL;
+	return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -332,7 +505,8 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 	socklen_t sslen;
 	evsq_server *srv;
 	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	int i;
 	int rc = EVSQ_NOMEM;
 
 	memset(&ss, 0, sizeof ss);
@@ -366,6 +540,7 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 	srv = calloc(1, sizeof *srv);
 	if (!srv)
 		goto fail;
+	srv->stop_fd = -1;
 	srv->log = log;
 	srv->log_ctx = log_ctx;
 	srv->projection = strdup(cfg->projection);
@@ -401,21 +576,57 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 	srv->ready_max_lag = cfg->ready_max_lag;
 	if (evsq__watch_start(cfg->dsn, log, log_ctx, &srv->ctx.watch))
 		goto fail;
-	srv->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_per_ip,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->request_memory, MHD_OPTION_END);
-	if (!srv->mhd) {
-		snprintf(err, errlen, "could not listen on \"%s\" port %ld", cfg->listen,
-			 cfg->port);
-		rc = EVSQ_LISTEN;
+	if (evsq__workers_start((int)cfg->pg_connections, &srv->workers))
 		goto fail;
+	srv->nloops = (int)cfg->threads;
+	srv->loops = calloc((size_t)srv->nloops, sizeof *srv->loops);
+	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!srv->loops || srv->stop_fd < 0)
+		goto fail;
+	for (i = 0; i < srv->nloops; i++)
+		srv->loops[i].wake_fd = -1;
+	for (i = 0; i < srv->nloops; i++) {
+		struct loop *lp = &srv->loops[i];
+		unsigned limit = (unsigned)((cfg->max_connections + srv->nloops - 1) / srv->nloops);
+
+		lp->srv = srv;
+		lp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (lp->wake_fd < 0)
+			goto fail;
+		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections,
+				      cfg->statement_timeout_ms, cfg->projection, log, log_ctx,
+				      &lp->batcher))
+			goto fail;
+		lp->mhd = MHD_start_daemon(
+			flags, 0, NULL, NULL, on_request, lp, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+			srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_SOCK_ADDR,
+			(struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+			MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			(unsigned)cfg->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)cfg->request_memory, MHD_OPTION_END);
+		if (!lp->mhd) {
+			snprintf(err, errlen, "could not listen on \"%s\" port %ld", cfg->listen,
+				 cfg->port);
+			rc = EVSQ_LISTEN;
+			goto fail;
+		}
+		if (i == 0) {
+			/* port 0: the other loops join the port the first one got */
+			info = MHD_get_daemon_info(lp->mhd, MHD_DAEMON_INFO_BIND_PORT);
+			srv->port = info ? info->port : (unsigned)cfg->port;
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+			else
+				((struct sockaddr_in6 *)&ss)->sin6_port =
+					htons((uint16_t)srv->port);
+		}
 	}
-	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info ? info->port : (unsigned)cfg->port;
+	for (i = 0; i < srv->nloops; i++) {
+		if (pthread_create(&srv->loops[i].thread, NULL, loop_run, &srv->loops[i]))
+			goto fail;
+		srv->loops[i].started = true;
+	}
 	*out = srv;
 	return EVSQ_OK;
 fail:
@@ -432,11 +643,37 @@ unsigned evsq_server_port(const evsq_server *srv)
 
 void evsq_server_stop(evsq_server *srv)
 {
+	int i;
+
 	if (!srv)
 		return;
 	evsq__watch_shutdown(srv->ctx.watch); /* waiters answer now */
-	if (srv->mhd)
-		MHD_stop_daemon(srv->mhd);
+	/* the workers finish (their connections are resumed while the loops
+	 * still run; later hand-overs are answered 503), then the loops stop
+	 * (their batchers answer what they hold), then MHD closes */
+	evsq__workers_stop(srv->workers);
+	srv->workers = NULL;
+	if (srv->stop_fd >= 0) {
+		uint64_t one = 1;
+
+		if (write(srv->stop_fd, &one, sizeof one) < 0)
+			abort(); /* an eventfd write of 1 cannot fail */
+	}
+	for (i = 0; srv->loops && i < srv->nloops; i++) {
+		struct loop *lp = &srv->loops[i];
+
+		if (lp->started)
+			pthread_join(lp->thread, NULL);
+		else
+			evsq__batcher_free(lp->batcher);
+		if (lp->mhd)
+			MHD_stop_daemon(lp->mhd);
+		if (lp->wake_fd >= 0)
+			close(lp->wake_fd);
+	}
+	free(srv->loops);
+	if (srv->stop_fd >= 0)
+		close(srv->stop_fd);
 	evsq__watch_stop(srv->ctx.watch);
 	evsq__pool_close(srv->pool);
 	evsq__models_free(srv->ctx.models);

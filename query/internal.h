@@ -19,15 +19,22 @@
 
 enum evsq__stmt {
 	EVSQ__S_CHECKPOINT,
-	EVSQ__S_CURRENT,
-	EVSQ__S_AS_OF_TIME,
-	EVSQ__S_AT_POSITION,
+	EVSQ__S_CURRENT_N,     /* $1 projection, $2 text[] streams */
+	EVSQ__S_AS_OF_N,       /* $1 projection, $2 text[] streams, $3 int8[] times (us) */
+	EVSQ__S_AT_POSITION_N, /* $1 projection, $2 text[] streams, $3 int8[] positions */
 	EVSQ__S_HISTORY,
 	EVSQ__S_EVENTS,
 	EVSQ__S_COUNT
 };
 
+/* The statements' text, prepared as "q<index>" (pool.c, batch.c). */
+extern const char *const evsq__sql[EVSQ__S_COUNT];
+
 typedef struct evsq__pool evsq__pool;
+
+/* A session with the statement_timeout set and every statement prepared,
+ * or NULL (logged). Blocks up to the connect timeout (5 s). */
+PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn log, void *log_ctx);
 
 int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evsq_log_fn log,
 		    void *log_ctx, evsq__pool **out);
@@ -43,6 +50,67 @@ int evsq__pool_exec(evsq__pool *pool, enum evsq__stmt stmt, int nparams, const c
  * only as parameters; identifiers quoted with PQescapeIdentifier. */
 int evsq__pool_query(evsq__pool *pool, const char *sql, int nparams, const char *const *params,
 		     PGresult **res, char *sqlstate, char *err, size_t errlen);
+
+/* ---- jobs: requests answered off the HTTP threads (batch.c, work.c) ----
+ * An HTTP thread suspends the connection, hands a job over and goes on
+ * with other connections; the thread that answers the job fills status
+ * and body and calls done() (which resumes the connection). */
+
+enum evsq__job_kind {
+	EVSQ__J_CURRENT, /* batch.c: current state of stream */
+	EVSQ__J_AS_OF,   /* batch.c: state of stream as of as_of_us */
+	EVSQ__J_AT,      /* state after global position at (workers only) */
+	EVSQ__J_RUN      /* work.c: run(job) on a worker thread */
+};
+
+typedef struct evsq__job {
+	struct evsq__job *next;
+	int kind;
+	int attempts;
+	const char *stream; /* borrowed: valid until done() */
+	int64_t as_of_us;   /* microseconds since the Unix epoch */
+	void (*run)(struct evsq__job *job);
+	void (*done)(struct evsq__job *job);
+	unsigned status;
+	evp_buf body;
+} evsq__job;
+
+/* The batcher of one HTTP event loop (batch.c): state lookups queued by
+ * the loop's handlers, sent as one statement per idle connection, answered
+ * when the result arrives. Used by its loop's thread only. */
+typedef struct evsq__batcher evsq__batcher;
+struct pollfd;
+
+int evsq__batcher_new(const char *dsn, int connections, long statement_timeout_ms,
+		      const char *projection, evsq_log_fn log, void *log_ctx, evsq__batcher **out);
+/* Answers what is queued or in flight with 503 (done() called), frees. */
+void evsq__batcher_free(evsq__batcher *b);
+void evsq__batcher_submit(evsq__batcher *b, evsq__job *job);
+/* Send the queued lookups on idle connections (connecting if needed). */
+void evsq__batcher_pump(evsq__batcher *b);
+/* Fill one pollfd per connection (fd -1 when idle): the count. */
+int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds);
+/* After poll(): read results, answer their lookups (done()). */
+void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds);
+/* Statements sent and lookups answered so far (for /metrics). */
+void evsq__batcher_stats(evsq__batcher *b, unsigned long long *batches,
+			 unsigned long long *lookups);
+
+/* Workers: threads running jobs that block (waits, pages, the store). */
+typedef struct evsq__workers evsq__workers;
+
+int evsq__workers_start(int threads, evsq__workers **out);
+/* Run the queued jobs, join, free. */
+void evsq__workers_stop(evsq__workers *w);
+void evsq__workers_submit(evsq__workers *w, evsq__job *job);
+
+/* The answer to a state lookup of kind EVSQ__J_* from row `row` of
+ * EVSQ__S_CURRENT_N, _AS_OF_N or _AT_POSITION_N (columns: ordinal, answer
+ * JSON, known): the status, with the JSON body. */
+unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *stream,
+			    evp_buf *body);
+/* A PostgreSQL text array literal of one element. */
+void evsq__array1(evp_buf *b, const char *s);
 
 /* ---- parameters (params.c) ---- */
 
@@ -61,6 +129,8 @@ bool evsq__parse_u63(const char *s, int64_t *out);
 /* A JSON string (quoted, escaped); bytes that are not valid UTF-8 become
  * U+FFFD. */
 void evsq__json_str(evp_buf *b, const char *s);
+/* Whether s is valid UTF-8 (what PostgreSQL's text accepts). */
+bool evsq__utf8_valid(const char *s);
 
 /* ---- stream endpoints (streams.c) ---- */
 
@@ -88,6 +158,11 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
  * or at_position (at >= 0). */
 unsigned evsq__state_from_store(evs_store *store, const char *stream, const char *as_of,
 				int64_t at_position, evp_buf *body);
+/* GET /streams/<rest> when it is a plain state lookup (current, or as of
+ * a valid time; no other parameter) the batcher can answer: job's kind
+ * and as_of_us set, and the stream id returned (the caller frees it).
+ * NULL for any other request (or no memory): the workers answer those. */
+char *evsq__streams_fast(struct MHD_Connection *conn, const char *rest, evsq__job *job);
 /* {"error": code, "message": msg} */
 void evsq__error(evp_buf *body, const char *code, const char *msg);
 /* Wait until the checkpoint of projection reaches min (bounded by

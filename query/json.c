@@ -2,9 +2,12 @@
  * json.c - the JSON envelope of answers. Read-model values (jsonb) are
  * copied verbatim from PostgreSQL's output, which is valid JSON, so they
  * are never decoded and re-encoded (no loss of number precision, no cost
- * per request); only the envelope's strings are escaped here.
+ * per request); the envelope's strings (error messages, ids) are made
+ * JSON by json-c here.
  */
 #include <stdio.h>
+
+#include <json.h>
 
 #include "internal.h"
 
@@ -32,50 +35,51 @@ static size_t utf8_len(const unsigned char *p)
 	return 0;
 }
 
-void evsq__json_str(evp_buf *b, const char *s)
+bool evsq__utf8_valid(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
-	evp_buf_putc(b, '"');
 	while (*p) {
-		size_t n;
+		size_t n = utf8_len(p);
 
-		switch (*p) {
-		case '"':
-			evp_buf_puts(b, "\\\"");
-			p++;
-			continue;
-		case '\\':
-			evp_buf_puts(b, "\\\\");
-			p++;
-			continue;
-		case '\n':
-			evp_buf_puts(b, "\\n");
-			p++;
-			continue;
-		case '\t':
-			evp_buf_puts(b, "\\t");
-			p++;
-			continue;
-		case '\r':
-			evp_buf_puts(b, "\\r");
-			p++;
-			continue;
-		default: break;
-		}
-		if (*p < 0x20) {
-			evp_buf_printf(b, "\\u%04x", *p);
-			p++;
-			continue;
-		}
-		n = utf8_len(p);
-		if (n == 0) {
-			evp_buf_puts(b, "\\ufffd");
-			p++;
-			continue;
-		}
-		evp_buf_putn(b, p, n);
+		if (!n)
+			return false;
 		p += n;
 	}
-	evp_buf_putc(b, '"');
+	return true;
+}
+
+void evsq__json_str(evp_buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	evp_buf clean = {0};
+	json_object *o;
+
+	/* json-c copies bytes through as they are: make the text valid
+	 * UTF-8 first (a request may carry any bytes) */
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n) {
+			evp_buf_putn(&clean, p, n);
+			p += n;
+		} else {
+			evp_buf_puts(&clean, "\xef\xbf\xbd"); /* U+FFFD */
+			p++;
+		}
+	}
+	if (!evp_buf_cstr(&clean)) {
+		b->oom = true;
+		return;
+	}
+	o = json_object_new_string(clean.ptr);
+	if (!o) {
+		b->oom = true;
+	} else {
+		evp_buf_puts(b,
+			     json_object_to_json_string_ext(
+				     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
+	evp_buf_free(&clean);
 }

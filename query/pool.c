@@ -17,33 +17,59 @@
 
 #define TS(col)    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define CHECKPOINT "(SELECT position FROM evs.checkpoints WHERE projection = $2)"
+/* the checkpoint of projection $1 as a one-row table (p; 0 before any) */
+#define CHECKPOINT_P                                                                        \
+	"(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0)" \
+	" AS p)"
 
-/* $1 stream, $2 projection, then per statement. */
-static const char *const sql[EVSQ__S_COUNT] = {
+/* $1 stream, $2 projection, then per statement (unless said otherwise). */
+const char *const evsq__sql[EVSQ__S_COUNT] = {
 	[EVSQ__S_CHECKPOINT] = "SELECT position FROM evs.checkpoints WHERE projection = $1",
-	/* checkpoint, version, position, updated_at, data */
-	[EVSQ__S_CURRENT] = "SELECT " CHECKPOINT ", s.version, s.position, " TS(
-		"s.updated_at") ", s.data::text FROM (VALUES (1)) v"
-				" LEFT JOIN evs.state s ON s.stream = $1",
-	/* checkpoint, version, position, valid_from, valid_to, data, known */
-	[EVSQ__S_AS_OF_TIME] =
-		"SELECT " CHECKPOINT ", h.version, h.position, " TS("h.valid_from") ", " TS(
-			"h.valid_to") ", h.data::text,"
-				      " EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1)"
-				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
-				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1"
-				      "   AND x.valid_from <= $3::timestamptz"
-				      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
-	/* within a stream position grows with (valid_from, version): the
-	 * backward scan of the key stops at the first row at or before $3 */
-	[EVSQ__S_AT_POSITION] =
-		"SELECT " CHECKPOINT ", h.version, h.position, " TS("h.valid_from") ", " TS(
-			"h.valid_to") ", h.data::text,"
-				      " EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1)"
-				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
-				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1"
-				      "   AND x.position <= $3::bigint"
-				      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+	/* State lookups for many streams in one statement (batch.c; the
+	 * workers send arrays of one). Columns: the element's ordinal (1-based),
+	 * the answer as JSON made by PostgreSQL (NULL: nothing at that time),
+	 * whether the stream exists at all. */
+	[EVSQ__S_CURRENT_N] =
+		"SELECT q.i, CASE WHEN s.stream IS NOT NULL THEN json_build_object("
+		"'stream', q.stream, 'position', c.p, 'version', s.version,"
+		" 'event_position', s.position, 'updated_at', " TS(
+			"s.updated_at") ","
+					" 'data', s.data)::text END, s.stream IS NOT NULL"
+					" FROM unnest($2::text[]) WITH ORDINALITY q(stream, i)"
+					" CROSS JOIN " CHECKPOINT_P " c"
+					" LEFT JOIN evs.state s ON s.stream = q.stream",
+	[EVSQ__S_AS_OF_N] =
+		"SELECT q.i, CASE WHEN h.version IS NOT NULL THEN json_build_object("
+		"'stream', q.stream, 'position', c.p, 'version', h.version,"
+		" 'event_position', h.position, 'valid_from', " TS(
+			"h.valid_from") ","
+					" 'valid_to', " TS(
+						"h.valid_to") ", 'data', h.data)::text END,"
+							      " CASE WHEN h.version IS NOT NULL THEN true"
+							      "  ELSE EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = q.stream) END"
+							      " FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, us, i)"
+							      " CROSS JOIN " CHECKPOINT_P " c"
+							      " LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
+							      "  FROM evs.state_history x WHERE x.stream = q.stream"
+							      "   AND x.valid_from <= timestamptz 'epoch' + q.us * interval '1 microsecond'"
+							      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+	/* $3 int8[] positions; within a stream position grows with
+	 * (valid_from, version): the backward scan of the key stops at the
+	 * first row at or before the position */
+	[EVSQ__S_AT_POSITION_N] =
+		"SELECT q.i, CASE WHEN h.version IS NOT NULL THEN json_build_object("
+		"'stream', q.stream, 'position', c.p, 'version', h.version,"
+		" 'event_position', h.position, 'valid_from', " TS(
+			"h.valid_from") ","
+					" 'valid_to', " TS(
+						"h.valid_to") ", 'data', h.data)::text END,"
+							      " CASE WHEN h.version IS NOT NULL THEN true"
+							      "  ELSE EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = q.stream) END"
+							      " FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, pos, i)"
+							      " CROSS JOIN " CHECKPOINT_P " c"
+							      " LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
+							      "  FROM evs.state_history x WHERE x.stream = q.stream AND x.position <= q.pos"
+							      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
 	/* checkpoint, known, version, position, valid_from, valid_to, data;
 	 * one row with NULLs when the page is empty */
 	[EVSQ__S_HISTORY] =
@@ -84,14 +110,15 @@ struct evsq__pool {
 	void *log_ctx;
 };
 
-static void logf_(evsq__pool *p, int level, const char *fmt, const char *a, const char *b)
+static void logf_(evsq_log_fn log, void *log_ctx, int level, const char *fmt, const char *a,
+		  const char *b)
 {
 	char msg[1024];
 
-	if (!p->log)
+	if (!log)
 		return;
 	snprintf(msg, sizeof msg, fmt, a, b);
-	p->log(p->log_ctx, level, msg);
+	log(log_ctx, level, msg);
 }
 
 int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evsq_log_fn log,
@@ -136,11 +163,10 @@ void evsq__pool_close(evsq__pool *p)
 	free(p);
 }
 
-/* A connected session with the statements prepared, or NULL. */
-static PGconn *connect_one(evsq__pool *p)
+PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn log, void *log_ctx)
 {
 	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {"5", "evs-query", p->dsn, NULL};
+	const char *vals[] = {"5", "evs-query", dsn, NULL};
 	char setting[64];
 	const char *sv[1];
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
@@ -150,14 +176,20 @@ static PGconn *connect_one(evsq__pool *p)
 	if (!c)
 		return NULL;
 	if (PQstatus(c) != CONNECTION_OK) {
-		logf_(p, EVSQ_LOG_WARNING, "could not connect to the read-model database: %s%s",
-		      PQerrorMessage(c), "");
+		logf_(log, log_ctx, EVSQ_LOG_WARNING,
+		      "could not connect to the read-model database: %s%s", PQerrorMessage(c), "");
 		goto fail;
 	}
-	snprintf(setting, sizeof setting, "%ld", p->statement_timeout_ms);
+	snprintf(setting, sizeof setting, "%ld", statement_timeout_ms);
 	sv[0] = setting;
-	r = PQexecParams(c, "SELECT set_config('statement_timeout', $1, false)", 1, NULL, sv, NULL,
-			 NULL, 0);
+	/* Generic plans: every statement here is an index lookup whose plan
+	 * does not depend on the values, and a custom plan per execution (what
+	 * the plan cache keeps choosing for the batch statements, whose array
+	 * sizes vary) costs more than the lookups themselves. */
+	r = PQexecParams(c,
+			 "SELECT set_config('statement_timeout', $1, false),"
+			 " set_config('plan_cache_mode', 'force_generic_plan', false)",
+			 1, NULL, sv, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		PQclear(r);
 		goto fail;
@@ -167,9 +199,9 @@ static PGconn *connect_one(evsq__pool *p)
 		char name[16];
 
 		snprintf(name, sizeof name, "q%d", i);
-		r = PQprepare(c, name, sql[i], 0, NULL);
+		r = PQprepare(c, name, evsq__sql[i], 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			logf_(p, EVSQ_LOG_ERROR, "could not prepare \"%s\": %s", name,
+			logf_(log, log_ctx, EVSQ_LOG_ERROR, "could not prepare \"%s\": %s", name,
 			      PQresultErrorMessage(r));
 			PQclear(r);
 			goto fail;
@@ -185,8 +217,7 @@ fail:
 /* One statement on a borrowed connection: the prepared one named name,
  * or (name NULL) the SQL text sql, parsed each time. */
 static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams,
-	       const char *const *params, PGresult **res, char *sqlstate, char *err,
-	       size_t errlen)
+	       const char *const *params, PGresult **res, char *sqlstate, char *err, size_t errlen)
 {
 	struct slot *s = NULL;
 	int i, attempt, rc = EVSQ_UNAVAILABLE;
@@ -215,7 +246,8 @@ static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams
 		if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 			if (s->conn)
 				PQfinish(s->conn);
-			s->conn = connect_one(p);
+			s->conn =
+				evsq__connect(p->dsn, p->statement_timeout_ms, p->log, p->log_ctx);
 			if (!s->conn)
 				break;
 		}

@@ -109,21 +109,82 @@ unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64
 	return evsq__watch_wait(ctx, projection, min, body);
 }
 
+unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *stream, evp_buf *body)
+{
+	char msg[512];
+
+	body->len = 0;
+	if (!PQgetisnull(r, row, 1)) {
+		evp_buf_puts(body, PQgetvalue(r, row, 1));
+		evp_buf_putc(body, '\n');
+		return 200;
+	}
+	if (kind == EVSQ__J_CURRENT || strcmp(PQgetvalue(r, row, 2), "t"))
+		snprintf(msg, sizeof msg, "stream \"%.200s\" not found", stream);
+	else
+		snprintf(msg, sizeof msg, "stream \"%.200s\" has no events at or before %s", stream,
+			 kind == EVSQ__J_AS_OF ? "as_of" : "at_position");
+	evsq__error(body, "not_found", msg);
+	return 404;
+}
+
+void evsq__array1(evp_buf *b, const char *s)
+{
+	b->len = 0;
+	evp_buf_putc(b, '{');
+	evp_array_elem(b, s, strlen(s));
+	evp_buf_putc(b, '}');
+}
+
+/* One lookup through the pool: the batcher's statement with arrays of
+ * one, so both paths answer alike. */
+static unsigned lookup(const evsq__ctx *ctx, int kind, const char *stream, int64_t arg,
+		       evp_buf *body)
+{
+	static const enum evsq__stmt stmts[] = {[EVSQ__J_CURRENT] = EVSQ__S_CURRENT_N,
+						[EVSQ__J_AS_OF] = EVSQ__S_AS_OF_N,
+						[EVSQ__J_AT] = EVSQ__S_AT_POSITION_N};
+	char sqlstate[6], err[1024], argv[32];
+	evp_buf streams = {0};
+	const char *params[3];
+	PGresult *r;
+	unsigned status;
+	int rc;
+
+	evsq__array1(&streams, stream);
+	snprintf(argv, sizeof argv, "{%lld}", (long long)arg);
+	if (!evp_buf_cstr(&streams)) {
+		evsq__error(body, "internal", "out of memory");
+		return 500;
+	}
+	params[0] = ctx->projection;
+	params[1] = streams.ptr;
+	params[2] = argv;
+	rc = evsq__pool_exec(ctx->pool, stmts[kind], kind == EVSQ__J_CURRENT ? 2 : 3, params, &r,
+			     sqlstate, err, sizeof err);
+	evp_buf_free(&streams);
+	if (rc)
+		return db_error(body, rc, sqlstate, err);
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		evsq__error(body, "internal", "lookup returned no row");
+		return 500;
+	}
+	status = evsq__state_answer(r, 0, kind, stream, body);
+	PQclear(r);
+	return status;
+}
+
 static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
 		      evp_buf *body)
 {
 	const char *as_of = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "as_of");
 	const char *at = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "at_position");
-	const char *params[3] = {stream, ctx->projection, NULL};
-	enum evsq__stmt stmt = EVSQ__S_CURRENT;
-	char sqlstate[6], err[1024], msg[512];
-	int64_t pos = 0;
-	PGresult *r;
-	int rc, n = 2;
-	unsigned status = 200;
-
 	const char *source = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "source");
 	bool from_store = false;
+	char msg[512];
+	int64_t pos = 0;
+	unsigned status;
 
 	if (source && !strcmp(source, "store")) {
 		if (!ctx->store) {
@@ -154,10 +215,9 @@ static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const c
 		}
 		if (from_store)
 			return evsq__state_from_store(ctx->store, stream, as_of, -1, body);
-		stmt = EVSQ__S_AS_OF_TIME;
-		params[2] = as_of;
-		n = 3;
-	} else if (at) {
+		return lookup(ctx, EVSQ__J_AS_OF, stream, evsq__rfc3339_us(as_of), body);
+	}
+	if (at) {
 		if (!evsq__parse_u63(at, &pos)) {
 			snprintf(msg, sizeof msg,
 				 "invalid at_position \"%.100s\": expected a non-negative integer",
@@ -170,42 +230,11 @@ static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const c
 		/* the state after N is only known once N is projected */
 		if ((status = evsq__wait_position(ctx, ctx->projection, pos, body)))
 			return status;
-		stmt = EVSQ__S_AT_POSITION;
-		params[2] = at;
-		n = 3;
+		return lookup(ctx, EVSQ__J_AT, stream, pos, body);
 	}
 	if (from_store)
 		return evsq__state_from_store(ctx->store, stream, NULL, -1, body);
-	rc = evsq__pool_exec(ctx->pool, stmt, n, params, &r, sqlstate, err, sizeof err);
-	if (rc)
-		return db_error(body, rc, sqlstate, err);
-	body->len = 0;
-	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 1)) {
-		if (stmt == EVSQ__S_CURRENT || !strcmp(PQgetvalue(r, 0, 6), "f"))
-			snprintf(msg, sizeof msg, "stream \"%.200s\" not found", stream);
-		else
-			snprintf(msg, sizeof msg, "stream \"%.200s\" has no events at or before %s",
-				 stream, as_of ? "as_of" : "at_position");
-		evsq__error(body, "not_found", msg);
-		PQclear(r);
-		return 404;
-	}
-	evp_buf_puts(body, "{\"stream\":");
-	evsq__json_str(body, stream);
-	evp_buf_printf(body, ",\"position\":%lld,\"version\":%lld,\"event_position\":%lld",
-		       (long long)getll(r, 0, 0), (long long)getll(r, 0, 1),
-		       (long long)getll(r, 0, 2));
-	if (stmt == EVSQ__S_CURRENT) {
-		put_ts(body, "updated_at", r, 0, 3);
-		put_raw(body, "data", r, 0, 4);
-	} else {
-		put_ts(body, "valid_from", r, 0, 3);
-		put_ts(body, "valid_to", r, 0, 4);
-		put_raw(body, "data", r, 0, 5);
-	}
-	evp_buf_puts(body, "}\n");
-	PQclear(r);
-	return 200;
+	return lookup(ctx, EVSQ__J_CURRENT, stream, 0, body);
 }
 
 static unsigned listing(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
@@ -298,6 +327,48 @@ static bool ends_with(const char *s, size_t n, const char *suffix, size_t *strea
 	return true;
 }
 
+struct fast_args {
+	int n;
+	bool other;
+};
+
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct fast_args *a = cls;
+
+	(void)kind;
+	(void)value;
+	a->n++;
+	if (strcmp(key, "as_of"))
+		a->other = true;
+	return MHD_YES;
+}
+
+char *evsq__streams_fast(struct MHD_Connection *conn, const char *rest, evsq__job *job)
+{
+	struct fast_args a = {0, false};
+	size_t len;
+	const char *as_of;
+
+	if (!ends_with(rest, strlen(rest), "/state", &len) || !evsq__utf8_valid(rest))
+		return NULL;
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, count_arg, &a);
+	if (a.other || a.n > 1)
+		return NULL;
+	as_of = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "as_of");
+	if (as_of) {
+		if (!evsq__rfc3339_valid(as_of))
+			return NULL; /* the workers explain why */
+		job->kind = EVSQ__J_AS_OF;
+		job->as_of_us = evsq__rfc3339_us(as_of);
+	} else {
+		job->kind = EVSQ__J_CURRENT;
+		job->as_of_us = 0;
+	}
+	return strndup(rest, len);
+}
+
 unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 		       evp_buf *body)
 {
@@ -349,6 +420,10 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
 		}
 		if ((status = evsq__wait_position(ctx, ctx->projection, min, body)))
 			return status;
+	}
+	if (!evsq__utf8_valid(rest)) {
+		evsq__error(body, "bad_request", "the stream id is not valid UTF-8");
+		return 400;
 	}
 	stream = strndup(rest, len);
 	if (!stream) {
