@@ -8,7 +8,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,6 +673,256 @@ START_TEST(http_concurrent_clients)
 }
 END_TEST
 
+/* Lookups from many clients at once are answered in batches (one
+ * statement for many requests): every answer must be its own request's.
+ * Each probe's answer is first taken alone (and checked against the
+ * store's fold), then 16 clients ask random probes concurrently and must
+ * get exactly the same bytes. */
+struct probe {
+	char *target;
+	long status;
+	char *body;
+};
+
+struct hammer {
+	unsigned port;
+	const struct probe *probes;
+	int nprobes;
+	uint64_t rng;
+	int asked, wrong;
+	char first_wrong[600];
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	int i;
+
+	for (i = 0; i < 150; i++) {
+		const struct probe *p = &h->probes[pgh_rand(&h->rng) % (uint64_t)h->nprobes];
+		http_answer a;
+
+		http_get(h->port, p->target, NULL, &a);
+		h->asked++;
+		if (a.status != p->status || strcmp(a.body, p->body)) {
+			if (!h->wrong++)
+				snprintf(h->first_wrong, sizeof h->first_wrong,
+					 "%s: %ld %.200s, alone: %ld %.200s", p->target, a.status,
+					 a.body, p->status, p->body);
+		}
+		http_answer_free(&a);
+	}
+	return NULL;
+}
+
+START_TEST(http_batched_answers_match)
+{
+	uint64_t rng = pgh_seed("http_batched_answers_match");
+	const char *settings[] = {"threads=1", "batch_connections=1", NULL};
+	struct probe probes[60];
+	struct hammer h[16];
+	pthread_t th[16];
+	struct fixture f;
+	PGresult *r;
+	int i, n = 0, rows;
+
+	setup(&f, &rng, 400, settings);
+	r = PQexec(f.c, "SELECT stream, (extract(epoch FROM min(valid_from)) * 1000000)::bigint,"
+			" (extract(epoch FROM max(valid_from)) * 1000000)::bigint"
+			" FROM evs.state_history GROUP BY stream ORDER BY stream");
+	rows = PQntuples(r);
+	ck_assert_int_gt(rows, 5);
+	while (n < 60) {
+		int k = (int)(pgh_rand(&rng) % (uint64_t)rows), kind = (int)(pgh_rand(&rng) % 3);
+		const char *stream = PQgetvalue(r, k, 0);
+		long long lo = atoll(PQgetvalue(r, k, 1)), hi = atoll(PQgetvalue(r, k, 2));
+		char q[96] = "";
+		http_answer a;
+
+		if (kind == 1) { /* as of a time inside (or just before) its history */
+			long long us = lo - 1000 +
+				       (long long)(pgh_rand(&rng) % (uint64_t)(hi - lo + 2000));
+			time_t sec = (time_t)(us / 1000000);
+			struct tm tm;
+			char ts[40];
+
+			gmtime_r(&sec, &tm);
+			strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(q, sizeof q, "?as_of=%s.%06lldZ", ts, us % 1000000);
+		} else if (kind == 2 && n % 5 == 0) { /* unknown streams among them */
+			stream = "no-such-stream";
+		}
+		probes[n].target = state_path(stream, q);
+		http_get(f.port, probes[n].target, NULL, &a);
+		probes[n].status = a.status;
+		probes[n].body = strdup(a.body);
+		ck_assert_msg(a.status == 200 || a.status == 404, "%s: %ld %s", probes[n].target,
+			      a.status, a.body);
+		if (a.status == 200 && !q[0]) {
+			uint64_t v;
+			char *want = store_state(f.store, stream, NULL, &v, NULL);
+
+			expect_data(f.c, &a, want);
+			ck_assert_int_eq(http_int(&a, "version"), (long long)v);
+			free(want);
+		}
+		http_answer_free(&a);
+		n++;
+	}
+	PQclear(r);
+	for (i = 0; i < 16; i++) {
+		memset(&h[i], 0, sizeof h[i]);
+		h[i].port = f.port;
+		h[i].probes = probes;
+		h[i].nprobes = n;
+		h[i].rng = pgh_rand(&rng) | 1;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, hammer_main, &h[i]), 0);
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(h[i].wrong == 0, "%d of %d answers differ; first: %s", h[i].wrong,
+			      h[i].asked, h[i].first_wrong);
+	}
+	for (i = 0; i < n; i++) {
+		free(probes[i].target);
+		free(probes[i].body);
+	}
+	teardown(&f);
+}
+END_TEST
+
+/* A request that waits (min_position beyond the projection) holds a
+ * worker, not its event loop: with one loop, lookups keep being answered
+ * while it waits. */
+struct waiter {
+	unsigned port;
+	char target[128];
+	atomic_int done;
+	long status;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	http_answer a;
+
+	http_get(w->port, w->target, NULL, &a);
+	w->status = a.status;
+	http_answer_free(&a);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+START_TEST(http_wait_does_not_block_lookups)
+{
+	uint64_t rng = pgh_seed("http_wait_does_not_block_lookups");
+	const char *settings[] = {"threads=1", "pg_connections=2", "min_position_wait_ms=60000",
+				  NULL};
+	struct fixture f;
+	struct waiter w;
+	pthread_t th;
+	char *path;
+	int i;
+
+	setup(&f, &rng, 50, settings);
+	memset(&w, 0, sizeof w);
+	w.port = f.port;
+	path = pgh_value(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
+	snprintf(w.target, sizeof w.target, "/streams/%s/history?min_position=%llu", path,
+		 (unsigned long long)f.head + 1);
+	ck_assert_int_eq(pthread_create(&th, NULL, waiter_main, &w), 0);
+	for (i = 0; i < 200; i++) {
+		char *target = state_path(path, "");
+		http_answer a;
+
+		http_get(f.port, target, NULL, &a);
+		ck_assert_int_eq(a.status, 200);
+		http_answer_free(&a);
+		free(target);
+	}
+	/* 200 lookups answered while the waiter (60 s bound) still waits */
+	ck_assert_int_eq(atomic_load(&w.done), 0);
+	/* the position arrives: the waiter is answered */
+	model_generate(f.store, &rng, 1);
+	project(&f);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.status, 200);
+	free(path);
+	teardown(&f);
+}
+END_TEST
+
+/* Stopping the server while clients hammer it: every request gets an
+ * answer or a closed connection, nothing hangs or leaks (sanitizers). */
+struct raw_client {
+	unsigned port;
+	char target[128];
+	atomic_int *stop;
+	atomic_int answered;
+	int refused;
+};
+
+static void *raw_main(void *arg)
+{
+	struct raw_client *c = arg;
+	char req[256];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", c->target);
+
+	while (!atomic_load(c->stop)) {
+		int st = http_raw(c->port, req, (size_t)n);
+
+		if (st == 200 || st == 404 || st == 503)
+			atomic_fetch_add(&c->answered, 1);
+		else
+			c->refused++; /* closed or not listening: the server went */
+	}
+	return NULL;
+}
+
+START_TEST(http_stop_under_load)
+{
+	uint64_t rng = pgh_seed("http_stop_under_load");
+	const char *settings[] = {"threads=2", NULL};
+	struct raw_client cl[8];
+	pthread_t th[8];
+	atomic_int stop = 0;
+	struct fixture f;
+	char *stream;
+	int i, answered = 0;
+
+	setup(&f, &rng, 50, settings);
+	stream = pgh_value(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
+	for (i = 0; i < 8; i++) {
+		memset(&cl[i], 0, sizeof cl[i]);
+		cl[i].port = f.port;
+		cl[i].stop = &stop;
+		snprintf(cl[i].target, sizeof cl[i].target, "/streams/%s/%s", stream,
+			 i % 2 ? "state" : "history");
+		ck_assert_int_eq(pthread_create(&th[i], NULL, raw_main, &cl[i]), 0);
+	}
+	/* wait until every client got answers, then stop the server under them */
+	for (i = 0; i < 8; i++) {
+		time_t deadline = time(NULL) + 120;
+
+		while (atomic_load(&cl[i].answered) < 20) {
+			ck_assert_msg(time(NULL) < deadline, "client %d: %d answers in 120 s", i,
+				      atomic_load(&cl[i].answered));
+			sched_yield();
+		}
+	}
+	evsq_server_stop(f.srv);
+	f.srv = NULL;
+	atomic_store(&stop, 1);
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		answered += atomic_load(&cl[i].answered);
+	}
+	ck_assert_int_ge(answered, 160);
+	free(stream);
+	teardown(&f);
+}
+END_TEST
+
 /* source=store (replay of LMDB) and the read model (default) agree for
  * random streams, times (on, between and before events) and positions. */
 START_TEST(http_sources_agree)
@@ -848,6 +1100,9 @@ int main(void)
 	tcase_add_test(tc, http_min_position_live);
 	tcase_add_test(tc, http_garbage);
 	tcase_add_test(tc, http_concurrent_clients);
+	tcase_add_test(tc, http_batched_answers_match);
+	tcase_add_test(tc, http_wait_does_not_block_lookups);
+	tcase_add_test(tc, http_stop_under_load);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
