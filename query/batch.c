@@ -12,10 +12,11 @@
  * request is sent at once (no waiting to fill a batch), so light load
  * keeps its latency.
  *
- * A batcher belongs to one thread (its loop): no locks. Its sessions are
- * non-blocking, each with at most one statement in flight. A connection
- * that breaks has its lookups queued again once; a second failure answers
- * 503. Statements and answers are the workers' own (pool.c,
+ * A batcher belongs to one thread (its loop): no locks (only the counters
+ * are atomic, for /metrics). Its sessions are non-blocking, in libpq
+ * pipeline mode with up to `depth` statements in flight, each followed by
+ * its own sync. A connection that breaks has its lookups queued again
+ * once; a second failure answers 503. Statements and answers are the workers' own (pool.c,
  * evsq__state_answer), so both paths answer alike.
  */
 #include <poll.h>
@@ -30,24 +31,36 @@
 /* Upper bound of lookups per statement: arrays of this size keep a
  * statement well under a millisecond on the 2-core machine. */
 #define BATCH_MAX 256
+/* Statements in flight per connection (libpq pipeline mode): while the
+ * backend runs one, the next waits in its socket, so under load it goes
+ * from statement to statement without sleeping (a sleep and wake-up per
+ * statement cost more than the statement on this machine). */
+#define DEPTH 4 /* the most; the configured depth is b->depth */
 /* After a failed connect, lookups are answered 503 at once for this
  * long instead of each paying for a new attempt. */
 #define RECONNECT_PAUSE_MS 200
 
+struct batch {
+	evsq__job *jobs[BATCH_MAX]; /* by ordinal - 1 */
+	int n;                      /* lookups not answered yet */
+};
+
+/* Results of the oldest batch arrive as: its result, NULL, the sync. */
+enum { WANT_RESULT, WANT_END, WANT_SYNC };
+
 struct bconn {
 	PGconn *conn;
-	evsq__job *batch[BATCH_MAX]; /* in flight, by ordinal - 1 */
-	int n;                       /* lookups not answered yet */
-	int kind;
-	bool busy;     /* a statement is in flight (until its NULL result) */
-	bool flushing; /* the statement is not all sent yet */
+	struct batch ring[DEPTH]; /* in flight, oldest at head */
+	int head, count;
+	int stage;     /* of the oldest batch */
+	bool flushing; /* statements not all sent yet */
 };
 
 struct evsq__batcher {
 	evsq__job *head, *tail; /* queued lookups */
 	char *dsn, *projection;
 	long statement_timeout_ms;
-	int nconn;
+	int nconn, depth;
 	struct bconn *conns;
 	int64_t connect_after_ms; /* no new attempt before */
 	evsq_log_fn log;
@@ -131,19 +144,24 @@ static void fail_all(evsq__job **jobs, int n, unsigned status, const char *code,
  * them again, once; then 503. */
 static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 {
-	evsq__job *again[BATCH_MAX];
-	int i, n = 0;
+	evsq__job *again[DEPTH * BATCH_MAX];
+	int i, k, n = 0;
 	char msg[512];
 
 	snprintf(msg, sizeof msg, "read-model database unavailable: %s", why);
-	for (i = 0; i < c->n; i++) {
-		if (c->batch[i]->attempts++ == 0)
-			again[n++] = c->batch[i];
-		else
-			answer(c->batch[i], 503, "unavailable", msg);
+	for (k = 0; k < c->count; k++) {
+		struct batch *bt = &c->ring[(c->head + k) % DEPTH];
+
+		for (i = 0; i < bt->n; i++) {
+			if (bt->jobs[i]->attempts++ == 0)
+				again[n++] = bt->jobs[i];
+			else
+				answer(bt->jobs[i], 503, "unavailable", msg);
+		}
+		bt->n = 0;
 	}
-	c->n = 0;
-	c->busy = false;
+	c->head = c->count = 0;
+	c->stage = WANT_RESULT;
 	c->flushing = false;
 	PQfinish(c->conn);
 	c->conn = NULL;
@@ -161,7 +179,7 @@ static bool ensure_connected(evsq__batcher *b, struct bconn *c)
 	if (now_ms() < b->connect_after_ms)
 		return false;
 	c->conn = evsq__connect(b->dsn, b->statement_timeout_ms, b->log, b->log_ctx);
-	if (!c->conn || PQsetnonblocking(c->conn, 1)) {
+	if (!c->conn || PQsetnonblocking(c->conn, 1) || !PQenterPipelineMode(c->conn)) {
 		PQfinish(c->conn);
 		c->conn = NULL;
 		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
@@ -170,22 +188,23 @@ static bool ensure_connected(evsq__batcher *b, struct bconn *c)
 	return true;
 }
 
-/* Send one batch on idle connection c; false when the queue is empty. */
+/* Send one batch on connection c (which has room); false when the queue
+ * is empty. */
 static bool send_batch(evsq__batcher *b, struct bconn *c)
 {
+	struct batch *bt = &c->ring[(c->head + c->count) % DEPTH];
 	const char *params[3];
 	char name[16];
-	int i, n = take(b, c->batch), rc;
+	int i, n = take(b, bt->jobs), rc, kind;
 
 	if (!n)
 		return false;
 	if (!ensure_connected(b, c)) {
-		fail_all(c->batch, n, 503, "unavailable",
+		fail_all(bt->jobs, n, 503, "unavailable",
 			 "could not connect to the read-model database");
 		return true;
 	}
-	c->n = n;
-	c->kind = c->batch[0]->kind;
+	kind = bt->jobs[0]->kind;
 	b->streams.len = 0;
 	b->times.len = 0;
 	evp_buf_putc(&b->streams, '{');
@@ -195,27 +214,29 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 			evp_buf_putc(&b->streams, ',');
 			evp_buf_putc(&b->times, ',');
 		}
-		evp_array_elem(&b->streams, c->batch[i]->stream, strlen(c->batch[i]->stream));
-		evp_buf_printf(&b->times, "%lld", (long long)c->batch[i]->as_of_us);
+		evp_array_elem(&b->streams, bt->jobs[i]->stream, strlen(bt->jobs[i]->stream));
+		evp_buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
 	}
 	evp_buf_putc(&b->streams, '}');
 	evp_buf_putc(&b->times, '}');
 	if (!evp_buf_cstr(&b->streams) || !evp_buf_cstr(&b->times)) {
-		c->n = 0;
-		fail_all(c->batch, n, 500, "internal", "out of memory");
+		fail_all(bt->jobs, n, 500, "internal", "out of memory");
 		return true;
 	}
+	bt->n = n;
+	c->count++;
 	params[0] = b->projection;
 	params[1] = b->streams.ptr;
 	params[2] = b->times.ptr;
 	snprintf(name, sizeof name, "q%d",
-		 c->kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N);
-	if (!PQsendQueryPrepared(c->conn, name, c->kind == EVSQ__J_CURRENT ? 2 : 3, params, NULL,
-				 NULL, 0)) {
+		 kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N);
+	/* a sync per statement: a statement that fails fails only its batch */
+	if (!PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params, NULL, NULL,
+				 0) ||
+	    !PQpipelineSync(c->conn)) {
 		broken(b, c, PQerrorMessage(c->conn));
 		return true;
 	}
-	c->busy = true;
 	rc = PQflush(c->conn);
 	if (rc < 0)
 		broken(b, c, PQerrorMessage(c->conn));
@@ -226,37 +247,61 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	return true;
 }
 
-/* A statement's result for the batch on c. */
-static void deliver(evsq__batcher *b, struct bconn *c, PGresult *r)
+/* A statement's rows: the answers of batch bt. */
+static void deliver(struct batch *bt, PGresult *r)
 {
 	bool answered[BATCH_MAX] = {false};
 	int i, rows = PQntuples(r);
 
-	(void)b;
 	for (i = 0; i < rows; i++) {
 		long k = strtol(PQgetvalue(r, i, 0), NULL, 10) - 1;
 		evsq__job *job;
 
-		if (k < 0 || k >= c->n || answered[k])
+		if (k < 0 || k >= bt->n || answered[k])
 			continue;
-		job = c->batch[k];
+		job = bt->jobs[k];
 		job->status = evsq__state_answer(r, i, job->kind, job->stream, &job->body);
 		answered[k] = true;
 	}
-	for (i = 0; i < c->n; i++) {
+	for (i = 0; i < bt->n; i++) {
 		if (answered[i])
-			c->batch[i]->done(c->batch[i]);
+			bt->jobs[i]->done(bt->jobs[i]);
 		else
-			answer(c->batch[i], 500, "internal", "no answer for this lookup");
+			answer(bt->jobs[i], 500, "internal", "no answer for this lookup");
 	}
-	c->n = 0;
+	bt->n = 0;
 }
 
-/* Input on a busy connection: consume, and deliver a complete result. */
+/* The result (rows or error) of the oldest batch. False when the
+ * connection broke (its lookups went back to the queue). */
+static bool on_result(evsq__batcher *b, struct bconn *c, PGresult *r)
+{
+	struct batch *bt = &c->ring[c->head];
+	const char *st;
+	char msg[512];
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		deliver(bt, r);
+		return true;
+	}
+	st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+	if (PQstatus(c->conn) != CONNECTION_OK || !st || !strncmp(st, "08", 2) ||
+	    !strncmp(st, "57P", 3)) {
+		broken(b, c, msg);
+		return false;
+	}
+	if (!strcmp(st, "57014"))
+		fail_all(bt->jobs, bt->n, 503, "unavailable", "statement timed out");
+	else
+		fail_all(bt->jobs, bt->n, 500, "internal", msg);
+	bt->n = 0;
+	return true;
+}
+
+/* Input on a busy connection: consume, deliver what is complete. */
 static void on_input(evsq__batcher *b, struct bconn *c)
 {
-	PGresult *r;
-
 	if (c->flushing) {
 		int rc = PQflush(c->conn);
 
@@ -270,36 +315,35 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 		broken(b, c, PQerrorMessage(c->conn));
 		return;
 	}
-	while (c->busy && !PQisBusy(c->conn)) {
-		r = PQgetResult(c->conn);
-		if (!r) { /* the statement is over: the connection is idle */
-			c->busy = false;
-			fail_all(c->batch, c->n, 500, "internal", "statement returned nothing");
-			c->n = 0;
-			break;
-		}
-		if (!c->n) {
-			PQclear(r);
-			continue;
-		}
-		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-			deliver(b, c, r);
-		} else {
-			const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-			char msg[512];
+	while (c->count && !PQisBusy(c->conn)) {
+		PGresult *r = PQgetResult(c->conn);
 
-			snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-			if (PQstatus(c->conn) != CONNECTION_OK || !st || !strncmp(st, "08", 2) ||
-			    !strncmp(st, "57P", 3)) {
+		switch (c->stage) {
+		case WANT_RESULT:
+			if (!r) { /* cannot happen for a SELECT: the batch got nothing */
+				fail_all(c->ring[c->head].jobs, c->ring[c->head].n, 500, "internal",
+					 "statement returned nothing");
+				c->ring[c->head].n = 0;
+				c->stage = WANT_SYNC;
+				break;
+			}
+			if (!on_result(b, c, r)) {
 				PQclear(r);
-				broken(b, c, msg);
 				return;
 			}
-			if (!strcmp(st, "57014"))
-				fail_all(c->batch, c->n, 503, "unavailable", "statement timed out");
-			else
-				fail_all(c->batch, c->n, 500, "internal", msg);
-			c->n = 0;
+			c->stage = WANT_END;
+			break;
+		case WANT_END:
+			if (!r)
+				c->stage = WANT_SYNC;
+			break;
+		default:
+			if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+				c->head = (c->head + 1) % DEPTH;
+				c->count--;
+				c->stage = WANT_RESULT;
+			}
+			break;
 		}
 		PQclear(r);
 	}
@@ -310,7 +354,7 @@ void evsq__batcher_pump(evsq__batcher *b)
 	int i;
 
 	for (i = 0; i < b->nconn; i++)
-		while (!b->conns[i].busy && send_batch(b, &b->conns[i]))
+		while (b->conns[i].count < b->depth && send_batch(b, &b->conns[i]))
 			;
 }
 
@@ -321,7 +365,7 @@ int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds)
 	for (i = 0; i < b->nconn; i++) {
 		struct bconn *c = &b->conns[i];
 
-		fds[i].fd = c->busy ? PQsocket(c->conn) : -1; /* poll skips -1 */
+		fds[i].fd = c->count ? PQsocket(c->conn) : -1; /* poll skips -1 */
 		fds[i].events = (short)(POLLIN | (c->flushing ? POLLOUT : 0));
 		fds[i].revents = 0;
 		n++;
@@ -334,11 +378,11 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 	int i;
 
 	for (i = 0; i < b->nconn; i++)
-		if (fds[i].fd >= 0 && fds[i].revents && b->conns[i].busy)
+		if (fds[i].fd >= 0 && fds[i].revents && b->conns[i].count)
 			on_input(b, &b->conns[i]);
 }
 
-int evsq__batcher_new(const char *dsn, int connections, long statement_timeout_ms,
+int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
 		      const char *projection, evsq_log_fn log, void *log_ctx, evsq__batcher **out)
 {
 	evsq__batcher *b = calloc(1, sizeof *b);
@@ -353,6 +397,7 @@ int evsq__batcher_new(const char *dsn, int connections, long statement_timeout_m
 		return EVSQ_NOMEM;
 	}
 	b->nconn = connections;
+	b->depth = depth < 1 ? 1 : depth > DEPTH ? DEPTH : depth;
 	b->statement_timeout_ms = statement_timeout_ms;
 	b->log = log;
 	b->log_ctx = log_ctx;
@@ -367,13 +412,16 @@ void evsq__batcher_free(evsq__batcher *b)
 
 	if (!b)
 		return;
-	if (getenv("EVSQ_DEBUG_BATCH"))
-		fprintf(stderr, "batcher: %llu statements, %llu lookups\n",
-			(unsigned long long)b->batches, (unsigned long long)b->lookups);
 	for (i = 0; b->conns && i < b->nconn; i++) {
 		struct bconn *c = &b->conns[i];
 
-		fail_all(c->batch, c->n, 503, "unavailable", "the service is stopping");
+		int k;
+
+		for (k = 0; k < c->count; k++) {
+			struct batch *bt = &c->ring[(c->head + k) % DEPTH];
+
+			fail_all(bt->jobs, bt->n, 503, "unavailable", "the service is stopping");
+		}
 		PQfinish(c->conn);
 	}
 	for (j = b->head; j; j = next) {

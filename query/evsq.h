@@ -110,34 +110,35 @@ typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
  * environment variables EVS_QUERY_<NAME>, validation and --help.
  * ------------------------------------------------------------------- */
 
-#define EVSQ_CONFIG_MAP(XX)                                                                \
-	XX(listen, STR, "127.0.0.1", 0, 0, "address to listen on (loopback by default)")   \
-	XX(port, INT, "8080", 0, 65535, "TCP port (0: any free port)")                     \
-	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")       \
-	XX(store, STR, "", 0, 0,                                                           \
-	   "store directory for source=store answers (opened read-only; empty: off)")      \
-	XX(projection, STR, "builtin", 0, 0,                                               \
-	   "checkpoint name of the projection writing the built-in models")                \
-	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")   \
-	XX(token, STR, "", 0, 0,                                                           \
-	   "bearer token callers must send (empty: none; prefer the environment)")         \
-	XX(threads, INT, "2", 1, 256, "HTTP event loops (threads; they never block)")      \
-	XX(batch_connections, INT, "2", 1, 64,                                             \
-	   "PostgreSQL connections per event loop for batched state lookups")              \
-	XX(pg_connections, INT, "4", 1, 256,                                               \
-	   "worker threads, each with a PostgreSQL connection, for the other requests")    \
-	XX(max_connections, INT, "512", 1, 65536, "concurrent HTTP connections")           \
-	XX(max_per_ip, INT, "0", 0, 65536, "HTTP connections per client address (0: any)") \
-	XX(timeout_s, INT, "30", 1, 3600, "idle HTTP connection timeout, seconds")         \
-	XX(request_memory, INT, "16384", 4096, 1048576,                                    \
-	   "bytes per connection for the request line and headers")                        \
-	XX(min_position_wait_ms, INT, "2000", 0, 60000,                                    \
-	   "longest wait for min_position before answering 409")                           \
-	XX(ready_max_lag, INT, "0", 0, 1000000000000,                                      \
-	   "events the projection may trail the store before /ready answers 503 "          \
-	   "(needs --store; 0: lag does not affect readiness)")                            \
-	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                    \
-	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")   \
+#define EVSQ_CONFIG_MAP(XX)                                                                        \
+	XX(listen, STR, "127.0.0.1", 0, 0, "address to listen on (loopback by default)")           \
+	XX(port, INT, "8080", 0, 65535, "TCP port (0: any free port)")                             \
+	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")               \
+	XX(store, STR, "", 0, 0,                                                                   \
+	   "store directory for source=store answers (opened read-only; empty: off)")              \
+	XX(projection, STR, "builtin", 0, 0,                                                       \
+	   "checkpoint name of the projection writing the built-in models")                        \
+	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")           \
+	XX(token, STR, "", 0, 0,                                                                   \
+	   "bearer token callers must send (empty: none; prefer the environment)")                 \
+	XX(threads, INT, "2", 1, 256, "HTTP event loops (threads; they never block)")              \
+	XX(batch_connections, INT, "2", 1, 64,                                                     \
+	   "PostgreSQL connections per event loop for batched state lookups")                      \
+	XX(batch_depth, INT, "2", 1, 4, "statements in flight per batcher connection (pipelined)") \
+	XX(pg_connections, INT, "4", 1, 256,                                                       \
+	   "worker threads, each with a PostgreSQL connection, for the other requests")            \
+	XX(max_connections, INT, "512", 1, 65536, "concurrent HTTP connections")                   \
+	XX(max_per_ip, INT, "0", 0, 65536, "HTTP connections per client address (0: any)")         \
+	XX(timeout_s, INT, "30", 1, 3600, "idle HTTP connection timeout, seconds")                 \
+	XX(request_memory, INT, "16384", 4096, 1048576,                                            \
+	   "bytes per connection for the request line and headers")                                \
+	XX(min_position_wait_ms, INT, "2000", 0, 60000,                                            \
+	   "longest wait for min_position before answering 409")                                   \
+	XX(ready_max_lag, INT, "0", 0, 1000000000000,                                              \
+	   "events the projection may trail the store before /ready answers 503 "                  \
+	   "(needs --store; 0: lag does not affect readiness)")                                    \
+	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                            \
+	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")           \
 	XX(log_level, INT, "2", 0, 3, "0 error, 1 warning, 2 info, 3 debug")
 
 enum evsq_option_type { EVSQ_STR, EVSQ_INT };

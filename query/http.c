@@ -197,6 +197,26 @@ static void metrics(evsq_server *srv, evp_buf *body)
 	evp_buf_printf(body, "evsq_request_duration_seconds_sum %.6f\n",
 		       (double)atomic_load(&srv->latency_us_sum) / 1e6);
 	evp_buf_printf(body, "evsq_request_duration_seconds_count %llu\n", cum);
+	{
+		unsigned long long st = 0, lk = 0, a, b;
+		int k;
+
+		for (k = 0; k < srv->nloops; k++) {
+			evsq__batcher_stats(srv->loops[k].batcher, &a, &b);
+			st += a;
+			lk += b;
+		}
+		evp_buf_printf(body,
+			       "# HELP evsq_batch_statements_total statements sent by the"
+			       " state-lookup batchers\n"
+			       "# TYPE evsq_batch_statements_total counter\n"
+			       "evsq_batch_statements_total %llu\n"
+			       "# HELP evsq_batch_lookups_total state lookups answered through the"
+			       " batchers (lookups / statements = mean batch size)\n"
+			       "# TYPE evsq_batch_lookups_total counter\n"
+			       "evsq_batch_lookups_total %llu\n",
+			       st, lk);
+	}
 
 	/* projection lag, from the watcher's cache and the store head (never a
 	 * statement: a scrape stays cheap); figures not known are left out */
@@ -476,10 +496,8 @@ static void *loop_run(void *arg)
 		MHD_run(lp->mhd);
 		evsq__batcher_pump(lp->batcher);
 	}
-	/* what is still queued or in flight is answered 503; MHD answers the
-	 * resumed connections when it is stopped */
-	evsq__batcher_free(lp->batcher);
-	lp->batcher = NULL;
+	/* what is still queued or in flight is answered by evsq_server_stop,
+	 * once every loop is gone (another loop's /metrics reads the counts) */
 	return NULL;
 }
 
@@ -593,7 +611,7 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 		lp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (lp->wake_fd < 0)
 			goto fail;
-		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections,
+		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
 				      cfg->statement_timeout_ms, cfg->projection, log, log_ctx,
 				      &lp->batcher))
 			goto fail;
@@ -659,13 +677,15 @@ void evsq_server_stop(evsq_server *srv)
 		if (write(srv->stop_fd, &one, sizeof one) < 0)
 			abort(); /* an eventfd write of 1 cannot fail */
 	}
+	for (i = 0; srv->loops && i < srv->nloops; i++)
+		if (srv->loops[i].started)
+			pthread_join(srv->loops[i].thread, NULL);
 	for (i = 0; srv->loops && i < srv->nloops; i++) {
 		struct loop *lp = &srv->loops[i];
 
-		if (lp->started)
-			pthread_join(lp->thread, NULL);
-		else
-			evsq__batcher_free(lp->batcher);
+		/* what is still queued or in flight is answered 503; MHD closes
+		 * those connections */
+		evsq__batcher_free(lp->batcher);
 		if (lp->mhd)
 			MHD_stop_daemon(lp->mhd);
 		if (lp->wake_fd >= 0)

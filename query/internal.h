@@ -81,7 +81,7 @@ typedef struct evsq__job {
 typedef struct evsq__batcher evsq__batcher;
 struct pollfd;
 
-int evsq__batcher_new(const char *dsn, int connections, long statement_timeout_ms,
+int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
 		      const char *projection, evsq_log_fn log, void *log_ctx, evsq__batcher **out);
 /* Answers what is queued or in flight with 503 (done() called), frees. */
 void evsq__batcher_free(evsq__batcher *b);
