@@ -22,6 +22,17 @@
 	"(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0)" \
 	" AS p)"
 
+/* The answer of a lookup in the history (h), as the columns answer JSON
+ * (row_to_json of a, compact, in this order) and known. */
+#define HISTORY_ANSWER                                                   \
+	"CASE WHEN h.version IS NOT NULL THEN row_to_json(a)::text END," \
+	" CASE WHEN h.version IS NOT NULL THEN true"                     \
+	"  ELSE EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = q.stream) END"
+#define HISTORY_ROW                                                                  \
+	" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, h.version,"          \
+	"  h.position AS event_position, " TS("h.valid_from") " AS valid_from, " TS( \
+		"h.valid_to") " AS valid_to, h.data) a"
+
 /* $1 stream, $2 projection, then per statement (unless said otherwise). */
 const char *const evsq__sql[EVSQ__S_COUNT] = {
 	[EVSQ__S_CHECKPOINT] = "SELECT position FROM evs.checkpoints WHERE projection = $1",
@@ -29,47 +40,36 @@ const char *const evsq__sql[EVSQ__S_COUNT] = {
 	 * workers send arrays of one). Columns: the element's ordinal (1-based),
 	 * the answer as JSON made by PostgreSQL (NULL: nothing at that time),
 	 * whether the stream exists at all. */
+	/* clang-format off */
 	[EVSQ__S_CURRENT_N] =
-		"SELECT q.i, CASE WHEN s.stream IS NOT NULL THEN json_build_object("
-		"'stream', q.stream, 'position', c.p, 'version', s.version,"
-		" 'event_position', s.position, 'updated_at', " TS(
-			"s.updated_at") ","
-					" 'data', s.data)::text END, s.stream IS NOT NULL"
-					" FROM unnest($2::text[]) WITH ORDINALITY q(stream, i)"
-					" CROSS JOIN " CHECKPOINT_P " c"
-					" LEFT JOIN evs.state s ON s.stream = q.stream",
+		"SELECT q.i, CASE WHEN s.stream IS NOT NULL THEN row_to_json(a)::text END,"
+		" s.stream IS NOT NULL"
+		" FROM unnest($2::text[]) WITH ORDINALITY q(stream, i)"
+		" CROSS JOIN " CHECKPOINT_P " c"
+		" LEFT JOIN evs.state s ON s.stream = q.stream"
+		" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, s.version,"
+		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, s.data) a",
 	[EVSQ__S_AS_OF_N] =
-		"SELECT q.i, CASE WHEN h.version IS NOT NULL THEN json_build_object("
-		"'stream', q.stream, 'position', c.p, 'version', h.version,"
-		" 'event_position', h.position, 'valid_from', " TS(
-			"h.valid_from") ","
-					" 'valid_to', " TS(
-						"h.valid_to") ", 'data', h.data)::text END,"
-							      " CASE WHEN h.version IS NOT NULL THEN true"
-							      "  ELSE EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = q.stream) END"
-							      " FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, us, i)"
-							      " CROSS JOIN " CHECKPOINT_P " c"
-							      " LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
-							      "  FROM evs.state_history x WHERE x.stream = q.stream"
-							      "   AND x.valid_from <= timestamptz 'epoch' + q.us * interval '1 microsecond'"
-							      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+		"SELECT q.i, " HISTORY_ANSWER
+		" FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, us, i)"
+		" CROSS JOIN " CHECKPOINT_P " c"
+		" LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
+		"  FROM evs.state_history x WHERE x.stream = q.stream"
+		"   AND x.valid_from <= timestamptz 'epoch' + q.us * interval '1 microsecond'"
+		"  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true"
+		HISTORY_ROW,
 	/* $3 int8[] positions; within a stream position grows with
 	 * (valid_from, version): the backward scan of the key stops at the
 	 * first row at or before the position */
 	[EVSQ__S_AT_POSITION_N] =
-		"SELECT q.i, CASE WHEN h.version IS NOT NULL THEN json_build_object("
-		"'stream', q.stream, 'position', c.p, 'version', h.version,"
-		" 'event_position', h.position, 'valid_from', " TS(
-			"h.valid_from") ","
-					" 'valid_to', " TS(
-						"h.valid_to") ", 'data', h.data)::text END,"
-							      " CASE WHEN h.version IS NOT NULL THEN true"
-							      "  ELSE EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = q.stream) END"
-							      " FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, pos, i)"
-							      " CROSS JOIN " CHECKPOINT_P " c"
-							      " LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
-							      "  FROM evs.state_history x WHERE x.stream = q.stream AND x.position <= q.pos"
-							      "  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true",
+		"SELECT q.i, " HISTORY_ANSWER
+		" FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, pos, i)"
+		" CROSS JOIN " CHECKPOINT_P " c"
+		" LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
+		"  FROM evs.state_history x WHERE x.stream = q.stream AND x.position <= q.pos"
+		"  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true"
+		HISTORY_ROW,
+	/* clang-format on */
 	/* checkpoint, known, version, position, valid_from, valid_to, data;
 	 * one row with NULLs when the page is empty */
 	[EVSQ__S_HISTORY] =
