@@ -53,6 +53,12 @@ struct evsq_server {
 	int stop_fd; /* eventfd: the loops return */
 	evsq__pool *pool;
 	evsq__workers *workers;
+	/* connection limits, across the loops (libmicrohttpd counts per daemon) */
+	pthread_mutex_t lim_mu;
+	bool lim_init;
+	unsigned conns, max_conns, max_per_ip;
+	struct peer *peers; /* addresses with connections open */
+	size_t npeers, cap_peers;
 	evs_store *store;
 	evsq__ctx ctx;
 	char *projection;
@@ -296,6 +302,101 @@ static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char 
 		return evsq__models_serve(&srv->ctx, conn, url + 7, body);
 	evsq__error(body, "not_found", "no such resource");
 	return 404;
+}
+
+/* ---- connection limits ----
+ * Every loop's daemon asks accept_policy() before it takes a connection,
+ * which counts it against the totals of all loops at once (one mutex);
+ * on_connection() gives the slot back when the connection closes.
+ * (libmicrohttpd's own limits count per daemon: with several loops and
+ * the kernel spreading connections by hash, they would refuse early or
+ * let one address in once per loop.) A connection refused here is closed
+ * at once, before any byte is read. */
+struct peer {
+	struct sockaddr_storage addr;
+	unsigned n;
+};
+
+static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->sa_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			       &((const struct sockaddr_in6 *)b)->sin6_addr,
+			       sizeof(struct in6_addr));
+	return false;
+}
+
+static struct peer *find_peer(evsq_server *srv, const struct sockaddr *addr)
+{
+	size_t i;
+
+	for (i = 0; i < srv->npeers; i++)
+		if (same_host((struct sockaddr *)&srv->peers[i].addr, addr))
+			return &srv->peers[i];
+	return NULL;
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	evsq_server *srv = cls;
+	enum MHD_Result ok = MHD_NO;
+	struct peer *p;
+
+	if (addrlen > sizeof p->addr)
+		return MHD_NO;
+	pthread_mutex_lock(&srv->lim_mu);
+	if (srv->conns >= srv->max_conns)
+		goto out;
+	p = find_peer(srv, addr);
+	if (srv->max_per_ip && p && p->n >= srv->max_per_ip)
+		goto out;
+	if (!p) {
+		if (srv->npeers == srv->cap_peers) {
+			size_t cap = srv->cap_peers ? srv->cap_peers * 2 : 16;
+			struct peer *np = realloc(srv->peers, cap * sizeof *np);
+
+			if (!np)
+				goto out;
+			srv->peers = np;
+			srv->cap_peers = cap;
+		}
+		p = &srv->peers[srv->npeers++];
+		memset(p, 0, sizeof *p);
+		memcpy(&p->addr, addr, addrlen);
+	}
+	/* counted now, given back when the connection closes (a connection
+	 * libmicrohttpd fails to set up after this, out of memory, would keep
+	 * its slot: the price of never admitting one too many) */
+	p->n++;
+	srv->conns++;
+	ok = MHD_YES;
+out:
+	pthread_mutex_unlock(&srv->lim_mu);
+	return ok;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	evsq_server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct peer *p;
+
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	pthread_mutex_lock(&srv->lim_mu);
+	if (srv->conns)
+		srv->conns--;
+	if (ci && (p = find_peer(srv, ci->client_addr)) && p->n && --p->n == 0)
+		*p = srv->peers[--srv->npeers]; /* forget the address */
+	pthread_mutex_unlock(&srv->lim_mu);
 }
 
 /* Requests that read PostgreSQL, the store or wait go off the HTTP
@@ -596,6 +697,10 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 		goto fail;
 	if (evsq__workers_start((int)cfg->pg_connections, &srv->workers))
 		goto fail;
+	pthread_mutex_init(&srv->lim_mu, NULL);
+	srv->lim_init = true;
+	srv->max_conns = (unsigned)cfg->max_connections;
+	srv->max_per_ip = (unsigned)cfg->max_per_ip;
 	srv->nloops = (int)cfg->threads;
 	srv->loops = calloc((size_t)srv->nloops, sizeof *srv->loops);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -605,7 +710,6 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 		srv->loops[i].wake_fd = -1;
 	for (i = 0; i < srv->nloops; i++) {
 		struct loop *lp = &srv->loops[i];
-		unsigned limit = (unsigned)((cfg->max_connections + srv->nloops - 1) / srv->nloops);
 
 		lp->srv = srv;
 		lp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -615,12 +719,15 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 				      cfg->statement_timeout_ms, cfg->projection, log, log_ctx,
 				      &lp->batcher))
 			goto fail;
+		/* the daemon's own limit is the total: accept_policy() admits no
+		 * more than that across all loops, so the daemon never refuses one
+		 * it admitted */
 		lp->mhd = MHD_start_daemon(
-			flags, 0, NULL, NULL, on_request, lp, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-			srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_SOCK_ADDR,
+			flags, 0, accept_policy, srv, on_request, lp, MHD_OPTION_EXTERNAL_LOGGER,
+			mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+			MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR,
 			(struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-			MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(unsigned)cfg->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+			MHD_OPTION_CONNECTION_LIMIT, srv->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
 			(unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 			(size_t)cfg->request_memory, MHD_OPTION_END);
 		if (!lp->mhd) {
@@ -692,6 +799,9 @@ void evsq_server_stop(evsq_server *srv)
 			close(lp->wake_fd);
 	}
 	free(srv->loops);
+	if (srv->lim_init)
+		pthread_mutex_destroy(&srv->lim_mu);
+	free(srv->peers);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
 	evsq__watch_stop(srv->ctx.watch);

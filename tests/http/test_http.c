@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -923,6 +924,80 @@ START_TEST(http_stop_under_load)
 }
 END_TEST
 
+/* A keep-alive connection that got one answer (/health): its fd. */
+static int open_alive(unsigned port)
+{
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct sockaddr_in sa = {0};
+	struct timeval tv = {30, 0};
+	char buf[1024] = "";
+	size_t got = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+	while (!strstr(buf, "\r\n\r\n{\"status\":\"ok\"}")) {
+		ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+	}
+	return fd;
+}
+
+/* The server answers a new connection within 30 s (a slot came back). */
+static void expect_admitted(unsigned port)
+{
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+	time_t deadline = time(NULL) + 30;
+
+	while (http_raw(port, req, sizeof req - 1) != 200)
+		ck_assert_msg(time(NULL) < deadline, "no slot came back in 30 s");
+}
+
+/* max_connections counts across every event loop; max_per_ip per client
+ * address; a slot comes back when its connection closes. */
+START_TEST(http_connection_limits)
+{
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+	const char *total[] = {"threads=2", "max_connections=3", NULL};
+	const char *per_ip[] = {"threads=2", "max_per_ip=2", NULL};
+	char *dsn = pgh_new_db();
+	evsq_server *srv = http_server(dsn, total);
+	unsigned port = evsq_server_port(srv);
+	int fds[3], i;
+
+	for (i = 0; i < 3; i++)
+		fds[i] = open_alive(port);
+	/* a fourth is closed at once, whichever loop the kernel gave it to */
+	for (i = 0; i < 8; i++)
+		ck_assert_int_eq(http_raw(port, req, sizeof req - 1), 0);
+	close(fds[0]);
+	expect_admitted(port);
+	close(fds[1]);
+	close(fds[2]);
+	evsq_server_stop(srv);
+
+	srv = http_server(dsn, per_ip);
+	port = evsq_server_port(srv);
+	fds[0] = open_alive(port);
+	fds[1] = open_alive(port);
+	for (i = 0; i < 8; i++)
+		ck_assert_int_eq(http_raw(port, req, sizeof req - 1), 0);
+	close(fds[1]);
+	expect_admitted(port);
+	close(fds[0]);
+	evsq_server_stop(srv);
+	free(dsn);
+}
+END_TEST
+
 /* source=store (replay of LMDB) and the read model (default) agree for
  * random streams, times (on, between and before events) and positions. */
 START_TEST(http_sources_agree)
@@ -1103,6 +1178,7 @@ int main(void)
 	tcase_add_test(tc, http_batched_answers_match);
 	tcase_add_test(tc, http_wait_does_not_block_lookups);
 	tcase_add_test(tc, http_stop_under_load);
+	tcase_add_test(tc, http_connection_limits);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
