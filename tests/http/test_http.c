@@ -998,6 +998,114 @@ START_TEST(http_connection_limits)
 }
 END_TEST
 
+/* PostgreSQL restarted under batched lookups: every answer is the right
+ * state or 503 (the batches in flight go to a fresh session once, then
+ * 503), and lookups are answered again once the server is back. */
+struct restart_client {
+	unsigned port;
+	const struct probe *probe;
+	atomic_int *stop;
+	atomic_int ok, unavailable;
+	int wrong;
+	char first_wrong[600];
+};
+
+static void *restart_main(void *arg)
+{
+	struct restart_client *c = arg;
+
+	while (!atomic_load(c->stop)) {
+		http_answer a;
+
+		http_get(c->port, c->probe->target, NULL, &a);
+		if (a.status == 200 && !strcmp(a.body, c->probe->body))
+			atomic_fetch_add(&c->ok, 1);
+		else if (a.status == 503)
+			atomic_fetch_add(&c->unavailable, 1);
+		else if (!c->wrong++)
+			snprintf(c->first_wrong, sizeof c->first_wrong, "%s: %ld %.300s",
+				 c->probe->target, a.status, a.body);
+		http_answer_free(&a);
+	}
+	return NULL;
+}
+
+static int sum_ok(struct restart_client *c, int n, bool unavailable)
+{
+	int i, t = 0;
+
+	for (i = 0; i < n; i++)
+		t += atomic_load(unavailable ? &c[i].unavailable : &c[i].ok);
+	return t;
+}
+
+START_TEST(http_postgres_restart_under_load)
+{
+	uint64_t rng = pgh_seed("http_postgres_restart_under_load");
+	const char *settings[] = {"threads=2", NULL};
+	struct restart_client cl[8];
+	struct probe pr[2];
+	pthread_t th[8];
+	atomic_int stop = 0;
+	struct fixture f;
+	char *stream;
+	time_t deadline;
+	int i, ok0;
+
+	if (!pgh_own_cluster()) {
+		fprintf(stderr, "skipped: EVS_PG_DSN is set, the server is not ours to restart\n");
+		return;
+	}
+	setup(&f, &rng, 100, settings);
+	stream = pgh_value(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
+	for (i = 0; i < 2; i++) {
+		http_answer a;
+
+		pr[i].target = state_path(stream, i ? "?as_of=2100-01-01T00:00:00Z" : "");
+		http_get(f.port, pr[i].target, NULL, &a);
+		ck_assert_int_eq(a.status, 200);
+		pr[i].status = 200;
+		pr[i].body = strdup(a.body);
+		http_answer_free(&a);
+	}
+	for (i = 0; i < 8; i++) {
+		memset(&cl[i], 0, sizeof cl[i]);
+		cl[i].port = f.port;
+		cl[i].probe = &pr[i % 2];
+		cl[i].stop = &stop;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, restart_main, &cl[i]), 0);
+	}
+	deadline = time(NULL) + 120;
+	while (sum_ok(cl, 8, false) < 200)
+		ck_assert_msg(time(NULL) < deadline, "no load in 120 s");
+	PQfinish(f.c);
+	f.c = NULL;
+	pgh_server_stop("fast");
+	deadline = time(NULL) + 120;
+	while (sum_ok(cl, 8, true) < 50)
+		ck_assert_msg(time(NULL) < deadline, "no 503 in 120 s with PostgreSQL away");
+	pgh_server_start();
+	ok0 = sum_ok(cl, 8, false);
+	deadline = time(NULL) + 120;
+	while (sum_ok(cl, 8, false) < ok0 + 500)
+		ck_assert_msg(time(NULL) < deadline, "lookups not answered again in 120 s");
+	atomic_store(&stop, 1);
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(cl[i].wrong == 0, "client %d: %d wrong answers; first: %s", i,
+			      cl[i].wrong, cl[i].first_wrong);
+	}
+	fprintf(stderr, "http_postgres_restart_under_load: %d right, %d 503\n",
+		sum_ok(cl, 8, false), sum_ok(cl, 8, true));
+	for (i = 0; i < 2; i++) {
+		free(pr[i].target);
+		free(pr[i].body);
+	}
+	free(stream);
+	teardown(&f);
+}
+END_TEST
+
 /* source=store (replay of LMDB) and the read model (default) agree for
  * random streams, times (on, between and before events) and positions. */
 START_TEST(http_sources_agree)
@@ -1179,6 +1287,7 @@ int main(void)
 	tcase_add_test(tc, http_wait_does_not_block_lookups);
 	tcase_add_test(tc, http_stop_under_load);
 	tcase_add_test(tc, http_connection_limits);
+	tcase_add_test(tc, http_postgres_restart_under_load);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
