@@ -306,8 +306,9 @@ static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char 
 
 /* ---- connection limits ----
  * Every loop's daemon asks accept_policy() before it takes a connection,
- * which counts it against the totals of all loops at once (one mutex);
- * on_connection() gives the slot back when the connection closes.
+ * which checks the counts of all loops at once (one mutex);
+ * on_connection() counts a connection in when it starts and out when it
+ * closes.
  * (libmicrohttpd's own limits count per daemon: with several loops and
  * the kernel spreading connections by hash, they would refuse early or
  * let one address in once per loop.) A connection refused here is closed
@@ -344,58 +345,64 @@ static struct peer *find_peer(evsq_server *srv, const struct sockaddr *addr)
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	evsq_server *srv = cls;
-	enum MHD_Result ok = MHD_NO;
+	struct peer *p;
+	bool ok;
+
+	(void)addrlen;
+	pthread_mutex_lock(&srv->lim_mu);
+	p = find_peer(srv, addr);
+	ok = srv->conns < srv->max_conns && !(srv->max_per_ip && p && p->n >= srv->max_per_ip);
+	pthread_mutex_unlock(&srv->lim_mu);
+	return ok ? MHD_YES : MHD_NO;
+}
+
+/* A connection is counted when libmicrohttpd has set it up (STARTED) and
+ * given back when it closes, so a connection that never starts holds no
+ * slot. Two loops accepting from the same address in the same instant
+ * can both pass accept_policy(): a limit may be exceeded by at most
+ * threads - 1 for that moment. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	static char counted;
+	evsq_server *srv = cls;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	struct peer *p;
 
-	if (addrlen > sizeof p->addr)
-		return MHD_NO;
+	if (!ci || !ci->client_addr)
+		return;
 	pthread_mutex_lock(&srv->lim_mu);
-	if (srv->conns >= srv->max_conns)
-		goto out;
-	p = find_peer(srv, addr);
-	if (srv->max_per_ip && p && p->n >= srv->max_per_ip)
-		goto out;
-	if (!p) {
-		if (srv->npeers == srv->cap_peers) {
+	p = find_peer(srv, ci->client_addr);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if (!p && srv->npeers == srv->cap_peers) {
 			size_t cap = srv->cap_peers ? srv->cap_peers * 2 : 16;
 			struct peer *np = realloc(srv->peers, cap * sizeof *np);
 
 			if (!np)
-				goto out;
+				goto out; /* not counted: the limit is lenient, never wrong */
 			srv->peers = np;
 			srv->cap_peers = cap;
 		}
-		p = &srv->peers[srv->npeers++];
-		memset(p, 0, sizeof *p);
-		memcpy(&p->addr, addr, addrlen);
-	}
-	/* counted now, given back when the connection closes (a connection
-	 * libmicrohttpd fails to set up after this, out of memory, would keep
-	 * its slot: the price of never admitting one too many) */
-	p->n++;
-	srv->conns++;
-	ok = MHD_YES;
-out:
-	pthread_mutex_unlock(&srv->lim_mu);
-	return ok;
-}
+		if (!p) {
+			socklen_t len = ci->client_addr->sa_family == AF_INET6
+						? sizeof(struct sockaddr_in6)
+						: sizeof(struct sockaddr_in);
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
-{
-	evsq_server *srv = cls;
-	const union MHD_ConnectionInfo *ci;
-	struct peer *p;
-
-	(void)socket_context;
-	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
-		return;
-	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	pthread_mutex_lock(&srv->lim_mu);
-	if (srv->conns)
+			p = &srv->peers[srv->npeers++];
+			memset(p, 0, sizeof *p);
+			memcpy(&p->addr, ci->client_addr, len);
+		}
+		p->n++;
+		srv->conns++;
+		*socket_context = &counted;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context == &counted) {
+		*socket_context = NULL;
 		srv->conns--;
-	if (ci && (p = find_peer(srv, ci->client_addr)) && p->n && --p->n == 0)
-		*p = srv->peers[--srv->npeers]; /* forget the address */
+		if (p && --p->n == 0)
+			*p = srv->peers[--srv->npeers]; /* forget the address */
+	}
+out:
 	pthread_mutex_unlock(&srv->lim_mu);
 }
 
@@ -548,7 +555,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	q->phase = PH_WAITING;
 	MHD_suspend_connection(conn);
 	if (!strncmp(url, "/streams/", 9) &&
-	    (q->stream = evsq__streams_fast(conn, url + 9, &q->job))) {
+	    (q->stream = evsq__streams_fast(&srv->ctx, conn, url + 9, &q->job))) {
 		q->job.stream = q->stream;
 		evsq__batcher_submit(lp->batcher, &q->job);
 	} else {
@@ -719,17 +726,19 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 				      cfg->statement_timeout_ms, cfg->projection, log, log_ctx,
 				      &lp->batcher))
 			goto fail;
-		/* the daemon's own limit is the total: accept_policy() admits no
-		 * more than that across all loops, so the daemon never refuses one
-		 * it admitted */
+		/* accept_policy() enforces the limits; the daemon's own limit is
+		 * one more than the total so that it is never reached (a daemon at
+		 * its limit was seen closing its idle keep-alive connections when
+		 * one more arrived) */
 		lp->mhd = MHD_start_daemon(
 			flags, 0, accept_policy, srv, on_request, lp, MHD_OPTION_EXTERNAL_LOGGER,
 			mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 			MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_SOCK_ADDR,
 			(struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-			MHD_OPTION_CONNECTION_LIMIT, srv->max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-			(size_t)cfg->request_memory, MHD_OPTION_END);
+			MHD_OPTION_CONNECTION_LIMIT, srv->max_conns + 1,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->request_memory,
+			MHD_OPTION_END);
 		if (!lp->mhd) {
 			snprintf(err, errlen, "could not listen on \"%s\" port %ld", cfg->listen,
 				 cfg->port);
@@ -777,7 +786,6 @@ void evsq_server_stop(evsq_server *srv)
 	 * still run; later hand-overs are answered 503), then the loops stop
 	 * (their batchers answer what they hold), then MHD closes */
 	evsq__workers_stop(srv->workers);
-	srv->workers = NULL;
 	if (srv->stop_fd >= 0) {
 		uint64_t one = 1;
 
@@ -799,6 +807,7 @@ void evsq_server_stop(evsq_server *srv)
 			close(lp->wake_fd);
 	}
 	free(srv->loops);
+	evsq__workers_free(srv->workers);
 	if (srv->lim_init)
 		pthread_mutex_destroy(&srv->lim_mu);
 	free(srv->peers);

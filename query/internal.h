@@ -100,8 +100,11 @@ void evsq__batcher_stats(evsq__batcher *b, unsigned long long *batches,
 typedef struct evsq__workers evsq__workers;
 
 int evsq__workers_start(int threads, evsq__workers **out);
-/* Run the queued jobs, join, free. */
+/* Run the queued jobs and join the threads; jobs submitted after this
+ * are answered 503 at once (the HTTP threads may still hand some over). */
 void evsq__workers_stop(evsq__workers *w);
+/* Stop (if not yet) and free, once nothing can submit any more. */
+void evsq__workers_free(evsq__workers *w);
 void evsq__workers_submit(evsq__workers *w, evsq__job *job);
 
 /* The answer to a state lookup of kind EVSQ__J_* from row `row` of
@@ -159,10 +162,12 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
 unsigned evsq__state_from_store(evs_store *store, const char *stream, const char *as_of,
 				int64_t at_position, evp_buf *body);
 /* GET /streams/<rest> when it is a plain state lookup (current, or as of
- * a valid time; no other parameter) the batcher can answer: job's kind
+ * a valid time; no other parameter but a min_position the watcher has
+ * seen reached) the batcher can answer: job's kind
  * and as_of_us set, and the stream id returned (the caller frees it).
  * NULL for any other request (or no memory): the workers answer those. */
-char *evsq__streams_fast(struct MHD_Connection *conn, const char *rest, evsq__job *job);
+char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			 evsq__job *job);
 /* {"error": code, "message": msg} */
 void evsq__error(evp_buf *body, const char *code, const char *msg);
 /* Wait until the checkpoint of projection reaches min (bounded by

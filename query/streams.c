@@ -340,23 +340,34 @@ static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char 
 	(void)kind;
 	(void)value;
 	a->n++;
-	if (strcmp(key, "as_of"))
+	if (strcmp(key, "as_of") && strcmp(key, "min_position"))
 		a->other = true;
 	return MHD_YES;
 }
 
-char *evsq__streams_fast(struct MHD_Connection *conn, const char *rest, evsq__job *job)
+char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			 evsq__job *job)
 {
 	struct fast_args a = {0, false};
 	size_t len;
-	const char *as_of;
+	const char *as_of, *minp;
+	int64_t min, cur;
 
 	if (!ends_with(rest, strlen(rest), "/state", &len) || !evsq__utf8_valid(rest))
 		return NULL;
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, count_arg, &a);
-	if (a.other || a.n > 1)
+	if (a.other || a.n > 2)
+		return NULL;
+	/* read-your-writes already satisfied: the watcher's cache (never
+	 * ahead of the committed checkpoint) reaches N, and the batch reads a
+	 * checkpoint at least as new */
+	minp = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "min_position");
+	if (minp && (!evsq__parse_u63(minp, &min) ||
+		     !evsq__watch_position(ctx->watch, ctx->projection, &cur) || cur < min))
 		return NULL;
 	as_of = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "as_of");
+	if (a.n - (minp != NULL) != (as_of != NULL))
+		return NULL; /* a parameter twice */
 	if (as_of) {
 		if (!evsq__rfc3339_valid(as_of))
 			return NULL; /* the workers explain why */

@@ -58,7 +58,7 @@ int evsq__workers_start(int threads, evsq__workers **out)
 		w->n++;
 	}
 	if (w->n < threads) {
-		evsq__workers_stop(w);
+		evsq__workers_free(w);
 		return EVSQ_NOMEM;
 	}
 	*out = w;
@@ -97,6 +97,14 @@ void evsq__workers_stop(evsq__workers *w)
 	pthread_mutex_unlock(&w->mu);
 	for (i = 0; i < w->n; i++)
 		pthread_join(w->threads[i], NULL);
+	w->n = 0;
+}
+
+void evsq__workers_free(evsq__workers *w)
+{
+	if (!w)
+		return;
+	evsq__workers_stop(w);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
