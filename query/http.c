@@ -451,11 +451,14 @@ static void req_run(evsq__job *job)
 static void req_done(evsq__job *job)
 {
 	struct req *q = (struct req *)job;
+	/* read before the resume: once resumed, the loop may answer and free
+	 * the request at any moment */
+	int wake_fd = job->kind == EVSQ__J_RUN ? q->loop->wake_fd : -1;
 	uint64_t one = 1;
 
 	q->phase = PH_DONE;
 	MHD_resume_connection(q->conn);
-	if (job->kind == EVSQ__J_RUN && write(q->loop->wake_fd, &one, sizeof one) < 0)
+	if (wake_fd >= 0 && write(wake_fd, &one, sizeof one) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
 }
 
