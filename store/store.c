@@ -370,6 +370,8 @@ static void handle_free(evs_store *s)
 }
 
 static int map_resize(evs_store *s, size_t size, bool adopt);
+static void map_rdlock(evs_store *s);
+static void map_unlock(evs_store *s);
 
 int evs_open(const char *path, const evs_options *opts, evs_store **out)
 {
@@ -467,7 +469,12 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	 * first open would have made it. */
 	if (shared && s->opts.map_size && !s->opts.read_only) {
 		MDB_envinfo info;
+
+		/* under the map lock: another handle may be remapping right now,
+		 * and mdb_env_info reads the meta pages through the map */
+		map_rdlock(s);
 		mdb_env_info(c->env, &info);
+		map_unlock(s);
 		if (s->opts.map_size > info.me_mapsize &&
 		    (rc = map_resize(s, s->opts.map_size, false)) != EVS_OK) {
 			char msg[1024];

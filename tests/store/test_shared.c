@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -320,6 +321,75 @@ START_TEST(test_close_one_keeps_the_other)
 	tu_check_u64_eq(last_position(a), 6);
 	evs_close(a);
 	ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* ---- a joining open with a map_size while another handle grows ------- */
+
+struct grow_arg {
+	const char *dir;
+	atomic_int *done;
+	int opens;
+};
+
+static void *grower(void *p)
+{
+	struct grow_arg *g = p;
+	size_t size = (size_t)8 << 20;
+
+	for (int i = 0; i < 300; i++, size += 16 * 4096) {
+		evs_options o;
+		evs_store *s;
+
+		evs_options_init(&o);
+		o.map_size = size;
+		if (evs_open(g->dir, &o, &s) == EVS_OK) {
+			g->opens++;
+			evs_close(s);
+		}
+	}
+	atomic_store(g->done, 1);
+	return NULL;
+}
+
+static void *small_opener(void *p)
+{
+	struct grow_arg *g = p;
+
+	while (!atomic_load(g->done)) {
+		evs_options o;
+		evs_store *s;
+
+		evs_options_init(&o);
+		o.map_size = 4096; /* smaller than the map: only compared */
+		if (evs_open(g->dir, &o, &s) == EVS_OK) {
+			g->opens++;
+			evs_close(s);
+		}
+	}
+	return NULL;
+}
+
+/* An open that compares its map_size with the shared map must not read
+ * the map while another open remaps it (a crash in 4 runs of 4 before the
+ * comparison took the map lock). */
+START_TEST(test_open_with_map_size_while_growing)
+{
+	spellings sp;
+	make_spellings(&sp);
+	evs_store *base = tu_open(sp.abs, NULL);
+	atomic_int done = 0;
+	struct grow_arg g1 = {sp.abs, &done, 0}, g2 = {sp.link, &done, 0};
+	pthread_t t1, t2;
+
+	ck_assert_int_eq(pthread_create(&t1, NULL, grower, &g1), 0);
+	ck_assert_int_eq(pthread_create(&t2, NULL, small_opener, &g2), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	ck_assert_int_eq(g1.opens, 300);
+	ck_assert_int_gt(g2.opens, 0);
+	ck_assert_uint_eq(tu_verify(base), 0);
+	evs_close(base);
 }
 END_TEST
 
@@ -648,6 +718,7 @@ int main(void)
 	tcase_add_test(tc, test_schema_added_through_other_handle);
 	tcase_add_test(tc, test_open_close_storm);
 	tcase_add_test(tc, test_forked_child_opens_afresh);
+	tcase_add_test(tc, test_open_with_map_size_while_growing);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
