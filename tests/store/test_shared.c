@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -329,14 +331,18 @@ END_TEST
 struct grow_arg {
 	const char *dir;
 	atomic_int *done;
-	int opens;
+	atomic_int opens;
+	atomic_int *other_opens; /* the grower starts once the other opened */
 };
 
 static void *grower(void *p)
 {
 	struct grow_arg *g = p;
 	size_t size = (size_t)8 << 20;
+	time_t deadline = time(NULL) + 60;
 
+	while (atomic_load(g->other_opens) == 0 && time(NULL) < deadline)
+		sched_yield();
 	for (int i = 0; i < 300; i++, size += 16 * 4096) {
 		evs_options o;
 		evs_store *s;
@@ -344,7 +350,7 @@ static void *grower(void *p)
 		evs_options_init(&o);
 		o.map_size = size;
 		if (evs_open(g->dir, &o, &s) == EVS_OK) {
-			g->opens++;
+			atomic_fetch_add(&g->opens, 1);
 			evs_close(s);
 		}
 	}
@@ -363,7 +369,7 @@ static void *small_opener(void *p)
 		evs_options_init(&o);
 		o.map_size = 4096; /* smaller than the map: only compared */
 		if (evs_open(g->dir, &o, &s) == EVS_OK) {
-			g->opens++;
+			atomic_fetch_add(&g->opens, 1);
 			evs_close(s);
 		}
 	}
@@ -379,15 +385,16 @@ START_TEST(test_open_with_map_size_while_growing)
 	make_spellings(&sp);
 	evs_store *base = tu_open(sp.abs, NULL);
 	atomic_int done = 0;
-	struct grow_arg g1 = {sp.abs, &done, 0}, g2 = {sp.link, &done, 0};
+	struct grow_arg g1 = {sp.abs, &done, 0, NULL}, g2 = {sp.link, &done, 0, NULL};
 	pthread_t t1, t2;
 
+	g1.other_opens = &g2.opens;
 	ck_assert_int_eq(pthread_create(&t1, NULL, grower, &g1), 0);
 	ck_assert_int_eq(pthread_create(&t2, NULL, small_opener, &g2), 0);
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);
-	ck_assert_int_eq(g1.opens, 300);
-	ck_assert_int_gt(g2.opens, 0);
+	ck_assert_int_eq(atomic_load(&g1.opens), 300);
+	ck_assert_int_gt(atomic_load(&g2.opens), 0);
 	ck_assert_uint_eq(tu_verify(base), 0);
 	evs_close(base);
 }
