@@ -175,7 +175,15 @@ void evs_options_init(evs_options *opts);
  *   the same store from that thread is refused too (EVS_BUSY).
  *   Per handle: read_only, max_event_size, max_batch, the log callback,
  *   the path spelling in messages, evs_errmsg(), upcasters registered with
- *   evs_upcaster_register(), and the cached schema registry.
+ *   evs_upcaster_register(), and the cached schema registry. One
+ *   exception: a commit group is run by one of its callers (the leader),
+ *   so a failed group commit or a map growth is logged through the
+ *   leader's handle (its callback, its path spelling); every caller in the
+ *   group still gets the error code.
+ *   Opening and the last close of a store hold a process-wide lock while
+ *   LMDB opens (or closes) the environment, which may wait for another
+ *   process's write transaction: opens and closes of other stores, and
+ *   fork(), wait meanwhile.
  *   Environment options come from the first open. A later open may differ
  *   only where the environment can honour it; otherwise it fails and the
  *   message names the reason:
