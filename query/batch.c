@@ -62,6 +62,7 @@ struct evsq__batcher {
 	long statement_timeout_ms;
 	int nconn, depth;
 	struct bconn *conns;
+	int answered;             /* lookups answered without a result (503/500) */
 	int64_t connect_after_ms; /* no new attempt before */
 	evsq_log_fn log;
 	void *log_ctx;
@@ -153,10 +154,12 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 		struct batch *bt = &c->ring[(c->head + k) % DEPTH];
 
 		for (i = 0; i < bt->n; i++) {
-			if (bt->jobs[i]->attempts++ == 0)
+			if (bt->jobs[i]->attempts++ == 0) {
 				again[n++] = bt->jobs[i];
-			else
+			} else {
 				answer(bt->jobs[i], 503, "unavailable", msg);
+				b->answered++;
+			}
 		}
 		bt->n = 0;
 	}
@@ -200,6 +203,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	if (!n)
 		return false;
 	if (!ensure_connected(b, c)) {
+		b->answered += n;
 		fail_all(bt->jobs, n, 503, "unavailable",
 			 "could not connect to the read-model database");
 		return true;
@@ -220,6 +224,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	evp_buf_putc(&b->streams, '}');
 	evp_buf_putc(&b->times, '}');
 	if (!evp_buf_cstr(&b->streams) || !evp_buf_cstr(&b->times)) {
+		b->answered += n;
 		fail_all(bt->jobs, n, 500, "internal", "out of memory");
 		return true;
 	}
@@ -318,6 +323,16 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 	while (c->count && !PQisBusy(c->conn)) {
 		PGresult *r = PQgetResult(c->conn);
 
+		/* out of step with the protocol (no result where the sync should
+		 * be, or a session gone bad without a read failing): start over on
+		 * a fresh session rather than spin */
+		if (PQstatus(c->conn) != CONNECTION_OK || (!r && c->stage == WANT_SYNC)) {
+			PQclear(r);
+			broken(b, c,
+			       PQstatus(c->conn) != CONNECTION_OK ? PQerrorMessage(c->conn)
+								  : "protocol out of step");
+			return;
+		}
 		switch (c->stage) {
 		case WANT_RESULT:
 			if (!r) { /* cannot happen for a SELECT: the batch got nothing */
@@ -349,13 +364,15 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 	}
 }
 
-void evsq__batcher_pump(evsq__batcher *b)
+int evsq__batcher_pump(evsq__batcher *b)
 {
 	int i;
 
+	b->answered = 0;
 	for (i = 0; i < b->nconn; i++)
 		while (b->conns[i].count < b->depth && send_batch(b, &b->conns[i]))
 			;
+	return b->answered;
 }
 
 int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds)

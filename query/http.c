@@ -3,8 +3,11 @@
  * (loopback by default), limits, bearer token, routing, health,
  * readiness and Prometheus metrics.
  *
- * Threads: MHD's internal thread pool (cfg.threads) runs the handlers,
- * which block on a pooled PostgreSQL connection (pool.c).
+ * Threads: cfg.threads event loops, each a thread polling its own MHD
+ * daemon (external epoll mode, one shared port) and its batcher's
+ * PostgreSQL sessions (batch.c); requests that block go to the workers
+ * (work.c) with their connection suspended. See query/README.md, "How a
+ * request is served".
  * Limits: connections (total and per address), idle timeout, bytes per
  * connection for the request line and headers (MHD answers 431/414 past
  * it), no request bodies (413).
@@ -578,6 +581,7 @@ static void *loop_run(void *arg)
 	struct pollfd fds[3 + 64];
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(lp->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	int mhd_fd = info ? info->epoll_fd : -1;
+	bool again = false;
 
 	for (;;) {
 		MHD_UNSIGNED_LONG_LONG tmo;
@@ -593,6 +597,8 @@ static void *loop_run(void *arg)
 		if (MHD_get_timeout(lp->mhd, &tmo) == MHD_YES &&
 		    tmo < (MHD_UNSIGNED_LONG_LONG)timeout)
 			timeout = (int)tmo;
+		if (again)
+			timeout = 0;
 		if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (fds[0].revents)
@@ -605,7 +611,10 @@ static void *loop_run(void *arg)
 		}
 		evsq__batcher_ready(lp->batcher, fds + 3);
 		MHD_run(lp->mhd);
-		evsq__batcher_pump(lp->batcher);
+		/* lookups answered at once (PostgreSQL away): their connections
+		 * were resumed after MHD_run, which does not wake the loop for
+		 * them, so the next round does not wait */
+		again = evsq__batcher_pump(lp->batcher) > 0;
 	}
 	/* what is still queued or in flight is answered by evsq_server_stop,
 	 * once every loop is gone (another loop's /metrics reads the counts) */

@@ -86,8 +86,11 @@ int evsq__batcher_new(const char *dsn, int connections, int depth, long statemen
 /* Answers what is queued or in flight with 503 (done() called), frees. */
 void evsq__batcher_free(evsq__batcher *b);
 void evsq__batcher_submit(evsq__batcher *b, evsq__job *job);
-/* Send the queued lookups on idle connections (connecting if needed). */
-void evsq__batcher_pump(evsq__batcher *b);
+/* Send the queued lookups on idle connections (connecting if needed):
+ * how many it answered at once (503/500), whose connections the loop
+ * must let MHD resume now rather than at its next wake-up. Connecting
+ * blocks the loop (up to the connect timeout). */
+int evsq__batcher_pump(evsq__batcher *b);
 /* Fill one pollfd per connection (fd -1 when idle): the count. */
 int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds);
 /* After poll(): read results, answer their lookups (done()). */
