@@ -13,18 +13,23 @@
  * keeps its latency.
  *
  * A batcher belongs to one thread (its loop): no locks (only the counters
- * are atomic, for /metrics). Its sessions are non-blocking, in libpq
+ * are atomic, for /metrics), except around a session being connected on
+ * a connector thread of its own, so that the loop never waits for a
+ * connect: its lookups wait in the queue and the connector wakes the loop
+ * (through the loop's eventfd) when the session is there. Its sessions are non-blocking, in libpq
  * pipeline mode with up to `depth` statements in flight, each followed by
  * its own sync. A connection that breaks has its lookups queued again
  * once; a second failure answers 503. Statements and answers are the workers' own (pool.c,
  * evsq__state_answer), so both paths answer alike.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -54,6 +59,12 @@ struct bconn {
 	int head, count;
 	int stage;     /* of the oldest batch */
 	bool flushing; /* statements not all sent yet */
+	/* a connect runs on its own thread, never on the loop's */
+	evsq__batcher *b;
+	pthread_t connector;
+	bool connecting;   /* the connector thread runs (or is not joined) */
+	bool connect_done; /* under b->mu: it finished, result in fresh */
+	PGconn *fresh;     /* under b->mu: its session, or NULL */
 };
 
 struct evsq__batcher {
@@ -62,7 +73,9 @@ struct evsq__batcher {
 	long statement_timeout_ms;
 	int nconn, depth;
 	struct bconn *conns;
-	int answered;             /* lookups answered without a result (503/500) */
+	int answered; /* lookups answered without a result (503/500) */
+	int wake_fd;  /* the loop's eventfd: a connector thread finished */
+	pthread_mutex_t mu;
 	int64_t connect_after_ms; /* no new attempt before */
 	evsq_log_fn log;
 	void *log_ctx;
@@ -171,24 +184,65 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	requeue(b, again, n);
 }
 
-static bool ensure_connected(evsq__batcher *b, struct bconn *c)
+static void *connector(void *arg)
+{
+	struct bconn *c = arg;
+	evsq__batcher *b = c->b;
+	PGconn *pc = evsq__connect(b->dsn, b->statement_timeout_ms, b->log, b->log_ctx);
+	uint64_t one = 1;
+
+	if (pc && (PQsetnonblocking(pc, 1) || !PQenterPipelineMode(pc))) {
+		PQfinish(pc);
+		pc = NULL;
+	}
+	pthread_mutex_lock(&b->mu);
+	c->fresh = pc;
+	c->connect_done = true;
+	pthread_mutex_unlock(&b->mu);
+	if (write(b->wake_fd, &one, sizeof one) < 0)
+		abort(); /* an eventfd write of 1 cannot fail */
+	return NULL;
+}
+
+enum { CONN_UP, CONN_WAIT, CONN_DOWN };
+
+/* The session of c: up, being connected (the lookups wait in the queue;
+ * the connector wakes the loop), or down (answer 503). */
+static int ensure_connected(evsq__batcher *b, struct bconn *c)
 {
 	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
-		return true;
+		return CONN_UP;
 	if (c->conn) {
 		PQfinish(c->conn);
 		c->conn = NULL;
 	}
-	if (now_ms() < b->connect_after_ms)
-		return false;
-	c->conn = evsq__connect(b->dsn, b->statement_timeout_ms, b->log, b->log_ctx);
-	if (!c->conn || PQsetnonblocking(c->conn, 1) || !PQenterPipelineMode(c->conn)) {
-		PQfinish(c->conn);
-		c->conn = NULL;
+	if (c->connecting) {
+		bool done;
+
+		pthread_mutex_lock(&b->mu);
+		done = c->connect_done;
+		pthread_mutex_unlock(&b->mu);
+		if (!done)
+			return CONN_WAIT;
+		pthread_join(c->connector, NULL);
+		c->connecting = false;
+		c->conn = c->fresh;
+		c->fresh = NULL;
+		if (c->conn)
+			return CONN_UP;
 		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
-		return false;
+		return CONN_DOWN;
 	}
-	return true;
+	if (now_ms() < b->connect_after_ms)
+		return CONN_DOWN;
+	c->b = b;
+	c->connect_done = false;
+	if (pthread_create(&c->connector, NULL, connector, c)) {
+		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
+		return CONN_DOWN;
+	}
+	c->connecting = true;
+	return CONN_WAIT;
 }
 
 /* Send one batch on connection c (which has room); false when the queue
@@ -198,11 +252,15 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	struct batch *bt = &c->ring[(c->head + c->count) % DEPTH];
 	const char *params[3];
 	char name[16];
-	int i, n = take(b, bt->jobs), rc, kind;
+	int i, n, rc, kind, state;
 
-	if (!n)
+	if (!b->head)
 		return false;
-	if (!ensure_connected(b, c)) {
+	state = ensure_connected(b, c);
+	if (state == CONN_WAIT)
+		return false; /* the lookups wait for the session */
+	n = take(b, bt->jobs);
+	if (state == CONN_DOWN) {
 		b->answered += n;
 		fail_all(bt->jobs, n, 503, "unavailable",
 			 "could not connect to the read-model database");
@@ -400,12 +458,15 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 }
 
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, evsq_log_fn log, void *log_ctx, evsq__batcher **out)
+		      const char *projection, int wake_fd, evsq_log_fn log, void *log_ctx,
+		      evsq__batcher **out)
 {
 	evsq__batcher *b = calloc(1, sizeof *b);
 
 	if (!b)
 		return EVSQ_NOMEM;
+	pthread_mutex_init(&b->mu, NULL);
+	b->wake_fd = wake_fd;
 	b->dsn = strdup(dsn);
 	b->projection = strdup(projection);
 	b->conns = calloc((size_t)connections, sizeof *b->conns);
@@ -431,9 +492,12 @@ void evsq__batcher_free(evsq__batcher *b)
 		return;
 	for (i = 0; b->conns && i < b->nconn; i++) {
 		struct bconn *c = &b->conns[i];
-
 		int k;
 
+		if (c->connecting) { /* waits for the connect to end (its timeout) */
+			pthread_join(c->connector, NULL);
+			PQfinish(c->fresh);
+		}
 		for (k = 0; k < c->count; k++) {
 			struct batch *bt = &c->ring[(c->head + k) % DEPTH];
 
@@ -447,6 +511,7 @@ void evsq__batcher_free(evsq__batcher *b)
 	}
 	evp_buf_free(&b->streams);
 	evp_buf_free(&b->times);
+	pthread_mutex_destroy(&b->mu);
 	free(b->conns);
 	free(b->projection);
 	free(b->dsn);

@@ -735,8 +735,8 @@ int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, ev
 		if (lp->wake_fd < 0)
 			goto fail;
 		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
-				      cfg->statement_timeout_ms, cfg->projection, log, log_ctx,
-				      &lp->batcher))
+				      cfg->statement_timeout_ms, cfg->projection, lp->wake_fd, log,
+				      log_ctx, &lp->batcher))
 			goto fail;
 		/* accept_policy() enforces the limits; the daemon's own limit is
 		 * one more than the total so that it is never reached (a daemon at

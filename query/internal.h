@@ -81,15 +81,17 @@ typedef struct evsq__job {
 typedef struct evsq__batcher evsq__batcher;
 struct pollfd;
 
+/* wake_fd: the loop's eventfd, written when a session is connected. */
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, evsq_log_fn log, void *log_ctx, evsq__batcher **out);
+		      const char *projection, int wake_fd, evsq_log_fn log, void *log_ctx,
+		      evsq__batcher **out);
 /* Answers what is queued or in flight with 503 (done() called), frees. */
 void evsq__batcher_free(evsq__batcher *b);
 void evsq__batcher_submit(evsq__batcher *b, evsq__job *job);
-/* Send the queued lookups on idle connections (connecting if needed):
- * how many it answered at once (503/500), whose connections the loop
- * must let MHD resume now rather than at its next wake-up. Connecting
- * blocks the loop (up to the connect timeout). */
+/* Send the queued lookups on idle connections (starting a connect on
+ * another thread if needed): how many it answered at once (503/500),
+ * whose connections the loop must let MHD resume now rather than at its
+ * next wake-up. */
 int evsq__batcher_pump(evsq__batcher *b);
 /* Fill one pollfd per connection (fd -1 when idle): the count. */
 int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds);
