@@ -1267,7 +1267,6 @@ int main(void)
 {
 	Suite *s = suite_create("http");
 	TCase *tc = tcase_create("http");
-	SRunner *sr;
 	int failed;
 
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -1289,11 +1288,7 @@ int main(void)
 	tcase_add_test(tc, http_connection_limits);
 	tcase_add_test(tc, http_postgres_restart_under_load);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
+	failed = pgh_run_suite(s);
 	curl_global_cleanup();
-	return failed ? 1 : 0;
+	return failed;
 }

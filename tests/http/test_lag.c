@@ -642,7 +642,6 @@ int main(void)
 {
 	Suite *s = suite_create("http-lag");
 	TCase *tc = tcase_create("lag");
-	SRunner *sr;
 	int failed;
 
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -653,11 +652,7 @@ int main(void)
 	tcase_add_test(tc, lag_min_position_notified);
 	tcase_add_test(tc, lag_min_position_after_restart);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
+	failed = pgh_run_suite(s);
 	curl_global_cleanup();
-	return failed ? 1 : 0;
+	return failed;
 }

@@ -964,7 +964,6 @@ int main(void)
 {
 	Suite *s = suite_create("http-models");
 	TCase *tc = tcase_create("models");
-	SRunner *sr;
 	int failed;
 
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -979,11 +978,7 @@ int main(void)
 	tcase_add_test(tc, models_garbage);
 	tcase_add_test(tc, models_concurrent_clients);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
+	failed = pgh_run_suite(s);
 	curl_global_cleanup();
-	return failed ? 1 : 0;
+	return failed;
 }

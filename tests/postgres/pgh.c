@@ -376,3 +376,15 @@ const char *pgh_projector_bin(void)
 
 	return env && env[0] ? env : EVS_PROJECTOR_BIN;
 }
+
+int pgh_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgh_stop();
+	return failed ? 1 : 0;
+}

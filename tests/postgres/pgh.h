@@ -19,11 +19,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <check.h>
 #include <libpq-fe.h>
 
 /* Start the cluster (or adopt EVS_PG_DSN); aborts the process on failure. */
 void pgh_start(void);
 void pgh_stop(void);
+/* Run suite s (pgh_start() called before), free it, pgh_stop(): main()'s
+ * exit status (1 when a test failed). */
+int pgh_run_suite(Suite *s);
 /* Whether the cluster is ours (restart tests need it). */
 bool pgh_own_cluster(void);
 /* Stop the server (mode "fast" or "immediate") / start it again. */

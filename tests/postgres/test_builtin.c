@@ -150,18 +150,11 @@ int main(void)
 {
 	Suite *s = suite_create("builtin");
 	TCase *tc = tcase_create("builtin");
-	SRunner *sr;
-	int failed;
 
 	pgh_start();
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, builtin_random_histories);
 	tcase_add_test(tc, builtin_live);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
-	return failed ? 1 : 0;
+	return pgh_run_suite(s);
 }

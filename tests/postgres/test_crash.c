@@ -391,8 +391,6 @@ int main(void)
 {
 	Suite *s = suite_create("crash");
 	TCase *tc = tcase_create("crash");
-	SRunner *sr;
-	int failed;
 
 	snprintf(rules_path, sizeof rules_path, "%s/projector/bank.projection", pgh_source_dir());
 	pgh_start();
@@ -403,10 +401,5 @@ int main(void)
 	tcase_add_test(tc, projector_sigterm);
 	tcase_add_test(tc, cli_migrate_and_project);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
-	return failed ? 1 : 0;
+	return pgh_run_suite(s);
 }

@@ -180,8 +180,6 @@ int main(void)
 {
 	Suite *s = suite_create("migrate");
 	TCase *tc = tcase_create("migrate");
-	SRunner *sr;
-	int failed;
 
 	pgh_start();
 	tcase_set_timeout(tc, 300);
@@ -189,10 +187,5 @@ int main(void)
 	tcase_add_test(tc, migrate_edited_refused);
 	tcase_add_test(tc, migrate_two_runners);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
-	return failed ? 1 : 0;
+	return pgh_run_suite(s);
 }

@@ -110,17 +110,10 @@ int main(void)
 {
 	Suite *s = suite_create("restart");
 	TCase *tc = tcase_create("restart");
-	SRunner *sr;
-	int failed;
 
 	pgh_start();
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, postgres_restart_mid_stream);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
-	return failed ? 1 : 0;
+	return pgh_run_suite(s);
 }

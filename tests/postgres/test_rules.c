@@ -446,8 +446,6 @@ int main(void)
 {
 	Suite *s = suite_create("rules");
 	TCase *tc = tcase_create("rules");
-	SRunner *sr;
-	int failed;
 
 	pgh_start();
 	tcase_set_timeout(tc, 300);
@@ -458,10 +456,5 @@ int main(void)
 	tcase_add_test(tc, rules_bank_projection);
 	tcase_add_test(tc, rules_rebuild_and_swap);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	pgh_stop();
-	return failed ? 1 : 0;
+	return pgh_run_suite(s);
 }
