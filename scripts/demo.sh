@@ -13,7 +13,7 @@ evs_install_deps
 
 [ -f build/build.ninja ] || meson setup build >/dev/null
 meson compile -C build >/dev/null
-evs=$PWD/build/store/evs/evs
+evs=$PWD/build/cli/evs
 
 export EVS_STORE
 EVS_STORE=$(mktemp -d /tmp/evstore-demo.XXXXXX)/store

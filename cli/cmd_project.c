@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../projector/evsproj.h"
+#include "evsproj.h"
 #include "cli.h"
 
 enum {

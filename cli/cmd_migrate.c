@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "../../projector/evsproj.h"
+#include "evsproj.h"
 #include "cli.h"
 
 enum { OPT_DSN, OPT_MIGRATIONS };
