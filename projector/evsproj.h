@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 #include <libpq-fe.h>
 
 #include "evstore.h"
@@ -177,44 +179,31 @@ bool evp_retryable(PGconn *conn, const PGresult *res);
  * msgpack -> JSON (mpjson.c), PostgreSQL text formats (pgtext.c)
  * ------------------------------------------------------------------- */
 
-typedef struct evp_buf {
-	char *ptr;
-	size_t len, cap;
-	bool oom;
-} evp_buf;
-
-void evp_buf_free(evp_buf *b);
-void evp_buf_putn(evp_buf *b, const void *p, size_t n);
-void evp_buf_puts(evp_buf *b, const char *s);
-void evp_buf_putc(evp_buf *b, char c);
-void evp_buf_printf(evp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* NUL-terminate (not counted in len); false if out of memory. */
-bool evp_buf_cstr(evp_buf *b);
 
 /* JSON text of one msgpack value. Values without a JSON form become:
  * bin and ext as base64 strings, non-finite floats as null, non-string
  * map keys as their JSON text. -1 on malformed msgpack. */
-int evp_msgpack_to_json(evp_buf *b, const void *p, size_t n);
+int evp_msgpack_to_json(evs__buf *b, const void *p, size_t n);
 /* One JSON text to msgpack (json-c); -1 on a parse error. */
-int evp_json_to_msgpack(const char *text, size_t n, evp_buf *out);
+int evp_json_to_msgpack(const char *text, size_t n, evs__buf *out);
 
 /* COPY text format: one field with \\, \n, \r, \t escaped; NULL is \N. */
-void evp_copy_field(evp_buf *b, const char *p, size_t n);
+void evp_copy_field(evs__buf *b, const char *p, size_t n);
 /* An element of an array literal: quoted, \\ and \" escaped. */
-void evp_array_elem(evp_buf *b, const char *p, size_t n);
+void evp_array_elem(evs__buf *b, const char *p, size_t n);
 /* COPY binary format: the header, a row's field count, and fields. */
-void evp_bin_header(evp_buf *b);
-void evp_bin_trailer(evp_buf *b);
-void evp_bin_row(evp_buf *b, int nfields);
-void evp_bin_null(evp_buf *b);
-void evp_bin_i32(evp_buf *b, int32_t v);
-void evp_bin_i64(evp_buf *b, int64_t v);
-void evp_bin_bytes(evp_buf *b, const void *p, size_t n); /* text, bytea, uuid */
-void evp_bin_time(evp_buf *b, int64_t ns);               /* timestamptz */
-void evp_bin_jsonb(evp_buf *b, const char *json, size_t n);
+void evp_bin_header(evs__buf *b);
+void evp_bin_trailer(evs__buf *b);
+void evp_bin_row(evs__buf *b, int nfields);
+void evp_bin_null(evs__buf *b);
+void evp_bin_i32(evs__buf *b, int32_t v);
+void evp_bin_i64(evs__buf *b, int64_t v);
+void evp_bin_bytes(evs__buf *b, const void *p, size_t n); /* text, bytea, uuid */
+void evp_bin_time(evs__buf *b, int64_t ns);               /* timestamptz */
+void evp_bin_jsonb(evs__buf *b, const char *json, size_t n);
 /* timestamptz text of ns since the epoch (microseconds, UTC). */
-void evp_time_text(evp_buf *b, int64_t ns);
-void evp_uuid_text(evp_buf *b, const uint8_t id[16]);
+void evp_time_text(evs__buf *b, int64_t ns);
+void evp_uuid_text(evs__buf *b, const uint8_t id[16]);
 bool evp_uuid_is_nil(const uint8_t id[16]);
 
 #endif /* EVSPROJ_H */

@@ -18,120 +18,120 @@
 
 #define MAX_DEPTH 64
 
-static void put_str(evp_buf *b, const char *p, size_t n)
+static void put_str(evs__buf *b, const char *p, size_t n)
 {
 	size_t i, start = 0;
 
-	evp_buf_putc(b, '"');
+	evs__buf_putc(b, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		evp_buf_putn(b, p + start, i - start);
+		evs__buf_putn(b, p + start, i - start);
 		switch (c) {
-		case '"': evp_buf_puts(b, "\\\""); break;
-		case '\\': evp_buf_puts(b, "\\\\"); break;
-		case '\n': evp_buf_puts(b, "\\n"); break;
-		case '\r': evp_buf_puts(b, "\\r"); break;
-		case '\t': evp_buf_puts(b, "\\t"); break;
-		default: evp_buf_printf(b, "\\u%04x", c); break;
+		case '"': evs__buf_puts(b, "\\\""); break;
+		case '\\': evs__buf_puts(b, "\\\\"); break;
+		case '\n': evs__buf_puts(b, "\\n"); break;
+		case '\r': evs__buf_puts(b, "\\r"); break;
+		case '\t': evs__buf_puts(b, "\\t"); break;
+		default: evs__buf_printf(b, "\\u%04x", c); break;
 		}
 		start = i + 1;
 	}
-	evp_buf_putn(b, p + start, n - start);
-	evp_buf_putc(b, '"');
+	evs__buf_putn(b, p + start, n - start);
+	evs__buf_putc(b, '"');
 }
 
-static void put_base64(evp_buf *b, const char *p, size_t n)
+static void put_base64(evs__buf *b, const char *p, size_t n)
 {
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *s = (const unsigned char *)p;
 	size_t i;
 
-	evp_buf_putc(b, '"');
+	evs__buf_putc(b, '"');
 	for (i = 0; i + 2 < n; i += 3) {
 		char o[4] = {tab[s[i] >> 2], tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)],
 			     tab[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)], tab[s[i + 2] & 63]};
-		evp_buf_putn(b, o, 4);
+		evs__buf_putn(b, o, 4);
 	}
 	if (n - i == 1) {
 		char o[4] = {tab[s[i] >> 2], tab[(s[i] & 3) << 4], '=', '='};
-		evp_buf_putn(b, o, 4);
+		evs__buf_putn(b, o, 4);
 	} else if (n - i == 2) {
 		char o[4] = {tab[s[i] >> 2], tab[((s[i] & 3) << 4) | (s[i + 1] >> 4)],
 			     tab[(s[i + 1] & 15) << 2], '='};
-		evp_buf_putn(b, o, 4);
+		evs__buf_putn(b, o, 4);
 	}
-	evp_buf_putc(b, '"');
+	evs__buf_putc(b, '"');
 }
 
-static int put_obj(evp_buf *b, const msgpack_object *o, int depth)
+static int put_obj(evs__buf *b, const msgpack_object *o, int depth)
 {
 	uint32_t i;
 
 	if (depth > MAX_DEPTH)
 		return -1;
 	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: evp_buf_puts(b, "null"); return 0;
-	case MSGPACK_OBJECT_BOOLEAN: evp_buf_puts(b, o->via.boolean ? "true" : "false"); return 0;
+	case MSGPACK_OBJECT_NIL: evs__buf_puts(b, "null"); return 0;
+	case MSGPACK_OBJECT_BOOLEAN: evs__buf_puts(b, o->via.boolean ? "true" : "false"); return 0;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		evp_buf_printf(b, "%llu", (unsigned long long)o->via.u64);
+		evs__buf_printf(b, "%llu", (unsigned long long)o->via.u64);
 		return 0;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		evp_buf_printf(b, "%lld", (long long)o->via.i64);
+		evs__buf_printf(b, "%lld", (long long)o->via.i64);
 		return 0;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
 		if (!isfinite(o->via.f64))
-			evp_buf_puts(b, "null");
+			evs__buf_puts(b, "null");
 		else
-			evp_buf_printf(b, "%.17g", o->via.f64);
+			evs__buf_printf(b, "%.17g", o->via.f64);
 		return 0;
 	case MSGPACK_OBJECT_STR: put_str(b, o->via.str.ptr, o->via.str.size); return 0;
 	case MSGPACK_OBJECT_BIN: put_base64(b, o->via.bin.ptr, o->via.bin.size); return 0;
 	case MSGPACK_OBJECT_EXT: put_base64(b, o->via.ext.ptr, o->via.ext.size); return 0;
 	case MSGPACK_OBJECT_ARRAY:
-		evp_buf_putc(b, '[');
+		evs__buf_putc(b, '[');
 		for (i = 0; i < o->via.array.size; i++) {
 			if (i)
-				evp_buf_putc(b, ',');
+				evs__buf_putc(b, ',');
 			if (put_obj(b, &o->via.array.ptr[i], depth + 1) < 0)
 				return -1;
 		}
-		evp_buf_putc(b, ']');
+		evs__buf_putc(b, ']');
 		return 0;
 	case MSGPACK_OBJECT_MAP:
-		evp_buf_putc(b, '{');
+		evs__buf_putc(b, '{');
 		for (i = 0; i < o->via.map.size; i++) {
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
 
 			if (i)
-				evp_buf_putc(b, ',');
+				evs__buf_putc(b, ',');
 			if (kv->key.type == MSGPACK_OBJECT_STR) {
 				put_str(b, kv->key.via.str.ptr, kv->key.via.str.size);
 			} else {
-				evp_buf kb = {0};
+				evs__buf kb = {0};
 				int rc = put_obj(&kb, &kv->key, depth + 1);
 
 				if (rc == 0 && !kb.oom)
 					put_str(b, kb.ptr, kb.len);
-				evp_buf_free(&kb);
+				evs__buf_free(&kb);
 				if (rc < 0)
 					return -1;
 			}
-			evp_buf_putc(b, ':');
+			evs__buf_putc(b, ':');
 			if (put_obj(b, &kv->val, depth + 1) < 0)
 				return -1;
 		}
-		evp_buf_putc(b, '}');
+		evs__buf_putc(b, '}');
 		return 0;
 	}
 	return -1;
 }
 
-int evp_msgpack_to_json(evp_buf *b, const void *p, size_t n)
+int evp_msgpack_to_json(evs__buf *b, const void *p, size_t n)
 {
 	msgpack_zone zone;
 	msgpack_object obj;
@@ -201,13 +201,13 @@ static int pack_json(msgpack_packer *pk, json_object *v, int depth)
 
 static int buf_write(void *data, const char *p, size_t n)
 {
-	evp_buf *b = data;
+	evs__buf *b = data;
 
-	evp_buf_putn(b, p, n);
+	evs__buf_putn(b, p, n);
 	return b->oom ? -1 : 0;
 }
 
-int evp_json_to_msgpack(const char *text, size_t n, evp_buf *out)
+int evp_json_to_msgpack(const char *text, size_t n, evs__buf *out)
 {
 	json_tokener *tok = json_tokener_new_ex(MAX_DEPTH + 2);
 	json_object *v;

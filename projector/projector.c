@@ -56,7 +56,7 @@ struct run {
 	char *err;
 	size_t errlen;
 	struct evp__batch batch;
-	evp_buf copy, a1, a2, a3, a4, a5; /* reused buffers */
+	evs__buf copy, a1, a2, a3, a4, a5; /* reused buffers */
 };
 
 static void logm(const struct run *r, int level, const char *fmt, ...)
@@ -200,10 +200,10 @@ static void *dup_bytes(const void *p, size_t n)
 
 static char *to_json(const void *p, size_t n, size_t *len)
 {
-	evp_buf b = {0};
+	evs__buf b = {0};
 
-	if (evp_msgpack_to_json(&b, p, n) < 0 || !evp_buf_cstr(&b)) {
-		evp_buf_free(&b);
+	if (evp_msgpack_to_json(&b, p, n) < 0 || !evs__buf_cstr(&b)) {
+		evs__buf_free(&b);
 		return NULL;
 	}
 	*len = b.len;
@@ -277,7 +277,7 @@ static int copy_begin(struct run *r, const char *sql)
 }
 
 /* Send what rows holds when it is large (or when `all`), and empty it. */
-static int copy_flush(struct run *r, evp_buf *rows, bool all)
+static int copy_flush(struct run *r, evs__buf *rows, bool all)
 {
 	if (rows->oom) {
 		snprintf(r->err, r->errlen, "out of memory");
@@ -291,7 +291,7 @@ static int copy_flush(struct run *r, evp_buf *rows, bool all)
 	return EVP_OK;
 }
 
-static int copy_end(struct run *r, evp_buf *rows, const char *what)
+static int copy_end(struct run *r, evs__buf *rows, const char *what)
 {
 	PGresult *res;
 	int rc = copy_flush(r, rows, true);
@@ -319,7 +319,7 @@ static int copy_end(struct run *r, evp_buf *rows, const char *what)
 	return EVP_OK;
 }
 
-static void bin_uuid(evp_buf *b, const uint8_t id[16])
+static void bin_uuid(evs__buf *b, const uint8_t id[16])
 {
 	if (evp_uuid_is_nil(id))
 		evp_bin_null(b);
@@ -330,7 +330,7 @@ static void bin_uuid(evp_buf *b, const uint8_t id[16])
 /* The event log: one binary COPY, streamed while the rows are made. */
 static int write_event_log(struct run *r)
 {
-	evp_buf *b = &r->copy;
+	evs__buf *b = &r->copy;
 	size_t i;
 	int rc;
 
@@ -396,22 +396,22 @@ static int cmp_idx(const void *x, const void *y)
 	return (a->position > b->position) - (a->position < b->position);
 }
 
-static void array_begin(evp_buf *b)
+static void array_begin(evs__buf *b)
 {
 	b->len = 0;
-	evp_buf_putc(b, '{');
+	evs__buf_putc(b, '{');
 }
 
-static void array_sep(evp_buf *b)
+static void array_sep(evs__buf *b)
 {
 	if (b->len > 1)
-		evp_buf_putc(b, ',');
+		evs__buf_putc(b, ',');
 }
 
-static void array_end(evp_buf *b)
+static void array_end(evs__buf *b)
 {
-	evp_buf_putc(b, '}');
-	evp_buf_cstr(b);
+	evs__buf_putc(b, '}');
+	evs__buf_cstr(b);
 }
 
 static int write_states(struct run *r)
@@ -419,9 +419,9 @@ static int write_states(struct run *r)
 	size_t n = r->batch.n, i, g, nstreams = 0, row = 0, nrows;
 	size_t *idx = malloc(n * sizeof *idx);
 	PGresult *res = NULL;
-	evp_buf *streams = &r->a1, *hist = &r->copy;
-	evp_buf st_stream = {0}, st_data = {0}, st_ver = {0}, st_pos = {0}, st_time = {0};
-	evp_buf cl_stream = {0}, cl_ver = {0}, cl_time = {0}, cl_from = {0};
+	evs__buf *streams = &r->a1, *hist = &r->copy;
+	evs__buf st_stream = {0}, st_data = {0}, st_ver = {0}, st_pos = {0}, st_time = {0};
+	evs__buf cl_stream = {0}, cl_ver = {0}, cl_time = {0}, cl_from = {0};
 	evs_state cur = {0};
 	int rc = EVP_OK;
 
@@ -497,11 +497,11 @@ static int write_states(struct run *r)
 			row++;
 		}
 		if (row < nrows && cmp_stream(&rs, &first->stream) == 0) {
-			evp_buf mp = {0};
+			evs__buf mp = {0};
 
 			if (evp_json_to_msgpack(PQgetvalue(res, (int)row, 1),
 						(size_t)PQgetlength(res, (int)row, 1), &mp) < 0) {
-				evp_buf_free(&mp);
+				evs__buf_free(&mp);
 				snprintf(r->err, r->errlen,
 					 "could not read the stored state of stream \"%.*s\"",
 					 (int)first->stream.len, first->stream.ptr);
@@ -526,11 +526,11 @@ static int write_states(struct run *r)
 			array_sep(&cl_stream);
 			evp_array_elem(&cl_stream, first->stream.ptr, first->stream.len);
 			array_sep(&cl_ver);
-			evp_buf_printf(&cl_ver, "%llu", (unsigned long long)prior_version);
+			evs__buf_printf(&cl_ver, "%llu", (unsigned long long)prior_version);
 			array_sep(&cl_time);
-			evp_buf_putc(&cl_time, '"');
+			evs__buf_putc(&cl_time, '"');
 			evp_time_text(&cl_time, first->recorded_at);
-			evp_buf_putc(&cl_time, '"');
+			evs__buf_putc(&cl_time, '"');
 			array_sep(&cl_from);
 			evp_array_elem(&cl_from, PQgetvalue(res, (int)row, 3),
 				       (size_t)PQgetlength(res, (int)row, 3));
@@ -576,13 +576,13 @@ static int write_states(struct run *r)
 				array_sep(&st_data);
 				evp_array_elem(&st_data, r->a2.ptr, r->a2.len);
 				array_sep(&st_ver);
-				evp_buf_printf(&st_ver, "%llu", (unsigned long long)ev->version);
+				evs__buf_printf(&st_ver, "%llu", (unsigned long long)ev->version);
 				array_sep(&st_pos);
-				evp_buf_printf(&st_pos, "%llu", (unsigned long long)ev->position);
+				evs__buf_printf(&st_pos, "%llu", (unsigned long long)ev->position);
 				array_sep(&st_time);
-				evp_buf_putc(&st_time, '"');
+				evs__buf_putc(&st_time, '"');
 				evp_time_text(&st_time, ev->recorded_at);
-				evp_buf_putc(&st_time, '"');
+				evs__buf_putc(&st_time, '"');
 			}
 		}
 		g = end;
@@ -655,15 +655,15 @@ static int write_states(struct run *r)
 out:
 	PQclear(res);
 	evs_state_free(&cur);
-	evp_buf_free(&st_stream);
-	evp_buf_free(&st_data);
-	evp_buf_free(&st_ver);
-	evp_buf_free(&st_pos);
-	evp_buf_free(&st_time);
-	evp_buf_free(&cl_stream);
-	evp_buf_free(&cl_ver);
-	evp_buf_free(&cl_time);
-	evp_buf_free(&cl_from);
+	evs__buf_free(&st_stream);
+	evs__buf_free(&st_data);
+	evs__buf_free(&st_ver);
+	evs__buf_free(&st_pos);
+	evs__buf_free(&st_time);
+	evs__buf_free(&cl_stream);
+	evs__buf_free(&cl_ver);
+	evs__buf_free(&cl_time);
+	evs__buf_free(&cl_from);
 	free(idx);
 	return rc;
 }
@@ -674,7 +674,7 @@ out:
 
 static int park(struct run *r, struct evp__event *e, const char *sqlstate, const char *msg)
 {
-	evp_buf *b = &r->a3;
+	evs__buf *b = &r->a3;
 	char pos[24];
 	const char *vals[7];
 	PGresult *res;
@@ -682,18 +682,18 @@ static int park(struct run *r, struct evp__event *e, const char *sqlstate, const
 	if (ensure_json(r, e))
 		return EVP_STORE;
 	b->len = 0;
-	evp_buf_printf(b, "{\"position\":%llu,\"version\":%llu,\"type_version\":%u,\"data\":",
+	evs__buf_printf(b, "{\"position\":%llu,\"version\":%llu,\"type_version\":%u,\"data\":",
 		       (unsigned long long)e->ev.position, (unsigned long long)e->ev.version,
 		       e->ev.type_version);
-	evp_buf_putn(b, e->data_json, e->data_json_len);
-	evp_buf_puts(b, ",\"metadata\":");
-	evp_buf_putn(b, e->meta_json, e->meta_json_len);
-	evp_buf_putc(b, '}');
+	evs__buf_putn(b, e->data_json, e->data_json_len);
+	evs__buf_puts(b, ",\"metadata\":");
+	evs__buf_putn(b, e->meta_json, e->meta_json_len);
+	evs__buf_putc(b, '}');
 	r->a4.len = 0;
-	evp_buf_putn(&r->a4, e->ev.stream.ptr, e->ev.stream.len);
+	evs__buf_putn(&r->a4, e->ev.stream.ptr, e->ev.stream.len);
 	r->a5.len = 0;
-	evp_buf_putn(&r->a5, e->ev.type.ptr, e->ev.type.len);
-	if (!evp_buf_cstr(b) || !evp_buf_cstr(&r->a4) || !evp_buf_cstr(&r->a5)) {
+	evs__buf_putn(&r->a5, e->ev.type.ptr, e->ev.type.len);
+	if (!evs__buf_cstr(b) || !evs__buf_cstr(&r->a4) || !evs__buf_cstr(&r->a5)) {
 		snprintf(r->err, r->errlen, "out of memory");
 		return EVP_NOMEM;
 	}
@@ -1553,12 +1553,12 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 out:
 	batch_clear(&r.batch);
 	free(r.batch.events);
-	evp_buf_free(&r.copy);
-	evp_buf_free(&r.a1);
-	evp_buf_free(&r.a2);
-	evp_buf_free(&r.a3);
-	evp_buf_free(&r.a4);
-	evp_buf_free(&r.a5);
+	evs__buf_free(&r.copy);
+	evs__buf_free(&r.a1);
+	evs__buf_free(&r.a2);
+	evs__buf_free(&r.a3);
+	evs__buf_free(&r.a4);
+	evs__buf_free(&r.a5);
 	PQfinish(r.conn);
 	evs_close(r.store);
 	evp_rules_free(r.rules);

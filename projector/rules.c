@@ -181,7 +181,7 @@ static bool name_char(char c)
 /* Rewrite :names to $n. */
 static int compile(struct stmt *st, const char *sql, size_t len, int line, char *err, size_t errlen)
 {
-	evp_buf out = {0};
+	evs__buf out = {0};
 	size_t i = 0;
 
 	while (i < len) {
@@ -192,17 +192,17 @@ static int compile(struct stmt *st, const char *sql, size_t len, int line, char 
 
 			while (j < len && sql[j] != c)
 				j++;
-			evp_buf_putn(&out, sql + i, j < len ? j - i + 1 : len - i);
+			evs__buf_putn(&out, sql + i, j < len ? j - i + 1 : len - i);
 			i = j + 1;
 		} else if (c == '-' && i + 1 < len && sql[i + 1] == '-') {
 			size_t j = i;
 
 			while (j < len && sql[j] != '\n')
 				j++;
-			evp_buf_putn(&out, sql + i, j - i);
+			evs__buf_putn(&out, sql + i, j - i);
 			i = j;
 		} else if (c == ':' && i + 1 < len && sql[i + 1] == ':') {
-			evp_buf_putn(&out, "::", 2);
+			evs__buf_putn(&out, "::", 2);
 			i += 2;
 		} else if (c == ':' && i + 1 < len &&
 			   (isalpha((unsigned char)sql[i + 1]) || sql[i + 1] == '_')) {
@@ -239,21 +239,21 @@ static int compile(struct stmt *st, const char *sql, size_t len, int line, char 
 			} else {
 				free(name);
 			}
-			evp_buf_printf(&out, "$%d", k + 1);
+			evs__buf_printf(&out, "$%d", k + 1);
 			i = j;
 		} else {
-			evp_buf_putc(&out, c);
+			evs__buf_putc(&out, c);
 			i++;
 		}
 	}
-	if (!evp_buf_cstr(&out))
+	if (!evs__buf_cstr(&out))
 		goto oom;
 	st->sql = out.ptr;
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");
 fail:
-	evp_buf_free(&out);
+	evs__buf_free(&out);
 	return -1;
 }
 
@@ -273,7 +273,7 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	evp_rules *rs = NULL;
-	evp_buf stmt = {0};
+	evs__buf stmt = {0};
 	char line[8192], emsg[512];
 	int lineno = 0, stmt_line = 0, rc = EVP_SYNTAX;
 	struct rule *cur = NULL;
@@ -340,8 +340,8 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 			}
 			stmt_line = lineno;
 		}
-		evp_buf_puts(&stmt, t);
-		evp_buf_putc(&stmt, '\n');
+		evs__buf_puts(&stmt, t);
+		evs__buf_putc(&stmt, '\n');
 		if (t[0] && t[strlen(t) - 1] == ';') {
 			struct stmt *p = realloc(cur->stmts, (size_t)(cur->nstmts + 1) * sizeof *p);
 
@@ -365,7 +365,7 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 		goto syntax;
 	}
 	fclose(f);
-	evp_buf_free(&stmt);
+	evs__buf_free(&stmt);
 	*out = rs;
 	return EVP_OK;
 oom:
@@ -374,7 +374,7 @@ oom:
 syntax:
 	snprintf(err, errlen, "projection file \"%s\": %s", path, emsg);
 	fclose(f);
-	evp_buf_free(&stmt);
+	evs__buf_free(&stmt);
 	evp_rules_free(rs);
 	return rc;
 }
@@ -458,33 +458,33 @@ static const msgpack_object *walk(const msgpack_object *o, const struct param *p
 
 static int sbuf_write(void *data, const char *p, size_t n)
 {
-	evp_buf_putn(data, p, n);
-	return ((evp_buf *)data)->oom ? -1 : 0;
+	evs__buf_putn(data, p, n);
+	return ((evs__buf *)data)->oom ? -1 : 0;
 }
 
 /* Text of a payload value; false for NULL. */
-static bool value_text(evp_buf *b, const msgpack_object *o)
+static bool value_text(evs__buf *b, const msgpack_object *o)
 {
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: return false;
-	case MSGPACK_OBJECT_BOOLEAN: evp_buf_puts(b, o->via.boolean ? "true" : "false"); break;
+	case MSGPACK_OBJECT_BOOLEAN: evs__buf_puts(b, o->via.boolean ? "true" : "false"); break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		evp_buf_printf(b, "%llu", (unsigned long long)o->via.u64);
+		evs__buf_printf(b, "%llu", (unsigned long long)o->via.u64);
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		evp_buf_printf(b, "%lld", (long long)o->via.i64);
+		evs__buf_printf(b, "%lld", (long long)o->via.i64);
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: evp_buf_printf(b, "%.17g", o->via.f64); break;
-	case MSGPACK_OBJECT_STR: evp_buf_putn(b, o->via.str.ptr, o->via.str.size); break;
+	case MSGPACK_OBJECT_FLOAT64: evs__buf_printf(b, "%.17g", o->via.f64); break;
+	case MSGPACK_OBJECT_STR: evs__buf_putn(b, o->via.str.ptr, o->via.str.size); break;
 	default: {
-		evp_buf mp = {0};
+		evs__buf mp = {0};
 		msgpack_packer pk;
 
 		msgpack_packer_init(&pk, &mp, sbuf_write);
 		msgpack_pack_object(&pk, *o);
 		evp_msgpack_to_json(b, mp.ptr, mp.len);
-		evp_buf_free(&mp);
+		evs__buf_free(&mp);
 	}
 	}
 	return true;
@@ -494,7 +494,7 @@ static bool value_text(evp_buf *b, const msgpack_object *o)
 struct unpacked {
 	msgpack_zone zone;
 	msgpack_object data, meta;
-	evp_buf vals[MAX_PARAMS];
+	evs__buf vals[MAX_PARAMS];
 	const char *pv[MAX_PARAMS];
 };
 
@@ -521,16 +521,16 @@ static int bind_params(struct unpacked *u, const struct stmt *st, const evs_even
 
 	for (k = 0; k < st->nparams; k++) {
 		const struct param *p = &st->params[k];
-		evp_buf *b = &u->vals[k];
+		evs__buf *b = &u->vals[k];
 		bool present = true;
 
 		b->len = 0;
 		switch (p->field) {
-		case F_STREAM: evp_buf_putn(b, ev->stream.ptr, ev->stream.len); break;
-		case F_TYPE: evp_buf_putn(b, ev->type.ptr, ev->type.len); break;
-		case F_VERSION: evp_buf_printf(b, "%llu", (unsigned long long)ev->version); break;
-		case F_POSITION: evp_buf_printf(b, "%llu", (unsigned long long)ev->position); break;
-		case F_TYPE_VERSION: evp_buf_printf(b, "%u", ev->type_version); break;
+		case F_STREAM: evs__buf_putn(b, ev->stream.ptr, ev->stream.len); break;
+		case F_TYPE: evs__buf_putn(b, ev->type.ptr, ev->type.len); break;
+		case F_VERSION: evs__buf_printf(b, "%llu", (unsigned long long)ev->version); break;
+		case F_POSITION: evs__buf_printf(b, "%llu", (unsigned long long)ev->position); break;
+		case F_TYPE_VERSION: evs__buf_printf(b, "%u", ev->type_version); break;
 		case F_RECORDED_AT: evp_time_text(b, ev->recorded_at); break;
 		case F_OCCURRED_AT:
 			present = ev->occurred_at != 0;
@@ -556,7 +556,7 @@ static int bind_params(struct unpacked *u, const struct stmt *st, const evs_even
 			break;
 		}
 		}
-		if (!evp_buf_cstr(b))
+		if (!evs__buf_cstr(b))
 			return EVP_NOMEM;
 		u->pv[k] = present ? b->ptr : NULL;
 	}
@@ -570,7 +570,7 @@ static void unpacked_free(struct unpacked *u, bool bufs)
 	msgpack_zone_destroy(&u->zone);
 	if (bufs)
 		for (k = 0; k < MAX_PARAMS; k++)
-			evp_buf_free(&u->vals[k]);
+			evs__buf_free(&u->vals[k]);
 }
 
 static int result_error(PGconn *conn, PGresult *res, char *err, size_t errlen, char *sqlstate,
@@ -725,7 +725,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 		}
 	}
 	for (int k = 0; k < MAX_PARAMS; k++)
-		evp_buf_free(&u.vals[k]);
+		evs__buf_free(&u.vals[k]);
 	if (PQexitPipelineMode(conn) != 1 && !rc) {
 		snprintf(err, errlen, "could not leave pipeline mode: %s", PQerrorMessage(conn));
 		rc = EVP_CONNECT;

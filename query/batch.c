@@ -80,7 +80,7 @@ struct evsq__batcher {
 	evsq_log_fn log;
 	void *log_ctx;
 	atomic_ullong batches, lookups;
-	evp_buf streams, times; /* parameter text, reused */
+	evs__buf streams, times; /* parameter text, reused */
 };
 
 static int64_t now_ms(void)
@@ -269,19 +269,19 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	kind = bt->jobs[0]->kind;
 	b->streams.len = 0;
 	b->times.len = 0;
-	evp_buf_putc(&b->streams, '{');
-	evp_buf_putc(&b->times, '{');
+	evs__buf_putc(&b->streams, '{');
+	evs__buf_putc(&b->times, '{');
 	for (i = 0; i < n; i++) {
 		if (i) {
-			evp_buf_putc(&b->streams, ',');
-			evp_buf_putc(&b->times, ',');
+			evs__buf_putc(&b->streams, ',');
+			evs__buf_putc(&b->times, ',');
 		}
 		evp_array_elem(&b->streams, bt->jobs[i]->stream, strlen(bt->jobs[i]->stream));
-		evp_buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
+		evs__buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
 	}
-	evp_buf_putc(&b->streams, '}');
-	evp_buf_putc(&b->times, '}');
-	if (!evp_buf_cstr(&b->streams) || !evp_buf_cstr(&b->times)) {
+	evs__buf_putc(&b->streams, '}');
+	evs__buf_putc(&b->times, '}');
+	if (!evs__buf_cstr(&b->streams) || !evs__buf_cstr(&b->times)) {
 		b->answered += n;
 		fail_all(bt->jobs, n, 500, "internal", "out of memory");
 		return true;
@@ -509,8 +509,8 @@ void evsq__batcher_free(evsq__batcher *b)
 		next = j->next;
 		answer(j, 503, "unavailable", "the service is stopping");
 	}
-	evp_buf_free(&b->streams);
-	evp_buf_free(&b->times);
+	evs__buf_free(&b->streams);
+	evs__buf_free(&b->times);
 	pthread_mutex_destroy(&b->mu);
 	free(b->conns);
 	free(b->projection);

@@ -208,7 +208,7 @@ void evsq__pg_message(char *out, size_t n, const char *err)
 	snprintf(out, n, "%.*s", (int)len, err);
 }
 
-unsigned evsq__models_db_error(evp_buf *body, int rc, const char *sqlstate, const char *err)
+unsigned evsq__models_db_error(evs__buf *body, int rc, const char *sqlstate, const char *err)
 {
 	char msg[1024];
 
@@ -273,7 +273,7 @@ oom:
 /* A fresh read when the cache has no entry; two requests reading at
  * once keep the first entry stored. */
 int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-		    struct evsq__tinfo **out, unsigned *status, evp_buf *body)
+		    struct evsq__tinfo **out, unsigned *status, evs__buf *body)
 {
 	evsq__models *ms = ctx->models;
 	const char *params[2] = {m->schema, t->name};

@@ -100,20 +100,20 @@ static bool token_ok(const char *want, const char *auth)
 }
 
 /* The lag figures of a /ready answer, after "position". */
-static void put_lag(evp_buf *body, const evsq__lag *l)
+static void put_lag(evs__buf *body, const evsq__lag *l)
 {
-	evp_buf_printf(body, ",\"checkpoint_age_seconds\":%.6f", l->checkpoint_age_s);
+	evs__buf_printf(body, ",\"checkpoint_age_seconds\":%.6f", l->checkpoint_age_s);
 	if (l->lag_known)
-		evp_buf_printf(body,
+		evs__buf_printf(body,
 			       ",\"lag_source\":\"store\",\"store_head\":%lld,\"lag\":%lld,"
 			       "\"lag_seconds\":%.6f",
 			       (long long)l->head, (long long)l->lag_events, l->lag_s);
 	else
-		evp_buf_puts(body, ",\"lag_source\":\"postgres\",\"store_head\":null,"
+		evs__buf_puts(body, ",\"lag_source\":\"postgres\",\"store_head\":null,"
 				   "\"lag\":null,\"lag_seconds\":null");
 }
 
-static unsigned ready(evsq_server *srv, evp_buf *body)
+static unsigned ready(evsq_server *srv, evs__buf *body)
 {
 	evsq__lag l;
 	char msg[512];
@@ -143,32 +143,32 @@ static unsigned ready(evsq_server *srv, evp_buf *body)
 		return 503;
 	}
 	if (srv->ready_max_lag && l.lag_events > srv->ready_max_lag) {
-		evp_buf_puts(body, "{\"error\":\"projection_behind\",\"message\":");
+		evs__buf_puts(body, "{\"error\":\"projection_behind\",\"message\":");
 		snprintf(msg, sizeof msg,
 			 "projection \"%.200s\" is %lld events behind the store head %lld"
 			 " (ready_max_lag %ld)",
 			 srv->projection, (long long)l.lag_events, (long long)l.head,
 			 srv->ready_max_lag);
 		evsq__json_str(body, msg);
-		evp_buf_printf(body, ",\"position\":%lld", (long long)l.position);
+		evs__buf_printf(body, ",\"position\":%lld", (long long)l.position);
 		put_lag(body, &l);
-		evp_buf_puts(body, "}\n");
+		evs__buf_puts(body, "}\n");
 		return 503;
 	}
-	evp_buf_printf(body, "{\"status\":\"ready\",\"position\":%lld", (long long)l.position);
+	evs__buf_printf(body, "{\"status\":\"ready\",\"position\":%lld", (long long)l.position);
 	put_lag(body, &l);
 	if (!srv->store)
-		evp_buf_puts(body, ",\"note\":\"no --store: lag in events and seconds is not known"
+		evs__buf_puts(body, ",\"note\":\"no --store: lag in events and seconds is not known"
 				   " here; checkpoint_age_seconds is the time since the projector"
 				   " last committed\"");
-	evp_buf_puts(body, "}\n");
+	evs__buf_puts(body, "}\n");
 	return 200;
 }
 
-static void gauge(evp_buf *body, const char *name, const char *help, const char *fmt, ...)
+static void gauge(evs__buf *body, const char *name, const char *help, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void gauge(evp_buf *body, const char *name, const char *help, const char *fmt, ...)
+static void gauge(evs__buf *body, const char *name, const char *help, const char *fmt, ...)
 {
 	char value[64];
 	va_list ap;
@@ -176,11 +176,11 @@ static void gauge(evp_buf *body, const char *name, const char *help, const char 
 	va_start(ap, fmt);
 	vsnprintf(value, sizeof value, fmt, ap);
 	va_end(ap);
-	evp_buf_printf(body, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name,
+	evs__buf_printf(body, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name,
 		       value);
 }
 
-static void metrics(evsq_server *srv, evp_buf *body)
+static void metrics(evsq_server *srv, evs__buf *body)
 {
 	unsigned long long cum = 0;
 	evsq__watch_info wi;
@@ -188,24 +188,24 @@ static void metrics(evsq_server *srv, evp_buf *body)
 	size_t i;
 
 	body->len = 0;
-	evp_buf_puts(body, "# HELP evsq_requests_total HTTP requests answered, by status class\n"
+	evs__buf_puts(body, "# HELP evsq_requests_total HTTP requests answered, by status class\n"
 			   "# TYPE evsq_requests_total counter\n");
 	for (i = 1; i < N_CLASSES; i++) {
-		evp_buf_printf(body, "evsq_requests_total{code=\"%zuxx\"} %llu\n", i,
+		evs__buf_printf(body, "evsq_requests_total{code=\"%zuxx\"} %llu\n", i,
 			       (unsigned long long)atomic_load(&srv->requests[i]));
 	}
-	evp_buf_puts(body, "# HELP evsq_request_duration_seconds time to answer a request\n"
+	evs__buf_puts(body, "# HELP evsq_request_duration_seconds time to answer a request\n"
 			   "# TYPE evsq_request_duration_seconds histogram\n");
 	for (i = 0; i < N_BUCKETS; i++) {
 		cum += atomic_load(&srv->hist[i]);
-		evp_buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		evs__buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
 			       buckets[i], cum);
 	}
 	cum += atomic_load(&srv->hist[N_BUCKETS]);
-	evp_buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-	evp_buf_printf(body, "evsq_request_duration_seconds_sum %.6f\n",
+	evs__buf_printf(body, "evsq_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	evs__buf_printf(body, "evsq_request_duration_seconds_sum %.6f\n",
 		       (double)atomic_load(&srv->latency_us_sum) / 1e6);
-	evp_buf_printf(body, "evsq_request_duration_seconds_count %llu\n", cum);
+	evs__buf_printf(body, "evsq_request_duration_seconds_count %llu\n", cum);
 	{
 		unsigned long long st = 0, lk = 0, a, b;
 		int k;
@@ -215,7 +215,7 @@ static void metrics(evsq_server *srv, evp_buf *body)
 			st += a;
 			lk += b;
 		}
-		evp_buf_printf(body,
+		evs__buf_printf(body,
 			       "# HELP evsq_batch_statements_total statements sent by the"
 			       " state-lookup batchers\n"
 			       "# TYPE evsq_batch_statements_total counter\n"
@@ -238,7 +238,7 @@ static void metrics(evsq_server *srv, evp_buf *body)
 	      "whether the service's session to the read-model database (the checkpoint"
 	      " listener) is connected",
 	      "%d", wi.up ? 1 : 0);
-	evp_buf_printf(body,
+	evs__buf_printf(body,
 		       "# HELP evsq_checkpoint_notifications_total checkpoint notifications"
 		       " received (evs_checkpoint)\n"
 		       "# TYPE evsq_checkpoint_notifications_total counter\n"
@@ -272,7 +272,7 @@ static bool has_body(struct MHD_Connection *conn)
 }
 
 static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char *method,
-		      const char *url, evp_buf *body, const char **ctype)
+		      const char *url, evs__buf *body, const char **ctype)
 {
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		evsq__error(body, "method_not_allowed", "only GET is served");
@@ -283,7 +283,7 @@ static unsigned route(evsq_server *srv, struct MHD_Connection *conn, const char 
 		return 413;
 	}
 	if (!strcmp(url, "/health")) {
-		evp_buf_puts(body, "{\"status\":\"ok\"}\n");
+		evs__buf_puts(body, "{\"status\":\"ok\"}\n");
 		return 200;
 	}
 	if (srv->token &&
@@ -475,7 +475,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!q)
 		return;
-	evp_buf_free(&q->job.body);
+	evs__buf_free(&q->job.body);
 	free(q->stream);
 	free(q);
 	*con_cls = NULL;
@@ -483,14 +483,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static enum MHD_Result respond(evsq_server *srv, struct req *q)
 {
-	evp_buf *body = &q->job.body;
+	evs__buf *body = &q->job.body;
 	unsigned status = q->job.status;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	int64_t dt;
 	size_t i;
 
-	if (body->oom || !evp_buf_cstr(body))
+	if (body->oom || !evs__buf_cstr(body))
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(body->len, body->ptr, MHD_RESPMEM_MUST_FREE);
 	if (!resp)

@@ -10,7 +10,7 @@
 
 #include <libpq-fe.h>
 
-#include "evsproj.h" /* evp_buf */
+#include "evsproj.h" /* evs__buf */
 #include "evsq.h"
 
 /* ---- PostgreSQL pool (pool.c) ----
@@ -72,7 +72,7 @@ typedef struct evsq__job {
 	void (*run)(struct evsq__job *job);
 	void (*done)(struct evsq__job *job);
 	unsigned status;
-	evp_buf body;
+	evs__buf body;
 } evsq__job;
 
 /* The batcher of one HTTP event loop (batch.c): state lookups queued by
@@ -116,9 +116,9 @@ void evsq__workers_submit(evsq__workers *w, evsq__job *job);
  * EVSQ__S_CURRENT_N, _AS_OF_N or _AT_POSITION_N (columns: ordinal, answer
  * JSON, known): the status, with the JSON body. */
 unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *stream,
-			    evp_buf *body);
+			    evs__buf *body);
 /* A PostgreSQL text array literal of one element. */
-void evsq__array1(evp_buf *b, const char *s);
+void evsq__array1(evs__buf *b, const char *s);
 
 /* ---- parameters (params.c) ---- */
 
@@ -136,7 +136,7 @@ bool evsq__parse_u63(const char *s, int64_t *out);
 
 /* A JSON string (quoted, escaped); bytes that are not valid UTF-8 become
  * U+FFFD. */
-void evsq__json_str(evp_buf *b, const char *s);
+void evsq__json_str(evs__buf *b, const char *s);
 /* Whether s is valid UTF-8 (what PostgreSQL's text accepts). */
 bool evsq__utf8_valid(const char *s);
 
@@ -160,12 +160,12 @@ typedef struct evsq__ctx {
 /* Answer GET /streams/<rest> (rest is the decoded path after
  * "/streams/"): the HTTP status, with the JSON body in *body. */
 unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-		       evp_buf *body);
+		       evs__buf *body);
 /* GET /streams/{id}/state?source=store: the generic state replayed from
  * the LMDB store (evs_state_load), current, as_of (a valid RFC 3339 text)
  * or at_position (at >= 0). */
 unsigned evsq__state_from_store(evs_store *store, const char *stream, const char *as_of,
-				int64_t at_position, evp_buf *body);
+				int64_t at_position, evs__buf *body);
 /* GET /streams/<rest> when it is a plain state lookup (current, or as of
  * a valid time; no other parameter but a min_position the watcher has
  * seen reached) the batcher can answer: job's kind
@@ -174,12 +174,12 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 			 evsq__job *job);
 /* {"error": code, "message": msg} */
-void evsq__error(evp_buf *body, const char *code, const char *msg);
+void evsq__error(evs__buf *body, const char *code, const char *msg);
 /* Wait until the checkpoint of projection reaches min (bounded by
  * ctx->min_position_wait_ms): 0 when reached, else the status (409
  * projection_behind, 503, ...) with its body. */
 unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
-			     evp_buf *body);
+			     evs__buf *body);
 
 /* ---- declared read models (models.c) ---- */
 
@@ -192,7 +192,7 @@ void evsq__models_free(evsq__models *models);
 /* Answer GET /models<rest> (rest: "" or the decoded path after
  * "/models", starting with '/'). */
 unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-			    evp_buf *body);
+			    evs__buf *body);
 
 /* ---- checkpoint watcher (watch.c) ----
  * One thread with a dedicated session (not from the pool) that LISTENs on
@@ -221,7 +221,7 @@ bool evsq__watch_position(evsq__watch *w, const char *projection, int64_t *pos);
  * else woken by the notification that does; at the deadline the committed
  * checkpoint is read through the pool: 0, or 409 projection_behind with
  * the position, or 503/500 with the body. ctx->watch NULL: polling. */
-unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evp_buf *body);
+unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evs__buf *body);
 
 /* ---- projection lag (lag.c), for /ready and /metrics ---- */
 

@@ -49,10 +49,10 @@ bool evsq__utf8_valid(const char *s)
 	return true;
 }
 
-void evsq__json_str(evp_buf *b, const char *s)
+void evsq__json_str(evs__buf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	evp_buf clean = {0};
+	evs__buf clean = {0};
 	json_object *o;
 
 	/* json-c copies bytes through as they are: make the text valid
@@ -61,14 +61,14 @@ void evsq__json_str(evp_buf *b, const char *s)
 		size_t n = utf8_len(p);
 
 		if (n) {
-			evp_buf_putn(&clean, p, n);
+			evs__buf_putn(&clean, p, n);
 			p += n;
 		} else {
-			evp_buf_puts(&clean, "\xef\xbf\xbd"); /* U+FFFD */
+			evs__buf_puts(&clean, "\xef\xbf\xbd"); /* U+FFFD */
 			p++;
 		}
 	}
-	if (!evp_buf_cstr(&clean)) {
+	if (!evs__buf_cstr(&clean)) {
 		b->oom = true;
 		return;
 	}
@@ -76,10 +76,10 @@ void evsq__json_str(evp_buf *b, const char *s)
 	if (!o) {
 		b->oom = true;
 	} else {
-		evp_buf_puts(b,
+		evs__buf_puts(b,
 			     json_object_to_json_string_ext(
 				     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	}
-	evp_buf_free(&clean);
+	evs__buf_free(&clean);
 }

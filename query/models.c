@@ -41,7 +41,7 @@
 #define MAX_ARGS    64
 #define DEFAULT_LIM 100
 
-static unsigned missing(evp_buf *body, const struct evsq__model *m, const struct evsq__table *t)
+static unsigned missing(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t)
 {
 	char msg[768];
 
@@ -91,7 +91,7 @@ static const char *arg(const struct args *a, const char *key)
 	return NULL;
 }
 
-static unsigned bad_request(evp_buf *body, const char *fmt, const char *x, const char *y)
+static unsigned bad_request(evs__buf *body, const char *fmt, const char *x, const char *y)
 {
 	char msg[768];
 
@@ -103,7 +103,7 @@ static unsigned bad_request(evp_buf *body, const char *fmt, const char *x, const
 /* Arguments of the request: none twice, each with a value, and every one
  * either in allowed (NULL-terminated) or, when cols, a column name. */
 static unsigned check_args(struct MHD_Connection *conn, const char *const *allowed, struct args *a,
-			   evp_buf *body)
+			   evs__buf *body)
 {
 	int i, j;
 
@@ -133,22 +133,22 @@ static unsigned check_args(struct MHD_Connection *conn, const char *const *allow
 
 /* ---- answers ---- */
 
-static void put_model(evp_buf *b, const struct evsq__model *m)
+static void put_model(evs__buf *b, const struct evsq__model *m)
 {
-	evp_buf_puts(b, "{\"projection\":");
+	evs__buf_puts(b, "{\"projection\":");
 	evsq__json_str(b, m->name);
-	evp_buf_puts(b, ",\"schema\":");
+	evs__buf_puts(b, ",\"schema\":");
 	evsq__json_str(b, m->schema);
 }
 
 /* {projection, schema, tables: [...]} of one model; the catalog of each
  * table (cached). 0 or the failure status. */
-static unsigned describe(const evsq__ctx *ctx, struct evsq__model *m, evp_buf *out, evp_buf *body)
+static unsigned describe(const evsq__ctx *ctx, struct evsq__model *m, evs__buf *out, evs__buf *body)
 {
 	int i, j;
 
 	put_model(out, m);
-	evp_buf_puts(out, ",\"tables\":[");
+	evs__buf_puts(out, ",\"tables\":[");
 	for (i = 0; i < m->ntables; i++) {
 		struct evsq__tinfo *ti;
 		unsigned status = 0;
@@ -156,75 +156,75 @@ static unsigned describe(const evsq__ctx *ctx, struct evsq__model *m, evp_buf *o
 
 		if (got == EVSQ__T_FAILED)
 			return status;
-		evp_buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
+		evs__buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
 		evsq__json_str(out, m->tables[i].name);
 		if (got == EVSQ__T_MISSING) {
-			evp_buf_puts(out, ",\"missing\":true}");
+			evs__buf_puts(out, ",\"missing\":true}");
 			continue;
 		}
-		evp_buf_puts(out, ",\"primary_key\":[");
+		evs__buf_puts(out, ",\"primary_key\":[");
 		for (j = 0; j < ti->npk; j++) {
 			if (j)
-				evp_buf_putc(out, ',');
+				evs__buf_putc(out, ',');
 			evsq__json_str(out, ti->cols[ti->pk[j]].name);
 		}
-		evp_buf_puts(out, "],\"columns\":[");
+		evs__buf_puts(out, "],\"columns\":[");
 		for (j = 0; j < ti->ncols; j++) {
-			evp_buf_puts(out, j ? ",{\"name\":" : "{\"name\":");
+			evs__buf_puts(out, j ? ",{\"name\":" : "{\"name\":");
 			evsq__json_str(out, ti->cols[j].name);
-			evp_buf_puts(out, ",\"type\":");
+			evs__buf_puts(out, ",\"type\":");
 			evsq__json_str(out, ti->cols[j].type);
-			evp_buf_putc(out, '}');
+			evs__buf_putc(out, '}');
 		}
-		evp_buf_puts(out, "]}");
+		evs__buf_puts(out, "]}");
 		evsq__tinfo_release(ctx->models, ti);
 	}
-	evp_buf_puts(out, "]}");
+	evs__buf_puts(out, "]}");
 	return 0;
 }
 
-static unsigned list_models(const evsq__ctx *ctx, struct evsq__model *one, evp_buf *body)
+static unsigned list_models(const evsq__ctx *ctx, struct evsq__model *one, evs__buf *body)
 {
 	evsq__models *ms = ctx->models;
-	evp_buf out = {0};
+	evs__buf out = {0};
 	unsigned status = 0;
 	int i;
 
 	if (!one)
-		evp_buf_puts(&out, "{\"models\":[");
+		evs__buf_puts(&out, "{\"models\":[");
 	for (i = 0; ms && i < ms->n && !status; i++) {
 		if (one && one != &ms->m[i])
 			continue;
 		if (!one && i)
-			evp_buf_putc(&out, ',');
+			evs__buf_putc(&out, ',');
 		status = describe(ctx, &ms->m[i], &out, body);
 	}
 	if (!one)
-		evp_buf_puts(&out, "]}");
-	evp_buf_putc(&out, '\n');
+		evs__buf_puts(&out, "]}");
+	evs__buf_putc(&out, '\n');
 	if (!status) {
-		evp_buf_free(body);
+		evs__buf_free(body);
 		*body = out;
 		return out.oom ? (evsq__error(body, "internal", "out of memory"), 500) : 200;
 	}
-	evp_buf_free(&out);
+	evs__buf_free(&out);
 	return status;
 }
 
-static void put_head(evp_buf *b, const struct evsq__model *m, const struct evsq__table *t,
+static void put_head(evs__buf *b, const struct evsq__model *m, const struct evsq__table *t,
 		     const PGresult *r)
 {
 	b->len = 0;
-	evp_buf_puts(b, "{\"projection\":");
+	evs__buf_puts(b, "{\"projection\":");
 	evsq__json_str(b, m->name);
-	evp_buf_puts(b, ",\"table\":");
+	evs__buf_puts(b, ",\"table\":");
 	evsq__json_str(b, t->name);
-	evp_buf_printf(b, ",\"position\":%s", PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0));
+	evs__buf_printf(b, ",\"position\":%s", PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0));
 }
 
 /* The table changed twice under one request (DDL in progress): as
  * transient as PostgreSQL being away. */
-static unsigned changed(evp_buf *body, const struct evsq__model *m, const struct evsq__table *t,
+static unsigned changed(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t,
 			const char *err)
 {
 	char msg[1280], pg[512];
@@ -247,7 +247,7 @@ static bool schema_changed(const char *sqlstate)
 
 /* GET /models/{p}/{t}/{key} */
 static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			const char *key, evp_buf *body)
+			const char *key, evs__buf *body)
 {
 	const char *params[2] = {m->name, key};
 	char sqlstate[6], err[1024], msg[768];
@@ -256,7 +256,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct evsq__tinfo *ti;
-		evp_buf sql = {0};
+		evs__buf sql = {0};
 		PGresult *r;
 		int rc, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
 
@@ -265,13 +265,13 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 		if (got == EVSQ__T_MISSING)
 			return missing(body, m, t);
 		if (ti->npk != 1) {
-			evp_buf keys = {0};
+			evs__buf keys = {0};
 			int i;
 
 			for (i = 0; i < ti->npk; i++)
-				evp_buf_printf(&keys, "%s%s=...", i ? "&" : "?",
+				evs__buf_printf(&keys, "%s%s=...", i ? "&" : "?",
 					       ti->cols[ti->pk[i]].name);
-			evp_buf_cstr(&keys);
+			evs__buf_cstr(&keys);
 			if (ti->npk == 0)
 				snprintf(msg, sizeof msg,
 					 "table \"%.200s\" of read model \"%.200s\" has no primary "
@@ -284,21 +284,21 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 					"primary key: ask /models/%.100s/%.100s%.200s",
 					t->name, m->name, m->name, t->name,
 					keys.ptr ? keys.ptr : "");
-			evp_buf_free(&keys);
+			evs__buf_free(&keys);
 			evsq__tinfo_release(ctx->models, ti);
 			evsq__error(body, "bad_request", msg);
 			return 400;
 		}
-		evp_buf_printf(&sql,
+		evs__buf_printf(&sql,
 			       "SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
 			       "$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
 			       ti->qname, ti->cols[ti->pk[0]].quoted);
-		if (!evp_buf_cstr(&sql)) {
+		if (!evs__buf_cstr(&sql)) {
 			evsq__tinfo_release(ctx->models, ti);
 			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, 2, params, &r, sqlstate, err, sizeof err);
-		evp_buf_free(&sql);
+		evs__buf_free(&sql);
 		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
 			evsq__tinfo_forget(ctx->models, t, ti);
 			evsq__tinfo_release(ctx->models, ti);
@@ -319,9 +319,9 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 			return 404;
 		}
 		put_head(body, m, t, r);
-		evp_buf_puts(body, ",\"row\":");
-		evp_buf_puts(body, PQgetvalue(r, 0, 1));
-		evp_buf_puts(body, "}\n");
+		evs__buf_puts(body, ",\"row\":");
+		evs__buf_puts(body, PQgetvalue(r, 0, 1));
+		evs__buf_puts(body, "}\n");
 		PQclear(r);
 		return 200;
 	}
@@ -330,47 +330,47 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 
 /* The listing statement of a page. Parameters: $1 projection, then
  * after (if any), the filters in args order, the limit. */
-static void listing_sql(evp_buf *sql, const struct evsq__tinfo *ti, const struct args *a,
+static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const struct args *a,
 			bool after, const char **params, int *np)
 {
 	int i, j;
 
-	evp_buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
+	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
 			  " r.k, r.j");
 	if (after && ti->npk > 1) {
 		/* a composite after must name every key column */
-		evp_buf_puts(sql, ", jsonb_typeof($2::jsonb) = 'object' AND $2::jsonb ?& ARRAY[");
+		evs__buf_puts(sql, ", jsonb_typeof($2::jsonb) = 'object' AND $2::jsonb ?& ARRAY[");
 		for (i = 0; i < ti->npk; i++)
-			evp_buf_printf(sql, "%s%s::text", i ? "," : "",
+			evs__buf_printf(sql, "%s%s::text", i ? "," : "",
 				       ti->cols[ti->pk[i]].literal);
-		evp_buf_puts(sql, "]");
+		evs__buf_puts(sql, "]");
 	}
-	evp_buf_puts(sql, " FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT ");
+	evs__buf_puts(sql, " FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT ");
 	if (ti->npk == 1) {
-		evp_buf_printf(sql, "t.%s::text", ti->cols[ti->pk[0]].quoted);
+		evs__buf_printf(sql, "t.%s::text", ti->cols[ti->pk[0]].quoted);
 	} else {
-		evp_buf_puts(sql, "jsonb_build_object(");
+		evs__buf_puts(sql, "jsonb_build_object(");
 		for (i = 0; i < ti->npk; i++)
-			evp_buf_printf(sql, "%s%s, t.%s", i ? ", " : "",
+			evs__buf_printf(sql, "%s%s, t.%s", i ? ", " : "",
 				       ti->cols[ti->pk[i]].literal, ti->cols[ti->pk[i]].quoted);
-		evp_buf_puts(sql, ")::text");
+		evs__buf_puts(sql, ")::text");
 	}
-	evp_buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", ti->qname);
+	evs__buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", ti->qname);
 	*np = 1;
 	if (after) {
 		*np = 2;
 		if (ti->npk == 1) {
-			evp_buf_printf(sql, " AND t.%s > $2", ti->cols[ti->pk[0]].quoted);
+			evs__buf_printf(sql, " AND t.%s > $2", ti->cols[ti->pk[0]].quoted);
 		} else {
-			evp_buf_puts(sql, " AND (");
+			evs__buf_puts(sql, " AND (");
 			for (i = 0; i < ti->npk; i++)
-				evp_buf_printf(sql, "%st.%s", i ? ", " : "",
+				evs__buf_printf(sql, "%st.%s", i ? ", " : "",
 					       ti->cols[ti->pk[i]].quoted);
-			evp_buf_puts(sql, ") > (SELECT ");
+			evs__buf_puts(sql, ") > (SELECT ");
 			for (i = 0; i < ti->npk; i++)
-				evp_buf_printf(sql, "%sx.%s", i ? ", " : "",
+				evs__buf_printf(sql, "%sx.%s", i ? ", " : "",
 					       ti->cols[ti->pk[i]].quoted);
-			evp_buf_printf(sql, " FROM jsonb_populate_record(NULL::%s, $2::jsonb) x)",
+			evs__buf_printf(sql, " FROM jsonb_populate_record(NULL::%s, $2::jsonb) x)",
 				       ti->qname);
 		}
 	}
@@ -381,13 +381,13 @@ static void listing_sql(evp_buf *sql, const struct evsq__tinfo *ti, const struct
 			continue; /* after, limit, min_position */
 		params[*np] = a->a[i].value;
 		(*np)++;
-		evp_buf_printf(sql, " AND t.%s = $%d", ti->cols[j].quoted, *np);
+		evs__buf_printf(sql, " AND t.%s = $%d", ti->cols[j].quoted, *np);
 	}
-	evp_buf_puts(sql, " ORDER BY ");
+	evs__buf_puts(sql, " ORDER BY ");
 	for (i = 0; i < ti->npk; i++)
-		evp_buf_printf(sql, "%st.%s", i ? ", " : "", ti->cols[ti->pk[i]].quoted);
+		evs__buf_printf(sql, "%st.%s", i ? ", " : "", ti->cols[ti->pk[i]].quoted);
 	(*np)++;
-	evp_buf_printf(sql, " LIMIT $%d::int) r ON true", *np);
+	evs__buf_printf(sql, " LIMIT $%d::int) r ON true", *np);
 }
 
 static bool reserved(const char *key)
@@ -397,7 +397,7 @@ static bool reserved(const char *key)
 
 /* GET /models/{p}/{t}?after=&limit=&col=v */
 static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			 const struct args *a, evp_buf *body)
+			 const struct args *a, evs__buf *body)
 {
 	const char *after = arg(a, "after"), *lim = arg(a, "limit");
 	const char *params[MAX_ARGS + 3];
@@ -416,7 +416,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct evsq__tinfo *ti;
-		evp_buf sql = {0};
+		evs__buf sql = {0};
 		PGresult *r;
 		int rc, np, rows, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
 
@@ -452,13 +452,13 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		params[1] = after;
 		listing_sql(&sql, ti, a, after != NULL, params, &np);
 		params[np - 1] = lim_s;
-		if (!evp_buf_cstr(&sql)) {
+		if (!evs__buf_cstr(&sql)) {
 			evsq__tinfo_release(ctx->models, ti);
 			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, np, params, &r, sqlstate, err,
 				      sizeof err);
-		evp_buf_free(&sql);
+		evs__buf_free(&sql);
 		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
 			evsq__tinfo_forget(ctx->models, t, ti);
 			evsq__tinfo_release(ctx->models, ti);
@@ -471,17 +471,17 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 			return evsq__models_db_error(body, rc, sqlstate, err);
 		}
 		if (after && ti->npk > 1 && strcmp(PQgetvalue(r, 0, 3), "t")) {
-			evp_buf keys = {0};
+			evs__buf keys = {0};
 
 			for (i = 0; i < ti->npk; i++)
-				evp_buf_printf(&keys, "%s\"%s\"", i ? ", " : "",
+				evs__buf_printf(&keys, "%s\"%s\"", i ? ", " : "",
 					       ti->cols[ti->pk[i]].name);
-			evp_buf_cstr(&keys);
+			evs__buf_cstr(&keys);
 			snprintf(msg, sizeof msg,
 				 "invalid after \"%.100s\": expected a JSON object with the key "
 				 "columns %.200s (the next_after of a page)",
 				 after, keys.ptr ? keys.ptr : "");
-			evp_buf_free(&keys);
+			evs__buf_free(&keys);
 			evsq__tinfo_release(ctx->models, ti);
 			PQclear(r);
 			evsq__error(body, "bad_request", msg);
@@ -490,18 +490,18 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		evsq__tinfo_release(ctx->models, ti);
 		rows = PQntuples(r);
 		put_head(body, m, t, r);
-		evp_buf_puts(body, ",\"rows\":[");
+		evs__buf_puts(body, ",\"rows\":[");
 		for (i = 0; i < rows && i < l && !PQgetisnull(r, i, 2); i++) {
 			if (i)
-				evp_buf_putc(body, ',');
-			evp_buf_puts(body, PQgetvalue(r, i, 2));
+				evs__buf_putc(body, ',');
+			evs__buf_puts(body, PQgetvalue(r, i, 2));
 		}
-		evp_buf_puts(body, "],\"next_after\":");
+		evs__buf_puts(body, "],\"next_after\":");
 		if (rows > l)
 			evsq__json_str(body, PQgetvalue(r, (int)l - 1, 1));
 		else
-			evp_buf_puts(body, "null");
-		evp_buf_puts(body, "}\n");
+			evs__buf_puts(body, "null");
+		evs__buf_puts(body, "}\n");
 		PQclear(r);
 		return 200;
 	}
@@ -520,7 +520,7 @@ static size_t match(const char *p, const char *name)
 }
 
 unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-			    evp_buf *body)
+			    evs__buf *body)
 {
 	static const char *const just_min[] = {"min_position", NULL};
 	evsq__models *ms = ctx->models;

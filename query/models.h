@@ -51,7 +51,7 @@ struct evsq__models {
  * EVSQ__T_FAILED, *status and body set (503, ...). */
 enum { EVSQ__T_OK, EVSQ__T_MISSING, EVSQ__T_FAILED };
 int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-		    struct evsq__tinfo **out, unsigned *status, evp_buf *body);
+		    struct evsq__tinfo **out, unsigned *status, evs__buf *body);
 void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti);
 /* Drop a cache entry found out of date (if it is still the cached one). */
 void evsq__tinfo_forget(evsq__models *ms, struct evsq__table *t, struct evsq__tinfo *ti);
@@ -61,6 +61,6 @@ void evsq__pg_message(char *out, size_t n, const char *err);
 /* The answer to a failed statement: 503 unavailable (unreachable,
  * timeout), 400 bad_request (class 22: a value the column's type refuses;
  * 42883: no equality for a filtered column's type), else 500. */
-unsigned evsq__models_db_error(evp_buf *body, int rc, const char *sqlstate, const char *err);
+unsigned evsq__models_db_error(evs__buf *body, int rc, const char *sqlstate, const char *err);
 
 #endif

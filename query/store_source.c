@@ -16,7 +16,7 @@
 #include "internal.h"
 
 unsigned evsq__state_from_store(evs_store *store, const char *stream, const char *as_of,
-				int64_t at_position, evp_buf *body)
+				int64_t at_position, evs__buf *body)
 {
 	evs_at at = {.kind = EVS_AT_LATEST};
 	evs_stream_info sh;
@@ -65,9 +65,9 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 		return 500;
 	}
 	body->len = 0;
-	evp_buf_puts(body, "{\"stream\":");
+	evs__buf_puts(body, "{\"stream\":");
 	evsq__json_str(body, stream);
-	evp_buf_printf(body,
+	evs__buf_printf(body,
 		       ",\"source\":\"store\",\"position\":%llu,\"version\":%llu,"
 		       "\"event_position\":%llu,\"data\":",
 		       (unsigned long long)head.last_position, (unsigned long long)st.version,
@@ -77,7 +77,7 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 		evsq__error(body, "internal", "state does not decode");
 		return 500;
 	}
-	evp_buf_puts(body, "}\n");
+	evs__buf_puts(body, "}\n");
 	evs_state_free(&st);
 	return 200;
 }

@@ -21,14 +21,14 @@
 
 #include "internal.h"
 
-void evsq__error(evp_buf *body, const char *code, const char *msg)
+void evsq__error(evs__buf *body, const char *code, const char *msg)
 {
 	body->len = 0;
-	evp_buf_puts(body, "{\"error\":");
+	evs__buf_puts(body, "{\"error\":");
 	evsq__json_str(body, code);
-	evp_buf_puts(body, ",\"message\":");
+	evs__buf_puts(body, ",\"message\":");
 	evsq__json_str(body, msg);
-	evp_buf_puts(body, "}\n");
+	evs__buf_puts(body, "}\n");
 }
 
 enum kind { K_STATE, K_HISTORY, K_EVENTS };
@@ -58,31 +58,31 @@ static int64_t getll(const PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-static void put_ts(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+static void put_ts(evs__buf *b, const char *key, const PGresult *r, int row, int col)
 {
-	evp_buf_printf(b, ",\"%s\":", key);
+	evs__buf_printf(b, ",\"%s\":", key);
 	if (PQgetisnull(r, row, col))
-		evp_buf_puts(b, "null");
+		evs__buf_puts(b, "null");
 	else
 		evsq__json_str(b, PQgetvalue(r, row, col));
 }
 
-static void put_raw(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+static void put_raw(evs__buf *b, const char *key, const PGresult *r, int row, int col)
 {
-	evp_buf_printf(b, ",\"%s\":", key);
-	evp_buf_puts(b, PQgetisnull(r, row, col) ? "null" : PQgetvalue(r, row, col));
+	evs__buf_printf(b, ",\"%s\":", key);
+	evs__buf_puts(b, PQgetisnull(r, row, col) ? "null" : PQgetvalue(r, row, col));
 }
 
-static void put_text(evp_buf *b, const char *key, const PGresult *r, int row, int col)
+static void put_text(evs__buf *b, const char *key, const PGresult *r, int row, int col)
 {
-	evp_buf_printf(b, ",\"%s\":", key);
+	evs__buf_printf(b, ",\"%s\":", key);
 	if (PQgetisnull(r, row, col))
-		evp_buf_puts(b, "null");
+		evs__buf_puts(b, "null");
 	else
 		evsq__json_str(b, PQgetvalue(r, row, col));
 }
 
-static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char *err)
+static unsigned db_error(evs__buf *body, int rc, const char *sqlstate, const char *err)
 {
 	if (rc == EVSQ_UNAVAILABLE) {
 		evsq__error(body, "unavailable", err);
@@ -104,19 +104,19 @@ static unsigned db_error(evp_buf *body, int rc, const char *sqlstate, const char
  * NOTIFY (watch.c), bounded by the configured wait. 0 when reached,
  * else the status. */
 unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
-			     evp_buf *body)
+			     evs__buf *body)
 {
 	return evsq__watch_wait(ctx, projection, min, body);
 }
 
-unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *stream, evp_buf *body)
+unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *stream, evs__buf *body)
 {
 	char msg[512];
 
 	body->len = 0;
 	if (!PQgetisnull(r, row, 1)) {
-		evp_buf_puts(body, PQgetvalue(r, row, 1));
-		evp_buf_putc(body, '\n');
+		evs__buf_puts(body, PQgetvalue(r, row, 1));
+		evs__buf_putc(body, '\n');
 		return 200;
 	}
 	if (kind == EVSQ__J_CURRENT || strcmp(PQgetvalue(r, row, 2), "t"))
@@ -128,24 +128,24 @@ unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *st
 	return 404;
 }
 
-void evsq__array1(evp_buf *b, const char *s)
+void evsq__array1(evs__buf *b, const char *s)
 {
 	b->len = 0;
-	evp_buf_putc(b, '{');
+	evs__buf_putc(b, '{');
 	evp_array_elem(b, s, strlen(s));
-	evp_buf_putc(b, '}');
+	evs__buf_putc(b, '}');
 }
 
 /* One lookup through the pool: the batcher's statement with arrays of
  * one, so both paths answer alike. */
 static unsigned lookup(const evsq__ctx *ctx, int kind, const char *stream, int64_t arg,
-		       evp_buf *body)
+		       evs__buf *body)
 {
 	static const enum evsq__stmt stmts[] = {[EVSQ__J_CURRENT] = EVSQ__S_CURRENT_N,
 						[EVSQ__J_AS_OF] = EVSQ__S_AS_OF_N,
 						[EVSQ__J_AT] = EVSQ__S_AT_POSITION_N};
 	char sqlstate[6], err[1024], argv[32];
-	evp_buf streams = {0};
+	evs__buf streams = {0};
 	const char *params[3];
 	PGresult *r;
 	unsigned status;
@@ -153,7 +153,7 @@ static unsigned lookup(const evsq__ctx *ctx, int kind, const char *stream, int64
 
 	evsq__array1(&streams, stream);
 	snprintf(argv, sizeof argv, "{%lld}", (long long)arg);
-	if (!evp_buf_cstr(&streams)) {
+	if (!evs__buf_cstr(&streams)) {
 		evsq__error(body, "internal", "out of memory");
 		return 500;
 	}
@@ -162,7 +162,7 @@ static unsigned lookup(const evsq__ctx *ctx, int kind, const char *stream, int64
 	params[2] = argv;
 	rc = evsq__pool_exec(ctx->pool, stmts[kind], kind == EVSQ__J_CURRENT ? 2 : 3, params, &r,
 			     sqlstate, err, sizeof err);
-	evp_buf_free(&streams);
+	evs__buf_free(&streams);
 	if (rc)
 		return db_error(body, rc, sqlstate, err);
 	if (PQntuples(r) != 1) {
@@ -176,7 +176,7 @@ static unsigned lookup(const evsq__ctx *ctx, int kind, const char *stream, int64
 }
 
 static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
-		      evp_buf *body)
+		      evs__buf *body)
 {
 	const char *as_of = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "as_of");
 	const char *at = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "at_position");
@@ -238,7 +238,7 @@ static unsigned state(const evsq__ctx *ctx, struct MHD_Connection *conn, const c
 }
 
 static unsigned listing(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *stream,
-			enum kind kind, evp_buf *body)
+			enum kind kind, evs__buf *body)
 {
 	const char *after =
 		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after_version");
@@ -277,22 +277,22 @@ static unsigned listing(const evsq__ctx *ctx, struct MHD_Connection *conn, const
 		return 404;
 	}
 	body->len = 0;
-	evp_buf_puts(body, "{\"stream\":");
+	evs__buf_puts(body, "{\"stream\":");
 	evsq__json_str(body, stream);
-	evp_buf_printf(body, ",\"position\":%lld,\"%s\":[", (long long)getll(r, 0, 0),
+	evs__buf_printf(body, ",\"position\":%lld,\"%s\":[", (long long)getll(r, 0, 0),
 		       kind == K_HISTORY ? "states" : "events");
 	for (i = 0; i < rows && !PQgetisnull(r, i, 2); i++) {
-		evp_buf_puts(body, i ? ",{" : "{");
+		evs__buf_puts(body, i ? ",{" : "{");
 		if (kind == K_HISTORY) {
 			last = getll(r, i, 2);
-			evp_buf_printf(body, "\"version\":%lld,\"event_position\":%lld",
+			evs__buf_printf(body, "\"version\":%lld,\"event_position\":%lld",
 				       (long long)last, (long long)getll(r, i, 3));
 			put_ts(body, "valid_from", r, i, 4);
 			put_ts(body, "valid_to", r, i, 5);
 			put_raw(body, "data", r, i, 6);
 		} else {
 			last = getll(r, i, 3);
-			evp_buf_printf(body, "\"position\":%lld,\"version\":%lld",
+			evs__buf_printf(body, "\"position\":%lld,\"version\":%lld",
 				       (long long)getll(r, i, 2), (long long)last);
 			put_text(body, "type", r, i, 4);
 			put_raw(body, "type_version", r, i, 5);
@@ -305,14 +305,14 @@ static unsigned listing(const evsq__ctx *ctx, struct MHD_Connection *conn, const
 			put_raw(body, "metadata", r, i, 12);
 			put_raw(body, "data", r, i, 13);
 		}
-		evp_buf_putc(body, '}');
+		evs__buf_putc(body, '}');
 	}
-	evp_buf_puts(body, "],\"next_after_version\":");
+	evs__buf_puts(body, "],\"next_after_version\":");
 	if (i == l && last >= 0)
-		evp_buf_printf(body, "%lld", (long long)last);
+		evs__buf_printf(body, "%lld", (long long)last);
 	else
-		evp_buf_puts(body, "null");
-	evp_buf_puts(body, "}\n");
+		evs__buf_puts(body, "null");
+	evs__buf_puts(body, "}\n");
 	PQclear(r);
 	return 200;
 }
@@ -381,7 +381,7 @@ char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, cons
 }
 
 unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-		       evp_buf *body)
+		       evs__buf *body)
 {
 	size_t n = strlen(rest), len = 0;
 	struct args args = {{"min_position", NULL}, NULL};

@@ -417,7 +417,7 @@ bool evsq__watch_position(evsq__watch *w, const char *projection, int64_t *pos)
 /* The committed checkpoint through the pool: EVSQ_OK and *cur (0 when the
  * projection has none), or the status with its body. */
 static unsigned read_checkpoint(const evsq__ctx *ctx, const char *projection, int64_t *cur,
-				evp_buf *body)
+				evs__buf *body)
 {
 	const char *params[1] = {projection};
 	char sqlstate[6], err[512];
@@ -439,7 +439,7 @@ static unsigned read_checkpoint(const evsq__ctx *ctx, const char *projection, in
 	return 0;
 }
 
-unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evp_buf *body)
+unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evs__buf *body)
 {
 	evsq__watch *w = ctx->watch;
 	int64_t deadline = mono_ms() + ctx->min_position_wait_ms, cur = 0;
@@ -519,7 +519,7 @@ unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t 
 		return 0;
 answer:
 	body->len = 0;
-	evp_buf_printf(body,
+	evs__buf_printf(body,
 		       "{\"error\":\"projection_behind\",\"message\":\"projection is at position "
 		       "%lld, behind the requested %lld\",\"position\":%lld}\n",
 		       (long long)cur, (long long)min, (long long)cur);

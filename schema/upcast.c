@@ -307,9 +307,9 @@ static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs_
 	if (n < 16)
 		out->ptr[out->len++] = (uint8_t)(0x80 | n);
 	else if (n <= 0xffff)
-		out->len += put_be(out->ptr, 0xde, n, 2);
+		out->len += put_be((uint8_t *)out->ptr, 0xde, n, 2);
 	else
-		out->len += put_be(out->ptr, 0xdf, n, 4);
+		out->len += put_be((uint8_t *)out->ptr, 0xdf, n, 4);
 	for (size_t i = 0; i < n; i++) {
 		memcpy(out->ptr + out->len, es[i].k, es[i].kl);
 		out->len += es[i].kl;
@@ -372,7 +372,7 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 			}
 			if (rc == EVS_OK) {
 				free(dst->ptr);
-				dst->ptr = sink.ptr;
+				dst->ptr = (char *)sink.ptr;
 				dst->len = sink.len;
 				dst->cap = sink.cap;
 			} else {
@@ -400,7 +400,7 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 			continue; /* a compatible change: the data stays as it is */
 		}
 		u->cur ^= 1;
-		data = dst->ptr;
+		data = (const uint8_t *)dst->ptr;
 		len = dst->len;
 	}
 	out->data = data;

@@ -210,7 +210,7 @@ static void outcome(evs__req *q, int rc, const char *fmt, ...)
 static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
 {
 	const slot *sl = &q->ev[i];
-	const uint8_t *tail = q->tails.ptr + sl->off;
+	const uint8_t *tail = (const uint8_t *)q->tails.ptr + sl->off;
 	evs_event a, b;
 	uint8_t *full;
 	bool same;

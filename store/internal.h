@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "evstore.h"
 
 #define EVS_FORMAT_VERSION  1u
@@ -175,14 +176,6 @@ bool evs__utf8_text(const uint8_t *p, size_t n);
 #define EVS__RECORD_HEAD 20 /* array marker, record version, recorded_at, version */
 
 /* Encode the part of a record that is known before commit (the tail). */
-typedef struct evs__buf {
-	uint8_t *ptr;
-	size_t len, cap;
-} evs__buf;
-
-int evs__buf_reserve(evs__buf *b, size_t more);
-void evs__buf_free(evs__buf *b);
-
 int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const evs_event_in *ev,
 		     const uint8_t id[16]);
 void evs__record_head(uint8_t head[EVS__RECORD_HEAD], int64_t recorded_at, uint64_t version);

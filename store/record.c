@@ -38,28 +38,6 @@
 
 #include "internal.h"
 
-int evs__buf_reserve(evs__buf *b, size_t more)
-{
-	if (b->cap - b->len >= more)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap - b->len < more)
-		cap *= 2;
-	uint8_t *p = realloc(b->ptr, cap);
-	if (p == NULL)
-		return -1;
-	b->ptr = p;
-	b->cap = cap;
-	return 0;
-}
-
-void evs__buf_free(evs__buf *b)
-{
-	free(b->ptr);
-	b->ptr = NULL;
-	b->len = b->cap = 0;
-}
-
 static int buf_write(void *data, const char *buf, size_t len)
 {
 	evs__buf *b = data;

@@ -18,7 +18,7 @@
 
 static size_t on_data(char *p, size_t size, size_t n, void *ctx)
 {
-	evp_buf_putn(ctx, p, size * n);
+	evs__buf_putn(ctx, p, size * n);
 	return size * n;
 }
 
@@ -43,7 +43,7 @@ void http_request(unsigned port, const char *method, const char *target, const c
 		  http_answer *a)
 {
 	CURL *c = curl_easy_init();
-	evp_buf b = {0};
+	evs__buf b = {0};
 	char url[8192];
 	CURLcode rc;
 
@@ -65,7 +65,7 @@ void http_request(unsigned port, const char *method, const char *target, const c
 	ck_assert_msg(rc == CURLE_OK, "GET %s: %s", target, curl_easy_strerror(rc));
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
 	curl_easy_cleanup(c);
-	evp_buf_cstr(&b);
+	evs__buf_cstr(&b);
 	a->body = b.ptr ? b.ptr : strdup("");
 	a->json = json_tokener_parse(a->body);
 }
@@ -79,7 +79,7 @@ void http_get(unsigned port, const char *target, const char *token, http_answer 
 	{
 		CURL *c = curl_easy_init();
 		struct curl_slist *h = NULL;
-		evp_buf b = {0};
+		evs__buf b = {0};
 		char url[8192], auth[512];
 		CURLcode rc;
 
@@ -98,7 +98,7 @@ void http_get(unsigned port, const char *target, const char *token, http_answer 
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
 		curl_slist_free_all(h);
 		curl_easy_cleanup(c);
-		evp_buf_cstr(&b);
+		evs__buf_cstr(&b);
 		a->body = b.ptr ? b.ptr : strdup("");
 		a->json = json_tokener_parse(a->body);
 	}

@@ -86,11 +86,11 @@ static char *store_state(evs_store *s, const char *stream, const evs_at *at, uin
 			 uint64_t *position)
 {
 	evs_state st;
-	evp_buf b = {0};
+	evs__buf b = {0};
 
 	ck_assert_int_eq(evs_state_load(s, stream, at, &st), EVS_OK);
 	ck_assert_int_eq(evp_msgpack_to_json(&b, st.data, st.len), 0);
-	evp_buf_cstr(&b);
+	evs__buf_cstr(&b);
 	*version = st.version;
 	if (position)
 		*position = st.position;

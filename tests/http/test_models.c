@@ -76,7 +76,7 @@ static void fold_store(struct fixture *f)
 	while (evs_iter_next(it, &ev) == EVS_OK) {
 		int acct = atoi(ev.stream.ptr + 8);
 		struct account *a = &f->fold.acc[acct];
-		evp_buf b = {0};
+		evs__buf b = {0};
 		json_object *d, *v;
 		struct entry *e;
 		long long amount;
@@ -85,9 +85,9 @@ static void fold_store(struct fixture *f)
 		ck_assert_int_lt(acct, ACCOUNTS);
 		snprintf(type, sizeof type, "%.*s", (int)ev.type.len, ev.type.ptr);
 		ck_assert_int_eq(evp_msgpack_to_json(&b, ev.data, ev.data_len), 0);
-		ck_assert(evp_buf_cstr(&b));
+		ck_assert(evs__buf_cstr(&b));
 		d = json_tokener_parse(b.ptr);
-		evp_buf_free(&b);
+		evs__buf_free(&b);
 		a->version = (long long)ev.version;
 		if (!strcmp(type, "AccountOpened")) {
 			snprintf(a->owner, sizeof a->owner, "%s",

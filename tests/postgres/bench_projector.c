@@ -134,47 +134,47 @@ static double catch_up(const char *store, const char *dsn, bool builtin, bool st
 
 /* --- the ceiling: binary COPY --------------------------------------- */
 
-static void put_i16(evp_buf *b, int v)
+static void put_i16(evs__buf *b, int v)
 {
 	unsigned char x[2] = {(unsigned char)(v >> 8), (unsigned char)v};
 
-	evp_buf_putn(b, x, 2);
+	evs__buf_putn(b, x, 2);
 }
 
-static void put_i32(evp_buf *b, int32_t v)
+static void put_i32(evs__buf *b, int32_t v)
 {
 	unsigned char x[4] = {(unsigned char)((uint32_t)v >> 24),
 			      (unsigned char)((uint32_t)v >> 16), (unsigned char)((uint32_t)v >> 8),
 			      (unsigned char)v};
 
-	evp_buf_putn(b, x, 4);
+	evs__buf_putn(b, x, 4);
 }
 
-static void put_i64(evp_buf *b, int64_t v)
+static void put_i64(evs__buf *b, int64_t v)
 {
 	put_i32(b, (int32_t)(uint32_t)((uint64_t)v >> 32));
 	put_i32(b, (int32_t)(uint32_t)(uint64_t)v);
 }
 
-static void field_i64(evp_buf *b, int64_t v)
+static void field_i64(evs__buf *b, int64_t v)
 {
 	put_i32(b, 8);
 	put_i64(b, v);
 }
 
-static void field_bytes(evp_buf *b, const void *p, size_t n)
+static void field_bytes(evs__buf *b, const void *p, size_t n)
 {
 	put_i32(b, (int32_t)n);
-	evp_buf_putn(b, p, n);
+	evs__buf_putn(b, p, n);
 }
 
-static void field_ts(evp_buf *b, int64_t ns)
+static void field_ts(evs__buf *b, int64_t ns)
 {
 	/* microseconds since 2000-01-01 */
 	field_i64(b, ns / 1000 - 946684800000000LL);
 }
 
-static void field_uuid(evp_buf *b, const uint8_t id[16])
+static void field_uuid(evs__buf *b, const uint8_t id[16])
 {
 	if (evp_uuid_is_nil(id))
 		put_i32(b, -1);
@@ -182,10 +182,10 @@ static void field_uuid(evp_buf *b, const uint8_t id[16])
 		field_bytes(b, id, 16);
 }
 
-static void field_jsonb(evp_buf *b, const void *mp, size_t n, evp_buf *tmp)
+static void field_jsonb(evs__buf *b, const void *mp, size_t n, evs__buf *tmp)
 {
 	tmp->len = 0;
-	evp_buf_putc(tmp, 1); /* jsonb binary format version */
+	evs__buf_putc(tmp, 1); /* jsonb binary format version */
 	if (evp_msgpack_to_json(tmp, mp, n) < 0)
 		die("json", "malformed payload");
 	field_bytes(b, tmp->ptr, tmp->len);
@@ -195,7 +195,7 @@ static double ceiling(evs_store *s, const char *dsn, uint64_t events)
 {
 	static const char hdr[] = "PGCOPY\n\377\r\n";
 	PGconn *c = PQconnectdb(dsn);
-	evp_buf b = {0}, tmp = {0};
+	evs__buf b = {0}, tmp = {0};
 	evs_iter *it;
 	evs_event ev;
 	uint64_t pos = 1;
@@ -213,7 +213,7 @@ static double ceiling(evs_store *s, const char *dsn, uint64_t events)
 		size_t n = 0;
 
 		b.len = 0;
-		evp_buf_putn(&b, hdr, 11);
+		evs__buf_putn(&b, hdr, 11);
 		put_i32(&b, 0);
 		put_i32(&b, 0);
 		if (evs_read_all(s, pos, EVS_FORWARD, NULL, 50000, &it) != EVS_OK)
@@ -260,8 +260,8 @@ static double ceiling(evs_store *s, const char *dsn, uint64_t events)
 		secs += (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
 		pos += n;
 	}
-	evp_buf_free(&b);
-	evp_buf_free(&tmp);
+	evs__buf_free(&b);
+	evs__buf_free(&tmp);
 	PQfinish(c);
 	return secs;
 }

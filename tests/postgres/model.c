@@ -175,19 +175,19 @@ void model_generate_bank(evs_store *store, uint64_t *rng, int n, int accounts)
 
 static char *json_of(const void *p, size_t n)
 {
-	evp_buf b = {0};
+	evs__buf b = {0};
 
 	ck_assert_int_eq(evp_msgpack_to_json(&b, p, n), 0);
-	ck_assert(evp_buf_cstr(&b));
+	ck_assert(evs__buf_cstr(&b));
 	return b.ptr;
 }
 
 static char *time_text(int64_t ns)
 {
-	evp_buf b = {0};
+	evs__buf b = {0};
 
 	evp_time_text(&b, ns);
-	ck_assert(evp_buf_cstr(&b));
+	ck_assert(evs__buf_cstr(&b));
 	return b.ptr;
 }
 
@@ -343,18 +343,18 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 char *model_dump(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
-	evp_buf b = {0};
+	evs__buf b = {0};
 	int i, j;
 
 	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
 	for (i = 0; i < PQntuples(r); i++) {
 		for (j = 0; j < PQnfields(r); j++) {
-			evp_buf_puts(&b, PQgetisnull(r, i, j) ? "<null>" : PQgetvalue(r, i, j));
-			evp_buf_putc(&b, '|');
+			evs__buf_puts(&b, PQgetisnull(r, i, j) ? "<null>" : PQgetvalue(r, i, j));
+			evs__buf_putc(&b, '|');
 		}
-		evp_buf_putc(&b, '\n');
+		evs__buf_putc(&b, '\n');
 	}
 	PQclear(r);
-	ck_assert(evp_buf_cstr(&b));
+	ck_assert(evs__buf_cstr(&b));
 	return b.ptr;
 }
