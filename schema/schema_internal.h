@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+#include <lmdb.h>
 
 #include "evstore.h"
 
@@ -89,6 +90,27 @@ struct evs_schema {
 	json_object *doc; /* the parsed document */
 };
 
+/* The compiler's state: where in the document it is, for messages. */
+typedef struct evs__cc {
+	char *err;
+	size_t errlen;
+	char path[256];
+	size_t plen;
+} evs__cc;
+
+/* Report a document error at the current path; returns EVS_BAD_SCHEMA. */
+int evs__cc_bad(evs__cc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Extend the path (fmt formats name); returns the length to restore. */
+size_t evs__cc_push(evs__cc *c, const char *fmt, const char *name);
+void evs__cc_pop(evs__cc *c, size_t old);
+/* Compile one schema (nesting level depth) into *out. */
+int evs__sc_compile(evs__cc *c, json_object *j, int depth, sc_node **out);
+void evs__sc_node_free(sc_node *n);
+/* steps.c: compile the document's "upcast" into sc. */
+int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up);
+/* A non-empty string member of o, or NULL. */
+const char *evs__json_str(json_object *o, const char *name);
+
 /* A violation or a malformed payload found by evs__schema_validate. */
 typedef struct evs__verr {
 	char path[256];
@@ -159,5 +181,9 @@ typedef struct evs__schemas {
 int evs__schemas_get(evs_store *s, evs__schemas **out);
 void evs__schemas_put(evs_store *s, evs__schemas *c);
 const evs__sc_type *evs__schemas_find(const evs__schemas *c, const char *type, size_t len);
+/* A u64 of "meta" (0 when absent): 0 or an LMDB code. */
+int evs__schema_meta_u64(evs_store *s, MDB_txn *txn, const char *key, uint64_t *out);
+/* Split a registry key into its type's length and the version. */
+bool evs__schema_split_key(const MDB_val *k, size_t *tlen, uint32_t *version);
 
 #endif /* EVS_SCHEMA_INTERNAL_H */

@@ -350,17 +350,17 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 		evs__buf *dst = &u->buf[u->cur ^ 1];
 		const evs__sc_hook *h = find_hook(s, t->name, t->len, v);
 		if (h) {
-			struct evs_sink sink = {.limit = EVS_LIMIT_MAX_EVENT};
+			struct evs_sink sink = {.buf.limit = EVS_LIMIT_MAX_EVENT};
 			evs_event cur = *in;
 			cur.data = data;
 			cur.data_len = len;
 			cur.type_version = v;
 			rc = h->fn(h->ctx, &cur, &sink);
-			if (rc == EVS_OK && (sink.nomem || sink.too_large))
-				rc = sink.nomem ? EVS_NOMEM : EVS_EVENT_TOO_LARGE;
+			if (rc == EVS_OK && (sink.buf.oom || sink.too_large))
+				rc = sink.too_large ? EVS_EVENT_TOO_LARGE : EVS_NOMEM;
 			if (rc == EVS_OK) {
 				const char *why2;
-				if (!evs__mp_is_map(sink.ptr, sink.len, &why2)) {
+				if (!evs__mp_is_map(sink.buf.ptr, sink.buf.len, &why2)) {
 					rc = evs__fail(s, EVS_BAD_DATA,
 						       "upcaster of \"%s\" version %u "
 						       "wrote no valid msgpack map: %s",
@@ -371,12 +371,11 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 					  t->name, v, evs_strerror(rc));
 			}
 			if (rc == EVS_OK) {
-				free(dst->ptr);
-				dst->ptr = (char *)sink.ptr;
-				dst->len = sink.len;
-				dst->cap = sink.cap;
+				evs__buf_free(dst);
+				*dst = sink.buf;
+				dst->limit = 0; /* the sink's bound was for the upcaster */
 			} else {
-				free(sink.ptr);
+				evs__buf_free(&sink.buf);
 				goto out;
 			}
 		} else if (next->upcast == UPCAST_STEPS) {

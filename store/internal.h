@@ -153,7 +153,15 @@ int evs__code_of_mdb(int rc);
 void evs__log(const evs_store *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ---- store.c: transactions and map growth --------------------------- */
+/* ---- core.c: the process's environments ------------------------------ */
+
+/* A core for handle s (options defaulted): the one this process has open
+ * on the store (*shared), or a new one. */
+int evs__core_acquire(const evs_store *s, unsigned want_readers, evs__core **out, bool *shared);
+/* Drop a handle's reference; the last closes the environment. */
+void evs__core_release(evs__core *c);
+
+/* ---- txn.c: transactions and map growth ------------------------------- */
 
 int evs__read_begin(evs_store *s, MDB_txn **txn);
 void evs__read_end(evs_store *s, MDB_txn *txn);
@@ -165,6 +173,11 @@ int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
+/* Grow the map to at least size bytes (a later open asked for more). */
+int evs__map_at_least(evs_store *s, size_t size);
+
+/* ---- store.c: the clock and names ------------------------------------- */
+
 int64_t evs__now_ns(void);
 int evs__check_name(const char *name, size_t *len);
 /* n bytes of valid UTF-8 (no overlong forms, surrogates or code points
@@ -186,6 +199,11 @@ static inline int64_t evs__record_recorded_at(const void *val)
 {
 	return (int64_t)evs__get_u64((const uint8_t *)val + 3);
 }
+
+/* ---- uuid.c ----------------------------------------------------------- */
+
+/* The 36-character text of a 16-byte id (8-4-4-4-12 lowercase hex). */
+void evs__uuid_text(const uint8_t id[16], char out[37]);
 
 /* ---- mpcheck.c -------------------------------------------------------- */
 
