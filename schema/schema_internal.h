@@ -1,7 +1,7 @@
 /*
  * schema_internal.h - what the files of schema/ share (evs__ names): the
- * compiled form of a schema document, a bounds-checked msgpack reader, and
- * the per-handle cache of the store's registry. Not public.
+ * compiled form of a schema document and the per-handle cache of the
+ * store's registry. Not public. The msgpack reader is store/mpread.h.
  */
 #ifndef EVS_SCHEMA_INTERNAL_H
 #define EVS_SCHEMA_INTERNAL_H
@@ -14,6 +14,7 @@
 #include <lmdb.h>
 
 #include "evstore.h"
+#include "mpread.h"
 
 /* ---- compiled schemas (compile.c) ---------------------------------------- */
 
@@ -130,26 +131,6 @@ int evs__json_pack(json_object *v, uint8_t **out, size_t *len);
 bool evs__fmt_datetime(const char *s, size_t n);
 bool evs__fmt_uuid(const char *s, size_t n);
 bool evs__fmt_email(const char *s, size_t n);
-
-/* ---- msgpack reading without allocation --------------------------------- */
-
-enum { MK_NIL, MK_BOOL, MK_UINT, MK_NINT, MK_FLOAT, MK_STR, MK_BIN, MK_ARR, MK_MAP, MK_EXT };
-
-typedef struct mpv {
-	int kind;
-	bool b;
-	uint64_t u;         /* MK_UINT */
-	int64_t i;          /* MK_NINT (negative) */
-	double d;           /* MK_FLOAT */
-	const uint8_t *ptr; /* str/bin/ext body */
-	uint32_t n;         /* str/bin/ext length, array/map count */
-} mpv;
-
-/* Read one value's header at *p (bodies of str/bin/ext included); false
- * if it does not fit in [*p, end) or uses 0xc1. */
-bool evs__mp_read(const uint8_t **p, const uint8_t *end, mpv *v);
-/* Skip one whole value. */
-bool evs__mp_skip(const uint8_t **p, const uint8_t *end);
 
 /* ---- the registry cache (registry.c) ------------------------------------- */
 

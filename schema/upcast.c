@@ -147,11 +147,11 @@ static size_t pack_str(uint8_t *p, const char *s, size_t n)
  * apply to the value. */
 static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *out)
 {
-	const uint8_t *p = v;
+	evs__mpr r = {.p = v, .end = v + vl};
 	char t[40];
 	mpv x;
 
-	if (!evs__mp_read(&p, v + vl, &x))
+	if (!evs__mp_read(&r, &x))
 		return 0;
 	switch (st->rule) {
 	case CV_STRING:
@@ -219,14 +219,14 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs__buf *out,
 		       char *why, size_t whylen)
 {
-	const uint8_t *p = in, *end = in + len;
+	evs__mpr r = {.p = in, .end = in + len};
 	ent *es = NULL;
 	uint8_t *scratch = NULL;
 	size_t n = 0, cap;
 	mpv m;
 	int rc = EVS_CORRUPT;
 
-	if (!evs__mp_read(&p, end, &m) || m.kind != MK_MAP || m.n > len) {
+	if (!evs__mp_read(&r, &m) || m.kind != MK_MAP || m.n > len) {
 		snprintf(why, whylen, "data is not a map");
 		return EVS_CORRUPT;
 	}
@@ -238,14 +238,14 @@ static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs_
 		goto out;
 	}
 	for (uint32_t i = 0; i < m.n; i++, n++) {
-		es[n].k = p;
-		if (!evs__mp_skip(&p, end))
+		es[n].k = r.p;
+		if (!evs__mp_skip(&r, 2))
 			goto malformed;
-		es[n].kl = (size_t)(p - es[n].k);
-		es[n].v = p;
-		if (!evs__mp_skip(&p, end))
+		es[n].kl = (size_t)(r.p - es[n].k);
+		es[n].v = r.p;
+		if (!evs__mp_skip(&r, 2))
 			goto malformed;
-		es[n].vl = (size_t)(p - es[n].v);
+		es[n].vl = (size_t)(r.p - es[n].v);
 	}
 	for (size_t i = 0; i < sc->nsteps; i++) {
 		const up_step *st = &sc->steps[i];

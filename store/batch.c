@@ -66,16 +66,14 @@ int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t e
 			return evs__fail(s, EVS_BATCH_TOO_LARGE,
 					 "batch exceeds %zu bytes at event %zu",
 					 EVS_MAX_BATCH_BYTES, i);
-		if (e->data && !evs__mp_is_map(e->data, e->data_len, &why))
-			return evs__fail(s, EVS_BAD_DATA,
-					 "event %zu: data is not a valid msgpack map: %s", i, why);
 		if (e->metadata && !evs__mp_is_map(e->metadata, e->metadata_len, &why))
 			return evs__fail(s, EVS_BAD_METADATA,
 					 "event %zu: metadata is not a valid msgpack map: %s", i,
 					 why);
 	}
 
-	/* schemas (schema/registry.c): validate here, in the caller's thread */
+	/* data: well-formed and, where its type has a schema, valid against it,
+	 * in one walk (schema/admit.c) */
 	int rc = evs__schema_prepare(s, events, n, &q->type_versions);
 	if (rc == EVS_SCHEMA_VIOLATION || rc == EVS_UNKNOWN_TYPE) {
 		q->schema_rc = rc;

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "evstore.h"
+#include "mpread.h"
 
 #define EVS_FORMAT_VERSION  1u
 #define EVS_RECORD_VERSION  1u
@@ -205,12 +206,6 @@ static inline int64_t evs__record_recorded_at(const void *val)
 /* The 36-character text of a 16-byte id (8-4-4-4-12 lowercase hex). */
 void evs__uuid_text(const uint8_t id[16], char out[37]);
 
-/* ---- mpcheck.c -------------------------------------------------------- */
-
-/* Is buf exactly one well-formed msgpack map (depth <= EVS_MAX_DEPTH)?
- * On false, *why says what is wrong. */
-bool evs__mp_is_map(const void *buf, size_t len, const char **why);
-
 /* ---- read.c ------------------------------------------------------------ */
 
 /* ---- stream_index.c: (stream, version) -> position ------------------- */
@@ -249,11 +244,13 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 void evs__filter_free(evs__filter *f);
 bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
 
-/* ---- schema/registry.c --------------------------------------------------- */
+/* ---- schema/admit.c, schema/cache.c ------------------------------ */
 
-/* Validate a batch against the registry (in the caller's thread, before it
- * is queued). On EVS_OK, *versions is NULL or a malloc'ed array of the
- * type version to store for each event (the latest when it stated 0). */
+/* Check every event's data (admit.c): a malformed payload fails the call
+ * (EVS_BAD_DATA); a schema outcome (EVS_SCHEMA_VIOLATION, EVS_UNKNOWN_TYPE)
+ * is returned only when every payload is well-formed. On EVS_OK,
+ * *versions is NULL or a malloc'ed array of the type version to store for
+ * each event (the latest when it stated 0). */
 int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n, uint32_t **versions);
 /* Free the cache and hooks (evs_close). */
 void evs__schema_close(evs_store *s);
