@@ -103,7 +103,7 @@ int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n, uint
 		}
 		if (want != ev->type_version) {
 			if (tv == NULL) {
-				if ((tv = malloc(n * sizeof *tv)) == NULL) {
+				if ((tv = evs__malloc(n * sizeof *tv)) == NULL) {
 					rc = evs__fail(s, EVS_NOMEM, "out of memory");
 					goto out;
 				}

@@ -91,7 +91,7 @@ bool evs__schema_split_key(const MDB_val *k, size_t *tlen, uint32_t *version)
 /* Compile the whole registry. */
 static int load(evs_store *s, MDB_txn *txn, uint64_t gen, evs__schemas **out)
 {
-	evs__schemas *c = calloc(1, sizeof *c);
+	evs__schemas *c = evs__calloc(1, sizeof *c);
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint64_t unknown;
@@ -125,13 +125,13 @@ static int load(evs_store *s, MDB_txn *txn, uint64_t gen, evs__schemas **out)
 			goto fail;
 		}
 		if (t == NULL || cmp_name(t->name, t->len, k.mv_data, tlen) != 0) {
-			void *p = realloc(c->types, (c->ntypes + 1) * sizeof *c->types);
+			void *p = evs__realloc(c->types, (c->ntypes + 1) * sizeof *c->types);
 			if (p == NULL)
 				goto nomem;
 			c->types = p;
 			t = &c->types[c->ntypes++];
 			memset(t, 0, sizeof *t);
-			if ((t->name = malloc(tlen + 1)) == NULL)
+			if ((t->name = evs__malloc(tlen + 1)) == NULL)
 				goto nomem;
 			memcpy(t->name, k.mv_data, tlen);
 			t->name[tlen] = 0;
@@ -152,7 +152,7 @@ static int load(evs_store *s, MDB_txn *txn, uint64_t gen, evs__schemas **out)
 				       version, err);
 			goto fail;
 		}
-		void *p = realloc(t->v, (t->nversions + 1) * sizeof *t->v);
+		void *p = evs__realloc(t->v, (t->nversions + 1) * sizeof *t->v);
 		if (p == NULL) {
 			evs_schema_free(sc);
 			goto nomem;

@@ -140,7 +140,7 @@ static int lit_of(evs__cc *c, json_object *v, sc_lit *l)
 	case json_type_string:
 		l->kind = SC_STR;
 		l->len = (size_t)json_object_get_string_len(v);
-		l->s = malloc(l->len + 1);
+		l->s = evs__malloc(l->len + 1);
 		if (l->s == NULL)
 			return EVS_NOMEM;
 		memcpy(l->s, json_object_get_string(v), l->len + 1);
@@ -168,7 +168,7 @@ static int compile_object(evs__cc *c, sc_node *n, json_object *props, json_objec
 
 	if (np > EVS_MAX_SCHEMA_PROPS || nr > EVS_MAX_SCHEMA_PROPS)
 		return evs__cc_bad(c, "more than %d properties", EVS_MAX_SCHEMA_PROPS);
-	n->props = calloc(np + nr ? np + nr : 1, sizeof *n->props);
+	n->props = evs__calloc(np + nr ? np + nr : 1, sizeof *n->props);
 	if (n->props == NULL)
 		return EVS_NOMEM;
 	if (props) {
@@ -177,7 +177,7 @@ static int compile_object(evs__cc *c, sc_node *n, json_object *props, json_objec
 			sc_prop *p = &n->props[n->nprops];
 			size_t old = evs__cc_push(c, ".properties.%s", key);
 			p->len = strlen(key);
-			p->name = strdup(key);
+			p->name = evs__strdup(key);
 			if (p->name == NULL)
 				return EVS_NOMEM;
 			n->nprops++;
@@ -201,7 +201,7 @@ static int compile_object(evs__cc *c, sc_node *n, json_object *props, json_objec
 				return evs__cc_bad(c, "more than %d properties",
 						   EVS_MAX_SCHEMA_PROPS);
 			p = &n->props[n->nprops++];
-			p->name = strdup(key.name);
+			p->name = evs__strdup(key.name);
 			p->len = key.len;
 			if (p->name == NULL)
 				return EVS_NOMEM;
@@ -239,7 +239,7 @@ int evs__sc_compile(evs__cc *c, json_object *j, int depth, sc_node **out)
 		return evs__cc_bad(c, "nested deeper than %d", EVS_MAX_SCHEMA_DEPTH);
 	if (!json_object_is_type(j, json_type_object))
 		return evs__cc_bad(c, "a schema must be a JSON object");
-	n = calloc(1, sizeof *n);
+	n = evs__calloc(1, sizeof *n);
 	if (n == NULL)
 		return EVS_NOMEM;
 	*out = n;
@@ -296,7 +296,7 @@ int evs__sc_compile(evs__cc *c, json_object *j, int depth, sc_node **out)
 			if (k == 0 || k > MAX_LITS)
 				return evs__cc_bad(c, "\"enum\" must be a list of 1 to %d values",
 						   MAX_LITS);
-			n->lits = calloc(k, sizeof *n->lits);
+			n->lits = evs__calloc(k, sizeof *n->lits);
 			if (n->lits == NULL)
 				return EVS_NOMEM;
 			n->is_const = is_const;

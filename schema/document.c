@@ -117,8 +117,8 @@ int evs_schema_parse(const char *json, size_t len, evs_schema **out, char *err, 
 		rc = evs__cc_bad(&c, "the document needs \"schema\"");
 		goto out;
 	}
-	sc = calloc(1, sizeof *sc);
-	if (sc == NULL || (sc->type = strdup(type)) == NULL) {
+	sc = evs__calloc(1, sizeof *sc);
+	if (sc == NULL || (sc->type = evs__strdup(type)) == NULL) {
 		rc = EVS_NOMEM;
 		goto out;
 	}
@@ -138,7 +138,7 @@ int evs_schema_parse(const char *json, size_t len, evs_schema **out, char *err, 
 	}
 	const char *text = json_object_to_json_string_ext(
 		doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (text == NULL || (sc->canon = strdup(text)) == NULL) {
+	if (text == NULL || (sc->canon = evs__strdup(text)) == NULL) {
 		rc = EVS_NOMEM;
 		goto out;
 	}

@@ -279,7 +279,7 @@ int evs_schema_get(evs_store *s, const char *type, uint32_t version, char **json
 	k.mv_data = key;
 	rc = version ? mdb_get(txn, s->schemas, &k, &v) : MDB_NOTFOUND;
 	if (rc == 0) {
-		if ((*json = malloc(v.mv_size + 1)) == NULL) {
+		if ((*json = evs__malloc(v.mv_size + 1)) == NULL) {
 			rc = -1;
 		} else {
 			memcpy(*json, v.mv_data, v.mv_size);

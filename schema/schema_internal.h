@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 #include <lmdb.h>
 
+#include "alloc.h"
 #include "evstore.h"
 #include "mpread.h"
 

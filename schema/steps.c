@@ -63,7 +63,7 @@ int evs__json_pack(json_object *v, uint8_t **out, size_t *len)
 	*out = (uint8_t *)sb.data;
 	*len = sb.size;
 	if (*out == NULL) {
-		*out = malloc(1);
+		*out = evs__malloc(1);
 		return *out ? 0 : -1;
 	}
 	return 0;
@@ -101,7 +101,7 @@ int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up)
 		return evs__cc_bad(c, "\"upcast\" must be a list of 1 to %d steps or \"hook\"",
 				   MAX_STEPS);
 	sc->upcast = UPCAST_STEPS;
-	sc->steps = calloc(json_object_array_length(up), sizeof *sc->steps);
+	sc->steps = evs__calloc(json_object_array_length(up), sizeof *sc->steps);
 	if (sc->steps == NULL)
 		return EVS_NOMEM;
 	for (size_t i = 0; i < json_object_array_length(up); i++) {

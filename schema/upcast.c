@@ -46,7 +46,7 @@ int evs_upcaster_register(evs_store *s, const char *type, uint32_t from, evs_upc
 		return EVS_INVALID;
 	if (evs__check_name(type, &len) <= 0)
 		return evs__fail(s, EVS_BAD_TYPE, "invalid event type");
-	if ((h = calloc(1, sizeof *h)) == NULL || (h->type = strdup(type)) == NULL) {
+	if ((h = evs__calloc(1, sizeof *h)) == NULL || (h->type = evs__strdup(type)) == NULL) {
 		free(h);
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	}
@@ -79,7 +79,7 @@ int evs_upcaster_new(evs_store *s, evs_upcaster **out)
 		*out = NULL;
 	if (s == NULL || out == NULL)
 		return EVS_INVALID;
-	if ((*out = calloc(1, sizeof **out)) == NULL)
+	if ((*out = evs__calloc(1, sizeof **out)) == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	(*out)->s = s;
 	return EVS_OK;
@@ -231,8 +231,8 @@ static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs_
 		return EVS_CORRUPT;
 	}
 	cap = m.n + sc->nsteps;
-	es = calloc(cap ? cap : 1, sizeof *es);
-	scratch = malloc(sc->nsteps * SCRATCH + 1);
+	es = evs__calloc(cap ? cap : 1, sizeof *es);
+	scratch = evs__malloc(sc->nsteps * SCRATCH + 1);
 	if (es == NULL || scratch == NULL) {
 		rc = EVS_NOMEM;
 		goto out;

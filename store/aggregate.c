@@ -102,17 +102,17 @@ static int emit(evs_decision *d, const evs_event_in *ev)
 				 d->s->opts.max_batch);
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 4;
-		evs_event_in *e = realloc(d->events, cap * sizeof *e);
+		evs_event_in *e = evs__realloc(d->events, cap * sizeof *e);
 		if (e == NULL)
 			return evs__fail(d->s, EVS_NOMEM, "out of memory");
 		d->events = e;
-		void **b = realloc(d->blocks, cap * sizeof *b);
+		void **b = evs__realloc(d->blocks, cap * sizeof *b);
 		if (b == NULL)
 			return evs__fail(d->s, EVS_NOMEM, "out of memory");
 		d->blocks = b;
 		d->cap = cap;
 	}
-	block = malloc(tlen + 1 + ev->data_len + ev->metadata_len);
+	block = evs__malloc(tlen + 1 + ev->data_len + ev->metadata_len);
 	if (block == NULL)
 		return evs__fail(d->s, EVS_NOMEM, "out of memory");
 	evs_event_in *e = &d->events[d->n];
@@ -273,7 +273,7 @@ int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
 				 a->name);
 	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
 		return rc;
-	if ((state = malloc(a->def.state_size)) == NULL)
+	if ((state = evs__malloc(a->def.state_size)) == NULL)
 		return evs__fail(a->s, EVS_NOMEM, "out of memory");
 	rc = load(a, stream, slen, NULL, state, &li);
 	if (rc == EVS_OK) {
@@ -368,7 +368,7 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		return rc;
 	d.s = a->s;
 	max = a->def.max_attempts ? a->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
-	if ((state = malloc(a->def.state_size)) == NULL) {
+	if ((state = evs__malloc(a->def.state_size)) == NULL) {
 		rc = evs__fail(a->s, EVS_NOMEM, "out of memory");
 		goto out;
 	}

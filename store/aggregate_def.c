@@ -56,7 +56,7 @@ int evs_aggregate_new(evs_store *s, const evs_aggregate_def *def, evs_aggregate 
 		*out = NULL;
 	if (s == NULL || def == NULL || out == NULL)
 		return EVS_INVALID;
-	a = malloc(sizeof *a);
+	a = evs__malloc(sizeof *a);
 	if (a == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	if ((rc = evs__aggregate_init(a, s, def)) != EVS_OK) {

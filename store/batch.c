@@ -77,14 +77,14 @@ int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t e
 	int rc = evs__schema_prepare(s, events, n, &q->type_versions);
 	if (rc == EVS_SCHEMA_VIOLATION || rc == EVS_UNKNOWN_TYPE) {
 		q->schema_rc = rc;
-		if ((q->schema_msg = strdup(evs_errmsg(s))) == NULL)
+		if ((q->schema_msg = evs__strdup(evs_errmsg(s))) == NULL)
 			return evs__fail(s, EVS_NOMEM, "out of memory");
 	} else if (rc != EVS_OK) {
 		return rc;
 	}
 
 	q->n = n;
-	q->ev = calloc(n, sizeof *q->ev);
+	q->ev = evs__calloc(n, sizeof *q->ev);
 	if (q->ev == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
@@ -102,7 +102,7 @@ int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t e
 		q->ev[i].len = q->tails.len - q->ev[i].off;
 	}
 	if (n > 1) {
-		uint8_t(*ids)[16] = malloc(n * 16);
+		uint8_t(*ids)[16] = evs__malloc(n * 16);
 		if (ids == NULL)
 			return evs__fail(s, EVS_NOMEM, "out of memory");
 		for (size_t i = 0; i < n; i++)

@@ -212,7 +212,7 @@ static int core_open(const evs_store *s, evs__core **out)
 	int rc;
 
 	*out = NULL;
-	if ((c = calloc(1, sizeof *c)) == NULL)
+	if ((c = evs__calloc(1, sizeof *c)) == NULL)
 		return evs__fail(NULL, EVS_NOMEM, "out of memory");
 	c->pid = getpid();
 	c->read_only = s->opts.read_only != 0;

@@ -51,7 +51,7 @@ static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
 	if (rec->mv_size == EVS__RECORD_HEAD + sl->len &&
 	    memcmp((const uint8_t *)rec->mv_data + EVS__RECORD_HEAD, tail, sl->len) == 0)
 		return true;
-	if (!sl->latest || (full = malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
+	if (!sl->latest || (full = evs__malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
 		return false;
 	memcpy(full, rec->mv_data, EVS__RECORD_HEAD);
 	memcpy(full + EVS__RECORD_HEAD, tail, sl->len);

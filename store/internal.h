@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "evstore.h"
 #include "mpread.h"

@@ -33,7 +33,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	if (path == NULL || *path == 0 || out == NULL)
 		return evs__fail(NULL, EVS_INVALID, "evs_open: path and out are required");
 
-	s = calloc(1, sizeof *s);
+	s = evs__calloc(1, sizeof *s);
 	if (s == NULL)
 		return evs__fail(NULL, EVS_NOMEM, "out of memory");
 	if (opts)
@@ -56,7 +56,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 			       EVS_LIMIT_MAX_EVENT);
 		goto fail;
 	}
-	if ((s->path = strdup(path)) == NULL) {
+	if ((s->path = evs__strdup(path)) == NULL) {
 		rc = evs__fail(NULL, EVS_NOMEM, "out of memory");
 		goto fail;
 	}

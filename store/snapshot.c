@@ -298,8 +298,8 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j, 
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	if (s->snapshots == 0)
 		return EVS_OK;
-	dels = malloc(CHUNK * sizeof *dels);
-	del_lens = malloc(CHUNK * sizeof *del_lens);
+	dels = evs__malloc(CHUNK * sizeof *dels);
+	del_lens = evs__malloc(CHUNK * sizeof *del_lens);
 	if (dels == NULL || del_lens == NULL) {
 		rc = evs__fail(s, EVS_NOMEM, "out of memory");
 		goto out;
