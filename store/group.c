@@ -38,9 +38,9 @@ static void outcome(evs__req *q, int rc, const char *fmt, ...)
  * Is the stored record r the event whose new tail is at q->ev[i]? Byte
  * equality decides at once; when the caller asked for "the latest" type
  * version, the stored one may be older (the registry moved on since), so
- * the fields are compared without it.
+ * the fields are compared without it. 1 same, 0 not, -1 out of memory.
  */
-static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
+static int same_event(const evs__req *q, size_t i, const MDB_val *rec)
 {
 	const evs__slot *sl = &q->ev[i];
 	const uint8_t *tail = (const uint8_t *)q->tails.ptr + sl->off;
@@ -50,9 +50,13 @@ static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
 
 	if (rec->mv_size == EVS__RECORD_HEAD + sl->len &&
 	    memcmp((const uint8_t *)rec->mv_data + EVS__RECORD_HEAD, tail, sl->len) == 0)
-		return true;
-	if (!sl->latest || (full = evs__malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
-		return false;
+		return 1;
+	if (!sl->latest)
+		return 0;
+	/* out of memory is not "other content": a retry must not be told it
+	 * conflicts */
+	if ((full = evs__malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
+		return -1;
 	memcpy(full, rec->mv_data, EVS__RECORD_HEAD);
 	memcpy(full + EVS__RECORD_HEAD, tail, sl->len);
 	same = evs__record_decode(rec->mv_data, rec->mv_size, 0, &a) &&
@@ -64,7 +68,7 @@ static bool same_event(const evs__req *q, size_t i, const MDB_val *rec)
 	       !memcmp(a.data, b.data, a.data_len) && a.metadata_len == b.metadata_len &&
 	       !memcmp(a.metadata, b.metadata, a.metadata_len);
 	free(full);
-	return same;
+	return same ? 1 : 0;
 }
 
 /*
@@ -102,8 +106,14 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 			version0 = version - i;
 		}
 		found++;
-		if (found != i + 1 || pos != first + i || version != version0 + i ||
-		    !same_event(q, i, &rec)) {
+		int same = found == i + 1 && pos == first + i && version == version0 + i
+				   ? same_event(q, i, &rec)
+				   : 0;
+		if (same < 0) {
+			outcome(q, EVS_NOMEM, "out of memory");
+			return true;
+		}
+		if (!same) {
 			evs__uuid_text(q->ev[i].id, t);
 			outcome(q, EVS_ID_CONFLICT,
 				"event %zu: id %s is already stored at position %llu %s", i, t,
