@@ -126,7 +126,8 @@ int evs__schema_validate(const evs_schema *sc, const void *data, size_t len, evs
  * properties)? If not, why says so. */
 bool evs__schema_compatible(const evs_schema *prev, const evs_schema *next, char *why,
 			    size_t whylen);
-/* Pack a JSON value as msgpack into a malloc'ed buffer; -1 if it has none. */
+/* Pack a JSON value as msgpack into a malloc'ed buffer: 0, -1 out of
+ * memory, -2 nested deeper than EVS_MAX_DEPTH. */
 int evs__json_pack(json_object *v, uint8_t **out, size_t *len);
 /* String formats, shared with tests. */
 bool evs__fmt_datetime(const char *s, size_t n);

@@ -9,6 +9,7 @@
 
 #include <msgpack.h>
 
+#include "buf.h"
 #include "schema_internal.h"
 
 #define MAX_STEPS 64
@@ -20,7 +21,7 @@ static int pack(json_object *v, msgpack_packer *pk, int depth)
 	int rc = 0;
 
 	if (depth > EVS_MAX_DEPTH)
-		return -1;
+		return -2;
 	switch (json_object_get_type(v)) {
 	case json_type_null: return msgpack_pack_nil(pk);
 	case json_type_boolean:
@@ -49,23 +50,30 @@ static int pack(json_object *v, msgpack_packer *pk, int depth)
 	return -1;
 }
 
+/* msgpack's writer callback, into our bounded buffer (so the packing
+ * allocates through the library's allocator). */
+static int buf_write(void *data, const char *p, size_t n)
+{
+	evs__buf *b = data;
+
+	evs__buf_putn(b, p, n);
+	return b->oom ? -1 : 0;
+}
+
 int evs__json_pack(json_object *v, uint8_t **out, size_t *len)
 {
-	msgpack_sbuffer sb;
+	evs__buf b = {0};
 	msgpack_packer pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (pack(v, &pk, 0) != 0) {
-		msgpack_sbuffer_destroy(&sb);
-		return -1;
+	msgpack_packer_init(&pk, &b, buf_write);
+	int rc = pack(v, &pk, 0);
+	if (rc != 0 || b.oom) {
+		rc = b.oom ? -1 : -2;
+		evs__buf_free(&b);
+		return rc;
 	}
-	*out = (uint8_t *)sb.data;
-	*len = sb.size;
-	if (*out == NULL) {
-		*out = evs__malloc(1);
-		return *out ? 0 : -1;
-	}
+	*out = (uint8_t *)b.ptr; /* packed bytes; the caller frees them */
+	*len = b.len;
 	return 0;
 }
 
@@ -134,7 +142,10 @@ int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up)
 			s->op = UP_ADD;
 			if (!json_object_object_get_ex(st, "value", &v))
 				return evs__cc_bad(c, "step \"add\" needs \"value\"");
-			if (evs__json_pack(v, &s->val, &s->val_len))
+			int packed = evs__json_pack(v, &s->val, &s->val_len);
+			if (packed == -1)
+				return EVS_NOMEM;
+			if (packed)
 				return evs__cc_bad(c, "step \"add\": value nested too deeply");
 		} else if (strcmp(op, "remove") == 0) {
 			s->op = UP_REMOVE;

@@ -229,6 +229,52 @@ START_TEST(nomem_append_retry)
 }
 END_TEST
 
+/* ---- adding a schema (parse, compile, upcast steps, the registry) -------- */
+
+static const char *schema_v3 =
+	"{\"type\":\"Opened\",\"version\":3,\"schema\":{\"type\":\"object\","
+	"\"properties\":{\"tier\":{\"enum\":[\"basic\",\"gold\"]},"
+	"\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}},"
+	"\"upcast\":[{\"op\":\"add\",\"field\":\"tags\",\"value\":[\"a\",{\"b\":[1]}]},"
+	"{\"op\":\"convert\",\"field\":\"n\",\"rule\":\"to-string\"}]}";
+
+static int op_schema_add(evs_store *s, const char *dir, void *ctx)
+{
+	(void)dir;
+	(void)ctx;
+	return evs_schema_add(s, schema_v3, strlen(schema_v3));
+}
+
+START_TEST(nomem_schema_add)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX], name[32], *json;
+		int rc;
+
+		snprintf(name, sizeof name, "schema-%ld", n);
+		tu_path(dir, sizeof dir, name);
+		make_store(dir, 1);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_schema_add, s, dir, NULL, &rc);
+		check_rc("evs_schema_add", n, failed, rc, evs_errmsg(s));
+		/* the version is there exactly when the call said so */
+		tu_assert_rc(s, evs_schema_get(s, "Opened", 3, &json, NULL),
+			     rc == EVS_OK ? EVS_OK : EVS_NOT_FOUND);
+		if (rc == EVS_OK)
+			evs_schema_text_free(json);
+		evs_close(s);
+		check_store(dir, 1);
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "evs_schema_add: walk ended at %ld", n);
+	printf("evs_schema_add: %ld allocations walked\n", n - 1);
+}
+END_TEST
+
 /* ---- reading ------------------------------------------------------------- */
 
 /* Read everything through a filtered iterator that upcasts (version 1 ->
@@ -345,6 +391,7 @@ int main(void)
 	tcase_add_test(tc, nomem_open_existing);
 	tcase_add_test(tc, nomem_append);
 	tcase_add_test(tc, nomem_append_retry);
+	tcase_add_test(tc, nomem_schema_add);
 	tcase_add_test(tc, nomem_read);
 	tcase_add_test(tc, nomem_follow);
 	suite_add_tcase(s, tc);
