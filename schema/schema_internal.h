@@ -1,7 +1,7 @@
 /*
  * schema_internal.h - what the files of schema/ share (evs__ names): the
- * compiled form of a schema document, a bounds-checked msgpack reader, and
- * the per-handle cache of the store's registry. Not public.
+ * compiled form of a schema document and the per-handle cache of the
+ * store's registry. Not public. The msgpack reader is store/mpread.h.
  */
 #ifndef EVS_SCHEMA_INTERNAL_H
 #define EVS_SCHEMA_INTERNAL_H
@@ -11,8 +11,11 @@
 #include <stdint.h>
 
 #include <json-c/json.h>
+#include <lmdb.h>
 
+#include "alloc.h"
 #include "evstore.h"
+#include "mpread.h"
 
 /* ---- compiled schemas (compile.c) ---------------------------------------- */
 
@@ -89,6 +92,27 @@ struct evs_schema {
 	json_object *doc; /* the parsed document */
 };
 
+/* The compiler's state: where in the document it is, for messages. */
+typedef struct evs__cc {
+	char *err;
+	size_t errlen;
+	char path[256];
+	size_t plen;
+} evs__cc;
+
+/* Report a document error at the current path; returns EVS_BAD_SCHEMA. */
+int evs__cc_bad(evs__cc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Extend the path (fmt formats name); returns the length to restore. */
+size_t evs__cc_push(evs__cc *c, const char *fmt, const char *name);
+void evs__cc_pop(evs__cc *c, size_t old);
+/* Compile one schema (nesting level depth) into *out. */
+int evs__sc_compile(evs__cc *c, json_object *j, int depth, sc_node **out);
+void evs__sc_node_free(sc_node *n);
+/* steps.c: compile the document's "upcast" into sc. */
+int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up);
+/* A non-empty string member of o, or NULL. */
+const char *evs__json_str(json_object *o, const char *name);
+
 /* A violation or a malformed payload found by evs__schema_validate. */
 typedef struct evs__verr {
 	char path[256];
@@ -102,32 +126,13 @@ int evs__schema_validate(const evs_schema *sc, const void *data, size_t len, evs
  * properties)? If not, why says so. */
 bool evs__schema_compatible(const evs_schema *prev, const evs_schema *next, char *why,
 			    size_t whylen);
-/* Pack a JSON value as msgpack into a malloc'ed buffer; -1 if it has none. */
+/* Pack a JSON value as msgpack into a malloc'ed buffer: 0, -1 out of
+ * memory, -2 nested deeper than EVS_MAX_DEPTH. */
 int evs__json_pack(json_object *v, uint8_t **out, size_t *len);
 /* String formats, shared with tests. */
 bool evs__fmt_datetime(const char *s, size_t n);
 bool evs__fmt_uuid(const char *s, size_t n);
 bool evs__fmt_email(const char *s, size_t n);
-
-/* ---- msgpack reading without allocation --------------------------------- */
-
-enum { MK_NIL, MK_BOOL, MK_UINT, MK_NINT, MK_FLOAT, MK_STR, MK_BIN, MK_ARR, MK_MAP, MK_EXT };
-
-typedef struct mpv {
-	int kind;
-	bool b;
-	uint64_t u;         /* MK_UINT */
-	int64_t i;          /* MK_NINT (negative) */
-	double d;           /* MK_FLOAT */
-	const uint8_t *ptr; /* str/bin/ext body */
-	uint32_t n;         /* str/bin/ext length, array/map count */
-} mpv;
-
-/* Read one value's header at *p (bodies of str/bin/ext included); false
- * if it does not fit in [*p, end) or uses 0xc1. */
-bool evs__mp_read(const uint8_t **p, const uint8_t *end, mpv *v);
-/* Skip one whole value. */
-bool evs__mp_skip(const uint8_t **p, const uint8_t *end);
 
 /* ---- the registry cache (registry.c) ------------------------------------- */
 
@@ -159,5 +164,9 @@ typedef struct evs__schemas {
 int evs__schemas_get(evs_store *s, evs__schemas **out);
 void evs__schemas_put(evs_store *s, evs__schemas *c);
 const evs__sc_type *evs__schemas_find(const evs__schemas *c, const char *type, size_t len);
+/* A u64 of "meta" (0 when absent): 0 or an LMDB code. */
+int evs__schema_meta_u64(evs_store *s, MDB_txn *txn, const char *key, uint64_t *out);
+/* Split a registry key into its type's length and the version. */
+bool evs__schema_split_key(const MDB_val *k, size_t *tlen, uint32_t *version);
 
 #endif /* EVS_SCHEMA_INTERNAL_H */

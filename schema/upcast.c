@@ -46,7 +46,7 @@ int evs_upcaster_register(evs_store *s, const char *type, uint32_t from, evs_upc
 		return EVS_INVALID;
 	if (evs__check_name(type, &len) <= 0)
 		return evs__fail(s, EVS_BAD_TYPE, "invalid event type");
-	if ((h = calloc(1, sizeof *h)) == NULL || (h->type = strdup(type)) == NULL) {
+	if ((h = evs__calloc(1, sizeof *h)) == NULL || (h->type = evs__strdup(type)) == NULL) {
 		free(h);
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	}
@@ -79,7 +79,7 @@ int evs_upcaster_new(evs_store *s, evs_upcaster **out)
 		*out = NULL;
 	if (s == NULL || out == NULL)
 		return EVS_INVALID;
-	if ((*out = calloc(1, sizeof **out)) == NULL)
+	if ((*out = evs__calloc(1, sizeof **out)) == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	(*out)->s = s;
 	return EVS_OK;
@@ -147,11 +147,11 @@ static size_t pack_str(uint8_t *p, const char *s, size_t n)
  * apply to the value. */
 static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *out)
 {
-	const uint8_t *p = v;
+	evs__mpr r = {.p = v, .end = v + vl};
 	char t[40];
 	mpv x;
 
-	if (!evs__mp_read(&p, v + vl, &x))
+	if (!evs__mp_read(&r, &x))
 		return 0;
 	switch (st->rule) {
 	case CV_STRING:
@@ -219,33 +219,33 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs__buf *out,
 		       char *why, size_t whylen)
 {
-	const uint8_t *p = in, *end = in + len;
+	evs__mpr r = {.p = in, .end = in + len};
 	ent *es = NULL;
 	uint8_t *scratch = NULL;
 	size_t n = 0, cap;
 	mpv m;
 	int rc = EVS_CORRUPT;
 
-	if (!evs__mp_read(&p, end, &m) || m.kind != MK_MAP || m.n > len) {
+	if (!evs__mp_read(&r, &m) || m.kind != MK_MAP || m.n > len) {
 		snprintf(why, whylen, "data is not a map");
 		return EVS_CORRUPT;
 	}
 	cap = m.n + sc->nsteps;
-	es = calloc(cap ? cap : 1, sizeof *es);
-	scratch = malloc(sc->nsteps * SCRATCH + 1);
+	es = evs__calloc(cap ? cap : 1, sizeof *es);
+	scratch = evs__malloc(sc->nsteps * SCRATCH + 1);
 	if (es == NULL || scratch == NULL) {
 		rc = EVS_NOMEM;
 		goto out;
 	}
 	for (uint32_t i = 0; i < m.n; i++, n++) {
-		es[n].k = p;
-		if (!evs__mp_skip(&p, end))
+		es[n].k = r.p;
+		if (!evs__mp_skip(&r, 2))
 			goto malformed;
-		es[n].kl = (size_t)(p - es[n].k);
-		es[n].v = p;
-		if (!evs__mp_skip(&p, end))
+		es[n].kl = (size_t)(r.p - es[n].k);
+		es[n].v = r.p;
+		if (!evs__mp_skip(&r, 2))
 			goto malformed;
-		es[n].vl = (size_t)(p - es[n].v);
+		es[n].vl = (size_t)(r.p - es[n].v);
 	}
 	for (size_t i = 0; i < sc->nsteps; i++) {
 		const up_step *st = &sc->steps[i];
@@ -350,17 +350,17 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 		evs__buf *dst = &u->buf[u->cur ^ 1];
 		const evs__sc_hook *h = find_hook(s, t->name, t->len, v);
 		if (h) {
-			struct evs_sink sink = {.limit = EVS_LIMIT_MAX_EVENT};
+			struct evs_sink sink = {.buf.limit = EVS_LIMIT_MAX_EVENT};
 			evs_event cur = *in;
 			cur.data = data;
 			cur.data_len = len;
 			cur.type_version = v;
 			rc = h->fn(h->ctx, &cur, &sink);
-			if (rc == EVS_OK && (sink.nomem || sink.too_large))
-				rc = sink.nomem ? EVS_NOMEM : EVS_EVENT_TOO_LARGE;
+			if (rc == EVS_OK && (sink.buf.oom || sink.too_large))
+				rc = sink.too_large ? EVS_EVENT_TOO_LARGE : EVS_NOMEM;
 			if (rc == EVS_OK) {
 				const char *why2;
-				if (!evs__mp_is_map(sink.ptr, sink.len, &why2)) {
+				if (!evs__mp_is_map(sink.buf.ptr, sink.buf.len, &why2)) {
 					rc = evs__fail(s, EVS_BAD_DATA,
 						       "upcaster of \"%s\" version %u "
 						       "wrote no valid msgpack map: %s",
@@ -371,12 +371,11 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 					  t->name, v, evs_strerror(rc));
 			}
 			if (rc == EVS_OK) {
-				free(dst->ptr);
-				dst->ptr = (char *)sink.ptr;
-				dst->len = sink.len;
-				dst->cap = sink.cap;
+				evs__buf_free(dst);
+				*dst = sink.buf;
+				dst->limit = 0; /* the sink's bound was for the upcaster */
 			} else {
-				free(sink.ptr);
+				evs__buf_free(&sink.buf);
 				goto out;
 			}
 		} else if (next->upcast == UPCAST_STEPS) {

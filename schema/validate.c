@@ -2,11 +2,14 @@
  * validate.c - checking a msgpack payload against a compiled schema, in
  * place: the walk reads the payload's bytes beside the schema's nodes and
  * allocates nothing, so validation on the append path costs a pass over
- * the data and no conversion to JSON.
+ * the data and no conversion to JSON. It reads with the store's msgpack
+ * cursor (store/mpread.c), which checks the structure as it goes (string
+ * encoding, lengths, depth), so a valid payload is also known to be
+ * well-formed after this one walk.
  *
  * Recursion follows the schema (at most EVS_MAX_SCHEMA_DEPTH levels);
  * parts of the payload that no schema node describes are skipped
- * iteratively. A violation reports the JSON path of the value ("$",
+ * iteratively, and checked as they are skipped. A violation reports the JSON path of the value ("$",
  * "$.amount", "$.lines[2].sku", '$["odd key"]'), the rule (the JSON Schema
  * keyword) and what was wrong.
  */
@@ -24,8 +27,12 @@ typedef struct frame {
 	uint32_t index;
 } frame;
 
+/* the recursion follows the schema, so it stays within the payload's
+ * bound on nesting */
+_Static_assert(EVS_MAX_SCHEMA_DEPTH + 1 <= EVS_MAX_DEPTH, "schemas nest less than payloads");
+
 typedef struct vc {
-	const uint8_t *p, *end;
+	evs__mpr r;
 	evs__verr *err;
 	frame path[EVS_MAX_SCHEMA_DEPTH + 4];
 	int depth;
@@ -315,7 +322,7 @@ static int check_object(vc *c, const sc_node *n, uint32_t count, int depth)
 
 	memset(seen, 0, sizeof seen);
 	for (uint32_t i = 0; i < count; i++) {
-		if (!evs__mp_read(&c->p, c->end, &k))
+		if (!evs__mp_read(&c->r, &k))
 			return V_MALFORMED;
 		if (k.kind != MK_STR) {
 			if (k.kind == MK_ARR || k.kind == MK_MAP)
@@ -332,15 +339,15 @@ static int check_object(vc *c, const sc_node *n, uint32_t count, int depth)
 				nseen += p->required;
 			}
 			rc = p->node ? vnode(c, p->node, depth + 1)
-				     : (evs__mp_skip(&c->p, c->end) ? V_OK : V_MALFORMED);
+				     : (evs__mp_skip(&c->r, depth + 1) ? V_OK : V_MALFORMED);
 		} else if (!n->additional) {
-			if (!evs__mp_skip(&c->p, c->end))
+			if (!evs__mp_skip(&c->r, depth + 1))
 				return V_MALFORMED;
 			return fail(c, "additionalProperties", "property is not allowed");
 		} else if (n->addl) {
 			rc = vnode(c, n->addl, depth + 1);
 		} else {
-			rc = evs__mp_skip(&c->p, c->end) ? V_OK : V_MALFORMED;
+			rc = evs__mp_skip(&c->r, depth + 1) ? V_OK : V_MALFORMED;
 		}
 		if (rc)
 			return rc;
@@ -363,12 +370,10 @@ static int vnode(vc *c, const sc_node *n, int depth)
 	char t[64];
 	int rc;
 
-	if (depth > EVS_MAX_SCHEMA_DEPTH + 1 || !evs__mp_read(&c->p, c->end, &v))
+	if (depth > EVS_MAX_SCHEMA_DEPTH + 1 || !evs__mp_read(&c->r, &v))
 		return V_MALFORMED;
 	if (!type_ok(n->types, &v)) {
 		types_text(n->types, t, sizeof t);
-		if ((v.kind == MK_ARR || v.kind == MK_MAP) && !evs__mp_skip(&c->p, c->end))
-			return V_MALFORMED;
 		return fail(c, "type", "%s is not %s", kind_name(&v), t);
 	}
 	if (n->lits) {
@@ -387,12 +392,12 @@ static int vnode(vc *c, const sc_node *n, int depth)
 		}
 	}
 	if (v.kind == MK_MAP) {
-		if (v.n > (uint64_t)(c->end - c->p))
+		if (2 * (uint64_t)v.n > (uint64_t)(c->r.end - c->r.p))
 			return V_MALFORMED;
 		return check_object(c, n, v.n, depth);
 	}
 	if (v.kind == MK_ARR) {
-		if (v.n > (uint64_t)(c->end - c->p))
+		if (v.n > (uint64_t)(c->r.end - c->r.p))
 			return V_MALFORMED;
 		if (n->min_items >= 0 && v.n < (uint64_t)n->min_items)
 			return fail(c, "minItems", "array of %u items has fewer than %lld", v.n,
@@ -407,7 +412,7 @@ static int vnode(vc *c, const sc_node *n, int depth)
 				if ((rc = vnode(c, n->items, depth + 1)) != V_OK)
 					return rc;
 				pop(c);
-			} else if (!evs__mp_skip(&c->p, c->end)) {
+			} else if (!evs__mp_skip(&c->r, depth + 1)) {
 				return V_MALFORMED;
 			}
 		}
@@ -418,7 +423,7 @@ static int vnode(vc *c, const sc_node *n, int depth)
 
 int evs__schema_validate(const evs_schema *sc, const void *data, size_t len, evs__verr *err)
 {
-	vc c = {.p = data, .end = (const uint8_t *)data + len, .err = err};
+	vc c = {.r = {.p = data, .end = (const uint8_t *)data + len}, .err = err};
 	int rc;
 
 	strcpy(err->path, "$");
@@ -427,7 +432,7 @@ int evs__schema_validate(const evs_schema *sc, const void *data, size_t len, evs
 	if (data == NULL || len == 0)
 		return V_MALFORMED;
 	rc = vnode(&c, sc->root, 1);
-	if (rc == V_OK && c.p != c.end)
+	if (rc == V_OK && c.r.p != c.r.end)
 		rc = V_MALFORMED;
 	return rc;
 }

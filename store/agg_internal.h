@@ -7,11 +7,12 @@
 
 #include "internal.h"
 
-/* The growable buffer behind evs_sink_write(); `limit` bytes at most. */
+/* The growable buffer behind evs_sink_write(); buf.limit bytes at most
+ * (set it: 0 would mean the buffer's default). Passing the limit sets
+ * too_large; buf.oom then means out of memory only. */
 struct evs_sink {
-	uint8_t *ptr;
-	size_t len, cap, limit;
-	bool nomem, too_large;
+	evs__buf buf;
+	bool too_large;
 };
 
 /* A definition bound to a store (see evs_aggregate_new). */
@@ -22,6 +23,8 @@ struct evs_aggregate {
 	size_t name_len;
 	bool snapshots; /* the definition can encode and decode */
 };
+
+/* ---- aggregate_def.c ------------------------------------------------- */
 
 /* Check def and fill *a (no allocation: the built-in aggregate lives on
  * the stack). */

@@ -34,126 +34,6 @@
 
 #include "agg_internal.h"
 
-/* ---- definitions -------------------------------------------------------- */
-
-int evs__aggregate_init(evs_aggregate *a, evs_store *s, const evs_aggregate_def *def)
-{
-	size_t len;
-
-	if (s == NULL || def == NULL)
-		return EVS_INVALID;
-	if (evs__check_name(def->name, &len) != 1)
-		return evs__fail(s, EVS_INVALID,
-				 "aggregate definition: name must be 1 to %d bytes of UTF-8",
-				 EVS_MAX_NAME);
-	if (def->state_size == 0)
-		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": state_size is 0", def->name);
-	if (def->apply == NULL)
-		return evs__fail(s, EVS_INVALID, "aggregate \"%s\": apply is required", def->name);
-	if ((def->snapshot_encode == NULL) != (def->snapshot_decode == NULL))
-		return evs__fail(
-			s, EVS_INVALID,
-			"aggregate \"%s\": snapshot_encode and snapshot_decode go together",
-			def->name);
-	if (def->snapshot_encode && def->snapshot_version == 0)
-		return evs__fail(s, EVS_INVALID,
-				 "aggregate \"%s\": snapshot_version must be at least 1",
-				 def->name);
-	if (def->snapshot_every && def->snapshot_encode == NULL)
-		return evs__fail(s, EVS_INVALID,
-				 "aggregate \"%s\": snapshot_every needs snapshot functions",
-				 def->name);
-	memset(a, 0, sizeof *a);
-	a->s = s;
-	a->def = *def;
-	memcpy(a->name, def->name, len + 1);
-	a->name_len = len;
-	a->def.name = a->name;
-	a->snapshots = def->snapshot_encode != NULL;
-	return EVS_OK;
-}
-
-int evs_aggregate_new(evs_store *s, const evs_aggregate_def *def, evs_aggregate **out)
-{
-	evs_aggregate *a;
-	int rc;
-
-	if (out)
-		*out = NULL;
-	if (s == NULL || def == NULL || out == NULL)
-		return EVS_INVALID;
-	a = malloc(sizeof *a);
-	if (a == NULL)
-		return evs__fail(s, EVS_NOMEM, "out of memory");
-	if ((rc = evs__aggregate_init(a, s, def)) != EVS_OK) {
-		free(a);
-		return rc;
-	}
-	*out = a;
-	return EVS_OK;
-}
-
-void evs_aggregate_free(evs_aggregate *a)
-{
-	free(a);
-}
-
-int evs__state_init(evs_aggregate *a, void *state)
-{
-	int rc;
-
-	memset(state, 0, a->def.state_size);
-	if (a->def.init == NULL)
-		return EVS_OK;
-	rc = a->def.init(a->def.ctx, state);
-	if (rc != EVS_OK)
-		return evs__fail(a->s, rc, "aggregate \"%s\": init failed: %s", a->name,
-				 evs_strerror(rc));
-	return EVS_OK;
-}
-
-void evs__state_release(evs_aggregate *a, void *state)
-{
-	if (a->def.release)
-		a->def.release(a->def.ctx, state);
-}
-
-void evs_aggregate_release(evs_aggregate *a, void *state)
-{
-	if (a && state)
-		evs__state_release(a, state);
-}
-
-/* ---- sinks (snapshot encoders write into these) ------------------------- */
-
-int evs_sink_write(void *sink, const char *data, size_t len)
-{
-	struct evs_sink *k = sink;
-
-	if (k == NULL || k->nomem || k->too_large)
-		return -1;
-	if (len > k->limit - k->len) {
-		k->too_large = true;
-		return -1;
-	}
-	if (len > k->cap - k->len) {
-		size_t cap = k->cap ? k->cap : 256;
-		while (cap - k->len < len)
-			cap = cap > k->limit / 2 ? k->limit : cap * 2;
-		uint8_t *p = realloc(k->ptr, cap);
-		if (p == NULL) {
-			k->nomem = true;
-			return -1;
-		}
-		k->ptr = p;
-		k->cap = cap;
-	}
-	if (len)
-		memcpy(k->ptr + k->len, data, len);
-	k->len += len;
-	return 0;
-}
-
 /* ---- decisions ---------------------------------------------------------- */
 
 struct evs_decision {
@@ -222,17 +102,17 @@ static int emit(evs_decision *d, const evs_event_in *ev)
 				 d->s->opts.max_batch);
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 4;
-		evs_event_in *e = realloc(d->events, cap * sizeof *e);
+		evs_event_in *e = evs__realloc(d->events, cap * sizeof *e);
 		if (e == NULL)
 			return evs__fail(d->s, EVS_NOMEM, "out of memory");
 		d->events = e;
-		void **b = realloc(d->blocks, cap * sizeof *b);
+		void **b = evs__realloc(d->blocks, cap * sizeof *b);
 		if (b == NULL)
 			return evs__fail(d->s, EVS_NOMEM, "out of memory");
 		d->blocks = b;
 		d->cap = cap;
 	}
-	block = malloc(tlen + 1 + ev->data_len + ev->metadata_len);
+	block = evs__malloc(tlen + 1 + ev->data_len + ev->metadata_len);
 	if (block == NULL)
 		return evs__fail(d->s, EVS_NOMEM, "out of memory");
 	evs_event_in *e = &d->events[d->n];
@@ -393,7 +273,7 @@ int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
 				 a->name);
 	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
 		return rc;
-	if ((state = malloc(a->def.state_size)) == NULL)
+	if ((state = evs__malloc(a->def.state_size)) == NULL)
 		return evs__fail(a->s, EVS_NOMEM, "out of memory");
 	rc = load(a, stream, slen, NULL, state, &li);
 	if (rc == EVS_OK) {
@@ -488,7 +368,7 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		return rc;
 	d.s = a->s;
 	max = a->def.max_attempts ? a->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
-	if ((state = malloc(a->def.state_size)) == NULL) {
+	if ((state = evs__malloc(a->def.state_size)) == NULL) {
 		rc = evs__fail(a->s, EVS_NOMEM, "out of memory");
 		goto out;
 	}

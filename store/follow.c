@@ -74,7 +74,7 @@ int evs_subscribe(evs_store *s, uint64_t after, const evs_filter *filter, evs_su
 		*out = NULL;
 	if (s == NULL || out == NULL)
 		return EVS_INVALID;
-	if ((sub = calloc(1, sizeof *sub)) == NULL)
+	if ((sub = evs__calloc(1, sizeof *sub)) == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	sub->s = s;
 	sub->pos = after;

@@ -11,8 +11,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "evstore.h"
+#include "mpread.h"
 
 #define EVS_FORMAT_VERSION  1u
 #define EVS_RECORD_VERSION  1u
@@ -153,7 +155,15 @@ int evs__code_of_mdb(int rc);
 void evs__log(const evs_store *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ---- store.c: transactions and map growth --------------------------- */
+/* ---- core.c: the process's environments ------------------------------ */
+
+/* A core for handle s (options defaulted): the one this process has open
+ * on the store (*shared), or a new one. */
+int evs__core_acquire(const evs_store *s, unsigned want_readers, evs__core **out, bool *shared);
+/* Drop a handle's reference; the last closes the environment. */
+void evs__core_release(evs__core *c);
+
+/* ---- txn.c: transactions and map growth ------------------------------- */
 
 int evs__read_begin(evs_store *s, MDB_txn **txn);
 void evs__read_end(evs_store *s, MDB_txn *txn);
@@ -165,6 +175,11 @@ int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
+/* Grow the map to at least size bytes (a later open asked for more). */
+int evs__map_at_least(evs_store *s, size_t size);
+
+/* ---- store.c: the clock and names ------------------------------------- */
+
 int64_t evs__now_ns(void);
 int evs__check_name(const char *name, size_t *len);
 /* n bytes of valid UTF-8 (no overlong forms, surrogates or code points
@@ -187,11 +202,10 @@ static inline int64_t evs__record_recorded_at(const void *val)
 	return (int64_t)evs__get_u64((const uint8_t *)val + 3);
 }
 
-/* ---- mpcheck.c -------------------------------------------------------- */
+/* ---- uuid.c ----------------------------------------------------------- */
 
-/* Is buf exactly one well-formed msgpack map (depth <= EVS_MAX_DEPTH)?
- * On false, *why says what is wrong. */
-bool evs__mp_is_map(const void *buf, size_t len, const char **why);
+/* The 36-character text of a 16-byte id (8-4-4-4-12 lowercase hex). */
+void evs__uuid_text(const uint8_t id[16], char out[37]);
 
 /* ---- read.c ------------------------------------------------------------ */
 
@@ -231,11 +245,13 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 void evs__filter_free(evs__filter *f);
 bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
 
-/* ---- schema/registry.c --------------------------------------------------- */
+/* ---- schema/admit.c, schema/cache.c ------------------------------ */
 
-/* Validate a batch against the registry (in the caller's thread, before it
- * is queued). On EVS_OK, *versions is NULL or a malloc'ed array of the
- * type version to store for each event (the latest when it stated 0). */
+/* Check every event's data (admit.c): a malformed payload fails the call
+ * (EVS_BAD_DATA); a schema outcome (EVS_SCHEMA_VIOLATION, EVS_UNKNOWN_TYPE)
+ * is returned only when every payload is well-formed. On EVS_OK,
+ * *versions is NULL or a malloc'ed array of the type version to store for
+ * each event (the latest when it stated 0). */
 int evs__schema_prepare(evs_store *s, const evs_event_in *events, size_t n, uint32_t **versions);
 /* Free the cache and hooks (evs_close). */
 void evs__schema_close(evs_store *s);

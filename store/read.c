@@ -74,26 +74,36 @@ int evs_find_id(evs_store *s, const uint8_t id[16], uint64_t *position)
 
 /* ---- filters ----------------------------------------------------------- */
 
-static char **copy_strings(const char *const *src, size_t n, size_t **lens)
+/* Copy n strings and their lengths: 0, or -1 out of memory. */
+static int copy_strings(const char *const *src, size_t n, char ***out, size_t **lens)
 {
-	char **out = calloc(n ? n : 1, sizeof *out);
-	*lens = calloc(n ? n : 1, sizeof **lens);
-	if (out == NULL || *lens == NULL)
+	char **v = evs__calloc(n, sizeof *v);
+	size_t *l = evs__calloc(n, sizeof *l);
+
+	if (v == NULL || l == NULL)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		if (src[i] == NULL || (out[i] = strdup(src[i])) == NULL)
+		if ((v[i] = evs__strdup(src[i])) == NULL)
 			goto fail;
-		(*lens)[i] = strlen(src[i]);
+		l[i] = strlen(src[i]);
 	}
-	return out;
+	*out = v;
+	*lens = l;
+	return 0;
 fail:
-	if (out)
-		for (size_t i = 0; i < n; i++)
-			free(out[i]);
-	free(out);
-	free(*lens);
-	*lens = NULL;
-	return NULL;
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+	free(l);
+	return -1;
+}
+
+static bool has_null(const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == NULL)
+			return true;
+	return false;
 }
 
 int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src)
@@ -103,18 +113,21 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 		return EVS_OK;
 	if ((src->ntypes && src->types == NULL) || (src->nprefixes && src->stream_prefixes == NULL))
 		return evs__fail(s, EVS_INVALID, "filter: NULL array with a count");
+	/* a caller's mistake, told apart from out of memory */
+	if (has_null(src->types, src->ntypes))
+		return evs__fail(s, EVS_INVALID, "filter: NULL type");
+	if (has_null(src->stream_prefixes, src->nprefixes))
+		return evs__fail(s, EVS_INVALID, "filter: NULL prefix");
 	if (src->ntypes) {
-		dst->types = copy_strings(src->types, src->ntypes, &dst->type_lens);
-		if (dst->types == NULL)
-			return evs__fail(s, EVS_INVALID, "filter: NULL type or out of memory");
+		if (copy_strings(src->types, src->ntypes, &dst->types, &dst->type_lens) != 0)
+			return evs__fail(s, EVS_NOMEM, "out of memory");
 		dst->ntypes = src->ntypes;
 	}
 	if (src->nprefixes) {
-		dst->prefixes =
-			copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefix_lens);
-		if (dst->prefixes == NULL) {
+		if (copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefixes,
+				 &dst->prefix_lens) != 0) {
 			evs__filter_free(dst);
-			return evs__fail(s, EVS_INVALID, "filter: NULL prefix or out of memory");
+			return evs__fail(s, EVS_NOMEM, "out of memory");
 		}
 		dst->nprefixes = src->nprefixes;
 	}
@@ -154,7 +167,7 @@ bool evs__filter_pass(const evs__filter *f, const evs_event *ev)
 
 static int iter_new(evs_store *s, int kind, MDB_dbi dbi, evs_iter **out)
 {
-	evs_iter *it = calloc(1, sizeof *it);
+	evs_iter *it = evs__calloc(1, sizeof *it);
 	int rc;
 
 	if (it == NULL)
@@ -190,7 +203,7 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 					 : "stream id is too long or not valid UTF-8");
 	if ((rc = iter_new(s, KIND_STREAM, s->streams, &it)) != EVS_OK)
 		return rc;
-	it->stream = strdup(stream);
+	it->stream = evs__strdup(stream);
 	if (it->stream == NULL) {
 		evs_iter_free(it);
 		return evs__fail(s, EVS_NOMEM, "out of memory");

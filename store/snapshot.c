@@ -203,7 +203,7 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 			uint64_t position, const void *state)
 {
 	evs_store *s = a->s;
-	struct evs_sink sink = {.limit = HEAD + EVS_MAX_NAME + (size_t)EVS_MAX_SNAPSHOT};
+	struct evs_sink sink = {.buf.limit = HEAD + EVS_MAX_NAME + (size_t)EVS_MAX_SNAPSHOT};
 	uint8_t head[HEAD], key[EVS_MAX_NAME + 9];
 	int rc;
 
@@ -223,17 +223,17 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 			       "aggregate \"%s\": snapshot of stream \"%s\" exceeds "
 			       "%u bytes",
 			       a->name, stream, EVS_MAX_SNAPSHOT);
-	else if (sink.nomem)
+	else if (sink.buf.oom)
 		rc = evs__fail(s, EVS_NOMEM, "out of memory");
 	else if (rc != EVS_OK)
 		rc = evs__fail(s, rc, "aggregate \"%s\": snapshot_encode failed: %s", a->name,
 			       evs_strerror(rc));
 	if (rc == EVS_OK) {
-		MDB_val k = {slen + 9, key}, v = {sink.len, sink.ptr};
+		MDB_val k = {slen + 9, key}, v = {sink.buf.len, sink.buf.ptr};
 		make_key(key, stream, slen, version);
 		rc = put_durable(s, &k, &v);
 	}
-	free(sink.ptr);
+	evs__buf_free(&sink.buf);
 	return rc;
 }
 
@@ -298,8 +298,8 @@ static int walk_delete(evs_store *s, const char *stream, size_t slen, judge *j, 
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	if (s->snapshots == 0)
 		return EVS_OK;
-	dels = malloc(CHUNK * sizeof *dels);
-	del_lens = malloc(CHUNK * sizeof *del_lens);
+	dels = evs__malloc(CHUNK * sizeof *dels);
+	del_lens = evs__malloc(CHUNK * sizeof *del_lens);
 	if (dels == NULL || del_lens == NULL) {
 		rc = evs__fail(s, EVS_NOMEM, "out of memory");
 		goto out;

@@ -29,3 +29,17 @@ void evs_uuid_v7(uint8_t out[16])
 	out[6] = (uint8_t)(0x70 | (out[6] & 0x0f));
 	out[8] = (uint8_t)(0x80 | (out[8] & 0x3f));
 }
+
+void evs__uuid_text(const uint8_t id[16], char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	int j = 0;
+
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[id[i] >> 4];
+		out[j++] = hex[id[i] & 15];
+	}
+	out[j] = 0;
+}

@@ -1,6 +1,8 @@
 /* buf.c: the bounded growable buffer (buf.h). */
 #include "buf.h"
 
+#include "alloc.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@ int evs__buf_reserve(evs__buf *b, size_t more)
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	p = realloc(b->ptr, cap);
+	p = evs__realloc(b->ptr, cap);
 	if (!p)
 		goto fail;
 	b->ptr = p;

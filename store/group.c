@@ -1,0 +1,338 @@
+/*
+ * group.c - applying a commit group in one LMDB write transaction.
+ *
+ * Each request gets its own expected-version and idempotency outcome; a
+ * request refused writes nothing, and since its checks run before any of
+ * its writes it needs no rollback. Only LMDB failures undo the whole
+ * group. MDB_MAP_FULL undoes it too, then the map grows and the group is
+ * applied again.
+ *
+ * Writes per event: "events" (position -> record, MDB_APPEND), "streams"
+ * (stream -> version|position), "event_ids" (id -> position). Per commit:
+ * "time" (recorded_at -> last position) and, for new streams, the stream
+ * count in "meta". recorded_at is strictly increasing per commit
+ * (max(clock, last + 1 ns)), so the time index has one key per commit and a
+ * clock stepping back never breaks the order.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "append_internal.h"
+
+static void outcome(evs__req *q, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void outcome(evs__req *q, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	q->rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(q->msg, sizeof q->msg, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Is the stored record r the event whose new tail is at q->ev[i]? Byte
+ * equality decides at once; when the caller asked for "the latest" type
+ * version, the stored one may be older (the registry moved on since), so
+ * the fields are compared without it. 1 same, 0 not, -1 out of memory.
+ */
+static int same_event(const evs__req *q, size_t i, const MDB_val *rec)
+{
+	const evs__slot *sl = &q->ev[i];
+	const uint8_t *tail = (const uint8_t *)q->tails.ptr + sl->off;
+	evs_event a, b;
+	uint8_t *full;
+	bool same;
+
+	if (rec->mv_size == EVS__RECORD_HEAD + sl->len &&
+	    memcmp((const uint8_t *)rec->mv_data + EVS__RECORD_HEAD, tail, sl->len) == 0)
+		return 1;
+	if (!sl->latest)
+		return 0;
+	/* out of memory is not "other content": a retry must not be told it
+	 * conflicts */
+	if ((full = evs__malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
+		return -1;
+	memcpy(full, rec->mv_data, EVS__RECORD_HEAD);
+	memcpy(full + EVS__RECORD_HEAD, tail, sl->len);
+	same = evs__record_decode(rec->mv_data, rec->mv_size, 0, &a) &&
+	       evs__record_decode(full, EVS__RECORD_HEAD + sl->len, 0, &b) &&
+	       a.stream.len == b.stream.len && !memcmp(a.stream.ptr, b.stream.ptr, a.stream.len) &&
+	       a.type.len == b.type.len && !memcmp(a.type.ptr, b.type.ptr, a.type.len) &&
+	       a.occurred_at == b.occurred_at && !memcmp(a.correlation_id, b.correlation_id, 16) &&
+	       !memcmp(a.causation_id, b.causation_id, 16) && a.data_len == b.data_len &&
+	       !memcmp(a.data, b.data, a.data_len) && a.metadata_len == b.metadata_len &&
+	       !memcmp(a.metadata, b.metadata, a.metadata_len);
+	free(full);
+	return same ? 1 : 0;
+}
+
+/*
+ * Is the batch a retry of one already stored? Sets q's outcome and returns
+ * true when the ids decide it (retry or conflict); false to append.
+ * Returns an LMDB code through *mrc on failure.
+ */
+static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
+{
+	uint64_t first = 0, version0 = 0;
+	size_t found = 0;
+	char t[37];
+
+	*mrc = 0;
+	for (size_t i = 0; i < q->n; i++) {
+		MDB_val k = {16, q->ev[i].id}, v;
+		int rc = mdb_get(txn, s->ids, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc) {
+			*mrc = rc;
+			return true;
+		}
+		uint64_t pos = evs__get_u64(v.mv_data);
+		MDB_val pk = {8, (uint8_t[8]){0}}, rec;
+		evs__put_u64(pk.mv_data, pos);
+		if ((rc = mdb_get(txn, s->events, &pk, &rec)) != 0) {
+			*mrc = rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+			return true;
+		}
+		const uint8_t *r = rec.mv_data;
+		uint64_t version = rec.mv_size >= EVS__RECORD_HEAD ? evs__get_u64(r + 12) : 0;
+		if (found == 0) {
+			first = pos - i;
+			version0 = version - i;
+		}
+		found++;
+		int same = found == i + 1 && pos == first + i && version == version0 + i
+				   ? same_event(q, i, &rec)
+				   : 0;
+		if (same < 0) {
+			outcome(q, EVS_NOMEM, "out of memory");
+			return true;
+		}
+		if (!same) {
+			evs__uuid_text(q->ev[i].id, t);
+			outcome(q, EVS_ID_CONFLICT,
+				"event %zu: id %s is already stored at position %llu %s", i, t,
+				(unsigned long long)pos,
+				found != i + 1 ? "but earlier events of the batch are not"
+					       : "with other content or in another batch");
+			return true;
+		}
+	}
+	if (found == 0)
+		return false;
+	if (found != q->n) {
+		evs__uuid_text(q->ev[found].id, t);
+		outcome(q, EVS_ID_CONFLICT,
+			"event %zu: id %s is not stored but earlier events of the batch are", found,
+			t);
+		return true;
+	}
+	q->rc = EVS_OK;
+	q->res.first_position = first;
+	q->res.last_position = first + q->n - 1;
+	q->res.version = version0 + q->n - 1;
+	q->res.idempotent = 1;
+	return true;
+}
+
+static const char *expected_text(uint64_t e, char *buf, size_t len)
+{
+	if (e == EVS_ANY)
+		return "any";
+	if (e == EVS_STREAM_EXISTS)
+		return "stream exists";
+	if (e == EVS_NO_STREAM)
+		return "no stream";
+	snprintf(buf, len, "%llu", (unsigned long long)e);
+	return buf;
+}
+
+/* Apply one request inside the group's transaction. Returns an LMDB code
+ * for failures that undo the group; outcomes go into q. */
+static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, int64_t recorded_at,
+		 uint64_t *new_streams)
+{
+	uint64_t cur = 0, pos;
+	int rc;
+
+	if (stored_before(s, txn, q, &rc))
+		return rc;
+	if (q->schema_rc) {
+		outcome(q, q->schema_rc, "%s", q->schema_msg);
+		return 0;
+	}
+	rc = evs__stream_head_txn(s, txn, q->stream, q->stream_len, &cur, &pos);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	bool match = q->expected == EVS_ANY ||
+		     (q->expected == EVS_STREAM_EXISTS ? cur > 0 : cur == q->expected);
+	if (!match) {
+		char b[32];
+		outcome(q, EVS_WRONG_VERSION,
+			"stream \"%s\": expected version %s, actual version %llu", q->stream,
+			expected_text(q->expected, b, sizeof b), (unsigned long long)cur);
+		q->res.version = cur;
+		return 0;
+	}
+
+	q->res.first_position = *last_pos + 1;
+	for (size_t i = 0; i < q->n; i++) {
+		uint8_t pk[8];
+		uint64_t version = cur + 1 + i;
+		MDB_val k = {8, pk}, v = {EVS__RECORD_HEAD + q->ev[i].len, NULL};
+
+		pos = ++*last_pos;
+		evs__put_u64(pk, pos);
+		if ((rc = mdb_put(txn, s->events, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+			return rc;
+		evs__record_head(v.mv_data, recorded_at, version);
+		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, q->tails.ptr + q->ev[i].off,
+		       q->ev[i].len);
+
+		if ((rc = evs__sx_put(s, txn, q->stream, q->stream_len, version, pos)) != 0)
+			return rc;
+
+		MDB_val ik = {16, q->ev[i].id}, iv = {8, pk};
+		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
+			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+	}
+	if (cur == 0)
+		(*new_streams)++;
+	q->rc = EVS_OK;
+	q->res.last_position = *last_pos;
+	q->res.version = cur + q->n;
+	q->res.idempotent = 0;
+	return 0;
+}
+
+static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *key, uint64_t *val)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	*key = 0;
+	if (val)
+		*val = 0;
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0) {
+		if (k.mv_size != 8 || (val && v.mv_size != 8))
+			rc = MDB_CORRUPTED;
+		else {
+			*key = evs__get_u64(k.mv_data);
+			if (val)
+				*val = evs__get_u64(v.mv_data);
+		}
+	} else if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Add to the stream count kept in "meta". */
+static int count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
+{
+	uint8_t b[8];
+	uint64_t n = 0;
+	MDB_val k = {strlen(EVS__META_STREAMS), EVS__META_STREAMS}, v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == 8)
+		n = evs__get_u64(v.mv_data);
+	else if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	evs__put_u64(b, n + added);
+	v.mv_size = 8;
+	v.mv_data = b;
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+/* One attempt at the group: 0, or the LMDB code that undid it all. */
+static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
+{
+	MDB_txn *txn;
+	uint64_t last_pos, start_pos, last_rec, unused, new_streams = 0;
+	int rc;
+
+	*wrote = false;
+	*ecode = 0;
+	if ((rc = evs__write_begin(s, &txn)) != EVS_OK) {
+		*ecode = rc;
+		return -1;
+	}
+	if ((rc = last_key_u64(txn, s->events, &last_pos, NULL)) != 0 ||
+	    (rc = last_key_u64(txn, s->time, &last_rec, &unused)) != 0)
+		goto abort;
+	start_pos = last_pos;
+	int64_t now = evs__now_ns();
+	int64_t recorded_at = now > (int64_t)last_rec ? now : (int64_t)last_rec + 1;
+
+	for (evs__req *q = group; q; q = q->next) {
+		q->rc = EVS_OK;
+		q->msg[0] = 0;
+		memset(&q->res, 0, sizeof q->res);
+		if ((rc = apply(s, txn, q, &last_pos, recorded_at, &new_streams)) != 0)
+			goto abort;
+	}
+	if (last_pos != start_pos) {
+		uint8_t tk[8], tv[8];
+		MDB_val k = {8, tk}, v = {8, tv};
+		evs__put_u64(tk, (uint64_t)recorded_at);
+		evs__put_u64(tv, last_pos);
+		if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0)
+			goto abort;
+		if (new_streams && (rc = count_streams(s, txn, new_streams)) != 0)
+			goto abort;
+		rc = evs__write_commit(s, txn);
+		if (rc == 0)
+			*wrote = true;
+		return rc;
+	}
+	/* nothing to write (all refused or retries): no sync needed */
+abort:
+	evs__read_end(s, txn);
+	return rc;
+}
+
+/* Apply and commit the group; true if it wrote anything. */
+bool evs__group_run(evs_store *s, evs__req *group)
+{
+	bool wrote = false;
+	int rc, code;
+
+	for (;;) {
+		rc = try_group(s, group, &wrote, &code);
+		if (rc == MDB_MAP_FULL) {
+			if ((code = evs__grow(s, false)) == EVS_OK)
+				continue;
+			/* evs__grow set this thread's message; hand it on */
+			for (evs__req *q = group; q; q = q->next)
+				outcome(q, code, "%s", evs_errmsg(s));
+			return false;
+		}
+		break;
+	}
+	if (rc == -1) {
+		for (evs__req *q = group; q; q = q->next)
+			outcome(q, code, "%s", evs_errmsg(s));
+		return false;
+	}
+	if (rc) {
+		int c = evs__code_of_mdb(rc);
+		for (evs__req *q = group; q; q = q->next)
+			outcome(q, c, "could not commit to store \"%s\": %s", s->path,
+				mdb_strerror(rc));
+		evs__log(s, EVS_LOG_ERROR, "could not commit to store \"%s\": %s", s->path,
+			 mdb_strerror(rc));
+		return false;
+	}
+	return wrote;
+}

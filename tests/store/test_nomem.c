@@ -1,0 +1,405 @@
+/*
+ * test_nomem.c - the allocation-failure walk (issue 16): for N = 1, 2, ...
+ * fail the N-th allocation of libevstore (evs__alloc_fail_after, the
+ * injector behind every malloc of the library) inside evs_open, evs_append,
+ * a read and a subscription, until the operation runs with no failure
+ * injected. Each time: the call answers EVS_NOMEM (or succeeds, when the
+ * failed allocation was optional), the store still opens and verifies
+ * after, an append is all or nothing, and nothing leaks: the suite runs
+ * without fork so LeakSanitizer (the sanitized build) sees every walk.
+ *
+ * White-box: links the static library for the injector.
+ */
+#include <string.h>
+
+#include "alloc.h"
+#include "testutil.h"
+
+#define MAX_WALK 2000 /* more allocations than any of these operations makes */
+
+static const char *schema_v1 =
+	"{\"type\":\"Opened\",\"version\":1,\"schema\":{\"type\":\"object\","
+	"\"required\":[\"n\"],\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":0},"
+	"\"who\":{\"type\":\"string\",\"maxLength\":20}}}}";
+static const char *schema_v2 =
+	"{\"type\":\"Opened\",\"version\":2,\"schema\":{\"type\":\"object\"},"
+	"\"upcast\":[{\"op\":\"add\",\"field\":\"tier\",\"value\":\"basic\"},"
+	"{\"op\":\"rename\",\"from\":\"who\",\"to\":\"owner\"}]}";
+
+/* A store at dir with both schema versions and `n` events of version 1 on
+ * stream "acc-1" (nothing injected). */
+static void make_store(const char *dir, size_t n)
+{
+	evs_store *s = tu_open(dir, NULL);
+	tu_mp m;
+
+	tu_ok(s, evs_schema_add(s, schema_v1, strlen(schema_v1)));
+	tu_ok(s, evs_schema_add(s, schema_v2, strlen(schema_v2)));
+	tu_mp_init(&m);
+	for (size_t i = 0; i < n; i++) {
+		evs_event_in ev;
+		tu_mp_reset(&m);
+		msgpack_pack_map(&m.pk, 2);
+		tu_mp_str(&m, "n");
+		tu_mp_int(&m, (int64_t)i);
+		tu_mp_str(&m, "who");
+		tu_mp_str(&m, "ada");
+		tu_event(&ev, "Opened", &m, NULL);
+		ev.type_version = 1;
+		tu_ok(s, evs_append(s, "acc-1", EVS_ANY, &ev, 1, NULL));
+	}
+	tu_mp_destroy(&m);
+	evs_close(s);
+}
+
+/* After an attempt: the store opens, verifies clean and holds `events`. */
+static void check_store(const char *dir, uint64_t events)
+{
+	evs_store *s = tu_open(dir, NULL);
+	evs_store_info h;
+
+	tu_check_u64_eq(tu_verify(s), 0);
+	tu_ok(s, evs_head(s, &h));
+	tu_check_u64_eq(h.last_position, events);
+	evs_close(s);
+}
+
+/* Arm the injector for attempt n and run op; returns whether a failure
+ * was injected, and the op's code in *rc. */
+typedef int (*op_fn)(evs_store *s, const char *dir, void *ctx);
+
+static bool attempt(long n, op_fn op, evs_store *s, const char *dir, void *ctx, int *rc)
+{
+	evs__alloc_failures(); /* reset */
+	evs__alloc_fail_after(n);
+	*rc = op(s, dir, ctx);
+	evs__alloc_fail_after(0);
+	return evs__alloc_failures() > 0;
+}
+
+static void check_rc(const char *what, long n, bool failed, int rc, const char *msg)
+{
+	if (!failed)
+		tu_check(rc == EVS_OK, "%s, nothing injected (N = %ld): %s: %s", what, n,
+			 evs_code_name(rc), msg);
+	else
+		tu_check(rc == EVS_OK || rc == EVS_NOMEM,
+			 "%s, allocation %ld failed: want EVS_NOMEM or EVS_OK, got %s: %s", what, n,
+			 evs_code_name(rc), msg);
+}
+
+/* ---- evs_open ------------------------------------------------------------ */
+
+static int op_open(evs_store *unused, const char *dir, void *ctx)
+{
+	evs_store **out = ctx;
+	(void)unused;
+	return evs_open(dir, NULL, out);
+}
+
+static void walk_open(bool existing)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX], name[32];
+		evs_store *s = (evs_store *)1;
+		int rc;
+
+		snprintf(name, sizeof name, "open-%ld", n);
+		tu_path(dir, sizeof dir, name);
+		if (existing)
+			make_store(dir, 3);
+		bool failed = attempt(n, op_open, NULL, dir, &s, &rc);
+		check_rc("evs_open", n, failed, rc, evs_open_errmsg());
+		tu_check((rc == EVS_OK) == (s != NULL), "evs_open: *out %p with %s", (void *)s,
+			 evs_code_name(rc));
+		evs_close(s);
+		check_store(dir, existing ? 3 : 0);
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "evs_open: walk ended at %ld", n);
+	printf("evs_open (%s store): %ld allocations walked\n", existing ? "existing" : "new",
+	       n - 1);
+}
+
+START_TEST(nomem_open_new)
+{
+	walk_open(false);
+}
+END_TEST
+
+START_TEST(nomem_open_existing)
+{
+	walk_open(true);
+}
+END_TEST
+
+/* ---- evs_append ---------------------------------------------------------- */
+
+#define BATCH 3
+
+/* ctx: NULL, or an evs_append_result to fill (a retry: ids tu_id(7, i)
+ * and any expected version). */
+static int op_append(evs_store *s, const char *dir, void *ctx)
+{
+	evs_append_result *res = ctx;
+	evs_event_in ev[BATCH];
+	tu_mp m[BATCH];
+	int rc;
+
+	(void)dir;
+	for (int i = 0; i < BATCH; i++) {
+		tu_mp_init(&m[i]);
+		tu_mp_map_ints(&m[i], 1, "n", (long long)(10 + i));
+		tu_event(&ev[i], "Opened", &m[i], NULL); /* type_version 0: the latest */
+		if (res)
+			tu_id(ev[i].id, 7, (uint64_t)i);
+	}
+	rc = evs_append(s, "acc-2", res ? EVS_ANY : EVS_NO_STREAM, ev, BATCH, res);
+	for (int i = 0; i < BATCH; i++)
+		tu_mp_destroy(&m[i]);
+	return rc;
+}
+
+START_TEST(nomem_append)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX], name[32];
+		int rc;
+
+		snprintf(name, sizeof name, "append-%ld", n);
+		tu_path(dir, sizeof dir, name);
+		make_store(dir, 2);
+		/* a fresh handle: the schema cache is loaded inside the walk */
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_append, s, dir, NULL, &rc);
+		check_rc("evs_append", n, failed, rc, evs_errmsg(s));
+		evs_close(s);
+		/* all or nothing */
+		check_store(dir, rc == EVS_OK ? 2 + BATCH : 2);
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "evs_append: walk ended at %ld", n);
+	printf("evs_append: %ld allocations walked\n", n - 1);
+}
+END_TEST
+
+/*
+ * A retry of a batch stored as "the latest" type version after the
+ * registry moved on: the stored records carry the older version, so the
+ * retry is recognised by comparing fields, which allocates. Out of memory
+ * there must answer EVS_NOMEM, never EVS_ID_CONFLICT.
+ */
+START_TEST(nomem_append_retry)
+{
+	static const char *v3 = "{\"type\":\"Opened\",\"version\":3,"
+				"\"schema\":{\"type\":\"object\"}}";
+	char dir[PATH_MAX];
+	evs_append_result res;
+	long n;
+
+	tu_path(dir, sizeof dir, "retry");
+	make_store(dir, 2);
+	evs_store *s = tu_open(dir, NULL);
+	tu_ok(s, op_append(s, dir, &res));
+	tu_ok(s, evs_schema_add(s, v3, strlen(v3)));
+	evs_close(s);
+	for (n = 1; n < MAX_WALK; n++) {
+		int rc;
+
+		s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_append, s, dir, &res, &rc);
+		check_rc("evs_append (a retry)", n, failed, rc, evs_errmsg(s));
+		if (rc == EVS_OK)
+			tu_check(res.idempotent, "the retry was appended again");
+		evs_close(s);
+		check_store(dir, 2 + BATCH);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "evs_append (a retry): walk ended at %ld", n);
+	printf("evs_append (a retry): %ld allocations walked\n", n - 1);
+}
+END_TEST
+
+/* ---- adding a schema (parse, compile, upcast steps, the registry) -------- */
+
+static const char *schema_v3 =
+	"{\"type\":\"Opened\",\"version\":3,\"schema\":{\"type\":\"object\","
+	"\"properties\":{\"tier\":{\"enum\":[\"basic\",\"gold\"]},"
+	"\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}},"
+	"\"upcast\":[{\"op\":\"add\",\"field\":\"tags\",\"value\":[\"a\",{\"b\":[1]}]},"
+	"{\"op\":\"convert\",\"field\":\"n\",\"rule\":\"to-string\"}]}";
+
+static int op_schema_add(evs_store *s, const char *dir, void *ctx)
+{
+	(void)dir;
+	(void)ctx;
+	return evs_schema_add(s, schema_v3, strlen(schema_v3));
+}
+
+START_TEST(nomem_schema_add)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX], name[32], *json;
+		int rc;
+
+		snprintf(name, sizeof name, "schema-%ld", n);
+		tu_path(dir, sizeof dir, name);
+		make_store(dir, 1);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_schema_add, s, dir, NULL, &rc);
+		check_rc("evs_schema_add", n, failed, rc, evs_errmsg(s));
+		/* the version is there exactly when the call said so */
+		tu_assert_rc(s, evs_schema_get(s, "Opened", 3, &json, NULL),
+			     rc == EVS_OK ? EVS_OK : EVS_NOT_FOUND);
+		if (rc == EVS_OK)
+			evs_schema_text_free(json);
+		evs_close(s);
+		check_store(dir, 1);
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "evs_schema_add: walk ended at %ld", n);
+	printf("evs_schema_add: %ld allocations walked\n", n - 1);
+}
+END_TEST
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* Read everything through a filtered iterator that upcasts (version 1 ->
+ * 2 by steps), and one stream backward. */
+static int op_read(evs_store *s, const char *dir, void *ctx)
+{
+	const char *types[] = {"Opened"}, *prefixes[] = {"acc-"};
+	evs_filter f = {.types = types, .ntypes = 1, .stream_prefixes = prefixes, .nprefixes = 1};
+	size_t *seen = ctx;
+	evs_iter *it;
+	evs_event ev;
+	int rc;
+
+	(void)dir;
+	*seen = 0;
+	if ((rc = evs_read_all(s, 1, EVS_FORWARD, &f, 0, &it)) != EVS_OK)
+		return rc;
+	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+			tu_check(ev.type_version == 2, "upcast: version %u", ev.type_version);
+			(*seen)++;
+		}
+	}
+	evs_iter_free(it);
+	if (rc != EVS_END)
+		return rc;
+	if ((rc = evs_read_stream(s, "acc-1", EVS_ANY, EVS_BACKWARD, 0, &it)) != EVS_OK)
+		return rc;
+	while ((rc = evs_iter_next(it, &ev)) == EVS_OK)
+		(*seen)++;
+	evs_iter_free(it);
+	return rc == EVS_END ? EVS_OK : rc;
+}
+
+START_TEST(nomem_read)
+{
+	char dir[PATH_MAX];
+	long n;
+
+	tu_path(dir, sizeof dir, "read");
+	make_store(dir, 5);
+	for (n = 1; n < MAX_WALK; n++) {
+		evs_store *s = tu_open(dir, NULL);
+		size_t seen;
+		int rc;
+
+		bool failed = attempt(n, op_read, s, dir, &seen, &rc);
+		check_rc("read", n, failed, rc, evs_errmsg(s));
+		if (rc == EVS_OK)
+			tu_check(seen == 10, "read: %zu events", seen);
+		evs_close(s);
+		check_store(dir, 5);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "read: walk ended at %ld", n);
+	printf("read: %ld allocations walked\n", n - 1);
+}
+END_TEST
+
+/* ---- a subscription ------------------------------------------------------ */
+
+static int op_follow(evs_store *s, const char *dir, void *ctx)
+{
+	const char *types[] = {"Opened"};
+	evs_filter f = {.types = types, .ntypes = 1};
+	size_t *seen = ctx;
+	evs_sub *sub;
+	evs_event ev;
+	int rc;
+
+	(void)dir;
+	*seen = 0;
+	if ((rc = evs_subscribe(s, 1, &f, &sub)) != EVS_OK)
+		return rc;
+	while ((rc = evs_sub_next(sub, &ev, 0)) == EVS_OK)
+		(*seen)++;
+	evs_sub_close(sub);
+	return rc == EVS_TIMEOUT ? EVS_OK : rc;
+}
+
+START_TEST(nomem_follow)
+{
+	char dir[PATH_MAX];
+	long n;
+
+	tu_path(dir, sizeof dir, "follow");
+	make_store(dir, 5);
+	for (n = 1; n < MAX_WALK; n++) {
+		evs_store *s = tu_open(dir, NULL);
+		size_t seen;
+		int rc;
+
+		bool failed = attempt(n, op_follow, s, dir, &seen, &rc);
+		check_rc("subscription", n, failed, rc, evs_errmsg(s));
+		if (rc == EVS_OK)
+			tu_check(seen == 4, "subscription: %zu events after position 1", seen);
+		evs_close(s);
+		check_store(dir, 5);
+		if (!failed)
+			break;
+	}
+	tu_check(n > 1 && n < MAX_WALK, "subscription: walk ended at %ld", n);
+	printf("subscription: %ld allocations walked\n", n - 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("nomem");
+	TCase *tc = tu_tcase("walk");
+
+	tcase_add_test(tc, nomem_open_new);
+	tcase_add_test(tc, nomem_open_existing);
+	tcase_add_test(tc, nomem_append);
+	tcase_add_test(tc, nomem_append_retry);
+	tcase_add_test(tc, nomem_schema_add);
+	tcase_add_test(tc, nomem_read);
+	tcase_add_test(tc, nomem_follow);
+	suite_add_tcase(s, tc);
+	/* no fork: LeakSanitizer reports at the exit of this process */
+	SRunner *sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
