@@ -5,7 +5,7 @@
  * Why: on a small machine a lookup costs little inside PostgreSQL; what
  * costs is waking threads and processes. A thread per request blocking on
  * its own statement wakes four times per request (HTTP thread, backend,
- * HTTP thread, client). Here each HTTP event loop (http.c) owns a batcher:
+ * HTTP thread, client). Here each HTTP event loop (server.c) owns a batcher:
  * its lookups queue while the loop's connection is busy, and the next
  * statement, with arrays of streams (and times), answers all of them: one
  * backend wake-up, and one loop wake-up, for many requests. A lone
