@@ -7,6 +7,7 @@
  * only '"', '\\' and control characters, and doubles always read back as
  * the same double and as a double.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +96,11 @@ void evs__json_double_short(evs__buf *b, double d)
 	char tmp[40];
 	int prec;
 
-	for (prec = 15; prec <= 17; prec++) {
+	/* DBL_DIG is 15: a normal double that some decimal of 15 or fewer
+	 * digits reads back to prints as that decimal under %.15g, so 15,
+	 * 16, 17 finds the shortest. Subnormals have fewer digits of
+	 * precision (5e-324 is one digit): count up from 1 for them. */
+	for (prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
 		if (prec == 17 || strtod(tmp, NULL) == d)
 			break;
