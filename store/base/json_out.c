@@ -124,6 +124,22 @@ int evs__json_double(evs__buf *b, double d)
 	return 0;
 }
 
+/* Decimal digits of an integer without printf's cost (the common value in
+ * a projector batch): mag is the magnitude, neg the sign. */
+static void put_integer(evs__buf *b, bool neg, uint64_t mag)
+{
+	char tmp[21];
+	size_t i = sizeof tmp;
+
+	do {
+		tmp[--i] = (char)('0' + mag % 10);
+		mag /= 10;
+	} while (mag);
+	if (neg)
+		tmp[--i] = '-';
+	evs__buf_putn(b, tmp + i, sizeof tmp - i);
+}
+
 static int put_value(evs__buf *b, const msgpack_object *o, unsigned flags, int depth);
 
 /* A non-string map key (lenient mode): its JSON text, as a string. */
@@ -154,11 +170,9 @@ static int put_value(evs__buf *b, const msgpack_object *o, unsigned flags, int d
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: evs__buf_putn(b, "null", 4); return 0;
 	case MSGPACK_OBJECT_BOOLEAN: evs__buf_puts(b, o->via.boolean ? "true" : "false"); return 0;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		evs__buf_printf(b, "%llu", (unsigned long long)o->via.u64);
-		return 0;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: put_integer(b, false, o->via.u64); return 0;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		evs__buf_printf(b, "%lld", (long long)o->via.i64);
+		put_integer(b, true, 0 - (uint64_t)o->via.i64);
 		return 0;
 	case MSGPACK_OBJECT_FLOAT32:
 		if (exact)
