@@ -7,10 +7,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 
 #include "evsproj.h" /* evs__buf */
+#include "utf8.h"
 #include "evsq.h"
 
 /* ---- PostgreSQL pool (pool.c) ----
@@ -184,8 +186,19 @@ bool evsq__parse_u63(const char *s, int64_t *out);
 /* A JSON string (quoted, escaped); bytes that are not valid UTF-8 become
  * U+FFFD. */
 void evsq__json_str(evs__buf *b, const char *s);
-/* Whether s is valid UTF-8 (what PostgreSQL's text accepts). */
-bool evsq__utf8_valid(const char *s);
+/* Whether s is valid UTF-8 without NUL (what PostgreSQL's text accepts):
+ * the base's validator. */
+static inline bool evsq__utf8_valid(const char *s)
+{
+	return evs__utf8_text((const uint8_t *)s, strlen(s));
+}
+/* Copy the JSON text s[0..n) (PostgreSQL's output of a jsonb written from
+ * msgpack) to out with its doubles as the base writes them (mpjson.h):
+ * jsonb prints 1e300 as 301 digits and 5e-324 as 324 decimals; these come
+ * back as 1e+300 and 5e-324, as evs read prints them. Integers that fit
+ * 64 bits are copied as they are. Only for values that came from msgpack:
+ * a numeric column's digits are not doubles. */
+void evsq__json_numbers(evs__buf *out, const char *s, size_t n);
 
 /* ---- stream endpoints (streams.c) ---- */
 
