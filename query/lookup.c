@@ -17,7 +17,9 @@ unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *st
 
 	body->len = 0;
 	if (!PQgetisnull(r, row, 1)) {
-		evs__buf_puts(body, PQgetvalue(r, row, 1));
+		/* the state's doubles as the store prints them (jsonb prints
+		 * 1e300 as 301 digits); the envelope's integers are copied */
+		evsq__json_numbers(body, PQgetvalue(r, row, 1), (size_t)PQgetlength(r, row, 1));
 		evs__buf_putc(body, '\n');
 		return 200;
 	}

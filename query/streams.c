@@ -44,10 +44,16 @@ static void put_ts(evs__buf *b, const char *key, const PGresult *r, int row, int
 		evsq__json_str(b, PQgetvalue(r, row, col));
 }
 
+/* An integer column, or a jsonb column written from msgpack (data,
+ * metadata), whose doubles are written as the store prints them (jsonb
+ * prints 1e300 as 301 digits; integers are copied as they are). */
 static void put_raw(evs__buf *b, const char *key, const PGresult *r, int row, int col)
 {
 	evs__buf_printf(b, ",\"%s\":", key);
-	evs__buf_puts(b, PQgetisnull(r, row, col) ? "null" : PQgetvalue(r, row, col));
+	if (PQgetisnull(r, row, col))
+		evs__buf_puts(b, "null");
+	else
+		evsq__json_numbers(b, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
 }
 
 static void put_text(evs__buf *b, const char *key, const PGresult *r, int row, int col)

@@ -62,6 +62,43 @@ static void project(struct fixture *f)
 	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
 }
 
+/* msgpack float64 */
+static size_t put_double(unsigned char *p, double d)
+{
+	uint64_t u;
+	int i;
+
+	memcpy(&u, &d, 8);
+	p[0] = 0xcb;
+	for (i = 0; i < 8; i++)
+		p[1 + i] = (unsigned char)(u >> (56 - 8 * i));
+	return 9;
+}
+
+/* Stream "numbers": one event {"w":-1e19,"x":1e300,"y":0.1,"z":5e-324}
+ * (keys in jsonb's order, so both sources print them alike). */
+static const double numbers[] = {-1e19, 1e300, 0.1, 5e-324};
+
+static void append_numbers(evs_store *store)
+{
+	unsigned char data[64];
+	size_t n = 0, i;
+	evs_event_in ev;
+	evs_append_result res;
+
+	data[n++] = 0x84;
+	for (i = 0; i < 4; i++) {
+		data[n++] = 0xa1;
+		data[n++] = (unsigned char)('w' + i);
+		n += put_double(data + n, numbers[i]);
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.type = "Numbers";
+	ev.data = data;
+	ev.data_len = n;
+	ck_assert_int_eq(evs_append(store, "numbers", EVS_ANY, &ev, 1, &res), EVS_OK);
+}
+
 /* A random store, projected, then served with --store (the server opens
  * the store: one LMDB environment per process) and the access log. */
 static void setup(struct fixture *f, const char *test)
@@ -78,6 +115,7 @@ static void setup(struct fixture *f, const char *test)
 	f->dsn = pgh_new_db();
 	store = model_open(f->dir);
 	model_generate(store, &rng, 300);
+	append_numbers(store);
 	evs_close(store);
 	project(f);
 	f->c = pgh_connect(f->dsn);
@@ -209,6 +247,76 @@ START_TEST(params_store_far_times)
 	}
 	fprintf(stderr, "params_store_far_times: %zu far times and %d event times agree\n",
 		sizeof times / sizeof times[0], found);
+	teardown(&f);
+}
+END_TEST
+
+/* The "data" member's text in an answer (malloc'd), spaces dropped
+ * (jsonb prints ": " and ", "; no string here holds a space). */
+static char *data_text(const http_answer *a)
+{
+	const char *p = strstr(a->body, "\"data\":");
+	char *out, *o;
+
+	ck_assert_msg(p != NULL, "%s", a->body);
+	p += 7;
+	out = o = malloc(strlen(p) + 1);
+	for (; *p && *p != '}'; p++)
+		if (*p != ' ')
+			*o++ = *p;
+	*o++ = '}';
+	*o = '\0';
+	return out;
+}
+
+/* Doubles reach HTTP as the store prints them: PostgreSQL's jsonb
+ * prints 1e300 as 301 digits, which the read model's answers must not
+ * show (current state through the batcher and a worker, as_of, history,
+ * events), and source=store answers the same text. */
+START_TEST(params_numbers)
+{
+	static const char *const paths[] = {
+		"/streams/numbers/state",
+		"/streams/numbers/state?as_of=9999-01-01T00:00:00Z",
+		"/streams/numbers/state?min_position=1",
+		"/streams/numbers/state?at_position=999999999&min_position=0",
+		"/streams/numbers/history",
+		"/streams/numbers/events",
+	};
+	struct fixture f;
+	http_answer st, a;
+	char *want, *got;
+	size_t i, k;
+
+	setup(&f, "params_numbers");
+	http_get(f.port, "/streams/numbers/state?source=store", NULL, &st);
+	ck_assert_int_eq(st.status, 200);
+	want = data_text(&st);
+	for (k = 0; k < 4; k++) {
+		json_object *d, *v;
+		char key[2] = {(char)('w' + k), 0};
+
+		ck_assert(json_object_object_get_ex(st.json, "data", &d));
+		ck_assert(json_object_object_get_ex(d, key, &v));
+		ck_assert_msg(json_object_get_double(v) == numbers[k], "%s: %s", key, want);
+	}
+	for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		http_get(f.port, paths[i], NULL, &a);
+		ck_assert_msg(a.status == 200 || (i == 3 && a.status == 409), "%s: %ld %s",
+			      paths[i], a.status, a.body);
+		ck_assert_msg(!strstr(a.body, "000000000000000000000000000000"), "%s: %s", paths[i], a.body);
+		if (i < 3) {
+			got = data_text(&a);
+			ck_assert_msg(!strcmp(got, want), "%s: %s, store %s", paths[i], got, want);
+			free(got);
+		} else if (a.status == 200) {
+			ck_assert_msg(strstr(a.body, "1e+300") || strstr(a.body, "1e300"), "%s: %s",
+				      paths[i], a.body);
+		}
+		http_answer_free(&a);
+	}
+	free(want);
+	http_answer_free(&st);
 	teardown(&f);
 }
 END_TEST
@@ -422,6 +530,7 @@ int main(void)
 	tcase_add_test(tc, params_store_far_times);
 	tcase_add_test(tc, params_malformed);
 	tcase_add_test(tc, params_access_log);
+	tcase_add_test(tc, params_numbers);
 	suite_add_tcase(s, tc);
 	failed = pgh_run_suite(s);
 	curl_global_cleanup();
