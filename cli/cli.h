@@ -29,7 +29,11 @@
 #include <json-c/json.h>
 #include <msgpack.h>
 
+#include "base64.h"
+#include "buf.h"
 #include "evstore.h"
+#include "mpjson.h"
+#include "rfc3339.h"
 
 #define CLI_EXIT_OK       0
 #define CLI_EXIT_FAIL     1
@@ -120,56 +124,50 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 void cli_store_error(evs_store *store, int rc, const char *what, ...) CLI_PRINTF(3, 4);
 
 /* ---------------------------------------------------------------------
- * timefmt.c: RFC 3339 with nanoseconds
+ * timefmt.c: times on the command line (RFC 3339 is the base's rfc3339.h)
  * ------------------------------------------------------------------- */
 
-#define CLI_TIME_LEN 31 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" + NUL */
-
-/* Format ns since the epoch as UTC with nine fractional digits and "Z". */
-void cli_time_format(int64_t ns, char out[CLI_TIME_LEN]);
-/* Parse RFC 3339 (fraction of 0 to 9 digits, "Z" or a "+HH:MM" offset).
- * On error returns -1 and sets *why. */
-int cli_time_parse(const char *s, size_t len, int64_t *ns, const char **why);
 /* RFC 3339 or an integer number of nanoseconds. */
 int cli_time_parse_arg(const char *s, int64_t *ns, const char **why);
 
 /* ---------------------------------------------------------------------
- * jbuf.c: a growable output buffer with JSON emitters
+ * jbuf.c: the tool's output buffer is the base's evs__buf (buf.h); the
+ * JSON text is the base's writer (mpjson.h). jb_ names are the tool's
+ * short spellings of them.
  * ------------------------------------------------------------------- */
 
-struct jbuf {
-	char *ptr;
-	size_t len;
-	size_t cap;
-};
-
-void jb_init(struct jbuf *b);
-void jb_free(struct jbuf *b);
-void jb_reserve(struct jbuf *b, size_t more);
-void jb_putc(struct jbuf *b, char c);
-void jb_putn(struct jbuf *b, const void *p, size_t n);
-void jb_puts(struct jbuf *b, const char *s);
-void jb_printf(struct jbuf *b, const char *fmt, ...) CLI_PRINTF(2, 3);
+static inline void jb_init(evs__buf *b)
+{
+	*b = (evs__buf){0};
+}
+static inline void jb_free(evs__buf *b)
+{
+	evs__buf_free(b);
+}
+static inline void jb_putc(evs__buf *b, char c)
+{
+	evs__buf_putc(b, c);
+}
+static inline void jb_putn(evs__buf *b, const void *p, size_t n)
+{
+	evs__buf_putn(b, p, n);
+}
+static inline void jb_puts(evs__buf *b, const char *s)
+{
+	evs__buf_puts(b, s);
+}
+#define jb_printf evs__buf_printf
 /* A JSON string; -1 (and b unchanged) if s is not valid UTF-8. */
-int jb_str(struct jbuf *b, const char *s, size_t n);
-void jb_u64(struct jbuf *b, uint64_t v);
-void jb_i64(struct jbuf *b, int64_t v);
-/* The shortest text that reads back as exactly d, always with '.' or 'e'
- * so it reads back as a float; -1 if d is not finite. */
-int jb_f64(struct jbuf *b, double d);
-void jb_uuid(struct jbuf *b, const uint8_t id[16]); /* quoted */
-void jb_time(struct jbuf *b, int64_t ns);           /* quoted */
-/* Write the buffer to f; returns -1 on a write error. */
-int jb_write(const struct jbuf *b, FILE *f);
-
-/* ---------------------------------------------------------------------
- * base64.c: RFC 4648 base64 with padding
- * ------------------------------------------------------------------- */
-
-void cli_base64_encode(struct jbuf *b, const void *p, size_t n);
-/* Strict decode (padding required, no whitespace, canonical trailing
- * bits); returns -1 on bad input. *out is allocated. */
-int cli_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen);
+static inline int jb_str(evs__buf *b, const char *s, size_t n)
+{
+	return evs__json_str(b, s, n);
+}
+void jb_u64(evs__buf *b, uint64_t v);
+void jb_uuid(evs__buf *b, const uint8_t id[16]); /* quoted */
+void jb_time(evs__buf *b, int64_t ns);           /* quoted */
+/* Write the buffer to f; -1 on a write error. A buffer that ran out of
+ * memory prints "evs: out of memory" and exits (the tool's rule). */
+int jb_write(const evs__buf *b, FILE *f);
 
 /* ---------------------------------------------------------------------
  * json_mp.c: JSON <-> msgpack
@@ -182,9 +180,6 @@ json_object *cli_json_parse(const char *text, size_t n, char *err, size_t errlen
  * other numbers as float64, strings, booleans, null, arrays, maps. On
  * error returns -1 with a message in err. */
 int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errlen);
-/* JSON text of a msgpack map; -1 (b truncated back) when the payload has
- * no JSON form (bin, ext, float32, non-string keys, invalid UTF-8, ...). */
-int cli_msgpack_to_json(struct jbuf *b, const void *p, size_t n);
 /* Whether JSON text converts back to exactly the msgpack bytes p[0..n). */
 bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p, size_t n);
 
@@ -215,7 +210,7 @@ int cli_lines_next(struct cli_lines *r, char **line, size_t *len);
 
 /* One event as a JSON object line (with "\n") appended to b; -1 after
  * printing an error if its stream or type is not UTF-8. */
-int cli_event_to_json(struct jbuf *b, const evs_event *ev);
+int cli_event_to_json(evs__buf *b, const evs_event *ev);
 
 /* An event read from a JSON line, owning its memory. */
 struct cli_event {

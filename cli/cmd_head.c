@@ -8,7 +8,7 @@
 static int print_store_head(evs_store *store)
 {
 	evs_store_info h;
-	struct jbuf b;
+	evs__buf b;
 	int rc = evs_head(store, &h);
 
 	if (rc != EVS_OK) {
@@ -38,7 +38,7 @@ static int print_store_head(evs_store *store)
 static int print_stream_head(evs_store *store, const char *stream)
 {
 	evs_stream_info h;
-	struct jbuf b;
+	evs__buf b;
 	int rc = evs_stream_head(store, stream, &h);
 	int status = CLI_EXIT_OK;
 

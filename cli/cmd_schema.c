@@ -100,7 +100,7 @@ static int add_or_check(struct cli_ctx *ctx, bool add)
 
 static int list_one(void *ctx, const evs_schema_entry *e)
 {
-	struct jbuf *b = ctx;
+	evs__buf *b = ctx;
 
 	jb_puts(b, "{\"type\":");
 	jb_str(b, e->type.ptr, e->type.len);
@@ -117,7 +117,7 @@ static int list_one(void *ctx, const evs_schema_entry *e)
 static int list(struct cli_ctx *ctx)
 {
 	evs_store *store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	struct jbuf b;
+	evs__buf b;
 	int rc;
 
 	if (store == NULL)

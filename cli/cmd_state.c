@@ -68,7 +68,7 @@ static int run(struct cli_ctx *ctx, void *state)
 	struct state_opts *st = state;
 	const char *stream = ctx->argv[0];
 	evs_state s = {0};
-	struct jbuf b;
+	evs__buf b;
 	evs_store *store;
 	int rc, status = CLI_EXIT_OK;
 
@@ -105,10 +105,10 @@ static int run(struct cli_ctx *ctx, void *state)
 	jb_u64(&b, s.position);
 	size_t mark = b.len;
 	jb_puts(&b, ",\"state\":");
-	if (cli_msgpack_to_json(&b, s.data, s.len) != 0) {
+	if (evs__msgpack_to_json(&b, s.data, s.len, EVS__JSON_EXACT) != 0) {
 		b.len = mark;
 		jb_puts(&b, ",\"state_msgpack\":\"");
-		cli_base64_encode(&b, s.data, s.len);
+		evs__base64_encode(&b, s.data, s.len);
 		jb_putc(&b, '"');
 	}
 	jb_puts(&b, "}\n");

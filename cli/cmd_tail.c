@@ -68,7 +68,7 @@ static void cleanup(void *state)
 
 static int follow(evs_store *store, evs_sub *sub, uint64_t count)
 {
-	struct jbuf buf;
+	evs__buf buf;
 	uint64_t printed = 0;
 	int status = CLI_EXIT_OK;
 

@@ -35,22 +35,22 @@ static bool all_zero(const uint8_t id[16])
 	return true;
 }
 
-static void put_payload(struct jbuf *b, const char *name, const void *p, size_t n)
+static void put_payload(evs__buf *b, const char *name, const void *p, size_t n)
 {
 	size_t mark = b->len, start;
 
 	jb_printf(b, ",\"%s\":", name);
 	start = b->len;
-	if (cli_msgpack_to_json(b, p, n) == 0 &&
+	if (evs__msgpack_to_json(b, p, n, EVS__JSON_EXACT) == 0 &&
 	    cli_json_matches_msgpack(b->ptr + start, b->len - start, p, n))
 		return;
 	b->len = mark;
 	jb_printf(b, ",\"%s_msgpack\":\"", name);
-	cli_base64_encode(b, p, n);
+	evs__base64_encode(b, p, n);
 	jb_putc(b, '"');
 }
 
-int cli_event_to_json(struct jbuf *b, const evs_event *ev)
+int cli_event_to_json(evs__buf *b, const evs_event *ev)
 {
 	size_t mark = b->len;
 
@@ -289,8 +289,9 @@ static int parse_field(struct cli_event *e, const struct field *f, json_object *
 				return -1;
 			}
 		} else if (json_object_is_type(v, json_type_string)) {
-			if (cli_time_parse(json_object_get_string(v),
-					   (size_t)json_object_get_string_len(v), dst, &why) != 0) {
+			if (evs__time_parse(json_object_get_string(v),
+					    (size_t)json_object_get_string_len(v), dst,
+					    &why) != 0) {
 				snprintf(err, errlen, "field \"%s\": %s", f->name, why);
 				return -1;
 			}
@@ -312,20 +313,24 @@ static int parse_field(struct cli_event *e, const struct field *f, json_object *
 					     f->name, err, errlen);
 	case K_PAYLOAD_B64: {
 		msgpack_sbuffer *dst = f->bit == CLI_F_DATA ? &e->data : &e->metadata;
-		uint8_t *raw;
-		size_t rawlen;
+		evs__buf raw = {0};
 
 		if (!json_object_is_type(v, json_type_string) ||
-		    cli_base64_decode(json_object_get_string(v),
-				      (size_t)json_object_get_string_len(v), &raw, &rawlen) != 0) {
+		    evs__base64_decode(&raw, json_object_get_string(v),
+				       (size_t)json_object_get_string_len(v)) != 0) {
+			bool oom = raw.oom;
+
+			evs__buf_free(&raw);
+			if (oom)
+				goto nomem;
 			snprintf(err, errlen, "field \"%s\" must be a base64 string", f->name);
 			return -1;
 		}
-		if (msgpack_sbuffer_write(dst, (const char *)raw, rawlen) != 0) {
-			cli_error("out of memory");
-			exit(CLI_EXIT_FAIL);
+		if (raw.len && msgpack_sbuffer_write(dst, raw.ptr, raw.len) != 0) {
+			evs__buf_free(&raw);
+			goto nomem;
 		}
-		free(raw);
+		evs__buf_free(&raw);
 		return 0;
 	}
 	}
@@ -335,6 +340,9 @@ not_uint:
 	snprintf(err, errlen, "field \"%s\" must be a non-negative integer%s", f->name,
 		 f->kind == K_U32 ? " below 2^32" : "");
 	return -1;
+nomem:
+	cli_error("out of memory");
+	exit(CLI_EXIT_FAIL);
 }
 
 int cli_event_from_json(struct cli_event *e, json_object *obj, unsigned allowed, char *err,

@@ -17,12 +17,17 @@
  * storing something other than what was written. Duplicate keys keep the
  * last value (RFC 8259 leaves this to the implementation).
  *
- * msgpack to JSON (read, export) writes the reverse mapping. Some payloads
- * have no exact JSON form: bin, ext, float32, NaN/Inf, non-string map keys,
- * strings that are not UTF-8, and any encoding that is not the smallest
- * (e.g. 5 as uint32). cli_msgpack_to_json refuses the first kinds;
+ * msgpack to JSON (read, export) is the base's writer (mpjson.h, where the
+ * number policy is drawn), in its exact mode. Some payloads have no exact
+ * JSON form: bin, ext, float32, NaN/Inf, non-string map keys, strings that
+ * are not UTF-8, and any encoding that is not the smallest (e.g. 5 as
+ * uint32). The exact mode refuses the first kinds;
  * cli_json_matches_msgpack catches everything by converting the JSON back
  * and comparing bytes. Export uses both and falls back to base64.
+ *
+ * Input stays on json-c here, not the base's text reader: the envelope of
+ * an event is a json-c object, and json-c keeps the last of duplicate
+ * keys, which the byte comparison above relies on.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -267,71 +272,6 @@ static int to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errl
 int cli_json_to_msgpack(json_object *v, msgpack_packer *pk, char *err, size_t errlen)
 {
 	return to_msgpack(v, pk, err, errlen, 0);
-}
-
-/* ---------------------------------------------------------------------
- * msgpack -> JSON
- * ------------------------------------------------------------------- */
-
-static int emit(struct jbuf *b, const msgpack_object *o)
-{
-	uint32_t i;
-
-	switch (o->type) {
-	case MSGPACK_OBJECT_NIL: jb_puts(b, "null"); return 0;
-	case MSGPACK_OBJECT_BOOLEAN: jb_puts(b, o->via.boolean ? "true" : "false"); return 0;
-	case MSGPACK_OBJECT_POSITIVE_INTEGER: jb_u64(b, o->via.u64); return 0;
-	case MSGPACK_OBJECT_NEGATIVE_INTEGER: jb_i64(b, o->via.i64); return 0;
-	case MSGPACK_OBJECT_FLOAT64: return jb_f64(b, o->via.f64);
-	case MSGPACK_OBJECT_STR: return jb_str(b, o->via.str.ptr, o->via.str.size);
-	case MSGPACK_OBJECT_ARRAY:
-		jb_putc(b, '[');
-		for (i = 0; i < o->via.array.size; i++) {
-			if (i)
-				jb_putc(b, ',');
-			if (emit(b, &o->via.array.ptr[i]) != 0)
-				return -1;
-		}
-		jb_putc(b, ']');
-		return 0;
-	case MSGPACK_OBJECT_MAP:
-		jb_putc(b, '{');
-		for (i = 0; i < o->via.map.size; i++) {
-			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-
-			if (kv->key.type != MSGPACK_OBJECT_STR)
-				return -1;
-			if (i)
-				jb_putc(b, ',');
-			if (emit(b, &kv->key) != 0)
-				return -1;
-			jb_putc(b, ':');
-			if (emit(b, &kv->val) != 0)
-				return -1;
-		}
-		jb_putc(b, '}');
-		return 0;
-	default: /* FLOAT32, BIN, EXT: no exact JSON form */ return -1;
-	}
-}
-
-int cli_msgpack_to_json(struct jbuf *b, const void *p, size_t n)
-{
-	msgpack_unpacked u;
-	size_t off = 0, mark = b->len;
-	int rc = -1;
-
-	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, p, n, &off) == MSGPACK_UNPACK_SUCCESS && off == n &&
-	    u.data.type == MSGPACK_OBJECT_MAP)
-		rc = emit(b, &u.data);
-	msgpack_unpacked_destroy(&u);
-	if (rc != 0) {
-		b->len = mark;
-		if (b->ptr)
-			b->ptr[mark] = '\0';
-	}
-	return rc;
 }
 
 bool cli_json_matches_msgpack(const char *text, size_t tlen, const void *p, size_t n)

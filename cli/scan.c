@@ -51,7 +51,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 {
 	bool forward = sc->direction == EVS_FORWARD;
 	uint64_t from = sc->from, stop = UINT64_MAX, printed = 0;
-	struct jbuf buf;
+	evs__buf buf;
 	bool done = false;
 	int rc, status = CLI_EXIT_FAIL;
 

@@ -25,6 +25,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "mpjson.h"
+#include "rfc3339.h"
 
 #include <libpq-fe.h>
 
@@ -176,16 +178,30 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen);
 bool evp_retryable(PGconn *conn, const PGresult *res);
 
 /* ---------------------------------------------------------------------
- * msgpack -> JSON (mpjson.c), PostgreSQL text formats (pgtext.c)
+ * msgpack -> JSON and times (the base: mpjson.h, rfc3339.h), PostgreSQL
+ * text formats (pgtext.c)
  * ------------------------------------------------------------------- */
 
-
-/* JSON text of one msgpack value. Values without a JSON form become:
- * bin and ext as base64 strings, non-finite floats as null, non-string
- * map keys as their JSON text. -1 on malformed msgpack. */
-int evp_msgpack_to_json(evs__buf *b, const void *p, size_t n);
-/* One JSON text to msgpack (json-c); -1 on a parse error. */
-int evp_json_to_msgpack(const char *text, size_t n, evs__buf *out);
+/* JSON text of one msgpack value by the base's number policy (mpjson.h:
+ * a number keeps its kind and value through jsonb). Values without a JSON
+ * form become: bin and ext base64 strings, non-finite floats null,
+ * non-string map keys their JSON text. -1 on malformed msgpack. */
+static inline int evp_msgpack_to_json(evs__buf *b, const void *p, size_t n)
+{
+	return evs__msgpack_to_json(b, p, n, 0);
+}
+/* One JSON text (jsonb's output) to msgpack, appended to out: integer
+ * tokens that do not fit 64 bits (jsonb's digits of 1e300) are doubles,
+ * not clamped integers. -1 on a parse error. */
+static inline int evp_json_to_msgpack(const char *text, size_t n, evs__buf *out)
+{
+	return evs__json_to_msgpack(text, n, out, 0, NULL, 0);
+}
+/* timestamptz text of ns since the epoch (microseconds, UTC). */
+static inline void evp_time_text(evs__buf *b, int64_t ns)
+{
+	evs__time_pg_text(b, ns);
+}
 
 /* COPY text format: one field with \\, \n, \r, \t escaped; NULL is \N. */
 void evp_copy_field(evs__buf *b, const char *p, size_t n);
@@ -201,8 +217,6 @@ void evp_bin_i64(evs__buf *b, int64_t v);
 void evp_bin_bytes(evs__buf *b, const void *p, size_t n); /* text, bytea, uuid */
 void evp_bin_time(evs__buf *b, int64_t ns);               /* timestamptz */
 void evp_bin_jsonb(evs__buf *b, const char *json, size_t n);
-/* timestamptz text of ns since the epoch (microseconds, UTC). */
-void evp_time_text(evs__buf *b, int64_t ns);
 void evp_uuid_text(evs__buf *b, const uint8_t id[16]);
 bool evp_uuid_is_nil(const uint8_t id[16]);
 

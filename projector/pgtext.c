@@ -1,5 +1,5 @@
 /*
- * pgtext.c - a growable buffer and PostgreSQL's text formats.
+ * pgtext.c - PostgreSQL's text and binary COPY formats.
  *
  * COPY text format (one row per line, fields separated by tabs): a field
  * escapes backslash, newline, carriage return and tab with a backslash;
@@ -11,11 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "evsproj.h"
-
-
 
 void evp_copy_field(evs__buf *b, const char *p, size_t n)
 {
@@ -57,22 +54,6 @@ void evp_array_elem(evs__buf *b, const char *p, size_t n)
 	}
 	evs__buf_putn(b, p + start, n - start);
 	evs__buf_putc(b, '"');
-}
-
-void evp_time_text(evs__buf *b, int64_t ns)
-{
-	int64_t s = ns / 1000000000, frac = ns % 1000000000;
-	time_t t;
-	struct tm tm;
-
-	if (frac < 0) {
-		frac += 1000000000;
-		s--;
-	}
-	t = (time_t)s;
-	gmtime_r(&t, &tm);
-	evs__buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
-		       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
 }
 
 void evp_uuid_text(evs__buf *b, const uint8_t id[16])

@@ -5,7 +5,7 @@
  * Why: on a small machine a lookup costs little inside PostgreSQL; what
  * costs is waking threads and processes. A thread per request blocking on
  * its own statement wakes four times per request (HTTP thread, backend,
- * HTTP thread, client). Here each HTTP event loop (http.c) owns a batcher:
+ * HTTP thread, client). Here each HTTP event loop (server.c) owns a batcher:
  * its lookups queue while the loop's connection is busy, and the next
  * statement, with arrays of streams (and times), answers all of them: one
  * backend wake-up, and one loop wake-up, for many requests. A lone
@@ -251,7 +251,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 {
 	struct batch *bt = &c->ring[(c->head + c->count) % DEPTH];
 	const char *params[3];
-	char name[16];
+	const char *name;
 	int i, n, rc, kind, state;
 
 	if (!b->head)
@@ -291,8 +291,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	params[0] = b->projection;
 	params[1] = b->streams.ptr;
 	params[2] = b->times.ptr;
-	snprintf(name, sizeof name, "q%d",
-		 kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N);
+	name = evsq__stmts[kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N].name;
 	/* a sync per statement: a statement that fails fails only its batch */
 	if (!PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params, NULL, NULL,
 				 0) ||

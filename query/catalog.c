@@ -197,44 +197,6 @@ static const char catalog_sql[] =
 	" WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
 	" ORDER BY a.attnum";
 
-/* PostgreSQL's message without "ERROR:  " and past its first line. */
-void evsq__pg_message(char *out, size_t n, const char *err)
-{
-	size_t len;
-
-	if (!strncmp(err, "ERROR:  ", 8))
-		err += 8;
-	len = strcspn(err, "\n");
-	snprintf(out, n, "%.*s", (int)len, err);
-}
-
-unsigned evsq__models_db_error(evs__buf *body, int rc, const char *sqlstate, const char *err)
-{
-	char msg[1024];
-
-	evsq__pg_message(msg, sizeof msg, err);
-	if (rc == EVSQ_UNAVAILABLE) {
-		evsq__error(body, "unavailable", msg);
-		return 503;
-	}
-	if (rc == EVSQ_NOMEM) {
-		evsq__error(body, "internal", "out of memory");
-		return 500;
-	}
-	/* 22: a value PostgreSQL could not take for the column's type;
-	 * 42883: no equality for the type of a filtered column (json) */
-	if (!strncmp(sqlstate, "22", 2) || !strcmp(sqlstate, "42883")) {
-		evsq__error(body, "bad_request", msg);
-		return 400;
-	}
-	if (!strcmp(sqlstate, "57014")) {
-		evsq__error(body, "unavailable", "statement timed out");
-		return 503;
-	}
-	evsq__error(body, "internal", msg);
-	return 500;
-}
-
 static int build_tinfo(const PGresult *r, struct evsq__tinfo **out)
 {
 	int n = PQntuples(r), i, j;
@@ -292,7 +254,7 @@ int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct ev
 	}
 	rc = evsq__pool_query(ctx->pool, catalog_sql, 2, params, &r, sqlstate, err, sizeof err);
 	if (rc) {
-		*status = evsq__models_db_error(body, rc, sqlstate, err);
+		*status = evsq__db_error(body, rc, sqlstate, err);
 		return EVSQ__T_FAILED;
 	}
 	if (PQntuples(r) == 0) {
@@ -302,7 +264,7 @@ int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct ev
 	rc = build_tinfo(r, &ti);
 	PQclear(r);
 	if (rc) {
-		*status = evsq__models_db_error(body, rc, "", "out of memory");
+		*status = evsq__db_error(body, rc, "", "out of memory");
 		return EVSQ__T_FAILED;
 	}
 	pthread_mutex_lock(&ms->mu);

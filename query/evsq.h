@@ -174,7 +174,7 @@ int evsq_config_set(evsq_config *cfg, const char *name, const char *value, char 
 int evsq_config_load(evsq_config *cfg, int argc, char **argv, bool *help, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------
- * The server (http.c)
+ * The server (server.c and the files of server.h)
  * ------------------------------------------------------------------- */
 
 typedef struct evsq_server evsq_server;

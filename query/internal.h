@@ -7,10 +7,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 
 #include "evsproj.h" /* evs__buf */
+#include "utf8.h"
 #include "evsq.h"
 
 /* ---- PostgreSQL pool (pool.c) ----
@@ -27,8 +29,14 @@ enum evsq__stmt {
 	EVSQ__S_COUNT
 };
 
-/* The statements' text, prepared as "q<index>" (pool.c, batch.c). */
-extern const char *const evsq__sql[EVSQ__S_COUNT];
+/* A statement: its prepared name (in pg_prepared_statements and in
+ * PostgreSQL's logs) beside its text. Prepared on every session (pool.c,
+ * batch.c); the table is in pool.c, indexed by enum evsq__stmt. */
+struct evsq__stmt_def {
+	const char *name;
+	const char *sql;
+};
+extern const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT];
 
 typedef struct evsq__pool evsq__pool;
 
@@ -112,6 +120,8 @@ void evsq__workers_stop(evsq__workers *w);
 void evsq__workers_free(evsq__workers *w);
 void evsq__workers_submit(evsq__workers *w, evsq__job *job);
 
+/* ---- state lookups (lookup.c) ---- */
+
 /* The answer to a state lookup of kind EVSQ__J_* from row `row` of
  * EVSQ__S_CURRENT_N, _AS_OF_N or _AT_POSITION_N (columns: ordinal, answer
  * JSON, known): the status, with the JSON body. */
@@ -120,7 +130,46 @@ unsigned evsq__state_answer(const PGresult *r, int row, int kind, const char *st
 /* A PostgreSQL text array literal of one element. */
 void evsq__array1(evs__buf *b, const char *s);
 
-/* ---- parameters (params.c) ---- */
+/* ---- errors (answer.c) ---- */
+
+/* {"error": code, "message": msg} */
+void evsq__error(evs__buf *body, const char *code, const char *msg);
+/* PostgreSQL's message without "ERROR:  " and past its first line. */
+void evsq__pg_message(char *out, size_t n, const char *err);
+/* The answer to a failed statement (rc and sqlstate from
+ * evsq__pool_exec/_query): 503 unavailable (unreachable, timeout), 400
+ * bad_request (class 22: a value the column's type refuses; 42883: no
+ * equality for a filtered column's type), 500 otherwise. */
+unsigned evsq__db_error(evs__buf *body, int rc, const char *sqlstate, const char *err);
+
+/* ---- query parameters of a request (args.c) ---- */
+
+struct MHD_Connection;
+
+#define EVSQ__MAX_ARGS 64
+
+typedef struct evsq__args {
+	struct evsq__arg {
+		const char *key, *value; /* MHD's, valid for the request */
+	} a[EVSQ__MAX_ARGS];
+	int n;
+} evsq__args;
+
+/* Read the request's parameters into *a, refusing (false, msg filled) a
+ * zero byte in a name or value, more than EVSQ__MAX_ARGS, a name given
+ * twice, a name without a value, then (allowed not NULL; NULL-terminated)
+ * a name not in allowed. */
+bool evsq__args_read(struct MHD_Connection *conn, const char *const *allowed, evsq__args *a,
+		     char *msg, size_t msglen);
+/* The same as an answer: 0, or 400 bad_request with the body. */
+unsigned evsq__args_check(struct MHD_Connection *conn, const char *const *allowed, evsq__args *a,
+			  evs__buf *body);
+/* The value of key, or NULL. */
+const char *evsq__arg(const evsq__args *a, const char *key);
+/* 400 bad_request: invalid <name> "<value>": expected <expected>. */
+unsigned evsq__bad_param(evs__buf *body, const char *name, const char *value, const char *expected);
+
+/* ---- parameter syntax (params.c) ---- */
 
 /* Strict RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM);
  * 't', 'z' and ' ' as date/time separator accepted. */
@@ -137,12 +186,22 @@ bool evsq__parse_u63(const char *s, int64_t *out);
 /* A JSON string (quoted, escaped); bytes that are not valid UTF-8 become
  * U+FFFD. */
 void evsq__json_str(evs__buf *b, const char *s);
-/* Whether s is valid UTF-8 (what PostgreSQL's text accepts). */
-bool evsq__utf8_valid(const char *s);
+/* Whether s is valid UTF-8 without NUL (what PostgreSQL's text accepts):
+ * the base's validator. */
+static inline bool evsq__utf8_valid(const char *s)
+{
+	return evs__utf8_text((const uint8_t *)s, strlen(s));
+}
+/* Copy the JSON text s[0..n) (PostgreSQL's output of a jsonb written from
+ * msgpack) to out with its doubles as the base writes them (mpjson.h):
+ * jsonb prints 1e300 as 301 digits and 5e-324 as 324 decimals; these come
+ * back as 1e+300 and 5e-324, as evs read prints them. Integers that fit
+ * 64 bits are copied as they are. Only for values that came from msgpack:
+ * a numeric column's digits are not doubles. */
+void evsq__json_numbers(evs__buf *out, const char *s, size_t n);
 
 /* ---- stream endpoints (streams.c) ---- */
 
-struct MHD_Connection;
 typedef struct evsq__models evsq__models;
 
 typedef struct evsq__watch evsq__watch;
@@ -161,11 +220,16 @@ typedef struct evsq__ctx {
  * "/streams/"): the HTTP status, with the JSON body in *body. */
 unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 		       evs__buf *body);
-/* GET /streams/{id}/state?source=store: the generic state replayed from
- * the LMDB store (evs_state_load), current, as_of (a valid RFC 3339 text)
- * or at_position (at >= 0). */
+/* GET /streams/{id}/state?source=store (store_source.c): the generic
+ * state replayed from the LMDB store (evs_state_load), current, as_of (a
+ * valid RFC 3339 text) or at_position (at >= 0). */
 unsigned evsq__state_from_store(evs_store *store, const char *stream, const char *as_of,
 				int64_t at_position, evs__buf *body);
+/* One state lookup of kind EVSQ__J_CURRENT, _AS_OF (arg: microseconds)
+ * or _AT (arg: position) through the pool (lookup.c): the batcher's
+ * statement with arrays of one, so both paths answer alike. */
+unsigned evsq__lookup(const evsq__ctx *ctx, int kind, const char *stream, int64_t arg,
+		      evs__buf *body);
 /* GET /streams/<rest> when it is a plain state lookup (current, or as of
  * a valid time; no other parameter but a min_position the watcher has
  * seen reached) the batcher can answer: job's kind
@@ -173,13 +237,6 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
  * NULL for any other request (or no memory): the workers answer those. */
 char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 			 evsq__job *job);
-/* {"error": code, "message": msg} */
-void evsq__error(evs__buf *body, const char *code, const char *msg);
-/* Wait until the checkpoint of projection reaches min (bounded by
- * ctx->min_position_wait_ms): 0 when reached, else the status (409
- * projection_behind, 503, ...) with its body. */
-unsigned evsq__wait_position(const evsq__ctx *ctx, const char *projection, int64_t min,
-			     evs__buf *body);
 
 /* ---- declared read models (models.c) ---- */
 
@@ -221,7 +278,12 @@ bool evsq__watch_position(evsq__watch *w, const char *projection, int64_t *pos);
  * else woken by the notification that does; at the deadline the committed
  * checkpoint is read through the pool: 0, or 409 projection_behind with
  * the position, or 503/500 with the body. ctx->watch NULL: polling. */
-unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min, evs__buf *body);
+unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t min,
+			  evs__buf *body);
+/* A request's min_position (minp: its text, or NULL): 0 when absent or
+ * reached, else 400 for a malformed one or evsq__watch_wait's answer. */
+unsigned evsq__watch_min_position(const evsq__ctx *ctx, const char *projection, const char *minp,
+				  evs__buf *body);
 
 /* ---- projection lag (lag.c), for /ready and /metrics ---- */
 

@@ -1,85 +1,83 @@
 /*
  * json.c - the JSON envelope of answers. Read-model values (jsonb) are
- * copied verbatim from PostgreSQL's output, which is valid JSON, so they
- * are never decoded and re-encoded (no loss of number precision, no cost
- * per request); the envelope's strings (error messages, ids) are made
- * JSON by json-c here.
+ * copied from PostgreSQL's output, which is valid JSON, so they are never
+ * decoded into objects (no cost per value beyond one pass over the text);
+ * the envelope's strings (error messages, ids) are escaped by the base
+ * (mpjson.h), bytes that are not UTF-8 replaced, as a request may carry
+ * any bytes.
  */
-#include <stdio.h>
-
-#include <json.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
-/* Length of a valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
-			return 0;
-		return 3;
-	}
-	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-bool evsq__utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		size_t n = utf8_len(p);
-
-		if (!n)
-			return false;
-		p += n;
-	}
-	return true;
-}
-
 void evsq__json_str(evs__buf *b, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	evs__buf clean = {0};
-	json_object *o;
+	evs__json_str_lossy(b, s, strlen(s));
+}
 
-	/* json-c copies bytes through as they are: make the text valid
-	 * UTF-8 first (a request may carry any bytes) */
-	while (*p) {
-		size_t n = utf8_len(p);
+/* Whether the integer token p[0..n) (optional '-', digits) fits int64
+ * (negative) or uint64. */
+static bool integer_fits(const char *p, size_t n)
+{
+	bool neg = p[0] == '-';
+	const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
+	size_t limlen = strlen(lim);
 
-		if (n) {
-			evs__buf_putn(&clean, p, n);
-			p += n;
-		} else {
-			evs__buf_puts(&clean, "\xef\xbf\xbd"); /* U+FFFD */
-			p++;
-		}
+	if (neg) {
+		p++;
+		n--;
 	}
-	if (!evs__buf_cstr(&clean)) {
-		b->oom = true;
+	if (n != limlen)
+		return n < limlen;
+	return memcmp(p, lim, n) <= 0;
+}
+
+/* One number token, rewritten by the base's policy when it is a double. */
+static void put_number(evs__buf *out, const char *p, size_t n)
+{
+	char small[64], *text;
+	double d;
+
+	if (!memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n) && integer_fits(p, n)) {
+		evs__buf_putn(out, p, n);
 		return;
 	}
-	o = json_object_new_string(clean.ptr);
-	if (!o) {
-		b->oom = true;
-	} else {
-		evs__buf_puts(b,
-			     json_object_to_json_string_ext(
-				     o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
+	text = n < sizeof small ? small : malloc(n + 1);
+	if (!text) {
+		out->oom = true;
+		return;
 	}
-	evs__buf_free(&clean);
+	memcpy(text, p, n);
+	text[n] = '\0';
+	d = strtod(text, NULL);
+	if (text != small)
+		free(text);
+	if (evs__json_double(out, d) != 0)
+		evs__buf_putn(out, p, n); /* past the double range: as PostgreSQL wrote it */
+}
+
+void evsq__json_numbers(evs__buf *out, const char *s, size_t n)
+{
+	size_t i = 0, start;
+
+	while (i < n) {
+		start = i;
+		if (s[i] == '"') {
+			/* a string: copy it whole, digits in it are not numbers */
+			for (i++; i < n && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+			i = i < n ? i + 1 : n;
+			evs__buf_putn(out, s + start, i - start);
+		} else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+			while (i < n && strchr("+-0123456789.eE", s[i]) && s[i] != '\0')
+				i++;
+			put_number(out, s + start, i - start);
+		} else {
+			while (i < n && s[i] != '"' && s[i] != '-' && (s[i] < '0' || s[i] > '9'))
+				i++;
+			evs__buf_putn(out, s + start, i - start);
+		}
+	}
 }

@@ -38,7 +38,6 @@
 
 #include "models.h"
 
-#define MAX_ARGS    64
 #define DEFAULT_LIM 100
 
 static unsigned missing(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t)
@@ -51,84 +50,6 @@ static unsigned missing(evs__buf *body, const struct evsq__model *m, const struc
 		 m->schema, t->name, m->name);
 	evsq__error(body, "unavailable", msg);
 	return 503;
-}
-
-/* ---- request arguments ---- */
-
-struct arg {
-	const char *key, *value;
-};
-
-struct args {
-	struct arg a[MAX_ARGS];
-	int n;
-	bool overflow;
-};
-
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
-			       const char *value)
-{
-	struct args *a = cls;
-
-	(void)kind;
-	if (a->n == MAX_ARGS) {
-		a->overflow = true;
-		return MHD_NO;
-	}
-	a->a[a->n].key = key;
-	a->a[a->n].value = value;
-	a->n++;
-	return MHD_YES;
-}
-
-static const char *arg(const struct args *a, const char *key)
-{
-	int i;
-
-	for (i = 0; i < a->n; i++)
-		if (!strcmp(a->a[i].key, key))
-			return a->a[i].value;
-	return NULL;
-}
-
-static unsigned bad_request(evs__buf *body, const char *fmt, const char *x, const char *y)
-{
-	char msg[768];
-
-	snprintf(msg, sizeof msg, fmt, x, y);
-	evsq__error(body, "bad_request", msg);
-	return 400;
-}
-
-/* Arguments of the request: none twice, each with a value, and every one
- * either in allowed (NULL-terminated) or, when cols, a column name. */
-static unsigned check_args(struct MHD_Connection *conn, const char *const *allowed, struct args *a,
-			   evs__buf *body)
-{
-	int i, j;
-
-	a->n = 0;
-	a->overflow = false;
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect, a);
-	if (a->overflow)
-		return bad_request(body, "more than %s parameters", "64", NULL);
-	for (i = 0; i < a->n; i++) {
-		for (j = 0; j < i; j++)
-			if (!strcmp(a->a[i].key, a->a[j].key))
-				return bad_request(body, "parameter \"%.100s\" given twice",
-						   a->a[i].key, NULL);
-		if (!a->a[i].value)
-			return bad_request(body, "parameter \"%.100s\" needs a value", a->a[i].key,
-					   NULL);
-		if (allowed) {
-			for (j = 0; allowed[j] && strcmp(a->a[i].key, allowed[j]); j++)
-				;
-			if (!allowed[j])
-				return bad_request(body, "unknown parameter \"%.100s\"",
-						   a->a[i].key, NULL);
-		}
-	}
-	return 0;
 }
 
 /* ---- answers ---- */
@@ -270,7 +191,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 
 			for (i = 0; i < ti->npk; i++)
 				evs__buf_printf(&keys, "%s%s=...", i ? "&" : "?",
-					       ti->cols[ti->pk[i]].name);
+						ti->cols[ti->pk[i]].name);
 			evs__buf_cstr(&keys);
 			if (ti->npk == 0)
 				snprintf(msg, sizeof msg,
@@ -290,12 +211,12 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 			return 400;
 		}
 		evs__buf_printf(&sql,
-			       "SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
-			       "$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
-			       ti->qname, ti->cols[ti->pk[0]].quoted);
+				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
+				"$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
+				ti->qname, ti->cols[ti->pk[0]].quoted);
 		if (!evs__buf_cstr(&sql)) {
 			evsq__tinfo_release(ctx->models, ti);
-			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
+			return evsq__db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, 2, params, &r, sqlstate, err, sizeof err);
 		evs__buf_free(&sql);
@@ -308,7 +229,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 		}
 		evsq__tinfo_release(ctx->models, ti);
 		if (rc)
-			return evsq__models_db_error(body, rc, sqlstate, err);
+			return evsq__db_error(body, rc, sqlstate, err);
 		if (PQgetisnull(r, 0, 1)) {
 			snprintf(msg, sizeof msg,
 				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
@@ -330,19 +251,19 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 
 /* The listing statement of a page. Parameters: $1 projection, then
  * after (if any), the filters in args order, the limit. */
-static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const struct args *a,
+static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq__args *a,
 			bool after, const char **params, int *np)
 {
 	int i, j;
 
 	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-			  " r.k, r.j");
+			   " r.k, r.j");
 	if (after && ti->npk > 1) {
 		/* a composite after must name every key column */
 		evs__buf_puts(sql, ", jsonb_typeof($2::jsonb) = 'object' AND $2::jsonb ?& ARRAY[");
 		for (i = 0; i < ti->npk; i++)
 			evs__buf_printf(sql, "%s%s::text", i ? "," : "",
-				       ti->cols[ti->pk[i]].literal);
+					ti->cols[ti->pk[i]].literal);
 		evs__buf_puts(sql, "]");
 	}
 	evs__buf_puts(sql, " FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT ");
@@ -352,7 +273,7 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const struc
 		evs__buf_puts(sql, "jsonb_build_object(");
 		for (i = 0; i < ti->npk; i++)
 			evs__buf_printf(sql, "%s%s, t.%s", i ? ", " : "",
-				       ti->cols[ti->pk[i]].literal, ti->cols[ti->pk[i]].quoted);
+					ti->cols[ti->pk[i]].literal, ti->cols[ti->pk[i]].quoted);
 		evs__buf_puts(sql, ")::text");
 	}
 	evs__buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", ti->qname);
@@ -365,13 +286,13 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const struc
 			evs__buf_puts(sql, " AND (");
 			for (i = 0; i < ti->npk; i++)
 				evs__buf_printf(sql, "%st.%s", i ? ", " : "",
-					       ti->cols[ti->pk[i]].quoted);
+						ti->cols[ti->pk[i]].quoted);
 			evs__buf_puts(sql, ") > (SELECT ");
 			for (i = 0; i < ti->npk; i++)
 				evs__buf_printf(sql, "%sx.%s", i ? ", " : "",
-					       ti->cols[ti->pk[i]].quoted);
+						ti->cols[ti->pk[i]].quoted);
 			evs__buf_printf(sql, " FROM jsonb_populate_record(NULL::%s, $2::jsonb) x)",
-				       ti->qname);
+					ti->qname);
 		}
 	}
 	for (i = 0; i < a->n; i++) {
@@ -397,21 +318,18 @@ static bool reserved(const char *key)
 
 /* GET /models/{p}/{t}?after=&limit=&col=v */
 static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			 const struct args *a, evs__buf *body)
+			 const evsq__args *a, evs__buf *body)
 {
-	const char *after = arg(a, "after"), *lim = arg(a, "limit");
-	const char *params[MAX_ARGS + 3];
+	const char *after = evsq__arg(a, "after"), *lim = evsq__arg(a, "limit");
+	const char *params[EVSQ__MAX_ARGS + 3];
 	char sqlstate[6], err[1024], msg[768], lim_s[24];
 	int64_t l = DEFAULT_LIM;
 	unsigned status = 0;
 	int attempt, i, j;
 
 	if (lim && (!evsq__parse_u63(lim, &l) || l < 1 || l > ctx->page_max)) {
-		snprintf(msg, sizeof msg,
-			 "invalid limit \"%.100s\": expected an integer from 1 to %ld", lim,
-			 ctx->page_max);
-		evsq__error(body, "bad_request", msg);
-		return 400;
+		snprintf(msg, sizeof msg, "an integer from 1 to %ld", ctx->page_max);
+		return evsq__bad_param(body, "limit", lim, msg);
 	}
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
@@ -454,7 +372,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		params[np - 1] = lim_s;
 		if (!evs__buf_cstr(&sql)) {
 			evsq__tinfo_release(ctx->models, ti);
-			return evsq__models_db_error(body, EVSQ_NOMEM, "", "");
+			return evsq__db_error(body, EVSQ_NOMEM, "", "");
 		}
 		rc = evsq__pool_query(ctx->pool, sql.ptr, np, params, &r, sqlstate, err,
 				      sizeof err);
@@ -468,14 +386,14 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		}
 		if (rc) {
 			evsq__tinfo_release(ctx->models, ti);
-			return evsq__models_db_error(body, rc, sqlstate, err);
+			return evsq__db_error(body, rc, sqlstate, err);
 		}
 		if (after && ti->npk > 1 && strcmp(PQgetvalue(r, 0, 3), "t")) {
 			evs__buf keys = {0};
 
 			for (i = 0; i < ti->npk; i++)
 				evs__buf_printf(&keys, "%s\"%s\"", i ? ", " : "",
-					       ti->cols[ti->pk[i]].name);
+						ti->cols[ti->pk[i]].name);
 			evs__buf_cstr(&keys);
 			snprintf(msg, sizeof msg,
 				 "invalid after \"%.100s\": expected a JSON object with the key "
@@ -526,17 +444,15 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	evsq__models *ms = ctx->models;
 	struct evsq__model *m = NULL;
 	struct evsq__table *t = NULL;
-	struct args *a;
-	const char *p, *minp;
+	evsq__args a;
+	const char *p;
 	size_t best = 0, n;
 	unsigned status;
 	int i;
 	char msg[768];
 
 	if (!rest[0] || !strcmp(rest, "/")) {
-		struct args none;
-
-		if ((status = check_args(conn, just_min + 1, &none, body)))
+		if ((status = evsq__args_check(conn, just_min + 1, &a, body)))
 			return status;
 		return list_models(ctx, NULL, body);
 	}
@@ -556,9 +472,7 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (*p == '/')
 		p++;
 	if (!*p) {
-		struct args none;
-
-		if ((status = check_args(conn, just_min + 1, &none, body)))
+		if ((status = evsq__args_check(conn, just_min + 1, &a, body)))
 			return status;
 		return list_models(ctx, m, body);
 	}
@@ -575,31 +489,12 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 		return 404;
 	}
 	p += best;
-	if (!(a = malloc(sizeof *a))) {
-		evsq__error(body, "internal", "out of memory");
-		return 500;
-	}
 	/* a key lookup takes min_position only; a listing also after, limit
 	 * and column filters (checked against the catalog in get_rows) */
-	status = check_args(conn, *p ? just_min : NULL, a, body);
+	if ((status = evsq__args_check(conn, *p ? just_min : NULL, &a, body)))
+		return status;
+	status = evsq__watch_min_position(ctx, m->name, evsq__arg(&a, "min_position"), body);
 	if (status)
-		goto out;
-	minp = arg(a, "min_position");
-	if (minp) {
-		int64_t min;
-
-		if (!evsq__parse_u63(minp, &min)) {
-			status = bad_request(
-				body,
-				"invalid min_position \"%.100s\": expected a non-negative integer",
-				minp, NULL);
-			goto out;
-		}
-		if ((status = evsq__wait_position(ctx, m->name, min, body)))
-			goto out;
-	}
-	status = *p ? get_row(ctx, m, t, p + 1, body) : get_rows(ctx, m, t, a, body);
-out:
-	free(a);
-	return status;
+		return status;
+	return *p ? get_row(ctx, m, t, p + 1, body) : get_rows(ctx, m, t, &a, body);
 }

@@ -56,11 +56,4 @@ void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti);
 /* Drop a cache entry found out of date (if it is still the cached one). */
 void evsq__tinfo_forget(evsq__models *ms, struct evsq__table *t, struct evsq__tinfo *ti);
 
-/* PostgreSQL's message without "ERROR:  " and past its first line. */
-void evsq__pg_message(char *out, size_t n, const char *err);
-/* The answer to a failed statement: 503 unavailable (unreachable,
- * timeout), 400 bad_request (class 22: a value the column's type refuses;
- * 42883: no equality for a filtered column's type), else 500. */
-unsigned evsq__models_db_error(evs__buf *body, int rc, const char *sqlstate, const char *err);
-
 #endif

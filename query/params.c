@@ -1,5 +1,5 @@
 /*
- * params.c - query-parameter parsing: RFC 3339 timestamps and positions.
+ * params.c - the syntax of parameter values: RFC 3339 timestamps and positions.
  * Values are validated here (400 with a message) and then sent to
  * PostgreSQL as statement parameters, never pasted into SQL.
  */

@@ -33,23 +33,26 @@
 	"  h.position AS event_position, " TS("h.valid_from") " AS valid_from, " TS( \
 		"h.valid_to") " AS valid_to, h.data) a"
 
-/* $1 stream, $2 projection, then per statement (unless said otherwise). */
-const char *const evsq__sql[EVSQ__S_COUNT] = {
-	[EVSQ__S_CHECKPOINT] = "SELECT position FROM evs.checkpoints WHERE projection = $1",
+/* The statements, each as {prepared name, SQL}. $1 stream, $2
+ * projection, then per statement (unless said otherwise). */
+/* clang-format off */
+const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT] = {
+	[EVSQ__S_CHECKPOINT] = {"evsq_checkpoint",
+		"SELECT position FROM evs.checkpoints WHERE projection = $1"},
 	/* State lookups for many streams in one statement (batch.c; the
 	 * workers send arrays of one). Columns: the element's ordinal (1-based),
 	 * the answer as JSON made by PostgreSQL (NULL: nothing at that time),
 	 * whether the stream exists at all. */
-	/* clang-format off */
-	[EVSQ__S_CURRENT_N] =
+	[EVSQ__S_CURRENT_N] = {"evsq_current_n",
 		"SELECT q.i, CASE WHEN s.stream IS NOT NULL THEN row_to_json(a)::text END,"
 		" s.stream IS NOT NULL"
 		" FROM unnest($2::text[]) WITH ORDINALITY q(stream, i)"
 		" CROSS JOIN " CHECKPOINT_P " c"
 		" LEFT JOIN evs.state s ON s.stream = q.stream"
 		" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, s.version,"
-		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, s.data) a",
-	[EVSQ__S_AS_OF_N] =
+		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, s.data) a"},
+	/* $3 int8[] times, microseconds since the epoch */
+	[EVSQ__S_AS_OF_N] = {"evsq_as_of_n",
 		"SELECT q.i, " HISTORY_ANSWER
 		" FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, us, i)"
 		" CROSS JOIN " CHECKPOINT_P " c"
@@ -57,42 +60,40 @@ const char *const evsq__sql[EVSQ__S_COUNT] = {
 		"  FROM evs.state_history x WHERE x.stream = q.stream"
 		"   AND x.valid_from <= timestamptz 'epoch' + q.us * interval '1 microsecond'"
 		"  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true"
-		HISTORY_ROW,
+		HISTORY_ROW},
 	/* $3 int8[] positions; within a stream position grows with
 	 * (valid_from, version): the backward scan of the key stops at the
 	 * first row at or before the position */
-	[EVSQ__S_AT_POSITION_N] =
+	[EVSQ__S_AT_POSITION_N] = {"evsq_at_position_n",
 		"SELECT q.i, " HISTORY_ANSWER
 		" FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY q(stream, pos, i)"
 		" CROSS JOIN " CHECKPOINT_P " c"
 		" LEFT JOIN LATERAL (SELECT x.version, x.position, x.valid_from, x.valid_to, x.data"
 		"  FROM evs.state_history x WHERE x.stream = q.stream AND x.position <= q.pos"
 		"  ORDER BY x.valid_from DESC, x.version DESC LIMIT 1) h ON true"
-		HISTORY_ROW,
-	/* clang-format on */
-	/* checkpoint, known, version, position, valid_from, valid_to, data;
-	 * one row with NULLs when the page is empty */
-	[EVSQ__S_HISTORY] =
+		HISTORY_ROW},
+	/* $3 after version, $4 limit. Columns: checkpoint, known, version,
+	 * position, valid_from, valid_to, data; one row with NULLs when the
+	 * page is empty */
+	[EVSQ__S_HISTORY] = {"evsq_history",
 		"SELECT " CHECKPOINT ", EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1),"
-		" h.version, h.position, " TS("h.valid_from") ", " TS(
-			"h.valid_to") ", h.data::text"
-				      " FROM (VALUES (1)) v LEFT JOIN LATERAL"
-				      " (SELECT * FROM evs.state_history x WHERE x.stream = $1 AND x.version > $3::bigint"
-				      "  ORDER BY x.valid_from, x.version LIMIT $4::int) h ON true",
-	/* checkpoint, known, position, version, type, type_version,
-	 * recorded_at, recorded_at_ns, occurred_at, event_id, correlation_id,
-	 * causation_id, metadata, data */
-	[EVSQ__S_EVENTS] =
+		" h.version, h.position, " TS("h.valid_from") ", " TS("h.valid_to") ", h.data::text"
+		" FROM (VALUES (1)) v LEFT JOIN LATERAL"
+		" (SELECT * FROM evs.state_history x WHERE x.stream = $1 AND x.version > $3::bigint"
+		"  ORDER BY x.valid_from, x.version LIMIT $4::int) h ON true"},
+	/* $3 after version, $4 limit. Columns: checkpoint, known, position,
+	 * version, type, type_version, recorded_at, recorded_at_ns,
+	 * occurred_at, event_id, correlation_id, causation_id, metadata, data */
+	[EVSQ__S_EVENTS] = {"evsq_events",
 		"SELECT " CHECKPOINT ", EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1),"
-		" e.position, e.version, e.type, e.type_version, " TS(
-			"e.recorded_at") ","
-					 " e.recorded_at_ns, " TS(
-						 "e.occurred_at") ", e.event_id::text,"
-								  " e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
-								  " FROM (VALUES (1)) v LEFT JOIN LATERAL"
-								  " (SELECT * FROM evs.events x WHERE x.stream = $1 AND x.version > $3::bigint"
-								  "  ORDER BY x.position LIMIT $4::int) e ON true",
+		" e.position, e.version, e.type, e.type_version, " TS("e.recorded_at") ","
+		" e.recorded_at_ns, " TS("e.occurred_at") ", e.event_id::text,"
+		" e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
+		" FROM (VALUES (1)) v LEFT JOIN LATERAL"
+		" (SELECT * FROM evs.events x WHERE x.stream = $1 AND x.version > $3::bigint"
+		"  ORDER BY x.position LIMIT $4::int) e ON true"},
 };
+/* clang-format on */
 
 struct slot {
 	PGconn *conn;
@@ -196,10 +197,9 @@ PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn lo
 	}
 	PQclear(r);
 	for (i = 0; i < EVSQ__S_COUNT; i++) {
-		char name[16];
+		const char *name = evsq__stmts[i].name;
 
-		snprintf(name, sizeof name, "q%d", i);
-		r = PQprepare(c, name, evsq__sql[i], 0, NULL);
+		r = PQprepare(c, name, evsq__stmts[i].sql, 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			logf_(log, log_ctx, EVSQ_LOG_ERROR, "could not prepare \"%s\": %s", name,
 			      PQresultErrorMessage(r));
@@ -286,10 +286,7 @@ static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams
 int evsq__pool_exec(evsq__pool *p, enum evsq__stmt stmt, int nparams, const char *const *params,
 		    PGresult **res, char *sqlstate, char *err, size_t errlen)
 {
-	char name[16];
-
-	snprintf(name, sizeof name, "q%d", (int)stmt);
-	return run(p, name, NULL, nparams, params, res, sqlstate, err, errlen);
+	return run(p, evsq__stmts[stmt].name, NULL, nparams, params, res, sqlstate, err, errlen);
 }
 
 int evsq__pool_query(evsq__pool *p, const char *sql, int nparams, const char *const *params,

@@ -520,8 +520,20 @@ unsigned evsq__watch_wait(const evsq__ctx *ctx, const char *projection, int64_t 
 answer:
 	body->len = 0;
 	evs__buf_printf(body,
-		       "{\"error\":\"projection_behind\",\"message\":\"projection is at position "
-		       "%lld, behind the requested %lld\",\"position\":%lld}\n",
-		       (long long)cur, (long long)min, (long long)cur);
+			"{\"error\":\"projection_behind\",\"message\":\"projection is at position "
+			"%lld, behind the requested %lld\",\"position\":%lld}\n",
+			(long long)cur, (long long)min, (long long)cur);
 	return 409;
+}
+
+unsigned evsq__watch_min_position(const evsq__ctx *ctx, const char *projection, const char *minp,
+				  evs__buf *body)
+{
+	int64_t min;
+
+	if (!minp)
+		return 0;
+	if (!evsq__parse_u63(minp, &min))
+		return evsq__bad_param(body, "min_position", minp, "a non-negative integer");
+	return evsq__watch_wait(ctx, projection, min, body);
 }

@@ -7,48 +7,18 @@
  */
 #include <string.h>
 
+#include "rfc3339.h"
 #include "schema_internal.h"
 
-static bool digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
+/* The date-time format is the base's RFC 3339 reader (rfc3339.h), which
+ * also accepts second 60 and any number of fractional digits, as the RFC
+ * does; only converting to nanoseconds refuses those. */
 bool evs__fmt_datetime(const char *s, size_t n)
 {
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int y, mo, d, h, mi, se, oh, om;
-	size_t i = 19;
+	struct evs__rfc3339 f;
+	const char *why;
 
-	if (n < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-	    !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-	    !digits(s + 17, 2, &se))
-		return false;
-	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
-		return false;
-	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return false;
-	if (s[i] == '.') {
-		size_t k = ++i;
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-		if (i == k)
-			return false;
-	}
-	if (i < n && (s[i] == 'Z' || s[i] == 'z'))
-		return i + 1 == n;
-	if (n - i != 6 || (s[i] != '+' && s[i] != '-') || !digits(s + i + 1, 2, &oh) ||
-	    s[i + 3] != ':' || !digits(s + i + 4, 2, &om))
-		return false;
-	return oh <= 23 && om <= 59;
+	return evs__rfc3339_fields(s, n, &f, &why) == 0;
 }
 
 bool evs__fmt_uuid(const char *s, size_t n)

@@ -182,9 +182,8 @@ int evs__map_at_least(evs_store *s, size_t size);
 
 int64_t evs__now_ns(void);
 int evs__check_name(const char *name, size_t *len);
-/* n bytes of valid UTF-8 (no overlong forms, surrogates or code points
- * past U+10FFFF) without NUL: names and payload strings alike. */
-bool evs__utf8_text(const uint8_t *p, size_t n);
+/* evs__utf8_text (names and payload strings alike): the base's utf8.h. */
+#include "utf8.h"
 
 /* ---- record.c: the event record (format at the top of record.c) ------ */
 

@@ -1,26 +1,18 @@
-/*
- * base64.c - RFC 4648 base64 (standard alphabet, '=' padding).
- *
- * Used by export/import for payloads that JSON cannot carry exactly
- * ("data_msgpack"). None of the tool's dependencies (json-c, libuuid,
- * msgpack-c) exposes base64, so it is here: small and strict. The decoder
- * accepts exactly what the encoder writes (padding required, no
- * whitespace, unused trailing bits zero), so decode and encode are
- * inverse and export -> import -> export is byte-identical.
- */
-#include <stdlib.h>
+/* base64.c: RFC 4648 base64 (base64.h). */
+#include "base64.h"
 
-#include "cli.h"
+#include <stdint.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void cli_base64_encode(struct jbuf *b, const void *p, size_t n)
+void evs__base64_encode(evs__buf *b, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	size_t i;
 	char *o;
 
-	jb_reserve(b, (n + 2) / 3 * 4);
+	if (n == 0 || evs__buf_reserve(b, (n + 2) / 3 * 4) != 0)
+		return;
 	o = b->ptr + b->len;
 	for (i = 0; i + 3 <= n; i += 3) {
 		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
@@ -46,7 +38,6 @@ void cli_base64_encode(struct jbuf *b, const void *p, size_t n)
 		*o++ = '=';
 	}
 	b->len = (size_t)(o - b->ptr);
-	b->ptr[b->len] = '\0';
 }
 
 static int value_of(char c)
@@ -64,26 +55,29 @@ static int value_of(char c)
 	return -1;
 }
 
-int cli_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
+int evs__base64_decode(evs__buf *out, const char *s, size_t n)
 {
-	uint8_t *buf, *o;
-	size_t i;
+	size_t mark = out->len, i;
+	unsigned char *o;
 
 	if (n % 4 != 0)
 		return -1;
-	buf = cli_xmalloc(n / 4 * 3);
-	o = buf;
+	if (n == 0)
+		return 0;
+	if (evs__buf_reserve(out, n / 4 * 3) != 0)
+		return -1;
+	o = (unsigned char *)out->ptr + out->len;
 	for (i = 0; i < n; i += 4) {
 		int a = value_of(s[i]), b = value_of(s[i + 1]);
 		int c = value_of(s[i + 2]), d = value_of(s[i + 3]);
-		bool last = i + 4 == n;
+		int last = i + 4 == n;
 
 		if (a < 0 || b < 0)
 			goto bad;
 		if (last && s[i + 2] == '=' && s[i + 3] == '=') {
 			if (b & 15)
 				goto bad;
-			*o++ = (uint8_t)(a << 2 | b >> 4);
+			*o++ = (unsigned char)(a << 2 | b >> 4);
 			break;
 		}
 		if (c < 0)
@@ -91,20 +85,19 @@ int cli_base64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 		if (last && s[i + 3] == '=') {
 			if (c & 3)
 				goto bad;
-			*o++ = (uint8_t)(a << 2 | b >> 4);
-			*o++ = (uint8_t)((b & 15) << 4 | c >> 2);
+			*o++ = (unsigned char)(a << 2 | b >> 4);
+			*o++ = (unsigned char)((b & 15) << 4 | c >> 2);
 			break;
 		}
 		if (d < 0)
 			goto bad;
-		*o++ = (uint8_t)(a << 2 | b >> 4);
-		*o++ = (uint8_t)((b & 15) << 4 | c >> 2);
-		*o++ = (uint8_t)((c & 3) << 6 | d);
+		*o++ = (unsigned char)(a << 2 | b >> 4);
+		*o++ = (unsigned char)((b & 15) << 4 | c >> 2);
+		*o++ = (unsigned char)((c & 3) << 6 | d);
 	}
-	*out = buf;
-	*outlen = (size_t)(o - buf);
+	out->len = (size_t)((char *)o - out->ptr);
 	return 0;
 bad:
-	free(buf);
+	out->len = mark;
 	return -1;
 }
