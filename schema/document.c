@@ -96,7 +96,7 @@ int evs_schema_parse(const char *json, size_t len, evs_schema **out, char *err, 
 			goto out;
 		}
 	}
-	if ((type = evs__json_str(doc, "type")) == NULL) {
+	if ((type = evs__json_member_str(doc, "type")) == NULL) {
 		rc = evs__cc_bad(&c, "the document needs \"type\": the event type");
 		goto out;
 	}

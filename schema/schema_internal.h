@@ -111,7 +111,7 @@ void evs__sc_node_free(sc_node *n);
 /* steps.c: compile the document's "upcast" into sc. */
 int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up);
 /* A non-empty string member of o, or NULL. */
-const char *evs__json_str(json_object *o, const char *name);
+const char *evs__json_member_str(json_object *o, const char *name);
 
 /* A violation or a malformed payload found by evs__schema_validate. */
 typedef struct evs__verr {

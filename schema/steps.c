@@ -87,7 +87,7 @@ static int pack_key(const char *s, uint8_t **out, size_t *len)
 
 /* ---- upcast steps ---------------------------------------------------------- */
 
-const char *evs__json_str(json_object *o, const char *name)
+const char *evs__json_member_str(json_object *o, const char *name)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string) ||
@@ -122,9 +122,9 @@ int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up)
 		evs__cc_pop(c, 0);
 		evs__cc_push(c, "%s", at);
 		if (!json_object_is_type(st, json_type_object) ||
-		    (op = evs__json_str(st, "op")) == NULL)
+		    (op = evs__json_member_str(st, "op")) == NULL)
 			return evs__cc_bad(c, "a step must be an object with \"op\"");
-		f = evs__json_str(st, strcmp(op, "rename") == 0 ? "from" : "field");
+		f = evs__json_member_str(st, strcmp(op, "rename") == 0 ? "from" : "field");
 		if (f == NULL)
 			return evs__cc_bad(c, "step \"%s\" needs \"%s\"", op,
 					   strcmp(op, "rename") == 0 ? "from" : "field");
@@ -132,7 +132,7 @@ int evs__sc_compile_steps(evs__cc *c, evs_schema *sc, json_object *up)
 			return EVS_NOMEM;
 		sc->nsteps++;
 		if (strcmp(op, "rename") == 0) {
-			const char *to = evs__json_str(st, "to");
+			const char *to = evs__json_member_str(st, "to");
 			s->op = UP_RENAME;
 			if (to == NULL)
 				return evs__cc_bad(c, "step \"rename\" needs \"to\"");
