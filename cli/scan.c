@@ -101,6 +101,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 				goto out;
 			}
 			got++;
+			cli_progress_add(sc->progress, 1);
 			key = sc->stream ? ev.version : ev.position;
 			if (forward && key > stop) {
 				done = true;
