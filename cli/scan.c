@@ -101,12 +101,12 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 				goto out;
 			}
 			got++;
-			cli_progress_add(sc->progress, 1);
 			key = sc->stream ? ev.version : ev.position;
 			if (forward && key > stop) {
 				done = true;
 				break;
 			}
+			cli_progress_add(sc->progress, 1);
 			if (type_wanted(sc, &ev)) {
 				if (cli_event_to_json(&buf, &ev) != 0) {
 					evs_iter_free(it);
