@@ -157,23 +157,17 @@ void evs__log(void *ctx, int level, const char *message)
 
 void evs__logf(int level, const char *fmt, ...)
 {
-	char small[512];
 	evs__buf b = {0};
 	va_list ap;
 	int n;
 
 	if (level > sink.max_level)
 		return;
+	/* measure, then format: log lines are not a hot path */
 	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof small, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof small) {
-		evs__log(NULL, level, small);
-		return;
-	}
-	if (evs__buf_reserve(&b, (size_t)n) == 0) {
+	if (n >= 0 && evs__buf_reserve(&b, (size_t)n) == 0) {
 		va_start(ap, fmt);
 		vsnprintf(b.ptr, (size_t)n + 1, fmt, ap);
 		va_end(ap);
