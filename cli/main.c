@@ -69,20 +69,23 @@ static int unknown_command(const char *name)
  * level from $EVS_LOG_LEVEL, format from --log-format or $EVS_LOG_FORMAT. */
 static int setup_log(const char *format)
 {
-	const char *env = getenv("EVS_LOG_LEVEL");
+	const char *env = getenv("EVS_LOG_LEVEL"), *origin = "option --log-format";
 	int level = EVS_LOG_WARNING, fmt;
 
 	for (int i = 0; env && i <= EVS_LOG_DEBUG; i++)
 		if (strcmp(env, evs__log_level_name(i)) == 0)
 			level = i;
-	if (!format)
-		format = getenv("EVS_LOG_FORMAT");
-	if (!format || !format[0] || strcmp(format, "text") == 0)
+	if (!format && (format = getenv("EVS_LOG_FORMAT")))
+		origin = "EVS_LOG_FORMAT";
+	if (!format || strcmp(format, "text") == 0)
 		fmt = EVS__LOG_TEXT;
 	else if (strcmp(format, "json") == 0)
 		fmt = EVS__LOG_JSON;
-	else
-		return cli_bad_value("log-format", format, "not a log format (text or json)");
+	else {
+		cli_error("invalid value \"%s\" for %s: not a log format (text or json)", format,
+			  origin);
+		return CLI_EXIT_USAGE;
+	}
 	evs__log_setup("evs", level, fmt);
 	return CLI_EXIT_OK;
 }

@@ -145,6 +145,9 @@ for i in 1 2 3 4 5; do
 done
 
 # evs: --log-format is checked; library log lines use the same sink
-expect_fail 2 'invalid value "xml" for option --log-format' --log-format xml read
+expect_fail 2 '^evs: invalid value "xml" for option --log-format: not a log format \(text or json\)$' \
+	--log-format xml read
+EVS_LOG_FORMAT= expect_fail 2 '^evs: invalid value "" for EVS_LOG_FORMAT: not a log format' read
+assert_eq "$("$EVS" --log-format json --version)" "evs $VERSION" "evs --log-format json --version"
 "$EVS" --version >/dev/null || fail "evs --version"
 echo ok
