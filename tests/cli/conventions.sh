@@ -117,6 +117,11 @@ python3 -c 'import json,sys; m=json.loads(open(sys.argv[1]).readline())["message
 	"$TMP/log" "$odd" || fail "the store path did not survive JSON: $(cat "$TMP/log")"
 EVS_PROJECTOR_LOG_FORMAT=json "$PROJECTOR" --store "$odd" --once >"$TMP/out" 2>"$TMP/log" || true
 is_json_lines "$TMP/log" evs-projector
+# bytes that are not UTF-8 (and a control character) still give JSON
+"$PROJECTOR" --store "$TMP/bad-"$'\xff\xc3\x28\x01'"-utf8" --once --log-format=json \
+	>"$TMP/out" 2>"$TMP/log" || true
+is_json_lines "$TMP/log" evs-projector
+grep -q 'bad-\\ufffd\\ufffd(\\u0001-utf8' "$TMP/log" || fail "bytes not UTF-8 in a JSON log line: $(cat "$TMP/log")"
 
 # text lines: RFC 3339 UTC with ms, program, level
 "$PROJECTOR" --store "$odd" --once >"$TMP/out" 2>"$TMP/log" || true
