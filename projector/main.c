@@ -10,10 +10,11 @@
  * (store/base/log.c; --log-format json for machines).
  *
  * Signals: SIGTERM and SIGINT only set the flag evp_run() reads between
- * steps; its waits are bounded (about 200 ms), so a signal that lands
- * just after a check is seen at the next one, never slept through. The
- * loop finishes or abandons its batch (an uncommitted batch is rolled
- * back by PostgreSQL) and exits within about 200 ms plus one batch.
+ * steps; its waits for new events are bounded (200 ms live, 1 s with
+ * --once or --rebuild), so a signal that lands just after a check is seen
+ * at the next one, never slept through (no pause() here). The loop
+ * finishes or abandons its batch (an uncommitted batch is rolled back by
+ * PostgreSQL) and exits within one wait plus one batch.
  *
  * Exit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,
  * 3 the projection runs elsewhere.
