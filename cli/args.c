@@ -3,8 +3,8 @@
  *
  * Every command declares one table of its options (name, value name,
  * help). The same table drives getopt_long and the "evs CMD --help" text,
- * so the two cannot disagree. --store DIR and -h/--help are accepted by
- * every command; options and positional arguments may be mixed, and "--"
+ * so the two cannot disagree. --store DIR, -q/--quiet and -h/--help are
+ * accepted by every command; options and positional arguments may be mixed, and "--"
  * ends the options.
  */
 #include <getopt.h>
@@ -16,6 +16,7 @@
 #define OPT_BASE    256
 #define OPT_STORE   'S'
 #define OPT_HELP    'h'
+#define OPT_QUIET   'q'
 #define HELP_COLUMN 26
 
 static size_t count_options(const struct cli_option *o)
@@ -71,6 +72,7 @@ void cli_command_help(FILE *f, const struct cli_command *cmd)
 	}
 	help_line(f, "--store DIR",
 		  "store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")");
+	help_line(f, "-q, --quiet", "no progress line on stderr");
 	help_line(f, "-h, --help", "show this help and exit");
 }
 
@@ -89,7 +91,7 @@ static int usage_error(const struct cli_command *cmd)
 int cli_run_command(const struct cli_command *cmd, const char *store_path, int argc, char **argv)
 {
 	size_t nopt = count_options(cmd->options);
-	struct option *longopts = cli_xcalloc(nopt + 3, sizeof *longopts);
+	struct option *longopts = cli_xcalloc(nopt + 4, sizeof *longopts);
 	void *state = cmd->state_size ? cli_xcalloc(1, cmd->state_size) : NULL;
 	struct cli_ctx ctx = {.cmd = cmd, .store_path = store_path};
 	int status = CLI_EXIT_OK;
@@ -106,14 +108,18 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path, int a
 	longopts[nopt].val = OPT_STORE;
 	longopts[nopt + 1].name = "help";
 	longopts[nopt + 1].val = OPT_HELP;
+	longopts[nopt + 2].name = "quiet";
+	longopts[nopt + 2].val = OPT_QUIET;
 
 	opterr = 0;
 	optind = 0; /* GNU: reinitialise, permuting options to the front */
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hq", longopts, NULL)) != -1) {
 		if (c == OPT_HELP) {
 			cli_command_help(stdout, cmd);
 			status = cli_finish_output(CLI_EXIT_OK);
 			goto out;
+		} else if (c == OPT_QUIET) {
+			cli_progress_quiet();
 		} else if (c == OPT_STORE) {
 			if (optarg[0] == '\0') {
 				status = cli_bad_value("store", optarg, "empty directory name");
@@ -134,8 +140,9 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path, int a
 			if (optopt >= OPT_BASE)
 				cli_error("option \"--%s\" does not take a value",
 					  cmd->options[optopt - OPT_BASE].name);
-			else if (optopt == OPT_HELP)
-				cli_error("option \"--help\" does not take a value");
+			else if (optopt == OPT_HELP || optopt == OPT_QUIET)
+				cli_error("option \"--%s\" does not take a value",
+					  optopt == OPT_HELP ? "help" : "quiet");
 			else if (optopt)
 				cli_error("unrecognized option \"-%c\" for command \"%s\"", optopt,
 					  cmd->name);

@@ -68,6 +68,23 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_finish_output(int status);
 
 /* ---------------------------------------------------------------------
+ * progress.c: a progress line on stderr for long work (only on a
+ * terminal, never with --quiet; at most 5 redraws a second). Every
+ * function accepts NULL, which cli_progress_start returns when there is
+ * nothing to show.
+ * ------------------------------------------------------------------- */
+
+struct cli_progress;
+
+void cli_progress_quiet(void); /* --quiet: never draw */
+/* "what: N of TOTAL events (P%), R/s, ETA m:ss"; total 0 if not known. */
+struct cli_progress *cli_progress_start(const char *what, uint64_t total);
+void cli_progress_set_total(struct cli_progress *p, uint64_t total);
+void cli_progress_add(struct cli_progress *p, uint64_t events);
+/* Draw the final figures (if a line was shown) and free. */
+void cli_progress_done(struct cli_progress *p);
+
+/* ---------------------------------------------------------------------
  * args.c: option tables, getopt_long driven by them, --help text
  * ------------------------------------------------------------------- */
 
@@ -267,8 +284,9 @@ struct cli_scan {
 	const evs_filter *filter; /* all events only */
 	const char *const *types; /* stream: types kept (client side) */
 	size_t ntypes;
-	uint64_t limit; /* 0 = no limit */
-	bool upcast;    /* events in their type's latest schema version */
+	uint64_t limit;                /* 0 = no limit */
+	bool upcast;                   /* events in their type's latest schema version */
+	struct cli_progress *progress; /* counts each event read; may be NULL */
 };
 int cli_scan_print(evs_store *store, const struct cli_scan *scan);
 

@@ -189,6 +189,7 @@ static int read_stdin_events(struct events *evs, const struct append_state *st, 
 			     const msgpack_sbuffer *metadata)
 {
 	struct cli_lines lines;
+	struct cli_progress *progress = NULL;
 	char *line, err[512];
 	size_t len;
 	int rc, status = CLI_EXIT_FAIL;
@@ -197,10 +198,13 @@ static int read_stdin_events(struct events *evs, const struct append_state *st, 
 	if (isatty(STDIN_FILENO))
 		fprintf(stderr, "evs: reading events from standard input as JSON "
 				"Lines; end with Ctrl-D\n");
+	else /* not while someone types the lines */
+		progress = cli_progress_start("append: read", 0);
 	while ((rc = cli_lines_next(&lines, &line, &len)) == 1) {
 		json_object *obj = cli_json_parse(line, len, err, sizeof err);
 		struct cli_event *e;
 
+		cli_progress_add(progress, 1);
 		if (!obj) {
 			cli_error("line %lu: %s", lines.lineno, err);
 			goto out;
@@ -226,6 +230,7 @@ static int read_stdin_events(struct events *evs, const struct append_state *st, 
 	}
 	status = CLI_EXIT_OK;
 out:
+	cli_progress_done(progress);
 	cli_lines_free(&lines);
 	return status;
 }
@@ -256,6 +261,7 @@ static int append_all(evs_store *store, const char *stream, const struct append_
 	size_t chunk = st->batch_size && st->batch_size < evs->n ? (size_t)st->batch_size : evs->n;
 	evs_event_in *in = cli_xcalloc(chunk, sizeof *in);
 	uint64_t expected = st->expected;
+	struct cli_progress *progress = cli_progress_start("append", evs->n);
 	size_t done = 0;
 	int status = CLI_EXIT_OK;
 
@@ -307,7 +313,9 @@ static int append_all(evs_store *store, const char *stream, const struct append_
 		print_result(&res);
 		expected = res.version;
 		done += n;
+		cli_progress_add(progress, n);
 	}
+	cli_progress_done(progress);
 	free(in);
 	return status;
 }

@@ -33,11 +33,16 @@ static int run(struct cli_ctx *ctx, void *state)
 		.direction = EVS_FORWARD,
 	};
 	evs_store *store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
+	evs_store_info head;
 	int status;
 
 	if (!store)
 		return CLI_EXIT_FAIL;
+	/* the total is the head now; cli_scan_print stops there too */
+	if (evs_head(store, &head) == EVS_OK && head.last_position >= scan.from)
+		scan.progress = cli_progress_start("export", head.last_position - scan.from + 1);
 	status = cli_scan_print(store, &scan);
+	cli_progress_done(scan.progress);
 	evs_close(store);
 	return cli_finish_output(status);
 }

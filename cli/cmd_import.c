@@ -131,7 +131,8 @@ static int run(struct cli_ctx *ctx, void *state)
 	size_t max = st->batch_size ? (size_t)st->batch_size : DEFAULT_BATCH;
 	struct batch b = {0};
 	struct cli_lines lines;
-	uint64_t imported = 0, last_position = 0;
+	uint64_t imported = 0, last_position = 0, counted = 0;
+	struct cli_progress *progress = NULL;
 	evs_options opts;
 	evs_store *store;
 	char *line, err[512];
@@ -147,6 +148,7 @@ static int run(struct cli_ctx *ctx, void *state)
 	b.ev = cli_xcalloc(max, sizeof *b.ev);
 	b.out = cli_xcalloc(max, sizeof *b.out);
 	cli_lines_init(&lines, stdin);
+	progress = cli_progress_start("import", 0);
 	while ((rc = cli_lines_next(&lines, &line, &len)) == 1) {
 		json_object *obj = cli_json_parse(line, len, err, sizeof err);
 		struct cli_event *e;
@@ -176,16 +178,21 @@ static int run(struct cli_ctx *ctx, void *state)
 		b.last_line = lines.lineno;
 		b.n++;
 		b.bytes += e->data.size + e->metadata.size;
-		if ((b.n == max || b.bytes >= BATCH_BYTES) &&
-		    flush(store, &b, &imported, &last_position) != 0)
-			goto out;
+		if (b.n == max || b.bytes >= BATCH_BYTES) {
+			if (flush(store, &b, &imported, &last_position) != 0)
+				goto out;
+			cli_progress_add(progress, imported - counted);
+			counted = imported;
+		}
 	}
 	if (rc < 0 || flush(store, &b, &imported, &last_position) != 0)
 		goto out;
+	cli_progress_add(progress, imported - counted);
 	printf("{\"imported\":%llu,\"last_position\":%llu}\n", (unsigned long long)imported,
 	       (unsigned long long)last_position);
 	status = CLI_EXIT_OK;
 out:
+	cli_progress_done(progress);
 	for (size_t i = 0; i < b.n; i++)
 		cli_event_free(&b.ev[i]);
 	free(b.ev);

@@ -38,7 +38,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 static void log_info(void *ctx, int level, const char *message)
 {
 	(void)ctx;
-	if (level <= EVP_LOG_WARNING)
+	if (level <= EVS_LOG_WARNING)
 		cli_error("%s", message);
 	else
 		printf("%s\n", message);

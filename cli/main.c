@@ -11,11 +11,19 @@
 #include <string.h>
 
 #include "cli.h"
+#include "evs_version.h"
+#include "log.h"
 
-const struct cli_command *const cli_commands[] = {
-	&cli_cmd_init,   &cli_cmd_append,  &cli_cmd_read,    &cli_cmd_tail,   &cli_cmd_head,
-	&cli_cmd_stat,   &cli_cmd_as_of,   &cli_cmd_state,   &cli_cmd_export, &cli_cmd_import,
-	&cli_cmd_verify, &cli_cmd_migrate, &cli_cmd_project, &cli_cmd_schema, NULL};
+const struct cli_command *const cli_commands[] = {&cli_cmd_init,    &cli_cmd_append,
+						  &cli_cmd_read,    &cli_cmd_tail,
+						  &cli_cmd_head,    &cli_cmd_stat,
+						  &cli_cmd_as_of,   &cli_cmd_state,
+						  &cli_cmd_export,  &cli_cmd_import,
+						  &cli_cmd_verify,
+#ifdef EVS_WITH_PROJECTOR /* the read side, built with -Dprojector=true */
+						  &cli_cmd_migrate, &cli_cmd_project,
+#endif
+						  &cli_cmd_schema,  NULL};
 
 static void usage(FILE *f)
 {
@@ -28,9 +36,13 @@ static void usage(FILE *f)
 	for (c = cli_commands; *c; c++)
 		fprintf(f, "  %-10s%s\n", (*c)->name, (*c)->summary);
 	fputs("\nglobal options:\n"
-	      "  --store DIR   store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE ")\n"
-	      "  -h, --help    show this help and exit\n"
-	      "  --version     show the version and exit\n\n"
+	      "  --store DIR          store directory (default: $EVS_STORE, else " CLI_DEFAULT_STORE
+	      ")\n"
+	      "  -q, --quiet          no progress line on stderr (also per command)\n"
+	      "  --log-format FORMAT  library log lines as text or json (default: $EVS_LOG_FORMAT,\n"
+	      "                       else text; the level is $EVS_LOG_LEVEL, else warning)\n"
+	      "  -h, --help           show this help and exit\n"
+	      "  --version            show the version and exit\n\n"
 	      "\"evs COMMAND --help\" describes a command.\n"
 	      "exit status: 0 success, 1 error, 2 bad usage, 3 expected version does not match\n",
 	      f);
@@ -53,11 +65,37 @@ static int unknown_command(const char *name)
 	return CLI_EXIT_USAGE;
 }
 
+/* The library's log lines go to the shared sink (store/base/log.c):
+ * level from $EVS_LOG_LEVEL, format from --log-format or $EVS_LOG_FORMAT. */
+static int setup_log(const char *format)
+{
+	const char *env = getenv("EVS_LOG_LEVEL"), *origin = "option --log-format";
+	int level = EVS_LOG_WARNING, fmt;
+
+	for (int i = 0; env && i <= EVS_LOG_DEBUG; i++)
+		if (strcmp(env, evs__log_level_name(i)) == 0)
+			level = i;
+	if (!format && (format = getenv("EVS_LOG_FORMAT")))
+		origin = "EVS_LOG_FORMAT";
+	if (!format || strcmp(format, "text") == 0)
+		fmt = EVS__LOG_TEXT;
+	else if (strcmp(format, "json") == 0)
+		fmt = EVS__LOG_JSON;
+	else {
+		cli_error("invalid value \"%s\" for %s: not a log format (text or json)", format,
+			  origin);
+		return CLI_EXIT_USAGE;
+	}
+	evs__log_setup("evs", level, fmt);
+	return CLI_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	const char *store_path = getenv("EVS_STORE");
+	const char *log_format = NULL;
 	const struct cli_command *cmd;
-	int i = 1;
+	int i = 1, rc;
 
 	if (!store_path || store_path[0] == '\0')
 		store_path = CLI_DEFAULT_STORE;
@@ -79,6 +117,19 @@ int main(int argc, char **argv)
 			store_path = argv[++i];
 		} else if (strncmp(a, "--store=", 8) == 0) {
 			store_path = a + 8;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			cli_progress_quiet();
+			continue;
+		} else if (strcmp(a, "--log-format") == 0 || strncmp(a, "--log-format=", 13) == 0) {
+			if (a[12] == '=')
+				log_format = a + 13;
+			else if (i + 1 < argc)
+				log_format = argv[++i];
+			else {
+				cli_error("option \"--log-format\" requires a value");
+				return CLI_EXIT_USAGE;
+			}
+			continue;
 		} else if (strcmp(a, "--") == 0) {
 			i++;
 			break;
@@ -92,6 +143,8 @@ int main(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
+	if ((rc = setup_log(log_format)) != CLI_EXIT_OK)
+		return rc;
 	if (i >= argc) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

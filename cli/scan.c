@@ -106,6 +106,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 				done = true;
 				break;
 			}
+			cli_progress_add(sc->progress, 1);
 			if (type_wanted(sc, &ev)) {
 				if (cli_event_to_json(&buf, &ev) != 0) {
 					evs_iter_free(it);

@@ -5,42 +5,20 @@
  * opens an existing one, so a mistyped --store is an error instead of a
  * new empty store. Commands that only read open it read-only.
  *
- * The library logs through a callback; the tool prints its warnings and
- * errors on stderr ($EVS_LOG_LEVEL = error, warning, info or debug).
+ * The library logs through a callback; the tool hands it the shared
+ * stderr sink (store/base/log.c), set up by main() from $EVS_LOG_LEVEL
+ * (error, warning, info or debug) and --log-format.
  */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
-
-static void log_to_stderr(void *ctx, int level, const char *message)
-{
-	int max = *(const int *)ctx;
-
-	if (level < 0 || level > max)
-		return;
-	fprintf(stderr, "evs: %s: %s\n", level <= EVS_LOG_DEBUG ? level_names[level] : "log",
-		message);
-}
-
-static int log_level(void)
-{
-	const char *env = getenv("EVS_LOG_LEVEL");
-
-	if (env)
-		for (int i = 0; i <= EVS_LOG_DEBUG; i++)
-			if (strcmp(env, level_names[i]) == 0)
-				return i;
-	return EVS_LOG_WARNING;
-}
+#include "log.h"
 
 evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 			  const evs_options *base)
 {
-	static int level;
 	evs_options opts;
 	evs_store *store = NULL;
 	const char *detail;
@@ -50,11 +28,10 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 		opts = *base;
 	else
 		evs_options_init(&opts);
-	level = log_level();
 	opts.create = mode == CLI_OPEN_CREATE;
 	opts.read_only = mode == CLI_OPEN_READ;
-	opts.log = log_to_stderr;
-	opts.log_ctx = &level;
+	opts.log = evs__log; /* set up by main() */
+	opts.log_ctx = NULL;
 
 	rc = evs_open(ctx->store_path, &opts, &store);
 	if (rc == EVS_OK)

@@ -53,8 +53,14 @@ enum {
 
 const char *evp_strerror(int code);
 
-enum evp_log_level { EVP_LOG_ERROR, EVP_LOG_WARNING, EVP_LOG_INFO, EVP_LOG_DEBUG };
-typedef void (*evp_log_fn)(void *ctx, int level, const char *message);
+/* Logging: libevstore's callback type and levels (evs_log_fn, EVS_LOG_*
+ * in evstore.h), one convention for the three libraries. The evp_ names
+ * below are aliases kept only until the files using them move over. */
+typedef evs_log_fn evp_log_fn;
+#define EVP_LOG_ERROR   EVS_LOG_ERROR
+#define EVP_LOG_WARNING EVS_LOG_WARNING
+#define EVP_LOG_INFO    EVS_LOG_INFO
+#define EVP_LOG_DEBUG   EVS_LOG_DEBUG
 
 /* ---------------------------------------------------------------------
  * Migrations (migrate.c)

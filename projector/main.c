@@ -3,68 +3,82 @@
  *
  *   evs-projector [--option value]...
  *
- * Configuration is the table below (name, type, default, help): it drives
- * flag parsing, the environment variables (EVS_PROJECTOR_<NAME> in upper
- * case, '-' as '_'; a flag wins over the environment), validation and
- * --help. SIGTERM and SIGINT set a flag; the loop finishes or abandons
- * its batch (an uncommitted batch is rolled back by PostgreSQL) and
- * exits within about 200 ms plus one batch.
+ * Configuration is the table below, read by the shared option table
+ * (store/base/opt.c): it drives flag parsing, the environment variables
+ * (EVS_PROJECTOR_<NAME> in upper case, '-' as '_'; a flag wins over the
+ * environment), validation and --help. Logs go to the shared stderr sink
+ * (store/base/log.c; --log-format json for machines).
+ *
+ * Signals: SIGTERM and SIGINT only set the flag evp_run() reads between
+ * steps; its waits for new events are bounded (200 ms live, 1 s with
+ * --once or --rebuild), so a signal that lands just after a check is seen
+ * at the next one, never slept through (no pause() here). The loop
+ * finishes or abandons its batch (an uncommitted batch is rolled back by
+ * PostgreSQL) and exits within one wait plus one batch.
  *
  * Exit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,
  * 3 the projection runs elsewhere.
  */
-#include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "evs_version.h"
 #include "evsproj.h"
+#include "log.h"
+#include "opt.h"
 
 #ifndef EVS_MIGRATIONS_DIR
 #define EVS_MIGRATIONS_DIR "migrations"
 #endif
 
-enum ctype { C_STR, C_INT, C_BOOL };
-
-struct copt {
-	const char *name;
-	enum ctype type;
-	const char *def;
-	long min, max;
-	const char *help;
-	const char *value; /* resolved */
+struct settings {
+	char *store, *dsn, *projection, *rules, *migrations;
+	long builtin, state, rebuild, dead_letter, once;
+	long batch, batch_wait_ms, retry_max_ms, bulk_threshold;
+	long log_level, log_format;
 };
 
-static struct copt opts[] = {
-	{"store", C_STR, "./evstore-data", 0, 0, "store directory", NULL},
-	{"dsn", C_STR, "", 0, 0, "libpq connection string (empty: PG* environment)", NULL},
-	{"projection", C_STR, "", 0, 0, "checkpoint name (default: the rules' name, or builtin)",
-	 NULL},
-	{"rules", C_STR, "", 0, 0, "declared projection file", NULL},
-	{"builtin", C_BOOL, "true", 0, 1, "write the built-in event log (evs.events)", NULL},
-	{"state", C_BOOL, "true", 0, 1, "with builtin: also evs.state and evs.state_history", NULL},
-	{"rebuild", C_BOOL, "false", 0, 1,
-	 "rebuild the rules' projection into a shadow schema, then swap it in", NULL},
-	{"migrations", C_STR, EVS_MIGRATIONS_DIR, 0, 0, "migrations directory (empty: none)", NULL},
-	{"dead-letter", C_BOOL, "false", 0, 1, "park failing events instead of stopping", NULL},
-	{"batch", C_INT, "10000", 1, 100000, "events per transaction", NULL},
-	{"batch-wait-ms", C_INT, "0", 0, 10000, "live: wait this long to fill a batch", NULL},
-	{"retry-max-ms", C_INT, "5000", 100, 600000, "longest backoff while PostgreSQL is away",
-	 NULL},
-	{"once", C_BOOL, "false", 0, 1, "catch up to the store's head, then exit", NULL},
-	{"bulk-threshold", C_INT, "100000", 0, 2000000000,
+#define S(field) offsetof(struct settings, field)
+
+static const struct evs__opt rows[] = {
+	{"store", EVS__OPT_STR, "./evstore-data", 0, 0, "store directory", S(store), 0},
+	{"dsn", EVS__OPT_STR, "", 0, 0, "libpq connection string (empty: PG* environment)", S(dsn),
+	 0},
+	{"projection", EVS__OPT_STR, "", 0, 0,
+	 "checkpoint name (default: the rules' name, or builtin)", S(projection), 0},
+	{"rules", EVS__OPT_STR, "", 0, 0, "declared projection file", S(rules), 0},
+	{"builtin", EVS__OPT_BOOL, "true", 0, 1, "write the built-in event log (evs.events)",
+	 S(builtin), 0},
+	{"state", EVS__OPT_BOOL, "true", 0, 1, "with builtin: also evs.state and evs.state_history",
+	 S(state), 0},
+	{"rebuild", EVS__OPT_BOOL, "false", 0, 1,
+	 "rebuild the rules' projection into a shadow schema, then swap it in", S(rebuild), 0},
+	{"migrations", EVS__OPT_STR, EVS_MIGRATIONS_DIR, 0, 0, "migrations directory (empty: none)",
+	 S(migrations), EVS__OPT_EMPTY_OK},
+	{"dead-letter", EVS__OPT_BOOL, "false", 0, 1, "park failing events instead of stopping",
+	 S(dead_letter), 0},
+	{"batch", EVS__OPT_INT, "10000", 1, 100000, "events per transaction", S(batch), 0},
+	{"batch-wait-ms", EVS__OPT_INT, "0", 0, 10000, "live: wait this long to fill a batch",
+	 S(batch_wait_ms), 0},
+	{"retry-max-ms", EVS__OPT_INT, "5000", 100, 600000,
+	 "longest backoff while PostgreSQL is away", S(retry_max_ms), 0},
+	{"once", EVS__OPT_BOOL, "false", 0, 1, "catch up to the store's head, then exit", S(once),
+	 0},
+	{"bulk-threshold", EVS__OPT_INT, "100000", 0, 2000000000,
 	 "start this many events behind or more: catch up with the built-in models' secondary"
 	 " indexes dropped, then rebuild them (0: never)",
-	 NULL},
-	{"log-level", C_STR, "info", 0, 0, "error, warning, info or debug", NULL},
-	{NULL, C_STR, NULL, 0, 0, NULL, NULL},
+	 S(bulk_threshold), 0},
+	{"log-level", EVS__OPT_LEVEL, "info", 0, 3, "most verbose level logged", S(log_level), 0},
+	{"log-format", EVS__OPT_FORMAT, "text", 0, 1,
+	 "log lines as text, or one JSON object per line", S(log_format), 0},
 };
 
+static const struct evs__opt_table table = {"evs-projector", "EVS_PROJECTOR_", rows,
+					    sizeof rows / sizeof rows[0]};
+
 static volatile sig_atomic_t stop_flag;
-static int log_level = EVP_LOG_INFO;
 
 static void on_signal(int sig)
 {
@@ -72,206 +86,81 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
-
-static void log_stderr(void *ctx, int level, const char *message)
+static void usage(void)
 {
-	struct timespec ts;
-	struct tm tm;
-	char when[32];
-
-	(void)ctx;
-	if (level > log_level)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ evs-projector %s: ", when, ts.tv_nsec / 1000000,
-		level_names[level < 0   ? 0
-			    : level > 3 ? 3
-					: level]);
-	/* one line per message: libpq's multi-line details are joined */
-	for (; *message; message++) {
-		if (*message == '\n') {
-			while (message[1] == '\t' || message[1] == '\n' || message[1] == ' ')
-				message++;
-			if (message[1])
-				fputc(' ', stderr);
-		} else {
-			fputc(*message, stderr);
-		}
-	}
-	fputc('\n', stderr);
-}
-
-static void usage(FILE *f)
-{
-	struct copt *o;
-
 	fputs("usage: evs-projector [--OPTION VALUE]... [--once]\n\n"
 	      "Follow an evstore and write its read models into PostgreSQL.\n\n"
-	      "options (environment variable in brackets):\n",
-	      f);
-	for (o = opts; o->name; o++) {
-		char env[64], *p;
-
-		snprintf(env, sizeof env, "EVS_PROJECTOR_%s", o->name);
-		for (p = env; *p; p++)
-			*p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-		fprintf(f, "  --%-15s %s (%s, default \"%s\") [%s]\n", o->name, o->help,
-			o->type == C_INT    ? "integer"
-			: o->type == C_BOOL ? "boolean"
-					    : "text",
-			o->def, env);
-	}
-	fputs("  -h, --help          show this help and exit\n", f);
+	      "options (a flag wins over its environment variable):\n",
+	      stdout);
+	evs__opt_help(&table, stdout);
+	fputs("\nexit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,\n"
+	      "3 the projection runs elsewhere\n",
+	      stdout);
 }
 
-static struct copt *find(const char *name, size_t len)
+static const char *nonempty(const char *s)
 {
-	struct copt *o;
-
-	for (o = opts; o->name; o++)
-		if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-			return o;
-	return NULL;
+	return s && s[0] ? s : NULL;
 }
 
-static int check(const struct copt *o, const char *v, long *num)
+/* Parse the command line into *s; -1 run, else the exit status. */
+static int configure(struct settings *s, int argc, char **argv)
 {
-	char *end;
+	char err[1024];
+	int action;
 
-	if (o->type == C_STR)
-		return 0;
-	if (o->type == C_BOOL) {
-		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
-			*num = 1;
-		else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") ||
-			 !strcmp(v, "off"))
-			*num = 0;
-		else
-			goto bad;
-		return 0;
+	memset(s, 0, sizeof *s);
+	if (evs__opt_defaults(&table, s, err, sizeof err) ||
+	    evs__opt_load(&table, s, argc, argv, &action, err, sizeof err)) {
+		fprintf(stderr, "evs-projector: %s\n", err);
+		fputs("hint: see \"evs-projector --help\"\n", stderr);
+		return 2;
 	}
-	*num = strtol(v, &end, 10);
-	if (end == v || *end || *num < o->min || *num > o->max)
-		goto bad;
-	return 0;
-bad:
-	if (o->type == C_INT)
-		fprintf(stderr,
-			"evs-projector: invalid value \"%s\" for option --%s: not an integer in "
-			"%ld..%ld\n",
-			v, o->name, o->min, o->max);
+	if (action == EVS__OPT_HELP)
+		usage();
+	else if (action == EVS__OPT_VERSION)
+		printf("evs-projector %s\n", EVS_VERSION_STRING);
 	else
-		fprintf(stderr,
-			"evs-projector: invalid value \"%s\" for option --%s: not a boolean\n", v,
-			o->name);
-	return -1;
-}
-
-static long num(const char *name)
-{
-	struct copt *o = find(name, strlen(name));
-	long n = 0;
-
-	check(o, o->value, &n);
-	return n;
-}
-
-static const char *str(const char *name)
-{
-	const char *v = find(name, strlen(name))->value;
-
-	return v && v[0] ? v : NULL;
+		return -1;
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-	struct copt *o;
+	struct settings s;
 	evp_config cfg;
 	evp_stats stats;
 	struct sigaction sa;
 	char err[2048];
-	long n;
-	int i, rc;
+	int rc;
 
-	/* defaults, then environment, then flags */
-	for (o = opts; o->name; o++) {
-		char env[64], *p;
-		const char *v;
-
-		snprintf(env, sizeof env, "EVS_PROJECTOR_%s", o->name);
-		for (p = env; *p; p++)
-			*p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-		v = getenv(env);
-		o->value = v ? v : o->def;
-		if (v && check(o, v, &n) < 0)
-			return 2;
+	if ((rc = configure(&s, argc, argv)) >= 0) {
+		evs__opt_free(&table, &s);
+		return rc;
 	}
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *eq, *v;
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		}
-		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, "evs-projector: unexpected argument \"%s\"\n", a);
-			return 2;
-		}
-		a += 2;
-		eq = strchr(a, '=');
-		o = find(a, eq ? (size_t)(eq - a) : strlen(a));
-		if (!o) {
-			fprintf(stderr, "evs-projector: unknown option \"%s\"\n", argv[i]);
-			fputs("hint: see \"evs-projector --help\"\n", stderr);
-			return 2;
-		}
-		if (eq)
-			v = eq + 1;
-		else if (o->type == C_BOOL)
-			v = "true";
-		else if (i + 1 < argc)
-			v = argv[++i];
-		else {
-			fprintf(stderr, "evs-projector: option \"--%s\" requires a value\n",
-				o->name);
-			return 2;
-		}
-		if (check(o, v, &n) < 0)
-			return 2;
-		o->value = v;
-	}
+	evs__log_setup("evs-projector", (int)s.log_level, (int)s.log_format);
 
 	evp_config_init(&cfg);
-	cfg.store_path = str("store");
-	cfg.dsn = str("dsn");
-	cfg.projection = str("projection");
-	cfg.rules_path = str("rules");
-	cfg.builtin = num("builtin");
-	cfg.builtin_state = num("state");
-	cfg.rebuild = num("rebuild");
-	cfg.migrations_dir = str("migrations");
-	cfg.dead_letter = num("dead-letter");
-	cfg.batch_max = (int)num("batch");
-	cfg.batch_wait_ms = (int)num("batch-wait-ms");
-	cfg.retry_max_ms = (int)num("retry-max-ms");
-	cfg.once = num("once");
-	cfg.bulk_threshold = (uint64_t)num("bulk-threshold");
-	cfg.log_level = -1;
-	for (i = 0; i < 4; i++)
-		if (!strcmp(str("log-level") ? str("log-level") : "", level_names[i]))
-			cfg.log_level = i;
-	if (cfg.log_level < 0 || !cfg.store_path) {
-		fprintf(stderr, "evs-projector: invalid value \"%s\" for option --log-level\n",
-			str("log-level") ? str("log-level") : "");
-		return 2;
-	}
-	log_level = cfg.log_level;
-	cfg.log = log_stderr;
+	cfg.store_path = s.store;
+	cfg.dsn = nonempty(s.dsn);
+	cfg.projection = nonempty(s.projection);
+	cfg.rules_path = nonempty(s.rules);
+	cfg.builtin = s.builtin;
+	cfg.builtin_state = s.state;
+	cfg.rebuild = s.rebuild;
+	cfg.migrations_dir = nonempty(s.migrations);
+	cfg.dead_letter = s.dead_letter;
+	cfg.batch_max = (int)s.batch;
+	cfg.batch_wait_ms = (int)s.batch_wait_ms;
+	cfg.retry_max_ms = (int)s.retry_max_ms;
+	cfg.once = s.once;
+	cfg.bulk_threshold = (uint64_t)s.bulk_threshold;
+	cfg.log_level = (int)s.log_level;
+	cfg.log = evs__log;
 	cfg.stop = &stop_flag;
 
+	/* no SA_RESTART: a blocking call returns EINTR and the loop looks at
+	 * the flag */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -281,14 +170,14 @@ int main(int argc, char **argv)
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
 	if (rc == EVP_OK || rc == EVP_STOPPED) {
-		log_stderr(NULL, EVP_LOG_INFO, rc == EVP_OK ? "caught up" : "stopped");
-		if (cfg.log_level >= EVP_LOG_INFO)
-			fprintf(stderr,
-				"evs-projector: applied %llu events in %llu batches, checkpoint %llu\n",
-				(unsigned long long)stats.events, (unsigned long long)stats.batches,
-				(unsigned long long)stats.checkpoint);
-		return 0;
+		evs__logf(EVS_LOG_INFO, "%s: applied %llu events in %llu batches, checkpoint %llu",
+			  rc == EVP_OK ? "caught up" : "stopped", (unsigned long long)stats.events,
+			  (unsigned long long)stats.batches, (unsigned long long)stats.checkpoint);
+		rc = 0;
+	} else {
+		evs__log(NULL, EVS_LOG_ERROR, err);
+		rc = rc == EVP_LOCKED ? 3 : 1;
 	}
-	log_stderr(NULL, EVP_LOG_ERROR, err);
-	return rc == EVP_LOCKED ? 3 : 1;
+	evs__opt_free(&table, &s);
+	return rc;
 }

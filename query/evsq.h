@@ -84,6 +84,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "evstore.h"
 
 #define EVSQ_ERRNO_MAP(XX)                         \
 	XX(OK, 0, "success")                       \
@@ -101,8 +104,14 @@ enum {
 
 const char *evsq_strerror(int code);
 
-enum evsq_log_level { EVSQ_LOG_ERROR, EVSQ_LOG_WARNING, EVSQ_LOG_INFO, EVSQ_LOG_DEBUG };
-typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
+/* Logging: libevstore's callback type and levels (evs_log_fn, EVS_LOG_*
+ * in evstore.h), one convention for the three libraries. The evsq_ names
+ * below are aliases kept only until the files using them move over. */
+typedef evs_log_fn evsq_log_fn;
+#define EVSQ_LOG_ERROR   EVS_LOG_ERROR
+#define EVSQ_LOG_WARNING EVS_LOG_WARNING
+#define EVSQ_LOG_INFO    EVS_LOG_INFO
+#define EVSQ_LOG_DEBUG   EVS_LOG_DEBUG
 
 /* ---------------------------------------------------------------------
  * Configuration (config.c): one typed table (name, type, default, bounds,
@@ -139,16 +148,23 @@ typedef void (*evsq_log_fn)(void *ctx, int level, const char *message);
 	   "(needs --store; 0: lag does not affect readiness)")                                    \
 	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                            \
 	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")           \
-	XX(log_level, INT, "2", 0, 3, "0 error, 1 warning, 2 info, 3 debug")
+	XX(log_level, LEVEL, "info", 0, 3, "most verbose level logged")                            \
+	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")
 
-enum evsq_option_type { EVSQ_STR, EVSQ_INT };
+/* The types of store/base/opt.h, in its order: STR is a char *, the others
+ * a long (LEVEL: EVS_LOG_*, FORMAT: 0 text, 1 json). */
+enum evsq_option_type { EVSQ_STR, EVSQ_INT, EVSQ_BOOL, EVSQ_LEVEL, EVSQ_FORMAT };
 
 typedef struct evsq_config {
 #define EVSQ__FIELD_STR(name)                        char *name;
 #define EVSQ__FIELD_INT(name)                        long name;
+#define EVSQ__FIELD_LEVEL(name)                      long name;
+#define EVSQ__FIELD_FORMAT(name)                     long name;
 #define EVSQ__FIELD(name, type, def, min, max, help) EVSQ__FIELD_##type(name)
 	EVSQ_CONFIG_MAP(EVSQ__FIELD)
 #undef EVSQ__FIELD
+#undef EVSQ__FIELD_FORMAT
+#undef EVSQ__FIELD_LEVEL
 #undef EVSQ__FIELD_INT
 #undef EVSQ__FIELD_STR
 } evsq_config;
@@ -170,8 +186,16 @@ void evsq_config_free(evsq_config *cfg);
  * bounds; EVSQ_INVALID with err filled. */
 int evsq_config_set(evsq_config *cfg, const char *name, const char *value, char *err,
 		    size_t errlen);
-/* EVS_QUERY_<NAME> variables, then flags; *help set by --help/-h. */
-int evsq_config_load(evsq_config *cfg, int argc, char **argv, bool *help, char *err, size_t errlen);
+/* What the command line asks for besides the options. */
+enum { EVSQ_RUN, EVSQ_HELP, EVSQ_VERSION };
+/* EVS_QUERY_<NAME> variables, then flags; *action is EVSQ_HELP for
+ * --help/-h, EVSQ_VERSION for --version. Refused (EVSQ_INVALID, err
+ * filled): an unknown or repeated flag, a missing or empty value, a value
+ * out of its bounds (store/base/opt.h). */
+int evsq_config_load(evsq_config *cfg, int argc, char **argv, int *action, char *err,
+		     size_t errlen);
+/* The table as opt.c reads it, for --help. */
+void evsq_config_help(FILE *f);
 
 /* ---------------------------------------------------------------------
  * The server (server.c and the files of server.h)

@@ -3,13 +3,15 @@
  * withdrawal, transfers (one refused and returned), and the state of an
  * account now and as of an earlier moment.
  *
- *   bank-demo [STORE_DIR]        (default ./bank-data; created if missing)
+ *   bank-demo [--] [STORE_DIR]   (default ./bank-data; created if missing)
+ *   bank-demo --help | --version
  *
  * Prints what it does, then the moment to give "evs state --as-of".
  * The store validates the bank's events against schemas/ (*.json)
  * ($BANK_SCHEMAS overrides the directory); the last part shows a
  * malformed event refused and an old AccountOpened read upcast.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,15 +128,69 @@ static void schemas_at_work(evs_store *store)
 	evs_iter_free(it);
 }
 
+static void usage(FILE *f)
+{
+	fputs("usage: bank-demo [--] [STORE_DIR]\n\n"
+	      "Run the bank example end to end in STORE_DIR (default ./bank-data,\n"
+	      "created if missing); $BANK_SCHEMAS overrides the schema directory.\n\n"
+	      "  -h, --help   show this help and exit\n"
+	      "  --version    show the version and exit\n",
+	      f);
+}
+
+/* The store directory from the command line: options are refused rather
+ * than taken for a directory name ("bank-demo --help" once made one
+ * called "--help"); "--" ends the options. NULL with *status set when
+ * there is nothing to run. */
+static const char *parse_args(int argc, char **argv, int *status)
+{
+	const char *dir = NULL;
+	bool options = true;
+
+	*status = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+			usage(stdout);
+			return NULL;
+		} else if (options && !strcmp(a, "--version")) {
+			printf("bank-demo %s\n", EVS_VERSION_STRING);
+			return NULL;
+		} else if (options && !strcmp(a, "--")) {
+			options = false;
+		} else if (options && a[0] == '-' && a[1]) {
+			fprintf(stderr, "bank-demo: unrecognized option \"%s\"\n", a);
+			fputs("hint: see \"bank-demo --help\"\n", stderr);
+			*status = 2;
+			return NULL;
+		} else if (dir) {
+			fprintf(stderr, "bank-demo: too many arguments: \"%s\"\n", a);
+			*status = 2;
+			return NULL;
+		} else if (!a[0]) {
+			fprintf(stderr, "bank-demo: invalid store directory \"\": empty\n");
+			*status = 2;
+			return NULL;
+		} else {
+			dir = a;
+		}
+	}
+	return dir ? dir : "./bank-data";
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : "./bank-data";
+	int status;
+	const char *dir = parse_args(argc, argv, &status);
 	evs_options opts;
 	evs_store *store;
 	bank b;
 	char when[40];
 	int rc;
 
+	if (!dir)
+		return status ? status : fflush(stdout) == 0 ? 0 : 1;
 	evs_options_init(&opts);
 	if ((rc = evs_open(dir, &opts, &store)) != EVS_OK) {
 		fprintf(stderr, "bank-demo: %s\n", evs_open_errmsg());

@@ -90,7 +90,7 @@ static void check_bounds(evsq_config *cfg)
 	const evsq_option *o = table();
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (o[i].type == EVSQ_INT)
+		if (o[i].type != EVSQ_STR)
 			CHECK(*int_field(cfg, i) >= o[i].min && *int_field(cfg, i) <= o[i].max);
 		else
 			CHECK(*str_field(cfg, i) != NULL);
@@ -102,7 +102,7 @@ static bool same(evsq_config *a, evsq_config *b)
 	const evsq_option *o = table();
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (o[i].type == EVSQ_INT) {
+		if (o[i].type != EVSQ_STR) {
 			if (*int_field(a, i) != *int_field(b, i))
 				return false;
 		} else if (strcmp(*str_field(a, i), *str_field(b, i))) {
@@ -164,7 +164,7 @@ static int set_checked(evsq_config *cfg, const char *name, const char *value, ch
 		o = &table()[i];
 		if (o->type == EVSQ_INT)
 			CHECK(*int_field(cfg, (size_t)i) == strtol(value, NULL, 10));
-		else
+		else if (o->type == EVSQ_STR)
 			CHECK(strcmp(*str_field(cfg, (size_t)i), value) == 0);
 	}
 	check_bounds(cfg);
@@ -186,15 +186,18 @@ static void mode_set(char **tok, int n, char *err, size_t errlen)
 }
 
 /* The flags the way evsq.h describes them, as evsq_config_set calls;
- * false when they are not a valid command line (or ask for --help). */
+ * false when they are not a valid command line (an option given twice,
+ * or --help / --version). */
 static bool ref_flags(evsq_config *cfg, char **tok, int n, char *err)
 {
+	bool seen[N_OPTIONS] = {false};
+
 	for (int a = 0; a < n; a++) {
 		const char *arg = tok[a], *eq, *value;
 		char name[4096];
 		size_t len;
 
-		if (strncmp(arg, "--", 2) || !strcmp(arg, "--help"))
+		if (strncmp(arg, "--", 2) || !strcmp(arg, "--help") || !strcmp(arg, "--version"))
 			return false;
 		arg += 2;
 		eq = strchr(arg, '=');
@@ -208,8 +211,10 @@ static bool ref_flags(evsq_config *cfg, char **tok, int n, char *err)
 		CHECK(len < sizeof name);
 		memcpy(name, arg, len);
 		name[len] = '\0';
-		if (lookup(name, len) < 0 || evsq_config_set(cfg, name, value, err, ERR_MAX))
+		if (lookup(name, len) < 0 || seen[lookup(name, len)] ||
+		    evsq_config_set(cfg, name, value, err, ERR_MAX))
 			return false;
+		seen[lookup(name, len)] = true;
 	}
 	return true;
 }
@@ -218,7 +223,7 @@ static void mode_argv(char **tok, int n, char *err, size_t errlen)
 {
 	char *argv[MAX_TOKENS + 2];
 	evsq_config cfg, ref;
-	bool help = true;
+	int action = -1;
 	int rc;
 
 	argv[0] = "evs-query";
@@ -226,17 +231,17 @@ static void mode_argv(char **tok, int n, char *err, size_t errlen)
 	argv[n + 1] = NULL;
 	CHECK(evsq_config_init(&cfg) == EVSQ_OK);
 	err_reset(err);
-	rc = evsq_config_load(&cfg, n + 1, argv, &help, err, errlen);
+	rc = evsq_config_load(&cfg, n + 1, argv, &action, err, errlen);
 	err_check(err, errlen, rc);
 	CHECK(rc == EVSQ_OK || rc == EVSQ_INVALID);
 	check_bounds(&cfg);
 
 	CHECK(evsq_config_init(&ref) == EVSQ_OK);
 	if (ref_flags(&ref, tok, n, err)) {
-		CHECK(rc == EVSQ_OK && !help);
+		CHECK(rc == EVSQ_OK && action == EVSQ_RUN);
 		CHECK(same(&cfg, &ref));
 	} else {
-		CHECK(rc != EVSQ_OK || help);
+		CHECK(rc != EVSQ_OK || action != EVSQ_RUN);
 	}
 	evsq_config_free(&ref);
 	evsq_config_free(&cfg);
@@ -249,7 +254,7 @@ static void mode_env(char **tok, int n, char *err, size_t errlen)
 	int nvars = 0;
 	evsq_config cfg;
 	char *argv[] = {"evs-query", NULL};
-	bool help = true;
+	int action = -1;
 	int rc;
 
 	for (int k = 0; k + 1 < n; k += 2) {
@@ -272,10 +277,10 @@ static void mode_env(char **tok, int n, char *err, size_t errlen)
 	}
 	CHECK(evsq_config_init(&cfg) == EVSQ_OK);
 	err_reset(err);
-	rc = evsq_config_load(&cfg, 1, argv, &help, err, errlen);
+	rc = evsq_config_load(&cfg, 1, argv, &action, err, errlen);
 	err_check(err, errlen, rc);
 	CHECK(rc == EVSQ_OK || rc == EVSQ_INVALID);
-	CHECK(!help);
+	CHECK(action == EVSQ_RUN);
 	check_bounds(&cfg);
 	evsq_config_free(&cfg);
 	for (int k = 0; k < nvars; k++)

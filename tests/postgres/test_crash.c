@@ -38,8 +38,10 @@ static pid_t spawn(const char *store, const char *dsn, int batch, bool once, con
 		argv[i++] = store;
 		argv[i++] = "--dsn";
 		argv[i++] = dsn;
-		argv[i++] = "--rules";
-		argv[i++] = rules_path;
+		if (!extra || !strstr(extra, "--rules")) { /* a flag may be given once */
+			argv[i++] = "--rules";
+			argv[i++] = rules_path;
+		}
 		argv[i++] = "--migrations";
 		argv[i++] = pgh_migrations_dir();
 		argv[i++] = "--batch";
