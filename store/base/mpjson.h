@@ -59,6 +59,11 @@ int evs__json_double(evs__buf *b, double d);
 /* The shortest text (%.15g..%.17g) that reads back as d, with ".0"
  * added when it has neither '.' nor 'e'. d must be finite. */
 void evs__json_double_short(evs__buf *b, double d);
+/* The shortest text alone (NUL-terminated, its length returned): for a
+ * double sent as a statement parameter, where "3" casts to integer and
+ * "3.0" does not. */
+#define EVS__DOUBLE_LEN 32
+size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN]);
 
 /* JSON text of one msgpack value p[0..n) appended to b; -1 (b as it was)
  * on malformed msgpack, trailing bytes, nesting deeper than

@@ -127,12 +127,21 @@ START_TEST(double_texts)
 		{2.5e-5, "2.5e-05"},
 		{1.7976931348623157e308, "1.7976931348623157e+308"},
 	};
+	char param[EVS__DOUBLE_LEN];
+
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *t = double_text(cases[i].d);
 
 		ck_assert_str_eq(t, cases[i].text);
 		free(t);
 	}
+	/* a statement parameter: shortest, no ".0" (3 casts to integer) */
+	ck_assert_uint_eq(evs__double_text(3.0, param), 1);
+	ck_assert_str_eq(param, "3");
+	evs__double_text(0.1, param);
+	ck_assert_str_eq(param, "0.1");
+	evs__double_text(5e-324, param);
+	ck_assert_str_eq(param, "5e-324");
 }
 END_TEST
 
