@@ -240,22 +240,33 @@ static int put_value(evs__buf *b, const msgpack_object *o, unsigned flags, int d
 	return -1;
 }
 
-int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags)
+int evs__msgpack_to_json_z(evs__buf *b, const void *p, size_t n, unsigned flags, msgpack_zone *zone)
 {
-	msgpack_zone zone;
 	msgpack_object obj;
 	size_t off = 0, mark = b->len;
 	int rc = -1;
 
-	if (b->oom || !msgpack_zone_init(&zone, 2048))
+	if (b->oom)
 		return -1;
-	if (msgpack_unpack(p, n, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == n)
+	if (msgpack_unpack(p, n, &off, zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == n)
 		rc = put_value(b, &obj, flags, 0);
-	msgpack_zone_destroy(&zone);
+	msgpack_zone_clear(zone);
 	if (rc != 0 || b->oom) {
 		if (!b->oom)
 			b->len = mark;
 		return -1;
 	}
 	return 0;
+}
+
+int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags)
+{
+	msgpack_zone zone;
+	int rc;
+
+	if (!msgpack_zone_init(&zone, 2048))
+		return -1;
+	rc = evs__msgpack_to_json_z(b, p, n, flags, &zone);
+	msgpack_zone_destroy(&zone);
+	return rc;
 }

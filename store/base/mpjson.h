@@ -71,6 +71,11 @@ size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN]);
  * form. Lenient: bin and ext become base64 strings, NaN/Inf null,
  * non-string map keys their JSON text as a string. */
 int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags);
+/* The same with the caller's msgpack-c zone, cleared (not freed) after
+ * use: one zone per batch instead of one allocation per value. */
+struct msgpack_zone;
+int evs__msgpack_to_json_z(evs__buf *b, const void *p, size_t n, unsigned flags,
+			   struct msgpack_zone *zone);
 
 /* msgpack of one JSON text s[0..n) (RFC 8259; whitespace around it)
  * appended to out: integers in their smallest encoding, doubles as

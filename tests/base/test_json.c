@@ -359,6 +359,26 @@ START_TEST(exact_and_lenient)
 		ck_assert_str_eq(b.ptr, cases[i].lenient);
 		evs__buf_free(&b);
 	}
+	/* one zone for a batch: the same text as one zone per call */
+	{
+		msgpack_zone z;
+		evs__buf one = {0}, many = {0};
+
+		msgpack_zone_init(&z, 256);
+		for (int k = 0; k < 200; k++)
+			for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+				ck_assert_int_eq(
+					evs__msgpack_to_json(&one, cases[i].mp, cases[i].n, 0), 0);
+				ck_assert_int_eq(evs__msgpack_to_json_z(&many, cases[i].mp,
+									cases[i].n, 0, &z),
+						 0);
+			}
+		ck_assert_uint_eq(one.len, many.len);
+		ck_assert(memcmp(one.ptr, many.ptr, one.len) == 0);
+		msgpack_zone_destroy(&z);
+		evs__buf_free(&one);
+		evs__buf_free(&many);
+	}
 	/* malformed and trailing bytes */
 	{
 		evs__buf b = {0};
