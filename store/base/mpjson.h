@@ -65,6 +65,10 @@ void evs__json_double_short(evs__buf *b, double d);
 #define EVS__DOUBLE_LEN 32
 size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN]);
 
+/* Whether the integer token p[0..n) (optional '-', digits) fits int64
+ * (negative) or uint64: the policy's test for "integer". */
+bool evs__json_integer_fits(const char *p, size_t n);
+
 /* JSON text of one msgpack value p[0..n) appended to b; -1 (b as it was)
  * on malformed msgpack, trailing bytes, nesting deeper than
  * EVS__JSON_DEPTH, memory, or (EVS__JSON_EXACT) a value without an exact

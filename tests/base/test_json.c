@@ -291,6 +291,11 @@ START_TEST(reader)
 		ck_assert_uint_eq(mp.len, 0);
 		ck_assert_msg(strstr(err, "at column") != NULL, "%s: %s", bad[i], err);
 	}
+	ck_assert(evs__json_integer_fits("-9223372036854775808", 20));
+	ck_assert(!evs__json_integer_fits("-9223372036854775809", 20));
+	ck_assert(evs__json_integer_fits("18446744073709551615", 20));
+	ck_assert(!evs__json_integer_fits("18446744073709551616", 20));
+	ck_assert(!evs__json_integer_fits("-", 1));
 	/* strict: people's integers must fit, numbers must be finite */
 	ck_assert_int_eq(evs__json_to_msgpack(big, strlen(big), &mp, EVS__JSON_STRICT, NULL, 0),
 			 -1);
