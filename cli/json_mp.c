@@ -46,28 +46,6 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
 	return i;
 }
 
-/* Whether the integer literal s[0..n) (optional '-', digits) fits. */
-static bool integer_fits(const char *s, size_t n)
-{
-	static const char max_neg[] = "9223372036854775808";
-	static const char max_pos[] = "18446744073709551615";
-	bool neg = n > 0 && s[0] == '-';
-	const char *lim = neg ? max_neg : max_pos;
-	size_t limlen = strlen(lim);
-
-	if (neg) {
-		s++;
-		n--;
-	}
-	while (n > 1 && s[0] == '0') {
-		s++;
-		n--;
-	}
-	if (n != limlen)
-		return n < limlen;
-	return memcmp(s, lim, n) <= 0;
-}
-
 /*
  * The checks json-c does not make, on text json-c already accepted as
  * valid JSON (so strings are closed and tokens are well formed).
@@ -110,7 +88,7 @@ static int lexical_check(const char *s, size_t n, char *err, size_t errlen)
 				snprintf(err, errlen, "invalid number at column %zu", start + 1);
 				return -1;
 			}
-			if (integer && !integer_fits(s + start, i - start)) {
+			if (integer && !evs__json_integer_fits(s + start, i - start)) {
 				snprintf(err, errlen,
 					 "integer out of range at "
 					 "column %zu (integers must fit in 64 bits;"

@@ -16,30 +16,14 @@ void evsq__json_str(evs__buf *b, const char *s)
 	evs__json_str_lossy(b, s, strlen(s));
 }
 
-/* Whether the integer token p[0..n) (optional '-', digits) fits int64
- * (negative) or uint64. */
-static bool integer_fits(const char *p, size_t n)
-{
-	bool neg = p[0] == '-';
-	const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
-	size_t limlen = strlen(lim);
-
-	if (neg) {
-		p++;
-		n--;
-	}
-	if (n != limlen)
-		return n < limlen;
-	return memcmp(p, lim, n) <= 0;
-}
-
 /* One number token, rewritten by the base's policy when it is a double. */
 static void put_number(evs__buf *out, const char *p, size_t n)
 {
 	char small[64], *text;
 	double d;
 
-	if (!memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n) && integer_fits(p, n)) {
+	if (!memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n) &&
+	    evs__json_integer_fits(p, n)) {
 		evs__buf_putn(out, p, n);
 		return;
 	}

@@ -252,6 +252,18 @@ static bool magnitude(const char *p, size_t n, uint64_t max, uint64_t *out)
 	return true;
 }
 
+bool evs__json_integer_fits(const char *p, size_t n)
+{
+	bool neg = n > 0 && p[0] == '-';
+	uint64_t mag;
+
+	if (neg) {
+		p++;
+		n--;
+	}
+	return n > 0 && magnitude(p, n, neg ? (uint64_t)INT64_MAX + 1 : UINT64_MAX, &mag);
+}
+
 static int number(struct reader *r)
 {
 	size_t start = r->i, intlen;

@@ -91,21 +91,28 @@ void evs__json_str_lossy(evs__buf *b, const char *s, size_t n)
 	put_str(b, s, n, true);
 }
 
-void evs__json_double_short(evs__buf *b, double d)
+size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN])
 {
-	char tmp[40];
-	int prec;
+	int prec, n = 0;
 
 	/* DBL_DIG is 15: a normal double that some decimal of 15 or fewer
 	 * digits reads back to prints as that decimal under %.15g, so 15,
 	 * 16, 17 finds the shortest. Subnormals have fewer digits of
 	 * precision (5e-324 is one digit): count up from 1 for them. */
 	for (prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-		if (prec == 17 || strtod(tmp, NULL) == d)
+		n = snprintf(out, EVS__DOUBLE_LEN, "%.*g", prec, d);
+		if (prec == 17 || strtod(out, NULL) == d)
 			break;
 	}
-	evs__buf_puts(b, tmp);
+	return (size_t)n;
+}
+
+void evs__json_double_short(evs__buf *b, double d)
+{
+	char tmp[EVS__DOUBLE_LEN];
+	size_t n = evs__double_text(d, tmp);
+
+	evs__buf_putn(b, tmp, n);
 	if (!strpbrk(tmp, ".eE"))
 		evs__buf_putn(b, ".0", 2);
 }
@@ -233,22 +240,33 @@ static int put_value(evs__buf *b, const msgpack_object *o, unsigned flags, int d
 	return -1;
 }
 
-int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags)
+int evs__msgpack_to_json_z(evs__buf *b, const void *p, size_t n, unsigned flags, msgpack_zone *zone)
 {
-	msgpack_zone zone;
 	msgpack_object obj;
 	size_t off = 0, mark = b->len;
 	int rc = -1;
 
-	if (b->oom || !msgpack_zone_init(&zone, 2048))
+	if (b->oom)
 		return -1;
-	if (msgpack_unpack(p, n, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == n)
+	if (msgpack_unpack(p, n, &off, zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == n)
 		rc = put_value(b, &obj, flags, 0);
-	msgpack_zone_destroy(&zone);
+	msgpack_zone_clear(zone);
 	if (rc != 0 || b->oom) {
 		if (!b->oom)
 			b->len = mark;
 		return -1;
 	}
 	return 0;
+}
+
+int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags)
+{
+	msgpack_zone zone;
+	int rc;
+
+	if (!msgpack_zone_init(&zone, 2048))
+		return -1;
+	rc = evs__msgpack_to_json_z(b, p, n, flags, &zone);
+	msgpack_zone_destroy(&zone);
+	return rc;
 }

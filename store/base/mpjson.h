@@ -59,6 +59,15 @@ int evs__json_double(evs__buf *b, double d);
 /* The shortest text (%.15g..%.17g) that reads back as d, with ".0"
  * added when it has neither '.' nor 'e'. d must be finite. */
 void evs__json_double_short(evs__buf *b, double d);
+/* The shortest text alone (NUL-terminated, its length returned): for a
+ * double sent as a statement parameter, where "3" casts to integer and
+ * "3.0" does not. */
+#define EVS__DOUBLE_LEN 32
+size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN]);
+
+/* Whether the integer token p[0..n) (optional '-', digits) fits int64
+ * (negative) or uint64: the policy's test for "integer". */
+bool evs__json_integer_fits(const char *p, size_t n);
 
 /* JSON text of one msgpack value p[0..n) appended to b; -1 (b as it was)
  * on malformed msgpack, trailing bytes, nesting deeper than
@@ -66,6 +75,11 @@ void evs__json_double_short(evs__buf *b, double d);
  * form. Lenient: bin and ext become base64 strings, NaN/Inf null,
  * non-string map keys their JSON text as a string. */
 int evs__msgpack_to_json(evs__buf *b, const void *p, size_t n, unsigned flags);
+/* The same with the caller's msgpack-c zone, cleared (not freed) after
+ * use: one zone per batch instead of one allocation per value. */
+struct msgpack_zone;
+int evs__msgpack_to_json_z(evs__buf *b, const void *p, size_t n, unsigned flags,
+			   struct msgpack_zone *zone);
 
 /* msgpack of one JSON text s[0..n) (RFC 8259; whitespace around it)
  * appended to out: integers in their smallest encoding, doubles as

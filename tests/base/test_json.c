@@ -127,12 +127,21 @@ START_TEST(double_texts)
 		{2.5e-5, "2.5e-05"},
 		{1.7976931348623157e308, "1.7976931348623157e+308"},
 	};
+	char param[EVS__DOUBLE_LEN];
+
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *t = double_text(cases[i].d);
 
 		ck_assert_str_eq(t, cases[i].text);
 		free(t);
 	}
+	/* a statement parameter: shortest, no ".0" (3 casts to integer) */
+	ck_assert_uint_eq(evs__double_text(3.0, param), 1);
+	ck_assert_str_eq(param, "3");
+	evs__double_text(0.1, param);
+	ck_assert_str_eq(param, "0.1");
+	evs__double_text(5e-324, param);
+	ck_assert_str_eq(param, "5e-324");
 }
 END_TEST
 
@@ -282,6 +291,11 @@ START_TEST(reader)
 		ck_assert_uint_eq(mp.len, 0);
 		ck_assert_msg(strstr(err, "at column") != NULL, "%s: %s", bad[i], err);
 	}
+	ck_assert(evs__json_integer_fits("-9223372036854775808", 20));
+	ck_assert(!evs__json_integer_fits("-9223372036854775809", 20));
+	ck_assert(evs__json_integer_fits("18446744073709551615", 20));
+	ck_assert(!evs__json_integer_fits("18446744073709551616", 20));
+	ck_assert(!evs__json_integer_fits("-", 1));
 	/* strict: people's integers must fit, numbers must be finite */
 	ck_assert_int_eq(evs__json_to_msgpack(big, strlen(big), &mp, EVS__JSON_STRICT, NULL, 0),
 			 -1);
@@ -349,6 +363,26 @@ START_TEST(exact_and_lenient)
 		ck_assert(evs__buf_cstr(&b));
 		ck_assert_str_eq(b.ptr, cases[i].lenient);
 		evs__buf_free(&b);
+	}
+	/* one zone for a batch: the same text as one zone per call */
+	{
+		msgpack_zone z;
+		evs__buf one = {0}, many = {0};
+
+		msgpack_zone_init(&z, 256);
+		for (int k = 0; k < 200; k++)
+			for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+				ck_assert_int_eq(
+					evs__msgpack_to_json(&one, cases[i].mp, cases[i].n, 0), 0);
+				ck_assert_int_eq(evs__msgpack_to_json_z(&many, cases[i].mp,
+									cases[i].n, 0, &z),
+						 0);
+			}
+		ck_assert_uint_eq(one.len, many.len);
+		ck_assert(memcmp(one.ptr, many.ptr, one.len) == 0);
+		msgpack_zone_destroy(&z);
+		evs__buf_free(&one);
+		evs__buf_free(&many);
 	}
 	/* malformed and trailing bytes */
 	{

@@ -62,6 +62,24 @@ static void key(msgpack_packer *pk, const char *k)
 	msgpack_pack_str_with_body(pk, k, strlen(k));
 }
 
+/* An event whose data is {k: v}: v an unsigned integer, or a double. */
+static void append_one(evs_store *s, const char *stream, const char *k, bool dbl, double d,
+		       uint64_t u)
+{
+	evs__buf data = {0};
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, &data, buf_write);
+	msgpack_pack_map(&pk, 1);
+	key(&pk, k);
+	if (dbl)
+		msgpack_pack_double(&pk, d);
+	else
+		msgpack_pack_uint64(&pk, u);
+	append(s, stream, &data);
+	evs__buf_free(&data);
+}
+
 /* The msgpack of a jsonb text, read the way the projector reads stored
  * state back. */
 static void read_back(const char *text, msgpack_zone *z, msgpack_object *o, evs__buf *mp)
@@ -132,23 +150,10 @@ START_TEST(fold_across_batches)
 	key(&pk, "y");
 	msgpack_pack_double(&pk, 1.5);
 	append(s, "n-1", &data);
-	data.len = 0;
-	msgpack_pack_map(&pk, 1);
-	key(&pk, "x");
-	msgpack_pack_double(&pk, 0.1);
-	append(s, "n-2", &data);
+	append_one(s, "n-2", "x", true, 0.1, 0);
 	run_once(dir, dsn);
-
-	data.len = 0;
-	msgpack_pack_map(&pk, 1);
-	key(&pk, "y");
-	msgpack_pack_uint64(&pk, 1);
-	append(s, "n-1", &data);
-	data.len = 0;
-	msgpack_pack_map(&pk, 1);
-	key(&pk, "z");
-	msgpack_pack_uint64(&pk, 1);
-	append(s, "n-2", &data);
+	append_one(s, "n-1", "y", false, 0, 1);
+	append_one(s, "n-2", "z", false, 0, 1);
 	run_once(dir, dsn);
 
 	c = pgh_connect(dsn);
@@ -291,11 +296,7 @@ START_TEST(random_through_jsonb)
 	evs__buf_putn(&data, arr.ptr, arr.len);
 	append(s, "r-1", &data);
 	run_once(dir, dsn);
-	data.len = 0;
-	msgpack_pack_map(&pk, 1);
-	key(&pk, "b");
-	msgpack_pack_uint64(&pk, 1);
-	append(s, "r-1", &data);
+	append_one(s, "r-1", "b", false, 0, 1);
 	run_once(dir, dsn);
 
 	c = pgh_connect(dsn);
