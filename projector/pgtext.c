@@ -15,6 +15,8 @@
 
 #include "evsproj.h"
 
+
+
 void evp_copy_field(evs__buf *b, const char *p, size_t n)
 {
 	size_t i, start = 0;
@@ -69,9 +71,8 @@ void evp_time_text(evs__buf *b, int64_t ns)
 	}
 	t = (time_t)s;
 	gmtime_r(&t, &tm);
-	evs__buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
-			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			(int)(frac / 1000));
+	evs__buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+		       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(frac / 1000));
 }
 
 void evp_uuid_text(evs__buf *b, const uint8_t id[16])
