@@ -10,8 +10,9 @@
  * its batch (an uncommitted batch is rolled back by PostgreSQL) and
  * exits within about 200 ms plus one batch.
  *
- * Exit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,
- * 3 the projection runs elsewhere.
+ * Exit status: 0 stopped (live) or caught up (--once), 1 error (also a
+ * --once run stopped before the head, or PostgreSQL unreachable for
+ * --connect-timeout-ms), 2 bad usage, 3 the projection runs elsewhere.
  */
 #include <limits.h>
 #include <signal.h>
@@ -55,6 +56,8 @@ static struct copt opts[] = {
 	{"retry-max-ms", C_INT, "5000", 100, 600000, "longest backoff while PostgreSQL is away",
 	 NULL},
 	{"once", C_BOOL, "false", 0, 1, "catch up to the store's head, then exit", NULL},
+	{"connect-timeout-ms", C_INT, "0", 0, 86400000,
+	 "give up when PostgreSQL cannot be reached for this long (0: never)", NULL},
 	{"bulk-threshold", C_INT, "100000", 0, 2000000000,
 	 "start this many events behind or more: catch up with the built-in models' secondary"
 	 " indexes dropped, then rebuild them (0: never)",
@@ -258,6 +261,7 @@ int main(int argc, char **argv)
 	cfg.batch_wait_ms = (int)num("batch-wait-ms");
 	cfg.retry_max_ms = (int)num("retry-max-ms");
 	cfg.once = num("once");
+	cfg.connect_timeout_ms = (int)num("connect-timeout-ms");
 	cfg.bulk_threshold = (uint64_t)num("bulk-threshold");
 	cfg.log_level = -1;
 	for (i = 0; i < 4; i++)
@@ -280,6 +284,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
+	if (rc == EVP_STOPPED && (cfg.once || cfg.rebuild)) {
+		snprintf(err, sizeof err,
+			 "stopped before reaching the store's head: %llu events applied, checkpoint"
+			 " %llu of %llu",
+			 (unsigned long long)stats.events, (unsigned long long)stats.checkpoint,
+			 (unsigned long long)stats.target);
+		log_stderr(NULL, EVP_LOG_ERROR, err);
+		return 1;
+	}
 	if (rc == EVP_OK || rc == EVP_STOPPED) {
 		log_stderr(NULL, EVP_LOG_INFO, rc == EVP_OK ? "caught up" : "stopped");
 		if (cfg.log_level >= EVP_LOG_INFO)
