@@ -15,6 +15,24 @@
 #include "model.h"
 #include "pgh.h"
 
+static void config_once(evp_config *cfg, const char *dir, const char *dsn, int batch)
+{
+	evp_config_init(cfg);
+	cfg->store_path = dir;
+	cfg->dsn = dsn;
+	cfg->migrations_dir = pgh_migrations_dir();
+	cfg->batch_max = batch;
+	cfg->once = true;
+}
+
+static void cleanup(evs_store *s, char *dir, char *dsn)
+{
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+
 struct log_seen {
 	int loud_notices; /* server messages at warning level or above */
 	int quiet_notices;
@@ -48,12 +66,7 @@ START_TEST(project_bulk_is_quiet)
 	for (round = 0; round < 2; round++) {
 		model_generate(s, &rng, 300);
 		memset(&seen, 0, sizeof seen);
-		evp_config_init(&cfg);
-		cfg.store_path = dir;
-		cfg.dsn = dsn;
-		cfg.migrations_dir = pgh_migrations_dir();
-		cfg.batch_max = 50;
-		cfg.once = true;
+		config_once(&cfg, dir, dsn, 50);
 		cfg.bulk_threshold = 1; /* every start far behind: bulk load, then indexes */
 		cfg.log = capture;
 		cfg.log_ctx = &seen;
@@ -63,10 +76,7 @@ START_TEST(project_bulk_is_quiet)
 		ck_assert_msg(seen.loud_notices == 0, "round %d: %d server notices logged loud: %s",
 			      round, seen.loud_notices, seen.first);
 	}
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	cleanup(s, dir, dsn);
 }
 END_TEST
 
@@ -111,12 +121,7 @@ START_TEST(project_progress_numbers)
 		if (round == 0)
 			first_head = head.last_position;
 		memset(&p, 0, sizeof p);
-		evp_config_init(&cfg);
-		cfg.store_path = dir;
-		cfg.dsn = dsn;
-		cfg.migrations_dir = pgh_migrations_dir();
-		cfg.batch_max = 37;
-		cfg.once = true;
+		config_once(&cfg, dir, dsn, 37);
 		cfg.on_progress = on_progress;
 		cfg.progress_ctx = &p;
 		ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
@@ -130,10 +135,7 @@ START_TEST(project_progress_numbers)
 		ck_assert_uint_eq(st.target, head.last_position);
 		ck_assert_uint_eq(st.events, head.last_position - p.start);
 	}
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	cleanup(s, dir, dsn);
 }
 END_TEST
 
@@ -142,10 +144,10 @@ int main(void)
 	Suite *s = suite_create("project");
 	TCase *tc = tcase_create("project");
 
-	pgh_start();
-	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, project_bulk_is_quiet);
 	tcase_add_test(tc, project_progress_numbers);
+	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
+	pgh_start();
 	return pgh_run_suite(s);
 }
