@@ -7,8 +7,8 @@
  * files above it):
  *
  *     pgexec.c     logging, clocks, one exec-and-check, libpq errors, locks
- *     batch.c      a batch of events copied out of the store (one arena)
  *     rules_exec.c the declared statements of events (rules.c parses them)
+ *     batch.c      a batch of events copied out of the store (one arena)
  *     builtin.c    COPY streaming and the event log
  *     state.c      current state and state history (merge-patch fold)
  *     deadletter.c declared rules of a batch, failing events parked
