@@ -7,6 +7,7 @@
  * files above it):
  *
  *     pgexec.c     logging, clocks, one exec-and-check, libpq errors, locks
+ *     migrate.c    the migration runner
  *     rules_exec.c the declared statements of events (rules.c parses them)
  *     batch.c      a batch of events copied out of the store (one arena)
  *     builtin.c    COPY streaming and the event log
@@ -115,6 +116,9 @@ bool evp__stopping(const struct evp__run *r);
 void evp__nap(const struct evp__run *r, int ms);
 /* Length of a libpq message without its trailing newlines. */
 int evp__msglen(const char *msg);
+/* err = "<what>: <libpq's message>" (of res, else of conn), PQclear(res);
+ * EVP_CONNECT when the failure is retryable, else EVP_SQL. */
+int evp__pg_error(PGconn *conn, PGresult *res, const char *what, char *err, size_t errlen);
 /* Fill r->err with "<what>: <libpq's message>", PQclear(res); EVP_CONNECT
  * when the failure is retryable, else EVP_SQL. */
 int evp__pg_fail(struct evp__run *r, PGresult *res, const char *fmt, ...)

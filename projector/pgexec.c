@@ -79,19 +79,25 @@ int evp__msglen(const char *msg)
 	return (int)l;
 }
 
-static int vfail(struct evp__run *r, PGresult *res, const char *fmt, va_list ap)
+int evp__pg_error(PGconn *conn, PGresult *res, const char *what, char *err, size_t errlen)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
-	char what[512];
 	int rc;
 
 	if (!msg[0])
-		msg = PQerrorMessage(r->conn);
-	vsnprintf(what, sizeof what, fmt, ap);
-	snprintf(r->err, r->errlen, "%s: %.*s", what, evp__msglen(msg), msg);
-	rc = evp_retryable(r->conn, res) ? EVP_CONNECT : EVP_SQL;
+		msg = PQerrorMessage(conn);
+	snprintf(err, errlen, "%s: %.*s", what, evp__msglen(msg), msg);
+	rc = evp_retryable(conn, res) ? EVP_CONNECT : EVP_SQL;
 	PQclear(res);
 	return rc;
+}
+
+static int vfail(struct evp__run *r, PGresult *res, const char *fmt, va_list ap)
+{
+	char what[512];
+
+	vsnprintf(what, sizeof what, fmt, ap);
+	return evp__pg_error(r->conn, res, what, r->err, r->errlen);
 }
 
 int evp__pg_fail(struct evp__run *r, PGresult *res, const char *fmt, ...)
