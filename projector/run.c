@@ -184,12 +184,16 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 	r.errlen = errlen;
 	err[0] = '\0';
 
-	if ((rc = run_init(&r)) || (rc = evp__connect(&r, false)))
+	/* the head is read before connecting too, so that a run stopped or
+	 * given up before it connected still says where it was going */
+	if ((rc = run_init(&r)) || (rc = read_head(&r, &r.stats->target)) ||
+	    (rc = evp__connect(&r, false)))
 		goto out;
 	while ((rc = evp__bulk_decide(&r)) == EVP_CONNECT) {
 		if ((rc = evp__reconnect(&r)))
 			goto out;
 	}
+	/* after bulk_decide: a bulk load ends at or before the target */
 	if (rc || (rc = read_head(&r, &r.stats->target)))
 		goto out;
 	r.stats->start = r.checkpoint;

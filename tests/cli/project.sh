@@ -42,7 +42,7 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 assert_eq "$rc" 1 "exit status of a stopped evs project --once"
-grep -Eq "^evs: stopped before reaching the store's head: 0 events applied, checkpoint 0" \
+grep -Eq "^evs: stopped before reaching the store's head: 0 events applied, checkpoint 0 of 1$" \
 	"$TMP/err" || fail "no 'stopped' message: $(cat "$TMP/err")"
 [ ! -s "$TMP/out" ] || fail "printed on stdout: $(cat "$TMP/out")"
 echo "ok"
