@@ -172,7 +172,9 @@ const struct cli_command cli_cmd_project = {
 		"Apply the store's events after the projection's checkpoint to PostgreSQL:\n"
 		"the built-in read models (schema evs) and, with --rules, a declared\n"
 		"projection; each batch and its checkpoint in one transaction. With --once,\n"
-		"stop at the store's head; otherwise follow new commits until interrupted.",
+		"stop at the store's head; otherwise follow new commits until interrupted.\n"
+		"With --once the exit status is 0 only when the head was reached: 1 when\n"
+		"PostgreSQL stays unreachable for --connect-timeout, or when interrupted first.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,
