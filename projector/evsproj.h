@@ -196,6 +196,7 @@ bool evp_retryable(PGconn *conn, const PGresult *res);
  * msgpack -> JSON (mpjson.c), PostgreSQL text formats (pgtext.c)
  * ------------------------------------------------------------------- */
 
+
 /* JSON text of one msgpack value. Values without a JSON form become:
  * bin and ext as base64 strings, non-finite floats as null, non-string
  * map keys as their JSON text. -1 on malformed msgpack. */
