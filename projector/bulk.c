@@ -96,7 +96,7 @@ int evp__bulk_end(struct evp__run *r)
 		  "projection \"%s\" at position %llu: building the built-in read"
 		  " models' indexes",
 		  r->name, (unsigned long long)r->checkpoint);
-	side = evp__pg_open(r, 0);
+	side = evp__pg_open(r, evp__now_ms() + 10000); /* else one after the other */
 	if (PQstatus(side) != CONNECTION_OK || !PQsendQuery(side, history_sql)) {
 		PQfinish(side);
 		side = NULL;
