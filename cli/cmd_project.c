@@ -2,6 +2,11 @@
  * cmd_project.c - "evs project": run the projector in this process
  * (--once: catch up to the store's head and exit; otherwise follow until
  * SIGINT/SIGTERM). The daemon is evs-projector; both use libevsproj.
+ *
+ * With --once a cron job must be able to trust the exit status: 0 only
+ * when the head was reached; 1 when PostgreSQL could not be reached
+ * within --connect-timeout (default 30 s with --once) or when stopped by
+ * a signal before the head (the message says how far it got).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@ enum {
 	OPT_DEAD_LETTER,
 	OPT_REBUILD,
 	OPT_BULK_THRESHOLD,
+	OPT_CONNECT_TIMEOUT,
 	OPT_VERBOSE
 };
 
@@ -40,12 +46,16 @@ static const struct cli_option options[] = {
 	[OPT_BULK_THRESHOLD] = {"bulk-threshold", "N",
 				"load without the built-in models' secondary indexes when at "
 				"least N events behind (default 100000; 0 = never)"},
+	[OPT_CONNECT_TIMEOUT] = {"connect-timeout", "SECONDS",
+				 "give up when PostgreSQL cannot be reached for this long (default"
+				 " 30 with --once, else 0 = retry for ever)"},
 	[OPT_VERBOSE] = {"verbose", NULL, "log every batch"},
 	{NULL, NULL, NULL}};
 
 struct project_state {
 	evp_config cfg;
 	bool init;
+	bool timeout_given;
 };
 
 const char *cli_pg_dsn(const char *given);
@@ -96,6 +106,13 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 			return cli_bad_value("bulk-threshold", value,
 					     "expected a non-negative integer");
 		break;
+	case OPT_CONNECT_TIMEOUT:
+		if (cli_parse_u64(value, &n) != 0 || n > 86400)
+			return cli_bad_value("connect-timeout", value,
+					     "expected an integer number of seconds in 0..86400");
+		st->cfg.connect_timeout_ms = (int)n * 1000;
+		st->timeout_given = true;
+		break;
 	case OPT_VERBOSE: st->cfg.log_level = EVP_LOG_DEBUG; break;
 	default: return CLI_EXIT_USAGE;
 	}
@@ -116,6 +133,8 @@ static int run(struct cli_ctx *ctx, void *state)
 	}
 	st->cfg.store_path = ctx->store_path;
 	st->cfg.dsn = cli_pg_dsn(st->cfg.dsn);
+	if (!st->timeout_given && (st->cfg.once || st->cfg.rebuild))
+		st->cfg.connect_timeout_ms = 30000;
 	st->cfg.log = log_stderr;
 	st->cfg.stop = &stop_requested;
 	memset(&sa, 0, sizeof sa);
@@ -124,8 +143,19 @@ static int run(struct cli_ctx *ctx, void *state)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	rc = evp_run(&st->cfg, &stats, err, sizeof err);
+	if (rc == EVP_STOPPED && (st->cfg.once || st->cfg.rebuild)) {
+		cli_error(
+			"stopped before reaching the store's head: %llu events applied, checkpoint"
+			" %llu of %llu",
+			(unsigned long long)stats.events, (unsigned long long)stats.checkpoint,
+			(unsigned long long)stats.target);
+		return CLI_EXIT_FAIL;
+	}
 	if (rc != EVP_OK && rc != EVP_STOPPED) {
 		cli_error("%s", err);
+		if (rc == EVP_CONNECT && !st->cfg.dsn[0])
+			cli_hint("no --dsn or EVS_PG_DSN was given, so libpq's defaults (PG*"
+				 " environment, local socket) were tried");
 		return CLI_EXIT_FAIL;
 	}
 	printf("ok: %llu events applied in %llu batches, checkpoint %llu\n",
@@ -142,7 +172,9 @@ const struct cli_command cli_cmd_project = {
 		"Apply the store's events after the projection's checkpoint to PostgreSQL:\n"
 		"the built-in read models (schema evs) and, with --rules, a declared\n"
 		"projection; each batch and its checkpoint in one transaction. With --once,\n"
-		"stop at the store's head; otherwise follow new commits until interrupted.",
+		"stop at the store's head; otherwise follow new commits until interrupted.\n"
+		"With --once the exit status is 0 only when the head was reached: 1 when\n"
+		"PostgreSQL stays unreachable for --connect-timeout, or when interrupted first.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 0,

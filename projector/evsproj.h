@@ -5,10 +5,12 @@
  * the evs tool (evs migrate, evs project) and the postgres tests. libpq
  * stays out of libevstore; everything that speaks to PostgreSQL is here.
  *
- * Conventions: functions return EVP_OK (0) or an EVP_* code; the message
- * of the last failure on a handle is evp_errmsg() (PostgreSQL's voice:
- * lowercase, names quoted, no trailing period). The library never prints:
- * it logs through the evp_log_fn the host installs.
+ * Conventions: functions return EVP_OK (0) or an EVP_* code; those that
+ * can fail for a reason worth telling take a caller's buffer (char *err,
+ * size_t errlen) and write the message of the failure there (PostgreSQL's
+ * voice: lowercase, names quoted, no trailing period); evp_strerror()
+ * names a code. The library never prints: it logs through the evp_log_fn
+ * the host installs (server notices included, by severity).
  *
  * Exactly-once: a batch of events and the projection's checkpoint are
  * written in one PostgreSQL transaction (the checkpoint update checks the
@@ -124,8 +126,10 @@ const char *evp_rules_schema(const evp_rules *rules);
 const char *evp_rules_tables(const evp_rules *rules);
 
 /* ---------------------------------------------------------------------
- * The projector (projector.c)
+ * The projector (run.c and the files named in internal.h)
  * ------------------------------------------------------------------- */
+
+typedef struct evp_stats evp_stats;
 
 typedef struct evp_config {
 	const char *store_path;
@@ -139,7 +143,11 @@ typedef struct evp_config {
 	int batch_max;              /* events per transaction */
 	int batch_wait_ms;          /* live: wait this long to fill a batch */
 	int retry_max_ms;           /* backoff ceiling while PostgreSQL is away */
-	bool once;                  /* catch up to the head, then return */
+	/* Give up (EVP_CONNECT, "... (gave up after N s)") when no session
+	 * could be set up for this long, at start or after a lost
+	 * connection; 0: retry for ever (the daemon's default). */
+	int connect_timeout_ms;
+	bool once; /* catch up to the head, then return */
 	/* Bulk mode (built-in models only): when the projector starts at
 	 * least this many events behind the store's head (0: never), the
 	 * secondary indexes of the built-in models are dropped (one
@@ -162,20 +170,29 @@ typedef struct evp_config {
 	/* Optional: called after each committed batch (benchmarks, tests). */
 	void (*on_commit)(void *ctx, uint64_t first, uint64_t last);
 	void *commit_ctx;
+	/* Optional progress for a display: called once connected (stats with
+	 * start, checkpoint and target set) and after each committed batch.
+	 * Events still to apply: target - checkpoint; done: events. */
+	void (*on_progress)(void *ctx, const evp_stats *stats);
+	void *progress_ctx;
 } evp_config;
 
 void evp_config_init(evp_config *cfg);
 
-typedef struct evp_stats {
+struct evp_stats {
 	uint64_t events; /* applied by this run */
 	uint64_t batches;
 	uint64_t checkpoint; /* last committed position */
 	uint64_t reconnects;
 	uint64_t dead_letters;
-} evp_stats;
+	uint64_t start;  /* the checkpoint this run started from */
+	uint64_t target; /* once/rebuild: the store's head seen at start, where the
+			  * run ends; live: the highest position seen so far */
+};
 
 /* Run until the store's head is reached (cfg->once) or *cfg->stop is set.
- * EVP_OK, EVP_STOPPED (stop requested), or a failure with err filled. */
+ * EVP_OK, EVP_STOPPED (stop requested; stats say how far it got), or a
+ * failure with err filled. */
 int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen);
 
 /* Whether a failed result means "the server went away or asked us to

@@ -16,8 +16,9 @@
  * finishes or abandons its batch (an uncommitted batch is rolled back by
  * PostgreSQL) and exits within one wait plus one batch.
  *
- * Exit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,
- * 3 the projection runs elsewhere.
+ * Exit status: 0 stopped (live) or caught up (--once), 1 error (also a
+ * --once run stopped before the head, or PostgreSQL unreachable for
+ * --connect-timeout-ms), 2 bad usage, 3 the projection runs elsewhere.
  */
 #include <signal.h>
 #include <stddef.h>
@@ -36,7 +37,7 @@
 struct settings {
 	char *store, *dsn, *projection, *rules, *migrations;
 	long builtin, state, rebuild, dead_letter, once;
-	long batch, batch_wait_ms, retry_max_ms, bulk_threshold;
+	long batch, batch_wait_ms, retry_max_ms, connect_timeout_ms, bulk_threshold;
 	long log_level, log_format;
 };
 
@@ -66,6 +67,9 @@ static const struct evs__opt rows[] = {
 	 "longest backoff while PostgreSQL is away", S(retry_max_ms), 0},
 	{"once", EVS__OPT_BOOL, "false", 0, 1, "catch up to the store's head, then exit", S(once),
 	 0},
+	{"connect-timeout-ms", EVS__OPT_INT, "0", 0, 86400000,
+	 "give up when PostgreSQL cannot be reached for this long (0: never)",
+	 S(connect_timeout_ms), 0},
 	{"bulk-threshold", EVS__OPT_INT, "100000", 0, 2000000000,
 	 "start this many events behind or more: catch up with the built-in models' secondary"
 	 " indexes dropped, then rebuild them (0: never)",
@@ -93,8 +97,8 @@ static void usage(void)
 	      "options (a flag wins over its environment variable):\n",
 	      stdout);
 	evs__opt_help(&table, stdout);
-	fputs("\nexit status: 0 stopped or caught up (--once), 1 error, 2 bad usage,\n"
-	      "3 the projection runs elsewhere\n",
+	fputs("\nexit status: 0 stopped (live) or caught up (--once), 1 error (also a --once\n"
+	      "run stopped before the head), 2 bad usage, 3 the projection runs elsewhere\n",
 	      stdout);
 }
 
@@ -154,6 +158,7 @@ int main(int argc, char **argv)
 	cfg.batch_wait_ms = (int)s.batch_wait_ms;
 	cfg.retry_max_ms = (int)s.retry_max_ms;
 	cfg.once = s.once;
+	cfg.connect_timeout_ms = (int)s.connect_timeout_ms;
 	cfg.bulk_threshold = (uint64_t)s.bulk_threshold;
 	cfg.log_level = (int)s.log_level;
 	cfg.log = evs__log;
@@ -169,7 +174,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
-	if (rc == EVP_OK || rc == EVP_STOPPED) {
+	if (rc == EVP_STOPPED && (cfg.once || cfg.rebuild)) {
+		evs__logf(EVS_LOG_ERROR,
+			  "stopped before reaching the store's head: %llu events applied, checkpoint"
+			  " %llu of %llu",
+			  (unsigned long long)stats.events, (unsigned long long)stats.checkpoint,
+			  (unsigned long long)stats.target);
+		rc = 1;
+	} else if (rc == EVP_OK || rc == EVP_STOPPED) {
 		evs__logf(EVS_LOG_INFO, "%s: applied %llu events in %llu batches, checkpoint %llu",
 			  rc == EVP_OK ? "caught up" : "stopped", (unsigned long long)stats.events,
 			  (unsigned long long)stats.batches, (unsigned long long)stats.checkpoint);

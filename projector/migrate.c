@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evsproj.h"
+#include "internal.h"
 
 #define MAX_FILES      10000
 #define MAX_FILE_BYTES ((size_t)16 << 20)
@@ -191,27 +191,12 @@ static void free_files(struct mfile *files, int n)
 	free(files);
 }
 
-static int sql_error(PGconn *conn, PGresult *res, const char *what, char *err, size_t errlen)
-{
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-	size_t l = strlen(msg);
-
-	while (l > 0 && msg[l - 1] == '\n')
-		l--;
-	int rc;
-
-	snprintf(err, errlen, "%s: %.*s", what, (int)l, msg);
-	rc = evp_retryable(conn, res) ? EVP_CONNECT : EVP_SQL;
-	PQclear(res);
-	return rc;
-}
-
 static int exec_ok(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		return sql_error(conn, res, what, err, errlen);
+		return evp__pg_error(conn, res, what, err, errlen);
 	PQclear(res);
 	return EVP_OK;
 }
@@ -256,7 +241,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 		res = PQexecParams(conn, "SELECT encode(sha256($1), 'hex')", 1, types, vals, lens,
 				   fmts, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			rc = sql_error(conn, res, "could not compute a checksum", err, errlen);
+			rc = evp__pg_error(conn, res, "could not compute a checksum", err, errlen);
 			res = NULL;
 			goto out;
 		}
@@ -268,7 +253,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 	res = PQexec(conn,
 		     "SELECT version, name, checksum FROM evs.schema_migrations ORDER BY version");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		rc = sql_error(conn, res, "could not read evs.schema_migrations", err, errlen);
+		rc = evp__pg_error(conn, res, "could not read evs.schema_migrations", err, errlen);
 		res = NULL;
 		goto out;
 	}
@@ -332,7 +317,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 
 			snprintf(what, sizeof what, "migration %04d \"%s\" failed", m->version,
 				 m->name);
-			rc = sql_error(conn, res, what, err, errlen);
+			rc = evp__pg_error(conn, res, what, err, errlen);
 			res = NULL;
 			PQclear(PQexec(conn, "ROLLBACK"));
 			goto out;
@@ -347,7 +332,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 				   " VALUES ($1, $2, $3)",
 				   3, NULL, vals, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			rc = sql_error(conn, res, "could not record a migration", err, errlen);
+			rc = evp__pg_error(conn, res, "could not record a migration", err, errlen);
 			res = NULL;
 			PQclear(PQexec(conn, "ROLLBACK"));
 			goto out;

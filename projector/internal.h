@@ -1,0 +1,181 @@
+/*
+ * internal.h - private (evp__) interfaces between the files of
+ * libevsproj; the public one is evsproj.h.
+ *
+ * The projector is one struct evp__run per evp_run() call, passed to
+ * files of one job each. Their call graph, lowest first (a file uses only
+ * files above it):
+ *
+ *     pgexec.c     logging, clocks, one exec-and-check, libpq errors, locks
+ *     migrate.c    the migration runner
+ *     rules_exec.c the declared statements of events (rules.c parses them)
+ *     batch.c      a batch of events copied out of the store (one arena)
+ *     builtin.c    COPY streaming and the event log
+ *     state.c      current state and state history (merge-patch fold)
+ *     deadletter.c declared rules of a batch, failing events parked
+ *     txn.c        one batch and its checkpoint in one transaction
+ *     rebuild.c    shadow schema of a rebuild and the final swap
+ *     session.c    connect, migrate, lock, read the checkpoint; backoff
+ *     bulk.c       bulk mode: secondary indexes dropped, then rebuilt
+ *     run.c        evp_run(): the loop, progress
+ */
+#ifndef EVSPROJ_INTERNAL_H
+#define EVSPROJ_INTERNAL_H
+
+#include "evsproj.h"
+
+/* ---------------------------------------------------------------------
+ * A batch (batch.c)
+ *
+ * Events are copied out of the store (its views end with the
+ * subscription) into one arena per batch: `bytes` holds stream, type,
+ * data and metadata of every event, `json` their payloads as JSON once
+ * converted. Both are reset, not freed, between batches, so a batch
+ * costs no allocation per event once the buffers have grown.
+ * ------------------------------------------------------------------- */
+
+struct evp__event {
+	evs_event ev; /* pointers into the batch's arena */
+	/* payloads as JSON: offsets into the batch's json buffer */
+	size_t data_json, data_json_len;
+	size_t meta_json, meta_json_len;
+	bool has_json;
+};
+
+struct evp__batch {
+	struct evp__event *events;
+	size_t n, cap;
+	evs__buf bytes; /* the events' copied fields */
+	evs__buf json;  /* their payloads as JSON, converted when first needed */
+};
+
+/* An event's payloads as JSON: valid until the next conversion. */
+struct evp__json {
+	const char *data, *meta;
+	size_t data_len, meta_len;
+};
+
+/* ---------------------------------------------------------------------
+ * Rules (rules.c parses, rules_exec.c runs)
+ * ------------------------------------------------------------------- */
+
+/* Prepare on a fresh connection; run the statements of one event. */
+int evp__rules_prepare(evp_rules *rules, PGconn *conn, char *err, size_t errlen);
+/* EVP_OK, or EVP_SQL with err and *sqlstate (may be "") when a statement
+ * failed, or EVP_CONNECT. */
+int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e, char *err,
+		     size_t errlen, char *sqlstate, size_t sslen);
+/* The statements of events[0..n) pipelined (see rules_exec.c); on EVP_SQL
+ * *failed is the index of the event whose statement failed. */
+int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__event *events, size_t n,
+			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen);
+/* Whether any statement applies to this event type. */
+bool evp__rules_match(const evp_rules *rules, const evs_str *type);
+
+/* ---------------------------------------------------------------------
+ * One run of the projector
+ * ------------------------------------------------------------------- */
+
+#define EVP__LOCK_CLASS 0x65767370 /* "evsp": advisory lock (class, hashtext(name)) */
+
+/* Arrays of one statement's parameters (text[] literals), reused. */
+struct evp__arrays {
+	evs__buf col[9];
+};
+
+struct evp__run {
+	const evp_config *cfg;
+	evs_store *store;
+	evp_rules *rules;
+	PGconn *conn;
+	const char *name;      /* checkpoint and lock name */
+	const char *live_name; /* the projection's own name (differs when rebuilding) */
+	char rebuild_name[EVS_MAX_NAME + 16];
+	bool builtin;
+	int64_t collect_us; /* time the last collect took */
+	uint64_t checkpoint;
+	bool bulk;            /* loading with the secondary indexes dropped */
+	uint64_t bulk_target; /* ... until the checkpoint reaches this */
+	evp_stats *stats;
+	char *err;
+	size_t errlen;
+	struct evp__batch batch;
+	struct evp__event **order; /* the batch sorted by (stream, position) */
+	size_t order_cap;
+	evs__buf copy, streams, json, dead; /* reused buffers */
+	struct evp__arrays arrays;
+};
+
+/* pgexec.c */
+void evp__logm(const struct evp__run *r, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int64_t evp__now_ms(void);
+int64_t evp__now_us(void);
+bool evp__stopping(const struct evp__run *r);
+/* Sleep ms in short slices, returning early when asked to stop. */
+void evp__nap(const struct evp__run *r, int ms);
+/* Length of a libpq message without its trailing newlines. */
+int evp__msglen(const char *msg);
+/* err = "<what>: <libpq's message>" (of res, else of conn), PQclear(res);
+ * EVP_CONNECT when the failure is retryable, else EVP_SQL. */
+int evp__pg_error(PGconn *conn, PGresult *res, const char *what, char *err, size_t errlen);
+/* Fill r->err with "<what>: <libpq's message>", PQclear(res); EVP_CONNECT
+ * when the failure is retryable, else EVP_SQL. */
+int evp__pg_fail(struct evp__run *r, PGresult *res, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Run sql (with n text parameters when vals is not NULL) and expect the
+ * status `want`: EVP_OK and the result in *out (the caller's to PQclear;
+ * cleared when out is NULL), or a failure as evp__pg_fail with the
+ * message "could not <fmt...>". */
+int evp__exec(struct evp__run *r, ExecStatusType want, PGresult **out, const char *sql, int n,
+	      const char *const *vals, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* A command without parameters or result. */
+int evp__cmd(struct evp__run *r, const char *sql);
+/* A command with quoted identifiers a (and b, if not NULL) for its %s. */
+int evp__cmd_ident(struct evp__run *r, const char *fmt, const char *a, const char *b);
+/* ROLLBACK what a failure left open, if the connection is still up. */
+void evp__rollback(struct evp__run *r);
+/* pg_try_advisory_lock(EVP__LOCK_CLASS, hashtext(name)): *taken. */
+int evp__try_lock(struct evp__run *r, const char *name, bool *taken);
+
+/* batch.c */
+void evp__batch_free(struct evp__batch *b);
+/* Collect up to batch_max events after the checkpoint (up to target when
+ * not 0), waiting first_wait_ms for the first. */
+int evp__collect(struct evp__run *r, uint64_t target, int first_wait_ms);
+/* The payloads of e as JSON (converted on first use). */
+int evp__event_json(struct evp__run *r, struct evp__event *e, struct evp__json *out);
+
+/* builtin.c: COPY streaming and the event log */
+int evp__copy_begin(struct evp__run *r, const char *sql);
+/* Send what rows holds when it is large (or when `all`), and empty it. */
+int evp__copy_flush(struct evp__run *r, evs__buf *rows, bool all);
+int evp__copy_end(struct evp__run *r, evs__buf *rows, const char *what);
+int evp__write_event_log(struct evp__run *r);
+
+/* state.c */
+int evp__write_states(struct evp__run *r);
+
+/* deadletter.c */
+int evp__write_rules(struct evp__run *r, uint64_t *parked);
+
+/* txn.c */
+int evp__apply_batch(struct evp__run *r);
+
+/* rebuild.c */
+void evp__shadow_schema(const struct evp__run *r, char *out, size_t n);
+int evp__shadow_prepare(struct evp__run *r);
+int evp__swap_in(struct evp__run *r);
+
+/* session.c */
+/* A connection with our notice receiver; NULL when out of memory. */
+PGconn *evp__pg_open(struct evp__run *r, int64_t deadline_ms);
+int evp__connect(struct evp__run *r, bool reconnecting);
+/* After a lost connection: drop it and connect again (with backoff). */
+int evp__reconnect(struct evp__run *r);
+
+/* bulk.c */
+int evp__bulk_decide(struct evp__run *r);
+int evp__bulk_end(struct evp__run *r);
+
+#endif

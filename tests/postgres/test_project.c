@@ -1,0 +1,153 @@
+/*
+ * test_project.c - the projector as a user of `evs project --once` sees
+ * it (issue 16): a bulk catch-up logs no server notices above debug
+ * level (it printed "NOTICE: relation ... already exists, skipping"), and
+ * the progress numbers (stats start, checkpoint, target; on_progress)
+ * describe the run while it goes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "evsproj.h"
+#include "model.h"
+#include "pgh.h"
+
+static void config_once(evp_config *cfg, const char *dir, const char *dsn, int batch)
+{
+	evp_config_init(cfg);
+	cfg->store_path = dir;
+	cfg->dsn = dsn;
+	cfg->migrations_dir = pgh_migrations_dir();
+	cfg->batch_max = batch;
+	cfg->once = true;
+}
+
+static void cleanup(evs_store *s, char *dir, char *dsn)
+{
+	evs_close(s);
+	pgh_rmtree(dir);
+	free(dir);
+	free(dsn);
+}
+
+struct log_seen {
+	int loud_notices; /* server messages at warning level or above */
+	int quiet_notices;
+	char first[512];
+};
+
+static void capture(void *ctx, int level, const char *message)
+{
+	struct log_seen *seen = ctx;
+
+	if (strncmp(message, "server: ", 8) != 0)
+		return;
+	if (level <= EVP_LOG_WARNING) {
+		if (!seen->loud_notices++)
+			snprintf(seen->first, sizeof seen->first, "%s", message);
+	} else {
+		seen->quiet_notices++;
+	}
+}
+
+START_TEST(project_bulk_is_quiet)
+{
+	uint64_t rng = pgh_seed("project_bulk_is_quiet");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
+	struct log_seen seen;
+	evs_store *s = model_open(dir);
+	evp_config cfg;
+	evp_stats st;
+	int round, rc;
+
+	for (round = 0; round < 2; round++) {
+		model_generate(s, &rng, 300);
+		memset(&seen, 0, sizeof seen);
+		config_once(&cfg, dir, dsn, 50);
+		cfg.bulk_threshold = 1; /* every start far behind: bulk load, then indexes */
+		cfg.log = capture;
+		cfg.log_ctx = &seen;
+		cfg.log_level = EVP_LOG_DEBUG;
+		rc = evp_run(&cfg, &st, err, sizeof err);
+		ck_assert_msg(rc == EVP_OK, "evp_run: %s", err);
+		ck_assert_msg(seen.loud_notices == 0, "round %d: %d server notices logged loud: %s",
+			      round, seen.loud_notices, seen.first);
+	}
+	cleanup(s, dir, dsn);
+}
+END_TEST
+
+struct progress_seen {
+	int calls;
+	uint64_t last_checkpoint, start, target, events;
+	int bad;
+};
+
+static void on_progress(void *ctx, const evp_stats *st)
+{
+	struct progress_seen *p = ctx;
+
+	if (p->calls++ == 0) {
+		p->start = st->start;
+		p->target = st->target;
+	}
+	/* monotonic, within [start, target], events = checkpoint - start */
+	if (st->checkpoint < p->last_checkpoint || st->checkpoint > st->target ||
+	    st->target != p->target || st->start != p->start ||
+	    st->events != st->checkpoint - st->start)
+		p->bad++;
+	p->last_checkpoint = st->checkpoint;
+	p->events = st->events;
+}
+
+START_TEST(project_progress_numbers)
+{
+	uint64_t rng = pgh_seed("project_progress_numbers");
+	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
+	evs_store *s = model_open(dir);
+	evs_store_info head;
+	struct progress_seen p;
+	evp_config cfg;
+	evp_stats st;
+	uint64_t first_head;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		model_generate(s, &rng, 200 + round * 100);
+		ck_assert_int_eq(evs_head(s, &head), EVS_OK);
+		if (round == 0)
+			first_head = head.last_position;
+		memset(&p, 0, sizeof p);
+		config_once(&cfg, dir, dsn, 37);
+		cfg.on_progress = on_progress;
+		cfg.progress_ctx = &p;
+		ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
+		ck_assert_int_eq(p.bad, 0);
+		/* once connected, then once per batch */
+		ck_assert_uint_eq(p.start, round ? first_head : 0);
+		ck_assert_uint_eq(p.target, head.last_position);
+		ck_assert_int_eq(p.calls, 1 + (int)st.batches);
+		ck_assert_uint_eq(p.last_checkpoint, head.last_position);
+		ck_assert_uint_eq(st.start, p.start);
+		ck_assert_uint_eq(st.target, head.last_position);
+		ck_assert_uint_eq(st.events, head.last_position - p.start);
+	}
+	cleanup(s, dir, dsn);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("project");
+	TCase *tc = tcase_create("project");
+
+	tcase_add_test(tc, project_bulk_is_quiet);
+	tcase_add_test(tc, project_progress_numbers);
+	tcase_set_timeout(tc, 600);
+	suite_add_tcase(s, tc);
+	pgh_start();
+	return pgh_run_suite(s);
+}
