@@ -175,11 +175,12 @@ int main(int argc, char **argv)
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
 	if (rc == EVP_STOPPED && (cfg.once || cfg.rebuild)) {
-		evs__logf(EVS_LOG_ERROR,
-			  "stopped before reaching the store's head: %llu events applied, checkpoint"
-			  " %llu of %llu",
-			  (unsigned long long)stats.events, (unsigned long long)stats.checkpoint,
-			  (unsigned long long)stats.target);
+		evs__logf(
+			EVS_LOG_ERROR,
+			"stopped before reaching the store's head: %llu events applied, checkpoint"
+			" %llu of %llu",
+			(unsigned long long)stats.events, (unsigned long long)stats.checkpoint,
+			(unsigned long long)stats.target);
 		rc = 1;
 	} else if (rc == EVP_OK || rc == EVP_STOPPED) {
 		evs__logf(EVS_LOG_INFO, "%s: applied %llu events in %llu batches, checkpoint %llu",

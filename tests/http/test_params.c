@@ -304,7 +304,8 @@ START_TEST(params_numbers)
 		http_get(f.port, paths[i], NULL, &a);
 		ck_assert_msg(a.status == 200 || (i == 3 && a.status == 409), "%s: %ld %s",
 			      paths[i], a.status, a.body);
-		ck_assert_msg(!strstr(a.body, "000000000000000000000000000000"), "%s: %s", paths[i], a.body);
+		ck_assert_msg(!strstr(a.body, "000000000000000000000000000000"), "%s: %s", paths[i],
+			      a.body);
 		if (i < 3) {
 			got = data_text(&a);
 			ck_assert_msg(!strcmp(got, want), "%s: %s, store %s", paths[i], got, want);
