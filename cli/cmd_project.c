@@ -71,7 +71,7 @@ static void on_signal(int sig)
 static void log_stderr(void *ctx, int level, const char *message)
 {
 	(void)ctx;
-	if (level <= EVP_LOG_WARNING)
+	if (level <= EVS_LOG_WARNING)
 		cli_error("%s", message);
 	else
 		fprintf(stderr, "evs: %s\n", message);
@@ -113,7 +113,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 		st->cfg.connect_timeout_ms = (int)n * 1000;
 		st->timeout_given = true;
 		break;
-	case OPT_VERBOSE: st->cfg.log_level = EVP_LOG_DEBUG; break;
+	case OPT_VERBOSE: st->cfg.log_level = EVS_LOG_DEBUG; break;
 	default: return CLI_EXIT_USAGE;
 	}
 	return CLI_EXIT_OK;

@@ -63,7 +63,7 @@ static int bulk_begin(struct evp__run *r)
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;
 	r->bulk = true;
-	evp__logm(r, EVP_LOG_INFO,
+	evp__logm(r, EVS_LOG_INFO,
 		  "projection \"%s\" is %llu events behind: bulk load up to position %llu with the"
 		  " built-in read models' secondary indexes dropped (queries by stream are slower"
 		  " until they are rebuilt)",
@@ -92,7 +92,7 @@ int evp__bulk_end(struct evp__run *r)
 	int rc, side_rc = EVP_OK;
 	bool built = false;
 
-	evp__logm(r, EVP_LOG_INFO,
+	evp__logm(r, EVS_LOG_INFO,
 		  "projection \"%s\" at position %llu: building the built-in read"
 		  " models' indexes",
 		  r->name, (unsigned long long)r->checkpoint);
@@ -133,7 +133,7 @@ int evp__bulk_end(struct evp__run *r)
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;
 	r->bulk = false;
-	evp__logm(r, EVP_LOG_INFO, "built-in read models' indexes built in %.1f s",
+	evp__logm(r, EVS_LOG_INFO, "built-in read models' indexes built in %.1f s",
 		  (double)(evp__now_ms() - t0) / 1000.0);
 	return EVP_OK;
 fail:
@@ -176,7 +176,7 @@ int evp__bulk_decide(struct evp__run *r)
 		return bulk_begin(r);
 	}
 	if (missing) {
-		evp__logm(r, EVP_LOG_INFO,
+		evp__logm(r, EVS_LOG_INFO,
 			  "projection \"%s\": an earlier bulk load was interrupted", r->name);
 		return evp__bulk_end(r);
 	}

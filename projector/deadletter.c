@@ -80,7 +80,7 @@ static int apply_one(struct evp__run *r, struct evp__event *e, uint64_t *parked)
 		return rc;
 	rc = evp__rules_apply(r->rules, r->conn, e, msg, sizeof msg, sqlstate, sizeof sqlstate);
 	if (rc == EVP_SQL) {
-		evp__logm(r, EVP_LOG_WARNING,
+		evp__logm(r, EVS_LOG_WARNING,
 			  "parking event at position %llu (stream \"%.*s\", type \"%.*s\"): %s",
 			  (unsigned long long)e->ev.position, (int)e->ev.stream.len,
 			  e->ev.stream.ptr, (int)e->ev.type.len, e->ev.type.ptr, msg);

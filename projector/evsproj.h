@@ -9,7 +9,7 @@
  * can fail for a reason worth telling take a caller's buffer (char *err,
  * size_t errlen) and write the message of the failure there (PostgreSQL's
  * voice: lowercase, names quoted, no trailing period); evp_strerror()
- * names a code. The library never prints: it logs through the evp_log_fn
+ * names a code. The library never prints: it logs through the evs_log_fn
  * the host installs (server notices included, by severity).
  *
  * Exactly-once: a batch of events and the projection's checkpoint are
@@ -56,13 +56,7 @@ enum {
 const char *evp_strerror(int code);
 
 /* Logging: libevstore's callback type and levels (evs_log_fn, EVS_LOG_*
- * in evstore.h), one convention for the three libraries. The evp_ names
- * below are aliases kept only until the files using them move over. */
-typedef evs_log_fn evp_log_fn;
-#define EVP_LOG_ERROR   EVS_LOG_ERROR
-#define EVP_LOG_WARNING EVS_LOG_WARNING
-#define EVP_LOG_INFO    EVS_LOG_INFO
-#define EVP_LOG_DEBUG   EVS_LOG_DEBUG
+ * in evstore.h), one convention for the three libraries. */
 
 /* ---------------------------------------------------------------------
  * Migrations (migrate.c)
@@ -82,7 +76,7 @@ typedef struct evp_migrate_result {
 	int total;   /* files in the directory */
 } evp_migrate_result;
 
-int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
+int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
 		evp_migrate_result *result, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------
@@ -164,7 +158,7 @@ typedef struct evp_config {
 	 * the checkpoint in one transaction. Built-in models are not touched. */
 	bool rebuild;
 	volatile sig_atomic_t *stop; /* set by the host (signal handler) */
-	evp_log_fn log;
+	evs_log_fn log;
 	void *log_ctx;
 	int log_level;
 	/* Optional: called after each committed batch (benchmarks, tests). */

@@ -45,9 +45,9 @@ static int cmp_mfile(const void *a, const void *b)
 	return (x->version > y->version) - (x->version < y->version);
 }
 
-static void logf_(evp_log_fn log, void *ctx, int level, const char *fmt, ...)
+static void logf_(evs_log_fn log, void *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static void logf_(evp_log_fn log, void *ctx, int level, const char *fmt, ...)
+static void logf_(evs_log_fn log, void *ctx, int level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -201,7 +201,7 @@ static int exec_ok(PGconn *conn, const char *sql, const char *what, char *err, s
 	return EVP_OK;
 }
 
-int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
+int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
 		evp_migrate_result *result, char *err, size_t errlen)
 {
 	struct mfile *files = NULL;
@@ -266,7 +266,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 			if (files[i].version == v)
 				m = &files[i];
 		if (!m) {
-			logf_(log, log_ctx, EVP_LOG_WARNING,
+			logf_(log, log_ctx, EVS_LOG_WARNING,
 			      "applied migration %04d \"%s\" has no file in \"%s\"", v,
 			      PQgetvalue(res, row, 1), dir);
 			continue;
@@ -343,7 +343,7 @@ int evp_migrate(PGconn *conn, const char *dir, evp_log_fn log, void *log_ctx,
 		if (rc)
 			goto out;
 		r.applied++;
-		logf_(log, log_ctx, EVP_LOG_INFO, "applied migration %04d \"%s\"", m->version,
+		logf_(log, log_ctx, EVS_LOG_INFO, "applied migration %04d \"%s\"", m->version,
 		      m->name);
 	}
 out:

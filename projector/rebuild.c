@@ -78,7 +78,7 @@ int evp__shadow_prepare(struct evp__run *r)
 		goto fail;
 	if ((rc = evp__cmd(r, "COMMIT")))
 		return rc;
-	evp__logm(r, EVP_LOG_INFO,
+	evp__logm(r, EVS_LOG_INFO,
 		  "rebuilding projection \"%s\" into schema \"%s\" from position 0", r->live_name,
 		  shadow);
 	return EVP_OK;
@@ -97,7 +97,7 @@ static int lock_live(struct evp__run *r)
 		if ((rc = evp__try_lock(r, r->live_name, &taken)) || taken)
 			return rc;
 		if (!warned)
-			evp__logm(r, EVP_LOG_WARNING,
+			evp__logm(r, EVS_LOG_WARNING,
 				  "rebuild of \"%s\" caught up: waiting for its live projector to"
 				  " stop before swapping the tables in",
 				  r->live_name);
@@ -162,7 +162,7 @@ int evp__swap_in(struct evp__run *r)
 	    (rc = evp__cmd_ident(r, "DROP SCHEMA %s CASCADE", old, NULL)) ||
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;
-	evp__logm(r, EVP_LOG_INFO, "projection \"%s\" rebuilt up to position %s and swapped in",
+	evp__logm(r, EVS_LOG_INFO, "projection \"%s\" rebuilt up to position %s and swapped in",
 		  r->live_name, pos);
 	snprintf(cls, sizeof cls, "%d", EVP__LOCK_CLASS);
 	vals[0] = cls;

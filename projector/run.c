@@ -28,7 +28,7 @@ void evp_config_init(evp_config *cfg)
 	cfg->batch_wait_ms = 0;
 	cfg->retry_max_ms = 5000;
 	cfg->bulk_threshold = 100000;
-	cfg->log_level = EVP_LOG_INFO;
+	cfg->log_level = EVS_LOG_INFO;
 }
 
 static int run_init(struct evp__run *r)
@@ -116,13 +116,13 @@ static void report(struct evp__run *r, int64_t *last_report, uint64_t *last_even
 	uint64_t head;
 	double lag_s;
 
-	if (t - *last_report < 1000 || r->cfg->log_level < EVP_LOG_INFO)
+	if (t - *last_report < 1000 || r->cfg->log_level < EVS_LOG_INFO)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	lag_s = ((double)ts.tv_sec * 1e9 + (double)ts.tv_nsec - (double)le->recorded_at) / 1e9;
 	if (read_head(r, &head) != EVP_OK)
 		head = r->checkpoint;
-	evp__logm(r, EVP_LOG_INFO,
+	evp__logm(r, EVS_LOG_INFO,
 		  "projection \"%s\" at position %llu: %.0f events/s, lag %llu events, %.3f s",
 		  r->name, (unsigned long long)r->checkpoint,
 		  (double)(r->stats->events - *last_events) * 1000.0 / (double)(t - *last_report),
@@ -200,7 +200,7 @@ int evp_run(const evp_config *cfg, evp_stats *stats, char *err, size_t errlen)
 	progress(&r);
 	rc = loop(&r);
 	if (r.bulk && rc == EVP_STOPPED)
-		evp__logm(&r, EVP_LOG_WARNING,
+		evp__logm(&r, EVS_LOG_WARNING,
 			  "stopped during a bulk load: the built-in read models' indexes are built"
 			  " at the next start");
 	if (rc == EVP_OK && cfg->rebuild)

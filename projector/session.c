@@ -22,7 +22,7 @@ static void on_notice(void *arg, const PGresult *res)
 	const struct evp__run *r = arg;
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorMessage(res);
-	int level = sev && strcmp(sev, "WARNING") == 0 ? EVP_LOG_WARNING : EVP_LOG_DEBUG;
+	int level = sev && strcmp(sev, "WARNING") == 0 ? EVS_LOG_WARNING : EVS_LOG_DEBUG;
 
 	evp__logm(r, level, "server: %.*s", evp__msglen(msg), msg);
 }
@@ -149,7 +149,7 @@ int evp__connect(struct evp__run *r, bool reconnecting)
 			rc = session_setup(r, reconnecting);
 			if (rc == EVP_OK) {
 				evp__logm(
-					r, EVP_LOG_INFO,
+					r, EVS_LOG_INFO,
 					"projection \"%s\" connected, resuming after position %llu",
 					r->name, (unsigned long long)r->checkpoint);
 				return EVP_OK;
@@ -175,7 +175,7 @@ int evp__connect(struct evp__run *r, bool reconnecting)
 		wait = backoff;
 		if (give_up && give_up - evp__now_ms() < wait)
 			wait = (int)(give_up - evp__now_ms());
-		evp__logm(r, EVP_LOG_WARNING, "%s; retrying in %d ms", r->err, wait);
+		evp__logm(r, EVS_LOG_WARNING, "%s; retrying in %d ms", r->err, wait);
 		r->stats->reconnects++;
 		evp__nap(r, wait);
 		backoff = backoff * 2 > r->cfg->retry_max_ms ? r->cfg->retry_max_ms : backoff * 2;
@@ -184,7 +184,7 @@ int evp__connect(struct evp__run *r, bool reconnecting)
 
 int evp__reconnect(struct evp__run *r)
 {
-	evp__logm(r, EVP_LOG_WARNING, "%s; reconnecting", r->err);
+	evp__logm(r, EVS_LOG_WARNING, "%s; reconnecting", r->err);
 	PQfinish(r->conn);
 	r->conn = NULL;
 	r->stats->reconnects++;

@@ -88,7 +88,7 @@ int evp__apply_batch(struct evp__run *r)
 	r->stats->batches++;
 	r->stats->checkpoint = last;
 	r->stats->dead_letters += parked;
-	evp__logm(r, EVP_LOG_DEBUG,
+	evp__logm(r, EVS_LOG_DEBUG,
 		  "applied %zu events at positions %llu..%llu (read %.1f ms, write %.1f ms)",
 		  r->batch.n, (unsigned long long)first, (unsigned long long)last,
 		  (double)r->collect_us / 1000.0, (double)(evp__now_us() - t_start) / 1000.0);

@@ -77,7 +77,7 @@ struct evsq__batcher {
 	int wake_fd;  /* the loop's eventfd: a connector thread finished */
 	pthread_mutex_t mu;
 	int64_t connect_after_ms; /* no new attempt before */
-	evsq_log_fn log;
+	evs_log_fn log;
 	void *log_ctx;
 	atomic_ullong batches, lookups;
 	evs__buf streams, times; /* parameter text, reused */
@@ -457,7 +457,7 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 }
 
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, int wake_fd, evsq_log_fn log, void *log_ctx,
+		      const char *projection, int wake_fd, evs_log_fn log, void *log_ctx,
 		      evsq__batcher **out)
 {
 	evsq__batcher *b = calloc(1, sizeof *b);

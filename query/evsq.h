@@ -8,7 +8,7 @@
  *
  * Conventions: functions return EVSQ_OK (0) or an EVSQ_* code, with a
  * message in PostgreSQL's voice in err. The library never prints: it logs
- * through the evsq_log_fn the host installs. Strings in evsq_config are
+ * through the evs_log_fn the host installs. Strings in evsq_config are
  * owned by it (copied in by evsq_config_set) and freed by
  * evsq_config_free.
  *
@@ -105,13 +105,7 @@ enum {
 const char *evsq_strerror(int code);
 
 /* Logging: libevstore's callback type and levels (evs_log_fn, EVS_LOG_*
- * in evstore.h), one convention for the three libraries. The evsq_ names
- * below are aliases kept only until the files using them move over. */
-typedef evs_log_fn evsq_log_fn;
-#define EVSQ_LOG_ERROR   EVS_LOG_ERROR
-#define EVSQ_LOG_WARNING EVS_LOG_WARNING
-#define EVSQ_LOG_INFO    EVS_LOG_INFO
-#define EVSQ_LOG_DEBUG   EVS_LOG_DEBUG
+ * in evstore.h), one convention for the three libraries. */
 
 /* ---------------------------------------------------------------------
  * Configuration (config.c): one typed table (name, type, default, bounds,
@@ -206,7 +200,7 @@ typedef struct evsq_server evsq_server;
 /* Listen and serve from internal threads; the configuration is copied.
  * PostgreSQL is connected lazily, so the server starts (and answers 503)
  * while the database is away. */
-int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, evsq_server **out,
+int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evsq_server **out,
 		      char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 unsigned evsq_server_port(const evsq_server *srv);

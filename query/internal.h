@@ -42,9 +42,9 @@ typedef struct evsq__pool evsq__pool;
 
 /* A session with the statement_timeout set and every statement prepared,
  * or NULL (logged). Blocks up to the connect timeout (5 s). */
-PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn log, void *log_ctx);
+PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evs_log_fn log, void *log_ctx);
 
-int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evsq_log_fn log,
+int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evs_log_fn log,
 		    void *log_ctx, evsq__pool **out);
 void evsq__pool_close(evsq__pool *pool);
 /* Run a prepared statement (text parameters). EVSQ_OK with *res (the
@@ -91,7 +91,7 @@ struct pollfd;
 
 /* wake_fd: the loop's eventfd, written when a session is connected. */
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, int wake_fd, evsq_log_fn log, void *log_ctx,
+		      const char *projection, int wake_fd, evs_log_fn log, void *log_ctx,
 		      evsq__batcher **out);
 /* Answers what is queued or in flight with 503 (done() called), frees. */
 void evsq__batcher_free(evsq__batcher *b);
@@ -264,7 +264,7 @@ typedef struct evsq__watch_info {
 } evsq__watch_info;
 
 /* Start the thread (it connects on its own, with backoff); EVSQ_NOMEM. */
-int evsq__watch_start(const char *dsn, evsq_log_fn log, void *log_ctx, evsq__watch **out);
+int evsq__watch_start(const char *dsn, evs_log_fn log, void *log_ctx, evsq__watch **out);
 /* Wake every waiter and let none sleep again (before stopping HTTP). */
 void evsq__watch_shutdown(evsq__watch *w);
 /* Stop the thread and free; NULL is fine. */

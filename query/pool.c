@@ -107,11 +107,11 @@ struct evsq__pool {
 	long statement_timeout_ms;
 	int size;
 	struct slot *slots;
-	evsq_log_fn log;
+	evs_log_fn log;
 	void *log_ctx;
 };
 
-static void logf_(evsq_log_fn log, void *log_ctx, int level, const char *fmt, const char *a,
+static void logf_(evs_log_fn log, void *log_ctx, int level, const char *fmt, const char *a,
 		  const char *b)
 {
 	char msg[1024];
@@ -122,7 +122,7 @@ static void logf_(evsq_log_fn log, void *log_ctx, int level, const char *fmt, co
 	log(log_ctx, level, msg);
 }
 
-int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evsq_log_fn log,
+int evsq__pool_open(const char *dsn, int size, long statement_timeout_ms, evs_log_fn log,
 		    void *log_ctx, evsq__pool **out)
 {
 	evsq__pool *p = calloc(1, sizeof *p);
@@ -164,7 +164,7 @@ void evsq__pool_close(evsq__pool *p)
 	free(p);
 }
 
-PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn log, void *log_ctx)
+PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evs_log_fn log, void *log_ctx)
 {
 	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
 	const char *vals[] = {"5", "evs-query", dsn, NULL};
@@ -177,7 +177,7 @@ PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn lo
 	if (!c)
 		return NULL;
 	if (PQstatus(c) != CONNECTION_OK) {
-		logf_(log, log_ctx, EVSQ_LOG_WARNING,
+		logf_(log, log_ctx, EVS_LOG_WARNING,
 		      "could not connect to the read-model database: %s%s", PQerrorMessage(c), "");
 		goto fail;
 	}
@@ -201,7 +201,7 @@ PGconn *evsq__connect(const char *dsn, long statement_timeout_ms, evsq_log_fn lo
 
 		r = PQprepare(c, name, evsq__stmts[i].sql, 0, NULL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			logf_(log, log_ctx, EVSQ_LOG_ERROR, "could not prepare \"%s\": %s", name,
+			logf_(log, log_ctx, EVS_LOG_ERROR, "could not prepare \"%s\": %s", name,
 			      PQresultErrorMessage(r));
 			PQclear(r);
 			goto fail;

@@ -108,7 +108,7 @@ static void access_log(evsq_server *srv, const struct req *q, size_t bytes, int6
 	path[n] = '\0';
 	snprintf(line, sizeof line, "%.16s %s%s %u %zu bytes %lld us", q->method, path,
 		 q->url[i] ? "..." : "", q->job.status, bytes, (long long)dt);
-	srv->log(srv->log_ctx, EVSQ_LOG_INFO, line);
+	srv->log(srv->log_ctx, EVS_LOG_INFO, line);
 }
 
 static enum MHD_Result respond(evsq_server *srv, struct req *q)

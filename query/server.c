@@ -87,10 +87,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	if (n && msg[n - 1] == '\n')
 		msg[n - 1] = '\0';
-	srv->log(srv->log_ctx, EVSQ_LOG_WARNING, msg);
+	srv->log(srv->log_ctx, EVS_LOG_WARNING, msg);
 }
 
-int evsq_server_start(const evsq_config *cfg, evsq_log_fn log, void *log_ctx, evsq_server **out,
+int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evsq_server **out,
 		      char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;

@@ -57,7 +57,7 @@ struct evsq_server {
 	char *projection;
 	char *token;
 	long ready_max_lag;
-	evsq_log_fn log;
+	evs_log_fn log;
 	void *log_ctx;
 	unsigned port;
 	/* metrics.c */

@@ -72,7 +72,7 @@ struct evsq__watch {
 	bool started;
 	int stop_pipe[2];
 	char *dsn;
-	evsq_log_fn log;
+	evs_log_fn log;
 	void *log_ctx;
 };
 
@@ -194,7 +194,7 @@ static PGconn *connect_watch(evsq__watch *w, bool quiet)
 			st = PQconnectPoll(c);
 	}
 	if (st != PGRES_POLLING_OK || PQstatus(c) != CONNECTION_OK) {
-		logm(w, quiet ? EVSQ_LOG_DEBUG : EVSQ_LOG_WARNING,
+		logm(w, quiet ? EVS_LOG_DEBUG : EVS_LOG_WARNING,
 		     "checkpoint listener could not connect (min_position waits poll meanwhile): "
 		     "%s",
 		     st == PGRES_POLLING_OK || PQstatus(c) == CONNECTION_BAD ? PQerrorMessage(c)
@@ -212,7 +212,7 @@ static int subscribe(evsq__watch *w, PGconn *c)
 	int i;
 
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		logm(w, EVSQ_LOG_WARNING, "checkpoint listener: LISTEN failed: %s",
+		logm(w, EVS_LOG_WARNING, "checkpoint listener: LISTEN failed: %s",
 		     PQresultErrorMessage(r));
 		PQclear(r);
 		return -1;
@@ -232,7 +232,7 @@ static int subscribe(evsq__watch *w, PGconn *c)
 	} else {
 		/* no evs.checkpoints yet (not migrated): nothing is committed,
 		 * the first batches will announce themselves */
-		logm(w, EVSQ_LOG_DEBUG, "checkpoint listener: no checkpoints yet: %s",
+		logm(w, EVS_LOG_DEBUG, "checkpoint listener: no checkpoints yet: %s",
 		     PQresultErrorMessage(r));
 	}
 	w->up = true;
@@ -287,7 +287,7 @@ static void *watch_main(void *arg)
 
 		if (c && subscribe(w, c) == 0) {
 			if (quiet)
-				logm(w, EVSQ_LOG_INFO, "checkpoint listener connected again");
+				logm(w, EVS_LOG_INFO, "checkpoint listener connected again");
 			backoff = BACKOFF_MIN;
 			quiet = false;
 			for (;;) {
@@ -296,7 +296,7 @@ static void *watch_main(void *arg)
 				if (r < 0)
 					break;
 				if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK) {
-					logm(w, EVSQ_LOG_WARNING,
+					logm(w, EVS_LOG_WARNING,
 					     "checkpoint listener lost its connection (min_position "
 					     "waits poll until it is back): %s",
 					     PQerrorMessage(c));
@@ -318,7 +318,7 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-int evsq__watch_start(const char *dsn, evsq_log_fn log, void *log_ctx, evsq__watch **out)
+int evsq__watch_start(const char *dsn, evs_log_fn log, void *log_ctx, evsq__watch **out)
 {
 	pthread_condattr_t ca;
 	evsq__watch *w = calloc(1, sizeof *w);

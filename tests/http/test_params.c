@@ -40,7 +40,7 @@ static int nlog;
 static void on_log(void *ctx, int level, const char *message)
 {
 	(void)ctx;
-	if (level != EVSQ_LOG_INFO)
+	if (level != EVS_LOG_INFO)
 		return;
 	pthread_mutex_lock(&log_mu);
 	if (nlog < (int)(sizeof log_lines / sizeof log_lines[0]))

@@ -109,10 +109,10 @@ static double catch_up(const char *store, const char *dsn, bool builtin, bool st
 	cfg.once = true;
 	if (getenv("EVS_BENCH_BULK_THRESHOLD")) /* 0: no bulk mode, to compare */
 		cfg.bulk_threshold = strtoull(getenv("EVS_BENCH_BULK_THRESHOLD"), NULL, 10);
-	cfg.log_level = EVP_LOG_WARNING;
+	cfg.log_level = EVS_LOG_WARNING;
 	cfg.log = log_stderr;
 	if (getenv("EVS_BENCH_DEBUG"))
-		cfg.log_level = EVP_LOG_DEBUG; /* one line per batch, with timings */
+		cfg.log_level = EVS_LOG_DEBUG; /* one line per batch, with timings */
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	if (getenv("EVS_BENCH_DEBUG"))
@@ -376,7 +376,7 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, int rate, i
 	evp_config_init(&r.cfg);
 	r.cfg.store_path = dir;
 	r.cfg.dsn = dsn;
-	r.cfg.log_level = EVP_LOG_WARNING;
+	r.cfg.log_level = EVS_LOG_WARNING;
 	r.cfg.stop = &l.stop;
 	r.cfg.on_commit = on_commit;
 	r.cfg.commit_ctx = &l;

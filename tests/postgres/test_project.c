@@ -45,7 +45,7 @@ static void capture(void *ctx, int level, const char *message)
 
 	if (strncmp(message, "server: ", 8) != 0)
 		return;
-	if (level <= EVP_LOG_WARNING) {
+	if (level <= EVS_LOG_WARNING) {
 		if (!seen->loud_notices++)
 			snprintf(seen->first, sizeof seen->first, "%s", message);
 	} else {
@@ -70,7 +70,7 @@ START_TEST(project_bulk_is_quiet)
 		cfg.bulk_threshold = 1; /* every start far behind: bulk load, then indexes */
 		cfg.log = capture;
 		cfg.log_ctx = &seen;
-		cfg.log_level = EVP_LOG_DEBUG;
+		cfg.log_level = EVS_LOG_DEBUG;
 		rc = evp_run(&cfg, &st, err, sizeof err);
 		ck_assert_msg(rc == EVP_OK, "evp_run: %s", err);
 		ck_assert_msg(seen.loud_notices == 0, "round %d: %d server notices logged loud: %s",
