@@ -292,8 +292,15 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 	*seen = 0;
 	if ((rc = evs_read_all(s, 1, EVS_FORWARD, &f, 0, &it)) != EVS_OK)
 		return rc;
+	/* as for subscriptions: an iterator that met the one-shot failure
+	 * carries on with the event it failed on */
+	bool retried = false;
 	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
-		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+			if (rc == EVS_NOMEM) {
+				retried = true;
+				continue;
+			}
 			tu_check(ev.type_version == 2, "upcast: version %u", ev.type_version);
 			(*seen)++;
 		}
