@@ -389,6 +389,122 @@ START_TEST(nomem_follow)
 }
 END_TEST
 
+/* ---- aggregates: the generic state, and execute with snapshots ----------- */
+
+static int op_state(evs_store *s, const char *dir, void *ctx)
+{
+	size_t *seen = ctx;
+	evs_state st;
+	int rc;
+
+	(void)dir;
+	*seen = 0;
+	/* by replay, then again from the snapshot just stored */
+	if ((rc = evs_state_load(s, "acc-1", NULL, &st)) != EVS_OK)
+		return rc;
+	evs_state_free(&st);
+	if ((rc = evs_state_snapshot(s, "acc-1")) != EVS_OK)
+		return rc;
+	if ((rc = evs_state_load(s, "acc-1", NULL, &st)) != EVS_OK)
+		return rc;
+	*seen = st.version;
+	evs_state_free(&st);
+	return EVS_OK;
+}
+
+START_TEST(nomem_state)
+{
+	walk_reader("state", op_state, 5);
+}
+END_TEST
+
+typedef struct counter {
+	uint64_t n;
+} counter;
+
+static int count_apply(void *ctx, void *state, const evs_event *ev)
+{
+	(void)ctx;
+	(void)ev;
+	((counter *)state)->n++;
+	return EVS_OK;
+}
+
+static int count_decide(void *ctx, const void *state, const void *cmd, evs_decision *d)
+{
+	tu_mp m;
+	evs_event_in ev;
+	int rc;
+
+	(void)ctx;
+	(void)cmd;
+	tu_mp_init(&m);
+	tu_mp_map_ints(&m, 1, "n", (long long)((const counter *)state)->n);
+	tu_event(&ev, "Opened", &m, NULL);
+	rc = evs_decision_emit(d, &ev);
+	tu_mp_destroy(&m);
+	return rc;
+}
+
+static int count_encode(void *ctx, const void *state, evs_sink *out)
+{
+	(void)ctx;
+	return evs_sink_write(out, state, sizeof(counter)) ? EVS_NOMEM : EVS_OK;
+}
+
+static int count_decode(void *ctx, void *state, const void *data, size_t len)
+{
+	(void)ctx;
+	if (len != sizeof(counter))
+		return EVS_CORRUPT;
+	memcpy(state, data, len);
+	return EVS_OK;
+}
+
+static int op_execute(evs_store *s, const char *dir, void *ctx)
+{
+	static const evs_aggregate_def def = {.name = "counter",
+					      .state_size = sizeof(counter),
+					      .apply = count_apply,
+					      .decide = count_decide,
+					      .snapshot_version = 1,
+					      .snapshot_every = 2,
+					      .snapshot_encode = count_encode,
+					      .snapshot_decode = count_decode};
+	evs_aggregate *a;
+	int rc;
+
+	(void)dir;
+	(void)ctx;
+	if ((rc = evs_aggregate_new(s, &def, &a)) != EVS_OK)
+		return rc;
+	rc = evs_execute(a, "acc-1", "go", NULL);
+	evs_aggregate_free(a);
+	return rc;
+}
+
+START_TEST(nomem_execute)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX];
+		int rc;
+
+		fresh_dir(dir, "execute", n, 5);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_execute, s, dir, NULL, &rc);
+		check_rc("evs_execute", n, failed, rc, evs_errmsg(s));
+		evs_close(s);
+		check_store(dir, rc == EVS_OK ? 6 : 5);
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	walked("evs_execute", n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("nomem");
@@ -401,6 +517,8 @@ int main(void)
 	tcase_add_test(tc, nomem_schema_add);
 	tcase_add_test(tc, nomem_read);
 	tcase_add_test(tc, nomem_follow);
+	tcase_add_test(tc, nomem_state);
+	tcase_add_test(tc, nomem_execute);
 	suite_add_tcase(s, tc);
 	/* no fork: LeakSanitizer reports at the exit of this process */
 	SRunner *sr = srunner_create(s);
