@@ -147,11 +147,11 @@ static size_t pack_str(uint8_t *p, const char *s, size_t n)
  * apply to the value. */
 static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *out)
 {
-	evs__mpr r = {.p = v, .end = v + vl};
+	evs__mpr in = {.p = v, .end = v + vl};
 	char t[40];
 	mpv x;
 
-	if (!evs__mp_read(&r, &x))
+	if (!evs__mp_read(&in, &x))
 		return 0;
 	switch (st->rule) {
 	case CV_STRING:
