@@ -1,5 +1,6 @@
 /*
- * compile.c - schema documents: parse (json-c), check and compile.
+ * compile.c - compiling the "schema" of a document (the whole document:
+ * document.c; its upcaster: steps.c) into the node tree the validator walks.
  *
  * A document is one JSON object:
  *

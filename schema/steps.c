@@ -9,7 +9,7 @@
 
 #include <msgpack.h>
 
-#include "buf.h"
+#include "internal.h"
 #include "schema_internal.h"
 
 #define MAX_STEPS 64
@@ -50,22 +50,13 @@ static int pack(json_object *v, msgpack_packer *pk, int depth)
 	return -1;
 }
 
-/* msgpack's writer callback, into our bounded buffer (so the packing
- * allocates through the library's allocator). */
-static int buf_write(void *data, const char *p, size_t n)
-{
-	evs__buf *b = data;
-
-	evs__buf_putn(b, p, n);
-	return b->oom ? -1 : 0;
-}
-
 int evs__json_pack(json_object *v, uint8_t **out, size_t *len)
 {
 	evs__buf b = {0};
 	msgpack_packer pk;
 
-	msgpack_packer_init(&pk, &b, buf_write);
+	/* into our buffer, so the packing allocates through the library */
+	msgpack_packer_init(&pk, &b, evs__mp_buf_write);
 	int rc = pack(v, &pk, 0);
 	if (rc != 0 || b.oom) {
 		rc = b.oom ? -1 : -2;

@@ -147,11 +147,11 @@ static size_t pack_str(uint8_t *p, const char *s, size_t n)
  * apply to the value. */
 static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *out)
 {
-	evs__mpr r = {.p = v, .end = v + vl};
+	evs__mpr in = {.p = v, .end = v + vl};
 	char t[40];
 	mpv x;
 
-	if (!evs__mp_read(&r, &x))
+	if (!evs__mp_read(&in, &x))
 		return 0;
 	switch (st->rule) {
 	case CV_STRING:
@@ -299,22 +299,21 @@ static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs_
 	size_t total = 5;
 	for (size_t i = 0; i < n; i++)
 		total += es[i].kl + es[i].vl;
-	out->len = 0;
+	evs__buf_reset(out);
 	if (evs__buf_reserve(out, total) != 0) {
 		rc = EVS_NOMEM;
 		goto out;
 	}
+	uint8_t head[5];
 	if (n < 16)
-		out->ptr[out->len++] = (uint8_t)(0x80 | n);
-	else if (n <= 0xffff)
-		out->len += put_be((uint8_t *)out->ptr, 0xde, n, 2);
-	else
-		out->len += put_be((uint8_t *)out->ptr, 0xdf, n, 4);
+		head[0] = (uint8_t)(0x80 | n);
+	evs__buf_putn(out, head,
+		      n < 16        ? 1
+		      : n <= 0xffff ? put_be(head, 0xde, n, 2)
+				    : put_be(head, 0xdf, n, 4));
 	for (size_t i = 0; i < n; i++) {
-		memcpy(out->ptr + out->len, es[i].k, es[i].kl);
-		out->len += es[i].kl;
-		memcpy(out->ptr + out->len, es[i].v, es[i].vl);
-		out->len += es[i].vl;
+		evs__buf_putn(out, es[i].k, es[i].kl);
+		evs__buf_putn(out, es[i].v, es[i].vl);
 	}
 	rc = EVS_OK;
 	goto out;
@@ -343,7 +342,7 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 	uint32_t v = in->type_version ? in->type_version : 1;
 	if (t == NULL || v >= t->nversions)
 		goto out;
-	const uint8_t *data = in->data;
+	const void *data = in->data;
 	size_t len = in->data_len;
 	for (; v < t->nversions; v++) {
 		const evs_schema *next = t->v[v]; /* version v + 1 */
@@ -399,7 +398,7 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out)
 			continue; /* a compatible change: the data stays as it is */
 		}
 		u->cur ^= 1;
-		data = (const uint8_t *)dst->ptr;
+		data = dst->ptr;
 		len = dst->len;
 	}
 	out->data = data;

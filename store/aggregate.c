@@ -79,7 +79,7 @@ int evs_decision_emit(evs_decision *d, const evs_event_in *ev)
 static int emit(evs_decision *d, const evs_event_in *ev)
 {
 	size_t tlen;
-	uint8_t *block;
+	char *block;
 
 	if (ev == NULL || ev->type == NULL)
 		return evs__fail(d->s, EVS_INVALID, "decided event %zu has no type", d->n);
@@ -119,7 +119,7 @@ static int emit(evs_decision *d, const evs_event_in *ev)
 	*e = *ev;
 	memcpy(block, ev->type, tlen);
 	block[tlen] = 0;
-	e->type = (const char *)block;
+	e->type = block;
 	if (ev->data_len) {
 		memcpy(block + tlen + 1, ev->data, ev->data_len);
 		e->data = block + tlen + 1;

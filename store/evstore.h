@@ -706,7 +706,10 @@ void evs_schema_free(evs_schema *schema);
 const char *evs_schema_type(const evs_schema *schema);
 uint32_t evs_schema_version(const evs_schema *schema);
 /* Validate a msgpack payload: EVS_OK, or EVS_SCHEMA_VIOLATION with
- * 'at "$.path" breaks rule "name": detail' in err (err may be NULL). */
+ * 'at "$.path" breaks rule "name": detail' in err (err may be NULL), or
+ * EVS_BAD_DATA when the walk meets bytes that are not msgpack as the
+ * store takes it (strings UTF-8 without NUL, nesting at most
+ * EVS_MAX_DEPTH). */
 int evs_schema_validate(const evs_schema *schema, const void *data, size_t len, char *err,
 			size_t errlen);
 

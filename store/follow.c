@@ -98,7 +98,7 @@ static int refill(evs_sub *sub, bool *end)
 	int rc;
 
 	sub->n = sub->next = 0;
-	sub->buf.len = 0;
+	evs__buf_reset(&sub->buf); /* and forget a past out of memory */
 	sub->scanned = sub->pos;
 	*end = false;
 	if ((rc = evs__read_begin(sub->s, &txn)) != EVS_OK)
@@ -125,13 +125,12 @@ static int refill(evs_sub *sub, bool *end)
 				break;
 			continue;
 		}
-		if (evs__buf_reserve(&sub->buf, v.mv_size) != 0) {
+		sub->ev[sub->n] = (copied){pos, sub->buf.len, v.mv_size};
+		evs__buf_putn(&sub->buf, v.mv_data, v.mv_size);
+		if (sub->buf.oom) {
 			rc = ENOMEM;
 			break;
 		}
-		sub->ev[sub->n] = (copied){pos, sub->buf.len, v.mv_size};
-		memcpy(sub->buf.ptr + sub->buf.len, v.mv_data, v.mv_size);
-		sub->buf.len += v.mv_size;
 		if (++sub->n == CHUNK_EVENTS || sub->buf.len >= CHUNK_BYTES)
 			break;
 	}
@@ -141,9 +140,16 @@ static int refill(evs_sub *sub, bool *end)
 		*end = true;
 		rc = 0;
 	}
+	uint64_t at = sub->scanned;
+	if (rc) {
+		/* nothing of a failed chunk counts as read: the next call reads
+		 * it again, so a transient failure loses no event */
+		sub->n = sub->next = 0;
+		sub->scanned = sub->pos;
+	}
 	if (rc == -1)
 		return evs__fail(sub->s, EVS_CORRUPT, "malformed record after position %llu",
-				 (unsigned long long)sub->scanned);
+				 (unsigned long long)at);
 	if (rc)
 		return evs__fail_mdb(sub->s, rc, "could not read events");
 	return EVS_OK;

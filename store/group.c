@@ -43,7 +43,7 @@ static void outcome(evs__req *q, int rc, const char *fmt, ...)
 static int same_event(const evs__req *q, size_t i, const MDB_val *rec)
 {
 	const evs__slot *sl = &q->ev[i];
-	const uint8_t *tail = (const uint8_t *)q->tails.ptr + sl->off;
+	const char *tail = q->tails.ptr + sl->off;
 	evs_event a, b;
 	uint8_t *full;
 	bool same;

@@ -189,6 +189,9 @@ int evs__check_name(const char *name, size_t *len);
 
 #define EVS__RECORD_HEAD 20 /* array marker, record version, recorded_at, version */
 
+/* msgpack-c's writer callback into an evs__buf (-1 once it is out of
+ * memory or past its limit). */
+int evs__mp_buf_write(void *data, const char *buf, size_t len);
 /* Encode the part of a record that is known before commit (the tail). */
 int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const evs_event_in *ev,
 		     const uint8_t id[16]);

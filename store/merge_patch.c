@@ -287,17 +287,17 @@ const evs_aggregate_def evs__merge_patch_def = {
 
 static int pack_out(const msgpack_object *o, evs_state *out)
 {
-	msgpack_sbuffer sb;
+	evs__buf b = {0};
 	msgpack_packer pk;
 
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	/* into our buffer, so the packing allocates through the library */
+	msgpack_packer_init(&pk, &b, evs__mp_buf_write);
 	if (msgpack_pack_object(&pk, *o) != 0) {
-		msgpack_sbuffer_destroy(&sb);
+		evs__buf_free(&b);
 		return EVS_NOMEM;
 	}
-	out->data = sb.data;
-	out->len = sb.size;
+	out->data = b.ptr;
+	out->len = b.len;
 	return EVS_OK;
 }
 

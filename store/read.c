@@ -21,6 +21,7 @@ struct evs_iter {
 	int kind, dir;
 	size_t limit, count;
 	bool started, done;
+	bool again; /* the last entry failed (upcasting): hand it out again */
 	uint64_t from;
 	char *stream;
 	size_t stream_len;
@@ -247,6 +248,15 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 	bool first = !it->started;
 	int rc;
 
+	if (it->again) {
+		it->again = false;
+		if (it->kind == KIND_ALL)
+			return mdb_cursor_get(it->cur, k, v, MDB_GET_CURRENT);
+		k->mv_size = 8; /* it->key still holds the entry's position */
+		k->mv_data = it->key;
+		v->mv_size = 0;
+		return 0;
+	}
 	it->started = true;
 	if (from == 0 && it->dir == EVS_FORWARD)
 		from = 1;
@@ -296,10 +306,10 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 		rc = next_entry(it, &k, &v);
 		if (rc == MDB_NOTFOUND)
 			goto end;
-		if (rc)
-			return evs__fail_mdb(it->s, rc, "could not read events");
 		if (rc == MDB_CORRUPTED)
 			return evs__fail(it->s, EVS_CORRUPT, "malformed stream index entry");
+		if (rc)
+			return evs__fail_mdb(it->s, rc, "could not read events");
 		if (it->kind == KIND_STREAM) {
 			if ((rc = mdb_get(it->txn, it->s->events, &k, &v)) != 0)
 				return evs__fail(it->s, EVS_CORRUPT,
@@ -314,8 +324,11 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 					 (unsigned long long)pos);
 		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))
 			continue;
-		if (it->up && (rc = evs_upcast(it->up, ev, ev)) != EVS_OK)
+		if (it->up && (rc = evs_upcast(it->up, ev, ev)) != EVS_OK) {
+			/* out of memory may pass: the next call tries this one again */
+			it->again = true;
 			return rc;
+		}
 		it->count++;
 		return EVS_OK;
 	}

@@ -38,15 +38,12 @@
 
 #include "internal.h"
 
-static int buf_write(void *data, const char *buf, size_t len)
+int evs__mp_buf_write(void *data, const char *buf, size_t len)
 {
 	evs__buf *b = data;
 
-	if (evs__buf_reserve(b, len) != 0)
-		return -1;
-	memcpy(b->ptr + b->len, buf, len);
-	b->len += len;
-	return 0;
+	evs__buf_putn(b, buf, len);
+	return b->oom ? -1 : 0;
 }
 
 static const uint8_t empty_map[1] = {0x80};
@@ -64,7 +61,7 @@ int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const
 
 	if (evs__buf_reserve(out, stream_len + type_len + data_len + meta_len + 96) != 0)
 		return -1;
-	msgpack_packer_init(&pk, out, buf_write);
+	msgpack_packer_init(&pk, out, evs__mp_buf_write);
 	rc |= msgpack_pack_str_with_body(&pk, stream, stream_len);
 	rc |= msgpack_pack_bin_with_body(&pk, id, 16);
 	rc |= msgpack_pack_str_with_body(&pk, ev->type, type_len);

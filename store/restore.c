@@ -126,7 +126,7 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 				   .occurred_at = e->occurred_at};
 		memcpy(in.correlation_id, e->correlation_id, 16);
 		memcpy(in.causation_id, e->causation_id, 16);
-		tail.len = 0;
+		evs__buf_reset(&tail);
 		if (evs__record_tail(&tail, stream, e->stream.len, &in, e->id) != 0) {
 			rc = ENOMEM;
 			goto out;

@@ -88,6 +88,51 @@ static void check_rc(const char *what, long n, bool failed, int rc, const char *
 			 evs_code_name(rc), msg);
 }
 
+/* dir = a fresh directory for attempt n of `what`, with a store of
+ * `events` events (none at all when events is -1). */
+static void fresh_dir(char dir[PATH_MAX], const char *what, long n, int events)
+{
+	char name[64];
+
+	snprintf(name, sizeof name, "%s-%ld", what, n);
+	tu_path(dir, PATH_MAX, name);
+	if (events >= 0)
+		make_store(dir, (size_t)events);
+}
+
+/* The walk must have injected at least one failure and then ended. */
+static void walked(const char *what, long n)
+{
+	tu_check(n > 1 && n < MAX_WALK, "%s: walk ended at %ld", what, n);
+	printf("%s: %ld allocations walked\n", what, n - 1);
+}
+
+/* Walk a reader over one store of 5 events (readers write nothing, so it
+ * is reused); when it succeeds it saw `want` events. */
+static void walk_reader(const char *what, op_fn op, size_t want)
+{
+	char dir[PATH_MAX];
+	long n;
+
+	tu_path(dir, sizeof dir, what);
+	make_store(dir, 5);
+	for (n = 1; n < MAX_WALK; n++) {
+		evs_store *s = tu_open(dir, NULL);
+		size_t seen;
+		int rc;
+
+		bool failed = attempt(n, op, s, dir, &seen, &rc);
+		check_rc(what, n, failed, rc, evs_errmsg(s));
+		if (rc == EVS_OK)
+			tu_check(seen == want, "%s: %zu events, want %zu", what, seen, want);
+		evs_close(s);
+		check_store(dir, 5);
+		if (!failed)
+			break;
+	}
+	walked(what, n);
+}
+
 /* ---- evs_open ------------------------------------------------------------ */
 
 static int op_open(evs_store *unused, const char *dir, void *ctx)
@@ -102,14 +147,11 @@ static void walk_open(bool existing)
 	long n;
 
 	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX], name[32];
+		char dir[PATH_MAX];
 		evs_store *s = (evs_store *)1;
 		int rc;
 
-		snprintf(name, sizeof name, "open-%ld", n);
-		tu_path(dir, sizeof dir, name);
-		if (existing)
-			make_store(dir, 3);
+		fresh_dir(dir, "open", n, existing ? 3 : -1);
 		bool failed = attempt(n, op_open, NULL, dir, &s, &rc);
 		check_rc("evs_open", n, failed, rc, evs_open_errmsg());
 		tu_check((rc == EVS_OK) == (s != NULL), "evs_open: *out %p with %s", (void *)s,
@@ -120,9 +162,7 @@ static void walk_open(bool existing)
 		if (!failed)
 			break;
 	}
-	tu_check(n > 1 && n < MAX_WALK, "evs_open: walk ended at %ld", n);
-	printf("evs_open (%s store): %ld allocations walked\n", existing ? "existing" : "new",
-	       n - 1);
+	walked(existing ? "evs_open (an existing store)" : "evs_open (a new store)", n);
 }
 
 START_TEST(nomem_open_new)
@@ -169,12 +209,10 @@ START_TEST(nomem_append)
 	long n;
 
 	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX], name[32];
+		char dir[PATH_MAX];
 		int rc;
 
-		snprintf(name, sizeof name, "append-%ld", n);
-		tu_path(dir, sizeof dir, name);
-		make_store(dir, 2);
+		fresh_dir(dir, "append", n, 2);
 		/* a fresh handle: the schema cache is loaded inside the walk */
 		evs_store *s = tu_open(dir, NULL);
 		bool failed = attempt(n, op_append, s, dir, NULL, &rc);
@@ -186,8 +224,7 @@ START_TEST(nomem_append)
 		if (!failed)
 			break;
 	}
-	tu_check(n > 1 && n < MAX_WALK, "evs_append: walk ended at %ld", n);
-	printf("evs_append: %ld allocations walked\n", n - 1);
+	walked("evs_append", n);
 }
 END_TEST
 
@@ -224,8 +261,7 @@ START_TEST(nomem_append_retry)
 		if (!failed)
 			break;
 	}
-	tu_check(n > 1 && n < MAX_WALK, "evs_append (a retry): walk ended at %ld", n);
-	printf("evs_append (a retry): %ld allocations walked\n", n - 1);
+	walked("evs_append (a retry)", n);
 }
 END_TEST
 
@@ -250,12 +286,10 @@ START_TEST(nomem_schema_add)
 	long n;
 
 	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX], name[32], *json;
+		char dir[PATH_MAX], *json;
 		int rc;
 
-		snprintf(name, sizeof name, "schema-%ld", n);
-		tu_path(dir, sizeof dir, name);
-		make_store(dir, 1);
+		fresh_dir(dir, "schema", n, 1);
 		evs_store *s = tu_open(dir, NULL);
 		bool failed = attempt(n, op_schema_add, s, dir, NULL, &rc);
 		check_rc("evs_schema_add", n, failed, rc, evs_errmsg(s));
@@ -270,8 +304,7 @@ START_TEST(nomem_schema_add)
 		if (!failed)
 			break;
 	}
-	tu_check(n > 1 && n < MAX_WALK, "evs_schema_add: walk ended at %ld", n);
-	printf("evs_schema_add: %ld allocations walked\n", n - 1);
+	walked("evs_schema_add", n);
 }
 END_TEST
 
@@ -292,8 +325,15 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 	*seen = 0;
 	if ((rc = evs_read_all(s, 1, EVS_FORWARD, &f, 0, &it)) != EVS_OK)
 		return rc;
+	/* as for subscriptions: an iterator that met the one-shot failure
+	 * carries on with the event it failed on */
+	bool retried = false;
 	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
-		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+			if (rc == EVS_NOMEM) {
+				retried = true;
+				continue;
+			}
 			tu_check(ev.type_version == 2, "upcast: version %u", ev.type_version);
 			(*seen)++;
 		}
@@ -311,27 +351,7 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_read)
 {
-	char dir[PATH_MAX];
-	long n;
-
-	tu_path(dir, sizeof dir, "read");
-	make_store(dir, 5);
-	for (n = 1; n < MAX_WALK; n++) {
-		evs_store *s = tu_open(dir, NULL);
-		size_t seen;
-		int rc;
-
-		bool failed = attempt(n, op_read, s, dir, &seen, &rc);
-		check_rc("read", n, failed, rc, evs_errmsg(s));
-		if (rc == EVS_OK)
-			tu_check(seen == 10, "read: %zu events", seen);
-		evs_close(s);
-		check_store(dir, 5);
-		if (!failed)
-			break;
-	}
-	tu_check(n > 1 && n < MAX_WALK, "read: walk ended at %ld", n);
-	printf("read: %ld allocations walked\n", n - 1);
+	walk_reader("read", op_read, 10);
 }
 END_TEST
 
@@ -350,35 +370,138 @@ static int op_follow(evs_store *s, const char *dir, void *ctx)
 	*seen = 0;
 	if ((rc = evs_subscribe(s, 1, &f, &sub)) != EVS_OK)
 		return rc;
-	while ((rc = evs_sub_next(sub, &ev, 0)) == EVS_OK)
-		(*seen)++;
+	/* the injected failure is one-shot: a subscription that met it must
+	 * carry on where it was, missing nothing */
+	bool retried = false;
+	while ((rc = evs_sub_next(sub, &ev, 0)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+		if (rc == EVS_NOMEM)
+			retried = true;
+		else
+			(*seen)++;
+	}
 	evs_sub_close(sub);
 	return rc == EVS_TIMEOUT ? EVS_OK : rc;
 }
 
 START_TEST(nomem_follow)
 {
-	char dir[PATH_MAX];
+	walk_reader("subscription", op_follow, 4); /* after position 1 */
+}
+END_TEST
+
+/* ---- aggregates: the generic state, and execute with snapshots ----------- */
+
+static int op_state(evs_store *s, const char *dir, void *ctx)
+{
+	size_t *seen = ctx;
+	evs_state st;
+	int rc;
+
+	(void)dir;
+	*seen = 0;
+	/* by replay, then again from the snapshot just stored */
+	if ((rc = evs_state_load(s, "acc-1", NULL, &st)) != EVS_OK)
+		return rc;
+	evs_state_free(&st);
+	if ((rc = evs_state_snapshot(s, "acc-1")) != EVS_OK)
+		return rc;
+	if ((rc = evs_state_load(s, "acc-1", NULL, &st)) != EVS_OK)
+		return rc;
+	*seen = st.version;
+	evs_state_free(&st);
+	return EVS_OK;
+}
+
+START_TEST(nomem_state)
+{
+	walk_reader("state", op_state, 5);
+}
+END_TEST
+
+typedef struct counter {
+	uint64_t n;
+} counter;
+
+static int count_apply(void *ctx, void *state, const evs_event *ev)
+{
+	(void)ctx;
+	(void)ev;
+	((counter *)state)->n++;
+	return EVS_OK;
+}
+
+static int count_decide(void *ctx, const void *state, const void *cmd, evs_decision *d)
+{
+	tu_mp m;
+	evs_event_in ev;
+	int rc;
+
+	(void)ctx;
+	(void)cmd;
+	tu_mp_init(&m);
+	tu_mp_map_ints(&m, 1, "n", (long long)((const counter *)state)->n);
+	tu_event(&ev, "Opened", &m, NULL);
+	rc = evs_decision_emit(d, &ev);
+	tu_mp_destroy(&m);
+	return rc;
+}
+
+static int count_encode(void *ctx, const void *state, evs_sink *out)
+{
+	(void)ctx;
+	return evs_sink_write(out, state, sizeof(counter)) ? EVS_NOMEM : EVS_OK;
+}
+
+static int count_decode(void *ctx, void *state, const void *data, size_t len)
+{
+	(void)ctx;
+	if (len != sizeof(counter))
+		return EVS_CORRUPT;
+	memcpy(state, data, len);
+	return EVS_OK;
+}
+
+static int op_execute(evs_store *s, const char *dir, void *ctx)
+{
+	static const evs_aggregate_def def = {.name = "counter",
+					      .state_size = sizeof(counter),
+					      .apply = count_apply,
+					      .decide = count_decide,
+					      .snapshot_version = 1,
+					      .snapshot_every = 2,
+					      .snapshot_encode = count_encode,
+					      .snapshot_decode = count_decode};
+	evs_aggregate *a;
+	int rc;
+
+	(void)dir;
+	(void)ctx;
+	if ((rc = evs_aggregate_new(s, &def, &a)) != EVS_OK)
+		return rc;
+	rc = evs_execute(a, "acc-1", "go", NULL);
+	evs_aggregate_free(a);
+	return rc;
+}
+
+START_TEST(nomem_execute)
+{
 	long n;
 
-	tu_path(dir, sizeof dir, "follow");
-	make_store(dir, 5);
 	for (n = 1; n < MAX_WALK; n++) {
-		evs_store *s = tu_open(dir, NULL);
-		size_t seen;
+		char dir[PATH_MAX];
 		int rc;
 
-		bool failed = attempt(n, op_follow, s, dir, &seen, &rc);
-		check_rc("subscription", n, failed, rc, evs_errmsg(s));
-		if (rc == EVS_OK)
-			tu_check(seen == 4, "subscription: %zu events after position 1", seen);
+		fresh_dir(dir, "execute", n, 5);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op_execute, s, dir, NULL, &rc);
+		check_rc("evs_execute", n, failed, rc, evs_errmsg(s));
 		evs_close(s);
-		check_store(dir, 5);
+		check_store(dir, rc == EVS_OK ? 6 : 5);
+		tu_rmrf(dir);
 		if (!failed)
 			break;
 	}
-	tu_check(n > 1 && n < MAX_WALK, "subscription: walk ended at %ld", n);
-	printf("subscription: %ld allocations walked\n", n - 1);
+	walked("evs_execute", n);
 }
 END_TEST
 
@@ -394,6 +517,8 @@ int main(void)
 	tcase_add_test(tc, nomem_schema_add);
 	tcase_add_test(tc, nomem_read);
 	tcase_add_test(tc, nomem_follow);
+	tcase_add_test(tc, nomem_state);
+	tcase_add_test(tc, nomem_execute);
 	suite_add_tcase(s, tc);
 	/* no fork: LeakSanitizer reports at the exit of this process */
 	SRunner *sr = srunner_create(s);
