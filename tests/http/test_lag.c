@@ -26,10 +26,10 @@
 
 extern char **environ;
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 struct fixture {
 	char *dir, *dsn;
@@ -62,22 +62,6 @@ static void pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static pid_t spawn(char **argv)
-{
-	pid_t pid;
-
-	ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	return pid;
-}
-
-static void reap(pid_t pid, const char *what)
-{
-	int status;
-
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d", what, status);
-}
-
 /* evs-projector: --once (caught up, returns) or live. */
 static pid_t projector(struct fixture *f, bool once)
 {
@@ -95,12 +79,12 @@ static pid_t projector(struct fixture *f, bool once)
 			once ? "--once" : NULL,
 			NULL};
 
-	return spawn(argv);
+	return kit_spawn(argv);
 }
 
 static void project_once(struct fixture *f)
 {
-	reap(projector(f, true), "evs-projector --once");
+	kit_wait_child(projector(f, true), 120000, 1);
 }
 
 static uint64_t head_of(evs_store *s)
@@ -114,7 +98,7 @@ static uint64_t head_of(evs_store *s)
 static void setup(struct fixture *f, uint64_t *rng, int events)
 {
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	f->store = model_open(f->dir);
 	model_generate(f->store, rng, events);
@@ -130,7 +114,7 @@ static void teardown(struct fixture *f)
 {
 	PQfinish(f->c);
 	evs_close(f->store);
-	pgh_rmtree(f->dir);
+	kit_rmrf(f->dir);
 	free(f->dir);
 	free(f->dsn);
 }
@@ -178,36 +162,11 @@ static int64_t recorded_at(evs_store *s, uint64_t position)
 /* evs-query as a process with --store, on a free loopback port. */
 static pid_t query_daemon(struct fixture *f, const char *max_lag, unsigned *port)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof sa;
-	char port_s[16];
-	pid_t pid;
-	int fd, i;
+	const char *const args[] = {"--dsn",           f->dsn,          "--store",
+				    f->dir,            "--ready-max-lag", max_lag,
+				    "--log-level=1",   NULL};
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	*port = ntohs(sa.sin_port);
-	snprintf(port_s, sizeof port_s, "%u", *port);
-	{
-		char *argv[] = {EVS_QUERY_BIN,   "--port",        port_s, "--dsn",
-				f->dsn,          "--store",       f->dir, "--ready-max-lag",
-				(char *)max_lag, "--log-level=1", NULL};
-
-		pid = spawn(argv);
-	}
-	for (i = 0; i < 1000; i++) {
-		static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-
-		if (http_raw(*port, health, sizeof health - 1) == 200)
-			break;
-		pause_ms(10);
-	}
-	ck_assert_msg(i < 1000, "evs-query did not answer /health");
-	return pid;
+	return http_query_spawn(args, port);
 }
 
 /* The value of a metric line "name value" in a /metrics body; false when
@@ -282,7 +241,7 @@ static double num(const http_answer *a, const char *key)
  * wait; 503 past ready_max_lag (and not at it); back to 0 once projected. */
 START_TEST(lag_with_store)
 {
-	uint64_t rng = pgh_seed("lag_with_store");
+	uint64_t rng = kit_seed("lag_with_store");
 	struct fixture f;
 	http_answer a;
 	unsigned port;
@@ -367,7 +326,7 @@ START_TEST(lag_with_store)
 	ck_assert(metric_of(port, "evsq_checkpoint_notifications_total") >= 1);
 
 	kill(pid, SIGTERM);
-	reap(pid, "evs-query");
+	kit_wait_child(pid, 120000, 1);
 	teardown(&f);
 }
 END_TEST
@@ -376,7 +335,7 @@ END_TEST
  * without a store; no checkpoint is 503; min_position beyond is 409. */
 START_TEST(lag_without_store)
 {
-	uint64_t rng = pgh_seed("lag_without_store");
+	uint64_t rng = kit_seed("lag_without_store");
 	const char *settings[] = {"min_position_wait_ms=300", NULL};
 	const char *other[] = {"projection=nosuch", NULL};
 	struct fixture f;
@@ -489,7 +448,7 @@ static int cmp_double(const void *a, const void *b)
  * the append) are answered with the new position. */
 START_TEST(lag_min_position_notified)
 {
-	uint64_t rng = pgh_seed("lag_min_position_notified");
+	uint64_t rng = kit_seed("lag_min_position_notified");
 	const char *settings[] = {"min_position_wait_ms=20000", NULL};
 	struct fixture f;
 	evsq_server *srv;
@@ -538,7 +497,7 @@ START_TEST(lag_min_position_notified)
 		" max %.2f ms\n",
 		ms[0], ms[10], ms[19]);
 	kill(pid, SIGTERM);
-	reap(pid, "evs-projector");
+	kit_wait_child(pid, 120000, 1);
 	evsq_server_stop(srv);
 	teardown(&f);
 }
@@ -549,7 +508,7 @@ END_TEST
  * session killed: answers stay right (polling until it reconnects). */
 START_TEST(lag_min_position_after_restart)
 {
-	uint64_t rng = pgh_seed("lag_min_position_after_restart");
+	uint64_t rng = kit_seed("lag_min_position_after_restart");
 	const char *settings[] = {"min_position_wait_ms=30000", NULL};
 	struct fixture f;
 	evsq_server *srv;
@@ -632,7 +591,7 @@ START_TEST(lag_min_position_after_restart)
 	ck_assert_int_lt(i, 3000);
 
 	kill(pid, SIGTERM);
-	reap(pid, "evs-projector");
+	kit_wait_child(pid, 120000, 1);
 	evsq_server_stop(srv);
 	teardown(&f);
 }
@@ -640,19 +599,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http-lag");
-	TCase *tc = tcase_create("lag");
-	int failed;
+	const TTest *tests[] = {
+		lag_with_store,
+		lag_without_store,
+		lag_min_position_notified,
+		lag_min_position_after_restart,
+		NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, lag_with_store);
-	tcase_add_test(tc, lag_without_store);
-	tcase_add_test(tc, lag_min_position_notified);
-	tcase_add_test(tc, lag_min_position_after_restart);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http-lag", 300, tests);
 }

@@ -18,10 +18,10 @@
 #include <check.h>
 #include <curl/curl.h>
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 #define ACCOUNTS   12
 #define MAX_LEDGER 2000
@@ -153,7 +153,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	int i = 0;
 
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
 	f->store = model_open(f->dir);
@@ -180,7 +180,7 @@ static void teardown(struct fixture *f)
 	evsq_server_stop(f->srv);
 	PQfinish(f->c);
 	evs_close(f->store);
-	pgh_rmtree(f->dir);
+	kit_rmrf(f->dir);
 	free(f->dir);
 	free(f->dsn);
 	free(f->rules);
@@ -247,7 +247,7 @@ static void check_entry(const struct entry *e, json_object *row)
 /* Every account and random ledger rows by key, against the fold. */
 START_TEST(models_rows_by_key)
 {
-	uint64_t rng = pgh_seed("models_rows_by_key");
+	uint64_t rng = kit_seed("models_rows_by_key");
 	struct fixture f;
 	char target[256];
 	http_answer a;
@@ -264,7 +264,7 @@ START_TEST(models_rows_by_key)
 		http_answer_free(&a);
 	}
 	for (i = 0; i < 60; i++) {
-		const struct entry *e = &f.fold.led[pgh_rand(&rng) % (uint64_t)f.fold.nled];
+		const struct entry *e = &f.fold.led[kit_rand(&rng) % (uint64_t)f.fold.nled];
 
 		snprintf(target, sizeof target, "/models/bank/ledger/%lld%s", e->position,
 			 i % 2 ? "?min_position=1" : "");
@@ -297,7 +297,7 @@ static int page_all(const struct fixture *f, uint64_t *rng, const char *target,
 
 	for (;;) {
 		char url[512], *esc = after ? http_escape(after) : NULL;
-		long lim = 1 + (long)(pgh_rand(rng) % 40);
+		long lim = 1 + (long)(kit_rand(rng) % 40);
 		http_answer a;
 		json_object *rows, *next;
 		size_t i, n;
@@ -379,7 +379,7 @@ static void each_account(const struct fixture *f, json_object *row, void *ctx)
  * numbers), with and without equality filters. */
 START_TEST(models_listings_paged)
 {
-	uint64_t rng = pgh_seed("models_listings_paged");
+	uint64_t rng = kit_seed("models_listings_paged");
 	static const char *const kinds[] = {"deposit", "withdrawal", "transfer out", "transfer in",
 					    "transfer returned"};
 	struct fixture f;
@@ -398,7 +398,7 @@ START_TEST(models_listings_paged)
 			 ACCOUNTS);
 	/* filters: one account's rows; one kind of movement */
 	for (i = 0; i < 4; i++) {
-		int acct = (int)(pgh_rand(&rng) % ACCOUNTS);
+		int acct = (int)(kit_rand(&rng) % ACCOUNTS);
 
 		memset(sl, 0, sizeof *sl);
 		sl->account = acct;
@@ -448,7 +448,7 @@ END_TEST
 
 START_TEST(models_errors)
 {
-	uint64_t rng = pgh_seed("models_errors");
+	uint64_t rng = kit_seed("models_errors");
 	const char *settings[] = {"min_position_wait_ms=200", "page_max=50", NULL};
 	struct fixture f;
 	char target[256];
@@ -553,10 +553,10 @@ static void each_kv(const struct fixture *f, json_object *row, void *ctx)
  * while served, a column type without equality. */
 START_TEST(models_catalog)
 {
-	uint64_t rng = pgh_seed("models_catalog");
+	uint64_t rng = kit_seed("models_catalog");
 	struct fixture f;
 	struct seen_kv kv;
-	char *dir = pgh_tmpdir("rules"), *extra;
+	char *dir = kit_tmpdir("rules"), *extra;
 	json_object *models, *m, *tables, *t;
 	http_answer a;
 
@@ -677,7 +677,7 @@ START_TEST(models_catalog)
 	http_answer_free(&a);
 
 	teardown(&f);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(extra);
 }
@@ -702,7 +702,7 @@ static int start_with(const char *dsn, const char *rules, char *err, size_t errl
 /* Bad --rules refuse to start, with the file named. */
 START_TEST(models_bad_rules)
 {
-	char *dir = pgh_tmpdir("rules"), *noschema, *bank, *both, err[1024];
+	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, err[1024];
 
 	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
 	ck_assert_int_gt(asprintf(&bank, "%s/projector/bank.projection", pgh_source_dir()), 0);
@@ -715,7 +715,7 @@ START_TEST(models_bad_rules)
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
 	ck_assert_msg(strstr(err, "twice"), "%s", err);
 	ck_assert_int_eq(start_with("dbname=x", " , ", err, sizeof err), EVSQ_OK);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(noschema);
 	free(bank);
@@ -726,8 +726,8 @@ END_TEST
 /* PostgreSQL away: 503, and rows again once it is back. */
 START_TEST(models_unavailable)
 {
-	uint64_t rng = pgh_seed("models_unavailable");
-	char *dir = pgh_tmpdir("nopg"), *dsn, *rules, *opt;
+	uint64_t rng = kit_seed("models_unavailable");
+	char *dir = kit_tmpdir("nopg"), *dsn, *rules, *opt;
 	const char *settings[2];
 	struct fixture f;
 	evsq_server *srv;
@@ -762,7 +762,7 @@ START_TEST(models_unavailable)
 		http_answer_free(&a);
 		teardown(&f);
 	}
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 	free(rules);
@@ -826,7 +826,7 @@ START_TEST(models_garbage)
 		"#",
 		"%27%3B%20DROP%20TABLE%20bank.ledger%3B--",
 	};
-	uint64_t rng = pgh_seed("models_garbage");
+	uint64_t rng = kit_seed("models_garbage");
 	const char *settings[] = {"min_position_wait_ms=20", NULL};
 	struct fixture f;
 	http_answer a;
@@ -836,13 +836,13 @@ START_TEST(models_garbage)
 	for (i = 0; i < 800; i++) {
 		char req[2048];
 		size_t len = 0;
-		int k = 1 + (int)(pgh_rand(&rng) % 10), j, st;
+		int k = 1 + (int)(kit_rand(&rng) % 10), j, st;
 
-		len += (size_t)snprintf(req, sizeof req, "GET %s", pieces[pgh_rand(&rng) % 6]);
+		len += (size_t)snprintf(req, sizeof req, "GET %s", pieces[kit_rand(&rng) % 6]);
 		for (j = 0; j < k; j++)
 			len += (size_t)snprintf(
 				req + len, sizeof req - len, "%s",
-				pieces[pgh_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
+				pieces[kit_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
 		len += (size_t)snprintf(req + len, sizeof req - len,
 					" HTTP/1.1\r\nHost: x\r\n\r\n");
 		st = http_raw(f.port, req, len);
@@ -873,9 +873,9 @@ static void *client_main(void *arg)
 	for (i = 0; i < cl->requests; i++) {
 		char target[128];
 		http_answer a;
-		int acct = (int)(pgh_rand(&cl->rng) % ACCOUNTS);
+		int acct = (int)(kit_rand(&cl->rng) % ACCOUNTS);
 
-		switch (pgh_rand(&cl->rng) % 3) {
+		switch (kit_rand(&cl->rng) % 3) {
 		case 0:
 			snprintf(target, sizeof target, "/models/bank/accounts/account-%d", acct);
 			break;
@@ -914,7 +914,7 @@ START_TEST(models_concurrent_clients)
 		"ALTER TABLE bank.ledger RENAME TO ledger_away",
 		"ALTER TABLE bank.ledger_away RENAME TO ledger",
 	};
-	uint64_t rng = pgh_seed("models_concurrent_clients");
+	uint64_t rng = kit_seed("models_concurrent_clients");
 	struct client cl[6];
 	pthread_t th[6];
 	struct fixture f;
@@ -962,23 +962,17 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http-models");
-	TCase *tc = tcase_create("models");
-	int failed;
+	const TTest *tests[] = {
+		models_rows_by_key,
+		models_listings_paged,
+		models_errors,
+		models_catalog,
+		models_bad_rules,
+		models_unavailable,
+		models_garbage,
+		models_concurrent_clients,
+		NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, models_rows_by_key);
-	tcase_add_test(tc, models_listings_paged);
-	tcase_add_test(tc, models_errors);
-	tcase_add_test(tc, models_catalog);
-	tcase_add_test(tc, models_bad_rules);
-	tcase_add_test(tc, models_unavailable);
-	tcase_add_test(tc, models_garbage);
-	tcase_add_test(tc, models_concurrent_clients);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http-models", 600, tests);
 }

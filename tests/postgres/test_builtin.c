@@ -15,7 +15,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static void run_once(const char *store_dir, const char *dsn, int batch, const char *rules)
 {
@@ -37,16 +37,16 @@ static void run_once(const char *store_dir, const char *dsn, int batch, const ch
 
 START_TEST(builtin_random_histories)
 {
-	uint64_t rng = pgh_seed("builtin_random_histories");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("builtin_random_histories");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *c;
 	int round;
 
 	for (round = 0; round < 3; round++) {
-		int batch = 1 + (int)(pgh_rand(&rng) % (round == 0 ? 7 : 400));
+		int batch = 1 + (int)(kit_rand(&rng) % (round == 0 ? 7 : 400));
 
-		model_generate(s, &rng, 300 + (int)(pgh_rand(&rng) % 500));
+		model_generate(s, &rng, 300 + (int)(kit_rand(&rng) % 500));
 		fprintf(stderr, "round %d: batch %d\n", round, batch);
 		run_once(dir, dsn, batch, NULL);
 	}
@@ -63,7 +63,7 @@ START_TEST(builtin_random_histories)
 	}
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -94,8 +94,8 @@ static int64_t mono_ns(void)
 
 START_TEST(builtin_live)
 {
-	uint64_t rng = pgh_seed("builtin_live");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("builtin_live");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	struct live l;
 	pthread_t th;
@@ -140,7 +140,7 @@ START_TEST(builtin_live)
 	model_check_builtin(c, s, &rng);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -148,13 +148,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("builtin");
-	TCase *tc = tcase_create("builtin");
+	const TTest *tests[] = {
+		builtin_random_histories,
+		builtin_live,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, builtin_random_histories);
-	tcase_add_test(tc, builtin_live);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("builtin", 600, tests);
 }

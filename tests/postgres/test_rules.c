@@ -18,7 +18,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static int run_once(const char *store, const char *dsn, const char *rules, bool dead, int batch,
 		    char *err, size_t errlen, evp_stats *st)
@@ -126,7 +126,7 @@ static void create_orders(const char *dsn)
 
 START_TEST(rules_parameters)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
 	evs_store *s = model_open(dir);
 	PGconn *c;
 
@@ -155,7 +155,7 @@ START_TEST(rules_parameters)
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(rules);
 	free(dsn);
@@ -164,7 +164,7 @@ END_TEST
 
 START_TEST(rules_syntax_errors)
 {
-	char *dir = pgh_tmpdir("rules"), *p, err[1024];
+	char *dir = kit_tmpdir("rules"), *p, err[1024];
 	evp_rules *r;
 
 	p = write_file(dir, "a.projection", "projection a\non X\nINSERT INTO t VALUES (:nope);\n");
@@ -181,14 +181,14 @@ START_TEST(rules_syntax_errors)
 	p = write_file(dir, "d.projection", "projection d\non X\nSELECT :data.a[x];\n");
 	ck_assert_int_eq(evp_rules_load(p, &r, err, sizeof err), EVP_SYNTAX);
 	free(p);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 }
 END_TEST
 
 START_TEST(rules_failure_stops)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048];
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048];
 	evs_store *s = model_open(dir);
 	PGconn *c;
 
@@ -214,7 +214,7 @@ START_TEST(rules_failure_stops)
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(rules);
 	free(dsn);
@@ -223,7 +223,7 @@ END_TEST
 
 START_TEST(rules_dead_letter)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
 	evs_store *s = model_open(dir);
 	evp_stats st;
 	PGconn *c;
@@ -254,7 +254,7 @@ START_TEST(rules_dead_letter)
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"), 5);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(rules);
 	free(dsn);
@@ -263,8 +263,8 @@ END_TEST
 
 START_TEST(rules_bank_projection)
 {
-	uint64_t rng = pgh_seed("rules_bank_projection");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048];
+	uint64_t rng = kit_seed("rules_bank_projection");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048];
 	evs_store *s = model_open(dir);
 	evs_iter *it;
 	evs_event ev;
@@ -274,7 +274,7 @@ START_TEST(rules_bank_projection)
 
 	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 600, 8);
-	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(pgh_rand(&rng) % 100), err,
+	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(kit_rand(&rng) % 100), err,
 			       sizeof err, NULL) == EVP_OK,
 		      "%s", err);
 	/* the fold in C */
@@ -314,7 +314,7 @@ START_TEST(rules_bank_projection)
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 600);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -337,8 +337,8 @@ static void *live_main(void *arg)
 
 START_TEST(rules_rebuild_and_swap)
 {
-	uint64_t rng = pgh_seed("rules_rebuild_and_swap");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
+	uint64_t rng = kit_seed("rules_rebuild_and_swap");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
 	evs_store *s = model_open(dir);
 	struct live_run rb;
 	pthread_t th;
@@ -436,7 +436,7 @@ START_TEST(rules_rebuild_and_swap)
 	PQfinish(reader);
 	PQfinish(c);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -444,17 +444,15 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("rules");
-	TCase *tc = tcase_create("rules");
+	const TTest *tests[] = {
+		rules_parameters,
+		rules_syntax_errors,
+		rules_failure_stops,
+		rules_dead_letter,
+		rules_bank_projection,
+		rules_rebuild_and_swap,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, rules_parameters);
-	tcase_add_test(tc, rules_syntax_errors);
-	tcase_add_test(tc, rules_failure_stops);
-	tcase_add_test(tc, rules_dead_letter);
-	tcase_add_test(tc, rules_bank_projection);
-	tcase_add_test(tc, rules_rebuild_and_swap);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("rules", 300, tests);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "evstore.h"
+#include "kit.h"
 
 static const char *schema =
 	"{\"type\":\"Payment\",\"version\":1,\"schema\":{\"type\":\"object\","
@@ -75,12 +76,6 @@ static void payload(msgpack_sbuffer *sb, int i)
 	msgpack_pack_array(&pk, 2);
 	str(&pk, "home");
 	str(&pk, "monthly");
-}
-
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -149,9 +144,7 @@ int main(int argc, char **argv)
 			t[which][r] = (now() - t0) / ((double)batches * batch) * 1e9;
 		}
 	}
-	qsort(t[0], (size_t)rounds, sizeof(double), cmpd);
-	qsort(t[1], (size_t)rounds, sizeof(double), cmpd);
-	double plain = t[0][rounds / 2], valid = t[1][rounds / 2];
+	double plain = kit_median(t[0], (size_t)rounds), valid = kit_median(t[1], (size_t)rounds);
 	double pct = (valid - plain) / plain * 100;
 	printf("schema validation: 10-field schema, batches of %d events, sync none, median of %d "
 	       "rounds: %.0f ns/event without, %.0f ns/event with: %+.1f%% (budget +25%%) %s\n",

@@ -1,13 +1,17 @@
 /*
- * client.h - the http suite's client side: one GET (libcurl) or raw bytes
- * over a socket, and a server started on a free loopback port.
+ * kit_http.h - the test kit's HTTP fixture: one GET (libcurl) or raw bytes
+ * over a socket, an in-process server on a free loopback port, and the
+ * evs-query program started as its own process.
  */
-#ifndef HTTP_CLIENT_H
-#define HTTP_CLIENT_H
+#ifndef EVS_KIT_HTTP_H
+#define EVS_KIT_HTTP_H
+
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
 #include "evsq.h"
+#include "kit_pg.h"
 
 typedef struct http_answer {
 	long status;
@@ -38,4 +42,11 @@ const char *http_str(const http_answer *a, const char *key);
  * settings (NULL-terminated list). */
 evsq_server *http_server(const char *dsn, const char *const *settings);
 
-#endif
+/* Run the evs-query program on a free loopback port (*port) with the
+ * extra NULL-terminated arguments; returns once /health answers 200. */
+pid_t http_query_spawn(const char *const *args, unsigned *port);
+
+/* pgh_main() between curl_global_init() and curl_global_cleanup(). */
+int http_main(const char *name, int timeout_s, const TTest *const *tests);
+
+#endif /* EVS_KIT_HTTP_H */

@@ -1,6 +1,6 @@
 /*
- * pgh.h - the PostgreSQL test harness: a throwaway cluster per test
- * executable, a fresh database per test case.
+ * kit_pg.h - the test kit's PostgreSQL harness: a throwaway cluster per
+ * test executable, a fresh database per test case.
  *
  * pgh_start() runs initdb in a temporary directory under /tmp and starts the server
  * on a Unix socket in that directory only (no TCP), with fsync=off; as
@@ -13,8 +13,8 @@
  *
  * Readiness is a connect loop with a generous bound, never a sleep.
  */
-#ifndef PGH_H
-#define PGH_H
+#ifndef EVS_KIT_PG_H
+#define EVS_KIT_PG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,12 +22,13 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+#include "kit.h"
+
 /* Start the cluster (or adopt EVS_PG_DSN); aborts the process on failure. */
 void pgh_start(void);
 void pgh_stop(void);
-/* Run suite s (pgh_start() called before), free it, pgh_stop(): main()'s
- * exit status (1 when a test failed). */
-int pgh_run_suite(Suite *s);
+/* kit_main() between pgh_start() and pgh_stop(). */
+int pgh_main(const char *name, int timeout_s, const TTest *const *tests);
 /* Whether the cluster is ours (restart tests need it). */
 bool pgh_own_cluster(void);
 /* Stop the server (mode "fast" or "immediate") / start it again. */
@@ -45,18 +46,10 @@ char *pgh_value(PGconn *c, const char *sql);
 long long pgh_int(PGconn *c, const char *sql);
 void pgh_exec(PGconn *c, const char *sql);
 
-/* A fresh temporary directory (malloc'd path) and rm -rf of it. */
-char *pgh_tmpdir(const char *tag);
-void pgh_rmtree(const char *path);
-
-/* Seed of randomized tests: EVS_TEST_SEED or time; printed. */
-uint64_t pgh_seed(const char *test);
-uint64_t pgh_rand(uint64_t *state);
-
 /* Directory of the source tree's migrations/ and projector/. */
 const char *pgh_migrations_dir(void);
 const char *pgh_source_dir(void);
 /* Path of the evs-projector binary. */
 const char *pgh_projector_bin(void);
 
-#endif
+#endif /* EVS_KIT_PG_H */
