@@ -282,7 +282,7 @@ START_TEST(test_processes)
 			run_worker(&wk);
 			kit_child_check(wk.bad_rc == 0, "%s", wk.bad);
 			kit_child_check(tu_write_full(fd[1], wk.out, sizeof wk.out) == 0,
-				       "write: %s", strerror(errno));
+					"write: %s", strerror(errno));
 			evs_aggregate_free(wk.agg);
 			evs_close(st);
 			_exit(0);

@@ -388,12 +388,9 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_rfc_examples,
-		test_random_against_oracle,
-		test_stream_fold,
-		test_long_fold_compacts,
-		test_bad_input,
-		NULL,
+		test_rfc_examples, test_random_against_oracle,
+		test_stream_fold,  test_long_fold_compacts,
+		test_bad_input,    NULL,
 	};
 
 	return kit_main("aggregate-merge-patch", 600, tests);

@@ -210,14 +210,17 @@ static double figure_loads(const struct config *cf)
 		r_avg[r] = loads_per_sec(st, snap, cf->seconds, true, lo, last, &replayed);
 		r_head[r] = loads_per_sec(st, snap, cf->seconds / 4, false, 0, 0, &replayed);
 	}
-	double p = kit_median(r_pure, (size_t)cf->rounds), a = kit_median(r_avg, (size_t)cf->rounds),
+	double p = kit_median(r_pure, (size_t)cf->rounds),
+	       a = kit_median(r_avg, (size_t)cf->rounds),
 	       h = kit_median(r_head, (size_t)cf->rounds);
 	printf("[A1] load of one %s-event account: pure replay vs a snapshot every %d events\n",
 	       kit_num((double)cf->events, b1), SNAPSHOT_EVERY);
-	printf("    pure replay          %9.3f ms per load (%s loads/s)\n", 1e3 / p, kit_num(p, b2));
+	printf("    pure replay          %9.3f ms per load (%s loads/s)\n", 1e3 / p,
+	       kit_num(p, b2));
 	printf("    snapshot, average    %9.3f ms per load (%s loads/s), as of versions %s..%s\n",
 	       1e3 / a, kit_num(a, b3), kit_num((double)lo, b1), kit_num((double)last, b2));
-	printf("    snapshot, head       %9.3f ms per load (%s loads/s)\n", 1e3 / h, kit_num(h, b1));
+	printf("    snapshot, head       %9.3f ms per load (%s loads/s)\n", 1e3 / h,
+	       kit_num(h, b1));
 	print_rounds("pure loads/s", r_pure, cf->rounds, "");
 	print_rounds("snapshot avg loads/s", r_avg, cf->rounds, "");
 	printf("    snapshot average = %.4f of pure replay (%.0fx faster)\n\n", p / a, a / p);
@@ -362,12 +365,14 @@ static double figure_execute(const struct config *cf)
 	       1e3 / a);
 	printf("    1 account,  %2d threads %8s commands/s  = %.1fx; %s version conflicts "
 	       "retried, %s gave up\n",
-	       n, kit_num(b, b1), b / a, kit_num((double)conf_many1, b2), kit_num((double)gave_many1, name));
+	       n, kit_num(b, b1), b / a, kit_num((double)conf_many1, b2),
+	       kit_num((double)gave_many1, name));
 	printf("    %s accounts, 1 thread  %8s commands/s\n", kit_num((double)cf->accounts, b2),
 	       kit_num(c, b1));
 	printf("    %s accounts, %2d threads %8s commands/s  = %.1fx the 1-thread figure "
 	       "(%s conflicts)\n",
-	       kit_num((double)cf->accounts, b2), n, kit_num(d, b1), d / c, kit_num((double)conf_manyN, name));
+	       kit_num((double)cf->accounts, b2), n, kit_num(d, b1), d / c,
+	       kit_num((double)conf_manyN, name));
 	print_rounds("1 account, 1 thread", oneN, cf->rounds, "/s");
 	print_rounds("1 account, N threads", manyN, cf->rounds, "/s");
 	print_rounds("N accounts, 1 thread", one1, cf->rounds, "/s");

@@ -440,7 +440,7 @@ static uint64_t store_commits(evs_store *s, uint64_t from, uint64_t to)
 	evs_iter_free(it);
 	if (seen != to - from)
 		die("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen, from + 1,
-		     to);
+		    to);
 	return n;
 }
 
@@ -452,7 +452,7 @@ static void store_sample(evs_store *s, struct sample *m, uint64_t p0, uint64_t w
 
 	if (p1 - p0 != done)
 		die("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done,
-		     p1 - p0);
+		    p1 - p0);
 	add_sample(m, done, store_commits(s, p0, p1), w0, w1, elapsed);
 }
 
@@ -861,7 +861,7 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
 			if (ev.position != ++pos)
 				die("replay: position %" PRIu64 " where %" PRIu64 " was expected",
-				     ev.position, pos);
+				    ev.position, pos);
 			t.sum += ev.position + ev.version + ev.data_len + ev.type.len +
 				 ev.stream.len + (uint64_t)ev.recorded_at +
 				 ((const uint8_t *)ev.data)[0];
@@ -956,12 +956,13 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 		check_evs(evs_head(s, &head), s, "evs_head");
 		printf("  built in %.1f s (%s events/s); %s MiB used of a %s MiB map\n\n", el,
-		       kit_num((double)n / el, b1), kit_num((double)head.used_bytes / 1048576.0, b2),
+		       kit_num((double)n / el, b1),
+		       kit_num((double)head.used_bytes / 1048576.0, b2),
 		       kit_num((double)head.map_size / 1048576.0, b3));
 	}
 	if (head.last_position != n)
 		die("store head says %" PRIu64 " events, %" PRIu64 " appended", head.last_position,
-		     n);
+		    n);
 	last_t = head.last_recorded_at;
 	check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 1, &it), s, "evs_read_all");
 	check_evs(evs_iter_next(it, &ev), s, "evs_iter_next");
@@ -1012,7 +1013,8 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 		die("out of memory");
 	s = store_open(path, EVS_SYNC_NONE);
 	for (size_t i = 0; i < L; i++) {
-		int64_t t = first_t + (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
+		int64_t t = first_t +
+			    (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
 		uint64_t pos;
 		int64_t a = kit_mono_ns();
 		int rc = evs_position_at(s, t, &pos);
@@ -1025,7 +1027,8 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 	out->lat_pos[0] = (double)kit_percentile(lat, L, 50) / 1e3;
 	out->lat_pos[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 	for (size_t i = 0; i < L; i++) {
-		int64_t t = first_t + (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
+		int64_t t = first_t +
+			    (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
 		char stream[32];
 		uint64_t ver, pos;
 		int64_t a;
@@ -1065,14 +1068,14 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 			check_mdb(rc, "raw mdb_get of a random position");
 		}
 		out->lat_raw[0] = (double)kit_percentile(lat, L, 50) / 1e3;
-	out->lat_raw[1] = (double)kit_percentile(lat, L, 99) / 1e3;
+		out->lat_raw[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 
 		/* the same seek evs_position_at makes, raw: the entry before the
 		 * first "time" key > t (keys: recorded_at u64 BE) */
 		dbi = raw_dbi(env, "time", 0);
 		for (size_t i = 0; i < L; i++) {
-			int64_t t =
-				first_t + (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
+			int64_t t = first_t + (int64_t)(kit_rand(&rng_state) %
+							(uint64_t)(last_t - first_t + 1));
 			MDB_val k = {sizeof key, key}, v;
 			MDB_cursor *cur;
 			MDB_txn *txn;
@@ -1100,7 +1103,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 			check_mdb(rc, "raw seek in \"time\"");
 		}
 		out->lat_seek[0] = (double)kit_percentile(lat, L, 50) / 1e3;
-	out->lat_seek[1] = (double)kit_percentile(lat, L, 99) / 1e3;
+		out->lat_seek[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 		mdb_env_close(env);
 	}
 	free(lat);
@@ -1334,8 +1337,7 @@ int main(int argc, char **argv)
 		int e = errno;
 
 		root[0] = '\0';
-		die("could not create a temporary directory under \"%s\": %s", cf.dir,
-		     strerror(e));
+		die("could not create a temporary directory under \"%s\": %s", cf.dir, strerror(e));
 	}
 	print_facts(argc, argv, &cf);
 

@@ -162,9 +162,8 @@ static int64_t recorded_at(evs_store *s, uint64_t position)
 /* evs-query as a process with --store, on a free loopback port. */
 static pid_t query_daemon(struct fixture *f, const char *max_lag, unsigned *port)
 {
-	const char *const args[] = {"--dsn",           f->dsn,          "--store",
-				    f->dir,            "--ready-max-lag", max_lag,
-				    "--log-level=1",   NULL};
+	const char *const args[] = {"--dsn",           f->dsn,  "--store",       f->dir,
+				    "--ready-max-lag", max_lag, "--log-level=1", NULL};
 
 	return http_query_spawn(args, port);
 }

@@ -963,15 +963,9 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		models_rows_by_key,
-		models_listings_paged,
-		models_errors,
-		models_catalog,
-		models_bad_rules,
-		models_unavailable,
-		models_garbage,
-		models_concurrent_clients,
-		NULL,
+		models_rows_by_key, models_listings_paged,     models_errors,
+		models_catalog,     models_bad_rules,          models_unavailable,
+		models_garbage,     models_concurrent_clients, NULL,
 	};
 
 	return http_main("http-models", 600, tests);

@@ -390,12 +390,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		projector_sigkill,
-		projector_bulk_sigkill,
-		projector_second_instance_refused,
-		projector_sigterm,
-		cli_migrate_and_project,
-		NULL,
+		projector_sigkill, projector_bulk_sigkill,  projector_second_instance_refused,
+		projector_sigterm, cli_migrate_and_project, NULL,
 	};
 
 	snprintf(rules_path, sizeof rules_path, "%s/projector/bank.projection", pgh_source_dir());

@@ -319,14 +319,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_versions,
-		test_list,
-		test_append_validation,
-		test_unknown_types,
-		test_two_handles,
-		test_read_only,
-		test_concurrent_changes,
-		NULL,
+		test_versions,    test_list,      test_append_validation,  test_unknown_types,
+		test_two_handles, test_read_only, test_concurrent_changes, NULL,
 	};
 
 	return kit_main("schema-registry", 600, tests);

@@ -244,11 +244,7 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_chain,
-		test_hook,
-		test_convert_rules,
-		test_aggregate,
-		NULL,
+		test_chain, test_hook, test_convert_rules, test_aggregate, NULL,
 	};
 
 	return kit_main("schema-upcast", 600, tests);

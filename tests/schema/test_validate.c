@@ -231,12 +231,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_rules,
-		test_open_object,
-		test_malformed_payload,
-		test_bad_documents,
-		test_many_properties,
-		NULL,
+		test_rules,         test_open_object,     test_malformed_payload,
+		test_bad_documents, test_many_properties, NULL,
 	};
 
 	return kit_main("schema-validate", 600, tests);

@@ -184,7 +184,8 @@ static void child_contend(int go, int out, int child, int threads_per_child)
 		cs[i].stream = "contested";
 		cs[i].id = child * 100 + i;
 		cs[i].rounds = ROUNDS;
-		kit_child_check(pthread_create(&th[i], NULL, contend_thread, &cs[i]) == 0, "thread");
+		kit_child_check(pthread_create(&th[i], NULL, contend_thread, &cs[i]) == 0,
+				"thread");
 	}
 	for (int i = 0; i < threads_per_child; i++)
 		pthread_join(th[i], NULL);
@@ -192,7 +193,7 @@ static void child_contend(int go, int out, int child, int threads_per_child)
 	for (int i = 0; i < threads_per_child; i++)
 		cs[i].st = NULL;
 	kit_child_check(tu_write_full(out, cs, (size_t)threads_per_child * sizeof cs[0]) == 0,
-		       "write");
+			"write");
 	_exit(0);
 }
 

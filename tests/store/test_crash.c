@@ -67,7 +67,8 @@ static void *child_appender(void *arg)
 		uint64_t batch = t->base + j;
 		size_t k = kit_rand_range(&r, 1, MAX_BATCH_EVENTS);
 		char stream[16];
-		snprintf(stream, sizeof stream, "crash-%d", (int)kit_rand_range(&r, 0, NSTREAMS - 1));
+		snprintf(stream, sizeof stream, "crash-%d",
+			 (int)kit_rand_range(&r, 0, NSTREAMS - 1));
 		for (size_t i = 0; i < k; i++) {
 			tu_mp_reset(&data[i]);
 			tu_mp_reset(&meta[i]);

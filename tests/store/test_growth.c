@@ -291,7 +291,7 @@ START_TEST(test_grown_by_other_process)
 			rc = evs_append(cs, "big", EVS_ANY, evs, 16, &r);
 			kit_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(cs));
 			kit_child_check(r.first_position == next, "position %llu",
-				       (unsigned long long)r.first_position);
+					(unsigned long long)r.first_position);
 		}
 		for (int i = 0; i < 16; i++)
 			tu_mp_destroy(&mps[i]);

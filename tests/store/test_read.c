@@ -393,8 +393,9 @@ START_TEST(test_random_model)
 					r_prefixes[kit_rand_range(&r, 0, NPREFIXES - 1)];
 			f.types = types;
 			f.stream_prefixes = prefixes;
-			uint64_t from =
-				kit_rand_range(&r, 0, 8) == 0 ? EVS_ANY : kit_rand_range(&r, 0, n + 3);
+			uint64_t from = kit_rand_range(&r, 0, 8) == 0
+						? EVS_ANY
+						: kit_rand_range(&r, 0, n + 3);
 			if (limit == 0 || limit > 60)
 				limit = 60;
 			for (size_t i = 0; i < n && nwant < limit; i++) {

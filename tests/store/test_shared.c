@@ -697,7 +697,7 @@ START_TEST(test_forked_child_opens_afresh)
 		evs_store_info h;
 		rc = evs_head(cs2, &h);
 		kit_child_check(rc == EVS_OK && h.last_position == 3, "head %d %llu", rc,
-			       (unsigned long long)h.last_position);
+				(unsigned long long)h.last_position);
 		evs_close(cs2);
 		evs_close(cs);
 		_exit(0);
