@@ -65,42 +65,15 @@ struct config {
 	const char *dir;
 };
 
-static char root[PATH_MAX];
-static bool keep_root;
+static const char *root; /* the scratch directory (kit_bench_root) */
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static void cleanup(void)
-{
-	if (root[0] == '\0')
-		return;
-	if (keep_root)
-		printf("kept %s\n", root);
-	else
-		kit_rmrf(root);
-	root[0] = '\0';
-}
-
-static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static _Noreturn void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("bench_aggregate: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
 
 static void check(int rc, evs_store *s, const char *what)
 {
 	if (rc != EVS_OK)
-		die("%s: %s (%s)", what, s ? evs_errmsg(s) : evs_open_errmsg(), evs_code_name(rc));
+		kit_die("%s: %s (%s)", what, s ? evs_errmsg(s) : evs_open_errmsg(),
+			evs_code_name(rc));
 }
 
 static void print_rounds(const char *who, const double *v, int n, const char *unit)
@@ -111,25 +84,6 @@ static void print_rounds(const char *who, const double *v, int n, const char *un
 	for (int i = 0; i < n; i++)
 		printf(" %s", kit_num(v[i], b));
 	printf(" %s\n", unit);
-}
-
-static void print_load(const char *when)
-{
-	char buf[128] = "unknown";
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fgets(buf, sizeof buf, f))
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-	printf("load:    %s (%s)\n", buf, when);
-}
-
-static void subdir(char *out, const char *name)
-{
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", root, name) >= PATH_MAX)
-		die("path too long under \"%s\"", root);
 }
 
 static evs_store *open_store(const char *dir, int sync)
@@ -186,7 +140,7 @@ static double figure_loads(const struct config *cf)
 	double r_pure[64], r_avg[64], r_head[64];
 	uint64_t replayed;
 
-	subdir(dir, "loads");
+	kit_bench_path(dir, "loads");
 	evs_store *st = open_store(dir, EVS_SYNC_NONE);
 	check(bank_open_handle(&bk, st, SNAPSHOT_EVERY), st, "bank handle");
 	int64_t t0 = kit_mono_ns();
@@ -291,7 +245,7 @@ static double run_execs(bank *bk, int n, uint64_t accounts, double secs, uint64_
 		rs[i].accounts = accounts;
 		rs[i].seed = seed * 64 + (uint64_t)i + 1;
 		if (pthread_create(&rs[i].th, NULL, runner_main, &rs[i]) != 0)
-			die("pthread_create failed");
+			kit_die("pthread_create failed");
 	}
 	t0 = kit_mono_ns();
 	for (int i = 0; i < n; i++)
@@ -301,7 +255,7 @@ static double run_execs(bank *bk, int n, uint64_t accounts, double secs, uint64_
 	for (int i = 0; i < n; i++) {
 		pthread_join(rs[i].th, NULL);
 		if (rs[i].bad_rc)
-			die("%s", rs[i].bad);
+			kit_die("%s", rs[i].bad);
 		done += rs[i].done;
 		attempts += rs[i].attempts;
 		*gave_up += rs[i].gave_up;
@@ -319,7 +273,7 @@ static double figure_execute(const struct config *cf)
 	uint64_t conf, gave, conf_many1 = 0, gave_many1 = 0, conf_manyN = 0;
 
 	/* setup: the accounts, opened without syncs; then reopened durable */
-	subdir(dir, "execute");
+	kit_bench_path(dir, "execute");
 	evs_store *st = open_store(dir, EVS_SYNC_NONE);
 	check(bank_open_handle(&bk, st, SNAPSHOT_EVERY), st, "bank handle");
 	int64_t t0 = kit_mono_ns();
@@ -439,16 +393,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	keep_root = cf.keep;
-	const char *base = cf.dir ? cf.dir : getenv("TMPDIR");
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	snprintf(root, sizeof root, "%s/bench-aggregate-XXXXXX", base);
-	if (mkdtemp(root) == NULL) {
-		fprintf(stderr, "bench_aggregate: mkdtemp under \"%s\": %s\n", base,
-			strerror(errno));
-		return 1;
-	}
+	root = kit_bench_root("bench_aggregate", cf.dir, "bench-aggregate", cf.keep);
 
 	struct statfs sf;
 	printf("bench_aggregate: libevstore %s, %ld CPUs, directory %s", EVS_VERSION_STRING,
@@ -456,7 +401,7 @@ int main(int argc, char **argv)
 	if (statfs(root, &sf) == 0 && (unsigned long)sf.f_type == TMPFS_MAGIC_)
 		printf("  WARNING: tmpfs, fsync costs nothing; durable figures are meaningless");
 	printf("\n");
-	print_load("at start");
+	kit_print_load("at start");
 	printf("seed:    %" PRIu64 " (--seed %" PRIu64 ")\n", cf.seed, cf.seed);
 	printf("options: events %" PRIu64 ", accounts %" PRIu64 ", threads %d, seconds %.2f per "
 	       "round, rounds %d (median)%s\n\n",
@@ -466,13 +411,13 @@ int main(int argc, char **argv)
 	double load_speedup = figure_loads(&cf);
 	double exec_scale = figure_execute(&cf);
 
-	print_load("at end");
+	kit_print_load("at end");
 	printf("verdict: floors of issue 3%s\n",
 	       cf.quick ? " (--quick: sizes too small to judge)" : "");
 	printf("  load with a snapshot every 100 <= 1/20 of pure replay   1/%-6.0f   %s\n",
 	       load_speedup, load_speedup >= 20 ? "ok" : "BELOW");
 	printf("  %d threads, distinct aggregates >= 5x one thread        %6.1fx    %s\n",
 	       cf.threads, exec_scale, exec_scale >= 5 ? "ok" : "BELOW");
-	cleanup();
+	kit_bench_cleanup();
 	return 0;
 }

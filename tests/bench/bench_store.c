@@ -90,48 +90,20 @@ struct config {
 	const char *dir;
 };
 
-static char root[PATH_MAX]; /* the temp dir, removed at exit */
-static bool keep_root;
+static const char *root; /* the scratch directory (kit_bench_root) */
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void cleanup(void)
-{
-	if (root[0] == '\0')
-		return;
-	if (keep_root)
-		printf("kept %s\n", root);
-	else
-		kit_rmrf(root);
-	root[0] = '\0';
-}
-
-static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static _Noreturn void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("bench_store: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
 
 static void check_evs(int rc, const evs_store *s, const char *what)
 {
 	if (rc != EVS_OK)
-		die("%s: %s (%s)", what, evs_errmsg(s), evs_code_name(rc));
+		kit_die("%s: %s (%s)", what, evs_errmsg(s), evs_code_name(rc));
 }
 
 static void check_mdb(int rc, const char *what)
 {
 	if (rc != MDB_SUCCESS)
-		die("%s: %s", what, mdb_strerror(rc));
+		kit_die("%s: %s", what, mdb_strerror(rc));
 }
 
 static double secs_since(int64_t t0)
@@ -152,25 +124,6 @@ static void sleep_secs(double s)
 static uint64_t rng_state;
 
 /* The 1/5/15-minute load averages: other work on the machine skews figures. */
-static void print_load(const char *when)
-{
-	char buf[128] = "unknown";
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fgets(buf, sizeof buf, f))
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-	printf("load:    %s (%s)\n", buf, when);
-}
-
-static void subdir(char *out, const char *name)
-{
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", root, name) >= PATH_MAX)
-		die("path too long under \"%s\"", root);
-}
-
 /* ---- the event shape ---------------------------------------------------- */
 
 struct shape {
@@ -206,7 +159,7 @@ static void shape_init(struct shape *sh)
 			break;
 	}
 	if (sh->data.size != DATA_SIZE)
-		die("could not build a %d-byte data map", DATA_SIZE);
+		kit_die("could not build a %d-byte data map", DATA_SIZE);
 	memset(&sh->event, 0, sizeof sh->event);
 	sh->event.type = "MoneyDeposited";
 	sh->event.type_version = 1;
@@ -236,7 +189,7 @@ static MDB_env *raw_env_open(const char *path, unsigned flags, size_t map)
 	if (map)
 		check_mdb(mdb_env_set_mapsize(env, map), "mdb_env_set_mapsize");
 	if (!(flags & MDB_RDONLY) && mkdir(path, 0755) != 0 && errno != EEXIST)
-		die("could not create \"%s\": %s", path, strerror(errno));
+		kit_die("could not create \"%s\": %s", path, strerror(errno));
 	check_mdb(mdb_env_open(env, path, flags, 0644), path);
 	return env;
 }
@@ -263,7 +216,7 @@ static void raw_create(struct raw *r, const char *path, const struct shape *sh)
 	r->val_len = sh->val_len;
 	r->val = malloc(r->val_len);
 	if (r->val == NULL)
-		die("out of memory");
+		kit_die("out of memory");
 	for (size_t i = 0; i < r->val_len; i++)
 		r->val[i] = (unsigned char)kit_rand(&rng_state);
 }
@@ -439,8 +392,8 @@ static uint64_t store_commits(evs_store *s, uint64_t from, uint64_t to)
 		check_evs(rc, s, "evs_iter_next");
 	evs_iter_free(it);
 	if (seen != to - from)
-		die("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen, from + 1,
-		    to);
+		kit_die("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen,
+			from + 1, to);
 	return n;
 }
 
@@ -451,8 +404,8 @@ static void store_sample(evs_store *s, struct sample *m, uint64_t p0, uint64_t w
 	uint64_t p1 = store_last(s);
 
 	if (p1 - p0 != done)
-		die("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done,
-		    p1 - p0);
+		kit_die("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done,
+			p1 - p0);
 	add_sample(m, done, store_commits(s, p0, p1), w0, w1, elapsed);
 }
 
@@ -545,7 +498,7 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 	double elapsed;
 
 	if (w == NULL)
-		die("out of memory");
+		kit_die("out of memory");
 	pthread_barrier_init(&c.start, NULL, (unsigned)n + 1);
 	atomic_init(&c.stop, 0);
 	for (size_t i = 0; i < n; i++) {
@@ -556,7 +509,7 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 		snprintf(w[i].stream, sizeof w[i].stream, "%s-%zu", tag, i);
 		errno = pthread_create(&w[i].thread, NULL, s ? store_worker : raw_worker, &w[i]);
 		if (errno != 0)
-			die("pthread_create: %s", strerror(errno));
+			kit_die("pthread_create: %s", strerror(errno));
 	}
 	pthread_barrier_wait(&c.start);
 	t0 = kit_mono_ns();
@@ -567,7 +520,7 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 	elapsed = secs_since(t0);
 	for (size_t i = 0; i < n; i++) {
 		if (w[i].rc != 0)
-			die("%s", w[i].msg);
+			kit_die("%s", w[i].msg);
 		done += w[i].done;
 	}
 	pthread_barrier_destroy(&c.start);
@@ -591,7 +544,7 @@ static evs_store *store_open(const char *path, int sync)
 	o.create = 1;
 	rc = evs_open(path, &o, &s);
 	if (rc != EVS_OK)
-		die("evs_open \"%s\": %s (%s)", path, evs_open_errmsg(), evs_code_name(rc));
+		kit_die("evs_open \"%s\": %s (%s)", path, evs_open_errmsg(), evs_code_name(rc));
 	return s;
 }
 
@@ -611,7 +564,7 @@ static void calibrate(struct shape *sh)
 	bool found = false;
 	int rc;
 
-	subdir(path, "calibrate");
+	kit_bench_path(path, "calibrate");
 	s = store_open(path, EVS_SYNC_NONE);
 	for (int i = 0; i < CALIB_EVENTS / BATCH; i++)
 		check_evs(evs_append(s, "acct-0001", EVS_ANY, sh->batch, BATCH, &res), s,
@@ -707,8 +660,8 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 	int R = cf->rounds;
 	double slice = cf->seconds / SLICES;
 
-	subdir(spath, "durable-store");
-	subdir(rpath, "durable-raw");
+	kit_bench_path(spath, "durable-store");
+	kit_bench_path(rpath, "durable-raw");
 	s = store_open(spath, EVS_SYNC_FULL);
 	raw_create(&raw, rpath, sh);
 
@@ -860,8 +813,9 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 		check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it), s, "evs_read_all");
 		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
 			if (ev.position != ++pos)
-				die("replay: position %" PRIu64 " where %" PRIu64 " was expected",
-				    ev.position, pos);
+				kit_die("replay: position %" PRIu64 " where %" PRIu64
+					" was expected",
+					ev.position, pos);
 			t.sum += ev.position + ev.version + ev.data_len + ev.type.len +
 				 ev.stream.len + (uint64_t)ev.recorded_at +
 				 ((const uint8_t *)ev.data)[0];
@@ -870,7 +824,8 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 			check_evs(rc, s, "evs_iter_next");
 		evs_iter_free(it);
 		if (pos != expect)
-			die("replay saw %" PRIu64 " events, the store has %" PRIu64, pos, expect);
+			kit_die("replay saw %" PRIu64 " events, the store has %" PRIu64, pos,
+				expect);
 		t.n += pos;
 		passes++;
 	} while (secs_since(t0) < secs);
@@ -909,7 +864,8 @@ static double raw_scan_round(const char *path, uint64_t expect, double secs)
 		mdb_cursor_close(cur);
 		mdb_txn_abort(txn);
 		if (n != expect)
-			die("raw scan saw %" PRIu64 " records, the store has %" PRIu64, n, expect);
+			kit_die("raw scan saw %" PRIu64 " records, the store has %" PRIu64, n,
+				expect);
 		t.n += n;
 	} while (secs_since(t0) < secs);
 	elapsed = secs_since(t0);
@@ -934,7 +890,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 	size_t L = cf->lookups;
 	int R = cf->rounds;
 
-	subdir(path, "replay-store");
+	kit_bench_path(path, "replay-store");
 	calls = (n + BUILD_BATCH - 1) / BUILD_BATCH;
 	streams = calls < BUILD_STREAMS ? calls : BUILD_STREAMS;
 	printf("building a %s-event store for [4] and [5]: EVS_SYNC_NONE (setup speed, not durable), "
@@ -961,8 +917,8 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 		       kit_num((double)head.map_size / 1048576.0, b3));
 	}
 	if (head.last_position != n)
-		die("store head says %" PRIu64 " events, %" PRIu64 " appended", head.last_position,
-		    n);
+		kit_die("store head says %" PRIu64 " events, %" PRIu64 " appended",
+			head.last_position, n);
 	last_t = head.last_recorded_at;
 	check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 1, &it), s, "evs_read_all");
 	check_evs(evs_iter_next(it, &ev), s, "evs_iter_next");
@@ -1010,7 +966,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 	       kit_num((double)n, b1), (double)(last_t - first_t) / 1e9, kit_num((double)L, b2));
 	lat = malloc(L * sizeof *lat);
 	if (lat == NULL)
-		die("out of memory");
+		kit_die("out of memory");
 	s = store_open(path, EVS_SYNC_NONE);
 	for (size_t i = 0; i < L; i++) {
 		int64_t t = first_t +
@@ -1022,7 +978,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 		lat[i] = kit_mono_ns() - a;
 		check_evs(rc, s, "evs_position_at");
 		if (pos == 0 || pos > n)
-			die("evs_position_at(%" PRId64 ") = %" PRIu64 " out of range", t, pos);
+			kit_die("evs_position_at(%" PRId64 ") = %" PRIu64 " out of range", t, pos);
 	}
 	out->lat_pos[0] = (double)kit_percentile(lat, L, 50) / 1e3;
 	out->lat_pos[1] = (double)kit_percentile(lat, L, 99) / 1e3;
@@ -1177,7 +1133,7 @@ static uint64_t parse_u64(const char *s, const char *what)
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-')
-		die("invalid %s \"%s\"", what, s);
+		kit_die("invalid %s \"%s\"", what, s);
 	return v;
 }
 
@@ -1206,7 +1162,7 @@ static void parse_args(int argc, char **argv, struct config *cf)
 
 			cf->seconds = strtod(optarg, &end);
 			if (end == optarg || *end || !(cf->seconds > 0 && cf->seconds < 3600))
-				die("invalid --seconds \"%s\"", optarg);
+				kit_die("invalid --seconds \"%s\"", optarg);
 			seconds = true;
 			break;
 		}
@@ -1243,11 +1199,11 @@ static void parse_args(int argc, char **argv, struct config *cf)
 	if (!seed)
 		cf->seed = (uint64_t)kit_mono_ns() ^ ((uint64_t)getpid() << 32);
 	if (cf->events < 1 || cf->events > 1000000000)
-		die("--events must be 1 to 1000000000");
+		kit_die("--events must be 1 to 1000000000");
 	if (cf->rounds < 1 || cf->rounds > 63)
-		die("--rounds must be 1 to 63");
+		kit_die("--rounds must be 1 to 63");
 	if (cf->lookups < 1 || cf->lookups > 100000000)
-		die("--lookups must be 1 to 100000000");
+		kit_die("--lookups must be 1 to 100000000");
 	if (cf->dir == NULL)
 		cf->dir = getenv("TMPDIR");
 	if (cf->dir == NULL || cf->dir[0] == '\0')
@@ -1314,7 +1270,7 @@ static void print_facts(int argc, char **argv, const struct config *cf)
 			printf("  WARNING: tmpfs, fsync costs nothing; durable figures are meaningless");
 	}
 	printf("\n");
-	print_load("at start");
+	kit_print_load("at start");
 	printf("seed:    %" PRIu64 " (replay with --seed %" PRIu64 ")\n", cf->seed, cf->seed);
 	printf("options: events %s, seconds %.2f per round, rounds %d (median), lookups %zu%s\n\n",
 	       kit_num((double)cf->events, line), cf->seconds, cf->rounds, cf->lookups,
@@ -1330,30 +1286,22 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_args(argc, argv, &cf);
 	rng_state = cf.seed;
-	keep_root = cf.keep;
-	if ((size_t)snprintf(root, sizeof root, "%s/evstore-bench-XXXXXX", cf.dir) >= sizeof root)
-		die("--dir too long");
-	if (mkdtemp(root) == NULL) {
-		int e = errno;
-
-		root[0] = '\0';
-		die("could not create a temporary directory under \"%s\": %s", cf.dir, strerror(e));
-	}
+	root = kit_bench_root("bench_store", cf.dir, "evstore-bench", cf.keep);
 	print_facts(argc, argv, &cf);
 
 	sh = calloc(1, sizeof *sh);
 	if (sh == NULL)
-		die("out of memory");
+		kit_die("out of memory");
 	shape_init(sh);
 	memset(&res, 0, sizeof res);
 	calibrate(sh);
 	durable(&cf, sh, &res);
 	big_store(&cf, sh, &res);
-	print_load("at end");
+	kit_print_load("at end");
 	verdict(&cf, &res);
 
 	msgpack_sbuffer_destroy(&sh->data);
 	free(sh);
-	cleanup();
+	kit_bench_cleanup();
 	return 0;
 }

@@ -40,20 +40,6 @@ struct fixture {
 	uint64_t head;
 };
 
-static void project(struct fixture *f)
-{
-	evp_config cfg;
-	evp_stats st;
-	char err[2048];
-
-	evp_config_init(&cfg);
-	cfg.store_path = f->dir;
-	cfg.dsn = f->dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
-	cfg.once = true;
-	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
-}
-
 static void setup(struct fixture *f, uint64_t *rng, int events, const char *const *settings)
 {
 	evs_store_info h;
@@ -63,7 +49,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *cons
 	f->dsn = pgh_new_db();
 	f->store = model_open(f->dir);
 	model_generate(f->store, rng, events);
-	project(f);
+	pgh_project_once(f->dir, f->dsn, NULL, 0);
 	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
 	f->head = h.last_position;
 	f->c = pgh_connect(f->dsn);
@@ -840,7 +826,7 @@ START_TEST(http_wait_does_not_block_lookups)
 	ck_assert_int_eq(atomic_load(&w.done), 0);
 	/* the position arrives: the waiter is answered */
 	model_generate(f.store, &rng, 1);
-	project(&f);
+	pgh_project_once(f.dir, f.dsn, NULL, 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(w.status, 200);
 	free(path);

@@ -127,21 +127,6 @@ static void fold_store(struct fixture *f)
 	evs_iter_free(it);
 }
 
-static void project(struct fixture *f)
-{
-	evp_config cfg;
-	evp_stats st;
-	char err[2048];
-
-	evp_config_init(&cfg);
-	cfg.store_path = f->dir;
-	cfg.dsn = f->dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
-	cfg.rules_path = f->rules;
-	cfg.once = true;
-	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
-}
-
 /* settings: extra "name=value" for the server; rules=bank.projection
  * unless extra_rules names more files (comma-separated, appended). */
 static void setup(struct fixture *f, uint64_t *rng, int events, const char *extra_rules,
@@ -158,7 +143,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
 	f->store = model_open(f->dir);
 	model_generate_bank(f->store, rng, events, ACCOUNTS);
-	project(f);
+	pgh_project_once(f->dir, f->dsn, f->rules, 0);
 	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
 	f->head = (long long)h.last_position;
 	fold_store(f);

@@ -4,6 +4,8 @@
 #include "kit.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <ftw.h>
 #include <signal.h>
 #include <spawn.h>
@@ -346,4 +348,75 @@ const char *kit_num(double v, char buf[32])
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+static const char *bench_who = "bench";
+static char bench_root[PATH_MAX];
+static bool bench_keep;
+
+const char *kit_bench_root(const char *who, const char *parent, const char *tag, bool keep)
+{
+	bench_who = who;
+	bench_keep = keep;
+	if (parent == NULL || *parent == '\0')
+		parent = getenv("TMPDIR");
+	if (parent == NULL || *parent == '\0')
+		parent = "/tmp";
+	if ((size_t)snprintf(bench_root, sizeof bench_root, "%s/%s-XXXXXX", parent, tag) >=
+	    sizeof bench_root) {
+		bench_root[0] = '\0';
+		kit_die("directory name too long under \"%s\"", parent);
+	}
+	if (mkdtemp(bench_root) == NULL) {
+		int e = errno;
+
+		bench_root[0] = '\0';
+		kit_die("could not create a temporary directory under \"%s\": %s", parent,
+			strerror(e));
+	}
+	return bench_root;
+}
+
+void kit_bench_path(char *out, const char *name)
+{
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", bench_root, name) >= PATH_MAX)
+		kit_die("path too long under \"%s\"", bench_root);
+}
+
+void kit_bench_cleanup(void)
+{
+	if (bench_root[0] == '\0')
+		return;
+	if (bench_keep)
+		printf("kept %s\n", bench_root);
+	else
+		kit_rmrf(bench_root);
+	bench_root[0] = '\0';
+}
+
+void kit_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "%s: ", bench_who);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	kit_bench_cleanup();
+	exit(1);
+}
+
+void kit_print_load(const char *when)
+{
+	char buf[128] = "unknown";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fgets(buf, sizeof buf, f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+	printf("load:    %s (%s)\n", buf, when);
 }

@@ -118,4 +118,17 @@ int64_t kit_percentile(int64_t *v, size_t n, double p);
 /* "12,345,678": v rounded to an integer, with thousands separators. */
 const char *kit_num(double v, char buf[32]);
 
+/* A benchmark's scratch directory "<parent>/<tag>-XXXXXX" (parent NULL or
+ * "": $TMPDIR, else /tmp), removed by kit_bench_cleanup() unless keep;
+ * who names the program in kit_die()'s messages. */
+const char *kit_bench_root(const char *who, const char *parent, const char *tag, bool keep);
+/* out (PATH_MAX bytes) = the scratch directory "/" name. */
+void kit_bench_path(char *out, const char *name);
+void kit_bench_cleanup(void);
+/* "<who>: message" on stderr, kit_bench_cleanup(), exit status 1. */
+_Noreturn void kit_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "load:    <1/5/15-minute load averages> (when)": other work on the
+ * machine skews figures. */
+void kit_print_load(const char *when);
+
 #endif /* EVS_KIT_H */

@@ -340,3 +340,72 @@ int pgh_main(const char *name, int timeout_s, const TTest *const *tests)
 	pgh_stop();
 	return rc;
 }
+
+/* ---- the projector in tests ----------------------------------------------- */
+
+void pgh_config(evp_config *cfg, const char *dir, const char *dsn)
+{
+	evp_config_init(cfg);
+	cfg->store_path = dir;
+	cfg->dsn = dsn;
+	cfg->migrations_dir = pgh_migrations_dir();
+}
+
+void pgh_project_once(const char *dir, const char *dsn, const char *rules, int batch)
+{
+	evp_config cfg;
+	evp_stats st;
+	char err[2048];
+	int rc;
+
+	pgh_config(&cfg, dir, dsn);
+	cfg.rules_path = rules;
+	if (batch > 0)
+		cfg.batch_max = batch;
+	cfg.once = true;
+	rc = evp_run(&cfg, &st, err, sizeof err);
+	ck_assert_msg(rc == EVP_OK, "evp_run: %s", err);
+}
+
+static void *live_main(void *arg)
+{
+	pgh_live *l = arg;
+
+	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
+	return NULL;
+}
+
+void pgh_live_init(pgh_live *l, const char *dir, const char *dsn)
+{
+	memset(l, 0, sizeof *l);
+	pgh_config(&l->cfg, dir, dsn);
+	l->cfg.stop = &l->stop;
+}
+
+void pgh_live_start(pgh_live *l)
+{
+	ck_assert_int_eq(pthread_create(&l->th, NULL, live_main, l), 0);
+}
+
+int pgh_live_join(pgh_live *l)
+{
+	ck_assert_int_eq(pthread_join(l->th, NULL), 0);
+	return l->rc;
+}
+
+int pgh_live_stop(pgh_live *l)
+{
+	l->stop = 1;
+	return pgh_live_join(l);
+}
+
+void pgh_release(PGconn *c, evs_store *s, char *dir, char *dsn)
+{
+	if (c)
+		PQfinish(c);
+	evs_close(s);
+	if (dir)
+		kit_rmrf(dir);
+	free(dir);
+	free(dsn);
+}

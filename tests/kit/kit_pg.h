@@ -22,6 +22,11 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include "evsproj.h"
+#include "evstore.h"
 #include "kit.h"
 
 /* Start the cluster (or adopt EVS_PG_DSN); aborts the process on failure. */
@@ -51,5 +56,35 @@ const char *pgh_migrations_dir(void);
 const char *pgh_source_dir(void);
 /* Path of the evs-projector binary. */
 const char *pgh_projector_bin(void);
+
+/* ---- the projector in tests ----------------------------------------------- */
+
+/* evp_config_init + store dir, dsn and the source tree's migrations. */
+void pgh_config(evp_config *cfg, const char *dir, const char *dsn);
+/* One evp_run --once (rules and batch optional: NULL, 0); fails the test
+ * unless it answers EVP_OK. */
+void pgh_project_once(const char *dir, const char *dsn, const char *rules, int batch);
+
+/* evp_run on a thread, stopped through cfg.stop. */
+typedef struct pgh_live {
+	evp_config cfg;
+	volatile sig_atomic_t stop;
+	int rc;
+	char err[2048];
+	pthread_t th;
+} pgh_live;
+
+/* pgh_config() of l->cfg with l->stop wired; set more of l->cfg, then
+ * pgh_live_start(). */
+void pgh_live_init(pgh_live *l, const char *dir, const char *dsn);
+void pgh_live_start(pgh_live *l);
+/* Wait for the run to end by itself (a rebuild); returns its code. */
+int pgh_live_join(pgh_live *l);
+/* Ask it to stop, wait: its code (EVP_STOPPED when it was running). */
+int pgh_live_stop(pgh_live *l);
+
+/* Release what a test case holds, each may be NULL: the connection, the
+ * store, the store's directory (removed, then freed) and the DSN. */
+void pgh_release(PGconn *c, evs_store *s, char *dir, char *dsn);
 
 #endif /* EVS_KIT_PG_H */

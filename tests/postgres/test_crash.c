@@ -145,11 +145,7 @@ START_TEST(projector_sigkill)
 			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
 		0);
 	PQfinish(a);
-	PQfinish(b);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn_a);
+	pgh_release(b, s, dir, dsn_a);
 	free(dsn_b);
 }
 END_TEST
@@ -236,11 +232,7 @@ START_TEST(projector_bulk_sigkill)
 		free(y);
 	}
 	PQfinish(a);
-	PQfinish(b);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn_a);
+	pgh_release(b, s, dir, dsn_a);
 	free(dsn_b);
 }
 END_TEST
@@ -282,11 +274,7 @@ START_TEST(projector_second_instance_refused)
 	}
 	ck_assert_int_eq(kill(first, SIGTERM), 0);
 	ck_assert_int_eq(wait_exit(first), 0);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
@@ -314,11 +302,7 @@ START_TEST(projector_sigterm)
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn, 500, true, NULL)), 0);
 	c = pgh_connect(dsn);
 	model_check_builtin(c, s, &rng);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
@@ -379,11 +363,7 @@ START_TEST(cli_migrate_and_project)
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
 		(long long)h.last_position);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 200);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 

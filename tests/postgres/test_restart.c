@@ -98,11 +98,7 @@ START_TEST(postgres_restart_mid_stream)
 			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
 		0);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 500 + 4 * 250);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 

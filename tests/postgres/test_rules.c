@@ -25,10 +25,7 @@ static int run_once(const char *store, const char *dsn, const char *rules, bool 
 {
 	evp_config cfg;
 
-	evp_config_init(&cfg);
-	cfg.store_path = store;
-	cfg.dsn = dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
+	pgh_config(&cfg, store, dsn);
 	cfg.rules_path = rules;
 	cfg.dead_letter = dead;
 	cfg.batch_max = batch;
@@ -153,11 +150,7 @@ START_TEST(rules_parameters)
 	free(v);
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
@@ -212,11 +205,7 @@ START_TEST(rules_failure_stops)
 	ck_assert_int_eq(run_once(dir, dsn, rules, false, 100, err, sizeof err, NULL), EVP_SQL);
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
@@ -252,11 +241,7 @@ START_TEST(rules_dead_letter)
 	free(v);
 	/* built-in models have every event */
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"), 5);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
@@ -312,36 +297,16 @@ START_TEST(rules_bank_projection)
 		ck_assert_int_eq(pgh_int(c, sql), balance[i]);
 	}
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 600);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
-
-struct live_run {
-	evp_config cfg;
-	volatile sig_atomic_t stop;
-	int rc;
-	char err[2048];
-};
-
-static void *live_main(void *arg)
-{
-	struct live_run *l = arg;
-
-	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
-	return NULL;
-}
 
 START_TEST(rules_rebuild_and_swap)
 {
 	uint64_t rng = kit_seed("rules_rebuild_and_swap");
 	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
 	evs_store *s = model_open(dir);
-	struct live_run rb;
-	pthread_t th;
+	pgh_live rb;
 	PGconn *c, *reader;
 	evs_store_info h;
 
@@ -359,18 +324,15 @@ START_TEST(rules_rebuild_and_swap)
 	pgh_exec(reader, "SET ROLE evs_analyst");
 	model_generate_bank(s, &rng, 100, 5);
 
-	memset(&rb, 0, sizeof rb);
-	evp_config_init(&rb.cfg);
-	rb.cfg.store_path = dir;
-	rb.cfg.dsn = dsn;
+	pgh_live_init(&rb, dir, dsn);
+	rb.cfg.migrations_dir = NULL;
 	rb.cfg.rules_path = rules;
 	rb.cfg.rebuild = true;
 	rb.cfg.batch_max = 7;
-	rb.cfg.stop = &rb.stop;
 	/* the live projection's lock is held (as by its running projector):
 	 * the rebuild catches up into bank__rebuild and waits to swap */
 	pgh_exec(c, "SELECT pg_advisory_lock(1702261616, hashtext('bank'))");
-	ck_assert_int_eq(pthread_create(&th, NULL, live_main, &rb), 0);
+	pgh_live_start(&rb);
 	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
 	for (int waited = 0;
 	     pgh_int(c, "SELECT coalesce((SELECT position FROM evs.checkpoints"
@@ -388,8 +350,7 @@ START_TEST(rules_rebuild_and_swap)
 		free(now);
 	}
 	pgh_exec(c, "SELECT pg_advisory_unlock(1702261616, hashtext('bank'))");
-	pthread_join(th, NULL);
-	ck_assert_msg(rb.rc == EVP_OK, "rebuild: %s", rb.err);
+	ck_assert_msg(pgh_live_join(&rb) == EVP_OK, "rebuild: %s", rb.err);
 	/* swapped: the rebuilt tables, with the newer events too */
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
@@ -434,11 +395,7 @@ START_TEST(rules_rebuild_and_swap)
 	free(good);
 	free(bad);
 	PQfinish(reader);
-	PQfinish(c);
-	evs_close(s);
-	kit_rmrf(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
