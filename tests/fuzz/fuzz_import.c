@@ -12,8 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,16 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	obj = cli_json_parse((const char *)data, size, err, sizeof err);
 	if (!obj) {
-		if (err[0] == '\0')
-			__builtin_trap();
+		CHECK(err[0] != '\0');
 		return 0;
 	}
 	cli_event_init(&e);
 	err[0] = '\0';
 	rc = cli_event_from_json(&e, obj, CLI_F_ALL, err, sizeof err);
 	json_object_put(obj);
-	if (rc != 0 && err[0] == '\0')
-		__builtin_trap();
+	CHECK(rc == 0 || err[0] != '\0');
 	cli_event_free(&e);
 	return 0;
 }

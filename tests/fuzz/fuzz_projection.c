@@ -15,8 +15,7 @@
 #include <unistd.h>
 
 #include "evsproj.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static char path[4096];
 
@@ -39,23 +38,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(path, sizeof path, "%s/evs-fuzz-projection-XXXXXX",
 			 tmp && tmp[0] ? tmp : "/tmp");
 		fd = mkstemp(path);
-		if (fd < 0)
-			__builtin_trap();
+		CHECK(fd >= 0);
 		close(fd);
 		atexit(remove_scratch);
 	}
 	f = fopen(path, "wb");
-	if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
-		__builtin_trap();
+	CHECK(f && fwrite(data, 1, size, f) == size && fclose(f) == 0);
 	rc = evp_rules_load(path, &rules, err, sizeof err);
 	if (rc == 0) {
-		if (!rules || !evp_rules_name(rules))
-			__builtin_trap();
+		CHECK(rules && evp_rules_name(rules));
 		(void)evp_rules_schema(rules);
 		(void)evp_rules_tables(rules);
 		evp_rules_free(rules);
-	} else if (rules || err[0] == '\0') {
-		__builtin_trap();
+	} else {
+		CHECK(!rules && err[0] != '\0');
 	}
 	return 0;
 }

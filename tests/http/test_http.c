@@ -60,11 +60,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *cons
 static void teardown(struct fixture *f)
 {
 	evsq_server_stop(f->srv);
-	PQfinish(f->c);
-	evs_close(f->store);
-	kit_rmrf(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 }
 
 /* The store's fold as JSON text (malloc'd); *version set. */
@@ -218,18 +214,6 @@ START_TEST(http_state_matches_store)
 }
 END_TEST
 
-static void expect_error(unsigned port, const char *target, long status, const char *code)
-{
-	http_answer a;
-
-	http_get(port, target, NULL, &a);
-	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
-		      status);
-	ck_assert_str_eq(http_str(&a, "error"), code);
-	ck_assert_str_ne(http_str(&a, "message"), "");
-	http_answer_free(&a);
-}
-
 START_TEST(http_errors)
 {
 	static const char *const bad_times[] = {
@@ -252,18 +236,18 @@ START_TEST(http_errors)
 	size_t i;
 
 	setup(&f, &rng, 50, settings);
-	expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
-	expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
+	http_expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
 		     "not_found");
-	expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
-	expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
-	expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
-	expect_error(f.port, "/streams//state", 404, "not_found");
-	expect_error(f.port, "/", 404, "not_found");
-	expect_error(f.port, "/nope", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
+	http_expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
+	http_expect_error(f.port, "/streams//state", 404, "not_found");
+	http_expect_error(f.port, "/", 404, "not_found");
+	http_expect_error(f.port, "/nope", 404, "not_found");
 	for (i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
 		snprintf(target, sizeof target, "/streams/entity-1/state?as_of=%s", bad_times[i]);
-		expect_error(f.port, target, 400, "bad_request");
+		http_expect_error(f.port, target, 400, "bad_request");
 	}
 	/* before the first event: known stream, no state then */
 	{
@@ -272,27 +256,27 @@ START_TEST(http_errors)
 
 		ck_assert_int_eq(PQntuples(r), 1);
 		p = state_path(PQgetvalue(r, 0, 0), "?as_of=1970-01-01T00:00:00Z");
-		expect_error(f.port, p, 404, "not_found");
+		http_expect_error(f.port, p, 404, "not_found");
 		free(p);
 		p = state_path(PQgetvalue(r, 0, 0), "?at_position=0");
-		expect_error(f.port, p, 404, "not_found");
+		http_expect_error(f.port, p, 404, "not_found");
 		free(p);
 		PQclear(r);
 	}
-	expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
 		     "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z",
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z",
 		     400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
+	http_expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
 		     "bad_request");
-	expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?min_position=abc", 400, "bad_request");
-	expect_error(f.port, "/streams/%FF%FE/state", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?source=store", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?min_position=abc", 400, "bad_request");
+	http_expect_error(f.port, "/streams/%FF%FE/state", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?source=store", 400, "bad_request");
 
 	/* the projection is behind: a distinct status with the position */
 	snprintf(target, sizeof target, "/streams/entity-1/state?min_position=%llu",
@@ -305,7 +289,7 @@ START_TEST(http_errors)
 	http_answer_free(&a);
 	snprintf(target, sizeof target, "/streams/entity-1/state?at_position=%llu",
 		 (unsigned long long)f.head + 5);
-	expect_error(f.port, target, 409, "projection_behind");
+	http_expect_error(f.port, target, 409, "projection_behind");
 
 	/* methods and bodies */
 	http_request(f.port, "POST", "/streams/entity-1/state", "x=1", &a);

@@ -39,14 +39,6 @@ struct fixture {
 	unsigned seq; /* events appended by append_one */
 };
 
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double mono_ms(void)
 {
 	struct timespec ts;
@@ -112,11 +104,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events)
 
 static void teardown(struct fixture *f)
 {
-	PQfinish(f->c);
-	evs_close(f->store);
-	kit_rmrf(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 }
 
 /* One event {"n": seq} on stream "lag-<seq % 3>"; its position. */
@@ -276,9 +264,9 @@ START_TEST(lag_with_store)
 		last = append_one(&f);
 	ck_assert_int_eq(last, f.head + 50);
 	rec = recorded_at(f.store, p0);
-	t0 = real_ns();
+	t0 = kit_now_ns();
 	http_get(port, "/ready", NULL, &a);
-	t1 = real_ns();
+	t1 = kit_now_ns();
 	ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
 	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
 	ck_assert_int_eq(http_int(&a, "store_head"), (long long)last);

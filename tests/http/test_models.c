@@ -163,31 +163,8 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 static void teardown(struct fixture *f)
 {
 	evsq_server_stop(f->srv);
-	PQfinish(f->c);
-	evs_close(f->store);
-	kit_rmrf(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 	free(f->rules);
-}
-
-static void expect_error(unsigned port, const char *target, long status, const char *code)
-{
-	http_answer a;
-
-	http_get(port, target, NULL, &a);
-	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
-		      status);
-	ck_assert_str_eq(http_str(&a, "error"), code);
-	ck_assert_str_ne(http_str(&a, "message"), "");
-	http_answer_free(&a);
-}
-
-static void get_ok(unsigned port, const char *target, http_answer *a)
-{
-	http_get(port, target, NULL, a);
-	ck_assert_msg(a->status == 200, "%s: %ld %s", target, a->status, a->body);
-	ck_assert_ptr_nonnull(a->json);
 }
 
 static void check_account(const struct fixture *f, int i, json_object *row)
@@ -241,7 +218,7 @@ START_TEST(models_rows_by_key)
 	setup(&f, &rng, 400, NULL, NULL);
 	for (i = 0; i < ACCOUNTS; i++) {
 		snprintf(target, sizeof target, "/models/bank/accounts/account-%d", i);
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		ck_assert_str_eq(http_str(&a, "projection"), "bank");
 		ck_assert_str_eq(http_str(&a, "table"), "accounts");
 		ck_assert_int_eq(http_int(&a, "position"), f.head);
@@ -253,19 +230,19 @@ START_TEST(models_rows_by_key)
 
 		snprintf(target, sizeof target, "/models/bank/ledger/%lld%s", e->position,
 			 i % 2 ? "?min_position=1" : "");
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		ck_assert_int_eq(http_int(&a, "position"), f.head);
 		check_entry(e, member(a.json, "row"));
 		http_answer_free(&a);
 	}
 	/* positions without a ledger row (AccountOpened), and past the head */
 	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.fold.opened[3]);
-	expect_error(f.port, target, 404, "not_found");
+	http_expect_error(f.port, target, 404, "not_found");
 	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.head + 1);
-	expect_error(f.port, target, 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	http_expect_error(f.port, target, 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
 	/* a key with quotes and SQL stays a value */
-	expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
+	http_expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
 		     "not_found");
 	teardown(&f);
 }
@@ -291,7 +268,7 @@ static int page_all(const struct fixture *f, uint64_t *rng, const char *target,
 			 strchr(target, '?') ? '&' : '?', lim, esc ? "&after=" : "",
 			 esc ? esc : "");
 		free(esc);
-		get_ok(f->port, url, &a);
+		http_get_ok(f->port, url, &a);
 		ck_assert_int_eq(http_int(&a, "position"), position);
 		rows = member(a.json, "rows");
 		next = member(a.json, "next_after");
@@ -412,17 +389,17 @@ START_TEST(models_listings_paged)
 	ck_assert_int_eq(page_all(&f, &rng, "/models/bank/ledger?kind=deposit&account=account-2",
 				  each_ledger, sl, f.head),
 			 want);
-	get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--", &a);
+	http_get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--", &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 0);
 	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
 	http_answer_free(&a);
 	ck_assert_int_eq(pgh_int(f.c, "SELECT count(*) FROM bank.ledger"), f.fold.nled);
 	/* the default page and the largest one */
-	get_ok(f.port, "/models/bank/ledger", &a);
+	http_get_ok(f.port, "/models/bank/ledger", &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")),
 			 f.fold.nled < 100 ? f.fold.nled : 100);
 	http_answer_free(&a);
-	get_ok(f.port, "/models/bank/ledger?limit=1000", &a);
+	http_get_ok(f.port, "/models/bank/ledger?limit=1000", &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), f.fold.nled);
 	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
 	http_answer_free(&a);
@@ -440,44 +417,44 @@ START_TEST(models_errors)
 	http_answer a;
 
 	setup(&f, &rng, 60, NULL, settings);
-	expect_error(f.port, "/models/nope", 404, "not_found");
-	expect_error(f.port, "/models/nope/accounts/account-1", 404, "not_found");
-	expect_error(f.port, "/models/bankx/accounts", 404, "not_found");
-	expect_error(f.port, "/models/bank/nope", 404, "not_found");
-	expect_error(f.port, "/models/bank/accountsx", 404, "not_found");
-	expect_error(f.port, "/models/bank/nope/1", 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts%22%3B--/account-1", 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
-	expect_error(f.port, "/modelsx", 404, "not_found");
+	http_expect_error(f.port, "/models/nope", 404, "not_found");
+	http_expect_error(f.port, "/models/nope/accounts/account-1", 404, "not_found");
+	http_expect_error(f.port, "/models/bankx/accounts", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/nope", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accountsx", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/nope/1", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts%22%3B--/account-1", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	http_expect_error(f.port, "/modelsx", 404, "not_found");
 	/* limit and after */
-	expect_error(f.port, "/models/bank/ledger?limit=0", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=51", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=-1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=0", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=51", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=-1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400, "bad_request");
 	/* keys and filter values PostgreSQL cannot convert to the column's type */
-	expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?amount=lots", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts?open=maybe", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts?opened_at=not-a-time", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts/%C3%28", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?amount=lots", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts?open=maybe", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts?opened_at=not-a-time", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/%C3%28", 400, "bad_request");
 	/* unknown and repeated parameters */
-	expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
+	http_expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
 		     "bad_request");
-	expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
-	expect_error(f.port, "/models?x=1", 400, "bad_request");
-	expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
+	http_expect_error(f.port, "/models?x=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
 	/* min_position */
-	expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
+	http_expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
 		     "bad_request");
-	expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
 	snprintf(target, sizeof target, "/models/bank/accounts/account-1?min_position=%lld",
 		 f.head + 1);
 	http_get(f.port, target, NULL, &a);
@@ -487,7 +464,7 @@ START_TEST(models_errors)
 	ck_assert_str_eq(a.retry_after, "1");
 	http_answer_free(&a);
 	snprintf(target, sizeof target, "/models/bank/ledger?min_position=%lld&limit=1", f.head);
-	get_ok(f.port, target, &a);
+	http_get_ok(f.port, target, &a);
 	ck_assert_int_eq(http_int(&a, "position"), f.head);
 	http_answer_free(&a);
 	/* other methods */
@@ -558,7 +535,7 @@ START_TEST(models_catalog)
 		 " CREATE TABLE pairs.slash (k text PRIMARY KEY, n int);"
 		 " INSERT INTO pairs.slash VALUES ('a/b', 1), ('a', 2), ('/x/', 3), ('a b?', 4)");
 
-	get_ok(f.port, "/models", &a);
+	http_get_ok(f.port, "/models", &a);
 	models = member(a.json, "models");
 	ck_assert_int_eq(json_object_array_length(models), 2);
 	m = json_object_array_get_idx(models, 0);
@@ -587,14 +564,14 @@ START_TEST(models_catalog)
 			 0);
 	ck_assert(json_object_get_boolean(member(json_object_array_get_idx(tables, 2), "missing")));
 	http_answer_free(&a);
-	get_ok(f.port, "/models/pairs", &a);
+	http_get_ok(f.port, "/models/pairs", &a);
 	ck_assert_str_eq(http_str(&a, "projection"), "pairs");
 	http_answer_free(&a);
 
 	/* composite key: no lookup by path; filters on every key column;
 	 * keyset paging with the JSON object of next_after */
-	expect_error(f.port, "/models/pairs/kv/p", 400, "bad_request");
-	get_ok(f.port, "/models/pairs/kv?a=q&b=7", &a);
+	http_expect_error(f.port, "/models/pairs/kv/p", 400, "bad_request");
+	http_get_ok(f.port, "/models/pairs/kv?a=q&b=7", &a);
 	ck_assert_int_eq(http_int(&a, "position"), 0); /* no checkpoint "pairs" */
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 1);
 	ck_assert_str_eq(json_object_get_string(
@@ -608,17 +585,17 @@ START_TEST(models_catalog)
 	memset(&kv, 0, sizeof kv);
 	kv.last_b = -1;
 	ck_assert_int_eq(page_all(&f, &rng, "/models/pairs/kv?a=r", each_kv, &kv, 0), 25);
-	get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3", &a);
+	http_get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3", &a);
 	ck_assert_str_eq(json_object_get_string(
 				 member(json_object_array_get_idx(member(a.json, "rows"), 0), "a")),
 			 "s");
 	http_answer_free(&a);
-	expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
+	http_expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
 		     400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
 	/* a key is the rest of the path: '/' in it plain or as %2F */
 	{
 		static const char *const paths[] = {
@@ -629,34 +606,34 @@ START_TEST(models_catalog)
 		size_t k;
 
 		for (k = 0; k < 5; k++) {
-			get_ok(f.port, paths[k], &a);
+			http_get_ok(f.port, paths[k], &a);
 			ck_assert_int_eq(json_object_get_int64(member(member(a.json, "row"), "n")),
 					 want[k]);
 			http_answer_free(&a);
 		}
-		expect_error(f.port, "/models/pairs/slash/a/", 404, "not_found");
+		http_expect_error(f.port, "/models/pairs/slash/a/", 404, "not_found");
 	}
-	expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
-	expect_error(f.port, "/models/pairs/gone", 503, "unavailable");
+	http_expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
+	http_expect_error(f.port, "/models/pairs/gone", 503, "unavailable");
 
 	/* a served table dropped, then made again: a clear error, then rows */
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	http_answer_free(&a);
 	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME TO accounts_away");
-	expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
-	expect_error(f.port, "/models/bank/accounts", 503, "unavailable");
+	http_expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+	http_expect_error(f.port, "/models/bank/accounts", 503, "unavailable");
 	pgh_exec(f.c, "ALTER TABLE bank.accounts_away RENAME TO accounts");
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	check_account(&f, 1, member(a.json, "row"));
 	http_answer_free(&a);
 	/* altered under the cache: a column gone is found out, not a crash */
-	get_ok(f.port, "/models/bank/accounts?owner=x", &a);
+	http_get_ok(f.port, "/models/bank/accounts?owner=x", &a);
 	http_answer_free(&a);
 	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME COLUMN owner TO holder");
-	expect_error(f.port, "/models/bank/accounts?owner=x", 400, "bad_request");
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_expect_error(f.port, "/models/bank/accounts?owner=x", 400, "bad_request");
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	ck_assert_str_eq(json_object_get_string(member(member(a.json, "row"), "holder")),
 			 f.fold.acc[1].owner);
 	http_answer_free(&a);
@@ -725,9 +702,9 @@ START_TEST(models_unavailable)
 	settings[0] = opt;
 	settings[1] = NULL;
 	srv = http_server(dsn, settings);
-	expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503, "unavailable");
-	expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
-	expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
 	http_get(evsq_server_port(srv), "/models/bank/accounts/account-1", NULL, &a);
 	ck_assert_str_eq(a.retry_after, "1");
 	http_answer_free(&a);
@@ -736,13 +713,13 @@ START_TEST(models_unavailable)
 	/* ours, stopped and started again while the service runs */
 	if (pgh_own_cluster()) {
 		setup(&f, &rng, 40, NULL, NULL);
-		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 		http_answer_free(&a);
 		pgh_server_stop("fast");
-		expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
-		expect_error(f.port, "/models/bank/ledger", 503, "unavailable");
+		http_expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+		http_expect_error(f.port, "/models/bank/ledger", 503, "unavailable");
 		pgh_server_start();
-		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 		check_account(&f, 1, member(a.json, "row"));
 		http_answer_free(&a);
 		teardown(&f);
@@ -834,7 +811,7 @@ START_TEST(models_garbage)
 		ck_assert_msg(st > 0 && (st < 500 || st == 503), "status %d for %s", st, req);
 	}
 	ck_assert_int_eq(pgh_int(f.c, "SELECT count(*) FROM bank.ledger"), f.fold.nled);
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	check_account(&f, 1, member(a.json, "row"));
 	http_answer_free(&a);
 	teardown(&f);
@@ -937,7 +914,7 @@ START_TEST(models_concurrent_clients)
 		char target[64];
 
 		snprintf(target, sizeof target, "/models/bank/accounts/account-%d", i);
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		check_account(&f, i, member(a.json, "row"));
 		http_answer_free(&a);
 	}

@@ -3,6 +3,7 @@
  */
 #include "kit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -134,6 +135,18 @@ int64_t kit_mono_ns(void)
 int64_t kit_mono_ms(void)
 {
 	return clock_ns(CLOCK_MONOTONIC) / 1000000;
+}
+
+int kit_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
 }
 
 /* ---- child processes ----------------------------------------------------- */

@@ -66,6 +66,9 @@ int64_t kit_now_ns(void);  /* CLOCK_REALTIME */
 int64_t kit_mono_ns(void); /* CLOCK_MONOTONIC */
 int64_t kit_mono_ms(void);
 
+/* Open file descriptors of this process (a leak check). */
+int kit_count_fds(void);
+
 /* ---- child processes --------------------------------------------------- */
 
 #define kit_child_check(cond, ...)                                                             \

@@ -89,6 +89,25 @@ void http_get(unsigned port, const char *target, const char *token, http_answer 
 	perform(port, "GET", target, NULL, token, a);
 }
 
+void http_get_ok(unsigned port, const char *target, http_answer *a)
+{
+	http_get(port, target, NULL, a);
+	ck_assert_msg(a->status == 200, "%s: %ld %s", target, a->status, a->body);
+	ck_assert_ptr_nonnull(a->json);
+}
+
+void http_expect_error(unsigned port, const char *target, long status, const char *code)
+{
+	http_answer a;
+
+	http_get(port, target, NULL, &a);
+	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
+		      status);
+	ck_assert_str_eq(http_str(&a, "error"), code);
+	ck_assert_str_ne(http_str(&a, "message"), "");
+	http_answer_free(&a);
+}
+
 void http_answer_free(http_answer *a)
 {
 	free(a->body);

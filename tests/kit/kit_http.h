@@ -28,6 +28,11 @@ void http_get(unsigned port, const char *target, const char *token, http_answer 
 void http_request(unsigned port, const char *method, const char *target, const char *body,
 		  http_answer *a);
 void http_answer_free(http_answer *a);
+/* GET target: fails the test unless the status is 200 (a is filled). */
+void http_get_ok(unsigned port, const char *target, http_answer *a);
+/* GET target: fails the test unless the answer is the JSON error
+ * {"error": code, "message": "..."} with this status. */
+void http_expect_error(unsigned port, const char *target, long status, const char *code);
 /* %-escaped copy of s (malloc'd). */
 char *http_escape(const char *s);
 /* Send raw bytes, return the status of the answer (0 if the server closed

@@ -11,17 +11,6 @@
 #include "kit_store.h"
 #include "tu_lmdb.h"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	int n = 0;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
 START_TEST(test_create_and_reopen)
 {
 	char dir[PATH_MAX];
@@ -267,7 +256,7 @@ START_TEST(test_reopen_many_times_no_leak)
 {
 	/* warm up (lazy library state), then count descriptors */
 	evs_close(tu_open(kit_dir, NULL));
-	int fds = count_fds();
+	int fds = kit_count_fds();
 	for (int i = 0; i < 40; i++) {
 		evs_store *st = tu_open(kit_dir, NULL);
 		evs_append_result r;
@@ -278,7 +267,7 @@ START_TEST(test_reopen_many_times_no_leak)
 		evs_sub_close(sub);
 		evs_close(st);
 	}
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 }
 END_TEST
 

@@ -20,17 +20,6 @@
 
 #include "kit_store.h"
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	int n = 0;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* Three spellings of one store: absolute, through a symlink, relative to
  * the working directory (with a "./" and a doubled slash for good
  * measure). */
@@ -90,11 +79,11 @@ START_TEST(test_spellings_share_one_environment)
 	spellings sp;
 	make_spellings(&sp);
 	evs_store *a = tu_open(sp.abs, NULL);
-	int fds = count_fds();
+	int fds = kit_count_fds();
 	evs_store *b = tu_open(sp.link, NULL);
 	evs_store *c = tu_open(sp.rel, NULL);
 	/* shared: the second and third opens took no file descriptor */
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	evs_sub *sub;
 	tu_ok(c, evs_subscribe(c, 0, NULL, &sub));
@@ -123,7 +112,7 @@ START_TEST(test_spellings_share_one_environment)
 	evs_close(b);
 	evs_close(c);
 	/* the last close closed the environment */
-	ck_assert_int_lt(count_fds(), fds);
+	ck_assert_int_lt(kit_count_fds(), fds);
 }
 END_TEST
 
@@ -285,7 +274,7 @@ START_TEST(test_close_one_keeps_the_other)
 {
 	spellings sp;
 	make_spellings(&sp);
-	int fds = count_fds();
+	int fds = kit_count_fds();
 	evs_store *a = tu_open(sp.abs, NULL);
 	evs_store *b = tu_open(sp.rel, NULL);
 	evs_append_result r;
@@ -316,13 +305,13 @@ START_TEST(test_close_one_keeps_the_other)
 	tu_check_u64_eq(r.last_position, 6);
 	ck_assert_uint_eq(tu_verify(a), 0);
 	evs_close(a);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	/* and the store opens afresh after the last close */
 	a = tu_open(sp.abs, NULL);
 	tu_check_u64_eq(last_position(a), 6);
 	evs_close(a);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 }
 END_TEST
 
@@ -628,7 +617,7 @@ START_TEST(test_open_close_storm)
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
 	evs_close(tu_open(sp.abs, &o));
-	int fds = count_fds();
+	int fds = kit_count_fds();
 
 	stormer ts[STORM_THREADS];
 	pthread_t th[STORM_THREADS];
@@ -654,7 +643,7 @@ START_TEST(test_open_close_storm)
 		ro, rw, busy);
 	ck_assert_uint_gt(rw, 0);
 	/* every environment was closed */
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	evs_store *st = tu_open(sp.abs, &o);
 	tu_check_u64_eq(last_position(st), total);
