@@ -238,7 +238,7 @@ START_TEST(http_errors)
 	setup(&f, &rng, 50, settings);
 	http_expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
 	http_expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
-		     "not_found");
+			  "not_found");
 	http_expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
 	http_expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
 	http_expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
@@ -266,11 +266,12 @@ START_TEST(http_errors)
 	http_expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
-		     "bad_request");
-	http_expect_error(f.port, "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z",
-		     400, "bad_request");
+			  "bad_request");
+	http_expect_error(f.port,
+			  "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z", 400,
+			  "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
-		     "bad_request");
+			  "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
 	http_expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");

@@ -243,7 +243,7 @@ START_TEST(models_rows_by_key)
 	http_expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
 	/* a key with quotes and SQL stays a value */
 	http_expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
-		     "not_found");
+			  "not_found");
 	teardown(&f);
 }
 END_TEST
@@ -389,7 +389,8 @@ START_TEST(models_listings_paged)
 	ck_assert_int_eq(page_all(&f, &rng, "/models/bank/ledger?kind=deposit&account=account-2",
 				  each_ledger, sl, f.head),
 			 want);
-	http_get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--", &a);
+	http_get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--",
+		    &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 0);
 	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
 	http_answer_free(&a);
@@ -434,7 +435,8 @@ START_TEST(models_errors)
 	http_expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
-	http_expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400,
+			  "bad_request");
 	/* keys and filter values PostgreSQL cannot convert to the column's type */
 	http_expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
@@ -446,14 +448,14 @@ START_TEST(models_errors)
 	http_expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
-		     "bad_request");
+			  "bad_request");
 	http_expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
 	http_expect_error(f.port, "/models?x=1", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
 	/* min_position */
 	http_expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
-		     "bad_request");
+			  "bad_request");
 	http_expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
 	snprintf(target, sizeof target, "/models/bank/accounts/account-1?min_position=%lld",
 		 f.head + 1);
@@ -585,16 +587,19 @@ START_TEST(models_catalog)
 	memset(&kv, 0, sizeof kv);
 	kv.last_b = -1;
 	ck_assert_int_eq(page_all(&f, &rng, "/models/pairs/kv?a=r", each_kv, &kv, 0), 25);
-	http_get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3", &a);
+	http_get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3",
+		    &a);
 	ck_assert_str_eq(json_object_get_string(
 				 member(json_object_array_get_idx(member(a.json, "rows"), 0), "a")),
 			 "s");
 	http_answer_free(&a);
 	http_expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
-	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400,
+			  "bad_request");
 	http_expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
-	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
-		     400, "bad_request");
+	http_expect_error(f.port,
+			  "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D", 400,
+			  "bad_request");
 	http_expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
 	/* a key is the rest of the path: '/' in it plain or as %2F */
 	{
@@ -702,7 +707,8 @@ START_TEST(models_unavailable)
 	settings[0] = opt;
 	settings[1] = NULL;
 	srv = http_server(dsn, settings);
-	http_expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503,
+			  "unavailable");
 	http_expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
 	http_expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
 	http_get(evsq_server_port(srv), "/models/bank/accounts/account-1", NULL, &a);
