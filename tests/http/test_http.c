@@ -1,6 +1,6 @@
 /*
  * test_http.c - evs-query over real HTTP (libcurl, raw sockets) on
- * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h) holding
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h) holding
  * a random store projected by the projector library. Answers are checked
  * against the store itself (evs_state_load), not against the SQL the
  * service runs.

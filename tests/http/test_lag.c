@@ -1,7 +1,7 @@
 /*
  * test_lag.c - projection lag in /ready and /metrics, and min_position
  * woken by the projector's NOTIFY, over real HTTP on 127.0.0.1 against a
- * throwaway PostgreSQL (tests/postgres/pgh.h), a real store and real
+ * throwaway PostgreSQL (tests/kit/kit_pg.h), a real store and real
  * evs-projector processes. With --store, evs-query runs as its own process
  * (one LMDB environment per process: this one appends to the store).
  *

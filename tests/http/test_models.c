@@ -1,6 +1,6 @@
 /*
  * test_models.c - GET /models... of evs-query over real HTTP (libcurl) on
- * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h): a
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h): a
  * store of random bank events (model_generate_bank) projected by the
  * projector library with projector/bank.projection, served with
  * rules=bank.projection. Rows are checked against a fold of the events

@@ -1,9 +1,10 @@
 /*
  * kit.h - the test kit shared by every suite: temporary directories, rm -rf,
  * seeded random numbers, time, the suite runner, JSON <-> msgpack for test
- * inputs and benchmark statistics. The jobs built on it have their own
- * headers: kit_store.h (libevstore helpers), kit_pg.h (a throwaway
- * PostgreSQL cluster), kit_http.h (the HTTP client and evs-query fixture).
+ * inputs, child processes, benchmark statistics and scratch directories.
+ * The jobs built on it have their own headers: kit_store.h (libevstore
+ * helpers), kit_pg.h (a throwaway PostgreSQL cluster and the projector in
+ * tests), kit_http.h (the HTTP client and the evs-query fixture).
  *
  * Temporary directories
  *   kit_tmpdir() makes a fresh directory under $TMPDIR (else /tmp). Tests

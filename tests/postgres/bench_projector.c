@@ -34,7 +34,7 @@
  * batch's COMMIT returned - the moment before its append was called.
  * p50/p99/max over all events of --seconds.
  *
- * The cluster is the test harness's (pgh.c) or $EVS_PG_DSN.
+ * The cluster is the test kit's (tests/kit/kit_pg.c) or $EVS_PG_DSN.
  */
 #include <pthread.h>
 #include <sys/resource.h>
