@@ -424,6 +424,21 @@ static void check_answer(struct fixture *f, const http_answer *a, uint64_t want,
 	ck_assert_int_eq(http_int(a, "event_position"), (long long)si.last_position);
 }
 
+/* Ask for the stream of the event at pos (appended by append_one) with
+ * min_position = pos: the answer holds it. */
+static void ask_fresh(struct fixture *f, unsigned port, uint64_t pos)
+{
+	char path[128], stream[32];
+	http_answer a;
+
+	snprintf(stream, sizeof stream, "lag-%u", f->seq % 3);
+	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
+		 (unsigned long long)pos);
+	http_get(port, path, NULL, &a);
+	check_answer(f, &a, pos, stream);
+	http_answer_free(&a);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -500,7 +515,7 @@ START_TEST(lag_min_position_after_restart)
 	struct fixture f;
 	evsq_server *srv;
 	http_answer a;
-	char path[128], stream[32];
+	char path[128];
 	unsigned port;
 	uint64_t pos;
 	double n0;
@@ -532,24 +547,13 @@ START_TEST(lag_min_position_after_restart)
 
 	/* appended while PostgreSQL is away, asked for once it is back */
 	pos = append_one(&f);
-	snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
 	pgh_server_start();
-	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-		 (unsigned long long)pos);
-	http_get(port, path, NULL, &a);
-	check_answer(&f, &a, pos, stream);
-	http_answer_free(&a);
+	ask_fresh(&f, port, pos);
 
 	/* the listener is back and hears commits again */
 	await_metric(port, "evsq_postgres_up", 1);
 	n0 = metric_of(port, "evsq_checkpoint_notifications_total");
-	pos = append_one(&f);
-	snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
-	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-		 (unsigned long long)pos);
-	http_get(port, path, NULL, &a);
-	check_answer(&f, &a, pos, stream);
-	http_answer_free(&a);
+	ask_fresh(&f, port, append_one(&f));
 	ck_assert(metric_of(port, "evsq_checkpoint_notifications_total") > n0);
 
 	/* the listener's session killed: right answers meanwhile and after */
@@ -559,13 +563,7 @@ START_TEST(lag_min_position_after_restart)
 				      " WHERE application_name = 'evs-query-watch'"),
 			 1);
 	for (i = 0; i < 5; i++) {
-		pos = append_one(&f);
-		snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
-		snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-			 (unsigned long long)pos);
-		http_get(port, path, NULL, &a);
-		check_answer(&f, &a, pos, stream);
-		http_answer_free(&a);
+		ask_fresh(&f, port, append_one(&f));
 	}
 	/* back: one listener session (the killed one gone) */
 	await_metric(port, "evsq_postgres_up", 1);
