@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "ledger.h"
-#include "testutil.h"
+#include "kit_store.h"
 #include "tu_lmdb.h"
 
 static evs_store *open_store(int sync)
@@ -15,7 +15,7 @@ static evs_store *open_store(int sync)
 	evs_options o;
 
 	tu_options(&o, sync);
-	return tu_open(tu_dir, &o);
+	return tu_open(kit_dir, &o);
 }
 
 static evs_aggregate *new_agg(evs_store *st, uint64_t every, uint32_t fmt)
@@ -528,17 +528,17 @@ START_TEST(test_snapshot_damaged_or_stale)
 	 * at 22: another definition's name */
 	size_t n;
 	n = snap_value(val, 1, 25, "test.ledger", "\xc1garbage", 8);
-	tu_mdb_put(tu_dir, "snapshots", key, snap_key(key, "s", 25), val, n);
+	tu_mdb_put(kit_dir, "snapshots", key, snap_key(key, "s", 25), val, n);
 	n = snap_value(val, 1, 99, "test.ledger", "\x94\x00\x00\x00\x90", 5);
-	tu_mdb_put(tu_dir, "snapshots", key, snap_key(key, "s", 24), val, n);
-	tu_mdb_put(tu_dir, "snapshots", key, snap_key(key, "s", 23), "\x00\x01", 2);
+	tu_mdb_put(kit_dir, "snapshots", key, snap_key(key, "s", 24), val, n);
+	tu_mdb_put(kit_dir, "snapshots", key, snap_key(key, "s", 23), "\x00\x01", 2);
 	n = snap_value(val, 1, 22, "other.def", "\x94\x00\x00\x00\x90", 5);
-	tu_mdb_put(tu_dir, "snapshots", key, snap_key(key, "s", 22), val, n);
+	tu_mdb_put(kit_dir, "snapshots", key, snap_key(key, "s", 22), val, n);
 
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
 	o.log = count_warnings;
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	a = new_agg(st, 10, 1);
 	warnings = 0;
 	load(st, a, "s", NULL, &l, &li);
@@ -575,7 +575,7 @@ START_TEST(test_read_only)
 	tu_options(&o, EVS_SYNC_NONE);
 	o.read_only = 1;
 	o.create = 0;
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	a = new_agg(st, 5, 1);
 	ledger l;
 	evs_loaded li;
@@ -625,20 +625,20 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate");
-	TCase *tc = tu_tcase("aggregate");
+	const TTest *tests[] = {
+		test_definition_checks,
+		test_execute_results,
+		test_execute_retries,
+		test_execute_idempotent,
+		test_snapshot_every,
+		test_snapshot_format_version,
+		test_snapshot_prune_keep_and_clear,
+		test_snapshot_prune_chunks,
+		test_snapshot_damaged_or_stale,
+		test_read_only,
+		test_apply_failure,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_definition_checks);
-	tcase_add_test(tc, test_execute_results);
-	tcase_add_test(tc, test_execute_retries);
-	tcase_add_test(tc, test_execute_idempotent);
-	tcase_add_test(tc, test_snapshot_every);
-	tcase_add_test(tc, test_snapshot_format_version);
-	tcase_add_test(tc, test_snapshot_prune_keep_and_clear);
-	tcase_add_test(tc, test_snapshot_prune_chunks);
-	tcase_add_test(tc, test_snapshot_damaged_or_stale);
-	tcase_add_test(tc, test_read_only);
-	tcase_add_test(tc, test_apply_failure);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate", 600, tests);
 }

@@ -11,7 +11,7 @@
 
 #include "bank.h"
 #include "ledger.h"
-#include "testutil.h"
+#include "kit_store.h"
 
 #define MAXEV 64
 
@@ -53,7 +53,7 @@ static void build(world *w)
 	evs_aggregate_def def;
 
 	tu_options(&o, EVS_SYNC_NONE);
-	w->st = tu_open(tu_dir, &o);
+	w->st = tu_open(kit_dir, &o);
 	ledger_def(&def, 2, 1);
 	tu_ok(w->st, evs_aggregate_new(w->st, &def, &w->snap));
 	ledger_def(&def, 0, 0);
@@ -201,7 +201,7 @@ START_TEST(test_as_of_time)
 		check_at(&w, &at, "at another stream's event");
 	}
 	/* after the last */
-	int64_t after[] = {w.ev[w.n - 1].recorded_at + 1, tu_now_ns() + 1000000000LL, INT64_MAX};
+	int64_t after[] = {w.ev[w.n - 1].recorded_at + 1, kit_now_ns() + 1000000000LL, INT64_MAX};
 	for (size_t i = 0; i < 3; i++) {
 		at.time = after[i];
 		check_at(&w, &at, "after the last event");
@@ -257,7 +257,7 @@ START_TEST(test_bank_as_of)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	bank b;
 	tu_ok(st, bank_open_handle(&b, st, 2));
 	tu_ok(st, bank_open(&b, "a", "Ann"));
@@ -289,12 +289,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-asof");
-	TCase *tc = tu_tcase("asof");
+	const TTest *tests[] = {
+		test_as_of_time,
+		test_as_of_position,
+		test_bank_as_of,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_as_of_time);
-	tcase_add_test(tc, test_as_of_position);
-	tcase_add_test(tc, test_bank_as_of);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-asof", 600, tests);
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "bank.h"
-#include "testutil.h"
+#include "kit_store.h"
 
 static evs_store *st;
 static bank b;
@@ -15,7 +15,7 @@ static void setup(void)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	tu_ok(st, bank_open_handle(&b, st, 5));
 }
 
@@ -175,12 +175,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-bank");
-	TCase *tc = tu_tcase("bank");
+	const TTest *tests[] = {
+		test_accounts,
+		test_transfer,
+		test_snapshots,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_accounts);
-	tcase_add_test(tc, test_transfer);
-	tcase_add_test(tc, test_snapshots);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-bank", 600, tests);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 /* Run the program with args; stdout into out; returns the exit status. */
 static int run(char *out, size_t cap, const char *args)
@@ -16,7 +16,7 @@ static int run(char *out, size_t cap, const char *args)
 	const char *bin = getenv("EVS_STATE_BIN");
 	char cmd[2 * PATH_MAX + 4096];
 	ck_assert_msg(bin != NULL && *bin, "EVS_STATE_BIN is not set");
-	snprintf(cmd, sizeof cmd, "'%s' state --store '%s' %s 2>/dev/null", bin, tu_dir, args);
+	snprintf(cmd, sizeof cmd, "'%s' state --store '%s' %s 2>/dev/null", bin, kit_dir, args);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, cap - 1, f);
@@ -44,7 +44,7 @@ static void append_map(evs_store *st, const char *stream, tu_mp *m, evs_append_r
 
 START_TEST(test_state_output)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_mp m;
 	evs_append_result r;
 	tu_mp_init(&m);
@@ -130,7 +130,7 @@ START_TEST(test_no_store)
 	char out[256];
 	const char *bin = getenv("EVS_STATE_BIN");
 	char cmd[2 * PATH_MAX + 64];
-	snprintf(cmd, sizeof cmd, "'%s' state --store '%s/missing' doc 2>/dev/null", bin, tu_dir);
+	snprintf(cmd, sizeof cmd, "'%s' state --store '%s/missing' doc 2>/dev/null", bin, kit_dir);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, sizeof out - 1, f);
@@ -143,11 +143,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-cli-state");
-	TCase *tc = tu_tcase("cli-state");
+	const TTest *tests[] = {
+		test_state_output,
+		test_no_store,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_state_output);
-	tcase_add_test(tc, test_no_store);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-cli-state", 600, tests);
 }

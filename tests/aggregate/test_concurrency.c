@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 
 #include "ledger.h"
-#include "testutil.h"
+#include "kit_store.h"
 
 #define MAX_WORKERS 8
 #define CMDS        20
@@ -65,19 +65,19 @@ static evs_aggregate *ledger_agg(evs_store *st)
 /* Runs in a thread or a child process: no ck_assert here. */
 static void run_worker(worker *wk)
 {
-	tu_rng r;
+	uint64_t r;
 
-	tu_rng_init(&r, wk->seed);
+	r = wk->seed;
 	for (int j = 0; j < CMDS; j++) {
 		outcome *o = &wk->out[j];
 		ledger_cmd c;
 
 		memset(&c, 0, sizeof c);
 		c.id = (uint64_t)wk->w * 1000 + (uint64_t)j + 1;
-		c.delta = (int64_t)tu_rng_range(&r, 0, 22) - 12;
+		c.delta = (int64_t)kit_rand_range(&r, 0, 22) - 12;
 		if (c.delta == 0)
 			c.delta = 1;
-		c.notes = tu_rng_range(&r, 0, 3) == 0 ? 1 : 0;
+		c.notes = kit_rand_range(&r, 0, 3) == 0 ? 1 : 0;
 		o->id = c.id;
 		o->delta = c.delta;
 		o->notes = c.notes;
@@ -215,11 +215,11 @@ static void verify(evs_store *st, const char *stream, outcome *outs, size_t n)
 
 START_TEST(test_threads)
 {
-	tu_rng r;
-	uint64_t seed = tu_rng_seeded(&r, "8 threads, one aggregate");
+	uint64_t r;
+	uint64_t seed = r = kit_seed("8 threads, one aggregate");
 	evs_options o;
 	tu_options(&o, EVS_SYNC_FULL);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	evs_aggregate *a = ledger_agg(st);
 	ck_assert_ptr_nonnull(a);
 	static worker wk[MAX_WORKERS];
@@ -253,11 +253,11 @@ END_TEST
 START_TEST(test_processes)
 {
 	enum { PROCS = 4 };
-	tu_rng r;
-	uint64_t seed = tu_rng_seeded(&r, "4 processes, one aggregate");
+	uint64_t r;
+	uint64_t seed = r = kit_seed("4 processes, one aggregate");
 	evs_options o;
 	tu_options(&o, EVS_SYNC_FULL);
-	evs_close(tu_open(tu_dir, &o)); /* create it before the race */
+	evs_close(tu_open(kit_dir, &o)); /* create it before the race */
 
 	pid_t pids[PROCS];
 	int fds[PROCS];
@@ -269,20 +269,20 @@ START_TEST(test_processes)
 		if (pid == 0) {
 			close(fd[0]);
 			evs_store *st = NULL;
-			int rc = evs_open(tu_dir, &o, &st);
-			tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+			int rc = evs_open(kit_dir, &o, &st);
+			kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 			static worker wk;
 			memset(&wk, 0, sizeof wk);
 			wk.st = st;
 			wk.agg = ledger_agg(st);
-			tu_child_check(wk.agg != NULL, "aggregate: %s", evs_errmsg(st));
+			kit_child_check(wk.agg != NULL, "aggregate: %s", evs_errmsg(st));
 			wk.stream = "ledger";
 			wk.w = p + 1;
 			wk.seed = seed + (uint64_t)p;
 			run_worker(&wk);
-			tu_child_check(wk.bad_rc == 0, "%s", wk.bad);
-			tu_child_check(tu_write_full(fd[1], wk.out, sizeof wk.out) == 0,
-				       "write: %s", strerror(errno));
+			kit_child_check(wk.bad_rc == 0, "%s", wk.bad);
+			kit_child_check(tu_write_full(fd[1], wk.out, sizeof wk.out) == 0,
+					"write: %s", strerror(errno));
 			evs_aggregate_free(wk.agg);
 			evs_close(st);
 			_exit(0);
@@ -296,10 +296,10 @@ START_TEST(test_processes)
 		int rc = tu_read_full(fds[p], all + (size_t)p * CMDS, CMDS * sizeof(outcome),
 				      300000);
 		close(fds[p]);
-		tu_wait_child(pids[p], 300000, 1);
+		kit_wait_child(pids[p], 300000, 1);
 		ck_assert_int_eq(rc, 0);
 	}
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	verify(st, "ledger", all, PROCS * CMDS);
 	evs_close(st);
 }
@@ -307,11 +307,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-concurrency");
-	TCase *tc = tu_tcase("concurrency");
+	const TTest *tests[] = {
+		test_threads,
+		test_processes,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_threads);
-	tcase_add_test(tc, test_processes);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-concurrency", 600, tests);
 }

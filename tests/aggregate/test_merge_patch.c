@@ -7,45 +7,14 @@
 #include <json-c/json.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 /* ---- JSON <-> msgpack ---------------------------------------------------- */
-
-static void pack_json(msgpack_packer *pk, json_object *v)
-{
-	switch (json_object_get_type(v)) {
-	case json_type_null: msgpack_pack_nil(pk); break;
-	case json_type_boolean:
-		json_object_get_boolean(v) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-		break;
-	case json_type_int: msgpack_pack_int64(pk, json_object_get_int64(v)); break;
-	case json_type_double: msgpack_pack_double(pk, json_object_get_double(v)); break;
-	case json_type_string:
-		msgpack_pack_str(pk, (size_t)json_object_get_string_len(v));
-		msgpack_pack_str_body(pk, json_object_get_string(v),
-				      (size_t)json_object_get_string_len(v));
-		break;
-	case json_type_array:
-		msgpack_pack_array(pk, json_object_array_length(v));
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			pack_json(pk, json_object_array_get_idx(v, i));
-		break;
-	case json_type_object:
-		msgpack_pack_map(pk, (size_t)json_object_object_length(v));
-		json_object_object_foreach(v, k, val)
-		{
-			msgpack_pack_str(pk, strlen(k));
-			msgpack_pack_str_body(pk, k, strlen(k));
-			pack_json(pk, val);
-		}
-		break;
-	}
-}
 
 static void to_mp(tu_mp *m, json_object *v)
 {
 	tu_mp_init(m);
-	pack_json(&m->pk, v);
+	kit_pack_json(&m->pk, v);
 }
 
 static json_object *from_obj(const msgpack_object *o)
@@ -218,45 +187,45 @@ END_TEST
 
 /* ---- random --------------------------------------------------------------- */
 
-static json_object *rand_json(tu_rng *r, int depth, bool want_object)
+static json_object *rand_json(uint64_t *r, int depth, bool want_object)
 {
 	static const char *const keys[] = {"a", "b", "c", "d", "e", "f"};
-	uint64_t k = want_object ? 9 : tu_rng_range(r, 0, 9);
+	uint64_t k = want_object ? 9 : kit_rand_range(r, 0, 9);
 
 	if (k < 2)
 		return NULL;
 	if (k < 3)
-		return json_object_new_boolean(tu_rng_range(r, 0, 1) != 0);
+		return json_object_new_boolean(kit_rand_range(r, 0, 1) != 0);
 	if (k < 5)
-		return json_object_new_int64((int64_t)tu_rng_range(r, 0, 200) - 100);
+		return json_object_new_int64((int64_t)kit_rand_range(r, 0, 200) - 100);
 	if (k < 6) {
-		char s[4] = {(char)('x' + tu_rng_range(r, 0, 2)), 0};
+		char s[4] = {(char)('x' + kit_rand_range(r, 0, 2)), 0};
 		return json_object_new_string(s);
 	}
 	if (k < 7 || depth >= 4) {
 		json_object *a = json_object_new_array();
-		uint64_t n = tu_rng_range(r, 0, 2);
+		uint64_t n = kit_rand_range(r, 0, 2);
 		for (uint64_t i = 0; i < n; i++)
 			json_object_array_add(a, json_object_new_int64((int64_t)i));
 		return a;
 	}
 	json_object *o = json_object_new_object();
-	uint64_t n = tu_rng_range(r, 0, 4);
+	uint64_t n = kit_rand_range(r, 0, 4);
 	for (uint64_t i = 0; i < n; i++)
-		json_object_object_add(o, keys[tu_rng_range(r, 0, 5)],
+		json_object_object_add(o, keys[kit_rand_range(r, 0, 5)],
 				       rand_json(r, depth + 1, false));
 	return o;
 }
 
 START_TEST(test_random_against_oracle)
 {
-	tu_rng r;
-	uint64_t seed = tu_rng_seeded(&r, "merge patch vs oracle");
+	uint64_t r;
+	uint64_t seed = r = kit_seed("merge patch vs oracle");
 
 	for (int i = 0; i < 3000; i++) {
 		json_object *t =
-			tu_rng_range(&r, 0, 9) ? rand_json(&r, 0, true) : rand_json(&r, 0, false);
-		json_object *p = rand_json(&r, 0, tu_rng_range(&r, 0, 4) != 0);
+			kit_rand_range(&r, 0, 9) ? rand_json(&r, 0, true) : rand_json(&r, 0, false);
+		json_object *p = rand_json(&r, 0, kit_rand_range(&r, 0, 4) != 0);
 		tu_mp tm, pm;
 		evs_state out;
 
@@ -291,11 +260,11 @@ END_TEST
 /* A stream's generic state is the oracle's fold of its data maps. */
 START_TEST(test_stream_fold)
 {
-	tu_rng r;
-	uint64_t seed = tu_rng_seeded(&r, "stream fold vs oracle");
+	uint64_t r;
+	uint64_t seed = r = kit_seed("stream fold vs oracle");
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	json_object *want = json_object_new_object();
 
 	for (int i = 0; i < 400; i++) {
@@ -334,7 +303,7 @@ START_TEST(test_long_fold_compacts)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	char big[2048];
 	const int n = 3000;
 
@@ -409,7 +378,7 @@ START_TEST(test_bad_input)
 
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	tu_assert_rc(st, evs_state_load(st, "", NULL, &out), EVS_BAD_STREAM);
 	tu_assert_rc(st, evs_state_load(st, "x", NULL, NULL), EVS_INVALID);
 	evs_close(st);
@@ -418,14 +387,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-merge-patch");
-	TCase *tc = tu_tcase("merge-patch");
+	const TTest *tests[] = {
+		test_rfc_examples, test_random_against_oracle,
+		test_stream_fold,  test_long_fold_compacts,
+		test_bad_input,    NULL,
+	};
 
-	tcase_add_test(tc, test_rfc_examples);
-	tcase_add_test(tc, test_random_against_oracle);
-	tcase_add_test(tc, test_stream_fold);
-	tcase_add_test(tc, test_long_fold_compacts);
-	tcase_add_test(tc, test_bad_input);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-merge-patch", 600, tests);
 }

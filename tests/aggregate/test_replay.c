@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "ledger.h"
-#include "testutil.h"
+#include "kit_store.h"
 
 #define NLEDGER  3
 #define NGENERIC 2
@@ -38,7 +38,7 @@ static const char *const gnames[NGENERIC] = {"G0", "G1"};
 
 typedef struct hist {
 	uint64_t seed;
-	tu_rng r;
+	uint64_t r;
 	evs_store *st;
 	evs_aggregate *snap, *v2, *pure;
 	uint64_t next_cmd;
@@ -53,11 +53,11 @@ static void rand_value(hist *h, msgpack_packer *pk, int depth);
 static void rand_map(hist *h, msgpack_packer *pk, int depth)
 {
 	static const char *const keys[] = {"a", "b", "c", "d", "e"};
-	uint64_t n = tu_rng_range(&h->r, 0, 4);
+	uint64_t n = kit_rand_range(&h->r, 0, 4);
 
 	msgpack_pack_map(pk, n);
 	for (uint64_t i = 0; i < n; i++) {
-		const char *k = keys[tu_rng_range(&h->r, 0, 4)];
+		const char *k = keys[kit_rand_range(&h->r, 0, 4)];
 		msgpack_pack_str(pk, 1);
 		msgpack_pack_str_body(pk, k, 1);
 		rand_value(h, pk, depth + 1);
@@ -66,23 +66,23 @@ static void rand_map(hist *h, msgpack_packer *pk, int depth)
 
 static void rand_value(hist *h, msgpack_packer *pk, int depth)
 {
-	uint64_t kind = tu_rng_range(&h->r, 0, 9);
+	uint64_t kind = kit_rand_range(&h->r, 0, 9);
 
 	if (kind < 2) {
 		msgpack_pack_nil(pk);
 	} else if (kind < 4) {
-		msgpack_pack_int64(pk, (int64_t)tu_rng_range(&h->r, 0, 2000) - 1000);
+		msgpack_pack_int64(pk, (int64_t)kit_rand_range(&h->r, 0, 2000) - 1000);
 	} else if (kind < 5) {
 		char s[8];
-		int n = (int)tu_rng_range(&h->r, 0, 6);
+		int n = (int)kit_rand_range(&h->r, 0, 6);
 		for (int i = 0; i < n; i++)
-			s[i] = (char)('p' + tu_rng_range(&h->r, 0, 9));
+			s[i] = (char)('p' + kit_rand_range(&h->r, 0, 9));
 		msgpack_pack_str(pk, (size_t)n);
 		msgpack_pack_str_body(pk, s, (size_t)n);
 	} else if (kind < 6) {
 		msgpack_pack_array(pk, 2);
 		msgpack_pack_true(pk);
-		msgpack_pack_int64(pk, (int64_t)tu_rng_range(&h->r, 0, 9));
+		msgpack_pack_int64(pk, (int64_t)kit_rand_range(&h->r, 0, 9));
 	} else if (depth < 3) {
 		rand_map(h, pk, depth);
 	} else {
@@ -151,13 +151,13 @@ static bool pick_at(hist *h, const char *stream, evs_at *at)
 {
 	evs_store_info info;
 	h_ok(h, evs_head(h->st, &info));
-	uint64_t k = tu_rng_range(&h->r, 0, 2);
+	uint64_t k = kit_rand_range(&h->r, 0, 2);
 
 	if (k == 0)
 		return false;
 	if (k == 1) {
 		at->kind = EVS_AT_POSITION;
-		at->position = tu_rng_range(&h->r, 0, info.last_position + 1);
+		at->position = kit_rand_range(&h->r, 0, info.last_position + 1);
 		return true;
 	}
 	/* a time equal to, just before or just after an event's */
@@ -165,16 +165,16 @@ static bool pick_at(hist *h, const char *stream, evs_at *at)
 	int rc = evs_stream_head(h->st, stream, &sh);
 	at->kind = EVS_AT_TIME;
 	if (rc == EVS_NOT_FOUND) {
-		at->time = tu_now_ns();
+		at->time = kit_now_ns();
 		return true;
 	}
 	h_ok(h, rc);
 	evs_iter *it;
 	evs_event ev;
-	h_ok(h, evs_read_stream(h->st, stream, tu_rng_range(&h->r, 1, sh.version), EVS_FORWARD, 1,
+	h_ok(h, evs_read_stream(h->st, stream, kit_rand_range(&h->r, 1, sh.version), EVS_FORWARD, 1,
 				&it));
 	h_ok(h, evs_iter_next(it, &ev));
-	at->time = ev.recorded_at + (int64_t)tu_rng_range(&h->r, 0, 2) - 1;
+	at->time = ev.recorded_at + (int64_t)kit_rand_range(&h->r, 0, 2) - 1;
 	evs_iter_free(it);
 	return true;
 }
@@ -235,7 +235,7 @@ static void check_generic(hist *h, const char *stream, const evs_at *at, evs_sta
 static void check_random(hist *h)
 {
 	evs_at at;
-	uint64_t k = tu_rng_range(&h->r, 0, NLEDGER + NGENERIC - 1);
+	uint64_t k = kit_rand_range(&h->r, 0, NLEDGER + NGENERIC - 1);
 	const char *stream = k < NLEDGER ? lnames[k] : gnames[k - NLEDGER];
 	bool has_at = pick_at(h, stream, &at);
 
@@ -259,12 +259,12 @@ static evs_aggregate *agg(evs_store *st, uint64_t every, uint32_t fmt)
 
 static void execute_random(hist *h)
 {
-	const char *stream = lnames[tu_rng_range(&h->r, 0, NLEDGER - 1)];
+	const char *stream = lnames[kit_rand_range(&h->r, 0, NLEDGER - 1)];
 	ledger_cmd c = {.id = ++h->next_cmd};
 	evs_execute_result res;
 
-	c.delta = (int64_t)tu_rng_range(&h->r, 0, 18) - 8;
-	c.notes = tu_rng_range(&h->r, 0, 9) < 2 ? (unsigned)tu_rng_range(&h->r, 1, 3) : 0;
+	c.delta = (int64_t)kit_rand_range(&h->r, 0, 18) - 8;
+	c.notes = kit_rand_range(&h->r, 0, 9) < 2 ? (unsigned)kit_rand_range(&h->r, 1, 3) : 0;
 	int rc = evs_execute(h->snap, stream, &c, &res);
 	ck_assert_msg(rc == EVS_OK || rc == EVS_REJECTED, "%s: execute: %s: %s", h->ctx,
 		      evs_code_name(rc), evs_errmsg(h->st));
@@ -282,7 +282,7 @@ static void one_history(uint64_t seed, int iter)
 
 	memset(&h, 0, sizeof h);
 	h.seed = seed;
-	tu_rng_init(&h.r, seed);
+	h.r = seed;
 	snprintf(h.ctx, sizeof h.ctx,
 		 "history %d, seed %llu (replay: EVS_TEST_SEED=%llu "
 		 "EVS_TEST_ITERS=1)",
@@ -292,24 +292,24 @@ static void one_history(uint64_t seed, int iter)
 	tu_path(dir, sizeof dir, leaf);
 	tu_options(&o, EVS_SYNC_NONE);
 	h.st = tu_open(dir, &o);
-	every = tu_rng_range(&h.r, 1, 12);
+	every = kit_rand_range(&h.r, 1, 12);
 	h.snap = agg(h.st, every, 1);
 	h.v2 = agg(h.st, every, 2);
 	h.pure = agg(h.st, 0, 0);
-	ops = tu_rng_range(&h.r, 60, 220);
+	ops = kit_rand_range(&h.r, 60, 220);
 
 	for (uint64_t i = 0; i < ops; i++) {
-		uint64_t op = tu_rng_range(&h.r, 0, 99);
-		const char *ls = lnames[tu_rng_range(&h.r, 0, NLEDGER - 1)];
-		const char *gs = gnames[tu_rng_range(&h.r, 0, NGENERIC - 1)];
-		uint64_t keep = tu_rng_range(&h.r, 0, 3);
-		bool all = tu_rng_range(&h.r, 0, 3) == 0;
+		uint64_t op = kit_rand_range(&h.r, 0, 99);
+		const char *ls = lnames[kit_rand_range(&h.r, 0, NLEDGER - 1)];
+		const char *gs = gnames[kit_rand_range(&h.r, 0, NGENERIC - 1)];
+		uint64_t keep = kit_rand_range(&h.r, 0, 3);
+		bool all = kit_rand_range(&h.r, 0, 3) == 0;
 
 		if (op < 50)
 			execute_random(&h);
 		else if (op < 56)
 			h_ok(&h, tu_append_simple(h.st, ls, EVS_ANY, "Foreign",
-						  (size_t)tu_rng_range(&h.r, 1, 3), 0, 0, NULL));
+						  (size_t)kit_rand_range(&h.r, 1, 3), 0, 0, NULL));
 		else if (op < 66)
 			append_patch(&h, gs);
 		else if (op < 69)
@@ -377,7 +377,7 @@ static void one_history(uint64_t seed, int iter)
 	evs_aggregate_free(h.v2);
 	evs_aggregate_free(h.pure);
 	evs_close(h.st);
-	tu_rmrf(dir);
+	kit_rmrf(dir);
 	total_loads += h.loads;
 	total_from_snapshot += h.from_snapshot;
 	total_asof_from_snapshot += h.asof_from_snapshot;
@@ -385,8 +385,8 @@ static void one_history(uint64_t seed, int iter)
 
 START_TEST(test_replay_equals_snapshot_then_replay)
 {
-	tu_rng r;
-	uint64_t base = tu_rng_seeded(&r, "replay vs snapshot");
+	uint64_t r;
+	uint64_t base = r = kit_seed("replay vs snapshot");
 	const char *env = getenv("EVS_TEST_ITERS");
 	int iters = env && *env ? atoi(env) : 200;
 
@@ -406,10 +406,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("aggregate-replay");
-	TCase *tc = tu_tcase("replay");
+	const TTest *tests[] = {
+		test_replay_equals_snapshot_then_replay,
+		NULL,
+	};
 
-	tcase_add_test(tc, test_replay_equals_snapshot_then_replay);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("aggregate-replay", 600, tests);
 }

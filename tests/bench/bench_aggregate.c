@@ -33,7 +33,6 @@
  *                   [--accounts N] [--threads N] [--seed N] [--dir D] [--keep]
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -50,6 +49,7 @@
 #include <unistd.h>
 
 #include "bank.h"
+#include "kit.h"
 
 #define SNAPSHOT_EVERY 100
 #define MAX_THREADS    64
@@ -65,90 +65,15 @@ struct config {
 	const char *dir;
 };
 
-static char root[PATH_MAX];
-static bool keep_root;
+static const char *root; /* the scratch directory (kit_bench_root) */
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void cleanup(void)
-{
-	if (root[0] == '\0')
-		return;
-	if (keep_root)
-		printf("kept %s\n", root);
-	else
-		nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	root[0] = '\0';
-}
-
-static _Noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static _Noreturn void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("bench_aggregate: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
 
 static void check(int rc, evs_store *s, const char *what)
 {
 	if (rc != EVS_OK)
-		fail("%s: %s (%s)", what, s ? evs_errmsg(s) : evs_open_errmsg(), evs_code_name(rc));
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static const char *num(double v, char buf[32])
-{
-	char tmp[32];
-	uint64_t n = v < 0 ? 0 : (uint64_t)(v + 0.5);
-	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, n);
-	int o = 0;
-
-	for (int i = 0; i < len; i++) {
-		if (i > 0 && (len - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = tmp[i];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[64];
-
-	memcpy(s, v, (size_t)n * sizeof *v);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+		kit_die("%s: %s (%s)", what, s ? evs_errmsg(s) : evs_open_errmsg(),
+			evs_code_name(rc));
 }
 
 static void print_rounds(const char *who, const double *v, int n, const char *unit)
@@ -157,27 +82,8 @@ static void print_rounds(const char *who, const double *v, int n, const char *un
 
 	printf("      %-22s rounds:", who);
 	for (int i = 0; i < n; i++)
-		printf(" %s", num(v[i], b));
+		printf(" %s", kit_num(v[i], b));
 	printf(" %s\n", unit);
-}
-
-static void print_load(const char *when)
-{
-	char buf[128] = "unknown";
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fgets(buf, sizeof buf, f))
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-	printf("load:    %s (%s)\n", buf, when);
-}
-
-static void subdir(char *out, const char *name)
-{
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", root, name) >= PATH_MAX)
-		fail("path too long under \"%s\"", root);
 }
 
 static evs_store *open_store(const char *dir, int sync)
@@ -204,7 +110,7 @@ static void account_name(char *out, size_t len, uint64_t i)
 static double loads_per_sec(evs_store *st, evs_aggregate *agg, double secs, bool as_of, uint64_t lo,
 			    uint64_t hi, uint64_t *replayed)
 {
-	int64_t t0 = now_ns(), deadline = t0 + (int64_t)(secs * 1e9);
+	int64_t t0 = kit_mono_ns(), deadline = t0 + (int64_t)(secs * 1e9);
 	uint64_t n = 0, p = lo;
 	bank_account acc;
 	evs_loaded li;
@@ -221,8 +127,8 @@ static double loads_per_sec(evs_store *st, evs_aggregate *agg, double secs, bool
 			n++;
 			p = p == hi ? lo : p + 1;
 		}
-	} while (now_ns() < deadline);
-	return (double)n / ((double)(now_ns() - t0) / 1e9);
+	} while (kit_mono_ns() < deadline);
+	return (double)n / ((double)(kit_mono_ns() - t0) / 1e9);
 }
 
 static double figure_loads(const struct config *cf)
@@ -234,15 +140,15 @@ static double figure_loads(const struct config *cf)
 	double r_pure[64], r_avg[64], r_head[64];
 	uint64_t replayed;
 
-	subdir(dir, "loads");
+	kit_bench_path(dir, "loads");
 	evs_store *st = open_store(dir, EVS_SYNC_NONE);
 	check(bank_open_handle(&bk, st, SNAPSHOT_EVERY), st, "bank handle");
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 	check(bank_open(&bk, "account-load", "Load"), st, "open account");
 	for (uint64_t i = 1; i < cf->events; i++)
 		check(bank_deposit(&bk, "account-load", 1 + (int64_t)(i % 97)), st, "deposit");
 	printf("building one account of %s events by evs_execute (EVS_SYNC_NONE, setup): %.1f s\n\n",
-	       num((double)cf->events, b1), (double)(now_ns() - t0) / 1e9);
+	       kit_num((double)cf->events, b1), (double)(kit_mono_ns() - t0) / 1e9);
 	bank_close_handle(&bk);
 
 	bank_account_def(&def, SNAPSHOT_EVERY);
@@ -258,14 +164,17 @@ static double figure_loads(const struct config *cf)
 		r_avg[r] = loads_per_sec(st, snap, cf->seconds, true, lo, last, &replayed);
 		r_head[r] = loads_per_sec(st, snap, cf->seconds / 4, false, 0, 0, &replayed);
 	}
-	double p = median(r_pure, cf->rounds), a = median(r_avg, cf->rounds),
-	       h = median(r_head, cf->rounds);
+	double p = kit_median(r_pure, (size_t)cf->rounds),
+	       a = kit_median(r_avg, (size_t)cf->rounds),
+	       h = kit_median(r_head, (size_t)cf->rounds);
 	printf("[A1] load of one %s-event account: pure replay vs a snapshot every %d events\n",
-	       num((double)cf->events, b1), SNAPSHOT_EVERY);
-	printf("    pure replay          %9.3f ms per load (%s loads/s)\n", 1e3 / p, num(p, b2));
+	       kit_num((double)cf->events, b1), SNAPSHOT_EVERY);
+	printf("    pure replay          %9.3f ms per load (%s loads/s)\n", 1e3 / p,
+	       kit_num(p, b2));
 	printf("    snapshot, average    %9.3f ms per load (%s loads/s), as of versions %s..%s\n",
-	       1e3 / a, num(a, b3), num((double)lo, b1), num((double)last, b2));
-	printf("    snapshot, head       %9.3f ms per load (%s loads/s)\n", 1e3 / h, num(h, b1));
+	       1e3 / a, kit_num(a, b3), kit_num((double)lo, b1), kit_num((double)last, b2));
+	printf("    snapshot, head       %9.3f ms per load (%s loads/s)\n", 1e3 / h,
+	       kit_num(h, b1));
 	print_rounds("pure loads/s", r_pure, cf->rounds, "");
 	print_rounds("snapshot avg loads/s", r_avg, cf->rounds, "");
 	printf("    snapshot average = %.4f of pure replay (%.0fx faster)\n\n", p / a, a / p);
@@ -298,7 +207,7 @@ static void *runner_main(void *arg)
 
 	while (!atomic_load(&start_flag))
 		sched_yield();
-	while (now_ns() < r->deadline) {
+	while (kit_mono_ns() < r->deadline) {
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
@@ -336,9 +245,9 @@ static double run_execs(bank *bk, int n, uint64_t accounts, double secs, uint64_
 		rs[i].accounts = accounts;
 		rs[i].seed = seed * 64 + (uint64_t)i + 1;
 		if (pthread_create(&rs[i].th, NULL, runner_main, &rs[i]) != 0)
-			fail("pthread_create failed");
+			kit_die("pthread_create failed");
 	}
-	t0 = now_ns();
+	t0 = kit_mono_ns();
 	for (int i = 0; i < n; i++)
 		rs[i].deadline = t0 + (int64_t)(secs * 1e9);
 	atomic_store(&start_flag, 1);
@@ -346,12 +255,12 @@ static double run_execs(bank *bk, int n, uint64_t accounts, double secs, uint64_
 	for (int i = 0; i < n; i++) {
 		pthread_join(rs[i].th, NULL);
 		if (rs[i].bad_rc)
-			fail("%s", rs[i].bad);
+			kit_die("%s", rs[i].bad);
 		done += rs[i].done;
 		attempts += rs[i].attempts;
 		*gave_up += rs[i].gave_up;
 	}
-	double el = (double)(now_ns() - t0) / 1e9;
+	double el = (double)(kit_mono_ns() - t0) / 1e9;
 	*conflicts = attempts - done - *gave_up;
 	return (double)done / el;
 }
@@ -364,16 +273,16 @@ static double figure_execute(const struct config *cf)
 	uint64_t conf, gave, conf_many1 = 0, gave_many1 = 0, conf_manyN = 0;
 
 	/* setup: the accounts, opened without syncs; then reopened durable */
-	subdir(dir, "execute");
+	kit_bench_path(dir, "execute");
 	evs_store *st = open_store(dir, EVS_SYNC_NONE);
 	check(bank_open_handle(&bk, st, SNAPSHOT_EVERY), st, "bank handle");
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 	for (uint64_t i = 0; i < cf->accounts; i++) {
 		account_name(name, sizeof name, i);
 		check(bank_open(&bk, name, "Bench"), st, "open account");
 	}
 	printf("opening %s accounts (EVS_SYNC_NONE, setup): %.1f s\n\n",
-	       num((double)cf->accounts, b1), (double)(now_ns() - t0) / 1e9);
+	       kit_num((double)cf->accounts, b1), (double)(kit_mono_ns() - t0) / 1e9);
 	bank_close_handle(&bk);
 	evs_close(st);
 
@@ -402,20 +311,22 @@ static double figure_execute(const struct config *cf)
 			oneN[r] = run_execs(&bk, 1, 1, cf->seconds, s, &conf, &gave);
 		}
 	}
-	double a = median(oneN, cf->rounds), b = median(manyN, cf->rounds),
-	       c = median(one1, cf->rounds), d = median(many1, cf->rounds);
+	double a = kit_median(oneN, (size_t)cf->rounds), b = kit_median(manyN, (size_t)cf->rounds),
+	       c = kit_median(one1, (size_t)cf->rounds), d = kit_median(many1, (size_t)cf->rounds);
 	printf("[A2] evs_execute() durable (EVS_SYNC_FULL), each command a deposit: load, decide, "
 	       "append expecting the loaded version\n");
-	printf("    1 account,   1 thread  %8s commands/s  (%.2f ms per command)\n", num(a, b1),
+	printf("    1 account,   1 thread  %8s commands/s  (%.2f ms per command)\n", kit_num(a, b1),
 	       1e3 / a);
 	printf("    1 account,  %2d threads %8s commands/s  = %.1fx; %s version conflicts "
 	       "retried, %s gave up\n",
-	       n, num(b, b1), b / a, num((double)conf_many1, b2), num((double)gave_many1, name));
-	printf("    %s accounts, 1 thread  %8s commands/s\n", num((double)cf->accounts, b2),
-	       num(c, b1));
+	       n, kit_num(b, b1), b / a, kit_num((double)conf_many1, b2),
+	       kit_num((double)gave_many1, name));
+	printf("    %s accounts, 1 thread  %8s commands/s\n", kit_num((double)cf->accounts, b2),
+	       kit_num(c, b1));
 	printf("    %s accounts, %2d threads %8s commands/s  = %.1fx the 1-thread figure "
 	       "(%s conflicts)\n",
-	       num((double)cf->accounts, b2), n, num(d, b1), d / c, num((double)conf_manyN, name));
+	       kit_num((double)cf->accounts, b2), n, kit_num(d, b1), d / c,
+	       kit_num((double)conf_manyN, name));
 	print_rounds("1 account, 1 thread", oneN, cf->rounds, "/s");
 	print_rounds("1 account, N threads", manyN, cf->rounds, "/s");
 	print_rounds("N accounts, 1 thread", one1, cf->rounds, "/s");
@@ -482,16 +393,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	keep_root = cf.keep;
-	const char *base = cf.dir ? cf.dir : getenv("TMPDIR");
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	snprintf(root, sizeof root, "%s/bench-aggregate-XXXXXX", base);
-	if (mkdtemp(root) == NULL) {
-		fprintf(stderr, "bench_aggregate: mkdtemp under \"%s\": %s\n", base,
-			strerror(errno));
-		return 1;
-	}
+	root = kit_bench_root("bench_aggregate", cf.dir, "bench-aggregate", cf.keep);
 
 	struct statfs sf;
 	printf("bench_aggregate: libevstore %s, %ld CPUs, directory %s", EVS_VERSION_STRING,
@@ -499,7 +401,7 @@ int main(int argc, char **argv)
 	if (statfs(root, &sf) == 0 && (unsigned long)sf.f_type == TMPFS_MAGIC_)
 		printf("  WARNING: tmpfs, fsync costs nothing; durable figures are meaningless");
 	printf("\n");
-	print_load("at start");
+	kit_print_load("at start");
 	printf("seed:    %" PRIu64 " (--seed %" PRIu64 ")\n", cf.seed, cf.seed);
 	printf("options: events %" PRIu64 ", accounts %" PRIu64 ", threads %d, seconds %.2f per "
 	       "round, rounds %d (median)%s\n\n",
@@ -509,13 +411,13 @@ int main(int argc, char **argv)
 	double load_speedup = figure_loads(&cf);
 	double exec_scale = figure_execute(&cf);
 
-	print_load("at end");
+	kit_print_load("at end");
 	printf("verdict: floors of issue 3%s\n",
 	       cf.quick ? " (--quick: sizes too small to judge)" : "");
 	printf("  load with a snapshot every 100 <= 1/20 of pure replay   1/%-6.0f   %s\n",
 	       load_speedup, load_speedup >= 20 ? "ok" : "BELOW");
 	printf("  %d threads, distinct aggregates >= 5x one thread        %6.1fx    %s\n",
 	       cf.threads, exec_scale, exec_scale >= 5 ? "ok" : "BELOW");
-	cleanup();
+	kit_bench_cleanup();
 	return 0;
 }

@@ -48,7 +48,6 @@
  * /tmp, removed at the end (--keep leaves it).
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -68,6 +67,7 @@
 #include <unistd.h>
 
 #include "evstore.h"
+#include "kit.h"
 
 #define DATA_SIZE     200  /* bytes of each event's data map */
 #define BATCH         100  /* events per call in figure 1 */
@@ -90,77 +90,25 @@ struct config {
 	const char *dir;
 };
 
-static char root[PATH_MAX]; /* the temp dir, removed at exit */
-static bool keep_root;
+static const char *root; /* the scratch directory (kit_bench_root) */
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) != 0)
-		fprintf(stderr, "bench_store: could not remove \"%s\": %s\n", path,
-			strerror(errno));
-	return 0;
-}
-
-static void rm_tree(const char *path)
-{
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void cleanup(void)
-{
-	if (root[0] == '\0')
-		return;
-	if (keep_root)
-		printf("kept %s\n", root);
-	else
-		rm_tree(root);
-	root[0] = '\0';
-}
-
-static _Noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static _Noreturn void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("bench_store: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
 
 static void check_evs(int rc, const evs_store *s, const char *what)
 {
 	if (rc != EVS_OK)
-		fail("%s: %s (%s)", what, evs_errmsg(s), evs_code_name(rc));
+		kit_die("%s: %s (%s)", what, evs_errmsg(s), evs_code_name(rc));
 }
 
 static void check_mdb(int rc, const char *what)
 {
 	if (rc != MDB_SUCCESS)
-		fail("%s: %s", what, mdb_strerror(rc));
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		kit_die("%s: %s", what, mdb_strerror(rc));
 }
 
 static double secs_since(int64_t t0)
 {
-	return (double)(now_ns() - t0) / 1e9;
+	return (double)(kit_mono_ns() - t0) / 1e9;
 }
 
 static void sleep_secs(double s)
@@ -175,75 +123,7 @@ static void sleep_secs(double s)
 
 static uint64_t rng_state;
 
-static uint64_t rng_next(void) /* splitmix64 */
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* "12,345,678" (rounded to an integer). */
-static const char *num(double v, char buf[32])
-{
-	char tmp[32];
-	uint64_t n = v < 0 ? 0 : (uint64_t)(v + 0.5);
-	int len = snprintf(tmp, sizeof tmp, "%" PRIu64, n);
-	int o = 0;
-
-	for (int i = 0; i < len; i++) {
-		if (i > 0 && (len - i) % 3 == 0)
-			buf[o++] = ',';
-		buf[o++] = tmp[i];
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[64];
-
-	memcpy(s, v, (size_t)n * sizeof *v);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* The 1/5/15-minute load averages: other work on the machine skews figures. */
-static void print_load(const char *when)
-{
-	char buf[128] = "unknown";
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fgets(buf, sizeof buf, f))
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-	printf("load:    %s (%s)\n", buf, when);
-}
-
-static void subdir(char *out, const char *name)
-{
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", root, name) >= PATH_MAX)
-		fail("path too long under \"%s\"", root);
-}
-
 /* ---- the event shape ---------------------------------------------------- */
 
 struct shape {
@@ -279,7 +159,7 @@ static void shape_init(struct shape *sh)
 			break;
 	}
 	if (sh->data.size != DATA_SIZE)
-		fail("could not build a %d-byte data map", DATA_SIZE);
+		kit_die("could not build a %d-byte data map", DATA_SIZE);
 	memset(&sh->event, 0, sizeof sh->event);
 	sh->event.type = "MoneyDeposited";
 	sh->event.type_version = 1;
@@ -309,7 +189,7 @@ static MDB_env *raw_env_open(const char *path, unsigned flags, size_t map)
 	if (map)
 		check_mdb(mdb_env_set_mapsize(env, map), "mdb_env_set_mapsize");
 	if (!(flags & MDB_RDONLY) && mkdir(path, 0755) != 0 && errno != EEXIST)
-		fail("could not create \"%s\": %s", path, strerror(errno));
+		kit_die("could not create \"%s\": %s", path, strerror(errno));
 	check_mdb(mdb_env_open(env, path, flags, 0644), path);
 	return env;
 }
@@ -336,9 +216,9 @@ static void raw_create(struct raw *r, const char *path, const struct shape *sh)
 	r->val_len = sh->val_len;
 	r->val = malloc(r->val_len);
 	if (r->val == NULL)
-		fail("out of memory");
+		kit_die("out of memory");
 	for (size_t i = 0; i < r->val_len; i++)
-		r->val[i] = (unsigned char)rng_next();
+		r->val[i] = (unsigned char)kit_rand(&rng_state);
 }
 
 static void raw_destroy(struct raw *r)
@@ -424,7 +304,7 @@ static double med_of(const struct sample *v, int n, int field)
 		       : !v[i].commits ? 0
 		       : field == 1    ? (double)v[i].done / (double)v[i].commits
 				       : (double)v[i].wbytes / 1024.0 / (double)v[i].commits;
-	return median(x, n);
+	return kit_median(x, (size_t)n);
 }
 
 /* Median of the per-round ratios a[i] / b[i] (paired rounds: robust to a
@@ -435,7 +315,7 @@ static double med_ratio(const struct sample *a, const struct sample *b, int n)
 
 	for (int i = 0; i < n; i++)
 		x[i] = rate_of(&a[i]) / rate_of(&b[i]);
-	return median(x, n);
+	return kit_median(x, (size_t)n);
 }
 
 static void print_samples(const char *label, const struct sample *v, int n)
@@ -444,7 +324,7 @@ static void print_samples(const char *label, const struct sample *v, int n)
 
 	printf(" %s", label);
 	for (int i = 0; i < n; i++)
-		printf(" %s", num(rate_of(&v[i]), b));
+		printf(" %s", kit_num(rate_of(&v[i]), b));
 }
 
 static void print_ratios(const char *label, const struct sample *a, const struct sample *b, int n)
@@ -459,7 +339,7 @@ static void print_commits(const char *who, const struct sample *v, int n, const 
 	char b[32];
 
 	printf("%s %.1f %s, %.1f KiB written, %s commits/s", who, med_of(v, n, 1), unit,
-	       med_of(v, n, 2), num(med_of(v, n, 0) / med_of(v, n, 1), b));
+	       med_of(v, n, 2), kit_num(med_of(v, n, 0) / med_of(v, n, 1), b));
 }
 
 /* ---- raw LMDB rounds ----------------------------------------------------- */
@@ -468,7 +348,7 @@ static void print_commits(const char *who, const struct sample *v, int n, const 
 static void raw_slice(struct raw *r, size_t n, double secs, struct sample *m)
 {
 	uint64_t w0 = wchar_now(), done = 0, commits = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 
 	do {
 		check_mdb(raw_txn(r, n), "raw LMDB write transaction");
@@ -512,8 +392,8 @@ static uint64_t store_commits(evs_store *s, uint64_t from, uint64_t to)
 		check_evs(rc, s, "evs_iter_next");
 	evs_iter_free(it);
 	if (seen != to - from)
-		fail("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen, from + 1,
-		     to);
+		kit_die("read %" PRIu64 " events of positions %" PRIu64 "..%" PRIu64, seen,
+			from + 1, to);
 	return n;
 }
 
@@ -524,8 +404,8 @@ static void store_sample(evs_store *s, struct sample *m, uint64_t p0, uint64_t w
 	uint64_t p1 = store_last(s);
 
 	if (p1 - p0 != done)
-		fail("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done,
-		     p1 - p0);
+		kit_die("%" PRIu64 " events acknowledged but the store grew by %" PRIu64, done,
+			p1 - p0);
 	add_sample(m, done, store_commits(s, p0, p1), w0, w1, elapsed);
 }
 
@@ -535,7 +415,7 @@ static void batch_slice(evs_store *s, const char *stream, const evs_event_in *ev
 {
 	evs_append_result res;
 	uint64_t p0 = store_last(s), w0 = wchar_now(), done = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 
 	do {
 		check_evs(evs_append(s, stream, EVS_ANY, evs, n, &res), s, "evs_append");
@@ -618,7 +498,7 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 	double elapsed;
 
 	if (w == NULL)
-		fail("out of memory");
+		kit_die("out of memory");
 	pthread_barrier_init(&c.start, NULL, (unsigned)n + 1);
 	atomic_init(&c.stop, 0);
 	for (size_t i = 0; i < n; i++) {
@@ -629,10 +509,10 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 		snprintf(w[i].stream, sizeof w[i].stream, "%s-%zu", tag, i);
 		errno = pthread_create(&w[i].thread, NULL, s ? store_worker : raw_worker, &w[i]);
 		if (errno != 0)
-			fail("pthread_create: %s", strerror(errno));
+			kit_die("pthread_create: %s", strerror(errno));
 	}
 	pthread_barrier_wait(&c.start);
-	t0 = now_ns();
+	t0 = kit_mono_ns();
 	sleep_secs(secs);
 	atomic_store(&c.stop, 1);
 	for (size_t i = 0; i < n; i++)
@@ -640,7 +520,7 @@ static void crowd_slice(evs_store *s, struct raw *r, const evs_event_in *ev, siz
 	elapsed = secs_since(t0);
 	for (size_t i = 0; i < n; i++) {
 		if (w[i].rc != 0)
-			fail("%s", w[i].msg);
+			kit_die("%s", w[i].msg);
 		done += w[i].done;
 	}
 	pthread_barrier_destroy(&c.start);
@@ -664,7 +544,7 @@ static evs_store *store_open(const char *path, int sync)
 	o.create = 1;
 	rc = evs_open(path, &o, &s);
 	if (rc != EVS_OK)
-		fail("evs_open \"%s\": %s (%s)", path, evs_open_errmsg(), evs_code_name(rc));
+		kit_die("evs_open \"%s\": %s (%s)", path, evs_open_errmsg(), evs_code_name(rc));
 	return s;
 }
 
@@ -684,7 +564,7 @@ static void calibrate(struct shape *sh)
 	bool found = false;
 	int rc;
 
-	subdir(path, "calibrate");
+	kit_bench_path(path, "calibrate");
 	s = store_open(path, EVS_SYNC_NONE);
 	for (int i = 0; i < CALIB_EVENTS / BATCH; i++)
 		check_evs(evs_append(s, "acct-0001", EVS_ANY, sh->batch, BATCH, &res), s,
@@ -736,7 +616,7 @@ static void calibrate(struct shape *sh)
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
-	rm_tree(path);
+	kit_rmrf(path);
 
 	if (!found) {
 		printf("  warning: no \"events\" sub-database found; ceilings use 8 B keys, 260 B values\n");
@@ -780,8 +660,8 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 	int R = cf->rounds;
 	double slice = cf->seconds / SLICES;
 
-	subdir(spath, "durable-store");
-	subdir(rpath, "durable-raw");
+	kit_bench_path(spath, "durable-store");
+	kit_bench_path(rpath, "durable-raw");
 	s = store_open(spath, EVS_SYNC_FULL);
 	raw_create(&raw, rpath, sh);
 
@@ -810,7 +690,7 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 	out->batch_raw = med_of(b[1], R, 0);
 	out->batch_ratio = med_ratio(b[0], b[1], R);
 	printf("    evstore %s events/s  vs  raw LMDB %s records/s (%d x %zu B per synced txn)  ratio %.2f\n",
-	       num(out->batch_store, b1), num(out->batch_raw, b2), BATCH, sh->val_len,
+	       kit_num(out->batch_store, b1), kit_num(out->batch_raw, b2), BATCH, sh->val_len,
 	       out->batch_ratio);
 	printf("      rounds:");
 	print_samples("evstore", b[0], R);
@@ -865,7 +745,7 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 	out->single_ratio = med_ratio(k[STORE1], k[RAW1], R);
 	printf("[2] one event per durable evs_append, 1 thread, EVS_SYNC_FULL\n");
 	printf("    evstore %s events/s  vs  raw LMDB %s records/s (1 x %zu B per synced txn)  ratio %.2f\n",
-	       num(out->single_store, b1), num(out->single_raw, b2), sh->val_len,
+	       kit_num(out->single_store, b1), kit_num(out->single_raw, b2), sh->val_len,
 	       out->single_ratio);
 	printf("      rounds:");
 	print_samples("evstore", k[STORE1], R);
@@ -888,8 +768,8 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 		out->crowd_ratio[c] = med_ratio(st, rw, R);
 		printf("    %2zu threads: evstore %s events/s = %.2fx the 1-thread figure  vs  raw LMDB %s records/s"
 		       " (%zu records per synced txn: a perfect group commit)  ratio %.2f\n",
-		       n, num(out->crowd_store[c], b1), out->crowd_multiple[c],
-		       num(out->crowd_raw[c], b2), n, out->crowd_ratio[c]);
+		       n, kit_num(out->crowd_store[c], b1), out->crowd_multiple[c],
+		       kit_num(out->crowd_raw[c], b2), n, out->crowd_ratio[c]);
 		printf("      rounds:");
 		print_samples("evstore", st, R);
 		print_samples("| raw", rw, R);
@@ -901,13 +781,13 @@ static void durable(const struct config *cf, const struct shape *sh, struct resu
 	}
 	printf("    reference: plain LMDB, 64 threads, one record per synced txn each: %s records/s"
 	       " = %.1fx the raw 1-thread figure (LMDB serialises writers; no group commit)\n\n",
-	       num(out->crowd_plain, b1), out->crowd_plain / out->single_raw);
+	       kit_num(out->crowd_plain, b1), out->crowd_plain / out->single_raw);
 	fflush(stdout);
 
 	evs_close(s);
 	raw_destroy(&raw);
-	rm_tree(spath);
-	rm_tree(rpath);
+	kit_rmrf(spath);
+	kit_rmrf(rpath);
 }
 
 /* ---- figures 4 and 5: replay and as-of on a big store ------------------- */
@@ -921,7 +801,7 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 	evs_store *s = store_open(path, EVS_SYNC_NONE);
 	struct touch t = {0, 0};
 	uint64_t passes = 0;
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 	double elapsed;
 
 	do {
@@ -933,8 +813,9 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 		check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it), s, "evs_read_all");
 		while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
 			if (ev.position != ++pos)
-				fail("replay: position %" PRIu64 " where %" PRIu64 " was expected",
-				     ev.position, pos);
+				kit_die("replay: position %" PRIu64 " where %" PRIu64
+					" was expected",
+					ev.position, pos);
 			t.sum += ev.position + ev.version + ev.data_len + ev.type.len +
 				 ev.stream.len + (uint64_t)ev.recorded_at +
 				 ((const uint8_t *)ev.data)[0];
@@ -943,7 +824,8 @@ static double store_replay_round(const char *path, uint64_t expect, double secs)
 			check_evs(rc, s, "evs_iter_next");
 		evs_iter_free(it);
 		if (pos != expect)
-			fail("replay saw %" PRIu64 " events, the store has %" PRIu64, pos, expect);
+			kit_die("replay saw %" PRIu64 " events, the store has %" PRIu64, pos,
+				expect);
 		t.n += pos;
 		passes++;
 	} while (secs_since(t0) < secs);
@@ -959,7 +841,7 @@ static double raw_scan_round(const char *path, uint64_t expect, double secs)
 	MDB_env *env = raw_env_open(path, MDB_RDONLY, 0);
 	MDB_dbi dbi = raw_dbi(env, "events", 0);
 	struct touch t = {0, 0};
-	int64_t t0 = now_ns();
+	int64_t t0 = kit_mono_ns();
 	double elapsed;
 
 	do {
@@ -982,7 +864,8 @@ static double raw_scan_round(const char *path, uint64_t expect, double secs)
 		mdb_cursor_close(cur);
 		mdb_txn_abort(txn);
 		if (n != expect)
-			fail("raw scan saw %" PRIu64 " records, the store has %" PRIu64, n, expect);
+			kit_die("raw scan saw %" PRIu64 " records, the store has %" PRIu64, n,
+				expect);
 		t.n += n;
 	} while (secs_since(t0) < secs);
 	elapsed = secs_since(t0);
@@ -990,13 +873,6 @@ static double raw_scan_round(const char *path, uint64_t expect, double secs)
 	if (t.sum == 42)
 		putchar(' ');
 	return (double)t.n / elapsed;
-}
-
-static void percentiles(int64_t *v, size_t n, double out[2])
-{
-	qsort(v, n, sizeof *v, cmp_i64);
-	out[0] = (double)v[n / 2] / 1e3;
-	out[1] = (double)v[n * 99 / 100] / 1e3;
 }
 
 static void big_store(const struct config *cf, const struct shape *sh, struct results *out)
@@ -1014,15 +890,15 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 	size_t L = cf->lookups;
 	int R = cf->rounds;
 
-	subdir(path, "replay-store");
+	kit_bench_path(path, "replay-store");
 	calls = (n + BUILD_BATCH - 1) / BUILD_BATCH;
 	streams = calls < BUILD_STREAMS ? calls : BUILD_STREAMS;
 	printf("building a %s-event store for [4] and [5]: EVS_SYNC_NONE (setup speed, not durable), "
 	       "%d events per call, %" PRIu64 " streams round-robin\n",
-	       num((double)n, b1), BUILD_BATCH, streams);
+	       kit_num((double)n, b1), BUILD_BATCH, streams);
 	fflush(stdout);
 	s = store_open(path, EVS_SYNC_NONE);
-	t0 = now_ns();
+	t0 = kit_mono_ns();
 	for (uint64_t c = 0; c < calls; c++) {
 		char stream[32];
 		size_t k = c == calls - 1 && n % BUILD_BATCH ? n % BUILD_BATCH : BUILD_BATCH;
@@ -1036,12 +912,13 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 		check_evs(evs_head(s, &head), s, "evs_head");
 		printf("  built in %.1f s (%s events/s); %s MiB used of a %s MiB map\n\n", el,
-		       num((double)n / el, b1), num((double)head.used_bytes / 1048576.0, b2),
-		       num((double)head.map_size / 1048576.0, b3));
+		       kit_num((double)n / el, b1),
+		       kit_num((double)head.used_bytes / 1048576.0, b2),
+		       kit_num((double)head.map_size / 1048576.0, b3));
 	}
 	if (head.last_position != n)
-		fail("store head says %" PRIu64 " events, %" PRIu64 " appended", head.last_position,
-		     n);
+		kit_die("store head says %" PRIu64 " events, %" PRIu64 " appended",
+			head.last_position, n);
 	last_t = head.last_recorded_at;
 	check_evs(evs_read_all(s, 1, EVS_FORWARD, NULL, 1, &it), s, "evs_read_all");
 	check_evs(evs_iter_next(it, &ev), s, "evs_iter_next");
@@ -1051,7 +928,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 	printf("[4] full replay of %s events: evs_read_all over everything, touching position, version,"
 	       " stream, type, recorded_at, data_len and data\n",
-	       num((double)n, b1));
+	       kit_num((double)n, b1));
 	for (int i = 0; i < R; i++) {
 		if (i % 2 == 0) {
 			rw[i] = raw_scan_round(path, n, cf->seconds);
@@ -1062,20 +939,20 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 		}
 	}
 	out->replay_events = n;
-	out->replay_store = median(st, R);
-	out->replay_raw = median(rw, R);
+	out->replay_store = kit_median(st, (size_t)R);
+	out->replay_raw = kit_median(rw, (size_t)R);
 	for (int i = 0; i < R; i++)
 		ratio[i] = st[i] / rw[i];
-	out->replay_ratio = median(ratio, R);
+	out->replay_ratio = kit_median(ratio, (size_t)R);
 	printf("    evstore %s events/s  vs  raw LMDB cursor scan (MDB_NEXT over the store's \"events\") %s records/s"
 	       "  ratio %.2f\n",
-	       num(out->replay_store, b1), num(out->replay_raw, b2), out->replay_ratio);
+	       kit_num(out->replay_store, b1), kit_num(out->replay_raw, b2), out->replay_ratio);
 	printf("      rounds: evstore");
 	for (int i = 0; i < R; i++)
-		printf(" %s", num(st[i], b1));
+		printf(" %s", kit_num(st[i], b1));
 	printf(" | raw");
 	for (int i = 0; i < R; i++)
-		printf(" %s", num(rw[i], b1));
+		printf(" %s", kit_num(rw[i], b1));
 	printf(" | ratio");
 	for (int i = 0; i < R; i++)
 		printf(" %.2f", ratio[i]);
@@ -1086,37 +963,41 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 	printf("[5] as-of lookups on the %s-event store at random times in [first, last recorded_at]"
 	       " (%.3f s span), %s calls each\n",
-	       num((double)n, b1), (double)(last_t - first_t) / 1e9, num((double)L, b2));
+	       kit_num((double)n, b1), (double)(last_t - first_t) / 1e9, kit_num((double)L, b2));
 	lat = malloc(L * sizeof *lat);
 	if (lat == NULL)
-		fail("out of memory");
+		kit_die("out of memory");
 	s = store_open(path, EVS_SYNC_NONE);
 	for (size_t i = 0; i < L; i++) {
-		int64_t t = first_t + (int64_t)(rng_next() % (uint64_t)(last_t - first_t + 1));
+		int64_t t = first_t +
+			    (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
 		uint64_t pos;
-		int64_t a = now_ns();
+		int64_t a = kit_mono_ns();
 		int rc = evs_position_at(s, t, &pos);
 
-		lat[i] = now_ns() - a;
+		lat[i] = kit_mono_ns() - a;
 		check_evs(rc, s, "evs_position_at");
 		if (pos == 0 || pos > n)
-			fail("evs_position_at(%" PRId64 ") = %" PRIu64 " out of range", t, pos);
+			kit_die("evs_position_at(%" PRId64 ") = %" PRIu64 " out of range", t, pos);
 	}
-	percentiles(lat, L, out->lat_pos);
+	out->lat_pos[0] = (double)kit_percentile(lat, L, 50) / 1e3;
+	out->lat_pos[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 	for (size_t i = 0; i < L; i++) {
-		int64_t t = first_t + (int64_t)(rng_next() % (uint64_t)(last_t - first_t + 1));
+		int64_t t = first_t +
+			    (int64_t)(kit_rand(&rng_state) % (uint64_t)(last_t - first_t + 1));
 		char stream[32];
 		uint64_t ver, pos;
 		int64_t a;
 		int rc;
 
-		snprintf(stream, sizeof stream, "acct-%04" PRIu64, rng_next() % streams);
-		a = now_ns();
+		snprintf(stream, sizeof stream, "acct-%04" PRIu64, kit_rand(&rng_state) % streams);
+		a = kit_mono_ns();
 		rc = evs_stream_version_at(s, stream, t, &ver, &pos);
-		lat[i] = now_ns() - a;
+		lat[i] = kit_mono_ns() - a;
 		check_evs(rc, s, "evs_stream_version_at");
 	}
-	percentiles(lat, L, out->lat_ver);
+	out->lat_ver[0] = (double)kit_percentile(lat, L, 50) / 1e3;
+	out->lat_ver[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 	evs_close(s);
 
 	{
@@ -1125,7 +1006,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 		unsigned char key[8];
 
 		for (size_t i = 0; i < L; i++) {
-			uint64_t p = 1 + rng_next() % n;
+			uint64_t p = 1 + kit_rand(&rng_state) % n;
 			MDB_val k = {sizeof key, key}, v;
 			MDB_txn *txn;
 			int64_t a;
@@ -1133,23 +1014,24 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 			for (int b = 0; b < 8; b++)
 				key[7 - b] = (unsigned char)(p >> (8 * b));
-			a = now_ns();
+			a = kit_mono_ns();
 			rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 			if (rc == MDB_SUCCESS) {
 				rc = mdb_get(txn, dbi, &k, &v);
 				mdb_txn_abort(txn);
 			}
-			lat[i] = now_ns() - a;
+			lat[i] = kit_mono_ns() - a;
 			check_mdb(rc, "raw mdb_get of a random position");
 		}
-		percentiles(lat, L, out->lat_raw);
+		out->lat_raw[0] = (double)kit_percentile(lat, L, 50) / 1e3;
+		out->lat_raw[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 
 		/* the same seek evs_position_at makes, raw: the entry before the
 		 * first "time" key > t (keys: recorded_at u64 BE) */
 		dbi = raw_dbi(env, "time", 0);
 		for (size_t i = 0; i < L; i++) {
-			int64_t t =
-				first_t + (int64_t)(rng_next() % (uint64_t)(last_t - first_t + 1));
+			int64_t t = first_t + (int64_t)(kit_rand(&rng_state) %
+							(uint64_t)(last_t - first_t + 1));
 			MDB_val k = {sizeof key, key}, v;
 			MDB_cursor *cur;
 			MDB_txn *txn;
@@ -1158,7 +1040,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 
 			for (int b = 0; b < 8; b++)
 				key[7 - b] = (unsigned char)((uint64_t)(t + 1) >> (8 * b));
-			a = now_ns();
+			a = kit_mono_ns();
 			rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 			if (rc == MDB_SUCCESS) {
 				rc = mdb_cursor_open(txn, dbi, &cur);
@@ -1173,10 +1055,11 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 				}
 				mdb_txn_abort(txn);
 			}
-			lat[i] = now_ns() - a;
+			lat[i] = kit_mono_ns() - a;
 			check_mdb(rc, "raw seek in \"time\"");
 		}
-		percentiles(lat, L, out->lat_seek);
+		out->lat_seek[0] = (double)kit_percentile(lat, L, 50) / 1e3;
+		out->lat_seek[1] = (double)kit_percentile(lat, L, 99) / 1e3;
 		mdb_env_close(env);
 	}
 	free(lat);
@@ -1195,7 +1078,7 @@ static void big_store(const struct config *cf, const struct shape *sh, struct re
 	       " (what evs_position_at does): p50 %6.2f us  p99 %6.2f us\n\n",
 	       out->lat_seek[0], out->lat_seek[1]);
 	fflush(stdout);
-	rm_tree(path);
+	kit_rmrf(path);
 }
 
 /* ---- the verdict -------------------------------------------------------- */
@@ -1213,11 +1096,11 @@ static void verdict(const struct config *cf, const struct results *r)
 	printf("  64 durable appenders >= 10 x one appender       %6.2f x     %s\n", crowd,
 	       crowd >= 10.0 ? "holds" : "MISSED");
 	printf("  replay >= 3,000,000 events/s                    %s events/s   %s%s\n",
-	       num(r->replay_store, b1), r->replay_store >= 3e6 ? "holds" : "MISSED",
+	       kit_num(r->replay_store, b1), r->replay_store >= 3e6 ? "holds" : "MISSED",
 	       r->replay_events < 1000000 ? " (on fewer than 1M events)" : "");
 	printf("  (no floor) single durable appends: %.2f x raw LMDB; as-of p99 %.1f us (position), "
 	       "%.1f us (stream version); %s-event replay %.2f x raw scan\n",
-	       r->single_ratio, r->lat_pos[1], r->lat_ver[1], num((double)r->replay_events, b2),
+	       r->single_ratio, r->lat_pos[1], r->lat_ver[1], kit_num((double)r->replay_events, b2),
 	       r->replay_ratio);
 	printf("  (ratios and multiples are medians of per-round ratios; rates are medians of rounds)\n");
 	if (r->spread > 1.5)
@@ -1250,7 +1133,7 @@ static uint64_t parse_u64(const char *s, const char *what)
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-')
-		fail("invalid %s \"%s\"", what, s);
+		kit_die("invalid %s \"%s\"", what, s);
 	return v;
 }
 
@@ -1279,7 +1162,7 @@ static void parse_args(int argc, char **argv, struct config *cf)
 
 			cf->seconds = strtod(optarg, &end);
 			if (end == optarg || *end || !(cf->seconds > 0 && cf->seconds < 3600))
-				fail("invalid --seconds \"%s\"", optarg);
+				kit_die("invalid --seconds \"%s\"", optarg);
 			seconds = true;
 			break;
 		}
@@ -1314,13 +1197,13 @@ static void parse_args(int argc, char **argv, struct config *cf)
 	if (!lookups)
 		cf->lookups = cf->quick ? 2000 : 200000;
 	if (!seed)
-		cf->seed = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
+		cf->seed = (uint64_t)kit_mono_ns() ^ ((uint64_t)getpid() << 32);
 	if (cf->events < 1 || cf->events > 1000000000)
-		fail("--events must be 1 to 1000000000");
+		kit_die("--events must be 1 to 1000000000");
 	if (cf->rounds < 1 || cf->rounds > 63)
-		fail("--rounds must be 1 to 63");
+		kit_die("--rounds must be 1 to 63");
 	if (cf->lookups < 1 || cf->lookups > 100000000)
-		fail("--lookups must be 1 to 100000000");
+		kit_die("--lookups must be 1 to 100000000");
 	if (cf->dir == NULL)
 		cf->dir = getenv("TMPDIR");
 	if (cf->dir == NULL || cf->dir[0] == '\0')
@@ -1387,10 +1270,10 @@ static void print_facts(int argc, char **argv, const struct config *cf)
 			printf("  WARNING: tmpfs, fsync costs nothing; durable figures are meaningless");
 	}
 	printf("\n");
-	print_load("at start");
+	kit_print_load("at start");
 	printf("seed:    %" PRIu64 " (replay with --seed %" PRIu64 ")\n", cf->seed, cf->seed);
 	printf("options: events %s, seconds %.2f per round, rounds %d (median), lookups %zu%s\n\n",
-	       num((double)cf->events, line), cf->seconds, cf->rounds, cf->lookups,
+	       kit_num((double)cf->events, line), cf->seconds, cf->rounds, cf->lookups,
 	       cf->quick ? ", --quick" : "");
 }
 
@@ -1403,31 +1286,22 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_args(argc, argv, &cf);
 	rng_state = cf.seed;
-	keep_root = cf.keep;
-	if ((size_t)snprintf(root, sizeof root, "%s/evstore-bench-XXXXXX", cf.dir) >= sizeof root)
-		fail("--dir too long");
-	if (mkdtemp(root) == NULL) {
-		int e = errno;
-
-		root[0] = '\0';
-		fail("could not create a temporary directory under \"%s\": %s", cf.dir,
-		     strerror(e));
-	}
+	root = kit_bench_root("bench_store", cf.dir, "evstore-bench", cf.keep);
 	print_facts(argc, argv, &cf);
 
 	sh = calloc(1, sizeof *sh);
 	if (sh == NULL)
-		fail("out of memory");
+		kit_die("out of memory");
 	shape_init(sh);
 	memset(&res, 0, sizeof res);
 	calibrate(sh);
 	durable(&cf, sh, &res);
 	big_store(&cf, sh, &res);
-	print_load("at end");
+	kit_print_load("at end");
 	verdict(&cf, &res);
 
 	msgpack_sbuffer_destroy(&sh->data);
 	free(sh);
-	cleanup();
+	kit_bench_cleanup();
 	return 0;
 }

@@ -26,14 +26,7 @@
 #include <string.h>
 
 #include "evsq.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                          \
-	do {                              \
-		if (!(c))                 \
-			__builtin_trap(); \
-	} while (0)
+#include "fuzz.h"
 
 #define MAX_TOKENS 32
 #define ERR_MAX    256

@@ -10,8 +10,7 @@
 #include <string.h>
 
 #include "internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static void inside(const uint8_t *data, size_t size, const void *p, size_t n)
 {

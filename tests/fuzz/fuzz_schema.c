@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "evstore.h"
+#include "fuzz.h"
 
 static const char fixed[] =
 	"{\"type\":\"F\",\"version\":1,\"schema\":{\"type\":\"object\","
@@ -25,8 +26,6 @@ static const char fixed[] =
 	"\"m\":{\"type\":\"string\",\"format\":\"email\"},"
 	"\"l\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":4,\"items\":{\"type\":\"object\","
 	"\"properties\":{\"k\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"}}}}}}}}";
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

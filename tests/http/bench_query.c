@@ -30,7 +30,7 @@
 
 #include "evsproj.h"
 #include "evsq.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static long entities = 1000000, clients = 16, seconds = 10, threads = 0, pgconns = 0,
 	    batchconns = 0;
@@ -209,13 +209,6 @@ static void *run(void *arg)
 	return NULL;
 }
 
-static int cmp64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Requests and latencies of one kind through one path, summed over the
  * rounds. */
 struct acc {
@@ -262,9 +255,8 @@ static void load(int kind, int http, struct acc *a)
 /* Requests/s, p50 and p99 (ms) of a; frees its latencies. */
 static double report(struct acc *a, double *p50, double *p99)
 {
-	qsort(a->lat, a->n, sizeof *a->lat, cmp64);
-	*p50 = a->n ? (double)a->lat[a->n / 2] / 1000 : 0;
-	*p99 = a->n ? (double)a->lat[a->n * 99 / 100] / 1000 : 0;
+	*p50 = (double)kit_percentile(a->lat, a->n, 50) / 1000;
+	*p99 = (double)kit_percentile(a->lat, a->n, 99) / 1000;
 	free(a->lat);
 	return (double)a->n / ((double)a->us / 1e6);
 }

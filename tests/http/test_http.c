@@ -1,6 +1,6 @@
 /*
  * test_http.c - evs-query over real HTTP (libcurl, raw sockets) on
- * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h) holding
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h) holding
  * a random store projected by the projector library. Answers are checked
  * against the store itself (evs_state_load), not against the SQL the
  * service runs.
@@ -26,10 +26,10 @@
 
 extern char **environ;
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 struct fixture {
 	char *dir, *dsn;
@@ -40,30 +40,16 @@ struct fixture {
 	uint64_t head;
 };
 
-static void project(struct fixture *f)
-{
-	evp_config cfg;
-	evp_stats st;
-	char err[2048];
-
-	evp_config_init(&cfg);
-	cfg.store_path = f->dir;
-	cfg.dsn = f->dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
-	cfg.once = true;
-	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
-}
-
 static void setup(struct fixture *f, uint64_t *rng, int events, const char *const *settings)
 {
 	evs_store_info h;
 
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	f->store = model_open(f->dir);
 	model_generate(f->store, rng, events);
-	project(f);
+	pgh_project_once(f->dir, f->dsn, NULL, 0);
 	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
 	f->head = h.last_position;
 	f->c = pgh_connect(f->dsn);
@@ -74,11 +60,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *cons
 static void teardown(struct fixture *f)
 {
 	evsq_server_stop(f->srv);
-	PQfinish(f->c);
-	evs_close(f->store);
-	pgh_rmtree(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 }
 
 /* The store's fold as JSON text (malloc'd); *version set. */
@@ -128,7 +110,7 @@ static char *state_path(const char *stream, const char *query)
  * store's own fold. */
 START_TEST(http_state_matches_store)
 {
-	uint64_t rng = pgh_seed("http_state_matches_store");
+	uint64_t rng = kit_seed("http_state_matches_store");
 	struct fixture f;
 	PGresult *r;
 	int i, n;
@@ -160,7 +142,7 @@ START_TEST(http_state_matches_store)
 
 	/* as of times and positions: random events of the log */
 	for (i = 0; i < 200; i++) {
-		uint64_t p = 1 + pgh_rand(&rng) % f.head, version, position;
+		uint64_t p = 1 + kit_rand(&rng) % f.head, version, position;
 		evs_iter *it;
 		evs_event ev;
 		char q[128], ts[64], *path, *want, *stream;
@@ -210,7 +192,7 @@ START_TEST(http_state_matches_store)
 
 		/* at_position: a random position at or after the event */
 		{
-			uint64_t at_p = p + pgh_rand(&rng) % (f.head - p + 1);
+			uint64_t at_p = p + kit_rand(&rng) % (f.head - p + 1);
 			evs_at at = {.kind = EVS_AT_POSITION, .position = at_p};
 
 			snprintf(q, sizeof q, "?at_position=%llu", (unsigned long long)at_p);
@@ -232,18 +214,6 @@ START_TEST(http_state_matches_store)
 }
 END_TEST
 
-static void expect_error(unsigned port, const char *target, long status, const char *code)
-{
-	http_answer a;
-
-	http_get(port, target, NULL, &a);
-	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
-		      status);
-	ck_assert_str_eq(http_str(&a, "error"), code);
-	ck_assert_str_ne(http_str(&a, "message"), "");
-	http_answer_free(&a);
-}
-
 START_TEST(http_errors)
 {
 	static const char *const bad_times[] = {
@@ -258,7 +228,7 @@ START_TEST(http_errors)
 		"0000-01-01T00:00:00Z",
 		"2024-01-01T00:00:00Z%27%3B%20DROP%20TABLE%20evs.state%3B--",
 	};
-	uint64_t rng = pgh_seed("http_errors");
+	uint64_t rng = kit_seed("http_errors");
 	const char *settings[] = {"min_position_wait_ms=200", NULL};
 	struct fixture f;
 	char target[256];
@@ -266,18 +236,18 @@ START_TEST(http_errors)
 	size_t i;
 
 	setup(&f, &rng, 50, settings);
-	expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
-	expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
-		     "not_found");
-	expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
-	expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
-	expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
-	expect_error(f.port, "/streams//state", 404, "not_found");
-	expect_error(f.port, "/", 404, "not_found");
-	expect_error(f.port, "/nope", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/state", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/state?as_of=2024-01-01T00:00:00Z", 404,
+			  "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/history", 404, "not_found");
+	http_expect_error(f.port, "/streams/no-such-stream/events", 404, "not_found");
+	http_expect_error(f.port, "/streams/entity-1/nothing", 404, "not_found");
+	http_expect_error(f.port, "/streams//state", 404, "not_found");
+	http_expect_error(f.port, "/", 404, "not_found");
+	http_expect_error(f.port, "/nope", 404, "not_found");
 	for (i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
 		snprintf(target, sizeof target, "/streams/entity-1/state?as_of=%s", bad_times[i]);
-		expect_error(f.port, target, 400, "bad_request");
+		http_expect_error(f.port, target, 400, "bad_request");
 	}
 	/* before the first event: known stream, no state then */
 	{
@@ -286,27 +256,28 @@ START_TEST(http_errors)
 
 		ck_assert_int_eq(PQntuples(r), 1);
 		p = state_path(PQgetvalue(r, 0, 0), "?as_of=1970-01-01T00:00:00Z");
-		expect_error(f.port, p, 404, "not_found");
+		http_expect_error(f.port, p, 404, "not_found");
 		free(p);
 		p = state_path(PQgetvalue(r, 0, 0), "?at_position=0");
-		expect_error(f.port, p, 404, "not_found");
+		http_expect_error(f.port, p, 404, "not_found");
 		free(p);
 		PQclear(r);
 	}
-	expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
-		     "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z",
-		     400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
-		     "bad_request");
-	expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?min_position=abc", 400, "bad_request");
-	expect_error(f.port, "/streams/%FF%FE/state", 400, "bad_request");
-	expect_error(f.port, "/streams/entity-1/state?source=store", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=-1", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=1x", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?at_position=99999999999999999999", 400,
+			  "bad_request");
+	http_expect_error(f.port,
+			  "/streams/entity-1/state?at_position=1&as_of=2024-01-01T00:00:00Z", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?asof=2024-01-01T00:00:00Z", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/history?limit=0", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/history?limit=1000001", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/events?after_version=x", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?min_position=abc", 400, "bad_request");
+	http_expect_error(f.port, "/streams/%FF%FE/state", 400, "bad_request");
+	http_expect_error(f.port, "/streams/entity-1/state?source=store", 400, "bad_request");
 
 	/* the projection is behind: a distinct status with the position */
 	snprintf(target, sizeof target, "/streams/entity-1/state?min_position=%llu",
@@ -319,7 +290,7 @@ START_TEST(http_errors)
 	http_answer_free(&a);
 	snprintf(target, sizeof target, "/streams/entity-1/state?at_position=%llu",
 		 (unsigned long long)f.head + 5);
-	expect_error(f.port, target, 409, "projection_behind");
+	http_expect_error(f.port, target, 409, "projection_behind");
 
 	/* methods and bodies */
 	http_request(f.port, "POST", "/streams/entity-1/state", "x=1", &a);
@@ -356,7 +327,7 @@ END_TEST
 
 START_TEST(http_history_and_events_paged)
 {
-	uint64_t rng = pgh_seed("http_history_and_events_paged");
+	uint64_t rng = kit_seed("http_history_and_events_paged");
 	struct fixture f;
 	PGresult *r;
 	int i, n;
@@ -372,7 +343,7 @@ START_TEST(http_history_and_events_paged)
 
 		for (kind = 0; kind < 2; kind++) {
 			long long after = 0, seen = 0;
-			int limit = 1 + (int)(pgh_rand(&rng) % 7);
+			int limit = 1 + (int)(kit_rand(&rng) % 7);
 
 			for (;;) {
 				char target[512];
@@ -418,7 +389,7 @@ END_TEST
 
 START_TEST(http_token)
 {
-	uint64_t rng = pgh_seed("http_token");
+	uint64_t rng = kit_seed("http_token");
 	const char *settings[] = {"token=s3cret", NULL};
 	struct fixture f;
 	http_answer a;
@@ -444,7 +415,7 @@ END_TEST
 
 START_TEST(http_unavailable)
 {
-	char *dir = pgh_tmpdir("nopg"), *dsn;
+	char *dir = kit_tmpdir("nopg"), *dsn;
 	evsq_server *srv;
 	http_answer a;
 	unsigned port;
@@ -468,7 +439,7 @@ START_TEST(http_unavailable)
 	ck_assert_ptr_nonnull(strstr(a.body, "evsq_requests_total{code=\"5xx\"} 2"));
 	http_answer_free(&a);
 	evsq_server_stop(srv);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -486,21 +457,18 @@ static pid_t spawn_projector(const char *dir, const char *dsn)
 			"--migrations",
 			(char *)pgh_migrations_dir(),
 			NULL};
-	pid_t pid;
-
-	ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	return pid;
+	return kit_spawn(argv);
 }
 
 /* Read-your-writes: append, then ask with min_position = the append's
  * position while a live projector runs. */
 START_TEST(http_min_position_live)
 {
-	uint64_t rng = pgh_seed("http_min_position_live");
+	uint64_t rng = kit_seed("http_min_position_live");
 	const char *settings[] = {"min_position_wait_ms=10000", NULL};
 	struct fixture f;
 	pid_t pid;
-	int i, status;
+	int i;
 
 	setup(&f, &rng, 50, settings);
 	pid = spawn_projector(f.dir, f.dsn);
@@ -533,9 +501,7 @@ START_TEST(http_min_position_live)
 		http_answer_free(&a);
 	}
 	kill(pid, SIGTERM);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evs-projector: status %d",
-		      status);
+	kit_wait_child(pid, 120000, 1);
 	teardown(&f);
 }
 END_TEST
@@ -588,7 +554,7 @@ START_TEST(http_garbage)
 		"Host\r\n",
 		"Range: bytes=0-1\r\n",
 	};
-	uint64_t rng = pgh_seed("http_garbage");
+	uint64_t rng = kit_seed("http_garbage");
 	struct fixture f;
 	http_answer a;
 	int i;
@@ -597,17 +563,17 @@ START_TEST(http_garbage)
 	for (i = 0; i < 1500; i++) {
 		char req[2048];
 		size_t len = 0;
-		int k = (int)(pgh_rand(&rng) % 10), j, st;
+		int k = (int)(kit_rand(&rng) % 10), j, st;
 
 		len += (size_t)snprintf(req, sizeof req, "%s ",
-					pgh_rand(&rng) % 8 ? "GET" : "HEAD");
+					kit_rand(&rng) % 8 ? "GET" : "HEAD");
 		for (j = 0; j < k; j++)
 			len += (size_t)snprintf(
 				req + len, sizeof req - len, "%s",
-				pieces[pgh_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
+				pieces[kit_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
 		len += (size_t)snprintf(
 			req + len, sizeof req - len, " HTTP/1.1\r\nHost: x\r\n%s\r\n",
-			headers[pgh_rand(&rng) % (sizeof headers / sizeof headers[0])]);
+			headers[kit_rand(&rng) % (sizeof headers / sizeof headers[0])]);
 		st = http_raw(f.port, req, len);
 		ck_assert_msg(st < 500 || st == 503, "status %d for %s", st, req);
 	}
@@ -642,7 +608,7 @@ static void *client_main(void *arg)
 
 START_TEST(http_concurrent_clients)
 {
-	uint64_t rng = pgh_seed("http_concurrent_clients");
+	uint64_t rng = kit_seed("http_concurrent_clients");
 	const char *settings[] = {"pg_connections=3", "threads=2", NULL};
 	struct fixture f;
 	struct client cl[16];
@@ -700,7 +666,7 @@ static void *hammer_main(void *arg)
 	int i;
 
 	for (i = 0; i < 150; i++) {
-		const struct probe *p = &h->probes[pgh_rand(&h->rng) % (uint64_t)h->nprobes];
+		const struct probe *p = &h->probes[kit_rand(&h->rng) % (uint64_t)h->nprobes];
 		http_answer a;
 
 		http_get(h->port, p->target, NULL, &a);
@@ -718,7 +684,7 @@ static void *hammer_main(void *arg)
 
 START_TEST(http_batched_answers_match)
 {
-	uint64_t rng = pgh_seed("http_batched_answers_match");
+	uint64_t rng = kit_seed("http_batched_answers_match");
 	const char *settings[] = {"threads=1", "batch_connections=1", NULL};
 	struct probe probes[60];
 	struct hammer h[16];
@@ -734,7 +700,7 @@ START_TEST(http_batched_answers_match)
 	rows = PQntuples(r);
 	ck_assert_int_gt(rows, 5);
 	while (n < 60) {
-		int k = (int)(pgh_rand(&rng) % (uint64_t)rows), kind = (int)(pgh_rand(&rng) % 3);
+		int k = (int)(kit_rand(&rng) % (uint64_t)rows), kind = (int)(kit_rand(&rng) % 3);
 		const char *stream = PQgetvalue(r, k, 0);
 		long long lo = atoll(PQgetvalue(r, k, 1)), hi = atoll(PQgetvalue(r, k, 2));
 		char q[96] = "";
@@ -742,7 +708,7 @@ START_TEST(http_batched_answers_match)
 
 		if (kind == 1) { /* as of a time inside (or just before) its history */
 			long long us = lo - 1000 +
-				       (long long)(pgh_rand(&rng) % (uint64_t)(hi - lo + 2000));
+				       (long long)(kit_rand(&rng) % (uint64_t)(hi - lo + 2000));
 			time_t sec = (time_t)(us / 1000000);
 			struct tm tm;
 			char ts[40];
@@ -776,7 +742,7 @@ START_TEST(http_batched_answers_match)
 		h[i].port = f.port;
 		h[i].probes = probes;
 		h[i].nprobes = n;
-		h[i].rng = pgh_rand(&rng) | 1;
+		h[i].rng = kit_rand(&rng) | 1;
 		ck_assert_int_eq(pthread_create(&th[i], NULL, hammer_main, &h[i]), 0);
 	}
 	for (i = 0; i < 16; i++) {
@@ -816,7 +782,7 @@ static void *waiter_main(void *arg)
 
 START_TEST(http_wait_does_not_block_lookups)
 {
-	uint64_t rng = pgh_seed("http_wait_does_not_block_lookups");
+	uint64_t rng = kit_seed("http_wait_does_not_block_lookups");
 	const char *settings[] = {"threads=1", "pg_connections=2", "min_position_wait_ms=60000",
 				  NULL};
 	struct fixture f;
@@ -845,7 +811,7 @@ START_TEST(http_wait_does_not_block_lookups)
 	ck_assert_int_eq(atomic_load(&w.done), 0);
 	/* the position arrives: the waiter is answered */
 	model_generate(f.store, &rng, 1);
-	project(&f);
+	pgh_project_once(f.dir, f.dsn, NULL, 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(w.status, 200);
 	free(path);
@@ -882,7 +848,7 @@ static void *raw_main(void *arg)
 
 START_TEST(http_stop_under_load)
 {
-	uint64_t rng = pgh_seed("http_stop_under_load");
+	uint64_t rng = kit_seed("http_stop_under_load");
 	const char *settings[] = {"threads=2", NULL};
 	struct raw_client cl[8];
 	pthread_t th[8];
@@ -1041,7 +1007,7 @@ static int sum_ok(struct restart_client *c, int n, bool unavailable)
 
 START_TEST(http_postgres_restart_under_load)
 {
-	uint64_t rng = pgh_seed("http_postgres_restart_under_load");
+	uint64_t rng = kit_seed("http_postgres_restart_under_load");
 	const char *settings[] = {"threads=2", NULL};
 	struct restart_client cl[8];
 	struct probe pr[2];
@@ -1110,7 +1076,7 @@ END_TEST
  * random streams, times (on, between and before events) and positions. */
 START_TEST(http_sources_agree)
 {
-	uint64_t rng = pgh_seed("http_sources_agree");
+	uint64_t rng = kit_seed("http_sources_agree");
 	struct fixture f;
 	char *store_setting, *dsn;
 	const char *settings[2];
@@ -1136,21 +1102,21 @@ START_TEST(http_sources_agree)
 	n = PQntuples(r);
 	ck_assert_int_gt(n, 5);
 	for (i = 0; i < 400; i++) {
-		int k = (int)(pgh_rand(&rng) % (uint64_t)n);
+		int k = (int)(kit_rand(&rng) % (uint64_t)n);
 		const char *stream = PQgetvalue(r, k, 0);
 		int64_t last_us = atoll(PQgetvalue(r, k, 1));
 		int64_t first_us = atoll(PQgetvalue(r, k, 2));
 		/* from 1 ms before the first event to 1 ms after the last */
 		int64_t t = first_us - 1000 +
-			    (int64_t)(pgh_rand(&rng) % (uint64_t)(last_us - first_us + 2001));
+			    (int64_t)(kit_rand(&rng) % (uint64_t)(last_us - first_us + 2001));
 		char q[128], ts[64], *p1, *p2;
 		struct tm tm;
 		time_t sec = (time_t)(t / 1000000);
 		http_answer a, b;
 
-		if (pgh_rand(&rng) % 3 == 0) {
+		if (kit_rand(&rng) % 3 == 0) {
 			snprintf(q, sizeof q, "at_position=%llu",
-				 (unsigned long long)(pgh_rand(&rng) % (h.last_position + 1)));
+				 (unsigned long long)(kit_rand(&rng) % (h.last_position + 1)));
 		} else {
 			gmtime_r(&sec, &tm);
 			strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -1210,85 +1176,56 @@ END_TEST
  * to loopback, served, stopped by SIGTERM with exit status 0. */
 START_TEST(http_daemon)
 {
-	uint64_t rng = pgh_seed("http_daemon");
+	uint64_t rng = kit_seed("http_daemon");
 	struct fixture f;
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof sa;
-	char port_s[16], *path;
+	static const char *const args[] = {"--log-level=1", NULL};
+	char *path;
 	http_answer a;
+	unsigned port;
 	pid_t pid;
-	int fd, status, i;
 
 	setup(&f, &rng, 30, NULL);
-	/* a free port: bind 0, read it, release it */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	snprintf(port_s, sizeof port_s, "%u", ntohs(sa.sin_port));
+	/* the DSN from the environment, the rest from flags */
 	setenv("EVS_QUERY_DSN", f.dsn, 1);
-	{
-		char *argv[] = {EVS_QUERY_BIN, "--port", port_s, "--log-level=1", NULL};
-
-		ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	}
+	pid = http_query_spawn(args, &port);
 	unsetenv("EVS_QUERY_DSN");
-	/* readiness: a connect loop with a bound, never a sleep alone */
-	for (i = 0; i < 500; i++) {
-		static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-
-		if (http_raw(ntohs(sa.sin_port), health, sizeof health - 1) == 200)
-			break;
-		usleep(10000);
-	}
-	ck_assert_int_lt(i, 500);
 	{
 		PGresult *r = PQexec(f.c, "SELECT stream FROM evs.state ORDER BY stream LIMIT 1");
 
 		path = state_path(PQgetvalue(r, 0, 0), "");
 		PQclear(r);
 	}
-	http_get(ntohs(sa.sin_port), path, NULL, &a);
+	http_get(port, path, NULL, &a);
 	ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
 	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
 	http_answer_free(&a);
 	free(path);
 	kill(pid, SIGTERM);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evs-query: status %d",
-		      status);
+	kit_wait_child(pid, 120000, 1);
 	teardown(&f);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http");
-	TCase *tc = tcase_create("http");
-	int failed;
+	const TTest *tests[] = {
+		http_state_matches_store,
+		http_errors,
+		http_daemon,
+		http_sources_agree,
+		http_history_and_events_paged,
+		http_token,
+		http_unavailable,
+		http_min_position_live,
+		http_garbage,
+		http_concurrent_clients,
+		http_batched_answers_match,
+		http_wait_does_not_block_lookups,
+		http_stop_under_load,
+		http_connection_limits,
+		http_postgres_restart_under_load,
+		NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, http_state_matches_store);
-	tcase_add_test(tc, http_errors);
-	tcase_add_test(tc, http_daemon);
-	tcase_add_test(tc, http_sources_agree);
-	tcase_add_test(tc, http_history_and_events_paged);
-	tcase_add_test(tc, http_token);
-	tcase_add_test(tc, http_unavailable);
-	tcase_add_test(tc, http_min_position_live);
-	tcase_add_test(tc, http_garbage);
-	tcase_add_test(tc, http_concurrent_clients);
-	tcase_add_test(tc, http_batched_answers_match);
-	tcase_add_test(tc, http_wait_does_not_block_lookups);
-	tcase_add_test(tc, http_stop_under_load);
-	tcase_add_test(tc, http_connection_limits);
-	tcase_add_test(tc, http_postgres_restart_under_load);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http", 600, tests);
 }

@@ -1,7 +1,7 @@
 /*
  * test_lag.c - projection lag in /ready and /metrics, and min_position
  * woken by the projector's NOTIFY, over real HTTP on 127.0.0.1 against a
- * throwaway PostgreSQL (tests/postgres/pgh.h), a real store and real
+ * throwaway PostgreSQL (tests/kit/kit_pg.h), a real store and real
  * evs-projector processes. With --store, evs-query runs as its own process
  * (one LMDB environment per process: this one appends to the store).
  *
@@ -26,10 +26,10 @@
 
 extern char **environ;
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 struct fixture {
 	char *dir, *dsn;
@@ -38,14 +38,6 @@ struct fixture {
 	uint64_t head;
 	unsigned seq; /* events appended by append_one */
 };
-
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static double mono_ms(void)
 {
@@ -60,22 +52,6 @@ static void pause_ms(int ms)
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
-}
-
-static pid_t spawn(char **argv)
-{
-	pid_t pid;
-
-	ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	return pid;
-}
-
-static void reap(pid_t pid, const char *what)
-{
-	int status;
-
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d", what, status);
 }
 
 /* evs-projector: --once (caught up, returns) or live. */
@@ -95,12 +71,12 @@ static pid_t projector(struct fixture *f, bool once)
 			once ? "--once" : NULL,
 			NULL};
 
-	return spawn(argv);
+	return kit_spawn(argv);
 }
 
 static void project_once(struct fixture *f)
 {
-	reap(projector(f, true), "evs-projector --once");
+	kit_wait_child(projector(f, true), 120000, 1);
 }
 
 static uint64_t head_of(evs_store *s)
@@ -114,7 +90,7 @@ static uint64_t head_of(evs_store *s)
 static void setup(struct fixture *f, uint64_t *rng, int events)
 {
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	f->store = model_open(f->dir);
 	model_generate(f->store, rng, events);
@@ -128,11 +104,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events)
 
 static void teardown(struct fixture *f)
 {
-	PQfinish(f->c);
-	evs_close(f->store);
-	pgh_rmtree(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 }
 
 /* One event {"n": seq} on stream "lag-<seq % 3>"; its position. */
@@ -178,36 +150,10 @@ static int64_t recorded_at(evs_store *s, uint64_t position)
 /* evs-query as a process with --store, on a free loopback port. */
 static pid_t query_daemon(struct fixture *f, const char *max_lag, unsigned *port)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof sa;
-	char port_s[16];
-	pid_t pid;
-	int fd, i;
+	const char *const args[] = {"--dsn",           f->dsn,  "--store",       f->dir,
+				    "--ready-max-lag", max_lag, "--log-level=1", NULL};
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	*port = ntohs(sa.sin_port);
-	snprintf(port_s, sizeof port_s, "%u", *port);
-	{
-		char *argv[] = {EVS_QUERY_BIN,   "--port",        port_s, "--dsn",
-				f->dsn,          "--store",       f->dir, "--ready-max-lag",
-				(char *)max_lag, "--log-level=1", NULL};
-
-		pid = spawn(argv);
-	}
-	for (i = 0; i < 1000; i++) {
-		static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-
-		if (http_raw(*port, health, sizeof health - 1) == 200)
-			break;
-		pause_ms(10);
-	}
-	ck_assert_msg(i < 1000, "evs-query did not answer /health");
-	return pid;
+	return http_query_spawn(args, port);
 }
 
 /* The value of a metric line "name value" in a /metrics body; false when
@@ -282,7 +228,7 @@ static double num(const http_answer *a, const char *key)
  * wait; 503 past ready_max_lag (and not at it); back to 0 once projected. */
 START_TEST(lag_with_store)
 {
-	uint64_t rng = pgh_seed("lag_with_store");
+	uint64_t rng = kit_seed("lag_with_store");
 	struct fixture f;
 	http_answer a;
 	unsigned port;
@@ -318,9 +264,9 @@ START_TEST(lag_with_store)
 		last = append_one(&f);
 	ck_assert_int_eq(last, f.head + 50);
 	rec = recorded_at(f.store, p0);
-	t0 = real_ns();
+	t0 = kit_now_ns();
 	http_get(port, "/ready", NULL, &a);
-	t1 = real_ns();
+	t1 = kit_now_ns();
 	ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
 	ck_assert_int_eq(http_int(&a, "position"), (long long)f.head);
 	ck_assert_int_eq(http_int(&a, "store_head"), (long long)last);
@@ -367,7 +313,7 @@ START_TEST(lag_with_store)
 	ck_assert(metric_of(port, "evsq_checkpoint_notifications_total") >= 1);
 
 	kill(pid, SIGTERM);
-	reap(pid, "evs-query");
+	kit_wait_child(pid, 120000, 1);
 	teardown(&f);
 }
 END_TEST
@@ -376,7 +322,7 @@ END_TEST
  * without a store; no checkpoint is 503; min_position beyond is 409. */
 START_TEST(lag_without_store)
 {
-	uint64_t rng = pgh_seed("lag_without_store");
+	uint64_t rng = kit_seed("lag_without_store");
 	const char *settings[] = {"min_position_wait_ms=300", NULL};
 	const char *other[] = {"projection=nosuch", NULL};
 	struct fixture f;
@@ -478,6 +424,21 @@ static void check_answer(struct fixture *f, const http_answer *a, uint64_t want,
 	ck_assert_int_eq(http_int(a, "event_position"), (long long)si.last_position);
 }
 
+/* Ask for the stream of the event at pos (appended by append_one) with
+ * min_position = pos: the answer holds it. */
+static void ask_fresh(struct fixture *f, unsigned port, uint64_t pos)
+{
+	char path[128], stream[32];
+	http_answer a;
+
+	snprintf(stream, sizeof stream, "lag-%u", f->seq % 3);
+	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
+		 (unsigned long long)pos);
+	http_get(port, path, NULL, &a);
+	check_answer(f, &a, pos, stream);
+	http_answer_free(&a);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -489,7 +450,7 @@ static int cmp_double(const void *a, const void *b)
  * the append) are answered with the new position. */
 START_TEST(lag_min_position_notified)
 {
-	uint64_t rng = pgh_seed("lag_min_position_notified");
+	uint64_t rng = kit_seed("lag_min_position_notified");
 	const char *settings[] = {"min_position_wait_ms=20000", NULL};
 	struct fixture f;
 	evsq_server *srv;
@@ -538,7 +499,7 @@ START_TEST(lag_min_position_notified)
 		" max %.2f ms\n",
 		ms[0], ms[10], ms[19]);
 	kill(pid, SIGTERM);
-	reap(pid, "evs-projector");
+	kit_wait_child(pid, 120000, 1);
 	evsq_server_stop(srv);
 	teardown(&f);
 }
@@ -549,12 +510,12 @@ END_TEST
  * session killed: answers stay right (polling until it reconnects). */
 START_TEST(lag_min_position_after_restart)
 {
-	uint64_t rng = pgh_seed("lag_min_position_after_restart");
+	uint64_t rng = kit_seed("lag_min_position_after_restart");
 	const char *settings[] = {"min_position_wait_ms=30000", NULL};
 	struct fixture f;
 	evsq_server *srv;
 	http_answer a;
-	char path[128], stream[32];
+	char path[128];
 	unsigned port;
 	uint64_t pos;
 	double n0;
@@ -586,24 +547,13 @@ START_TEST(lag_min_position_after_restart)
 
 	/* appended while PostgreSQL is away, asked for once it is back */
 	pos = append_one(&f);
-	snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
 	pgh_server_start();
-	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-		 (unsigned long long)pos);
-	http_get(port, path, NULL, &a);
-	check_answer(&f, &a, pos, stream);
-	http_answer_free(&a);
+	ask_fresh(&f, port, pos);
 
 	/* the listener is back and hears commits again */
 	await_metric(port, "evsq_postgres_up", 1);
 	n0 = metric_of(port, "evsq_checkpoint_notifications_total");
-	pos = append_one(&f);
-	snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
-	snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-		 (unsigned long long)pos);
-	http_get(port, path, NULL, &a);
-	check_answer(&f, &a, pos, stream);
-	http_answer_free(&a);
+	ask_fresh(&f, port, append_one(&f));
 	ck_assert(metric_of(port, "evsq_checkpoint_notifications_total") > n0);
 
 	/* the listener's session killed: right answers meanwhile and after */
@@ -613,13 +563,7 @@ START_TEST(lag_min_position_after_restart)
 				      " WHERE application_name = 'evs-query-watch'"),
 			 1);
 	for (i = 0; i < 5; i++) {
-		pos = append_one(&f);
-		snprintf(stream, sizeof stream, "lag-%u", f.seq % 3);
-		snprintf(path, sizeof path, "/streams/%s/state?min_position=%llu", stream,
-			 (unsigned long long)pos);
-		http_get(port, path, NULL, &a);
-		check_answer(&f, &a, pos, stream);
-		http_answer_free(&a);
+		ask_fresh(&f, port, append_one(&f));
 	}
 	/* back: one listener session (the killed one gone) */
 	await_metric(port, "evsq_postgres_up", 1);
@@ -632,7 +576,7 @@ START_TEST(lag_min_position_after_restart)
 	ck_assert_int_lt(i, 3000);
 
 	kill(pid, SIGTERM);
-	reap(pid, "evs-projector");
+	kit_wait_child(pid, 120000, 1);
 	evsq_server_stop(srv);
 	teardown(&f);
 }
@@ -640,19 +584,13 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http-lag");
-	TCase *tc = tcase_create("lag");
-	int failed;
+	const TTest *tests[] = {
+		lag_with_store,
+		lag_without_store,
+		lag_min_position_notified,
+		lag_min_position_after_restart,
+		NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, lag_with_store);
-	tcase_add_test(tc, lag_without_store);
-	tcase_add_test(tc, lag_min_position_notified);
-	tcase_add_test(tc, lag_min_position_after_restart);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http-lag", 300, tests);
 }

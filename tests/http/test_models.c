@@ -1,6 +1,6 @@
 /*
  * test_models.c - GET /models... of evs-query over real HTTP (libcurl) on
- * 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h): a
+ * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h): a
  * store of random bank events (model_generate_bank) projected by the
  * projector library with projector/bank.projection, served with
  * rules=bank.projection. Rows are checked against a fold of the events
@@ -18,10 +18,10 @@
 #include <check.h>
 #include <curl/curl.h>
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 #define ACCOUNTS   12
 #define MAX_LEDGER 2000
@@ -127,21 +127,6 @@ static void fold_store(struct fixture *f)
 	evs_iter_free(it);
 }
 
-static void project(struct fixture *f)
-{
-	evp_config cfg;
-	evp_stats st;
-	char err[2048];
-
-	evp_config_init(&cfg);
-	cfg.store_path = f->dir;
-	cfg.dsn = f->dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
-	cfg.rules_path = f->rules;
-	cfg.once = true;
-	ck_assert_msg(evp_run(&cfg, &st, err, sizeof err) == EVP_OK, "evp_run: %s", err);
-}
-
 /* settings: extra "name=value" for the server; rules=bank.projection
  * unless extra_rules names more files (comma-separated, appended). */
 static void setup(struct fixture *f, uint64_t *rng, int events, const char *extra_rules,
@@ -153,12 +138,12 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	int i = 0;
 
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
 	f->store = model_open(f->dir);
 	model_generate_bank(f->store, rng, events, ACCOUNTS);
-	project(f);
+	pgh_project_once(f->dir, f->dsn, f->rules, 0);
 	ck_assert_int_eq(evs_head(f->store, &h), EVS_OK);
 	f->head = (long long)h.last_position;
 	fold_store(f);
@@ -178,31 +163,8 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 static void teardown(struct fixture *f)
 {
 	evsq_server_stop(f->srv);
-	PQfinish(f->c);
-	evs_close(f->store);
-	pgh_rmtree(f->dir);
-	free(f->dir);
-	free(f->dsn);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
 	free(f->rules);
-}
-
-static void expect_error(unsigned port, const char *target, long status, const char *code)
-{
-	http_answer a;
-
-	http_get(port, target, NULL, &a);
-	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
-		      status);
-	ck_assert_str_eq(http_str(&a, "error"), code);
-	ck_assert_str_ne(http_str(&a, "message"), "");
-	http_answer_free(&a);
-}
-
-static void get_ok(unsigned port, const char *target, http_answer *a)
-{
-	http_get(port, target, NULL, a);
-	ck_assert_msg(a->status == 200, "%s: %ld %s", target, a->status, a->body);
-	ck_assert_ptr_nonnull(a->json);
 }
 
 static void check_account(const struct fixture *f, int i, json_object *row)
@@ -247,7 +209,7 @@ static void check_entry(const struct entry *e, json_object *row)
 /* Every account and random ledger rows by key, against the fold. */
 START_TEST(models_rows_by_key)
 {
-	uint64_t rng = pgh_seed("models_rows_by_key");
+	uint64_t rng = kit_seed("models_rows_by_key");
 	struct fixture f;
 	char target[256];
 	http_answer a;
@@ -256,7 +218,7 @@ START_TEST(models_rows_by_key)
 	setup(&f, &rng, 400, NULL, NULL);
 	for (i = 0; i < ACCOUNTS; i++) {
 		snprintf(target, sizeof target, "/models/bank/accounts/account-%d", i);
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		ck_assert_str_eq(http_str(&a, "projection"), "bank");
 		ck_assert_str_eq(http_str(&a, "table"), "accounts");
 		ck_assert_int_eq(http_int(&a, "position"), f.head);
@@ -264,24 +226,24 @@ START_TEST(models_rows_by_key)
 		http_answer_free(&a);
 	}
 	for (i = 0; i < 60; i++) {
-		const struct entry *e = &f.fold.led[pgh_rand(&rng) % (uint64_t)f.fold.nled];
+		const struct entry *e = &f.fold.led[kit_rand(&rng) % (uint64_t)f.fold.nled];
 
 		snprintf(target, sizeof target, "/models/bank/ledger/%lld%s", e->position,
 			 i % 2 ? "?min_position=1" : "");
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		ck_assert_int_eq(http_int(&a, "position"), f.head);
 		check_entry(e, member(a.json, "row"));
 		http_answer_free(&a);
 	}
 	/* positions without a ledger row (AccountOpened), and past the head */
 	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.fold.opened[3]);
-	expect_error(f.port, target, 404, "not_found");
+	http_expect_error(f.port, target, 404, "not_found");
 	snprintf(target, sizeof target, "/models/bank/ledger/%lld", f.head + 1);
-	expect_error(f.port, target, 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	http_expect_error(f.port, target, 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
 	/* a key with quotes and SQL stays a value */
-	expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
-		     "not_found");
+	http_expect_error(f.port, "/models/bank/accounts/account-1%27%20OR%20%271%27%3D%271", 404,
+			  "not_found");
 	teardown(&f);
 }
 END_TEST
@@ -297,7 +259,7 @@ static int page_all(const struct fixture *f, uint64_t *rng, const char *target,
 
 	for (;;) {
 		char url[512], *esc = after ? http_escape(after) : NULL;
-		long lim = 1 + (long)(pgh_rand(rng) % 40);
+		long lim = 1 + (long)(kit_rand(rng) % 40);
 		http_answer a;
 		json_object *rows, *next;
 		size_t i, n;
@@ -306,7 +268,7 @@ static int page_all(const struct fixture *f, uint64_t *rng, const char *target,
 			 strchr(target, '?') ? '&' : '?', lim, esc ? "&after=" : "",
 			 esc ? esc : "");
 		free(esc);
-		get_ok(f->port, url, &a);
+		http_get_ok(f->port, url, &a);
 		ck_assert_int_eq(http_int(&a, "position"), position);
 		rows = member(a.json, "rows");
 		next = member(a.json, "next_after");
@@ -379,7 +341,7 @@ static void each_account(const struct fixture *f, json_object *row, void *ctx)
  * numbers), with and without equality filters. */
 START_TEST(models_listings_paged)
 {
-	uint64_t rng = pgh_seed("models_listings_paged");
+	uint64_t rng = kit_seed("models_listings_paged");
 	static const char *const kinds[] = {"deposit", "withdrawal", "transfer out", "transfer in",
 					    "transfer returned"};
 	struct fixture f;
@@ -398,7 +360,7 @@ START_TEST(models_listings_paged)
 			 ACCOUNTS);
 	/* filters: one account's rows; one kind of movement */
 	for (i = 0; i < 4; i++) {
-		int acct = (int)(pgh_rand(&rng) % ACCOUNTS);
+		int acct = (int)(kit_rand(&rng) % ACCOUNTS);
 
 		memset(sl, 0, sizeof *sl);
 		sl->account = acct;
@@ -427,17 +389,18 @@ START_TEST(models_listings_paged)
 	ck_assert_int_eq(page_all(&f, &rng, "/models/bank/ledger?kind=deposit&account=account-2",
 				  each_ledger, sl, f.head),
 			 want);
-	get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--", &a);
+	http_get_ok(f.port, "/models/bank/ledger?account=x%27%3B%20DROP%20TABLE%20bank.ledger%3B--",
+		    &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 0);
 	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
 	http_answer_free(&a);
 	ck_assert_int_eq(pgh_int(f.c, "SELECT count(*) FROM bank.ledger"), f.fold.nled);
 	/* the default page and the largest one */
-	get_ok(f.port, "/models/bank/ledger", &a);
+	http_get_ok(f.port, "/models/bank/ledger", &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")),
 			 f.fold.nled < 100 ? f.fold.nled : 100);
 	http_answer_free(&a);
-	get_ok(f.port, "/models/bank/ledger?limit=1000", &a);
+	http_get_ok(f.port, "/models/bank/ledger?limit=1000", &a);
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), f.fold.nled);
 	ck_assert(json_object_is_type(member(a.json, "next_after"), json_type_null));
 	http_answer_free(&a);
@@ -448,51 +411,52 @@ END_TEST
 
 START_TEST(models_errors)
 {
-	uint64_t rng = pgh_seed("models_errors");
+	uint64_t rng = kit_seed("models_errors");
 	const char *settings[] = {"min_position_wait_ms=200", "page_max=50", NULL};
 	struct fixture f;
 	char target[256];
 	http_answer a;
 
 	setup(&f, &rng, 60, NULL, settings);
-	expect_error(f.port, "/models/nope", 404, "not_found");
-	expect_error(f.port, "/models/nope/accounts/account-1", 404, "not_found");
-	expect_error(f.port, "/models/bankx/accounts", 404, "not_found");
-	expect_error(f.port, "/models/bank/nope", 404, "not_found");
-	expect_error(f.port, "/models/bank/accountsx", 404, "not_found");
-	expect_error(f.port, "/models/bank/nope/1", 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts%22%3B--/account-1", 404, "not_found");
-	expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
-	expect_error(f.port, "/modelsx", 404, "not_found");
+	http_expect_error(f.port, "/models/nope", 404, "not_found");
+	http_expect_error(f.port, "/models/nope/accounts/account-1", 404, "not_found");
+	http_expect_error(f.port, "/models/bankx/accounts", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/nope", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accountsx", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/nope/1", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts%22%3B--/account-1", 404, "not_found");
+	http_expect_error(f.port, "/models/bank/accounts/account-999", 404, "not_found");
+	http_expect_error(f.port, "/modelsx", 404, "not_found");
 	/* limit and after */
-	expect_error(f.port, "/models/bank/ledger?limit=0", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=51", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=-1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=0", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=51", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=-1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit=", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?limit", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?after=abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?after=99999999999999999999", 400,
+			  "bad_request");
 	/* keys and filter values PostgreSQL cannot convert to the column's type */
-	expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?amount=lots", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts?open=maybe", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts?opened_at=not-a-time", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts/%C3%28", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger/abc", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger/1.5", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?amount=lots", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts?open=maybe", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts?opened_at=not-a-time", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/%C3%28", 400, "bad_request");
 	/* unknown and repeated parameters */
-	expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
-	expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
-		     "bad_request");
-	expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
-	expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
-	expect_error(f.port, "/models?x=1", 400, "bad_request");
-	expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?nope=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?Account=account-1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?kind=deposit&kind=withdrawal", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-1?owner=x", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
+	http_expect_error(f.port, "/models?x=1", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
 	/* min_position */
-	expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
-		     "bad_request");
-	expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/models/bank/ledger?min_position=-5", 400, "bad_request");
 	snprintf(target, sizeof target, "/models/bank/accounts/account-1?min_position=%lld",
 		 f.head + 1);
 	http_get(f.port, target, NULL, &a);
@@ -502,7 +466,7 @@ START_TEST(models_errors)
 	ck_assert_str_eq(a.retry_after, "1");
 	http_answer_free(&a);
 	snprintf(target, sizeof target, "/models/bank/ledger?min_position=%lld&limit=1", f.head);
-	get_ok(f.port, target, &a);
+	http_get_ok(f.port, target, &a);
 	ck_assert_int_eq(http_int(&a, "position"), f.head);
 	http_answer_free(&a);
 	/* other methods */
@@ -553,10 +517,10 @@ static void each_kv(const struct fixture *f, json_object *row, void *ctx)
  * while served, a column type without equality. */
 START_TEST(models_catalog)
 {
-	uint64_t rng = pgh_seed("models_catalog");
+	uint64_t rng = kit_seed("models_catalog");
 	struct fixture f;
 	struct seen_kv kv;
-	char *dir = pgh_tmpdir("rules"), *extra;
+	char *dir = kit_tmpdir("rules"), *extra;
 	json_object *models, *m, *tables, *t;
 	http_answer a;
 
@@ -573,7 +537,7 @@ START_TEST(models_catalog)
 		 " CREATE TABLE pairs.slash (k text PRIMARY KEY, n int);"
 		 " INSERT INTO pairs.slash VALUES ('a/b', 1), ('a', 2), ('/x/', 3), ('a b?', 4)");
 
-	get_ok(f.port, "/models", &a);
+	http_get_ok(f.port, "/models", &a);
 	models = member(a.json, "models");
 	ck_assert_int_eq(json_object_array_length(models), 2);
 	m = json_object_array_get_idx(models, 0);
@@ -602,14 +566,14 @@ START_TEST(models_catalog)
 			 0);
 	ck_assert(json_object_get_boolean(member(json_object_array_get_idx(tables, 2), "missing")));
 	http_answer_free(&a);
-	get_ok(f.port, "/models/pairs", &a);
+	http_get_ok(f.port, "/models/pairs", &a);
 	ck_assert_str_eq(http_str(&a, "projection"), "pairs");
 	http_answer_free(&a);
 
 	/* composite key: no lookup by path; filters on every key column;
 	 * keyset paging with the JSON object of next_after */
-	expect_error(f.port, "/models/pairs/kv/p", 400, "bad_request");
-	get_ok(f.port, "/models/pairs/kv?a=q&b=7", &a);
+	http_expect_error(f.port, "/models/pairs/kv/p", 400, "bad_request");
+	http_get_ok(f.port, "/models/pairs/kv?a=q&b=7", &a);
 	ck_assert_int_eq(http_int(&a, "position"), 0); /* no checkpoint "pairs" */
 	ck_assert_int_eq(json_object_array_length(member(a.json, "rows")), 1);
 	ck_assert_str_eq(json_object_get_string(
@@ -623,17 +587,20 @@ START_TEST(models_catalog)
 	memset(&kv, 0, sizeof kv);
 	kv.last_b = -1;
 	ck_assert_int_eq(page_all(&f, &rng, "/models/pairs/kv?a=r", each_kv, &kv, 0), 25);
-	get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3", &a);
+	http_get_ok(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A24%7D&limit=3",
+		    &a);
 	ck_assert_str_eq(json_object_get_string(
 				 member(json_object_array_get_idx(member(a.json, "rows"), 0), "a")),
 			 "s");
 	http_answer_free(&a);
-	expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D",
-		     400, "bad_request");
-	expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=r", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%7D", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?after=%5B1%2C2%5D", 400, "bad_request");
+	http_expect_error(f.port,
+			  "/models/pairs/kv?after=%7B%22a%22%3A%22r%22%2C%22b%22%3A%22x%22%7D", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/models/pairs/kv?j=%7B%7D", 400, "bad_request");
 	/* a key is the rest of the path: '/' in it plain or as %2F */
 	{
 		static const char *const paths[] = {
@@ -644,40 +611,40 @@ START_TEST(models_catalog)
 		size_t k;
 
 		for (k = 0; k < 5; k++) {
-			get_ok(f.port, paths[k], &a);
+			http_get_ok(f.port, paths[k], &a);
 			ck_assert_int_eq(json_object_get_int64(member(member(a.json, "row"), "n")),
 					 want[k]);
 			http_answer_free(&a);
 		}
-		expect_error(f.port, "/models/pairs/slash/a/", 404, "not_found");
+		http_expect_error(f.port, "/models/pairs/slash/a/", 404, "not_found");
 	}
-	expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
-	expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
-	expect_error(f.port, "/models/pairs/gone", 503, "unavailable");
+	http_expect_error(f.port, "/models/pairs/nokey", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/nokey/1", 400, "bad_request");
+	http_expect_error(f.port, "/models/pairs/gone/1", 503, "unavailable");
+	http_expect_error(f.port, "/models/pairs/gone", 503, "unavailable");
 
 	/* a served table dropped, then made again: a clear error, then rows */
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	http_answer_free(&a);
 	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME TO accounts_away");
-	expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
-	expect_error(f.port, "/models/bank/accounts", 503, "unavailable");
+	http_expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+	http_expect_error(f.port, "/models/bank/accounts", 503, "unavailable");
 	pgh_exec(f.c, "ALTER TABLE bank.accounts_away RENAME TO accounts");
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	check_account(&f, 1, member(a.json, "row"));
 	http_answer_free(&a);
 	/* altered under the cache: a column gone is found out, not a crash */
-	get_ok(f.port, "/models/bank/accounts?owner=x", &a);
+	http_get_ok(f.port, "/models/bank/accounts?owner=x", &a);
 	http_answer_free(&a);
 	pgh_exec(f.c, "ALTER TABLE bank.accounts RENAME COLUMN owner TO holder");
-	expect_error(f.port, "/models/bank/accounts?owner=x", 400, "bad_request");
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_expect_error(f.port, "/models/bank/accounts?owner=x", 400, "bad_request");
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	ck_assert_str_eq(json_object_get_string(member(member(a.json, "row"), "holder")),
 			 f.fold.acc[1].owner);
 	http_answer_free(&a);
 
 	teardown(&f);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(extra);
 }
@@ -702,7 +669,7 @@ static int start_with(const char *dsn, const char *rules, char *err, size_t errl
 /* Bad --rules refuse to start, with the file named. */
 START_TEST(models_bad_rules)
 {
-	char *dir = pgh_tmpdir("rules"), *noschema, *bank, *both, err[1024];
+	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, err[1024];
 
 	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
 	ck_assert_int_gt(asprintf(&bank, "%s/projector/bank.projection", pgh_source_dir()), 0);
@@ -715,7 +682,7 @@ START_TEST(models_bad_rules)
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
 	ck_assert_msg(strstr(err, "twice"), "%s", err);
 	ck_assert_int_eq(start_with("dbname=x", " , ", err, sizeof err), EVSQ_OK);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(noschema);
 	free(bank);
@@ -726,8 +693,8 @@ END_TEST
 /* PostgreSQL away: 503, and rows again once it is back. */
 START_TEST(models_unavailable)
 {
-	uint64_t rng = pgh_seed("models_unavailable");
-	char *dir = pgh_tmpdir("nopg"), *dsn, *rules, *opt;
+	uint64_t rng = kit_seed("models_unavailable");
+	char *dir = kit_tmpdir("nopg"), *dsn, *rules, *opt;
 	const char *settings[2];
 	struct fixture f;
 	evsq_server *srv;
@@ -740,9 +707,10 @@ START_TEST(models_unavailable)
 	settings[0] = opt;
 	settings[1] = NULL;
 	srv = http_server(dsn, settings);
-	expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503, "unavailable");
-	expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
-	expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models/bank/accounts/account-1", 503,
+			  "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models/bank/ledger?limit=5", 503, "unavailable");
+	http_expect_error(evsq_server_port(srv), "/models", 503, "unavailable");
 	http_get(evsq_server_port(srv), "/models/bank/accounts/account-1", NULL, &a);
 	ck_assert_str_eq(a.retry_after, "1");
 	http_answer_free(&a);
@@ -751,18 +719,18 @@ START_TEST(models_unavailable)
 	/* ours, stopped and started again while the service runs */
 	if (pgh_own_cluster()) {
 		setup(&f, &rng, 40, NULL, NULL);
-		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 		http_answer_free(&a);
 		pgh_server_stop("fast");
-		expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
-		expect_error(f.port, "/models/bank/ledger", 503, "unavailable");
+		http_expect_error(f.port, "/models/bank/accounts/account-1", 503, "unavailable");
+		http_expect_error(f.port, "/models/bank/ledger", 503, "unavailable");
 		pgh_server_start();
-		get_ok(f.port, "/models/bank/accounts/account-1", &a);
+		http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 		check_account(&f, 1, member(a.json, "row"));
 		http_answer_free(&a);
 		teardown(&f);
 	}
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 	free(rules);
@@ -826,7 +794,7 @@ START_TEST(models_garbage)
 		"#",
 		"%27%3B%20DROP%20TABLE%20bank.ledger%3B--",
 	};
-	uint64_t rng = pgh_seed("models_garbage");
+	uint64_t rng = kit_seed("models_garbage");
 	const char *settings[] = {"min_position_wait_ms=20", NULL};
 	struct fixture f;
 	http_answer a;
@@ -836,20 +804,20 @@ START_TEST(models_garbage)
 	for (i = 0; i < 800; i++) {
 		char req[2048];
 		size_t len = 0;
-		int k = 1 + (int)(pgh_rand(&rng) % 10), j, st;
+		int k = 1 + (int)(kit_rand(&rng) % 10), j, st;
 
-		len += (size_t)snprintf(req, sizeof req, "GET %s", pieces[pgh_rand(&rng) % 6]);
+		len += (size_t)snprintf(req, sizeof req, "GET %s", pieces[kit_rand(&rng) % 6]);
 		for (j = 0; j < k; j++)
 			len += (size_t)snprintf(
 				req + len, sizeof req - len, "%s",
-				pieces[pgh_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
+				pieces[kit_rand(&rng) % (sizeof pieces / sizeof pieces[0])]);
 		len += (size_t)snprintf(req + len, sizeof req - len,
 					" HTTP/1.1\r\nHost: x\r\n\r\n");
 		st = http_raw(f.port, req, len);
 		ck_assert_msg(st > 0 && (st < 500 || st == 503), "status %d for %s", st, req);
 	}
 	ck_assert_int_eq(pgh_int(f.c, "SELECT count(*) FROM bank.ledger"), f.fold.nled);
-	get_ok(f.port, "/models/bank/accounts/account-1", &a);
+	http_get_ok(f.port, "/models/bank/accounts/account-1", &a);
 	check_account(&f, 1, member(a.json, "row"));
 	http_answer_free(&a);
 	teardown(&f);
@@ -873,9 +841,9 @@ static void *client_main(void *arg)
 	for (i = 0; i < cl->requests; i++) {
 		char target[128];
 		http_answer a;
-		int acct = (int)(pgh_rand(&cl->rng) % ACCOUNTS);
+		int acct = (int)(kit_rand(&cl->rng) % ACCOUNTS);
 
-		switch (pgh_rand(&cl->rng) % 3) {
+		switch (kit_rand(&cl->rng) % 3) {
 		case 0:
 			snprintf(target, sizeof target, "/models/bank/accounts/account-%d", acct);
 			break;
@@ -914,7 +882,7 @@ START_TEST(models_concurrent_clients)
 		"ALTER TABLE bank.ledger RENAME TO ledger_away",
 		"ALTER TABLE bank.ledger_away RENAME TO ledger",
 	};
-	uint64_t rng = pgh_seed("models_concurrent_clients");
+	uint64_t rng = kit_seed("models_concurrent_clients");
 	struct client cl[6];
 	pthread_t th[6];
 	struct fixture f;
@@ -952,7 +920,7 @@ START_TEST(models_concurrent_clients)
 		char target[64];
 
 		snprintf(target, sizeof target, "/models/bank/accounts/account-%d", i);
-		get_ok(f.port, target, &a);
+		http_get_ok(f.port, target, &a);
 		check_account(&f, i, member(a.json, "row"));
 		http_answer_free(&a);
 	}
@@ -962,23 +930,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http-models");
-	TCase *tc = tcase_create("models");
-	int failed;
+	const TTest *tests[] = {
+		models_rows_by_key, models_listings_paged,     models_errors,
+		models_catalog,     models_bad_rules,          models_unavailable,
+		models_garbage,     models_concurrent_clients, NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, models_rows_by_key);
-	tcase_add_test(tc, models_listings_paged);
-	tcase_add_test(tc, models_errors);
-	tcase_add_test(tc, models_catalog);
-	tcase_add_test(tc, models_bad_rules);
-	tcase_add_test(tc, models_unavailable);
-	tcase_add_test(tc, models_garbage);
-	tcase_add_test(tc, models_concurrent_clients);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http-models", 600, tests);
 }

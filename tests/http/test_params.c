@@ -19,10 +19,10 @@
 #include <check.h>
 #include <curl/curl.h>
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 struct fixture {
 	char *dir, *dsn;
@@ -103,7 +103,7 @@ static void append_numbers(evs_store *store)
  * the store: one LMDB environment per process) and the access log. */
 static void setup(struct fixture *f, const char *test)
 {
-	uint64_t rng = pgh_seed(test);
+	uint64_t rng = kit_seed(test);
 	evs_store *store;
 	evsq_config cfg;
 	char err[1024];
@@ -111,7 +111,7 @@ static void setup(struct fixture *f, const char *test)
 	int i;
 
 	memset(f, 0, sizeof *f);
-	f->dir = pgh_tmpdir("store");
+	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
 	store = model_open(f->dir);
 	model_generate(store, &rng, 300);
@@ -140,7 +140,7 @@ static void teardown(struct fixture *f)
 
 	evsq_server_stop(f->srv);
 	PQfinish(f->c);
-	pgh_rmtree(f->dir);
+	kit_rmrf(f->dir);
 	for (i = 0; i < 3; i++)
 		free(f->streams[i]);
 	free(f->dir);
@@ -521,19 +521,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("http-params");
-	TCase *tc = tcase_create("params");
-	int failed;
+	const TTest *tests[] = {
+		params_store_far_times, params_malformed, params_access_log, params_numbers, NULL,
+	};
 
-	curl_global_init(CURL_GLOBAL_ALL);
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, params_store_far_times);
-	tcase_add_test(tc, params_malformed);
-	tcase_add_test(tc, params_access_log);
-	tcase_add_test(tc, params_numbers);
-	suite_add_tcase(s, tc);
-	failed = pgh_run_suite(s);
-	curl_global_cleanup();
-	return failed;
+	return http_main("http-params", 300, tests);
 }

@@ -10,7 +10,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 evs_store *model_open(const char *dir)
 {
@@ -39,15 +39,15 @@ static void pack_value(msgpack_packer *pk, uint64_t *rng, int depth)
 		"plain", "quote\"back\\slash", "tab\tnl\ncr\r", "\xc3\xa9t\xc3\xa9",
 		"",      "{\"not\":\"json\"}", "ctl\x01"};
 
-	switch (pgh_rand(rng) % (depth > 1 ? 6 : 8)) {
-	case 0: msgpack_pack_int64(pk, (int64_t)(pgh_rand(rng) % 2000000) - 1000000); break;
-	case 1: msgpack_pack_double(pk, (double)(int64_t)(pgh_rand(rng) % 100000) / 7.0); break;
-	case 2: pack_str(pk, strs[pgh_rand(rng) % 7]); break;
-	case 3: pgh_rand(rng) % 2 ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+	switch (kit_rand(rng) % (depth > 1 ? 6 : 8)) {
+	case 0: msgpack_pack_int64(pk, (int64_t)(kit_rand(rng) % 2000000) - 1000000); break;
+	case 1: msgpack_pack_double(pk, (double)(int64_t)(kit_rand(rng) % 100000) / 7.0); break;
+	case 2: pack_str(pk, strs[kit_rand(rng) % 7]); break;
+	case 3: kit_rand(rng) % 2 ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
 	case 4: msgpack_pack_nil(pk); break;
-	case 5: msgpack_pack_uint64(pk, pgh_rand(rng) % 1000); break;
+	case 5: msgpack_pack_uint64(pk, kit_rand(rng) % 1000); break;
 	case 6: {
-		int n = (int)(pgh_rand(rng) % 3), i;
+		int n = (int)(kit_rand(rng) % 3), i;
 
 		msgpack_pack_map(pk, (size_t)n);
 		for (i = 0; i < n; i++) {
@@ -59,7 +59,7 @@ static void pack_value(msgpack_packer *pk, uint64_t *rng, int depth)
 		break;
 	}
 	default: {
-		int n = (int)(pgh_rand(rng) % 3), i;
+		int n = (int)(kit_rand(rng) % 3), i;
 
 		msgpack_pack_array(pk, (size_t)n);
 		for (i = 0; i < n; i++)
@@ -78,9 +78,9 @@ void model_generate(evs_store *store, uint64_t *rng, int n)
 		char stream[64];
 		evs_event_in in[5];
 		msgpack_sbuffer sb[5];
-		int k = 1 + (int)(pgh_rand(rng) % 4), i;
+		int k = 1 + (int)(kit_rand(rng) % 4), i;
 		evs_append_result res;
-		uint64_t r = pgh_rand(rng) % 40;
+		uint64_t r = kit_rand(rng) % 40;
 
 		if (r < 6)
 			snprintf(stream, sizeof stream, "%s", weird_streams[r]);
@@ -89,8 +89,8 @@ void model_generate(evs_store *store, uint64_t *rng, int n)
 		memset(in, 0, sizeof in);
 		for (i = 0; i < k; i++) {
 			msgpack_packer pk;
-			int nk = 1 + (int)(pgh_rand(rng) % 3), j;
-			int start = (int)(pgh_rand(rng) % 7);
+			int nk = 1 + (int)(kit_rand(rng) % 3), j;
+			int start = (int)(kit_rand(rng) % 7);
 
 			msgpack_sbuffer_init(&sb[i]);
 			msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
@@ -99,14 +99,14 @@ void model_generate(evs_store *store, uint64_t *rng, int n)
 				pack_str(&pk, keys[(start + j) % 7]); /* distinct keys */
 				pack_value(&pk, rng, 0);
 			}
-			in[i].type = types[pgh_rand(rng) % 4];
-			in[i].type_version = 1 + (uint32_t)(pgh_rand(rng) % 2);
+			in[i].type = types[kit_rand(rng) % 4];
+			in[i].type_version = 1 + (uint32_t)(kit_rand(rng) % 2);
 			in[i].data = sb[i].data;
 			in[i].data_len = sb[i].size;
-			if (pgh_rand(rng) % 3 == 0)
+			if (kit_rand(rng) % 3 == 0)
 				in[i].occurred_at = 1700000000000000000LL +
-						    (int64_t)(pgh_rand(rng) % 1000000000);
-			if (pgh_rand(rng) % 2)
+						    (int64_t)(kit_rand(rng) % 1000000000);
+			if (kit_rand(rng) % 2)
 				evs_uuid_v7(in[i].correlation_id);
 		}
 		ck_assert_int_eq(evs_append(store, stream, EVS_ANY, in, (size_t)k, &res), EVS_OK);
@@ -150,17 +150,17 @@ void model_generate_bank(evs_store *store, uint64_t *rng, int n, int accounts)
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
 		evs_event_in in = {0};
-		int t = (int)(pgh_rand(rng) % 5);
+		int t = (int)(kit_rand(rng) % 5);
 
 		snprintf(stream, sizeof stream, "account-%d",
-			 (int)(pgh_rand(rng) % (uint64_t)accounts));
+			 (int)(kit_rand(rng) % (uint64_t)accounts));
 		snprintf(other, sizeof other, "account-%d",
-			 (int)(pgh_rand(rng) % (uint64_t)accounts));
+			 (int)(kit_rand(rng) % (uint64_t)accounts));
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 		msgpack_pack_map(&pk, t >= 2 ? 2 : 1);
 		pack_str(&pk, "amount");
-		msgpack_pack_uint64(&pk, 1 + pgh_rand(rng) % 1000);
+		msgpack_pack_uint64(&pk, 1 + kit_rand(rng) % 1000);
 		if (t >= 2) {
 			pack_str(&pk, t == 3 ? "from" : "to");
 			pack_str(&pk, other);
@@ -278,7 +278,7 @@ void model_check_builtin(PGconn *c, evs_store *store, uint64_t *rng)
 		free(hist);
 		/* state_at() at this event's microsecond: the store's state as
 		 * of the last nanosecond of that microsecond */
-		if (pgh_rand(rng) % 4 == 0) {
+		if (kit_rand(rng) % 4 == 0) {
 			int64_t us = ev.recorded_at / 1000;
 			evs_at t = {.kind = EVS_AT_TIME, .time = us * 1000 + 999};
 			const char *v2[3];

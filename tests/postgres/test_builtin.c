@@ -15,40 +15,22 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
-
-static void run_once(const char *store_dir, const char *dsn, int batch, const char *rules)
-{
-	evp_config cfg;
-	evp_stats st;
-	char err[2048];
-	int rc;
-
-	evp_config_init(&cfg);
-	cfg.store_path = store_dir;
-	cfg.dsn = dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
-	cfg.batch_max = batch;
-	cfg.once = true;
-	cfg.rules_path = rules;
-	rc = evp_run(&cfg, &st, err, sizeof err);
-	ck_assert_msg(rc == EVP_OK, "evp_run: %s", err);
-}
+#include "kit_pg.h"
 
 START_TEST(builtin_random_histories)
 {
-	uint64_t rng = pgh_seed("builtin_random_histories");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("builtin_random_histories");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *c;
 	int round;
 
 	for (round = 0; round < 3; round++) {
-		int batch = 1 + (int)(pgh_rand(&rng) % (round == 0 ? 7 : 400));
+		int batch = 1 + (int)(kit_rand(&rng) % (round == 0 ? 7 : 400));
 
-		model_generate(s, &rng, 300 + (int)(pgh_rand(&rng) % 500));
+		model_generate(s, &rng, 300 + (int)(kit_rand(&rng) % 500));
 		fprintf(stderr, "round %d: batch %d\n", round, batch);
-		run_once(dir, dsn, batch, NULL);
+		pgh_project_once(dir, dsn, NULL, batch);
 	}
 	c = pgh_connect(dsn);
 	model_check_builtin(c, s, &rng);
@@ -61,57 +43,24 @@ START_TEST(builtin_random_histories)
 				"SELECT position FROM evs.checkpoints WHERE projection = 'builtin'"),
 			(long long)h.last_position);
 	}
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
-struct live {
-	evp_config cfg;
-	volatile sig_atomic_t stop;
-	int rc;
-	char err[2048];
-};
-
-static void *live_main(void *arg)
-{
-	struct live *l = arg;
-
-	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
-	return NULL;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 START_TEST(builtin_live)
 {
-	uint64_t rng = pgh_seed("builtin_live");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("builtin_live");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
-	struct live l;
-	pthread_t th;
+	pgh_live l;
 	PGconn *c;
 	int i;
 	int64_t worst = 0;
 
-	memset(&l, 0, sizeof l);
-	evp_config_init(&l.cfg);
-	l.cfg.store_path = dir;
-	l.cfg.dsn = dsn;
-	l.cfg.migrations_dir = pgh_migrations_dir();
-	l.cfg.stop = &l.stop;
+	pgh_live_init(&l, dir, dsn);
 	model_generate(s, &rng, 200);
-	run_once(dir, dsn, 50, NULL); /* migrated and caught up */
-	ck_assert_int_eq(pthread_create(&th, NULL, live_main, &l), 0);
+	pgh_project_once(dir, dsn, NULL, 50); /* migrated and caught up */
+	pgh_live_start(&l);
 	c = pgh_connect(dsn);
 	/* one event at a time: each becomes visible within a bound */
 	for (i = 0; i < 30; i++) {
@@ -123,38 +72,30 @@ START_TEST(builtin_live)
 		ck_assert_int_eq(evs_head(s, &h), EVS_OK);
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM evs.events WHERE position = %llu",
 			 (unsigned long long)h.last_position);
-		t0 = mono_ns();
+		t0 = kit_mono_ns();
 		while (pgh_int(c, sql) != 1) {
-			ck_assert_msg(mono_ns() - t0 < 30000000000LL,
+			ck_assert_msg(kit_mono_ns() - t0 < 30000000000LL,
 				      "event %llu not visible after 30 s",
 				      (unsigned long long)h.last_position);
 		}
-		dt = mono_ns() - t0;
+		dt = kit_mono_ns() - t0;
 		if (dt > worst)
 			worst = dt;
 	}
 	fprintf(stderr, "builtin_live: worst commit-to-visible %.1f ms\n", (double)worst / 1e6);
-	l.stop = 1;
-	pthread_join(th, NULL);
-	ck_assert_msg(l.rc == EVP_STOPPED, "%d %s", l.rc, l.err);
+	ck_assert_msg(pgh_live_stop(&l) == EVP_STOPPED, "%d %s", l.rc, l.err);
 	model_check_builtin(c, s, &rng);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("builtin");
-	TCase *tc = tcase_create("builtin");
+	const TTest *tests[] = {
+		builtin_random_histories,
+		builtin_live,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, builtin_random_histories);
-	tcase_add_test(tc, builtin_live);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("builtin", 600, tests);
 }

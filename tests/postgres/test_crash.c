@@ -17,7 +17,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static char rules_path[512];
 
@@ -91,8 +91,8 @@ static const char *const dumps[] = {
 
 START_TEST(projector_sigkill)
 {
-	uint64_t rng = pgh_seed("projector_sigkill");
-	char *dir = pgh_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
+	uint64_t rng = kit_seed("projector_sigkill");
+	char *dir = kit_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *a, *b;
 	int kills = 0, midstream = 0, round;
@@ -106,11 +106,11 @@ START_TEST(projector_sigkill)
 	model_generate_bank(s, &rng, 1500, 12);
 	model_generate(s, &rng, 300);
 	for (round = 0; kills < 25; round++) {
-		pid_t pid = spawn(dir, dsn_a, 1 + (int)(pgh_rand(&rng) % 10), false, NULL);
+		pid_t pid = spawn(dir, dsn_a, 1 + (int)(kit_rand(&rng) % 10), false, NULL);
 		evs_store_info h;
 		int st;
 
-		sleep_ms(5 + (int)(pgh_rand(&rng) % 150));
+		sleep_ms(5 + (int)(kit_rand(&rng) % 150));
 		/* new events keep arriving between the kills */
 		model_generate_bank(s, &rng, 60, 12);
 		ck_assert_int_eq(kill(pid, SIGKILL), 0);
@@ -147,11 +147,7 @@ START_TEST(projector_sigkill)
 			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
 		0);
 	PQfinish(a);
-	PQfinish(b);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn_a);
+	pgh_release(b, s, dir, dsn_a);
 	free(dsn_b);
 }
 END_TEST
@@ -168,8 +164,8 @@ static const char bulk_indexes_missing[] =
 
 START_TEST(projector_bulk_sigkill)
 {
-	uint64_t rng = pgh_seed("projector_bulk_sigkill");
-	char *dir = pgh_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
+	uint64_t rng = kit_seed("projector_bulk_sigkill");
+	char *dir = kit_tmpdir("store"), *dsn_a = pgh_new_db(), *dsn_b = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *a, *b;
 	int kills = 0, in_bulk = 0, round;
@@ -187,11 +183,11 @@ START_TEST(projector_bulk_sigkill)
 	model_generate_bank(s, &rng, 3000, 12);
 	model_generate(s, &rng, 600);
 	for (round = 0; kills < 25; round++) {
-		pid_t pid = spawn(dir, dsn_a, 5 + (int)(pgh_rand(&rng) % 50), false,
+		pid_t pid = spawn(dir, dsn_a, 5 + (int)(kit_rand(&rng) % 50), false,
 				  "--bulk-threshold=200");
 		int st;
 
-		sleep_ms(5 + (int)(pgh_rand(&rng) % 150));
+		sleep_ms(5 + (int)(kit_rand(&rng) % 150));
 		/* new events keep arriving between the kills, now and then
 		 * enough to be far behind again */
 		model_generate_bank(s, &rng, round % 5 == 4 ? 400 : 40, 12);
@@ -238,19 +234,15 @@ START_TEST(projector_bulk_sigkill)
 		free(y);
 	}
 	PQfinish(a);
-	PQfinish(b);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn_a);
+	pgh_release(b, s, dir, dsn_a);
 	free(dsn_b);
 }
 END_TEST
 
 START_TEST(projector_second_instance_refused)
 {
-	uint64_t rng = pgh_seed("projector_second_instance_refused");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("projector_second_instance_refused");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *c;
 	pid_t first, second;
@@ -284,18 +276,14 @@ START_TEST(projector_second_instance_refused)
 	}
 	ck_assert_int_eq(kill(first, SIGTERM), 0);
 	ck_assert_int_eq(wait_exit(first), 0);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
 START_TEST(projector_sigterm)
 {
-	uint64_t rng = pgh_seed("projector_sigterm");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("projector_sigterm");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	PGconn *c;
 	pid_t pid;
@@ -316,11 +304,7 @@ START_TEST(projector_sigterm)
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn, 500, true, NULL)), 0);
 	c = pgh_connect(dsn);
 	model_check_builtin(c, s, &rng);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
@@ -349,8 +333,8 @@ static int run_evs(const char *const *args)
 
 START_TEST(cli_migrate_and_project)
 {
-	uint64_t rng = pgh_seed("cli_migrate_and_project");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("cli_migrate_and_project");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	evs_store_info h;
 	PGconn *c;
@@ -381,27 +365,17 @@ START_TEST(cli_migrate_and_project)
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
 		(long long)h.last_position);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 200);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("crash");
-	TCase *tc = tcase_create("crash");
+	const TTest *tests[] = {
+		projector_sigkill, projector_bulk_sigkill,  projector_second_instance_refused,
+		projector_sigterm, cli_migrate_and_project, NULL,
+	};
 
 	snprintf(rules_path, sizeof rules_path, "%s/projector/bank.projection", pgh_source_dir());
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, projector_sigkill);
-	tcase_add_test(tc, projector_bulk_sigkill);
-	tcase_add_test(tc, projector_second_instance_refused);
-	tcase_add_test(tc, projector_sigterm);
-	tcase_add_test(tc, cli_migrate_and_project);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("crash", 600, tests);
 }

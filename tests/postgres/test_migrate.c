@@ -12,7 +12,7 @@
 #include <check.h>
 
 #include "evsproj.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static int count_files(void)
 {
@@ -79,7 +79,7 @@ static const char *const files[] = {"0001_bookkeeping.sql", "0002_event_log.sql"
 
 START_TEST(migrate_edited_refused)
 {
-	char *dsn = pgh_new_db(), *dir = pgh_tmpdir("mig"), err[1024], from[512], to[512];
+	char *dsn = pgh_new_db(), *dir = kit_tmpdir("mig"), err[1024], from[512], to[512];
 	PGconn *c = pgh_connect(dsn);
 	evp_migrate_result r;
 	size_t i;
@@ -130,7 +130,7 @@ START_TEST(migrate_edited_refused)
 		      "%s", err);
 	ck_assert_ptr_null(pgh_value(c, "SELECT to_regclass('evs.late')::text"));
 	PQfinish(c);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -178,14 +178,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("migrate");
-	TCase *tc = tcase_create("migrate");
+	const TTest *tests[] = {
+		migrate_fresh,
+		migrate_edited_refused,
+		migrate_two_runners,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, migrate_fresh);
-	tcase_add_test(tc, migrate_edited_refused);
-	tcase_add_test(tc, migrate_two_runners);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("migrate", 300, tests);
 }

@@ -23,7 +23,7 @@
 #include "evsproj.h"
 #include "../../query/internal.h" /* evsq__json_numbers (store/ has an internal.h too) */
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static void run_once(const char *store_dir, const char *dsn)
 {
@@ -125,7 +125,7 @@ static void expect_text(PGconn *c, const char *sql, const char *want)
 
 START_TEST(fold_across_batches)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	evs__buf data = {0}, mp = {0}, q = {0};
 	msgpack_packer pk;
@@ -207,7 +207,7 @@ START_TEST(fold_across_batches)
 	evs__buf_free(&mp);
 	evs__buf_free(&q);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -247,7 +247,7 @@ static uint64_t pack_random(msgpack_packer *pk, uint64_t *rng, size_t n)
 
 	msgpack_pack_array(pk, n);
 	for (i = 0; i < n; i++) {
-		uint64_t bits = pgh_rand(rng);
+		uint64_t bits = kit_rand(rng);
 		double d;
 
 		if (i < sizeof fixed / sizeof fixed[0]) {
@@ -261,7 +261,7 @@ static uint64_t pack_random(msgpack_packer *pk, uint64_t *rng, size_t n)
 					    i == 19 ? UINT64_MAX : 9007199254740993ULL + bits % 9);
 			break;
 		case 2:
-			d = ldexp((double)(bits >> 11), (int)(pgh_rand(rng) % 30));
+			d = ldexp((double)(bits >> 11), (int)(kit_rand(rng) % 30));
 			msgpack_pack_double(pk, d);
 			break;
 		case 3: msgpack_pack_double(pk, (double)(int64_t)(bits % 2000000) / 100.0); break;
@@ -275,8 +275,8 @@ static uint64_t pack_random(msgpack_packer *pk, uint64_t *rng, size_t n)
 
 START_TEST(random_through_jsonb)
 {
-	uint64_t rng = pgh_seed("random_through_jsonb");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db();
+	uint64_t rng = kit_seed("random_through_jsonb");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db();
 	evs_store *s = model_open(dir);
 	evs__buf data = {0}, arr = {0}, mp = {0};
 	msgpack_packer pk;
@@ -315,7 +315,7 @@ START_TEST(random_through_jsonb)
 	evs__buf_free(&arr);
 	evs__buf_free(&mp);
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -323,13 +323,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("numbers");
-	TCase *tc = tcase_create("numbers");
+	const TTest *tests[] = {
+		fold_across_batches,
+		random_through_jsonb,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, fold_across_batches);
-	tcase_add_test(tc, random_through_jsonb);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("pg-numbers", 600, tests);
 }

@@ -13,7 +13,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static void config_once(evp_config *cfg, const char *dir, const char *dsn, int batch)
 {
@@ -28,7 +28,7 @@ static void config_once(evp_config *cfg, const char *dir, const char *dsn, int b
 static void cleanup(evs_store *s, char *dir, char *dsn)
 {
 	evs_close(s);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 	free(dsn);
 }
@@ -55,8 +55,8 @@ static void capture(void *ctx, int level, const char *message)
 
 START_TEST(project_bulk_is_quiet)
 {
-	uint64_t rng = pgh_seed("project_bulk_is_quiet");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
+	uint64_t rng = kit_seed("project_bulk_is_quiet");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
 	struct log_seen seen;
 	evs_store *s = model_open(dir);
 	evp_config cfg;
@@ -105,8 +105,8 @@ static void on_progress(void *ctx, const evp_stats *st)
 
 START_TEST(project_progress_numbers)
 {
-	uint64_t rng = pgh_seed("project_progress_numbers");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
+	uint64_t rng = kit_seed("project_progress_numbers");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
 	evs_store *s = model_open(dir);
 	evs_store_info head;
 	struct progress_seen p;
@@ -141,13 +141,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("project");
-	TCase *tc = tcase_create("project");
+	const TTest *tests[] = {
+		project_bulk_is_quiet,
+		project_progress_numbers,
+		NULL,
+	};
 
-	tcase_add_test(tc, project_bulk_is_quiet);
-	tcase_add_test(tc, project_progress_numbers);
-	tcase_set_timeout(tc, 600);
-	suite_add_tcase(s, tc);
-	pgh_start();
-	return pgh_run_suite(s);
+	return pgh_main("pg-project", 600, tests);
 }

@@ -17,7 +17,7 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static void sleep_ms(int ms)
 {
@@ -45,7 +45,7 @@ static long long checkpoint_of(const char *dsn)
 
 START_TEST(postgres_restart_mid_stream)
 {
-	uint64_t rng = pgh_seed("postgres_restart_mid_stream");
+	uint64_t rng = kit_seed("postgres_restart_mid_stream");
 	char *dir, *dsn, rules[512];
 	evs_store *s;
 	evs_store_info h;
@@ -57,7 +57,7 @@ START_TEST(postgres_restart_mid_stream)
 		fprintf(stderr, "skipped: EVS_PG_DSN is set, the server is not ours to restart\n");
 		return;
 	}
-	dir = pgh_tmpdir("store");
+	dir = kit_tmpdir("store");
 	dsn = pgh_new_db();
 	s = model_open(dir);
 	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
@@ -71,12 +71,12 @@ START_TEST(postgres_restart_mid_stream)
 		_exit(127);
 	}
 	for (round = 0; round < 4; round++) {
-		sleep_ms(100 + (int)(pgh_rand(&rng) % 200));
+		sleep_ms(100 + (int)(kit_rand(&rng) % 200));
 		pgh_server_stop(round % 2 ? "fast" : "immediate");
 		/* events arrive while PostgreSQL is down */
 		model_generate_bank(s, &rng, 150, 6);
 		model_generate(s, &rng, 50);
-		sleep_ms((int)(pgh_rand(&rng) % 500));
+		sleep_ms((int)(kit_rand(&rng) % 500));
 		pgh_server_start();
 		model_generate_bank(s, &rng, 100, 6);
 	}
@@ -98,22 +98,16 @@ START_TEST(postgres_restart_mid_stream)
 			" (SELECT coalesce(sum(amount), 0) FROM bank.ledger l WHERE l.account = a.id)"),
 		0);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 500 + 4 * 250);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("restart");
-	TCase *tc = tcase_create("restart");
+	const TTest *tests[] = {
+		postgres_restart_mid_stream,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, postgres_restart_mid_stream);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("restart", 600, tests);
 }

@@ -18,17 +18,14 @@
 
 #include "evsproj.h"
 #include "model.h"
-#include "pgh.h"
+#include "kit_pg.h"
 
 static int run_once(const char *store, const char *dsn, const char *rules, bool dead, int batch,
 		    char *err, size_t errlen, evp_stats *st)
 {
 	evp_config cfg;
 
-	evp_config_init(&cfg);
-	cfg.store_path = store;
-	cfg.dsn = dsn;
-	cfg.migrations_dir = pgh_migrations_dir();
+	pgh_config(&cfg, store, dsn);
 	cfg.rules_path = rules;
 	cfg.dead_letter = dead;
 	cfg.batch_max = batch;
@@ -126,7 +123,7 @@ static void create_orders(const char *dsn)
 
 START_TEST(rules_parameters)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
 	evs_store *s = model_open(dir);
 	PGconn *c;
 
@@ -153,18 +150,14 @@ START_TEST(rules_parameters)
 	free(v);
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
 
 START_TEST(rules_syntax_errors)
 {
-	char *dir = pgh_tmpdir("rules"), *p, err[1024];
+	char *dir = kit_tmpdir("rules"), *p, err[1024];
 	evp_rules *r;
 
 	p = write_file(dir, "a.projection", "projection a\non X\nINSERT INTO t VALUES (:nope);\n");
@@ -181,14 +174,14 @@ START_TEST(rules_syntax_errors)
 	p = write_file(dir, "d.projection", "projection d\non X\nSELECT :data.a[x];\n");
 	ck_assert_int_eq(evp_rules_load(p, &r, err, sizeof err), EVP_SYNTAX);
 	free(p);
-	pgh_rmtree(dir);
+	kit_rmrf(dir);
 	free(dir);
 }
 END_TEST
 
 START_TEST(rules_failure_stops)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048];
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048];
 	evs_store *s = model_open(dir);
 	PGconn *c;
 
@@ -212,18 +205,14 @@ START_TEST(rules_failure_stops)
 	ck_assert_int_eq(run_once(dir, dsn, rules, false, 100, err, sizeof err, NULL), EVP_SQL);
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'orders'"), 2);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
 
 START_TEST(rules_dead_letter)
 {
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), *rules, err[2048], *v;
 	evs_store *s = model_open(dir);
 	evp_stats st;
 	PGconn *c;
@@ -252,19 +241,15 @@ START_TEST(rules_dead_letter)
 	free(v);
 	/* built-in models have every event */
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM evs.events"), 5);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(rules);
+	pgh_release(c, s, dir, rules);
 	free(dsn);
 }
 END_TEST
 
 START_TEST(rules_bank_projection)
 {
-	uint64_t rng = pgh_seed("rules_bank_projection");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048];
+	uint64_t rng = kit_seed("rules_bank_projection");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048];
 	evs_store *s = model_open(dir);
 	evs_iter *it;
 	evs_event ev;
@@ -274,7 +259,7 @@ START_TEST(rules_bank_projection)
 
 	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 600, 8);
-	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(pgh_rand(&rng) % 100), err,
+	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(kit_rand(&rng) % 100), err,
 			       sizeof err, NULL) == EVP_OK,
 		      "%s", err);
 	/* the fold in C */
@@ -312,36 +297,16 @@ START_TEST(rules_bank_projection)
 		ck_assert_int_eq(pgh_int(c, sql), balance[i]);
 	}
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.ledger"), 600);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
-struct live_run {
-	evp_config cfg;
-	volatile sig_atomic_t stop;
-	int rc;
-	char err[2048];
-};
-
-static void *live_main(void *arg)
-{
-	struct live_run *l = arg;
-
-	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
-	return NULL;
-}
-
 START_TEST(rules_rebuild_and_swap)
 {
-	uint64_t rng = pgh_seed("rules_rebuild_and_swap");
-	char *dir = pgh_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
+	uint64_t rng = kit_seed("rules_rebuild_and_swap");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), rules[512], err[2048], *good, *bad;
 	evs_store *s = model_open(dir);
-	struct live_run rb;
-	pthread_t th;
+	pgh_live rb;
 	PGconn *c, *reader;
 	evs_store_info h;
 
@@ -359,18 +324,15 @@ START_TEST(rules_rebuild_and_swap)
 	pgh_exec(reader, "SET ROLE evs_analyst");
 	model_generate_bank(s, &rng, 100, 5);
 
-	memset(&rb, 0, sizeof rb);
-	evp_config_init(&rb.cfg);
-	rb.cfg.store_path = dir;
-	rb.cfg.dsn = dsn;
+	pgh_live_init(&rb, dir, dsn);
+	rb.cfg.migrations_dir = NULL;
 	rb.cfg.rules_path = rules;
 	rb.cfg.rebuild = true;
 	rb.cfg.batch_max = 7;
-	rb.cfg.stop = &rb.stop;
 	/* the live projection's lock is held (as by its running projector):
 	 * the rebuild catches up into bank__rebuild and waits to swap */
 	pgh_exec(c, "SELECT pg_advisory_lock(1702261616, hashtext('bank'))");
-	ck_assert_int_eq(pthread_create(&th, NULL, live_main, &rb), 0);
+	pgh_live_start(&rb);
 	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
 	for (int waited = 0;
 	     pgh_int(c, "SELECT coalesce((SELECT position FROM evs.checkpoints"
@@ -388,8 +350,7 @@ START_TEST(rules_rebuild_and_swap)
 		free(now);
 	}
 	pgh_exec(c, "SELECT pg_advisory_unlock(1702261616, hashtext('bank'))");
-	pthread_join(th, NULL);
-	ck_assert_msg(rb.rc == EVP_OK, "rebuild: %s", rb.err);
+	ck_assert_msg(pgh_live_join(&rb) == EVP_OK, "rebuild: %s", rb.err);
 	/* swapped: the rebuilt tables, with the newer events too */
 	ck_assert_int_eq(
 		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'"),
@@ -434,27 +395,21 @@ START_TEST(rules_rebuild_and_swap)
 	free(good);
 	free(bad);
 	PQfinish(reader);
-	PQfinish(c);
-	evs_close(s);
-	pgh_rmtree(dir);
-	free(dir);
-	free(dsn);
+	pgh_release(c, s, dir, dsn);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("rules");
-	TCase *tc = tcase_create("rules");
+	const TTest *tests[] = {
+		rules_parameters,
+		rules_syntax_errors,
+		rules_failure_stops,
+		rules_dead_letter,
+		rules_bank_projection,
+		rules_rebuild_and_swap,
+		NULL,
+	};
 
-	pgh_start();
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, rules_parameters);
-	tcase_add_test(tc, rules_syntax_errors);
-	tcase_add_test(tc, rules_failure_stops);
-	tcase_add_test(tc, rules_dead_letter);
-	tcase_add_test(tc, rules_bank_projection);
-	tcase_add_test(tc, rules_rebuild_and_swap);
-	suite_add_tcase(s, tc);
-	return pgh_run_suite(s);
+	return pgh_main("rules", 300, tests);
 }

@@ -9,6 +9,7 @@
  *   bench_schema [--batches N] [--batch N] [--rounds N] [--quick]
  */
 #include <msgpack.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "evstore.h"
+#include "kit.h"
 
 static const char *schema =
 	"{\"type\":\"Payment\",\"version\":1,\"schema\":{\"type\":\"object\","
@@ -77,16 +79,10 @@ static void payload(msgpack_sbuffer *sb, int i)
 	str(&pk, "monthly");
 }
 
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
 	int batches = 2000, batch = 100, rounds = 5;
-	char dir[] = "/tmp/evs-bench-schema-XXXXXX", pa[64], pb[64];
+	char pa[PATH_MAX], pb[PATH_MAX];
 	evs_store *st[2];
 	evs_options o;
 	int rc;
@@ -109,20 +105,15 @@ int main(int argc, char **argv)
 	}
 	if (batches < 1 || batch < 1 || batch > 10000 || rounds < 1 || rounds > 99)
 		return 2;
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	snprintf(pa, sizeof pa, "%s/plain", dir);
-	snprintf(pb, sizeof pb, "%s/schema", dir);
+	kit_bench_root("bench_schema", NULL, "evs-bench-schema", false);
+	kit_bench_path(pa, "plain");
+	kit_bench_path(pb, "schema");
 	evs_options_init(&o);
 	o.sync = EVS_SYNC_NONE;
-	if (evs_open(pa, &o, &st[0]) || evs_open(pb, &o, &st[1])) {
-		fprintf(stderr, "bench_schema: %s\n", evs_open_errmsg());
-		return 1;
-	}
-	if ((rc = evs_schema_add(st[1], schema, strlen(schema))) != EVS_OK) {
-		fprintf(stderr, "bench_schema: %s\n", evs_errmsg(st[1]));
-		return 1;
-	}
+	if (evs_open(pa, &o, &st[0]) || evs_open(pb, &o, &st[1]))
+		kit_die("%s", evs_open_errmsg());
+	if ((rc = evs_schema_add(st[1], schema, strlen(schema))) != EVS_OK)
+		kit_die("%s", evs_errmsg(st[1]));
 	msgpack_sbuffer *sb = calloc((size_t)batch, sizeof *sb);
 	evs_event_in *ev = calloc((size_t)batch, sizeof *ev);
 	for (int i = 0; i < batch; i++) {
@@ -140,18 +131,13 @@ int main(int argc, char **argv)
 				char stream[32];
 				snprintf(stream, sizeof stream, "s-%d", b % 1000);
 				if ((rc = evs_append(st[which], stream, EVS_ANY, ev, (size_t)batch,
-						     NULL))) {
-					fprintf(stderr, "bench_schema: append: %s\n",
-						evs_errmsg(st[which]));
-					return 1;
-				}
+						     NULL)))
+					kit_die("append: %s", evs_errmsg(st[which]));
 			}
 			t[which][r] = (now() - t0) / ((double)batches * batch) * 1e9;
 		}
 	}
-	qsort(t[0], (size_t)rounds, sizeof(double), cmpd);
-	qsort(t[1], (size_t)rounds, sizeof(double), cmpd);
-	double plain = t[0][rounds / 2], valid = t[1][rounds / 2];
+	double plain = kit_median(t[0], (size_t)rounds), valid = kit_median(t[1], (size_t)rounds);
 	double pct = (valid - plain) / plain * 100;
 	printf("schema validation: 10-field schema, batches of %d events, sync none, median of %d "
 	       "rounds: %.0f ns/event without, %.0f ns/event with: %+.1f%% (budget +25%%) %s\n",
@@ -162,9 +148,6 @@ int main(int argc, char **argv)
 	free(ev);
 	evs_close(st[0]);
 	evs_close(st[1]);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		return 1;
+	kit_bench_cleanup();
 	return 0;
 }

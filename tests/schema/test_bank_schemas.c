@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "bank.h"
-#include "schema_tu.h"
-#include "testutil.h"
+#include "kit.h"
+#include "kit_store.h"
 
 static int cmp(const void *a, const void *b)
 {
@@ -48,7 +48,7 @@ START_TEST(test_bank)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	bank b;
 
 	register_all(st);
@@ -65,14 +65,14 @@ START_TEST(test_bank)
 
 	/* a deposit of 0 written past the aggregate is refused by the schema */
 	msgpack_sbuffer sb;
-	stu_pack(&sb, "{\"amount\":0}");
+	kit_json_to_mp(&sb, "{\"amount\":0}");
 	evs_event_in ev = {.type = "MoneyDeposited", .data = sb.data, .data_len = sb.size};
 	tu_assert_rc(st, evs_append(st, "account-a", EVS_ANY, &ev, 1, NULL), EVS_SCHEMA_VIOLATION);
 	ck_assert_ptr_nonnull(strstr(evs_errmsg(st), "at \"$.amount\" breaks rule \"minimum\""));
 	msgpack_sbuffer_destroy(&sb);
 
 	/* an account opened "before currencies": version 1 */
-	stu_pack(&sb, "{\"owner\":\"Old\"}");
+	kit_json_to_mp(&sb, "{\"owner\":\"Old\"}");
 	evs_event_in old = {
 		.type = "AccountOpened", .type_version = 1, .data = sb.data, .data_len = sb.size};
 	tu_ok(st, evs_append(st, "account-old", EVS_NO_STREAM, &old, 1, NULL));
@@ -84,7 +84,7 @@ START_TEST(test_bank)
 	tu_ok(st, evs_iter_upcast(it, 1));
 	tu_ok(st, evs_iter_next(it, &e));
 	ck_assert_uint_eq(e.type_version, 2);
-	char *t = stu_text(e.data, e.data_len);
+	char *t = kit_mp_text(e.data, e.data_len);
 	ck_assert_str_eq(t, "{\"owner\"=>\"Old\", \"currency\"=>\"EUR\"}");
 	free(t);
 	evs_iter_free(it);
@@ -102,9 +102,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("schema-bank");
-	TCase *tc = tu_tcase("bank");
-	tcase_add_test(tc, test_bank);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_bank,
+		NULL,
+	};
+
+	return kit_main("schema-bank", 600, tests);
 }

@@ -8,8 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "schema_tu.h"
-#include "testutil.h"
+#include "kit.h"
+#include "kit_store.h"
 
 #define DEP_V1                                                                   \
 	"{\"type\":\"Deposited\",\"version\":1,\"schema\":{\"type\":\"object\"," \
@@ -39,7 +39,7 @@ static evs_store *open_store(void)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	return tu_open(tu_dir, &o);
+	return tu_open(kit_dir, &o);
 }
 
 static int add(evs_store *st, const char *doc)
@@ -52,7 +52,7 @@ static int append_json(evs_store *st, const char *stream, const char *type, uint
 {
 	msgpack_sbuffer sb;
 	evs_event_in ev = {.type = type, .type_version = version};
-	stu_pack(&sb, json);
+	kit_json_to_mp(&sb, json);
 	ev.data = sb.data;
 	ev.data_len = sb.size;
 	int rc = evs_append(st, stream, EVS_ANY, &ev, 1, NULL);
@@ -140,7 +140,7 @@ START_TEST(test_append_validation)
 	/* a batch of three whose event 2 breaks the minimum: nothing written */
 	const char *data[3] = {"{\"amount\":1}", "{\"amount\":2}", "{\"amount\":-5}"};
 	for (int i = 0; i < 3; i++) {
-		stu_pack(&sb[i], data[i]);
+		kit_json_to_mp(&sb[i], data[i]);
 		memset(&ev[i], 0, sizeof ev[i]);
 		ev[i].type = "Deposited";
 		ev[i].data = sb[i].data;
@@ -236,7 +236,7 @@ START_TEST(test_read_only)
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
 	o.read_only = 1;
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	tu_assert_rc(st, add(st, DEP_V2), EVS_READONLY);
 	tu_ok(st, evs_schema_check(st, DEP_V2, strlen(DEP_V2)));
 	char *json;
@@ -261,7 +261,7 @@ static void *append_loop(void *arg)
 	msgpack_sbuffer sb;
 
 	snprintf(stream, sizeof stream, "w-%d", w->id);
-	stu_pack(&sb, "{\"amount\":5}");
+	kit_json_to_mp(&sb, "{\"amount\":5}");
 	for (int i = 0; i < 150; i++) {
 		evs_event_in ev = {.type = "Deposited",
 				   .type_version = 1,
@@ -307,7 +307,7 @@ START_TEST(test_concurrent_changes)
 	tu_ok(st, evs_iter_upcast(it, 1));
 	tu_ok(st, evs_iter_next(it, &e));
 	ck_assert_uint_eq(e.type_version, 20);
-	char *t = stu_text(e.data, e.data_len);
+	char *t = kit_mp_text(e.data, e.data_len);
 	ck_assert_ptr_nonnull(strstr(t, "\"v20\"=>20"));
 	free(t);
 	evs_iter_free(it);
@@ -318,15 +318,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("schema-registry");
-	TCase *tc = tu_tcase("registry");
-	tcase_add_test(tc, test_versions);
-	tcase_add_test(tc, test_list);
-	tcase_add_test(tc, test_append_validation);
-	tcase_add_test(tc, test_unknown_types);
-	tcase_add_test(tc, test_two_handles);
-	tcase_add_test(tc, test_read_only);
-	tcase_add_test(tc, test_concurrent_changes);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_versions,    test_list,      test_append_validation,  test_unknown_types,
+		test_two_handles, test_read_only, test_concurrent_changes, NULL,
+	};
+
+	return kit_main("schema-registry", 600, tests);
 }

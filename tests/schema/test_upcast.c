@@ -5,8 +5,8 @@
  */
 #include <string.h>
 
-#include "schema_tu.h"
-#include "testutil.h"
+#include "kit.h"
+#include "kit_store.h"
 
 static const char *docs[] = {
 	"{\"type\":\"Paid\",\"version\":1,\"schema\":{\"type\":\"object\",\"required\":[\"amt\"],"
@@ -32,7 +32,7 @@ static evs_store *setup(int versions)
 {
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	for (int i = 0; i < versions; i++)
 		tu_ok(st, evs_schema_add(st, docs[i], strlen(docs[i])));
 	return st;
@@ -42,7 +42,7 @@ static void append_json(evs_store *st, uint32_t version, const char *json)
 {
 	msgpack_sbuffer sb;
 	evs_event_in ev = {.type = "Paid", .type_version = version};
-	stu_pack(&sb, json);
+	kit_json_to_mp(&sb, json);
 	ev.data = sb.data;
 	ev.data_len = sb.size;
 	tu_ok(st, evs_append(st, "p", EVS_ANY, &ev, 1, NULL));
@@ -61,7 +61,7 @@ static void read_all(evs_store *st, int upcast, char out[][256], size_t *n)
 	if (upcast)
 		tu_ok(st, evs_iter_upcast(it, 1));
 	while ((rc = evs_iter_next(it, &e)) == EVS_OK) {
-		char *t = stu_text(e.data, e.data_len);
+		char *t = kit_mp_text(e.data, e.data_len);
 		snprintf(out[(*n)++], 256, "v%u %s", e.type_version, t);
 		free(t);
 	}
@@ -175,7 +175,7 @@ START_TEST(test_convert_rules)
 	tu_ok(st, evs_read_stream(st, "p", 1, EVS_FORWARD, 0, &it));
 	tu_ok(st, evs_iter_upcast(it, 1));
 	tu_ok(st, evs_iter_next(it, &e));
-	char *t = stu_text(e.data, e.data_len);
+	char *t = kit_mp_text(e.data, e.data_len);
 	ck_assert_str_eq(t, "{\"amt\"=>1, \"a\"=>42, \"b\"=>3.000000, \"c\"=>\"true\"}");
 	free(t);
 	/* a step that does not fit the data is an error naming the event */
@@ -243,12 +243,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("schema-upcast");
-	TCase *tc = tu_tcase("upcast");
-	tcase_add_test(tc, test_chain);
-	tcase_add_test(tc, test_hook);
-	tcase_add_test(tc, test_convert_rules);
-	tcase_add_test(tc, test_aggregate);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_chain, test_hook, test_convert_rules, test_aggregate, NULL,
+	};
+
+	return kit_main("schema-upcast", 600, tests);
 }

@@ -5,8 +5,8 @@
  */
 #include <string.h>
 
-#include "schema_tu.h"
-#include "testutil.h"
+#include "kit.h"
+#include "kit_store.h"
 
 static evs_schema *compile(const char *schema_json)
 {
@@ -25,7 +25,7 @@ static void expect(const evs_schema *sc, const char *payload, const char *want)
 	msgpack_sbuffer sb;
 	char err[512] = "";
 
-	stu_pack(&sb, payload);
+	kit_json_to_mp(&sb, payload);
 	int rc = evs_schema_validate(sc, sb.data, sb.size, err, sizeof err);
 	msgpack_sbuffer_destroy(&sb);
 	if (want == NULL) {
@@ -230,13 +230,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("schema-validate");
-	TCase *tc = tu_tcase("validate");
-	tcase_add_test(tc, test_rules);
-	tcase_add_test(tc, test_open_object);
-	tcase_add_test(tc, test_malformed_payload);
-	tcase_add_test(tc, test_bad_documents);
-	tcase_add_test(tc, test_many_properties);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_rules,         test_open_object,     test_malformed_payload,
+		test_bad_documents, test_many_properties, NULL,
+	};
+
+	return kit_main("schema-validate", 600, tests);
 }

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 static const char *schema =
 	"{\"type\":\"Paid\",\"version\":1,\"schema\":{\"type\":\"object\","
@@ -18,7 +18,7 @@ static const char *any = "{\"type\":\"Any\",\"version\":1,\"schema\":{}}";
 
 static evs_store *store_with_schemas(void)
 {
-	evs_store *s = tu_open(tu_dir, NULL);
+	evs_store *s = tu_open(kit_dir, NULL);
 
 	tu_ok(s, evs_schema_add(s, schema, strlen(schema)));
 	tu_ok(s, evs_schema_add(s, any, strlen(any)));
@@ -133,14 +133,11 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("admit");
-	TCase *tc = tu_tcase("one walk");
+	const TTest *tests[] = {
+		malformed_where_no_schema_looks, malformed_after_a_violation,
+		malformed_later_in_the_batch,    root_must_be_a_map,
+		too_deep_under_a_schema,         NULL,
+	};
 
-	tcase_add_test(tc, malformed_where_no_schema_looks);
-	tcase_add_test(tc, malformed_after_a_violation);
-	tcase_add_test(tc, malformed_later_in_the_batch);
-	tcase_add_test(tc, root_must_be_a_map);
-	tcase_add_test(tc, too_deep_under_a_schema);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	return kit_main("store-admit", 600, tests);
 }

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 static void assert_nothing_written(evs_store *st, uint64_t last_position, const char *stream,
 				   uint64_t version)
@@ -34,12 +34,12 @@ static int is_uuid_v7(const uint8_t id[16])
 
 START_TEST(test_batch_positions_and_fields)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_append_result r;
 
-	int64_t t0 = tu_now_ns();
+	int64_t t0 = kit_now_ns();
 	tu_ok(st, tu_append_simple(st, "order-1", EVS_NO_STREAM, "Placed", 5, 0, 0, &r));
-	int64_t t1 = tu_now_ns();
+	int64_t t1 = kit_now_ns();
 	ck_assert_uint_eq(r.first_position, 1);
 	ck_assert_uint_eq(r.last_position, 5);
 	ck_assert_uint_eq(r.version, 5);
@@ -174,7 +174,7 @@ END_TEST
 
 START_TEST(test_stream_head_missing)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_stream_info sh;
 	memset(&sh, 0x77, sizeof sh);
 	tu_assert_rc(st, evs_stream_head(st, "ghost", &sh), EVS_NOT_FOUND);
@@ -195,7 +195,7 @@ END_TEST
 
 START_TEST(test_expected_version)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_append_result r;
 
 	/* EVS_STREAM_EXISTS on a new stream */
@@ -288,7 +288,7 @@ static int append_ids(evs_store *st, const char *stream, uint64_t expected, cons
 
 START_TEST(test_idempotent_retry)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	const uint64_t ids[3] = {1, 2, 3};
 	const int64_t vals[3] = {10, 20, 30};
 	evs_append_result r0, r;
@@ -327,7 +327,7 @@ START_TEST(test_idempotent_retry)
 	tu_ok(st, append_ids(st, "acct", 5, "Closed", one, oneval, 1, &r0));
 	ck_assert_uint_eq(r0.first_position, 9);
 	evs_close(st);
-	st = tu_open(tu_dir, NULL);
+	st = tu_open(kit_dir, NULL);
 	tu_ok(st, append_ids(st, "acct", 5, "Closed", one, oneval, 1, &r));
 	ck_assert_int_eq(r.idempotent, 1);
 	ck_assert_uint_eq(r.first_position, 9);
@@ -341,7 +341,7 @@ END_TEST
 
 START_TEST(test_id_conflict_other_content)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	const uint64_t ids[2] = {1, 2};
 	const int64_t vals[2] = {10, 20};
 	evs_append_result r;
@@ -394,7 +394,7 @@ END_TEST
 
 START_TEST(test_id_conflict_partial_batch)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_append_result r;
 	const uint64_t ab[2] = {1, 2};
 	const int64_t vab[2] = {1, 2};
@@ -450,7 +450,7 @@ END_TEST
 
 START_TEST(test_id_repeated_in_batch)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_append_result r;
 	const uint64_t ids[3] = {5, 6, 5};
 	const int64_t same[3] = {1, 2, 1};
@@ -480,7 +480,7 @@ START_TEST(test_uuid_v7)
 	enum { N = 2000 };
 	uint8_t(*ids)[16] = malloc(N * sizeof *ids);
 	ck_assert_ptr_nonnull(ids);
-	int64_t now_ms = tu_now_ns() / 1000000;
+	int64_t now_ms = kit_now_ns() / 1000000;
 	for (int i = 0; i < N; i++) {
 		evs_uuid_v7(ids[i]);
 		ck_assert(is_uuid_v7(ids[i]));
@@ -501,7 +501,7 @@ END_TEST
 
 START_TEST(test_streams_count)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	char name[32];
 	for (int i = 0; i < 60; i++) {
 		snprintf(name, sizeof name, "s-%d", i % 20);
@@ -543,7 +543,7 @@ static void *conflicting(void *arg)
 
 START_TEST(test_error_message_per_thread)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "s", EVS_ANY, "T", 2, 0, 0, NULL));
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, 2);
@@ -576,18 +576,19 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-append");
-	TCase *tc = tu_tcase("append");
-	tcase_add_test(tc, test_batch_positions_and_fields);
-	tcase_add_test(tc, test_stream_head_missing);
-	tcase_add_test(tc, test_expected_version);
-	tcase_add_test(tc, test_idempotent_retry);
-	tcase_add_test(tc, test_id_conflict_other_content);
-	tcase_add_test(tc, test_id_conflict_partial_batch);
-	tcase_add_test(tc, test_id_repeated_in_batch);
-	tcase_add_test(tc, test_uuid_v7);
-	tcase_add_test(tc, test_streams_count);
-	tcase_add_test(tc, test_error_message_per_thread);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_batch_positions_and_fields,
+		test_stream_head_missing,
+		test_expected_version,
+		test_idempotent_retry,
+		test_id_conflict_other_content,
+		test_id_conflict_partial_batch,
+		test_id_repeated_in_batch,
+		test_uuid_v7,
+		test_streams_count,
+		test_error_message_per_thread,
+		NULL,
+	};
+
+	return kit_main("store-append", 600, tests);
 }

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 typedef struct clock_ctx {
 	int64_t after;
@@ -13,7 +13,7 @@ typedef struct clock_ctx {
 
 static int clock_past(void *arg)
 {
-	return tu_now_ns() > ((clock_ctx *)arg)->after;
+	return kit_now_ns() > ((clock_ctx *)arg)->after;
 }
 
 /* Wait (bounded) until the wall clock is at least `gap` ns past `t`, so the
@@ -72,7 +72,7 @@ static void expect_version_at_pos(evs_store *st, const char *stream, uint64_t at
  */
 START_TEST(test_fixed)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	const char *streams[5] = {"a", "b", "a", "a", "b"};
 	const size_t sizes[5] = {1, 2, 1, 3, 1};
 	commit c[5];
@@ -115,7 +115,7 @@ START_TEST(test_fixed)
 	tu_check_u64_eq(pos_at(st, INT64_MIN), 0);
 	/* after the last */
 	tu_check_u64_eq(pos_at(st, c[4].at + 1000000000), 8);
-	tu_check_u64_eq(pos_at(st, tu_now_ns() + 3600ll * 1000000000), 8);
+	tu_check_u64_eq(pos_at(st, kit_now_ns() + 3600ll * 1000000000), 8);
 	tu_check_u64_eq(pos_at(st, INT64_MAX), 8);
 	tu_check_u64_eq(pos_at(st, INT64_MAX - 1), 8);
 
@@ -163,9 +163,9 @@ END_TEST
 
 START_TEST(test_empty_store)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_check_u64_eq(pos_at(st, 0), 0);
-	tu_check_u64_eq(pos_at(st, tu_now_ns()), 0);
+	tu_check_u64_eq(pos_at(st, kit_now_ns()), 0);
 	tu_check_u64_eq(pos_at(st, INT64_MAX), 0);
 	expect_version_at(st, "a", INT64_MAX, 0, 0);
 	expect_version_at_pos(st, "a", 5, 0, 0);
@@ -185,11 +185,11 @@ typedef struct r_event {
 
 START_TEST(test_random_model)
 {
-	tu_rng r;
-	tu_rng_seeded(&r, "asof test_random_model");
+	uint64_t r;
+	r = kit_seed("asof test_random_model");
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	const char *names[R_STREAMS] = {"s0", "s1", "s2", "long", "x"};
 	enum { COMMITS = 1500, MAXEV = COMMITS * 4 };
 	commit *c = calloc(COMMITS, sizeof *c);
@@ -198,11 +198,11 @@ START_TEST(test_random_model)
 	uint64_t ver[R_STREAMS] = {0};
 	uint64_t n = 0;
 	for (int i = 0; i < COMMITS; i++) {
-		int s = tu_rng_range(&r, 0, 1) ? 3 : (int)tu_rng_range(&r, 0, R_STREAMS - 1);
-		size_t k = tu_rng_range(&r, 1, 4);
+		int s = kit_rand_range(&r, 0, 1) ? 3 : (int)kit_rand_range(&r, 0, R_STREAMS - 1);
+		size_t k = kit_rand_range(&r, 1, 4);
 		/* sometimes leave a gap in time, sometimes commit back to back */
-		if (i > 0 && tu_rng_range(&r, 0, 9) == 0)
-			clock_beyond(c[i - 1].at, (int64_t)tu_rng_range(&r, 1000, 100000));
+		if (i > 0 && kit_rand_range(&r, 0, 9) == 0)
+			clock_beyond(c[i - 1].at, (int64_t)kit_rand_range(&r, 1000, 100000));
 		tu_ok(st, tu_append_simple(st, names[s], EVS_ANY, "T", k, 0, 0, NULL));
 		for (size_t j = 0; j < k; j++) {
 			n++;
@@ -224,7 +224,7 @@ START_TEST(test_random_model)
 	/* random times, checked against a bisection of the model */
 	for (int q = 0; q < 2000; q++) {
 		int64_t lo = c[0].at - 1000, hi = c[COMMITS - 1].at + 1000;
-		int64_t t = lo + (int64_t)tu_rng_range(&r, 0, (uint64_t)(hi - lo));
+		int64_t t = lo + (int64_t)kit_rand_range(&r, 0, (uint64_t)(hi - lo));
 		uint64_t want = 0;
 		int a = 0, b = COMMITS; /* first commit with at > t */
 		while (a < b) {
@@ -239,7 +239,7 @@ START_TEST(test_random_model)
 		tu_check(pos_at(st, t) == want, "position_at(%lld) want %llu", (long long)t,
 			 (unsigned long long)want);
 		/* and a stream's version then */
-		int s = (int)tu_rng_range(&r, 0, R_STREAMS - 1);
+		int s = (int)kit_rand_range(&r, 0, R_STREAMS - 1);
 		uint64_t v = 0, p = 0;
 		for (uint64_t i = want; i >= 1; i--)
 			if (e[i].stream == s) {
@@ -268,11 +268,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-asof");
-	TCase *tc = tu_tcase("asof");
-	tcase_add_test(tc, test_fixed);
-	tcase_add_test(tc, test_empty_store);
-	tcase_add_test(tc, test_random_model);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_fixed,
+		test_empty_store,
+		test_random_model,
+		NULL,
+	};
+
+	return kit_main("store-asof", 600, tests);
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 #define ROUNDS 60
 
@@ -143,7 +143,7 @@ static void check_wins(evs_store *st, const char *stream, contender *cs, size_t 
 
 START_TEST(test_threads_exact_version)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	enum { T = 8 };
 	contender cs[T];
 	pthread_t th[T];
@@ -174,8 +174,8 @@ static void child_contend(int go, int out, int child, int threads_per_child)
 	while (read(go, &b, 1) < 0 && errno == EINTR)
 		;
 	evs_store *st = NULL;
-	int rc = evs_open(tu_dir, NULL, &st);
-	tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+	int rc = evs_open(kit_dir, NULL, &st);
+	kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 	contender cs[8];
 	pthread_t th[8];
 	memset(cs, 0, sizeof cs);
@@ -184,22 +184,23 @@ static void child_contend(int go, int out, int child, int threads_per_child)
 		cs[i].stream = "contested";
 		cs[i].id = child * 100 + i;
 		cs[i].rounds = ROUNDS;
-		tu_child_check(pthread_create(&th[i], NULL, contend_thread, &cs[i]) == 0, "thread");
+		kit_child_check(pthread_create(&th[i], NULL, contend_thread, &cs[i]) == 0,
+				"thread");
 	}
 	for (int i = 0; i < threads_per_child; i++)
 		pthread_join(th[i], NULL);
 	evs_close(st);
 	for (int i = 0; i < threads_per_child; i++)
 		cs[i].st = NULL;
-	tu_child_check(tu_write_full(out, cs, (size_t)threads_per_child * sizeof cs[0]) == 0,
-		       "write");
+	kit_child_check(tu_write_full(out, cs, (size_t)threads_per_child * sizeof cs[0]) == 0,
+			"write");
 	_exit(0);
 }
 
 static void run_processes(int nproc, int threads_per_child)
 {
 	/* create the store first so that children race on appends only */
-	evs_close(tu_open(tu_dir, NULL));
+	evs_close(tu_open(kit_dir, NULL));
 	int go[2];
 	ck_assert_int_eq(pipe(go), 0);
 	pid_t pids[8];
@@ -232,10 +233,10 @@ static void run_processes(int nproc, int threads_per_child)
 			for (int q = 0; q < nproc; q++)
 				kill(pids[q], SIGKILL);
 		}
-		tu_wait_child(pids[p], 300000, 1);
+		kit_wait_child(pids[p], 300000, 1);
 		ck_assert_msg(rc == 0, "child %d sent no results", p);
 	}
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	check_wins(st, "contested", cs, ncs);
 	ck_assert_uint_eq(tu_verify(st), 0);
 	evs_close(st);
@@ -295,7 +296,7 @@ START_TEST(test_group_commit_distinct_streams)
 	evs_options o;
 	evs_options_init(&o);
 	o.map_size = 1 << 20;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	gc_worker ws[GC_THREADS];
 	pthread_t th[GC_THREADS];
 	memset(ws, 0, sizeof ws);
@@ -394,7 +395,7 @@ START_TEST(test_group_commit_stress_nosync)
 	 * thousands of times a second */
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	fast_worker ws[FAST_THREADS];
 	pthread_t th[FAST_THREADS];
 	memset(ws, 0, sizeof ws);
@@ -445,7 +446,7 @@ static void *retry_thread(void *arg)
 
 START_TEST(test_concurrent_identical_retries)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	enum { T = 8 };
 	for (int round = 0; round < 5; round++) {
 		char dir[PATH_MAX];
@@ -528,7 +529,7 @@ static void *big_thread(void *arg)
 
 START_TEST(test_big_batches_from_threads)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	enum { T = 4 };
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, T);
@@ -581,15 +582,16 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-concurrency");
-	TCase *tc = tu_tcase("concurrency");
-	tcase_add_test(tc, test_threads_exact_version);
-	tcase_add_test(tc, test_processes_exact_version);
-	tcase_add_test(tc, test_processes_with_threads_exact_version);
-	tcase_add_test(tc, test_group_commit_distinct_streams);
-	tcase_add_test(tc, test_group_commit_stress_nosync);
-	tcase_add_test(tc, test_concurrent_identical_retries);
-	tcase_add_test(tc, test_big_batches_from_threads);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_threads_exact_version,
+		test_processes_exact_version,
+		test_processes_with_threads_exact_version,
+		test_group_commit_distinct_streams,
+		test_group_commit_stress_nosync,
+		test_concurrent_identical_retries,
+		test_big_batches_from_threads,
+		NULL,
+	};
+
+	return kit_main("store-concurrency", 600, tests);
 }

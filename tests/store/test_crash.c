@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 #define ROUNDS           40
 #define NSTREAMS         8
@@ -55,8 +55,8 @@ static void send_rec(int fd, rec r)
 static void *child_appender(void *arg)
 {
 	child_thread *t = arg;
-	tu_rng r;
-	tu_rng_init(&r, t->seed);
+	uint64_t r;
+	r = t->seed;
 	tu_mp data[MAX_BATCH_EVENTS], meta[MAX_BATCH_EVENTS];
 	evs_event_in evs[MAX_BATCH_EVENTS];
 	for (int i = 0; i < MAX_BATCH_EVENTS; i++) {
@@ -65,19 +65,20 @@ static void *child_appender(void *arg)
 	}
 	for (uint64_t j = 0;; j++) {
 		uint64_t batch = t->base + j;
-		size_t k = tu_rng_range(&r, 1, MAX_BATCH_EVENTS);
+		size_t k = kit_rand_range(&r, 1, MAX_BATCH_EVENTS);
 		char stream[16];
-		snprintf(stream, sizeof stream, "crash-%d", (int)tu_rng_range(&r, 0, NSTREAMS - 1));
+		snprintf(stream, sizeof stream, "crash-%d",
+			 (int)kit_rand_range(&r, 0, NSTREAMS - 1));
 		for (size_t i = 0; i < k; i++) {
 			tu_mp_reset(&data[i]);
 			tu_mp_reset(&meta[i]);
-			tu_mp_blob_map(&data[i], tu_rng_range(&r, 0, 1500), tu_rng_next(&r));
+			tu_mp_blob_map(&data[i], kit_rand_range(&r, 0, 1500), kit_rand(&r));
 			tu_mp_map_ints(&meta[i], 3, "b", (long long)batch, "k", (long long)k, "i",
 				       (long long)i);
 			tu_event(&evs[i], "Crash", &data[i], &meta[i]);
 		}
 		uint64_t expected = EVS_ANY;
-		if (tu_rng_range(&r, 0, 3) == 0) {
+		if (kit_rand_range(&r, 0, 3) == 0) {
 			evs_stream_info h;
 			int rc = evs_stream_head(t->st, stream, &h);
 			if (rc != EVS_OK && rc != EVS_NOT_FOUND) {
@@ -108,7 +109,7 @@ static void crash_child(int out, int round, uint64_t seed, int threads, int sync
 	o.sync = sync;
 	o.map_size = map;
 	evs_store *st = NULL;
-	int rc = evs_open(tu_dir, &o, &st);
+	int rc = evs_open(kit_dir, &o, &st);
 	if (rc != EVS_OK) {
 		fprintf(stderr, "crash child: evs_open: %s\n", evs_open_errmsg());
 		send_rec(out, (rec){(uint64_t)rc, 0, 0, 0, REC_ERROR});
@@ -258,19 +259,19 @@ static void check_acks_quick(evs_store *st, const acks *acc, size_t from, size_t
 
 START_TEST(test_sigkill_appenders)
 {
-	tu_rng r;
-	uint64_t seed = tu_rng_seeded(&r, "test_sigkill_appenders");
-	evs_close(tu_open(tu_dir, NULL));
+	uint64_t r;
+	uint64_t seed = r = kit_seed("test_sigkill_appenders");
+	evs_close(tu_open(kit_dir, NULL));
 
 	acks acc = {NULL, 0, 0};
 	unsigned kills = 0, during_open = 0;
 	uint64_t last_seen = 0;
 	for (int round = 0; round < ROUNDS; round++) {
-		int threads = (int)tu_rng_range(&r, 1, 3);
-		int sync = tu_rng_range(&r, 0, 2) == 0 ? EVS_SYNC_NONE : EVS_SYNC_FULL;
-		size_t map = tu_rng_range(&r, 0, 3) == 0 ? ((size_t)1 << 20) : 0;
-		int wait_ready = tu_rng_range(&r, 0, 4) != 0;
-		int64_t delay_us = (int64_t)tu_rng_range(&r, 0, wait_ready ? 80000 : 3000);
+		int threads = (int)kit_rand_range(&r, 1, 3);
+		int sync = kit_rand_range(&r, 0, 2) == 0 ? EVS_SYNC_NONE : EVS_SYNC_FULL;
+		size_t map = kit_rand_range(&r, 0, 3) == 0 ? ((size_t)1 << 20) : 0;
+		int wait_ready = kit_rand_range(&r, 0, 4) != 0;
+		int64_t delay_us = (int64_t)kit_rand_range(&r, 0, wait_ready ? 80000 : 3000);
 
 		int fds[2];
 		tu_check_i64_eq(pipe(fds), 0);
@@ -293,7 +294,7 @@ START_TEST(test_sigkill_appenders)
 		/* the random moment: keep draining until it comes */
 		drain(fds[0], &acc, mono_us() + delay_us, &ready, round);
 		kill(pid, SIGKILL);
-		int status = tu_wait_child(pid, 60000, 0);
+		int status = kit_wait_child(pid, 60000, 0);
 		drain(fds[0], &acc, -1, &ready, round);
 		close(fds[0]);
 		tu_check(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
@@ -304,7 +305,7 @@ START_TEST(test_sigkill_appenders)
 		during_open += !ready;
 
 		/* reopen: the acknowledged batches of this round are all there */
-		evs_store *st = tu_open(tu_dir, NULL);
+		evs_store *st = tu_open(kit_dir, NULL);
 		evs_store_info h;
 		tu_ok(st, evs_head(st, &h));
 		ck_assert_uint_ge(h.last_position, last_seen);
@@ -320,7 +321,7 @@ START_TEST(test_sigkill_appenders)
 	}
 
 	/* the final check of everything */
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ev *evs;
 	size_t n = tu_read_all(st, &evs);
 	seen *s = calloc(n ? n : 1, sizeof *s);
@@ -395,9 +396,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-crash");
-	TCase *tc = tu_tcase("crash");
-	tcase_add_test(tc, test_sigkill_appenders);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_sigkill_appenders,
+		NULL,
+	};
+
+	return kit_main("store-crash", 600, tests);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 /* Wake-ups must come from the commit, not from the periodic re-check: a
  * generous bound that a futex wake meets by orders of magnitude. */
@@ -34,7 +34,7 @@ static void *bg_thread(void *arg)
 		int rc = tu_append_simple(a->st, a->stream, EVS_ANY, a->type, a->per_batch, 0,
 					  1000 + b * a->per_batch, NULL);
 		if (b < 16)
-			a->done_ms[b] = tu_mono_ms();
+			a->done_ms[b] = kit_mono_ms();
 		if (a->step)
 			pthread_barrier_wait(a->step); /* done_ms[b] is written */
 		if (rc != EVS_OK) {
@@ -54,7 +54,7 @@ static int cmp_i64(const void *a, const void *b)
 
 START_TEST(test_catch_up_then_live)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "A", 3, 0, 0, NULL));
 	tu_ok(st, tu_append_simple(st, "b", EVS_ANY, "B", 2, 0, 0, NULL));
 
@@ -69,9 +69,9 @@ START_TEST(test_catch_up_then_live)
 		ck_assert_uint_eq(evs_sub_position(sub), p);
 	}
 	tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
-	int64_t t0 = tu_mono_ms();
+	int64_t t0 = kit_mono_ms();
 	tu_assert_rc(st, evs_sub_next(sub, &ev, 60), EVS_TIMEOUT);
-	ck_assert_int_ge(tu_mono_ms() - t0, 50);
+	ck_assert_int_ge(kit_mono_ms() - t0, 50);
 	ck_assert_uint_eq(evs_sub_position(sub), 5);
 
 	/* live: a thread appends one batch of 3 and then two single events */
@@ -115,7 +115,7 @@ END_TEST
 
 START_TEST(test_after_and_filter)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "order-1", EVS_ANY, "A", 2, 0, 0, NULL)); /* 1-2 */
 	tu_ok(st, tu_append_simple(st, "order-2", EVS_ANY, "B", 2, 0, 0, NULL)); /* 3-4 */
 	tu_ok(st, tu_append_simple(st, "cust-1", EVS_ANY, "B", 2, 0, 0, NULL));  /* 5-6 */
@@ -171,7 +171,7 @@ END_TEST
 
 START_TEST(test_wake_latency_threads)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_sub *sub;
 	tu_ok(st, evs_subscribe(st, 0, NULL, &sub));
 	enum { ROUNDS = 7 };
@@ -194,7 +194,7 @@ START_TEST(test_wake_latency_threads)
 		tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
 		pthread_barrier_wait(&step);
 		tu_ok(st, evs_sub_next(sub, &ev, 30000));
-		int64_t woke = tu_mono_ms();
+		int64_t woke = kit_mono_ms();
 		ck_assert_uint_eq(ev.position, (uint64_t)i + 1);
 		pthread_barrier_wait(&step);
 		lat[i] = woke - a.done_ms[i];
@@ -219,10 +219,10 @@ END_TEST
 static void appender_child(int go, int done)
 {
 	evs_store *st = NULL;
-	int rc = evs_open(tu_dir, NULL, &st);
-	tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+	int rc = evs_open(kit_dir, NULL, &st);
+	kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 	int64_t ready = -1;
-	tu_child_check(tu_write_full(done, &ready, sizeof ready) == 0, "write");
+	kit_child_check(tu_write_full(done, &ready, sizeof ready) == 0, "write");
 	for (uint64_t i = 0;; i++) {
 		char b;
 		ssize_t k;
@@ -238,9 +238,9 @@ static void appender_child(int go, int done)
 		evs_append_result r;
 		rc = evs_append(st, "child", EVS_ANY, &ev, 1, &r);
 		tu_mp_destroy(&data);
-		tu_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(st));
-		int64_t t = tu_mono_ms();
-		tu_child_check(tu_write_full(done, &t, sizeof t) == 0, "write");
+		kit_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(st));
+		int64_t t = kit_mono_ms();
+		kit_child_check(tu_write_full(done, &t, sizeof t) == 0, "write");
 	}
 	evs_close(st);
 	_exit(0);
@@ -269,7 +269,7 @@ static child spawn_appender(void)
 	int64_t ready;
 	if (tu_read_full(c.done, &ready, sizeof ready, 30000) != 0) {
 		kill(pid, SIGKILL);
-		tu_wait_child(pid, 30000, 0);
+		kit_wait_child(pid, 30000, 0);
 		ck_abort_msg("appender child did not start");
 	}
 	return c;
@@ -278,13 +278,13 @@ static child spawn_appender(void)
 static void finish_child(child *c)
 {
 	close(c->go);
-	tu_wait_child(c->pid, 60000, 1);
+	kit_wait_child(c->pid, 60000, 1);
 	close(c->done);
 }
 
 START_TEST(test_cross_process_subscriber)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "parent", EVS_ANY, "P", 1, 0, 0, NULL));
 	evs_sub *sub;
 	tu_ok(st, evs_subscribe(st, 1, NULL, &sub));
@@ -298,7 +298,7 @@ START_TEST(test_cross_process_subscriber)
 		tu_assert_rc(st, evs_sub_next(sub, &ev, 20), EVS_TIMEOUT);
 		ck_assert_int_eq(write(c.go, "x", 1), 1);
 		int rc = evs_sub_next(sub, &ev, 30000);
-		int64_t woke = tu_mono_ms();
+		int64_t woke = kit_mono_ms();
 		if (rc != EVS_OK) {
 			kill(c.pid, SIGKILL);
 			tu_assert_rc(st, rc, EVS_OK);
@@ -327,7 +327,7 @@ END_TEST
 
 START_TEST(test_cross_process_wait)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	child c = spawn_appender();
 	tu_assert_rc(st, evs_wait(st, 0, 0), EVS_TIMEOUT);
 	tu_assert_rc(st, evs_wait(st, 0, 30), EVS_TIMEOUT);
@@ -348,11 +348,11 @@ END_TEST
 
 START_TEST(test_wait)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_assert_rc(st, evs_wait(st, 0, 0), EVS_TIMEOUT);
-	int64_t t0 = tu_mono_ms();
+	int64_t t0 = kit_mono_ms();
 	tu_assert_rc(st, evs_wait(st, 0, 50), EVS_TIMEOUT);
-	ck_assert_int_ge(tu_mono_ms() - t0, 40);
+	ck_assert_int_ge(kit_mono_ms() - t0, 40);
 	tu_ok(st, tu_append_simple(st, "s", EVS_ANY, "T", 3, 0, 0, NULL));
 	/* already past: at once, even with no time to wait */
 	tu_ok(st, evs_wait(st, 0, 0));
@@ -417,7 +417,7 @@ START_TEST(test_follow_and_append_same_thread)
 	evs_options o;
 	evs_options_init(&o);
 	o.map_size = 1 << 20;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	static uint8_t big[64 * 1024];
 	big[0] = 0x81, big[1] = 0xa1, big[2] = 'b', big[3] = 0xc6; /* {"b": bin32} */
 	uint32_t blen = sizeof big - 8;
@@ -459,7 +459,7 @@ END_TEST
 
 START_TEST(test_followers_race_writer)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	/* more than one read-snapshot chunk to catch up on */
 	for (int i = 0; i < 30; i++)
 		tu_ok(st, tu_append_simple(st, "bulk", EVS_ANY, "Bulk", 100, 0, 0, NULL));
@@ -495,16 +495,17 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-follow");
-	TCase *tc = tu_tcase("follow");
-	tcase_add_test(tc, test_catch_up_then_live);
-	tcase_add_test(tc, test_after_and_filter);
-	tcase_add_test(tc, test_wake_latency_threads);
-	tcase_add_test(tc, test_cross_process_subscriber);
-	tcase_add_test(tc, test_cross_process_wait);
-	tcase_add_test(tc, test_wait);
-	tcase_add_test(tc, test_followers_race_writer);
-	tcase_add_test(tc, test_follow_and_append_same_thread);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_catch_up_then_live,
+		test_after_and_filter,
+		test_wake_latency_threads,
+		test_cross_process_subscriber,
+		test_cross_process_wait,
+		test_wait,
+		test_followers_race_writer,
+		test_follow_and_append_same_thread,
+		NULL,
+	};
+
+	return kit_main("store-follow", 600, tests);
 }

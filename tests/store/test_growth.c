@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 #define MiB  ((size_t)1 << 20)
 #define BLOB (48 * 1024)
@@ -98,7 +98,7 @@ START_TEST(test_grows_far_past_initial)
 	atomic_init(&logs.empty, 0);
 	o.log = count_log;
 	o.log_ctx = &logs;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
 	size_t initial = h.map_size;
@@ -137,7 +137,7 @@ START_TEST(test_grows_far_past_initial)
 	fprintf(stderr, "log callback called %d times\n", atomic_load(&logs.calls));
 
 	/* everything is there after reopening, even asking for a tiny map */
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	evs_store_info h2;
 	tu_ok(st, evs_head(st, &h2));
 	ck_assert_uint_ge(h2.map_size, h.used_bytes);
@@ -217,7 +217,7 @@ START_TEST(test_grows_under_concurrent_readers)
 	evs_options o;
 	evs_options_init(&o);
 	o.map_size = MiB;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	/* short reads only (no iterator is kept open), from more threads than
 	 * cores: growth must still find its moment */
 	enum { R = 8 };
@@ -231,10 +231,10 @@ START_TEST(test_grows_under_concurrent_readers)
 		rs[i].stop = &stop;
 		tu_check_i64_eq(pthread_create(&th[i], NULL, reader_thread, &rs[i]), 0);
 	}
-	int64_t t0 = tu_mono_ms();
+	int64_t t0 = kit_mono_ms();
 	size_t map_max = 0;
 	append_blobs(st, "big", 40, 16, BLOB, &map_max); /* 30 MiB */
-	int64_t took = tu_mono_ms() - t0;
+	int64_t took = kit_mono_ms() - t0;
 	atomic_store(&stop, 1);
 	for (int i = 0; i < R; i++) {
 		tu_check_i64_eq(pthread_join(th[i], NULL), 0);
@@ -257,7 +257,7 @@ START_TEST(test_grown_by_other_process)
 	evs_options o;
 	evs_options_init(&o);
 	o.map_size = MiB;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	append_blobs(st, "big", 1, 4, BLOB, NULL);
 	evs_sub *sub;
 	tu_ok(st, evs_subscribe(st, 0, NULL, &sub));
@@ -275,8 +275,8 @@ START_TEST(test_grown_by_other_process)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		evs_store *cs = NULL;
-		int rc = evs_open(tu_dir, &o, &cs);
-		tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+		int rc = evs_open(kit_dir, &o, &cs);
+		kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 		evs_event_in evs[16];
 		tu_mp mps[16];
 		for (int i = 0; i < 16; i++)
@@ -289,16 +289,16 @@ START_TEST(test_grown_by_other_process)
 			}
 			evs_append_result r;
 			rc = evs_append(cs, "big", EVS_ANY, evs, 16, &r);
-			tu_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(cs));
-			tu_child_check(r.first_position == next, "position %llu",
-				       (unsigned long long)r.first_position);
+			kit_child_check(rc == EVS_OK, "evs_append: %s", evs_errmsg(cs));
+			kit_child_check(r.first_position == next, "position %llu",
+					(unsigned long long)r.first_position);
 		}
 		for (int i = 0; i < 16; i++)
 			tu_mp_destroy(&mps[i]);
 		evs_close(cs);
 		_exit(0);
 	}
-	tu_wait_child(pid, 300000, 1);
+	kit_wait_child(pid, 300000, 1);
 
 	/* this handle still maps 1 MiB: reads, follows and appends adopt the
 	 * other process's growth */
@@ -321,11 +321,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-growth");
-	TCase *tc = tu_tcase("growth");
-	tcase_add_test(tc, test_grows_far_past_initial);
-	tcase_add_test(tc, test_grows_under_concurrent_readers);
-	tcase_add_test(tc, test_grown_by_other_process);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_grows_far_past_initial,
+		test_grows_under_concurrent_readers,
+		test_grown_by_other_process,
+		NULL,
+	};
+
+	return kit_main("store-growth", 600, tests);
 }

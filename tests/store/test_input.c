@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 #define BATCH  10
 #define BAD_AT 5
@@ -172,7 +172,7 @@ static void prefill(evs_store *st)
 START_TEST(test_bad_stream_ids)
 {
 	setup_names();
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	prefill(st);
 	batch b;
 	batch_init(&b, 0xb1);
@@ -233,7 +233,7 @@ END_TEST
 START_TEST(test_bad_types)
 {
 	setup_names();
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	prefill(st);
 	batch b;
 	batch_init(&b, 0xb2);
@@ -269,7 +269,7 @@ END_TEST
 
 START_TEST(test_bad_data_and_metadata)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	prefill(st);
 	batch b;
 	batch_init(&b, 0xb3);
@@ -325,7 +325,7 @@ static void nested(tu_mp *m, int levels)
 
 START_TEST(test_nesting_depth)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_event_in ev;
 	tu_mp m;
 	evs_append_result r;
@@ -364,7 +364,7 @@ END_TEST
 
 START_TEST(test_every_msgpack_type_accepted)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_mp m;
 	tu_mp_init(&m);
 	msgpack_pack_map(&m.pk, 14);
@@ -441,7 +441,7 @@ START_TEST(test_event_size_limit)
 	evs_options o;
 	evs_options_init(&o);
 	o.max_event_size = 1024;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	prefill(st);
 	batch b;
 	batch_init(&b, 0xb4);
@@ -489,7 +489,7 @@ END_TEST
 
 START_TEST(test_event_size_default_limit)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_mp big;
 	tu_mp_init(&big);
 	/* 1 (fixmap) + 5 ("blob") + 5 (bin32 header) + n bytes */
@@ -516,7 +516,7 @@ START_TEST(test_batch_limits)
 	evs_options o;
 	evs_options_init(&o);
 	o.max_batch = BATCH - 1;
-	evs_store *st = tu_open(tu_dir, &o);
+	evs_store *st = tu_open(kit_dir, &o);
 	prefill(st);
 	batch b;
 	batch_init(&b, 0xb5);
@@ -536,7 +536,7 @@ END_TEST
 
 START_TEST(test_default_batch_limit)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	size_t n = EVS_DEFAULT_MAX_BATCH + 1;
 	evs_event_in *evs = calloc(n, sizeof *evs);
 	ck_assert_ptr_nonnull(evs);
@@ -556,7 +556,7 @@ END_TEST
 START_TEST(test_refusals_burn_nothing)
 {
 	/* after many refusals of every kind, positions still start at 1 */
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	batch b;
 	batch_init(&b, 0xb6);
 	evs_append_result r;
@@ -587,18 +587,19 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-input");
-	TCase *tc = tu_tcase("input");
-	tcase_add_test(tc, test_bad_stream_ids);
-	tcase_add_test(tc, test_bad_types);
-	tcase_add_test(tc, test_bad_data_and_metadata);
-	tcase_add_test(tc, test_nesting_depth);
-	tcase_add_test(tc, test_every_msgpack_type_accepted);
-	tcase_add_test(tc, test_event_size_limit);
-	tcase_add_test(tc, test_event_size_default_limit);
-	tcase_add_test(tc, test_batch_limits);
-	tcase_add_test(tc, test_default_batch_limit);
-	tcase_add_test(tc, test_refusals_burn_nothing);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_bad_stream_ids,
+		test_bad_types,
+		test_bad_data_and_metadata,
+		test_nesting_depth,
+		test_every_msgpack_type_accepted,
+		test_event_size_limit,
+		test_event_size_default_limit,
+		test_batch_limits,
+		test_default_batch_limit,
+		test_refusals_burn_nothing,
+		NULL,
+	};
+
+	return kit_main("store-input", 600, tests);
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "testutil.h"
+#include "kit_store.h"
 
 #define MAX_WALK 2000 /* more allocations than any of these operations makes */
 
@@ -158,7 +158,7 @@ static void walk_open(bool existing)
 			 evs_code_name(rc));
 		evs_close(s);
 		check_store(dir, existing ? 3 : 0);
-		tu_rmrf(dir);
+		kit_rmrf(dir);
 		if (!failed)
 			break;
 	}
@@ -220,7 +220,7 @@ START_TEST(nomem_append)
 		evs_close(s);
 		/* all or nothing */
 		check_store(dir, rc == EVS_OK ? 2 + BATCH : 2);
-		tu_rmrf(dir);
+		kit_rmrf(dir);
 		if (!failed)
 			break;
 	}
@@ -300,7 +300,7 @@ START_TEST(nomem_schema_add)
 			evs_schema_text_free(json);
 		evs_close(s);
 		check_store(dir, 1);
-		tu_rmrf(dir);
+		kit_rmrf(dir);
 		if (!failed)
 			break;
 	}
@@ -497,7 +497,7 @@ START_TEST(nomem_execute)
 		check_rc("evs_execute", n, failed, rc, evs_errmsg(s));
 		evs_close(s);
 		check_store(dir, rc == EVS_OK ? 6 : 5);
-		tu_rmrf(dir);
+		kit_rmrf(dir);
 		if (!failed)
 			break;
 	}
@@ -508,7 +508,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("nomem");
-	TCase *tc = tu_tcase("walk");
+	TCase *tc = kit_tcase("walk", 600);
 
 	tcase_add_test(tc, nomem_open_new);
 	tcase_add_test(tc, nomem_open_existing);

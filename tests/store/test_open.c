@@ -8,19 +8,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 #include "tu_lmdb.h"
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	int n = 0;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
 
 START_TEST(test_create_and_reopen)
 {
@@ -145,10 +134,10 @@ END_TEST
 
 START_TEST(test_format_record)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_close(st);
 	size_t n = 0;
-	uint8_t *v = tu_mdb_get(tu_dir, "meta", "format", 6, &n);
+	uint8_t *v = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
 	ck_assert_ptr_nonnull(v);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_uint_eq((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3],
@@ -159,15 +148,15 @@ END_TEST
 
 START_TEST(test_format_newer_refused)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 2, 1, 0, NULL));
 	evs_close(st);
 
 	const uint8_t v2[4] = {0, 0, 0, 2};
-	tu_mdb_put(tu_dir, "meta", "format", 6, v2, 4);
+	tu_mdb_put(kit_dir, "meta", "format", 6, v2, 4);
 
 	st = (evs_store *)v2;
-	tu_assert_rc(NULL, evs_open(tu_dir, NULL, &st), EVS_FORMAT);
+	tu_assert_rc(NULL, evs_open(kit_dir, NULL, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 	const char *msg = evs_open_errmsg();
 	ck_assert_msg(tu_has_number(msg, 2), "message does not name the format: %s", msg);
@@ -175,24 +164,24 @@ START_TEST(test_format_newer_refused)
 	evs_options o;
 	evs_options_init(&o);
 	o.read_only = 1;
-	tu_assert_rc(NULL, evs_open(tu_dir, &o, &st), EVS_FORMAT);
+	tu_assert_rc(NULL, evs_open(kit_dir, &o, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 
 	/* a much newer one, too */
 	const uint8_t vbig[4] = {0x7f, 0, 0, 1};
-	tu_mdb_put(tu_dir, "meta", "format", 6, vbig, 4);
-	tu_assert_rc(NULL, evs_open(tu_dir, NULL, &st), EVS_FORMAT);
+	tu_mdb_put(kit_dir, "meta", "format", 6, vbig, 4);
+	tu_assert_rc(NULL, evs_open(kit_dir, NULL, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 
 	/* the refusal changed nothing: format 1 opens again, data intact */
 	size_t n = 0;
-	uint8_t *cur = tu_mdb_get(tu_dir, "meta", "format", 6, &n);
+	uint8_t *cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
 	ck_assert_ptr_nonnull(cur);
 	ck_assert_mem_eq(cur, vbig, 4);
 	free(cur);
 	const uint8_t v1[4] = {0, 0, 0, 1};
-	tu_mdb_put(tu_dir, "meta", "format", 6, v1, 4);
-	st = tu_open(tu_dir, NULL);
+	tu_mdb_put(kit_dir, "meta", "format", 6, v1, 4);
+	st = tu_open(kit_dir, NULL);
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 2);
@@ -202,7 +191,7 @@ END_TEST
 
 START_TEST(test_read_only)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 3, 1, 0, NULL));
 	evs_close(st);
 
@@ -210,7 +199,7 @@ START_TEST(test_read_only)
 	evs_options_init(&o);
 	o.read_only = 1;
 	o.create = 0;
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	tu_ev *evs;
 	size_t n = tu_read_all(st, &evs);
 	ck_assert_uint_eq(n, 3);
@@ -224,7 +213,7 @@ START_TEST(test_read_only)
 	ck_assert_uint_eq(h.last_position, 3);
 	evs_close(st);
 
-	st = tu_open(tu_dir, NULL);
+	st = tu_open(kit_dir, NULL);
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 3);
 	ck_assert_uint_eq(h.streams, 1);
@@ -232,9 +221,9 @@ START_TEST(test_read_only)
 
 	/* evs-notify holds no data: a read-only open without it still works */
 	char notify[4200];
-	snprintf(notify, sizeof notify, "%s/evs-notify", tu_dir);
+	snprintf(notify, sizeof notify, "%s/evs-notify", kit_dir);
 	ck_assert_int_eq(unlink(notify), 0);
-	st = tu_open(tu_dir, &o);
+	st = tu_open(kit_dir, &o);
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 3);
 	ck_assert_int_eq(evs_wait(st, 3, 10), EVS_TIMEOUT);
@@ -248,13 +237,13 @@ START_TEST(test_sync_modes_persist)
 	for (size_t m = 0; m < 3; m++) {
 		evs_options o;
 		tu_options(&o, modes[m]);
-		evs_store *st = tu_open(tu_dir, &o);
+		evs_store *st = tu_open(kit_dir, &o);
 		evs_append_result r;
 		tu_ok(st, tu_append_simple(st, "s", EVS_ANY, "T", 4, 7, 4 * m, &r));
 		ck_assert_uint_eq(r.last_position, 4 * (m + 1));
 		evs_close(st);
 	}
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_stream_info sh;
 	tu_ok(st, evs_stream_head(st, "s", &sh));
 	ck_assert_uint_eq(sh.version, 12);
@@ -266,10 +255,10 @@ END_TEST
 START_TEST(test_reopen_many_times_no_leak)
 {
 	/* warm up (lazy library state), then count descriptors */
-	evs_close(tu_open(tu_dir, NULL));
-	int fds = count_fds();
+	evs_close(tu_open(kit_dir, NULL));
+	int fds = kit_count_fds();
 	for (int i = 0; i < 40; i++) {
-		evs_store *st = tu_open(tu_dir, NULL);
+		evs_store *st = tu_open(kit_dir, NULL);
 		evs_append_result r;
 		tu_ok(st, tu_append_simple(st, "loop", (uint64_t)i, "T", 1, 3, (uint64_t)i, &r));
 		ck_assert_uint_eq(r.version, (uint64_t)i + 1);
@@ -278,7 +267,7 @@ START_TEST(test_reopen_many_times_no_leak)
 		evs_sub_close(sub);
 		evs_close(st);
 	}
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 }
 END_TEST
 
@@ -288,11 +277,11 @@ START_TEST(test_invalid_options)
 	evs_store *st = NULL;
 	evs_options_init(&o);
 	o.sync = 7;
-	tu_assert_rc(NULL, evs_open(tu_dir, &o, &st), EVS_INVALID);
+	tu_assert_rc(NULL, evs_open(kit_dir, &o, &st), EVS_INVALID);
 	ck_assert_ptr_null(st);
 	evs_options_init(&o);
 	o.max_event_size = (size_t)EVS_LIMIT_MAX_EVENT + 1;
-	tu_assert_rc(NULL, evs_open(tu_dir, &o, &st), EVS_INVALID);
+	tu_assert_rc(NULL, evs_open(kit_dir, &o, &st), EVS_INVALID);
 	ck_assert_ptr_null(st);
 	tu_assert_rc(NULL, evs_open(NULL, NULL, &st), EVS_INVALID);
 	tu_assert_rc(NULL, evs_open("", NULL, &st), EVS_INVALID);
@@ -340,20 +329,21 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-open");
-	TCase *tc = tu_tcase("open");
-	tcase_add_test(tc, test_create_and_reopen);
-	tcase_add_test(tc, test_open_missing_without_create);
-	tcase_add_test(tc, test_open_not_a_directory);
-	tcase_add_test(tc, test_format_record);
-	tcase_add_test(tc, test_format_newer_refused);
-	tcase_add_test(tc, test_read_only);
-	tcase_add_test(tc, test_sync_modes_persist);
-	tcase_add_test(tc, test_reopen_many_times_no_leak);
-	tcase_add_test(tc, test_invalid_options);
-	tcase_add_test(tc, test_options_defaults);
-	tcase_add_test(tc, test_error_names);
-	tcase_add_test(tc, test_null_is_fine);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_create_and_reopen,
+		test_open_missing_without_create,
+		test_open_not_a_directory,
+		test_format_record,
+		test_format_newer_refused,
+		test_read_only,
+		test_sync_modes_persist,
+		test_reopen_many_times_no_leak,
+		test_invalid_options,
+		test_options_defaults,
+		test_error_names,
+		test_null_is_fine,
+		NULL,
+	};
+
+	return kit_main("store-open", 600, tests);
 }

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 /* Versions (or positions) an iterator yields, as an array. */
 static size_t collect(evs_store *st, evs_iter *it, uint64_t *out, size_t cap, int positions)
@@ -61,7 +61,7 @@ static void expect_all(evs_store *st, uint64_t from, int dir, const evs_filter *
  */
 static evs_store *fixed_store(void)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "s", EVS_ANY, "A", 3, 0, 0, NULL));
 	tu_ok(st, tu_append_simple(st, "s2", EVS_ANY, "B", 1, 0, 0, NULL));
 	tu_ok(st, tu_append_simple(st, "s-x", EVS_ANY, "A", 2, 0, 0, NULL));
@@ -220,7 +220,7 @@ END_TEST
 
 START_TEST(test_empty_store)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	expect_all(st, 0, EVS_FORWARD, NULL, 0, NONE);
 	expect_all(st, 1, EVS_FORWARD, NULL, 0, NONE);
 	expect_all(st, EVS_ANY, EVS_BACKWARD, NULL, 0, NONE);
@@ -323,26 +323,26 @@ static int has_prefix(const char *s, const char *p)
 
 START_TEST(test_random_model)
 {
-	tu_rng r;
-	tu_rng_seeded(&r, "test_random_model");
-	evs_store *st = tu_open(tu_dir, NULL);
+	uint64_t r;
+	r = kit_seed("test_random_model");
+	evs_store *st = tu_open(kit_dir, NULL);
 	enum { NEV = 700 };
 	model_ev *m = calloc(NEV + 32, sizeof *m);
 	ck_assert_ptr_nonnull(m);
 	uint64_t ver[NSTREAMS] = {0};
 	size_t n = 0;
 	while (n < NEV) {
-		int s = (int)tu_rng_range(&r, 0, NSTREAMS - 1);
-		size_t k = tu_rng_range(&r, 1, 8);
+		int s = (int)kit_rand_range(&r, 0, NSTREAMS - 1);
+		size_t k = kit_rand_range(&r, 1, 8);
 		evs_event_in evs[8];
 		for (size_t i = 0; i < k; i++) {
-			int t = (int)tu_rng_range(&r, 0, NTYPES - 1);
+			int t = (int)kit_rand_range(&r, 0, NTYPES - 1);
 			tu_event(&evs[i], r_types[t], NULL, NULL);
 			m[n + i].stream = s;
 			m[n + i].type = t;
 			m[n + i].version = ver[s] + i + 1;
 		}
-		uint64_t expected = tu_rng_range(&r, 0, 1) ? ver[s] : EVS_ANY;
+		uint64_t expected = kit_rand_range(&r, 0, 1) ? ver[s] : EVS_ANY;
 		evs_append_result res;
 		tu_ok(st, evs_append(st, r_streams[s], expected, evs, k, &res));
 		tu_check_u64_eq(res.first_position, n + 1);
@@ -352,16 +352,16 @@ START_TEST(test_random_model)
 	}
 
 	for (int q = 0; q < 300; q++) {
-		int dir = (int)tu_rng_range(&r, 0, 1);
-		size_t limit = tu_rng_range(&r, 0, 3) == 0 ? 0 : tu_rng_range(&r, 1, 20);
+		int dir = (int)kit_rand_range(&r, 0, 1);
+		size_t limit = kit_rand_range(&r, 0, 3) == 0 ? 0 : kit_rand_range(&r, 1, 20);
 		uint64_t want[64];
 		size_t nwant = 0;
 		if (q % 2 == 0) {
 			/* one stream */
-			int s = (int)tu_rng_range(&r, 0, NSTREAMS - 1);
-			uint64_t from = tu_rng_range(&r, 0, 8) == 0
+			int s = (int)kit_rand_range(&r, 0, NSTREAMS - 1);
+			uint64_t from = kit_rand_range(&r, 0, 8) == 0
 						? EVS_ANY
-						: tu_rng_range(&r, 0, ver[s] + 3);
+						: kit_rand_range(&r, 0, ver[s] + 3);
 			if (limit == 0 || limit > 60)
 				limit = 60;
 			uint64_t v = from;
@@ -385,16 +385,17 @@ START_TEST(test_random_model)
 			evs_filter f;
 			memset(&f, 0, sizeof f);
 			for (int t = 0; t < NTYPES; t++)
-				if (tu_rng_range(&r, 0, 2) == 0)
+				if (kit_rand_range(&r, 0, 2) == 0)
 					types[f.ntypes++] = r_types[t];
-			size_t np = tu_rng_range(&r, 0, 2);
+			size_t np = kit_rand_range(&r, 0, 2);
 			for (size_t i = 0; i < np; i++)
 				prefixes[f.nprefixes++] =
-					r_prefixes[tu_rng_range(&r, 0, NPREFIXES - 1)];
+					r_prefixes[kit_rand_range(&r, 0, NPREFIXES - 1)];
 			f.types = types;
 			f.stream_prefixes = prefixes;
-			uint64_t from =
-				tu_rng_range(&r, 0, 8) == 0 ? EVS_ANY : tu_rng_range(&r, 0, n + 3);
+			uint64_t from = kit_rand_range(&r, 0, 8) == 0
+						? EVS_ANY
+						: kit_rand_range(&r, 0, n + 3);
 			if (limit == 0 || limit > 60)
 				limit = 60;
 			for (size_t i = 0; i < n && nwant < limit; i++) {
@@ -442,14 +443,15 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-read");
-	TCase *tc = tu_tcase("read");
-	tcase_add_test(tc, test_read_stream);
-	tcase_add_test(tc, test_read_all);
-	tcase_add_test(tc, test_empty_store);
-	tcase_add_test(tc, test_iterator_snapshot);
-	tcase_add_test(tc, test_many_open_iterators);
-	tcase_add_test(tc, test_random_model);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_read_stream,
+		test_read_all,
+		test_empty_store,
+		test_iterator_snapshot,
+		test_many_open_iterators,
+		test_random_model,
+		NULL,
+	};
+
+	return kit_main("store-read", 600, tests);
 }

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 
 static void same_event(const evs_event *x, const evs_event *y)
 {
@@ -40,28 +40,28 @@ static void *group_appender(void *arg)
 
 /* A source store with varied events: several streams, multi-event commits,
  * group commits from threads, every optional field. */
-static void fill_source(evs_store *st, tu_rng *r)
+static void fill_source(evs_store *st, uint64_t *r)
 {
 	for (int i = 0; i < 40; i++) {
 		char stream[16];
-		snprintf(stream, sizeof stream, "src-%d", (int)tu_rng_range(r, 0, 5));
-		size_t k = tu_rng_range(r, 1, 6);
+		snprintf(stream, sizeof stream, "src-%d", (int)kit_rand_range(r, 0, 5));
+		size_t k = kit_rand_range(r, 1, 6);
 		evs_event_in evs[6];
 		tu_mp data[6], meta[6];
 		for (size_t j = 0; j < k; j++) {
 			tu_mp_init(&data[j]);
 			tu_mp_init(&meta[j]);
-			tu_mp_blob_map(&data[j], tu_rng_range(r, 0, 300), tu_rng_next(r));
+			tu_mp_blob_map(&data[j], kit_rand_range(r, 0, 300), kit_rand(r));
 			tu_mp_map_ints(&meta[j], 1, "i", (long long)i);
 			tu_event(&evs[j], j % 2 ? "Odd" : "Even", &data[j],
 				 j % 3 ? &meta[j] : NULL);
-			evs[j].type_version = (uint32_t)tu_rng_range(r, 0, 4);
+			evs[j].type_version = (uint32_t)kit_rand_range(r, 0, 4);
 			if (j % 2)
-				evs[j].occurred_at = (int64_t)tu_rng_range(r, 1, INT64_MAX / 2);
+				evs[j].occurred_at = (int64_t)kit_rand_range(r, 1, INT64_MAX / 2);
 			if (j % 3 == 1)
-				tu_id(evs[j].correlation_id, 0xc0, tu_rng_next(r));
+				tu_id(evs[j].correlation_id, 0xc0, kit_rand(r));
 			if (j % 3 == 2)
-				tu_id(evs[j].causation_id, 0xca, tu_rng_next(r));
+				tu_id(evs[j].causation_id, 0xca, kit_rand(r));
 		}
 		evs_append_result res;
 		tu_ok(st, evs_append(st, stream, EVS_ANY, evs, k, &res));
@@ -91,8 +91,8 @@ static evs_event *views(tu_ev *evs, size_t n)
 
 START_TEST(test_roundtrip)
 {
-	tu_rng r;
-	tu_rng_seeded(&r, "restore test_roundtrip");
+	uint64_t r;
+	r = kit_seed("restore test_roundtrip");
 	char src_dir[PATH_MAX], dst_dir[PATH_MAX];
 	tu_path(src_dir, sizeof src_dir, "src");
 	tu_path(dst_dir, sizeof dst_dir, "dst");
@@ -106,7 +106,7 @@ START_TEST(test_roundtrip)
 	/* restore in random chunks (commits get split across calls) */
 	evs_store *dst = tu_open(dst_dir, NULL);
 	for (size_t i = 0; i < n;) {
-		size_t k = tu_rng_range(&r, 1, 17);
+		size_t k = kit_rand_range(&r, 1, 17);
 		if (k > n - i)
 			k = n - i;
 		tu_ok(dst, evs_restore(dst, v + i, k));
@@ -216,7 +216,7 @@ static void restore_refused(evs_store *st, const evs_event *evs, size_t n, int c
 
 START_TEST(test_order_into_empty_store)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	const int64_t t = 1700000000000000000LL;
 	evs_event e[4];
 
@@ -263,7 +263,7 @@ END_TEST
 
 START_TEST(test_order_after_existing)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 2, 0, 0, NULL)); /* a:1-2 */
 	tu_ok(st, tu_append_simple(st, "b", EVS_ANY, "T", 1, 0, 0, NULL)); /* b:3 */
 	evs_store_info h;
@@ -327,8 +327,8 @@ END_TEST
 START_TEST(test_future_times_then_append)
 {
 	/* restored times ahead of the clock: later appends must not go back */
-	evs_store *st = tu_open(tu_dir, NULL);
-	const int64_t future = tu_now_ns() + 3600LL * 1000000000;
+	evs_store *st = tu_open(kit_dir, NULL);
+	const int64_t future = kit_now_ns() + 3600LL * 1000000000;
 	evs_event e[2];
 	make(&e[0], "a", 1, 1, future, 1);
 	make(&e[1], "a", 2, 2, future, 2);
@@ -403,13 +403,14 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-restore");
-	TCase *tc = tu_tcase("restore");
-	tcase_add_test(tc, test_roundtrip);
-	tcase_add_test(tc, test_order_into_empty_store);
-	tcase_add_test(tc, test_order_after_existing);
-	tcase_add_test(tc, test_future_times_then_append);
-	tcase_add_test(tc, test_restore_grows_the_map);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_roundtrip,
+		test_order_into_empty_store,
+		test_order_after_existing,
+		test_future_times_then_append,
+		test_restore_grows_the_map,
+		NULL,
+	};
+
+	return kit_main("store-restore", 600, tests);
 }

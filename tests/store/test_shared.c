@@ -18,18 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testutil.h"
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	int n = 0;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
-}
+#include "kit_store.h"
 
 /* Three spellings of one store: absolute, through a symlink, relative to
  * the working directory (with a "./" and a doubled slash for good
@@ -90,11 +79,11 @@ START_TEST(test_spellings_share_one_environment)
 	spellings sp;
 	make_spellings(&sp);
 	evs_store *a = tu_open(sp.abs, NULL);
-	int fds = count_fds();
+	int fds = kit_count_fds();
 	evs_store *b = tu_open(sp.link, NULL);
 	evs_store *c = tu_open(sp.rel, NULL);
 	/* shared: the second and third opens took no file descriptor */
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	evs_sub *sub;
 	tu_ok(c, evs_subscribe(c, 0, NULL, &sub));
@@ -123,7 +112,7 @@ START_TEST(test_spellings_share_one_environment)
 	evs_close(b);
 	evs_close(c);
 	/* the last close closed the environment */
-	ck_assert_int_lt(count_fds(), fds);
+	ck_assert_int_lt(kit_count_fds(), fds);
 }
 END_TEST
 
@@ -146,8 +135,8 @@ typedef struct appender {
 static void *append_main(void *arg)
 {
 	appender *a = arg;
-	tu_rng rng;
-	tu_rng_init(&rng, a->seed);
+	uint64_t rng;
+	rng = a->seed;
 	char own[32];
 	snprintf(own, sizeof own, "own-%d", a->id);
 	enum { MAXB = 8 };
@@ -156,15 +145,15 @@ static void *append_main(void *arg)
 	for (int i = 0; i < MAXB; i++)
 		tu_mp_init(&mps[i]);
 	for (size_t b = 0; b < PER_THREAD; b++) {
-		size_t n = (size_t)tu_rng_range(&rng, 1, MAXB);
+		size_t n = (size_t)kit_rand_range(&rng, 1, MAXB);
 		/* 2 KiB blobs: the small map must grow while both handles append */
-		size_t blob = tu_rng_range(&rng, 0, 3) == 0 ? 2048 : 16;
+		size_t blob = kit_rand_range(&rng, 0, 3) == 0 ? 2048 : 16;
 		for (size_t i = 0; i < n; i++) {
 			tu_mp_reset(&mps[i]);
 			tu_mp_blob_map(&mps[i], blob, a->seed + b * MAXB + i);
 			tu_event(&evs[i], "Blob", &mps[i], NULL);
 		}
-		bool mine = tu_rng_range(&rng, 0, 1) == 1;
+		bool mine = kit_rand_range(&rng, 0, 1) == 1;
 		evs_append_result r;
 		int rc = evs_append(a->st, mine ? own : "shared", mine ? a->own_events : EVS_ANY,
 				    evs, n, &r);
@@ -194,8 +183,8 @@ static int cmp_u64(const void *x, const void *y)
 
 START_TEST(test_concurrent_appends_on_two_handles)
 {
-	tu_rng rng;
-	uint64_t seed = tu_rng_seeded(&rng, "test_concurrent_appends_on_two_handles");
+	uint64_t rng;
+	uint64_t seed = rng = kit_seed("test_concurrent_appends_on_two_handles");
 	spellings sp;
 	make_spellings(&sp);
 	evs_options o;
@@ -285,7 +274,7 @@ START_TEST(test_close_one_keeps_the_other)
 {
 	spellings sp;
 	make_spellings(&sp);
-	int fds = count_fds();
+	int fds = kit_count_fds();
 	evs_store *a = tu_open(sp.abs, NULL);
 	evs_store *b = tu_open(sp.rel, NULL);
 	evs_append_result r;
@@ -316,13 +305,13 @@ START_TEST(test_close_one_keeps_the_other)
 	tu_check_u64_eq(r.last_position, 6);
 	ck_assert_uint_eq(tu_verify(a), 0);
 	evs_close(a);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	/* and the store opens afresh after the last close */
 	a = tu_open(sp.abs, NULL);
 	tu_check_u64_eq(last_position(a), 6);
 	evs_close(a);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 }
 END_TEST
 
@@ -552,15 +541,15 @@ typedef struct stormer {
 static void *storm_main(void *arg)
 {
 	stormer *t = arg;
-	tu_rng rng;
-	tu_rng_init(&rng, t->seed);
+	uint64_t rng;
+	rng = t->seed;
 	const char *paths[3] = {t->sp->abs, t->sp->link, t->sp->rel};
 	evs_store *held[2] = {NULL, NULL};
 	char stream[32];
 	snprintf(stream, sizeof stream, "storm-%d", t->id);
 
 	for (int round = 0; round < STORM_ROUNDS && t->bad_rc == 0; round++) {
-		int slot = (int)tu_rng_range(&rng, 0, 1);
+		int slot = (int)kit_rand_range(&rng, 0, 1);
 		if (held[slot]) {
 			evs_close(held[slot]);
 			held[slot] = NULL;
@@ -570,9 +559,9 @@ static void *storm_main(void *arg)
 		evs_options_init(&o);
 		o.sync = EVS_SYNC_NONE;
 		o.create = 0;
-		o.read_only = tu_rng_range(&rng, 0, 3) == 0;
+		o.read_only = kit_rand_range(&rng, 0, 3) == 0;
 		evs_store *st = NULL;
-		int rc = evs_open(paths[tu_rng_range(&rng, 0, 2)], &o, &st);
+		int rc = evs_open(paths[kit_rand_range(&rng, 0, 2)], &o, &st);
 		if (rc == EVS_BUSY && !o.read_only) {
 			/* only when another thread holds it read-only only */
 			if (strstr(evs_open_errmsg(), "read-only") == NULL) {
@@ -600,7 +589,7 @@ static void *storm_main(void *arg)
 			}
 		} else {
 			t->rw_opens++;
-			size_t n = (size_t)tu_rng_range(&rng, 1, 3);
+			size_t n = (size_t)kit_rand_range(&rng, 1, 3);
 			evs_append_result r;
 			rc = tu_append_simple(st, stream, t->appended, "Storm", n, 100 + t->id,
 					      t->appended, &r);
@@ -621,14 +610,14 @@ static void *storm_main(void *arg)
 
 START_TEST(test_open_close_storm)
 {
-	tu_rng rng;
-	uint64_t seed = tu_rng_seeded(&rng, "test_open_close_storm");
+	uint64_t rng;
+	uint64_t seed = rng = kit_seed("test_open_close_storm");
 	spellings sp;
 	make_spellings(&sp);
 	evs_options o;
 	tu_options(&o, EVS_SYNC_NONE);
 	evs_close(tu_open(sp.abs, &o));
-	int fds = count_fds();
+	int fds = kit_count_fds();
 
 	stormer ts[STORM_THREADS];
 	pthread_t th[STORM_THREADS];
@@ -636,7 +625,7 @@ START_TEST(test_open_close_storm)
 	for (int i = 0; i < STORM_THREADS; i++) {
 		ts[i].sp = &sp;
 		ts[i].id = i;
-		ts[i].seed = tu_rng_next(&rng);
+		ts[i].seed = kit_rand(&rng);
 		ck_assert_int_eq(pthread_create(&th[i], NULL, storm_main, &ts[i]), 0);
 	}
 	uint64_t total = 0;
@@ -654,7 +643,7 @@ START_TEST(test_open_close_storm)
 		ro, rw, busy);
 	ck_assert_uint_gt(rw, 0);
 	/* every environment was closed */
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(kit_count_fds(), fds);
 
 	evs_store *st = tu_open(sp.abs, &o);
 	tu_check_u64_eq(last_position(st), total);
@@ -688,22 +677,22 @@ START_TEST(test_forked_child_opens_afresh)
 		evs_close(st);
 		evs_store *cs = NULL;
 		int rc = evs_open(sp.link, NULL, &cs);
-		tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+		kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 		evs_store *cs2 = NULL;
 		rc = evs_open(sp.rel, NULL, &cs2);
-		tu_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
+		kit_child_check(rc == EVS_OK, "evs_open: %s", evs_open_errmsg());
 		rc = tu_append_simple(cs, "child", EVS_ANY, "T", 2, 2, 0, &r);
-		tu_child_check(rc == EVS_OK, "append: %s", evs_errmsg(cs));
+		kit_child_check(rc == EVS_OK, "append: %s", evs_errmsg(cs));
 		evs_store_info h;
 		rc = evs_head(cs2, &h);
-		tu_child_check(rc == EVS_OK && h.last_position == 3, "head %d %llu", rc,
-			       (unsigned long long)h.last_position);
+		kit_child_check(rc == EVS_OK && h.last_position == 3, "head %d %llu", rc,
+				(unsigned long long)h.last_position);
 		evs_close(cs2);
 		evs_close(cs);
 		_exit(0);
 	}
 	tu_ok(st, evs_wait(st, 2, 60000));
-	tu_wait_child(pid, 60000, 1);
+	kit_wait_child(pid, 60000, 1);
 	tu_check_u64_eq(last_position(st), 3);
 	/* the parent's environment is intact: it still appends */
 	tu_ok(st, tu_append_simple(st, "parent", EVS_ANY, "T", 1, 1, 1, &r));
@@ -715,17 +704,18 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-shared");
-	TCase *tc = tu_tcase("shared");
-	tcase_add_test(tc, test_spellings_share_one_environment);
-	tcase_add_test(tc, test_concurrent_appends_on_two_handles);
-	tcase_add_test(tc, test_close_one_keeps_the_other);
-	tcase_add_test(tc, test_incompatible_opens_refused);
-	tcase_add_test(tc, test_iterator_counts_for_every_handle);
-	tcase_add_test(tc, test_schema_added_through_other_handle);
-	tcase_add_test(tc, test_open_close_storm);
-	tcase_add_test(tc, test_forked_child_opens_afresh);
-	tcase_add_test(tc, test_open_with_map_size_while_growing);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_spellings_share_one_environment,
+		test_concurrent_appends_on_two_handles,
+		test_close_one_keeps_the_other,
+		test_incompatible_opens_refused,
+		test_iterator_counts_for_every_handle,
+		test_schema_added_through_other_handle,
+		test_open_close_storm,
+		test_forked_child_opens_afresh,
+		test_open_with_map_size_while_growing,
+		NULL,
+	};
+
+	return kit_main("store-shared", 600, tests);
 }

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "testutil.h"
+#include "kit_store.h"
 #include "tu_lmdb.h"
 
 #define EVENTS 40
@@ -12,7 +12,7 @@
 /* 40 events: streams a, b, c in 12 commits (some multi-event). */
 static void build(void)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	const char *streams[3] = {"a", "b", "c"};
 	size_t n = 0;
 	for (int i = 0; n < EVENTS; i++) {
@@ -42,7 +42,7 @@ static void on_problem(void *ctx, const char *problem)
 /* Reopen and verify; returns the count, asserting the callback saw them. */
 static uint64_t reverify(void)
 {
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	seen s = {0, 1};
 	uint64_t problems = 0;
 	tu_ok(st, evs_verify(st, on_problem, &s, &problems));
@@ -72,12 +72,12 @@ END_TEST
 START_TEST(test_event_id_deleted)
 {
 	build();
-	ck_assert_uint_eq(tu_mdb_count(tu_dir, "event_ids"), EVENTS);
+	ck_assert_uint_eq(tu_mdb_count(kit_dir, "event_ids"), EVENTS);
 	uint8_t id[16];
-	ck_assert_uint_eq(tu_mdb_del_nth(tu_dir, "event_ids", 17, id, sizeof id), 16);
+	ck_assert_uint_eq(tu_mdb_del_nth(kit_dir, "event_ids", 17, id, sizeof id), 16);
 	ck_assert_uint_gt(reverify(), 0);
 	/* and the id is gone for the API as well */
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	uint64_t p;
 	tu_assert_rc(st, evs_find_id(st, id, &p), EVS_NOT_FOUND);
 	evs_close(st);
@@ -88,7 +88,7 @@ START_TEST(test_event_id_repointed)
 {
 	build();
 	/* the id of position 10 now says position 11 */
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ev *evs;
 	size_t n = tu_read_all(st, &evs);
 	ck_assert_uint_eq(n, EVENTS);
@@ -98,7 +98,7 @@ START_TEST(test_event_id_repointed)
 	evs_close(st);
 	uint8_t pos[8];
 	tu_put_u64(pos, 11);
-	tu_mdb_put(tu_dir, "event_ids", id, 16, pos, 8);
+	tu_mdb_put(kit_dir, "event_ids", id, 16, pos, 8);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -106,8 +106,8 @@ END_TEST
 START_TEST(test_stream_entry_deleted)
 {
 	build();
-	ck_assert_uint_eq(tu_mdb_count(tu_dir, "streams"), EVENTS);
-	tu_mdb_del_nth(tu_dir, "streams", 5, NULL, 0);
+	ck_assert_uint_eq(tu_mdb_count(kit_dir, "streams"), EVENTS);
+	tu_mdb_del_nth(kit_dir, "streams", 5, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -115,7 +115,7 @@ END_TEST
 START_TEST(test_stream_last_entry_deleted)
 {
 	build();
-	tu_mdb_del_nth(tu_dir, "streams", EVENTS - 1, NULL, 0);
+	tu_mdb_del_nth(kit_dir, "streams", EVENTS - 1, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -123,10 +123,10 @@ END_TEST
 START_TEST(test_time_entry_deleted)
 {
 	build();
-	size_t n = tu_mdb_count(tu_dir, "time");
+	size_t n = tu_mdb_count(kit_dir, "time");
 	ck_assert_uint_ge(n, 2);
 	ck_assert_uint_le(n, EVENTS);
-	tu_mdb_del_nth(tu_dir, "time", n / 2, NULL, 0);
+	tu_mdb_del_nth(kit_dir, "time", n / 2, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -134,8 +134,8 @@ END_TEST
 START_TEST(test_time_last_entry_deleted)
 {
 	build();
-	size_t n = tu_mdb_count(tu_dir, "time");
-	tu_mdb_del_nth(tu_dir, "time", n - 1, NULL, 0);
+	size_t n = tu_mdb_count(kit_dir, "time");
+	tu_mdb_del_nth(kit_dir, "time", n - 1, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -146,15 +146,15 @@ START_TEST(test_record_garbled)
 	uint8_t key[8];
 	tu_put_u64(key, 20);
 	size_t n = 0;
-	uint8_t *rec = tu_mdb_get(tu_dir, "events", key, 8, &n);
+	uint8_t *rec = tu_mdb_get(kit_dir, "events", key, 8, &n);
 	ck_assert_ptr_nonnull(rec);
 	ck_assert_uint_gt(n, 20);
 	/* keep the head, cut the tail short */
-	tu_mdb_put(tu_dir, "events", key, 8, rec, n - 3);
+	tu_mdb_put(kit_dir, "events", key, 8, rec, n - 3);
 	ck_assert_uint_gt(reverify(), 0);
 
 	/* reading over it reports corruption rather than garbage */
-	evs_store *st = tu_open(tu_dir, NULL);
+	evs_store *st = tu_open(kit_dir, NULL);
 	evs_iter *it;
 	tu_ok(st, evs_read_all(st, 19, EVS_FORWARD, NULL, 0, &it));
 	evs_event ev;
@@ -166,7 +166,7 @@ START_TEST(test_record_garbled)
 
 	/* pure garbage */
 	memset(rec, 0xc1, n);
-	tu_mdb_put(tu_dir, "events", key, 8, rec, n);
+	tu_mdb_put(kit_dir, "events", key, 8, rec, n);
 	ck_assert_uint_gt(reverify(), 0);
 	free(rec);
 }
@@ -178,7 +178,7 @@ START_TEST(test_record_deleted)
 	uint8_t key[8];
 	tu_put_u64(key, EVENTS);
 	/* the last event: every index still points at it */
-	tu_mdb_del_nth(tu_dir, "events", EVENTS - 1, key, sizeof key);
+	tu_mdb_del_nth(kit_dir, "events", EVENTS - 1, key, sizeof key);
 	ck_assert_uint_eq(tu_get_u64(key), EVENTS);
 	ck_assert_uint_gt(reverify(), 0);
 }
@@ -187,7 +187,7 @@ END_TEST
 START_TEST(test_record_in_the_middle_deleted)
 {
 	build();
-	tu_mdb_del_nth(tu_dir, "events", 10, NULL, 0);
+	tu_mdb_del_nth(kit_dir, "events", 10, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -197,26 +197,27 @@ START_TEST(test_stream_count_wrong)
 	build();
 	uint8_t v[8];
 	tu_put_u64(v, 7);
-	tu_mdb_put(tu_dir, "meta", "streams", 7, v, 8);
+	tu_mdb_put(kit_dir, "meta", "streams", 7, v, 8);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("store-verify");
-	TCase *tc = tu_tcase("verify");
-	tcase_add_test(tc, test_healthy);
-	tcase_add_test(tc, test_event_id_deleted);
-	tcase_add_test(tc, test_event_id_repointed);
-	tcase_add_test(tc, test_stream_entry_deleted);
-	tcase_add_test(tc, test_stream_last_entry_deleted);
-	tcase_add_test(tc, test_time_entry_deleted);
-	tcase_add_test(tc, test_time_last_entry_deleted);
-	tcase_add_test(tc, test_record_garbled);
-	tcase_add_test(tc, test_record_deleted);
-	tcase_add_test(tc, test_record_in_the_middle_deleted);
-	tcase_add_test(tc, test_stream_count_wrong);
-	suite_add_tcase(s, tc);
-	return tu_run(s);
+	const TTest *tests[] = {
+		test_healthy,
+		test_event_id_deleted,
+		test_event_id_repointed,
+		test_stream_entry_deleted,
+		test_stream_last_entry_deleted,
+		test_time_entry_deleted,
+		test_time_last_entry_deleted,
+		test_record_garbled,
+		test_record_deleted,
+		test_record_in_the_middle_deleted,
+		test_stream_count_wrong,
+		NULL,
+	};
+
+	return kit_main("store-verify", 600, tests);
 }

@@ -1,5 +1,5 @@
 /*
- * client.c - see client.h.
+ * kit_http.c - the test kit's HTTP fixture (see kit_http.h).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,12 +8,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
 #include <curl/curl.h>
 
-#include "client.h"
+#include "kit_http.h"
 #include "evsproj.h"
 
 static size_t on_data(char *p, size_t size, size_t n, void *ctx)
@@ -39,17 +40,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	return len;
 }
 
-void http_request(unsigned port, const char *method, const char *target, const char *body,
-		  http_answer *a)
+static void perform(unsigned port, const char *method, const char *target, const char *body,
+		    const char *token, http_answer *a)
 {
 	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
 	evs__buf b = {0};
-	char url[8192];
+	char url[8192], auth[512];
 	CURLcode rc;
 
 	memset(a, 0, sizeof *a);
 	ck_assert_ptr_nonnull(c);
 	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, target);
+	if (token) {
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -62,46 +69,43 @@ void http_request(unsigned port, const char *method, const char *target, const c
 	if (body)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	rc = curl_easy_perform(c);
-	ck_assert_msg(rc == CURLE_OK, "GET %s: %s", target, curl_easy_strerror(rc));
+	ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, target, curl_easy_strerror(rc));
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	evs__buf_cstr(&b);
 	a->body = b.ptr ? b.ptr : strdup("");
 	a->json = json_tokener_parse(a->body);
 }
 
+void http_request(unsigned port, const char *method, const char *target, const char *body,
+		  http_answer *a)
+{
+	perform(port, method, target, body, NULL, a);
+}
+
 void http_get(unsigned port, const char *target, const char *token, http_answer *a)
 {
-	if (!token) {
-		http_request(port, "GET", target, NULL, a);
-		return;
-	}
-	{
-		CURL *c = curl_easy_init();
-		struct curl_slist *h = NULL;
-		evs__buf b = {0};
-		char url[8192], auth[512];
-		CURLcode rc;
+	perform(port, "GET", target, NULL, token, a);
+}
 
-		memset(a, 0, sizeof *a);
-		snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, target);
-		snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-		h = curl_slist_append(h, auth);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-		rc = curl_easy_perform(c);
-		ck_assert_msg(rc == CURLE_OK, "GET %s: %s", target, curl_easy_strerror(rc));
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-		curl_slist_free_all(h);
-		curl_easy_cleanup(c);
-		evs__buf_cstr(&b);
-		a->body = b.ptr ? b.ptr : strdup("");
-		a->json = json_tokener_parse(a->body);
-	}
+void http_get_ok(unsigned port, const char *target, http_answer *a)
+{
+	http_get(port, target, NULL, a);
+	ck_assert_msg(a->status == 200, "%s: %ld %s", target, a->status, a->body);
+	ck_assert_ptr_nonnull(a->json);
+}
+
+void http_expect_error(unsigned port, const char *target, long status, const char *code)
+{
+	http_answer a;
+
+	http_get(port, target, NULL, &a);
+	ck_assert_msg(a.status == status, "%s: %ld %s (want %ld)", target, a.status, a.body,
+		      status);
+	ck_assert_str_eq(http_str(&a, "error"), code);
+	ck_assert_str_ne(http_str(&a, "message"), "");
+	http_answer_free(&a);
 }
 
 void http_answer_free(http_answer *a)
@@ -192,4 +196,60 @@ evsq_server *http_server(const char *dsn, const char *const *settings)
 	evsq_config_free(&cfg);
 	ck_assert_uint_gt(evsq_server_port(srv), 0);
 	return srv;
+}
+
+/* A free port: bind 0, read it, release it. */
+static unsigned free_port(void)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+pid_t http_query_spawn(const char *const *args, unsigned *port)
+{
+	static const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+	char *argv[32], port_s[16];
+	int64_t deadline;
+	size_t n = 0;
+	pid_t pid;
+
+	*port = free_port();
+	snprintf(port_s, sizeof port_s, "%u", *port);
+	argv[n++] = EVS_QUERY_BIN;
+	argv[n++] = "--port";
+	argv[n++] = port_s;
+	for (size_t i = 0; args && args[i]; i++) {
+		ck_assert_uint_lt(n, sizeof argv / sizeof argv[0] - 1);
+		argv[n++] = (char *)args[i];
+	}
+	argv[n] = NULL;
+	pid = kit_spawn(argv);
+	/* readiness: a connect loop with a generous bound, never a sleep alone */
+	deadline = kit_mono_ms() + 30000;
+	while (http_raw(*port, health, sizeof health - 1) != 200) {
+		struct timespec ts = {0, 10 * 1000000L};
+
+		ck_assert_msg(kit_mono_ms() < deadline, "evs-query did not answer /health");
+		nanosleep(&ts, NULL);
+	}
+	return pid;
+}
+
+int http_main(const char *name, int timeout_s, const TTest *const *tests)
+{
+	int rc;
+
+	curl_global_init(CURL_GLOBAL_ALL);
+	rc = pgh_main(name, timeout_s, tests);
+	curl_global_cleanup();
+	return rc;
 }

@@ -1,9 +1,8 @@
 /*
- * pgh.c - the PostgreSQL test harness (see pgh.h).
+ * kit_pg.c - the test kit's PostgreSQL harness (see kit_pg.h).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +15,7 @@
 
 #include <check.h>
 
-#include "pgh.h"
+#include "kit_pg.h"
 
 #define PG_BIN        "/usr/lib/postgresql/15/bin"
 #define READY_SECONDS 120
@@ -163,7 +162,6 @@ bool pgh_own_cluster(void)
 void pgh_start(void)
 {
 	const char *env = getenv("EVS_PG_DSN");
-	const char *tmp = getenv("TMPDIR");
 	struct sigaction sa;
 	PGconn *c;
 
@@ -189,7 +187,6 @@ void pgh_start(void)
 	/* the socket path must stay under 108 bytes, and as root the
 	 * "postgres" user must reach the directory: the cluster always lives
 	 * in /tmp (sticky, world-traversable), whatever TMPDIR says */
-	(void)tmp;
 	snprintf(base, sizeof base, "/tmp/evs-pg-XXXXXX");
 	if (!mkdtemp(base)) {
 		perror("pgh: mkdtemp");
@@ -237,7 +234,7 @@ void pgh_stop(void)
 		return;
 	if (own) {
 		pgh_server_stop("fast");
-		pgh_rmtree(base);
+		kit_rmrf(base);
 		own = false;
 	}
 	free(admin_dsn);
@@ -317,49 +314,6 @@ void pgh_exec(PGconn *c, const char *sql)
 	PQclear(r);
 }
 
-char *pgh_tmpdir(const char *tag)
-{
-	const char *tmp = getenv("TMPDIR");
-	char *p;
-
-	if (asprintf(&p, "%s/evs-%s-XXXXXX", tmp && tmp[0] ? tmp : "/tmp", tag) < 0 || !mkdtemp(p))
-		abort();
-	return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-void pgh_rmtree(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-uint64_t pgh_seed(const char *test)
-{
-	const char *env = getenv("EVS_TEST_SEED");
-	uint64_t seed = env && env[0] ? strtoull(env, NULL, 10)
-				      : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-
-	fprintf(stderr, "%s: seed %llu (replay with EVS_TEST_SEED=%llu)\n", test,
-		(unsigned long long)seed, (unsigned long long)seed);
-	return seed ? seed : 1;
-}
-
-uint64_t pgh_rand(uint64_t *s)
-{
-	/* xorshift64* */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-
 const char *pgh_source_dir(void)
 {
 	return EVS_SOURCE_DIR;
@@ -377,14 +331,81 @@ const char *pgh_projector_bin(void)
 	return env && env[0] ? env : EVS_PROJECTOR_BIN;
 }
 
-int pgh_run_suite(Suite *s)
+int pgh_main(const char *name, int timeout_s, const TTest *const *tests)
 {
-	SRunner *sr = srunner_create(s);
-	int failed;
+	int rc;
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	pgh_start();
+	rc = kit_main(name, timeout_s, tests);
 	pgh_stop();
-	return failed ? 1 : 0;
+	return rc;
+}
+
+/* ---- the projector in tests ----------------------------------------------- */
+
+void pgh_config(evp_config *cfg, const char *dir, const char *dsn)
+{
+	evp_config_init(cfg);
+	cfg->store_path = dir;
+	cfg->dsn = dsn;
+	cfg->migrations_dir = pgh_migrations_dir();
+}
+
+void pgh_project_once(const char *dir, const char *dsn, const char *rules, int batch)
+{
+	evp_config cfg;
+	evp_stats st;
+	char err[2048];
+	int rc;
+
+	pgh_config(&cfg, dir, dsn);
+	cfg.rules_path = rules;
+	if (batch > 0)
+		cfg.batch_max = batch;
+	cfg.once = true;
+	rc = evp_run(&cfg, &st, err, sizeof err);
+	ck_assert_msg(rc == EVP_OK, "evp_run: %s", err);
+}
+
+static void *live_main(void *arg)
+{
+	pgh_live *l = arg;
+
+	l->rc = evp_run(&l->cfg, NULL, l->err, sizeof l->err);
+	return NULL;
+}
+
+void pgh_live_init(pgh_live *l, const char *dir, const char *dsn)
+{
+	memset(l, 0, sizeof *l);
+	pgh_config(&l->cfg, dir, dsn);
+	l->cfg.stop = &l->stop;
+}
+
+void pgh_live_start(pgh_live *l)
+{
+	ck_assert_int_eq(pthread_create(&l->th, NULL, live_main, l), 0);
+}
+
+int pgh_live_join(pgh_live *l)
+{
+	ck_assert_int_eq(pthread_join(l->th, NULL), 0);
+	return l->rc;
+}
+
+int pgh_live_stop(pgh_live *l)
+{
+	l->stop = 1;
+	return pgh_live_join(l);
+}
+
+void pgh_release(PGconn *c, evs_store *s, char *dir, char *dsn)
+{
+	if (c)
+		PQfinish(c);
+	evs_close(s);
+	if (dir)
+		kit_rmrf(dir);
+	free(dir);
+	free(dsn);
 }

@@ -1,13 +1,17 @@
 /*
- * client.h - the http suite's client side: one GET (libcurl) or raw bytes
- * over a socket, and a server started on a free loopback port.
+ * kit_http.h - the test kit's HTTP fixture: one GET (libcurl) or raw bytes
+ * over a socket, an in-process server on a free loopback port, and the
+ * evs-query program started as its own process.
  */
-#ifndef HTTP_CLIENT_H
-#define HTTP_CLIENT_H
+#ifndef EVS_KIT_HTTP_H
+#define EVS_KIT_HTTP_H
+
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
 #include "evsq.h"
+#include "kit_pg.h"
 
 typedef struct http_answer {
 	long status;
@@ -24,6 +28,11 @@ void http_get(unsigned port, const char *target, const char *token, http_answer 
 void http_request(unsigned port, const char *method, const char *target, const char *body,
 		  http_answer *a);
 void http_answer_free(http_answer *a);
+/* GET target: fails the test unless the status is 200 (a is filled). */
+void http_get_ok(unsigned port, const char *target, http_answer *a);
+/* GET target: fails the test unless the answer is the JSON error
+ * {"error": code, "message": "..."} with this status. */
+void http_expect_error(unsigned port, const char *target, long status, const char *code);
 /* %-escaped copy of s (malloc'd). */
 char *http_escape(const char *s);
 /* Send raw bytes, return the status of the answer (0 if the server closed
@@ -38,4 +47,11 @@ const char *http_str(const http_answer *a, const char *key);
  * settings (NULL-terminated list). */
 evsq_server *http_server(const char *dsn, const char *const *settings);
 
-#endif
+/* Run the evs-query program on a free loopback port (*port) with the
+ * extra NULL-terminated arguments; returns once /health answers 200. */
+pid_t http_query_spawn(const char *const *args, unsigned *port);
+
+/* pgh_main() between curl_global_init() and curl_global_cleanup(). */
+int http_main(const char *name, int timeout_s, const TTest *const *tests);
+
+#endif /* EVS_KIT_HTTP_H */

@@ -1,100 +1,21 @@
 /*
- * testutil.c - shared helpers for the libevstore Check suites; see
- * testutil.h.
+ * kit_store.c - the test kit's libevstore helpers (see kit_store.h).
  */
-#include "testutil.h"
+#include "kit_store.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
-char tu_dir[PATH_MAX];
-static char root_dir[PATH_MAX];
-
-static int keep_dirs(void)
-{
-	const char *k = getenv("EVS_TEST_KEEP");
-	return k != NULL && *k != '\0' && strcmp(k, "0") != 0;
-}
-
 /* ---- fixtures ---------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-int tu_rmrf(const char *path)
-{
-	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-		return -1;
-	return 0;
-}
-
-static void root_setup(void)
-{
-	const char *base = getenv("TMPDIR");
-	if (base == NULL || *base == '\0')
-		base = "/tmp";
-	int n = snprintf(root_dir, sizeof root_dir, "%s/evs-store-test-XXXXXX", base);
-	if (n < 0 || (size_t)n >= sizeof root_dir || mkdtemp(root_dir) == NULL) {
-		fprintf(stderr, "could not create a temporary directory under \"%s\": %s\n", base,
-			strerror(errno));
-		abort();
-	}
-}
-
-static void root_teardown(void)
-{
-	if (keep_dirs())
-		fprintf(stderr, "keeping \"%s\"\n", root_dir);
-	else
-		tu_rmrf(root_dir);
-}
-
-static void case_setup(void)
-{
-	int n = snprintf(tu_dir, sizeof tu_dir, "%s/t-XXXXXX", root_dir);
-	ck_assert(n > 0 && (size_t)n < sizeof tu_dir);
-	ck_assert_msg(mkdtemp(tu_dir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static void case_teardown(void)
-{
-	if (!keep_dirs())
-		tu_rmrf(tu_dir);
-}
-
-TCase *tu_tcase(const char *name)
-{
-	TCase *tc = tcase_create(name);
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
-	tcase_add_checked_fixture(tc, case_setup, case_teardown);
-	tcase_set_timeout(tc, 600);
-	return tc;
-}
-
-int tu_run(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
 
 void tu_path(char *out, size_t size, const char *name)
 {
-	int n = snprintf(out, size, "%s/%s", tu_dir, name);
+	int n = snprintf(out, size, "%s/%s", kit_dir, name);
 	ck_assert(n > 0 && (size_t)n < size);
 }
 
@@ -128,51 +49,6 @@ evs_store *tu_open(const char *dir, const evs_options *opts)
 		      evs_open_errmsg());
 	ck_assert_ptr_nonnull(st);
 	return st;
-}
-
-/* ---- randomness (splitmix64) ------------------------------------------- */
-
-void tu_rng_init(tu_rng *r, uint64_t seed)
-{
-	r->s = seed;
-}
-
-uint64_t tu_rng_next(tu_rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-uint64_t tu_rng_range(tu_rng *r, uint64_t lo, uint64_t hi)
-{
-	if (hi <= lo)
-		return lo;
-	uint64_t span = hi - lo + 1;
-	if (span == 0)
-		return tu_rng_next(r);
-	return lo + tu_rng_next(r) % span;
-}
-
-uint64_t tu_rng_seeded(tu_rng *r, const char *what)
-{
-	uint64_t seed;
-	const char *env = getenv("EVS_TEST_SEED");
-	if (env != NULL && *env != '\0') {
-		seed = strtoull(env, NULL, 0);
-	} else {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		tu_rng tmp;
-		tu_rng_init(&tmp, (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
-					  ((uint64_t)getpid() << 32));
-		seed = tu_rng_next(&tmp);
-	}
-	fprintf(stderr, "%s: seed %llu (replay with EVS_TEST_SEED=%llu)\n", what,
-		(unsigned long long)seed, (unsigned long long)seed);
-	tu_rng_init(r, seed);
-	return seed;
 }
 
 /* ---- msgpack ----------------------------------------------------------- */
@@ -221,8 +97,7 @@ void tu_mp_map_ints(tu_mp *m, size_t npairs, ...)
 
 void tu_mp_blob_map(tu_mp *m, size_t n, uint64_t seed)
 {
-	tu_rng r;
-	tu_rng_init(&r, seed);
+	uint64_t r = seed;
 	msgpack_pack_map(&m->pk, 1);
 	tu_mp_str(m, "blob");
 	msgpack_pack_bin(&m->pk, n);
@@ -231,7 +106,7 @@ void tu_mp_blob_map(tu_mp *m, size_t n, uint64_t seed)
 	while (done < n) {
 		size_t k = n - done < sizeof chunk ? n - done : sizeof chunk;
 		for (size_t i = 0; i < k; i += 8) {
-			uint64_t x = tu_rng_next(&r);
+			uint64_t x = kit_rand(&r);
 			size_t c = k - i < 8 ? k - i : 8;
 			memcpy(chunk + i, &x, c);
 		}
@@ -416,27 +291,13 @@ uint64_t tu_verify(evs_store *store)
 
 /* ---- time and waiting -------------------------------------------------- */
 
-int64_t tu_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t tu_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int tu_wait_for(int (*cond)(void *ctx), void *ctx, int timeout_ms)
 {
-	int64_t deadline = tu_mono_ms() + timeout_ms;
+	int64_t deadline = kit_mono_ms() + timeout_ms;
 	for (;;) {
 		if (cond(ctx))
 			return 1;
-		if (tu_mono_ms() > deadline)
+		if (kit_mono_ms() > deadline)
 			return 0;
 		struct timespec d = {0, 2 * 1000 * 1000};
 		nanosleep(&d, NULL);
@@ -445,10 +306,10 @@ int tu_wait_for(int (*cond)(void *ctx), void *ctx, int timeout_ms)
 
 int tu_read_full(int fd, void *buf, size_t len, int timeout_ms)
 {
-	int64_t deadline = tu_mono_ms() + timeout_ms;
+	int64_t deadline = kit_mono_ms() + timeout_ms;
 	size_t got = 0;
 	while (got < len) {
-		int64_t left = deadline - tu_mono_ms();
+		int64_t left = deadline - kit_mono_ms();
 		if (left < 0)
 			return -1;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -479,31 +340,4 @@ int tu_write_full(int fd, const void *buf, size_t len)
 		done += (size_t)k;
 	}
 	return 0;
-}
-
-/* ---- child processes --------------------------------------------------- */
-
-int tu_wait_child(pid_t pid, int timeout_ms, int must_succeed)
-{
-	int64_t deadline = tu_mono_ms() + timeout_ms;
-	int status = 0;
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		ck_assert_msg(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-		if (tu_mono_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("child %d did not finish within %d ms", (int)pid, timeout_ms);
-		}
-		struct timespec d = {0, 2 * 1000 * 1000};
-		nanosleep(&d, NULL);
-	}
-	if (must_succeed)
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "child %d failed: %s %d", (int)pid,
-			      WIFEXITED(status) ? "exit status" : "signal",
-			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-	return status;
 }

@@ -1,24 +1,11 @@
 /*
- * testutil.h - shared helpers for the libevstore Check suites.
- *
- * Temporary directories
- *   Every TCase made by tu_tcase() gets a root directory under $TMPDIR
- *   (unchecked fixture, created and removed by the Check parent process),
- *   and every test case a fresh directory inside it (checked fixture):
- *   tu_dir. A test that fails in fork mode exits without its teardown; the
- *   root's removal cleans up after it. EVS_TEST_KEEP=1 keeps everything.
- *
- * Randomness
- *   tu_rng_seeded() takes the seed from EVS_TEST_SEED when set, else from
- *   the clock and pid, and prints it so that any run can be replayed.
- *
- * Child processes
- *   Code running in a process forked by a test must not use ck_assert (its
- *   report would race the test's own); it uses tu_child_check(), which
- *   prints and _exit()s with status 3. Children always leave by _exit().
+ * kit_store.h - the test kit's libevstore helpers (the suites store,
+ * aggregate and schema): opening, msgpack payloads, events, draining
+ * iterators, waiting. Directories, seeds, child processes and the runner
+ * are kit.h's.
  */
-#ifndef EVS_TESTUTIL_H
-#define EVS_TESTUTIL_H
+#ifndef EVS_KIT_STORE_H
+#define EVS_KIT_STORE_H
 
 #include <check.h>
 #include <limits.h>
@@ -30,23 +17,12 @@
 #include <unistd.h>
 
 #include "evstore.h"
+#include "kit.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-/* Directory of the running test case (fresh and empty at its start). */
-extern char tu_dir[PATH_MAX];
-
-/* A TCase with the per-test temp dir fixtures and a generous timeout. */
-TCase *tu_tcase(const char *name);
-
-/* Run the suite, print a summary, return the process exit status. */
-int tu_run(Suite *s);
-
-/* Make path = tu_dir "/" name (asserts it fits). */
+/* Make path = kit_dir "/" name (asserts it fits). */
 void tu_path(char *out, size_t size, const char *name);
-
-/* rm -rf; returns 0 or -1. */
-int tu_rmrf(const char *path);
 
 /* ---- assertions on return codes ---------------------------------------- */
 
@@ -92,19 +68,6 @@ void tu_options(evs_options *o, int sync);
 
 /* Open dir (asserting success). opts may be NULL. */
 evs_store *tu_open(const char *dir, const evs_options *opts);
-
-/* ---- deterministic randomness ------------------------------------------ */
-
-typedef struct tu_rng {
-	uint64_t s;
-} tu_rng;
-
-/* Seed from EVS_TEST_SEED or fresh; prints "<what>: seed N ...". */
-uint64_t tu_rng_seeded(tu_rng *r, const char *what);
-void tu_rng_init(tu_rng *r, uint64_t seed);
-uint64_t tu_rng_next(tu_rng *r);
-/* Uniform in [lo, hi] (inclusive). */
-uint64_t tu_rng_range(tu_rng *r, uint64_t lo, uint64_t hi);
 
 /* ---- msgpack ----------------------------------------------------------- */
 
@@ -166,9 +129,6 @@ uint64_t tu_verify(evs_store *store);
 
 /* ---- time and waiting -------------------------------------------------- */
 
-int64_t tu_now_ns(void);  /* CLOCK_REALTIME */
-int64_t tu_mono_ms(void); /* CLOCK_MONOTONIC */
-
 /* Poll cond(ctx) every 2 ms until true or timeout_ms: 1 if it came true. */
 int tu_wait_for(int (*cond)(void *ctx), void *ctx, int timeout_ms);
 
@@ -178,22 +138,4 @@ int tu_read_full(int fd, void *buf, size_t len, int timeout_ms);
 /* Write all of buf: 0 or -1. */
 int tu_write_full(int fd, const void *buf, size_t len);
 
-/* ---- child processes --------------------------------------------------- */
-
-#define tu_child_check(cond, ...)                                                              \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "child %d: %s:%d: check '%s' failed: ", (int)getpid(), \
-				__FILE__, __LINE__, #cond);                                    \
-			fprintf(stderr, __VA_ARGS__);                                          \
-			fputc('\n', stderr);                                                   \
-			_exit(3);                                                              \
-		}                                                                              \
-	} while (0)
-
-/* Wait for pid (bounded by timeout_ms, then SIGKILL); returns the raw
- * wait status, and asserts the child exited with status 0 when
- * must_succeed. */
-int tu_wait_child(pid_t pid, int timeout_ms, int must_succeed);
-
-#endif /* EVS_TESTUTIL_H */
+#endif /* EVS_KIT_STORE_H */

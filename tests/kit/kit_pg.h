@@ -1,6 +1,6 @@
 /*
- * pgh.h - the PostgreSQL test harness: a throwaway cluster per test
- * executable, a fresh database per test case.
+ * kit_pg.h - the test kit's PostgreSQL harness: a throwaway cluster per
+ * test executable, a fresh database per test case.
  *
  * pgh_start() runs initdb in a temporary directory under /tmp and starts the server
  * on a Unix socket in that directory only (no TCP), with fsync=off; as
@@ -13,8 +13,8 @@
  *
  * Readiness is a connect loop with a generous bound, never a sleep.
  */
-#ifndef PGH_H
-#define PGH_H
+#ifndef EVS_KIT_PG_H
+#define EVS_KIT_PG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,12 +22,18 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include "evsproj.h"
+#include "evstore.h"
+#include "kit.h"
+
 /* Start the cluster (or adopt EVS_PG_DSN); aborts the process on failure. */
 void pgh_start(void);
 void pgh_stop(void);
-/* Run suite s (pgh_start() called before), free it, pgh_stop(): main()'s
- * exit status (1 when a test failed). */
-int pgh_run_suite(Suite *s);
+/* kit_main() between pgh_start() and pgh_stop(). */
+int pgh_main(const char *name, int timeout_s, const TTest *const *tests);
 /* Whether the cluster is ours (restart tests need it). */
 bool pgh_own_cluster(void);
 /* Stop the server (mode "fast" or "immediate") / start it again. */
@@ -45,18 +51,40 @@ char *pgh_value(PGconn *c, const char *sql);
 long long pgh_int(PGconn *c, const char *sql);
 void pgh_exec(PGconn *c, const char *sql);
 
-/* A fresh temporary directory (malloc'd path) and rm -rf of it. */
-char *pgh_tmpdir(const char *tag);
-void pgh_rmtree(const char *path);
-
-/* Seed of randomized tests: EVS_TEST_SEED or time; printed. */
-uint64_t pgh_seed(const char *test);
-uint64_t pgh_rand(uint64_t *state);
-
 /* Directory of the source tree's migrations/ and projector/. */
 const char *pgh_migrations_dir(void);
 const char *pgh_source_dir(void);
 /* Path of the evs-projector binary. */
 const char *pgh_projector_bin(void);
 
-#endif
+/* ---- the projector in tests ----------------------------------------------- */
+
+/* evp_config_init + store dir, dsn and the source tree's migrations. */
+void pgh_config(evp_config *cfg, const char *dir, const char *dsn);
+/* One evp_run --once (rules and batch optional: NULL, 0); fails the test
+ * unless it answers EVP_OK. */
+void pgh_project_once(const char *dir, const char *dsn, const char *rules, int batch);
+
+/* evp_run on a thread, stopped through cfg.stop. */
+typedef struct pgh_live {
+	evp_config cfg;
+	volatile sig_atomic_t stop;
+	int rc;
+	char err[2048];
+	pthread_t th;
+} pgh_live;
+
+/* pgh_config() of l->cfg with l->stop wired; set more of l->cfg, then
+ * pgh_live_start(). */
+void pgh_live_init(pgh_live *l, const char *dir, const char *dsn);
+void pgh_live_start(pgh_live *l);
+/* Wait for the run to end by itself (a rebuild); returns its code. */
+int pgh_live_join(pgh_live *l);
+/* Ask it to stop, wait: its code (EVP_STOPPED when it was running). */
+int pgh_live_stop(pgh_live *l);
+
+/* Release what a test case holds, each may be NULL: the connection, the
+ * store, the store's directory (removed, then freed) and the DSN. */
+void pgh_release(PGconn *c, evs_store *s, char *dir, char *dsn);
+
+#endif /* EVS_KIT_PG_H */
