@@ -103,7 +103,14 @@ static bool value_text(evs__buf *b, const msgpack_object *o)
 		evs__buf_printf(b, "%lld", (long long)o->via.i64);
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: evs__buf_printf(b, "%.17g", o->via.f64); break;
+	case MSGPACK_OBJECT_FLOAT64: {
+		/* the shortest text that reads back as the double (the number
+		 * policy, mpjson.h): 0.1 reaches a numeric column as 0.1 */
+		char t[EVS__DOUBLE_LEN];
+
+		evs__buf_putn(b, t, evs__double_text(o->via.f64, t));
+		break;
+	}
 	case MSGPACK_OBJECT_STR: evs__buf_putn(b, o->via.str.ptr, o->via.str.size); break;
 	default: {
 		evs__buf mp = {0};

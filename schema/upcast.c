@@ -21,6 +21,7 @@
 
 #include "agg_internal.h"
 #include "internal.h"
+#include "mpjson.h"
 #include "schema_internal.h"
 
 #define SCRATCH 48 /* bytes of one converted scalar, at most */
@@ -162,7 +163,7 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 		} else if (x.kind == MK_NINT) {
 			snprintf(t, sizeof t, "%" PRId64, x.i);
 		} else if (x.kind == MK_FLOAT) {
-			snprintf(t, sizeof t, "%.17g", x.d);
+			evs__double_text(x.d, t); /* shortest: 0.1 becomes "0.1" */
 		} else if (x.kind == MK_BOOL) {
 			snprintf(t, sizeof t, "%s", x.b ? "true" : "false");
 		} else {

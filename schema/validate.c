@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mpjson.h"
 #include "schema_internal.h"
 
 /* One step of the path to the value being checked: a key or an index. */
@@ -201,14 +202,23 @@ static int cmp_num(const mpv *v, double b)
 	return f == b ? 0 : -1;
 }
 
-static void num_text(const mpv *v, char *out, size_t len)
+/* out holds EVS__DOUBLE_LEN bytes. A double is its shortest text (the
+ * number policy, mpjson.h): 0.1 in a message reads 0.1. */
+static const char *num_text(const mpv *v, char *out)
 {
 	if (v->kind == MK_UINT)
-		snprintf(out, len, "%llu", (unsigned long long)v->u);
+		snprintf(out, EVS__DOUBLE_LEN, "%llu", (unsigned long long)v->u);
 	else if (v->kind == MK_NINT)
-		snprintf(out, len, "%lld", (long long)v->i);
+		snprintf(out, EVS__DOUBLE_LEN, "%lld", (long long)v->i);
 	else
-		snprintf(out, len, "%.17g", v->d);
+		evs__double_text(v->d, out);
+	return out;
+}
+
+static const char *bound_text(double d, char *out)
+{
+	evs__double_text(d, out);
+	return out;
 }
 
 static bool lit_eq(const sc_lit *l, const mpv *v)
@@ -243,8 +253,6 @@ static int vnode(vc *c, const sc_node *n, int depth);
 
 static int check_scalar(vc *c, const sc_node *n, const mpv *v)
 {
-	char a[48];
-
 	if (v->kind == MK_STR) {
 		if (n->min_len >= 0 || n->max_len >= 0) {
 			size_t k = codepoints(v->ptr, v->n);
@@ -265,24 +273,23 @@ static int check_scalar(vc *c, const sc_node *n, const mpv *v)
 			return fail(c, "format", "not an email address");
 	} else if (v->kind == MK_UINT || v->kind == MK_NINT || v->kind == MK_FLOAT) {
 		/* the text of the value is made only for a message */
+		char a[EVS__DOUBLE_LEN], b[EVS__DOUBLE_LEN];
+
 		if (v->kind == MK_FLOAT && !isfinite(v->d) &&
 		    (n->min.set || n->max.set || n->xmin.set || n->xmax.set))
-			return num_text(v, a, sizeof a),
-			       fail(c, "type", "%s is not a finite number", a);
+			return fail(c, "type", "%s is not a finite number", num_text(v, a));
 		if (n->min.set && cmp_num(v, n->min.d) < 0)
-			return num_text(v, a, sizeof a),
-			       fail(c, "minimum", "%s is less than %.17g", a, n->min.d);
+			return fail(c, "minimum", "%s is less than %s", num_text(v, a),
+				    bound_text(n->min.d, b));
 		if (n->max.set && cmp_num(v, n->max.d) > 0)
-			return num_text(v, a, sizeof a),
-			       fail(c, "maximum", "%s is greater than %.17g", a, n->max.d);
+			return fail(c, "maximum", "%s is greater than %s", num_text(v, a),
+				    bound_text(n->max.d, b));
 		if (n->xmin.set && cmp_num(v, n->xmin.d) <= 0)
-			return num_text(v, a, sizeof a),
-			       fail(c, "exclusiveMinimum", "%s is not greater than %.17g", a,
-				    n->xmin.d);
+			return fail(c, "exclusiveMinimum", "%s is not greater than %s",
+				    num_text(v, a), bound_text(n->xmin.d, b));
 		if (n->xmax.set && cmp_num(v, n->xmax.d) >= 0)
-			return num_text(v, a, sizeof a),
-			       fail(c, "exclusiveMaximum", "%s is not less than %.17g", a,
-				    n->xmax.d);
+			return fail(c, "exclusiveMaximum", "%s is not less than %s", num_text(v, a),
+				    bound_text(n->xmax.d, b));
 	}
 	return V_OK;
 }

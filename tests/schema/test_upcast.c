@@ -169,6 +169,7 @@ START_TEST(test_convert_rules)
 
 	append_json(st, 1, "{\"amt\":1,\"a\":\"42\",\"b\":3,\"c\":true}");
 	append_json(st, 1, "{\"amt\":1,\"a\":\"x\"}");
+	append_json(st, 1, "{\"amt\":1,\"c\":0.1}");
 	tu_ok(st, evs_schema_add(st, v2, strlen(v2)));
 	evs_iter *it;
 	evs_event e;
@@ -181,6 +182,14 @@ START_TEST(test_convert_rules)
 	/* a step that does not fit the data is an error naming the event */
 	tu_assert_rc(st, evs_iter_next(it, &e), EVS_CORRUPT);
 	ck_assert_ptr_nonnull(strstr(evs_errmsg(st), "position 2"));
+	evs_iter_free(it);
+	/* a double becomes its shortest text: "0.1", not "0.10000000000000001" */
+	tu_ok(st, evs_read_stream(st, "p", 3, EVS_FORWARD, 0, &it));
+	tu_ok(st, evs_iter_upcast(it, 1));
+	tu_ok(st, evs_iter_next(it, &e));
+	t = kit_mp_text(e.data, e.data_len);
+	ck_assert_str_eq(t, "{\"amt\"=>1, \"c\"=>\"0.1\"}");
+	free(t);
 	evs_iter_free(it);
 	(void)got;
 	(void)n;

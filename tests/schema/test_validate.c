@@ -73,6 +73,9 @@ START_TEST(test_rules)
 	expect(sc, "{\"amount\":1000001,\"owner\":\"ann\"}", "rule \"maximum\"");
 	expect(sc, "{\"amount\":1000000,\"owner\":\"ann\"}", NULL);
 	expect(sc, "{\"amount\":1,\"owner\":\"ann\",\"rate\":0.5}", NULL);
+	/* a double in a message is its shortest text (not 1.1000000000000001) */
+	expect(sc, "{\"amount\":1,\"owner\":\"ann\",\"rate\":1.1}",
+	       "at \"$.rate\" breaks rule \"exclusiveMaximum\": 1.1 is not less than 1");
 	expect(sc, "{\"amount\":1,\"owner\":\"ann\",\"rate\":0}", "rule \"exclusiveMinimum\"");
 	expect(sc, "{\"amount\":1,\"owner\":\"ann\",\"rate\":1}", "rule \"exclusiveMaximum\"");
 	expect(sc, "{\"amount\":1,\"owner\":\"a\"}", "at \"$.owner\" breaks rule \"minLength\"");
