@@ -44,11 +44,8 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 		cli_error("store \"%s\" does not exist", ctx->store_path);
 		cli_hint("create it with \"evs init --store %s\", or set --store or EVS_STORE",
 			 ctx->store_path);
-	} else if (strstr(detail, ctx->store_path)) {
-		/* the library's message names the store already */
-		cli_error("%s", detail);
 	} else {
-		cli_error("could not open store \"%s\": %s", ctx->store_path, detail);
+		cli_error("%s", detail); /* names the store (evs_open) */
 	}
 	return NULL;
 }

@@ -64,8 +64,7 @@ static int run_init(struct evp__run *r)
 	so.create = 0;
 	so.read_only = 1;
 	if (evs_open(cfg->store_path, &so, &r->store) != EVS_OK) {
-		snprintf(r->err, r->errlen, "could not open store \"%s\": %s", cfg->store_path,
-			 evs_open_errmsg());
+		snprintf(r->err, r->errlen, "%s", evs_open_errmsg());
 		return EVP_STORE;
 	}
 	return EVP_OK;

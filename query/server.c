@@ -151,8 +151,7 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		o.create = 0;
 		o.read_only = 1;
 		if ((src = evs_open(cfg->store, &o, &srv->store))) {
-			snprintf(err, errlen, "could not open store \"%s\": %s", cfg->store,
-				 evs_open_errmsg());
+			snprintf(err, errlen, "%s", evs_open_errmsg());
 			rc = EVSQ_INVALID;
 			goto fail;
 		}

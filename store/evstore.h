@@ -158,7 +158,8 @@ void evs_options_init(evs_options *opts);
 /*
  * Open the store in directory `path` (created when opts->create). opts may
  * be NULL for the defaults. On failure *out is NULL and the returned code
- * says why; evs_open_errmsg() then has the detail.
+ * says why; evs_open_errmsg() then has the whole message, naming the
+ * store ("could not open store \"x\": ..."), fit to print as it is.
  * EVS_FORMAT: the store was written by a newer, unknown format version.
  *
  * One environment per store per process. LMDB forbids opening one

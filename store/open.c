@@ -118,6 +118,14 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 
 fail:
 	handle_free(s);
+	/* evs_open_errmsg() is a whole message that names the store, so a
+	 * caller prints it as it is (PostgreSQL's voice, no doubled prefix) */
+	if (!strstr(evs_open_errmsg(), path)) {
+		char msg[1024];
+		snprintf(msg, sizeof msg, "could not open store \"%s\": %s", path,
+			 evs_open_errmsg());
+		evs__fail_msg(NULL, rc, msg);
+	}
 	return rc;
 }
 
