@@ -107,15 +107,16 @@ static void walked(const char *what, long n)
 	printf("%s: %ld allocations walked\n", what, n - 1);
 }
 
-/* Walk a reader over one store of 5 events (readers write nothing, so it
- * is reused); when it succeeds it saw `want` events. */
-static void walk_reader(const char *what, op_fn op, size_t want)
+/* Walk a reader over one store of 5 events made by setup (readers write
+ * nothing, so it is reused); when it succeeds it saw `want` events. */
+static void walk_reader(const char *what, void (*setup)(const char *dir, size_t n), op_fn op,
+			size_t want)
 {
 	char dir[PATH_MAX];
 	long n;
 
 	tu_path(dir, sizeof dir, what);
-	make_store(dir, 5);
+	setup(dir, 5);
 	for (n = 1; n < MAX_WALK; n++) {
 		evs_store *s = tu_open(dir, NULL);
 		size_t seen;
@@ -351,7 +352,7 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_read)
 {
-	walk_reader("read", op_read, 10);
+	walk_reader("read", make_store, op_read, 10);
 }
 END_TEST
 
@@ -385,7 +386,72 @@ static int op_follow(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_follow)
 {
-	walk_reader("subscription", op_follow, 4); /* after position 1 */
+	walk_reader("subscription", make_store, op_follow, 4); /* after position 1 */
+}
+END_TEST
+
+/* ---- a C upcaster ------------------------------------------------------- */
+
+/* "Hooked" version 2 is reached from 1 by a C hook only. */
+static void make_hooked(const char *dir, size_t n)
+{
+	static const char *v1 = "{\"type\":\"Hooked\",\"version\":1,\"schema\":{}}";
+	static const char *v2 =
+		"{\"type\":\"Hooked\",\"version\":2,\"schema\":{},\"upcast\":\"hook\"}";
+	evs_store *s = tu_open(dir, NULL);
+
+	/* events first, so that they are stored as version 1 */
+	tu_ok(s, evs_schema_add(s, v1, strlen(v1)));
+	for (size_t i = 0; i < n; i++)
+		tu_ok(s, tu_append_simple(s, "h-1", EVS_ANY, "Hooked", 1, 0, i, NULL));
+	tu_ok(s, evs_schema_add(s, v2, strlen(v2)));
+	evs_close(s);
+}
+
+/* {"v": 2, "was": <the old data>} */
+static int hook(void *ctx, const evs_event *ev, evs_sink *out)
+{
+	static const char head[] = {(char)0x82, (char)0xa1, 'v', 0x02, (char)0xa3, 'w', 'a', 's'};
+
+	(void)ctx;
+	if (evs_sink_write(out, head, sizeof head) || evs_sink_write(out, ev->data, ev->data_len))
+		return EVS_NOMEM;
+	return EVS_OK;
+}
+
+static int op_hooked(evs_store *s, const char *dir, void *ctx)
+{
+	size_t *seen = ctx;
+	evs_iter *it;
+	evs_event ev;
+	int rc;
+
+	(void)dir;
+	*seen = 0;
+	if ((rc = evs_upcaster_register(s, "Hooked", 1, hook, NULL)) != EVS_OK)
+		return rc;
+	if ((rc = evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it)) != EVS_OK)
+		return rc;
+	bool retried = false;
+	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+			if (rc == EVS_NOMEM) {
+				retried = true;
+				continue;
+			}
+			tu_check(ev.type_version == 2 && ev.data_len > 8,
+				 "hook: version %u, %zu bytes of data", ev.type_version,
+				 ev.data_len);
+			(*seen)++;
+		}
+	}
+	evs_iter_free(it);
+	return rc == EVS_END ? EVS_OK : rc;
+}
+
+START_TEST(nomem_upcast_hook)
+{
+	walk_reader("hook", make_hooked, op_hooked, 5);
 }
 END_TEST
 
@@ -414,7 +480,7 @@ static int op_state(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_state)
 {
-	walk_reader("state", op_state, 5);
+	walk_reader("state", make_store, op_state, 5);
 }
 END_TEST
 
@@ -517,6 +583,7 @@ int main(void)
 	tcase_add_test(tc, nomem_schema_add);
 	tcase_add_test(tc, nomem_read);
 	tcase_add_test(tc, nomem_follow);
+	tcase_add_test(tc, nomem_upcast_hook);
 	tcase_add_test(tc, nomem_state);
 	tcase_add_test(tc, nomem_execute);
 	suite_add_tcase(s, tc);
