@@ -136,7 +136,7 @@ bool evs__fmt_email(const char *s, size_t n);
 
 /* ---- the registry cache (cache.c) ------------------------------------- */
 
-	typedef struct evs__sc_type {
+typedef struct evs__sc_type {
 	char *name;
 	size_t len;
 	uint32_t nversions; /* versions 1..nversions */
