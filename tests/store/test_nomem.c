@@ -134,6 +134,31 @@ static void walk_reader(const char *what, void (*setup)(const char *dir, size_t 
 	walked(what, n);
 }
 
+/* Walk a writer over a fresh store of `events` events per attempt: when
+ * it succeeds the store holds `added` more, else not one more (all or
+ * nothing). A fresh handle each time, so the schema cache is loaded
+ * inside the walk. */
+static void walk_writer(const char *what, int events, op_fn op, uint64_t added)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX];
+		int rc;
+
+		fresh_dir(dir, what, n, events);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op, s, dir, NULL, &rc);
+		check_rc(what, n, failed, rc, evs_errmsg(s));
+		evs_close(s);
+		check_store(dir, (uint64_t)events + (rc == EVS_OK ? added : 0));
+		tu_rmrf(dir);
+		if (!failed)
+			break;
+	}
+	walked(what, n);
+}
+
 /* ---- evs_open ------------------------------------------------------------ */
 
 static int op_open(evs_store *unused, const char *dir, void *ctx)
@@ -207,25 +232,7 @@ static int op_append(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_append)
 {
-	long n;
-
-	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX];
-		int rc;
-
-		fresh_dir(dir, "append", n, 2);
-		/* a fresh handle: the schema cache is loaded inside the walk */
-		evs_store *s = tu_open(dir, NULL);
-		bool failed = attempt(n, op_append, s, dir, NULL, &rc);
-		check_rc("evs_append", n, failed, rc, evs_errmsg(s));
-		evs_close(s);
-		/* all or nothing */
-		check_store(dir, rc == EVS_OK ? 2 + BATCH : 2);
-		tu_rmrf(dir);
-		if (!failed)
-			break;
-	}
-	walked("evs_append", n);
+	walk_writer("evs_append", 2, op_append, BATCH);
 }
 END_TEST
 
@@ -311,6 +318,32 @@ END_TEST
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* Read it to its end with upcasting on (every event reaches version 2,
+ * with at least min_len bytes of data), counting into *seen, and free it.
+ * As for subscriptions: an iterator that met the one-shot failure carries
+ * on with the event it failed on. */
+static int drain_upcast(evs_iter *it, size_t min_len, size_t *seen)
+{
+	bool retried = false;
+	evs_event ev;
+	int rc;
+
+	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+			if (rc == EVS_NOMEM) {
+				retried = true;
+				continue;
+			}
+			tu_check(ev.type_version == 2 && ev.data_len >= min_len,
+				 "upcast: version %u, %zu bytes of data", ev.type_version,
+				 ev.data_len);
+			(*seen)++;
+		}
+	}
+	evs_iter_free(it);
+	return rc == EVS_END ? EVS_OK : rc;
+}
+
 /* Read everything through a filtered iterator that upcasts (version 1 ->
  * 2 by steps), and one stream backward. */
 static int op_read(evs_store *s, const char *dir, void *ctx)
@@ -326,21 +359,8 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 	*seen = 0;
 	if ((rc = evs_read_all(s, 1, EVS_FORWARD, &f, 0, &it)) != EVS_OK)
 		return rc;
-	/* as for subscriptions: an iterator that met the one-shot failure
-	 * carries on with the event it failed on */
-	bool retried = false;
-	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
-		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
-			if (rc == EVS_NOMEM) {
-				retried = true;
-				continue;
-			}
-			tu_check(ev.type_version == 2, "upcast: version %u", ev.type_version);
-			(*seen)++;
-		}
-	}
-	evs_iter_free(it);
-	if (rc != EVS_END)
+	rc = drain_upcast(it, 0, seen);
+	if (rc != EVS_OK)
 		return rc;
 	if ((rc = evs_read_stream(s, "acc-1", EVS_ANY, EVS_BACKWARD, 0, &it)) != EVS_OK)
 		return rc;
@@ -421,32 +441,16 @@ static int hook(void *ctx, const evs_event *ev, evs_sink *out)
 
 static int op_hooked(evs_store *s, const char *dir, void *ctx)
 {
-	size_t *seen = ctx;
 	evs_iter *it;
-	evs_event ev;
 	int rc;
 
 	(void)dir;
-	*seen = 0;
+	*(size_t *)ctx = 0;
 	if ((rc = evs_upcaster_register(s, "Hooked", 1, hook, NULL)) != EVS_OK)
 		return rc;
 	if ((rc = evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it)) != EVS_OK)
 		return rc;
-	bool retried = false;
-	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
-		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
-			if (rc == EVS_NOMEM) {
-				retried = true;
-				continue;
-			}
-			tu_check(ev.type_version == 2 && ev.data_len > 8,
-				 "hook: version %u, %zu bytes of data", ev.type_version,
-				 ev.data_len);
-			(*seen)++;
-		}
-	}
-	evs_iter_free(it);
-	return rc == EVS_END ? EVS_OK : rc;
+	return drain_upcast(it, 9, ctx); /* the hook's 8 bytes and the old data */
 }
 
 START_TEST(nomem_upcast_hook)
@@ -551,23 +555,7 @@ static int op_execute(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_execute)
 {
-	long n;
-
-	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX];
-		int rc;
-
-		fresh_dir(dir, "execute", n, 5);
-		evs_store *s = tu_open(dir, NULL);
-		bool failed = attempt(n, op_execute, s, dir, NULL, &rc);
-		check_rc("evs_execute", n, failed, rc, evs_errmsg(s));
-		evs_close(s);
-		check_store(dir, rc == EVS_OK ? 6 : 5);
-		tu_rmrf(dir);
-		if (!failed)
-			break;
-	}
-	walked("evs_execute", n);
+	walk_writer("evs_execute", 5, op_execute, 1);
 }
 END_TEST
 
