@@ -8,7 +8,7 @@
  *
  * A malformed payload is a failure of the call, whichever event it is in.
  * A schema outcome (a violation, an unknown type) is reported only if the
- * batch is not a retry of one already stored (append.c), so the first one
+ * batch is not a retry of one already stored (group.c), so the first one
  * found is remembered and the rest of the batch is still checked for
  * malformed payloads. Only on that error path is a payload walked twice:
  * a violation stops the validator early, so the rest of the payload is

@@ -134,7 +134,7 @@ bool evs__fmt_datetime(const char *s, size_t n);
 bool evs__fmt_uuid(const char *s, size_t n);
 bool evs__fmt_email(const char *s, size_t n);
 
-/* ---- the registry cache (registry.c) ------------------------------------- */
+/* ---- the registry cache (cache.c) ------------------------------------- */
 
 typedef struct evs__sc_type {
 	char *name;

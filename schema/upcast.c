@@ -150,32 +150,33 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 {
 	evs__mpr in = {.p = v, .end = v + vl};
 	char t[40];
-	mpv x;
+	evs__mpv x;
 
 	if (!evs__mp_read(&in, &x))
 		return 0;
 	switch (st->rule) {
 	case CV_STRING:
-		if (x.kind == MK_STR) {
+		if (x.kind == EVS__MK_STR) {
 			return (size_t)-1; /* unchanged */
-		} else if (x.kind == MK_UINT) {
+		} else if (x.kind == EVS__MK_UINT) {
 			snprintf(t, sizeof t, "%" PRIu64, x.u);
-		} else if (x.kind == MK_NINT) {
+		} else if (x.kind == EVS__MK_NINT) {
 			snprintf(t, sizeof t, "%" PRId64, x.i);
-		} else if (x.kind == MK_FLOAT) {
+		} else if (x.kind == EVS__MK_FLOAT) {
 			evs__double_text(x.d, t); /* shortest: 0.1 becomes "0.1" */
-		} else if (x.kind == MK_BOOL) {
+		} else if (x.kind == EVS__MK_BOOL) {
 			snprintf(t, sizeof t, "%s", x.b ? "true" : "false");
 		} else {
 			return 0;
 		}
 		return pack_str(out, t, strlen(t));
 	case CV_INTEGER:
-		if (x.kind == MK_UINT || x.kind == MK_NINT)
+		if (x.kind == EVS__MK_UINT || x.kind == EVS__MK_NINT)
 			return (size_t)-1;
-		if (x.kind == MK_FLOAT && isfinite(x.d) && x.d == floor(x.d) && fabs(x.d) < 9.2e18)
+		if (x.kind == EVS__MK_FLOAT && isfinite(x.d) && x.d == floor(x.d) &&
+		    fabs(x.d) < 9.2e18)
 			return pack_int(out, (int64_t)x.d);
-		if (x.kind == MK_STR && x.n > 0 && x.n < sizeof t) {
+		if (x.kind == EVS__MK_STR && x.n > 0 && x.n < sizeof t) {
 			char *end;
 			memcpy(t, x.ptr, x.n);
 			t[x.n] = 0;
@@ -185,13 +186,13 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 		}
 		return 0;
 	case CV_NUMBER:
-		if (x.kind == MK_FLOAT)
+		if (x.kind == EVS__MK_FLOAT)
 			return (size_t)-1;
-		if (x.kind == MK_UINT)
+		if (x.kind == EVS__MK_UINT)
 			return pack_double(out, (double)x.u);
-		if (x.kind == MK_NINT)
+		if (x.kind == EVS__MK_NINT)
 			return pack_double(out, (double)x.i);
-		if (x.kind == MK_STR && x.n > 0 && x.n < sizeof t) {
+		if (x.kind == EVS__MK_STR && x.n > 0 && x.n < sizeof t) {
 			char *end;
 			memcpy(t, x.ptr, x.n);
 			t[x.n] = 0;
@@ -202,9 +203,9 @@ static size_t convert(const up_step *st, const uint8_t *v, size_t vl, uint8_t *o
 		return 0;
 	case CV_MULTIPLY: {
 		int64_t a, r;
-		if (x.kind == MK_UINT && x.u <= INT64_MAX)
+		if (x.kind == EVS__MK_UINT && x.u <= INT64_MAX)
 			a = (int64_t)x.u;
-		else if (x.kind == MK_NINT)
+		else if (x.kind == EVS__MK_NINT)
 			a = x.i;
 		else
 			return 0;
@@ -224,10 +225,10 @@ static int apply_steps(const evs_schema *sc, const uint8_t *in, size_t len, evs_
 	ent *es = NULL;
 	uint8_t *scratch = NULL;
 	size_t n = 0, cap;
-	mpv m;
+	evs__mpv m;
 	int rc = EVS_CORRUPT;
 
-	if (!evs__mp_read(&r, &m) || m.kind != MK_MAP || m.n > len) {
+	if (!evs__mp_read(&r, &m) || m.kind != EVS__MK_MAP || m.n > len) {
 		snprintf(why, whylen, "data is not a map");
 		return EVS_CORRUPT;
 	}

@@ -121,41 +121,41 @@ static void pop(vc *c)
 	c->depth--;
 }
 
-static const char *kind_name(const mpv *v)
+static const char *kind_name(const evs__mpv *v)
 {
 	switch (v->kind) {
-	case MK_NIL: return "null";
-	case MK_BOOL: return "boolean";
-	case MK_UINT:
-	case MK_NINT: return "integer";
-	case MK_FLOAT: return "number";
-	case MK_STR: return "string";
-	case MK_BIN: return "binary";
-	case MK_ARR: return "array";
-	case MK_MAP: return "object";
+	case EVS__MK_NIL: return "null";
+	case EVS__MK_BOOL: return "boolean";
+	case EVS__MK_UINT:
+	case EVS__MK_NINT: return "integer";
+	case EVS__MK_FLOAT: return "number";
+	case EVS__MK_STR: return "string";
+	case EVS__MK_BIN: return "binary";
+	case EVS__MK_ARR: return "array";
+	case EVS__MK_MAP: return "object";
 	default: return "extension";
 	}
 }
 
-static bool is_integral(const mpv *v)
+static bool is_integral(const evs__mpv *v)
 {
-	return v->kind == MK_UINT || v->kind == MK_NINT ||
-	       (v->kind == MK_FLOAT && isfinite(v->d) && v->d == floor(v->d));
+	return v->kind == EVS__MK_UINT || v->kind == EVS__MK_NINT ||
+	       (v->kind == EVS__MK_FLOAT && isfinite(v->d) && v->d == floor(v->d));
 }
 
-static bool type_ok(unsigned types, const mpv *v)
+static bool type_ok(unsigned types, const evs__mpv *v)
 {
 	if (types == 0)
 		return true;
 	switch (v->kind) {
-	case MK_NIL: return types & SC_NULL;
-	case MK_BOOL: return types & SC_BOOL;
-	case MK_UINT:
-	case MK_NINT: return types & (SC_INT | SC_NUM);
-	case MK_FLOAT: return (types & SC_NUM) || ((types & SC_INT) && is_integral(v));
-	case MK_STR: return types & SC_STR;
-	case MK_ARR: return types & SC_ARR;
-	case MK_MAP: return types & SC_OBJ;
+	case EVS__MK_NIL: return types & SC_NULL;
+	case EVS__MK_BOOL: return types & SC_BOOL;
+	case EVS__MK_UINT:
+	case EVS__MK_NINT: return types & (SC_INT | SC_NUM);
+	case EVS__MK_FLOAT: return (types & SC_NUM) || ((types & SC_INT) && is_integral(v));
+	case EVS__MK_STR: return types & SC_STR;
+	case EVS__MK_ARR: return types & SC_ARR;
+	case EVS__MK_MAP: return types & SC_OBJ;
 	default: return false;
 	}
 }
@@ -176,11 +176,11 @@ static void types_text(unsigned t, char *out, size_t len)
 }
 
 /* Compare a numeric value with a bound: <0, 0, >0. */
-static int cmp_num(const mpv *v, double b)
+static int cmp_num(const evs__mpv *v, double b)
 {
-	if (v->kind == MK_FLOAT)
+	if (v->kind == EVS__MK_FLOAT)
 		return v->d < b ? -1 : v->d > b;
-	if (v->kind == MK_NINT) {
+	if (v->kind == EVS__MK_NINT) {
 		if (b >= 0)
 			return -1;
 		if (b < -9.2e18)
@@ -204,11 +204,11 @@ static int cmp_num(const mpv *v, double b)
 
 /* out holds EVS__DOUBLE_LEN bytes. A double is its shortest text (the
  * number policy, mpjson.h): 0.1 in a message reads 0.1. */
-static const char *num_text(const mpv *v, char *out)
+static const char *num_text(const evs__mpv *v, char *out)
 {
-	if (v->kind == MK_UINT)
+	if (v->kind == EVS__MK_UINT)
 		snprintf(out, EVS__DOUBLE_LEN, "%llu", (unsigned long long)v->u);
-	else if (v->kind == MK_NINT)
+	else if (v->kind == EVS__MK_NINT)
 		snprintf(out, EVS__DOUBLE_LEN, "%lld", (long long)v->i);
 	else
 		evs__double_text(v->d, out);
@@ -221,20 +221,21 @@ static const char *bound_text(double d, char *out)
 	return out;
 }
 
-static bool lit_eq(const sc_lit *l, const mpv *v)
+static bool lit_eq(const sc_lit *l, const evs__mpv *v)
 {
 	switch (l->kind) {
-	case SC_NULL: return v->kind == MK_NIL;
-	case SC_BOOL: return v->kind == MK_BOOL && v->b == l->b;
+	case SC_NULL: return v->kind == EVS__MK_NIL;
+	case SC_BOOL: return v->kind == EVS__MK_BOOL && v->b == l->b;
 	case SC_STR:
-		return v->kind == MK_STR && v->n == l->len && memcmp(v->ptr, l->s, l->len) == 0;
+		return v->kind == EVS__MK_STR && v->n == l->len &&
+		       memcmp(v->ptr, l->s, l->len) == 0;
 	case SC_INT:
 	case SC_NUM:
-		if (v->kind != MK_UINT && v->kind != MK_NINT && v->kind != MK_FLOAT)
+		if (v->kind != EVS__MK_UINT && v->kind != EVS__MK_NINT && v->kind != EVS__MK_FLOAT)
 			return false;
-		if (l->kind == SC_INT && v->kind == MK_UINT)
+		if (l->kind == SC_INT && v->kind == EVS__MK_UINT)
 			return l->i >= 0 && (uint64_t)l->i == v->u;
-		if (l->kind == SC_INT && v->kind == MK_NINT)
+		if (l->kind == SC_INT && v->kind == EVS__MK_NINT)
 			return l->i == v->i;
 		return cmp_num(v, l->d) == 0;
 	}
@@ -251,9 +252,9 @@ static size_t codepoints(const uint8_t *s, size_t n)
 
 static int vnode(vc *c, const sc_node *n, int depth);
 
-static int check_scalar(vc *c, const sc_node *n, const mpv *v)
+static int check_scalar(vc *c, const sc_node *n, const evs__mpv *v)
 {
-	if (v->kind == MK_STR) {
+	if (v->kind == EVS__MK_STR) {
 		if (n->min_len >= 0 || n->max_len >= 0) {
 			size_t k = codepoints(v->ptr, v->n);
 			if (n->min_len >= 0 && k < (uint64_t)n->min_len)
@@ -271,11 +272,11 @@ static int check_scalar(vc *c, const sc_node *n, const mpv *v)
 			return fail(c, "format", "not a uuid");
 		if (n->format == SC_FMT_EMAIL && !evs__fmt_email((const char *)v->ptr, v->n))
 			return fail(c, "format", "not an email address");
-	} else if (v->kind == MK_UINT || v->kind == MK_NINT || v->kind == MK_FLOAT) {
+	} else if (v->kind == EVS__MK_UINT || v->kind == EVS__MK_NINT || v->kind == EVS__MK_FLOAT) {
 		/* the text of the value is made only for a message */
 		char a[EVS__DOUBLE_LEN], b[EVS__DOUBLE_LEN];
 
-		if (v->kind == MK_FLOAT && !isfinite(v->d) &&
+		if (v->kind == EVS__MK_FLOAT && !isfinite(v->d) &&
 		    (n->min.set || n->max.set || n->xmin.set || n->xmax.set))
 			return fail(c, "type", "%s is not a finite number", num_text(v, a));
 		if (n->min.set && cmp_num(v, n->min.d) < 0)
@@ -324,15 +325,15 @@ static int check_object(vc *c, const sc_node *n, uint32_t count, int depth)
 {
 	uint8_t seen[EVS_MAX_SCHEMA_PROPS / 8 + 1];
 	size_t nseen = 0;
-	mpv k;
+	evs__mpv k;
 	int rc;
 
 	memset(seen, 0, sizeof seen);
 	for (uint32_t i = 0; i < count; i++) {
 		if (!evs__mp_read(&c->r, &k))
 			return V_MALFORMED;
-		if (k.kind != MK_STR) {
-			if (k.kind == MK_ARR || k.kind == MK_MAP)
+		if (k.kind != EVS__MK_STR) {
+			if (k.kind == EVS__MK_ARR || k.kind == EVS__MK_MAP)
 				return V_MALFORMED;
 			return fail(c, "type", "object key is a %s, not a string", kind_name(&k));
 		}
@@ -373,7 +374,7 @@ static int check_object(vc *c, const sc_node *n, uint32_t count, int depth)
 
 static int vnode(vc *c, const sc_node *n, int depth)
 {
-	mpv v;
+	evs__mpv v;
 	char t[64];
 	int rc;
 
@@ -388,7 +389,7 @@ static int vnode(vc *c, const sc_node *n, int depth)
 		for (size_t i = 0; !ok && i < n->nlits; i++)
 			ok = lit_eq(&n->lits[i], &v);
 		if (!ok) {
-			if (v.kind == MK_STR)
+			if (v.kind == EVS__MK_STR)
 				return fail(c, n->is_const ? "const" : "enum", "\"%.*s\" is not %s",
 					    (int)(v.n > 64 ? 64 : v.n), (const char *)v.ptr,
 					    n->is_const ? "the constant"
@@ -398,12 +399,12 @@ static int vnode(vc *c, const sc_node *n, int depth)
 				    n->is_const ? "the constant" : "one of the allowed values");
 		}
 	}
-	if (v.kind == MK_MAP) {
+	if (v.kind == EVS__MK_MAP) {
 		if (2 * (uint64_t)v.n > (uint64_t)(c->r.end - c->r.p))
 			return V_MALFORMED;
 		return check_object(c, n, v.n, depth);
 	}
-	if (v.kind == MK_ARR) {
+	if (v.kind == EVS__MK_ARR) {
 		if (v.n > (uint64_t)(c->r.end - c->r.p))
 			return V_MALFORMED;
 		if (n->min_items >= 0 && v.n < (uint64_t)n->min_items)

@@ -77,7 +77,7 @@ struct evs__schemas;
 struct evs__sc_hook;
 
 /*
- * One LMDB environment of this process (store.c keeps the registry): every
+ * One LMDB environment of this process (core.c keeps the registry): every
  * evs_open() of the same store in the process gets a handle on the same
  * core (LMDB forbids a second environment on one store in a process), so
  * what must be one per environment lives here: the map lock, the
@@ -88,7 +88,7 @@ typedef struct evs__core {
 	struct evs__core *next; /* in the registry (registry mutex) */
 	dev_t dev;              /* of data.mdb: the registry's key */
 	ino_t ino;
-	pid_t pid;     /* the process that opened env (fork: see store.c) */
+	pid_t pid;     /* the process that opened env (fork: see core.c) */
 	unsigned refs; /* handles on this core (registry mutex) */
 	bool read_only;
 	int sync;
@@ -130,7 +130,7 @@ struct evs_store {
 	evs_options opts;
 	evs__notify notify;
 
-	/* Schema registry (schema/registry.c): dbi 0 when absent (an older
+	/* Schema registry (schema/registry.c, cached by schema/cache.c): dbi 0 when absent (an older
 	 * store opened read-only); a cache of the compiled registry, reloaded
 	 * when the commit counter moved and the registry's generation in
 	 * "meta" changed; C upcasters registered on this handle. */

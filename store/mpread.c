@@ -33,20 +33,20 @@ static uint64_t be(const uint8_t *p, int n)
 	return v;
 }
 
-static bool text(evs__mpr *r, mpv *v)
+static bool text(evs__mpr *r, evs__mpv *v)
 {
-	if (v->kind == MK_STR && !evs__utf8_text(v->ptr, v->n))
+	if (v->kind == EVS__MK_STR && !evs__utf8_text(v->ptr, v->n))
 		return bad(r, "a string is not valid UTF-8 or contains a NUL byte");
 	return true;
 }
 
-static bool body(evs__mpr *r, int lenbytes, mpv *v, int kind)
+static bool body(evs__mpr *r, int lenbytes, evs__mpv *v, int kind)
 {
 	if (r->end - r->p < lenbytes)
 		return bad(r, "truncated");
 	uint64_t n = be(r->p, lenbytes);
 	r->p += lenbytes;
-	if (kind == MK_EXT) {
+	if (kind == EVS__MK_EXT) {
 		if (r->end - r->p < 1)
 			return bad(r, "truncated");
 		r->p++; /* ext type */
@@ -60,18 +60,18 @@ static bool body(evs__mpr *r, int lenbytes, mpv *v, int kind)
 	return text(r, v);
 }
 
-static bool fixed_ext(evs__mpr *r, uint32_t n, mpv *v)
+static bool fixed_ext(evs__mpr *r, uint32_t n, evs__mpv *v)
 {
 	if ((uint64_t)(r->end - r->p) < 1 + (uint64_t)n)
 		return bad(r, "truncated");
-	v->kind = MK_EXT;
+	v->kind = EVS__MK_EXT;
 	v->ptr = r->p + 1;
 	v->n = n;
 	r->p += 1 + n;
 	return true;
 }
 
-static bool count(evs__mpr *r, int lenbytes, mpv *v, int kind)
+static bool count(evs__mpr *r, int lenbytes, evs__mpv *v, int kind)
 {
 	if (r->end - r->p < lenbytes)
 		return bad(r, "truncated");
@@ -81,7 +81,7 @@ static bool count(evs__mpr *r, int lenbytes, mpv *v, int kind)
 	return true;
 }
 
-static bool num(evs__mpr *r, int n, mpv *v)
+static bool num(evs__mpr *r, int n, evs__mpv *v)
 {
 	if (r->end - r->p < n)
 		return bad(r, "truncated");
@@ -90,7 +90,7 @@ static bool num(evs__mpr *r, int n, mpv *v)
 	return true;
 }
 
-bool evs__mp_read(evs__mpr *r, mpv *v)
+bool evs__mp_read(evs__mpr *r, evs__mpv *v)
 {
 	uint8_t c;
 
@@ -98,57 +98,57 @@ bool evs__mp_read(evs__mpr *r, mpv *v)
 		return bad(r, "truncated");
 	c = *r->p++;
 	if (c <= 0x7f) {
-		v->kind = MK_UINT;
+		v->kind = EVS__MK_UINT;
 		v->u = c;
 		return true;
 	}
 	if (c >= 0xe0) {
-		v->kind = MK_NINT;
+		v->kind = EVS__MK_NINT;
 		v->i = (int8_t)c;
 		return true;
 	}
 	if (c <= 0x8f) {
-		v->kind = MK_MAP;
+		v->kind = EVS__MK_MAP;
 		v->n = c & 0x0f;
 		return true;
 	}
 	if (c <= 0x9f) {
-		v->kind = MK_ARR;
+		v->kind = EVS__MK_ARR;
 		v->n = c & 0x0f;
 		return true;
 	}
 	if (c <= 0xbf) {
 		if ((uint64_t)(r->end - r->p) < (c & 0x1fu))
 			return bad(r, "truncated");
-		v->kind = MK_STR;
+		v->kind = EVS__MK_STR;
 		v->ptr = r->p;
 		v->n = c & 0x1f;
 		r->p += v->n;
 		return text(r, v);
 	}
 	switch (c) {
-	case 0xc0: v->kind = MK_NIL; return true;
+	case 0xc0: v->kind = EVS__MK_NIL; return true;
 	case 0xc2:
-		v->kind = MK_BOOL;
+		v->kind = EVS__MK_BOOL;
 		v->b = false;
 		return true;
 	case 0xc3:
-		v->kind = MK_BOOL;
+		v->kind = EVS__MK_BOOL;
 		v->b = true;
 		return true;
-	case 0xc4: return body(r, 1, v, MK_BIN);
-	case 0xc5: return body(r, 2, v, MK_BIN);
-	case 0xc6: return body(r, 4, v, MK_BIN);
-	case 0xc7: return body(r, 1, v, MK_EXT);
-	case 0xc8: return body(r, 2, v, MK_EXT);
-	case 0xc9: return body(r, 4, v, MK_EXT);
+	case 0xc4: return body(r, 1, v, EVS__MK_BIN);
+	case 0xc5: return body(r, 2, v, EVS__MK_BIN);
+	case 0xc6: return body(r, 4, v, EVS__MK_BIN);
+	case 0xc7: return body(r, 1, v, EVS__MK_EXT);
+	case 0xc8: return body(r, 2, v, EVS__MK_EXT);
+	case 0xc9: return body(r, 4, v, EVS__MK_EXT);
 	case 0xca: {
 		if (!num(r, 4, v))
 			return false;
 		uint32_t b = (uint32_t)v->u;
 		float f;
 		memcpy(&f, &b, 4);
-		v->kind = MK_FLOAT;
+		v->kind = EVS__MK_FLOAT;
 		v->d = f;
 		return true;
 	}
@@ -156,13 +156,13 @@ bool evs__mp_read(evs__mpr *r, mpv *v)
 		if (!num(r, 8, v))
 			return false;
 		memcpy(&v->d, &v->u, 8);
-		v->kind = MK_FLOAT;
+		v->kind = EVS__MK_FLOAT;
 		return true;
 	}
-	case 0xcc: v->kind = MK_UINT; return num(r, 1, v);
-	case 0xcd: v->kind = MK_UINT; return num(r, 2, v);
-	case 0xce: v->kind = MK_UINT; return num(r, 4, v);
-	case 0xcf: v->kind = MK_UINT; return num(r, 8, v);
+	case 0xcc: v->kind = EVS__MK_UINT; return num(r, 1, v);
+	case 0xcd: v->kind = EVS__MK_UINT; return num(r, 2, v);
+	case 0xce: v->kind = EVS__MK_UINT; return num(r, 4, v);
+	case 0xcf: v->kind = EVS__MK_UINT; return num(r, 8, v);
 	case 0xd0:
 	case 0xd1:
 	case 0xd2:
@@ -175,10 +175,10 @@ bool evs__mp_read(evs__mpr *r, mpv *v)
 			    : n == 4 ? (int32_t)v->u
 				     : (int64_t)v->u;
 		if (x >= 0) {
-			v->kind = MK_UINT;
+			v->kind = EVS__MK_UINT;
 			v->u = (uint64_t)x;
 		} else {
-			v->kind = MK_NINT;
+			v->kind = EVS__MK_NINT;
 			v->i = x;
 		}
 		return true;
@@ -188,13 +188,13 @@ bool evs__mp_read(evs__mpr *r, mpv *v)
 	case 0xd6: return fixed_ext(r, 4, v);
 	case 0xd7: return fixed_ext(r, 8, v);
 	case 0xd8: return fixed_ext(r, 16, v);
-	case 0xd9: return body(r, 1, v, MK_STR);
-	case 0xda: return body(r, 2, v, MK_STR);
-	case 0xdb: return body(r, 4, v, MK_STR);
-	case 0xdc: return count(r, 2, v, MK_ARR);
-	case 0xdd: return count(r, 4, v, MK_ARR);
-	case 0xde: return count(r, 2, v, MK_MAP);
-	case 0xdf: return count(r, 4, v, MK_MAP);
+	case 0xd9: return body(r, 1, v, EVS__MK_STR);
+	case 0xda: return body(r, 2, v, EVS__MK_STR);
+	case 0xdb: return body(r, 4, v, EVS__MK_STR);
+	case 0xdc: return count(r, 2, v, EVS__MK_ARR);
+	case 0xdd: return count(r, 4, v, EVS__MK_ARR);
+	case 0xde: return count(r, 2, v, EVS__MK_MAP);
+	case 0xdf: return count(r, 4, v, EVS__MK_MAP);
 	default: return bad(r, "reserved byte 0xc1");
 	}
 }
@@ -205,7 +205,7 @@ bool evs__mp_skip(evs__mpr *r, int level)
 	 * the value itself); the value read at k is at level + k */
 	uint64_t left[EVS_MAX_DEPTH + 2];
 	int k = 0;
-	mpv v;
+	evs__mpv v;
 
 	left[0] = 1;
 	while (k >= 0) {
@@ -216,10 +216,10 @@ bool evs__mp_skip(evs__mpr *r, int level)
 		left[k]--;
 		if (!evs__mp_read(r, &v))
 			return false;
-		if (v.kind != MK_ARR && v.kind != MK_MAP)
+		if (v.kind != EVS__MK_ARR && v.kind != EVS__MK_MAP)
 			continue;
 		/* every value takes at least one byte */
-		uint64_t n = v.kind == MK_MAP ? 2 * (uint64_t)v.n : v.n;
+		uint64_t n = v.kind == EVS__MK_MAP ? 2 * (uint64_t)v.n : v.n;
 		if (n > (uint64_t)(r->end - r->p))
 			return bad(r, "truncated");
 		if (level + k > EVS_MAX_DEPTH)

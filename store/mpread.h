@@ -10,18 +10,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { MK_NIL, MK_BOOL, MK_UINT, MK_NINT, MK_FLOAT, MK_STR, MK_BIN, MK_ARR, MK_MAP, MK_EXT };
+enum {
+	EVS__MK_NIL,
+	EVS__MK_BOOL,
+	EVS__MK_UINT,
+	EVS__MK_NINT,
+	EVS__MK_FLOAT,
+	EVS__MK_STR,
+	EVS__MK_BIN,
+	EVS__MK_ARR,
+	EVS__MK_MAP,
+	EVS__MK_EXT
+};
 
 /* One value as read: only the fields of its kind are set. */
-typedef struct mpv {
+typedef struct evs__mpv {
 	int kind;
 	bool b;
-	uint64_t u;         /* MK_UINT */
-	int64_t i;          /* MK_NINT (negative) */
-	double d;           /* MK_FLOAT */
+	uint64_t u;         /* EVS__MK_UINT */
+	int64_t i;          /* EVS__MK_NINT (negative) */
+	double d;           /* EVS__MK_FLOAT */
 	const uint8_t *ptr; /* str/bin/ext body */
 	uint32_t n;         /* str/bin/ext length, array/map count */
-} mpv;
+} evs__mpv;
 
 /* A cursor: the next byte to read, the end, and after a false what is
  * wrong with the buffer (a static string). */
@@ -32,7 +43,7 @@ typedef struct evs__mpr {
 
 /* Read one value's header (the body of a str/bin/ext too). A string must
  * be valid UTF-8 without NUL. */
-bool evs__mp_read(evs__mpr *r, mpv *v);
+bool evs__mp_read(evs__mpr *r, evs__mpv *v);
 /* Skip one whole value at nesting level `level` (1: the payload's own
  * map): no container deeper than EVS_MAX_DEPTH, no count larger than the
  * bytes left. */

@@ -107,15 +107,16 @@ static void walked(const char *what, long n)
 	printf("%s: %ld allocations walked\n", what, n - 1);
 }
 
-/* Walk a reader over one store of 5 events (readers write nothing, so it
- * is reused); when it succeeds it saw `want` events. */
-static void walk_reader(const char *what, op_fn op, size_t want)
+/* Walk a reader over one store of 5 events made by setup (readers write
+ * nothing, so it is reused); when it succeeds it saw `want` events. */
+static void walk_reader(const char *what, void (*setup)(const char *dir, size_t n), op_fn op,
+			size_t want)
 {
 	char dir[PATH_MAX];
 	long n;
 
 	tu_path(dir, sizeof dir, what);
-	make_store(dir, 5);
+	setup(dir, 5);
 	for (n = 1; n < MAX_WALK; n++) {
 		evs_store *s = tu_open(dir, NULL);
 		size_t seen;
@@ -127,6 +128,31 @@ static void walk_reader(const char *what, op_fn op, size_t want)
 			tu_check(seen == want, "%s: %zu events, want %zu", what, seen, want);
 		evs_close(s);
 		check_store(dir, 5);
+		if (!failed)
+			break;
+	}
+	walked(what, n);
+}
+
+/* Walk a writer over a fresh store of `events` events per attempt: when
+ * it succeeds the store holds `added` more, else not one more (all or
+ * nothing). A fresh handle each time, so the schema cache is loaded
+ * inside the walk. */
+static void walk_writer(const char *what, int events, op_fn op, uint64_t added)
+{
+	long n;
+
+	for (n = 1; n < MAX_WALK; n++) {
+		char dir[PATH_MAX];
+		int rc;
+
+		fresh_dir(dir, what, n, events);
+		evs_store *s = tu_open(dir, NULL);
+		bool failed = attempt(n, op, s, dir, NULL, &rc);
+		check_rc(what, n, failed, rc, evs_errmsg(s));
+		evs_close(s);
+		check_store(dir, (uint64_t)events + (rc == EVS_OK ? added : 0));
+		kit_rmrf(dir);
 		if (!failed)
 			break;
 	}
@@ -206,25 +232,7 @@ static int op_append(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_append)
 {
-	long n;
-
-	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX];
-		int rc;
-
-		fresh_dir(dir, "append", n, 2);
-		/* a fresh handle: the schema cache is loaded inside the walk */
-		evs_store *s = tu_open(dir, NULL);
-		bool failed = attempt(n, op_append, s, dir, NULL, &rc);
-		check_rc("evs_append", n, failed, rc, evs_errmsg(s));
-		evs_close(s);
-		/* all or nothing */
-		check_store(dir, rc == EVS_OK ? 2 + BATCH : 2);
-		kit_rmrf(dir);
-		if (!failed)
-			break;
-	}
-	walked("evs_append", n);
+	walk_writer("evs_append", 2, op_append, BATCH);
 }
 END_TEST
 
@@ -310,6 +318,32 @@ END_TEST
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* Read it to its end with upcasting on (every event reaches version 2,
+ * with at least min_len bytes of data), counting into *seen, and free it.
+ * As for subscriptions: an iterator that met the one-shot failure carries
+ * on with the event it failed on. */
+static int drain_upcast(evs_iter *it, size_t min_len, size_t *seen)
+{
+	bool retried = false;
+	evs_event ev;
+	int rc;
+
+	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
+			if (rc == EVS_NOMEM) {
+				retried = true;
+				continue;
+			}
+			tu_check(ev.type_version == 2 && ev.data_len >= min_len,
+				 "upcast: version %u, %zu bytes of data", ev.type_version,
+				 ev.data_len);
+			(*seen)++;
+		}
+	}
+	evs_iter_free(it);
+	return rc == EVS_END ? EVS_OK : rc;
+}
+
 /* Read everything through a filtered iterator that upcasts (version 1 ->
  * 2 by steps), and one stream backward. */
 static int op_read(evs_store *s, const char *dir, void *ctx)
@@ -325,21 +359,8 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 	*seen = 0;
 	if ((rc = evs_read_all(s, 1, EVS_FORWARD, &f, 0, &it)) != EVS_OK)
 		return rc;
-	/* as for subscriptions: an iterator that met the one-shot failure
-	 * carries on with the event it failed on */
-	bool retried = false;
-	if ((rc = evs_iter_upcast(it, 1)) == EVS_OK) {
-		while ((rc = evs_iter_next(it, &ev)) == EVS_OK || (rc == EVS_NOMEM && !retried)) {
-			if (rc == EVS_NOMEM) {
-				retried = true;
-				continue;
-			}
-			tu_check(ev.type_version == 2, "upcast: version %u", ev.type_version);
-			(*seen)++;
-		}
-	}
-	evs_iter_free(it);
-	if (rc != EVS_END)
+	rc = drain_upcast(it, 0, seen);
+	if (rc != EVS_OK)
 		return rc;
 	if ((rc = evs_read_stream(s, "acc-1", EVS_ANY, EVS_BACKWARD, 0, &it)) != EVS_OK)
 		return rc;
@@ -351,7 +372,7 @@ static int op_read(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_read)
 {
-	walk_reader("read", op_read, 10);
+	walk_reader("read", make_store, op_read, 10);
 }
 END_TEST
 
@@ -385,7 +406,56 @@ static int op_follow(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_follow)
 {
-	walk_reader("subscription", op_follow, 4); /* after position 1 */
+	walk_reader("subscription", make_store, op_follow, 4); /* after position 1 */
+}
+END_TEST
+
+/* ---- a C upcaster ------------------------------------------------------- */
+
+/* "Hooked" version 2 is reached from 1 by a C hook only. */
+static void make_hooked(const char *dir, size_t n)
+{
+	static const char *v1 = "{\"type\":\"Hooked\",\"version\":1,\"schema\":{}}";
+	static const char *v2 =
+		"{\"type\":\"Hooked\",\"version\":2,\"schema\":{},\"upcast\":\"hook\"}";
+	evs_store *s = tu_open(dir, NULL);
+
+	/* events first, so that they are stored as version 1 */
+	tu_ok(s, evs_schema_add(s, v1, strlen(v1)));
+	for (size_t i = 0; i < n; i++)
+		tu_ok(s, tu_append_simple(s, "h-1", EVS_ANY, "Hooked", 1, 0, i, NULL));
+	tu_ok(s, evs_schema_add(s, v2, strlen(v2)));
+	evs_close(s);
+}
+
+/* {"v": 2, "was": <the old data>} */
+static int hook(void *ctx, const evs_event *ev, evs_sink *out)
+{
+	static const char head[] = {(char)0x82, (char)0xa1, 'v', 0x02, (char)0xa3, 'w', 'a', 's'};
+
+	(void)ctx;
+	if (evs_sink_write(out, head, sizeof head) || evs_sink_write(out, ev->data, ev->data_len))
+		return EVS_NOMEM;
+	return EVS_OK;
+}
+
+static int op_hooked(evs_store *s, const char *dir, void *ctx)
+{
+	evs_iter *it;
+	int rc;
+
+	(void)dir;
+	*(size_t *)ctx = 0;
+	if ((rc = evs_upcaster_register(s, "Hooked", 1, hook, NULL)) != EVS_OK)
+		return rc;
+	if ((rc = evs_read_all(s, 1, EVS_FORWARD, NULL, 0, &it)) != EVS_OK)
+		return rc;
+	return drain_upcast(it, 9, ctx); /* the hook's 8 bytes and the old data */
+}
+
+START_TEST(nomem_upcast_hook)
+{
+	walk_reader("hook", make_hooked, op_hooked, 5);
 }
 END_TEST
 
@@ -414,7 +484,7 @@ static int op_state(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_state)
 {
-	walk_reader("state", op_state, 5);
+	walk_reader("state", make_store, op_state, 5);
 }
 END_TEST
 
@@ -485,23 +555,7 @@ static int op_execute(evs_store *s, const char *dir, void *ctx)
 
 START_TEST(nomem_execute)
 {
-	long n;
-
-	for (n = 1; n < MAX_WALK; n++) {
-		char dir[PATH_MAX];
-		int rc;
-
-		fresh_dir(dir, "execute", n, 5);
-		evs_store *s = tu_open(dir, NULL);
-		bool failed = attempt(n, op_execute, s, dir, NULL, &rc);
-		check_rc("evs_execute", n, failed, rc, evs_errmsg(s));
-		evs_close(s);
-		check_store(dir, rc == EVS_OK ? 6 : 5);
-		kit_rmrf(dir);
-		if (!failed)
-			break;
-	}
-	walked("evs_execute", n);
+	walk_writer("evs_execute", 5, op_execute, 1);
 }
 END_TEST
 
@@ -517,6 +571,7 @@ int main(void)
 	tcase_add_test(tc, nomem_schema_add);
 	tcase_add_test(tc, nomem_read);
 	tcase_add_test(tc, nomem_follow);
+	tcase_add_test(tc, nomem_upcast_hook);
 	tcase_add_test(tc, nomem_state);
 	tcase_add_test(tc, nomem_execute);
 	suite_add_tcase(s, tc);
