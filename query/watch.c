@@ -3,7 +3,7 @@
  * PostgreSQL's LISTEN/NOTIFY instead of polling.
  *
  * Wire format: the projector commits each batch with, in the same
- * transaction (projector/projector.c, apply_batch),
+ * transaction (projector/txn.c, evp__apply_batch),
  *
  *     pg_notify('evs_checkpoint', '<projection> <position>')
  *

@@ -1,6 +1,6 @@
 /*
  * test_params.c - evs-query's query parameters and access log over real
- * HTTP on 127.0.0.1 against a throwaway PostgreSQL (tests/postgres/pgh.h)
+ * HTTP on 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h)
  * holding a random store projected by the projector library (issue 16):
  *
  * - source=store agrees with the read model for as_of times from 0001 to

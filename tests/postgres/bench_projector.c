@@ -15,7 +15,7 @@
  *   b  all built-in read models (events, state, state history)
  *   c  the example projection only (projector/bank.projection)
  *
- * a and b start 1M events behind, so they run in bulk mode (projector.c:
+ * a and b start 1M events behind, so they run in bulk mode (projector/bulk.c:
  * secondary indexes dropped, rebuilt when caught up); the clock stops
  * when evp_run returns, i.e. after the index builds. To compare without
  * bulk mode: EVS_BENCH_BULK_THRESHOLD=0. EVS_BENCH_ONLY_A /
