@@ -9,12 +9,9 @@ static int print_store_head(evs_store *store)
 {
 	evs_store_info h;
 	evs__buf b;
-	int rc = evs_head(store, &h);
 
-	if (rc != EVS_OK) {
-		cli_store_error(store, rc, "could not read the store head");
+	if (cli_store_head(store, &h) != EVS_OK)
 		return CLI_EXIT_FAIL;
-	}
 	jb_init(&b);
 	jb_puts(&b, "{\"last_position\":");
 	jb_u64(&b, h.last_position);
@@ -67,21 +64,18 @@ out:
 	return status;
 }
 
+static int print_head(evs_store *store, struct cli_ctx *ctx, void *arg)
+{
+	(void)arg;
+	if (ctx->argc == 1)
+		return print_stream_head(store, ctx->argv[0]);
+	return print_store_head(store);
+}
+
 static int run(struct cli_ctx *ctx, void *state)
 {
-	evs_store *store;
-	int status;
-
 	(void)state;
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
-	if (ctx->argc == 1)
-		status = print_stream_head(store, ctx->argv[0]);
-	else
-		status = print_store_head(store);
-	evs_close(store);
-	return cli_finish_output(status);
+	return cli_with_store(ctx, CLI_OPEN_READ, NULL, print_head, NULL);
 }
 
 static const struct cli_option no_options[] = {{NULL, NULL, NULL}};

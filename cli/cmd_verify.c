@@ -31,24 +31,17 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 	}
 }
 
-static int run(struct cli_ctx *ctx, void *state)
+static int verify(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
 	evs_store_info head;
 	uint64_t problems = 0;
-	evs_store *store;
 	struct verify_progress vp = {0};
 	evs_verify_opts opts = {.on_problem = print_problem, .on_progress = on_progress};
-	int rc, status = CLI_EXIT_FAIL;
+	int rc;
 
-	(void)state;
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
+	(void)arg;
+	if (cli_store_head(store, &head) != EVS_OK)
 		return CLI_EXIT_FAIL;
-	rc = evs_head(store, &head);
-	if (rc != EVS_OK) {
-		cli_store_error(store, rc, "could not read the store head");
-		goto out;
-	}
 	vp.events = head.last_position;
 	vp.line = cli_progress_start("verify", vp.events);
 	opts.ctx = &vp;
@@ -57,18 +50,21 @@ static int run(struct cli_ctx *ctx, void *state)
 	cli_progress_done(vp.line);
 	if (rc != EVS_OK) {
 		cli_store_error(store, rc, "could not verify store \"%s\"", ctx->store_path);
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
 	if (problems) {
 		cli_error("verify found %llu problem%s in store \"%s\"",
 			  (unsigned long long)problems, problems == 1 ? "" : "s", ctx->store_path);
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
 	printf("ok: %llu events, no problems\n", (unsigned long long)head.last_position);
-	status = CLI_EXIT_OK;
-out:
-	evs_close(store);
-	return cli_finish_output(status);
+	return CLI_EXIT_OK;
+}
+
+static int run(struct cli_ctx *ctx, void *state)
+{
+	(void)state;
+	return cli_with_store(ctx, CLI_OPEN_READ, NULL, verify, NULL);
 }
 
 static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
