@@ -336,6 +336,9 @@ void cli_strlist_free(struct cli_strlist *l);
  * "expected a positive integer"). */
 int cli_option_u64(const char *option, const char *value, uint64_t min, uint64_t *out);
 
+/* --sync full|meta|none into *out (an enum evs_sync). */
+int cli_option_sync(const char *option, const char *value, int *out);
+
 /* The event selection of read and tail: --from N, --type, --prefix. */
 struct cli_select {
 	bool has_from;

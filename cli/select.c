@@ -3,6 +3,8 @@
  * event selection of read and tail (--from, --type, --prefix), parsed and
  * refused with the same words everywhere.
  */
+#include <string.h>
+
 #include "cli.h"
 
 int cli_option_u64(const char *option, const char *value, uint64_t min, uint64_t *out)
@@ -11,6 +13,19 @@ int cli_option_u64(const char *option, const char *value, uint64_t min, uint64_t
 		return cli_bad_value(option, value,
 				     min ? "expected a positive integer"
 					 : "expected a non-negative integer");
+	return CLI_EXIT_OK;
+}
+
+int cli_option_sync(const char *option, const char *value, int *out)
+{
+	if (strcmp(value, "full") == 0)
+		*out = EVS_SYNC_FULL;
+	else if (strcmp(value, "meta") == 0)
+		*out = EVS_SYNC_META;
+	else if (strcmp(value, "none") == 0)
+		*out = EVS_SYNC_NONE;
+	else
+		return cli_bad_value(option, value, "expected full, meta or none");
 	return CLI_EXIT_OK;
 }
 
