@@ -7,9 +7,9 @@
  * then the tool closes the subscription and the store and exits 0.
  */
 #include <signal.h>
-#include <string.h>
 
 #include "cli.h"
+#include "signals.h"
 
 #define POLL_MS 200
 
@@ -109,13 +109,7 @@ static int subscribe_and_follow(evs_store *store, struct cli_ctx *ctx, void *arg
 
 static int run(struct cli_ctx *ctx, void *state)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	evs__stop_signals(on_signal, false);
 	return cli_with_store(ctx, CLI_OPEN_READ, NULL, subscribe_and_follow, state);
 }
 

@@ -164,7 +164,7 @@ int main(int argc, char **argv)
 	cfg.log = evs__log;
 	cfg.stop = &stop_flag;
 
-	evs__stop_signals(on_signal);
+	evs__stop_signals(on_signal, true);
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
 	if (rc == EVP_STOPPED && (cfg.once || cfg.rebuild)) {

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &block, &wait_mask);
 	sigdelset(&wait_mask, SIGTERM);
 	sigdelset(&wait_mask, SIGINT);
-	evs__stop_signals(on_signal);
+	evs__stop_signals(on_signal, true);
 
 	if ((rc = evsq_server_start(&cfg, evs__log, NULL, &srv, err, sizeof err))) {
 		evs__log(NULL, EVS_LOG_ERROR, err);

@@ -6,7 +6,7 @@
 
 #include "signals.h"
 
-void evs__stop_signals(void (*handler)(int))
+void evs__stop_signals(void (*handler)(int), bool ignore_pipe)
 {
 	struct sigaction sa;
 
@@ -15,5 +15,6 @@ void evs__stop_signals(void (*handler)(int))
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (ignore_pipe)
+		signal(SIGPIPE, SIG_IGN);
 }
