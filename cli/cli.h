@@ -108,14 +108,17 @@ typedef int (*cli_opt_fn)(struct cli_ctx *ctx, void *state, int index, const cha
 
 struct cli_command {
 	const char *name;
-	const char *synopsis;    /* after "evs NAME " */
-	const char *summary;     /* one line for "evs --help" */
-	const char *description; /* paragraph for "evs NAME --help" */
-	const struct cli_option *options;
-	int min_args, max_args; /* positional arguments */
-	size_t state_size;      /* the command's option state */
-	cli_opt_fn on_option;   /* called for each option, by index */
+	const char *synopsis;             /* after "evs NAME " */
+	const char *summary;              /* one line for "evs --help" */
+	const char *description;          /* paragraph for "evs NAME --help" */
+	const struct cli_option *options; /* NULL: none */
+	int min_args, max_args;           /* positional arguments */
+	size_t state_size;                /* the command's option state */
+	cli_opt_fn on_option;             /* called for each option, by index */
 	int (*run)(struct cli_ctx *ctx, void *state);
+	/* instead of run: called with the store open read-only (arg is the
+	 * option state), through cli_with_store */
+	int (*run_store)(evs_store *store, struct cli_ctx *ctx, void *arg);
 	void (*cleanup)(void *state); /* optional: free what options kept */
 };
 

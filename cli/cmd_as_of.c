@@ -46,8 +46,6 @@ static int run(struct cli_ctx *ctx, void *state)
 	return cli_with_store(ctx, CLI_OPEN_READ, NULL, look_up, &t);
 }
 
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
-
 const struct cli_command cli_cmd_as_of = {
 	.name = "as-of",
 	.synopsis = "TIME [STREAM]",
@@ -58,7 +56,6 @@ const struct cli_command cli_cmd_as_of = {
 		       "TIME (0 if none), or with STREAM {\"version\":..,"
 		       "\"position\":..},\nthe stream's version then and the "
 		       "position of that event (both 0 if none).",
-	.options = no_options,
 	.min_args = 1,
 	.max_args = 2,
 	.run = run,

@@ -72,14 +72,6 @@ static int print_head(evs_store *store, struct cli_ctx *ctx, void *arg)
 	return print_store_head(store);
 }
 
-static int run(struct cli_ctx *ctx, void *state)
-{
-	(void)state;
-	return cli_with_store(ctx, CLI_OPEN_READ, NULL, print_head, NULL);
-}
-
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
-
 const struct cli_command cli_cmd_head = {
 	.name = "head",
 	.synopsis = "[STREAM]",
@@ -87,10 +79,9 @@ const struct cli_command cli_cmd_head = {
 	.description = "With STREAM, print {\"stream\":..,\"version\":..,"
 		       "\"last_position\":..}\n(version 0 if the stream has no "
 		       "events). Without, print the store head as\n\"evs stat\" does.",
-	.options = no_options,
 	.min_args = 0,
 	.max_args = 1,
-	.run = run,
+	.run_store = print_head,
 };
 
 const struct cli_command cli_cmd_stat = {
@@ -100,8 +91,7 @@ const struct cli_command cli_cmd_stat = {
 	.description = "Print {\"last_position\":..,\"last_recorded_at\":..,"
 		       "\"streams\":..,\"map_size\":..,\n\"used_bytes\":..}; "
 		       "last_recorded_at is null while the store is empty.",
-	.options = no_options,
 	.min_args = 0,
 	.max_args = 0,
-	.run = run,
+	.run_store = print_head,
 };

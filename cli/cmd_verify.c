@@ -61,14 +61,6 @@ static int verify(evs_store *store, struct cli_ctx *ctx, void *arg)
 	return CLI_EXIT_OK;
 }
 
-static int run(struct cli_ctx *ctx, void *state)
-{
-	(void)state;
-	return cli_with_store(ctx, CLI_OPEN_READ, NULL, verify, NULL);
-}
-
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
-
 const struct cli_command cli_cmd_verify = {
 	.name = "verify",
 	.synopsis = "",
@@ -76,8 +68,7 @@ const struct cli_command cli_cmd_verify = {
 	.description = "Check positions, records, stream versions, the id index and "
 		       "the time index.\nPrints each problem on stderr; prints \"ok: N "
 		       "events, no problems\" and exits 0\nonly if there are none.",
-	.options = no_options,
 	.min_args = 0,
 	.max_args = 0,
-	.run = run,
+	.run_store = verify,
 };
