@@ -1,6 +1,6 @@
 /*
  * progress.c - one progress line on stderr for long work (append from
- * stdin, import, export, project --once):
+ * stdin, import, export, verify, project --once):
  *
  *   import: 412,000 events, 101,310/s
  *   export: 412,000 of 1,000,000 events (41%), 98,102/s, ETA 0:06
