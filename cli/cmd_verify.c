@@ -3,21 +3,24 @@
  */
 #include "cli.h"
 
-static void print_problem(void *ctx, const char *problem)
-{
-	(void)ctx;
-	fprintf(stderr, "evs: problem: %s\n", problem);
-}
-
 /*
  * The library counts records over the log and its three indexes (about
  * four per event); the line speaks in events, so the figures are scaled
- * to the event count, which keeps the share and the ETA exact.
+ * to the event count, which keeps the share and the ETA right.
  */
 struct verify_progress {
 	struct cli_progress *line;
 	uint64_t events, shown;
 };
+
+static void print_problem(void *ctx, const char *problem)
+{
+	const struct verify_progress *vp = ctx;
+
+	if (vp->line)
+		fputs("\r\033[K", stderr); /* over the progress line; it is redrawn below */
+	fprintf(stderr, "evs: problem: %s\n", problem);
+}
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
 {
