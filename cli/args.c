@@ -170,7 +170,10 @@ int cli_run_command(const struct cli_command *cmd, const char *store_path, int a
 	}
 	ctx.argc = npos;
 	ctx.argv = argv + optind;
-	status = cmd->run(&ctx, state);
+	if (cmd->run)
+		status = cmd->run(&ctx, state);
+	else
+		status = cli_with_store(&ctx, CLI_OPEN_READ, NULL, cmd->run_store, state);
 
 out:
 	if (state && cmd->cleanup)

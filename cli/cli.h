@@ -108,14 +108,17 @@ typedef int (*cli_opt_fn)(struct cli_ctx *ctx, void *state, int index, const cha
 
 struct cli_command {
 	const char *name;
-	const char *synopsis;    /* after "evs NAME " */
-	const char *summary;     /* one line for "evs --help" */
-	const char *description; /* paragraph for "evs NAME --help" */
-	const struct cli_option *options;
-	int min_args, max_args; /* positional arguments */
-	size_t state_size;      /* the command's option state */
-	cli_opt_fn on_option;   /* called for each option, by index */
+	const char *synopsis;             /* after "evs NAME " */
+	const char *summary;              /* one line for "evs --help" */
+	const char *description;          /* paragraph for "evs NAME --help" */
+	const struct cli_option *options; /* NULL: none */
+	int min_args, max_args;           /* positional arguments */
+	size_t state_size;                /* the command's option state */
+	cli_opt_fn on_option;             /* called for each option, by index */
 	int (*run)(struct cli_ctx *ctx, void *state);
+	/* instead of run: called with the store open read-only (arg is the
+	 * option state), through cli_with_store */
+	int (*run_store)(evs_store *store, struct cli_ctx *ctx, void *arg);
 	void (*cleanup)(void *state); /* optional: free what options kept */
 };
 
@@ -139,6 +142,15 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 			  const evs_options *base);
 /* Print 'evs: <what>: <library message>' for a failed call on store. */
 void cli_store_error(evs_store *store, int rc, const char *what, ...) CLI_PRINTF(3, 4);
+
+/* The common body of a command on the store: open it (opts NULL = the
+ * defaults), return fn's exit status after closing the store and flushing
+ * stdout (a failed write fails the command). */
+typedef int (*cli_store_fn)(evs_store *store, struct cli_ctx *ctx, void *arg);
+int cli_with_store(struct cli_ctx *ctx, enum cli_open_mode mode, const evs_options *opts,
+		   cli_store_fn fn, void *arg);
+/* evs_head(), reporting a failure: EVS_OK or the library's code. */
+int cli_store_head(evs_store *store, evs_store_info *head);
 
 /* ---------------------------------------------------------------------
  * timefmt.c: times on the command line (RFC 3339 is the base's rfc3339.h)
@@ -287,8 +299,13 @@ struct cli_scan {
 	uint64_t limit;                /* 0 = no limit */
 	bool upcast;                   /* events in their type's latest schema version */
 	struct cli_progress *progress; /* counts each event read; may be NULL */
+	const char *what;              /* cli_scan_store: the progress line's name */
 };
 int cli_scan_print(evs_store *store, const struct cli_scan *scan);
+/* The whole of read and export: open the store read-only, print the scan,
+ * close it, finish stdout. With progress_what (forward scans of all
+ * events), a progress line counts the events up to the head. */
+int cli_scan_store(struct cli_ctx *ctx, struct cli_scan *scan, const char *progress_what);
 
 /* ---------------------------------------------------------------------
  * Commands (cmd_*.c)
@@ -316,5 +333,28 @@ struct cli_strlist {
 };
 void cli_strlist_add(struct cli_strlist *l, const char *s);
 void cli_strlist_free(struct cli_strlist *l);
+
+/* An integer option of at least `min` (0 or 1) into *out: CLI_EXIT_OK, or
+ * the usage error of cli_bad_value ("expected a non-negative integer" or
+ * "expected a positive integer"). */
+int cli_option_u64(const char *option, const char *value, uint64_t min, uint64_t *out);
+
+/* --sync full|meta|none into *out (an enum evs_sync). */
+int cli_option_sync(const char *option, const char *value, int *out);
+
+/* The event selection of read and tail: --from N, --type, --prefix. */
+struct cli_select {
+	bool has_from;
+	uint64_t from;
+	struct cli_strlist types, prefixes;
+};
+enum cli_select_opt { CLI_SELECT_FROM, CLI_SELECT_TYPE, CLI_SELECT_PREFIX };
+int cli_select_option(struct cli_select *sel, enum cli_select_opt which, const char *value);
+/* The filter of all events that keeps the selected types and prefixes (a
+ * view into sel). */
+evs_filter cli_select_filter(const struct cli_select *sel);
+void cli_select_free(struct cli_select *sel);
+/* A command's cleanup when its state begins with a struct cli_select. */
+void cli_select_cleanup(void *state);
 
 #endif /* EVS_CLI_H */

@@ -112,20 +112,8 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 					     "expected an integer from 1 to 4294967295");
 		st->type_version = (uint32_t)u;
 		return CLI_EXIT_OK;
-	case OPT_SYNC:
-		if (strcmp(value, "full") == 0)
-			st->sync = EVS_SYNC_FULL;
-		else if (strcmp(value, "meta") == 0)
-			st->sync = EVS_SYNC_META;
-		else if (strcmp(value, "none") == 0)
-			st->sync = EVS_SYNC_NONE;
-		else
-			return cli_bad_value(name, value, "expected full, meta or none");
-		return CLI_EXIT_OK;
-	case OPT_BATCH_SIZE:
-		if (cli_parse_u64(value, &st->batch_size) != 0 || st->batch_size == 0)
-			return cli_bad_value(name, value, "expected a positive integer");
-		return CLI_EXIT_OK;
+	case OPT_SYNC: return cli_option_sync(name, value, &st->sync);
+	case OPT_BATCH_SIZE: return cli_option_u64(name, value, 1, &st->batch_size);
 	}
 	return CLI_EXIT_USAGE;
 }

@@ -6,23 +6,13 @@
  */
 #include "cli.h"
 
-static int run(struct cli_ctx *ctx, void *state)
+static int look_up(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
 	const char *text = ctx->argv[0];
-	const char *why;
+	const int64_t t = *(const int64_t *)arg;
 	uint64_t version = 0, position = 0;
-	evs_store *store;
-	int64_t t;
-	int rc, status = CLI_EXIT_OK;
+	int rc;
 
-	(void)state;
-	if (cli_time_parse_arg(text, &t, &why) != 0) {
-		cli_error("invalid time \"%s\": %s", text, why);
-		return CLI_EXIT_USAGE;
-	}
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
 	if (ctx->argc == 2) {
 		rc = evs_stream_version_at(store, ctx->argv[1], t, &version, &position);
 		if (rc == EVS_NOT_FOUND)
@@ -40,13 +30,21 @@ static int run(struct cli_ctx *ctx, void *state)
 		else
 			cli_store_error(store, rc, "could not look up the store as of %s", text);
 	}
-	if (rc != EVS_OK)
-		status = CLI_EXIT_FAIL;
-	evs_close(store);
-	return cli_finish_output(status);
+	return rc == EVS_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
+static int run(struct cli_ctx *ctx, void *state)
+{
+	const char *why;
+	int64_t t;
+
+	(void)state;
+	if (cli_time_parse_arg(ctx->argv[0], &t, &why) != 0) {
+		cli_error("invalid time \"%s\": %s", ctx->argv[0], why);
+		return CLI_EXIT_USAGE;
+	}
+	return cli_with_store(ctx, CLI_OPEN_READ, NULL, look_up, &t);
+}
 
 const struct cli_command cli_cmd_as_of = {
 	.name = "as-of",
@@ -58,7 +56,6 @@ const struct cli_command cli_cmd_as_of = {
 		       "TIME (0 if none), or with STREAM {\"version\":..,"
 		       "\"position\":..},\nthe stream's version then and the "
 		       "position of that event (both 0 if none).",
-	.options = no_options,
 	.min_args = 1,
 	.max_args = 2,
 	.run = run,

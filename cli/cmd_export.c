@@ -20,9 +20,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 
 	(void)ctx;
 	(void)index;
-	if (cli_parse_u64(value, &st->from) != 0)
-		return cli_bad_value("from", value, "expected a non-negative integer");
-	return CLI_EXIT_OK;
+	return cli_option_u64("from", value, 0, &st->from);
 }
 
 static int run(struct cli_ctx *ctx, void *state)
@@ -32,19 +30,8 @@ static int run(struct cli_ctx *ctx, void *state)
 		.from = st->from ? st->from : 1,
 		.direction = EVS_FORWARD,
 	};
-	evs_store *store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	evs_store_info head;
-	int status;
 
-	if (!store)
-		return CLI_EXIT_FAIL;
-	/* the total is the head now; cli_scan_print stops there too */
-	if (evs_head(store, &head) == EVS_OK && head.last_position >= scan.from)
-		scan.progress = cli_progress_start("export", head.last_position - scan.from + 1);
-	status = cli_scan_print(store, &scan);
-	cli_progress_done(scan.progress);
-	evs_close(store);
-	return cli_finish_output(status);
+	return cli_scan_store(ctx, &scan, "export");
 }
 
 const struct cli_command cli_cmd_export = {

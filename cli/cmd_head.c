@@ -9,12 +9,9 @@ static int print_store_head(evs_store *store)
 {
 	evs_store_info h;
 	evs__buf b;
-	int rc = evs_head(store, &h);
 
-	if (rc != EVS_OK) {
-		cli_store_error(store, rc, "could not read the store head");
+	if (cli_store_head(store, &h) != EVS_OK)
 		return CLI_EXIT_FAIL;
-	}
 	jb_init(&b);
 	jb_puts(&b, "{\"last_position\":");
 	jb_u64(&b, h.last_position);
@@ -67,24 +64,13 @@ out:
 	return status;
 }
 
-static int run(struct cli_ctx *ctx, void *state)
+static int print_head(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
-	evs_store *store;
-	int status;
-
-	(void)state;
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
+	(void)arg;
 	if (ctx->argc == 1)
-		status = print_stream_head(store, ctx->argv[0]);
-	else
-		status = print_store_head(store);
-	evs_close(store);
-	return cli_finish_output(status);
+		return print_stream_head(store, ctx->argv[0]);
+	return print_store_head(store);
 }
-
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
 
 const struct cli_command cli_cmd_head = {
 	.name = "head",
@@ -93,10 +79,9 @@ const struct cli_command cli_cmd_head = {
 	.description = "With STREAM, print {\"stream\":..,\"version\":..,"
 		       "\"last_position\":..}\n(version 0 if the stream has no "
 		       "events). Without, print the store head as\n\"evs stat\" does.",
-	.options = no_options,
 	.min_args = 0,
 	.max_args = 1,
-	.run = run,
+	.run_store = print_head,
 };
 
 const struct cli_command cli_cmd_stat = {
@@ -106,8 +91,7 @@ const struct cli_command cli_cmd_stat = {
 	.description = "Print {\"last_position\":..,\"last_recorded_at\":..,"
 		       "\"streams\":..,\"map_size\":..,\n\"used_bytes\":..}; "
 		       "last_recorded_at is null while the store is empty.",
-	.options = no_options,
 	.min_args = 0,
 	.max_args = 0,
-	.run = run,
+	.run_store = print_head,
 };

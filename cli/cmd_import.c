@@ -42,15 +42,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 					     "expected an integer from 1 to 1000000");
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(value, "full") == 0)
-		st->sync = EVS_SYNC_FULL;
-	else if (strcmp(value, "meta") == 0)
-		st->sync = EVS_SYNC_META;
-	else if (strcmp(value, "none") == 0)
-		st->sync = EVS_SYNC_NONE;
-	else
-		return cli_bad_value("sync", value, "expected full, meta or none");
-	return CLI_EXIT_OK;
+	return cli_option_sync("sync", value, &st->sync);
 }
 
 struct batch {

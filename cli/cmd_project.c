@@ -102,10 +102,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 	case OPT_DEAD_LETTER: st->cfg.dead_letter = true; break;
 	case OPT_REBUILD: st->cfg.rebuild = true; break;
 	case OPT_BULK_THRESHOLD:
-		if (cli_parse_u64(value, &st->cfg.bulk_threshold) != 0)
-			return cli_bad_value("bulk-threshold", value,
-					     "expected a non-negative integer");
-		break;
+		return cli_option_u64("bulk-threshold", value, 0, &st->cfg.bulk_threshold);
 	case OPT_CONNECT_TIMEOUT:
 		if (cli_parse_u64(value, &n) != 0 || n > 86400)
 			return cli_bad_value("connect-timeout", value,

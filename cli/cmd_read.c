@@ -18,9 +18,9 @@ static const struct cli_option options[] = {
 	{NULL, NULL, NULL}};
 
 struct read_state {
-	bool has_from, backward, upcast;
-	uint64_t from, limit;
-	struct cli_strlist types, prefixes;
+	struct cli_select sel; /* first: cleanup frees it through the state */
+	bool backward, upcast;
+	uint64_t limit;
 };
 
 static int on_option(struct cli_ctx *ctx, void *state, int index, const char *value)
@@ -29,65 +29,38 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 
 	(void)ctx;
 	switch (index) {
-	case OPT_FROM:
-		st->has_from = true;
-		if (cli_parse_u64(value, &st->from) != 0)
-			return cli_bad_value("from", value, "expected a non-negative integer");
-		return CLI_EXIT_OK;
+	case OPT_FROM: return cli_select_option(&st->sel, CLI_SELECT_FROM, value);
 	case OPT_BACKWARD: st->backward = true; return CLI_EXIT_OK;
-	case OPT_LIMIT:
-		if (cli_parse_u64(value, &st->limit) != 0 || st->limit == 0)
-			return cli_bad_value("limit", value, "expected a positive integer");
-		return CLI_EXIT_OK;
-	case OPT_TYPE: cli_strlist_add(&st->types, value); return CLI_EXIT_OK;
-	case OPT_PREFIX: cli_strlist_add(&st->prefixes, value); return CLI_EXIT_OK;
+	case OPT_LIMIT: return cli_option_u64("limit", value, 1, &st->limit);
+	case OPT_TYPE: return cli_select_option(&st->sel, CLI_SELECT_TYPE, value);
+	case OPT_PREFIX: return cli_select_option(&st->sel, CLI_SELECT_PREFIX, value);
 	case OPT_UPCAST: st->upcast = true; return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
 }
 
-static void cleanup(void *state)
-{
-	struct read_state *st = state;
-
-	cli_strlist_free(&st->types);
-	cli_strlist_free(&st->prefixes);
-}
-
 static int run(struct cli_ctx *ctx, void *state)
 {
 	struct read_state *st = state;
-	evs_filter filter = {0};
+	evs_filter filter = cli_select_filter(&st->sel);
 	struct cli_scan scan = {0};
-	evs_store *store;
-	int status;
 
 	scan.direction = st->backward ? EVS_BACKWARD : EVS_FORWARD;
-	scan.from = st->has_from ? st->from : st->backward ? EVS_ANY : 1;
+	scan.from = st->sel.has_from ? st->sel.from : st->backward ? EVS_ANY : 1;
 	scan.limit = st->limit;
 	scan.upcast = st->upcast;
 	if (ctx->argc == 1) {
-		if (st->prefixes.n) {
+		if (st->sel.prefixes.n) {
 			cli_error("option --prefix cannot be used with a STREAM");
 			return CLI_EXIT_USAGE;
 		}
 		scan.stream = ctx->argv[0];
-		scan.types = st->types.items;
-		scan.ntypes = st->types.n;
+		scan.types = filter.types;
+		scan.ntypes = filter.ntypes;
 	} else {
-		filter.types = st->types.items;
-		filter.ntypes = st->types.n;
-		filter.stream_prefixes = st->prefixes.items;
-		filter.nprefixes = st->prefixes.n;
 		scan.filter = &filter;
 	}
-
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
-	status = cli_scan_print(store, &scan);
-	evs_close(store);
-	return cli_finish_output(status);
+	return cli_scan_store(ctx, &scan, NULL);
 }
 
 const struct cli_command cli_cmd_read = {
@@ -106,5 +79,5 @@ const struct cli_command cli_cmd_read = {
 	.state_size = sizeof(struct read_state),
 	.on_option = on_option,
 	.run = run,
-	.cleanup = cleanup,
+	.cleanup = cli_select_cleanup,
 };

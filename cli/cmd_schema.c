@@ -230,8 +230,6 @@ static int run(struct cli_ctx *ctx, void *state)
 	return CLI_EXIT_USAGE;
 }
 
-static const struct cli_option no_options[] = {{NULL, NULL, NULL}};
-
 const struct cli_command cli_cmd_schema = {
 	.name = "schema",
 	.synopsis = "add|check FILE... | list | show TYPE [VERSION] | unknown [accept|refuse]",
@@ -247,7 +245,6 @@ const struct cli_command cli_cmd_schema = {
 		"A document: {\"type\": T, \"version\": N, \"schema\": {JSON Schema subset},\n"
 		"\"upcast\": [steps from N-1] or \"hook\"}. Version N+1 is refused unless it is\n"
 		"a compatible change of N or has an upcaster.",
-	.options = no_options,
 	.min_args = 1,
 	.max_args = 64,
 	.run = run,

@@ -54,27 +54,19 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 		return CLI_EXIT_OK;
 	case OPT_AT_POSITION:
 		st->at.kind = EVS_AT_POSITION;
-		if (cli_parse_u64(value, &st->at.position) != 0)
-			return cli_bad_value("at-position", value,
-					     "expected a "
-					     "non-negative integer");
-		return CLI_EXIT_OK;
+		return cli_option_u64("at-position", value, 0, &st->at.position);
 	}
 	return CLI_EXIT_USAGE;
 }
 
-static int run(struct cli_ctx *ctx, void *state)
+static int print_state(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
-	struct state_opts *st = state;
+	struct state_opts *st = arg;
 	const char *stream = ctx->argv[0];
 	evs_state s = {0};
 	evs__buf b;
-	evs_store *store;
 	int rc, status = CLI_EXIT_OK;
 
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
 	rc = evs_state_load(store, stream, st->at.kind == EVS_AT_LATEST ? NULL : &st->at, &s);
 	if (rc != EVS_OK) {
 		if (st->text)
@@ -87,7 +79,6 @@ static int run(struct cli_ctx *ctx, void *state)
 					"could not load the state of "
 					"stream \"%s\"",
 					stream);
-		evs_close(store);
 		return rc == EVS_BAD_STREAM ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	}
 
@@ -117,8 +108,7 @@ static int run(struct cli_ctx *ctx, void *state)
 out:
 	jb_free(&b);
 	evs_state_free(&s);
-	evs_close(store);
-	return cli_finish_output(status);
+	return status;
 }
 
 const struct cli_command cli_cmd_state = {
@@ -137,5 +127,5 @@ const struct cli_command cli_cmd_state = {
 	.max_args = 1,
 	.state_size = sizeof(struct state_opts),
 	.on_option = on_option,
-	.run = run,
+	.run_store = print_state,
 };

@@ -7,9 +7,9 @@
  * then the tool closes the subscription and the store and exits 0.
  */
 #include <signal.h>
-#include <string.h>
 
 #include "cli.h"
+#include "signals.h"
 
 #define POLL_MS 200
 
@@ -24,9 +24,8 @@ static const struct cli_option options[] = {
 	{NULL, NULL, NULL}};
 
 struct tail_state {
-	bool has_from;
-	uint64_t from, count;
-	struct cli_strlist types, prefixes;
+	struct cli_select sel; /* first: cleanup frees it through the state */
+	uint64_t count;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -43,27 +42,12 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 
 	(void)ctx;
 	switch (index) {
-	case OPT_FROM:
-		st->has_from = true;
-		if (cli_parse_u64(value, &st->from) != 0)
-			return cli_bad_value("from", value, "expected a non-negative integer");
-		return CLI_EXIT_OK;
-	case OPT_TYPE: cli_strlist_add(&st->types, value); return CLI_EXIT_OK;
-	case OPT_PREFIX: cli_strlist_add(&st->prefixes, value); return CLI_EXIT_OK;
-	case OPT_COUNT:
-		if (cli_parse_u64(value, &st->count) != 0 || st->count == 0)
-			return cli_bad_value("count", value, "expected a positive integer");
-		return CLI_EXIT_OK;
+	case OPT_FROM: return cli_select_option(&st->sel, CLI_SELECT_FROM, value);
+	case OPT_TYPE: return cli_select_option(&st->sel, CLI_SELECT_TYPE, value);
+	case OPT_PREFIX: return cli_select_option(&st->sel, CLI_SELECT_PREFIX, value);
+	case OPT_COUNT: return cli_option_u64("count", value, 1, &st->count);
 	}
 	return CLI_EXIT_USAGE;
-}
-
-static void cleanup(void *state)
-{
-	struct tail_state *st = state;
-
-	cli_strlist_free(&st->types);
-	cli_strlist_free(&st->prefixes);
 }
 
 static int follow(evs_store *store, evs_sub *sub, uint64_t count)
@@ -97,52 +81,36 @@ static int follow(evs_store *store, evs_sub *sub, uint64_t count)
 	return status;
 }
 
-static int run(struct cli_ctx *ctx, void *state)
+static int subscribe_and_follow(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
-	struct tail_state *st = state;
-	evs_filter filter = {
-		.types = st->types.items,
-		.ntypes = st->types.n,
-		.stream_prefixes = st->prefixes.items,
-		.nprefixes = st->prefixes.n,
-	};
-	struct sigaction sa;
-	evs_store *store;
+	struct tail_state *st = arg;
+	evs_filter filter = cli_select_filter(&st->sel);
 	evs_sub *sub = NULL;
+	evs_store_info head;
 	uint64_t after;
-	int rc, status = CLI_EXIT_FAIL;
+	int rc, status;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	store = cli_open_store(ctx, CLI_OPEN_READ, NULL);
-	if (!store)
-		return CLI_EXIT_FAIL;
-	if (st->has_from) {
-		after = st->from > 0 ? st->from - 1 : 0;
-	} else {
-		evs_store_info head;
-
-		rc = evs_head(store, &head);
-		if (rc != EVS_OK) {
-			cli_store_error(store, rc, "could not read the store head");
-			goto out;
-		}
+	(void)ctx;
+	if (st->sel.has_from)
+		after = st->sel.from > 0 ? st->sel.from - 1 : 0;
+	else if (cli_store_head(store, &head) == EVS_OK)
 		after = head.last_position;
-	}
+	else
+		return CLI_EXIT_FAIL;
 	rc = evs_subscribe(store, after, &filter, &sub);
 	if (rc != EVS_OK) {
 		cli_store_error(store, rc, "could not subscribe to the store");
-		goto out;
+		return CLI_EXIT_FAIL;
 	}
 	status = follow(store, sub, st->count);
-out:
 	evs_sub_close(sub);
-	evs_close(store);
-	return cli_finish_output(status);
+	return status;
+}
+
+static int run(struct cli_ctx *ctx, void *state)
+{
+	evs__stop_signals(on_signal, false);
+	return cli_with_store(ctx, CLI_OPEN_READ, NULL, subscribe_and_follow, state);
 }
 
 const struct cli_command cli_cmd_tail = {
@@ -158,5 +126,5 @@ const struct cli_command cli_cmd_tail = {
 	.state_size = sizeof(struct tail_state),
 	.on_option = on_option,
 	.run = run,
-	.cleanup = cleanup,
+	.cleanup = cli_select_cleanup,
 };

@@ -70,11 +70,8 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 	} else if (forward) {
 		evs_store_info h;
 
-		rc = evs_head(store, &h);
-		if (rc != EVS_OK) {
-			cli_store_error(store, rc, "could not read the store head");
+		if (cli_store_head(store, &h) != EVS_OK)
 			goto out;
-		}
 		stop = h.last_position;
 	}
 
@@ -132,4 +129,25 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 out:
 	jb_free(&buf);
 	return status;
+}
+
+static int scan_with_progress(evs_store *store, struct cli_ctx *ctx, void *arg)
+{
+	struct cli_scan *sc = arg;
+	evs_store_info head;
+	int status;
+
+	(void)ctx;
+	/* the total is the head now; cli_scan_print stops there too */
+	if (sc->what && evs_head(store, &head) == EVS_OK && head.last_position >= sc->from)
+		sc->progress = cli_progress_start(sc->what, head.last_position - sc->from + 1);
+	status = cli_scan_print(store, sc);
+	cli_progress_done(sc->progress);
+	return status;
+}
+
+int cli_scan_store(struct cli_ctx *ctx, struct cli_scan *scan, const char *progress_what)
+{
+	scan->what = progress_what;
+	return cli_with_store(ctx, CLI_OPEN_READ, NULL, scan_with_progress, scan);
 }

@@ -50,6 +50,28 @@ evs_store *cli_open_store(const struct cli_ctx *ctx, enum cli_open_mode mode,
 	return NULL;
 }
 
+int cli_with_store(struct cli_ctx *ctx, enum cli_open_mode mode, const evs_options *opts,
+		   cli_store_fn fn, void *arg)
+{
+	evs_store *store = cli_open_store(ctx, mode, opts);
+	int status;
+
+	if (!store)
+		return CLI_EXIT_FAIL;
+	status = fn(store, ctx, arg);
+	evs_close(store);
+	return cli_finish_output(status);
+}
+
+int cli_store_head(evs_store *store, evs_store_info *head)
+{
+	int rc = evs_head(store, head);
+
+	if (rc != EVS_OK)
+		cli_store_error(store, rc, "could not read the store head");
+	return rc;
+}
+
 void cli_store_error(evs_store *store, int rc, const char *what, ...)
 {
 	const char *detail = store ? evs_errmsg(store) : NULL;

@@ -73,17 +73,24 @@ char *cli_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/* The leading decimal digits of s into *v, *end after them: 0, or -1 when
+ * s does not start with a digit or the number overflows. strtoull alone
+ * accepts spaces, '+' and even '-' (negating): those are refused here. */
+static int leading_u64(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno != 0 ? -1 : 0;
+}
+
 int cli_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 
-	/* strtoull accepts spaces, '+' and even '-' (negating): refuse them */
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0')
+	if (leading_u64(s, &v, &end) != 0 || *end != '\0')
 		return -1;
 	*out = (uint64_t)v;
 	return 0;
@@ -111,11 +118,7 @@ int cli_parse_size(const char *s, uint64_t *out)
 	unsigned long long v;
 	unsigned shift = 0;
 
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
+	if (leading_u64(s, &v, &end) != 0)
 		return -1;
 	if (*end != '\0') {
 		switch (*end) {

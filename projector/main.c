@@ -29,6 +29,7 @@
 #include "evsproj.h"
 #include "log.h"
 #include "opt.h"
+#include "signals.h"
 
 #ifndef EVS_MIGRATIONS_DIR
 #define EVS_MIGRATIONS_DIR "migrations"
@@ -134,7 +135,6 @@ int main(int argc, char **argv)
 	struct settings s;
 	evp_config cfg;
 	evp_stats stats;
-	struct sigaction sa;
 	char err[2048];
 	int rc;
 
@@ -164,14 +164,7 @@ int main(int argc, char **argv)
 	cfg.log = evs__log;
 	cfg.stop = &stop_flag;
 
-	/* no SA_RESTART: a blocking call returns EINTR and the loop looks at
-	 * the flag */
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	evs__stop_signals(on_signal, true);
 
 	rc = evp_run(&cfg, &stats, err, sizeof err);
 	if (rc == EVP_STOPPED && (cfg.once || cfg.rebuild)) {

@@ -16,11 +16,11 @@
  */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "evs_version.h"
 #include "evsq.h"
 #include "log.h"
+#include "signals.h"
 
 static volatile sig_atomic_t stop;
 
@@ -44,7 +44,6 @@ int main(int argc, char **argv)
 {
 	evsq_config cfg;
 	evsq_server *srv = NULL;
-	struct sigaction sa;
 	sigset_t block, wait_mask;
 	char err[1024];
 	int rc, action;
@@ -75,12 +74,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &block, &wait_mask);
 	sigdelset(&wait_mask, SIGTERM);
 	sigdelset(&wait_mask, SIGINT);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	evs__stop_signals(on_signal, true);
 
 	if ((rc = evsq_server_start(&cfg, evs__log, NULL, &srv, err, sizeof err))) {
 		evs__log(NULL, EVS_LOG_ERROR, err);

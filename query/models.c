@@ -167,11 +167,46 @@ static bool schema_changed(const char *sqlstate)
 }
 
 /* GET /models/{p}/{t}/{key} */
+/*
+ * Run a table's statement (sql is freed here). 0: it ran, *r holds the
+ * result and ti is still held. RETRY: the table changed under the cached
+ * description on the first attempt (forgotten and released): describe it
+ * again. Otherwise the HTTP status of the answer written to body, ti
+ * released.
+ */
+#define RETRY (-1)
+
+static int run_table_query(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
+			   struct evsq__tinfo *ti, evs__buf *sql, int np, const char *const *params,
+			   int attempt, PGresult **r, evs__buf *body)
+{
+	char sqlstate[6], err[1024];
+	int rc;
+
+	if (!evs__buf_cstr(sql)) {
+		evs__buf_free(sql);
+		evsq__tinfo_release(ctx->models, ti);
+		return (int)evsq__db_error(body, EVSQ_NOMEM, "", "");
+	}
+	rc = evsq__pool_query(ctx->pool, sql->ptr, np, params, r, sqlstate, err, sizeof err);
+	evs__buf_free(sql);
+	if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
+		evsq__tinfo_forget(ctx->models, t, ti);
+		evsq__tinfo_release(ctx->models, ti);
+		return attempt == 0 ? RETRY : (int)changed(body, m, t, err);
+	}
+	if (rc) {
+		evsq__tinfo_release(ctx->models, ti);
+		return (int)evsq__db_error(body, rc, sqlstate, err);
+	}
+	return 0;
+}
+
 static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
 			const char *key, evs__buf *body)
 {
 	const char *params[2] = {m->name, key};
-	char sqlstate[6], err[1024], msg[768];
+	char msg[768];
 	unsigned status = 0;
 	int attempt;
 
@@ -214,22 +249,12 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
 				"$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
 				ti->qname, ti->cols[ti->pk[0]].quoted);
-		if (!evs__buf_cstr(&sql)) {
-			evsq__tinfo_release(ctx->models, ti);
-			return evsq__db_error(body, EVSQ_NOMEM, "", "");
-		}
-		rc = evsq__pool_query(ctx->pool, sql.ptr, 2, params, &r, sqlstate, err, sizeof err);
-		evs__buf_free(&sql);
-		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
-			evsq__tinfo_forget(ctx->models, t, ti);
-			evsq__tinfo_release(ctx->models, ti);
-			if (attempt == 0)
-				continue;
-			return changed(body, m, t, err);
-		}
-		evsq__tinfo_release(ctx->models, ti);
+		rc = run_table_query(ctx, m, t, ti, &sql, 2, params, attempt, &r, body);
+		if (rc == RETRY)
+			continue;
 		if (rc)
-			return evsq__db_error(body, rc, sqlstate, err);
+			return (unsigned)rc;
+		evsq__tinfo_release(ctx->models, ti);
 		if (PQgetisnull(r, 0, 1)) {
 			snprintf(msg, sizeof msg,
 				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
@@ -322,7 +347,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 {
 	const char *after = evsq__arg(a, "after"), *lim = evsq__arg(a, "limit");
 	const char *params[EVSQ__MAX_ARGS + 3];
-	char sqlstate[6], err[1024], msg[768], lim_s[24];
+	char msg[768], lim_s[24];
 	int64_t l = DEFAULT_LIM;
 	unsigned status = 0;
 	int attempt, i, j;
@@ -370,24 +395,11 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		params[1] = after;
 		listing_sql(&sql, ti, a, after != NULL, params, &np);
 		params[np - 1] = lim_s;
-		if (!evs__buf_cstr(&sql)) {
-			evsq__tinfo_release(ctx->models, ti);
-			return evsq__db_error(body, EVSQ_NOMEM, "", "");
-		}
-		rc = evsq__pool_query(ctx->pool, sql.ptr, np, params, &r, sqlstate, err,
-				      sizeof err);
-		evs__buf_free(&sql);
-		if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
-			evsq__tinfo_forget(ctx->models, t, ti);
-			evsq__tinfo_release(ctx->models, ti);
-			if (attempt == 0)
-				continue;
-			return changed(body, m, t, err);
-		}
-		if (rc) {
-			evsq__tinfo_release(ctx->models, ti);
-			return evsq__db_error(body, rc, sqlstate, err);
-		}
+		rc = run_table_query(ctx, m, t, ti, &sql, np, params, attempt, &r, body);
+		if (rc == RETRY)
+			continue;
+		if (rc)
+			return (unsigned)rc;
 		if (after && ti->npk > 1 && strcmp(PQgetvalue(r, 0, 3), "t")) {
 			evs__buf keys = {0};
 

@@ -429,6 +429,31 @@ typedef void (*evs_problem_fn)(void *ctx, const char *problem);
  */
 int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx, uint64_t *problems);
 
+/* Called by evs_verify_ex() while it runs: `done` of `total` records
+ * checked so far. Records are the entries of the event log and of the
+ * stream, id and time indexes together (each walked once), so total is
+ * about three to four times the event count. total is known before the
+ * first call and never changes, done only rises, and a check that runs
+ * to the end makes one last call with done == total (0 of 0 for an
+ * empty store). */
+typedef void (*evs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* Options of evs_verify_ex(). Zero it first (or use designated
+ * initializers): a zero field keeps its default. */
+typedef struct evs_verify_opts {
+	evs_problem_fn on_problem;   /* NULL = only count problems */
+	evs_progress_fn on_progress; /* NULL = no progress */
+	void *ctx;                   /* passed to both callbacks */
+	uint64_t progress_every;     /* records between progress calls; 0 = 65536 */
+} evs_verify_opts;
+
+/*
+ * evs_verify() with options (opts NULL = none): the same check, and a
+ * progress callback for long runs. Callbacks run on the calling thread
+ * inside the read snapshot; they must not call back into the store.
+ */
+int evs_verify_ex(evs_store *store, const evs_verify_opts *opts, uint64_t *problems);
+
 /* =====================================================================
  * Aggregates
  *

@@ -175,6 +175,12 @@ int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
+/* One write transaction: fn writes in txn and returns 0 or an LMDB code,
+ * and sets *commit (false: abort, nothing to keep). MDB_MAP_FULL from fn
+ * or the commit grows the map and runs fn again. EVS_OK, or a code with
+ * the message "<what>: <LMDB's reason>". */
+int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),
+		   void *arg, const char *what);
 /* Grow the map to at least size bytes (a later open asked for more). */
 int evs__map_at_least(evs_store *s, size_t size);
 

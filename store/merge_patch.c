@@ -53,35 +53,30 @@ static void *zalloc(mp_state *st, size_t n)
 	return msgpack_zone_malloc(st->zone, n);
 }
 
+/* n bytes of src copied into st's zone; NULL when out of memory. */
+static char *zdup(mp_state *st, const char *src, size_t n)
+{
+	char *p = zalloc(st, n);
+
+	if (p != NULL && n)
+		memcpy(p, src, n);
+	return p;
+}
+
 /* Deep copy of o into st's zone. */
 static int deep_copy(mp_state *st, const msgpack_object *o, msgpack_object *out)
 {
 	*out = *o;
 	switch (o->type) {
 	case MSGPACK_OBJECT_STR:
-	case MSGPACK_OBJECT_BIN: {
-		uint32_t n = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : o->via.bin.size;
-		char *p = zalloc(st, n);
-		if (p == NULL)
-			return -1;
-		if (n)
-			memcpy(p, o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr,
-			       n);
-		if (o->type == MSGPACK_OBJECT_STR)
-			out->via.str.ptr = p;
-		else
-			out->via.bin.ptr = p;
-		return 0;
-	}
-	case MSGPACK_OBJECT_EXT: {
-		char *p = zalloc(st, o->via.ext.size);
-		if (p == NULL)
-			return -1;
-		if (o->via.ext.size)
-			memcpy(p, o->via.ext.ptr, o->via.ext.size);
-		out->via.ext.ptr = p;
-		return 0;
-	}
+		out->via.str.ptr = zdup(st, o->via.str.ptr, o->via.str.size);
+		return out->via.str.ptr ? 0 : -1;
+	case MSGPACK_OBJECT_BIN:
+		out->via.bin.ptr = zdup(st, o->via.bin.ptr, o->via.bin.size);
+		return out->via.bin.ptr ? 0 : -1;
+	case MSGPACK_OBJECT_EXT:
+		out->via.ext.ptr = zdup(st, o->via.ext.ptr, o->via.ext.size);
+		return out->via.ext.ptr ? 0 : -1;
 	case MSGPACK_OBJECT_ARRAY: {
 		uint32_t n = o->via.array.size;
 		msgpack_object *a = zalloc(st, (size_t)n * sizeof *a);

@@ -178,35 +178,34 @@ out:
 	return *code != EVS_OK ? 0 : rc;
 }
 
+struct restore_args {
+	const evs_event *events;
+	size_t n;
+	int code;
+	bool wrote;
+};
+
+static int restore_fn(evs_store *s, MDB_txn *txn, void *arg, bool *commit)
+{
+	struct restore_args *a = arg;
+	int rc = restore_txn(s, txn, a->events, a->n, &a->code, &a->wrote);
+
+	*commit = a->code == EVS_OK && a->wrote;
+	return rc;
+}
+
 int evs_restore(evs_store *s, const evs_event *events, size_t n)
 {
-	MDB_txn *txn;
-	bool wrote;
-	int rc, code;
+	struct restore_args a = {events, n, EVS_OK, false};
+	int rc;
 
 	if (s == NULL || (events == NULL && n))
 		return EVS_INVALID;
-	for (;;) {
-		if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
-			return rc;
-		rc = restore_txn(s, txn, events, n, &code, &wrote);
-		if (rc == 0 && code == EVS_OK && wrote) {
-			rc = evs__write_commit(s, txn);
-		} else {
-			evs__read_end(s, txn);
-		}
-		if (rc == MDB_MAP_FULL) {
-			if ((rc = evs__grow(s, false)) != EVS_OK)
-				return rc;
-			continue;
-		}
-		break;
-	}
-	if (rc)
-		return evs__fail_mdb(s, rc, "could not restore events");
-	if (code != EVS_OK)
-		return code;
-	if (wrote)
+	if ((rc = evs__write_txn(s, restore_fn, &a, "could not restore events")) != EVS_OK)
+		return rc;
+	if (a.code != EVS_OK)
+		return a.code;
+	if (a.wrote)
 		evs__notify_wake(&s->notify);
 	return EVS_OK;
 }

@@ -176,27 +176,23 @@ fail_state:
 
 /* Put key/value in its own durable write transaction, growing the map as
  * needed. */
+struct put_args {
+	MDB_val *k, *v;
+};
+
+static int put_fn(evs_store *s, MDB_txn *txn, void *arg, bool *commit)
+{
+	struct put_args *a = arg;
+
+	*commit = true;
+	return mdb_put(txn, s->snapshots, a->k, a->v, 0);
+}
+
 static int put_durable(evs_store *s, MDB_val *k, MDB_val *v)
 {
-	MDB_txn *txn;
-	int rc;
+	struct put_args a = {k, v};
 
-	for (;;) {
-		if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
-			return rc;
-		rc = mdb_put(txn, s->snapshots, k, v, 0);
-		if (rc == 0) {
-			rc = evs__write_commit(s, txn);
-		} else {
-			evs__read_end(s, txn);
-		}
-		if (rc == MDB_MAP_FULL) {
-			if ((rc = evs__grow(s, false)) != EVS_OK)
-				return rc;
-			continue;
-		}
-		return rc ? evs__fail_mdb(s, rc, "could not store snapshot") : EVS_OK;
-	}
+	return evs__write_txn(s, put_fn, &a, "could not store snapshot");
 }
 
 int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint64_t version,

@@ -162,6 +162,29 @@ int evs__write_commit(evs_store *s, MDB_txn *txn)
 	return rc;
 }
 
+int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),
+		   void *arg, const char *what)
+{
+	MDB_txn *txn;
+	bool commit;
+	int rc;
+
+	for (;;) {
+		if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
+			return rc;
+		commit = false;
+		rc = fn(s, txn, arg, &commit);
+		if (rc == 0 && commit)
+			rc = evs__write_commit(s, txn);
+		else
+			evs__read_end(s, txn);
+		if (rc != MDB_MAP_FULL)
+			return rc ? evs__fail_mdb(s, rc, what) : EVS_OK;
+		if ((rc = evs__grow(s, false)) != EVS_OK)
+			return rc;
+	}
+}
+
 int evs_head(evs_store *s, evs_store_info *h)
 {
 	MDB_txn *txn;

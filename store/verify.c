@@ -17,8 +17,12 @@
 
 typedef struct vctx {
 	evs_problem_fn fn;
+	evs_progress_fn progress;
 	void *ctx;
 	uint64_t problems;
+	uint64_t done, total, every;
+	uint64_t next, reported; /* records: next progress call, last reported */
+	bool called;             /* progress was called at least once */
 } vctx;
 
 static void problem(vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -49,6 +53,38 @@ static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
 
 #define ULL(x) ((unsigned long long)(x))
 
+/* One record walked: counts it, and reports every `every` records. */
+static void report(vctx *v)
+{
+	v->next = v->done + v->every;
+	v->reported = v->done;
+	v->called = true;
+	v->progress(v->ctx, v->done, v->total);
+}
+
+static void step(vctx *v)
+{
+	if (++v->done >= v->next && v->progress != NULL)
+		report(v);
+}
+
+/* The records the four walks will visit, known up front from the
+ * B-tree headers, so a progress line can show a share and an ETA. */
+static int count_records(evs_store *s, MDB_txn *txn, uint64_t *total)
+{
+	const MDB_dbi dbis[] = {s->events, s->streams, s->ids, s->time};
+	MDB_stat st;
+	int rc;
+
+	*total = 0;
+	for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+		if ((rc = mdb_stat(txn, dbis[i], &st)) != 0)
+			return rc;
+		*total += st.ms_entries;
+	}
+	return 0;
+}
+
 static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 {
 	MDB_cursor *c;
@@ -64,6 +100,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 		evs_event ev;
 		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
 
+		step(vc);
 		(*count)++;
 		if (pos != expect)
 			problem(vc, "events: position %llu found where %llu was expected", ULL(pos),
@@ -128,6 +165,7 @@ static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 		size_t slen;
 		uint64_t ver;
 
+		step(vc);
 		if (!evs__sx_split(&k, &slen, &ver) || v.mv_size != 8) {
 			problem(vc, "streams: malformed entry");
 			continue;
@@ -177,6 +215,8 @@ static int walk_ids(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev;
+
+		step(vc);
 		n++;
 		uint64_t pos = v.mv_size == 8 ? evs__get_u64(v.mv_data) : 0;
 		if (k.mv_size != 16 || !event_at(s, txn, pos, &ev) || memcmp(ev.id, k.mv_data, 16))
@@ -204,6 +244,8 @@ static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev, next;
+
+		step(vc);
 		if (k.mv_size != 8 || v.mv_size != 8) {
 			problem(vc, "time: malformed entry");
 			continue;
@@ -223,23 +265,42 @@ static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int evs_verify(evs_store *s, evs_problem_fn fn, void *ctx, uint64_t *problems)
+int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 {
-	vctx vc = {fn, ctx, 0};
+	vctx vc = {0};
 	MDB_txn *txn;
 	uint64_t events = 0;
 	int rc;
 
 	if (s == NULL)
 		return EVS_INVALID;
+	if (opts) {
+		vc.fn = opts->on_problem;
+		vc.progress = opts->on_progress;
+		vc.ctx = opts->ctx;
+		vc.every = opts->progress_every;
+	}
+	if (vc.every == 0)
+		vc.every = 65536;
+	vc.next = vc.every;
 	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
 		return rc;
-	if ((rc = walk_events(s, txn, &vc, &events)) == 0 &&
+	if ((rc = count_records(s, txn, &vc.total)) == 0 &&
+	    (rc = walk_events(s, txn, &vc, &events)) == 0 &&
 	    (rc = walk_streams(s, txn, &vc, events)) == 0 &&
 	    (rc = walk_ids(s, txn, &vc, events)) == 0)
 		rc = walk_time(s, txn, &vc);
 	evs__read_end(s, txn);
+	if (rc == 0 && vc.progress != NULL && (!vc.called || vc.reported != vc.done))
+		report(&vc); /* the last figures, once */
 	if (problems)
 		*problems = vc.problems;
 	return rc ? evs__fail_mdb(s, rc, "could not verify") : EVS_OK;
+}
+
+int evs_verify(evs_store *s, evs_problem_fn fn, void *ctx, uint64_t *problems)
+{
+	evs_verify_opts opts = {.on_problem = fn, .ctx = ctx};
+
+	return evs_verify_ex(s, &opts, problems);
 }

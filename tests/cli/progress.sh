@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Progress on a terminal for long work (issue 16, item 4): "evs append"
 # from stdin, "evs import" and "evs export" draw a progress line on stderr
-# when it is a terminal (seen here through a pty made by script(1)), and
-# print nothing extra when stderr is a file or pipe or with --quiet.
-# "evs verify" has no progress yet: evs_verify() reports no count while it
-# runs (see the note in cli/progress.c).
+# and "evs verify" draw a progress line on stderr when it is a terminal
+# (seen here through a pty made by script(1)), and print nothing extra
+# when stderr is a file or pipe or with --quiet.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -49,6 +48,14 @@ grep -Eq "^import: [0-9,]+ events, [0-9,]+/s" "$TMP/tty" ||
 	fail "no import progress line on a terminal: $(head -c 300 "$TMP/tty")"
 grep -q "^{\"imported\":$N," "$TMP/out" || fail "import on a terminal: $(cat "$TMP/out")"
 
+# verify of this store can take less than the 200 ms a line waits for
+on_tty "$TMP/tty" "EVS_PROGRESS_DELAY_MS=0 '$EVS' verify --store '$TMP/s2' >'$TMP/out'"
+assert_eq "$(cat "$TMP/out")" "ok: $N events, no problems" "verify on a terminal: stdout"
+grep -Eq "^verify: [0-9,]+ of $NG events \([0-9]+%\), [0-9,]+/s" "$TMP/tty" ||
+	fail "no verify progress line on a terminal: $(head -c 300 "$TMP/tty")"
+grep -Eq "^verify: $NG of $NG events \(100%\)" "$TMP/tty" ||
+	fail "verify progress does not end at the total: $(tail -c 300 "$TMP/tty")"
+
 on_tty "$TMP/tty" "'$EVS' append s-2 --batch-size 10000 <'$TMP/in.jsonl' >'$TMP/out'"
 grep -Eq "^append(: read)?: [0-9,]+ (of [0-9,]+ )?events" "$TMP/tty" ||
 	fail "no append progress line on a terminal: $(head -c 300 "$TMP/tty")"
@@ -58,4 +65,6 @@ on_tty "$TMP/tty" "'$EVS' --quiet export >/dev/null"
 [ ! -s "$TMP/tty" ] || fail "evs --quiet export drew: $(head -c 300 "$TMP/tty")"
 on_tty "$TMP/tty" "'$EVS' import -q --store '$TMP/s4' <'$TMP/x.jsonl' >/dev/null"
 [ ! -s "$TMP/tty" ] || fail "evs import -q drew: $(head -c 300 "$TMP/tty")"
+on_tty "$TMP/tty" "'$EVS' --quiet verify --store '$TMP/s2' >/dev/null"
+[ ! -s "$TMP/tty" ] || fail "evs --quiet verify drew: $(head -c 300 "$TMP/tty")"
 echo ok

@@ -202,6 +202,84 @@ START_TEST(test_stream_count_wrong)
 }
 END_TEST
 
+typedef struct progress {
+	uint64_t calls, done, total;
+	int monotonic;
+} progress;
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	progress *p = ctx;
+
+	if (p->calls > 0 && (done <= p->done || total != p->total))
+		p->monotonic = 0;
+	ck_assert_uint_le(done, total);
+	p->calls++;
+	p->done = done;
+	p->total = total;
+}
+
+/* evs_verify_ex with progress every `every` records; returns the problems. */
+static uint64_t verify_progress(const char *dir, uint64_t every, progress *p)
+{
+	evs_store *st = tu_open(dir, NULL);
+	evs_verify_opts opts = {.on_progress = on_progress, .ctx = p, .progress_every = every};
+	uint64_t problems = 99;
+
+	*p = (progress){0, 0, 0, 1};
+	tu_ok(st, evs_verify_ex(st, &opts, &problems));
+	evs_close(st);
+	return problems;
+}
+
+/* The progress callback sees a rising count that ends at the total: every
+ * record of the log and of the three indexes, known from the start. */
+START_TEST(test_progress)
+{
+	progress p;
+	char dir[PATH_MAX];
+	uint64_t records;
+
+	build();
+	/* a record, a stream entry and an id per event; a time entry per commit */
+	records = 3 * EVENTS + tu_mdb_count(kit_dir, "time");
+	ck_assert_uint_eq(verify_progress(kit_dir, 5, &p), 0);
+	ck_assert(p.monotonic);
+	ck_assert_uint_eq(p.total, records);
+	ck_assert_uint_eq(p.done, records);
+	ck_assert_uint_eq(p.calls, (records + 4) / 5); /* every 5th, then the rest */
+	/* every 1: a call per record */
+	ck_assert_uint_eq(verify_progress(kit_dir, 1, &p), 0);
+	ck_assert(p.monotonic);
+	ck_assert_uint_eq(p.calls, records);
+	ck_assert_uint_eq(p.done, records);
+	/* the default (65536): one call, at the end */
+	ck_assert_uint_eq(verify_progress(kit_dir, 0, &p), 0);
+	ck_assert_uint_eq(p.calls, 1);
+	ck_assert_uint_eq(p.done, records);
+	/* a damaged store: problems still counted, progress still ends at the
+	 * total (one time entry fewer) */
+	tu_mdb_del_nth(kit_dir, "time", 5, NULL, 0);
+	ck_assert_uint_gt(verify_progress(kit_dir, 7, &p), 0);
+	ck_assert(p.monotonic);
+	ck_assert_uint_eq(p.total, records - 1);
+	ck_assert_uint_eq(p.done, records - 1);
+	/* an empty store: one call, 0 of 0 */
+	tu_path(dir, sizeof dir, "empty");
+	evs_close(tu_open(dir, NULL));
+	ck_assert_uint_eq(verify_progress(dir, 5, &p), 0);
+	ck_assert_uint_eq(p.calls, 1);
+	ck_assert_uint_eq(p.done, 0);
+	ck_assert_uint_eq(p.total, 0);
+	/* NULL options: evs_verify's behaviour */
+	evs_store *st = tu_open(kit_dir, NULL);
+	uint64_t problems = 0;
+	tu_ok(st, evs_verify_ex(st, NULL, &problems));
+	ck_assert_uint_gt(problems, 0);
+	evs_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
@@ -216,6 +294,7 @@ int main(void)
 		test_record_deleted,
 		test_record_in_the_middle_deleted,
 		test_stream_count_wrong,
+		test_progress,
 		NULL,
 	};
 
