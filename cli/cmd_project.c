@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evsproj.h"
 #include "cli.h"
+#include "evsproj.h"
+#include "signals.h"
 
 enum {
 	OPT_DSN,
@@ -56,6 +57,11 @@ struct project_state {
 	evp_config cfg;
 	bool init;
 	bool timeout_given;
+	/* the progress line (a terminal only): started at the first report,
+	 * when the projector knows where it starts and where the head is */
+	struct cli_progress *progress;
+	bool progress_started;
+	uint64_t progress_shown;
 };
 
 const char *cli_pg_dsn(const char *given);
@@ -66,6 +72,21 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+static void on_progress(void *ctx, const evp_stats *stats)
+{
+	struct project_state *st = ctx;
+
+	if (!st->progress_started) {
+		st->progress_started = true;
+		st->progress = cli_progress_start(
+			"project", stats->target > stats->start ? stats->target - stats->start : 0);
+	}
+	if (stats->events > st->progress_shown) {
+		cli_progress_add(st->progress, stats->events - st->progress_shown);
+		st->progress_shown = stats->events;
+	}
 }
 
 static void log_stderr(void *ctx, int level, const char *message)
@@ -119,7 +140,6 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 static int run(struct cli_ctx *ctx, void *state)
 {
 	struct project_state *st = state;
-	struct sigaction sa;
 	evp_stats stats;
 	char err[2048];
 	int rc;
@@ -134,12 +154,13 @@ static int run(struct cli_ctx *ctx, void *state)
 		st->cfg.connect_timeout_ms = 30000;
 	st->cfg.log = log_stderr;
 	st->cfg.stop = &stop_requested;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	if (st->cfg.once || st->cfg.rebuild) { /* live mode has no end to show */
+		st->cfg.on_progress = on_progress;
+		st->cfg.progress_ctx = st;
+	}
+	evs__stop_signals(on_signal, false);
 	rc = evp_run(&st->cfg, &stats, err, sizeof err);
+	cli_progress_done(st->progress);
 	if (rc == EVP_STOPPED && (st->cfg.once || st->cfg.rebuild)) {
 		cli_error(
 			"stopped before reaching the store's head: %llu events applied, checkpoint"
