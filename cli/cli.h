@@ -160,37 +160,11 @@ int cli_store_head(evs_store *store, evs_store_info *head);
 int cli_time_parse_arg(const char *s, int64_t *ns, const char **why);
 
 /* ---------------------------------------------------------------------
- * jbuf.c: the tool's output buffer is the base's evs__buf (buf.h); the
- * JSON text is the base's writer (mpjson.h). jb_ names are the tool's
- * short spellings of them.
+ * jbuf.c: the tool's output buffer is the base's evs__buf (buf.h) and
+ * the JSON text the base's writer (mpjson.h); these are the values the
+ * base does not write.
  * ------------------------------------------------------------------- */
 
-static inline void jb_init(evs__buf *b)
-{
-	*b = (evs__buf){0};
-}
-static inline void jb_free(evs__buf *b)
-{
-	evs__buf_free(b);
-}
-static inline void jb_putc(evs__buf *b, char c)
-{
-	evs__buf_putc(b, c);
-}
-static inline void jb_putn(evs__buf *b, const void *p, size_t n)
-{
-	evs__buf_putn(b, p, n);
-}
-static inline void jb_puts(evs__buf *b, const char *s)
-{
-	evs__buf_puts(b, s);
-}
-#define jb_printf evs__buf_printf
-/* A JSON string; -1 (and b unchanged) if s is not valid UTF-8. */
-static inline int jb_str(evs__buf *b, const char *s, size_t n)
-{
-	return evs__json_str(b, s, n);
-}
 void jb_u64(evs__buf *b, uint64_t v);
 void jb_uuid(evs__buf *b, const uint8_t id[16]); /* quoted */
 void jb_time(evs__buf *b, int64_t ns);           /* quoted */

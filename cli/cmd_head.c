@@ -12,23 +12,23 @@ static int print_store_head(evs_store *store)
 
 	if (cli_store_head(store, &h) != EVS_OK)
 		return CLI_EXIT_FAIL;
-	jb_init(&b);
-	jb_puts(&b, "{\"last_position\":");
+	b = (evs__buf){0};
+	evs__buf_puts(&b, "{\"last_position\":");
 	jb_u64(&b, h.last_position);
-	jb_puts(&b, ",\"last_recorded_at\":");
+	evs__buf_puts(&b, ",\"last_recorded_at\":");
 	if (h.last_recorded_at != 0)
 		jb_time(&b, h.last_recorded_at);
 	else
-		jb_puts(&b, "null");
-	jb_puts(&b, ",\"streams\":");
+		evs__buf_puts(&b, "null");
+	evs__buf_puts(&b, ",\"streams\":");
 	jb_u64(&b, h.streams);
-	jb_puts(&b, ",\"map_size\":");
+	evs__buf_puts(&b, ",\"map_size\":");
 	jb_u64(&b, h.map_size);
-	jb_puts(&b, ",\"used_bytes\":");
+	evs__buf_puts(&b, ",\"used_bytes\":");
 	jb_u64(&b, h.used_bytes);
-	jb_puts(&b, "}\n");
+	evs__buf_puts(&b, "}\n");
 	jb_write(&b, stdout);
-	jb_free(&b);
+	evs__buf_free(&b);
 	return CLI_EXIT_OK;
 }
 
@@ -46,21 +46,21 @@ static int print_stream_head(evs_store *store, const char *stream)
 		cli_store_error(store, rc, "could not read stream \"%s\"", stream);
 		return CLI_EXIT_FAIL;
 	}
-	jb_init(&b);
-	jb_puts(&b, "{\"stream\":");
-	if (jb_str(&b, stream, strlen(stream)) != 0) {
+	b = (evs__buf){0};
+	evs__buf_puts(&b, "{\"stream\":");
+	if (evs__json_str(&b, stream, strlen(stream)) != 0) {
 		cli_error("stream id \"%s\" is not valid UTF-8", stream);
 		status = CLI_EXIT_FAIL;
 		goto out;
 	}
-	jb_puts(&b, ",\"version\":");
+	evs__buf_puts(&b, ",\"version\":");
 	jb_u64(&b, h.version);
-	jb_puts(&b, ",\"last_position\":");
+	evs__buf_puts(&b, ",\"last_position\":");
 	jb_u64(&b, h.last_position);
-	jb_puts(&b, "}\n");
+	evs__buf_puts(&b, "}\n");
 	jb_write(&b, stdout);
 out:
-	jb_free(&b);
+	evs__buf_free(&b);
 	return status;
 }
 

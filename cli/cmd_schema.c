@@ -102,15 +102,15 @@ static int list_one(void *ctx, const evs_schema_entry *e)
 {
 	evs__buf *b = ctx;
 
-	jb_puts(b, "{\"type\":");
-	jb_str(b, e->type.ptr, e->type.len);
-	jb_puts(b, ",\"version\":");
+	evs__buf_puts(b, "{\"type\":");
+	evs__json_str(b, e->type.ptr, e->type.len);
+	evs__buf_puts(b, ",\"version\":");
 	jb_u64(b, e->version);
-	jb_puts(b, ",\"upcast\":");
-	jb_puts(b, e->upcast == 2 ? "\"hook\"" : e->upcast == 1 ? "\"steps\"" : "null");
-	jb_puts(b, ",\"bytes\":");
+	evs__buf_puts(b, ",\"upcast\":");
+	evs__buf_puts(b, e->upcast == 2 ? "\"hook\"" : e->upcast == 1 ? "\"steps\"" : "null");
+	evs__buf_puts(b, ",\"bytes\":");
 	jb_u64(b, e->json_len);
-	jb_puts(b, "}\n");
+	evs__buf_puts(b, "}\n");
 	return 0;
 }
 
@@ -122,13 +122,13 @@ static int list(struct cli_ctx *ctx)
 
 	if (store == NULL)
 		return CLI_EXIT_FAIL;
-	jb_init(&b);
+	b = (evs__buf){0};
 	rc = evs_schema_list(store, list_one, &b);
 	if (rc != EVS_OK)
 		cli_store_error(store, rc, "could not list schemas");
 	else
 		jb_write(&b, stdout);
-	jb_free(&b);
+	evs__buf_free(&b);
 	evs_close(store);
 	return cli_finish_output(rc == EVS_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL);
 }

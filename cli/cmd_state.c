@@ -82,31 +82,31 @@ static int print_state(evs_store *store, struct cli_ctx *ctx, void *arg)
 		return rc == EVS_BAD_STREAM ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	}
 
-	jb_init(&b);
-	jb_puts(&b, "{\"stream\":");
-	if (jb_str(&b, stream, strlen(stream)) != 0) {
+	b = (evs__buf){0};
+	evs__buf_puts(&b, "{\"stream\":");
+	if (evs__json_str(&b, stream, strlen(stream)) != 0) {
 		/* the library accepted it, so it is UTF-8; keep a clear error */
 		cli_error("stream id is not valid UTF-8");
 		status = CLI_EXIT_FAIL;
 		goto out;
 	}
-	jb_puts(&b, ",\"version\":");
+	evs__buf_puts(&b, ",\"version\":");
 	jb_u64(&b, s.version);
-	jb_puts(&b, ",\"position\":");
+	evs__buf_puts(&b, ",\"position\":");
 	jb_u64(&b, s.position);
 	size_t mark = b.len;
-	jb_puts(&b, ",\"state\":");
+	evs__buf_puts(&b, ",\"state\":");
 	if (evs__msgpack_to_json(&b, s.data, s.len, EVS__JSON_EXACT) != 0) {
 		b.len = mark;
-		jb_puts(&b, ",\"state_msgpack\":\"");
+		evs__buf_puts(&b, ",\"state_msgpack\":\"");
 		evs__base64_encode(&b, s.data, s.len);
-		jb_putc(&b, '"');
+		evs__buf_putc(&b, '"');
 	}
-	jb_puts(&b, "}\n");
+	evs__buf_puts(&b, "}\n");
 	if (jb_write(&b, stdout) != 0)
 		status = CLI_EXIT_FAIL;
 out:
-	jb_free(&b);
+	evs__buf_free(&b);
 	evs_state_free(&s);
 	return status;
 }

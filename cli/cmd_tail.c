@@ -56,7 +56,7 @@ static int follow(evs_store *store, evs_sub *sub, uint64_t count)
 	uint64_t printed = 0;
 	int status = CLI_EXIT_OK;
 
-	jb_init(&buf);
+	buf = (evs__buf){0};
 	while (!stop_requested && (count == 0 || printed < count)) {
 		evs_event ev;
 		int rc = evs_sub_next(sub, &ev, POLL_MS);
@@ -77,7 +77,7 @@ static int follow(evs_store *store, evs_sub *sub, uint64_t count)
 			break; /* reported by cli_finish_output */
 		printed++;
 	}
-	jb_free(&buf);
+	evs__buf_free(&buf);
 	return status;
 }
 

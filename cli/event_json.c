@@ -39,52 +39,52 @@ static void put_payload(evs__buf *b, const char *name, const void *p, size_t n)
 {
 	size_t mark = b->len, start;
 
-	jb_printf(b, ",\"%s\":", name);
+	evs__buf_printf(b, ",\"%s\":", name);
 	start = b->len;
 	if (evs__msgpack_to_json(b, p, n, EVS__JSON_EXACT) == 0 &&
 	    cli_json_matches_msgpack(b->ptr + start, b->len - start, p, n))
 		return;
 	b->len = mark;
-	jb_printf(b, ",\"%s_msgpack\":\"", name);
+	evs__buf_printf(b, ",\"%s_msgpack\":\"", name);
 	evs__base64_encode(b, p, n);
-	jb_putc(b, '"');
+	evs__buf_putc(b, '"');
 }
 
 int cli_event_to_json(evs__buf *b, const evs_event *ev)
 {
 	size_t mark = b->len;
 
-	jb_puts(b, "{\"position\":");
+	evs__buf_puts(b, "{\"position\":");
 	jb_u64(b, ev->position);
-	jb_puts(b, ",\"stream\":");
-	if (jb_str(b, ev->stream.ptr, ev->stream.len) != 0)
+	evs__buf_puts(b, ",\"stream\":");
+	if (evs__json_str(b, ev->stream.ptr, ev->stream.len) != 0)
 		goto bad;
-	jb_puts(b, ",\"version\":");
+	evs__buf_puts(b, ",\"version\":");
 	jb_u64(b, ev->version);
-	jb_puts(b, ",\"id\":");
+	evs__buf_puts(b, ",\"id\":");
 	jb_uuid(b, ev->id);
-	jb_puts(b, ",\"type\":");
-	if (jb_str(b, ev->type.ptr, ev->type.len) != 0)
+	evs__buf_puts(b, ",\"type\":");
+	if (evs__json_str(b, ev->type.ptr, ev->type.len) != 0)
 		goto bad;
-	jb_puts(b, ",\"type_version\":");
+	evs__buf_puts(b, ",\"type_version\":");
 	jb_u64(b, ev->type_version);
-	jb_puts(b, ",\"recorded_at\":");
+	evs__buf_puts(b, ",\"recorded_at\":");
 	jb_time(b, ev->recorded_at);
 	if (ev->occurred_at != 0) {
-		jb_puts(b, ",\"occurred_at\":");
+		evs__buf_puts(b, ",\"occurred_at\":");
 		jb_time(b, ev->occurred_at);
 	}
 	if (!all_zero(ev->correlation_id)) {
-		jb_puts(b, ",\"correlation_id\":");
+		evs__buf_puts(b, ",\"correlation_id\":");
 		jb_uuid(b, ev->correlation_id);
 	}
 	if (!all_zero(ev->causation_id)) {
-		jb_puts(b, ",\"causation_id\":");
+		evs__buf_puts(b, ",\"causation_id\":");
 		jb_uuid(b, ev->causation_id);
 	}
 	put_payload(b, "metadata", ev->metadata, ev->metadata_len);
 	put_payload(b, "data", ev->data, ev->data_len);
-	jb_puts(b, "}\n");
+	evs__buf_puts(b, "}\n");
 	return 0;
 bad:
 	b->len = mark;

@@ -55,7 +55,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 	bool done = false;
 	int rc, status = CLI_EXIT_FAIL;
 
-	jb_init(&buf);
+	buf = (evs__buf){0};
 	if (forward && sc->stream) {
 		evs_stream_info h;
 
@@ -127,7 +127,7 @@ int cli_scan_print(evs_store *store, const struct cli_scan *sc)
 	}
 	status = CLI_EXIT_OK;
 out:
-	jb_free(&buf);
+	evs__buf_free(&buf);
 	return status;
 }
 

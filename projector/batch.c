@@ -88,7 +88,7 @@ static void batch_resolve(struct evp__batch *b)
 static bool to_json(evs__buf *json, const void *p, size_t n, size_t *off, size_t *len)
 {
 	*off = json->len;
-	if (evp_msgpack_to_json(json, p, n) < 0 || json->oom) {
+	if (evs__msgpack_to_json(json, p, n, 0) < 0 || json->oom) {
 		json->len = *off;
 		return false;
 	}

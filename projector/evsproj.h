@@ -199,26 +199,11 @@ bool evp_retryable(PGconn *conn, const PGresult *res);
  * text formats (pgtext.c)
  * ------------------------------------------------------------------- */
 
-/* JSON text of one msgpack value by the base's number policy (mpjson.h:
- * a number keeps its kind and value through jsonb). Values without a JSON
- * form become: bin and ext base64 strings, non-finite floats null,
- * non-string map keys their JSON text. -1 on malformed msgpack. */
-static inline int evp_msgpack_to_json(evs__buf *b, const void *p, size_t n)
-{
-	return evs__msgpack_to_json(b, p, n, 0);
-}
-/* One JSON text (jsonb's output) to msgpack, appended to out: integer
- * tokens that do not fit 64 bits (jsonb's digits of 1e300) are doubles,
- * not clamped integers. -1 on a parse error. */
-static inline int evp_json_to_msgpack(const char *text, size_t n, evs__buf *out)
-{
-	return evs__json_to_msgpack(text, n, out, 0, NULL, 0);
-}
-/* timestamptz text of ns since the epoch (microseconds, UTC). */
-static inline void evp_time_text(evs__buf *b, int64_t ns)
-{
-	evs__time_pg_text(b, ns);
-}
+/* JSON text of a payload: evs__msgpack_to_json(b, p, n, 0) (mpjson.h), the
+ * lenient mode (bin and ext as base64 strings, non-finite floats null,
+ * non-string keys their JSON text), so a number keeps its kind and value
+ * through jsonb. Stored state read back: evs__json_to_msgpack(text, n,
+ * out, 0, NULL, 0). timestamptz text: evs__time_pg_text (rfc3339.h). */
 
 /* COPY text format: one field with \\, \n, \r, \t escaped; NULL is \N. */
 void evp_copy_field(evs__buf *b, const char *p, size_t n);

@@ -118,7 +118,7 @@ static bool value_text(evs__buf *b, const msgpack_object *o)
 
 		msgpack_packer_init(&pk, &mp, sbuf_write);
 		msgpack_pack_object(&pk, *o);
-		evp_msgpack_to_json(b, mp.ptr, mp.len);
+		evs__msgpack_to_json(b, mp.ptr, mp.len, 0);
 		evs__buf_free(&mp);
 	}
 	}
@@ -182,11 +182,11 @@ static int bind_params(struct unpacked *u, const struct stmt *st, const evs_even
 			evs__buf_printf(b, "%llu", (unsigned long long)ev->position);
 			break;
 		case F_TYPE_VERSION: evs__buf_printf(b, "%u", ev->type_version); break;
-		case F_RECORDED_AT: evp_time_text(b, ev->recorded_at); break;
+		case F_RECORDED_AT: evs__time_pg_text(b, ev->recorded_at); break;
 		case F_OCCURRED_AT:
 			present = ev->occurred_at != 0;
 			if (present)
-				evp_time_text(b, ev->occurred_at);
+				evs__time_pg_text(b, ev->occurred_at);
 			break;
 		case F_EVENT_ID: evp_uuid_text(b, ev->id); break;
 		case F_CORRELATION_ID:

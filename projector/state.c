@@ -101,7 +101,7 @@ static void put_time(evs__buf *b, int64_t ns)
 {
 	array_sep(b);
 	evs__buf_putc(b, '"');
-	evp_time_text(b, ns);
+	evs__time_pg_text(b, ns);
 	evs__buf_putc(b, '"');
 }
 
@@ -151,8 +151,8 @@ static int stored_state(struct evp__run *r, PGresult *res, size_t *row, const ev
 	}
 	if (*row == nrows || cmp_stream(&rs, s) != 0)
 		return EVP_OK;
-	if (evp_json_to_msgpack(PQgetvalue(res, (int)*row, 1),
-				(size_t)PQgetlength(res, (int)*row, 1), &mp) < 0) {
+	if (evs__json_to_msgpack(PQgetvalue(res, (int)*row, 1),
+				 (size_t)PQgetlength(res, (int)*row, 1), &mp, 0, NULL, 0) < 0) {
 		evs__buf_free(&mp);
 		snprintf(r->err, r->errlen, "could not read the stored state of stream \"%.*s\"",
 			 (int)s->len, s->ptr);
@@ -185,7 +185,7 @@ static int fold_stream(struct evp__run *r, size_t g, size_t end, evs_state *cur)
 		evs_state_free(cur);
 		*cur = next;
 		json->len = 0;
-		if (evp_msgpack_to_json(json, cur->data, cur->len) < 0) {
+		if (evs__msgpack_to_json(json, cur->data, cur->len, 0) < 0) {
 			snprintf(r->err, r->errlen, "could not convert the state of \"%.*s\"",
 				 (int)ev->stream.len, ev->stream.ptr);
 			PQputCopyEnd(r->conn, "bad state");

@@ -186,12 +186,6 @@ bool evsq__parse_u63(const char *s, int64_t *out);
 /* A JSON string (quoted, escaped); bytes that are not valid UTF-8 become
  * U+FFFD. */
 void evsq__json_str(evs__buf *b, const char *s);
-/* Whether s is valid UTF-8 without NUL (what PostgreSQL's text accepts):
- * the base's validator. */
-static inline bool evsq__utf8_valid(const char *s)
-{
-	return evs__utf8_text((const uint8_t *)s, strlen(s));
-}
 /* Copy the JSON text s[0..n) (PostgreSQL's output of a jsonb written from
  * msgpack) to out with its doubles as the base writes them (mpjson.h):
  * jsonb prints 1e300 as 301 digits and 5e-324 as 324 decimals; these come

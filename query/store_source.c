@@ -90,7 +90,7 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 			"\"event_position\":%llu,\"data\":",
 			(unsigned long long)head.last_position, (unsigned long long)st.version,
 			(unsigned long long)st.position);
-	if (evp_msgpack_to_json(body, st.data, st.len) < 0) {
+	if (evs__msgpack_to_json(body, st.data, st.len, 0) < 0) {
 		evs_state_free(&st);
 		evsq__error(body, "internal", "state does not decode");
 		return 500;

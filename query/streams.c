@@ -205,7 +205,8 @@ char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, cons
 	const char *as_of, *minp;
 	int64_t min, cur;
 
-	if (!ends_with(rest, strlen(rest), "/state", &len) || !evsq__utf8_valid(rest))
+	if (!ends_with(rest, strlen(rest), "/state", &len) ||
+	    !evs__utf8_text((const uint8_t *)rest, strlen(rest)))
 		return NULL;
 	/* anything malformed or beyond these two: the workers explain */
 	if (!evsq__args_read(conn, fast, &args, msg, sizeof msg))
@@ -257,7 +258,7 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
 					  body);
 	if (status)
 		return status;
-	if (!evsq__utf8_valid(rest)) {
+	if (!evs__utf8_text((const uint8_t *)rest, strlen(rest))) {
 		evsq__error(body, "bad_request", "the stream id is not valid UTF-8");
 		return 400;
 	}

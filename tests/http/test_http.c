@@ -71,7 +71,7 @@ static char *store_state(evs_store *s, const char *stream, const evs_at *at, uin
 	evs__buf b = {0};
 
 	ck_assert_int_eq(evs_state_load(s, stream, at, &st), EVS_OK);
-	ck_assert_int_eq(evp_msgpack_to_json(&b, st.data, st.len), 0);
+	ck_assert_int_eq(evs__msgpack_to_json(&b, st.data, st.len, 0), 0);
 	evs__buf_cstr(&b);
 	*version = st.version;
 	if (position)

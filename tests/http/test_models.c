@@ -84,7 +84,7 @@ static void fold_store(struct fixture *f)
 
 		ck_assert_int_lt(acct, ACCOUNTS);
 		snprintf(type, sizeof type, "%.*s", (int)ev.type.len, ev.type.ptr);
-		ck_assert_int_eq(evp_msgpack_to_json(&b, ev.data, ev.data_len), 0);
+		ck_assert_int_eq(evs__msgpack_to_json(&b, ev.data, ev.data_len, 0), 0);
 		ck_assert(evs__buf_cstr(&b));
 		d = json_tokener_parse(b.ptr);
 		evs__buf_free(&b);

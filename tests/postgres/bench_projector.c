@@ -186,7 +186,7 @@ static void field_jsonb(evs__buf *b, const void *mp, size_t n, evs__buf *tmp)
 {
 	tmp->len = 0;
 	evs__buf_putc(tmp, 1); /* jsonb binary format version */
-	if (evp_msgpack_to_json(tmp, mp, n) < 0)
+	if (evs__msgpack_to_json(tmp, mp, n, 0) < 0)
 		die("json", "malformed payload");
 	field_bytes(b, tmp->ptr, tmp->len);
 }

@@ -177,7 +177,7 @@ static char *json_of(const void *p, size_t n)
 {
 	evs__buf b = {0};
 
-	ck_assert_int_eq(evp_msgpack_to_json(&b, p, n), 0);
+	ck_assert_int_eq(evs__msgpack_to_json(&b, p, n, 0), 0);
 	ck_assert(evs__buf_cstr(&b));
 	return b.ptr;
 }
@@ -186,7 +186,7 @@ static char *time_text(int64_t ns)
 {
 	evs__buf b = {0};
 
-	evp_time_text(&b, ns);
+	evs__time_pg_text(&b, ns);
 	ck_assert(evs__buf_cstr(&b));
 	return b.ptr;
 }

@@ -87,7 +87,8 @@ static void read_back(const char *text, msgpack_zone *z, msgpack_object *o, evs_
 	size_t off = 0;
 
 	mp->len = 0;
-	ck_assert_msg(evp_json_to_msgpack(text, strlen(text), mp) == 0, "could not read %s", text);
+	ck_assert_msg(evs__json_to_msgpack(text, strlen(text), mp, 0, NULL, 0) == 0,
+		      "could not read %s", text);
 	ck_assert_int_eq(msgpack_unpack(mp->ptr, mp->len, &off, z, o), MSGPACK_UNPACK_SUCCESS);
 }
 
