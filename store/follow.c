@@ -101,6 +101,10 @@ static int refill(evs_sub *sub, bool *end)
 	evs__buf_reset(&sub->buf); /* and forget a past out of memory */
 	sub->scanned = sub->pos;
 	*end = false;
+	if (sub->pos == UINT64_MAX) { /* nothing comes after it (pos + 1 wraps) */
+		*end = true;
+		return EVS_OK;
+	}
 	if ((rc = evs__read_begin(sub->s, &txn)) != EVS_OK)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, sub->s->events, &cur)) != 0) {
@@ -179,6 +183,10 @@ int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms)
 		if (sub->n > 0)
 			continue;
 		sub->pos = sub->scanned;
+		/* a chunk that met its scan limit with no match: a long filtered
+		 * catch-up still honours the timeout (the next call goes on) */
+		if (!end && deadline >= 0 && mono_ms() >= deadline)
+			return EVS_TIMEOUT;
 		if (end && !nap(sub->s, seq, deadline))
 			return EVS_TIMEOUT;
 	}

@@ -95,6 +95,10 @@ size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN])
 {
 	int prec, n = 0;
 
+	/* a whole number in plain digits: %g would write 1e+15, which
+	 * PostgreSQL's integer input refuses (a parameter of a bigint) */
+	if (d == floor(d) && fabs(d) < TWO_64)
+		return (size_t)snprintf(out, EVS__DOUBLE_LEN, "%.0f", d);
 	/* DBL_DIG is 15: a normal double that some decimal of 15 or fewer
 	 * digits reads back to prints as that decimal under %.15g, so 15,
 	 * 16, 17 finds the shortest. Subnormals have fewer digits of

@@ -61,7 +61,8 @@ int evs__json_double(evs__buf *b, double d);
 void evs__json_double_short(evs__buf *b, double d);
 /* The shortest text alone (NUL-terminated, its length returned): for a
  * double sent as a statement parameter, where "3" casts to integer and
- * "3.0" does not. */
+ * "3.0" does not; a whole number under 2^64 in plain digits (1e15 ->
+ * 1000000000000000: PostgreSQL's integer input refuses "1e+15"). */
 #define EVS__DOUBLE_LEN 32
 size_t evs__double_text(double d, char out[EVS__DOUBLE_LEN]);
 

@@ -142,6 +142,14 @@ START_TEST(double_texts)
 	ck_assert_str_eq(param, "0.1");
 	evs__double_text(5e-324, param);
 	ck_assert_str_eq(param, "5e-324");
+	/* whole numbers in plain digits up to 2^64 (%g would say 1e+15, which
+	 * PostgreSQL's bigint input refuses); past it the shortest form */
+	evs__double_text(1e15, param);
+	ck_assert_str_eq(param, "1000000000000000");
+	evs__double_text(-2e18, param);
+	ck_assert_str_eq(param, "-2000000000000000000");
+	evs__double_text(1e300, param);
+	ck_assert_str_eq(param, "1e+300");
 }
 END_TEST
 

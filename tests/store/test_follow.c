@@ -134,6 +134,12 @@ START_TEST(test_after_and_filter)
 	tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
 	evs_sub_close(sub);
 
+	/* after the largest position there is nothing (position + 1 wrapped
+	 * to 0 and replayed the whole log) */
+	tu_ok(st, evs_subscribe(st, UINT64_MAX, NULL, &sub));
+	tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
+	evs_sub_close(sub);
+
 	/* type B, streams "order-": only position 3, 4, then live matches */
 	const char *types[] = {"B"}, *prefixes[] = {"order-"};
 	evs_filter f = {.types = types, .ntypes = 1, .stream_prefixes = prefixes, .nprefixes = 1};
