@@ -111,12 +111,12 @@ int64_t evsq__rfc3339_us(const char *s)
 	if (s[i] == '.') {
 		int n = 0;
 
-		for (i++; s[i] >= '0' && s[i] <= '9'; i++, n++) {
+		/* digits past the microsecond are cut, never rounded up: a
+		 * time 0.9 us before an event is before it (the read model
+		 * keeps microseconds; the store adds the rest of the us) */
+		for (i++; s[i] >= '0' && s[i] <= '9'; i++, n++)
 			if (n < 6)
 				us = us * 10 + (s[i] - '0');
-			else if (n == 6 && s[i] >= '5')
-				us++;
-		}
 		for (; n < 6; n++)
 			us *= 10;
 	}

@@ -11,8 +11,8 @@
  *     a date is real when timegm() + gmtime_r() give the same Y-M-D back.
  *   - a valid text converts to the same microsecond every time, whatever
  *     follows its NUL, and to the reference value: timegm() of the fields
- *     minus the offset, plus the fraction rounded to the nearest
- *     microsecond (a 7th digit >= 5 rounds up).
+ *     minus the offset, plus the fraction cut to the microsecond (digits
+ *     past the 6th never round up: 0.9 us before an event is before it).
  *   - the canonical "YYYY-MM-DDTHH:MM:SS.ffffffZ" rendering of that
  *     microsecond (when its year is 0001..9999) is valid again and maps to
  *     the same microsecond.
@@ -66,10 +66,8 @@ static bool ref_rfc3339(const char *s, int64_t *us_out)
 		int digits = 0;
 
 		while (s[p] >= '0' && s[p] <= '9') {
-			if (digits < 6)
+			if (digits < 6) /* past the microsecond: cut, never rounded */
 				frac = frac * 10 + (s[p] - '0');
-			else if (digits == 6)
-				frac += s[p] >= '5';
 			digits++;
 			p++;
 		}

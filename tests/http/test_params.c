@@ -251,6 +251,55 @@ START_TEST(params_store_far_times)
 }
 END_TEST
 
+/* A time with more than six fractional digits is cut to the microsecond,
+ * never rounded up: 0.9 us before a state's first microsecond is still
+ * before it (rounding the 7th digit answered the later state). */
+START_TEST(params_subsecond_digits)
+{
+	struct fixture f;
+	int s, checked = 0;
+
+	setup(&f, "params_subsecond_digits");
+	for (s = 0; s < 3; s++) {
+		char *raw = curl_unescape(f.streams[s], 0);
+		const char *v[1] = {raw};
+		PGresult *r = PQexecParams(
+			f.c,
+			"SELECT version, to_char((valid_from - interval '1 microsecond')"
+			" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '9Z'"
+			" FROM evs.state_history WHERE stream = $1 ORDER BY version",
+			1, NULL, v, NULL, NULL, 0);
+
+		ck_assert_int_gt(PQntuples(r), 0);
+		for (int i = 0; i < PQntuples(r); i++) {
+			long long version = atoll(PQgetvalue(r, i, 0));
+			const char *t = PQgetvalue(r, i, 1);
+			char *path;
+			http_answer a;
+
+			agree(&f, f.streams[s], t);
+			ck_assert_int_gt(
+				asprintf(&path, "/streams/%s/state?as_of=%s", f.streams[s], t), 0);
+			http_get(f.port, path, NULL, &a);
+			if (a.status == 200)
+				ck_assert_msg(http_int(&a, "version") < version,
+					      "as of %s: version %lld, want before %lld", t,
+					      http_int(&a, "version"), version);
+			else
+				ck_assert_msg(a.status == 404, "as of %s: %ld %s", t, a.status,
+					      a.body);
+			http_answer_free(&a);
+			free(path);
+			checked++;
+		}
+		PQclear(r);
+		curl_free(raw);
+	}
+	fprintf(stderr, "params_subsecond_digits: %d state times\n", checked);
+	teardown(&f);
+}
+END_TEST
+
 /* The "data" member's text in an answer (malloc'd), spaces dropped
  * (jsonb prints ": " and ", "; no string here holds a space). */
 static char *data_text(const http_answer *a)
@@ -522,7 +571,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		params_store_far_times, params_malformed, params_access_log, params_numbers, NULL,
+		params_store_far_times, params_subsecond_digits, params_malformed,
+		params_access_log,      params_numbers,          NULL,
 	};
 
 	return http_main("http-params", 300, tests);
