@@ -125,6 +125,12 @@ int evs__rfc3339_fields(const char *s, size_t len, struct evs__rfc3339 *f, const
 	return 0;
 }
 
+int64_t evs__rfc3339_epoch_s(const struct evs__rfc3339 *f)
+{
+	return days_from_civil(f->year, (unsigned)f->month, (unsigned)f->day) * 86400 +
+	       (int64_t)(f->hour * 3600 + f->minute * 60 + f->second) - f->offset_s;
+}
+
 int evs__time_parse(const char *s, size_t len, int64_t *ns, const char **why)
 {
 	struct evs__rfc3339 f;
@@ -140,8 +146,7 @@ int evs__time_parse(const char *s, size_t len, int64_t *ns, const char **why)
 		*why = "leap seconds are not supported";
 		return -1;
 	}
-	secs = days_from_civil(f.year, (unsigned)f.month, (unsigned)f.day) * 86400 +
-	       (int64_t)(f.hour * 3600 + f.minute * 60 + f.second) - f.offset_s;
+	secs = evs__rfc3339_epoch_s(&f);
 	if (__builtin_mul_overflow(secs, NS_PER_SEC, &total) ||
 	    __builtin_add_overflow(total, f.frac_ns, &total)) {
 		*why = "out of range (1677-09-21 to 2262-04-11)";

@@ -28,6 +28,9 @@ struct evs__rfc3339 {
  * fractional digits, "Z"/"z" or "+HH:MM"/"-HH:MM". -1 with *why set
  * (a phrase for messages) on anything else. */
 int evs__rfc3339_fields(const char *s, size_t n, struct evs__rfc3339 *f, const char **why);
+/* Whole seconds since the epoch of f (UTC, offset applied; years 0000 to
+ * 9999 fit easily); the fraction is f->frac_ns. */
+int64_t evs__rfc3339_epoch_s(const struct evs__rfc3339 *f);
 /* Parse into ns since the epoch: also refuses more than nine fractional
  * digits, leap seconds (the store's clock has none) and times outside
  * int64 nanoseconds (1677-09-21 to 2262-04-11). */
