@@ -36,7 +36,7 @@
 
 #define TICK_MS     100
 #define BATCH_MAX   512
-#define COALESCE_MS 4 /* streams woken at most this often (fewer, fuller writes) */
+#define COALESCE_MS 2 /* streams woken at most this often (fewer, fuller writes) */
 
 int64_t evsq__push_now_ms(void)
 {
