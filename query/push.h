@@ -125,6 +125,7 @@ struct evsq__push_client {
 	uint64_t head;  /* the store's head when it connected */
 	uint64_t pos;   /* the next position to look at */
 	evs_sub *sub;   /* catching up from the store, or NULL: the window */
+	int rounds;     /* scan chunks without a match in this reader call */
 	bool live;      /* has read from the window */
 	int state;      /* push_stream.c */
 	evs__buf pend;  /* formatted, not yet taken by MHD: pend.ptr[off..len) */

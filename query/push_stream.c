@@ -66,6 +66,23 @@ bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *strea
 	return false;
 }
 
+/* Catch up from the store after c->pos - 1 (the store's own filter
+ * narrows the scan; the exact stream is checked here). */
+static int open_sub(struct evsq__push_client *c)
+{
+	const char *prefixes[1];
+	evs_filter ef = {0};
+
+	prefixes[0] = c->f.stream ? c->f.stream : c->f.prefix;
+	if (prefixes[0]) {
+		ef.stream_prefixes = prefixes;
+		ef.nprefixes = 1;
+	}
+	ef.types = (const char *const *)c->f.types;
+	ef.ntypes = c->f.ntypes;
+	return evs_subscribe(c->hub->store, c->pos - 1, &ef, &c->sub);
+}
+
 struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
 						struct MHD_Connection *conn, int wake_fd,
 						bool ndjson, struct evsq__push_filter *f,
@@ -90,24 +107,10 @@ struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
 	pthread_rwlock_rdlock(&hub->rw);
 	first = hub->first;
 	pthread_rwlock_unlock(&hub->rw);
-	if (c->pos < first) {
-		/* before the window: catch up from the store (the store's own
-		 * filter narrows the scan; the exact stream is checked here) */
-		const char *prefixes[1];
-		evs_filter ef = {0};
-
-		prefixes[0] = c->f.stream ? c->f.stream : c->f.prefix;
-		if (prefixes[0]) {
-			ef.stream_prefixes = prefixes;
-			ef.nprefixes = 1;
-		}
-		ef.types = (const char *const *)c->f.types;
-		ef.ntypes = c->f.ntypes;
-		if (evs_subscribe(hub->store, after, &ef, &c->sub) != EVS_OK) {
-			evsq__push_filter_free(&c->f);
-			free(c);
-			return NULL;
-		}
+	if (c->pos < first && open_sub(c) != EVS_OK) {
+		evsq__push_filter_free(&c->f);
+		free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -171,22 +174,31 @@ static void put_cut(struct evsq__push_client *c, uint64_t window)
 			(unsigned long long)(c->pos - 1), (unsigned long long)(c->pos - 1));
 }
 
+static void put_heartbeat(struct evsq__push_client *c)
+{
+	evs__buf_puts(&c->pend, c->ndjson ? "{\"control\":\"heartbeat\"}\n" : ": heartbeat\n\n");
+}
+
 /* Catch up from the store: frames into pend up to budget bytes. -1 on a
  * failure of the store. */
 static int from_store(struct evsq__push_client *c, size_t budget)
 {
 	struct evsq__push *hub = c->hub;
 	evs_event ev;
-	int rc = EVS_OK, rounds = 0;
+	int rc = EVS_OK;
 
 	while (c->pend.len < budget) {
 		rc = evs_sub_next(c->sub, &ev, 0);
 		if (rc == EVS_TIMEOUT) {
 			/* the end of the store, or a scan chunk without a match */
 			c->pos = evs_sub_position(c->sub) + 1;
-			if (++rounds == SCAN_ROUNDS)
-				break;
-			continue;
+			if (++c->rounds < SCAN_ROUNDS)
+				continue;
+			/* a long filtered scan: a heartbeat keeps the response
+			 * moving (and proxies patient) until a match */
+			if (c->pend.len == 0)
+				put_heartbeat(c);
+			break;
 		}
 		if (rc != EVS_OK)
 			return -1;
@@ -258,13 +270,15 @@ static int fill(struct evsq__push_client *c, size_t budget, int64_t now)
 	if (c->sub && from_store(c, budget) < 0)
 		return -1;
 	if (!c->sub && c->pend.len < budget && !from_window(c, budget)) {
+		if (!c->live) /* the window moved on before it was read: the store */
+			return open_sub(c) == EVS_OK && from_store(c, budget) == 0 ? 0 : -1;
 		put_cut(c, (unsigned long long)hub->cap);
 		atomic_fetch_add(&hub->cut_total, 1);
 		c->state = ST_ENDING;
 		return 0;
 	}
 	if (c->pend.len == 0 && now - c->last_write_ms >= hub->heartbeat_ms) {
-		evs__buf_puts(&c->pend, c->ndjson ? "{\"control\":\"heartbeat\"}\n" : ": heartbeat\n\n");
+		put_heartbeat(c);
 		c->last_write_ms = now;
 	}
 	return 0;
@@ -276,6 +290,7 @@ ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max)
 	size_t n = 0;
 
 	(void)off;
+	c->rounds = 0;
 	for (;;) {
 		size_t take = c->pend.len - c->off;
 		int64_t now;
@@ -285,8 +300,8 @@ ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max)
 		memcpy(buf + n, c->pend.ptr + c->off, take);
 		c->off += take;
 		n += take;
-		if (n == max)
-			break;
+		if (n == max || (n > 0 && c->rounds >= SCAN_ROUNDS))
+			break; /* full, or scanned enough for one call */
 		/* pend is used up */
 		evs__buf_reset(&c->pend);
 		c->off = 0;
