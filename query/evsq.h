@@ -25,6 +25,11 @@
  *   GET /streams/{id}/events?after_version=V&limit=L    events, paged
  *   GET /health  /ready  /metrics (Prometheus text)
  *
+ *   With --store: GET /events/stream?after=N|earliest|latest&stream=&
+ *   stream_prefix=&type=a,b (Last-Event-ID wins over after=): the commit
+ *   stream as SSE, or NDJSON for Accept: application/x-ndjson; CloudEvents
+ *   bodies, id = global position (query/push.h; README, "Push").
+ *
  *   Declared read models (--rules FILE[,FILE]: projection files with
  *   "projection", "schema" and "tables"; position = that projection's
  *   checkpoint, read in the same statement as the rows):
