@@ -297,7 +297,8 @@ ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max)
 
 		if (take > max - n)
 			take = max - n;
-		memcpy(buf + n, c->pend.ptr + c->off, take);
+		if (take)
+			memcpy(buf + n, c->pend.ptr + c->off, take);
 		c->off += take;
 		n += take;
 		if (n == max || (n > 0 && c->rounds >= SCAN_ROUNDS))

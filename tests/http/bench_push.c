@@ -350,6 +350,16 @@ int main(int argc, char **argv)
 		       seconds);
 	}
 	evs_close(store);
+	free(t_append);
+	free(t_commit);
+	free(lat);
+	free(lat2);
+	free(lat_pos);
+	free(fo.lat);
+	free(fo.pos);
+	free(cl);
+	free(pfd);
+	free(last);
 	kit_bench_cleanup();
 	return 0;
 }
