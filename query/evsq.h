@@ -151,7 +151,7 @@ const char *evsq_strerror(int code);
 	   "seconds between heartbeats on an idle GET /events/stream")                             \
 	XX(push_max_streams, INT, "256", 1, 65536,                                                 \
 	   "concurrent GET /events/stream answers (beyond: 503)")                                  \
-	XX(push_window, INT, "16384", 1024, 1048576,                                                 \
+	XX(push_window, INT, "16384", 1024, 1048576,                                               \
 	   "newest events kept encoded for the streams; a stream further behind is cut")           \
 	XX(push_source, STR, "", 0, 0,                                                             \
 	   "CloudEvents source of pushed events (empty: urn:evstore: and the store's path)")       \

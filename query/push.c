@@ -142,20 +142,23 @@ static void *hub_run(void *arg)
 		int64_t now = evsq__push_now_ms();
 
 		if (pending) /* streams are woken at most every COALESCE_MS */
-			timeout = last_wake + COALESCE_MS > now ? (int)(last_wake + COALESCE_MS - now)
-								: 0;
+			timeout = last_wake + COALESCE_MS > now
+					  ? (int)(last_wake + COALESCE_MS - now)
+					  : 0;
 		rc = evs_sub_next(sub, &ev, timeout);
 		if (rc == EVS_OK) {
 			pthread_rwlock_wrlock(&hub->rw);
 			do {
-				int wrc = ev.position == hub->next ? window_put(hub, &ev) : EVS_CORRUPT;
+				int wrc = ev.position == hub->next ? window_put(hub, &ev)
+								   : EVS_CORRUPT;
 
 				if (wrc != EVS_OK) {
 					/* an event the window cannot hold: the streams
 					 * that reach it end (they resume from the store) */
-					snprintf(msg, sizeof msg,
-						 "could not encode event %llu for event streams: %s",
-						 (unsigned long long)ev.position, evs_strerror(wrc));
+					snprintf(
+						msg, sizeof msg,
+						"could not encode event %llu for event streams: %s",
+						(unsigned long long)ev.position, evs_strerror(wrc));
 					hub_log(hub, EVS_LOG_ERROR, msg);
 					pthread_rwlock_unlock(&hub->rw);
 					goto out;
@@ -318,20 +321,21 @@ void evsq__push_metrics(struct evsq__push *hub, evs__buf *out)
 	first = hub->first;
 	next = hub->next;
 	pthread_rwlock_unlock(&hub->rw);
-	evs__buf_printf(out,
-			"# HELP evsq_push_streams Open GET /events/stream answers.\n"
-			"# TYPE evsq_push_streams gauge\nevsq_push_streams %ld\n"
-			"# HELP evsq_push_streams_total Event streams opened.\n"
-			"# TYPE evsq_push_streams_total counter\nevsq_push_streams_total %llu\n"
-			"# HELP evsq_push_refused_total Event streams refused (push_max_streams).\n"
-			"# TYPE evsq_push_refused_total counter\nevsq_push_refused_total %llu\n"
-			"# HELP evsq_push_cut_total Event streams cut for falling behind the window.\n"
-			"# TYPE evsq_push_cut_total counter\nevsq_push_cut_total %llu\n"
-			"# HELP evsq_push_events_total Events encoded into the window.\n"
-			"# TYPE evsq_push_events_total counter\nevsq_push_events_total %llu\n"
-			"# HELP evsq_push_window_events Events in the window.\n"
-			"# TYPE evsq_push_window_events gauge\nevsq_push_window_events %llu\n",
-			atomic_load(&hub->streams), atomic_load(&hub->opened_total),
-			atomic_load(&hub->refused_total), atomic_load(&hub->cut_total),
-			atomic_load(&hub->events_total), (unsigned long long)(next - first));
+	evs__buf_printf(
+		out,
+		"# HELP evsq_push_streams Open GET /events/stream answers.\n"
+		"# TYPE evsq_push_streams gauge\nevsq_push_streams %ld\n"
+		"# HELP evsq_push_streams_total Event streams opened.\n"
+		"# TYPE evsq_push_streams_total counter\nevsq_push_streams_total %llu\n"
+		"# HELP evsq_push_refused_total Event streams refused (push_max_streams).\n"
+		"# TYPE evsq_push_refused_total counter\nevsq_push_refused_total %llu\n"
+		"# HELP evsq_push_cut_total Event streams cut for falling behind the window.\n"
+		"# TYPE evsq_push_cut_total counter\nevsq_push_cut_total %llu\n"
+		"# HELP evsq_push_events_total Events encoded into the window.\n"
+		"# TYPE evsq_push_events_total counter\nevsq_push_events_total %llu\n"
+		"# HELP evsq_push_window_events Events in the window.\n"
+		"# TYPE evsq_push_window_events gauge\nevsq_push_window_events %llu\n",
+		atomic_load(&hub->streams), atomic_load(&hub->opened_total),
+		atomic_load(&hub->refused_total), atomic_load(&hub->cut_total),
+		atomic_load(&hub->events_total), (unsigned long long)(next - first));
 }

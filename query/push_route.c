@@ -146,7 +146,8 @@ static unsigned filter_of(const evsq__args *a, struct evsq__push_filter *f, evs_
 	if (types && !parse_types(types, f))
 		return evsq__bad_param(body, "type", types,
 				       "event types separated by commas (at most 32, none empty)");
-	if ((stream && !(f->stream = strdup(stream))) || (prefix && !(f->prefix = strdup(prefix)))) {
+	if ((stream && !(f->stream = strdup(stream))) ||
+	    (prefix && !(f->prefix = strdup(prefix)))) {
 		evsq__error(body, "internal", "out of memory");
 		return 500;
 	}

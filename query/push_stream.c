@@ -83,10 +83,10 @@ static int open_sub(struct evsq__push_client *c)
 	return evs_subscribe(c->hub->store, c->pos - 1, &ef, &c->sub);
 }
 
-struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
-						struct MHD_Connection *conn, int wake_fd,
-						bool ndjson, struct evsq__push_filter *f,
-						uint64_t after, int from, uint64_t head)
+struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub, struct MHD_Connection *conn,
+						int wake_fd, bool ndjson,
+						struct evsq__push_filter *f, uint64_t after,
+						int from, uint64_t head)
 {
 	struct evsq__push_client *c = calloc(1, sizeof *c);
 	uint64_t first;
@@ -131,10 +131,11 @@ void evsq__push_client_free(void *cls)
 static void put_resume(struct evsq__push_client *c)
 {
 	if (c->ndjson)
-		evs__buf_printf(&c->pend,
-				"{\"control\":\"resume\",\"after\":%llu,\"from\":\"%s\",\"head\":%llu}\n",
-				(unsigned long long)c->after, from_names[c->from],
-				(unsigned long long)c->head);
+		evs__buf_printf(
+			&c->pend,
+			"{\"control\":\"resume\",\"after\":%llu,\"from\":\"%s\",\"head\":%llu}\n",
+			(unsigned long long)c->after, from_names[c->from],
+			(unsigned long long)c->head);
 	else
 		evs__buf_printf(&c->pend,
 				"retry: %d\nevent: resume\ndata: {\"after\":%llu,\"from\":\"%s\","
@@ -165,13 +166,14 @@ static void put_event(struct evsq__push_client *c, uint64_t position, const char
 
 static void put_cut(struct evsq__push_client *c, uint64_t window)
 {
-	const char *fmt = c->ndjson ? "{\"control\":\"cut\",\"reason\":\"slow consumer: more than %llu "
-				      "events behind the newest; resume after %llu\",\"after\":%llu}\n"
-				    : "event: cut\ndata: {\"reason\":\"slow consumer: more than %llu "
-				      "events behind the newest; resume after %llu\",\"after\":%llu}\n\n";
+	const char *fmt =
+		c->ndjson ? "{\"control\":\"cut\",\"reason\":\"slow consumer: more than %llu "
+			    "events behind the newest; resume after %llu\",\"after\":%llu}\n"
+			  : "event: cut\ndata: {\"reason\":\"slow consumer: more than %llu "
+			    "events behind the newest; resume after %llu\",\"after\":%llu}\n\n";
 
-	evs__buf_printf(&c->pend, fmt, (unsigned long long)window,
-			(unsigned long long)(c->pos - 1), (unsigned long long)(c->pos - 1));
+	evs__buf_printf(&c->pend, fmt, (unsigned long long)window, (unsigned long long)(c->pos - 1),
+			(unsigned long long)(c->pos - 1));
 }
 
 static void put_heartbeat(struct evsq__push_client *c)

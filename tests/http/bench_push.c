@@ -65,8 +65,8 @@ struct writer {
 static void *writer_run(void *arg)
 {
 	struct writer *w = arg;
-	uint8_t data[] = {0x82, 0xa1, 'n', 0x01, 0xa4, 'n', 'o', 't', 'e', 0xa5, 'h', 'e', 'l',
-			  'l', 'o'};
+	uint8_t data[] = {0x82, 0xa1, 'n', 0x01, 0xa4, 'n', 'o', 't',
+			  'e',  0xa5, 'h', 'e',  'l',  'l', 'o'};
 	int64_t t0 = now_ns(), period = 1000000000 / rate;
 	char stream[32];
 
@@ -138,9 +138,20 @@ static pid_t spawn_query(const char *dir, unsigned *port)
 {
 	static const char health[] = "GET /health HTTP/1.0\r\n\r\n";
 	char port_s[16], clients_s[24];
-	char *argv[] = {EVS_QUERY_BIN, "--port", port_s, "--store", (char *)dir, "--dsn",
-			"host=/nonexistent dbname=none connect_timeout=1", "--log-level", "error",
-			"--push-max-streams", clients_s, "--max-connections", "4096", NULL};
+	char *argv[] = {EVS_QUERY_BIN,
+			"--port",
+			port_s,
+			"--store",
+			(char *)dir,
+			"--dsn",
+			"host=/nonexistent dbname=none connect_timeout=1",
+			"--log-level",
+			"error",
+			"--push-max-streams",
+			clients_s,
+			"--max-connections",
+			"4096",
+			NULL};
 	pid_t pid;
 
 	for (unsigned p = 20000 + (unsigned)(getpid() % 20000);; p++) {
@@ -325,7 +336,8 @@ int main(int argc, char **argv)
 		fp99 = kit_percentile(fo.lat, fo.n, 99);
 		pp99 = kit_percentile(lat, nlat, 99);
 		printf("  push p99 / follower p99: %.1f (floor: push p99 under 20 ms: %s)\n",
-		       (double)pp99 / (double)(fp99 ? fp99 : 1), pp99 < 20000000 ? "met" : "NOT met");
+		       (double)pp99 / (double)(fp99 ? fp99 : 1),
+		       pp99 < 20000000 ? "met" : "NOT met");
 		printf("from the evs_append call (the commit included):\n");
 		report("  follower (evs_sub_next)", f2, fo.n);
 		report("  push, SSE over HTTP", lat2, nlat);

@@ -171,7 +171,8 @@ START_TEST(push_resume)
 	ck_assert(pc_header(&c, "Evstore-Resume-After", v, sizeof v));
 	ck_assert_str_eq(v, "0");
 	/* the first frame's bytes, as sent (the headers may come alone) */
-	for (int64_t end = kit_mono_ms() + WAIT_MS; !memmem(c.buf + c.off, c.len - c.off, "\n\n", 2);) {
+	for (int64_t end = kit_mono_ms() + WAIT_MS;
+	     !memmem(c.buf + c.off, c.len - c.off, "\n\n", 2);) {
 		struct pollfd p = {c.fd, POLLIN, 0};
 
 		ck_assert(kit_mono_ms() < end);
@@ -248,8 +249,8 @@ static void expect_positions(unsigned port, const char *q, const uint64_t *want,
 	open_ok(&c, port, target, NULL, false);
 	expect_resume(&c, 0, "earliest");
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(next_event(&c, &fr) == want[i], "%s: event %zu is %llu, not %llu",
-			      q, i, (unsigned long long)fr.id, (unsigned long long)want[i]);
+		ck_assert_msg(next_event(&c, &fr) == want[i], "%s: event %zu is %llu, not %llu", q,
+			      i, (unsigned long long)fr.id, (unsigned long long)want[i]);
 	pc_close(&c);
 }
 
@@ -265,8 +266,7 @@ static void put(evs_store *s, const char *stream, const char *type)
 START_TEST(push_filters)
 {
 	struct fixture f;
-	const uint64_t a1[] = {1, 4, 7}, pre[] = {1, 2, 4, 5, 7}, ty[] = {2, 3, 6},
-		       both[] = {3, 6};
+	const uint64_t a1[] = {1, 4, 7}, pre[] = {1, 2, 4, 5, 7}, ty[] = {2, 3, 6}, both[] = {3, 6};
 	pc live;
 	pc_frame fr;
 
@@ -392,11 +392,17 @@ START_TEST(push_refusals)
 	append_n(f.store, &rng, 3, 1);
 	for (size_t i = 0; bad[i]; i++)
 		expect_status(f.port, bad[i], auth, 400, "\"error\":\"bad_request\"");
-	expect_status(f.port, "/events/stream", "Last-Event-ID: x\r\n" "Authorization: Bearer sekret\r\n",
+	expect_status(f.port, "/events/stream",
+		      "Last-Event-ID: x\r\n"
+		      "Authorization: Bearer sekret\r\n",
 		      400, "Last-Event-ID");
-	expect_status(f.port, "/events/stream", "Last-Event-ID: \r\n" "Authorization: Bearer sekret\r\n",
+	expect_status(f.port, "/events/stream",
+		      "Last-Event-ID: \r\n"
+		      "Authorization: Bearer sekret\r\n",
 		      400, "Last-Event-ID");
-	expect_status(f.port, "/events/stream", "Last-Event-ID: 4\r\n" "Authorization: Bearer sekret\r\n",
+	expect_status(f.port, "/events/stream",
+		      "Last-Event-ID: 4\r\n"
+		      "Authorization: Bearer sekret\r\n",
 		      400, "past the store's last position 3");
 	expect_status(f.port, "/events/stream", NULL, 401, "unauthorized");
 	/* two streams open: the third is refused with a clear body */
@@ -460,17 +466,22 @@ static void reconnect(struct client *cl, unsigned port, uint64_t *rng)
 	snprintf(target, sizeof target, "/events/stream?after=%llu",
 		 by_header ? 0ULL : (unsigned long long)cl->last);
 	snprintf(hdr, sizeof hdr, "Last-Event-ID: %llu\r\n", (unsigned long long)cl->last);
-	ck_assert_int_eq(pc_open(&cl->c, port, target, by_header ? hdr : NULL,
-				 kit_rand(rng) % 4 == 0, 0),
-			 0);
+	ck_assert_int_eq(
+		pc_open(&cl->c, port, target, by_header ? hdr : NULL, kit_rand(rng) % 4 == 0, 0),
+		0);
 	cl->open = true;
 }
 
 START_TEST(push_many_resume)
 {
 	struct fixture f;
-	static const char *const opts[] = {"--push-max-streams", "200", "--push-window", "4096",
-					   "--max-connections", "1000", NULL};
+	static const char *const opts[] = {"--push-max-streams",
+					   "200",
+					   "--push-window",
+					   "4096",
+					   "--max-connections",
+					   "1000",
+					   NULL};
 	struct client *cl = calloc(N_CLIENTS, sizeof *cl);
 	struct pollfd *pfd = calloc(N_CLIENTS, sizeof *pfd);
 	uint64_t rng = kit_seed("push_many_resume");
@@ -523,10 +534,9 @@ START_TEST(push_many_resume)
 				}
 				if (fr.kind != PC_EVENT)
 					continue;
-				ck_assert_msg(fr.id == x->last + 1,
-					      "client %d: position %llu after %llu", i,
-					      (unsigned long long)fr.id,
-					      (unsigned long long)x->last);
+				ck_assert_msg(
+					fr.id == x->last + 1, "client %d: position %llu after %llu",
+					i, (unsigned long long)fr.id, (unsigned long long)x->last);
 				x->last = fr.id;
 				if (x->last == N_EVENTS)
 					finished++;
@@ -542,8 +552,9 @@ START_TEST(push_many_resume)
 		}
 	}
 	pthread_join(wt, NULL);
-	fprintf(stderr, "push_many_resume: %d clients saw %d events exactly once each through "
-			"%zu disconnects (%zu cut)\n",
+	fprintf(stderr,
+		"push_many_resume: %d clients saw %d events exactly once each through "
+		"%zu disconnects (%zu cut)\n",
 		N_CLIENTS, N_EVENTS, reconnects, cuts);
 	ck_assert_uint_eq(head_of(f.store), N_EVENTS);
 	free(pfd);
@@ -659,8 +670,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		push_resume, push_filters, push_ndjson, push_refusals, push_many_resume,
-		push_slow_cut, NULL,
+		push_resume,      push_filters,  push_ndjson, push_refusals,
+		push_many_resume, push_slow_cut, NULL,
 	};
 
 	signal(SIGPIPE, SIG_IGN);
