@@ -193,7 +193,14 @@ static int from_store(struct evsq__push_client *c, size_t budget)
 		rc = evs_sub_next(c->sub, &ev, 0);
 		if (rc == EVS_TIMEOUT) {
 			/* the end of the store, or a scan chunk without a match */
+			uint64_t first;
+
 			c->pos = evs_sub_position(c->sub) + 1;
+			pthread_rwlock_rdlock(&hub->rw);
+			first = hub->first;
+			pthread_rwlock_unlock(&hub->rw);
+			if (c->pos >= first)
+				break; /* the window has the rest */
 			if (++c->rounds < SCAN_ROUNDS)
 				continue;
 			/* a long filtered scan: a heartbeat keeps the response
