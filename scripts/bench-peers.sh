@@ -48,9 +48,7 @@ done
 if [ $deps = 1 ]; then
 	# shellcheck source=scripts/deps.sh
 	. "$src/scripts/deps.sh"
-	extra=()
-	[ $msgdb = 0 ] || extra=(npm)
-	evs_install_deps "${extra[@]}"
+	if [ $msgdb = 1 ]; then evs_install_bench_peers_deps; else evs_install_deps; fi
 fi
 
 if [ -z "$bench" ]; then

@@ -46,6 +46,7 @@
  * cluster, installs Message DB and runs this program.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -159,10 +160,9 @@ static void uuid_text(char out[37])
 {
 	uint8_t u[16];
 	evs_uuid_v7(u);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 /* ---- PostgreSQL helpers -------------------------------------------------- */
@@ -201,17 +201,16 @@ static void pg_prepare(PGconn *c, const char *name, const char *sql)
 	PQclear(r);
 }
 
-static const char plain_ddl[] =
-	"DROP TABLE IF EXISTS bench_events;"
-	"CREATE TABLE bench_events ("
-	" position bigserial PRIMARY KEY,"
-	" stream text NOT NULL,"
-	" version bigint NOT NULL,"
-	" id uuid NOT NULL UNIQUE,"
-	" type text NOT NULL,"
-	" data jsonb NOT NULL,"
-	" recorded_at timestamptz NOT NULL DEFAULT now(),"
-	" UNIQUE (stream, version))";
+static const char plain_ddl[] = "DROP TABLE IF EXISTS bench_events;"
+				"CREATE TABLE bench_events ("
+				" position bigserial PRIMARY KEY,"
+				" stream text NOT NULL,"
+				" version bigint NOT NULL,"
+				" id uuid NOT NULL UNIQUE,"
+				" type text NOT NULL,"
+				" data jsonb NOT NULL,"
+				" recorded_at timestamptz NOT NULL DEFAULT now(),"
+				" UNIQUE (stream, version))";
 
 static const char plain_ins1[] =
 	"INSERT INTO bench_events (stream, version, id, type, data) VALUES ($1, $2, $3, $4, $5)";
@@ -276,8 +275,7 @@ static void plain_txn(struct client *c)
 		vals[4] = c->jsons;
 		r = PQexecPrepared(c->pg, "insn", 5, vals, NULL, NULL, 0);
 	}
-	if (PQresultStatus(r) != PGRES_COMMAND_OK ||
-	    strtoull(PQcmdTuples(r), NULL, 10) != c->batch)
+	if (PQresultStatus(r) != PGRES_COMMAND_OK || strtoull(PQcmdTuples(r), NULL, 10) != c->batch)
 		kit_die("insert into the plain table: %s", PQerrorMessage(c->pg));
 	PQclear(r);
 	c->version += c->batch;
@@ -347,6 +345,20 @@ static void *client_run(void *arg)
 
 static evs_store *store;
 static unsigned run_no;
+static PGconn *admin; /* the plain database as a superuser: CHECKPOINT */
+static int store_fd = -1;
+
+/* Before every slice: PostgreSQL writes its dirty buffers (CHECKPOINT) and
+ * the filesystem flushes everything (syncfs), so no side pays for the
+ * deferred writes of the one before it (ext4 journal commits flush other
+ * files' ordered data too). A side's own background writes during its
+ * slice stay in its figure. */
+static void quiesce(void)
+{
+	pg_exec(admin, "CHECKPOINT");
+	if (syncfs(store_fd) != 0)
+		kit_die("syncfs: %s", strerror(errno));
+}
 
 /* One side, one configuration, --seconds: events/s. */
 static double measure(int side, int clients, size_t batch)
@@ -387,6 +399,7 @@ static double measure(int side, int clients, size_t batch)
 			}
 		}
 	}
+	quiesce();
 	atomic_store(&stop_flag, 0);
 	if (pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1) != 0)
 		kit_die("pthread_barrier_init failed");
@@ -443,19 +456,12 @@ static const char *fs_name(const char *path, char buf[64])
 	if (statfs(path, &sf) != 0)
 		return "unknown";
 	switch ((unsigned long)sf.f_type) {
-	case 0xEF53:
-		return "ext4";
-	case 0x58465342:
-		return "xfs";
-	case 0x9123683E:
-		return "btrfs";
-	case 0x01021994:
-		return "tmpfs";
-	case 0x794c7630:
-		return "overlayfs";
-	default:
-		snprintf(buf, 64, "fs 0x%lx", (unsigned long)sf.f_type);
-		return buf;
+	case 0xEF53: return "ext4";
+	case 0x58465342: return "xfs";
+	case 0x9123683E: return "btrfs";
+	case 0x01021994: return "tmpfs";
+	case 0x794c7630: return "overlayfs";
+	default: snprintf(buf, 64, "fs 0x%lx", (unsigned long)sf.f_type); return buf;
 	}
 }
 
@@ -518,44 +524,24 @@ static void parse(int argc, char **argv)
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'd':
-			cfg.dsn = optarg;
-			break;
-		case 'm':
-			cfg.mdb_dsn = *optarg ? optarg : NULL;
-			break;
-		case 'D':
-			cfg.dir = optarg;
-			break;
-		case 's':
-			cfg.seconds = atof(optarg);
-			break;
-		case 'r':
-			cfg.rounds = atoi(optarg);
-			break;
-		case 'c':
-			cfg.clients = atoi(optarg);
-			break;
-		case 'q':
-			cfg.quick = true;
-			break;
-		case 'k':
-			cfg.keep = true;
-			break;
-		case 'h':
-			usage();
-			exit(0);
-		default:
-			usage();
-			exit(2);
+		case 'd': cfg.dsn = optarg; break;
+		case 'm': cfg.mdb_dsn = *optarg ? optarg : NULL; break;
+		case 'D': cfg.dir = optarg; break;
+		case 's': cfg.seconds = atof(optarg); break;
+		case 'r': cfg.rounds = atoi(optarg); break;
+		case 'c': cfg.clients = atoi(optarg); break;
+		case 'q': cfg.quick = true; break;
+		case 'k': cfg.keep = true; break;
+		case 'h': usage(); exit(0);
+		default: usage(); exit(2);
 		}
 	}
 	if (cfg.quick) {
 		cfg.seconds = 0.3;
 		cfg.rounds = 1;
 	}
-	if (!cfg.dsn || cfg.seconds <= 0 || cfg.rounds < 1 || cfg.rounds > 99 ||
-	    cfg.clients < 1 || cfg.clients > MAX_CLIENTS) {
+	if (!cfg.dsn || cfg.seconds <= 0 || cfg.rounds < 1 || cfg.rounds > 99 || cfg.clients < 1 ||
+	    cfg.clients > MAX_CLIENTS) {
 		usage();
 		exit(2);
 	}
@@ -578,7 +564,10 @@ int main(int argc, char **argv)
 	       "an exact expected version\n",
 	       DATA_SIZE);
 	print_setup(c, root);
-	PQfinish(c);
+	admin = c;
+	store_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store_fd < 0)
+		kit_die("open \"%s\": %s", root, strerror(errno));
 	int nsides = 2;
 	if (cfg.mdb_dsn) {
 		c = pg_connect(cfg.mdb_dsn);
@@ -594,8 +583,9 @@ int main(int argc, char **argv)
 		printf("message db: not measured (no --msgdb-dsn)\n");
 	}
 	printf("fairness: one machine, one run, every side durable, data on one filesystem; "
-	       "sides alternate within each round (order rotates); clients are threads of this "
-	       "process, PostgreSQL over its Unix socket\n");
+	       "sides alternate within each round (order rotates); before each slice CHECKPOINT "
+	       "+ syncfs, so no side pays for another's deferred writes; clients are threads "
+	       "of this process, PostgreSQL over its Unix socket\n");
 	printf("figures: median of %d round(s) of %.1f s per side\n", cfg.rounds, cfg.seconds);
 	kit_print_load("start");
 
@@ -642,6 +632,8 @@ int main(int argc, char **argv)
 		}
 	}
 	evs_close(store);
+	PQfinish(admin);
+	close(store_fd);
 
 	printf("\nevents/s (median of %d), evstore's multiple of each peer:\n\n", cfg.rounds);
 	printf("| batch | evstore | plain PostgreSQL | Message DB | vs plain | vs Message DB |\n");

@@ -301,13 +301,13 @@ static void after_write(int fd, off_t off, ssize_t n, int sync_flags)
 
 /* ---- the interposed calls ------------------------------------------------ */
 
-#define MODE_ARG(flags, mode)                         \
-	mode_t mode = 0;                              \
-	if ((flags) & (O_CREAT | __O_TMPFILE)) {      \
-		va_list ap;                           \
-		va_start(ap, flags);                  \
-		mode = (mode_t)va_arg(ap, unsigned);  \
-		va_end(ap);                           \
+#define MODE_ARG(flags, mode)                        \
+	mode_t mode = 0;                             \
+	if ((flags) & (O_CREAT | __O_TMPFILE)) {     \
+		va_list ap;                          \
+		va_start(ap, flags);                 \
+		mode = (mode_t)va_arg(ap, unsigned); \
+		va_end(ap);                          \
 	}
 
 int open(const char *path, int flags, ...);

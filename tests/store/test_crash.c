@@ -127,8 +127,10 @@ static void crash_child(int out, int round, int proc, uint64_t seed, int threads
 	for (int i = 0; i < threads; i++) {
 		ts[i].st = st;
 		ts[i].out = out;
-		ts[i].seed = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(round * 8 + proc * 4 + i + 1));
-		ts[i].base = (uint64_t)(round + 1) * 10000000ull + (uint64_t)(proc * 3 + i) * 1000000ull;
+		ts[i].seed =
+			seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(round * 8 + proc * 4 + i + 1));
+		ts[i].base =
+			(uint64_t)(round + 1) * 10000000ull + (uint64_t)(proc * 3 + i) * 1000000ull;
 		if (i > 0)
 			pthread_create(&th[i], NULL, child_appender, &ts[i]);
 	}
@@ -291,8 +293,7 @@ static unsigned kill_count(void)
 		return DEFAULT_KILLS;
 	char *end;
 	unsigned long k = strtoul(v, &end, 10);
-	ck_assert_msg(*end == '\0' && k > 0 && k < 1000000, "EVS_CRASH_KILLS=%s: want a count",
-		      v);
+	ck_assert_msg(*end == '\0' && k > 0 && k < 1000000, "EVS_CRASH_KILLS=%s: want a count", v);
 	return (unsigned)k;
 }
 

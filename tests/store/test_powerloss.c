@@ -250,7 +250,8 @@ static size_t apply_unsynced(const char *real, const char *shadow, uint64_t *r, 
 		for (size_t i = 0; i < take; i++) {
 			ssize_t k = pread(rfd, page, PG, (off_t)(pages[i] * PG));
 			tu_check(k >= 0, "pread %s", rp);
-			tu_check(pwrite(sfd, page, (size_t)k, (off_t)(pages[i] * PG)) == k, "pwrite");
+			tu_check(pwrite(sfd, page, (size_t)k, (off_t)(pages[i] * PG)) == k,
+				 "pwrite");
 		}
 		applied += take;
 		close(sfd);
@@ -356,12 +357,12 @@ typedef struct kept {
 	uint64_t batch, first, size;
 } kept;
 
-#define PROBLEM(...)                                       \
-	do {                                               \
-		if (problems++ < 10) {                     \
+#define PROBLEM(...)                                                \
+	do {                                                        \
+		if (problems++ < 10) {                              \
 			fprintf(stderr, "powerloss: " __VA_ARGS__); \
-			fputc('\n', stderr);               \
-		}                                          \
+			fputc('\n', stderr);                        \
+		}                                                   \
 	} while (0)
 
 /* Check the store after a power loss; returns the number of problems and
@@ -412,8 +413,8 @@ static size_t check_store(const char *dir, const acks *acc, kept **prev, size_t 
 		    k < 1 || idx < 0 || idx >= k)
 			PROBLEM("position %zu: bad metadata", i + 1);
 		s[i] = (seen){(uint64_t)b, (uint64_t)k, (uint64_t)idx, e->position, e->version, ""};
-		snprintf(s[i].name, sizeof s[i].name, "%.*s", (int)(e->stream.len < 15 ? e->stream.len : 15),
-			 e->stream.ptr);
+		snprintf(s[i].name, sizeof s[i].name, "%.*s",
+			 (int)(e->stream.len < 15 ? e->stream.len : 15), e->stream.ptr);
 	}
 	tu_evs_free(evs, n);
 	qsort(s, n, sizeof *s, cmp_seen);
@@ -546,8 +547,9 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 			setenv("LD_PRELOAD", shim_path(), 1);
 			setenv("EVS_PL_DIR", real, 1);
 			setenv("EVS_PL_SHADOW", shadow, 1);
-			char *argv[] = {"/proc/self/exe", "--appender", real, a_seed, a_round,
-					a_thr, a_sync, a_fd, NULL};
+			char *argv[] = {"/proc/self/exe", "--appender", real,
+					a_seed,           a_round,      a_thr,
+					a_sync,           a_fd,         NULL};
 			execv("/proc/self/exe", argv);
 			_exit(127);
 		}
