@@ -21,7 +21,7 @@
 #   --no-msgdb    leave Message DB out (no npm, no network)
 #   --bench PATH  a bench_peers binary (default: build it)
 #   --keep        keep the scratch directory
-# After "--": options of bench_peers (--seconds S, --rounds N, --clients N,
+# After "--": options of bench_peers (--seconds S (2), --rounds N (5), --clients N (16),
 # --quick).
 set -euo pipefail
 

@@ -83,7 +83,7 @@ struct config {
 	const char *mdb_dsn; /* Message DB database; NULL: skipped */
 };
 
-static struct config cfg = {3.0, 3, 16, false, false, NULL, NULL, NULL};
+static struct config cfg = {2.0, 5, 16, false, false, NULL, NULL, NULL};
 
 /* ---- the event ------------------------------------------------------------ */
 
