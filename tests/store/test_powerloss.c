@@ -12,10 +12,12 @@
  * the store after a power loss. In the adversarial variant the parent also
  * copies into S a random subset of the pages written but never synced
  * (the shim's dirty bitmaps, content from R): a disk may persist any of
- * them, in any order. Then it opens S as a new boot would (the variable
- * EVS_BOOT_ID_ENV gets a fresh value: recovery that tells a power loss
- * from a process crash by the boot id reads it instead of
- * /proc/sys/kernel/random/boot_id) and checks:
+ * them, in any order. Then a fresh process ("--recover") opens S as a new
+ * boot would (the variable EVS_BOOT_ID_ENV gets a fresh value per
+ * simulated boot, inherited by the appenders of that boot and by the
+ * recovery: a recovery that tells a power loss from a process crash by the
+ * boot id reads it instead of /proc/sys/kernel/random/boot_id), and the
+ * test checks:
  *   - every acknowledged batch (of every round so far) is present, whole,
  *     at the positions it was acknowledged with;
  *   - every batch present is whole (no partial batch) and contiguous,
@@ -148,6 +150,21 @@ static int appender_main(char **argv)
 	}
 	appender_thread(&ts[0]); /* never returns */
 	return 5;
+}
+
+/* --recover DIR: open the store once (its recovery runs on open), close. */
+static int recover_main(const char *dir)
+{
+	evs_options o;
+	evs_options_init(&o);
+	o.create = 0;
+	evs_store *st = NULL;
+	if (evs_open(dir, &o, &st) != EVS_OK) {
+		fprintf(stderr, "powerloss recovery: %s\n", evs_open_errmsg());
+		return 1;
+	}
+	evs_close(st);
+	return 0;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -487,6 +504,21 @@ typedef struct outcome {
 	size_t rounds, acked, problems, lost, dirty, applied, first_bad_round;
 } outcome;
 
+/* The first open after the power loss, in a fresh process of the new boot
+ * (EVS_BOOT_ID_ENV set by the caller): 1 when it opened the store. */
+static int recover(const char *dir)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char *argv[] = {"/proc/self/exe", "--recover", (char *)dir, NULL};
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	int status = kit_wait_child(pid, 600000, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static const char *shim_path(void)
 {
 	const char *p = getenv("EVS_PL_SHIM");
@@ -507,10 +539,10 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 	outcome out = {0, 0, 0, 0, 0, 0, 0};
 	char base[PATH_MAX];
 	tu_path(base, sizeof base, "b0");
-	evs_close(tu_open(base, NULL));
 	char bootid[64];
 	snprintf(bootid, sizeof bootid, "pl-%llu-0", (unsigned long long)seed);
 	set_env(EVS_BOOT_ID_ENV, bootid);
+	evs_close(tu_open(base, NULL));
 	acks acc = {NULL, 0, 0};
 	kept *prev = NULL;
 	size_t nprev = 0;
@@ -591,8 +623,15 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 		/* power comes back: a new boot */
 		snprintf(bootid, sizeof bootid, "pl-%llu-%zu", (unsigned long long)seed, round + 1);
 		set_env(EVS_BOOT_ID_ENV, bootid);
-		size_t lost = 0;
-		size_t p = check_store(shadow, &acc, &prev, &nprev, &lost);
+		size_t lost = 0, p = 0;
+		if (!recover(shadow)) {
+			fprintf(stderr,
+				"powerloss: %s round %zu: recovery (the first open after "
+				"the power loss) failed\n",
+				what, round);
+			p++;
+		}
+		p += check_store(shadow, &acc, &prev, &nprev, &lost);
 		out.rounds++;
 		out.lost += lost;
 		if (p && !out.problems)
@@ -662,6 +701,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 8 && strcmp(argv[1], "--appender") == 0)
 		return appender_main(argv);
+	if (argc == 3 && strcmp(argv[1], "--recover") == 0)
+		return recover_main(argv[2]);
 	const TTest *tests[] = {
 		test_powerloss_synced,
 		test_powerloss_adversarial,
