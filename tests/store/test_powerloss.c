@@ -51,6 +51,7 @@
 #define NSTREAMS         6
 #define MAX_BATCH_EVENTS 20
 #define PG               4096
+#define EPOCH_BYTES      ((off_t)32 << 20)
 
 enum { REC_READY = 1, REC_ACK = 2, REC_ERROR = 3 };
 
@@ -91,7 +92,10 @@ static void *appender_thread(void *arg)
 		for (size_t i = 0; i < k; i++) {
 			tu_mp_reset(&data[i]);
 			tu_mp_reset(&meta[i]);
-			tu_mp_blob_map(&data[i], kit_rand_range(&r, 0, 3000), kit_rand(&r));
+			/* mostly small, sometimes past a page (LMDB overflow pages) */
+			size_t len = kit_rand_range(&r, 0, 7) == 0 ? kit_rand_range(&r, 0, 6000)
+								   : kit_rand_range(&r, 0, 300);
+			tu_mp_blob_map(&data[i], len, kit_rand(&r));
 			tu_mp_map_ints(&meta[i], 3, "b", (long long)batch, "k", (long long)k, "i",
 				       (long long)i);
 			tu_event(&evs[i], "Power", &data[i], &meta[i]);
@@ -501,7 +505,7 @@ static size_t check_store(const char *dir, const acks *acc, kept **prev, size_t 
 /* ---- the rounds ------------------------------------------------------------- */
 
 typedef struct outcome {
-	size_t rounds, acked, problems, lost, dirty, applied, first_bad_round;
+	size_t rounds, acked, problems, lost, dirty, applied, first_bad_round, epochs;
 } outcome;
 
 /* The first open after the power loss, in a fresh process of the new boot
@@ -536,7 +540,7 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 			  int stop_at_problem)
 {
 	uint64_t r, seed = r = kit_seed(what);
-	outcome out = {0, 0, 0, 0, 0, 0, 0};
+	outcome out = {0, 0, 0, 0, 0, 0, 0, 0};
 	char base[PATH_MAX];
 	tu_path(base, sizeof base, "b0");
 	char bootid[64];
@@ -642,13 +646,30 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 		snprintf(base, sizeof base, "%s", shadow);
 		if (p && stop_at_problem)
 			break;
+		/* a long run starts over on a fresh store now and then: each round
+		 * copies the store twice */
+		char data[PATH_MAX + 16];
+		struct stat st;
+		snprintf(data, sizeof data, "%s/data.mdb", base);
+		if (stat(data, &st) == 0 && st.st_size > EPOCH_BYTES) {
+			kit_rmrf(base);
+			snprintf(name, sizeof name, "e%zu", round);
+			tu_path(base, sizeof base, name);
+			evs_close(tu_open(base, NULL));
+			out.acked += acc.n;
+			acc.n = 0;
+			free(prev);
+			prev = NULL;
+			nprev = 0;
+			out.epochs++;
+		}
 	}
-	out.acked = acc.n;
+	out.acked += acc.n;
 	fprintf(stderr,
-		"%s: seed %llu, %zu rounds, %zu acknowledged batches, %zu of them lost, %zu "
-		"other problems (torn, gaps, verify), %zu unsynced pages at the kills, %zu of "
-		"them applied\n",
-		what, (unsigned long long)seed, out.rounds, out.acked, out.lost,
+		"%s: seed %llu, %zu rounds (%zu fresh stores), %zu acknowledged batches, %zu of "
+		"them lost, %zu other problems (torn, gaps, verify), %zu unsynced pages at the "
+		"kills, %zu of them applied\n",
+		what, (unsigned long long)seed, out.rounds, out.epochs + 1, out.acked, out.lost,
 		out.problems - out.lost, out.dirty, out.applied);
 	free(acc.a);
 	free(prev);
