@@ -183,14 +183,15 @@ static void pg_exec(PGconn *c, const char *sql)
 	PQclear(r);
 }
 
-static char *pg_value(PGconn *c, const char *sql)
+/* One value of a one-row query into out (cut to size). */
+static const char *pg_value(PGconn *c, const char *sql, char *out, size_t size)
 {
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		kit_die("%s: %s", sql, PQerrorMessage(c));
-	char *v = strdup(PQgetvalue(r, 0, 0));
+	snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	return v;
+	return out;
 }
 
 static void pg_prepare(PGconn *c, const char *name, const char *sql)
@@ -442,11 +443,10 @@ static void check_durable(PGconn *c, const char *what)
 	for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "SHOW %s", need[i][0]);
-		char *v = pg_value(c, sql);
-		if (strcmp(v, need[i][1]) != 0)
+		char v[64];
+		if (strcmp(pg_value(c, sql, v, sizeof v), need[i][1]) != 0)
 			kit_die("%s: %s is %s; a durable comparison needs %s", what, need[i][0], v,
 				need[i][1]);
-		free(v);
 	}
 }
 
@@ -467,10 +467,11 @@ static const char *fs_name(const char *path, char buf[64])
 
 static void print_setup(PGconn *c, const char *store_dir)
 {
-	char *ver = pg_value(c, "SHOW server_version");
-	char *datadir = pg_value(c, "SHOW data_directory");
-	char *wsm = pg_value(c, "SHOW wal_sync_method");
-	char *sb = pg_value(c, "SHOW shared_buffers");
+	char ver[128], datadir[PATH_MAX], wsm[64], sb[64];
+	pg_value(c, "SHOW server_version", ver, sizeof ver);
+	pg_value(c, "SHOW data_directory", datadir, sizeof datadir);
+	pg_value(c, "SHOW wal_sync_method", wsm, sizeof wsm);
+	pg_value(c, "SHOW shared_buffers", sb, sizeof sb);
 	struct stat a, b;
 	char f1[64], f2[64];
 	if (stat(store_dir, &a) != 0)
@@ -489,10 +490,6 @@ static void print_setup(PGconn *c, const char *store_dir)
 			datadir);
 	else
 		printf("same filesystem: yes (device %lu)\n", (unsigned long)a.st_dev);
-	free(ver);
-	free(datadir);
-	free(wsm);
-	free(sb);
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -572,11 +569,10 @@ int main(int argc, char **argv)
 	if (cfg.mdb_dsn) {
 		c = pg_connect(cfg.mdb_dsn);
 		check_durable(c, "Message DB server");
-		char *v = pg_value(c, "SELECT message_store.message_store_version()");
+		char v[64];
 		printf("message db: %s (write_message per event; a batch is one pipelined "
 		       "transaction)\n",
-		       v);
-		free(v);
+		       pg_value(c, "SELECT message_store.message_store_version()", v, sizeof v));
 		PQfinish(c);
 		nsides = 3;
 	} else {

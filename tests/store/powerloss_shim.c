@@ -104,8 +104,13 @@ static void (*r_sync)(void);
 
 #define REAL(name) r_##name = (__typeof__(r_##name))dlsym(RTLD_NEXT, #name)
 
-__attribute__((constructor)) static void pl_init(void)
+/* The real functions, found on first use: a sanitizer's runtime (or any
+ * library's constructor) may call in before this library's constructor. */
+static void resolve(void)
 {
+	static atomic_int done;
+	if (atomic_load(&done))
+		return;
 	REAL(open);
 	REAL(openat);
 	REAL(write);
@@ -123,6 +128,18 @@ __attribute__((constructor)) static void pl_init(void)
 	REAL(unlink);
 	REAL(syncfs);
 	REAL(sync);
+	atomic_store(&done, 1);
+}
+
+#define RESOLVE(name)              \
+	do {                       \
+		if (!r_##name)     \
+			resolve(); \
+	} while (0)
+
+__attribute__((constructor)) static void pl_init(void)
+{
+	resolve();
 	const char *d = getenv("EVS_PL_DIR"), *s = getenv("EVS_PL_SHADOW");
 	if (!d || !s || !*d || !*s || strlen(d) >= sizeof dir - 1 || strlen(s) >= sizeof shadow)
 		return;
@@ -316,6 +333,7 @@ static void after_write(int fd, off_t off, ssize_t n, int sync_flags)
 int open(const char *path, int flags, ...);
 int open(const char *path, int flags, ...)
 {
+	RESOLVE(open);
 	MODE_ARG(flags, mode);
 	int fd = r_open(path, flags, mode);
 	track(fd, AT_FDCWD, path, flags);
@@ -325,6 +343,7 @@ int open(const char *path, int flags, ...)
 int open64(const char *path, int flags, ...);
 int open64(const char *path, int flags, ...)
 {
+	RESOLVE(open);
 	MODE_ARG(flags, mode);
 	int fd = r_open(path, flags, mode);
 	track(fd, AT_FDCWD, path, flags);
@@ -334,6 +353,7 @@ int open64(const char *path, int flags, ...)
 int openat(int dirfd, const char *path, int flags, ...);
 int openat(int dirfd, const char *path, int flags, ...)
 {
+	RESOLVE(openat);
 	MODE_ARG(flags, mode);
 	int fd = r_openat(dirfd, path, flags, mode);
 	track(fd, dirfd, path, flags);
@@ -343,6 +363,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 int openat64(int dirfd, const char *path, int flags, ...);
 int openat64(int dirfd, const char *path, int flags, ...)
 {
+	RESOLVE(openat);
 	MODE_ARG(flags, mode);
 	int fd = r_openat(dirfd, path, flags, mode);
 	track(fd, dirfd, path, flags);
@@ -369,6 +390,7 @@ int creat(const char *path, mode_t mode)
 
 int close(int fd)
 {
+	RESOLVE(close);
 	if (fd >= 0 && fd < MAX_FDS)
 		fd_file[fd] = 0;
 	return r_close(fd);
@@ -376,6 +398,7 @@ int close(int fd)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
+	RESOLVE(write);
 	ssize_t k = r_write(fd, buf, n);
 	if (k > 0 && tracked(fd) >= 0)
 		after_write(fd, lseek(fd, 0, SEEK_CUR) - k, k, 0);
@@ -384,6 +407,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+	RESOLVE(writev);
 	ssize_t k = r_writev(fd, iov, cnt);
 	if (k > 0 && tracked(fd) >= 0)
 		after_write(fd, lseek(fd, 0, SEEK_CUR) - k, k, 0);
@@ -392,6 +416,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+	RESOLVE(pwrite);
 	ssize_t k = r_pwrite(fd, buf, n, off);
 	after_write(fd, off, k, 0);
 	return k;
@@ -405,6 +430,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+	RESOLVE(pwritev);
 	ssize_t k = r_pwritev(fd, iov, cnt, off);
 	after_write(fd, off, k, 0);
 	return k;
@@ -418,6 +444,7 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
+	RESOLVE(pwritev2);
 	ssize_t k = r_pwritev2(fd, iov, cnt, off, flags);
 	if (k > 0 && tracked(fd) >= 0)
 		after_write(fd, off == -1 ? lseek(fd, 0, SEEK_CUR) - k : off, k,
@@ -433,6 +460,7 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fla
 
 int fsync(int fd)
 {
+	RESOLVE(fsync);
 	int rc = r_fsync(fd);
 	int f = tracked(fd);
 	if (rc == 0 && f >= 0)
@@ -442,6 +470,7 @@ int fsync(int fd)
 
 int fdatasync(int fd)
 {
+	RESOLVE(fdatasync);
 	int rc = r_fdatasync(fd);
 	int f = tracked(fd);
 	if (rc == 0 && f >= 0)
@@ -460,6 +489,7 @@ static void sync_all(void)
 
 int syncfs(int fd)
 {
+	RESOLVE(syncfs);
 	int rc = r_syncfs(fd);
 	if (rc == 0 && enabled)
 		sync_all();
@@ -468,6 +498,7 @@ int syncfs(int fd)
 
 void sync(void)
 {
+	RESOLVE(sync);
 	r_sync();
 	if (enabled)
 		sync_all();
@@ -475,6 +506,7 @@ void sync(void)
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+	RESOLVE(mmap);
 	void *m = r_mmap(addr, len, prot, flags, fd, off);
 	int f = tracked(fd);
 	if (m != MAP_FAILED && f >= 0 && (prot & PROT_WRITE) && (flags & MAP_SHARED)) {
@@ -498,6 +530,7 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 
 int munmap(void *addr, size_t len)
 {
+	RESOLVE(munmap);
 	if (enabled) {
 		pthread_mutex_lock(&lock);
 		for (int i = 0; i < MAX_MAPS; i++)
@@ -510,6 +543,7 @@ int munmap(void *addr, size_t len)
 
 int msync(void *addr, size_t len, int flags)
 {
+	RESOLVE(msync);
 	int rc = r_msync(addr, len, flags);
 	if (rc != 0 || !enabled || !(flags & MS_SYNC))
 		return rc;
@@ -529,6 +563,7 @@ int msync(void *addr, size_t len, int flags)
 
 int rename(const char *from, const char *to)
 {
+	RESOLVE(rename);
 	int rc = r_rename(from, to);
 	char b1[PATH_MAX], b2[PATH_MAX];
 	const char *n1, *n2;
@@ -549,6 +584,7 @@ int rename(const char *from, const char *to)
 
 int unlink(const char *path)
 {
+	RESOLVE(unlink);
 	int rc = r_unlink(path);
 	char b[PATH_MAX];
 	const char *n;

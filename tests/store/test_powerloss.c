@@ -666,7 +666,7 @@ static outcome run_rounds(const char *what, int sync, int adversarial, size_t ro
 	}
 	out.acked += acc.n;
 	fprintf(stderr,
-		"%s: seed %llu, %zu rounds (%zu fresh stores), %zu acknowledged batches, %zu of "
+		"%s: seed %llu, %zu rounds on %zu store(s), %zu acknowledged batches, %zu of "
 		"them lost, %zu other problems (torn, gaps, verify), %zu unsynced pages at the "
 		"kills, %zu of them applied\n",
 		what, (unsigned long long)seed, out.rounds, out.epochs + 1, out.acked, out.lost,
