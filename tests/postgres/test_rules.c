@@ -257,7 +257,7 @@ START_TEST(rules_bank_projection)
 	PGconn *c;
 	int i;
 
-	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 600, 8);
 	ck_assert_msg(run_once(dir, dsn, rules, false, 1 + (int)(kit_rand(&rng) % 100), err,
 			       sizeof err, NULL) == EVP_OK,
@@ -310,7 +310,7 @@ START_TEST(rules_rebuild_and_swap)
 	PGconn *c, *reader;
 	evs_store_info h;
 
-	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 400, 5);
 	ck_assert_msg(run_once(dir, dsn, rules, false, 50, err, sizeof err, NULL) == EVP_OK, "%s",
 		      err);
