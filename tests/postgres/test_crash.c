@@ -85,6 +85,9 @@ static const char *const dumps[] = {
 	"SELECT * FROM evs.state_history ORDER BY stream COLLATE \"C\", version",
 	"SELECT * FROM bank.accounts ORDER BY id",
 	"SELECT * FROM bank.ledger ORDER BY position",
+	/* temporal table: byte-identical history after the kills (issue 10) */
+	"SELECT * FROM bank.accounts_history ORDER BY id, valid_from_position",
+	"SELECT count(*) FROM bank.accounts_history WHERE valid_to_position IS NULL",
 	"SELECT projection, position FROM evs.checkpoints ORDER BY projection",
 	"SELECT count(*) FROM evs.dead_letters",
 };

@@ -384,6 +384,21 @@ START_TEST(rules_rebuild_and_swap)
 		ck_assert_str_eq(x, y);
 		free(x);
 		free(y);
+		/* the history was rebuilt too, byte-identical, with its functions
+		 * (bound to the swapped-in tables) */
+		x = model_dump(c, "SELECT * FROM bank.accounts_history"
+				  " ORDER BY id, valid_from_position");
+		y = model_dump(c2, "SELECT * FROM bank.accounts_history"
+				   " ORDER BY id, valid_from_position");
+		ck_assert_str_eq(x, y);
+		ck_assert_int_gt(pgh_int(c, "SELECT count(*) FROM bank.accounts_history"), 500);
+		free(x);
+		free(y);
+		x = model_dump(reader, "SELECT * FROM bank.accounts_at_position(250) ORDER BY id");
+		y = model_dump(c2, "SELECT * FROM bank.accounts_at_position(250) ORDER BY id");
+		ck_assert_str_eq(x, y);
+		free(x);
+		free(y);
 		PQfinish(c2);
 		free(dsn2);
 	}
