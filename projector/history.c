@@ -287,13 +287,8 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	evs__buf_puts(&b, "UPDATE ");
 	qname(&b, schema, t->name, "_history");
 	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM unnest(");
-	evs__buf_reset(&t->pk_types);
-	for (k = 0; k < t->npk; k++) {
-		const char *type = PQgetvalue(cols, t->pk[k], 1);
-
-		evs__buf_printf(&b, "$%d::%s[], ", k + 1, type);
-		evs__buf_putn(&t->pk_types, type, strlen(type) + 1);
-	}
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(&b, "$%d::%s[], ", k + 1, PQgetvalue(cols, t->pk[k], 1));
 	evs__buf_printf(&b, "$%d::bigint[], $%d::timestamptz[]) AS x(", t->npk + 1, t->npk + 2);
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(&b, "evs_k%d, ", k);
@@ -332,6 +327,31 @@ out:
 	return rc;
 }
 
+/* Whether the rows of t are independent of each other for set-based
+ * execution (setexec.c): no foreign key from or to it, no trigger of
+ * the user's, no unique index but the primary key. */
+static int set_safety(struct evp__run *r, const char *schema, struct htable *t)
+{
+	const char *vals[2] = {schema, t->name};
+	PGresult *res;
+	int rc;
+
+	rc = evp__exec(r, PGRES_TUPLES_OK, &res,
+		       "WITH t AS (SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2))"
+		       " AS oid) SELECT (SELECT count(*) FROM pg_constraint, t WHERE contype = 'f'"
+		       " AND (conrelid = t.oid OR confrelid = t.oid))"
+		       " + (SELECT count(*) FROM pg_trigger, t WHERE tgrelid = t.oid"
+		       " AND NOT tgisinternal)"
+		       " + (SELECT count(*) FROM pg_index, t WHERE indrelid = t.oid"
+		       " AND indisunique AND NOT indisprimary)",
+		       2, vals, "could not read the constraints of \"%s.%s\"", schema, t->name);
+	if (rc)
+		return rc;
+	t->set_safe = strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+	PQclear(res);
+	return EVP_OK;
+}
+
 int evp__history_setup(struct evp__run *r, const char *schema)
 {
 	evp_rules *rs = r->rules;
@@ -346,8 +366,7 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 		int c, n, k;
 
 		t->active = false;
-		if (!t->temporal)
-			continue;
+		t->set_safe = false;
 		if ((rc = evp__cmd(r, "BEGIN")))
 			break;
 		rc = evp__exec(r, PGRES_TUPLES_OK, &cols,
@@ -382,7 +401,22 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 			memcpy(t->pk, order, sizeof(int) * (size_t)m);
 			t->npk = m;
 		}
-		if (n == 0) {
+		evs__buf_reset(&t->pk_types);
+		evs__buf_reset(&t->pk_names);
+		for (k = 0; k < t->npk; k++) {
+			evs__buf_puts(&t->pk_types, PQgetvalue(cols, t->pk[k], 1));
+			evs__buf_putc(&t->pk_types, '\0');
+			evs__buf_puts(&t->pk_names, PQgetvalue(cols, t->pk[k], 0));
+			evs__buf_putc(&t->pk_names, '\0');
+		}
+		if (t->pk_types.oom || t->pk_names.oom) {
+			snprintf(r->err, r->errlen, "out of memory");
+			rc = EVP_NOMEM;
+		} else if (n && t->npk && (rc = set_safety(r, schema, t)) != EVP_OK) {
+			;
+		} else if (!t->temporal) {
+			;
+		} else if (n == 0) {
 			snprintf(r->err, r->errlen,
 				 "table \"%s.%s\" of projection \"%s\" does not exist (its"
 				 " migrations create it)",

@@ -159,7 +159,8 @@ static int session_setup(struct evp__run *r, bool reconnecting)
 							      : evp_rules_schema(r->rules))))
 			return rc;
 	}
-	if (r->rules && (rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)))
+	if (r->rules && ((rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)) ||
+			 (rc = evp__rules_plan_set(r))))
 		return rc;
 	return read_checkpoint(r);
 }

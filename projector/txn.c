@@ -72,6 +72,7 @@ int evp__apply_batch(struct evp__run *r)
 	int rc;
 
 	evp__history_reset(r->rules);
+	r->set_batch = false;
 	if ((rc = evp__cmd(r, "BEGIN")))
 		return rc;
 	if (r->builtin) {
@@ -91,6 +92,7 @@ int evp__apply_batch(struct evp__run *r)
 	r->stats->batches++;
 	r->stats->checkpoint = last;
 	r->stats->dead_letters += parked;
+	r->stats->set_batches += r->set_batch;
 	evp__logm(r, EVS_LOG_DEBUG,
 		  "applied %zu events at positions %llu..%llu (read %.1f ms, write %.1f ms)",
 		  r->batch.n, (unsigned long long)first, (unsigned long long)last,
