@@ -78,6 +78,8 @@ struct evp__run;
 int evp__rules_plan_set(struct evp__run *r);
 bool evp__rules_set_ok(const evp_rules *rules);
 int evp__rules_apply_set(struct evp__run *r, bool *fallback);
+/* Cut the batch where its events would need too many rounds (setexec.c). */
+int evp__rules_set_cut(struct evp__run *r);
 /* Whether any statement applies to this event type. */
 bool evp__rules_match(const evp_rules *rules, const evs_str *type);
 

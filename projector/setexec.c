@@ -124,8 +124,10 @@ static int cmp_inst(const void *a, const void *b)
 	return (x->ev > y->ev) - (x->ev < y->ev);
 }
 
-/* Instances of the batch with their values, keys and rounds. */
-static int layer(struct evp__run *r, struct setrun *s)
+/* Instances of the batch with their values, keys and rounds; with
+ * max_round, *cut = the events before the first that would need a later
+ * round (at least one). */
+static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_t *cut)
 {
 	evp_rules *rs = r->rules;
 	struct unpacked u;
@@ -187,8 +189,15 @@ static int layer(struct evp__run *r, struct setrun *s)
 			if (s->vals.oom || s->keys.oom)
 				goto oom;
 			in->round = round_of(s, in->key, in->keylen);
+			if (max_round && in->round > max_round && i > 0) {
+				*cut = i;
+				evp__unpacked_free(&u);
+				return EVP_OK;
+			}
 		}
 	}
+	if (cut)
+		*cut = r->batch.n;
 	evp__unpacked_free(&u);
 	qsort(s->in, s->n, sizeof *s->in, cmp_inst);
 	return EVP_OK;
@@ -351,6 +360,44 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 	return rc;
 }
 
+/*
+ * Rounds per transaction are bounded: a row updated many times in one
+ * transaction leaves a chain of dead versions (and, once its page is
+ * full, index entries) that every later update of it walks, so the cost
+ * of a key grows with the square of its updates per transaction. A batch
+ * whose events would need more than MAX_ROUNDS rounds is cut before the
+ * first such event; the rest is the next batch (batch boundaries change
+ * nothing in the result). Bank benchmark, 100 accounts, 10,000-event
+ * batches: see BENCHMARKS.md, "After issue 10".
+ */
+#define MAX_ROUNDS 16
+
+int evp__rules_set_cut(struct evp__run *r)
+{
+	struct setrun s;
+	size_t cut = r->batch.n;
+	const char *env = getenv("EVS_PROJECTOR_MAX_ROUNDS"); /* benchmarks */
+	uint32_t max = env ? (uint32_t)atoi(env) : MAX_ROUNDS;
+	int k, rc;
+
+	if (!max)
+		return EVP_OK;
+	memset(&s, 0, sizeof s);
+	rc = layer(r, &s, max, &cut);
+	if (rc == EVP_OK && cut < r->batch.n) {
+		evp__logm(r, EVS_LOG_DEBUG, "batch cut after %zu of %zu events (%u rounds)", cut,
+			  r->batch.n, max);
+		r->batch.n = cut;
+	}
+	free(s.in);
+	free(s.slots);
+	evs__buf_free(&s.vals);
+	evs__buf_free(&s.keys);
+	for (k = 0; k < MAX_PARAMS; k++)
+		evs__buf_free(&s.arr[k]);
+	return rc;
+}
+
 bool evp__rules_set_ok(const evp_rules *rules)
 {
 	return rules->set_ok;
@@ -364,7 +411,7 @@ int evp__rules_apply_set(struct evp__run *r, bool *fallback)
 
 	*fallback = false;
 	memset(&s, 0, sizeof s);
-	if ((rc = layer(r, &s)) || s.n == 0)
+	if ((rc = layer(r, &s, 0, NULL)) || s.n == 0)
 		goto out;
 	if ((rc = evp__cmd(r, "SAVEPOINT evs_set")))
 		goto out;

@@ -66,10 +66,13 @@ static void abandon(struct evp__run *r)
 int evp__apply_batch(struct evp__run *r)
 {
 	const uint64_t first = r->batch.events[0].ev.position;
-	const uint64_t last = r->batch.events[r->batch.n - 1].ev.position;
-	uint64_t parked = 0;
+	uint64_t last, parked = 0;
 	int64_t t_start = evp__now_us();
 	int rc;
+
+	if (r->rules && evp__rules_set_ok(r->rules) && (rc = evp__rules_set_cut(r)))
+		return rc;
+	last = r->batch.events[r->batch.n - 1].ev.position;
 
 	evp__history_reset(r->rules);
 	r->set_batch = false;
