@@ -189,8 +189,8 @@ struct evp_stats {
 	uint64_t reconnects;
 	uint64_t dead_letters;
 	uint64_t set_batches; /* batches whose declared statements ran set-based */
-	uint64_t start;  /* the checkpoint this run started from */
-	uint64_t target; /* once/rebuild: the store's head seen at start, where the
+	uint64_t start;       /* the checkpoint this run started from */
+	uint64_t target;      /* once/rebuild: the store's head seen at start, where the
 			  * run ends; live: the highest position seen so far */
 };
 

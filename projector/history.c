@@ -369,14 +369,15 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 		t->set_safe = false;
 		if ((rc = evp__cmd(r, "BEGIN")))
 			break;
-		rc = evp__exec(r, PGRES_TUPLES_OK, &cols,
-			       "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
-			       " array_position(i.indkey::int2[], a.attnum)"
-			       " FROM pg_attribute a LEFT JOIN pg_index i"
-			       " ON i.indrelid = a.attrelid AND i.indisprimary"
-			       " WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2))"
-			       " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-			       2, vals, "could not read the columns of \"%s.%s\"", schema, t->name);
+		rc = evp__exec(
+			r, PGRES_TUPLES_OK, &cols,
+			"SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+			" array_position(i.indkey::int2[], a.attnum)"
+			" FROM pg_attribute a LEFT JOIN pg_index i"
+			" ON i.indrelid = a.attrelid AND i.indisprimary"
+			" WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2))"
+			" AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+			2, vals, "could not read the columns of \"%s.%s\"", schema, t->name);
 		if (rc)
 			break;
 		n = PQntuples(cols);

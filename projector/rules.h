@@ -98,11 +98,11 @@ struct htable {
 	bool active;   /* temporal and has a primary key (found at session start) */
 	bool set_safe; /* has a primary key, rows independent (history.c set_safety) */
 	int ncols, npk;
-	int pk[32];         /* column indexes of the primary key, in key order */
-	char *close_sql;    /* UPDATE closing versions left open by earlier batches */
-	char *copy_sql;     /* COPY s.t_history FROM STDIN */
-	evs__buf pk_types;  /* NUL-separated type names of the key columns */
-	evs__buf pk_names;  /* NUL-separated names of the key columns */
+	int pk[32];        /* column indexes of the primary key, in key order */
+	char *close_sql;   /* UPDATE closing versions left open by earlier batches */
+	char *copy_sql;    /* COPY s.t_history FROM STDIN */
+	evs__buf pk_types; /* NUL-separated type names of the key columns */
+	evs__buf pk_names; /* NUL-separated names of the key columns */
 	/* versions captured in this batch (RETURNING rows) */
 	struct hrow *rows;
 	size_t nrows, cap;

@@ -357,8 +357,8 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			case PGRES_PIPELINE_SYNC: synced = true; break;
 			case PGRES_TUPLES_OK:
 				if (!rc && got < sent) {
-					rc = capture(rules, qst[got], res, &events[qev[got]].ev, err,
-						     errlen);
+					rc = capture(rules, qst[got], res, &events[qev[got]].ev,
+						     err, errlen);
 					if (rc)
 						*failed = qev[got];
 				}

@@ -176,10 +176,11 @@ static int prepare_set(PGconn *conn, struct stmt *st, bool temporal, int id, con
 	{
 		const char *vals[1] = {oids.ptr};
 
-		res = PQexecParams(conn,
-				   "SELECT t.typarray FROM unnest($1::oid[]) WITH ORDINALITY AS u(o, n)"
-				   " JOIN pg_type t ON t.oid = u.o ORDER BY u.n",
-				   1, NULL, vals, NULL, NULL, 0);
+		res = PQexecParams(
+			conn,
+			"SELECT t.typarray FROM unnest($1::oid[]) WITH ORDINALITY AS u(o, n)"
+			" JOIN pg_type t ON t.oid = u.o ORDER BY u.n",
+			1, NULL, vals, NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rc = evp__pg_error(conn, res, "could not read parameter types", err, errlen);
@@ -229,17 +230,17 @@ int evp__rules_plan_set(struct evp__run *r)
 			const char *why = plan_key(rs, st);
 
 			if (!why) {
-				rc = prepare_set(r->conn, st,
-						 rs->tables_v[st->target.table].active, id++, &why,
-						 r->err, r->errlen);
+				rc = prepare_set(r->conn, st, rs->tables_v[st->target.table].active,
+						 id++, &why, r->err, r->errlen);
 				if (rc)
 					return rc;
 			}
 			if (why) {
-				evp__logm(r, EVS_LOG_INFO,
-					  "projection \"%s\" runs one event at a time: the statement"
-					  " at line %d (on %s) cannot run over many events: %s",
-					  rs->name, st->line, rs->rules[i].type, why);
+				evp__logm(
+					r, EVS_LOG_INFO,
+					"projection \"%s\" runs one event at a time: the statement"
+					" at line %d (on %s) cannot run over many events: %s",
+					rs->name, st->line, rs->rules[i].type, why);
 				r->err[0] = '\0';
 				return EVP_OK;
 			}

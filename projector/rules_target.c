@@ -29,8 +29,8 @@ enum tok { T_END, T_WORD, T_QIDENT, T_PARAM, T_OTHER };
 struct lexer {
 	const char *s;
 	size_t i, len;
-	size_t start; /* offset of the last token */
-	int num;      /* T_PARAM: n of $n */
+	size_t start;  /* offset of the last token */
+	int num;       /* T_PARAM: n of $n */
 	char tok[128]; /* the word (lowercase) or quoted identifier */
 	char c;        /* T_OTHER: the character */
 };
@@ -129,7 +129,8 @@ static bool read_name(const evp_rules *rs, struct lexer *lx, enum tok t, int *ta
 		t = next(lx);
 		if (t != T_WORD && t != T_QIDENT)
 			return false;
-		*table = rs->schema && strcmp(first, rs->schema) == 0 ? find_table(rs, lx->tok) : -1;
+		*table =
+			rs->schema && strcmp(first, rs->schema) == 0 ? find_table(rs, lx->tok) : -1;
 		snprintf(ref, reflen, "%s", lx->tok);
 		return true;
 	}
@@ -238,7 +239,8 @@ static void set_classify(const char *sql, char kind, struct lexer *at, struct se
 		struct lexer all = {.s = sql, .len = strlen(sql)};
 
 		while ((t = next(&all)) != T_END)
-			if (is(&all, t, "select") || is(&all, t, "returning") || is(&all, t, "with")) {
+			if (is(&all, t, "select") || is(&all, t, "returning") ||
+			    is(&all, t, "with")) {
 				f->why = "it has a sub-SELECT, WITH or RETURNING";
 				return;
 			}

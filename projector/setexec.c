@@ -37,9 +37,9 @@ struct inst {
 	uint32_t ev;    /* index in the batch */
 	uint32_t round; /* from 1 */
 	const struct stmt *st;
-	int sid;        /* statement order in the projection */
-	size_t vals;    /* its values in the value buffer */
-	size_t key;     /* its key in the key buffer */
+	int sid;     /* statement order in the projection */
+	size_t vals; /* its values in the value buffer */
+	size_t key;  /* its key in the key buffer */
 	uint32_t keylen;
 };
 
@@ -86,8 +86,7 @@ static uint32_t round_of(struct setrun *s, size_t key, uint32_t len)
 }
 
 /* key: table index, then per key column a length and its text */
-static void put_key(evs__buf *b, int table, const struct stmt *st, const char *const *pv,
-		    int npk)
+static void put_key(evs__buf *b, int table, const struct stmt *st, const char *const *pv, int npk)
 {
 	int k;
 
@@ -330,7 +329,8 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 				}
 				if (++got > sent + 1) {
 					if (!rc)
-						rc = evp__pg_fail(r, NULL, "lost the pipeline's sync");
+						rc = evp__pg_fail(r, NULL,
+								  "lost the pipeline's sync");
 					break;
 				}
 				continue;
@@ -347,7 +347,8 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 				if (!rc) {
 					rc = evp_retryable(r->conn, res) ? EVP_CONNECT : EVP_SQL;
 					if (rc == EVP_CONNECT) {
-						evp__pg_fail(r, res, "a set-based statement failed");
+						evp__pg_fail(r, res,
+							     "a set-based statement failed");
 						res = NULL;
 					}
 				}

@@ -480,7 +480,8 @@ START_TEST(history_set_based)
 		ck_assert_int_eq(project(&f, dsn[2], 10000, false, err, sizeof err), EVP_SQL);
 		ck_assert_msg(strstr(err, "type \"Boom\"") && strstr(err, "duplicate key"), "%s",
 			      err);
-		ck_assert_msg(project_stats(&f, dsn[2], 10000, true, err, sizeof err, &st) == EVP_OK,
+		ck_assert_msg(project_stats(&f, dsn[2], 10000, true, err, sizeof err, &st) ==
+				      EVP_OK,
 			      "%s", err);
 		ck_assert_uint_eq(st.dead_letters, 1);
 		c = pgh_connect(dsn[2]);
@@ -550,11 +551,7 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		history_reference,
-		history_dead_letter,
-		history_set_based,
-		history_refused,
-		NULL,
+		history_reference, history_dead_letter, history_set_based, history_refused, NULL,
 	};
 
 	return pgh_main("history", 600, tests);
