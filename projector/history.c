@@ -284,22 +284,39 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	}
 	/* the statements of every batch */
 	evs__buf_reset(&b);
+	/* the open version of a key is its latest before the batch: one
+	 * backward probe of the primary key per key (a filter on
+	 * valid_to_position IS NULL would visit every version of the key) */
 	evs__buf_puts(&b, "UPDATE ");
 	qname(&b, schema, t->name, "_history");
-	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM unnest(");
+	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM"
+			  " (SELECT x.*, (SELECT l.valid_from_position FROM ");
+	qname(&b, schema, t->name, "_history");
+	evs__buf_puts(&b, " l WHERE ");
+	for (k = 0; k < t->npk; k++) {
+		evs__buf_puts(&b, "l.");
+		ident(&b, PQgetvalue(cols, t->pk[k], 0));
+		evs__buf_printf(&b, " = x.evs_k%d AND ", k);
+	}
+	evs__buf_printf(&b, "l.valid_from_position < $%d ORDER BY ", t->npk + 3);
+	for (k = 0; k < t->npk; k++) {
+		evs__buf_puts(&b, "l.");
+		ident(&b, PQgetvalue(cols, t->pk[k], 0));
+		evs__buf_puts(&b, " DESC, ");
+	}
+	evs__buf_puts(&b, "l.valid_from_position DESC LIMIT 1) AS evs_from FROM unnest(");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(&b, "$%d::%s[], ", k + 1, PQgetvalue(cols, t->pk[k], 1));
 	evs__buf_printf(&b, "$%d::bigint[], $%d::timestamptz[]) AS x(", t->npk + 1, t->npk + 2);
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(&b, "evs_k%d, ", k);
-	evs__buf_puts(&b, "evs_p, evs_a) WHERE ");
+	evs__buf_puts(&b, "evs_p, evs_a)) x WHERE ");
 	for (k = 0; k < t->npk; k++) {
 		evs__buf_puts(&b, "h.");
 		ident(&b, PQgetvalue(cols, t->pk[k], 0));
 		evs__buf_printf(&b, " = x.evs_k%d AND ", k);
 	}
-	evs__buf_printf(&b, "h.valid_to_position IS NULL AND h.valid_from_position < $%d",
-			t->npk + 3);
+	evs__buf_puts(&b, "h.valid_from_position = x.evs_from AND h.valid_to_position IS NULL");
 	if (!evs__buf_cstr(&b)) {
 		rc = EVP_NOMEM;
 		goto out;
