@@ -499,6 +499,45 @@ START_TEST(history_set_based)
 }
 END_TEST
 
+/* A second declared projection on a database whose built-in models are
+ * written already: a clear refusal and no checkpoint row; without the
+ * built-ins it works. */
+START_TEST(history_second_projection)
+{
+	uint64_t rng = kit_seed("history_second_projection");
+	struct fixture f;
+	char *dsn = pgh_new_db(), err[2048];
+	evp_config cfg;
+	PGconn *c;
+	int i;
+
+	fixture_init(&f);
+	for (i = 0; i < 100; i++)
+		append(&f, &rng, i < KEYS ? "Put" : NULL);
+	pgh_project_once(f.dir, dsn, NULL, 0); /* "builtin" */
+	ck_assert_int_eq(project(&f, dsn, 50, false, err, sizeof err), EVP_INVALID);
+	ck_assert_msg(strstr(err, "the built-in read models already hold events up to position"
+				  " 100 (written by projection \"builtin\"): run projection"
+				  " \"shop\" without them") != NULL,
+		      "%s", err);
+	c = pgh_connect(dsn);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT count(*) FROM evs.checkpoints WHERE projection = 'shop'"), 0);
+	pgh_config(&cfg, f.dir, dsn);
+	cfg.migrations_dir = f.migrations;
+	cfg.rules_path = f.rules;
+	cfg.builtin = false;
+	cfg.once = true;
+	ck_assert_msg(evp_run(&cfg, NULL, err, sizeof err) == EVP_OK, "%s", err);
+	check(&f, c, &rng);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'shop'"), 100);
+	PQfinish(c);
+	free(dsn);
+	fixture_free(&f);
+}
+END_TEST
+
 START_TEST(history_refused)
 {
 	static const char *const bad[][2] = {
@@ -551,7 +590,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		history_reference, history_dead_letter, history_set_based, history_refused, NULL,
+		history_reference,         history_dead_letter, history_set_based,
+		history_second_projection, history_refused,     NULL,
 	};
 
 	return pgh_main("history", 600, tests);
