@@ -498,3 +498,15 @@ int evp__rules_targets(evp_rules *rs, char *err, size_t errlen)
 				return -1;
 	return 0;
 }
+
+const char *evp_rules_current(const evp_rules *rules)
+{
+	return rules->current;
+}
+
+bool evp_rules_temporal(const evp_rules *rules, const char *table)
+{
+	int i = find_table(rules, table);
+
+	return i >= 0 && rules->tables_v[i].temporal;
+}
