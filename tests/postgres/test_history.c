@@ -421,13 +421,13 @@ START_TEST(history_dead_letter)
 }
 END_TEST
 
-/* The set-based path: the same history as the reference, batches of 1,
- * 7 and 10,000, across runs; a batch whose array statement fails runs one
+/* The set-based path: the same history as the reference, batches of 64,
+ * 150 and 10,000 (cut at 16 rounds), across runs; a batch whose array statement fails runs one
  * event at a time, which stops on (or parks) exactly the failing event. */
 START_TEST(history_set_based)
 {
 	uint64_t rng = kit_seed("history_set_based");
-	static const int batches[] = {1, 7, 10000};
+	static const int batches[] = {64, 150, 10000}; /* set-based from 64 events */
 	struct fixture f;
 	char *dsn[3], err[2048];
 	evp_stats st;
@@ -448,8 +448,7 @@ START_TEST(history_set_based)
 			ck_assert_msg(project_stats(&f, dsn[b], batches[b], false, err, sizeof err,
 						    &st) == EVP_OK,
 				      "batch %d: %s", batches[b], err);
-			ck_assert_uint_eq(st.set_batches, st.batches);
-			ck_assert_uint_gt(st.batches, 0);
+			ck_assert_uint_gt(st.set_batches, 0);
 			c = pgh_connect(dsn[b]);
 			check(&f, c, &rng);
 			PQfinish(c);
