@@ -198,7 +198,8 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 	if (cut)
 		*cut = r->batch.n;
 	evp__unpacked_free(&u);
-	qsort(s->in, s->n, sizeof *s->in, cmp_inst);
+	if (s->n)
+		qsort(s->in, s->n, sizeof *s->in, cmp_inst);
 	return EVP_OK;
 oom:
 	evp__unpacked_free(&u);
