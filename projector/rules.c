@@ -66,6 +66,7 @@ void evp_rules_free(evp_rules *rules)
 		free(t->close_sql);
 		free(t->copy_sql);
 		free(t->rows);
+		evp__fold_free(t->fold);
 		evs__buf_free(&t->pk_types);
 		evs__buf_free(&t->pk_names);
 		evs__buf_free(&t->data);

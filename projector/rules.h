@@ -62,6 +62,8 @@ struct setform {
 	int keyparam[SET_MAX_COLS]; /* per primary-key column: its $n */
 	bool int_key[SET_MAX_COLS]; /* an integer key column: canonical digits */
 	char pname[32];
+	Oid atypes[MAX_PARAMS]; /* array types of the parameters */
+	int fold;               /* 1 + its place in its table's fold (fold.c), 0: none */
 };
 
 struct stmt {
@@ -103,6 +105,7 @@ struct htable {
 	char *copy_sql;    /* COPY s.t_history FROM STDIN */
 	evs__buf pk_types; /* NUL-separated type names of the key columns */
 	evs__buf pk_names; /* NUL-separated names of the key columns */
+	struct fold *fold; /* its foldable UPDATEs (fold.c), NULL: none */
 	/* versions captured in this batch (RETURNING rows) */
 	struct hrow *rows;
 	size_t nrows, cap;
@@ -154,5 +157,14 @@ int evp__history_capture(evp_rules *rs, const struct stmt *st, const PGresult *r
 			 uint64_t position, int64_t recorded_at);
 int evp__history_capture_row(evp_rules *rs, const struct stmt *st, const PGresult *res, int row,
 			     uint64_t position, int64_t recorded_at);
+
+/* fold.c: runs of UPDATEs of one row in one statement (planned after
+ * rules_set.c, run by setexec.c) */
+struct fold;
+int evp__fold_plan(struct evp__run *r);
+void evp__fold_free(struct fold *f);
+const char *evp__fold_name(const struct fold *f);
+int evp__fold_nparams(const struct fold *f);
+int evp__fold_poff(const struct fold *f, int j);
 
 #endif

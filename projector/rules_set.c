@@ -199,6 +199,7 @@ static int prepare_set(PGconn *conn, struct stmt *st, bool temporal, int id, con
 			goto out;
 		}
 	}
+	memcpy(st->set.atypes, types, sizeof(Oid) * (size_t)m);
 	set_sql(&b, st, temporal, m);
 	if (!evs__buf_cstr(&b)) {
 		rc = EVP_NOMEM;
@@ -252,5 +253,5 @@ int evp__rules_plan_set(struct evp__run *r)
 		}
 	rs->set_ok = true;
 	evp__logm(r, EVS_LOG_DEBUG, "projection \"%s\" runs set-based", rs->name);
-	return EVP_OK;
+	return evp__fold_plan(r);
 }

@@ -38,6 +38,8 @@ struct inst {
 	uint32_t round; /* from 1 */
 	const struct stmt *st;
 	int sid;     /* statement order in the projection */
+	const void *grp; /* its group: st, or its table's fold */
+	int gsid;        /* sid, or for a fold -1 - table */
 	size_t vals; /* its values in the value buffer */
 	size_t key;  /* its key in the key buffer */
 	uint32_t keylen;
@@ -46,6 +48,7 @@ struct inst {
 struct slot {
 	size_t key; /* in the key buffer; 0: empty (offset 0 is never a key) */
 	uint32_t keylen, round;
+	bool run; /* the last instance on it was folded (fold.c) */
 };
 
 struct setrun {
@@ -67,7 +70,7 @@ static uint64_t hash(const char *p, size_t n)
 }
 
 /* The round of an instance with key keys[key, +len); remembered. */
-static uint32_t round_of(struct setrun *s, size_t key, uint32_t len)
+static uint32_t round_of(struct setrun *s, size_t key, uint32_t len, bool fold)
 {
 	size_t i = hash(s->keys.ptr + key, len) & (s->nslots - 1);
 
@@ -78,10 +81,16 @@ static uint32_t round_of(struct setrun *s, size_t key, uint32_t len)
 			sl->key = key;
 			sl->keylen = len;
 			sl->round = 1;
+			sl->run = fold;
 			return 1;
 		}
-		if (sl->keylen == len && memcmp(s->keys.ptr + sl->key, s->keys.ptr + key, len) == 0)
+		if (sl->keylen == len && memcmp(s->keys.ptr + sl->key, s->keys.ptr + key, len) == 0) {
+			/* a run of folded UPDATEs of one row is one statement */
+			if (fold && sl->run)
+				return sl->round;
+			sl->run = fold;
 			return ++sl->round;
+		}
 	}
 }
 
@@ -118,9 +127,11 @@ static int cmp_inst(const void *a, const void *b)
 
 	if (x->round != y->round)
 		return x->round < y->round ? -1 : 1;
-	if (x->sid != y->sid)
-		return x->sid < y->sid ? -1 : 1;
-	return (x->ev > y->ev) - (x->ev < y->ev);
+	if (x->gsid != y->gsid)
+		return x->gsid < y->gsid ? -1 : 1;
+	if (x->ev != y->ev)
+		return x->ev < y->ev ? -1 : 1;
+	return (x->sid > y->sid) - (x->sid < y->sid);
 }
 
 /* Instances of the batch with their values, keys and rounds; with
@@ -176,6 +187,8 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 			in->ev = (uint32_t)i;
 			in->st = st;
 			in->sid = (int)(st - ru->stmts) + (int)(ru - rs->rules) * 1000;
+			in->grp = st->set.fold && t->fold ? (const void *)t->fold : (const void *)st;
+			in->gsid = in->grp == st ? in->sid : -1 - st->target.table;
 			in->vals = s->vals.len;
 			for (k = 0; k < st->nparams; k++) {
 				evs__buf_putc(&s->vals, u.pv[k] ? 1 : 0);
@@ -187,7 +200,7 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 			in->keylen = (uint32_t)(s->keys.len - in->key);
 			if (s->vals.oom || s->keys.oom)
 				goto oom;
-			in->round = round_of(s, in->key, in->keylen);
+			in->round = round_of(s, in->key, in->keylen, in->grp != st);
 			if (max_round && in->round > max_round && i > 0) {
 				*cut = i;
 				evp__unpacked_free(&u);
@@ -207,6 +220,65 @@ oom:
 	return EVP_NOMEM;
 }
 
+/* Send a fold's group: its arrays are the statement of each instance
+ * (its place in the fold), the key columns, then every folded
+ * statement's parameters (NULL for the other statements' instances). */
+static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
+{
+	const struct fold *f = s->in[a].grp;
+	const struct htable *t = &r->rules->tables_v[s->in[a].st->target.table];
+	int na = 1 + t->npk + evp__fold_nparams(f), k;
+	const char *pv[MAX_PARAMS], *v[MAX_PARAMS];
+	size_t i;
+
+	for (k = 0; k < na; k++) {
+		evs__buf_reset(&s->arr[k]);
+		evs__buf_putc(&s->arr[k], '{');
+	}
+	for (i = a; i < b; i++) {
+		const struct stmt *st = s->in[i].st;
+		const char *p = s->vals.ptr + s->in[i].vals;
+		int off = 1 + t->npk + evp__fold_poff(f, st->set.fold - 1);
+
+		for (k = 0; k < st->nparams; k++) {
+			v[k] = *p++ ? p : NULL;
+			if (v[k])
+				p += strlen(p) + 1;
+		}
+		for (k = 0; k < na; k++)
+			if (i > a)
+				evs__buf_putc(&s->arr[k], ',');
+		evs__buf_printf(&s->arr[0], "%d", st->set.fold - 1);
+		for (k = 0; k < t->npk; k++) {
+			const char *kv = v[st->set.keyparam[k] - 1];
+
+			if (kv)
+				evp_array_elem(&s->arr[1 + k], kv, strlen(kv));
+			else
+				evs__buf_puts(&s->arr[1 + k], "NULL");
+		}
+		for (k = 1 + t->npk; k < na; k++) {
+			const char *x = k >= off && k < off + st->nparams ? v[k - off] : NULL;
+
+			if (x)
+				evp_array_elem(&s->arr[k], x, strlen(x));
+			else
+				evs__buf_puts(&s->arr[k], "NULL");
+		}
+	}
+	for (k = 0; k < na; k++) {
+		evs__buf_putc(&s->arr[k], '}');
+		if (!evs__buf_cstr(&s->arr[k])) {
+			snprintf(r->err, r->errlen, "out of memory");
+			return EVP_NOMEM;
+		}
+		pv[k] = s->arr[k].ptr;
+	}
+	if (PQsendQueryPrepared(r->conn, evp__fold_name(f), na, pv, NULL, NULL, 0) != 1)
+		return evp__pg_fail(r, NULL, "could not send a folded statement");
+	return EVP_OK;
+}
+
 /* Send one group (instances [a, b) of one statement and round). */
 static int send_group(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 {
@@ -215,6 +287,8 @@ static int send_group(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 	size_t i;
 	int k;
 
+	if (s->in[a].grp != st)
+		return send_fold(r, s, a, b);
 	for (k = 0; k < st->nparams; k++) {
 		evs__buf_reset(&s->arr[k]);
 		evs__buf_putc(&s->arr[k], '{');
@@ -259,7 +333,20 @@ static int capture(struct evp__run *r, struct setrun *s, size_t a, size_t b, con
 	for (row = 0; row < PQntuples(res) && rc == EVP_OK; row++) {
 		size_t i = b;
 
-		if (st->target.kind != 'I') {
+		if (s->in[a].grp != st) {
+			/* a fold's row: t's columns, ok, evs_ord; not ok: a NOT NULL
+			 * column would be NULL after that event */
+			long ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
+
+			if (ord >= 1 && (size_t)ord <= b - a &&
+			    PQgetvalue(res, row, PQnfields(res) - 2)[0] == 't')
+				i = a + (size_t)ord - 1;
+			if (i == b) {
+				rc = EVP_INVALID;
+				break;
+			}
+			st = s->in[i].st;
+		} else if (st->target.kind != 'I') {
 			long ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
 
 			if (ord >= 1 && (size_t)ord <= b - a)
@@ -307,7 +394,7 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 			size_t j = i + 1;
 
 			while (j < s->n && s->in[j].round == s->in[i].round &&
-			       s->in[j].st == s->in[i].st)
+			       s->in[j].grp == s->in[i].grp)
 				j++;
 			rc = send_group(r, s, i, j);
 			ga[sent] = i;
