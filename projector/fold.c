@@ -406,7 +406,7 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 	for (c = 0; c < ncols; c++)
 		if (cols[c].mode && cols[c].notnull)
 			evs__buf_printf(b, " AND x.c%d IS NOT NULL", c);
-	evs__buf_printf(b, ") AS ok, x.o FROM x) y%s", t->active ? "" : " WHERE NOT y.ok");
+	evs__buf_printf(b, ") AS ok, x.o FROM x) y%s ORDER BY y.o", t->active ? "" : " WHERE NOT y.ok");
 }
 
 /* Plan the fold of table ti (its foldable UPDATEs) and prepare it. */
