@@ -39,7 +39,7 @@ struct fcol {
 	unsigned oid;
 	int typmod;
 	bool notnull, plain; /* plain: base type, not generated */
-	int mode;            /* 0 untouched, 1 assigned only, 2 also incremented */
+	int mode;            /* see fold_sql() */
 };
 
 /* one SET item of a foldable statement */
@@ -52,7 +52,8 @@ struct fitem {
 struct fstmt {
 	struct stmt *st;
 	struct fitem it[SET_MAX_COLS];
-	int nit, poff; /* poff: its $1 is the fold's parameter poff + 1 */
+	int nit;
+	int slot[MAX_PARAMS]; /* its $k+1 is the fold's array slot[k] (shared by type) */
 };
 
 /* scanner over st->sql: one token from *i; returns its kind */
@@ -210,8 +211,10 @@ static bool parse_set(struct fstmt *f, const struct fcol *cols, int ncols, const
 }
 
 /* $n of E as u.s<j>_<n> */
-static void put_e(evs__buf *b, const char *s, size_t len, int j)
+static void put_e(evs__buf *b, const struct fstmt *f, const struct fitem *it)
 {
+	const char *s = f->st->sql + it->e;
+	size_t len = it->elen;
 	size_t i = 0;
 
 	while (i < len) {
@@ -223,9 +226,11 @@ static void put_e(evs__buf *b, const char *s, size_t len, int j)
 			evs__buf_putn(b, s + i, k + 1 - i);
 			i = k + 1;
 		} else if (s[i] == '$' && i + 1 < len && isdigit((unsigned char)s[i + 1])) {
-			evs__buf_printf(b, "u.s%d_", j);
+			int n = 0;
+
 			for (i++; i < len && isdigit((unsigned char)s[i]); i++)
-				evs__buf_putc(b, s[i]);
+				n = n * 10 + (s[i] - '0');
+			evs__buf_printf(b, "u.q%d", f->slot[n - 1]);
 		} else {
 			evs__buf_putc(b, s[i++]);
 		}
@@ -294,7 +299,8 @@ out:
 struct fold {
 	char pname[32];
 	struct fstmt *fs;
-	int nfs, nparams;
+	int nfs, nparams; /* nparams: array slots */
+	Oid stype[MAX_PARAMS];
 };
 
 void evp__fold_free(struct fold *f)
@@ -305,7 +311,24 @@ void evp__fold_free(struct fold *f)
 	}
 }
 
-/* The fold statement of table t (see the head of the file). */
+/* " PARTITION BY <p>.k0, .." */
+static void put_keys(evs__buf *b, const struct htable *t, const char *p)
+{
+	int k;
+
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(b, "%s%s.k%d", k ? ", " : " PARTITION BY ", p, k);
+}
+
+/*
+ * The fold statement of table t. Column modes: 0 untouched, 1 assigned
+ * by some folded statements (the value of the last assignment: a look-up
+ * of that instance), 2 only incremented (the row's value plus a running
+ * sum), 3 both (sums per stretch after an assignment: a window of its
+ * own, so that the scale of the sum is that of the stretch), 4 assigned
+ * by every folded statement (the instance's own value). One sort of the
+ * run's instances for all windows but those of mode 3.
+ */
 static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const struct fold *fo,
 		     const struct fcol *cols, int ncols)
 {
@@ -322,9 +345,10 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 			for (k = 0; k < fo->fs[j].nit; k++)
 				if (fo->fs[j].it[k].col == c) {
 					evs__buf_printf(b, " WHEN %d THEN (", j);
-					put_e(b, fo->fs[j].st->sql + fo->fs[j].it[k].e, fo->fs[j].it[k].elen,
-					      j);
-					evs__buf_puts(b, cols[c].mode == 2 ? ")::numeric" : ")");
+					put_e(b, &fo->fs[j], &fo->fs[j].it[k]);
+					evs__buf_puts(b, cols[c].mode == 2 || cols[c].mode == 3
+								 ? ")::numeric"
+								 : ")");
 				}
 		evs__buf_printf(b, " END AS v%d, CASE u.sid", c);
 		for (j = 0; j < fo->nfs; j++)
@@ -341,54 +365,58 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 	evs__buf_puts(b, ") WITH ORDINALITY AS u(sid");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", k%d", k);
-	for (j = 0; j < fo->nfs; j++)
-		for (k = 0; k < fo->fs[j].st->nparams; k++)
-			evs__buf_printf(b, ", s%d_%d", j, k + 1);
-	evs__buf_puts(b, ", o)), w AS (SELECT ev.*");
-	for (c = 0; c < ncols; c++)
-		evs__buf_printf(b, ", t.%s AS a%d", cols[c].q, c);
-	for (c = 0; c < ncols; c++)
-		if (cols[c].mode)
-		{
-			evs__buf_printf(b, ", count(*) FILTER (WHERE ev.m%d = 1) OVER (PARTITION BY ev.k0",
+	for (k = 0; k < fo->nparams; k++)
+		evs__buf_printf(b, ", q%d", k);
+	evs__buf_puts(b, ", o)), w AS MATERIALIZED (SELECT ev.*");
+	for (c = 0; c < ncols; c++) {
+		if (cols[c].mode == 1)
+			evs__buf_printf(b, ", max(CASE WHEN ev.m%d = 1 THEN ev.o END) OVER wk AS l%d", c,
 					c);
-			for (k = 1; k < t->npk; k++)
-				evs__buf_printf(b, ", ev.k%d", k);
-			evs__buf_printf(b, " ORDER BY ev.o) AS g%d", c);
-		}
-	evs__buf_printf(b, " FROM ev JOIN %s t ON", tq);
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, "%s t.%s = ev.k%d", k ? " AND" : "", cols[t->pk[k]].q, k);
-	evs__buf_puts(b, "), x AS MATERIALIZED (SELECT w.o");
+		else if (cols[c].mode == 2)
+			evs__buf_printf(b, ", sum(CASE ev.m%d WHEN 2 THEN ev.v%d WHEN 3 THEN -ev.v%d END)"
+					   " OVER wk AS s%d, count(*) FILTER (WHERE ev.m%d >= 2 AND"
+					   " ev.v%d IS NULL) OVER wk AS n%d",
+					c, c, c, c, c, c, c);
+		else if (cols[c].mode == 3)
+			evs__buf_printf(b, ", count(*) FILTER (WHERE ev.m%d = 1) OVER wk AS g%d", c, c);
+	}
+	evs__buf_puts(b, ", lead(ev.o) OVER wk IS NULL AS last FROM ev WINDOW wk AS (");
+	put_keys(b, t, "ev");
+	evs__buf_puts(b, " ORDER BY ev.o)), x AS MATERIALIZED (SELECT w.o");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", w.k%d", k);
 	for (c = 0; c < ncols; c++) {
-		if (!cols[c].mode) {
-			evs__buf_printf(b, ", w.a%d AS c%d", c, c);
-			continue;
-		}
-		evs__buf_puts(b, ", ");
-		if (cols[c].mode == 2)
-			evs__buf_printf(b, "(CASE WHEN bool_or(w.m%d >= 2 AND w.v%d IS NULL) OVER p%d"
-					   " THEN NULL ELSE ",
-					c, c, c);
-		evs__buf_printf(b, "CASE WHEN w.g%d = 0 THEN w.a%d%s ELSE first_value(w.v%d) OVER p%d END",
-				c, c, cols[c].mode == 2 ? "::numeric" : "", c, c);
-		if (cols[c].mode == 2)
-			evs__buf_printf(b, " + coalesce(sum(CASE w.m%d WHEN 2 THEN w.v%d WHEN 3 THEN"
-					   " -w.v%d END) OVER p%d, 0) END)::%s",
-					c, c, c, c, cols[c].type);
+		const struct fcol *f = &cols[c];
+
+		if (f->mode == 0)
+			evs__buf_printf(b, ", t.%s", f->q);
+		else if (f->mode == 4)
+			evs__buf_printf(b, ", w.v%d", c);
+		else if (f->mode == 1)
+			evs__buf_printf(b, ", CASE WHEN w.l%d IS NULL THEN t.%s ELSE j%d.v%d END", c, f->q,
+					c, c);
+		else if (f->mode == 2)
+			evs__buf_printf(b, ", (CASE WHEN w.n%d > 0 THEN NULL ELSE t.%s::numeric +"
+					   " coalesce(w.s%d, 0) END)::%s",
+					c, f->q, c, f->type);
+		else
+			evs__buf_printf(b, ", (CASE WHEN bool_or(w.m%d >= 2 AND w.v%d IS NULL) OVER p%d"
+					   " THEN NULL ELSE CASE WHEN w.g%d = 0 THEN t.%s::numeric ELSE"
+					   " first_value(w.v%d) OVER p%d END + coalesce(sum(CASE w.m%d"
+					   " WHEN 2 THEN w.v%d WHEN 3 THEN -w.v%d END) OVER p%d, 0) END)::%s",
+					c, c, c, c, f->q, c, c, c, c, c, c, f->type);
 		evs__buf_printf(b, " AS c%d", c);
 	}
-	evs__buf_puts(b, ", row_number() OVER (PARTITION BY w.k0");
-	for (k = 1; k < t->npk; k++)
-		evs__buf_printf(b, ", w.k%d", k);
-	evs__buf_puts(b, " ORDER BY w.o DESC) = 1 AS last FROM w WINDOW ");
+	evs__buf_printf(b, ", w.last FROM w JOIN %s t ON", tq);
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(b, "%s t.%s = w.k%d", k ? " AND" : "", cols[t->pk[k]].q, k);
+	for (c = 0; c < ncols; c++)
+		if (cols[c].mode == 1)
+			evs__buf_printf(b, " LEFT JOIN w j%d ON j%d.o = w.l%d", c, c, c);
 	for (c = 0, j = 0; c < ncols; c++)
-		if (cols[c].mode) {
-			evs__buf_printf(b, "%sp%d AS (PARTITION BY w.k0", j++ ? ", " : "", c);
-			for (k = 1; k < t->npk; k++)
-				evs__buf_printf(b, ", w.k%d", k);
+		if (cols[c].mode == 3) {
+			evs__buf_printf(b, "%sp%d AS (", j++ ? ", " : " WINDOW ", c);
+			put_keys(b, t, "w");
 			evs__buf_printf(b, ", w.g%d ORDER BY w.o)", c);
 		}
 	evs__buf_printf(b, "), up AS (UPDATE %s t SET ", tq);
@@ -406,7 +434,7 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 	for (c = 0; c < ncols; c++)
 		if (cols[c].mode && cols[c].notnull)
 			evs__buf_printf(b, " AND x.c%d IS NOT NULL", c);
-	evs__buf_printf(b, ") AS ok, x.o FROM x) y%s ORDER BY y.o", t->active ? "" : " WHERE NOT y.ok");
+	evs__buf_printf(b, ") AS ok, x.o FROM x) y%s", t->active ? "" : " WHERE NOT y.ok");
 }
 
 /* Plan the fold of table ti (its foldable UPDATEs) and prepare it. */
@@ -472,6 +500,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 			if (st->target.table != ti || st->target.kind != 'U' ||
 			    fo->nparams + st->nparams + 1 + t->npk > MAX_PARAMS)
 				continue;
+			memset(f, 0, sizeof *f);
 			f->st = st;
 			if (!parse_set(f, cols, n, names.ptr))
 				continue;
@@ -485,30 +514,40 @@ static int plan_table(struct evp__run *r, int ti, int id)
 				goto out;
 			if (!ok)
 				continue;
-			f->poff = fo->nparams;
-			fo->nparams += st->nparams;
+			/* its parameters into slots of their type it does not use yet */
+			for (k = 0; k < st->nparams; k++) {
+				int g, q;
+
+				for (g = 0; g < fo->nparams; g++) {
+					for (q = 0; q < k && f->slot[q] != g; q++)
+						;
+					if (fo->stype[g] == st->set.atypes[k] && q == k)
+						break;
+				}
+				if (g == fo->nparams)
+					fo->stype[fo->nparams++] = st->set.atypes[k];
+				f->slot[k] = g;
+			}
 			st->set.fold = ++fo->nfs;
 		}
 	if (!fo->nfs)
 		goto out;
-	for (j = 0; j < fo->nfs; j++)
-		for (i = 0; i < fo->fs[j].nit; i++) {
-			struct fcol *col = &cols[fo->fs[j].it[i].col];
+	for (c = 0; c < n; c++) {
+		int sets = 0, adds = 0;
 
-			if (fo->fs[j].it[i].op > 1)
-				col->mode = 2;
-			else if (!col->mode)
-				col->mode = 1;
-		}
+		for (j = 0; j < fo->nfs; j++)
+			for (i = 0; i < fo->fs[j].nit; i++)
+				if (fo->fs[j].it[i].col == c)
+					fo->fs[j].it[i].op > 1 ? adds++ : sets++;
+		cols[c].mode = adds ? (sets ? 3 : 2) : sets == fo->nfs ? 4 : sets ? 1 : 0;
+	}
 	fold_sql(&b, t, tq, fo, cols, n);
 	if (!evs__buf_cstr(&b))
 		goto oom;
 	{
 		Oid types[MAX_PARAMS] = {0};
 
-		for (j = 0; j < fo->nfs; j++)
-			memcpy(types + 1 + t->npk + fo->fs[j].poff, fo->fs[j].st->set.atypes,
-			       sizeof(Oid) * (size_t)fo->fs[j].st->nparams);
+		memcpy(types + 1 + t->npk, fo->stype, sizeof(Oid) * (size_t)fo->nparams);
 		snprintf(fo->pname, sizeof fo->pname, "evs_fold_%d", id);
 		PQclear(res);
 		res = PQprepare(r->conn, fo->pname, b.ptr, 1 + t->npk + fo->nparams, types);
@@ -570,7 +609,7 @@ int evp__fold_nparams(const struct fold *f)
 	return f->nparams;
 }
 
-int evp__fold_poff(const struct fold *f, int j)
+int evp__fold_slot(const struct fold *f, int j, int k)
 {
-	return f->fs[j].poff;
+	return f->fs[j].slot[k];
 }

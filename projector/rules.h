@@ -165,6 +165,6 @@ int evp__fold_plan(struct evp__run *r);
 void evp__fold_free(struct fold *f);
 const char *evp__fold_name(const struct fold *f);
 int evp__fold_nparams(const struct fold *f);
-int evp__fold_poff(const struct fold *f, int j);
+int evp__fold_slot(const struct fold *f, int j, int k);
 
 #endif

@@ -237,13 +237,13 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 	}
 	for (i = a; i < b; i++) {
 		const struct stmt *st = s->in[i].st;
-		const char *p = s->vals.ptr + s->in[i].vals;
-		int off = 1 + t->npk + evp__fold_poff(f, st->set.fold - 1);
+		const char *p = s->vals.ptr + s->in[i].vals, *x[MAX_PARAMS] = {0};
 
 		for (k = 0; k < st->nparams; k++) {
 			v[k] = *p++ ? p : NULL;
 			if (v[k])
 				p += strlen(p) + 1;
+			x[1 + t->npk + evp__fold_slot(f, st->set.fold - 1, k)] = v[k];
 		}
 		for (k = 0; k < na; k++)
 			if (i > a)
@@ -257,14 +257,11 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 			else
 				evs__buf_puts(&s->arr[1 + k], "NULL");
 		}
-		for (k = 1 + t->npk; k < na; k++) {
-			const char *x = k >= off && k < off + st->nparams ? v[k - off] : NULL;
-
-			if (x)
-				evp_array_elem(&s->arr[k], x, strlen(x));
+		for (k = 1 + t->npk; k < na; k++)
+			if (x[k])
+				evp_array_elem(&s->arr[k], x[k], strlen(x[k]));
 			else
 				evs__buf_puts(&s->arr[k], "NULL");
-		}
 	}
 	for (k = 0; k < na; k++) {
 		evs__buf_putc(&s->arr[k], '}');
@@ -322,6 +319,49 @@ static int send_group(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 	return EVP_OK;
 }
 
+struct ordrow {
+	long ord;
+	int row;
+};
+
+static int cmp_ord(const void *a, const void *b)
+{
+	const struct ordrow *x = a, *y = b;
+
+	return (x->ord > y->ord) - (x->ord < y->ord);
+}
+
+/* A fold's rows (t's columns, ok, evs_ord), in run order: versions of
+ * their events. Not ok: a NOT NULL column would be NULL after that
+ * event; one at a time fails there. */
+static int capture_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b,
+			const PGresult *res)
+{
+	int n = PQntuples(res), row, rc = EVP_OK;
+	struct ordrow *o = malloc(sizeof *o * (size_t)(n ? n : 1));
+
+	if (!o)
+		return EVP_NOMEM;
+	for (row = 0; row < n; row++) {
+		o[row].ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
+		o[row].row = row;
+		if (o[row].ord < 1 || (size_t)o[row].ord > b - a ||
+		    PQgetvalue(res, row, PQnfields(res) - 2)[0] != 't')
+			rc = EVP_INVALID;
+	}
+	if (n)
+		qsort(o, (size_t)n, sizeof *o, cmp_ord);
+	for (row = 0; row < n && rc == EVP_OK; row++) {
+		const struct inst *in = &s->in[a + (size_t)o[row].ord - 1];
+
+		rc = evp__history_capture_row(r->rules, in->st, res, o[row].row,
+					      r->batch.events[in->ev].ev.position,
+					      r->batch.events[in->ev].ev.recorded_at);
+	}
+	free(o);
+	return rc;
+}
+
 /* The rows a group's statement returned, as versions of their events. */
 static int capture(struct evp__run *r, struct setrun *s, size_t a, size_t b, const PGresult *res)
 {
@@ -330,23 +370,12 @@ static int capture(struct evp__run *r, struct setrun *s, size_t a, size_t b, con
 	evs__buf key = {0};
 	int row, rc = EVP_OK;
 
+	if (s->in[a].grp != st)
+		return capture_fold(r, s, a, b, res);
 	for (row = 0; row < PQntuples(res) && rc == EVP_OK; row++) {
 		size_t i = b;
 
-		if (s->in[a].grp != st) {
-			/* a fold's row: t's columns, ok, evs_ord; not ok: a NOT NULL
-			 * column would be NULL after that event */
-			long ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
-
-			if (ord >= 1 && (size_t)ord <= b - a &&
-			    PQgetvalue(res, row, PQnfields(res) - 2)[0] == 't')
-				i = a + (size_t)ord - 1;
-			if (i == b) {
-				rc = EVP_INVALID;
-				break;
-			}
-			st = s->in[i].st;
-		} else if (st->target.kind != 'I') {
+		if (st->target.kind != 'I') {
 			long ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
 
 			if (ord >= 1 && (size_t)ord <= b - a)
