@@ -329,12 +329,19 @@ static void put_keys(evs__buf *b, const struct htable *t, const char *p)
  * by every folded statement (the instance's own value). One sort of the
  * run's instances for all windows but those of mode 3.
  */
-static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const struct fold *fo,
-		     const struct fcol *cols, int ncols)
+static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const char *hq,
+		     const struct fold *fo, const struct fcol *cols, int ncols)
 {
+	evs__buf ok = {0};
 	int j, k, c;
 
-	evs__buf_puts(b, "WITH ev AS MATERIALIZED (SELECT u.o");
+	evs__buf_puts(&ok, "(true");
+	for (c = 0; c < ncols; c++)
+		if (cols[c].mode && cols[c].notnull)
+			evs__buf_printf(&ok, " AND x.c%d IS NOT NULL", c);
+	evs__buf_putc(&ok, ')');
+
+	evs__buf_puts(b, "WITH ev AS MATERIALIZED (SELECT u.o, u.pos, u.at");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", u.k%d", k);
 	for (c = 0; c < ncols; c++) {
@@ -362,12 +369,14 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 		evs__buf_printf(b, ", $%d::%s[]", k + 2, cols[t->pk[k]].type);
 	for (k = 0; k < fo->nparams; k++)
 		evs__buf_printf(b, ", $%d", k + 2 + t->npk);
+	evs__buf_printf(b, ", $%d::bigint[], $%d::timestamptz[]", fo->nparams + 2 + t->npk,
+			fo->nparams + 3 + t->npk);
 	evs__buf_puts(b, ") WITH ORDINALITY AS u(sid");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", k%d", k);
 	for (k = 0; k < fo->nparams; k++)
 		evs__buf_printf(b, ", q%d", k);
-	evs__buf_puts(b, ", o)), w AS MATERIALIZED (SELECT ev.*");
+	evs__buf_puts(b, ", pos, at, o)), w AS MATERIALIZED (SELECT ev.*");
 	for (c = 0; c < ncols; c++) {
 		if (cols[c].mode == 1)
 			evs__buf_printf(b, ", max(CASE WHEN ev.m%d = 1 THEN ev.o END) OVER wk AS l%d", c,
@@ -380,9 +389,13 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 		else if (cols[c].mode == 3)
 			evs__buf_printf(b, ", count(*) FILTER (WHERE ev.m%d = 1) OVER wk AS g%d", c, c);
 	}
-	evs__buf_puts(b, ", lead(ev.o) OVER wk IS NULL AS last FROM ev WINDOW wk AS (");
+	evs__buf_puts(b, ", lead(ev.o) OVER wk AS nexto, lead(ev.pos) OVER wk AS npos,"
+			 " lead(ev.at) OVER wk AS nat, first_value(ev.pos) OVER wk AS fpos"
+			 " FROM ev WINDOW wk AS (");
 	put_keys(b, t, "ev");
-	evs__buf_puts(b, " ORDER BY ev.o)), x AS MATERIALIZED (SELECT w.o");
+	evs__buf_puts(b, " ORDER BY ev.o)), x AS MATERIALIZED (SELECT w.o, w.pos, w.at, w.nexto,"
+			 " w.npos, w.nat, w.fpos, w.nexto IS NULL AS last,"
+			 " w.npos IS DISTINCT FROM w.pos AS ver");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", w.k%d", k);
 	for (c = 0; c < ncols; c++) {
@@ -407,7 +420,7 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 					c, c, c, c, f->q, c, c, c, c, c, c, f->type);
 		evs__buf_printf(b, " AS c%d", c);
 	}
-	evs__buf_printf(b, ", w.last FROM w JOIN %s t ON", tq);
+	evs__buf_printf(b, " FROM w JOIN %s t ON", tq);
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, "%s t.%s = w.k%d", k ? " AND" : "", cols[t->pk[k]].q, k);
 	for (c = 0; c < ncols; c++)
@@ -426,15 +439,26 @@ static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const 
 	evs__buf_puts(b, " FROM x WHERE x.last");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, " AND t.%s = x.k%d", cols[t->pk[k]].q, k);
-	/* a temporal table's versions: every row; else only failures */
-	evs__buf_puts(b, ") SELECT * FROM (SELECT ");
+	evs__buf_putc(b, ')');
+	/* versions (the last instance of an event in a key's run) between
+	 * the first and the last of a run, written here; the first (ending
+	 * at the next, nexto) and the last go back as captures */
+	if (t->active) {
+		evs__buf_printf(b, ", hi AS (INSERT INTO %s SELECT ", hq);
+		for (c = 0; c < ncols; c++)
+			evs__buf_printf(b, "x.c%d, ", c);
+		evs__buf_puts(b, "x.pos, x.npos, x.at, x.nat FROM x WHERE x.ver AND NOT x.last"
+				 " AND x.pos <> x.fpos)");
+	}
+	evs__buf_puts(b, " SELECT ");
 	for (c = 0; c < ncols; c++)
 		evs__buf_printf(b, "x.c%d, ", c);
-	evs__buf_puts(b, "(true");
-	for (c = 0; c < ncols; c++)
-		if (cols[c].mode && cols[c].notnull)
-			evs__buf_printf(b, " AND x.c%d IS NOT NULL", c);
-	evs__buf_printf(b, ") AS ok, x.o FROM x) y%s", t->active ? "" : " WHERE NOT y.ok");
+	evs__buf_putn(b, ok.ptr, ok.len);
+	evs__buf_puts(b, ", CASE WHEN x.last THEN NULL ELSE x.nexto END, x.o FROM x WHERE NOT ");
+	evs__buf_putn(b, ok.ptr, ok.len);
+	if (t->active)
+		evs__buf_puts(b, " OR (x.ver AND (x.last OR x.pos = x.fpos))");
+	evs__buf_free(&ok);
 }
 
 /* Plan the fold of table ti (its foldable UPDATEs) and prepare it. */
@@ -445,7 +469,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 	struct fold *fo = NULL;
 	struct fcol *cols = NULL;
 	evs__buf b = {0}, names = {0};
-	char tq[300];
+	char tq[300], hq[320];
 	const char *vals[1];
 	PGresult *res = NULL;
 	int i, j, c, n, nst = 0, rc = EVP_OK;
@@ -456,6 +480,11 @@ static int plan_table(struct evp__run *r, int ti, int id)
 		if (!e)
 			return EVP_NOMEM;
 		snprintf(tq, sizeof tq, "%s", e);
+		PQfreemem(e);
+		snprintf(hq, sizeof hq, "%s_history", t->name);
+		if (!(e = PQescapeIdentifier(r->conn, hq, strlen(hq))))
+			return EVP_NOMEM;
+		snprintf(hq, sizeof hq, "%s", e);
 		PQfreemem(e);
 	}
 	vals[0] = tq;
@@ -498,7 +527,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 			int k;
 
 			if (st->target.table != ti || st->target.kind != 'U' ||
-			    fo->nparams + st->nparams + 1 + t->npk > MAX_PARAMS)
+			    fo->nparams + st->nparams + 3 + t->npk > MAX_PARAMS)
 				continue;
 			memset(f, 0, sizeof *f);
 			f->st = st;
@@ -541,7 +570,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					fo->fs[j].it[i].op > 1 ? adds++ : sets++;
 		cols[c].mode = adds ? (sets ? 3 : 2) : sets == fo->nfs ? 4 : sets ? 1 : 0;
 	}
-	fold_sql(&b, t, tq, fo, cols, n);
+	fold_sql(&b, t, tq, hq, fo, cols, n);
 	if (!evs__buf_cstr(&b))
 		goto oom;
 	{
@@ -550,7 +579,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 		memcpy(types + 1 + t->npk, fo->stype, sizeof(Oid) * (size_t)fo->nparams);
 		snprintf(fo->pname, sizeof fo->pname, "evs_fold_%d", id);
 		PQclear(res);
-		res = PQprepare(r->conn, fo->pname, b.ptr, 1 + t->npk + fo->nparams, types);
+		res = PQprepare(r->conn, fo->pname, b.ptr, 3 + t->npk + fo->nparams, types);
 	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		evp__logm(r, EVS_LOG_INFO, "table \"%s\": its UPDATEs are not folded: %s", t->name,

@@ -54,6 +54,7 @@ int evp__history_capture_row(evp_rules *rs, const struct stmt *st, const PGresul
 		h->at = recorded_at;
 		h->seq = rs->seq++;
 		h->del = st->target.kind == 'D';
+		h->end_pos = 0;
 		h->off = t->data.len;
 		for (k = 0; k < t->npk; k++) {
 			uint32_t l = (uint32_t)PQgetlength(res, row, t->pk[k]);
@@ -75,6 +76,17 @@ int evp__history_capture_row(evp_rules *rs, const struct stmt *st, const PGresul
 		t->nrows++;
 	}
 	return EVP_OK;
+}
+
+void evp__history_end_last(evp_rules *rs, const struct stmt *st, uint64_t position,
+			   int64_t recorded_at)
+{
+	struct htable *t = &rs->tables_v[st->target.table];
+
+	if (t->active && t->nrows) {
+		t->rows[t->nrows - 1].end_pos = position;
+		t->rows[t->nrows - 1].end_at = recorded_at;
+	}
 }
 
 uint32_t evp__history_mark(const evp_rules *rs)
@@ -195,6 +207,7 @@ static int copy_versions(struct evp__run *r, struct htable *t, evs__buf *tmp)
 	evs__buf_reset(b);
 	for (i = 0; i < t->nrows; i++) {
 		const struct hrow *h = &t->rows[i], *next = NULL;
+		struct hrow end;
 		size_t j = i + 1;
 
 		/* the last capture of its key and position counts */
@@ -207,6 +220,11 @@ static int copy_versions(struct evp__run *r, struct htable *t, evs__buf *tmp)
 		if (j < t->nrows && h->keylen == h[1].keylen &&
 		    memcmp(h->key, h[1].key, h->keylen) == 0)
 			next = &h[1];
+		if (h->end_pos) {
+			end.pos = h->end_pos;
+			end.at = h->end_at;
+			next = &end;
+		}
 		evs__buf_putn(b, t->data.ptr + h->off + h->keylen, h->rowlen);
 		evs__buf_printf(b, "\t%llu\t", (unsigned long long)h->pos);
 		if (next)

@@ -91,6 +91,8 @@ struct hrow {
 	size_t off; /* key then row in htable.data */
 	uint32_t keylen, rowlen;
 	const char *key; /* set before sorting */
+	uint64_t end_pos; /* not 0: it ends there (fold.c), not at the next capture */
+	int64_t end_at;
 };
 
 /* A listed table and, when temporal, its history (history.c). */
@@ -166,5 +168,10 @@ void evp__fold_free(struct fold *f);
 const char *evp__fold_name(const struct fold *f);
 int evp__fold_nparams(const struct fold *f);
 int evp__fold_slot(const struct fold *f, int j, int k);
+
+/* history_write.c: the last capture of st's table ends at (position,
+ * recorded_at): the versions between were written by a fold. */
+void evp__history_end_last(evp_rules *rs, const struct stmt *st, uint64_t position,
+			   int64_t recorded_at);
 
 #endif

@@ -227,7 +227,8 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 {
 	const struct fold *f = s->in[a].grp;
 	const struct htable *t = &r->rules->tables_v[s->in[a].st->target.table];
-	int na = 1 + t->npk + evp__fold_nparams(f), k;
+	int na = 3 + t->npk + evp__fold_nparams(f), k;
+	evs__buf tmp = {0};
 	const char *pv[MAX_PARAMS], *v[MAX_PARAMS];
 	size_t i;
 
@@ -257,12 +258,18 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 			else
 				evs__buf_puts(&s->arr[1 + k], "NULL");
 		}
-		for (k = 1 + t->npk; k < na; k++)
+		evs__buf_printf(&s->arr[na - 2], "%llu",
+				(unsigned long long)r->batch.events[s->in[i].ev].ev.position);
+		evs__buf_reset(&tmp);
+		evs__time_pg_text(&tmp, r->batch.events[s->in[i].ev].ev.recorded_at);
+		evp_array_elem(&s->arr[na - 1], tmp.ptr, tmp.len);
+		for (k = 1 + t->npk; k < na - 2; k++)
 			if (x[k])
 				evp_array_elem(&s->arr[k], x[k], strlen(x[k]));
 			else
 				evs__buf_puts(&s->arr[k], "NULL");
 	}
+	evs__buf_free(&tmp);
 	for (k = 0; k < na; k++) {
 		evs__buf_putc(&s->arr[k], '}');
 		if (!evs__buf_cstr(&s->arr[k])) {
@@ -331,9 +338,10 @@ static int cmp_ord(const void *a, const void *b)
 	return (x->ord > y->ord) - (x->ord < y->ord);
 }
 
-/* A fold's rows (t's columns, ok, evs_ord), in run order: versions of
- * their events. Not ok: a NOT NULL column would be NULL after that
- * event; one at a time fails there. */
+/* A fold's rows (t's columns, ok, the next instance of its key when the
+ * row is the first version of a run of several, evs_ord), in run order:
+ * versions of their events. Not ok: a NOT NULL column would be NULL
+ * after that event; one at a time fails there. */
 static int capture_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b,
 			const PGresult *res)
 {
@@ -346,17 +354,30 @@ static int capture_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b
 		o[row].ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
 		o[row].row = row;
 		if (o[row].ord < 1 || (size_t)o[row].ord > b - a ||
-		    PQgetvalue(res, row, PQnfields(res) - 2)[0] != 't')
+		    PQgetvalue(res, row, PQnfields(res) - 3)[0] != 't')
 			rc = EVP_INVALID;
 	}
 	if (n)
 		qsort(o, (size_t)n, sizeof *o, cmp_ord);
 	for (row = 0; row < n && rc == EVP_OK; row++) {
 		const struct inst *in = &s->in[a + (size_t)o[row].ord - 1];
+		const evs_event *end = NULL;
+		int nc = PQnfields(res) - 2;
 
+		if (!PQgetisnull(res, o[row].row, nc)) {
+			long e = atol(PQgetvalue(res, o[row].row, nc));
+
+			if (e < 1 || (size_t)e > b - a) {
+				rc = EVP_INVALID;
+				break;
+			}
+			end = &r->batch.events[s->in[a + (size_t)e - 1].ev].ev;
+		}
 		rc = evp__history_capture_row(r->rules, in->st, res, o[row].row,
 					      r->batch.events[in->ev].ev.position,
 					      r->batch.events[in->ev].ev.recorded_at);
+		if (rc == EVP_OK && end)
+			evp__history_end_last(r->rules, in->st, end->position, end->recorded_at);
 	}
 	free(o);
 	return rc;
