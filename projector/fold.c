@@ -31,30 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules.h"
-
-struct fcol {
-	char *q;    /* quote_ident(name) */
-	char *type; /* format_type */
-	unsigned oid;
-	int typmod;
-	bool notnull, plain; /* plain: base type, not generated */
-	int mode;            /* see fold_sql() */
-};
-
-/* one SET item of a foldable statement */
-struct fitem {
-	int col;
-	int op; /* 1 "c = E", 2 "c = c + E", 3 "c = c - E" */
-	size_t e, elen; /* E in st->sql */
-};
-
-struct fstmt {
-	struct stmt *st;
-	struct fitem it[SET_MAX_COLS];
-	int nit;
-	int slot[MAX_PARAMS]; /* its $k+1 is the fold's array slot[k] (shared by type) */
-};
+#include "fold.h"
 
 /* scanner over st->sql: one token from *i; returns its kind */
 enum { K_END, K_WORD, K_PARAM, K_NUM, K_STR, K_OP };
@@ -83,7 +60,8 @@ static int scan(const char *s, size_t end, size_t *i, size_t *start, size_t *len
 		*len = j + 1 - *i, *i = j + 1;
 		return K_STR;
 	}
-	if (isdigit((unsigned char)s[j]) || (s[j] == '.' && j + 1 < end && isdigit((unsigned char)s[j + 1]))) {
+	if (isdigit((unsigned char)s[j]) ||
+	    (s[j] == '.' && j + 1 < end && isdigit((unsigned char)s[j + 1]))) {
 		while (j < end && (isalnum((unsigned char)s[j]) || s[j] == '.'))
 			j++;
 		*len = j - *i, *i = j;
@@ -125,8 +103,8 @@ static bool expr_ok(const char *s, size_t a, size_t b)
 	while ((k = scan(s, b, &i, &st, &len)) != K_END) {
 		n++;
 		if (k == K_WORD) {
-			if (!cast && !word_is(s + st, len, "true") && !word_is(s + st, len, "false") &&
-			    !word_is(s + st, len, "null"))
+			if (!cast && !word_is(s + st, len, "true") &&
+			    !word_is(s + st, len, "false") && !word_is(s + st, len, "null"))
 				return false;
 			continue; /* type names run on: "double precision" */
 		}
@@ -158,7 +136,8 @@ static bool parse_set(struct fstmt *f, const struct fcol *cols, int ncols, const
 	size_t i = 0, st, len, end = f->st->set.at;
 	int k, depth = 0;
 
-	while ((k = scan(s, end, &i, &st, &len)) != K_END && !(k == K_WORD && word_is(s + st, len, "set")))
+	while ((k = scan(s, end, &i, &st, &len)) != K_END &&
+	       !(k == K_WORD && word_is(s + st, len, "set")))
 		;
 	if (k == K_END)
 		return false;
@@ -172,12 +151,13 @@ static bool parse_set(struct fstmt *f, const struct fcol *cols, int ncols, const
 		if (f->nit == SET_MAX_COLS || scan(s, end, &i, &cst, &clen) != K_WORD)
 			return false;
 		for (c = 0; c < ncols; c++, nm += strlen(nm) + 1)
-			if (s[cst] == '"' ? (clen == strlen(nm) + 2 && strncmp(s + cst + 1, nm, clen - 2) == 0)
+			if (s[cst] == '"' ? (clen == strlen(nm) + 2 &&
+					     strncmp(s + cst + 1, nm, clen - 2) == 0)
 					  : word_is(s + cst, clen, nm))
 				break;
 		if (c == ncols || scan(s, end, &i, &st, &len) != K_OP || s[st] != '=')
 			return false;
-		for (a = i, e = i; (k = scan(s, end, &e, &st, &len)) != K_END; ) {
+		for (a = i, e = i; (k = scan(s, end, &e, &st, &len)) != K_END;) {
 			if (k == K_OP && s[st] == '(')
 				depth++;
 			else if (k == K_OP && s[st] == ')')
@@ -210,33 +190,6 @@ static bool parse_set(struct fstmt *f, const struct fcol *cols, int ncols, const
 	return f->nit > 0;
 }
 
-/* $n of E as u.s<j>_<n> */
-static void put_e(evs__buf *b, const struct fstmt *f, const struct fitem *it)
-{
-	const char *s = f->st->sql + it->e;
-	size_t len = it->elen;
-	size_t i = 0;
-
-	while (i < len) {
-		if (s[i] == '\'') {
-			size_t k = i + 1;
-
-			while (k < len && s[k] != '\'')
-				k++;
-			evs__buf_putn(b, s + i, k + 1 - i);
-			i = k + 1;
-		} else if (s[i] == '$' && i + 1 < len && isdigit((unsigned char)s[i + 1])) {
-			int n = 0;
-
-			for (i++; i < len && isdigit((unsigned char)s[i]); i++)
-				n = n * 10 + (s[i] - '0');
-			evs__buf_printf(b, "u.q%d", f->slot[n - 1]);
-		} else {
-			evs__buf_putc(b, s[i++]);
-		}
-	}
-}
-
 /* Types PostgreSQL gives "(E)" and "c OP (E)" of f's items, checked. */
 static int types_ok(PGconn *conn, const char *tq, struct fstmt *f, struct fcol *cols, bool *ok)
 {
@@ -257,8 +210,8 @@ static int types_ok(PGconn *conn, const char *tq, struct fstmt *f, struct fcol *
 
 		evs__buf_printf(&b, "%s(%.*s)", k ? ", " : "", (int)it->elen, f->st->sql + it->e);
 		if (it->op > 1)
-			evs__buf_printf(&b, ", (%s %c (%.*s))", cols[it->col].q, it->op == 2 ? '+' : '-',
-					(int)it->elen, f->st->sql + it->e);
+			evs__buf_printf(&b, ", (%s %c (%.*s))", cols[it->col].q,
+					it->op == 2 ? '+' : '-', (int)it->elen, f->st->sql + it->e);
 	}
 	evs__buf_printf(&b, " FROM %s", tq);
 	if (!evs__buf_cstr(&b)) {
@@ -284,7 +237,8 @@ static int types_ok(PGconn *conn, const char *tq, struct fstmt *f, struct fcol *
 				*ok = e == c->oid;
 			else
 				*ok = PQftype(res, n++) == c->oid &&
-				      (c->oid == 20 || c->oid == 21 || c->oid == 23 || c->oid == 1700);
+				      (c->oid == 20 || c->oid == 21 || c->oid == 23 ||
+				       c->oid == 1700);
 		}
 	}
 	PQclear(res);
@@ -296,169 +250,12 @@ out:
 	return rc;
 }
 
-struct fold {
-	char pname[32];
-	struct fstmt *fs;
-	int nfs, nparams; /* nparams: array slots */
-	Oid stype[MAX_PARAMS];
-};
-
 void evp__fold_free(struct fold *f)
 {
 	if (f) {
 		free(f->fs);
 		free(f);
 	}
-}
-
-/* " PARTITION BY <p>.k0, .." */
-static void put_keys(evs__buf *b, const struct htable *t, const char *p)
-{
-	int k;
-
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, "%s%s.k%d", k ? ", " : " PARTITION BY ", p, k);
-}
-
-/*
- * The fold statement of table t. Column modes: 0 untouched, 1 assigned
- * by some folded statements (the value of the last assignment: a look-up
- * of that instance), 2 only incremented (the row's value plus a running
- * sum), 3 both (sums per stretch after an assignment: a window of its
- * own, so that the scale of the sum is that of the stretch), 4 assigned
- * by every folded statement (the instance's own value). One sort of the
- * run's instances for all windows but those of mode 3.
- */
-static void fold_sql(evs__buf *b, const struct htable *t, const char *tq, const char *hq,
-		     const struct fold *fo, const struct fcol *cols, int ncols)
-{
-	evs__buf ok = {0};
-	int j, k, c;
-
-	evs__buf_puts(&ok, "(true");
-	for (c = 0; c < ncols; c++)
-		if (cols[c].mode && cols[c].notnull)
-			evs__buf_printf(&ok, " AND x.c%d IS NOT NULL", c);
-	evs__buf_putc(&ok, ')');
-
-	evs__buf_puts(b, "WITH ev AS MATERIALIZED (SELECT u.o, u.pos, u.at");
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, ", u.k%d", k);
-	for (c = 0; c < ncols; c++) {
-		if (!cols[c].mode)
-			continue;
-		evs__buf_puts(b, ", CASE u.sid");
-		for (j = 0; j < fo->nfs; j++)
-			for (k = 0; k < fo->fs[j].nit; k++)
-				if (fo->fs[j].it[k].col == c) {
-					evs__buf_printf(b, " WHEN %d THEN (", j);
-					put_e(b, &fo->fs[j], &fo->fs[j].it[k]);
-					evs__buf_puts(b, cols[c].mode == 2 || cols[c].mode == 3
-								 ? ")::numeric"
-								 : ")");
-				}
-		evs__buf_printf(b, " END AS v%d, CASE u.sid", c);
-		for (j = 0; j < fo->nfs; j++)
-			for (k = 0; k < fo->fs[j].nit; k++)
-				if (fo->fs[j].it[k].col == c)
-					evs__buf_printf(b, " WHEN %d THEN %d", j, fo->fs[j].it[k].op);
-		evs__buf_printf(b, " ELSE 0 END AS m%d", c);
-	}
-	evs__buf_puts(b, " FROM unnest($1::int[]");
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, ", $%d::%s[]", k + 2, cols[t->pk[k]].type);
-	for (k = 0; k < fo->nparams; k++)
-		evs__buf_printf(b, ", $%d", k + 2 + t->npk);
-	evs__buf_printf(b, ", $%d::bigint[], $%d::timestamptz[]", fo->nparams + 2 + t->npk,
-			fo->nparams + 3 + t->npk);
-	evs__buf_puts(b, ") WITH ORDINALITY AS u(sid");
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, ", k%d", k);
-	for (k = 0; k < fo->nparams; k++)
-		evs__buf_printf(b, ", q%d", k);
-	evs__buf_puts(b, ", pos, at, o)), w AS MATERIALIZED (SELECT ev.*");
-	for (c = 0; c < ncols; c++) {
-		if (cols[c].mode == 1)
-			evs__buf_printf(b, ", max(CASE WHEN ev.m%d = 1 THEN ev.o END) OVER wk AS l%d", c,
-					c);
-		else if (cols[c].mode == 2)
-			evs__buf_printf(b, ", sum(CASE ev.m%d WHEN 2 THEN ev.v%d WHEN 3 THEN -ev.v%d END)"
-					   " OVER wk AS s%d, count(*) FILTER (WHERE ev.m%d >= 2 AND"
-					   " ev.v%d IS NULL) OVER wk AS n%d",
-					c, c, c, c, c, c, c);
-		else if (cols[c].mode == 3)
-			evs__buf_printf(b, ", count(*) FILTER (WHERE ev.m%d = 1) OVER wk AS g%d", c, c);
-	}
-	evs__buf_puts(b, ", lead(ev.o) OVER wk AS nexto, lead(ev.pos) OVER wk AS npos,"
-			 " lead(ev.at) OVER wk AS nat, first_value(ev.pos) OVER wk AS fpos"
-			 " FROM ev WINDOW wk AS (");
-	put_keys(b, t, "ev");
-	evs__buf_puts(b, " ORDER BY ev.o)), x AS MATERIALIZED (SELECT w.o, w.pos, w.at, w.nexto,"
-			 " w.npos, w.nat, w.fpos, w.nexto IS NULL AS last,"
-			 " w.npos IS DISTINCT FROM w.pos AS ver");
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, ", w.k%d", k);
-	for (c = 0; c < ncols; c++) {
-		const struct fcol *f = &cols[c];
-
-		if (f->mode == 0)
-			evs__buf_printf(b, ", t.%s", f->q);
-		else if (f->mode == 4)
-			evs__buf_printf(b, ", w.v%d", c);
-		else if (f->mode == 1)
-			evs__buf_printf(b, ", CASE WHEN w.l%d IS NULL THEN t.%s ELSE j%d.v%d END", c, f->q,
-					c, c);
-		else if (f->mode == 2)
-			evs__buf_printf(b, ", (CASE WHEN w.n%d > 0 THEN NULL ELSE t.%s::numeric +"
-					   " coalesce(w.s%d, 0) END)::%s",
-					c, f->q, c, f->type);
-		else
-			evs__buf_printf(b, ", (CASE WHEN bool_or(w.m%d >= 2 AND w.v%d IS NULL) OVER p%d"
-					   " THEN NULL ELSE CASE WHEN w.g%d = 0 THEN t.%s::numeric ELSE"
-					   " first_value(w.v%d) OVER p%d END + coalesce(sum(CASE w.m%d"
-					   " WHEN 2 THEN w.v%d WHEN 3 THEN -w.v%d END) OVER p%d, 0) END)::%s",
-					c, c, c, c, f->q, c, c, c, c, c, c, f->type);
-		evs__buf_printf(b, " AS c%d", c);
-	}
-	evs__buf_printf(b, " FROM w JOIN %s t ON", tq);
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, "%s t.%s = w.k%d", k ? " AND" : "", cols[t->pk[k]].q, k);
-	for (c = 0; c < ncols; c++)
-		if (cols[c].mode == 1)
-			evs__buf_printf(b, " LEFT JOIN w j%d ON j%d.o = w.l%d", c, c, c);
-	for (c = 0, j = 0; c < ncols; c++)
-		if (cols[c].mode == 3) {
-			evs__buf_printf(b, "%sp%d AS (", j++ ? ", " : " WINDOW ", c);
-			put_keys(b, t, "w");
-			evs__buf_printf(b, ", w.g%d ORDER BY w.o)", c);
-		}
-	evs__buf_printf(b, "), up AS (UPDATE %s t SET ", tq);
-	for (c = 0, j = 0; c < ncols; c++)
-		if (cols[c].mode)
-			evs__buf_printf(b, "%s%s = x.c%d", j++ ? ", " : "", cols[c].q, c);
-	evs__buf_puts(b, " FROM x WHERE x.last");
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, " AND t.%s = x.k%d", cols[t->pk[k]].q, k);
-	evs__buf_putc(b, ')');
-	/* versions (the last instance of an event in a key's run) between
-	 * the first and the last of a run, written here; the first (ending
-	 * at the next, nexto) and the last go back as captures */
-	if (t->active) {
-		evs__buf_printf(b, ", hi AS (INSERT INTO %s SELECT ", hq);
-		for (c = 0; c < ncols; c++)
-			evs__buf_printf(b, "x.c%d, ", c);
-		evs__buf_puts(b, "x.pos, x.npos, x.at, x.nat FROM x WHERE x.ver AND NOT x.last"
-				 " AND x.pos <> x.fpos)");
-	}
-	evs__buf_puts(b, " SELECT ");
-	for (c = 0; c < ncols; c++)
-		evs__buf_printf(b, "x.c%d, ", c);
-	evs__buf_putn(b, ok.ptr, ok.len);
-	evs__buf_puts(b, ", CASE WHEN x.last THEN NULL ELSE x.nexto END, x.o FROM x WHERE NOT ");
-	evs__buf_putn(b, ok.ptr, ok.len);
-	if (t->active)
-		evs__buf_puts(b, " OR (x.ver AND (x.last OR x.pos = x.fpos))");
-	evs__buf_free(&ok);
 }
 
 /* Plan the fold of table ti (its foldable UPDATEs) and prepare it. */
@@ -488,16 +285,17 @@ static int plan_table(struct evp__run *r, int ti, int id)
 		PQfreemem(e);
 	}
 	vals[0] = tq;
-	rc = evp__exec(r, PGRES_TUPLES_OK, &res,
-		       "SELECT quote_ident(a.attname), a.attname, format_type(a.atttypid, a.atttypmod),"
-		       " a.atttypid, a.atttypmod, a.attnotnull,"
-		       " a.attgenerated = '' AND y.typtype = 'b',"
-		       " (SELECT count(*) FROM pg_constraint WHERE conrelid = a.attrelid"
-		       " AND contype NOT IN ('p', 'n', 'f', 'u'))"
-		       " FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid"
-		       " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
-		       " AND NOT a.attisdropped ORDER BY a.attnum",
-		       1, vals, "could not read the columns of \"%s\"", t->name);
+	rc = evp__exec(
+		r, PGRES_TUPLES_OK, &res,
+		"SELECT quote_ident(a.attname), a.attname, format_type(a.atttypid, a.atttypmod),"
+		" a.atttypid, a.atttypmod, a.attnotnull,"
+		" a.attgenerated = '' AND y.typtype = 'b',"
+		" (SELECT count(*) FROM pg_constraint WHERE conrelid = a.attrelid"
+		" AND contype NOT IN ('p', 'n', 'f', 'u'))"
+		" FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid"
+		" WHERE a.attrelid = to_regclass($1) AND a.attnum > 0"
+		" AND NOT a.attisdropped ORDER BY a.attnum",
+		1, vals, "could not read the columns of \"%s\"", t->name);
 	if (rc)
 		return rc;
 	n = PQntuples(res);
@@ -570,7 +368,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					fo->fs[j].it[i].op > 1 ? adds++ : sets++;
 		cols[c].mode = adds ? (sets ? 3 : 2) : sets == fo->nfs ? 4 : sets ? 1 : 0;
 	}
-	fold_sql(&b, t, tq, hq, fo, cols, n);
+	evp__fold_sql(&b, t, tq, hq, fo, cols, n);
 	if (!evs__buf_cstr(&b))
 		goto oom;
 	{

@@ -90,7 +90,7 @@ struct hrow {
 	bool del;
 	size_t off; /* key then row in htable.data */
 	uint32_t keylen, rowlen;
-	const char *key; /* set before sorting */
+	const char *key;  /* set before sorting */
 	uint64_t end_pos; /* not 0: it ends there (fold.c), not at the next capture */
 	int64_t end_at;
 };

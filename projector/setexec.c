@@ -37,11 +37,11 @@ struct inst {
 	uint32_t ev;    /* index in the batch */
 	uint32_t round; /* from 1 */
 	const struct stmt *st;
-	int sid;     /* statement order in the projection */
+	int sid;         /* statement order in the projection */
 	const void *grp; /* its group: st, or its table's fold */
 	int gsid;        /* sid, or for a fold -1 - table */
-	size_t vals; /* its values in the value buffer */
-	size_t key;  /* its key in the key buffer */
+	size_t vals;     /* its values in the value buffer */
+	size_t key;      /* its key in the key buffer */
 	uint32_t keylen;
 };
 
@@ -84,7 +84,8 @@ static uint32_t round_of(struct setrun *s, size_t key, uint32_t len, bool fold)
 			sl->run = fold;
 			return 1;
 		}
-		if (sl->keylen == len && memcmp(s->keys.ptr + sl->key, s->keys.ptr + key, len) == 0) {
+		if (sl->keylen == len &&
+		    memcmp(s->keys.ptr + sl->key, s->keys.ptr + key, len) == 0) {
 			/* a run of folded UPDATEs of one row is one statement */
 			if (fold && sl->run)
 				return sl->round;
@@ -187,7 +188,8 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 			in->ev = (uint32_t)i;
 			in->st = st;
 			in->sid = (int)(st - ru->stmts) + (int)(ru - rs->rules) * 1000;
-			in->grp = st->set.fold && t->fold ? (const void *)t->fold : (const void *)st;
+			in->grp =
+				st->set.fold && t->fold ? (const void *)t->fold : (const void *)st;
 			in->gsid = in->grp == st ? in->sid : -1 - st->target.table;
 			in->vals = s->vals.len;
 			for (k = 0; k < st->nparams; k++) {

@@ -51,8 +51,8 @@ static const char migration[] =
 	" bal numeric, small integer NOT NULL DEFAULT 0, \"N\" bigint, note text,"
 	" version bigint NOT NULL);\n";
 
-static const char *const types[] = {"Open", "Add", "Add", "Add", "Sub", "Sub", "Set",
-				    "Small", "Owner", "Twice", "Close"};
+static const char *const types[] = {"Open", "Add",   "Add",   "Add",   "Sub",  "Sub",
+				    "Set",  "Small", "Owner", "Twice", "Close"};
 
 static char *write_file(const char *dir, const char *name, const char *text)
 {
@@ -102,7 +102,8 @@ static void append(evs_store *s, uint64_t *rng, int keys)
 	else
 		pack_str(&pk, r % 2 ? "ann" : "bob\t\\\"'");
 	pack_str(&pk, "k");
-	msgpack_pack_int64(&pk, r % 53 == 0 ? (r / 53 % 2 ? 1000000000 : -1000000000) : (long long)(r % 100) - 50);
+	msgpack_pack_int64(&pk, r % 53 == 0 ? (r / 53 % 2 ? 1000000000 : -1000000000)
+					    : (long long)(r % 100) - 50);
 	pack_str(&pk, "note");
 	if (r % 5 == 0)
 		msgpack_pack_nil(&pk);
