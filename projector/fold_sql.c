@@ -64,7 +64,7 @@ void evp__fold_sql(evs__buf *b, const struct htable *t, const char *tq, const ch
 			evs__buf_printf(&ok, " AND x.c%d IS NOT NULL", c);
 	evs__buf_putc(&ok, ')');
 
-	evs__buf_puts(b, "WITH ev AS MATERIALIZED (SELECT u.o, u.pos, u.at");
+	evs__buf_puts(b, "WITH ev AS (SELECT u.o, u.pos, u.at");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", u.k%d", k);
 	for (c = 0; c < ncols; c++) {
