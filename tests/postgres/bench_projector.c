@@ -25,6 +25,9 @@
  * bulk mode: EVS_BENCH_BULK_THRESHOLD=0. EVS_BENCH_ONLY_A /
  * EVS_BENCH_ONLY_AB stop after a / b; EVS_BENCH_ONLY_C runs the ceiling
  * and c, c0 only; EVS_BENCH_DEBUG=1 logs every batch with timestamps.
+ * The projector's own switches compare execution paths: EVS_PROJECTOR_NO_FOLD=1
+ * (set-based rounds without folding runs of UPDATEs, projector/fold.c),
+ * EVS_PROJECTOR_PER_EVENT=1 (one event at a time).
  *
  * Ceiling: binary COPY of the same rows (the evs.events columns, data
  * and metadata as jsonb) into an unindexed table, chunks of 50,000 rows
