@@ -24,7 +24,8 @@
  * when evp_run returns, i.e. after the index builds. To compare without
  * bulk mode: EVS_BENCH_BULK_THRESHOLD=0. EVS_BENCH_ONLY_A /
  * EVS_BENCH_ONLY_AB stop after a / b; EVS_BENCH_ONLY_C runs the ceiling
- * and c, c0 only; EVS_BENCH_DEBUG=1 logs every batch with timestamps.
+ * and c, c0 only; EVS_BENCH_ONLY_LIVE the ceiling and the live figure;
+ * EVS_BENCH_DEBUG=1 logs every batch with timestamps.
  * The projector's own switches compare execution paths: EVS_PROJECTOR_NO_FOLD=1
  * (set-based rounds without folding runs of UPDATEs, projector/fold.c),
  * EVS_PROJECTOR_PER_EVENT=1 (one event at a time).
@@ -553,6 +554,11 @@ START_TEST(bench)
 	       c);
 	fflush(stdout);
 	current = current_only(dir, rules);
+	if (getenv("EVS_BENCH_ONLY_LIVE")) { /* the live figure alone, after the same catch-up */
+		live_lag(dir, (dsn = pgh_new_db()), s, rules, rate, seconds);
+		free(dsn);
+		goto out;
+	}
 	if (only_c)
 		goto declared;
 	a = catch_up(dir, (dsn = pgh_new_db()), true, false, NULL, batch);
@@ -597,6 +603,7 @@ declared:
 		live_lag(dir, (dsn = pgh_new_db()), s, rules, rate, seconds);
 		free(dsn);
 	}
+out:
 	unlink(current);
 	free(current);
 	evs_close(s);
