@@ -19,12 +19,15 @@
  * in one statement over the run's arrays (window functions ordered by
  * the event's place in the run, sums in numeric, each value cast back
  * to its column's type: an int overflow of any step fails as it would
- * one at a time), writes the last row of each key with one UPDATE, and
- * returns every intermediate row (temporal table: its versions) with a
- * flag saying whether its NOT NULL columns hold. Any failure or a false
- * flag rolls the batch's set-based pass back and it runs one event at a
- * time (setexec.c), which stops on, or parks, exactly the failing
- * event. tests/postgres/test_fold.c compares with one event at a time.
+ * one at a time; numeric sums are exact and their scale is the largest
+ * of their terms', as step by step), writes the last row of each key
+ * with one UPDATE, inserts the versions between the first and the last
+ * of each key's run into the history (temporal table), and returns
+ * those two (captured as usual, the first with an explicit end) and any
+ * row whose NOT NULL columns would not hold. Any failure or such a row
+ * rolls the batch's set-based pass back and it runs one event at a time
+ * (setexec.c), which stops on, or parks, exactly the failing event.
+ * tests/postgres/test_fold.c compares with one event at a time.
  */
 #include <ctype.h>
 #include <stdio.h>
