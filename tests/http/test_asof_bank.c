@@ -321,9 +321,219 @@ START_TEST(asof_bank_vs_aggregate)
 }
 END_TEST
 
+/* A page of target (with '?' already) after `after` (NULL: the first). */
+static json_object *page(const struct fixture *f, const char *target, long lim, const char *after,
+			 http_answer *a)
+{
+	char url[512], *esc = after ? http_escape(after) : NULL;
+	json_object *v;
+
+	snprintf(url, sizeof url, "%s&limit=%ld%s%s", target, lim, esc ? "&after=" : "",
+		 esc ? esc : "");
+	free(esc);
+	http_get(f->port, url, NULL, a);
+	ck_assert_msg(a->status == 200, "%s: %ld %s", url, a->status, a->body);
+	ck_assert_int_eq(http_int(a, "position"), (long long)f->head);
+	ck_assert(json_object_object_get_ex(a->json, "next_after", &v));
+	return v;
+}
+
+/* Listings at a position and as of a time, paged with random limits,
+ * hold exactly the aggregate's opened accounts; a key's /history pages
+ * are its stream's events, each version ending where the next begins;
+ * the parameters are refused like everywhere else. */
+START_TEST(asof_bank_listings_history)
+{
+	uint64_t rng = kit_seed("asof_bank_listings_history");
+	static const char *const bad[] = {
+		"as_of=",
+		"at_position=",
+		"as_of=2000-13-01T00:00:00Z",
+		"as_of=0000-06-01T00:00:00Z",
+		"as_of=2000-01-01T00:00:00.1234567891Z",
+		"at_position=-1",
+		"at_position=99999999999999999999",
+		"at_position=1x",
+		"as_of=2000-01-01T00:00:00Z&at_position=1",
+		"as_of=2000-01-01T00:00:00Z&as_of=2001-01-01T00:00:00Z",
+		"as_of",
+		"at_position=1%00",
+		"asof=2000-01-01T00:00:00Z",
+	};
+	const char *settings[3];
+	char rules_opt[600], target[256], id[32], text[EVS__TIME_LEN];
+	struct fixture f;
+	http_answer a;
+	size_t i;
+	int round;
+
+	memset(&f, 0, sizeof f);
+	f.dir = kit_tmpdir("store");
+	f.dsn = pgh_new_db();
+	snprintf(f.rules, sizeof f.rules, "%s/projector/bank.projection", pgh_source_dir());
+	{
+		evs_options o;
+
+		evs_options_init(&o);
+		ck_assert_int_eq(evs_open(f.dir, &o, &f.store), EVS_OK);
+	}
+	ck_assert_int_eq(bank_open_handle(&f.b, f.store, 0), EVS_OK);
+	commands(&f, &rng, 500);
+	ck_assert_int_eq(wait_exit(spawn_projector(&f, 23, true, false)), 0);
+	f.c = pgh_connect(f.dsn);
+	read_times(&f);
+	snprintf(rules_opt, sizeof rules_opt, "rules=%s", f.rules);
+	settings[0] = rules_opt;
+	settings[1] = "min_position_wait_ms=100";
+	settings[2] = NULL;
+	f.srv = http_server(f.dsn, settings);
+	f.port = evsq_server_port(f.srv);
+
+	for (round = 0; round < 12; round++) {
+		evs_at at = {EVS_AT_POSITION, 0, kit_rand(&rng) % (f.head + 1)};
+		char *after = NULL, last[32] = "";
+		int seen = 0, want = 0, k;
+
+		if (round % 2) {
+			at.kind = EVS_AT_TIME;
+			at.time = f.times[kit_rand(&rng) % f.ntimes] / 1000 * 1000 + 999;
+			evs__time_format(at.time, text);
+			snprintf(target, sizeof target, "/models/bank/accounts?as_of=%s", text);
+		} else {
+			snprintf(target, sizeof target, "/models/bank/accounts?at_position=%llu",
+				 (unsigned long long)at.position);
+		}
+		for (k = 0; k < ACCOUNTS; k++) {
+			bank_account st;
+
+			acct_id(id, sizeof id, k);
+			ck_assert_int_eq(bank_load(&f.b, id, &at, &st, NULL), EVS_OK);
+			want += st.opened;
+		}
+		for (;;) {
+			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 5), after,
+						 &a), *rows, *row, *v;
+
+			free(after);
+			after = NULL;
+			ck_assert(json_object_object_get_ex(a.json, "rows", &rows));
+			for (i = 0; i < json_object_array_length(rows); i++) {
+				bank_account st;
+
+				row = json_object_array_get_idx(rows, i);
+				ck_assert(json_object_object_get_ex(row, "id", &v));
+				snprintf(id, sizeof id, "%s", json_object_get_string(v));
+				ck_assert_msg(strcmp(id, last) > 0, "%s: %s after %s", target, id,
+					      last);
+				snprintf(last, sizeof last, "%s", id);
+				ck_assert_int_eq(bank_load(&f.b, id, &at, &st, NULL), EVS_OK);
+				ck_assert_msg(st.opened, "%s: %s before it opened", target, id);
+				ck_assert(json_object_object_get_ex(row, "balance", &v));
+				ck_assert_int_eq(json_object_get_int64(v), st.balance);
+				ck_assert(json_object_object_get_ex(row, "open", &v));
+				ck_assert(json_object_get_boolean(v) == !st.closed);
+				seen++;
+			}
+			if (!json_object_is_type(next, json_type_null))
+				after = strdup(json_object_get_string(next));
+			http_answer_free(&a);
+			if (!after)
+				break;
+		}
+		ck_assert_msg(seen == want, "%s: %d rows, aggregate %d accounts", target, seen, want);
+	}
+
+	/* histories: the stream's events, in order, chained */
+	for (int k = 0; k < ACCOUNTS; k++) {
+		char *after = NULL;
+		long long prev_to = -1;
+		uint64_t n = 0;
+		evs_iter *it;
+		evs_event ev;
+		evs_stream_info sh;
+
+		acct_id(id, sizeof id, k);
+		if (evs_stream_head(f.store, id, &sh) != EVS_OK) {
+			snprintf(target, sizeof target, "/models/bank/accounts/%s/history", id);
+			http_expect_error(f.port, target, 404, "not_found");
+			continue;
+		}
+		ck_assert_int_eq(evs_read_stream(f.store, id, 1, EVS_FORWARD, 0, &it), EVS_OK);
+		snprintf(target, sizeof target, "/models/bank/accounts/%s/history?min_position=1",
+			 id);
+		for (;;) {
+			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 4), after,
+						 &a), *vs, *v, *x;
+
+			free(after);
+			after = NULL;
+			ck_assert(json_object_object_get_ex(a.json, "versions", &vs));
+			for (i = 0; i < json_object_array_length(vs); i++) {
+				v = json_object_array_get_idx(vs, i);
+				ck_assert_int_eq(evs_iter_next(it, &ev), EVS_OK);
+				n++;
+				ck_assert(json_object_object_get_ex(v, "valid_from_position", &x));
+				ck_assert_int_eq(json_object_get_int64(x), (long long)ev.position);
+				if (prev_to >= 0)
+					ck_assert_int_eq(prev_to, (long long)ev.position);
+				ck_assert(json_object_object_get_ex(v, "valid_to_position", &x));
+				prev_to = json_object_is_type(x, json_type_null)
+						  ? -2
+						  : json_object_get_int64(x);
+				ck_assert(json_object_object_get_ex(v, "row", &x));
+				ck_assert(json_object_object_get_ex(x, "version", &x));
+				ck_assert_int_eq(json_object_get_int64(x), (long long)n);
+			}
+			if (!json_object_is_type(next, json_type_null))
+				after = strdup(json_object_get_string(next));
+			http_answer_free(&a);
+			if (!after)
+				break;
+		}
+		ck_assert_int_eq(prev_to, -2); /* the last version is current */
+		ck_assert_int_eq((long long)n, (long long)sh.version);
+		ck_assert_int_eq(evs_iter_next(it, &ev), EVS_END);
+		evs_iter_free(it);
+	}
+
+	/* refusals, alike for a key, a listing and (where they apply) history */
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(target, sizeof target, "/models/bank/accounts/account-01?%s", bad[i]);
+		http_expect_error(f.port, target, 400, "bad_request");
+		snprintf(target, sizeof target, "/models/bank/accounts?%s", bad[i]);
+		http_expect_error(f.port, target, 400, "bad_request");
+		snprintf(target, sizeof target, "/models/bank/accounts/account-01/history?%s",
+			 bad[i]);
+		http_expect_error(f.port, target, 400, "bad_request");
+	}
+	http_expect_error(f.port, "/models/bank/accounts/account-01/history?limit=0", 400,
+			  "bad_request");
+	http_expect_error(f.port, "/models/bank/accounts/account-01/history?after=x", 400,
+			  "bad_request");
+	/* a current-only table has no past */
+	http_expect_error(f.port, "/models/bank/ledger?as_of=2000-01-01T00:00:00Z", 400,
+			  "bad_request");
+	/* a position not projected yet: the answer waits, then says so */
+	snprintf(target, sizeof target, "/models/bank/accounts/account-01?at_position=%llu",
+		 (unsigned long long)f.head + 1);
+	http_expect_error(f.port, target, 409, "projection_behind");
+	/* before anything: nobody */
+	http_expect_error(f.port, "/models/bank/accounts/account-01?as_of=1970-01-01T00:00:00Z",
+			  404, "not_found");
+	http_get_ok(f.port, "/models/bank/accounts?at_position=0", &a);
+	ck_assert_int_eq(json_object_array_length(json_object_object_get(a.json, "rows")), 0);
+	http_answer_free(&a);
+
+	evsq_server_stop(f.srv);
+	bank_close_handle(&f.b);
+	free(f.times);
+	pgh_release(f.c, f.store, f.dir, f.dsn);
+}
+END_TEST
+
 int main(void)
 {
-	const TTest *tests[] = {asof_bank_vs_aggregate, NULL};
+	const TTest *tests[] = {asof_bank_vs_aggregate, asof_bank_listings_history, NULL};
 
 	return http_main("asof_bank", 1800, tests);
 }
