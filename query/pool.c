@@ -22,6 +22,11 @@
 	"(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0)" \
 	" AS p)"
 
+/* What the state is, said in every answer: the RFC 7386 JSON merge-patch
+ * fold of the stream's events' data, a generic convenience, never the
+ * domain's state (that is a declared read model's row: /models). */
+#define FOLD "'json_merge_patch' AS fold"
+
 /* The answer of a lookup in the history (h), as the columns answer JSON
  * (row_to_json of a, compact, in this order) and known. */
 #define HISTORY_ANSWER                                                   \
@@ -31,7 +36,7 @@
 #define HISTORY_ROW                                                                  \
 	" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, h.version,"          \
 	"  h.position AS event_position, " TS("h.valid_from") " AS valid_from, " TS( \
-		"h.valid_to") " AS valid_to, h.data) a"
+		"h.valid_to") " AS valid_to, " FOLD ", h.data) a"
 
 /* The statements, each as {prepared name, SQL}. $1 stream, $2
  * projection, then per statement (unless said otherwise). */
@@ -50,7 +55,7 @@ const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT] = {
 		" CROSS JOIN " CHECKPOINT_P " c"
 		" LEFT JOIN evs.state s ON s.stream = q.stream"
 		" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, s.version,"
-		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, s.data) a"},
+		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, " FOLD ", s.data) a"},
 	/* $3 int8[] times, microseconds since the epoch */
 	[EVSQ__S_AS_OF_N] = {"evsq_as_of_n",
 		"SELECT q.i, " HISTORY_ANSWER
