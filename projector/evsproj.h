@@ -67,6 +67,15 @@ const char *evp_strerror(int code);
  * PostgreSQL's sha256(), applied_at). An applied file whose checksum
  * changed stops the runner (EVP_EDITED) before anything is applied. Two
  * runners at once serialize on a session advisory lock.
+ *
+ * dirs is one folder or several separated by ':' ("migrations:
+ * examples/bank/migrations"), each run in turn: the product's, then an
+ * example's. Version numbers are one space (an example numbers its files
+ * 1000 and up; bank keeps 0005, applied by databases before issue 10),
+ * but the "pending below an applied one" rule looks only at the folder's
+ * own files. An applied migration whose file is not in the folder
+ * (another folder's, or one that left it) is left alone; a file with the
+ * number of an applied migration of another name is refused.
  * ------------------------------------------------------------------- */
 
 #define EVP_MIGRATE_LOCK 0x65767300 /* advisory lock key ("evs\0") */
@@ -76,7 +85,7 @@ typedef struct evp_migrate_result {
 	int total;   /* files in the directory */
 } evp_migrate_result;
 
-int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
+int evp_migrate(PGconn *conn, const char *dirs, evs_log_fn log, void *log_ctx,
 		evp_migrate_result *result, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------

@@ -95,8 +95,8 @@ show "$evs" --store "$bank" state account-alice --as-of "$moment"
 step "read models in PostgreSQL: a throwaway cluster, migrations, one catch-up of the projector"
 evs_pg_start "$(dirname "$EVS_STORE")/pg"
 echo "PostgreSQL: $EVS_PG_DSN"
-show "$evs" migrate --migrations migrations
-show "$evs" --store "$bank" project --once --rules projector/bank.projection
+show "$evs" migrate --migrations migrations:examples/bank/migrations
+show "$evs" --store "$bank" project --once --rules examples/bank/bank.projection
 
 step "an analyst's SQL: balances, the ledger, and the generic state as of the auditor's moment"
 show psql "$EVS_PG_DSN" -c "SELECT id, owner, balance, open, version FROM bank.accounts ORDER BY id"

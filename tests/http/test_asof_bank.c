@@ -111,7 +111,7 @@ static pid_t spawn_projector(const struct fixture *f, int batch, bool once, bool
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		const char *argv[] = {pgh_projector_bin(), "--store", f->dir, "--dsn", f->dsn,
-				      "--rules", f->rules, "--migrations", pgh_migrations_dir(),
+				      "--rules", f->rules, "--migrations", pgh_bank_migrations(),
 				      "--batch", b, "--log-level", "warning",
 				      once ? "--once" : rebuild ? "--rebuild" : NULL,
 				      rebuild && once ? "--rebuild" : NULL, NULL};
@@ -260,7 +260,7 @@ START_TEST(asof_bank_vs_aggregate)
 	memset(&f, 0, sizeof f);
 	f.dir = kit_tmpdir("store");
 	f.dsn = pgh_new_db();
-	snprintf(f.rules, sizeof f.rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(f.rules, sizeof f.rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	{
 		evs_options o;
 
@@ -370,7 +370,7 @@ START_TEST(asof_bank_listings_history)
 	memset(&f, 0, sizeof f);
 	f.dir = kit_tmpdir("store");
 	f.dsn = pgh_new_db();
-	snprintf(f.rules, sizeof f.rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(f.rules, sizeof f.rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	{
 		evs_options o;
 

@@ -2,7 +2,7 @@
  * test_models.c - GET /models... of evs-query over real HTTP (libcurl) on
  * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h): a
  * store of random bank events (model_generate_bank) projected by the
- * projector library with projector/bank.projection, served with
+ * projector library with examples/bank/bank.projection, served with
  * rules=bank.projection. Rows are checked against a fold of the events
  * appended (read back from the store), not against the SQL the service
  * runs; listings are paged to the end with random page sizes and must
@@ -140,7 +140,7 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	memset(f, 0, sizeof *f);
 	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
-	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&f->rules, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
 	f->store = model_open(f->dir);
 	model_generate_bank(f->store, rng, events, ACCOUNTS);
 	pgh_project_once(f->dir, f->dsn, f->rules, 0);
@@ -674,7 +674,7 @@ START_TEST(models_bad_rules)
 	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, *other, err[1024];
 
 	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
-	ck_assert_int_gt(asprintf(&bank, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&bank, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
 	ck_assert_int_gt(asprintf(&both, "%s, %s", bank, bank), 0);
 	ck_assert_int_eq(start_with("dbname=x", "/no/such.projection", err, sizeof err),
 			 EVSQ_INVALID);
@@ -714,7 +714,7 @@ START_TEST(models_unavailable)
 
 	/* a database that never was */
 	ck_assert_int_gt(asprintf(&dsn, "host=%s port=5 dbname=x connect_timeout=2", dir), 0);
-	ck_assert_int_gt(asprintf(&rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&rules, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
 	ck_assert_int_gt(asprintf(&opt, "rules=%s", rules), 0);
 	settings[0] = opt;
 	settings[1] = NULL;

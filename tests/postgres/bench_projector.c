@@ -13,7 +13,7 @@
  *
  *   a  the event-log read model only (evs.events)
  *   b  all built-in read models (events, state, state history)
- *   c  the example projection only (projector/bank.projection)
+ *   c  the example projection only (examples/bank/bank.projection)
  *
  * a and b start 1M events behind, so they run in bulk mode (projector/bulk.c:
  * secondary indexes dropped, rebuilt when caught up); the clock stops
@@ -76,7 +76,7 @@ static void migrate(const char *dsn)
 
 	if (PQstatus(c) != CONNECTION_OK)
 		die("connect", PQerrorMessage(c));
-	if (evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err) != EVP_OK)
+	if (evp_migrate(c, pgh_bank_migrations(), NULL, NULL, &r, err, sizeof err) != EVP_OK)
 		die("migrate", err);
 	PQfinish(c);
 }
@@ -422,7 +422,7 @@ START_TEST(bench)
 	uint64_t rng = 42;
 	double c, a, b, p;
 
-	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	dir = kit_tmpdir("bench");
 	s = model_open(dir);
 	printf("building a store of %d bank events...\n", events);
