@@ -37,10 +37,10 @@
 
 #include "models.h"
 
-static const char *const validity[] = {"valid_from_position", "valid_to_position",
-				       "valid_from_at", "valid_to_at"};
+static const char *const validity[] = {"valid_from_position", "valid_to_position", "valid_from_at",
+				       "valid_to_at"};
 
-#define STRIP                                                                          \
+#define STRIP                                                                    \
 	" - ARRAY['valid_from_position', 'valid_to_position', 'valid_from_at', " \
 	"'valid_to_at']"
 
@@ -274,15 +274,16 @@ unsigned evsq__models_history(const evsq__ctx *ctx, const struct evsq__model *m,
 			evsq__tinfo_release(ctx->models, ti);
 			return status;
 		}
-		evs__buf_printf(&sql,
-				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-				" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
-				" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
-				" to_jsonb(h.valid_to_at)::text"
-				" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
-				" WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
-				" ORDER BY x.valid_from_position LIMIT $4::int) h ON true",
-				hi->qname, ti->cols[ti->pk[0]].quoted);
+		evs__buf_printf(
+			&sql,
+			"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
+			" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
+			" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
+			" to_jsonb(h.valid_to_at)::text"
+			" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
+			" WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
+			" ORDER BY x.valid_from_position LIMIT $4::int) h ON true",
+			hi->qname, ti->cols[ti->pk[0]].quoted);
 		evsq__tinfo_release(ctx->models, ti);
 		rc = evsq__run_table_query(ctx, m, t->history, hi, &sql, 4, params, attempt, &r,
 					   body);

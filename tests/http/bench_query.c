@@ -151,15 +151,15 @@ static void record(struct worker *w, int64_t dt)
 
 /* The statement of models_time.c for bench.accounts as of $3 (the
  * service sends the time in PostgreSQL's text; both parse the same). */
-#define MODEL_SQL                                                                           \
-	"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"              \
-	" (to_jsonb(h.*) - ARRAY['valid_from_position', 'valid_to_position', "             \
-	"'valid_from_at', 'valid_to_at'])::text, h.valid_from_position,"                    \
-	" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"                            \
-	" to_jsonb(h.valid_to_at)::text"                                                    \
-	" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM bench.accounts_history x"    \
-	" WHERE x.id = $2 AND x.valid_from_at <= $3::timestamptz"                           \
-	" ORDER BY x.valid_from_at DESC, x.valid_from_position DESC LIMIT 1) h"             \
+#define MODEL_SQL                                                                        \
+	"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"           \
+	" (to_jsonb(h.*) - ARRAY['valid_from_position', 'valid_to_position', "           \
+	"'valid_from_at', 'valid_to_at'])::text, h.valid_from_position,"                 \
+	" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"                         \
+	" to_jsonb(h.valid_to_at)::text"                                                 \
+	" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM bench.accounts_history x" \
+	" WHERE x.id = $2 AND x.valid_from_at <= $3::timestamptz"                        \
+	" ORDER BY x.valid_from_at DESC, x.valid_from_position DESC LIMIT 1) h"          \
 	" ON h.valid_to_at IS NULL OR h.valid_to_at > $3::timestamptz"
 
 /* Each kind runs `seconds` per path, in ROUNDS alternating phases. */
@@ -206,8 +206,8 @@ static void *run(void *arg)
 			if (w->kind == 0)
 				snprintf(target, sizeof target, "/streams/%s/state", stream);
 			else if (w->kind == 2)
-				snprintf(target, sizeof target, "/models/bench/accounts/%s?as_of=%s",
-					 stream, ts);
+				snprintf(target, sizeof target,
+					 "/models/bench/accounts/%s?as_of=%s", stream, ts);
 			else
 				snprintf(target, sizeof target, "/streams/%s/state?as_of=%s",
 					 stream, ts);
@@ -380,16 +380,20 @@ int main(int argc, char **argv)
 		       " balance numeric NOT NULL, version bigint NOT NULL,"
 		       " valid_from_position bigint NOT NULL, valid_to_position bigint,"
 		       " valid_from_at timestamptz NOT NULL, valid_to_at timestamptz)");
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO bench.accounts_history SELECT 'e-' || e, 'owner ' || e, v * 10, v,"
-		 " (v - 1) * %ld + e, CASE WHEN v < 5 THEN v * %ld + e END,"
-		 " to_timestamp(%lld / 1e6) + ((v - 1) * %ld + e) * interval '1 ms',"
-		 " CASE WHEN v < 5 THEN to_timestamp(%lld / 1e6) + (v * %ld + e) * interval '1 ms' END"
-		 " FROM generate_series(1, 5) v, generate_series(1, %ld) e",
-		 entities, entities, T0_US, entities, T0_US, entities, entities);
+	snprintf(
+		sql, sizeof sql,
+		"INSERT INTO bench.accounts_history SELECT 'e-' || e, 'owner ' || e, v * 10, v,"
+		" (v - 1) * %ld + e, CASE WHEN v < 5 THEN v * %ld + e END,"
+		" to_timestamp(%lld / 1e6) + ((v - 1) * %ld + e) * interval '1 ms',"
+		" CASE WHEN v < 5 THEN to_timestamp(%lld / 1e6) + (v * %ld + e) * interval '1 ms' END"
+		" FROM generate_series(1, 5) v, generate_series(1, %ld) e",
+		entities, entities, T0_US, entities, T0_US, entities, entities);
 	exec_or_die(c, sql);
-	exec_or_die(c, "ALTER TABLE bench.accounts_history ADD PRIMARY KEY (id, valid_from_position)");
-	exec_or_die(c, "CREATE INDEX accounts_history_at ON bench.accounts_history (id, valid_from_at)");
+	exec_or_die(c,
+		    "ALTER TABLE bench.accounts_history ADD PRIMARY KEY (id, valid_from_position)");
+	exec_or_die(
+		c,
+		"CREATE INDEX accounts_history_at ON bench.accounts_history (id, valid_from_at)");
 	exec_or_die(c, "INSERT INTO bench.accounts SELECT id, owner, balance, version"
 		       " FROM bench.accounts_history WHERE valid_to_position IS NULL");
 	snprintf(sql, sizeof sql,

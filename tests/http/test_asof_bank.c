@@ -110,11 +110,24 @@ static pid_t spawn_projector(const struct fixture *f, int batch, bool once, bool
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		const char *argv[] = {pgh_projector_bin(), "--store", f->dir, "--dsn", f->dsn,
-				      "--rules", f->rules, "--migrations", pgh_bank_migrations(),
-				      "--batch", b, "--log-level", "warning",
-				      once ? "--once" : rebuild ? "--rebuild" : NULL,
-				      rebuild && once ? "--rebuild" : NULL, NULL};
+		const char *argv[] = {pgh_projector_bin(),
+				      "--store",
+				      f->dir,
+				      "--dsn",
+				      f->dsn,
+				      "--rules",
+				      f->rules,
+				      "--migrations",
+				      pgh_bank_migrations(),
+				      "--batch",
+				      b,
+				      "--log-level",
+				      "warning",
+				      once      ? "--once"
+				      : rebuild ? "--rebuild"
+						: NULL,
+				      rebuild && once ? "--rebuild" : NULL,
+				      NULL};
 
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -180,8 +193,8 @@ static void compare(const struct fixture *f, const evs_at *at, const char *fn, c
 		for (j = 0; j < rows && strcmp(PQgetvalue(r, j, 0), id); j++)
 			;
 		if (!st.opened) {
-			ck_assert_msg(j == rows, "%s(%s): %s has a row before it opened", fn,
-				      param, id);
+			ck_assert_msg(j == rows, "%s(%s): %s has a row before it opened", fn, param,
+				      id);
 		} else {
 			opened++;
 			ck_assert_msg(j < rows, "%s(%s): no row for %s", fn, param, id);
@@ -237,8 +250,9 @@ static void sweep(struct fixture *f, uint64_t *rng, const char *when)
 	}
 	evs__buf_free(&pg);
 	closed = (int)pgh_int(f->c, "SELECT count(*) FROM bank.accounts WHERE NOT open");
-	fprintf(stderr, "asof_bank %s: %d times and %d positions over %d accounts (%d closed now), "
-			"head %llu\n",
+	fprintf(stderr,
+		"asof_bank %s: %d times and %d positions over %d accounts (%d closed now), "
+		"head %llu\n",
 		when, SWEEPS, SWEEPS, ACCOUNTS, closed, (unsigned long long)f->head);
 }
 
@@ -311,7 +325,8 @@ START_TEST(asof_bank_vs_aggregate)
 	commands(&f, &rng, 40);
 	ck_assert_int_eq(wait_exit(spawn_projector(&f, 19, false, true)), 0);
 	ck_assert_int_eq(
-		pgh_int(f.c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bank\\_\\_%'"), 0);
+		pgh_int(f.c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bank\\_\\_%'"),
+		0);
 	sweep(&f, &rng, "after a rebuild and swap");
 
 	evsq_server_stop(f.srv);
@@ -412,7 +427,8 @@ START_TEST(asof_bank_listings_history)
 		}
 		for (;;) {
 			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 5), after,
-						 &a), *rows, *row, *v;
+						 &a),
+				    *rows, *row, *v;
 
 			free(after);
 			after = NULL;
@@ -440,7 +456,8 @@ START_TEST(asof_bank_listings_history)
 			if (!after)
 				break;
 		}
-		ck_assert_msg(seen == want, "%s: %d rows, aggregate %d accounts", target, seen, want);
+		ck_assert_msg(seen == want, "%s: %d rows, aggregate %d accounts", target, seen,
+			      want);
 	}
 
 	/* histories: the stream's events, in order, chained */
@@ -463,7 +480,8 @@ START_TEST(asof_bank_listings_history)
 			 id);
 		for (;;) {
 			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 4), after,
-						 &a), *vs, *v, *x;
+						 &a),
+				    *vs, *v, *x;
 
 			free(after);
 			after = NULL;

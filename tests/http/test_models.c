@@ -140,7 +140,8 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	memset(f, 0, sizeof *f);
 	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
-	ck_assert_int_gt(asprintf(&f->rules, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&f->rules, "%s/examples/bank/bank.projection", pgh_source_dir()),
+			 0);
 	f->store = model_open(f->dir);
 	model_generate_bank(f->store, rng, events, ACCOUNTS);
 	pgh_project_once(f->dir, f->dsn, f->rules, 0);
@@ -684,8 +685,7 @@ START_TEST(models_bad_rules)
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
 	ck_assert_msg(strstr(err, "twice"), "%s", err);
 	/* two projections and no --projection: which writes the built-ins? */
-	other = write_file(dir, "other.projection",
-			   "projection other\nschema other\ntables t\n");
+	other = write_file(dir, "other.projection", "projection other\nschema other\ntables t\n");
 	free(both);
 	ck_assert_int_gt(asprintf(&both, "%s,%s", bank, other), 0);
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
