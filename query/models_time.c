@@ -34,6 +34,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "models.h"
 
@@ -48,7 +49,6 @@ unsigned evsq__when_read(const evsq__ctx *ctx, const char *projection, const evs
 			 struct evsq__when *w, evs__buf *body)
 {
 	const char *as_of = evsq__arg(a, "as_of"), *at = evsq__arg(a, "at_position");
-	evs__buf t = {0};
 	int64_t n;
 
 	memset(w, 0, sizeof *w);
@@ -57,19 +57,27 @@ unsigned evsq__when_read(const evsq__ctx *ctx, const char *projection, const evs
 		return 400;
 	}
 	if (as_of) {
+		int64_t us, sec;
+		time_t ts;
+		struct tm tm;
+
 		if (!evsq__rfc3339_valid(as_of))
 			return evsq__bad_param(
 				body, "as_of", as_of,
 				"an RFC 3339 date-time such as 2024-05-01T12:00:00Z");
-		evs__time_pg_text(&t, evsq__rfc3339_us(as_of) * 1000);
-		if (!evs__buf_cstr(&t)) {
-			evsq__error(body, "internal", "out of memory");
-			return 500;
-		}
+		/* PostgreSQL's text in UTC from the microseconds (cut): years
+		 * 0001-9999, past the store's int64 nanoseconds */
+		us = evsq__rfc3339_us(as_of);
+		sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+		ts = (time_t)sec;
+		if (!gmtime_r(&ts, &tm) || tm.tm_year + 1900 < 1)
+			return evsq__bad_param(body, "as_of", as_of,
+					       "a time from 0001-01-01T00:00:00Z to 9999");
+		snprintf(w->value, sizeof w->value, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, (long long)(us - sec * 1000000));
 		w->kind = EVSQ__W_AS_OF;
 		w->raw = as_of;
-		snprintf(w->value, sizeof w->value, "%s", t.ptr);
-		evs__buf_free(&t);
 		return 0;
 	}
 	if (at) {

@@ -535,6 +535,19 @@ START_TEST(asof_bank_listings_history)
 	snprintf(target, sizeof target, "/models/bank/accounts/account-01?at_position=%llu",
 		 (unsigned long long)f.head + 1);
 	http_expect_error(f.port, target, 409, "projection_behind");
+	/* far times: nobody in 1500 (before the store's int64 ns), everyone
+	 * as now in 9999 */
+	http_expect_error(f.port, "/models/bank/accounts/account-01?as_of=1500-01-01T00:00:00Z",
+			  404, "not_found");
+	http_expect_error(f.port,
+			  "/models/bank/accounts/account-01?as_of=0001-01-01T00:59:59%2B01:00", 400,
+			  "bad_request");
+	http_get_ok(f.port, "/models/bank/accounts?as_of=9999-12-31T23:59:59.999999999Z&limit=100",
+		    &a);
+	ck_assert_int_eq(
+		(long long)json_object_array_length(json_object_object_get(a.json, "rows")),
+		pgh_int(f.c, "SELECT count(*) FROM bank.accounts"));
+	http_answer_free(&a);
 	/* before anything: nobody */
 	http_expect_error(f.port, "/models/bank/accounts/account-01?as_of=1970-01-01T00:00:00Z",
 			  404, "not_found");
