@@ -106,7 +106,10 @@ int evp_migrate(PGconn *conn, const char *dirs, evs_log_fn log, void *log_ctx,
  *
  * "schema S" makes the projector run with search_path = S, so statements
  * name their tables unqualified; "tables" lists them (created by
- * migrations in S). Both are needed to rebuild the projection.
+ * migrations in S). Both are needed to rebuild the projection. Listed
+ * tables are temporal (history kept) unless a "current t1 t2" line names
+ * them; a statement that writes a temporal table in a way whose history
+ * cannot be captured is refused at load (EVP_SYNTAX, naming the line).
  *
  * "on TYPE" starts the statements of one event type; each statement ends
  * with ';' at the end of a line. Named parameters: :stream, :version,
@@ -127,6 +130,13 @@ const char *evp_rules_name(const evp_rules *rules);
 /* "schema NAME" (NULL if none) and "tables a b" (NULL if none). */
 const char *evp_rules_schema(const evp_rules *rules);
 const char *evp_rules_tables(const evp_rules *rules);
+/* "current a b" (NULL if none): listed tables kept without history. */
+const char *evp_rules_current(const evp_rules *rules);
+/* Whether table (unqualified) is listed and not current-only: the
+ * projector keeps its history (when it has a primary key) as
+ * <schema>.<table>_history with <table>_as_of() and <table>_at_position()
+ * (contract C1; projector/README.md, "Temporal tables"). */
+bool evp_rules_temporal(const evp_rules *rules, const char *table);
 
 /* ---------------------------------------------------------------------
  * The projector (run.c and the files named in internal.h)
@@ -188,8 +198,9 @@ struct evp_stats {
 	uint64_t checkpoint; /* last committed position */
 	uint64_t reconnects;
 	uint64_t dead_letters;
-	uint64_t start;  /* the checkpoint this run started from */
-	uint64_t target; /* once/rebuild: the store's head seen at start, where the
+	uint64_t set_batches; /* batches whose declared statements ran set-based */
+	uint64_t start;       /* the checkpoint this run started from */
+	uint64_t target;      /* once/rebuild: the store's head seen at start, where the
 			  * run ends; live: the highest position seen so far */
 };
 

@@ -154,12 +154,12 @@ static int session_setup(struct evp__run *r, bool reconnecting)
 		evp__shadow_schema(r, shadow, sizeof shadow);
 		rc = evp__cmd_ident(r, "SET search_path = %s, public",
 				    r->cfg->rebuild ? shadow : evp_rules_schema(r->rules), NULL);
-		if (rc || (rc = evp__history_setup(r, r->cfg->rebuild
-							      ? shadow
-							      : evp_rules_schema(r->rules))))
+		if (rc || (rc = evp__history_setup(
+				   r, r->cfg->rebuild ? shadow : evp_rules_schema(r->rules))))
 			return rc;
 	}
-	if (r->rules && (rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)))
+	if (r->rules && ((rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)) ||
+			 (rc = evp__rules_plan_set(r))))
 		return rc;
 	return read_checkpoint(r);
 }

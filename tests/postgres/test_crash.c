@@ -379,6 +379,7 @@ int main(void)
 		projector_sigterm, cli_migrate_and_project, NULL,
 	};
 
-	snprintf(rules_path, sizeof rules_path, "%s/examples/bank/bank.projection", pgh_source_dir());
+	snprintf(rules_path, sizeof rules_path, "%s/examples/bank/bank.projection",
+		 pgh_source_dir());
 	return pgh_main("crash", 600, tests);
 }

@@ -48,6 +48,31 @@ static const char projection[] =
 	"UPDATE items SET n = n + 1000 WHERE id = :stream;\n"
 	"SELECT 1 / 0;\n";
 
+/* Every statement of it runs set-based (no multi-row update, no failing
+ * SELECT): the same history, by rounds of arrays. */
+static const char projection_set[] =
+	"projection shop\n"
+	"schema shop\n"
+	"tables items notes\n"
+	"current notes\n"
+	"on Put\n"
+	"INSERT INTO items (id, n, label) VALUES (:stream, 0, :data.label)\n"
+	"ON CONFLICT (id) DO UPDATE SET label = excluded.label;\n"
+	"on Add\n"
+	"UPDATE items SET n = n + :data.amount::bigint WHERE id = :stream;\n"
+	"on Twice\n"
+	"UPDATE items SET n = n + :data.amount::bigint WHERE id = :stream;\n"
+	"UPDATE items AS i SET n = i.n * 2 WHERE i.id = :stream;\n"
+	"on Del\n"
+	"DELETE FROM items WHERE id = :stream;\n"
+	"on Again\n"
+	"DELETE FROM items WHERE id = :stream;\n"
+	"INSERT INTO items (id, n, label) VALUES (:stream, 100, 'again');\n"
+	"on Note\n"
+	"INSERT INTO notes (position, body) VALUES (:position, :data.label);\n"
+	"on Boom\n"
+	"INSERT INTO notes (position, body) VALUES (:data.amount::bigint, 'dup');\n";
+
 static const char migration[] =
 	"CREATE SCHEMA shop;\n"
 	"CREATE TABLE shop.items (id text COLLATE \"C\" PRIMARY KEY, n bigint NOT NULL,"
@@ -56,7 +81,8 @@ static const char migration[] =
 	"GRANT USAGE ON SCHEMA shop TO evs_analyst;\n"
 	"GRANT SELECT ON ALL TABLES IN SCHEMA shop TO evs_analyst;\n";
 
-static const char *const types[] = {"Put", "Add", "Twice", "Del", "Again", "All", "Note"};
+static const char *const types[] = {"Put", "Add", "Twice", "Del", "Again", "Note", "All"};
+static int ntypes = 7; /* 6: without All (set-based) */
 
 /* The reference: per key, its versions. */
 struct version {
@@ -95,7 +121,7 @@ static char *write_file(const char *dir, const char *name, const char *text)
 	return p;
 }
 
-static void fixture_init(struct fixture *f)
+static void fixture_init_with(struct fixture *f, const char *rules_text)
 {
 	char *p;
 
@@ -104,9 +130,15 @@ static void fixture_init(struct fixture *f)
 	f->mig = kit_tmpdir("mig");
 	p = write_file(f->mig, "1001_shop.sql", migration);
 	free(p);
-	f->rules = write_file(f->mig, "shop.projection", projection);
+	f->rules = write_file(f->mig, "shop.projection", rules_text);
 	ck_assert_int_ge(asprintf(&f->migrations, "%s:%s", pgh_migrations_dir(), f->mig), 0);
 	f->s = model_open(f->dir);
+}
+
+static void fixture_init(struct fixture *f)
+{
+	ntypes = 7;
+	fixture_init_with(f, projection);
 }
 
 static void fixture_free(struct fixture *f)
@@ -157,7 +189,7 @@ static void append(struct fixture *f, uint64_t *rng, const char *type)
 	int i;
 
 	if (!type)
-		type = types[kit_rand(rng) % (sizeof types / sizeof *types)];
+		type = types[kit_rand(rng) % (uint64_t)ntypes];
 	snprintf(stream, sizeof stream, "item-%d", key);
 	snprintf(label, sizeof label, "l%d\t\\\"'\n\xc3\xa9", (int)(kit_rand(rng) % 1000));
 	msgpack_sbuffer_init(&sb);
@@ -247,8 +279,8 @@ static char *expected_at(const struct ref *ref, uint64_t n)
 	return b.ptr;
 }
 
-static int project(struct fixture *f, const char *dsn, int batch, bool dead, char *err,
-		   size_t errlen)
+static int project_stats(struct fixture *f, const char *dsn, int batch, bool dead, char *err,
+			 size_t errlen, evp_stats *st)
 {
 	evp_config cfg;
 
@@ -258,7 +290,13 @@ static int project(struct fixture *f, const char *dsn, int batch, bool dead, cha
 	cfg.batch_max = batch;
 	cfg.dead_letter = dead;
 	cfg.once = true;
-	return evp_run(&cfg, NULL, err, errlen);
+	return evp_run(&cfg, st, err, errlen);
+}
+
+static int project(struct fixture *f, const char *dsn, int batch, bool dead, char *err,
+		   size_t errlen)
+{
+	return project_stats(f, dsn, batch, dead, err, errlen, NULL);
 }
 
 static const char history_sql[] =
@@ -383,6 +421,123 @@ START_TEST(history_dead_letter)
 }
 END_TEST
 
+/* The set-based path: the same history as the reference, batches of 1,
+ * 7 and 10,000, across runs; a batch whose array statement fails runs one
+ * event at a time, which stops on (or parks) exactly the failing event. */
+START_TEST(history_set_based)
+{
+	uint64_t rng = kit_seed("history_set_based");
+	static const int batches[] = {1, 7, 10000};
+	struct fixture f;
+	char *dsn[3], err[2048];
+	evp_stats st;
+	int round, b, i;
+
+	fixture_init_with(&f, projection_set);
+	ntypes = 6;
+	for (b = 0; b < 3; b++)
+		dsn[b] = pgh_new_db();
+	for (round = 0; round < 3; round++) {
+		int n = 300 + (int)(kit_rand(&rng) % 300);
+
+		for (i = 0; i < n; i++)
+			append(&f, &rng, i < 3 && round == 0 ? "Put" : NULL);
+		for (b = 0; b < 3; b++) {
+			PGconn *c;
+
+			ck_assert_msg(project_stats(&f, dsn[b], batches[b], false, err, sizeof err,
+						    &st) == EVP_OK,
+				      "batch %d: %s", batches[b], err);
+			ck_assert_uint_eq(st.set_batches, st.batches);
+			ck_assert_uint_gt(st.batches, 0);
+			c = pgh_connect(dsn[b]);
+			check(&f, c, &rng);
+			PQfinish(c);
+		}
+	}
+	/* Boom inserts note 5 twice: the second fails; set-based rolls the
+	 * batch back and one at a time parks exactly that event */
+	{
+		evs_event_in in = {0};
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		PGconn *c;
+		char *v;
+
+		for (i = 0; i < 2; i++) {
+			msgpack_sbuffer_init(&sb);
+			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+			msgpack_pack_map(&pk, 1);
+			pack_str(&pk, "amount");
+			msgpack_pack_int64(&pk, -5);
+			in.type = "Boom";
+			in.data = sb.data;
+			in.data_len = sb.size;
+			ck_assert_int_eq(evs_append(f.s, "boom", EVS_ANY, &in, 1, NULL), EVS_OK);
+			msgpack_sbuffer_destroy(&sb);
+			append(&f, &rng, NULL);
+		}
+		ck_assert_int_eq(project(&f, dsn[2], 10000, false, err, sizeof err), EVP_SQL);
+		ck_assert_msg(strstr(err, "type \"Boom\"") && strstr(err, "duplicate key"), "%s",
+			      err);
+		ck_assert_msg(project_stats(&f, dsn[2], 10000, true, err, sizeof err, &st) ==
+				      EVP_OK,
+			      "%s", err);
+		ck_assert_uint_eq(st.dead_letters, 1);
+		c = pgh_connect(dsn[2]);
+		v = pgh_value(c, "SELECT type || ' ' || sqlstate FROM evs.dead_letters");
+		ck_assert_str_eq(v, "Boom 23505");
+		free(v);
+		ck_assert_int_eq(pgh_int(c, "SELECT position FROM evs.dead_letters") + 1,
+				 pgh_int(c, "SELECT max(position) FROM evs.events"));
+		check(&f, c, &rng);
+		PQfinish(c);
+	}
+	for (b = 0; b < 3; b++)
+		free(dsn[b]);
+	fixture_free(&f);
+}
+END_TEST
+
+/* A second declared projection on a database whose built-in models are
+ * written already: a clear refusal and no checkpoint row; without the
+ * built-ins it works. */
+START_TEST(history_second_projection)
+{
+	uint64_t rng = kit_seed("history_second_projection");
+	struct fixture f;
+	char *dsn = pgh_new_db(), err[2048];
+	evp_config cfg;
+	PGconn *c;
+	int i;
+
+	fixture_init(&f);
+	for (i = 0; i < 100; i++)
+		append(&f, &rng, i < KEYS ? "Put" : NULL);
+	pgh_project_once(f.dir, dsn, NULL, 0); /* "builtin" */
+	ck_assert_int_eq(project(&f, dsn, 50, false, err, sizeof err), EVP_INVALID);
+	ck_assert_msg(strstr(err, "the built-in read models already hold events up to position"
+				  " 100 (written by projection \"builtin\"): run projection"
+				  " \"shop\" without them") != NULL,
+		      "%s", err);
+	c = pgh_connect(dsn);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT count(*) FROM evs.checkpoints WHERE projection = 'shop'"), 0);
+	pgh_config(&cfg, f.dir, dsn);
+	cfg.migrations_dir = f.migrations;
+	cfg.rules_path = f.rules;
+	cfg.builtin = false;
+	cfg.once = true;
+	ck_assert_msg(evp_run(&cfg, NULL, err, sizeof err) == EVP_OK, "%s", err);
+	check(&f, c, &rng);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT position FROM evs.checkpoints WHERE projection = 'shop'"), 100);
+	PQfinish(c);
+	free(dsn);
+	fixture_free(&f);
+}
+END_TEST
+
 START_TEST(history_refused)
 {
 	static const char *const bad[][2] = {
@@ -435,10 +590,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		history_reference,
-		history_dead_letter,
-		history_refused,
-		NULL,
+		history_reference,         history_dead_letter, history_set_based,
+		history_second_projection, history_refused,     NULL,
 	};
 
 	return pgh_main("history", 600, tests);

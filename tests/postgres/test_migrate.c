@@ -39,15 +39,17 @@ START_TEST(migrate_fresh)
 	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,comments");
 	free(v);
 	/* every built-in table, column and function says what it is */
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM pg_class t JOIN pg_attribute a"
-				    " ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
-				    " WHERE t.relnamespace = 'evs'::regnamespace AND t.relkind = 'r'"
-				    " AND (col_description(t.oid, a.attnum) IS NULL"
-				    " OR obj_description(t.oid, 'pg_class') IS NULL)"),
+	ck_assert_int_eq(pgh_int(c,
+				 "SELECT count(*) FROM pg_class t JOIN pg_attribute a"
+				 " ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
+				 " WHERE t.relnamespace = 'evs'::regnamespace AND t.relkind = 'r'"
+				 " AND (col_description(t.oid, a.attnum) IS NULL"
+				 " OR obj_description(t.oid, 'pg_class') IS NULL)"),
 			 0);
-	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM pg_proc WHERE pronamespace ="
-				    " 'evs'::regnamespace AND obj_description(oid, 'pg_proc') IS NULL"),
-			 0);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT count(*) FROM pg_proc WHERE pronamespace ="
+			   " 'evs'::regnamespace AND obj_description(oid, 'pg_proc') IS NULL"),
+		0);
 	/* again: nothing to do */
 	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err),
 			 EVP_OK);
@@ -248,10 +250,7 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		migrate_fresh,
-		migrate_edited_refused,
-		migrate_two_runners,
-		migrate_example_folder,
+		migrate_fresh, migrate_edited_refused, migrate_two_runners, migrate_example_folder,
 		NULL,
 	};
 
