@@ -33,6 +33,7 @@ struct evsq__table {
 	struct evsq__tinfo *info;    /* cached catalog, or NULL */
 	struct evsq__table *history; /* its history "<name>_history" (C1), or
 					NULL in a history entry itself */
+	bool current_only;           /* declared "current": the projector keeps no history */
 };
 
 struct evsq__model {

@@ -103,6 +103,16 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 
 	if (got == EVSQ__T_FAILED)
 		return status;
+	if (got == EVSQ__T_MISSING && !t->current_only) {
+		/* declared temporal: the projector makes it at its start */
+		snprintf(msg, sizeof msg,
+			 "the history of table \"%.200s\" of read model \"%.200s\" is not in "
+			 "the read-model database yet (\"%.200s.%.200s\": the projector creates "
+			 "it when it starts)",
+			 t->name, m->name, m->schema, t->history->name);
+		evsq__error(body, "unavailable", msg);
+		return 503;
+	}
 	if (got == EVSQ__T_OK) {
 		for (i = 0; i < 4; i++)
 			for (j = 0; j < hi->ncols; j++)
@@ -114,10 +124,11 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 		evsq__tinfo_release(ctx->models, hi);
 	}
 	snprintf(msg, sizeof msg,
-		 "table \"%.200s\" of read model \"%.200s\" keeps no history (no table "
-		 "\"%.200s.%.200s\" with validity columns): as_of, at_position and /history "
-		 "are not served for it",
-		 t->name, m->name, m->schema, t->history->name);
+		 "table \"%.200s\" of read model \"%.200s\" keeps no history (%s): "
+		 "as_of, at_position and /history are not served for it",
+		 t->name, m->name,
+		 t->current_only ? "declared \"current\" in its projection file"
+				 : "its history table has no validity columns");
 	evsq__error(body, "bad_request", msg);
 	return 400;
 }
