@@ -310,7 +310,7 @@ int main(int argc, char **argv)
 	evp_migrate_result mr;
 	evsq_config cfg;
 	evsq_server *srv;
-	char err[1024], sql[2048], cbuf[16];
+	char err[1024], sql[2048], cbuf[16], *rules_dir;
 	PGconn *c;
 	int i, kind;
 	int64_t t0;
@@ -415,7 +415,8 @@ int main(int argc, char **argv)
 		static char rules[600];
 		FILE *rf;
 
-		snprintf(rules, sizeof rules, "%s/bench.projection", kit_tmpdir("bench-rules"));
+		rules_dir = kit_tmpdir("bench-rules");
+		snprintf(rules, sizeof rules, "%s/bench.projection", rules_dir);
 		rf = fopen(rules, "w");
 		if (!rf) {
 			perror(rules);
@@ -477,6 +478,8 @@ int main(int argc, char **argv)
 	}
 	evsq_server_stop(srv);
 	evsq_config_free(&cfg);
+	kit_rmrf(rules_dir);
+	free(rules_dir);
 	PQfinish(c);
 	free((void *)dsn);
 	pgh_stop();
