@@ -105,7 +105,7 @@ int evp__write_rules(struct evp__run *r, uint64_t *parked)
 	size_t i;
 	int rc;
 
-	if (evp__rules_set_ok(r->rules)) {
+	if (evp__rules_set_use(r)) {
 		bool fallback;
 
 		if ((rc = evp__rules_apply_set(r, &fallback)) || !fallback)

@@ -369,6 +369,34 @@ static int set_safety(struct evp__run *r, const char *schema, struct htable *t)
 	return EVP_OK;
 }
 
+/* An UPDATE that assigns a primary-key column would move a row to another
+ * key: its history cannot follow (the old key's version would stay open). */
+static int key_unchanged(struct evp__run *r, int table, const char *schema)
+{
+	evp_rules *rs = r->rules;
+	const struct htable *t = &rs->tables_v[table];
+	int i, j;
+
+	for (i = 0; i < rs->nrules; i++)
+		for (j = 0; j < rs->rules[i].nstmts; j++) {
+			const struct stmt *st = &rs->rules[i].stmts[j];
+			const char *k;
+
+			if (st->target.table != table || st->target.kind != 'U' ||
+			    !(k = evp__stmt_sets(st, t->pk_names.ptr, t->npk)))
+				continue;
+			snprintf(
+				r->err, r->errlen,
+				"projection \"%s\": line %d (on %s): the statement changes the"
+				" primary key (\"%s\") of temporal table \"%s.%s\", whose history"
+				" cannot follow a row to another key; write it as a DELETE and an"
+				" INSERT, or keep the table current-only with the line \"current %s\"",
+				rs->name, st->line, rs->rules[i].type, k, schema, t->name, t->name);
+			return EVP_INVALID;
+		}
+	return EVP_OK;
+}
+
 int evp__history_setup(struct evp__run *r, const char *schema)
 {
 	evp_rules *rs = r->rules;
@@ -445,7 +473,7 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 				  "table \"%s.%s\" has no primary key: it keeps only its current"
 				  " state (say so with the line \"current %s\")",
 				  schema, t->name, t->name);
-		} else {
+		} else if ((rc = key_unchanged(r, i, schema)) == EVP_OK) {
 			rc = setup_table(r, schema, t, cols);
 		}
 		PQclear(cols);

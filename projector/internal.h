@@ -76,7 +76,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
  * was rolled back: run the batch one event at a time. */
 struct evp__run;
 int evp__rules_plan_set(struct evp__run *r);
-bool evp__rules_set_ok(const evp_rules *rules);
+bool evp__rules_set_use(const struct evp__run *r);
 int evp__rules_apply_set(struct evp__run *r, bool *fallback);
 /* Cut the batch where its events would need too many rounds (setexec.c). */
 int evp__rules_set_cut(struct evp__run *r);

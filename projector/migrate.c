@@ -201,7 +201,7 @@ static int exec_ok(PGconn *conn, const char *sql, const char *what, char *err, s
 	return EVP_OK;
 }
 
-static int migrate_dir(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
+static int migrate_dir(PGconn *conn, const char *dir, bool several, evs_log_fn log, void *log_ctx,
 		       evp_migrate_result *result, char *err, size_t errlen)
 {
 	struct mfile *files = NULL;
@@ -268,10 +268,12 @@ static int migrate_dir(PGconn *conn, const char *dir, evs_log_fn log, void *log_
 		if (!m) {
 			/* applied from another folder (an example's), or a file
 			 * that left the product (0005, the bank example's until
-			 * issue 10): left alone */
-			logf_(log, log_ctx, EVS_LOG_DEBUG,
-			      "applied migration %04d \"%s\" has no file in \"%s\"", v,
-			      PQgetvalue(res, row, 1), dir);
+			 * issue 10): left alone (said only when there is one
+			 * folder: with several, each has the others' files) */
+			if (!several)
+				logf_(log, log_ctx, EVS_LOG_DEBUG,
+				      "applied migration %04d \"%s\" has no file in \"%s\"", v,
+				      PQgetvalue(res, row, 1), dir);
 			continue;
 		}
 		if (strcmp(m->name, PQgetvalue(res, row, 1)) != 0) {
@@ -385,7 +387,8 @@ int evp_migrate(PGconn *conn, const char *dirs, evs_log_fn log, void *log_ctx,
 			rc = EVP_NOMEM;
 			break;
 		}
-		rc = migrate_dir(conn, dir, log, log_ctx, &one, err, errlen);
+		rc = migrate_dir(conn, dir, strchr(dirs, ':') != NULL, log, log_ctx, &one, err,
+				 errlen);
 		free(dir);
 		sum.applied += one.applied;
 		sum.total += one.total;

@@ -144,6 +144,10 @@ const struct rule *evp__find_rule(const evp_rules *rules, const evs_str *type);
  * cannot be captured refused (-1 with err). */
 int evp__rules_targets(evp_rules *rs, char *err, size_t errlen);
 
+/* rules_target.c: the first of n NUL-separated column names an UPDATE's
+ * SET assigns (NULL: none). */
+const char *evp__stmt_sets(const struct stmt *st, const char *names, int n);
+
 /* history_write.c: the rows a statement of the event at (position,
  * recorded_at) returned; or one row of them. */
 int evp__history_capture(evp_rules *rs, const struct stmt *st, const PGresult *res,

@@ -145,6 +145,11 @@ static const char *plan_key(evp_rules *rs, struct stmt *st)
 		f->keyparam[k] = f->param[c];
 		f->int_key[k] = strcmp(type, "bigint") == 0 || strcmp(type, "integer") == 0 ||
 				strcmp(type, "smallint") == 0;
+		/* two texts of one key (citext, uuid case, char padding) would
+		 * meet in one round */
+		if (!f->int_key[k] && strcmp(type, "text") != 0 &&
+		    strncmp(type, "character varying", 17) != 0)
+			return "a primary-key column is not text, varchar or an integer";
 		name += strlen(name) + 1;
 		type += strlen(type) + 1;
 	}

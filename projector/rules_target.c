@@ -510,3 +510,50 @@ bool evp_rules_temporal(const evp_rules *rules, const char *table)
 
 	return i >= 0 && rules->tables_v[i].temporal;
 }
+
+/* The first of the NUL-separated names (n of them) that an UPDATE's SET
+ * assigns, or NULL. */
+const char *evp__stmt_sets(const struct stmt *st, const char *names, int n)
+{
+	struct lexer lx = {.s = st->sql, .len = strlen(st->sql)};
+	enum tok t;
+	int depth = 0, k;
+	bool in_set = false, expect = false;
+
+	while ((t = next(&lx)) != T_END) {
+		if (t == T_OTHER && lx.c == '(') {
+			depth++;
+			continue;
+		}
+		if (t == T_OTHER && lx.c == ')') {
+			depth--;
+			if (depth == 0 && expect)
+				expect = false; /* end of "(a, b)" */
+			continue;
+		}
+		if (!in_set) {
+			in_set = depth == 0 && is(&lx, t, "set");
+			expect = in_set;
+			continue;
+		}
+		if (depth == 0 &&
+		    (is(&lx, t, "from") || is(&lx, t, "where") || is(&lx, t, "returning")))
+			break;
+		if (depth == 0 && t == T_OTHER && lx.c == ',') {
+			expect = true;
+			continue;
+		}
+		if (expect && (t == T_WORD || t == T_QIDENT)) {
+			const char *p = names;
+
+			for (k = 0; k < n; k++, p += strlen(p) + 1)
+				if (strcmp(p, lx.tok) == 0)
+					return p;
+			if (depth == 0)
+				expect = false;
+		} else if (depth == 0) {
+			expect = false;
+		}
+	}
+	return NULL;
+}

@@ -198,7 +198,8 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 	if (cut)
 		*cut = r->batch.n;
 	evp__unpacked_free(&u);
-	qsort(s->in, s->n, sizeof *s->in, cmp_inst);
+	if (s->n)
+		qsort(s->in, s->n, sizeof *s->in, cmp_inst);
 	return EVP_OK;
 oom:
 	evp__unpacked_free(&u);
@@ -399,9 +400,14 @@ int evp__rules_set_cut(struct evp__run *r)
 	return rc;
 }
 
-bool evp__rules_set_ok(const evp_rules *rules)
+/* A small batch (live, a few events) runs one event at a time, pipelined:
+ * one round trip, where the set-based form takes a few more (savepoint,
+ * release) for nothing to gain. */
+#define SET_MIN_EVENTS 64
+
+bool evp__rules_set_use(const struct evp__run *r)
 {
-	return rules->set_ok;
+	return r->rules && r->rules->set_ok && r->batch.n >= SET_MIN_EVENTS;
 }
 
 int evp__rules_apply_set(struct evp__run *r, bool *fallback)

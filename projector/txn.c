@@ -70,7 +70,7 @@ int evp__apply_batch(struct evp__run *r)
 	int64_t t_start = evp__now_us();
 	int rc;
 
-	if (r->rules && evp__rules_set_ok(r->rules) && (rc = evp__rules_set_cut(r)))
+	if (evp__rules_set_use(r) && (rc = evp__rules_set_cut(r)))
 		return rc;
 	last = r->batch.events[r->batch.n - 1].ev.position;
 
