@@ -21,7 +21,7 @@ const $ = (id) => document.getElementById(id);
 const S = {
   token: sessionStorage.getItem('evs-token') || '',
   stream: null, events: [], page: 0, models: [], moment: null, selected: null,
-  live: null, liveOn: false, streamAfter: null, capped: false,
+  live: null, liveOn: false, streamAfter: null, capped: false, gen: 0,
 };
 
 /* ---------- messages ---------- */
@@ -305,6 +305,7 @@ function eventRow(e, current) {
 /* ---------- state at a moment ---------- */
 
 async function setMoment(t) {
+  const gen = ++S.gen; /* a later moment's answers win over an earlier one's */
   S.moment = t ? norm(t) : null;
   const idx = S.moment ? indexAt(S.moment) : -1;
   if (idx >= 0) {
@@ -324,11 +325,11 @@ async function setMoment(t) {
   info.textContent = `As of ${S.moment}: after version ${e.version} (position ${e.position}, ${e.type}), ${idx + 1} of ${S.events.length} events.`;
   info.dataset.asOf = S.moment; info.dataset.position = e.position; info.dataset.version = e.version;
   const prevT = idx > 0 ? S.events[idx - 1].recorded_at : null;
-  await Promise.all([showDomain(S.moment, prevT), showGeneric(S.moment, prevT)]);
+  await Promise.all([showDomain(S.moment, prevT, gen), showGeneric(S.moment, prevT, gen)]);
 }
 
 /* Declared tables keyed by one column: the row keyed by the stream id. */
-async function showDomain(t, prevT) {
+async function showDomain(t, prevT, gen) {
   const box = $('state-domain');
   const out = [];
   const h = document.createElement('h4');
@@ -355,11 +356,13 @@ async function showDomain(t, prevT) {
       }
     }
   if (!any) out.push(span('no declared table has a row keyed by this stream at that moment', 'muted'));
+  if (gen !== S.gen) return;
   box.textContent = '';
   box.append(...out);
+  box.dataset.for = t;
 }
 
-async function showGeneric(t, prevT) {
+async function showGeneric(t, prevT, gen) {
   const box = $('state-generic');
   const base = `${streamPath(S.stream)}/state?as_of=`;
   const out = [];
@@ -373,8 +376,10 @@ async function showGeneric(t, prevT) {
     const tbl = kvTable(r.data || {}, prev, 'generic');
     out.push(tbl, span(`version ${r.version} · valid from ${r.valid_from} to ${r.valid_to || 'now'} · read model at position ${r.position}`, 'muted'));
   } catch (e) { out.push(span(explain(e, `Generic state as of ${t}`), 'error')); }
+  if (gen !== S.gen) return;
   box.textContent = '';
   box.append(...out);
+  box.dataset.for = t;
 }
 
 function updateUrl() {
