@@ -56,7 +56,7 @@ static const struct evsq__route routes[] = {
 	{"/streams/", EVSQ__PREFIX, false, true, evsq__streams_fast, streams},
 	{"/models", EVSQ__TREE, false, true, NULL, models},
 	/* the auditor's page and its lookups (static.c, find.c) */
-	{"/", EVSQ__EXACT, true, false, NULL, evsq__www_serve},
+	{"/", EVSQ__EXACT, true, false, NULL, evsq__www_index},
 	{"/assets/", EVSQ__PREFIX, true, false, NULL, evsq__www_serve},
 	{"/events", EVSQ__EXACT, false, true, NULL, evsq__find_events},
 	{"/streams", EVSQ__EXACT, false, true, NULL, evsq__find_streams},

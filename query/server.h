@@ -145,7 +145,10 @@ void evsq__www_free(evsq__www *w);
  * leading '.', at most 64 bytes), and its Content-Type. */
 bool evsq__www_name_ok(const char *name);
 const char *evsq__www_ctype(const char *name);
-/* GET / and /assets/NAME: 200 with the file, 304 (If-None-Match), 404. */
+/* GET / (index.html) and /assets/NAME: 200 with the file, 304
+ * (If-None-Match names its ETag), 404. */
+unsigned evsq__www_index(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			 evs__buf *body, const char **ctype);
 unsigned evsq__www_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			 evs__buf *body, const char **ctype);
 /* The headers of a page answer (ETag, caching, nosniff, CSP); nothing

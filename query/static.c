@@ -213,15 +213,13 @@ fail:
 	return EVSQ_INVALID;
 }
 
-/* The file a path after the route names: "" is index.html (route "/"). */
+/* The file a path after "/assets/" names. */
 static const struct asset *find(const evsq__www *w, const char *name)
 {
 	int i;
 
 	if (!w)
 		return NULL;
-	if (!name[0])
-		name = "index.html";
 	for (i = 0; i < w->n; i++)
 		if (!strcmp(w->files[i].name, name))
 			return &w->files[i];
@@ -234,11 +232,9 @@ static bool etag_matches(const char *inm, const char *etag)
 	return inm && (!strcmp(inm, "*") || strstr(inm, etag));
 }
 
-unsigned evsq__www_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
-			 evs__buf *body, const char **ctype)
+static unsigned serve(evsq_server *srv, struct MHD_Connection *conn, const struct asset *a,
+		      evs__buf *body, const char **ctype)
 {
-	const struct asset *a = find(srv->www, rest);
-
 	body->len = 0;
 	if (!a) {
 		evsq__error(body, "not_found",
@@ -255,17 +251,30 @@ unsigned evsq__www_serve(evsq_server *srv, struct MHD_Connection *conn, const ch
 	return 200;
 }
 
+unsigned evsq__www_index(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			 evs__buf *body, const char **ctype)
+{
+	(void)rest;
+	return serve(srv, conn, find(srv->www, "index.html"), body, ctype);
+}
+
+unsigned evsq__www_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			 evs__buf *body, const char **ctype)
+{
+	return serve(srv, conn, find(srv->www, rest), body, ctype);
+}
+
 void evsq__www_headers(evsq_server *srv, const struct evsq__route *route, const char *rest,
 		       unsigned status, struct MHD_Response *resp)
 {
 	const struct asset *a;
 
-	if (!route || route->handler != evsq__www_serve)
+	if (!route || (route->handler != evsq__www_serve && route->handler != evsq__www_index))
 		return;
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (status != 200 && status != 304)
 		return;
-	a = find(srv->www, rest);
+	a = find(srv->www, route->handler == evsq__www_index ? "index.html" : rest);
 	if (!a)
 		return;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);

@@ -173,6 +173,7 @@ async function lookupRow() {
 function span(text, cls) { const s = document.createElement('span'); s.textContent = text; if (cls) s.className = cls; return s; }
 function li1(text) { const li = document.createElement('li'); li.className = 'muted'; li.textContent = text; return li; }
 function td(text, cls) { const c = document.createElement('td'); c.textContent = text == null ? '' : text; if (cls) c.className = cls; return c; }
+const shortId = (id) => id.slice(0, 8) + '…' + id.slice(-4);
 const show = (v) => v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
 /* A table of one object's fields; those differing from prev marked. */
@@ -273,14 +274,14 @@ function eventRow(e, current) {
   const ids = document.createElement('td');
   if (e.causation_id) {
     const a = document.createElement('a');
-    a.href = '#'; a.className = 'causation'; a.textContent = 'caused by ' + e.causation_id.slice(0, 8) + '…';
+    a.href = '#'; a.className = 'causation'; a.textContent = 'caused by ' + shortId(e.causation_id);
     a.title = e.causation_id;
     a.addEventListener('click', (ev) => { ev.preventDefault(); followCausation(e.causation_id); });
     ids.append(a, document.createElement('br'));
   }
   if (e.correlation_id) {
     const a = document.createElement('a');
-    a.href = '#'; a.className = 'correlation'; a.textContent = 'correlation ' + e.correlation_id.slice(0, 8) + '…';
+    a.href = '#'; a.className = 'correlation'; a.textContent = 'correlation ' + shortId(e.correlation_id);
     a.title = e.correlation_id;
     a.addEventListener('click', (ev) => { ev.preventDefault(); showCorrelation(e.correlation_id); });
     ids.append(a);
@@ -328,7 +329,14 @@ async function setMoment(t) {
   await Promise.all([showDomain(S.moment, prevT, gen), showGeneric(S.moment, prevT, gen)]);
 }
 
-/* Declared tables keyed by one column: the row keyed by the stream id. */
+/* A table whose key is one text column (a stream id may be its key). */
+function keyedByText(tb) {
+  if (!tb.primary_key || tb.primary_key.length !== 1 || tb.missing) return false;
+  const col = (tb.columns || []).find((c) => c.name === tb.primary_key[0]);
+  return !!col && /^(text|character varying|varchar|citext)/.test(col.type);
+}
+
+/* Declared tables keyed by one text column: the row keyed by the stream id. */
 async function showDomain(t, prevT, gen) {
   const box = $('state-domain');
   const out = [];
@@ -338,7 +346,7 @@ async function showDomain(t, prevT, gen) {
   let any = false;
   for (const m of S.models)
     for (const tb of m.tables) {
-      if (!tb.primary_key || tb.primary_key.length !== 1 || tb.missing) continue;
+      if (!keyedByText(tb)) continue;
       const base = `/models/${enc(m.projection)}/${enc(tb.name)}/${enc(S.stream)}?as_of=`;
       try {
         const r = await api(base + enc(t));
@@ -351,7 +359,10 @@ async function showDomain(t, prevT, gen) {
         any = true;
       } catch (e) {
         if (e.status === 404) continue; /* no row keyed by this stream (then) */
-        out.push(span(explain(e, `${m.projection}.${tb.name} as of ${t}`), 'error'));
+        const d = document.createElement('div');
+        d.className = 'error';
+        d.textContent = explain(e, `${m.projection}.${tb.name} as of ${t}`);
+        out.push(d);
         any = true;
       }
     }
@@ -458,7 +469,7 @@ async function startLive() {
   S.live = ctl;
   const last = S.events.length ? S.events[S.events.length - 1].position : 0;
   const url = `/events/stream?stream=${enc(S.stream)}&after=${last}`;
-  $('live-state').textContent = 'live';
+  $('live-state').textContent = 'live: connecting';
   try {
     const r = await fetch(url, { headers: headers({ Accept: 'text/event-stream' }), signal: ctl.signal, cache: 'no-store' });
     if (!r.ok) {
@@ -466,6 +477,7 @@ async function startLive() {
       try { b = await r.json(); } catch (_) { /* not JSON */ }
       throw new ApiError(r.status, b.error, b.message || r.statusText, b);
     }
+    $('live-state').textContent = 'live';
     const reader = r.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
