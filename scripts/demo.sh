@@ -21,6 +21,7 @@ chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it to
 cleanup() {
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
   [ -n "${query_pid:-}" ] && kill "$query_pid" 2>/dev/null
+  [ -n "${page_proj_pid:-}" ] && kill "$page_proj_pid" 2>/dev/null
   evs_pg_stop
   [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
 }
@@ -116,6 +117,23 @@ show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment&sour
 show curl -s "localhost:$port/streams/account-nobody/state"; echo
 kill "$query_pid"; wait "$query_pid" 2>/dev/null || true
 query_pid=
+
+# EVS_DEMO_SERVE=1: keep the service up with the auditor's page (issue 13)
+if [ "${EVS_DEMO_SERVE:-0}" = 1 ]; then
+  step "the auditor's page: evs-query with the page, the projector following the store (Ctrl-C ends)"
+  page_port=${EVS_DEMO_PORT:-8080}
+  page_token=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  "$PWD/build/projector/evs-projector" --store "$bank" --dsn "$EVS_PG_DSN" \
+    --rules projector/bank.projection --migrations '' --log-level warning &
+  page_proj_pid=$!
+  EVS_QUERY_TOKEN=$page_token "$PWD/build/query/evs-query" --dsn "$EVS_PG_DSN" --store "$bank" \
+    --rules projector/bank.projection --projection bank --port "$page_port" --www query/www \
+    --log-level 1 &
+  query_pid=$!
+  echo "open http://127.0.0.1:$page_port/?stream=account-alice and enter the token $page_token"
+  echo "append more: $evs --store $bank append account-alice MoneyDeposited '{\"amount\":700}'"
+  wait "$query_pid" || true
+fi
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"
