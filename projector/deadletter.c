@@ -74,6 +74,7 @@ static int rule_failed(struct evp__run *r, struct evp__event *e, const char *msg
 static int apply_one(struct evp__run *r, struct evp__event *e, uint64_t *parked)
 {
 	char msg[1024], sqlstate[8] = "";
+	uint32_t mark = evp__history_mark(r->rules);
 	int rc;
 
 	if ((rc = evp__cmd(r, "SAVEPOINT evs_event")))
@@ -84,6 +85,7 @@ static int apply_one(struct evp__run *r, struct evp__event *e, uint64_t *parked)
 			  "parking event at position %llu (stream \"%.*s\", type \"%.*s\"): %s",
 			  (unsigned long long)e->ev.position, (int)e->ev.stream.len,
 			  e->ev.stream.ptr, (int)e->ev.type.len, e->ev.type.ptr, msg);
+		evp__history_rewind(r->rules, mark);
 		if ((rc = evp__cmd(r, "ROLLBACK TO SAVEPOINT evs_event")) ||
 		    (rc = park(r, e, sqlstate, msg)))
 			return rc;

@@ -12,6 +12,7 @@
  *     batch.c      a batch of events copied out of the store (one arena)
  *     builtin.c    COPY streaming and the event log
  *     state.c      current state and state history (merge-patch fold)
+ *     history.c    history of temporal tables: DDL (history_write.c: capture, write)
  *     deadletter.c declared rules of a batch, failing events parked
  *     txn.c        one batch and its checkpoint in one transaction
  *     rebuild.c    shadow schema of a rebuild and the final swap
@@ -155,6 +156,16 @@ int evp__write_event_log(struct evp__run *r);
 
 /* state.c */
 int evp__write_states(struct evp__run *r);
+
+/* history.c, history_write.c: temporal tables (contract at the top of
+ * history.c). Setup: tables, indexes, functions of the rules' temporal
+ * tables in schema (idempotent). Write: the batch's versions, before its
+ * checkpoint. Mark / rewind: captures taken back with a savepoint. */
+int evp__history_setup(struct evp__run *r, const char *schema);
+int evp__history_write(struct evp__run *r);
+uint32_t evp__history_mark(const evp_rules *rules);
+void evp__history_rewind(evp_rules *rules, uint32_t mark);
+void evp__history_reset(evp_rules *rules);
 
 /* deadletter.c */
 int evp__write_rules(struct evp__run *r, uint64_t *parked);

@@ -227,6 +227,18 @@ static int result_error(PGconn *conn, PGresult *res, char *err, size_t errlen, c
 	return evp_retryable(conn, res) ? EVP_CONNECT : EVP_SQL;
 }
 
+static int capture(evp_rules *rules, const struct stmt *st, const PGresult *res,
+		   const evs_event *ev, char *err, size_t errlen)
+{
+	int rc = evp__history_capture(rules, st, res, ev->position, ev->recorded_at);
+
+	if (rc == EVP_NOMEM)
+		snprintf(err, errlen, "out of memory");
+	else if (rc)
+		snprintf(err, errlen, "the rows a statement returned do not match its table");
+	return rc;
+}
+
 int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e, char *err,
 		     size_t errlen, char *sqlstate, size_t sslen)
 {
@@ -255,6 +267,8 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
 		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 		    PQresultStatus(res) != PGRES_TUPLES_OK)
 			rc = result_error(conn, res, err, errlen, sqlstate, sslen);
+		else if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			rc = capture(rules, st, res, &e->ev, err, errlen);
 		PQclear(res);
 	}
 	unpacked_free(&u);
@@ -274,6 +288,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen)
 {
 	size_t qev[PIPE_QUERIES];
+	const struct stmt *qst[PIPE_QUERIES];
 	struct unpacked u;
 	size_t i = 0;
 	int rc = EVP_OK;
@@ -312,6 +327,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 							       NULL, NULL, 0) != 1) {
 					rc = result_error(conn, NULL, err, errlen, sqlstate, sslen);
 				} else if (sent < PIPE_QUERIES) {
+					qst[sent] = st;
 					qev[sent++] = i;
 				}
 			}
@@ -348,8 +364,15 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			}
 			switch (PQresultStatus(res)) {
 			case PGRES_PIPELINE_SYNC: synced = true; break;
-			case PGRES_COMMAND_OK:
 			case PGRES_TUPLES_OK:
+				if (!rc && got < sent) {
+					rc = capture(rules, qst[got], res, &events[qev[got]].ev, err,
+						     errlen);
+					if (rc)
+						*failed = qev[got];
+				}
+				break;
+			case PGRES_COMMAND_OK:
 			case PGRES_PIPELINE_ABORTED: break;
 			default:
 				if (!rc) {

@@ -121,7 +121,9 @@ static int session_setup(struct evp__run *r, bool reconnecting)
 		evp__shadow_schema(r, shadow, sizeof shadow);
 		rc = evp__cmd_ident(r, "SET search_path = %s, public",
 				    r->cfg->rebuild ? shadow : evp_rules_schema(r->rules), NULL);
-		if (rc)
+		if (rc || (rc = evp__history_setup(r, r->cfg->rebuild
+							      ? shadow
+							      : evp_rules_schema(r->rules))))
 			return rc;
 	}
 	if (r->rules && (rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)))

@@ -5,6 +5,7 @@
  *     COPY evs.events FROM STDIN                  (built-in: event log)
  *     the states of the batch's streams           (built-in: state.c)
  *     declared rules                              (deadletter.c)
+ *     versions of temporal tables                 (history_write.c)
  *     UPDATE evs.checkpoints SET position = last WHERE position = first - 1
  *     COMMIT
  *
@@ -70,6 +71,7 @@ int evp__apply_batch(struct evp__run *r)
 	int64_t t_start = evp__now_us();
 	int rc;
 
+	evp__history_reset(r->rules);
 	if ((rc = evp__cmd(r, "BEGIN")))
 		return rc;
 	if (r->builtin) {
@@ -77,7 +79,8 @@ int evp__apply_batch(struct evp__run *r)
 		    (r->cfg->builtin_state && (rc = evp__write_states(r))))
 			goto fail;
 	}
-	if ((r->rules && (rc = evp__write_rules(r, &parked))) || (rc = advance_checkpoint(r, last)))
+	if ((r->rules && ((rc = evp__write_rules(r, &parked)) || (rc = evp__history_write(r)))) ||
+	    (rc = advance_checkpoint(r, last)))
 		goto fail;
 	if ((rc = evp__cmd(r, "COMMIT")))
 		return rc;

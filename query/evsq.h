@@ -124,8 +124,9 @@ const char *evsq_strerror(int code);
 	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")               \
 	XX(store, STR, "", 0, 0,                                                                   \
 	   "store directory for source=store answers (opened read-only; empty: off)")              \
-	XX(projection, STR, "builtin", 0, 0,                                                       \
-	   "checkpoint name of the projection writing the built-in models")                        \
+	XX(projection, STR, "", 0, 0,                                                              \
+	   "checkpoint name of the projection writing the built-in models (empty: "                \
+	   "the --rules file's projection, or builtin; as evs project names it)")                  \
 	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")           \
 	XX(token, STR, "", 0, 0,                                                                   \
 	   "bearer token callers must send (empty: none; prefer the environment)")                 \

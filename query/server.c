@@ -135,9 +135,6 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 	srv->stop_fd = -1;
 	srv->log = log;
 	srv->log_ctx = log_ctx;
-	srv->projection = strdup(cfg->projection);
-	if (!srv->projection)
-		goto fail;
 	if (cfg->token && cfg->token[0] && !(srv->token = strdup(cfg->token)))
 		goto fail;
 	if (evsq__pool_open(cfg->dsn, (int)cfg->pg_connections, cfg->statement_timeout_ms, log,
@@ -157,6 +154,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		}
 	}
 	if ((rc = evsq__models_load(cfg->rules, &srv->ctx.models, err, errlen)))
+		goto fail;
+	if ((rc = evsq__projection_pick(cfg->projection, srv->ctx.models, &srv->projection, err,
+					errlen)) ||
+	    (rc = evsq__projection_check(srv->pool, srv->projection, err, errlen)))
 		goto fail;
 	if ((rc = evsq__www_load(cfg->www, &srv->www, err, errlen))) {
 		/* the default folder exists only once installed: from a build
@@ -198,7 +199,7 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		if (lp->wake_fd < 0)
 			goto fail;
 		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
-				      cfg->statement_timeout_ms, cfg->projection, lp->wake_fd, log,
+				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd, log,
 				      log_ctx, &lp->batcher))
 			goto fail;
 		/* evsq__limits_accept() enforces the limits; the daemon's own limit is

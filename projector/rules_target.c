@@ -1,0 +1,324 @@
+/*
+ * rules_target.c - what each declared statement writes, so that the
+ * history of temporal tables can be captured.
+ *
+ * A table on the "tables" line is temporal unless a "current" line names
+ * it. A statement writes a temporal table in a way the projector can
+ * capture when it is one of
+ *
+ *     INSERT INTO t [AS a] ...            (ON CONFLICT included)
+ *     UPDATE [ONLY] t [[AS] a] SET ...
+ *     DELETE FROM [ONLY] t [[AS] a] ...
+ *
+ * without a RETURNING clause of its own: " RETURNING a.*" is appended and
+ * the rows it returns become versions (history.c). Any other statement
+ * that names a temporal table (a data-modifying WITH, MERGE, TRUNCATE,
+ * COPY, CALL, DO, ...) is refused at load, except a plain SELECT (reading
+ * it). A function called by a statement that writes a temporal table
+ * behind the projector's back is not seen: do not do that.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+
+enum tok { T_END, T_WORD, T_QIDENT, T_OTHER };
+
+struct lexer {
+	const char *s;
+	size_t i, len;
+	char tok[128]; /* the word (lowercase) or quoted identifier */
+	char c;        /* T_OTHER: the character */
+};
+
+/* The next token, skipping blanks, comments and string literals. */
+static enum tok next(struct lexer *lx)
+{
+	const char *s = lx->s;
+
+	for (;;) {
+		while (lx->i < lx->len && isspace((unsigned char)s[lx->i]))
+			lx->i++;
+		if (lx->i >= lx->len)
+			return T_END;
+		if (s[lx->i] == '-' && lx->i + 1 < lx->len && s[lx->i + 1] == '-') {
+			while (lx->i < lx->len && s[lx->i] != '\n')
+				lx->i++;
+		} else if (s[lx->i] == '/' && lx->i + 1 < lx->len && s[lx->i + 1] == '*') {
+			const char *e = strstr(s + lx->i + 2, "*/");
+
+			lx->i = e ? (size_t)(e - s) + 2 : lx->len;
+		} else if (s[lx->i] == '\'') {
+			lx->i++;
+			while (lx->i < lx->len && s[lx->i] != '\'')
+				lx->i++;
+			lx->i++;
+		} else {
+			break;
+		}
+	}
+	if (s[lx->i] == '"') {
+		size_t j = lx->i + 1, n = 0;
+
+		while (j < lx->len && s[j] != '"') {
+			if (n + 1 < sizeof lx->tok)
+				lx->tok[n++] = s[j];
+			j++;
+		}
+		lx->tok[n] = '\0';
+		lx->i = j + 1;
+		return T_QIDENT;
+	}
+	if (isalpha((unsigned char)s[lx->i]) || s[lx->i] == '_') {
+		size_t n = 0;
+
+		while (lx->i < lx->len &&
+		       (isalnum((unsigned char)s[lx->i]) || s[lx->i] == '_' || s[lx->i] == '$')) {
+			if (n + 1 < sizeof lx->tok)
+				lx->tok[n++] = (char)tolower((unsigned char)s[lx->i]);
+			lx->i++;
+		}
+		lx->tok[n] = '\0';
+		return T_WORD;
+	}
+	lx->c = s[lx->i++];
+	return T_OTHER;
+}
+
+static bool is(const struct lexer *lx, enum tok t, const char *word)
+{
+	return t == T_WORD && strcmp(lx->tok, word) == 0;
+}
+
+static int find_table(const evp_rules *rs, const char *name)
+{
+	int i;
+
+	for (i = 0; i < rs->ntables; i++)
+		if (strcmp(rs->tables_v[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* "name" or "schema.name" at the lexer; the table's index (-1: not one of
+ * the projection's) in *table, the name to qualify columns with in
+ * ref. False when no name is there. */
+static bool read_name(const evp_rules *rs, struct lexer *lx, enum tok t, int *table, char *ref,
+		      size_t reflen)
+{
+	char first[128];
+	size_t save;
+
+	if (t != T_WORD && t != T_QIDENT)
+		return false;
+	snprintf(first, sizeof first, "%s", lx->tok);
+	save = lx->i;
+	t = next(lx);
+	if (t == T_OTHER && lx->c == '.') {
+		t = next(lx);
+		if (t != T_WORD && t != T_QIDENT)
+			return false;
+		*table = rs->schema && strcmp(first, rs->schema) == 0 ? find_table(rs, lx->tok) : -1;
+		snprintf(ref, reflen, "%s", lx->tok);
+		return true;
+	}
+	lx->i = save;
+	*table = find_table(rs, first);
+	snprintf(ref, reflen, "%s", first);
+	return true;
+}
+
+/* An alias after the table name, if any, into ref. */
+static void read_alias(struct lexer *lx, char *ref, size_t reflen, const char *const *stop)
+{
+	size_t save = lx->i;
+	enum tok t = next(lx);
+	int k;
+
+	if (is(lx, t, "as"))
+		t = next(lx);
+	if (t == T_WORD)
+		for (k = 0; stop[k]; k++)
+			if (strcmp(lx->tok, stop[k]) == 0)
+				t = T_END;
+	if (t == T_WORD || t == T_QIDENT)
+		snprintf(ref, reflen, "%s", lx->tok);
+	else
+		lx->i = save;
+}
+
+static const char *const update_stop[] = {"set", NULL};
+static const char *const delete_stop[] = {"using", "where", "returning", NULL};
+static const char *const insert_stop[] = {"values", "select", "default", "overriding", NULL};
+
+/* The first temporal table a statement names anywhere (-1: none), and
+ * whether it has a RETURNING of its own. */
+static int scan(const evp_rules *rs, const char *sql, bool *returning)
+{
+	struct lexer lx = {.s = sql, .len = strlen(sql)};
+	enum tok t;
+	int found = -1, k;
+
+	*returning = false;
+	while ((t = next(&lx)) != T_END) {
+		if (is(&lx, t, "returning"))
+			*returning = true;
+		if ((t == T_WORD || t == T_QIDENT) && found < 0 &&
+		    (k = find_table(rs, lx.tok)) >= 0 && rs->tables_v[k].temporal)
+			found = k;
+	}
+	return found;
+}
+
+static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err, size_t errlen)
+{
+	struct lexer lx = {.s = st->sql, .len = strlen(st->sql)};
+	char ref[128] = "", *sql;
+	const char *why = NULL;
+	bool returning;
+	int named = scan(rs, st->sql, &returning), table = -1;
+	enum tok t = next(&lx);
+	size_t end;
+
+	st->target.kind = 0;
+	st->target.table = -1;
+	if (is(&lx, t, "insert") && is(&lx, next(&lx), "into")) {
+		if (read_name(rs, &lx, next(&lx), &table, ref, sizeof ref)) {
+			st->target.kind = 'I';
+			read_alias(&lx, ref, sizeof ref, insert_stop);
+		}
+	} else if (is(&lx, t, "update")) {
+		t = next(&lx);
+		if (is(&lx, t, "only"))
+			t = next(&lx);
+		if (read_name(rs, &lx, t, &table, ref, sizeof ref)) {
+			st->target.kind = 'U';
+			read_alias(&lx, ref, sizeof ref, update_stop);
+		}
+	} else if (is(&lx, t, "delete") && is(&lx, next(&lx), "from")) {
+		t = next(&lx);
+		if (is(&lx, t, "only"))
+			t = next(&lx);
+		if (read_name(rs, &lx, t, &table, ref, sizeof ref)) {
+			st->target.kind = 'D';
+			read_alias(&lx, ref, sizeof ref, delete_stop);
+		}
+	} else if (named >= 0 && !is(&lx, t, "select")) {
+		why = "not a plain INSERT, UPDATE or DELETE of it";
+	}
+	if (!why && table >= 0 && rs->tables_v[table].temporal && returning)
+		why = "it has a RETURNING clause of its own";
+	if (why) {
+		snprintf(err, errlen,
+			 "line %d (on %s): the statement writes temporal table \"%s\" in a way"
+			 " whose history cannot be captured (%s); write it as one INSERT, UPDATE"
+			 " or DELETE of that table, or keep the table current-only with the"
+			 " line \"current %s\"",
+			 st->line, type, rs->tables_v[named >= 0 ? named : table].name, why,
+			 rs->tables_v[named >= 0 ? named : table].name);
+		return -1;
+	}
+	st->target.table = table;
+	if (table < 0 || !rs->tables_v[table].temporal)
+		return 0;
+	/* "...;" -> "...\nRETURNING ref.*" */
+	end = strlen(st->sql);
+	while (end > 0 && (isspace((unsigned char)st->sql[end - 1]) || st->sql[end - 1] == ';'))
+		end--;
+	{
+		evs__buf b = {0};
+		char *q = ref;
+
+		evs__buf_putn(&b, st->sql, end);
+		evs__buf_puts(&b, "\nRETURNING \"");
+		for (; *q; q++) {
+			if (*q == '"')
+				evs__buf_putc(&b, '"');
+			evs__buf_putc(&b, *q);
+		}
+		evs__buf_puts(&b, "\".*");
+		if (!evs__buf_cstr(&b)) {
+			evs__buf_free(&b);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		sql = b.ptr;
+	}
+	free(st->sql);
+	st->sql = sql;
+	return 0;
+}
+
+/* Whether word is in the blank-separated list. */
+static bool listed(const char *list, const char *word)
+{
+	size_t wl = strlen(word);
+
+	while (list && *list) {
+		size_t l;
+
+		list += strspn(list, " \t");
+		l = strcspn(list, " \t");
+		if (l == wl && strncmp(list, word, l) == 0)
+			return true;
+		list += l;
+	}
+	return false;
+}
+
+int evp__rules_targets(evp_rules *rs, char *err, size_t errlen)
+{
+	const char *p = rs->tables;
+	int i, j;
+
+	while (p && *p) {
+		size_t l;
+		struct htable *t;
+
+		p += strspn(p, " \t");
+		if (!(l = strcspn(p, " \t")))
+			break;
+		t = realloc(rs->tables_v, (size_t)(rs->ntables + 1) * sizeof *t);
+		if (!t) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		rs->tables_v = t;
+		t = &rs->tables_v[rs->ntables];
+		memset(t, 0, sizeof *t);
+		if (!(t->name = strndup(p, l))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		rs->ntables++;
+		p += l;
+	}
+	/* a "current" name must be a listed table */
+	p = rs->current;
+	while (p && *p) {
+		char name[128];
+		size_t l;
+
+		p += strspn(p, " \t");
+		if (!(l = strcspn(p, " \t")))
+			break;
+		snprintf(name, sizeof name, "%.*s", (int)l, p);
+		if (find_table(rs, name) < 0) {
+			snprintf(err, errlen,
+				 "\"current %s\": \"%s\" is not on the \"tables\" line", name,
+				 name);
+			return -1;
+		}
+		p += l;
+	}
+	for (i = 0; i < rs->ntables; i++)
+		rs->tables_v[i].temporal = !listed(rs->current, rs->tables_v[i].name);
+	for (i = 0; i < rs->nrules; i++)
+		for (j = 0; j < rs->rules[i].nstmts; j++)
+			if (classify(rs, &rs->rules[i].stmts[j], rs->rules[i].type, err, errlen) <
+			    0)
+				return -1;
+	return 0;
+}
