@@ -497,7 +497,7 @@ async function startLive() {
   } catch (e) {
     if (ctl.signal.aborted) return;
     $('live-state').textContent = 'live tail stopped';
-    say(explain(e, 'Live tail'));
+    say(e.status === 404 ? 'Live tail: this evs-query serves no push stream (GET /events/stream).' : explain(e, 'Live tail'));
     S.liveOn = false;
     $('live-toggle').textContent = 'Live tail: off';
     $('live-toggle').setAttribute('aria-pressed', 'false');

@@ -192,6 +192,14 @@ async function main() {
     if (!/not found/.test(m3)) fail(`unknown stream: got "${m3}"`);
     console.log(`ok   unknown stream explained: ${m3}`);
     await shot(page3, 'not-found');
+
+    // 9. PostgreSQL away: said so, the page stays
+    execFileSync('bash', [env('EVS_PG_STOP')]);
+    await page3.type('#stream-q', 'account-');
+    await page3.keyboard.press('Enter');
+    await page3.waitForFunction(() => /PostgreSQL is away/.test(document.querySelector('#msg').textContent), { timeout: 20000 });
+    console.log(`ok   PostgreSQL away explained: ${await page3.$eval('#msg', (m) => m.textContent)}`);
+    await shot(page3, 'postgres-away');
   } finally {
     await browser.close();
   }

@@ -84,10 +84,16 @@ done
 	exit 1
 }
 
+# the last step stops PostgreSQL to see the page say so
+cat >"$TMP/pg-stop.sh" <<STOP
+$(declare -p evs_pg_run EVS_PG_BIN evs_pg_dir)
+"\${evs_pg_run[@]}" "\$EVS_PG_BIN/pg_ctl" -D "\$evs_pg_dir/data" -m fast -w stop >/dev/null
+STOP
+
 mkdir -p "$shots"
 rc=0
 EVS_URL=http://127.0.0.1:$port EVS_TOKEN=$token EVS_SHOTS=$shots EVS_CHROMIUM=$chromium \
-	EVS_STORE=$store EVS_CLI=$evs EVS_BANK_BALANCE=$bank_balance \
+	EVS_STORE=$store EVS_CLI=$evs EVS_BANK_BALANCE=$bank_balance EVS_PG_STOP="$TMP/pg-stop.sh" \
 	NODE_PATH=$mods/node_modules node "$src/tests/browser/page.mjs" || rc=$?
 if [ "$rc" -ne 0 ]; then
 	echo "--- evs-query log" >&2; tail -20 "$TMP/query.log" >&2
