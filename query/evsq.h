@@ -149,7 +149,7 @@ const char *evsq_strerror(int code);
 	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                            \
 	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")           \
 	XX(log_level, LEVEL, "info", 0, 3, "most verbose level logged")                            \
-	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")    \
+	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")     \
 	XX(www, STR, EVSQ_WWW_DIR, 0, 0,                                                           \
 	   "folder of the auditor's page served at / (empty: no page)")
 

@@ -32,12 +32,13 @@
 
 #include "server.h"
 
-#define TS(col)    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define CHECKPOINT "(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0))"
-#define EVENT_COLS                                                                    \
-	"e.position, e.stream, e.version, e.type, e.type_version, " TS("e.recorded_at") \
-	", e.recorded_at_ns, " TS("e.occurred_at") ", e.event_id::text,"              \
-	" e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define CHECKPOINT \
+	"(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0))"
+#define EVENT_COLS                                                                                \
+	"e.position, e.stream, e.version, e.type, e.type_version, " TS(                           \
+		"e.recorded_at") ", e.recorded_at_ns, " TS("e.occurred_at") ", e.event_id::text," \
+									    " e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
 
 /* $1 projection, $2 correlation id, $3 after position, $4 limit */
 static const char sql_correlation[] =
@@ -45,19 +46,17 @@ static const char sql_correlation[] =
 	" (SELECT * FROM evs.events x WHERE x.correlation_id = $2::uuid"
 	"  AND x.position > $3::bigint ORDER BY x.position LIMIT $4::int) e ON true";
 /* $1 projection, $2 event id */
-static const char sql_id[] = "SELECT " CHECKPOINT ", " EVENT_COLS
-			     " FROM (VALUES (1)) v LEFT JOIN LATERAL"
-			     " (SELECT * FROM evs.events x WHERE x.event_id = $2::uuid"
-			     "  LIMIT 1) e ON true";
+static const char sql_id[] =
+	"SELECT " CHECKPOINT ", " EVENT_COLS " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+	" (SELECT * FROM evs.events x WHERE x.event_id = $2::uuid"
+	"  LIMIT 1) e ON true";
 /* $1 projection, $2 prefix, $3 after (exclusive), $4 limit */
-static const char sql_streams[] =
-	"SELECT " CHECKPOINT ", s.stream, s.version, s.position, " TS("s.updated_at")
-	" FROM (VALUES (1)) v LEFT JOIN LATERAL"
-	" (SELECT * FROM evs.state x WHERE x.stream >= $2 AND x.stream < $2 || chr(1114111)"
-	"  AND x.stream > $3 ORDER BY x.stream LIMIT $4::int) s ON true";
+static const char sql_streams[] = "SELECT " CHECKPOINT ", s.stream, s.version, s.position, " TS(
+	"s.updated_at") " FROM (VALUES (1)) v LEFT JOIN LATERAL"
+			" (SELECT * FROM evs.state x WHERE x.stream >= $2 AND x.stream < $2 || chr(1114111)"
+			"  AND x.stream > $3 ORDER BY x.stream LIMIT $4::int) s ON true";
 
-static void put_col(evs__buf *b, const char *key, const PGresult *r, int row, int col,
-		    bool text)
+static void put_col(evs__buf *b, const char *key, const PGresult *r, int row, int col, bool text)
 {
 	evs__buf_printf(b, ",\"%s\":", key);
 	if (PQgetisnull(r, row, col))
@@ -116,8 +115,8 @@ static unsigned run(const evsq__ctx *ctx, const char *sql, int n, const char *co
 unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			   evs__buf *body, const char **ctype)
 {
-	static const char *const allowed[] = {"correlation", "id",		"after",
-					      "limit",	     "min_position", NULL};
+	static const char *const allowed[] = {"correlation", "id",           "after",
+					      "limit",       "min_position", NULL};
 	const evsq__ctx *ctx = &srv->ctx;
 	const char *corr, *id, *after, *params[4];
 	char after_s[24], limit_s[24];

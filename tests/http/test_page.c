@@ -191,11 +191,18 @@ START_TEST(page_assets)
 	free(a);
 
 	static const char *const refused[] = {
-		"/assets/", "/assets/.hidden", "/assets/sub", "/assets/sub/inner.js",
+		"/assets/",
+		"/assets/.hidden",
+		"/assets/sub",
+		"/assets/sub/inner.js",
 		"/assets/passwd.js", /* a symlink, even to a readable file */
-		"/assets/../README.md", "/assets/%2e%2e/README.md", "/assets/..%2fREADME.md",
-		"/assets/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/assets//etc/passwd",
-		"/assets/app.js/", "/assets/APP.JS",
+		"/assets/../README.md",
+		"/assets/%2e%2e/README.md",
+		"/assets/..%2fREADME.md",
+		"/assets/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+		"/assets//etc/passwd",
+		"/assets/app.js/",
+		"/assets/APP.JS",
 	};
 	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 		a = get(port, refused[i], NULL);
@@ -348,8 +355,8 @@ START_TEST(page_find)
 			json_object *evs, *next;
 			int lim = 1 + (int)(kit_rand(&rng) % 7), n, j;
 
-			snprintf(target, sizeof target, "/events?correlation=%s&after=%lld&limit=%d", id,
-				 after, lim);
+			snprintf(target, sizeof target,
+				 "/events?correlation=%s&after=%lld&limit=%d", id, after, lim);
 			http_get_ok(port, target, &a);
 			ck_assert_int_eq(http_int(&a, "position"), 300);
 			ck_assert(json_object_object_get_ex(a.json, "events", &evs));
@@ -391,8 +398,9 @@ START_TEST(page_find)
 			http_get_ok(port, target, &b);
 			ck_assert(json_object_object_get_ex(b.json, "events", &evs));
 			ck_assert_int_eq(json_object_array_length(evs), 1);
-			ck_assert_str_eq(json_object_to_json_string(json_object_array_get_idx(evs, 0)),
-					 json_object_to_json_string(e));
+			ck_assert_str_eq(
+				json_object_to_json_string(json_object_array_get_idx(evs, 0)),
+				json_object_to_json_string(e));
 			http_answer_free(&a);
 			http_answer_free(&b);
 		}
@@ -413,7 +421,8 @@ START_TEST(page_find)
 		char *want[NSTREAMS], *esc = http_escape(prefixes[k]), *after = NULL;
 		int nwant = 0, got = 0, j;
 		PGconn *pc = pgh_connect(dsn);
-		PGresult *r = PQexec(pc, "SELECT stream FROM evs.state ORDER BY stream COLLATE \"C\"");
+		PGresult *r =
+			PQexec(pc, "SELECT stream FROM evs.state ORDER BY stream COLLATE \"C\"");
 
 		for (j = 0; j < PQntuples(r); j++)
 			if (!strncmp(PQgetvalue(r, j, 0), prefixes[k], strlen(prefixes[k])))
@@ -428,11 +437,12 @@ START_TEST(page_find)
 			if (after) {
 				char *ea = http_escape(after);
 
-				snprintf(target, sizeof target, "/streams?prefix=%s&limit=%d&after=%s", esc,
-					 lim, ea);
+				snprintf(target, sizeof target,
+					 "/streams?prefix=%s&limit=%d&after=%s", esc, lim, ea);
 				free(ea);
 			} else {
-				snprintf(target, sizeof target, "/streams?prefix=%s&limit=%d", esc, lim);
+				snprintf(target, sizeof target, "/streams?prefix=%s&limit=%d", esc,
+					 lim);
 			}
 			http_get_ok(port, target, &a);
 			ck_assert(json_object_object_get_ex(a.json, "streams", &ss));
@@ -442,8 +452,8 @@ START_TEST(page_find)
 
 				s = json_object_array_get_idx(ss, (size_t)j);
 				ck_assert(json_object_object_get_ex(s, "stream", &v));
-				ck_assert_msg(got < nwant, "prefix \"%s\": more than %d", prefixes[k],
-					      nwant);
+				ck_assert_msg(got < nwant, "prefix \"%s\": more than %d",
+					      prefixes[k], nwant);
 				ck_assert_str_eq(json_object_get_string(v), want[got]);
 				ck_assert(json_object_object_get_ex(s, "version", &v));
 				ck_assert_int_ge(json_object_get_int64(v), 1);
