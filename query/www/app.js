@@ -249,7 +249,15 @@ function indexAt(t) {
   return i;
 }
 
+/* The slider's ends: first and last event (version, position, time). */
+function renderScale() {
+  const f = S.events[0], l = S.events[S.events.length - 1];
+  $('scale-first').textContent = f ? `v${f.version} · #${f.position} · ${f.recorded_at}` : '';
+  $('scale-last').textContent = l && l !== f ? `v${l.version} · #${l.position} · ${l.recorded_at}` : '';
+}
+
 function renderTimeline() {
+  renderScale();
   const body = $('timeline').tBodies[0];
   body.textContent = '';
   const pages = Math.max(1, Math.ceil(S.events.length / PAGE));

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import http from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} not set`); return v; };
 const URL0 = env('EVS_URL'), TOKEN = env('EVS_TOKEN'), SHOTS = env('EVS_SHOTS');
@@ -164,6 +165,17 @@ async function main() {
     console.log(`ok   ${corr} events share the correlation id`);
     await shot(page, 'correlation');
 
+    // export of the shown history as CSV (audit evidence): one line per event
+    const dl = join(SHOTS, 'export');
+    const cdp = await page.createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dl });
+    await page.click('#export-csv');
+    const csvFile = join(dl, 'account-alice.csv');
+    for (let i = 0; i < 100 && !existsSync(csvFile); i++) await new Promise((res) => setTimeout(res, 100)); // bounded poll
+    const csv = readFileSync(csvFile, 'utf8').trim().split('\r\n');
+    eq(csv[0], 'stream,position,version,type,type_version,recorded_at,occurred_at,event_id,correlation_id,causation_id,metadata,data', 'CSV header');
+    eq(csv.length - 1, versions.length, 'CSV rows = events shown');
+
     // 7. live tail: an event appended now appears within 2 s, no reload
     await page.click('#live-toggle');
     await page.waitForFunction(() => /^live/.test(document.querySelector('#live-state').textContent) &&
@@ -193,13 +205,25 @@ async function main() {
     console.log(`ok   unknown stream explained: ${m3}`);
     await shot(page3, 'not-found');
 
-    // 9. PostgreSQL away: said so, the page stays
+    // 9. projection behind: the projector stopped, one more event appended
+    process.kill(Number(env('EVS_PROJECTOR_PID')), 'SIGTERM');
+    for (let i = 0; i < 100; i++) { try { process.kill(Number(env('EVS_PROJECTOR_PID')), 0); } catch (_) { break; } await new Promise((res) => setTimeout(res, 100)); }
+    execFileSync(env('EVS_CLI'), ['--store', env('EVS_STORE'), 'append', 'account-alice', 'MoneyDeposited', '{"amount":1}']);
+    const page4 = await browser.newPage();
+    await page4.goto(URL0 + '/');
+    await enterToken(page4);
+    const m4 = await page4.$eval('#msg', (m) => m.textContent);
+    if (!/Projection behind/.test(m4)) fail(`projection behind: got "${m4}"`);
+    console.log(`ok   projection behind explained: ${m4}`);
+    await shot(page4, 'projection-behind');
+
+    // 10. PostgreSQL away: said so, the page stays
     execFileSync('bash', [env('EVS_PG_STOP')]);
-    await page3.type('#stream-q', 'account-');
-    await page3.keyboard.press('Enter');
-    await page3.waitForFunction(() => /PostgreSQL is away/.test(document.querySelector('#msg').textContent), { timeout: 20000 });
-    console.log(`ok   PostgreSQL away explained: ${await page3.$eval('#msg', (m) => m.textContent)}`);
-    await shot(page3, 'postgres-away');
+    await page4.type('#stream-q', 'account-');
+    await page4.keyboard.press('Enter');
+    await page4.waitForFunction(() => /PostgreSQL is away/.test(document.querySelector('#msg').textContent), { timeout: 20000 });
+    console.log(`ok   PostgreSQL away explained: ${await page4.$eval('#msg', (m) => m.textContent)}`);
+    await shot(page4, 'postgres-away');
   } finally {
     await browser.close();
   }

@@ -94,6 +94,7 @@ mkdir -p "$shots"
 rc=0
 EVS_URL=http://127.0.0.1:$port EVS_TOKEN=$token EVS_SHOTS=$shots EVS_CHROMIUM=$chromium \
 	EVS_STORE=$store EVS_CLI=$evs EVS_BANK_BALANCE=$bank_balance EVS_PG_STOP="$TMP/pg-stop.sh" \
+	EVS_PROJECTOR_PID=$proj_pid \
 	NODE_PATH=$mods/node_modules node "$src/tests/browser/page.mjs" || rc=$?
 if [ "$rc" -ne 0 ]; then
 	echo "--- evs-query log" >&2; tail -20 "$TMP/query.log" >&2
