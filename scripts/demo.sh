@@ -123,11 +123,13 @@ if [ "${EVS_DEMO_SERVE:-0}" = 1 ]; then
   step "the auditor's page: evs-query with the page, the projector following the store (Ctrl-C ends)"
   page_port=${EVS_DEMO_PORT:-8080}
   page_token=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  page_rules=projector/bank.projection
+  [ -f "$page_rules" ] || page_rules=examples/bank/bank.projection
   "$PWD/build/projector/evs-projector" --store "$bank" --dsn "$EVS_PG_DSN" \
-    --rules projector/bank.projection --migrations '' --log-level warning &
+    --rules "$page_rules" --migrations '' --log-level warning &
   page_proj_pid=$!
   EVS_QUERY_TOKEN=$page_token "$PWD/build/query/evs-query" --dsn "$EVS_PG_DSN" --store "$bank" \
-    --rules projector/bank.projection --projection bank --port "$page_port" --www query/www \
+    --rules "$page_rules" --projection bank --port "$page_port" --www query/www \
     --log-level 1 &
   query_pid=$!
   echo "open http://127.0.0.1:$page_port/?stream=account-alice and enter the token $page_token"

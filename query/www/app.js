@@ -361,7 +361,10 @@ async function showDomain(t, prevT, gen) {
         let prev = null;
         if (prevT) { try { prev = (await api(base + enc(prevT))).row; } catch (_) { prev = {}; } }
         const wrap = document.createElement('div');
-        wrap.append(span(`${m.projection}.${tb.name}`, 'mono'), span(`position ${r.position}`, 'label'));
+        wrap.append(span(`${m.projection}.${tb.name}`, 'mono'), span(`read model at position ${r.position}`, 'label'));
+        if (r.valid_from_position != null)
+          wrap.append(span(`this version: from #${r.valid_from_position} (${r.valid_from_at}) to ` +
+            (r.valid_to_position != null ? `#${r.valid_to_position} (${r.valid_to_at})` : 'now'), 'label validity'));
         wrap.append(kvTable(r.row || {}, prevT ? prev : undefined, `${m.projection}.${tb.name}`));
         out.push(wrap);
         any = true;
