@@ -10,6 +10,7 @@
  *   /metrics    exact   yes    no      -
  *   /streams/   prefix  yes    yes     plain state lookups (streams.c)
  *   /models     tree    yes    yes     -
+ *   /events/stream exact yes   no      - (a long response, push.h)
  *   /           exact   no     no      -        the page (static.c)
  *   /assets/    prefix  no     no      -        its files
  *   /events     exact   yes    yes     -        by correlation or id (find.c)
@@ -21,7 +22,7 @@
  */
 #include <string.h>
 
-#include "server.h"
+#include "push.h"
 
 static unsigned health(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 		       evs__buf *body, const char **ctype)
@@ -55,6 +56,7 @@ static const struct evsq__route routes[] = {
 	{"/metrics", EVSQ__EXACT, false, false, NULL, evsq__metrics},
 	{"/streams/", EVSQ__PREFIX, false, true, evsq__streams_fast, streams},
 	{"/models", EVSQ__TREE, false, true, NULL, models},
+	{"/events/stream", EVSQ__EXACT, false, false, NULL, evsq__push_serve},
 	/* the auditor's page and its lookups (static.c, find.c) */
 	{"/", EVSQ__EXACT, true, false, NULL, evsq__www_index},
 	{"/assets/", EVSQ__PREFIX, true, false, NULL, evsq__www_serve},
