@@ -182,12 +182,14 @@ async function main() {
       document.querySelector('#live-state').textContent !== 'live: connecting', { timeout: 5000 });
     check(await page.$eval('#live-state', (x) => x.textContent), 'live', 'the live tail is connected');
     const out = execFileSync(env('EVS_CLI'), ['--store', env('EVS_STORE'), 'append', 'account-alice',
-      'MoneyDeposited', '{"amount":700}']).toString();
+      'MoneyDeposited', '{"amount":700}', '--occurred-at', '2026-01-02T03:04:05Z']).toString();
     const t0 = Date.now();
     console.log(`appended: ${out.trim()}`);
     try {
       await page.waitForSelector('#timeline tr.live', { timeout: 2000 });
       console.log(`ok   the appended event appeared after ${Date.now() - t0} ms`);
+      check(await page.$eval('#timeline tr.live td.backdated', (x) => x.textContent), '2026-01-02T03:04:05.000000000Z',
+        'its occurred_at shown beside recorded_at, flagged as backdated');
     } catch (e) {
       const why = await page.$eval('#msg', (m) => m.textContent);
       check(why, '', 'the appended event appears within 2 s (message shown)');
