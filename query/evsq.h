@@ -25,6 +25,11 @@
  *   GET /streams/{id}/events?after_version=V&limit=L    events, paged
  *   GET /health  /ready  /metrics (Prometheus text)
  *
+ *   With --store: GET /events/stream?after=N|earliest|latest&stream=&
+ *   stream_prefix=&type=a,b (Last-Event-ID wins over after=): the commit
+ *   stream as SSE, or NDJSON for Accept: application/x-ndjson; CloudEvents
+ *   bodies, id = global position (query/push.h; README, "Push").
+ *
  *   Declared read models (--rules FILE[,FILE]: projection files with
  *   "projection", "schema" and "tables"; position = that projection's
  *   checkpoint, read in the same statement as the rows):
@@ -152,7 +157,7 @@ const char *evsq_strerror(int code);
 	   "seconds between heartbeats on an idle GET /events/stream")                             \
 	XX(push_max_streams, INT, "256", 1, 65536,                                                 \
 	   "concurrent GET /events/stream answers (beyond: 503)")                                  \
-	XX(push_window, INT, "16384", 1024, 1048576,                                                 \
+	XX(push_window, INT, "16384", 1024, 1048576,                                               \
 	   "newest events kept encoded for the streams; a stream further behind is cut")           \
 	XX(push_source, STR, "", 0, 0,                                                             \
 	   "CloudEvents source of pushed events (empty: urn:evstore: and the store's path)")       \

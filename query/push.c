@@ -13,6 +13,12 @@
  * checking next_pub, so no wake-up is lost between its check and its
  * suspension.
  *
+ * Under a steady stream of commits the parked streams are woken at most
+ * every COALESCE_MS: each wake-up then carries the events of that
+ * millisecond in one write per stream instead of one per commit (5,000
+ * commits/s to 100 streams would otherwise be 500,000 resumes and writes
+ * a second); the first commit after a quiet spell wakes them at once.
+ *
  * Heartbeats: the thread wakes at least every TICK_MS and resumes the
  * parked streams whose last write is heartbeat_ms old; their reader
  * writes the heartbeat and parks again.
@@ -28,8 +34,9 @@
 #include "cloudevent.h"
 #include "push.h"
 
-#define TICK_MS   100
-#define BATCH_MAX 512
+#define TICK_MS     100
+#define BATCH_MAX   512
+#define COALESCE_MS 2 /* streams woken at most this often (fewer, fuller writes) */
 
 int64_t evsq__push_now_ms(void)
 {
@@ -120,8 +127,8 @@ static void *hub_run(void *arg)
 	struct evsq__push *hub = arg;
 	evs_sub *sub = NULL;
 	evs_store_info head;
-	bool woken[256];
-	int64_t last_tick = evsq__push_now_ms();
+	bool woken[256], pending = false;
+	int64_t last_tick = evsq__push_now_ms(), last_wake = 0;
 	char msg[256];
 
 	if (evs_head(hub->store, &head) != EVS_OK ||
@@ -131,20 +138,27 @@ static void *hub_run(void *arg)
 	}
 	while (!atomic_load(&hub->stop)) {
 		evs_event ev;
-		int n = 0, rc = evs_sub_next(sub, &ev, TICK_MS);
-		int64_t now;
+		int n = 0, rc, timeout = TICK_MS;
+		int64_t now = evsq__push_now_ms();
 
+		if (pending) /* streams are woken at most every COALESCE_MS */
+			timeout = last_wake + COALESCE_MS > now
+					  ? (int)(last_wake + COALESCE_MS - now)
+					  : 0;
+		rc = evs_sub_next(sub, &ev, timeout);
 		if (rc == EVS_OK) {
 			pthread_rwlock_wrlock(&hub->rw);
 			do {
-				int wrc = ev.position == hub->next ? window_put(hub, &ev) : EVS_CORRUPT;
+				int wrc = ev.position == hub->next ? window_put(hub, &ev)
+								   : EVS_CORRUPT;
 
 				if (wrc != EVS_OK) {
-					/* an event the window cannot hold ends every stream
-					 * that reaches it (they resume from the store) */
-					snprintf(msg, sizeof msg,
-						 "could not encode event %llu for event streams: %s",
-						 (unsigned long long)ev.position, evs_strerror(wrc));
+					/* an event the window cannot hold: the streams
+					 * that reach it end (they resume from the store) */
+					snprintf(
+						msg, sizeof msg,
+						"could not encode event %llu for event streams: %s",
+						(unsigned long long)ev.position, evs_strerror(wrc));
 					hub_log(hub, EVS_LOG_ERROR, msg);
 					pthread_rwlock_unlock(&hub->rw);
 					goto out;
@@ -153,6 +167,7 @@ static void *hub_run(void *arg)
 			} while (n < BATCH_MAX && (rc = evs_sub_next(sub, &ev, 0)) == EVS_OK);
 			pthread_rwlock_unlock(&hub->rw);
 			atomic_fetch_add(&hub->events_total, (unsigned long long)n);
+			pending = true;
 		}
 		if (rc != EVS_OK && rc != EVS_TIMEOUT) {
 			snprintf(msg, sizeof msg, "event streams: could not read the store: %s",
@@ -160,13 +175,15 @@ static void *hub_run(void *arg)
 			hub_log(hub, EVS_LOG_WARNING, msg);
 		}
 		now = evsq__push_now_ms();
-		if (n == 0 && now - last_tick < TICK_MS)
+		if (!(pending && now >= last_wake + COALESCE_MS) && now - last_tick < TICK_MS)
 			continue;
 		memset(woken, 0, sizeof woken);
 		pthread_mutex_lock(&hub->mu);
-		if (n > 0) {
+		if (pending && now >= last_wake + COALESCE_MS) {
 			hub->next_pub = hub->next;
 			resume_parked(hub, true, now, woken);
+			pending = false;
+			last_wake = now;
 		}
 		if (now - last_tick >= TICK_MS) {
 			resume_parked(hub, false, now, woken);
@@ -304,20 +321,21 @@ void evsq__push_metrics(struct evsq__push *hub, evs__buf *out)
 	first = hub->first;
 	next = hub->next;
 	pthread_rwlock_unlock(&hub->rw);
-	evs__buf_printf(out,
-			"# HELP evsq_push_streams Open GET /events/stream answers.\n"
-			"# TYPE evsq_push_streams gauge\nevsq_push_streams %ld\n"
-			"# HELP evsq_push_streams_total Event streams opened.\n"
-			"# TYPE evsq_push_streams_total counter\nevsq_push_streams_total %llu\n"
-			"# HELP evsq_push_refused_total Event streams refused (push_max_streams).\n"
-			"# TYPE evsq_push_refused_total counter\nevsq_push_refused_total %llu\n"
-			"# HELP evsq_push_cut_total Event streams cut for falling behind the window.\n"
-			"# TYPE evsq_push_cut_total counter\nevsq_push_cut_total %llu\n"
-			"# HELP evsq_push_events_total Events encoded into the window.\n"
-			"# TYPE evsq_push_events_total counter\nevsq_push_events_total %llu\n"
-			"# HELP evsq_push_window_events Events in the window.\n"
-			"# TYPE evsq_push_window_events gauge\nevsq_push_window_events %llu\n",
-			atomic_load(&hub->streams), atomic_load(&hub->opened_total),
-			atomic_load(&hub->refused_total), atomic_load(&hub->cut_total),
-			atomic_load(&hub->events_total), (unsigned long long)(next - first));
+	evs__buf_printf(
+		out,
+		"# HELP evsq_push_streams Open GET /events/stream answers.\n"
+		"# TYPE evsq_push_streams gauge\nevsq_push_streams %ld\n"
+		"# HELP evsq_push_streams_total Event streams opened.\n"
+		"# TYPE evsq_push_streams_total counter\nevsq_push_streams_total %llu\n"
+		"# HELP evsq_push_refused_total Event streams refused (push_max_streams).\n"
+		"# TYPE evsq_push_refused_total counter\nevsq_push_refused_total %llu\n"
+		"# HELP evsq_push_cut_total Event streams cut for falling behind the window.\n"
+		"# TYPE evsq_push_cut_total counter\nevsq_push_cut_total %llu\n"
+		"# HELP evsq_push_events_total Events encoded into the window.\n"
+		"# TYPE evsq_push_events_total counter\nevsq_push_events_total %llu\n"
+		"# HELP evsq_push_window_events Events in the window.\n"
+		"# TYPE evsq_push_window_events gauge\nevsq_push_window_events %llu\n",
+		atomic_load(&hub->streams), atomic_load(&hub->opened_total),
+		atomic_load(&hub->refused_total), atomic_load(&hub->cut_total),
+		atomic_load(&hub->events_total), (unsigned long long)(next - first));
 }

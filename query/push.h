@@ -105,7 +105,12 @@ void evsq__push_metrics(struct evsq__push *hub, evs__buf *out);
 
 /* ---- push_stream.c ---- */
 
-enum evsq__push_from { EVSQ__FROM_LATEST, EVSQ__FROM_EARLIEST, EVSQ__FROM_AFTER, EVSQ__FROM_LAST_ID };
+enum evsq__push_from {
+	EVSQ__FROM_LATEST,
+	EVSQ__FROM_EARLIEST,
+	EVSQ__FROM_AFTER,
+	EVSQ__FROM_LAST_ID
+};
 
 struct evsq__push_filter {
 	char *stream; /* exact, or NULL */
@@ -125,6 +130,7 @@ struct evsq__push_client {
 	uint64_t head;  /* the store's head when it connected */
 	uint64_t pos;   /* the next position to look at */
 	evs_sub *sub;   /* catching up from the store, or NULL: the window */
+	int rounds;     /* scan chunks without a match in this reader call */
 	bool live;      /* has read from the window */
 	int state;      /* push_stream.c */
 	evs__buf pend;  /* formatted, not yet taken by MHD: pend.ptr[off..len) */
@@ -138,10 +144,10 @@ struct evsq__push_client {
 
 /* A stream resuming after `after` (filter moved in; the caller counted
  * it in hub->streams), or NULL (out of memory). */
-struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
-						struct MHD_Connection *conn, int wake_fd,
-						bool ndjson, struct evsq__push_filter *f,
-						uint64_t after, int from, uint64_t head);
+struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub, struct MHD_Connection *conn,
+						int wake_fd, bool ndjson,
+						struct evsq__push_filter *f, uint64_t after,
+						int from, uint64_t head);
 /* MHD's content reader and its free callback (cls: the client). */
 ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max);
 void evsq__push_client_free(void *cls);

@@ -20,9 +20,12 @@
  * that is not decimal digits or is past the head, an empty type in the
  * list. 404 without --store; 503 past push_max_streams.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "push.h"
 
@@ -143,11 +146,25 @@ static unsigned filter_of(const evsq__args *a, struct evsq__push_filter *f, evs_
 	if (types && !parse_types(types, f))
 		return evsq__bad_param(body, "type", types,
 				       "event types separated by commas (at most 32, none empty)");
-	if ((stream && !(f->stream = strdup(stream))) || (prefix && !(f->prefix = strdup(prefix)))) {
+	if ((stream && !(f->stream = strdup(stream))) ||
+	    (prefix && !(f->prefix = strdup(prefix)))) {
 		evsq__error(body, "internal", "out of memory");
 		return 500;
 	}
 	return 0;
+}
+
+/* A stream writes small frames and its client sends nothing back: with
+ * Nagle's algorithm a frame would wait for the delayed ACK of the one
+ * before (40 ms and more). */
+static void no_delay(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int one = 1;
+
+	if (ci)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 unsigned evsq__push_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
@@ -221,6 +238,7 @@ unsigned evsq__push_serve(evsq_server *srv, struct MHD_Connection *conn, const c
 		return 500;
 	}
 	MHD_destroy_response(resp);
+	no_delay(conn);
 	atomic_fetch_add(&hub->opened_total, 1);
 	return EVSQ__QUEUED;
 refused:

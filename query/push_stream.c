@@ -66,10 +66,27 @@ bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *strea
 	return false;
 }
 
-struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
-						struct MHD_Connection *conn, int wake_fd,
-						bool ndjson, struct evsq__push_filter *f,
-						uint64_t after, int from, uint64_t head)
+/* Catch up from the store after c->pos - 1 (the store's own filter
+ * narrows the scan; the exact stream is checked here). */
+static int open_sub(struct evsq__push_client *c)
+{
+	const char *prefixes[1];
+	evs_filter ef = {0};
+
+	prefixes[0] = c->f.stream ? c->f.stream : c->f.prefix;
+	if (prefixes[0]) {
+		ef.stream_prefixes = prefixes;
+		ef.nprefixes = 1;
+	}
+	ef.types = (const char *const *)c->f.types;
+	ef.ntypes = c->f.ntypes;
+	return evs_subscribe(c->hub->store, c->pos - 1, &ef, &c->sub);
+}
+
+struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub, struct MHD_Connection *conn,
+						int wake_fd, bool ndjson,
+						struct evsq__push_filter *f, uint64_t after,
+						int from, uint64_t head)
 {
 	struct evsq__push_client *c = calloc(1, sizeof *c);
 	uint64_t first;
@@ -90,24 +107,10 @@ struct evsq__push_client *evsq__push_client_new(struct evsq__push *hub,
 	pthread_rwlock_rdlock(&hub->rw);
 	first = hub->first;
 	pthread_rwlock_unlock(&hub->rw);
-	if (c->pos < first) {
-		/* before the window: catch up from the store (the store's own
-		 * filter narrows the scan; the exact stream is checked here) */
-		const char *prefixes[1];
-		evs_filter ef = {0};
-
-		prefixes[0] = c->f.stream ? c->f.stream : c->f.prefix;
-		if (prefixes[0]) {
-			ef.stream_prefixes = prefixes;
-			ef.nprefixes = 1;
-		}
-		ef.types = (const char *const *)c->f.types;
-		ef.ntypes = c->f.ntypes;
-		if (evs_subscribe(hub->store, after, &ef, &c->sub) != EVS_OK) {
-			evsq__push_filter_free(&c->f);
-			free(c);
-			return NULL;
-		}
+	if (c->pos < first && open_sub(c) != EVS_OK) {
+		evsq__push_filter_free(&c->f);
+		free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -128,10 +131,11 @@ void evsq__push_client_free(void *cls)
 static void put_resume(struct evsq__push_client *c)
 {
 	if (c->ndjson)
-		evs__buf_printf(&c->pend,
-				"{\"control\":\"resume\",\"after\":%llu,\"from\":\"%s\",\"head\":%llu}\n",
-				(unsigned long long)c->after, from_names[c->from],
-				(unsigned long long)c->head);
+		evs__buf_printf(
+			&c->pend,
+			"{\"control\":\"resume\",\"after\":%llu,\"from\":\"%s\",\"head\":%llu}\n",
+			(unsigned long long)c->after, from_names[c->from],
+			(unsigned long long)c->head);
 	else
 		evs__buf_printf(&c->pend,
 				"retry: %d\nevent: resume\ndata: {\"after\":%llu,\"from\":\"%s\","
@@ -146,7 +150,15 @@ static void put_event(struct evsq__push_client *c, uint64_t position, const char
 		evs__buf_putn(&c->pend, json, n);
 		evs__buf_putc(&c->pend, '\n');
 	} else {
-		evs__buf_printf(&c->pend, "id: %llu\ndata: ", (unsigned long long)position);
+		char t[48], *e = t + sizeof t, *d = e;
+
+		/* "id: N\ndata: " without printf (once per event per stream) */
+		memcpy(d -= 7, "\ndata: ", 7);
+		do
+			*--d = (char)('0' + position % 10);
+		while (position /= 10);
+		memcpy(d -= 4, "id: ", 4);
+		evs__buf_putn(&c->pend, d, (size_t)(e - d));
 		evs__buf_putn(&c->pend, json, n);
 		evs__buf_puts(&c->pend, "\n\n");
 	}
@@ -154,13 +166,19 @@ static void put_event(struct evsq__push_client *c, uint64_t position, const char
 
 static void put_cut(struct evsq__push_client *c, uint64_t window)
 {
-	const char *fmt = c->ndjson ? "{\"control\":\"cut\",\"reason\":\"slow consumer: more than %llu "
-				      "events behind the newest; resume after %llu\",\"after\":%llu}\n"
-				    : "event: cut\ndata: {\"reason\":\"slow consumer: more than %llu "
-				      "events behind the newest; resume after %llu\",\"after\":%llu}\n\n";
+	const char *fmt =
+		c->ndjson ? "{\"control\":\"cut\",\"reason\":\"slow consumer: more than %llu "
+			    "events behind the newest; resume after %llu\",\"after\":%llu}\n"
+			  : "event: cut\ndata: {\"reason\":\"slow consumer: more than %llu "
+			    "events behind the newest; resume after %llu\",\"after\":%llu}\n\n";
 
-	evs__buf_printf(&c->pend, fmt, (unsigned long long)window,
-			(unsigned long long)(c->pos - 1), (unsigned long long)(c->pos - 1));
+	evs__buf_printf(&c->pend, fmt, (unsigned long long)window, (unsigned long long)(c->pos - 1),
+			(unsigned long long)(c->pos - 1));
+}
+
+static void put_heartbeat(struct evsq__push_client *c)
+{
+	evs__buf_puts(&c->pend, c->ndjson ? "{\"control\":\"heartbeat\"}\n" : ": heartbeat\n\n");
 }
 
 /* Catch up from the store: frames into pend up to budget bytes. -1 on a
@@ -169,16 +187,27 @@ static int from_store(struct evsq__push_client *c, size_t budget)
 {
 	struct evsq__push *hub = c->hub;
 	evs_event ev;
-	int rc = EVS_OK, rounds = 0;
+	int rc = EVS_OK;
 
 	while (c->pend.len < budget) {
 		rc = evs_sub_next(c->sub, &ev, 0);
 		if (rc == EVS_TIMEOUT) {
 			/* the end of the store, or a scan chunk without a match */
+			uint64_t first;
+
 			c->pos = evs_sub_position(c->sub) + 1;
-			if (++rounds == SCAN_ROUNDS)
-				break;
-			continue;
+			pthread_rwlock_rdlock(&hub->rw);
+			first = hub->first;
+			pthread_rwlock_unlock(&hub->rw);
+			if (c->pos >= first)
+				break; /* the window has the rest */
+			if (++c->rounds < SCAN_ROUNDS)
+				continue;
+			/* a long filtered scan: a heartbeat keeps the response
+			 * moving (and proxies patient) until a match */
+			if (c->pend.len == 0)
+				put_heartbeat(c);
+			break;
 		}
 		if (rc != EVS_OK)
 			return -1;
@@ -250,13 +279,15 @@ static int fill(struct evsq__push_client *c, size_t budget, int64_t now)
 	if (c->sub && from_store(c, budget) < 0)
 		return -1;
 	if (!c->sub && c->pend.len < budget && !from_window(c, budget)) {
+		if (!c->live) /* the window moved on before it was read: the store */
+			return open_sub(c) == EVS_OK && from_store(c, budget) == 0 ? 0 : -1;
 		put_cut(c, (unsigned long long)hub->cap);
 		atomic_fetch_add(&hub->cut_total, 1);
 		c->state = ST_ENDING;
 		return 0;
 	}
 	if (c->pend.len == 0 && now - c->last_write_ms >= hub->heartbeat_ms) {
-		evs__buf_puts(&c->pend, c->ndjson ? "{\"control\":\"heartbeat\"}\n" : ": heartbeat\n\n");
+		put_heartbeat(c);
 		c->last_write_ms = now;
 	}
 	return 0;
@@ -268,17 +299,19 @@ ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max)
 	size_t n = 0;
 
 	(void)off;
+	c->rounds = 0;
 	for (;;) {
 		size_t take = c->pend.len - c->off;
 		int64_t now;
 
 		if (take > max - n)
 			take = max - n;
-		memcpy(buf + n, c->pend.ptr + c->off, take);
+		if (take)
+			memcpy(buf + n, c->pend.ptr + c->off, take);
 		c->off += take;
 		n += take;
-		if (n == max)
-			break;
+		if (n == max || (n > 0 && c->rounds >= SCAN_ROUNDS))
+			break; /* full, or scanned enough for one call */
 		/* pend is used up */
 		evs__buf_reset(&c->pend);
 		c->off = 0;

@@ -260,7 +260,7 @@ void evsq_server_stop(evsq_server *srv)
 
 	if (!srv)
 		return;
-	evsq__push_shutdown(srv->push); /* streams end (resumed while the loops run) */
+	evsq__push_shutdown(srv->push);       /* streams end (resumed while the loops run) */
 	evsq__watch_shutdown(srv->ctx.watch); /* waiters answer now */
 	/* the workers finish (their connections are resumed while the loops
 	 * still run; later hand-overs are answered 503), then the loops stop

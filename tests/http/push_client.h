@@ -25,8 +25,8 @@ typedef struct pc {
 	bool ndjson;
 	bool hdr_done, eof;
 	int status;
-	char *hdr;  /* the response's header block, NUL-terminated */
-	char *buf;  /* received, not yet parsed: buf[off..len) */
+	char *hdr; /* the response's header block, NUL-terminated */
+	char *buf; /* received, not yet parsed: buf[off..len) */
 	size_t len, cap, off;
 } pc;
 
