@@ -2,6 +2,9 @@
  * deadletter.c - the declared rules of a batch, and failing events
  * parked in evs.dead_letters.
  *
+ * A projection whose statements all run set-based (rules_set.c) runs
+ * them so (setexec.c); when one fails, all of it is rolled back and the
+ * batch runs one event at a time, below, to find the failing event.
  * Without dead letters the statements of the whole batch are pipelined
  * (rules_exec.c) and the first failure stops the projector with the
  * event it failed on. With them, each event's statements run under a
@@ -102,6 +105,12 @@ int evp__write_rules(struct evp__run *r, uint64_t *parked)
 	size_t i;
 	int rc;
 
+	if (evp__rules_set_ok(r->rules)) {
+		bool fallback;
+
+		if ((rc = evp__rules_apply_set(r, &fallback)) || !fallback)
+			return rc;
+	}
 	if (!r->cfg->dead_letter) {
 		/* no savepoints needed: pipeline every statement of the batch */
 		char msg[1024], sqlstate[8] = "";

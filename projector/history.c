@@ -284,27 +284,39 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	}
 	/* the statements of every batch */
 	evs__buf_reset(&b);
+	/* the open version of a key is its latest before the batch: one
+	 * backward probe of the primary key per key (a filter on
+	 * valid_to_position IS NULL would visit every version of the key) */
 	evs__buf_puts(&b, "UPDATE ");
 	qname(&b, schema, t->name, "_history");
-	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM unnest(");
-	evs__buf_reset(&t->pk_types);
+	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM"
+			  " (SELECT x.*, (SELECT l.valid_from_position FROM ");
+	qname(&b, schema, t->name, "_history");
+	evs__buf_puts(&b, " l WHERE ");
 	for (k = 0; k < t->npk; k++) {
-		const char *type = PQgetvalue(cols, t->pk[k], 1);
-
-		evs__buf_printf(&b, "$%d::%s[], ", k + 1, type);
-		evs__buf_putn(&t->pk_types, type, strlen(type) + 1);
+		evs__buf_puts(&b, "l.");
+		ident(&b, PQgetvalue(cols, t->pk[k], 0));
+		evs__buf_printf(&b, " = x.evs_k%d AND ", k);
 	}
+	evs__buf_printf(&b, "l.valid_from_position < $%d ORDER BY ", t->npk + 3);
+	for (k = 0; k < t->npk; k++) {
+		evs__buf_puts(&b, "l.");
+		ident(&b, PQgetvalue(cols, t->pk[k], 0));
+		evs__buf_puts(&b, " DESC, ");
+	}
+	evs__buf_puts(&b, "l.valid_from_position DESC LIMIT 1) AS evs_from FROM unnest(");
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(&b, "$%d::%s[], ", k + 1, PQgetvalue(cols, t->pk[k], 1));
 	evs__buf_printf(&b, "$%d::bigint[], $%d::timestamptz[]) AS x(", t->npk + 1, t->npk + 2);
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(&b, "evs_k%d, ", k);
-	evs__buf_puts(&b, "evs_p, evs_a) WHERE ");
+	evs__buf_puts(&b, "evs_p, evs_a)) x WHERE ");
 	for (k = 0; k < t->npk; k++) {
 		evs__buf_puts(&b, "h.");
 		ident(&b, PQgetvalue(cols, t->pk[k], 0));
 		evs__buf_printf(&b, " = x.evs_k%d AND ", k);
 	}
-	evs__buf_printf(&b, "h.valid_to_position IS NULL AND h.valid_from_position < $%d",
-			t->npk + 3);
+	evs__buf_puts(&b, "h.valid_from_position = x.evs_from AND h.valid_to_position IS NULL");
 	if (!evs__buf_cstr(&b)) {
 		rc = EVP_NOMEM;
 		goto out;
@@ -332,6 +344,31 @@ out:
 	return rc;
 }
 
+/* Whether the rows of t are independent of each other for set-based
+ * execution (setexec.c): no foreign key from or to it, no trigger of
+ * the user's, no unique index but the primary key. */
+static int set_safety(struct evp__run *r, const char *schema, struct htable *t)
+{
+	const char *vals[2] = {schema, t->name};
+	PGresult *res;
+	int rc;
+
+	rc = evp__exec(r, PGRES_TUPLES_OK, &res,
+		       "WITH t AS (SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2))"
+		       " AS oid) SELECT (SELECT count(*) FROM pg_constraint, t WHERE contype = 'f'"
+		       " AND (conrelid = t.oid OR confrelid = t.oid))"
+		       " + (SELECT count(*) FROM pg_trigger, t WHERE tgrelid = t.oid"
+		       " AND NOT tgisinternal)"
+		       " + (SELECT count(*) FROM pg_index, t WHERE indrelid = t.oid"
+		       " AND indisunique AND NOT indisprimary)",
+		       2, vals, "could not read the constraints of \"%s.%s\"", schema, t->name);
+	if (rc)
+		return rc;
+	t->set_safe = strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+	PQclear(res);
+	return EVP_OK;
+}
+
 int evp__history_setup(struct evp__run *r, const char *schema)
 {
 	evp_rules *rs = r->rules;
@@ -346,18 +383,18 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 		int c, n, k;
 
 		t->active = false;
-		if (!t->temporal)
-			continue;
+		t->set_safe = false;
 		if ((rc = evp__cmd(r, "BEGIN")))
 			break;
-		rc = evp__exec(r, PGRES_TUPLES_OK, &cols,
-			       "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
-			       " array_position(i.indkey::int2[], a.attnum)"
-			       " FROM pg_attribute a LEFT JOIN pg_index i"
-			       " ON i.indrelid = a.attrelid AND i.indisprimary"
-			       " WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2))"
-			       " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-			       2, vals, "could not read the columns of \"%s.%s\"", schema, t->name);
+		rc = evp__exec(
+			r, PGRES_TUPLES_OK, &cols,
+			"SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+			" array_position(i.indkey::int2[], a.attnum)"
+			" FROM pg_attribute a LEFT JOIN pg_index i"
+			" ON i.indrelid = a.attrelid AND i.indisprimary"
+			" WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2))"
+			" AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+			2, vals, "could not read the columns of \"%s.%s\"", schema, t->name);
 		if (rc)
 			break;
 		n = PQntuples(cols);
@@ -382,7 +419,22 @@ int evp__history_setup(struct evp__run *r, const char *schema)
 			memcpy(t->pk, order, sizeof(int) * (size_t)m);
 			t->npk = m;
 		}
-		if (n == 0) {
+		evs__buf_reset(&t->pk_types);
+		evs__buf_reset(&t->pk_names);
+		for (k = 0; k < t->npk; k++) {
+			evs__buf_puts(&t->pk_types, PQgetvalue(cols, t->pk[k], 1));
+			evs__buf_putc(&t->pk_types, '\0');
+			evs__buf_puts(&t->pk_names, PQgetvalue(cols, t->pk[k], 0));
+			evs__buf_putc(&t->pk_names, '\0');
+		}
+		if (t->pk_types.oom || t->pk_names.oom) {
+			snprintf(r->err, r->errlen, "out of memory");
+			rc = EVP_NOMEM;
+		} else if (n && t->npk && (rc = set_safety(r, schema, t)) != EVP_OK) {
+			;
+		} else if (!t->temporal) {
+			;
+		} else if (n == 0) {
 			snprintf(r->err, r->errlen,
 				 "table \"%s.%s\" of projection \"%s\" does not exist (its"
 				 " migrations create it)",

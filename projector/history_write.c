@@ -17,18 +17,27 @@
 int evp__history_capture(evp_rules *rs, const struct stmt *st, const PGresult *res,
 			 uint64_t position, int64_t recorded_at)
 {
+	int row, rc = EVP_OK;
+
+	for (row = 0; row < PQntuples(res) && rc == EVP_OK; row++)
+		rc = evp__history_capture_row(rs, st, res, row, position, recorded_at);
+	return rc;
+}
+
+int evp__history_capture_row(evp_rules *rs, const struct stmt *st, const PGresult *res, int row,
+			     uint64_t position, int64_t recorded_at)
+{
 	struct htable *t;
-	int row, c, k, n;
+	int c, k;
 
 	if (st->target.table < 0)
 		return EVP_OK;
 	t = &rs->tables_v[st->target.table];
 	if (!t->active)
 		return EVP_OK;
-	n = PQntuples(res);
-	if (n && PQnfields(res) != t->ncols)
+	if (PQnfields(res) < t->ncols)
 		return EVP_INVALID;
-	for (row = 0; row < n; row++) {
+	{
 		struct hrow *h;
 
 		if (t->nrows == t->cap) {

@@ -70,6 +70,16 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
  * *failed is the index of the event whose statement failed. */
 int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__event *events, size_t n,
 			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen);
+/* rules_set.c: whether every statement can run over many events at once
+ * (then prepared in that form too); setexec.c: the batch's declared
+ * statements that way. *fallback: a statement failed, everything of it
+ * was rolled back: run the batch one event at a time. */
+struct evp__run;
+int evp__rules_plan_set(struct evp__run *r);
+bool evp__rules_set_ok(const evp_rules *rules);
+int evp__rules_apply_set(struct evp__run *r, bool *fallback);
+/* Cut the batch where its events would need too many rounds (setexec.c). */
+int evp__rules_set_cut(struct evp__run *r);
 /* Whether any statement applies to this event type. */
 bool evp__rules_match(const evp_rules *rules, const evs_str *type);
 
@@ -94,6 +104,7 @@ struct evp__run {
 	char rebuild_name[EVS_MAX_NAME + 16];
 	bool builtin;
 	int64_t collect_us; /* time the last collect took */
+	bool set_batch;     /* this batch's statements ran set-based */
 	uint64_t checkpoint;
 	bool bulk;            /* loading with the secondary indexes dropped */
 	uint64_t bulk_target; /* ... until the checkpoint reaches this */

@@ -67,6 +67,7 @@ void evp_rules_free(evp_rules *rules)
 		free(t->copy_sql);
 		free(t->rows);
 		evs__buf_free(&t->pk_types);
+		evs__buf_free(&t->pk_names);
 		evs__buf_free(&t->data);
 	}
 	free(rules->tables_v);

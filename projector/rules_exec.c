@@ -36,7 +36,7 @@ int evp__rules_prepare(evp_rules *rules, PGconn *conn, char *err, size_t errlen)
 	return EVP_OK;
 }
 
-static const struct rule *find_rule(const evp_rules *rules, const evs_str *type)
+const struct rule *evp__find_rule(const evp_rules *rules, const evs_str *type)
 {
 	int i;
 
@@ -49,7 +49,7 @@ static const struct rule *find_rule(const evp_rules *rules, const evs_str *type)
 
 bool evp__rules_match(const evp_rules *rules, const evs_str *type)
 {
-	return find_rule(rules, type) != NULL;
+	return evp__find_rule(rules, type) != NULL;
 }
 
 static const msgpack_object *walk(const msgpack_object *o, const struct param *p)
@@ -125,22 +125,13 @@ static bool value_text(evs__buf *b, const msgpack_object *o)
 	return true;
 }
 
-/* Payload of one event, unpacked once for all its statements. The zone
- * and the value buffers are reused from one event to the next. */
-struct unpacked {
-	msgpack_zone zone;
-	msgpack_object data, meta;
-	evs__buf vals[MAX_PARAMS];
-	const char *pv[MAX_PARAMS];
-};
-
-static int unpacked_init(struct unpacked *u)
+int evp__unpacked_init(struct unpacked *u)
 {
 	memset(u, 0, sizeof *u);
 	return msgpack_zone_init(&u->zone, 4096) ? EVP_OK : EVP_NOMEM;
 }
 
-static void unpacked_free(struct unpacked *u)
+void evp__unpacked_free(struct unpacked *u)
 {
 	int k;
 
@@ -149,7 +140,7 @@ static void unpacked_free(struct unpacked *u)
 		evs__buf_free(&u->vals[k]);
 }
 
-static void unpack_event(struct unpacked *u, const evs_event *ev)
+void evp__unpack_event(struct unpacked *u, const evs_event *ev)
 {
 	size_t off = 0;
 
@@ -164,7 +155,7 @@ static void unpack_event(struct unpacked *u, const evs_event *ev)
 }
 
 /* Fill u->pv with the statement's parameter values (NULL = SQL NULL). */
-static int bind_params(struct unpacked *u, const struct stmt *st, const evs_event *ev)
+int evp__bind_params(struct unpacked *u, const struct stmt *st, const evs_event *ev)
 {
 	int k;
 
@@ -242,23 +233,23 @@ static int capture(evp_rules *rules, const struct stmt *st, const PGresult *res,
 int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e, char *err,
 		     size_t errlen, char *sqlstate, size_t sslen)
 {
-	const struct rule *ru = find_rule(rules, &e->ev.type);
+	const struct rule *ru = evp__find_rule(rules, &e->ev.type);
 	struct unpacked u;
 	int j, rc = EVP_OK;
 
 	sqlstate[0] = '\0';
 	if (!ru)
 		return EVP_OK;
-	if (unpacked_init(&u) != EVP_OK) {
+	if (evp__unpacked_init(&u) != EVP_OK) {
 		snprintf(err, errlen, "out of memory");
 		return EVP_NOMEM;
 	}
-	unpack_event(&u, &e->ev);
+	evp__unpack_event(&u, &e->ev);
 	for (j = 0; j < ru->nstmts && rc == EVP_OK; j++) {
 		const struct stmt *st = &ru->stmts[j];
 		PGresult *res;
 
-		if (bind_params(&u, st, &e->ev) != EVP_OK) {
+		if (evp__bind_params(&u, st, &e->ev) != EVP_OK) {
 			snprintf(err, errlen, "out of memory");
 			rc = EVP_NOMEM;
 			break;
@@ -271,7 +262,7 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
 			rc = capture(rules, st, res, &e->ev, err, errlen);
 		PQclear(res);
 	}
-	unpacked_free(&u);
+	evp__unpacked_free(&u);
 	return rc;
 }
 
@@ -294,13 +285,13 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 	int rc = EVP_OK;
 
 	sqlstate[0] = '\0';
-	if (unpacked_init(&u) != EVP_OK) {
+	if (evp__unpacked_init(&u) != EVP_OK) {
 		snprintf(err, errlen, "out of memory");
 		return EVP_NOMEM;
 	}
 	if (PQenterPipelineMode(conn) != 1) {
 		snprintf(err, errlen, "could not enter pipeline mode: %s", PQerrorMessage(conn));
-		unpacked_free(&u);
+		evp__unpacked_free(&u);
 		return EVP_CONNECT;
 	}
 	while (i < n && rc == EVP_OK) {
@@ -309,18 +300,18 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 
 		/* send the statements of whole events, up to PIPE_QUERIES */
 		for (; i < n; i++) {
-			const struct rule *ru = find_rule(rules, &events[i].ev.type);
+			const struct rule *ru = evp__find_rule(rules, &events[i].ev.type);
 			int j;
 
 			if (!ru)
 				continue;
 			if (sent + (size_t)ru->nstmts > PIPE_QUERIES && sent > 0)
 				break;
-			unpack_event(&u, &events[i].ev);
+			evp__unpack_event(&u, &events[i].ev);
 			for (j = 0; j < ru->nstmts && rc == EVP_OK; j++) {
 				const struct stmt *st = &ru->stmts[j];
 
-				if (bind_params(&u, st, &events[i].ev) != EVP_OK) {
+				if (evp__bind_params(&u, st, &events[i].ev) != EVP_OK) {
 					snprintf(err, errlen, "out of memory");
 					rc = EVP_NOMEM;
 				} else if (PQsendQueryPrepared(conn, st->pname, st->nparams, u.pv,
@@ -366,8 +357,8 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			case PGRES_PIPELINE_SYNC: synced = true; break;
 			case PGRES_TUPLES_OK:
 				if (!rc && got < sent) {
-					rc = capture(rules, qst[got], res, &events[qev[got]].ev, err,
-						     errlen);
+					rc = capture(rules, qst[got], res, &events[qev[got]].ev,
+						     err, errlen);
 					if (rc)
 						*failed = qev[got];
 				}
@@ -383,7 +374,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			PQclear(res);
 		}
 	}
-	unpacked_free(&u);
+	evp__unpacked_free(&u);
 	if (PQexitPipelineMode(conn) != 1 && !rc) {
 		snprintf(err, errlen, "could not leave pipeline mode: %s", PQerrorMessage(conn));
 		rc = EVP_CONNECT;

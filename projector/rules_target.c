@@ -24,11 +24,13 @@
 
 #include "rules.h"
 
-enum tok { T_END, T_WORD, T_QIDENT, T_OTHER };
+enum tok { T_END, T_WORD, T_QIDENT, T_PARAM, T_OTHER };
 
 struct lexer {
 	const char *s;
 	size_t i, len;
+	size_t start;  /* offset of the last token */
+	int num;       /* T_PARAM: n of $n */
 	char tok[128]; /* the word (lowercase) or quoted identifier */
 	char c;        /* T_OTHER: the character */
 };
@@ -42,7 +44,7 @@ static enum tok next(struct lexer *lx)
 		while (lx->i < lx->len && isspace((unsigned char)s[lx->i]))
 			lx->i++;
 		if (lx->i >= lx->len)
-			return T_END;
+			return (lx->start = lx->len, T_END);
 		if (s[lx->i] == '-' && lx->i + 1 < lx->len && s[lx->i + 1] == '-') {
 			while (lx->i < lx->len && s[lx->i] != '\n')
 				lx->i++;
@@ -58,6 +60,13 @@ static enum tok next(struct lexer *lx)
 		} else {
 			break;
 		}
+	}
+	lx->start = lx->i;
+	if (s[lx->i] == '$' && lx->i + 1 < lx->len && isdigit((unsigned char)s[lx->i + 1])) {
+		lx->num = 0;
+		for (lx->i++; lx->i < lx->len && isdigit((unsigned char)s[lx->i]); lx->i++)
+			lx->num = lx->num * 10 + (s[lx->i] - '0');
+		return T_PARAM;
 	}
 	if (s[lx->i] == '"') {
 		size_t j = lx->i + 1, n = 0;
@@ -120,7 +129,8 @@ static bool read_name(const evp_rules *rs, struct lexer *lx, enum tok t, int *ta
 		t = next(lx);
 		if (t != T_WORD && t != T_QIDENT)
 			return false;
-		*table = rs->schema && strcmp(first, rs->schema) == 0 ? find_table(rs, lx->tok) : -1;
+		*table =
+			rs->schema && strcmp(first, rs->schema) == 0 ? find_table(rs, lx->tok) : -1;
 		snprintf(ref, reflen, "%s", lx->tok);
 		return true;
 	}
@@ -172,9 +182,167 @@ static int scan(const evp_rules *rs, const char *sql, bool *returning)
 	return found;
 }
 
+/* A column name, maybe qualified ("a.col"): the column into out. */
+static enum tok column(struct lexer *lx, enum tok t, char *out, size_t n)
+{
+	size_t save;
+
+	if (t != T_WORD && t != T_QIDENT)
+		return T_END;
+	snprintf(out, n, "%s", lx->tok);
+	save = lx->i;
+	t = next(lx);
+	if (t == T_OTHER && lx->c == '.') {
+		t = next(lx);
+		if (t != T_WORD && t != T_QIDENT)
+			return T_END;
+		snprintf(out, n, "%s", lx->tok);
+		return next(lx);
+	}
+	lx->i = save;
+	return next(lx);
+}
+
+static const char *set_where(struct lexer *lx, struct setform *f)
+{
+	enum tok t = next(lx);
+
+	for (;;) {
+		if (f->nkey == SET_MAX_COLS)
+			return "too many conditions";
+		t = column(lx, t, f->col[f->nkey], sizeof f->col[0]);
+		if (t != T_OTHER || lx->c != '=')
+			return "its WHERE is not \"key = :param [AND ...]\"";
+		if (next(lx) != T_PARAM)
+			return "its WHERE is not \"key = :param [AND ...]\"";
+		f->param[f->nkey++] = lx->num;
+		t = next(lx);
+		if (t == T_END || (t == T_OTHER && lx->c == ';'))
+			return NULL;
+		if (!is(lx, t, "and"))
+			return "its WHERE is not \"key = :param [AND ...]\"";
+		t = next(lx);
+	}
+}
+
+/* Whether st can run once over many events' values (setexec.c), and
+ * where to rewrite it; f->why says why not. */
+static void set_classify(const char *sql, char kind, struct lexer *at, struct setform *f)
+{
+	struct lexer lx = *at;
+	enum tok t;
+	int depth = 0;
+
+	f->ok = false;
+	f->nkey = 0;
+	{
+		struct lexer all = {.s = sql, .len = strlen(sql)};
+
+		while ((t = next(&all)) != T_END)
+			if (is(&all, t, "select") || is(&all, t, "returning") ||
+			    is(&all, t, "with")) {
+				f->why = "it has a sub-SELECT, WITH or RETURNING";
+				return;
+			}
+	}
+	if (kind == 'U' || kind == 'D') {
+		/* to the WHERE at depth 0, with no FROM / USING */
+		while ((t = next(&lx)) != T_END) {
+			if (t == T_OTHER && lx.c == '(')
+				depth++;
+			else if (t == T_OTHER && lx.c == ')')
+				depth--;
+			else if (depth == 0 && (is(&lx, t, "from") || is(&lx, t, "using"))) {
+				f->why = "it has FROM or USING";
+				return;
+			} else if (depth == 0 && is(&lx, t, "where")) {
+				f->at = lx.start;
+				f->why = set_where(&lx, f);
+				f->ok = !f->why;
+				return;
+			}
+		}
+		f->why = "it has no WHERE";
+		return;
+	}
+	if (kind != 'I') {
+		f->why = "it is not an INSERT, UPDATE or DELETE";
+		return;
+	}
+	/* INSERT INTO t (c1, ...) VALUES (e1, ...) [ON CONFLICT ...] */
+	if ((t = next(&lx)) != T_OTHER || lx.c != '(') {
+		f->why = "it has no column list";
+		return;
+	}
+	for (;;) {
+		t = next(&lx);
+		if ((t != T_WORD && t != T_QIDENT) || f->nkey == SET_MAX_COLS) {
+			f->why = "its column list is not plain names";
+			return;
+		}
+		snprintf(f->col[f->nkey], sizeof f->col[0], "%s", lx.tok);
+		f->param[f->nkey++] = 0;
+		if ((t = next(&lx)) == T_OTHER && lx.c == ')')
+			break;
+		if (t != T_OTHER || lx.c != ',') {
+			f->why = "its column list is not plain names";
+			return;
+		}
+	}
+	if (!is(&lx, next(&lx), "values") || next(&lx) != T_OTHER || lx.c != '(') {
+		f->why = "it is not INSERT ... VALUES (...)";
+		return;
+	}
+	f->at = lx.start; /* the '(' of VALUES ( */
+	{
+		int c = 0;
+		bool bare = true, first = true;
+
+		depth = 1;
+		while (depth > 0) {
+			t = next(&lx);
+			if (t == T_END) {
+				f->why = "its VALUES is not closed";
+				return;
+			}
+			if (t == T_OTHER && lx.c == '(')
+				depth++;
+			if (t == T_OTHER && (lx.c == ')' || lx.c == ',') && depth == 1) {
+				if (c < f->nkey && !bare)
+					f->param[c] = 0;
+				c++;
+				bare = true;
+				first = true;
+				if (lx.c == ')')
+					depth--;
+				continue;
+			}
+			if (t == T_OTHER && lx.c == ')')
+				depth--;
+			/* bare: "$n" or "$n::type" */
+			if (first && t == T_PARAM && c < f->nkey)
+				f->param[c] = lx.num;
+			else if (!(t == T_OTHER && lx.c == ':') && !(t == T_WORD && !first && bare))
+				bare = false;
+			first = false;
+		}
+		if (c != f->nkey) {
+			f->why = "its VALUES do not match its columns";
+			return;
+		}
+	}
+	f->end = lx.i; /* after the ')' */
+	t = next(&lx);
+	if (t != T_END && !(t == T_OTHER && lx.c == ';') && !is(&lx, t, "on")) {
+		f->why = "it inserts more than one row";
+		return;
+	}
+	f->ok = true;
+}
+
 static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err, size_t errlen)
 {
-	struct lexer lx = {.s = st->sql, .len = strlen(st->sql)};
+	struct lexer lx = {.s = st->sql, .len = strlen(st->sql)}, after = lx;
 	char ref[128] = "", *sql;
 	const char *why = NULL;
 	bool returning;
@@ -188,6 +356,7 @@ static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err,
 		if (read_name(rs, &lx, next(&lx), &table, ref, sizeof ref)) {
 			st->target.kind = 'I';
 			read_alias(&lx, ref, sizeof ref, insert_stop);
+			after = lx;
 		}
 	} else if (is(&lx, t, "update")) {
 		t = next(&lx);
@@ -196,6 +365,7 @@ static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err,
 		if (read_name(rs, &lx, t, &table, ref, sizeof ref)) {
 			st->target.kind = 'U';
 			read_alias(&lx, ref, sizeof ref, update_stop);
+			after = lx;
 		}
 	} else if (is(&lx, t, "delete") && is(&lx, next(&lx), "from")) {
 		t = next(&lx);
@@ -204,6 +374,7 @@ static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err,
 		if (read_name(rs, &lx, t, &table, ref, sizeof ref)) {
 			st->target.kind = 'D';
 			read_alias(&lx, ref, sizeof ref, delete_stop);
+			after = lx;
 		}
 	} else if (named >= 0 && !is(&lx, t, "select")) {
 		why = "not a plain INSERT, UPDATE or DELETE of it";
@@ -221,6 +392,11 @@ static int classify(evp_rules *rs, struct stmt *st, const char *type, char *err,
 		return -1;
 	}
 	st->target.table = table;
+	set_classify(st->sql, st->target.kind, &after, &st->set);
+	if (st->set.ok && table < 0) {
+		st->set.ok = false;
+		st->set.why = "its table is not on the \"tables\" line";
+	}
 	if (table < 0 || !rs->tables_v[table].temporal)
 		return 0;
 	/* "...;" -> "...\nRETURNING ref.*" */
@@ -321,4 +497,16 @@ int evp__rules_targets(evp_rules *rs, char *err, size_t errlen)
 			    0)
 				return -1;
 	return 0;
+}
+
+const char *evp_rules_current(const evp_rules *rules)
+{
+	return rules->current;
+}
+
+bool evp_rules_temporal(const evp_rules *rules, const char *table)
+{
+	int i = find_table(rules, table);
+
+	return i >= 0 && rules->tables_v[i].temporal;
 }

@@ -137,6 +137,7 @@ static int add_model(evsq__models *ms, const char *path, char *err, size_t errle
 		t = &m->tables[m->ntables++];
 		memset(t, 0, sizeof *t);
 		t->name = name;
+		t->current_only = !evp_rules_temporal(r, name);
 		if (!(t->history = calloc(1, sizeof *t->history)) ||
 		    asprintf(&t->history->name, "%s_history", name) < 0) {
 			if (t->history)

@@ -16,6 +16,8 @@
  * reflects, i.e. the projection's committed checkpoint, read in the same
  * statement, hence the same snapshot, as the rows):
  *
+ *   State answers carry "fold":"json_merge_patch": the generic state is
+ *   the RFC 7386 fold of the events' data, not the domain's state.
  *   GET /streams/{id}/state                  current state (evs.state)
  *   GET /streams/{id}/state?as_of=RFC3339    state as of a time (state_history)
  *   GET /streams/{id}/state?at_position=N    state after global position N
@@ -46,6 +48,20 @@
  *                                        on the last page; for a composite
  *                                        key it is a JSON object text); a
  *                                        column=value pair filters on equality
+ *   GET /models/{projection}/{table}/{key}?as_of=T | ?at_position=N
+ *                                        the row then, from the table's
+ *                                        history (contract C1: t_history):
+ *                                        {projection, table, position, as_of
+ *                                        | at_position, valid_from_position,
+ *                                        valid_to_position, valid_from_at,
+ *                                        valid_to_at, row}; 404 no row then
+ *   GET /models/{projection}/{table}?as_of=T | at_position=N&...
+ *                                        the listing then (filters, paging)
+ *   GET /models/{projection}/{table}/{key}/history?after=P&limit=L
+ *                                        {.., key, versions: [{valid_*,
+ *                                        row}], next_after} by position
+ *   at_position waits like min_position (409 past the checkpoint); a
+ *   table without history answers these with 400.
  *   min_position=N on these as on streams. 404 unknown model, table or
  *   key; 400 unknown column or parameter, a value PostgreSQL cannot
  *   convert to the column's type, a key lookup on a composite key; 503 a

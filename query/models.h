@@ -29,10 +29,11 @@ struct evsq__tinfo {
 };
 
 struct evsq__table {
-	char *name;               /* as declared (without a "schema." prefix) */
-	struct evsq__tinfo *info; /* cached catalog, or NULL */
+	char *name;                  /* as declared (without a "schema." prefix) */
+	struct evsq__tinfo *info;    /* cached catalog, or NULL */
 	struct evsq__table *history; /* its history "<name>_history" (C1), or
 					NULL in a history entry itself */
+	bool current_only;           /* declared "current": the projector keeps no history */
 };
 
 struct evsq__model {
@@ -58,7 +59,11 @@ void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti);
 /* Drop a cache entry found out of date (if it is still the cached one). */
 void evsq__tinfo_forget(evsq__models *ms, struct evsq__table *t, struct evsq__tinfo *ti);
 
-/* ---- shared by models.c and models_time.c ---- */
+/* ---- shared by models.c and models_time.c (model_table.c) ---- */
+
+/* 503: the declared table is not in the database. */
+unsigned evsq__table_missing(evs__buf *body, const struct evsq__model *m,
+			     const struct evsq__table *t);
 
 /* {"projection":..,"table":..,"position":P (of row 0, column 0) */
 void evsq__put_head(evs__buf *b, const struct evsq__model *m, const struct evsq__table *t,

@@ -34,13 +34,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "models.h"
 
-static const char *const validity[] = {"valid_from_position", "valid_to_position",
-				       "valid_from_at", "valid_to_at"};
+static const char *const validity[] = {"valid_from_position", "valid_to_position", "valid_from_at",
+				       "valid_to_at"};
 
-#define STRIP                                                                          \
+#define STRIP                                                                    \
 	" - ARRAY['valid_from_position', 'valid_to_position', 'valid_from_at', " \
 	"'valid_to_at']"
 
@@ -48,7 +49,6 @@ unsigned evsq__when_read(const evsq__ctx *ctx, const char *projection, const evs
 			 struct evsq__when *w, evs__buf *body)
 {
 	const char *as_of = evsq__arg(a, "as_of"), *at = evsq__arg(a, "at_position");
-	evs__buf t = {0};
 	int64_t n;
 
 	memset(w, 0, sizeof *w);
@@ -57,19 +57,27 @@ unsigned evsq__when_read(const evsq__ctx *ctx, const char *projection, const evs
 		return 400;
 	}
 	if (as_of) {
+		int64_t us, sec;
+		time_t ts;
+		struct tm tm;
+
 		if (!evsq__rfc3339_valid(as_of))
 			return evsq__bad_param(
 				body, "as_of", as_of,
 				"an RFC 3339 date-time such as 2024-05-01T12:00:00Z");
-		evs__time_pg_text(&t, evsq__rfc3339_us(as_of) * 1000);
-		if (!evs__buf_cstr(&t)) {
-			evsq__error(body, "internal", "out of memory");
-			return 500;
-		}
+		/* PostgreSQL's text in UTC from the microseconds (cut): years
+		 * 0001-9999, past the store's int64 nanoseconds */
+		us = evsq__rfc3339_us(as_of);
+		sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+		ts = (time_t)sec;
+		if (!gmtime_r(&ts, &tm) || tm.tm_year + 1900 < 1)
+			return evsq__bad_param(body, "as_of", as_of,
+					       "a time from 0001-01-01T00:00:00Z to 9999");
+		snprintf(w->value, sizeof w->value, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, (long long)(us - sec * 1000000));
 		w->kind = EVSQ__W_AS_OF;
 		w->raw = as_of;
-		snprintf(w->value, sizeof w->value, "%s", t.ptr);
-		evs__buf_free(&t);
 		return 0;
 	}
 	if (at) {
@@ -95,6 +103,16 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 
 	if (got == EVSQ__T_FAILED)
 		return status;
+	if (got == EVSQ__T_MISSING && !t->current_only) {
+		/* declared temporal: the projector makes it at its start */
+		snprintf(msg, sizeof msg,
+			 "the history of table \"%.200s\" of read model \"%.200s\" is not in "
+			 "the read-model database yet (\"%.200s.%.200s\": the projector creates "
+			 "it when it starts)",
+			 t->name, m->name, m->schema, t->history->name);
+		evsq__error(body, "unavailable", msg);
+		return 503;
+	}
 	if (got == EVSQ__T_OK) {
 		for (i = 0; i < 4; i++)
 			for (j = 0; j < hi->ncols; j++)
@@ -106,10 +124,11 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 		evsq__tinfo_release(ctx->models, hi);
 	}
 	snprintf(msg, sizeof msg,
-		 "table \"%.200s\" of read model \"%.200s\" keeps no history (no table "
-		 "\"%.200s.%.200s\" with validity columns): as_of, at_position and /history "
-		 "are not served for it",
-		 t->name, m->name, m->schema, t->history->name);
+		 "table \"%.200s\" of read model \"%.200s\" keeps no history (%s): "
+		 "as_of, at_position and /history are not served for it",
+		 t->name, m->name,
+		 t->current_only ? "declared \"current\" in its projection file"
+				 : "its history table has no validity columns");
 	evsq__error(body, "bad_request", msg);
 	return 400;
 }
@@ -274,15 +293,16 @@ unsigned evsq__models_history(const evsq__ctx *ctx, const struct evsq__model *m,
 			evsq__tinfo_release(ctx->models, ti);
 			return status;
 		}
-		evs__buf_printf(&sql,
-				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-				" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
-				" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
-				" to_jsonb(h.valid_to_at)::text"
-				" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
-				" WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
-				" ORDER BY x.valid_from_position LIMIT $4::int) h ON true",
-				hi->qname, ti->cols[ti->pk[0]].quoted);
+		evs__buf_printf(
+			&sql,
+			"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
+			" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
+			" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
+			" to_jsonb(h.valid_to_at)::text"
+			" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
+			" WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
+			" ORDER BY x.valid_from_position LIMIT $4::int) h ON true",
+			hi->qname, ti->cols[ti->pk[0]].quoted);
 		evsq__tinfo_release(ctx->models, ti);
 		rc = evsq__run_table_query(ctx, m, t->history, hi, &sql, 4, params, attempt, &r,
 					   body);

@@ -67,13 +67,14 @@ int evsq__projection_check(evsq__pool *pool, const char *projection, char *err, 
 	if (evsq__pool_query(pool, check_sql, 1, params, &r, sqlstate, pgerr, sizeof pgerr))
 		return EVSQ_OK;
 	if (!PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), "t")) {
-		snprintf(err, errlen,
-			 "projection \"%s\" has no checkpoint in the read-model database (it has "
-			 "checkpoints of %s): every answer would say position 0; start evs-query with "
-			 "--projection set to the checkpoint name of the projection writing the "
-			 "built-in read models (evs project names it after its --rules file, or "
-			 "builtin)",
-			 projection, PQgetvalue(r, 0, 1));
+		snprintf(
+			err, errlen,
+			"projection \"%s\" has no checkpoint in the read-model database (it has "
+			"checkpoints of %s): every answer would say position 0; start evs-query with "
+			"--projection set to the checkpoint name of the projection writing the "
+			"built-in read models (evs project names it after its --rules file, or "
+			"builtin)",
+			projection, PQgetvalue(r, 0, 1));
 		rc = EVSQ_INVALID;
 	}
 	PQclear(r);

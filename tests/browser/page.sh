@@ -49,10 +49,9 @@ echo "bank demo: $(grep -c '^  ok' "$TMP/bank.out") commands ok"
 
 evs_pg_start "$TMP/pg"
 # the product's migrations, then the bank's (in examples/bank once moved there)
-"$evs" migrate --dsn "$EVS_PG_DSN" --migrations "$src/migrations" >/dev/null
-if [ -d "$src/examples/bank/migrations" ]; then
-	"$evs" migrate --dsn "$EVS_PG_DSN" --migrations "$src/examples/bank/migrations" >/dev/null
-fi
+migrations=$src/migrations
+[ ! -d "$src/examples/bank/migrations" ] || migrations=$migrations:$src/examples/bank/migrations
+"$evs" migrate --dsn "$EVS_PG_DSN" --migrations "$migrations" >/dev/null
 rules=$src/projector/bank.projection
 [ -f "$rules" ] || rules=$src/examples/bank/bank.projection
 "$projector" --store "$store" --dsn "$EVS_PG_DSN" --rules "$rules" --migrations '' \

@@ -110,11 +110,24 @@ static pid_t spawn_projector(const struct fixture *f, int batch, bool once, bool
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		const char *argv[] = {pgh_projector_bin(), "--store", f->dir, "--dsn", f->dsn,
-				      "--rules", f->rules, "--migrations", pgh_migrations_dir(),
-				      "--batch", b, "--log-level", "warning",
-				      once ? "--once" : rebuild ? "--rebuild" : NULL,
-				      rebuild && once ? "--rebuild" : NULL, NULL};
+		const char *argv[] = {pgh_projector_bin(),
+				      "--store",
+				      f->dir,
+				      "--dsn",
+				      f->dsn,
+				      "--rules",
+				      f->rules,
+				      "--migrations",
+				      pgh_bank_migrations(),
+				      "--batch",
+				      b,
+				      "--log-level",
+				      "warning",
+				      once      ? "--once"
+				      : rebuild ? "--rebuild"
+						: NULL,
+				      rebuild && once ? "--rebuild" : NULL,
+				      NULL};
 
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -180,8 +193,8 @@ static void compare(const struct fixture *f, const evs_at *at, const char *fn, c
 		for (j = 0; j < rows && strcmp(PQgetvalue(r, j, 0), id); j++)
 			;
 		if (!st.opened) {
-			ck_assert_msg(j == rows, "%s(%s): %s has a row before it opened", fn,
-				      param, id);
+			ck_assert_msg(j == rows, "%s(%s): %s has a row before it opened", fn, param,
+				      id);
 		} else {
 			opened++;
 			ck_assert_msg(j < rows, "%s(%s): no row for %s", fn, param, id);
@@ -237,8 +250,9 @@ static void sweep(struct fixture *f, uint64_t *rng, const char *when)
 	}
 	evs__buf_free(&pg);
 	closed = (int)pgh_int(f->c, "SELECT count(*) FROM bank.accounts WHERE NOT open");
-	fprintf(stderr, "asof_bank %s: %d times and %d positions over %d accounts (%d closed now), "
-			"head %llu\n",
+	fprintf(stderr,
+		"asof_bank %s: %d times and %d positions over %d accounts (%d closed now), "
+		"head %llu\n",
 		when, SWEEPS, SWEEPS, ACCOUNTS, closed, (unsigned long long)f->head);
 }
 
@@ -260,7 +274,7 @@ START_TEST(asof_bank_vs_aggregate)
 	memset(&f, 0, sizeof f);
 	f.dir = kit_tmpdir("store");
 	f.dsn = pgh_new_db();
-	snprintf(f.rules, sizeof f.rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(f.rules, sizeof f.rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	{
 		evs_options o;
 
@@ -311,7 +325,8 @@ START_TEST(asof_bank_vs_aggregate)
 	commands(&f, &rng, 40);
 	ck_assert_int_eq(wait_exit(spawn_projector(&f, 19, false, true)), 0);
 	ck_assert_int_eq(
-		pgh_int(f.c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bank\\_\\_%'"), 0);
+		pgh_int(f.c, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bank\\_\\_%'"),
+		0);
 	sweep(&f, &rng, "after a rebuild and swap");
 
 	evsq_server_stop(f.srv);
@@ -370,7 +385,7 @@ START_TEST(asof_bank_listings_history)
 	memset(&f, 0, sizeof f);
 	f.dir = kit_tmpdir("store");
 	f.dsn = pgh_new_db();
-	snprintf(f.rules, sizeof f.rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(f.rules, sizeof f.rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	{
 		evs_options o;
 
@@ -412,7 +427,8 @@ START_TEST(asof_bank_listings_history)
 		}
 		for (;;) {
 			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 5), after,
-						 &a), *rows, *row, *v;
+						 &a),
+				    *rows, *row, *v;
 
 			free(after);
 			after = NULL;
@@ -440,7 +456,8 @@ START_TEST(asof_bank_listings_history)
 			if (!after)
 				break;
 		}
-		ck_assert_msg(seen == want, "%s: %d rows, aggregate %d accounts", target, seen, want);
+		ck_assert_msg(seen == want, "%s: %d rows, aggregate %d accounts", target, seen,
+			      want);
 	}
 
 	/* histories: the stream's events, in order, chained */
@@ -463,7 +480,8 @@ START_TEST(asof_bank_listings_history)
 			 id);
 		for (;;) {
 			json_object *next = page(&f, target, 1 + (long)(kit_rand(&rng) % 4), after,
-						 &a), *vs, *v, *x;
+						 &a),
+				    *vs, *v, *x;
 
 			free(after);
 			after = NULL;
@@ -511,17 +529,41 @@ START_TEST(asof_bank_listings_history)
 	http_expect_error(f.port, "/models/bank/accounts/account-01/history?after=x", 400,
 			  "bad_request");
 	/* a current-only table has no past */
-	http_expect_error(f.port, "/models/bank/ledger?as_of=2000-01-01T00:00:00Z", 400,
-			  "bad_request");
+	http_get(f.port, "/models/bank/ledger?as_of=2000-01-01T00:00:00Z", NULL, &a);
+	ck_assert_msg(a.status == 400 && strstr(http_str(&a, "message"),
+						"keeps no history (declared \"current\""),
+		      "%ld %s", a.status, a.body);
+	http_answer_free(&a);
 	/* a position not projected yet: the answer waits, then says so */
 	snprintf(target, sizeof target, "/models/bank/accounts/account-01?at_position=%llu",
 		 (unsigned long long)f.head + 1);
 	http_expect_error(f.port, target, 409, "projection_behind");
+	/* far times: nobody in 1500 (before the store's int64 ns), everyone
+	 * as now in 9999 */
+	http_expect_error(f.port, "/models/bank/accounts/account-01?as_of=1500-01-01T00:00:00Z",
+			  404, "not_found");
+	http_expect_error(f.port,
+			  "/models/bank/accounts/account-01?as_of=0001-01-01T00:59:59%2B01:00", 400,
+			  "bad_request");
+	http_get_ok(f.port, "/models/bank/accounts?as_of=9999-12-31T23:59:59.999999999Z&limit=100",
+		    &a);
+	ck_assert_int_eq(
+		(long long)json_object_array_length(json_object_object_get(a.json, "rows")),
+		pgh_int(f.c, "SELECT count(*) FROM bank.accounts"));
+	http_answer_free(&a);
 	/* before anything: nobody */
 	http_expect_error(f.port, "/models/bank/accounts/account-01?as_of=1970-01-01T00:00:00Z",
 			  404, "not_found");
 	http_get_ok(f.port, "/models/bank/accounts?at_position=0", &a);
 	ck_assert_int_eq(json_object_array_length(json_object_object_get(a.json, "rows")), 0);
+	http_answer_free(&a);
+
+	/* a temporal table whose history is not there (yet): 503, named */
+	pgh_exec(f.c, "DROP TABLE bank.accounts_history CASCADE");
+	http_get(f.port, "/models/bank/accounts/account-01?at_position=1", NULL, &a);
+	ck_assert_msg(a.status == 503 && strstr(http_str(&a, "message"),
+						"\"bank.accounts_history\": the projector creates"),
+		      "%ld %s", a.status, a.body);
 	http_answer_free(&a);
 
 	evsq_server_stop(f.srv);
