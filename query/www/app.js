@@ -45,7 +45,9 @@ function explain(e, what) {
   if (!(e instanceof ApiError))
     return `${what}: the service does not answer (${e.message}); is evs-query running?`;
   switch (e.status) {
-  case 401: return 'The service refused the token: enter the bearer token evs-query was started with.';
+  case 401: return S.token
+    ? 'The service refused the token: enter the bearer token evs-query was started with.'
+    : 'This service asks for a bearer token: enter the one evs-query was started with.';
   case 404: return `${what}: not found (${e.message}).`;
   case 409: return `${what}: the projection is behind (at position ${e.body.position}); try again in a moment.`;
   case 503: return e.code === 'projection_behind'
