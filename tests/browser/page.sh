@@ -95,6 +95,15 @@ EVS_URL=http://127.0.0.1:$port EVS_TOKEN=$token EVS_SHOTS=$shots EVS_CHROMIUM=$c
 	EVS_STORE=$store EVS_CLI=$evs EVS_BANK_BALANCE=$bank_balance EVS_PG_STOP="$TMP/pg-stop.sh" \
 	EVS_PROJECTOR_PID=$proj_pid \
 	NODE_PATH=$mods/node_modules node "$src/tests/browser/page.mjs" || rc=$?
+# the service stops cleanly, and a sanitized build found nothing to say
+kill "$query_pid" 2>/dev/null || true
+qrc=0
+wait "$query_pid" || qrc=$?
+query_pid=
+if [ "$qrc" -ne 0 ] || grep -qE 'Sanitizer|runtime error' "$TMP/query.log"; then
+	echo "FAIL: evs-query exited with status $qrc or a sanitizer spoke" >&2
+	rc=1
+fi
 if [ "$rc" -ne 0 ]; then
 	echo "--- evs-query log" >&2; tail -20 "$TMP/query.log" >&2
 	echo "--- projector log" >&2; tail -20 "$TMP/projector.log" >&2
