@@ -109,6 +109,11 @@
 
 #include "evstore.h"
 
+/* The page's folder as installed (meson sets it from the prefix). */
+#ifndef EVSQ_WWW_DIR
+#define EVSQ_WWW_DIR "/usr/local/share/evstore/www"
+#endif
+
 #define EVSQ_ERRNO_MAP(XX)                         \
 	XX(OK, 0, "success")                       \
 	XX(INVALID, 1, "invalid argument")         \
@@ -173,7 +178,9 @@ const char *evsq_strerror(int code);
 	XX(push_source, STR, "", 0, 0,                                                             \
 	   "CloudEvents source of pushed events (empty: urn:evstore: and the store's path)")       \
 	XX(log_level, LEVEL, "info", 0, 3, "most verbose level logged")                            \
-	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")
+	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")     \
+	XX(www, STR, EVSQ_WWW_DIR, 0, 0,                                                           \
+	   "folder of the auditor's page served at / (empty: no page)")
 
 /* The types of store/base/opt.h, in its order: STR is a char *, the others
  * a long (LEVEL: EVS_LOG_*, FORMAT: 0 text, 1 json). */

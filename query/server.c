@@ -159,6 +159,16 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 					errlen)) ||
 	    (rc = evsq__projection_check(srv->pool, srv->projection, err, errlen)))
 		goto fail;
+	if ((rc = evsq__www_load(cfg->www, &srv->www, err, errlen))) {
+		/* the default folder exists only once installed: from a build
+		 * tree the service runs without the page; a folder asked for
+		 * must be there */
+		if (strcmp(cfg->www, EVSQ_WWW_DIR))
+			goto fail;
+		if (log)
+			log(log_ctx, EVS_LOG_DEBUG, err);
+		rc = EVSQ_OK;
+	}
 	rc = EVSQ_NOMEM;
 	srv->ctx.pool = srv->pool;
 	srv->ctx.store = srv->store;
@@ -287,6 +297,7 @@ void evsq_server_stop(evsq_server *srv)
 	evsq__watch_stop(srv->ctx.watch);
 	evsq__pool_close(srv->pool);
 	evsq__models_free(srv->ctx.models);
+	evsq__www_free(srv->www);
 	evs_close(srv->store);
 	free(srv->token);
 	free(srv->projection);

@@ -22,6 +22,7 @@ chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it to
 cleanup() {
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
   [ -n "${query_pid:-}" ] && kill "$query_pid" 2>/dev/null
+  [ -n "${page_proj_pid:-}" ] && kill "$page_proj_pid" 2>/dev/null
   evs_pg_stop
   [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
 }
@@ -151,6 +152,25 @@ step "an analyst's SQL: the same questions through the temporal functions"
 show psql "$EVS_PG_DSN" -c "SELECT 'then' AS at, id, balance, open FROM bank.accounts_as_of('$moment') WHERE id = 'account-alice' UNION ALL SELECT 'now', id, balance, open FROM bank.accounts WHERE id = 'account-alice'"
 show psql "$EVS_PG_DSN" -c "SELECT t.id, t.name AS name_then, t.role AS role_then, t.address AS address_then, n.name AS name_now, n.role AS role_now, n.address AS address_now FROM employees.staff_as_of('$before') t LEFT JOIN employees.staff n USING (id) ORDER BY id"
 # --- end of the auditor step ---
+
+# EVS_DEMO_SERVE=1: keep the service up with the auditor's page (issue 13)
+if [ "${EVS_DEMO_SERVE:-0}" = 1 ]; then
+  step "the auditor's page: evs-query with the page, the projector following the store (Ctrl-C ends)"
+  page_port=${EVS_DEMO_PORT:-8080}
+  page_token=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+  page_rules=projector/bank.projection
+  [ -f "$page_rules" ] || page_rules=examples/bank/bank.projection
+  "$PWD/build/projector/evs-projector" --store "$bank" --dsn "$EVS_PG_DSN" \
+    --rules "$page_rules" --migrations '' --log-level warning &
+  page_proj_pid=$!
+  EVS_QUERY_TOKEN=$page_token "$PWD/build/query/evs-query" --dsn "$EVS_PG_DSN" --store "$bank" \
+    --rules "$page_rules" --projection bank --port "$page_port" --www query/www \
+    --log-level 1 &
+  query_pid=$!
+  echo "open http://127.0.0.1:$page_port/?stream=account-alice and enter the token $page_token"
+  echo "append more: $evs --store $bank append account-alice MoneyDeposited '{\"amount\":700}'"
+  wait "$query_pid" || true
+fi
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"

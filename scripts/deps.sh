@@ -10,6 +10,13 @@ EVS_PACKAGES=(
   clang libclang-rt-14-dev
 )
 
+# The auditor's page test (tests/browser): Debian's chromium, headless,
+# driven from node by puppeteer-core (from npm, installed by the test into
+# the build folder). npm only when no npm is there: a node from another
+# repository may bring its own and conflict with Debian's npm package.
+EVS_PACKAGES+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || EVS_PACKAGES+=(npm)
+
 evs_install_deps() {
   local missing=() p
   for p in "${EVS_PACKAGES[@]}" "$@"; do
