@@ -154,12 +154,32 @@ void evs__read_end(evs_store *s, MDB_txn *txn)
 	map_unlock(s);
 }
 
-int evs__write_commit(evs_store *s, MDB_txn *txn)
+int evs__txn_commit_raw(evs_store *s, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 
 	map_unlock(s);
 	return rc;
+}
+
+int evs__write_commit(evs_store *s, MDB_txn *txn)
+{
+	uint64_t lsn, unj;
+	int rc;
+
+	if (s->core->jfd < 0)
+		return evs__txn_commit_raw(s, txn);
+	/* not journaled: marked, then on disk by a checkpoint (jcommit.c) */
+	rc = evs__j_head_get(s, txn, &lsn, &unj);
+	if (rc == 0)
+		rc = evs__j_head_put(s, txn, lsn, (uint64_t)mdb_txn_id(txn));
+	if (rc) {
+		evs__read_end(s, txn);
+		return rc;
+	}
+	if ((rc = evs__txn_commit_raw(s, txn)) != 0)
+		return rc;
+	return evs__j_checkpoint(s) == EVS_OK ? 0 : EIO;
 }
 
 int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),

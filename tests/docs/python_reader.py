@@ -24,7 +24,7 @@ with tempfile.TemporaryDirectory() as tmp:
     streams = env.open_db(b"streams", create=False)
     ids = env.open_db(b"event_ids", create=False)
     with env.begin() as txn:
-        assert struct.unpack(">I", txn.get(b"format", db=meta))[0] == 1
+        assert struct.unpack(">I", txn.get(b"format", db=meta))[0] in (1, 2)
         rows = list(txn.cursor(db=events))
         assert len(rows) == len(exported) == 7, (len(rows), len(exported))
         for (key, value), ex in zip(rows, exported):
