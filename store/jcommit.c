@@ -232,11 +232,9 @@ void evs__j_maybe_checkpoint(evs_store *s)
  * n-th journal sync, before the LMDB commit (docs/FORMAT.md). */
 static void kill_hook(evs__core *c)
 {
-	static long at = -1;
-	const char *e;
+	const char *e = getenv("EVS_TEST_KILL_AFTER_JOURNAL");
+	long at = e ? atol(e) : 0;
 
-	if (at < 0)
-		at = (e = getenv("EVS_TEST_KILL_AFTER_JOURNAL")) ? atol(e) : 0;
 	if (at > 0 && (long)__atomic_add_fetch(&c->jwrites, 1, __ATOMIC_RELAXED) == at)
 		raise(SIGKILL);
 }
