@@ -127,6 +127,7 @@ typedef struct evs__core {
 	uint64_t ck_lsn;        /* the newest checkpoint known to be on disk */
 	uint64_t ck_txnid;
 	int64_t ck_ms;          /* when this process last checkpointed */
+	int64_t ck_every;       /* ms between checkpoints while writing */
 	bool ck_running;
 	uint64_t head_lsn;      /* after our last journal record */
 } evs__core;

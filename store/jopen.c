@@ -27,7 +27,9 @@
  *
  * The boot id comes from /proc/sys/kernel/random/boot_id; EVS_BOOT_ID
  * overrides it (tests simulate a restart with it). EVS_JOURNAL_RING sets
- * the ring size of a journal being created (bytes, at least 64 KiB).
+ * the ring size of a journal being created (bytes, at least 64 KiB);
+ * EVS_CHECKPOINT_MS the time between checkpoints while writing (default
+ * 1000; tests make it long to keep records after the checkpoint).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +75,8 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 	evs__jck *ck = NULL;
 	int fd, rc = EVS_OK;
 
+	const char *ev = getenv("EVS_CHECKPOINT_MS");
+	c->ck_every = ev && *ev ? atol(ev) : EVS__J_CK_MS;
 	c->jfd = -1;
 	snprintf(jpath, sizeof jpath, "%s/journal", path);
 	fd = open(jpath, (read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
