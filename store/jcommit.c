@@ -140,15 +140,14 @@ int evs__j_last_position(evs_store *s, MDB_txn *txn, uint64_t *pos)
 static int ck_locked(evs_store *s, MDB_txn *wtxn, uint64_t lsn, uint64_t position)
 {
 	evs__core *c = s->core;
-	evs__jck *ck = NULL;
+	evs__jck cks, *ck = &cks;
 	MDB_txn *pin = NULL, *old;
 	uint64_t seq = 0, unused;
 	int fd, rc;
 
 	if ((rc = mdb_env_sync(c->env, 1)) != 0)
 		return rc;
-	if ((ck = calloc(1, sizeof *ck)) == NULL)
-		return ENOMEM;
+	memset(ck, 0, sizeof *ck);
 	if (evs__j_peek_ck(c->jfd, &seq, &unused) != 0)
 		seq = 0;
 	memcpy(ck->uuid, c->juuid, 16);
@@ -181,7 +180,6 @@ static int ck_locked(evs_store *s, MDB_txn *wtxn, uint64_t lsn, uint64_t positio
 	if (old)
 		mdb_txn_abort(old);
 out:
-	free(ck);
 	return rc;
 }
 

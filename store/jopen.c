@@ -87,7 +87,7 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 				 strerror(errno));
 	}
 	c->jfd = fd;
-	if ((ck = calloc(1, sizeof *ck)) == NULL)
+	if ((ck = evs__calloc(1, sizeof *ck)) == NULL)
 		return evs__fail(NULL, EVS_NOMEM, "out of memory");
 	for (int attempt = 0;; attempt++) {
 		c->jrecover = flock(fd, LOCK_EX | LOCK_NB) == 0;
@@ -96,8 +96,14 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 				       strerror(errno));
 			goto out;
 		}
-		if (evs__j_read_ck(fd, ck) == 0)
+		int got = evs__j_read_ck(fd, ck);
+		if (got == 0)
 			break;
+		if (got > 0) {
+			rc = evs__fail(NULL, evs__code_of_mdb(got), "could not read \"%s\": %s",
+				       jpath, strerror(got));
+			goto out;
+		}
 		if (read_only) { /* nothing written through it yet */
 			close(fd);
 			c->jfd = -1;
@@ -109,8 +115,9 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 			uint8_t uuid[16];
 			evs_uuid_v7(uuid);
 			if (ftruncate(fd, 0) != 0 || (rc = evs__j_format(fd, ring_size(), uuid))) {
-				rc = evs__fail(NULL, EVS_IO, "could not create \"%s\": %s", jpath,
-					       strerror(rc ? rc : errno));
+				rc = rc ? rc : errno;
+				rc = evs__fail(NULL, evs__code_of_mdb(rc), "could not create \"%s\": %s",
+					       jpath, strerror(rc));
 				goto out;
 			}
 			continue;

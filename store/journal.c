@@ -199,13 +199,12 @@ static void slot_decode(const uint8_t *b, evs__jck *ck)
 
 int evs__j_read_ck(int fd, evs__jck *ck)
 {
-	uint8_t *b = malloc(2 * EVS__J_SLOT);
-	int best = -1;
+	uint8_t b[2 * EVS__J_SLOT];
+	int best;
 
-	if (b == NULL || evs__j_pread(fd, b, 2 * EVS__J_SLOT, 0) != 0) {
-		free(b);
-		return -1;
-	}
+	if ((best = evs__j_pread(fd, b, sizeof b, 0)) != 0)
+		return best;
+	best = -1;
 	for (int i = 0; i < 2; i++) {
 		const uint8_t *s = b + i * EVS__J_SLOT;
 		if (!slot_head_ok(s) ||
@@ -218,7 +217,6 @@ int evs__j_read_ck(int fd, evs__jck *ck)
 	}
 	if (best >= 0)
 		slot_decode(b + best * EVS__J_SLOT, ck);
-	free(b);
 	return best >= 0 ? 0 : -1;
 }
 
@@ -243,14 +241,12 @@ int evs__j_peek_ck(int fd, uint64_t *seq, uint64_t *lsn)
 
 int evs__j_write_ck(int fd, const evs__jck *ck)
 {
-	uint8_t *b = malloc(EVS__J_SLOT);
+	uint8_t b[EVS__J_SLOT]; /* no allocation: a checkpoint after a commit
+				 * must not fail for memory */
 	int rc;
 
-	if (b == NULL)
-		return ENOMEM;
 	slot_encode(b, ck);
 	rc = evs__j_pwrite(fd, b, EVS__J_SLOT, (ck->seq % 2) * EVS__J_SLOT);
-	free(b);
 	if (rc == 0 && fdatasync(fd) != 0)
 		rc = errno;
 	return rc;
@@ -270,7 +266,7 @@ int evs__j_format(int fd, uint64_t ring, const uint8_t uuid[16])
 	 * commit's sync then changes no file metadata (PostgreSQL zero-fills
 	 * its WAL segments for the same reason).
 	 */
-	if ((zero = calloc(1, (size_t)1 << 20)) == NULL)
+	if ((zero = evs__calloc(1, (size_t)1 << 20)) == NULL)
 		return ENOMEM;
 	for (uint64_t off = EVS__J_LOG; off < EVS__J_LOG + ring && !rc;) {
 		size_t n = EVS__J_LOG + ring - off < ((uint64_t)1 << 20)

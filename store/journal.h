@@ -47,7 +47,8 @@ static inline uint64_t evs__j_off(uint64_t ring, uint64_t lsn)
 /* Create the file's layout on fd (empty): two slots with checkpoint 0 and
  * a ring of `ring` bytes of zeros. */
 int evs__j_format(int fd, uint64_t ring, const uint8_t uuid[16]);
-/* The newest valid checkpoint (0), or -1 when no slot is valid. */
+/* The newest valid checkpoint (0), -1 when no slot is valid, or an errno
+ * when it could not read. */
 int evs__j_read_ck(int fd, evs__jck *ck);
 /* Only the newest valid slot's seq and lsn (its header checksum). */
 int evs__j_peek_ck(int fd, uint64_t *seq, uint64_t *lsn);

@@ -179,7 +179,8 @@ int evs__write_commit(evs_store *s, MDB_txn *txn)
 	}
 	if ((rc = evs__txn_commit_raw(s, txn)) != 0)
 		return rc;
-	return evs__j_checkpoint(s) == EVS_OK ? 0 : EIO;
+	rc = evs__j_checkpoint(s);
+	return rc == EVS_OK ? 0 : rc == EVS_NOMEM ? ENOMEM : EIO;
 }
 
 int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),

@@ -285,10 +285,12 @@ static int walk_journal(evs_store *s, MDB_txn *txn, vctx *vc)
 		return rc == MDB_NOTFOUND ? 0 : rc; /* format 1, opened read-only */
 	if ((rc = evs__j_last_position(s, txn, &last)) != 0)
 		return rc;
-	if ((ck = malloc(sizeof *ck)) == NULL)
+	if ((ck = evs__malloc(sizeof *ck)) == NULL)
 		return ENOMEM;
-	if (evs__j_read_ck(c->jfd, ck) != 0) {
-		problem(vc, "journal: no valid checkpoint");
+	if ((rc = evs__j_read_ck(c->jfd, ck)) != 0) {
+		if (rc == -1)
+			problem(vc, "journal: no valid checkpoint");
+		rc = rc == -1 ? 0 : rc;
 		goto out;
 	}
 	if (ck->lsn > head) /* a checkpoint newer than this snapshot */
