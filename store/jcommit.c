@@ -212,7 +212,7 @@ void evs__j_maybe_checkpoint(evs_store *s)
 	if (c->jfd < 0)
 		return;
 	pthread_mutex_lock(&c->jmu);
-	due = !c->ck_running && c->head_lsn != c->ck_lsn &&
+	due = !c->ck_running && c->head_lsn > c->ck_lsn &&
 	      (c->head_lsn - c->ck_lsn >= c->jring / 4 || mono_ms() - c->ck_ms >= c->ck_every);
 	if (due)
 		c->ck_running = true;
