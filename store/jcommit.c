@@ -20,8 +20,9 @@
  * Checkpoints. LMDB without sync is only safe with help: a later commit may
  * recycle pages of the last snapshot that reached the disk, and its meta
  * page may reach the disk before its data. So, off the acknowledgement
- * path (the group leader after answering its group, when the journal has
- * grown by a quarter of the ring or a second has passed): mdb_env_sync
+ * path (an appender after its own answer, when the journal has grown by a
+ * quarter of the ring or EVS_CHECKPOINT_MS, default a second, passed; only
+ * that caller's return waits for it, no acknowledgement): mdb_env_sync
  * (the long sync, no lock held), then under the writer lock a second,
  * short sync, then the checkpoint record {txnid K, last position, the lsn
  * LMDB holds at K, copies of both LMDB meta pages, this boot's id} into the
