@@ -133,7 +133,9 @@ enum evs_sync {
 	EVS_SYNC_META = 1, /* the journal is written but not synced per commit;
 	                        checkpoints still sync: an OS crash may lose the
 	                        last commits but never corrupts the store */
-	EVS_SYNC_NONE = 2  /* today the same as EVS_SYNC_META */
+	EVS_SYNC_NONE = 2  /* no journal: commits reach the disk at the next
+	                        checkpoint (about a second); an OS crash may lose
+	                        them but never corrupts the store */
 };
 
 enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG };

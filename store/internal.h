@@ -129,6 +129,7 @@ typedef struct evs__core {
 	int64_t ck_ms;          /* when this process last checkpointed */
 	int64_t ck_every;       /* ms between checkpoints while writing */
 	bool ck_running;
+	bool unj_dirty;         /* EVS_SYNC_NONE commits since our checkpoint */
 	uint64_t head_lsn;      /* after our last journal record */
 } evs__core;
 

@@ -43,6 +43,12 @@
  * journal record follows a checkpoint that includes every unjournaled
  * write before it, and replaying records on top of a checkpoint is exact.
  * A group too large for the ring (over a quarter) takes the same path.
+ * So do group commits under EVS_SYNC_NONE, without the checkpoint before
+ * the answer: they reach the disk with the next periodic checkpoint (an OS
+ * crash loses at most that much; the store stays intact, since recovery
+ * goes back to the last checkpoint). EVS_SYNC_META journals without the
+ * fdatasync. One process of EVS_SYNC_NONE among full ones makes their
+ * next commits checkpoint inline: do not mix them on a busy store.
  *
  * Ring space: the records from the newest durable checkpoint's lsn on are
  * live. A record goes at the head if it fits before the end of the lap
@@ -177,6 +183,7 @@ static int ck_locked(evs_store *s, MDB_txn *wtxn, uint64_t lsn, uint64_t positio
 		c->ck_txnid = ck->txnid;
 	}
 	c->ck_ms = mono_ms();
+	c->unj_dirty = false;
 	pthread_mutex_unlock(&c->jmu);
 	if (old)
 		mdb_txn_abort(old);
@@ -213,8 +220,9 @@ void evs__j_maybe_checkpoint(evs_store *s)
 	if (c->jfd < 0)
 		return;
 	pthread_mutex_lock(&c->jmu);
-	due = !c->ck_running && c->head_lsn > c->ck_lsn &&
-	      (c->head_lsn - c->ck_lsn >= c->jring / 4 || mono_ms() - c->ck_ms >= c->ck_every);
+	due = !c->ck_running &&
+	      ((c->head_lsn > c->ck_lsn && c->head_lsn - c->ck_lsn >= c->jring / 4) ||
+	       ((c->head_lsn > c->ck_lsn || c->unj_dirty) && mono_ms() - c->ck_ms >= c->ck_every));
 	if (due)
 		c->ck_running = true;
 	pthread_mutex_unlock(&c->jmu);
@@ -281,6 +289,17 @@ int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, boo
 	*ck_after = false;
 	if ((rc = evs__j_head_get(s, txn, &lsn, &unj)) != 0)
 		goto abort;
+	if (c->sync == EVS_SYNC_NONE) {
+		/* no promise past the process: not journaled, like the writes
+		 * of evs__write_commit, but on disk only by the periodic
+		 * checkpoint */
+		if ((rc = evs__j_head_put(s, txn, lsn, (uint64_t)mdb_txn_id(txn))) != 0)
+			goto abort;
+		pthread_mutex_lock(&c->jmu);
+		c->unj_dirty = true;
+		pthread_mutex_unlock(&c->jmu);
+		return evs__txn_commit_raw(s, txn);
+	}
 	pthread_mutex_lock(&c->jmu);
 	ck_lsn = c->ck_lsn;
 	ck_txnid = c->ck_txnid;

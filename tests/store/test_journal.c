@@ -19,6 +19,8 @@
  *                 the restart again.
  *   verify        evs_verify finds a journal record that differs from the
  *                 store and one that is missing.
+ *   sync none     EVS_SYNC_NONE commits lost by a restart before the next
+ *                 checkpoint leave a whole store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -372,6 +374,37 @@ START_TEST(test_in_doubt_overwritten)
 }
 END_TEST
 
+/* EVS_SYNC_NONE journals nothing: a restart before the next checkpoint
+ * loses its commits, and leaves a store that is whole and goes on. */
+START_TEST(test_sync_none_restart)
+{
+	setenv("EVS_CHECKPOINT_MS", "3600000", 1);
+	evs_options o;
+	evs_options_init(&o);
+	o.create = 1;
+	o.sync = EVS_SYNC_NONE;
+	evs_store *st = tu_open(kit_dir, &o);
+	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 5, 1, 1, NULL));
+	char *copy = copy_store(kit_dir, "none");
+	tear(copy, false);
+	setenv("EVS_BOOT_ID", "test-journal-none-restart", 1);
+	evs_store *rec = tu_open(copy, NULL);
+	evs_store_info h;
+	tu_ok(rec, evs_head(rec, &h));
+	tu_check_u64_eq(h.last_position, 0);
+	tu_check_u64_eq(tu_verify(rec), 0);
+	evs_append_result res;
+	tu_ok(rec, tu_append_simple(rec, "b", EVS_ANY, "T", 2, 2, 1, &res));
+	tu_check_u64_eq(res.first_position, 1);
+	evs_close(rec);
+	evs_close(st);
+	unsetenv("EVS_BOOT_ID");
+	unsetenv("EVS_CHECKPOINT_MS");
+	kit_rmrf(copy);
+	free(copy);
+}
+END_TEST
+
 typedef struct count_ctx {
 	unsigned n, journal;
 } count_ctx;
@@ -443,6 +476,7 @@ int main(void)
 		test_restart_restores_meta,
 		test_ring_wraps,
 		test_verify_checks_journal,
+		test_sync_none_restart,
 		NULL,
 	};
 
