@@ -121,16 +121,16 @@ typedef struct evs__core {
 	uint8_t juuid[16];
 	uint64_t jring;
 	uint32_t jpsize;
-	unsigned long jwrites;  /* journal syncs (the test hook's count) */
-	pthread_mutex_t jmu;    /* the fields below */
-	MDB_txn *pin;           /* a read transaction at our last checkpoint */
-	uint64_t ck_lsn;        /* the newest checkpoint known to be on disk */
+	unsigned long jwrites; /* journal syncs (the test hook's count) */
+	pthread_mutex_t jmu;   /* the fields below */
+	MDB_txn *pin;          /* a read transaction at our last checkpoint */
+	uint64_t ck_lsn;       /* the newest checkpoint known to be on disk */
 	uint64_t ck_txnid;
-	int64_t ck_ms;          /* when this process last checkpointed */
-	int64_t ck_every;       /* ms between checkpoints while writing */
+	int64_t ck_ms;    /* when this process last checkpointed */
+	int64_t ck_every; /* ms between checkpoints while writing */
 	bool ck_running;
-	bool unj_dirty;         /* EVS_SYNC_NONE commits since our checkpoint */
-	uint64_t head_lsn;      /* after our last journal record */
+	bool unj_dirty;    /* EVS_SYNC_NONE commits since our checkpoint */
+	uint64_t head_lsn; /* after our last journal record */
 } evs__core;
 
 /*
@@ -190,7 +190,8 @@ int evs__write_begin(evs_store *s, MDB_txn **txn);
 bool evs__thread_reads(const evs_store *s);
 /* Commit a write transaction from evs__write_begin durably (the door for
  * every write that is not a group commit: it marks the transaction in the
- * journal's head and checkpoints, jcommit.c): 0 or an LMDB/errno code. */
+ * journal's head and checkpoints; in jcommit.c, like evs__write_txn, so
+ * that txn.c needs nothing of the journal): 0 or an LMDB/errno code. */
 int evs__write_commit(evs_store *s, MDB_txn *txn);
 /* mdb_txn_commit and the map lock, nothing else (jcommit.c, jopen.c). */
 int evs__txn_commit_raw(evs_store *s, MDB_txn *txn);

@@ -373,3 +373,49 @@ abort:
 	evs__read_end(s, txn);
 	return rc;
 }
+
+/* ---- the door for every other write (internal.h, txn.c's section) ---- */
+
+int evs__write_commit(evs_store *s, MDB_txn *txn)
+{
+	uint64_t lsn, unj;
+	int rc;
+
+	if (s->core->jfd < 0)
+		return evs__txn_commit_raw(s, txn);
+	/* not journaled: marked, then on disk by a checkpoint (jcommit.c) */
+	rc = evs__j_head_get(s, txn, &lsn, &unj);
+	if (rc == 0)
+		rc = evs__j_head_put(s, txn, lsn, (uint64_t)mdb_txn_id(txn));
+	if (rc) {
+		evs__read_end(s, txn);
+		return rc;
+	}
+	if ((rc = evs__txn_commit_raw(s, txn)) != 0)
+		return rc;
+	rc = evs__j_checkpoint(s);
+	return rc == EVS_OK ? 0 : rc == EVS_NOMEM ? ENOMEM : EIO;
+}
+
+int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),
+		   void *arg, const char *what)
+{
+	MDB_txn *txn;
+	bool commit;
+	int rc;
+
+	for (;;) {
+		if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
+			return rc;
+		commit = false;
+		rc = fn(s, txn, arg, &commit);
+		if (rc == 0 && commit)
+			rc = evs__write_commit(s, txn);
+		else
+			evs__read_end(s, txn);
+		if (rc != MDB_MAP_FULL)
+			return rc ? evs__fail_mdb(s, rc, what) : EVS_OK;
+		if ((rc = evs__grow(s, false)) != EVS_OK)
+			return rc;
+	}
+}

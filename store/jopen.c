@@ -116,8 +116,8 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 			evs_uuid_v7(uuid);
 			if (ftruncate(fd, 0) != 0 || (rc = evs__j_format(fd, ring_size(), uuid))) {
 				rc = rc ? rc : errno;
-				rc = evs__fail(NULL, evs__code_of_mdb(rc), "could not create \"%s\": %s",
-					       jpath, strerror(rc));
+				rc = evs__fail(NULL, evs__code_of_mdb(rc),
+					       "could not create \"%s\": %s", jpath, strerror(rc));
 				goto out;
 			}
 			continue;
@@ -147,7 +147,8 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 	}
 	if ((rc = restore_meta(path, ck)) != 0) {
 		rc = evs__fail(NULL, evs__code_of_mdb(rc),
-			       "could not restore the checkpoint of \"%s\": %s", path, strerror(rc));
+			       "could not restore the checkpoint of \"%s\": %s", path,
+			       strerror(rc));
 		goto out;
 	}
 out:

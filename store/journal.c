@@ -74,8 +74,7 @@ static void crc_init(void)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_sse(uint32_t crc, const uint8_t *p,
-							    size_t n)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse(uint32_t crc, const uint8_t *p, size_t n)
 {
 	uint64_t c = crc;
 	while (n >= 8) {
@@ -211,8 +210,7 @@ int evs__j_read_ck(int fd, evs__jck *ck)
 		    evs__get_u32(s + EVS__J_SLOT - 4) != evs__crc32c(0, s, EVS__J_SLOT - 4) ||
 		    evs__get_u64(s + 32) == 0)
 			continue;
-		if (best < 0 ||
-		    evs__get_u64(s + 40) > evs__get_u64(b + best * EVS__J_SLOT + 40))
+		if (best < 0 || evs__get_u64(s + 40) > evs__get_u64(b + best * EVS__J_SLOT + 40))
 			best = i;
 	}
 	if (best >= 0)

@@ -7,13 +7,13 @@
 
 #include "internal.h"
 
-#define EVS__J_SLOT   4096u /* one checkpoint slot; two at the start of the file */
-#define EVS__J_LOG    8192u /* file offset of the ring */
-#define EVS__J_META   1024u /* bytes kept of each LMDB meta page */
-#define EVS__J_HEAD   48u   /* record header (also the whole skip record) */
-#define EVS__J_RING   ((uint64_t)16 << 20)
-#define EVS__J_BOOT   40u
-#define EVS__J_CK_MS  1000 /* a checkpoint at least this often while writing */
+#define EVS__J_SLOT  4096u /* one checkpoint slot; two at the start of the file */
+#define EVS__J_LOG   8192u /* file offset of the ring */
+#define EVS__J_META  1024u /* bytes kept of each LMDB meta page */
+#define EVS__J_HEAD  48u   /* record header (also the whole skip record) */
+#define EVS__J_RING  ((uint64_t)16 << 20)
+#define EVS__J_BOOT  40u
+#define EVS__J_CK_MS 1000 /* a checkpoint at least this often while writing */
 
 /* A checkpoint: LMDB transaction txnid is on disk, and the journal's
  * records from lsn on hold everything committed after it. */
@@ -29,9 +29,9 @@ typedef struct evs__jck {
 
 /* A record read back from the ring. */
 typedef struct evs__jrec {
-	uint64_t lsn, next; /* where it starts and where the next one does */
-	uint64_t first;     /* position of its first event */
-	uint32_t n;         /* events */
+	uint64_t lsn, next;  /* where it starts and where the next one does */
+	uint64_t first;      /* position of its first event */
+	uint32_t n;          /* events */
 	const uint8_t *body; /* n times (u32 length, event record) */
 	size_t body_len;
 } evs__jrec;

@@ -307,7 +307,8 @@ static int walk_journal(evs_store *s, MDB_txn *txn, vctx *vc)
 		if (got == 0) {
 			/* a writer may have reused the ring since the snapshot */
 			if (evs__j_peek_ck(c->jfd, &seq, &now) != 0 || now <= lsn)
-				problem(vc, "journal: no valid record at lsn %llu (the store's is %llu)",
+				problem(vc,
+					"journal: no valid record at lsn %llu (the store's is %llu)",
 					ULL(lsn), ULL(head));
 			break;
 		}
@@ -327,7 +328,8 @@ static int walk_journal(evs_store *s, MDB_txn *txn, vctx *vc)
 			evs__put_u64(pk, r.first + i);
 			if (mdb_get(txn, s->events, &k, &v) != 0 || v.mv_size != len ||
 			    memcmp(v.mv_data, p + 4, len) != 0)
-				problem(vc, "journal: event at position %llu differs from the store",
+				problem(vc,
+					"journal: event at position %llu differs from the store",
 					ULL(r.first + i));
 			p += 4 + len;
 		}
@@ -364,8 +366,7 @@ int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 	if ((rc = count_records(s, txn, &vc.total)) == 0 &&
 	    (rc = walk_events(s, txn, &vc, &events)) == 0 &&
 	    (rc = walk_streams(s, txn, &vc, events)) == 0 &&
-	    (rc = walk_ids(s, txn, &vc, events)) == 0 &&
-	    (rc = walk_time(s, txn, &vc)) == 0)
+	    (rc = walk_ids(s, txn, &vc, events)) == 0 && (rc = walk_time(s, txn, &vc)) == 0)
 		rc = walk_journal(s, txn, &vc);
 	evs__read_end(s, txn);
 	if (rc == 0 && vc.progress != NULL && (!vc.called || vc.reported != vc.done))

@@ -207,7 +207,8 @@ static void fill(evs_store *st, uint64_t *r, int batches, int maxn, int maxdata)
 		snprintf(stream, sizeof stream, "s%d", (int)kit_rand_range(r, 0, 4));
 		for (size_t i = 0; i < n; i++) {
 			tu_mp_reset(&data[i]);
-			tu_mp_blob_map(&data[i], kit_rand_range(r, 0, (uint64_t)maxdata), kit_rand(r));
+			tu_mp_blob_map(&data[i], kit_rand_range(r, 0, (uint64_t)maxdata),
+				       kit_rand(r));
 			tu_event(&evs[i], "J", &data[i], NULL);
 		}
 		tu_ok(st, evs_append(st, stream, EVS_ANY, evs, n, NULL));
