@@ -22,13 +22,17 @@
  * page may reach the disk before its data. So, off the acknowledgement
  * path (an appender after its own answer, when the journal has grown by a
  * quarter of the ring or EVS_CHECKPOINT_MS, default a second, passed; only
- * that caller's return waits for it, no acknowledgement): mdb_env_sync
- * (the long sync, no lock held), then under the writer lock a second,
- * short sync, then the checkpoint record {txnid K, last position, the lsn
- * LMDB holds at K, copies of both LMDB meta pages, this boot's id} into the
- * journal slot not holding the newest checkpoint, fdatasync. Then a read
- * transaction pinned at K replaces this process's previous pin: LMDB never
- * reuses a page of snapshot K while a reader at or before K exists. Every
+ * that caller's return waits for it, no acknowledgement): under the
+ * writer lock, without a sync, note the newest transaction K, the lsn LMDB
+ * holds at K, its last position and copies of both LMDB meta pages, and
+ * begin a read transaction pinned at K (LMDB never reuses a page of
+ * snapshot K while a reader at or before K exists); then, without the
+ * lock, mdb_env_sync: every page of K was written before it began. Then,
+ * under the lock again (so the newest checkpoint never goes back), the
+ * checkpoint record {K, position, lsn, meta pages, this boot's id} into
+ * the journal slot not holding the newest checkpoint, fdatasync, and the
+ * new pin replaces this process's previous one. (An inline checkpoint,
+ * below, syncs LMDB under the lock it already holds.) Every
  * process makes its own checkpoint (and pin) when it opens the store, and
  * pins only its own checkpoints, so while any process can commit the
  * oldest pin is at or before the newest checkpoint, whose pages therefore
@@ -194,22 +198,68 @@ out:
 int evs__j_checkpoint(evs_store *s)
 {
 	evs__core *c = s->core;
-	MDB_txn *txn;
-	uint64_t lsn, unj, pos;
-	int rc;
+	evs__jck ck;
+	MDB_txn *txn, *pin = NULL, *old;
+	uint64_t unj, seq = 0, ntx = 0, nlsn;
+	int fd, rc;
 
 	if (c->jfd < 0)
 		return 0;
-	/* the long sync, without the lock: most dirty pages go now */
-	if ((rc = mdb_env_sync(c->env, 1)) != 0)
-		return evs__fail_mdb(s, rc, "could not sync the store");
+	memset(&ck, 0, sizeof ck);
+	/* 1. under the writer lock, without a sync: which transaction K is
+	 * the newest, its lsn, position and meta pages, and a pin on it */
 	if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
 		return rc;
-	if ((rc = evs__j_head_get(s, txn, &lsn, &unj)) == 0 &&
-	    (rc = evs__j_last_position(s, txn, &pos)) == 0)
-		rc = ck_locked(s, txn, lsn, pos);
+	ck.txnid = (uint64_t)mdb_txn_id(txn) - 1;
+	if ((rc = evs__j_head_get(s, txn, &ck.lsn, &unj)) == 0 &&
+	    (rc = evs__j_last_position(s, txn, &ck.position)) == 0 &&
+	    (rc = mdb_env_get_fd(c->env, &fd)) == 0 &&
+	    (rc = evs__j_pread(fd, ck.meta[0], EVS__J_META, 0)) == 0 &&
+	    (rc = evs__j_pread(fd, ck.meta[1], EVS__J_META, c->jpsize)) == 0)
+		rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &pin);
 	evs__read_end(s, txn);
-	return rc ? evs__fail_mdb(s, rc, "could not checkpoint the journal") : EVS_OK;
+	if (rc)
+		goto fail;
+	/* 2. the sync, without the lock: every page of K was written before
+	 * it began, and the pin keeps later commits off them */
+	if ((rc = mdb_env_sync(c->env, 1)) != 0)
+		goto fail;
+	/* 3. the record, under the lock again, so that the newest checkpoint
+	 * never goes back to an older transaction */
+	if ((rc = evs__write_begin(s, &txn)) != EVS_OK) {
+		mdb_txn_abort(pin);
+		return rc;
+	}
+	if (evs__j_peek_ck3(c->jfd, &seq, &nlsn, &ntx) != 0)
+		seq = ntx = 0;
+	if (ntx < ck.txnid || seq == 0) {
+		memcpy(ck.uuid, c->juuid, 16);
+		ck.ring = c->jring;
+		ck.psize = c->jpsize;
+		ck.seq = seq + 1;
+		evs__j_boot_id(ck.boot);
+		rc = evs__j_write_ck(c->jfd, &ck);
+	}
+	evs__read_end(s, txn);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&c->jmu);
+	old = c->pin;
+	c->pin = pin; /* at or before the newest checkpoint either way */
+	if (ck.lsn >= c->ck_lsn) {
+		c->ck_lsn = ck.lsn;
+		c->ck_txnid = ck.txnid;
+	}
+	c->ck_ms = mono_ms();
+	c->unj_dirty = false;
+	pthread_mutex_unlock(&c->jmu);
+	if (old)
+		mdb_txn_abort(old);
+	return EVS_OK;
+fail:
+	if (pin)
+		mdb_txn_abort(pin);
+	return evs__fail_mdb(s, rc, "could not checkpoint the journal");
 }
 
 void evs__j_maybe_checkpoint(evs_store *s)

@@ -220,6 +220,13 @@ int evs__j_read_ck(int fd, evs__jck *ck)
 
 int evs__j_peek_ck(int fd, uint64_t *seq, uint64_t *lsn)
 {
+	uint64_t txnid;
+
+	return evs__j_peek_ck3(fd, seq, lsn, &txnid);
+}
+
+int evs__j_peek_ck3(int fd, uint64_t *seq, uint64_t *lsn, uint64_t *txnid)
+{
 	uint8_t b[2][128];
 	bool found = false;
 
@@ -230,6 +237,7 @@ int evs__j_peek_ck(int fd, uint64_t *seq, uint64_t *lsn)
 			continue;
 		if (!found || evs__get_u64(b[i] + 40) > *seq) {
 			*seq = evs__get_u64(b[i] + 40);
+			*txnid = evs__get_u64(b[i] + 48);
 			*lsn = evs__get_u64(b[i] + 64);
 			found = true;
 		}

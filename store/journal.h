@@ -52,6 +52,7 @@ int evs__j_format(int fd, uint64_t ring, const uint8_t uuid[16]);
 int evs__j_read_ck(int fd, evs__jck *ck);
 /* Only the newest valid slot's seq and lsn (its header checksum). */
 int evs__j_peek_ck(int fd, uint64_t *seq, uint64_t *lsn);
+int evs__j_peek_ck3(int fd, uint64_t *seq, uint64_t *lsn, uint64_t *txnid);
 /* Write ck into slot ck->seq % 2 and fdatasync. 0 or an errno. */
 int evs__j_write_ck(int fd, const evs__jck *ck);
 /* Size of a record whose body is body_len bytes. */
