@@ -128,10 +128,14 @@ const char *evs_code_name(int code);
 typedef struct evs_store evs_store;
 
 enum evs_sync {
-	EVS_SYNC_FULL = 0, /* default: every commit is on disk when acknowledged */
-	EVS_SYNC_META = 1, /* data synced, meta page lazily: a crash may lose the
+	EVS_SYNC_FULL = 0, /* default: every commit is on disk (in the journal,
+	                        one fdatasync per group commit) when acknowledged */
+	EVS_SYNC_META = 1, /* the journal is written but not synced per commit;
+	                        checkpoints still sync: an OS crash may lose the
 	                        last commits but never corrupts the store */
-	EVS_SYNC_NONE = 2  /* no sync: an OS crash may lose recent commits */
+	EVS_SYNC_NONE = 2  /* no journal: commits reach the disk at the next
+	                        checkpoint (about a second); an OS crash may lose
+	                        them but never corrupts the store */
 };
 
 enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG };
