@@ -19,7 +19,15 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 	unsigned flags = create ? MDB_CREATE : 0;
 	int rc;
 
-	rc = mdb_txn_begin(c->env, NULL, c->read_only ? MDB_RDONLY : 0, &txn);
+	/* Another process may grow the map while this one opens; nothing of
+	 * this process is open yet, so it can adopt the new size at once. */
+	for (int tries = 0;; tries++) {
+		rc = mdb_txn_begin(c->env, NULL, c->read_only ? MDB_RDONLY : 0, &txn);
+		if (rc != MDB_MAP_RESIZED || tries == 8)
+			break;
+		if ((rc = mdb_env_set_mapsize(c->env, 0)))
+			break;
+	}
 	if (rc)
 		return evs__fail_mdb(NULL, rc, "could not begin transaction");
 	if ((rc = mdb_dbi_open(txn, "meta", flags, &c->meta)) ||

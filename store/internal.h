@@ -118,6 +118,8 @@ typedef struct evs__core {
 	 * read-only open of a store without one). */
 	int jfd;
 	bool jrecover; /* holds the journal's lock exclusively: recover */
+	bool jrestored; /* put a checkpoint's meta pages back: its next
+			 * checkpoint is due even at the same transaction */
 	uint8_t juuid[16];
 	uint64_t jring;
 	uint32_t jpsize;

@@ -232,13 +232,19 @@ int evs__j_checkpoint(evs_store *s)
 	}
 	if (evs__j_peek_ck3(c->jfd, &seq, &nlsn, &ntx) != 0)
 		seq = ntx = 0;
-	if (ntx < ck.txnid || seq == 0) {
+	/* after a restore the newest checkpoint is K itself, but under the
+	 * old boot id: rewrite it under this one, or every later opener
+	 * would restore K again and lose what was committed since without
+	 * the journal (EVS_SYNC_NONE, evs__write_commit) */
+	if (ntx < ck.txnid || seq == 0 || c->jrestored) {
 		memcpy(ck.uuid, c->juuid, 16);
 		ck.ring = c->jring;
 		ck.psize = c->jpsize;
 		ck.seq = seq + 1;
 		evs__j_boot_id(ck.boot);
 		rc = evs__j_write_ck(c->jfd, &ck);
+		if (rc == 0)
+			c->jrestored = false;
 	}
 	evs__read_end(s, txn);
 	if (rc)

@@ -151,6 +151,7 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 			       strerror(rc));
 		goto out;
 	}
+	c->jrestored = true;
 out:
 	free(ck);
 	return rc;
