@@ -23,7 +23,7 @@ const struct cli_command *const cli_commands[] = {&cli_cmd_init,    &cli_cmd_app
 #ifdef EVS_WITH_PROJECTOR /* the read side, built with -Dprojector=true */
 						  &cli_cmd_migrate, &cli_cmd_project,
 #endif
-						  &cli_cmd_schema,  NULL};
+						  &cli_cmd_schema,  &cli_cmd_relay,  NULL};
 
 static void usage(FILE *f)
 {

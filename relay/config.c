@@ -242,10 +242,12 @@ static int finish(struct parse *p, rly_sink_cfg *s)
 			return fail(p, "sink \"%s\": a nats url starts with nats://", s->name);
 		if (s->stream == NULL)
 			return fail(p, "nats sink \"%s\" has no \"stream\"", s->name);
-		if (s->subject == NULL && (s->subject = strdup("evstore.{category}.{type}")) == NULL)
+		if (s->subject == NULL &&
+		    (s->subject = strdup("evstore.{category}.{type}")) == NULL)
 			return fail(p, "out of memory");
 	} else if (s->subject || s->stream) {
-		return fail(p, "sink \"%s\": \"subject\" and \"stream\" are for nats only", s->name);
+		return fail(p, "sink \"%s\": \"subject\" and \"stream\" are for nats only",
+			    s->name);
 	}
 	if (s->kind == RLY_AMQP) {
 		if (strncmp(s->url, "amqp://", 7))
@@ -256,7 +258,8 @@ static int finish(struct parse *p, rly_sink_cfg *s)
 		    (s->routing_key = strdup("{category}.{type}")) == NULL)
 			return fail(p, "out of memory");
 	} else if (s->exchange || s->routing_key) {
-		return fail(p, "sink \"%s\": \"exchange\" and \"routing-key\" are for rabbitmq only",
+		return fail(p,
+			    "sink \"%s\": \"exchange\" and \"routing-key\" are for rabbitmq only",
 			    s->name);
 	}
 	if (s->retry_min_ms > s->retry_max_ms)

@@ -9,12 +9,9 @@
 const char *rly_state_name(int state)
 {
 	switch (state) {
-	case RLY_RUNNING:
-		return "running";
-	case RLY_PAUSED:
-		return "paused";
-	case RLY_DEAD:
-		return "dead";
+	case RLY_RUNNING: return "running";
+	case RLY_PAUSED: return "paused";
+	case RLY_DEAD: return "dead";
 	}
 	return "unknown";
 }
@@ -81,7 +78,8 @@ int rly_control_set_state(evs_store *st, const char *sink, int state, unsigned d
 	char key[RLY_KEY_MAX];
 
 	rly_key(key, sink, "#state");
-	return evs_checkpoint_set(st, key, (uint64_t)(state & 0xff) | (uint64_t)(detail & 0xffff) << 8);
+	return evs_checkpoint_set(st, key,
+				  (uint64_t)(state & 0xff) | (uint64_t)(detail & 0xffff) << 8);
 }
 
 int rly_control_request_reset(evs_store *st, const char *sink, uint64_t position)

@@ -85,15 +85,12 @@ static const char *const kinds[] = {"", "webhook", "nats", "rabbitmq"};
 static const rly_sink_ops *ops_of(int kind)
 {
 	switch (kind) {
-	case RLY_WEBHOOK:
-		return &rly_webhook_ops;
+	case RLY_WEBHOOK: return &rly_webhook_ops;
 #ifdef RLY_WITH_NATS
-	case RLY_NATS:
-		return &rly_nats_ops;
+	case RLY_NATS: return &rly_nats_ops;
 #endif
 #ifdef RLY_WITH_AMQP
-	case RLY_AMQP:
-		return &rly_amqp_ops;
+	case RLY_AMQP: return &rly_amqp_ops;
 #endif
 	}
 	return NULL;
@@ -194,9 +191,8 @@ static int run(struct settings *st, rly_config *cfg)
 			goto out;
 		}
 	}
-	if (st->metrics_port &&
-	    rly_metrics_start(st->metrics_address, st->metrics_port, sinks, cfg->nsinks, &metrics,
-			      err, sizeof err) != 0) {
+	if (st->metrics_port && rly_metrics_start(st->metrics_address, st->metrics_port, sinks,
+						  cfg->nsinks, &metrics, err, sizeof err) != 0) {
 		evs__logf(EVS_LOG_ERROR, "%s", err);
 		rc = 1;
 		goto out;

@@ -36,28 +36,17 @@ static void family(evs__buf *b, rly_metrics *m, const char *name, const char *ty
 		rly_stats *st = &m->sinks[i].stats;
 		unsigned long long v = 0, head, acked;
 		switch (which) {
-		case 0:
-			v = atomic_load(&st->delivered);
-			break;
-		case 1:
-			v = atomic_load(&st->attempts);
-			break;
-		case 2:
-			v = atomic_load(&st->failures);
-			break;
-		case 3:
-			v = atomic_load(&st->position);
-			break;
-		case 4:
-			v = atomic_load(&st->acked);
-			break;
+		case 0: v = atomic_load(&st->delivered); break;
+		case 1: v = atomic_load(&st->attempts); break;
+		case 2: v = atomic_load(&st->failures); break;
+		case 3: v = atomic_load(&st->position); break;
+		case 4: v = atomic_load(&st->acked); break;
 		case 5:
 			head = atomic_load(&st->head);
 			acked = atomic_load(&st->acked);
 			v = head > acked ? head - acked : 0;
 			break;
-		default:
-			v = (unsigned long long)atomic_load(&st->state);
+		default: v = (unsigned long long)atomic_load(&st->state);
 		}
 		evs__buf_printf(b, "%s{sink=\"%s\"} %llu\n", name, m->sinks[i].cfg->name, v);
 	}

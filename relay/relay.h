@@ -26,11 +26,11 @@
 #include "control.h"
 #include "evstore.h"
 
-#define RLY_MAX_SINKS    64
-#define RLY_MAX_SECRETS  4
-#define RLY_MAX_FILTERS  32
-#define RLY_MAX_BATCH    1000
-#define RLY_MAX_HEADERS  8
+#define RLY_MAX_SINKS   64
+#define RLY_MAX_SECRETS 4
+#define RLY_MAX_FILTERS 32
+#define RLY_MAX_BATCH   1000
+#define RLY_MAX_HEADERS 8
 
 enum rly_kind { RLY_WEBHOOK = 1, RLY_NATS = 2, RLY_AMQP = 3 };
 
@@ -44,11 +44,11 @@ typedef struct rly_sink_cfg {
 	size_t nprefixes;
 	char *types[RLY_MAX_FILTERS];
 	size_t ntypes;
-	long batch;          /* events per delivery */
-	long timeout_ms;     /* one attempt */
-	long retry_min_ms;   /* first backoff */
-	long retry_max_ms;   /* longest backoff (and longest Retry-After honoured) */
-	long checkpoint_ms;  /* at most this long between checkpoint writes */
+	long batch;         /* events per delivery */
+	long timeout_ms;    /* one attempt */
+	long retry_min_ms;  /* first backoff */
+	long retry_max_ms;  /* longest backoff (and longest Retry-After honoured) */
+	long checkpoint_ms; /* at most this long between checkpoint writes */
 	/* webhook */
 	char *secrets[RLY_MAX_SECRETS]; /* "whsec_..." (first signs first) */
 	size_t nsecrets;
@@ -68,14 +68,14 @@ void rly_config_free(rly_config *cfg);
 
 /* Expand a template ({type}, {stream}, {category}: the stream up to its
  * first '-') into out; -1 if out's limit is passed. */
-int rly_template(evs__buf *out, const char *tpl, const char *type, size_t tlen,
-		 const char *stream, size_t slen);
+int rly_template(evs__buf *out, const char *tpl, const char *type, size_t tlen, const char *stream,
+		 size_t slen);
 
 /* ---- a batch handed to a sink ------------------------------------------ */
 
 typedef struct rly_msg {
 	uint64_t position;
-	char id[37];           /* event id, UUID text */
+	char id[37];               /* event id, UUID text */
 	size_t stream, stream_len; /* offsets into the batch's arena */
 	size_t type, type_len;
 	size_t body, body_len; /* the CloudEvents JSON */
@@ -104,11 +104,11 @@ enum rly_outcome {
 };
 
 typedef struct rly_result {
-	size_t acked;          /* messages from the first that were acknowledged */
-	int outcome;           /* enum rly_outcome */
-	long retry_after_ms;   /* the receiver asked to wait at least this (0: no ask) */
-	unsigned detail;       /* HTTP status and the like, for the state record */
-	char why[256];         /* for the log */
+	size_t acked;        /* messages from the first that were acknowledged */
+	int outcome;         /* enum rly_outcome */
+	long retry_after_ms; /* the receiver asked to wait at least this (0: no ask) */
+	unsigned detail;     /* HTTP status and the like, for the state record */
+	char why[256];       /* for the log */
 } rly_result;
 
 typedef struct rly_sink rly_sink;
@@ -152,8 +152,8 @@ int rly_sink_run(rly_sink *s);
 /* ---- metrics.c: GET /metrics on address:port --------------------------- */
 
 typedef struct rly_metrics rly_metrics;
-int rly_metrics_start(const char *address, long port, rly_sink *sinks, size_t n,
-		      rly_metrics **out, char *err, size_t errlen);
+int rly_metrics_start(const char *address, long port, rly_sink *sinks, size_t n, rly_metrics **out,
+		      char *err, size_t errlen);
 void rly_metrics_stop(rly_metrics *m);
 
 /* Sleep up to ms, in slices, returning early once *stop is set. */

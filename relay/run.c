@@ -173,8 +173,9 @@ static int add(follower *f, const evs_event *ev)
 	evs__buf_putc(a, 0);
 	m->body = a->len;
 	if ((rc = evs__cloudevent_json(ev, f->s->source, a)) != EVS_OK) {
-		evs__logf(EVS_LOG_ERROR, "sink \"%s\": could not encode the event at position %llu: %s",
-			  f->name, (unsigned long long)ev->position, evs_strerror(rc));
+		evs__logf(EVS_LOG_ERROR,
+			  "sink \"%s\": could not encode the event at position %llu: %s", f->name,
+			  (unsigned long long)ev->position, evs_strerror(rc));
 		return rc;
 	}
 	m->body_len = a->len - m->body;
@@ -263,19 +264,24 @@ static int deliver(follower *f)
 			break;
 		atomic_fetch_add(&s->stats.failures, 1);
 		if (r.outcome == RLY_GONE) {
-			evs__logf(EVS_LOG_ERROR, "sink \"%s\": receiver refuses for good (%s): sink is "
-						 "dead until \"evs relay resume %s\"",
+			evs__logf(EVS_LOG_ERROR,
+				  "sink \"%s\": receiver refuses for good (%s): sink is "
+				  "dead until \"evs relay resume %s\"",
 				  f->name, r.why, f->name);
 			if ((rc = write_checkpoint(f, true)) != EVS_OK ||
-			    (rc = rly_control_set_state(s->store, f->name, RLY_DEAD, r.detail)) != EVS_OK)
-				return rc == EVS_OK ? rc : store_fail(f, rc, "could not mark the sink dead");
+			    (rc = rly_control_set_state(s->store, f->name, RLY_DEAD, r.detail)) !=
+				    EVS_OK)
+				return rc == EVS_OK
+					       ? rc
+					       : store_fail(f, rc, "could not mark the sink dead");
 			f->ctl.state = RLY_DEAD;
 			atomic_store(&s->stats.state, RLY_DEAD);
 			return EVS_OK;
 		}
 		long d = backoff(f, attempt++, r.retry_after_ms);
-		evs__logf(EVS_LOG_WARNING, "sink \"%s\": delivery at position %llu failed (%s); "
-					   "retry %u in %ld ms",
+		evs__logf(EVS_LOG_WARNING,
+			  "sink \"%s\": delivery at position %llu failed (%s); "
+			  "retry %u in %ld ms",
 			  f->name, (unsigned long long)b->msgs[done].position, r.why, attempt, d);
 		if ((rc = write_checkpoint(f, false)) != EVS_OK)
 			return rc;
@@ -303,9 +309,9 @@ static void progress(follower *f)
 	unsigned long long head = atomic_load(&st->head), acked = atomic_load(&st->acked);
 
 	f->progress_at = rly_mono_ms();
-	evs__logf(EVS_LOG_INFO,
-		  "sink \"%s\": %s, delivered %llu, checkpoint %llu, lag %llu events", f->name,
-		  rly_state_name(f->ctl.state), (unsigned long long)atomic_load(&st->delivered),
+	evs__logf(EVS_LOG_INFO, "sink \"%s\": %s, delivered %llu, checkpoint %llu, lag %llu events",
+		  f->name, rly_state_name(f->ctl.state),
+		  (unsigned long long)atomic_load(&st->delivered),
 		  (unsigned long long)atomic_load(&st->position), head > acked ? head - acked : 0);
 }
 

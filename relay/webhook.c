@@ -182,7 +182,8 @@ static void wh_deliver(rly_sink *s, const rly_batch *b, rly_result *r)
 	if (hl)
 		hl = (t = curl_slist_append(hl, line)) ? t : (curl_slist_free_all(hl), NULL);
 	if (hl)
-		hl = (t = curl_slist_append(hl, w->header.ptr)) ? t : (curl_slist_free_all(hl), NULL);
+		hl = (t = curl_slist_append(hl, w->header.ptr)) ? t
+								: (curl_slist_free_all(hl), NULL);
 	if (hl)
 		hl = (t = curl_slist_append(hl, "Expect:")) ? t : (curl_slist_free_all(hl), NULL);
 	if (hl == NULL) {
@@ -199,8 +200,8 @@ static void wh_deliver(rly_sink *s, const rly_batch *b, rly_result *r)
 		curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK) {
 		r->outcome = RLY_RETRY;
-		snprintf(r->why, sizeof r->why, "%s", w->curl_err[0] ? w->curl_err
-								     : curl_easy_strerror(cc));
+		snprintf(r->why, sizeof r->why, "%s",
+			 w->curl_err[0] ? w->curl_err : curl_easy_strerror(cc));
 	} else if (status >= 200 && status < 300) {
 		r->outcome = RLY_ACKED;
 		r->acked = b->n;
