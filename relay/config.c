@@ -386,8 +386,18 @@ void rly_config_free(rly_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
+static void put_value(evs__buf *out, const char *v, size_t n, bool token_safe)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '-';
+		evs__buf_putc(out, token_safe && !ok ? '_' : c);
+	}
+}
+
 int rly_template(evs__buf *out, const char *tpl, const char *type, size_t tlen, const char *stream,
-		 size_t slen)
+		 size_t slen, bool token_safe)
 {
 	const char *dash = memchr(stream, '-', slen);
 	size_t clen = dash ? (size_t)(dash - stream) : slen;
@@ -395,13 +405,13 @@ int rly_template(evs__buf *out, const char *tpl, const char *type, size_t tlen, 
 	evs__buf_reset(out);
 	for (const char *t = tpl; *t;) {
 		if (!strncmp(t, "{type}", 6)) {
-			evs__buf_putn(out, type, tlen);
+			put_value(out, type, tlen, token_safe);
 			t += 6;
 		} else if (!strncmp(t, "{stream}", 8)) {
-			evs__buf_putn(out, stream, slen);
+			put_value(out, stream, slen, token_safe);
 			t += 8;
 		} else if (!strncmp(t, "{category}", 10)) {
-			evs__buf_putn(out, stream, clen);
+			put_value(out, stream, clen, token_safe);
 			t += 10;
 		} else {
 			evs__buf_putc(out, *t++);

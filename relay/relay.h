@@ -67,9 +67,11 @@ int rly_config_load(const char *path, rly_config *cfg, char *err, size_t errlen)
 void rly_config_free(rly_config *cfg);
 
 /* Expand a template ({type}, {stream}, {category}: the stream up to its
- * first '-') into out; -1 if out's limit is passed. */
+ * first '-') into out, NUL-terminated; -1 if out's limit is passed. With
+ * token_safe (NATS subjects), bytes of the values that are not
+ * [A-Za-z0-9_-] become '_' (no '.', '*', '>' or space from a value). */
 int rly_template(evs__buf *out, const char *tpl, const char *type, size_t tlen, const char *stream,
-		 size_t slen);
+		 size_t slen, bool token_safe);
 
 /* ---- a batch handed to a sink ------------------------------------------ */
 
@@ -82,7 +84,8 @@ typedef struct rly_msg {
 	size_t data, data_len; /* the payload JSON alone (binary mode) */
 	uint64_t version;
 	uint32_t type_version;
-	int64_t recorded_at;
+	int64_t recorded_at, occurred_at;    /* occurred_at 0: none */
+	char correlation[37], causation[37]; /* "": none */
 } rly_msg;
 
 typedef struct rly_batch {
@@ -148,6 +151,14 @@ struct rly_sink {
 /* Follow the store and deliver until *stop (run.c). 0, or 1 after a
  * failure it logged. */
 int rly_sink_run(rly_sink *s);
+
+/* The CloudEvents binary-mode attributes of m, one call of fn per
+ * attribute (name without prefix, NUL-terminated value): specversion, id,
+ * source, type, subject, time, datacontenttype, position, streamversion,
+ * typeversion, and correlationid, causationid, occurredat when set. The
+ * first non-zero return of fn stops and is returned (run.c). */
+int rly_ce_attributes(const rly_batch *b, const rly_msg *m, const char *source,
+		      int (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /* ---- metrics.c: GET /metrics on address:port --------------------------- */
 

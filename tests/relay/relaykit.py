@@ -159,3 +159,41 @@ def check_deliveries(name, store_events, deliveries):
     log('%s: %d events, %d deliveries (%d duplicates), every event at least once, in order '
         'per stream' % (name, len(store_events), len(deliveries),
                         len(deliveries) - len(store_events)))
+
+
+class NatsServer:
+    """nats-server -js in a temporary directory on a free loopback port;
+    ready when its log says so (a condition, not a delay)."""
+
+    def __init__(self, base):
+        self.dir = os.path.join(base, 'nats')
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.url = 'nats://127.0.0.1:%d' % self.port
+        self.proc = None
+        self.starts = 0
+        self.start_seconds = []
+
+    def start(self):
+        self.starts += 1
+        self.log = os.path.join(self.dir, 'server-%d.log' % self.starts)
+        t0 = time.monotonic()
+        with open(self.log, 'w') as logf:
+            self.proc = subprocess.Popen(['nats-server', '-js', '-a', '127.0.0.1', '-p',
+                                          str(self.port), '-sd', os.path.join(self.dir, 'js')],
+                                         stdout=logf, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError('nats-server exited: ' + open(self.log).read())
+            with open(self.log) as f:
+                return 'Server is ready' in f.read()
+        wait_for(ready, 60, 'nats-server ready')
+        self.start_seconds.append(time.monotonic() - t0)
+        log('nats-server on port %d ready in %.2f s' % (self.port, self.start_seconds[-1]))
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
