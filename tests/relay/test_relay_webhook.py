@@ -165,8 +165,9 @@ def test_kill(env, rnd):
             before = rcv.count()
             env.start_relay(cfg)
             target = before + rnd.randrange(0, 15)
-            rk.wait_for(lambda: rcv.count() >= target or env.proc.poll() is not None, 120,
-                        'deliveries to reach %d' % target)
+            want = {e['id'] for e in env.events()}
+            rk.wait_for(lambda: rcv.count() >= target or want <= rcv.ids() or
+                        env.proc.poll() is not None, 120, 'deliveries to reach %d' % target)
             if env.proc.poll() is not None:
                 raise AssertionError('evs-relay exited %d: %s' % (env.proc.returncode,
                                                                    env.last_log()))
