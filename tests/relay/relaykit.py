@@ -197,3 +197,65 @@ class NatsServer:
             self.proc.terminate()
             self.proc.wait(timeout=60)
             self.proc = None
+
+
+class RabbitServer:
+    """rabbitmq-server (Debian's, run directly as the current user, root in
+    CI) with its own node name, ports (AMQP, distribution and a private
+    epmd), Mnesia and log directories and Erlang cookie, all in a temporary
+    directory; ready when the broker says so and its port accepts."""
+
+    def __init__(self, base):
+        self.dir = os.path.join(base, 'rabbit')
+        os.makedirs(self.dir, exist_ok=True)
+        self.port, self.dist, self.epmd = free_port(), free_port(), free_port()
+        self.url = 'amqp://guest:guest@127.0.0.1:%d' % self.port
+        with open(os.path.join(self.dir, 'rabbitmq.conf'), 'w') as f:
+            f.write('listeners.tcp.default = 127.0.0.1:%d\nloopback_users = none\n' % self.port)
+        with open(os.path.join(self.dir, 'enabled_plugins'), 'w') as f:
+            f.write('[].\n')
+        self.env = dict(os.environ, HOME=self.dir, ERL_EPMD_PORT=str(self.epmd),
+                        RABBITMQ_MNESIA_BASE=os.path.join(self.dir, 'mnesia'),
+                        RABBITMQ_LOG_BASE=os.path.join(self.dir, 'log'),
+                        RABBITMQ_NODENAME='evs%d@localhost' % self.port,
+                        RABBITMQ_NODE_IP_ADDRESS='127.0.0.1', RABBITMQ_NODE_PORT=str(self.port),
+                        RABBITMQ_DIST_PORT=str(self.dist),
+                        RABBITMQ_CONFIG_FILE=os.path.join(self.dir, 'rabbitmq'),
+                        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(self.dir, 'enabled_plugins'),
+                        RABBITMQ_PID_FILE=os.path.join(self.dir, 'pid'))
+        self.proc = None
+        self.starts = 0
+        self.start_seconds = []
+
+    def start(self):
+        self.starts += 1
+        self.log = os.path.join(self.dir, 'server-%d.log' % self.starts)
+        t0 = time.monotonic()
+        with open(self.log, 'w') as logf:
+            self.proc = subprocess.Popen(['/usr/lib/rabbitmq/bin/rabbitmq-server'],
+                                         env=self.env, cwd=self.dir, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError('rabbitmq-server exited: ' + open(self.log).read())
+            with open(self.log) as f:
+                if 'Starting broker... completed' not in f.read():
+                    return False
+            with socket.socket() as s:
+                return s.connect_ex(('127.0.0.1', self.port)) == 0
+        wait_for(ready, 240, 'rabbitmq-server ready', step=0.05)
+        self.start_seconds.append(time.monotonic() - t0)
+        log('rabbitmq-server on port %d ready in %.1f s' % (self.port, self.start_seconds[-1]))
+
+    def stop(self):
+        if self.proc:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=120)
+            self.proc = None
+
+    def close(self):
+        self.stop()
+        # the private epmd the node started (nobody else uses its port)
+        subprocess.run(['epmd', '-port', str(self.epmd), '-kill'], env=self.env,
+                       capture_output=True, timeout=60)
