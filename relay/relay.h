@@ -152,6 +152,10 @@ struct rly_sink {
  * failure it logged. */
 int rly_sink_run(rly_sink *s);
 
+/* Encode ev as the batch's next message (message.c): EVS_OK, EVS_BAD_DATA,
+ * EVS_NOMEM (the arena's limit), EVS_INVALID. */
+int rly_batch_add(rly_batch *b, const evs_event *ev, const char *source);
+
 /* The CloudEvents binary-mode attributes of m, one call of fn per
  * attribute (name without prefix, NUL-terminated value): specversion, id,
  * source, type, subject, time, datacontenttype, position, streamversion,
