@@ -5,6 +5,10 @@
  *   amqp_dump URL QUEUE setup   declare the durable topic exchange "evstore",
  *                               the durable QUEUE and bind it with "#"
  *   amqp_dump URL QUEUE count   the messages waiting in QUEUE
+ *   amqp_dump URL QUEUE show    take the first message and print it as a
+ *                               consumer sees it: exchange, routing key,
+ *                               properties, headers in their order, body
+ *                               (README's example output)
  *   amqp_dump URL QUEUE drain   take every message (basic.get), one JSON line
  *                               each: {"id":message_id,"type":..,"persistent":
  *                               bool,"stream":..,"version":..,"position":..,
@@ -82,6 +86,33 @@ int main(int argc, char **argv)
 		if (!ok(amqp_get_rpc_reply(c), "queue.declare passive"))
 			return 1;
 		printf("%u\n", r->message_count);
+	} else if (!strcmp(argv[3], "show")) {
+		amqp_rpc_reply_t x = amqp_basic_get(c, 1, q, 1);
+		amqp_message_t m;
+		if (!ok(x, "basic.get") || x.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+			return 1;
+		amqp_basic_get_ok_t *g = x.reply.decoded;
+		printf("exchange: %.*s\nrouting key: %.*s\n", (int)g->exchange.len,
+		       (const char *)g->exchange.bytes, (int)g->routing_key.len,
+		       (const char *)g->routing_key.bytes);
+		if (!ok(amqp_read_message(c, 1, &m, 0), "read message"))
+			return 1;
+		amqp_basic_properties_t *p = &m.properties;
+		printf("content_type: %.*s\ndelivery_mode: %d\nmessage_id: %.*s\ntype: %.*s\n"
+		       "timestamp: %llu\napp_id: %.*s\n",
+		       (int)p->content_type.len, (const char *)p->content_type.bytes,
+		       p->delivery_mode, (int)p->message_id.len, (const char *)p->message_id.bytes,
+		       (int)p->type.len, (const char *)p->type.bytes,
+		       (unsigned long long)p->timestamp, (int)p->app_id.len,
+		       (const char *)p->app_id.bytes);
+		for (int i = 0; i < p->headers.num_entries; i++) {
+			amqp_table_entry_t *e = &p->headers.entries[i];
+			printf("%.*s: %.*s\n", (int)e->key.len, (const char *)e->key.bytes,
+			       (int)e->value.value.bytes.len,
+			       (const char *)e->value.value.bytes.bytes);
+		}
+		printf("body: %.*s\n", (int)m.body.len, (const char *)m.body.bytes);
+		amqp_destroy_message(&m);
 	} else {
 		for (;;) {
 			amqp_rpc_reply_t x = amqp_basic_get(c, 1, q, 1);

@@ -8,11 +8,15 @@
  *                                  "data":<the body as it is>}
  *   nats_dump URL STREAM --last   the stream's last sequence (0: none or
  *                                 no stream)
+ *   nats_dump URL STREAM --show N message N as a consumer sees it: the
+ *                                 subject, the headers sorted by name, the
+ *                                 data (README's example output)
  *
  * Exit status 0, or 1 with a message on stderr.
  */
 #include <nats/nats.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *hdr(natsMsg *m, const char *k)
@@ -20,6 +24,32 @@ static const char *hdr(natsMsg *m, const char *k)
 	const char *v = NULL;
 
 	return natsMsgHeader_Get(m, k, &v) == NATS_OK && v ? v : "";
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int show(jsCtx *js, const char *stream, uint64_t seq)
+{
+	natsMsg *m = NULL;
+	const char **keys = NULL;
+	int n = 0;
+
+	if (js_GetMsg(&m, js, stream, seq, NULL, NULL) != NATS_OK ||
+	    natsMsgHeader_Keys(m, &keys, &n) != NATS_OK) {
+		fprintf(stderr, "nats_dump: no message %llu\n", (unsigned long long)seq);
+		return 1;
+	}
+	qsort(keys, (size_t)n, sizeof keys[0], by_name);
+	printf("subject: %s\n", natsMsg_GetSubject(m));
+	for (int i = 0; i < n; i++)
+		printf("%s: %s\n", keys[i], hdr(m, keys[i]));
+	printf("data: %.*s\n", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+	free((void *)keys);
+	natsMsg_Destroy(m);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -49,6 +79,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "nats_dump: stream info: %s %d\n", natsStatus_GetText(st),
 				(int)jerr);
 		}
+		goto out;
+	}
+	if (argc > 4 && !strcmp(argv[3], "--show")) {
+		rc = show(js, argv[2], strtoull(argv[4], NULL, 10));
 		goto out;
 	}
 	if (argc > 3) {
