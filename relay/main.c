@@ -26,6 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#ifdef RLY_WITH_NATS
+#include <nats/nats.h>
+#endif
+
 #include "evs_version.h"
 #include "log.h"
 #include "opt.h"
@@ -239,5 +244,9 @@ int main(int argc, char **argv)
 	evs__logf(EVS_LOG_INFO, "%s", rc ? "stopped after an error" : "stopped");
 	rly_config_free(&cfg);
 	evs__opt_free(&table, &s);
+	curl_global_cleanup();
+#ifdef RLY_WITH_NATS
+	nats_Close();
+#endif
 	return rc;
 }

@@ -4,7 +4,8 @@
 # as an atomic batch), show optimistic concurrency and idempotent retries,
 # read streams and the global log, ask what the store looked like at an
 # earlier time, follow the commit stream from another process, verify the
-# store, then run the bank-account aggregates and an auditor's as-of query. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
+# store, then run the bank-account aggregates and an auditor's as-of query,
+# and deliver a signed webhook. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -21,6 +22,8 @@ chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it to
 cleanup() {
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
   [ -n "${query_pid:-}" ] && kill "$query_pid" 2>/dev/null
+  [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null
+  [ -n "${hook_pid:-}" ] && kill "$hook_pid" 2>/dev/null
   evs_pg_stop
   [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
 }
@@ -116,6 +119,25 @@ show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment&sour
 show curl -s "localhost:$port/streams/account-nobody/state"; echo
 kill "$query_pid"; wait "$query_pid" 2>/dev/null || true
 query_pid=
+
+step "a webhook: evs-relay posts each new order-* event, signed (Standard Webhooks); the receiver verifies the signature (docs/verify_webhook.py)"
+hook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+hook_secret=whsec_$(head -c 32 /dev/urandom | base64 -w0)
+relay_conf=$(dirname "$EVS_STORE")/relay.conf
+printf '[sink demo-hook]\nkind = webhook\nurl = http://127.0.0.1:%s/hook\nsecret = %s\nstream-prefix = order-\n' \
+  "$hook_port" "$hook_secret" >"$relay_conf"
+show cat "$relay_conf"
+python3 docs/verify_webhook.py --listen "$hook_port" --secret "$hook_secret" --count 1 2>/dev/null &
+hook_pid=$!
+for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $hook_port))" 2>/dev/null && break; sleep 0.1; done
+"$PWD/build/relay/evs-relay" --config "$relay_conf" --log-level warning &
+relay_pid=$!
+show "$evs" append order-1 OrderPlaced '{"total":42}'
+for _ in $(seq 1 300); do kill -0 "$hook_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$hook_pid" && hook_pid=
+show "$evs" relay status demo-hook
+kill "$relay_pid"; wait "$relay_pid" || true
+relay_pid=
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"

@@ -158,7 +158,7 @@ int evs_checkpoint_list(evs_store *s, const char *prefix,
 		   : mdb_cursor_get(c, &k, &v, MDB_FIRST);
 	rc = EVS_OK;
 	while (mrc == 0) {
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+		if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
 			break;
 		if (v.mv_size != 8) {
 			rc = evs__fail(s, EVS_CORRUPT, "a checkpoint has a malformed value");
