@@ -130,14 +130,16 @@ show cat "$relay_conf"
 python3 docs/verify_webhook.py --listen "$hook_port" --secret "$hook_secret" --count 1 2>/dev/null &
 hook_pid=$!
 for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $hook_port))" 2>/dev/null && break; sleep 0.1; done
-"$PWD/build/relay/evs-relay" --config "$relay_conf" --log-level warning &
+"$PWD/build/relay/evs-relay" --store "$EVS_STORE" --config "$relay_conf" --log-level warning &
 relay_pid=$!
 show "$evs" append order-1 OrderPlaced '{"total":42}'
 for _ in $(seq 1 300); do kill -0 "$hook_pid" 2>/dev/null || break; sleep 0.1; done
-wait "$hook_pid" && hook_pid=
-show "$evs" relay status demo-hook
-kill "$relay_pid"; wait "$relay_pid" || true
+kill -0 "$hook_pid" 2>/dev/null && { echo "demo: no webhook delivered in 30 s"; exit 1; }
+wait "$hook_pid"
+hook_pid=
+kill "$relay_pid"; wait "$relay_pid" || true  # SIGTERM: the sink writes its checkpoint
 relay_pid=
+show "$evs" relay status demo-hook
 
 echo
 echo "demo done: store at $EVS_STORE$([ "${EVS_DEMO_KEEP:-0}" = 1 ] || echo ' (removed; EVS_DEMO_KEEP=1 keeps it)')"
