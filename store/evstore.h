@@ -805,8 +805,8 @@ int evs_iter_upcast(evs_iter *it, int on);
  * one per sink: the position its sink acknowledged). A set is durable when
  * it returns, exactly as an append is under the store's sync mode. Names
  * follow the rules of stream ids (1..EVS_MAX_NAME bytes of UTF-8, no NUL;
- * EVS_INVALID otherwise) and sort as bytes. Format: docs/FORMAT.md and
- * the top of store/checkpoint.c.
+ * EVS_INVALID otherwise) and sort as bytes. Format: the sub-database
+ * "checkpoints", drawn at the top of store/checkpoint.c.
  * ===================================================================== */
 
 /* The value of checkpoint `name`: EVS_OK, or EVS_NOT_FOUND (*position 0). */

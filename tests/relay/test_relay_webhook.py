@@ -222,6 +222,15 @@ def test_gone_pause_reset(env, rnd):
         rk.check_deliveries('gone', env.events(), rcv.deliveries)
         r = env.evs_cmd('relay', 'reset', 'hook', '--to', '99', check=False)
         assert r.returncode == 1 and 'past the store' in r.stderr, r.stderr
+        # the command line is checked before the store is touched
+        for args, code, why in [(['frob', 'hook'], 2, 'unknown relay action "frob"'),
+                                (['pause'], 2, 'needs one SINK'),
+                                (['reset', 'hook'], 2, 'needs --to N'),
+                                (['pause', 'hook', '--to', '1'], 2, '--to is only for'),
+                                (['pause', 'a b'], 2, 'only letters, digits'),
+                                (['status', 'nosuch'], 1, 'no relay sink "nosuch"')]:
+            r = env.evs_cmd('relay', *args, check=False)
+            assert r.returncode == code and why in r.stderr, (args, r.returncode, r.stderr)
     finally:
         rcv.close()
 
