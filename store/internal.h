@@ -126,7 +126,7 @@ struct evs_store {
 	evs__core *core;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time;
-	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
+	MDB_dbi snapshots;   /* 0: absent (older store opened read-only) */
 	MDB_dbi checkpoints; /* checkpoint.c; 0: absent, as snapshots */
 	char *path;
 	evs_options opts;
