@@ -25,6 +25,11 @@
  *   GET /streams/{id}/events?after_version=V&limit=L    events, paged
  *   GET /health  /ready  /metrics (Prometheus text)
  *
+ *   With --store: GET /events/stream?after=N|earliest|latest&stream=&
+ *   stream_prefix=&type=a,b (Last-Event-ID wins over after=): the commit
+ *   stream as SSE, or NDJSON for Accept: application/x-ndjson; CloudEvents
+ *   bodies, id = global position (query/push.h; README, "Push").
+ *
  *   Declared read models (--rules FILE[,FILE]: projection files with
  *   "projection", "schema" and "tables"; position = that projection's
  *   checkpoint, read in the same statement as the rows):
@@ -142,6 +147,14 @@ const char *evsq_strerror(int code);
 	   "(needs --store; 0: lag does not affect readiness)")                                    \
 	XX(page_max, INT, "1000", 1, 100000, "largest limit of a page")                            \
 	XX(statement_timeout_ms, INT, "5000", 0, 600000, "PostgreSQL statement_timeout")           \
+	XX(push_heartbeat, INT, "15", 1, 3600,                                                     \
+	   "seconds between heartbeats on an idle GET /events/stream")                             \
+	XX(push_max_streams, INT, "256", 1, 65536,                                                 \
+	   "concurrent GET /events/stream answers (beyond: 503)")                                  \
+	XX(push_window, INT, "16384", 1024, 1048576,                                               \
+	   "newest events kept encoded for the streams; a stream further behind is cut")           \
+	XX(push_source, STR, "", 0, 0,                                                             \
+	   "CloudEvents source of pushed events (empty: urn:evstore: and the store's path)")       \
 	XX(log_level, LEVEL, "info", 0, 3, "most verbose level logged")                            \
 	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")
 

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server.h"
+#include "push.h"
 
 /* Bounds (seconds) of evsq_request_duration_seconds. */
 static const double buckets[EVSQ__N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -136,6 +136,7 @@ unsigned evsq__metrics(evsq_server *srv, struct MHD_Connection *conn, const char
 	requests(srv, body);
 	batches(srv, body);
 	lag(srv, body);
+	evsq__push_metrics(srv->push, body); /* push.c: GET /events/stream */
 	*ctype = "text/plain; version=0.0.4";
 	return 200;
 }

@@ -120,6 +120,14 @@ static enum MHD_Result respond(evsq_server *srv, struct req *q)
 	size_t len = body->len;
 	int64_t dt;
 
+	if (status == EVSQ__QUEUED) { /* a stream, queued by its handler */
+		q->job.status = 200;
+		dt = now_us() - q->t0;
+		evsq__metrics_count(srv, 200, dt);
+		if (srv->log)
+			access_log(srv, q, 0, dt);
+		return MHD_YES;
+	}
 	if (body->oom || !evs__buf_cstr(body))
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(body->len, body->ptr, MHD_RESPMEM_MUST_FREE);

@@ -10,6 +10,7 @@
  *   /metrics    exact   yes    no      -
  *   /streams/   prefix  yes    yes     plain state lookups (streams.c)
  *   /models     tree    yes    yes     -
+ *   /events/stream exact yes   no      - (a long response, push.h)
  *
  * A route that does not block is answered on its event loop (it reads
  * neither PostgreSQL nor the store); one that blocks goes to the batcher
@@ -17,7 +18,7 @@
  */
 #include <string.h>
 
-#include "server.h"
+#include "push.h"
 
 static unsigned health(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 		       evs__buf *body, const char **ctype)
@@ -51,6 +52,7 @@ static const struct evsq__route routes[] = {
 	{"/metrics", EVSQ__EXACT, false, false, NULL, evsq__metrics},
 	{"/streams/", EVSQ__PREFIX, false, true, evsq__streams_fast, streams},
 	{"/models", EVSQ__TREE, false, true, NULL, models},
+	{"/events/stream", EVSQ__EXACT, false, false, NULL, evsq__push_serve},
 };
 
 const struct evsq__route *evsq__route_find(const char *url, const char **rest)

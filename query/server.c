@@ -23,7 +23,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "push.h"
 
 /* A loop's thread: wait for HTTP or PostgreSQL input (or MHD's next
  * timeout), read results (answering their lookups), let MHD run (it reads
@@ -221,6 +221,9 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 					htons((uint16_t)srv->port);
 		}
 	}
+	if (srv->store && (rc = evsq__push_start(srv, cfg, &srv->push)))
+		goto fail;
+	rc = EVSQ_NOMEM;
 	for (i = 0; i < srv->nloops; i++) {
 		if (pthread_create(&srv->loops[i].thread, NULL, loop_run, &srv->loops[i]))
 			goto fail;
@@ -246,6 +249,7 @@ void evsq_server_stop(evsq_server *srv)
 
 	if (!srv)
 		return;
+	evsq__push_shutdown(srv->push);       /* streams end (resumed while the loops run) */
 	evsq__watch_shutdown(srv->ctx.watch); /* waiters answer now */
 	/* the workers finish (their connections are resumed while the loops
 	 * still run; later hand-overs are answered 503), then the loops stop
@@ -271,6 +275,7 @@ void evsq_server_stop(evsq_server *srv)
 		if (lp->wake_fd >= 0)
 			close(lp->wake_fd);
 	}
+	evsq__push_free(srv->push);
 	free(srv->loops);
 	evsq__workers_free(srv->workers);
 	if (srv->lim_init)

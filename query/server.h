@@ -53,6 +53,7 @@ struct evsq_server {
 	struct evsq__peer *peers; /* addresses with connections open */
 	size_t npeers, cap_peers;
 	evs_store *store;
+	struct evsq__push *push; /* GET /events/stream (push.h), with a store */
 	evsq__ctx ctx;
 	char *projection;
 	char *token;
@@ -95,6 +96,10 @@ struct evsq__route {
 	evsq__fast fast;
 	evsq__handler handler;
 };
+
+/* A handler's status when it queued its own response (a stream, push.h):
+ * request.c counts it as 200 and queues nothing. */
+#define EVSQ__QUEUED 1000
 
 /* The route of url (*rest set to what follows its path), or NULL. */
 const struct evsq__route *evsq__route_find(const char *url, const char **rest);

@@ -5,7 +5,8 @@
 # read streams and the global log, ask what the store looked like at an
 # earlier time, follow the commit stream from another process, verify the
 # store, then run the bank-account aggregates and an auditor's as-of query,
-# and deliver a signed webhook. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
+# watch a live SSE stream of commits from evs-query, and deliver a signed
+# webhook. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -117,6 +118,16 @@ show curl -s "localhost:$port/streams/account-alice/state"; echo
 show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment"; echo
 show curl -s "localhost:$port/streams/account-alice/state?as_of=$enc_moment&source=store"; echo
 show curl -s "localhost:$port/streams/account-nobody/state"; echo
+
+step "push: a live SSE stream (curl -N) from evs-query: the last two events, then a commit as it lands"
+head=$("$evs" --store "$bank" stat | sed -n 's/.*"last_position":\([0-9]*\).*/\1/p')
+echo "\$ curl -sN 'localhost:$port/events/stream?after=$((head - 2))'"
+curl -sN --max-time 4 "localhost:$port/events/stream?after=$((head - 2))" >"$bank.sse" &
+sse_pid=$!
+for _ in $(seq 1 100); do grep -q '^id: '"$head"'$' "$bank.sse" 2>/dev/null && break; sleep 0.05; done
+show "$evs" --store "$bank" append account-alice MoneyDeposited '{"amount":250}'
+wait "$sse_pid" || true  # curl ends the open stream after 4 s
+cat "$bank.sse"
 kill "$query_pid"; wait "$query_pid" 2>/dev/null || true
 query_pid=
 

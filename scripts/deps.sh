@@ -30,3 +30,10 @@ evs_install_deps() {
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# The peer benchmark (scripts/bench-peers.sh) also needs npm: it fetches
+# Message DB's SQL (npm package @eventide/message-db) into a temporary
+# directory. Not in EVS_PACKAGES: nothing else needs node.
+evs_install_bench_peers_deps() {
+  evs_install_deps npm "$@"
+}

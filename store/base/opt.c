@@ -169,13 +169,18 @@ static void flag_name(const struct evs__opt *o, char *out, size_t len)
 			*p = '-';
 }
 
-static int load_env(const struct evs__opt_table *t, void *cfg, char *err, size_t errlen)
+/* The environment fills only what the command line leaves unset, so a
+ * bad variable can neither block --help/--version nor an overriding flag. */
+static int load_env(const struct evs__opt_table *t, void *cfg, const bool *given, char *err,
+		    size_t errlen)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		char env[128];
 		const char *v;
 		int rc;
 
+		if (given[i])
+			continue;
 		env_name(t, &t->opts[i], env, sizeof env);
 		if ((v = getenv(env)) && (rc = evs__opt_set(t, cfg, i, v, env, err, errlen)))
 			return rc;
@@ -186,7 +191,9 @@ static int load_env(const struct evs__opt_table *t, void *cfg, char *err, size_t
 int evs__opt_load(const struct evs__opt_table *t, void *cfg, int argc, char **argv, int *action,
 		  char *err, size_t errlen)
 {
+	const char *value[EVS__OPT_MAX] = {NULL};
 	bool seen[EVS__OPT_MAX] = {false};
+	size_t order[EVS__OPT_MAX], n = 0;
 	int rc, a;
 
 	*action = EVS__OPT_RUN;
@@ -194,22 +201,24 @@ int evs__opt_load(const struct evs__opt_table *t, void *cfg, int argc, char **ar
 		snprintf(err, errlen, "too many options in the table of %s", t->program);
 		return EVS__OPT_INVALID;
 	}
-	if ((rc = load_env(t, cfg, err, errlen)))
-		return rc;
+	/* First the shape of the command line: a help request anywhere wins,
+	 * then every flag is known, given once, and has its value. */
 	for (a = 1; a < argc; a++) {
-		const char *arg = argv[a], *eq, *value;
-		char origin[160], flag[140];
-		size_t len;
-		int k;
-
-		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+		if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
 			*action = EVS__OPT_HELP;
 			return EVS__OPT_OK;
 		}
-		if (!strcmp(arg, "--version")) {
+		if (!strcmp(argv[a], "--version")) {
 			*action = EVS__OPT_VERSION;
 			return EVS__OPT_OK;
 		}
+	}
+	for (a = 1; a < argc; a++) {
+		const char *arg = argv[a], *eq;
+		char flag[140];
+		size_t len;
+		int k;
+
 		if (strncmp(arg, "--", 2) || !arg[2]) {
 			snprintf(err, errlen, "unexpected argument \"%s\"", arg);
 			return EVS__OPT_INVALID;
@@ -226,18 +235,27 @@ int evs__opt_load(const struct evs__opt_table *t, void *cfg, int argc, char **ar
 			return EVS__OPT_INVALID;
 		}
 		seen[k] = true;
+		order[n++] = (size_t)k;
 		if (eq)
-			value = eq + 1;
+			value[k] = eq + 1;
 		else if (t->opts[k].type == EVS__OPT_BOOL)
-			value = "true";
+			value[k] = "true";
 		else if (a + 1 < argc)
-			value = argv[++a];
+			value[k] = argv[++a];
 		else {
 			snprintf(err, errlen, "option \"%s\" requires a value", flag);
 			return EVS__OPT_INVALID;
 		}
+	}
+	if ((rc = load_env(t, cfg, seen, err, errlen)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = order[i];
+		char origin[160], flag[140];
+
+		flag_name(&t->opts[k], flag, sizeof flag);
 		snprintf(origin, sizeof origin, "option %s", flag);
-		if ((rc = evs__opt_set(t, cfg, (size_t)k, value, origin, err, errlen)))
+		if ((rc = evs__opt_set(t, cfg, k, value[k], origin, err, errlen)))
 			return rc;
 	}
 	return EVS__OPT_OK;

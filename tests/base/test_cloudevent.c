@@ -132,9 +132,9 @@ START_TEST(spec_rules)
 
 	full_event(&ev, &mp);
 	ck_assert_int_eq(evs__cloudevent_json(&ev, "urn:evstore:x", &out), EVS_OK);
-	ck_assert_int_eq(evs__json_to_msgpack(out.ptr, out.len, &back, EVS__JSON_STRICT, err,
-					      sizeof err),
-			 0);
+	ck_assert_int_eq(
+		evs__json_to_msgpack(out.ptr, out.len, &back, EVS__JSON_STRICT, err, sizeof err),
+		0);
 	msgpack_unpacked_init(&u);
 	ck_assert(msgpack_unpack_next(&u, back.ptr, back.len, NULL) == MSGPACK_UNPACK_SUCCESS);
 	ck_assert_int_eq(u.data.type, MSGPACK_OBJECT_MAP);

@@ -63,6 +63,10 @@ refused "$QUERY" 2 'option "--page-max" given more than once' --page-max 5 --pag
 refused "$QUERY" 2 'invalid value "" for option --listen: empty' --listen ''
 refused "$QUERY" 2 'invalid value "0" for option --threads: not an integer in 1\.\.256' --threads 0
 EVS_QUERY_PORT=x refused "$QUERY" 2 'invalid value "x" for EVS_QUERY_PORT: not an integer in 0\.\.65535'
+# a bad variable blocks neither --help/--version nor a flag that overrides it
+EVS_QUERY_PORT=x "$QUERY" --help >/dev/null || fail "EVS_QUERY_PORT=x evs-query --help"
+assert_eq "$(EVS_QUERY_PORT=x "$QUERY" --version)" "evs-query $VERSION" "EVS_QUERY_PORT=x --version"
+EVS_QUERY_PORT=x refused "$QUERY" 2 'invalid value "65536" for option --port: not an integer in 0\.\.65535' --port 65536
 
 # --help names every option with its variable; --version everywhere
 "$PROJECTOR" --help >"$TMP/out" || fail "evs-projector --help"

@@ -2,17 +2,22 @@
  * test_crash.c - SIGKILL of appending processes at random moments loses no
  * acknowledged event and leaves no partial batch.
  *
- * Each round forks a child that opens the store and appends batches of
- * 1..20 events from 1..3 threads (so kills also land inside group
- * commits, and with a tiny map inside map growth). Every event's metadata
+ * Each round forks one or two children (processes sharing the store) that
+ * open it and append batches of 1..20 events from 1..3 threads each (so
+ * kills also land inside group commits, in commits of several processes,
+ * and with a tiny map inside map growth). Every event's metadata
  * carries its batch number, the batch size and its index in the batch.
  * After evs_append returns EVS_OK the child writes (batch, first, last,
- * size) to a pipe: the acknowledgement. The parent kills the child after a
- * random delay (microseconds, from the seeded PRNG), collects the
+ * size) to a pipe: the acknowledgement. The parent kills the children after
+ * a random delay (microseconds, from the seeded PRNG), collects the
  * acknowledgements, reopens the store and checks it; after all rounds it
  * checks everything: every acknowledged batch is present at its positions,
  * every batch present is complete, positions are gap-free and evs_verify
  * finds no problem.
+ *
+ * Kills: EVS_CRASH_KILLS (default 200, the CI run; a soak by hand:
+ *   EVS_CRASH_KILLS=1000 meson test -C build store-crash --print-errorlogs
+ * or the binary itself, whose last line counts kills and events).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +30,7 @@
 
 #include "kit_store.h"
 
-#define ROUNDS           40
+#define DEFAULT_KILLS    200
 #define NSTREAMS         8
 #define MAX_BATCH_EVENTS 20
 
@@ -102,7 +107,8 @@ static void *child_appender(void *arg)
 	return NULL;
 }
 
-static void crash_child(int out, int round, uint64_t seed, int threads, int sync, size_t map)
+static void crash_child(int out, int round, int proc, uint64_t seed, int threads, int sync,
+			size_t map)
 {
 	evs_options o;
 	evs_options_init(&o);
@@ -121,8 +127,10 @@ static void crash_child(int out, int round, uint64_t seed, int threads, int sync
 	for (int i = 0; i < threads; i++) {
 		ts[i].st = st;
 		ts[i].out = out;
-		ts[i].seed = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(round * 4 + i + 1));
-		ts[i].base = (uint64_t)(round + 1) * 10000000ull + (uint64_t)i * 1000000ull;
+		ts[i].seed =
+			seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(round * 8 + proc * 4 + i + 1));
+		ts[i].base =
+			(uint64_t)(round + 1) * 10000000ull + (uint64_t)(proc * 3 + i) * 1000000ull;
 		if (i > 0)
 			pthread_create(&th[i], NULL, child_appender, &ts[i]);
 	}
@@ -152,12 +160,27 @@ static void add_rec(acks *acc, const rec *r, int *ready, int round)
 	acc->a[acc->n++] = *r;
 }
 
-/* Read whole records from fd until the deadline (or EOF when deadline < 0). */
-static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
+/* One child's pipe and its partial record. */
+typedef struct chan {
+	int fd, eof, ready;
+	size_t have;
+	char buf[64 * 1024];
+} chan;
+
+/* Read whole records from the pipes until the deadline (or until every
+ * pipe is at EOF when deadline < 0). */
+static void drain(chan *cs, int n, acks *acc, int64_t deadline_us, int round)
 {
-	static char buf[64 * 1024];
-	static size_t have = 0;
 	for (;;) {
+		struct pollfd p[2];
+		int np = 0, map[2];
+		for (int i = 0; i < n; i++)
+			if (!cs[i].eof) {
+				p[np] = (struct pollfd){.fd = cs[i].fd, .events = POLLIN};
+				map[np++] = i;
+			}
+		if (np == 0)
+			return;
 		int timeout = -1;
 		if (deadline_us >= 0) {
 			struct timespec ts;
@@ -169,8 +192,7 @@ static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
 		} else {
 			timeout = 30000;
 		}
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, timeout);
+		int r = poll(p, (nfds_t)np, timeout);
 		if (r < 0 && errno == EINTR)
 			continue;
 		ck_assert_int_ge(r, 0);
@@ -178,23 +200,29 @@ static void drain(int fd, acks *acc, int64_t deadline_us, int *ready, int round)
 			tu_check(deadline_us >= 0, "round %d: no EOF from a dead child", round);
 			continue;
 		}
-		ssize_t k = read(fd, buf + have, sizeof buf - have);
-		if (k < 0 && errno == EINTR)
-			continue;
-		ck_assert_int_ge(k, 0);
-		if (k == 0) {
-			tu_check_u64_eq(have, 0); /* records are written whole */
-			return;
+		for (int j = 0; j < np; j++) {
+			if (!(p[j].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			chan *c = &cs[map[j]];
+			ssize_t k = read(c->fd, c->buf + c->have, sizeof c->buf - c->have);
+			if (k < 0 && errno == EINTR)
+				continue;
+			ck_assert_int_ge(k, 0);
+			if (k == 0) {
+				tu_check_u64_eq(c->have, 0); /* records are written whole */
+				c->eof = 1;
+				continue;
+			}
+			c->have += (size_t)k;
+			size_t off = 0;
+			for (; c->have - off >= sizeof(rec); off += sizeof(rec)) {
+				rec rr;
+				memcpy(&rr, c->buf + off, sizeof rr);
+				add_rec(acc, &rr, &c->ready, round);
+			}
+			memmove(c->buf, c->buf + off, c->have - off);
+			c->have -= off;
 		}
-		have += (size_t)k;
-		size_t off = 0;
-		for (; have - off >= sizeof(rec); off += sizeof(rec)) {
-			rec rr;
-			memcpy(&rr, buf + off, sizeof rr);
-			add_rec(acc, &rr, ready, round);
-		}
-		memmove(buf, buf + off, have - off);
-		have -= off;
 	}
 }
 
@@ -257,6 +285,18 @@ static void check_acks_quick(evs_store *st, const acks *acc, size_t from, size_t
 	}
 }
 
+/* EVS_CRASH_KILLS, else DEFAULT_KILLS. */
+static unsigned kill_count(void)
+{
+	const char *v = getenv("EVS_CRASH_KILLS");
+	if (!v || !*v)
+		return DEFAULT_KILLS;
+	char *end;
+	unsigned long k = strtoul(v, &end, 10);
+	ck_assert_msg(*end == '\0' && k > 0 && k < 1000000, "EVS_CRASH_KILLS=%s: want a count", v);
+	return (unsigned)k;
+}
+
 START_TEST(test_sigkill_appenders)
 {
 	uint64_t r;
@@ -264,45 +304,82 @@ START_TEST(test_sigkill_appenders)
 	evs_close(tu_open(kit_dir, NULL));
 
 	acks acc = {NULL, 0, 0};
-	unsigned kills = 0, during_open = 0;
+	unsigned kills = 0, during_open = 0, rounds = 0, restarts = 0;
+	unsigned want = kill_count();
 	uint64_t last_seen = 0;
-	for (int round = 0; round < ROUNDS; round++) {
+	chan *cs = calloc(2, sizeof *cs);
+	ck_assert_ptr_nonnull(cs);
+	for (int round = 0; kills < want; round++, rounds++) {
+		int procs = (int)kit_rand_range(&r, 1, 2);
 		int threads = (int)kit_rand_range(&r, 1, 3);
 		int sync = kit_rand_range(&r, 0, 2) == 0 ? EVS_SYNC_NONE : EVS_SYNC_FULL;
 		size_t map = kit_rand_range(&r, 0, 3) == 0 ? ((size_t)1 << 20) : 0;
+		/* Two processes keep the map as it is: a process that opens while
+		 * another grows the map fails today (evs_open does not adopt an
+		 * MDB_MAP_RESIZED from its first transaction; reported) */
+		if (procs > 1)
+			map = 0;
 		int wait_ready = kit_rand_range(&r, 0, 4) != 0;
 		int64_t delay_us = (int64_t)kit_rand_range(&r, 0, wait_ready ? 80000 : 3000);
 
-		int fds[2];
-		tu_check_i64_eq(pipe(fds), 0);
-		fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
 		size_t before = acc.n;
-		pid_t pid = fork();
-		ck_assert_int_ge(pid, 0);
-		if (pid == 0) {
-			close(fds[0]);
-			crash_child(fds[1], round, seed, threads, sync, map);
+		pid_t pid[2];
+		for (int p = 0; p < procs; p++) {
+			int fds[2];
+			tu_check_i64_eq(pipe(fds), 0);
+			fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+			pid[p] = fork();
+			ck_assert_int_ge(pid[p], 0);
+			if (pid[p] == 0) {
+				close(fds[0]);
+				for (int q = 0; q < p; q++)
+					close(cs[q].fd);
+				crash_child(fds[1], round, p, seed, threads, sync, map);
+			}
+			close(fds[1]);
+			memset(&cs[p], 0, offsetof(chan, buf));
+			cs[p].fd = fds[0];
 		}
-		close(fds[1]);
-		int ready = 0;
 		if (wait_ready) {
 			int64_t limit = mono_us() + 30000000;
-			while (!ready && mono_us() < limit)
-				drain(fds[0], &acc, mono_us() + 1000, &ready, round);
-			tu_check(ready, "round %d: the child did not open the store", round);
+			for (int p = 0; p < procs; p++) {
+				while (!cs[p].ready && mono_us() < limit)
+					drain(cs, procs, &acc, mono_us() + 1000, round);
+				tu_check(cs[p].ready, "round %d: child %d did not open the store",
+					 round, p);
+			}
 		}
 		/* the random moment: keep draining until it comes */
-		drain(fds[0], &acc, mono_us() + delay_us, &ready, round);
-		kill(pid, SIGKILL);
-		int status = kit_wait_child(pid, 60000, 0);
-		drain(fds[0], &acc, -1, &ready, round);
-		close(fds[0]);
-		tu_check(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-			 "round %d: the child ended by itself (%s %d)", round,
-			 WIFSIGNALED(status) ? "signal" : "exit status",
-			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-		kills++;
-		during_open += !ready;
+		drain(cs, procs, &acc, mono_us() + delay_us, round);
+		for (int p = 0; p < procs; p++)
+			kill(pid[p], SIGKILL);
+		for (int p = 0; p < procs; p++) {
+			int status = kit_wait_child(pid[p], 60000, 0);
+			tu_check(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+				 "round %d: child %d ended by itself (%s %d)", round, p,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			kills++;
+		}
+		drain(cs, procs, &acc, -1, round);
+		for (int p = 0; p < procs; p++) {
+			close(cs[p].fd);
+			during_open += !cs[p].ready;
+		}
+
+		/*
+		 * One round in three also simulates a system restart (a new
+		 * boot id, for a store that tells a restart by it): recovery
+		 * may put back the meta pages of the last checkpoint, so every
+		 * batch acknowledged since must come back from what was synced
+		 * (the children inherit the id).
+		 */
+		if (kit_rand_range(&r, 0, 2) == 0) {
+			char boot[64];
+			snprintf(boot, sizeof boot, "test-crash-boot-%d", round);
+			setenv("EVS_BOOT_ID", boot, 1);
+			restarts++;
+		}
 
 		/* reopen: the acknowledged batches of this round are all there */
 		evs_store *st = tu_open(kit_dir, NULL);
@@ -319,15 +396,25 @@ START_TEST(test_sigkill_appenders)
 			tu_check_u64_eq(tu_verify(st), 0);
 		evs_close(st);
 	}
+	free(cs);
 
 	/* the final check of everything */
 	evs_store *st = tu_open(kit_dir, NULL);
-	tu_ev *evs;
-	size_t n = tu_read_all(st, &evs);
-	seen *s = calloc(n ? n : 1, sizeof *s);
+	/* one pass over the log, keeping only what the check needs (a soak's
+	 * log is too large to copy whole) */
+	evs_store_info head;
+	tu_ok(st, evs_head(st, &head));
+	size_t n = 0;
+	seen *s = calloc(head.last_position ? head.last_position : 1, sizeof *s);
 	ck_assert_ptr_nonnull(s);
-	for (size_t i = 0; i < n; i++) {
-		const evs_event *e = &evs[i].ev;
+	evs_iter *it;
+	tu_ok(st, evs_read_all(st, 1, EVS_FORWARD, NULL, 0, &it));
+	evs_event ev;
+	int rc;
+	while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
+		const evs_event *e = &ev;
+		size_t i = n++;
+		tu_check(i < head.last_position, "more events than the head says");
 		tu_check(e->position == i + 1, "position %llu where %zu was expected",
 			 (unsigned long long)e->position, i + 1);
 		int64_t b = -1, k = -1, idx = -1;
@@ -345,7 +432,9 @@ START_TEST(test_sigkill_appenders)
 		tu_check(e->stream.len < sizeof s[i].name, "stream name too long");
 		memcpy(s[i].name, e->stream.ptr, e->stream.len);
 	}
-	tu_evs_free(evs, n);
+	tu_check(rc == EVS_END, "reading the log: %s", evs_code_name(rc));
+	evs_iter_free(it);
+	tu_check_u64_eq(n, head.last_position);
 	qsort(s, n, sizeof *s, cmp_seen);
 	size_t batches = 0;
 	for (size_t i = 0; i < n;) {
@@ -383,11 +472,13 @@ START_TEST(test_sigkill_appenders)
 	}
 	tu_check_u64_eq(tu_verify(st), 0);
 	fprintf(stderr,
-		"crash: %u kills (%u while opening), %zu events in %zu batches, "
-		"%zu acknowledged, %zu committed but unacknowledged\n",
-		kills, during_open, n, batches, acc.n, batches - acc.n);
-	ck_assert_uint_ge(kills, 30);
-	ck_assert_uint_gt(acc.n, ROUNDS);
+		"crash: %u kills in %u rounds (%u while opening, %u rounds followed by a "
+		"simulated restart), %zu events in %zu batches, %zu acknowledged, %zu committed "
+		"but unacknowledged\n",
+		kills, rounds, during_open, restarts, n, batches, acc.n, batches - acc.n);
+	ck_assert_uint_ge(kills, want);
+	ck_assert_uint_gt(acc.n, rounds);
+	unsetenv("EVS_BOOT_ID");
 	free(s);
 	free(acc.a);
 	evs_close(st);
@@ -401,5 +492,8 @@ int main(void)
 		NULL,
 	};
 
-	return kit_main("store-crash", 600, tests);
+	/* about 0.1 s a kill, with a generous margin */
+	const char *v = getenv("EVS_CRASH_KILLS");
+	unsigned long k = v && *v ? strtoul(v, NULL, 10) : DEFAULT_KILLS;
+	return kit_main("store-crash", 600 + (int)(k < 100000 ? k : 100000), tests);
 }
