@@ -2,6 +2,9 @@
  * deadletter.c - the declared rules of a batch, and failing events
  * parked in evs.dead_letters.
  *
+ * A projection whose statements all run set-based (rules_set.c) runs
+ * them so (setexec.c); when one fails, all of it is rolled back and the
+ * batch runs one event at a time, below, to find the failing event.
  * Without dead letters the statements of the whole batch are pipelined
  * (rules_exec.c) and the first failure stops the projector with the
  * event it failed on. With them, each event's statements run under a
@@ -74,6 +77,7 @@ static int rule_failed(struct evp__run *r, struct evp__event *e, const char *msg
 static int apply_one(struct evp__run *r, struct evp__event *e, uint64_t *parked)
 {
 	char msg[1024], sqlstate[8] = "";
+	uint32_t mark = evp__history_mark(r->rules);
 	int rc;
 
 	if ((rc = evp__cmd(r, "SAVEPOINT evs_event")))
@@ -84,6 +88,7 @@ static int apply_one(struct evp__run *r, struct evp__event *e, uint64_t *parked)
 			  "parking event at position %llu (stream \"%.*s\", type \"%.*s\"): %s",
 			  (unsigned long long)e->ev.position, (int)e->ev.stream.len,
 			  e->ev.stream.ptr, (int)e->ev.type.len, e->ev.type.ptr, msg);
+		evp__history_rewind(r->rules, mark);
 		if ((rc = evp__cmd(r, "ROLLBACK TO SAVEPOINT evs_event")) ||
 		    (rc = park(r, e, sqlstate, msg)))
 			return rc;
@@ -100,6 +105,12 @@ int evp__write_rules(struct evp__run *r, uint64_t *parked)
 	size_t i;
 	int rc;
 
+	if (evp__rules_set_use(r)) {
+		bool fallback;
+
+		if ((rc = evp__rules_apply_set(r, &fallback)) || !fallback)
+			return rc;
+	}
 	if (!r->cfg->dead_letter) {
 		/* no savepoints needed: pipeline every statement of the batch */
 		char msg[1024], sqlstate[8] = "";

@@ -67,6 +67,15 @@ const char *evp_strerror(int code);
  * PostgreSQL's sha256(), applied_at). An applied file whose checksum
  * changed stops the runner (EVP_EDITED) before anything is applied. Two
  * runners at once serialize on a session advisory lock.
+ *
+ * dirs is one folder or several separated by ':' ("migrations:
+ * examples/bank/migrations"), each run in turn: the product's, then an
+ * example's. Version numbers are one space (an example numbers its files
+ * 1000 and up; bank keeps 0005, applied by databases before issue 10),
+ * but the "pending below an applied one" rule looks only at the folder's
+ * own files. An applied migration whose file is not in the folder
+ * (another folder's, or one that left it) is left alone; a file with the
+ * number of an applied migration of another name is refused.
  * ------------------------------------------------------------------- */
 
 #define EVP_MIGRATE_LOCK 0x65767300 /* advisory lock key ("evs\0") */
@@ -76,7 +85,7 @@ typedef struct evp_migrate_result {
 	int total;   /* files in the directory */
 } evp_migrate_result;
 
-int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
+int evp_migrate(PGconn *conn, const char *dirs, evs_log_fn log, void *log_ctx,
 		evp_migrate_result *result, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------
@@ -97,7 +106,10 @@ int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
  *
  * "schema S" makes the projector run with search_path = S, so statements
  * name their tables unqualified; "tables" lists them (created by
- * migrations in S). Both are needed to rebuild the projection.
+ * migrations in S). Both are needed to rebuild the projection. Listed
+ * tables are temporal (history kept) unless a "current t1 t2" line names
+ * them; a statement that writes a temporal table in a way whose history
+ * cannot be captured is refused at load (EVP_SYNTAX, naming the line).
  *
  * "on TYPE" starts the statements of one event type; each statement ends
  * with ';' at the end of a line. Named parameters: :stream, :version,
@@ -118,6 +130,13 @@ const char *evp_rules_name(const evp_rules *rules);
 /* "schema NAME" (NULL if none) and "tables a b" (NULL if none). */
 const char *evp_rules_schema(const evp_rules *rules);
 const char *evp_rules_tables(const evp_rules *rules);
+/* "current a b" (NULL if none): listed tables kept without history. */
+const char *evp_rules_current(const evp_rules *rules);
+/* Whether table (unqualified) is listed and not current-only: the
+ * projector keeps its history (when it has a primary key) as
+ * <schema>.<table>_history with <table>_as_of() and <table>_at_position()
+ * (contract C1; projector/README.md, "Temporal tables"). */
+bool evp_rules_temporal(const evp_rules *rules, const char *table);
 
 /* ---------------------------------------------------------------------
  * The projector (run.c and the files named in internal.h)
@@ -179,8 +198,9 @@ struct evp_stats {
 	uint64_t checkpoint; /* last committed position */
 	uint64_t reconnects;
 	uint64_t dead_letters;
-	uint64_t start;  /* the checkpoint this run started from */
-	uint64_t target; /* once/rebuild: the store's head seen at start, where the
+	uint64_t set_batches; /* batches whose declared statements ran set-based */
+	uint64_t start;       /* the checkpoint this run started from */
+	uint64_t target;      /* once/rebuild: the store's head seen at start, where the
 			  * run ends; live: the highest position seen so far */
 };
 

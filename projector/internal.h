@@ -12,6 +12,7 @@
  *     batch.c      a batch of events copied out of the store (one arena)
  *     builtin.c    COPY streaming and the event log
  *     state.c      current state and state history (merge-patch fold)
+ *     history.c    history of temporal tables: DDL (history_write.c: capture, write)
  *     deadletter.c declared rules of a batch, failing events parked
  *     txn.c        one batch and its checkpoint in one transaction
  *     rebuild.c    shadow schema of a rebuild and the final swap
@@ -69,6 +70,16 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
  * *failed is the index of the event whose statement failed. */
 int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__event *events, size_t n,
 			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen);
+/* rules_set.c: whether every statement can run over many events at once
+ * (then prepared in that form too); setexec.c: the batch's declared
+ * statements that way. *fallback: a statement failed, everything of it
+ * was rolled back: run the batch one event at a time. */
+struct evp__run;
+int evp__rules_plan_set(struct evp__run *r);
+bool evp__rules_set_use(const struct evp__run *r);
+int evp__rules_apply_set(struct evp__run *r, bool *fallback);
+/* Cut the batch where its events would need too many rounds (setexec.c). */
+int evp__rules_set_cut(struct evp__run *r);
 /* Whether any statement applies to this event type. */
 bool evp__rules_match(const evp_rules *rules, const evs_str *type);
 
@@ -93,6 +104,7 @@ struct evp__run {
 	char rebuild_name[EVS_MAX_NAME + 16];
 	bool builtin;
 	int64_t collect_us; /* time the last collect took */
+	bool set_batch;     /* this batch's statements ran set-based */
 	uint64_t checkpoint;
 	bool bulk;            /* loading with the secondary indexes dropped */
 	uint64_t bulk_target; /* ... until the checkpoint reaches this */
@@ -155,6 +167,16 @@ int evp__write_event_log(struct evp__run *r);
 
 /* state.c */
 int evp__write_states(struct evp__run *r);
+
+/* history.c, history_write.c: temporal tables (contract at the top of
+ * history.c). Setup: tables, indexes, functions of the rules' temporal
+ * tables in schema (idempotent). Write: the batch's versions, before its
+ * checkpoint. Mark / rewind: captures taken back with a savepoint. */
+int evp__history_setup(struct evp__run *r, const char *schema);
+int evp__history_write(struct evp__run *r);
+uint32_t evp__history_mark(const evp_rules *rules);
+void evp__history_rewind(evp_rules *rules, uint32_t mark);
+void evp__history_reset(evp_rules *rules);
 
 /* deadletter.c */
 int evp__write_rules(struct evp__run *r, uint64_t *parked);

@@ -201,8 +201,8 @@ static int exec_ok(PGconn *conn, const char *sql, const char *what, char *err, s
 	return EVP_OK;
 }
 
-int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
-		evp_migrate_result *result, char *err, size_t errlen)
+static int migrate_dir(PGconn *conn, const char *dir, bool several, evs_log_fn log, void *log_ctx,
+		       evp_migrate_result *result, char *err, size_t errlen)
 {
 	struct mfile *files = NULL;
 	int n = 0, i, rc, locked = 0;
@@ -266,10 +266,23 @@ int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
 			if (files[i].version == v)
 				m = &files[i];
 		if (!m) {
-			logf_(log, log_ctx, EVS_LOG_WARNING,
-			      "applied migration %04d \"%s\" has no file in \"%s\"", v,
-			      PQgetvalue(res, row, 1), dir);
+			/* applied from another folder (an example's), or a file
+			 * that left the product (0005, the bank example's until
+			 * issue 10): left alone (said only when there is one
+			 * folder: with several, each has the others' files) */
+			if (!several)
+				logf_(log, log_ctx, EVS_LOG_DEBUG,
+				      "applied migration %04d \"%s\" has no file in \"%s\"", v,
+				      PQgetvalue(res, row, 1), dir);
 			continue;
+		}
+		if (strcmp(m->name, PQgetvalue(res, row, 1)) != 0) {
+			snprintf(err, errlen,
+				 "migration %04d \"%s\" has the number of applied migration"
+				 " \"%s\" (of another folder?): give it another number",
+				 v, m->name, PQgetvalue(res, row, 1));
+			rc = EVP_EDITED;
+			goto out;
 		}
 		if (strcmp(m->checksum, sum) != 0) {
 			snprintf(err, errlen,
@@ -281,12 +294,14 @@ int evp_migrate(PGconn *conn, const char *dir, evs_log_fn log, void *log_ctx,
 		}
 		m->version = -m->version - 1; /* mark applied */
 	}
-	/* A pending file numbered below an applied one came too late: applying
-	 * it now would run it after migrations that were written after it. */
+	/* A pending file numbered below an applied one of its folder came too
+	 * late: applying it now would run it after migrations that were
+	 * written after it. (Folders are ordered on their own: an example's
+	 * migrations may be applied after the product's later ones.) */
 	int last_applied = 0;
-	for (int row = 0; row < PQntuples(res); row++)
-		if (atoi(PQgetvalue(res, row, 0)) > last_applied)
-			last_applied = atoi(PQgetvalue(res, row, 0));
+	for (i = 0; i < n; i++)
+		if (files[i].version < 0 && -files[i].version - 1 > last_applied)
+			last_applied = -files[i].version - 1;
 	for (i = 0; i < n; i++) {
 		if (files[i].version >= 0 && files[i].version < last_applied) {
 			snprintf(err, errlen,
@@ -353,5 +368,33 @@ out:
 	free_files(files, n);
 	if (result)
 		*result = r;
+	return rc;
+}
+
+int evp_migrate(PGconn *conn, const char *dirs, evs_log_fn log, void *log_ctx,
+		evp_migrate_result *result, char *err, size_t errlen)
+{
+	evp_migrate_result sum = {0, 0}, one;
+	const char *p = dirs;
+	int rc = EVP_OK;
+
+	do {
+		size_t l = strcspn(p, ":");
+		char *dir = strndup(p, l);
+
+		if (!dir) {
+			snprintf(err, errlen, "out of memory");
+			rc = EVP_NOMEM;
+			break;
+		}
+		rc = migrate_dir(conn, dir, strchr(dirs, ':') != NULL, log, log_ctx, &one, err,
+				 errlen);
+		free(dir);
+		sum.applied += one.applied;
+		sum.total += one.total;
+		p += l;
+	} while (rc == EVP_OK && *p++ == ':');
+	if (result)
+		*result = sum;
 	return rc;
 }

@@ -59,6 +59,19 @@ void evp_rules_free(evp_rules *rules)
 		free(ru->stmts);
 		free(ru->type);
 	}
+	for (i = 0; i < rules->ntables; i++) {
+		struct htable *t = &rules->tables_v[i];
+
+		free(t->name);
+		free(t->close_sql);
+		free(t->copy_sql);
+		free(t->rows);
+		evs__buf_free(&t->pk_types);
+		evs__buf_free(&t->pk_names);
+		evs__buf_free(&t->data);
+	}
+	free(rules->tables_v);
+	free(rules->current);
 	free(rules->rules);
 	free(rules->name);
 	free(rules->schema);
@@ -262,6 +275,13 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 					goto oom;
 				continue;
 			}
+			if (strncmp(t, "current ", 8) == 0) {
+				/* tables kept current-only, without history */
+				free(rs->current);
+				if (!(rs->current = strdup(trim(t + 8))))
+					goto oom;
+				continue;
+			}
 			if (strncmp(t, "schema ", 7) == 0) {
 				free(rs->schema);
 				if (!(rs->schema = strdup(trim(t + 7))))
@@ -298,6 +318,7 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 			cur->stmts = p;
 			p = &cur->stmts[cur->nstmts++];
 			memset(p, 0, sizeof *p);
+			p->line = stmt_line;
 			if (compile(p, stmt.ptr, stmt.len, stmt_line, emsg, sizeof emsg) < 0)
 				goto syntax;
 			stmt.len = 0;
@@ -312,6 +333,8 @@ int evp_rules_load(const char *path, evp_rules **out, char *err, size_t errlen)
 		snprintf(emsg, sizeof emsg, "no \"projection NAME\" line");
 		goto syntax;
 	}
+	if (evp__rules_targets(rs, emsg, sizeof emsg) < 0)
+		goto syntax;
 	fclose(f);
 	evs__buf_free(&stmt);
 	*out = rs;

@@ -36,7 +36,7 @@ int evp__rules_prepare(evp_rules *rules, PGconn *conn, char *err, size_t errlen)
 	return EVP_OK;
 }
 
-static const struct rule *find_rule(const evp_rules *rules, const evs_str *type)
+const struct rule *evp__find_rule(const evp_rules *rules, const evs_str *type)
 {
 	int i;
 
@@ -49,7 +49,7 @@ static const struct rule *find_rule(const evp_rules *rules, const evs_str *type)
 
 bool evp__rules_match(const evp_rules *rules, const evs_str *type)
 {
-	return find_rule(rules, type) != NULL;
+	return evp__find_rule(rules, type) != NULL;
 }
 
 static const msgpack_object *walk(const msgpack_object *o, const struct param *p)
@@ -125,22 +125,13 @@ static bool value_text(evs__buf *b, const msgpack_object *o)
 	return true;
 }
 
-/* Payload of one event, unpacked once for all its statements. The zone
- * and the value buffers are reused from one event to the next. */
-struct unpacked {
-	msgpack_zone zone;
-	msgpack_object data, meta;
-	evs__buf vals[MAX_PARAMS];
-	const char *pv[MAX_PARAMS];
-};
-
-static int unpacked_init(struct unpacked *u)
+int evp__unpacked_init(struct unpacked *u)
 {
 	memset(u, 0, sizeof *u);
 	return msgpack_zone_init(&u->zone, 4096) ? EVP_OK : EVP_NOMEM;
 }
 
-static void unpacked_free(struct unpacked *u)
+void evp__unpacked_free(struct unpacked *u)
 {
 	int k;
 
@@ -149,7 +140,7 @@ static void unpacked_free(struct unpacked *u)
 		evs__buf_free(&u->vals[k]);
 }
 
-static void unpack_event(struct unpacked *u, const evs_event *ev)
+void evp__unpack_event(struct unpacked *u, const evs_event *ev)
 {
 	size_t off = 0;
 
@@ -164,7 +155,7 @@ static void unpack_event(struct unpacked *u, const evs_event *ev)
 }
 
 /* Fill u->pv with the statement's parameter values (NULL = SQL NULL). */
-static int bind_params(struct unpacked *u, const struct stmt *st, const evs_event *ev)
+int evp__bind_params(struct unpacked *u, const struct stmt *st, const evs_event *ev)
 {
 	int k;
 
@@ -227,26 +218,38 @@ static int result_error(PGconn *conn, PGresult *res, char *err, size_t errlen, c
 	return evp_retryable(conn, res) ? EVP_CONNECT : EVP_SQL;
 }
 
+static int capture(evp_rules *rules, const struct stmt *st, const PGresult *res,
+		   const evs_event *ev, char *err, size_t errlen)
+{
+	int rc = evp__history_capture(rules, st, res, ev->position, ev->recorded_at);
+
+	if (rc == EVP_NOMEM)
+		snprintf(err, errlen, "out of memory");
+	else if (rc)
+		snprintf(err, errlen, "the rows a statement returned do not match its table");
+	return rc;
+}
+
 int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e, char *err,
 		     size_t errlen, char *sqlstate, size_t sslen)
 {
-	const struct rule *ru = find_rule(rules, &e->ev.type);
+	const struct rule *ru = evp__find_rule(rules, &e->ev.type);
 	struct unpacked u;
 	int j, rc = EVP_OK;
 
 	sqlstate[0] = '\0';
 	if (!ru)
 		return EVP_OK;
-	if (unpacked_init(&u) != EVP_OK) {
+	if (evp__unpacked_init(&u) != EVP_OK) {
 		snprintf(err, errlen, "out of memory");
 		return EVP_NOMEM;
 	}
-	unpack_event(&u, &e->ev);
+	evp__unpack_event(&u, &e->ev);
 	for (j = 0; j < ru->nstmts && rc == EVP_OK; j++) {
 		const struct stmt *st = &ru->stmts[j];
 		PGresult *res;
 
-		if (bind_params(&u, st, &e->ev) != EVP_OK) {
+		if (evp__bind_params(&u, st, &e->ev) != EVP_OK) {
 			snprintf(err, errlen, "out of memory");
 			rc = EVP_NOMEM;
 			break;
@@ -255,9 +258,11 @@ int evp__rules_apply(evp_rules *rules, PGconn *conn, const struct evp__event *e,
 		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 		    PQresultStatus(res) != PGRES_TUPLES_OK)
 			rc = result_error(conn, res, err, errlen, sqlstate, sslen);
+		else if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			rc = capture(rules, st, res, &e->ev, err, errlen);
 		PQclear(res);
 	}
-	unpacked_free(&u);
+	evp__unpacked_free(&u);
 	return rc;
 }
 
@@ -274,18 +279,19 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			  size_t *failed, char *err, size_t errlen, char *sqlstate, size_t sslen)
 {
 	size_t qev[PIPE_QUERIES];
+	const struct stmt *qst[PIPE_QUERIES];
 	struct unpacked u;
 	size_t i = 0;
 	int rc = EVP_OK;
 
 	sqlstate[0] = '\0';
-	if (unpacked_init(&u) != EVP_OK) {
+	if (evp__unpacked_init(&u) != EVP_OK) {
 		snprintf(err, errlen, "out of memory");
 		return EVP_NOMEM;
 	}
 	if (PQenterPipelineMode(conn) != 1) {
 		snprintf(err, errlen, "could not enter pipeline mode: %s", PQerrorMessage(conn));
-		unpacked_free(&u);
+		evp__unpacked_free(&u);
 		return EVP_CONNECT;
 	}
 	while (i < n && rc == EVP_OK) {
@@ -294,24 +300,25 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 
 		/* send the statements of whole events, up to PIPE_QUERIES */
 		for (; i < n; i++) {
-			const struct rule *ru = find_rule(rules, &events[i].ev.type);
+			const struct rule *ru = evp__find_rule(rules, &events[i].ev.type);
 			int j;
 
 			if (!ru)
 				continue;
 			if (sent + (size_t)ru->nstmts > PIPE_QUERIES && sent > 0)
 				break;
-			unpack_event(&u, &events[i].ev);
+			evp__unpack_event(&u, &events[i].ev);
 			for (j = 0; j < ru->nstmts && rc == EVP_OK; j++) {
 				const struct stmt *st = &ru->stmts[j];
 
-				if (bind_params(&u, st, &events[i].ev) != EVP_OK) {
+				if (evp__bind_params(&u, st, &events[i].ev) != EVP_OK) {
 					snprintf(err, errlen, "out of memory");
 					rc = EVP_NOMEM;
 				} else if (PQsendQueryPrepared(conn, st->pname, st->nparams, u.pv,
 							       NULL, NULL, 0) != 1) {
 					rc = result_error(conn, NULL, err, errlen, sqlstate, sslen);
 				} else if (sent < PIPE_QUERIES) {
+					qst[sent] = st;
 					qev[sent++] = i;
 				}
 			}
@@ -348,8 +355,15 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			}
 			switch (PQresultStatus(res)) {
 			case PGRES_PIPELINE_SYNC: synced = true; break;
-			case PGRES_COMMAND_OK:
 			case PGRES_TUPLES_OK:
+				if (!rc && got < sent) {
+					rc = capture(rules, qst[got], res, &events[qev[got]].ev,
+						     err, errlen);
+					if (rc)
+						*failed = qev[got];
+				}
+				break;
+			case PGRES_COMMAND_OK:
 			case PGRES_PIPELINE_ABORTED: break;
 			default:
 				if (!rc) {
@@ -360,7 +374,7 @@ int evp__rules_apply_many(evp_rules *rules, PGconn *conn, const struct evp__even
 			PQclear(res);
 		}
 	}
-	unpacked_free(&u);
+	evp__unpacked_free(&u);
 	if (PQexitPipelineMode(conn) != 1 && !rc) {
 		snprintf(err, errlen, "could not leave pipeline mode: %s", PQerrorMessage(conn));
 		rc = EVP_CONNECT;

@@ -77,12 +77,45 @@ static int take_locks(struct evp__run *r)
 	return EVP_OK;
 }
 
+/* A new projection that would write the built-in models while they hold
+ * another projection's events would collide on evs.events: refused
+ * before its checkpoint row is made. */
+static int builtin_taken(struct evp__run *r)
+{
+	const char *vals[1] = {r->name};
+	PGresult *res;
+	int rc;
+
+	if (!r->builtin)
+		return EVP_OK;
+	if ((rc = evp__exec(r, PGRES_TUPLES_OK, &res,
+			    "SELECT (SELECT max(position) FROM evs.events),"
+			    " (SELECT string_agg(projection, '\", \"' ORDER BY projection)"
+			    "  FROM evs.checkpoints WHERE projection <> $1 AND position > 0),"
+			    " EXISTS (SELECT 1 FROM evs.checkpoints WHERE projection = $1)",
+			    1, vals, "could not read the built-in read models' position")))
+		return rc;
+	if (!PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 2), "f") == 0) {
+		snprintf(r->err, r->errlen,
+			 "the built-in read models already hold events up to position %s"
+			 " (written by projection \"%s\"): run projection \"%s\" without them"
+			 " (--builtin false, or evs project --no-builtin)",
+			 PQgetvalue(res, 0, 0),
+			 PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1), r->name);
+		rc = EVP_INVALID;
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int read_checkpoint(struct evp__run *r)
 {
 	const char *vals[1] = {r->name};
 	PGresult *res;
 	int rc;
 
+	if ((rc = builtin_taken(r)))
+		return rc;
 	if ((rc = evp__exec(r, PGRES_COMMAND_OK, NULL,
 			    "INSERT INTO evs.checkpoints (projection) VALUES ($1)"
 			    " ON CONFLICT (projection) DO NOTHING",
@@ -121,10 +154,12 @@ static int session_setup(struct evp__run *r, bool reconnecting)
 		evp__shadow_schema(r, shadow, sizeof shadow);
 		rc = evp__cmd_ident(r, "SET search_path = %s, public",
 				    r->cfg->rebuild ? shadow : evp_rules_schema(r->rules), NULL);
-		if (rc)
+		if (rc || (rc = evp__history_setup(
+				   r, r->cfg->rebuild ? shadow : evp_rules_schema(r->rules))))
 			return rc;
 	}
-	if (r->rules && (rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)))
+	if (r->rules && ((rc = evp__rules_prepare(r->rules, r->conn, r->err, r->errlen)) ||
+			 (rc = evp__rules_plan_set(r))))
 		return rc;
 	return read_checkpoint(r);
 }

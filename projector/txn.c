@@ -5,6 +5,7 @@
  *     COPY evs.events FROM STDIN                  (built-in: event log)
  *     the states of the batch's streams           (built-in: state.c)
  *     declared rules                              (deadletter.c)
+ *     versions of temporal tables                 (history_write.c)
  *     UPDATE evs.checkpoints SET position = last WHERE position = first - 1
  *     COMMIT
  *
@@ -65,11 +66,16 @@ static void abandon(struct evp__run *r)
 int evp__apply_batch(struct evp__run *r)
 {
 	const uint64_t first = r->batch.events[0].ev.position;
-	const uint64_t last = r->batch.events[r->batch.n - 1].ev.position;
-	uint64_t parked = 0;
+	uint64_t last, parked = 0;
 	int64_t t_start = evp__now_us();
 	int rc;
 
+	if (evp__rules_set_use(r) && (rc = evp__rules_set_cut(r)))
+		return rc;
+	last = r->batch.events[r->batch.n - 1].ev.position;
+
+	evp__history_reset(r->rules);
+	r->set_batch = false;
 	if ((rc = evp__cmd(r, "BEGIN")))
 		return rc;
 	if (r->builtin) {
@@ -77,7 +83,8 @@ int evp__apply_batch(struct evp__run *r)
 		    (r->cfg->builtin_state && (rc = evp__write_states(r))))
 			goto fail;
 	}
-	if ((r->rules && (rc = evp__write_rules(r, &parked))) || (rc = advance_checkpoint(r, last)))
+	if ((r->rules && ((rc = evp__write_rules(r, &parked)) || (rc = evp__history_write(r)))) ||
+	    (rc = advance_checkpoint(r, last)))
 		goto fail;
 	if ((rc = evp__cmd(r, "COMMIT")))
 		return rc;
@@ -88,6 +95,7 @@ int evp__apply_batch(struct evp__run *r)
 	r->stats->batches++;
 	r->stats->checkpoint = last;
 	r->stats->dead_letters += parked;
+	r->stats->set_batches += r->set_batch;
 	evp__logm(r, EVS_LOG_DEBUG,
 		  "applied %zu events at positions %llu..%llu (read %.1f ms, write %.1f ms)",
 		  r->batch.n, (unsigned long long)first, (unsigned long long)last,

@@ -17,6 +17,13 @@ EVS_RELAY_PACKAGES=(
   libssl-dev libnats-dev librabbitmq-dev nats-server rabbitmq-server
 )
 
+# The auditor's page test (tests/browser): Debian's chromium, headless,
+# driven from node by puppeteer-core (from npm, installed by the test into
+# the build folder). npm only when no npm is there: a node from another
+# repository may bring its own and conflict with Debian's npm package.
+EVS_PACKAGES+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || EVS_PACKAGES+=(npm)
+
 evs_install_deps() {
   local missing=() p
   for p in "${EVS_PACKAGES[@]}" "${EVS_RELAY_PACKAGES[@]}" "$@"; do

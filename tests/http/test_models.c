@@ -2,7 +2,7 @@
  * test_models.c - GET /models... of evs-query over real HTTP (libcurl) on
  * 127.0.0.1 against a throwaway PostgreSQL (tests/kit/kit_pg.h): a
  * store of random bank events (model_generate_bank) projected by the
- * projector library with projector/bank.projection, served with
+ * projector library with examples/bank/bank.projection, served with
  * rules=bank.projection. Rows are checked against a fold of the events
  * appended (read back from the store), not against the SQL the service
  * runs; listings are paged to the end with random page sizes and must
@@ -140,7 +140,8 @@ static void setup(struct fixture *f, uint64_t *rng, int events, const char *extr
 	memset(f, 0, sizeof *f);
 	f->dir = kit_tmpdir("store");
 	f->dsn = pgh_new_db();
-	ck_assert_int_gt(asprintf(&f->rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&f->rules, "%s/examples/bank/bank.projection", pgh_source_dir()),
+			 0);
 	f->store = model_open(f->dir);
 	model_generate_bank(f->store, rng, events, ACCOUNTS);
 	pgh_project_once(f->dir, f->dsn, f->rules, 0);
@@ -519,6 +520,7 @@ START_TEST(models_catalog)
 {
 	uint64_t rng = kit_seed("models_catalog");
 	struct fixture f;
+	static const char *const just_bank[] = {"projection=bank", NULL};
 	struct seen_kv kv;
 	char *dir = kit_tmpdir("rules"), *extra;
 	json_object *models, *m, *tables, *t;
@@ -527,7 +529,8 @@ START_TEST(models_catalog)
 	extra = write_file(dir, "pairs.projection",
 			   "# tables made by the test itself\n"
 			   "projection pairs\nschema pairs\ntables kv pairs.nokey gone slash\n");
-	setup(&f, &rng, 40, extra, NULL);
+	/* two projections: which one writes the built-in models is said */
+	setup(&f, &rng, 40, extra, just_bank);
 	pgh_exec(f.c,
 		 "CREATE SCHEMA pairs;"
 		 " CREATE TABLE pairs.kv (a text, b int, v text, j json, PRIMARY KEY (a, b));"
@@ -669,10 +672,10 @@ static int start_with(const char *dsn, const char *rules, char *err, size_t errl
 /* Bad --rules refuse to start, with the file named. */
 START_TEST(models_bad_rules)
 {
-	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, err[1024];
+	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, *other, err[1024];
 
 	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
-	ck_assert_int_gt(asprintf(&bank, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&bank, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
 	ck_assert_int_gt(asprintf(&both, "%s, %s", bank, bank), 0);
 	ck_assert_int_eq(start_with("dbname=x", "/no/such.projection", err, sizeof err),
 			 EVSQ_INVALID);
@@ -681,6 +684,15 @@ START_TEST(models_bad_rules)
 	ck_assert_msg(strstr(err, "noschema.projection") && strstr(err, "schema"), "%s", err);
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
 	ck_assert_msg(strstr(err, "twice"), "%s", err);
+	/* two projections and no --projection: which writes the built-ins? */
+	other = write_file(dir, "other.projection", "projection other\nschema other\ntables t\n");
+	free(both);
+	ck_assert_int_gt(asprintf(&both, "%s,%s", bank, other), 0);
+	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "--rules names 2 projections (\"bank\", \"other\"): say with "
+				  "--projection"),
+		      "%s", err);
+	free(other);
 	ck_assert_int_eq(start_with("dbname=x", " , ", err, sizeof err), EVSQ_OK);
 	kit_rmrf(dir);
 	free(dir);
@@ -702,7 +714,7 @@ START_TEST(models_unavailable)
 
 	/* a database that never was */
 	ck_assert_int_gt(asprintf(&dsn, "host=%s port=5 dbname=x connect_timeout=2", dir), 0);
-	ck_assert_int_gt(asprintf(&rules, "%s/projector/bank.projection", pgh_source_dir()), 0);
+	ck_assert_int_gt(asprintf(&rules, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
 	ck_assert_int_gt(asprintf(&opt, "rules=%s", rules), 0);
 	settings[0] = opt;
 	settings[1] = NULL;

@@ -324,6 +324,11 @@ const char *pgh_migrations_dir(void)
 	return EVS_SOURCE_DIR "/migrations";
 }
 
+const char *pgh_bank_migrations(void)
+{
+	return EVS_SOURCE_DIR "/migrations:" EVS_SOURCE_DIR "/examples/bank/migrations";
+}
+
 const char *pgh_projector_bin(void)
 {
 	const char *env = getenv("EVS_PROJECTOR_BIN");
@@ -348,7 +353,7 @@ void pgh_config(evp_config *cfg, const char *dir, const char *dsn)
 	evp_config_init(cfg);
 	cfg->store_path = dir;
 	cfg->dsn = dsn;
-	cfg->migrations_dir = pgh_migrations_dir();
+	cfg->migrations_dir = pgh_bank_migrations();
 }
 
 void pgh_project_once(const char *dir, const char *dsn, const char *rules, int batch)

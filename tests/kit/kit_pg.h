@@ -54,12 +54,16 @@ void pgh_exec(PGconn *c, const char *sql);
 /* Directory of the source tree's migrations/ and projector/. */
 const char *pgh_migrations_dir(void);
 const char *pgh_source_dir(void);
+/* The product's migrations and the bank example's ("dir:dir", as
+ * --migrations takes them); pgh_config() uses them. */
+const char *pgh_bank_migrations(void);
 /* Path of the evs-projector binary. */
 const char *pgh_projector_bin(void);
 
 /* ---- the projector in tests ----------------------------------------------- */
 
-/* evp_config_init + store dir, dsn and the source tree's migrations. */
+/* evp_config_init + store dir, dsn and the source tree's migrations with
+ * the bank example's. */
 void pgh_config(evp_config *cfg, const char *dir, const char *dsn);
 /* One evp_run --once (rules and batch optional: NULL, 0); fails the test
  * unless it answers EVP_OK. */

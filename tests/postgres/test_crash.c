@@ -43,7 +43,7 @@ static pid_t spawn(const char *store, const char *dsn, int batch, bool once, con
 			argv[i++] = rules_path;
 		}
 		argv[i++] = "--migrations";
-		argv[i++] = pgh_migrations_dir();
+		argv[i++] = pgh_bank_migrations();
 		argv[i++] = "--batch";
 		argv[i++] = b;
 		argv[i++] = "--log-level";
@@ -85,6 +85,9 @@ static const char *const dumps[] = {
 	"SELECT * FROM evs.state_history ORDER BY stream COLLATE \"C\", version",
 	"SELECT * FROM bank.accounts ORDER BY id",
 	"SELECT * FROM bank.ledger ORDER BY position",
+	/* temporal table: byte-identical history after the kills (issue 10) */
+	"SELECT * FROM bank.accounts_history ORDER BY id, valid_from_position",
+	"SELECT count(*) FROM bank.accounts_history WHERE valid_to_position IS NULL",
 	"SELECT projection, position FROM evs.checkpoints ORDER BY projection",
 	"SELECT count(*) FROM evs.dead_letters",
 };
@@ -101,7 +104,7 @@ START_TEST(projector_sigkill)
 	char err[1024];
 
 	a = pgh_connect(dsn_a);
-	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err),
+	ck_assert_int_eq(evp_migrate(a, pgh_bank_migrations(), NULL, NULL, &mr, err, sizeof err),
 			 EVP_OK);
 	model_generate_bank(s, &rng, 1500, 12);
 	model_generate(s, &rng, 300);
@@ -178,7 +181,7 @@ START_TEST(projector_bulk_sigkill)
 	};
 
 	a = pgh_connect(dsn_a);
-	ck_assert_int_eq(evp_migrate(a, pgh_migrations_dir(), NULL, NULL, &mr, err, sizeof err),
+	ck_assert_int_eq(evp_migrate(a, pgh_bank_migrations(), NULL, NULL, &mr, err, sizeof err),
 			 EVP_OK);
 	model_generate_bank(s, &rng, 3000, 12);
 	model_generate(s, &rng, 600);
@@ -341,7 +344,7 @@ START_TEST(cli_migrate_and_project)
 
 	model_generate_bank(s, &rng, 200, 4);
 	{
-		const char *a[] = {"migrate", "--dsn", dsn, "--migrations", pgh_migrations_dir(),
+		const char *a[] = {"migrate", "--dsn", dsn, "--migrations", pgh_bank_migrations(),
 				   NULL};
 
 		ck_assert_int_eq(run_evs(a), 0);
@@ -376,6 +379,7 @@ int main(void)
 		projector_sigterm, cli_migrate_and_project, NULL,
 	};
 
-	snprintf(rules_path, sizeof rules_path, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(rules_path, sizeof rules_path, "%s/examples/bank/bank.projection",
+		 pgh_source_dir());
 	return pgh_main("crash", 600, tests);
 }

@@ -36,8 +36,20 @@ START_TEST(migrate_fresh)
 			 count_files());
 	v = pgh_value(c,
 		      "SELECT string_agg(name, ',' ORDER BY version) FROM evs.schema_migrations");
-	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,bank");
+	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,comments");
 	free(v);
+	/* every built-in table, column and function says what it is */
+	ck_assert_int_eq(pgh_int(c,
+				 "SELECT count(*) FROM pg_class t JOIN pg_attribute a"
+				 " ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped"
+				 " WHERE t.relnamespace = 'evs'::regnamespace AND t.relkind = 'r'"
+				 " AND (col_description(t.oid, a.attnum) IS NULL"
+				 " OR obj_description(t.oid, 'pg_class') IS NULL)"),
+			 0);
+	ck_assert_int_eq(
+		pgh_int(c, "SELECT count(*) FROM pg_proc WHERE pronamespace ="
+			   " 'evs'::regnamespace AND obj_description(oid, 'pg_proc') IS NULL"),
+		0);
 	/* again: nothing to do */
 	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err),
 			 EVP_OK);
@@ -75,7 +87,7 @@ static void copy_file(const char *from, const char *to, const char *extra)
 }
 
 static const char *const files[] = {"0001_bookkeeping.sql", "0002_event_log.sql", "0003_state.sql",
-				    "0004_analyst_role.sql", "0005_bank.sql"};
+				    "0004_analyst_role.sql", "0006_comments.sql"};
 
 START_TEST(migrate_edited_refused)
 {
@@ -136,6 +148,65 @@ START_TEST(migrate_edited_refused)
 }
 END_TEST
 
+/* An example's folder after the product's (issue 10): applied in its own
+ * order, 0005 of a database from before issue 10 (when bank's tables were
+ * a product migration) is left alone, a number taken by another folder
+ * is refused. */
+START_TEST(migrate_example_folder)
+{
+	char *dsn = pgh_new_db(), *old = pgh_new_db(), *dir = kit_tmpdir("mig"), err[1024];
+	char from[512], to[512], both[1024];
+	PGconn *c = pgh_connect(dsn), *o = pgh_connect(old);
+	evp_migrate_result r;
+	size_t i;
+	FILE *f;
+
+	snprintf(both, sizeof both, "%s:%s/examples/bank/migrations", pgh_migrations_dir(),
+		 pgh_source_dir());
+	ck_assert_int_eq(evp_migrate(c, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err),
+			 EVP_OK);
+	ck_assert_msg(evp_migrate(c, both, NULL, NULL, &r, err, sizeof err) == EVP_OK, "%s", err);
+	ck_assert_int_eq(r.applied, 1);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM bank.accounts"), 0);
+	ck_assert_int_eq(evp_migrate(c, both, NULL, NULL, &r, err, sizeof err), EVP_OK);
+	ck_assert_int_eq(r.applied, 0);
+	/* a database migrated before issue 10: 0001-0005 with bank's 0005 */
+	for (i = 0; i < 4; i++) {
+		snprintf(from, sizeof from, "%s/%s", pgh_migrations_dir(), files[i]);
+		snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+		copy_file(from, to, NULL);
+	}
+	snprintf(from, sizeof from, "%s/examples/bank/migrations/0005_bank.sql", pgh_source_dir());
+	snprintf(to, sizeof to, "%s/0005_bank.sql", dir);
+	copy_file(from, to, NULL);
+	ck_assert_int_eq(evp_migrate(o, dir, NULL, NULL, &r, err, sizeof err), EVP_OK);
+	ck_assert_msg(evp_migrate(o, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err) ==
+			      EVP_OK,
+		      "%s", err);
+	ck_assert_int_eq(r.applied, 1); /* 0006 */
+	ck_assert_int_eq(evp_migrate(o, both, NULL, NULL, &r, err, sizeof err), EVP_OK);
+	ck_assert_int_eq(r.applied, 0);
+	/* a number another folder took */
+	kit_rmrf(dir);
+	free(dir);
+	dir = kit_tmpdir("mig");
+	snprintf(to, sizeof to, "%s/0006_mine.sql", dir);
+	ck_assert_ptr_nonnull(f = fopen(to, "w"));
+	fputs("CREATE TABLE evs.mine (x int);\n", f);
+	fclose(f);
+	ck_assert_int_eq(evp_migrate(c, dir, NULL, NULL, &r, err, sizeof err), EVP_EDITED);
+	ck_assert_msg(strstr(err, "migration 0006 \"mine\" has the number of applied migration"
+				  " \"comments\"") != NULL,
+		      "%s", err);
+	PQfinish(c);
+	PQfinish(o);
+	kit_rmrf(dir);
+	free(dir);
+	free(dsn);
+	free(old);
+}
+END_TEST
+
 struct runner {
 	const char *dsn;
 	int rc;
@@ -179,9 +250,7 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		migrate_fresh,
-		migrate_edited_refused,
-		migrate_two_runners,
+		migrate_fresh, migrate_edited_refused, migrate_two_runners, migrate_example_folder,
 		NULL,
 	};
 

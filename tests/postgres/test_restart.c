@@ -60,13 +60,13 @@ START_TEST(postgres_restart_mid_stream)
 	dir = kit_tmpdir("store");
 	dsn = pgh_new_db();
 	s = model_open(dir);
-	snprintf(rules, sizeof rules, "%s/projector/bank.projection", pgh_source_dir());
+	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	model_generate_bank(s, &rng, 500, 6);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		execl(pgh_projector_bin(), pgh_projector_bin(), "--store", dir, "--dsn", dsn,
-		      "--rules", rules, "--migrations", pgh_migrations_dir(), "--batch", "7",
+		      "--rules", rules, "--migrations", pgh_bank_migrations(), "--batch", "7",
 		      "--retry-max-ms", "400", "--log-level", "warning", (char *)NULL);
 		_exit(127);
 	}
