@@ -4,8 +4,9 @@
 # as an atomic batch), show optimistic concurrency and idempotent retries,
 # read streams and the global log, ask what the store looked like at an
 # earlier time, follow the commit stream from another process, verify the
-# store, then run the bank-account aggregates and an auditor's as-of query, and
-# watch a live SSE stream of commits from evs-query. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
+# store, then run the bank-account aggregates and an auditor's as-of query,
+# watch a live SSE stream of commits from evs-query, and deliver a signed
+# webhook. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -22,6 +23,8 @@ chmod 755 "$(dirname "$EVS_STORE")"  # the PostgreSQL server user works in it to
 cleanup() {
   [ -n "${tail_pid:-}" ] && kill "$tail_pid" 2>/dev/null
   [ -n "${query_pid:-}" ] && kill "$query_pid" 2>/dev/null
+  [ -n "${relay_pid:-}" ] && kill "$relay_pid" 2>/dev/null
+  [ -n "${hook_pid:-}" ] && kill "$hook_pid" 2>/dev/null
   [ -n "${page_proj_pid:-}" ] && kill "$page_proj_pid" 2>/dev/null
   evs_pg_stop
   [ "${EVS_DEMO_KEEP:-0}" = 1 ] || rm -rf "$(dirname "$EVS_STORE")"
@@ -152,6 +155,27 @@ step "an analyst's SQL: the same questions through the temporal functions"
 show psql "$EVS_PG_DSN" -c "SELECT 'then' AS at, id, balance, open FROM bank.accounts_as_of('$moment') WHERE id = 'account-alice' UNION ALL SELECT 'now', id, balance, open FROM bank.accounts WHERE id = 'account-alice'"
 show psql "$EVS_PG_DSN" -c "SELECT t.id, t.name AS name_then, t.role AS role_then, t.address AS address_then, n.name AS name_now, n.role AS role_now, n.address AS address_now FROM employees.staff_as_of('$before') t LEFT JOIN employees.staff n USING (id) ORDER BY id"
 # --- end of the auditor step ---
+
+step "a webhook: evs-relay posts each new order-* event, signed (Standard Webhooks); the receiver verifies the signature (docs/verify_webhook.py)"
+hook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+hook_secret=whsec_$(head -c 32 /dev/urandom | base64 -w0)
+relay_conf=$(dirname "$EVS_STORE")/relay.conf
+printf '[sink demo-hook]\nkind = webhook\nurl = http://127.0.0.1:%s/hook\nsecret = %s\nstream-prefix = order-\n' \
+  "$hook_port" "$hook_secret" >"$relay_conf"
+show cat "$relay_conf"
+python3 docs/verify_webhook.py --listen "$hook_port" --secret "$hook_secret" --count 1 2>/dev/null &
+hook_pid=$!
+for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $hook_port))" 2>/dev/null && break; sleep 0.1; done
+"$PWD/build/relay/evs-relay" --store "$EVS_STORE" --config "$relay_conf" --log-level warning &
+relay_pid=$!
+show "$evs" append order-1 OrderPlaced '{"total":42}'
+for _ in $(seq 1 300); do kill -0 "$hook_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$hook_pid" 2>/dev/null && { echo "demo: no webhook delivered in 30 s"; exit 1; }
+wait "$hook_pid"
+hook_pid=
+kill "$relay_pid"; wait "$relay_pid" || true  # SIGTERM: the sink writes its checkpoint
+relay_pid=
+show "$evs" relay status demo-hook
 
 # EVS_DEMO_SERVE=1: keep the service up with the auditor's page (issue 13)
 if [ "${EVS_DEMO_SERVE:-0}" = 1 ]; then

@@ -54,6 +54,15 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"snapshots\"");
 	}
 
+	/* Durable named checkpoints (checkpoint.c), also within format 1. */
+	rc = mdb_dbi_open(txn, "checkpoints", c->read_only ? 0 : MDB_CREATE, &c->checkpoints);
+	if (rc == MDB_NOTFOUND) {
+		c->checkpoints = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"checkpoints\"");
+	}
+
 	/* The schema registry (schema/registry.c), also within format 1. */
 	rc = mdb_dbi_open(txn, "schemas", c->read_only ? 0 : MDB_CREATE, &c->schemas);
 	if (rc == MDB_NOTFOUND) {
@@ -248,7 +257,7 @@ static int core_open(const evs_store *s, evs__core **out)
 		rc = evs__fail_mdb(NULL, rc, "could not create LMDB environment");
 		goto fail;
 	}
-	mdb_env_set_maxdbs(c->env, 8);
+	mdb_env_set_maxdbs(c->env, 16);
 	mdb_env_set_maxreaders(c->env, s->opts.max_readers);
 	/* 0: the default for a new store; an existing one keeps the size its
 	 * meta page records */

@@ -801,6 +801,31 @@ int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out);
 /* Make an iterator return events upcast (on = 1) from its next call. */
 int evs_iter_upcast(evs_iter *it, int on);
 
+/* =====================================================================
+ * Checkpoints (checkpoint.c)
+ *
+ * Durable named u64 values in the store's own environment, for followers
+ * outside the store that must resume where they stopped (evs-relay keeps
+ * one per sink: the position its sink acknowledged). A set is durable when
+ * it returns, exactly as an append is under the store's sync mode. Names
+ * follow the rules of stream ids (1..EVS_MAX_NAME bytes of UTF-8, no NUL;
+ * EVS_INVALID otherwise) and sort as bytes. Format: the sub-database
+ * "checkpoints", drawn at the top of store/checkpoint.c.
+ * ===================================================================== */
+
+/* The value of checkpoint `name`: EVS_OK, or EVS_NOT_FOUND (*position 0). */
+int evs_checkpoint_get(evs_store *store, const char *name, uint64_t *position);
+/* Create or replace checkpoint `name`. EVS_READONLY on a read-only handle. */
+int evs_checkpoint_set(evs_store *store, const char *name, uint64_t position);
+/* Remove checkpoint `name`: EVS_OK, or EVS_NOT_FOUND if there was none. */
+int evs_checkpoint_delete(evs_store *store, const char *name);
+/* Call fn for every checkpoint whose name starts with prefix (NULL or ""
+ * = all), in byte order of names. The name is a view valid during the
+ * call; fn must not call the library (a read transaction is open). A
+ * non-zero return from fn stops the walk and is returned. */
+int evs_checkpoint_list(evs_store *store, const char *prefix,
+			int (*fn)(void *ctx, evs_str name, uint64_t position), void *ctx);
+
 /* ===================================================================== */
 
 #ifdef __cplusplus

@@ -94,6 +94,7 @@ typedef struct evs__core {
 	int sync;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time, snapshots, schemas;
+	MDB_dbi checkpoints; /* 0: absent (older store opened read-only) */
 	evs__notify notify;
 
 	/*
@@ -145,7 +146,8 @@ struct evs_store {
 	evs__core *core;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time;
-	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
+	MDB_dbi snapshots;   /* 0: absent (older store opened read-only) */
+	MDB_dbi checkpoints; /* checkpoint.c; 0: absent, as snapshots */
 	char *path;
 	evs_options opts;
 	evs__notify notify;
