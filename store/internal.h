@@ -118,7 +118,7 @@ typedef struct evs__core {
 	/* The journal (journal.c, jopen.c, jcommit.c); jfd -1: none (a
 	 * read-only open of a store without one). */
 	int jfd;
-	bool jrecover; /* holds the journal's lock exclusively: recover */
+	bool jrecover;  /* holds the journal's lock exclusively: recover */
 	bool jrestored; /* put a checkpoint's meta pages back: its next
 			 * checkpoint is due even at the same transaction */
 	uint8_t juuid[16];

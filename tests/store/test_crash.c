@@ -389,8 +389,9 @@ START_TEST(test_sigkill_appenders)
 			tu_check(acc.a[i].last <= h.last_position,
 				 "round %d (%d processes, %d threads, %s, map %zu, %s): "
 				 "acknowledged position %llu is gone (head %llu)",
-				 round, procs, threads, sync == EVS_SYNC_FULL ? "full sync" : "no sync",
-				 map, restarted ? "restart" : "no restart",
+				 round, procs, threads,
+				 sync == EVS_SYNC_FULL ? "full sync" : "no sync", map,
+				 restarted ? "restart" : "no restart",
 				 (unsigned long long)acc.a[i].last,
 				 (unsigned long long)h.last_position);
 		last_seen = h.last_position;
