@@ -299,6 +299,7 @@ extern const struct cli_command cli_cmd_state;
 extern const struct cli_command cli_cmd_migrate; /* issue 5: PostgreSQL */
 extern const struct cli_command cli_cmd_project;
 extern const struct cli_command cli_cmd_schema;
+extern const struct cli_command cli_cmd_relay; /* issue 11: evs-relay's sinks */
 
 /* Shared option helpers of read and tail: --type and --prefix lists. */
 struct cli_strlist {

@@ -55,8 +55,15 @@ void evsq__models_free(evsq__models *ms)
 		return;
 	for (i = 0; i < ms->n; i++) {
 		for (j = 0; j < ms->m[i].ntables; j++) {
+			struct evsq__table *h = ms->m[i].tables[j].history;
+
 			free(ms->m[i].tables[j].name);
 			tinfo_free(ms->m[i].tables[j].info);
+			if (h) {
+				free(h->name);
+				tinfo_free(h->info);
+				free(h);
+			}
 		}
 		free(ms->m[i].tables);
 		free(ms->m[i].name);
@@ -127,9 +134,16 @@ static int add_model(evsq__models *ms, const char *path, char *err, size_t errle
 			goto oom;
 		}
 		m->tables = t;
-		m->tables[m->ntables].name = name;
-		m->tables[m->ntables].info = NULL;
-		m->ntables++;
+		t = &m->tables[m->ntables++];
+		memset(t, 0, sizeof *t);
+		t->name = name;
+		t->current_only = !evp_rules_temporal(r, name);
+		if (!(t->history = calloc(1, sizeof *t->history)) ||
+		    asprintf(&t->history->name, "%s_history", name) < 0) {
+			if (t->history)
+				t->history->name = NULL;
+			goto oom;
+		}
 	}
 	evp_rules_free(r);
 	return EVSQ_OK;

@@ -26,9 +26,13 @@ static const evsq_option options[] = {
 #undef OPT
 };
 
+/* Options where "" is a value of its own: www ("" serves no page). */
+#define EMPTY_OK(name) \
+	(offsetof(evsq_config, name) == offsetof(evsq_config, www) ? EVS__OPT_EMPTY_OK : 0u)
+
 static const struct evs__opt rows[] = {
 #define ROW(name, type, def, min, max, help) \
-	{#name, EVSQ_##type, def, min, max, help, offsetof(evsq_config, name), 0},
+	{#name, EVSQ_##type, def, min, max, help, offsetof(evsq_config, name), EMPTY_OK(name)},
 	EVSQ_CONFIG_MAP(ROW)
 #undef ROW
 };

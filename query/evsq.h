@@ -16,6 +16,8 @@
  * reflects, i.e. the projection's committed checkpoint, read in the same
  * statement, hence the same snapshot, as the rows):
  *
+ *   State answers carry "fold":"json_merge_patch": the generic state is
+ *   the RFC 7386 fold of the events' data, not the domain's state.
  *   GET /streams/{id}/state                  current state (evs.state)
  *   GET /streams/{id}/state?as_of=RFC3339    state as of a time (state_history)
  *   GET /streams/{id}/state?at_position=N    state after global position N
@@ -46,6 +48,20 @@
  *                                        on the last page; for a composite
  *                                        key it is a JSON object text); a
  *                                        column=value pair filters on equality
+ *   GET /models/{projection}/{table}/{key}?as_of=T | ?at_position=N
+ *                                        the row then, from the table's
+ *                                        history (contract C1: t_history):
+ *                                        {projection, table, position, as_of
+ *                                        | at_position, valid_from_position,
+ *                                        valid_to_position, valid_from_at,
+ *                                        valid_to_at, row}; 404 no row then
+ *   GET /models/{projection}/{table}?as_of=T | at_position=N&...
+ *                                        the listing then (filters, paging)
+ *   GET /models/{projection}/{table}/{key}/history?after=P&limit=L
+ *                                        {.., key, versions: [{valid_*,
+ *                                        row}], next_after} by position
+ *   at_position waits like min_position (409 past the checkpoint); a
+ *   table without history answers these with 400.
  *   min_position=N on these as on streams. 404 unknown model, table or
  *   key; 400 unknown column or parameter, a value PostgreSQL cannot
  *   convert to the column's type, a key lookup on a composite key; 503 a
@@ -93,6 +109,11 @@
 
 #include "evstore.h"
 
+/* The page's folder as installed (meson sets it from the prefix). */
+#ifndef EVSQ_WWW_DIR
+#define EVSQ_WWW_DIR "/usr/local/share/evstore/www"
+#endif
+
 #define EVSQ_ERRNO_MAP(XX)                         \
 	XX(OK, 0, "success")                       \
 	XX(INVALID, 1, "invalid argument")         \
@@ -124,8 +145,9 @@ const char *evsq_strerror(int code);
 	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")               \
 	XX(store, STR, "", 0, 0,                                                                   \
 	   "store directory for source=store answers (opened read-only; empty: off)")              \
-	XX(projection, STR, "builtin", 0, 0,                                                       \
-	   "checkpoint name of the projection writing the built-in models")                        \
+	XX(projection, STR, "", 0, 0,                                                              \
+	   "checkpoint name of the projection writing the built-in models (empty: "                \
+	   "the --rules file's projection, or builtin; as evs project names it)")                  \
 	XX(rules, STR, "", 0, 0, "projection files served at /models (comma-separated)")           \
 	XX(token, STR, "", 0, 0,                                                                   \
 	   "bearer token callers must send (empty: none; prefer the environment)")                 \
@@ -156,7 +178,9 @@ const char *evsq_strerror(int code);
 	XX(push_source, STR, "", 0, 0,                                                             \
 	   "CloudEvents source of pushed events (empty: urn:evstore: and the store's path)")       \
 	XX(log_level, LEVEL, "info", 0, 3, "most verbose level logged")                            \
-	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")
+	XX(log_format, FORMAT, "text", 0, 1, "log lines as text, or one JSON object per line")     \
+	XX(www, STR, EVSQ_WWW_DIR, 0, 0,                                                           \
+	   "folder of the auditor's page served at / (empty: no page)")
 
 /* The types of store/base/opt.h, in its order: STR is a char *, the others
  * a long (LEVEL: EVS_LOG_*, FORMAT: 0 text, 1 json). */

@@ -245,6 +245,17 @@ void evsq__models_free(evsq__models *models);
 unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 			    evs__buf *body);
 
+/* ---- the projection of the built-in models (projection.c) ---- */
+
+/* *out (malloc'd): given when not empty, else the one --rules
+ * projection's name, else "builtin"; EVSQ_INVALID (err filled) with
+ * several --rules projections and none given. */
+int evsq__projection_pick(const char *given, const evsq__models *ms, char **out, char *err,
+			  size_t errlen);
+/* EVSQ_INVALID (err filled) when PostgreSQL answers and other
+ * projections have a checkpoint but this one has none; else EVSQ_OK. */
+int evsq__projection_check(evsq__pool *pool, const char *projection, char *err, size_t errlen);
+
 /* ---- checkpoint watcher (watch.c) ----
  * One thread with a dedicated session (not from the pool) that LISTENs on
  * evs_checkpoint (the projector's pg_notify at each batch COMMIT) and

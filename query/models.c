@@ -40,18 +40,6 @@
 
 #define DEFAULT_LIM 100
 
-static unsigned missing(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t)
-{
-	char msg[768];
-
-	snprintf(msg, sizeof msg,
-		 "table \"%.200s.%.200s\" of read model \"%.200s\" is not in the read-model "
-		 "database (migrations not applied, or dropped)",
-		 m->schema, t->name, m->name);
-	evsq__error(body, "unavailable", msg);
-	return 503;
-}
-
 /* ---- answers ---- */
 
 static void put_model(evs__buf *b, const struct evsq__model *m)
@@ -132,76 +120,6 @@ static unsigned list_models(const evsq__ctx *ctx, struct evsq__model *one, evs__
 	return status;
 }
 
-static void put_head(evs__buf *b, const struct evsq__model *m, const struct evsq__table *t,
-		     const PGresult *r)
-{
-	b->len = 0;
-	evs__buf_puts(b, "{\"projection\":");
-	evsq__json_str(b, m->name);
-	evs__buf_puts(b, ",\"table\":");
-	evsq__json_str(b, t->name);
-	evs__buf_printf(b, ",\"position\":%s", PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0));
-}
-
-/* The table changed twice under one request (DDL in progress): as
- * transient as PostgreSQL being away. */
-static unsigned changed(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t,
-			const char *err)
-{
-	char msg[1280], pg[512];
-
-	evsq__pg_message(pg, sizeof pg, err);
-	snprintf(msg, sizeof msg,
-		 "table \"%.200s.%.200s\" of read model \"%.200s\" changed while being read: "
-		 "%s",
-		 m->schema, t->name, m->name, pg);
-	evsq__error(body, "unavailable", msg);
-	return 503;
-}
-
-static bool schema_changed(const char *sqlstate)
-{
-	/* undefined_table, undefined_column: the table was dropped,
-	 * renamed or altered since its catalog was read */
-	return !strcmp(sqlstate, "42P01") || !strcmp(sqlstate, "42703");
-}
-
-/* GET /models/{p}/{t}/{key} */
-/*
- * Run a table's statement (sql is freed here). 0: it ran, *r holds the
- * result and ti is still held. RETRY: the table changed under the cached
- * description on the first attempt (forgotten and released): describe it
- * again. Otherwise the HTTP status of the answer written to body, ti
- * released.
- */
-#define RETRY (-1)
-
-static int run_table_query(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			   struct evsq__tinfo *ti, evs__buf *sql, int np, const char *const *params,
-			   int attempt, PGresult **r, evs__buf *body)
-{
-	char sqlstate[6], err[1024];
-	int rc;
-
-	if (!evs__buf_cstr(sql)) {
-		evs__buf_free(sql);
-		evsq__tinfo_release(ctx->models, ti);
-		return (int)evsq__db_error(body, EVSQ_NOMEM, "", "");
-	}
-	rc = evsq__pool_query(ctx->pool, sql->ptr, np, params, r, sqlstate, err, sizeof err);
-	evs__buf_free(sql);
-	if (rc == EVSQ_SQL && schema_changed(sqlstate)) {
-		evsq__tinfo_forget(ctx->models, t, ti);
-		evsq__tinfo_release(ctx->models, ti);
-		return attempt == 0 ? RETRY : (int)changed(body, m, t, err);
-	}
-	if (rc) {
-		evsq__tinfo_release(ctx->models, ti);
-		return (int)evsq__db_error(body, rc, sqlstate, err);
-	}
-	return 0;
-}
-
 static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
 			const char *key, evs__buf *body)
 {
@@ -214,43 +132,16 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 		struct evsq__tinfo *ti;
 		evs__buf sql = {0};
 		PGresult *r;
-		int rc, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
+		int rc;
 
-		if (got == EVSQ__T_FAILED)
+		if ((status = evsq__key_info(ctx, m, t, &ti, body)))
 			return status;
-		if (got == EVSQ__T_MISSING)
-			return missing(body, m, t);
-		if (ti->npk != 1) {
-			evs__buf keys = {0};
-			int i;
-
-			for (i = 0; i < ti->npk; i++)
-				evs__buf_printf(&keys, "%s%s=...", i ? "&" : "?",
-						ti->cols[ti->pk[i]].name);
-			evs__buf_cstr(&keys);
-			if (ti->npk == 0)
-				snprintf(msg, sizeof msg,
-					 "table \"%.200s\" of read model \"%.200s\" has no primary "
-					 "key: rows are served by key only through its listing",
-					 t->name, m->name);
-			else
-				snprintf(
-					msg, sizeof msg,
-					"table \"%.200s\" of read model \"%.200s\" has a composite "
-					"primary key: ask /models/%.100s/%.100s%.200s",
-					t->name, m->name, m->name, t->name,
-					keys.ptr ? keys.ptr : "");
-			evs__buf_free(&keys);
-			evsq__tinfo_release(ctx->models, ti);
-			evsq__error(body, "bad_request", msg);
-			return 400;
-		}
 		evs__buf_printf(&sql,
 				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
 				"$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
 				ti->qname, ti->cols[ti->pk[0]].quoted);
-		rc = run_table_query(ctx, m, t, ti, &sql, 2, params, attempt, &r, body);
-		if (rc == RETRY)
+		rc = evsq__run_table_query(ctx, m, t, ti, &sql, 2, params, attempt, &r, body);
+		if (rc == EVSQ__RETRY)
 			continue;
 		if (rc)
 			return (unsigned)rc;
@@ -264,7 +155,7 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 			evsq__error(body, "not_found", msg);
 			return 404;
 		}
-		put_head(body, m, t, r);
+		evsq__put_head(body, m, t, r);
 		evs__buf_puts(body, ",\"row\":");
 		evs__buf_puts(body, PQgetvalue(r, 0, 1));
 		evs__buf_puts(body, "}\n");
@@ -274,18 +165,22 @@ static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struc
 	return 500; /* not reached: the second attempt always answers */
 }
 
-/* The listing statement of a page. Parameters: $1 projection, then
- * after (if any), the filters in args order, the limit. */
+/* The listing statement of a page over src (the table, or its rows then
+ * from evsq__models_source). Parameters: $1 projection, the time or
+ * position if base is 2, then after (if any), the filters in args order,
+ * the limit. */
 static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq__args *a,
-			bool after, const char **params, int *np)
+			const char *src, int base, bool after, const char **params, int *np)
 {
-	int i, j;
+	int i, j, ap = base + 1;
 
 	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
 			   " r.k, r.j");
 	if (after && ti->npk > 1) {
 		/* a composite after must name every key column */
-		evs__buf_puts(sql, ", jsonb_typeof($2::jsonb) = 'object' AND $2::jsonb ?& ARRAY[");
+		evs__buf_printf(sql,
+				", jsonb_typeof($%d::jsonb) = 'object' AND $%d::jsonb ?& ARRAY[",
+				ap, ap);
 		for (i = 0; i < ti->npk; i++)
 			evs__buf_printf(sql, "%s%s::text", i ? "," : "",
 					ti->cols[ti->pk[i]].literal);
@@ -301,12 +196,12 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq_
 					ti->cols[ti->pk[i]].literal, ti->cols[ti->pk[i]].quoted);
 		evs__buf_puts(sql, ")::text");
 	}
-	evs__buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", ti->qname);
-	*np = 1;
+	evs__buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", src);
+	*np = base;
 	if (after) {
-		*np = 2;
+		*np = ap;
 		if (ti->npk == 1) {
-			evs__buf_printf(sql, " AND t.%s > $2", ti->cols[ti->pk[0]].quoted);
+			evs__buf_printf(sql, " AND t.%s > $%d", ti->cols[ti->pk[0]].quoted, ap);
 		} else {
 			evs__buf_puts(sql, " AND (");
 			for (i = 0; i < ti->npk; i++)
@@ -316,8 +211,8 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq_
 			for (i = 0; i < ti->npk; i++)
 				evs__buf_printf(sql, "%sx.%s", i ? ", " : "",
 						ti->cols[ti->pk[i]].quoted);
-			evs__buf_printf(sql, " FROM jsonb_populate_record(NULL::%s, $2::jsonb) x)",
-					ti->qname);
+			evs__buf_printf(sql, " FROM jsonb_populate_record(NULL::%s, $%d::jsonb) x)",
+					ti->qname, ap);
 		}
 	}
 	for (i = 0; i < a->n; i++) {
@@ -338,12 +233,13 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq_
 
 static bool reserved(const char *key)
 {
-	return !strcmp(key, "after") || !strcmp(key, "limit") || !strcmp(key, "min_position");
+	return !strcmp(key, "after") || !strcmp(key, "limit") || !strcmp(key, "min_position") ||
+	       !strcmp(key, "as_of") || !strcmp(key, "at_position");
 }
 
 /* GET /models/{p}/{t}?after=&limit=&col=v */
 static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			 const evsq__args *a, evs__buf *body)
+			 const evsq__args *a, const struct evsq__when *w, evs__buf *body)
 {
 	const char *after = evsq__arg(a, "after"), *lim = evsq__arg(a, "limit");
 	const char *params[EVSQ__MAX_ARGS + 3];
@@ -359,14 +255,14 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct evsq__tinfo *ti;
-		evs__buf sql = {0};
+		evs__buf sql = {0}, src = {0};
 		PGresult *r;
 		int rc, np, rows, got = evsq__tinfo_get(ctx, m, t, &ti, &status, body);
 
 		if (got == EVSQ__T_FAILED)
 			return status;
 		if (got == EVSQ__T_MISSING)
-			return missing(body, m, t);
+			return evsq__table_missing(body, m, t);
 		if (ti->npk == 0) {
 			evsq__tinfo_release(ctx->models, ti);
 			snprintf(msg, sizeof msg,
@@ -392,11 +288,21 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 			}
 		}
 		params[0] = m->name;
-		params[1] = after;
-		listing_sql(&sql, ti, a, after != NULL, params, &np);
+		params[1] = w->value;
+		params[w->kind ? 2 : 1] = after;
+		if ((status = evsq__models_source(ctx, m, t, ti, w, 2, &src, body))) {
+			evsq__tinfo_release(ctx->models, ti);
+			return status;
+		}
+		if (!evs__buf_cstr(&src)) {
+			evsq__tinfo_release(ctx->models, ti);
+			return evsq__db_error(body, EVSQ_NOMEM, "", "");
+		}
+		listing_sql(&sql, ti, a, src.ptr, w->kind ? 2 : 1, after != NULL, params, &np);
+		evs__buf_free(&src);
 		params[np - 1] = lim_s;
-		rc = run_table_query(ctx, m, t, ti, &sql, np, params, attempt, &r, body);
-		if (rc == RETRY)
+		rc = evsq__run_table_query(ctx, m, t, ti, &sql, np, params, attempt, &r, body);
+		if (rc == EVSQ__RETRY)
 			continue;
 		if (rc)
 			return (unsigned)rc;
@@ -419,7 +325,8 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		}
 		evsq__tinfo_release(ctx->models, ti);
 		rows = PQntuples(r);
-		put_head(body, m, t, r);
+		evsq__put_head(body, m, t, r);
+		evsq__put_when(body, w);
 		evs__buf_puts(body, ",\"rows\":[");
 		for (i = 0; i < rows && i < l && !PQgetisnull(r, i, 2); i++) {
 			if (i)
@@ -440,6 +347,17 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 
 /* ---- routing ---- */
 
+/* "KEY/history": true with the key's length. */
+static bool history_key(const char *p, size_t *len)
+{
+	size_t n = strlen(p);
+
+	if (n <= 8 || strcmp(p + n - 8, "/history"))
+		return false;
+	*len = n - 8;
+	return true;
+}
+
 /* Length of name when it is the start of p up to a '/' or the end, else
  * 0 (callers keep the longest match, as names may hold '/'). */
 static size_t match(const char *p, const char *name)
@@ -452,7 +370,11 @@ static size_t match(const char *p, const char *name)
 unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
 			    evs__buf *body)
 {
-	static const char *const just_min[] = {"min_position", NULL};
+	static const char *const just_min[] = {"min_position", "as_of", "at_position", NULL};
+	static const char *const hist[] = {"min_position", "after", "limit", NULL};
+	const char *const *allowed = just_min, *const *list = NULL;
+	struct evsq__when w;
+	size_t hlen = 0;
 	evsq__models *ms = ctx->models;
 	struct evsq__model *m = NULL;
 	struct evsq__table *t = NULL;
@@ -464,7 +386,7 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	char msg[768];
 
 	if (!rest[0] || !strcmp(rest, "/")) {
-		if ((status = evsq__args_check(conn, just_min + 1, &a, body)))
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
 			return status;
 		return list_models(ctx, NULL, body);
 	}
@@ -484,7 +406,7 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (*p == '/')
 		p++;
 	if (!*p) {
-		if ((status = evsq__args_check(conn, just_min + 1, &a, body)))
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
 			return status;
 		return list_models(ctx, m, body);
 	}
@@ -501,12 +423,30 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 		return 404;
 	}
 	p += best;
-	/* a key lookup takes min_position only; a listing also after, limit
-	 * and column filters (checked against the catalog in get_rows) */
-	if ((status = evsq__args_check(conn, *p ? just_min : NULL, &a, body)))
+	if (!*p)
+		allowed = list;
+	else if (history_key(p + 1, &hlen))
+		allowed = hist;
+	if ((status = evsq__args_check(conn, allowed, &a, body)))
 		return status;
 	status = evsq__watch_min_position(ctx, m->name, evsq__arg(&a, "min_position"), body);
 	if (status)
 		return status;
-	return *p ? get_row(ctx, m, t, p + 1, body) : get_rows(ctx, m, t, &a, body);
+	if (allowed == hist) {
+		char *key = strndup(p + 1, hlen);
+
+		if (!key) {
+			evsq__error(body, "internal", "out of memory");
+			return 500;
+		}
+		status = evsq__models_history(ctx, m, t, key, &a, body);
+		free(key);
+		return status;
+	}
+	if ((status = evsq__when_read(ctx, m->name, &a, &w, body)))
+		return status;
+	if (!*p)
+		return get_rows(ctx, m, t, &a, &w, body);
+	return w.kind ? evsq__models_key_then(ctx, m, t, p + 1, &w, body)
+		      : get_row(ctx, m, t, p + 1, body);
 }

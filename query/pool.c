@@ -22,6 +22,11 @@
 	"(SELECT coalesce((SELECT position FROM evs.checkpoints WHERE projection = $1), 0)" \
 	" AS p)"
 
+/* What the state is, said in every answer: the RFC 7386 JSON merge-patch
+ * fold of the stream's events' data, a generic convenience, never the
+ * domain's state (that is a declared read model's row: /models). */
+#define FOLD "'json_merge_patch' AS fold"
+
 /* The answer of a lookup in the history (h), as the columns answer JSON
  * (row_to_json of a, compact, in this order) and known. */
 #define HISTORY_ANSWER                                                   \
@@ -31,7 +36,7 @@
 #define HISTORY_ROW                                                                  \
 	" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, h.version,"          \
 	"  h.position AS event_position, " TS("h.valid_from") " AS valid_from, " TS( \
-		"h.valid_to") " AS valid_to, h.data) a"
+		"h.valid_to") " AS valid_to, " FOLD ", h.data) a"
 
 /* The statements, each as {prepared name, SQL}. $1 stream, $2
  * projection, then per statement (unless said otherwise). */
@@ -50,7 +55,7 @@ const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT] = {
 		" CROSS JOIN " CHECKPOINT_P " c"
 		" LEFT JOIN evs.state s ON s.stream = q.stream"
 		" CROSS JOIN LATERAL (SELECT q.stream, c.p AS position, s.version,"
-		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, s.data) a"},
+		"  s.position AS event_position, " TS("s.updated_at") " AS updated_at, " FOLD ", s.data) a"},
 	/* $3 int8[] times, microseconds since the epoch */
 	[EVSQ__S_AS_OF_N] = {"evsq_as_of_n",
 		"SELECT q.i, " HISTORY_ANSWER
@@ -95,10 +100,62 @@ const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT] = {
 };
 /* clang-format on */
 
+/* Statements made at run time (evsq__pool_query: read models, the
+ * catalog) are prepared on first use per connection and kept, up to
+ * QCACHE per connection (the rest run unprepared): a lookup then costs
+ * no parse and no plan, like the fixed statements. Their names are
+ * "evsq_q<n>"; the cache goes with its connection. */
+#define QCACHE 64
+
 struct slot {
 	PGconn *conn;
 	bool busy;
+	char *q[QCACHE]; /* SQL text of evsq_q<i> */
+	int nq;
 };
+
+static void forget_prepared(struct slot *s)
+{
+	int i;
+
+	for (i = 0; i < s->nq; i++)
+		free(s->q[i]);
+	s->nq = 0;
+}
+
+/* The name of sql prepared on s (preparing it when there is room), or
+ * NULL: run it unprepared. */
+static const char *prepared(struct slot *s, const char *sql, char name[24])
+{
+	PGresult *r;
+	int i;
+
+	for (i = 0; i < s->nq; i++)
+		if (!strcmp(s->q[i], sql)) {
+			snprintf(name, 24, "evsq_q%d", i);
+			return name;
+		}
+	if (s->nq == QCACHE)
+		return NULL;
+	snprintf(name, 24, "evsq_q%d", s->nq);
+	r = PQprepare(s->conn, name, sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		/* run unprepared: its error (or success) is then the answer */
+		PQclear(r);
+		return NULL;
+	}
+	PQclear(r);
+	if (!(s->q[s->nq] = strdup(sql))) {
+		/* no memory to remember it: forget it on the server too */
+		char dealloc[40];
+
+		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+		PQclear(PQexec(s->conn, dealloc));
+		return NULL;
+	}
+	s->nq++;
+	return name;
+}
 
 struct evsq__pool {
 	pthread_mutex_t mu;
@@ -154,9 +211,11 @@ void evsq__pool_close(evsq__pool *p)
 
 	if (!p)
 		return;
-	for (i = 0; i < p->size; i++)
+	for (i = 0; i < p->size; i++) {
 		if (p->slots[i].conn)
 			PQfinish(p->slots[i].conn);
+		forget_prepared(&p->slots[i]);
+	}
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->slots);
@@ -241,18 +300,24 @@ static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams
 	snprintf(err, errlen, "could not connect to the read-model database");
 	for (attempt = 0; attempt < 2; attempt++) {
 		PGresult *r;
-		const char *st;
+		const char *st, *qname;
+		char qbuf[24];
 
 		if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 			if (s->conn)
 				PQfinish(s->conn);
+			forget_prepared(s);
 			s->conn =
 				evsq__connect(p->dsn, p->statement_timeout_ms, p->log, p->log_ctx);
 			if (!s->conn)
 				break;
 		}
-		r = name ? PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0)
-			 : PQexecParams(s->conn, sqltext, nparams, NULL, params, NULL, NULL, 0);
+		if (!name && (qname = prepared(s, sqltext, qbuf)))
+			r = PQexecPrepared(s->conn, qname, nparams, params, NULL, NULL, 0);
+		else if (name)
+			r = PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
+		else
+			r = PQexecParams(s->conn, sqltext, nparams, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 			*res = r;
 			rc = EVSQ_OK;
@@ -267,6 +332,7 @@ static int run(evsq__pool *p, const char *name, const char *sqltext, int nparams
 			PQclear(r);
 			PQfinish(s->conn);
 			s->conn = NULL;
+			forget_prepared(s);
 			continue;
 		}
 		snprintf(sqlstate, 6, "%s", st);

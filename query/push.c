@@ -126,13 +126,19 @@ static void *hub_run(void *arg)
 {
 	struct evsq__push *hub = arg;
 	evs_sub *sub = NULL;
-	evs_store_info head;
+	uint64_t start;
 	bool woken[256], pending = false;
 	int64_t last_tick = evsq__push_now_ms(), last_wake = 0;
 	char msg[256];
 
-	if (evs_head(hub->store, &head) != EVS_OK ||
-	    evs_subscribe(hub->store, head.last_position, NULL, &sub) != EVS_OK) {
+	/* from the head the window was started at (evsq__push_start), not
+	 * the head now: events committed in between would otherwise be in
+	 * neither the window nor a caught-up stream's view, and a stream
+	 * past them would park until the next commit */
+	pthread_mutex_lock(&hub->mu);
+	start = hub->next_pub - 1;
+	pthread_mutex_unlock(&hub->mu);
+	if (evs_subscribe(hub->store, start, NULL, &sub) != EVS_OK) {
 		hub_log(hub, EVS_LOG_ERROR, "could not follow the store for event streams");
 		return NULL;
 	}

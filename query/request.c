@@ -139,6 +139,7 @@ static enum MHD_Result respond(evsq_server *srv, struct req *q)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (status == 409 || status == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	evsq__www_headers(srv, q->route, q->rest, status, resp);
 	ret = MHD_queue_response(q->conn, status, resp);
 	MHD_destroy_response(resp);
 	dt = now_us() - q->t0;

@@ -11,6 +11,10 @@
  *   /streams/   prefix  yes    yes     plain state lookups (streams.c)
  *   /models     tree    yes    yes     -
  *   /events/stream exact yes   no      - (a long response, push.h)
+ *   /           exact   no     no      -        the page (static.c)
+ *   /assets/    prefix  no     no      -        its files
+ *   /events     exact   yes    yes     -        by correlation or id (find.c)
+ *   /streams    exact   yes    yes     -        streams by prefix (find.c)
  *
  * A route that does not block is answered on its event loop (it reads
  * neither PostgreSQL nor the store); one that blocks goes to the batcher
@@ -53,6 +57,11 @@ static const struct evsq__route routes[] = {
 	{"/streams/", EVSQ__PREFIX, false, true, evsq__streams_fast, streams},
 	{"/models", EVSQ__TREE, false, true, NULL, models},
 	{"/events/stream", EVSQ__EXACT, false, false, NULL, evsq__push_serve},
+	/* the auditor's page and its lookups (static.c, find.c) */
+	{"/", EVSQ__EXACT, true, false, NULL, evsq__www_index},
+	{"/assets/", EVSQ__PREFIX, true, false, NULL, evsq__www_serve},
+	{"/events", EVSQ__EXACT, false, true, NULL, evsq__find_events},
+	{"/streams", EVSQ__EXACT, false, true, NULL, evsq__find_streams},
 };
 
 const struct evsq__route *evsq__route_find(const char *url, const char **rest)

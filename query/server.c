@@ -135,9 +135,6 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 	srv->stop_fd = -1;
 	srv->log = log;
 	srv->log_ctx = log_ctx;
-	srv->projection = strdup(cfg->projection);
-	if (!srv->projection)
-		goto fail;
 	if (cfg->token && cfg->token[0] && !(srv->token = strdup(cfg->token)))
 		goto fail;
 	if (evsq__pool_open(cfg->dsn, (int)cfg->pg_connections, cfg->statement_timeout_ms, log,
@@ -158,6 +155,20 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 	}
 	if ((rc = evsq__models_load(cfg->rules, &srv->ctx.models, err, errlen)))
 		goto fail;
+	if ((rc = evsq__projection_pick(cfg->projection, srv->ctx.models, &srv->projection, err,
+					errlen)) ||
+	    (rc = evsq__projection_check(srv->pool, srv->projection, err, errlen)))
+		goto fail;
+	if ((rc = evsq__www_load(cfg->www, &srv->www, err, errlen))) {
+		/* the default folder exists only once installed: from a build
+		 * tree the service runs without the page; a folder asked for
+		 * must be there */
+		if (strcmp(cfg->www, EVSQ_WWW_DIR))
+			goto fail;
+		if (log)
+			log(log_ctx, EVS_LOG_DEBUG, err);
+		rc = EVSQ_OK;
+	}
 	rc = EVSQ_NOMEM;
 	srv->ctx.pool = srv->pool;
 	srv->ctx.store = srv->store;
@@ -188,7 +199,7 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		if (lp->wake_fd < 0)
 			goto fail;
 		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
-				      cfg->statement_timeout_ms, cfg->projection, lp->wake_fd, log,
+				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd, log,
 				      log_ctx, &lp->batcher))
 			goto fail;
 		/* evsq__limits_accept() enforces the limits; the daemon's own limit is
@@ -286,6 +297,7 @@ void evsq_server_stop(evsq_server *srv)
 	evsq__watch_stop(srv->ctx.watch);
 	evsq__pool_close(srv->pool);
 	evsq__models_free(srv->ctx.models);
+	evsq__www_free(srv->www);
 	evs_close(srv->store);
 	free(srv->token);
 	free(srv->projection);

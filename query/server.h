@@ -65,6 +65,8 @@ struct evsq_server {
 	atomic_ullong requests[EVSQ__N_CLASSES];
 	atomic_ullong hist[EVSQ__N_BUCKETS + 1];
 	atomic_ullong latency_us_sum;
+	/* static.c: the page's files (--www), or NULL */
+	struct evsq__www *www;
 };
 
 /* ---- routes (routes.c) ----
@@ -135,5 +137,36 @@ void evsq__on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 enum MHD_Result evsq__limits_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
 void evsq__limits_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			 enum MHD_ConnectionNotificationCode toe);
+
+/* ---- the auditor's page (static.c): query/www/ read at start ---- */
+
+typedef struct evsq__www evsq__www;
+
+/* Read the files of dir (empty or NULL: no page, *out NULL); EVSQ_INVALID
+ * with err for a folder that cannot be read or holds too much. */
+int evsq__www_load(const char *dir, evsq__www **out, char *err, size_t errlen);
+void evsq__www_free(evsq__www *w);
+/* Whether a file name is one the page may have ([A-Za-z0-9._-], no
+ * leading '.', at most 64 bytes), and its Content-Type. */
+bool evsq__www_name_ok(const char *name);
+const char *evsq__www_ctype(const char *name);
+/* GET / (index.html) and /assets/NAME: 200 with the file, 304
+ * (If-None-Match names its ETag), 404. */
+unsigned evsq__www_index(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			 evs__buf *body, const char **ctype);
+unsigned evsq__www_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			 evs__buf *body, const char **ctype);
+/* The headers of a page answer (ETag, caching, nosniff, CSP); nothing
+ * for another route's. */
+void evsq__www_headers(evsq_server *srv, const struct evsq__route *route, const char *rest,
+		       unsigned status, struct MHD_Response *resp);
+
+/* ---- lookups across streams (find.c) ---- */
+
+/* GET /events?correlation=ID | ?id=ID, GET /streams?prefix=P */
+unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			   evs__buf *body, const char **ctype);
+unsigned evsq__find_streams(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
+			    evs__buf *body, const char **ctype);
 
 #endif

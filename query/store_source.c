@@ -87,7 +87,7 @@ unsigned evsq__state_from_store(evs_store *store, const char *stream, const char
 	evsq__json_str(body, stream);
 	evs__buf_printf(body,
 			",\"source\":\"store\",\"position\":%llu,\"version\":%llu,"
-			"\"event_position\":%llu,\"data\":",
+			"\"event_position\":%llu,\"fold\":\"json_merge_patch\",\"data\":",
 			(unsigned long long)head.last_position, (unsigned long long)st.version,
 			(unsigned long long)st.position);
 	if (evs__msgpack_to_json(body, st.data, st.len, 0) < 0) {

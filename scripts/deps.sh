@@ -10,9 +10,23 @@ EVS_PACKAGES=(
   clang libclang-rt-14-dev
 )
 
+# evs-relay (relay/, issue 11): OpenSSL for the webhook signatures (libcurl
+# and libmicrohttpd are above), the NATS and RabbitMQ client libraries, and
+# the two brokers its tests start in temporary directories.
+EVS_RELAY_PACKAGES=(
+  libssl-dev libnats-dev librabbitmq-dev nats-server rabbitmq-server
+)
+
+# The auditor's page test (tests/browser): Debian's chromium, headless,
+# driven from node by puppeteer-core (from npm, installed by the test into
+# the build folder). npm only when no npm is there: a node from another
+# repository may bring its own and conflict with Debian's npm package.
+EVS_PACKAGES+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || EVS_PACKAGES+=(npm)
+
 evs_install_deps() {
   local missing=() p
-  for p in "${EVS_PACKAGES[@]}" "$@"; do
+  for p in "${EVS_PACKAGES[@]}" "${EVS_RELAY_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

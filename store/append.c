@@ -156,6 +156,9 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	}
 	pthread_mutex_unlock(&c->gc_mu);
 	pthread_cond_destroy(&q.cv);
+	/* after the answers: a due checkpoint costs no caller its ack */
+	if (q.rc == EVS_OK && !q.res.idempotent)
+		evs__j_maybe_checkpoint(s);
 
 	rc = q.rc;
 	if (result)

@@ -19,7 +19,15 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 	unsigned flags = create ? MDB_CREATE : 0;
 	int rc;
 
-	rc = mdb_txn_begin(c->env, NULL, c->read_only ? MDB_RDONLY : 0, &txn);
+	/* Another process may grow the map while this one opens; nothing of
+	 * this process is open yet, so it can adopt the new size at once. */
+	for (int tries = 0;; tries++) {
+		rc = mdb_txn_begin(c->env, NULL, c->read_only ? MDB_RDONLY : 0, &txn);
+		if (rc != MDB_MAP_RESIZED || tries == 8)
+			break;
+		if ((rc = mdb_env_set_mapsize(c->env, 0)))
+			break;
+	}
 	if (rc)
 		return evs__fail_mdb(NULL, rc, "could not begin transaction");
 	if ((rc = mdb_dbi_open(txn, "meta", flags, &c->meta)) ||
@@ -44,6 +52,15 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 	} else if (rc) {
 		mdb_txn_abort(txn);
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"snapshots\"");
+	}
+
+	/* Durable named checkpoints (checkpoint.c), also within format 1. */
+	rc = mdb_dbi_open(txn, "checkpoints", c->read_only ? 0 : MDB_CREATE, &c->checkpoints);
+	if (rc == MDB_NOTFOUND) {
+		c->checkpoints = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"checkpoints\"");
 	}
 
 	/* The schema registry (schema/registry.c), also within format 1. */
@@ -87,7 +104,8 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 				 path);
 	}
 	uint32_t fmt = evs__get_u32(v.mv_data);
-	if (fmt != EVS_FORMAT_VERSION) {
+	/* format 1 (no journal): a writable open upgrades it (jopen.c) */
+	if (fmt != EVS_FORMAT_VERSION && fmt != 1) {
 		mdb_txn_abort(txn);
 		return evs__fail(
 			NULL, EVS_FORMAT,
@@ -194,10 +212,12 @@ static void core_free(evs__core *c)
 	if (c == NULL)
 		return;
 	evs__notify_close(&c->notify);
+	evs__j_close(c);
 	if (c->env)
 		mdb_env_close(c->env);
 	pthread_cond_destroy(&c->gather_cv);
 	pthread_mutex_destroy(&c->gc_mu);
+	pthread_mutex_destroy(&c->jmu);
 	pthread_rwlock_destroy(&c->map_lock);
 	free(c);
 }
@@ -218,6 +238,8 @@ static int core_open(const evs_store *s, evs__core **out)
 	c->read_only = s->opts.read_only != 0;
 	c->sync = s->opts.sync;
 	c->notify.fd = -1;
+	c->jfd = -1;
+	pthread_mutex_init(&c->jmu, NULL);
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -235,7 +257,7 @@ static int core_open(const evs_store *s, evs__core **out)
 		rc = evs__fail_mdb(NULL, rc, "could not create LMDB environment");
 		goto fail;
 	}
-	mdb_env_set_maxdbs(c->env, 8);
+	mdb_env_set_maxdbs(c->env, 16);
 	mdb_env_set_maxreaders(c->env, s->opts.max_readers);
 	/* 0: the default for a new store; an existing one keeps the size its
 	 * meta page records */
@@ -244,12 +266,12 @@ static int core_open(const evs_store *s, evs__core **out)
 		mdb_env_set_mapsize(c->env, s->opts.map_size);
 	else if (stat(data, &st) != 0)
 		mdb_env_set_mapsize(c->env, EVS_DEFAULT_MAP);
-	if (s->opts.sync == EVS_SYNC_META)
-		flags |= MDB_NOMETASYNC;
-	else if (s->opts.sync == EVS_SYNC_NONE)
-		flags |= MDB_NOSYNC;
+	/* the journal makes commits durable; LMDB syncs at checkpoints */
+	flags |= MDB_NOSYNC;
 	if (s->opts.read_only)
 		flags |= MDB_RDONLY;
+	if ((rc = evs__j_open(c, s->path, c->read_only)) != EVS_OK)
+		goto fail;
 	rc = mdb_env_open(c->env, s->path, flags, 0644);
 	if (rc) {
 		int code = evs__code_of_mdb(rc);
@@ -270,6 +292,29 @@ static int core_open(const evs_store *s, evs__core **out)
 	if (evs__notify_open(&c->notify, s->path, !s->opts.read_only, err, sizeof err) != 0) {
 		rc = evs__fail(NULL, EVS_IO, "%s", err);
 		goto fail;
+	}
+	MDB_stat ms;
+	if (mdb_env_stat(c->env, &ms) == 0)
+		c->jpsize = ms.ms_psize;
+	{
+		/* recovery and the first checkpoint need a handle on c */
+		evs_store h = *s;
+		h.core = c;
+		h.env = c->env;
+		h.meta = c->meta;
+		h.events = c->events;
+		h.streams = c->streams;
+		h.ids = c->ids;
+		h.time = c->time;
+		h.snapshots = c->snapshots;
+		h.schemas = c->schemas;
+		h.notify = c->notify;
+		if ((rc = evs__j_start(&h)) != EVS_OK) {
+			snprintf(err, sizeof err, "could not open store \"%s\": %s", s->path,
+				 evs_errmsg(&h));
+			rc = evs__fail_msg(NULL, rc, err);
+			goto fail;
+		}
 	}
 	c->refs = 1;
 	c->next = reg_head;

@@ -128,10 +128,14 @@ const char *evs_code_name(int code);
 typedef struct evs_store evs_store;
 
 enum evs_sync {
-	EVS_SYNC_FULL = 0, /* default: every commit is on disk when acknowledged */
-	EVS_SYNC_META = 1, /* data synced, meta page lazily: a crash may lose the
+	EVS_SYNC_FULL = 0, /* default: every commit is on disk (in the journal,
+	                        one fdatasync per group commit) when acknowledged */
+	EVS_SYNC_META = 1, /* the journal is written but not synced per commit;
+	                        checkpoints still sync: an OS crash may lose the
 	                        last commits but never corrupts the store */
-	EVS_SYNC_NONE = 2  /* no sync: an OS crash may lose recent commits */
+	EVS_SYNC_NONE = 2  /* no journal: commits reach the disk at the next
+	                        checkpoint (about a second); an OS crash may lose
+	                        them but never corrupts the store */
 };
 
 enum evs_log_level { EVS_LOG_ERROR, EVS_LOG_WARNING, EVS_LOG_INFO, EVS_LOG_DEBUG };
@@ -796,6 +800,31 @@ void evs_upcaster_free(evs_upcaster *u);
 int evs_upcast(evs_upcaster *u, const evs_event *in, evs_event *out);
 /* Make an iterator return events upcast (on = 1) from its next call. */
 int evs_iter_upcast(evs_iter *it, int on);
+
+/* =====================================================================
+ * Checkpoints (checkpoint.c)
+ *
+ * Durable named u64 values in the store's own environment, for followers
+ * outside the store that must resume where they stopped (evs-relay keeps
+ * one per sink: the position its sink acknowledged). A set is durable when
+ * it returns, exactly as an append is under the store's sync mode. Names
+ * follow the rules of stream ids (1..EVS_MAX_NAME bytes of UTF-8, no NUL;
+ * EVS_INVALID otherwise) and sort as bytes. Format: the sub-database
+ * "checkpoints", drawn at the top of store/checkpoint.c.
+ * ===================================================================== */
+
+/* The value of checkpoint `name`: EVS_OK, or EVS_NOT_FOUND (*position 0). */
+int evs_checkpoint_get(evs_store *store, const char *name, uint64_t *position);
+/* Create or replace checkpoint `name`. EVS_READONLY on a read-only handle. */
+int evs_checkpoint_set(evs_store *store, const char *name, uint64_t position);
+/* Remove checkpoint `name`: EVS_OK, or EVS_NOT_FOUND if there was none. */
+int evs_checkpoint_delete(evs_store *store, const char *name);
+/* Call fn for every checkpoint whose name starts with prefix (NULL or ""
+ * = all), in byte order of names. The name is a view valid during the
+ * call; fn must not call the library (a read transaction is open). A
+ * non-zero return from fn stops the walk and is returned. */
+int evs_checkpoint_list(evs_store *store, const char *prefix,
+			int (*fn)(void *ctx, evs_str name, uint64_t position), void *ctx);
 
 /* ===================================================================== */
 

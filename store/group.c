@@ -10,7 +10,7 @@
  * Writes per event: "events" (position -> record, MDB_APPEND), "streams"
  * (stream -> version|position), "event_ids" (id -> position). Per commit:
  * "time" (recorded_at -> last position) and, for new streams, the stream
- * count in "meta". recorded_at is strictly increasing per commit
+ * count in "meta". The commit goes through the journal (jcommit.c). recorded_at is strictly increasing per commit
  * (max(clock, last + 1 ns)), so the time index has one key per commit and a
  * clock stepping back never breaks the order.
  */
@@ -237,8 +237,7 @@ static int last_key_u64(MDB_txn *txn, MDB_dbi dbi, uint64_t *key, uint64_t *val)
 	return rc;
 }
 
-/* Add to the stream count kept in "meta". */
-static int count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
+int evs__count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
 {
 	uint8_t b[8];
 	uint64_t n = 0;
@@ -256,7 +255,7 @@ static int count_streams(evs_store *s, MDB_txn *txn, uint64_t added)
 }
 
 /* One attempt at the group: 0, or the LMDB code that undid it all. */
-static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
+static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode, bool *ck_after)
 {
 	MDB_txn *txn;
 	uint64_t last_pos, start_pos, last_rec, unused, new_streams = 0;
@@ -289,9 +288,12 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode)
 		evs__put_u64(tv, last_pos);
 		if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0)
 			goto abort;
-		if (new_streams && (rc = count_streams(s, txn, new_streams)) != 0)
+		if (new_streams && (rc = evs__count_streams(s, txn, new_streams)) != 0)
 			goto abort;
-		rc = evs__write_commit(s, txn);
+		if (s->core->jfd >= 0)
+			rc = evs__j_commit(s, txn, start_pos + 1, last_pos, ck_after);
+		else
+			rc = evs__txn_commit_raw(s, txn);
 		if (rc == 0)
 			*wrote = true;
 		return rc;
@@ -305,11 +307,11 @@ abort:
 /* Apply and commit the group; true if it wrote anything. */
 bool evs__group_run(evs_store *s, evs__req *group)
 {
-	bool wrote = false;
+	bool wrote = false, ck_after = false;
 	int rc, code;
 
 	for (;;) {
-		rc = try_group(s, group, &wrote, &code);
+		rc = try_group(s, group, &wrote, &code, &ck_after);
 		if (rc == MDB_MAP_FULL) {
 			if ((code = evs__grow(s, false)) == EVS_OK)
 				continue;
@@ -334,5 +336,10 @@ bool evs__group_run(evs_store *s, evs__req *group)
 			 mdb_strerror(rc));
 		return false;
 	}
+	/* a group too large for the journal: on disk by LMDB's own sync */
+	if (wrote && ck_after && (code = evs__j_checkpoint(s)) != EVS_OK)
+		for (evs__req *q = group; q; q = q->next)
+			if (q->rc == EVS_OK && !q->res.idempotent)
+				outcome(q, code, "%s", evs_errmsg(s));
 	return wrote;
 }

@@ -16,7 +16,7 @@
 #include "evstore.h"
 #include "mpread.h"
 
-#define EVS_FORMAT_VERSION  1u
+#define EVS_FORMAT_VERSION  2u /* 2: the journal (store/jcommit.c) */
 #define EVS_RECORD_VERSION  1u
 #define EVS_MAX_BATCH_BYTES ((size_t)256 << 20)
 #define EVS_GROUP_BYTES     ((size_t)64 << 20)
@@ -94,6 +94,7 @@ typedef struct evs__core {
 	int sync;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time, snapshots, schemas;
+	MDB_dbi checkpoints; /* 0: absent (older store opened read-only) */
 	evs__notify notify;
 
 	/*
@@ -113,6 +114,26 @@ typedef struct evs__core {
 	bool gathering;           /* the leader waits in gather_cv */
 	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
 	int64_t commit_ns;        /* moving average of a group's commit */
+
+	/* The journal (journal.c, jopen.c, jcommit.c); jfd -1: none (a
+	 * read-only open of a store without one). */
+	int jfd;
+	bool jrecover;  /* holds the journal's lock exclusively: recover */
+	bool jrestored; /* put a checkpoint's meta pages back: its next
+			 * checkpoint is due even at the same transaction */
+	uint8_t juuid[16];
+	uint64_t jring;
+	uint32_t jpsize;
+	unsigned long jwrites; /* journal syncs (the test hook's count) */
+	pthread_mutex_t jmu;   /* the fields below */
+	MDB_txn *pin;          /* a read transaction at our last checkpoint */
+	uint64_t ck_lsn;       /* the newest checkpoint known to be on disk */
+	uint64_t ck_txnid;
+	int64_t ck_ms;    /* when this process last checkpointed */
+	int64_t ck_every; /* ms between checkpoints while writing */
+	bool ck_running;
+	bool unj_dirty;    /* EVS_SYNC_NONE commits since our checkpoint */
+	uint64_t head_lsn; /* after our last journal record */
 } evs__core;
 
 /*
@@ -125,7 +146,8 @@ struct evs_store {
 	evs__core *core;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time;
-	MDB_dbi snapshots; /* 0: absent (older store opened read-only) */
+	MDB_dbi snapshots;   /* 0: absent (older store opened read-only) */
+	MDB_dbi checkpoints; /* checkpoint.c; 0: absent, as snapshots */
 	char *path;
 	evs_options opts;
 	evs__notify notify;
@@ -170,8 +192,13 @@ void evs__read_end(evs_store *s, MDB_txn *txn);
 int evs__write_begin(evs_store *s, MDB_txn **txn);
 /* Does the calling thread hold a read transaction (an iterator) on s? */
 bool evs__thread_reads(const evs_store *s);
-/* Commit a write transaction from evs__write_begin: 0 or an LMDB code. */
+/* Commit a write transaction from evs__write_begin durably (the door for
+ * every write that is not a group commit: it marks the transaction in the
+ * journal's head and checkpoints; in jcommit.c, like evs__write_txn, so
+ * that txn.c needs nothing of the journal): 0 or an LMDB/errno code. */
 int evs__write_commit(evs_store *s, MDB_txn *txn);
+/* mdb_txn_commit and the map lock, nothing else (jcommit.c, jopen.c). */
+int evs__txn_commit_raw(evs_store *s, MDB_txn *txn);
 /* Grow the map (or adopt another process's growth when `adopt`). Call with
  * no transaction of this thread open. */
 int evs__grow(evs_store *s, bool adopt);
@@ -183,6 +210,28 @@ int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg
 		   void *arg, const char *what);
 /* Grow the map to at least size bytes (a later open asked for more). */
 int evs__map_at_least(evs_store *s, size_t size);
+
+/* ---- jopen.c, jcommit.c: the journal (protocol at the top of jcommit.c) */
+
+/* Before mdb_env_open: open or create the journal, take its lock, and
+ * after a system restart put back LMDB's meta pages of the checkpoint. */
+int evs__j_open(evs__core *c, const char *path, bool read_only);
+/* After the sub-databases are open (s a handle on a new core): upgrade,
+ * replay, checkpoint. */
+int evs__j_start(evs_store *s);
+void evs__j_close(evs__core *c);
+/* Journal and commit a group's write transaction (events first..last in
+ * txn); the transaction ends either way. *ck_after: checkpoint before
+ * answering (the group went through LMDB's own sync). 0 or a code. */
+int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, bool *ck_after);
+/* Checkpoint now (EVS_ code); or when one is due (errors only logged). */
+int evs__j_checkpoint(evs_store *s);
+void evs__j_maybe_checkpoint(evs_store *s);
+int evs__j_head_get(evs_store *s, MDB_txn *txn, uint64_t *lsn, uint64_t *unj);
+int evs__j_head_put(evs_store *s, MDB_txn *txn, uint64_t lsn, uint64_t unj);
+int evs__j_last_position(evs_store *s, MDB_txn *txn, uint64_t *pos);
+/* Add to the stream count kept in "meta" (group.c). */
+int evs__count_streams(evs_store *s, MDB_txn *txn, uint64_t added);
 
 /* ---- store.c: the clock and names ------------------------------------- */
 
@@ -271,5 +320,6 @@ void evs__schema_close(evs_store *s);
 #define EVS__META_CREATED        "created_at"
 #define EVS__META_SCHEMA_GEN     "schema_gen"
 #define EVS__META_SCHEMA_UNKNOWN "schema_unknown"
+#define EVS__META_JOURNAL        "journal"
 
 #endif /* EVS_INTERNAL_H */

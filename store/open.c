@@ -102,6 +102,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	s->time = c->time;
 	s->snapshots = c->snapshots;
 	s->schemas = c->schemas;
+	s->checkpoints = c->checkpoints;
 	s->notify = c->notify;
 
 	/* A larger map than the shared environment has: grow it, as the

@@ -7,6 +7,8 @@
  * so every transaction holds map_lock shared and growth takes it exclusively
  * (waiting at most EVS_GROW_WAIT_MS for open iterators). A process that sees
  * another process's growth (MDB_MAP_RESIZED) adopts it the same way.
+ * The durable write helpers evs__write_txn and evs__write_commit are in
+ * jcommit.c, beside the journal they commit through.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -154,35 +156,12 @@ void evs__read_end(evs_store *s, MDB_txn *txn)
 	map_unlock(s);
 }
 
-int evs__write_commit(evs_store *s, MDB_txn *txn)
+int evs__txn_commit_raw(evs_store *s, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 
 	map_unlock(s);
 	return rc;
-}
-
-int evs__write_txn(evs_store *s, int (*fn)(evs_store *s, MDB_txn *txn, void *arg, bool *commit),
-		   void *arg, const char *what)
-{
-	MDB_txn *txn;
-	bool commit;
-	int rc;
-
-	for (;;) {
-		if ((rc = evs__write_begin(s, &txn)) != EVS_OK)
-			return rc;
-		commit = false;
-		rc = fn(s, txn, arg, &commit);
-		if (rc == 0 && commit)
-			rc = evs__write_commit(s, txn);
-		else
-			evs__read_end(s, txn);
-		if (rc != MDB_MAP_FULL)
-			return rc ? evs__fail_mdb(s, rc, what) : EVS_OK;
-		if ((rc = evs__grow(s, false)) != EVS_OK)
-			return rc;
-	}
 }
 
 int evs_head(evs_store *s, evs_store_info *h)

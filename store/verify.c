@@ -8,12 +8,17 @@
  *   streams    versions 1..V contiguous per stream, each entry pointing
  *              at an event of that stream and version; the stream count;
  *   event_ids  as many ids as events, each pointing at its event;
- *   time       each entry names the last event of a commit.
+ *   time       each entry names the last event of a commit;
+ * and the journal: the records after its newest checkpoint, up to the lsn
+ * the snapshot holds, are the store's events at their positions, byte for
+ * byte (jcommit.c).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "journal.h"
 
 typedef struct vctx {
 	evs_problem_fn fn;
@@ -265,6 +270,79 @@ static int walk_time(evs_store *s, MDB_txn *txn, vctx *vc)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int walk_journal(evs_store *s, MDB_txn *txn, vctx *vc)
+{
+	evs__core *c = s->core;
+	evs__buf buf = {0};
+	evs__jck *ck;
+	evs__jrec r;
+	uint64_t head, unj, last, lsn, pos, seq, now;
+	int rc;
+
+	if (c->jfd < 0)
+		return 0;
+	if ((rc = evs__j_head_get(s, txn, &head, &unj)) != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc; /* format 1, opened read-only */
+	if ((rc = evs__j_last_position(s, txn, &last)) != 0)
+		return rc;
+	if ((ck = evs__malloc(sizeof *ck)) == NULL)
+		return ENOMEM;
+	if ((rc = evs__j_read_ck(c->jfd, ck)) != 0) {
+		if (rc == -1)
+			problem(vc, "journal: no valid checkpoint");
+		rc = rc == -1 ? 0 : rc;
+		goto out;
+	}
+	if (ck->lsn > head) /* a checkpoint newer than this snapshot */
+		goto out;
+	if (ck->position > last)
+		problem(vc, "journal: the checkpoint's position %llu is past the last event %llu",
+			ULL(ck->position), ULL(last));
+	for (lsn = ck->lsn, pos = ck->position + 1; lsn < head; lsn = r.next) {
+		int got = evs__j_read_rec(c->jfd, c->jring, c->juuid, lsn, &buf, &r);
+		if (got < 0) {
+			rc = EIO;
+			break;
+		}
+		if (got == 0) {
+			/* a writer may have reused the ring since the snapshot */
+			if (evs__j_peek_ck(c->jfd, &seq, &now) != 0 || now <= lsn)
+				problem(vc,
+					"journal: no valid record at lsn %llu (the store's is %llu)",
+					ULL(lsn), ULL(head));
+			break;
+		}
+		step(vc);
+		if (r.first != pos)
+			problem(vc, "journal: record at lsn %llu starts at position %llu, not %llu",
+				ULL(lsn), ULL(r.first), ULL(pos));
+		const uint8_t *p = r.body, *end = r.body + r.body_len;
+		for (uint32_t i = 0; i < r.n; i++) {
+			uint8_t pk[8];
+			MDB_val k = {8, pk}, v;
+			uint32_t len = end - p >= 4 ? evs__get_u32(p) : UINT32_MAX;
+			if (len > (size_t)(end - p) - 4) {
+				problem(vc, "journal: record at lsn %llu is malformed", ULL(lsn));
+				break;
+			}
+			evs__put_u64(pk, r.first + i);
+			if (mdb_get(txn, s->events, &k, &v) != 0 || v.mv_size != len ||
+			    memcmp(v.mv_data, p + 4, len) != 0)
+				problem(vc,
+					"journal: event at position %llu differs from the store",
+					ULL(r.first + i));
+			p += 4 + len;
+		}
+		pos = r.first + r.n;
+	}
+	if (rc == 0 && lsn > head)
+		problem(vc, "journal: records pass the store's lsn %llu", ULL(head));
+out:
+	evs__buf_free(&buf);
+	free(ck);
+	return rc;
+}
+
 int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 {
 	vctx vc = {0};
@@ -288,8 +366,8 @@ int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 	if ((rc = count_records(s, txn, &vc.total)) == 0 &&
 	    (rc = walk_events(s, txn, &vc, &events)) == 0 &&
 	    (rc = walk_streams(s, txn, &vc, events)) == 0 &&
-	    (rc = walk_ids(s, txn, &vc, events)) == 0)
-		rc = walk_time(s, txn, &vc);
+	    (rc = walk_ids(s, txn, &vc, events)) == 0 && (rc = walk_time(s, txn, &vc)) == 0)
+		rc = walk_journal(s, txn, &vc);
 	evs__read_end(s, txn);
 	if (rc == 0 && vc.progress != NULL && (!vc.called || vc.reported != vc.done))
 		report(&vc); /* the last figures, once */

@@ -366,7 +366,24 @@ START_TEST(lag_without_store)
 	http_answer_free(&a);
 	evsq_server_stop(srv);
 
-	/* a projection without a checkpoint is not ready */
+	/* a projection without a checkpoint where another has one is refused
+	 * at start (issue 10: the defaults of evs project and evs-query
+	 * disagreed, and every answer said position 0) */
+	ck_assert_int_eq(evsq_config_init(&cfg), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "port", "0", err, sizeof err), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "dsn", f.dsn, err, sizeof err), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "projection", "nosuch", err, sizeof err), EVSQ_OK);
+	srv = NULL;
+	ck_assert_int_eq(evsq_server_start(&cfg, NULL, NULL, &srv, err, sizeof err), EVSQ_INVALID);
+	ck_assert_ptr_null(srv);
+	ck_assert_msg(strstr(err, "projection \"nosuch\" has no checkpoint in the read-model "
+				  "database (it has checkpoints of \"builtin\")"),
+		      "%s", err);
+	evsq_config_free(&cfg);
+
+	/* in a database with no checkpoint at all (nothing projected yet) it
+	 * starts and is not ready */
+	pgh_exec(f.c, "DELETE FROM evs.checkpoints");
 	srv = http_server(f.dsn, other);
 	http_get(evsq_server_port(srv), "/ready", NULL, &a);
 	ck_assert_msg(a.status == 503, "%ld %s", a.status, a.body);

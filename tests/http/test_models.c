@@ -520,6 +520,7 @@ START_TEST(models_catalog)
 {
 	uint64_t rng = kit_seed("models_catalog");
 	struct fixture f;
+	static const char *const just_bank[] = {"projection=bank", NULL};
 	struct seen_kv kv;
 	char *dir = kit_tmpdir("rules"), *extra;
 	json_object *models, *m, *tables, *t;
@@ -528,7 +529,8 @@ START_TEST(models_catalog)
 	extra = write_file(dir, "pairs.projection",
 			   "# tables made by the test itself\n"
 			   "projection pairs\nschema pairs\ntables kv pairs.nokey gone slash\n");
-	setup(&f, &rng, 40, extra, NULL);
+	/* two projections: which one writes the built-in models is said */
+	setup(&f, &rng, 40, extra, just_bank);
 	pgh_exec(f.c,
 		 "CREATE SCHEMA pairs;"
 		 " CREATE TABLE pairs.kv (a text, b int, v text, j json, PRIMARY KEY (a, b));"
@@ -670,7 +672,7 @@ static int start_with(const char *dsn, const char *rules, char *err, size_t errl
 /* Bad --rules refuse to start, with the file named. */
 START_TEST(models_bad_rules)
 {
-	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, err[1024];
+	char *dir = kit_tmpdir("rules"), *noschema, *bank, *both, *other, err[1024];
 
 	noschema = write_file(dir, "noschema.projection", "projection x\ntables a\n");
 	ck_assert_int_gt(asprintf(&bank, "%s/examples/bank/bank.projection", pgh_source_dir()), 0);
@@ -682,6 +684,15 @@ START_TEST(models_bad_rules)
 	ck_assert_msg(strstr(err, "noschema.projection") && strstr(err, "schema"), "%s", err);
 	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
 	ck_assert_msg(strstr(err, "twice"), "%s", err);
+	/* two projections and no --projection: which writes the built-ins? */
+	other = write_file(dir, "other.projection", "projection other\nschema other\ntables t\n");
+	free(both);
+	ck_assert_int_gt(asprintf(&both, "%s,%s", bank, other), 0);
+	ck_assert_int_eq(start_with("dbname=x", both, err, sizeof err), EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "--rules names 2 projections (\"bank\", \"other\"): say with "
+				  "--projection"),
+		      "%s", err);
+	free(other);
 	ck_assert_int_eq(start_with("dbname=x", " , ", err, sizeof err), EVSQ_OK);
 	kit_rmrf(dir);
 	free(dir);

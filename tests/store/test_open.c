@@ -141,7 +141,7 @@ START_TEST(test_format_record)
 	ck_assert_ptr_nonnull(v);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_uint_eq((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3],
-			  1);
+			  2);
 	free(v);
 }
 END_TEST
@@ -152,14 +152,14 @@ START_TEST(test_format_newer_refused)
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 2, 1, 0, NULL));
 	evs_close(st);
 
-	const uint8_t v2[4] = {0, 0, 0, 2};
-	tu_mdb_put(kit_dir, "meta", "format", 6, v2, 4);
+	const uint8_t v3[4] = {0, 0, 0, 3};
+	tu_mdb_put(kit_dir, "meta", "format", 6, v3, 4);
 
-	st = (evs_store *)v2;
+	st = (evs_store *)v3;
 	tu_assert_rc(NULL, evs_open(kit_dir, NULL, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 	const char *msg = evs_open_errmsg();
-	ck_assert_msg(tu_has_number(msg, 2), "message does not name the format: %s", msg);
+	ck_assert_msg(tu_has_number(msg, 3), "message does not name the format: %s", msg);
 
 	evs_options o;
 	evs_options_init(&o);
@@ -173,7 +173,8 @@ START_TEST(test_format_newer_refused)
 	tu_assert_rc(NULL, evs_open(kit_dir, NULL, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 
-	/* the refusal changed nothing: format 1 opens again, data intact */
+	/* the refusal changed nothing: format 1 (before the journal) opens
+	 * again, data intact, and is upgraded to 2 */
 	size_t n = 0;
 	uint8_t *cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
 	ck_assert_ptr_nonnull(cur);
@@ -185,6 +186,49 @@ START_TEST(test_format_newer_refused)
 	evs_store_info h;
 	tu_ok(st, evs_head(st, &h));
 	ck_assert_uint_eq(h.last_position, 2);
+	evs_close(st);
+	cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
+	ck_assert_uint_eq(cur[3], 2);
+	free(cur);
+}
+END_TEST
+
+/* A store of format 1 (no journal, no "journal" key): read-only opens read
+ * it as it is; the first writable open creates the journal and marks 2. */
+START_TEST(test_format1_upgraded)
+{
+	char path[8192];
+	size_t n = 0;
+	evs_store *st = tu_open(kit_dir, NULL);
+	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 5, 1, 0, NULL));
+	evs_close(st);
+	const uint8_t v1[4] = {0, 0, 0, 1};
+	tu_mdb_put(kit_dir, "meta", "format", 6, v1, 4);
+	tu_mdb_del(kit_dir, "meta", "journal", 7);
+	snprintf(path, sizeof path, "%s/journal", kit_dir);
+	ck_assert_int_eq(unlink(path), 0);
+
+	evs_options o;
+	evs_options_init(&o);
+	o.read_only = 1;
+	evs_store_info h;
+	tu_ok(NULL, evs_open(kit_dir, &o, &st));
+	tu_ok(st, evs_head(st, &h));
+	ck_assert_uint_eq(h.last_position, 5);
+	evs_close(st);
+	ck_assert_int_ne(access(path, F_OK), 0);
+
+	st = tu_open(kit_dir, NULL);
+	tu_ok(st, tu_append_simple(st, "a", 5, "T", 2, 2, 100, NULL));
+	tu_ok(st, evs_head(st, &h));
+	ck_assert_uint_eq(h.last_position, 7);
+	evs_close(st);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	uint8_t *cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
+	ck_assert_uint_eq(cur[3], 2);
+	free(cur);
+	tu_ok(NULL, evs_open(kit_dir, NULL, &st));
+	tu_ok(st, evs_verify(st, NULL, NULL, NULL));
 	evs_close(st);
 }
 END_TEST
@@ -335,6 +379,7 @@ int main(void)
 		test_open_not_a_directory,
 		test_format_record,
 		test_format_newer_refused,
+		test_format1_upgraded,
 		test_read_only,
 		test_sync_modes_persist,
 		test_reopen_many_times_no_leak,

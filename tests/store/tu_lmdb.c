@@ -50,6 +50,17 @@ void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen, c
 	env_end(env, txn, 1);
 }
 
+void tu_mdb_del(const char *dir, const char *db, const void *key, size_t klen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	env_begin(dir, db, 0, &env, &txn, &dbi);
+	MDB_val k = {klen, (void *)key};
+	MDB_OK(mdb_del(txn, dbi, &k, NULL));
+	env_end(env, txn, 1);
+}
+
 void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen, size_t *vlen)
 {
 	MDB_env *env;

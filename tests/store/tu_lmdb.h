@@ -24,6 +24,9 @@ unsigned tu_mdb_flags(const char *db);
 void tu_mdb_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
 		size_t vlen);
 
+/* Delete key (all its values) from db; it must exist. */
+void tu_mdb_del(const char *dir, const char *db, const void *key, size_t klen);
+
 /* Get a copy of key's value (malloc'd, *vlen set); NULL if absent. */
 void *tu_mdb_get(const char *dir, const char *db, const void *key, size_t klen, size_t *vlen);
 
