@@ -18,6 +18,7 @@
  * behind the projector's back is not seen: do not do that.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,11 @@ static enum tok next(struct lexer *lx)
 	lx->start = lx->i;
 	if (s[lx->i] == '$' && lx->i + 1 < lx->len && isdigit((unsigned char)s[lx->i + 1])) {
 		lx->num = 0;
+		/* saturates: $99999999999 names no parameter, and must not
+		 * overflow on its way to saying so */
 		for (lx->i++; lx->i < lx->len && isdigit((unsigned char)s[lx->i]); lx->i++)
-			lx->num = lx->num * 10 + (s[lx->i] - '0');
+			lx->num = lx->num > (INT_MAX - 9) / 10 ? INT_MAX
+							       : lx->num * 10 + (s[lx->i] - '0');
 		return T_PARAM;
 	}
 	if (s[lx->i] == '"') {
