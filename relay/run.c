@@ -137,8 +137,10 @@ static int control(follower *f, bool *restart)
 static int subscribe(follower *f)
 {
 	const rly_sink_cfg *c = f->s->cfg;
-	evs_filter flt = {(const char *const *)c->types, c->ntypes,
-			  (const char *const *)c->prefixes, c->nprefixes};
+	evs_filter flt = {.types = (const char *const *)c->types,
+			  .ntypes = c->ntypes,
+			  .stream_prefixes = (const char *const *)c->prefixes,
+			  .nprefixes = c->nprefixes};
 	int rc;
 
 	evs_sub_close(f->sub);

@@ -67,37 +67,38 @@ extern "C" {
  * One table; the codes are appended to, never renumbered or removed.
  * ------------------------------------------------------------------- */
 
-#define EVS_ERRNO_MAP(XX)                                                   \
-	XX(OK, 0, "success")                                                \
-	XX(WRONG_VERSION, 1, "expected version does not match")             \
-	XX(NOT_FOUND, 2, "not found")                                       \
-	XX(END, 3, "no more events")                                        \
-	XX(TIMEOUT, 4, "timed out")                                         \
-	XX(ID_CONFLICT, 5, "event id already stored with other content")    \
-	XX(BAD_STREAM, 6, "invalid stream id")                              \
-	XX(BAD_TYPE, 7, "invalid event type")                               \
-	XX(BAD_DATA, 8, "data is not a valid msgpack map")                  \
-	XX(BAD_METADATA, 9, "metadata is not a valid msgpack map")          \
-	XX(EVENT_TOO_LARGE, 10, "event too large")                          \
-	XX(BATCH_TOO_LARGE, 11, "too many events in batch")                 \
-	XX(EMPTY_BATCH, 12, "empty batch")                                  \
-	XX(INVALID, 13, "invalid argument")                                 \
-	XX(FORMAT, 14, "unsupported store format")                          \
-	XX(CORRUPT, 15, "store is corrupt")                                 \
-	XX(IO, 16, "input/output error")                                    \
-	XX(NOMEM, 17, "out of memory")                                      \
-	XX(BUSY, 18, "resource busy")                                       \
-	XX(READONLY, 19, "store is open read-only")                         \
-	XX(PERMISSION, 20, "permission denied")                             \
-	XX(NO_STORE, 21, "store does not exist")                            \
-	XX(FULL, 22, "no space left")                                       \
-	XX(RESTORE_ORDER, 23, "restored event does not continue the store") \
-	XX(REJECTED, 24, "command rejected")                                \
-	XX(SCHEMA_VIOLATION, 25, "data does not match the event's schema")  \
-	XX(UNKNOWN_TYPE, 26, "event type has no schema")                    \
-	XX(BAD_SCHEMA, 27, "invalid schema document")                       \
-	XX(SCHEMA_INCOMPATIBLE, 28, "schema version is not compatible")     \
-	XX(SCHEMA_EXISTS, 29, "schema version already registered differently")
+#define EVS_ERRNO_MAP(XX)                                                      \
+	XX(OK, 0, "success")                                                   \
+	XX(WRONG_VERSION, 1, "expected version does not match")                \
+	XX(NOT_FOUND, 2, "not found")                                          \
+	XX(END, 3, "no more events")                                           \
+	XX(TIMEOUT, 4, "timed out")                                            \
+	XX(ID_CONFLICT, 5, "event id already stored with other content")       \
+	XX(BAD_STREAM, 6, "invalid stream id")                                 \
+	XX(BAD_TYPE, 7, "invalid event type")                                  \
+	XX(BAD_DATA, 8, "data is not a valid msgpack map")                     \
+	XX(BAD_METADATA, 9, "metadata is not a valid msgpack map")             \
+	XX(EVENT_TOO_LARGE, 10, "event too large")                             \
+	XX(BATCH_TOO_LARGE, 11, "too many events in batch")                    \
+	XX(EMPTY_BATCH, 12, "empty batch")                                     \
+	XX(INVALID, 13, "invalid argument")                                    \
+	XX(FORMAT, 14, "unsupported store format")                             \
+	XX(CORRUPT, 15, "store is corrupt")                                    \
+	XX(IO, 16, "input/output error")                                       \
+	XX(NOMEM, 17, "out of memory")                                         \
+	XX(BUSY, 18, "resource busy")                                          \
+	XX(READONLY, 19, "store is open read-only")                            \
+	XX(PERMISSION, 20, "permission denied")                                \
+	XX(NO_STORE, 21, "store does not exist")                               \
+	XX(FULL, 22, "no space left")                                          \
+	XX(RESTORE_ORDER, 23, "restored event does not continue the store")    \
+	XX(REJECTED, 24, "command rejected")                                   \
+	XX(SCHEMA_VIOLATION, 25, "data does not match the event's schema")     \
+	XX(UNKNOWN_TYPE, 26, "event type has no schema")                       \
+	XX(BAD_SCHEMA, 27, "invalid schema document")                          \
+	XX(SCHEMA_INCOMPATIBLE, 28, "schema version is not compatible")        \
+	XX(SCHEMA_EXISTS, 29, "schema version already registered differently") \
+	XX(CONDITION_FAILED, 30, "an event matching the append condition exists")
 
 typedef enum evs_code {
 #define EVS__ENUM(name, value, text) EVS_##name = value,
@@ -120,6 +121,8 @@ const char *evs_code_name(int code);
 #define EVS_LIMIT_MAX_EVENT   (64u << 20)
 #define EVS_DEFAULT_MAX_BATCH 10000
 #define EVS_GROW_WAIT_MS      30000
+#define EVS_MAX_TAGS          16  /* tags on one event */
+#define EVS_MAX_TAG           255 /* bytes in one tag */
 
 /* ---------------------------------------------------------------------
  * Opening a store
@@ -154,6 +157,11 @@ typedef struct evs_options {
 	size_t max_batch;      /* events per append; 0 = EVS_DEFAULT_MAX_BATCH */
 	evs_log_fn log;        /* NULL = silent */
 	void *log_ctx;
+	/* A stream's category is its id up to the first category_separator
+	 * (KurrentDB's convention; the whole id when there is none). 0 = '-'.
+	 * Recorded by the store at creation; opening an existing store with
+	 * another non-zero value is EVS_INVALID. */
+	char category_separator;
 } evs_options;
 
 /* Fill *opts with the defaults (durable, create = 1). */
@@ -241,6 +249,14 @@ typedef struct evs_event_in {
 	int64_t occurred_at;        /* producer time; 0 = none */
 	uint8_t correlation_id[16]; /* all zero = none */
 	uint8_t causation_id[16];   /* all zero = none */
+	/* Tags: 0..EVS_MAX_TAGS distinct strings of 1..EVS_MAX_TAG bytes of
+	 * UTF-8 without NUL ("account:42"), stored in the record as a set
+	 * (sorted, so order does not matter). Indexed; see evs_query. */
+	const char *const *tags;
+	size_t ntags;
+	/* The service that produced the event: 1..EVS_MAX_NAME bytes of UTF-8
+	 * without NUL; NULL = none. */
+	const char *producer;
 } evs_event_in;
 
 /* A stored event: a zero-copy view (see Ownership above). */
@@ -259,6 +275,9 @@ typedef struct evs_event {
 	size_t data_len;
 	const void *metadata; /* msgpack map */
 	size_t metadata_len;
+	const evs_str *tags; /* sorted by bytes; valid as the rest of the view */
+	size_t ntags;
+	evs_str producer; /* len 0 = none */
 } evs_event;
 
 /* Expected versions for evs_append(); any other value is an exact version
@@ -305,6 +324,67 @@ typedef struct evs_append_result {
 int evs_append(evs_store *store, const char *stream, uint64_t expected, const evs_event_in *events,
 	       size_t n, evs_append_result *result);
 
+/*
+ * A query in the sense of Dynamic Consistency Boundaries (dcb.events): a
+ * list of items OR'd together; an event matches an item when its type is
+ * one of the item's types (any type when ntypes = 0) AND it carries every
+ * one of the item's tags. A query with no items matches every event.
+ */
+typedef struct evs_query_item {
+	const char *const *types;
+	size_t ntypes;
+	const char *const *tags;
+	size_t ntags;
+} evs_query_item;
+
+typedef struct evs_query {
+	const evs_query_item *items;
+	size_t nitems;
+} evs_query;
+
+/* One stream's part of evs_append_ex(). */
+typedef struct evs_append_part {
+	const char *stream;
+	uint64_t expected; /* as for evs_append() */
+	const evs_event_in *events;
+	size_t n; /* 1..max_batch; all parts together at most max_batch */
+} evs_append_part;
+
+/* A named checkpoint written in the same transaction as the events. */
+typedef struct evs_checkpoint_write {
+	const char *name; /* rules of evs_checkpoint_set() */
+	uint64_t position;
+	int remove; /* 1: delete the checkpoint (no error if absent) */
+} evs_checkpoint_write;
+
+/* The condition of an append (dcb.events "append condition"): fail if any
+ * event matching `fail_if` has a position after `after` (0 = anywhere in
+ * the log). */
+typedef struct evs_condition {
+	const evs_query *fail_if;
+	uint64_t after;
+} evs_condition;
+
+/*
+ * Append to several streams at once, atomically: every part's checks
+ * pass and all their events and checkpoint writes are committed in one
+ * transaction (sharing a group commit with other appends), or nothing is.
+ * Parts are written in the order given; each stream at most once.
+ * results (nparts, may be NULL) get each part's evs_append_result.
+ * cond (may be NULL) is checked in the write transaction, in commit order.
+ *
+ * Outcomes: those of evs_append() (the message names the part), and
+ *   EVS_CONDITION_FAILED  an event matching cond->fail_if exists after
+ *                         cond->after; *conflict (may be NULL) is the
+ *                         first such position; nothing written.
+ * An exact retry (every event id stored with the same content, in the
+ * same parts) is answered as the original (idempotent = 1) before the
+ * condition is looked at: its own events would fail it.
+ */
+int evs_append_ex(evs_store *store, const evs_append_part *parts, size_t nparts,
+		  const evs_checkpoint_write *checkpoints, size_t ncheckpoints,
+		  const evs_condition *cond, evs_append_result *results, uint64_t *conflict);
+
 /* A fresh UUIDv7 (RFC 9562): time-ordered, 74 random bits. */
 void evs_uuid_v7(uint8_t out[16]);
 
@@ -317,14 +397,22 @@ typedef struct evs_iter evs_iter;
 enum evs_direction { EVS_FORWARD = 0, EVS_BACKWARD = 1 };
 
 /* Filter for reading all events; NULL or zeroed = everything. An event
- * passes when its type is one of `types` (if ntypes > 0) and its stream
- * starts with one of `stream_prefixes` (if nprefixes > 0). The arrays are
- * copied. */
+ * passes when every part that is set holds: its type is one of `types`,
+ * its stream starts with one of `stream_prefixes`, its stream's category
+ * is one of `categories`, it carries every tag in `tags`, its correlation
+ * id is `correlation_id`. Reads use the store's indexes (type, category,
+ * tag, correlation) where the filter allows, instead of a scan. The
+ * arrays are copied. */
 typedef struct evs_filter {
 	const char *const *types;
 	size_t ntypes;
 	const char *const *stream_prefixes;
 	size_t nprefixes;
+	const char *const *categories;
+	size_t ncategories;
+	const char *const *tags;
+	size_t ntags;
+	const uint8_t *correlation_id; /* 16 bytes; NULL = any */
 } evs_filter;
 
 /*
@@ -340,6 +428,12 @@ int evs_read_stream(evs_store *store, const char *stream, uint64_t from, int dir
  * EVS_ANY starts at the last), filtered, at most `limit` (0 = no limit). */
 int evs_read_all(evs_store *store, uint64_t from, int direction, const evs_filter *filter,
 		 size_t limit, evs_iter **out);
+
+/* Read the events matching q from position `from` (inclusive; backward
+ * from EVS_ANY starts at the last) in position order, at most `limit`
+ * (0 = no limit), through the indexes. q is copied. */
+int evs_read_query(evs_store *store, const evs_query *q, uint64_t from, int direction, size_t limit,
+		   evs_iter **out);
 
 /* Next event: EVS_OK and *ev filled, or EVS_END, or a failure. */
 int evs_iter_next(evs_iter *it, evs_event *ev);
