@@ -1156,7 +1156,7 @@ static uint64_t type_read(evs_store *s, const char *type, bool by_index, double 
 
 static void type_index(const struct config *cf, const struct shape *sh)
 {
-	char path[PATH_MAX], b1[32], b2[32];
+	char path[PATH_MAX], b1[32], b2[32], b3[32];
 	evs_event_in batch[BUILD_BATCH];
 	double ix[64], sc[64], ratio[64];
 	uint64_t n = cf->events, calls = (n + BUILD_BATCH - 1) / BUILD_BATCH, want = 0;
@@ -1204,7 +1204,7 @@ static void type_index(const struct config *cf, const struct shape *sh)
 	double mr = kit_median(ratio, (size_t)R);
 	printf("    by the type index %s reads/s (%s events/s)  vs  filtered scan %s reads/s  "
 	       "ratio %.1f\n",
-	       kit_num(mix, b1), kit_num(mix * (double)want, b2), kit_num(msc, b2), mr);
+	       kit_num(mix, b1), kit_num(mix * (double)want, b2), kit_num(msc, b3), mr);
 	printf("      rounds: ratio");
 	for (int i = 0; i < R; i++)
 		printf(" %.1f", ratio[i]);
