@@ -49,6 +49,15 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 		s->opts.max_batch = EVS_DEFAULT_MAX_BATCH;
 	s->notify.fd = -1;
 	pthread_mutex_init(&s->schema_mu, NULL);
+	/* a separator is one printable ASCII character other than a space */
+	if (s->opts.category_separator &&
+	    (s->opts.category_separator < 0x21 || s->opts.category_separator > 0x7e)) {
+		rc = evs__fail(NULL, EVS_INVALID,
+			       "invalid options: category_separator must be a printable ASCII "
+			       "character (0x21..0x7e), not 0x%02x",
+			       (unsigned)(unsigned char)s->opts.category_separator);
+		goto fail;
+	}
 	if (s->opts.max_event_size > EVS_LIMIT_MAX_EVENT || s->opts.sync < EVS_SYNC_FULL ||
 	    s->opts.sync > EVS_SYNC_NONE) {
 		rc = evs__fail(NULL, EVS_INVALID,

@@ -293,6 +293,26 @@ START_TEST(test_category_separator)
 	tu_assert_rc(NULL, evs_open(kit_dir, &o, &st), EVS_INVALID);
 	ck_assert_msg(strstr(evs_open_errmsg(), "category separator is ':'"), "%s",
 		      evs_open_errmsg());
+	o.category_separator = ' ';
+	tu_assert_rc(NULL, evs_open(kit_dir, &o, &st), EVS_INVALID);
+	ck_assert_msg(strstr(evs_open_errmsg(), "printable ASCII"), "%s", evs_open_errmsg());
+
+	/* categories by the store's separator: "a:b" is in "a", "a-b" is not */
+	st = tu_open(kit_dir, NULL);
+	evs_event_in in = {.type = "T"};
+	tu_ok(st, evs_append(st, "a:b", EVS_ANY, &in, 1, NULL));
+	tu_ok(st, evs_append(st, "a-b", EVS_ANY, &in, 1, NULL));
+	tu_ok(st, evs_append(st, "a", EVS_ANY, &in, 1, NULL));
+	const char *cats[] = {"a"};
+	evs_filter f = {.categories = cats, .ncategories = 1};
+	evs_iter *it;
+	tu_ok(st, evs_read_all(st, 0, EVS_FORWARD, &f, 0, &it));
+	tu_ev *evs;
+	size_t n = tu_drain(st, it, &evs);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(tu_str_eq(evs[0].ev.stream, "a:b") && tu_str_eq(evs[1].ev.stream, "a"));
+	tu_evs_free(evs, n);
+	evs_close(st);
 }
 END_TEST
 
