@@ -193,6 +193,9 @@ void evsq__json_str(evs__buf *b, const char *s);
  * 64 bits are copied as they are. Only for values that came from msgpack:
  * a numeric column's digits are not doubles. */
 void evsq__json_numbers(evs__buf *out, const char *s, size_t n);
+/* The same with a choice: numbers (doubles rewritten by the policy, else
+ * copied), compact (white space between tokens dropped). */
+void evsq__json_copy(evs__buf *out, const char *s, size_t n, bool numbers, bool compact);
 
 /* ---- stream endpoints (streams.c) ---- */
 

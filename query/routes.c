@@ -111,7 +111,7 @@ static bool token_ok(const char *want, const char *auth)
 }
 
 unsigned evsq__route_refuse(evsq_server *srv, struct MHD_Connection *conn, const char *method,
-			    const struct evsq__route *route, evs__buf *body)
+			    const struct evsq__route *route, bool nul_path, evs__buf *body)
 {
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		evsq__error(body, "method_not_allowed", "only GET is served");
@@ -121,15 +121,18 @@ unsigned evsq__route_refuse(evsq_server *srv, struct MHD_Connection *conn, const
 		evsq__error(body, "payload_too_large", "requests carry no body");
 		return 413;
 	}
-	if (route && route->open)
-		return 0;
 	/* an unknown path asks for the token too: without it, nothing about
 	 * the service shows, not even which paths exist */
-	if (srv->token &&
+	if (!(route && route->open) && srv->token &&
 	    !token_ok(srv->token, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							      MHD_HTTP_HEADER_AUTHORIZATION))) {
 		evsq__error(body, "unauthorized", "missing or wrong bearer token");
 		return 401;
+	}
+	if (nul_path) {
+		/* decoded, the path would end at the zero byte */
+		evsq__error(body, "bad_request", "the path contains a zero byte (%00)");
+		return 400;
 	}
 	if (!route) {
 		evsq__error(body, "not_found", "no such resource");

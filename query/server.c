@@ -208,9 +208,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		 * one more arrived) */
 		lp->mhd = MHD_start_daemon(
 			flags, 0, evsq__limits_accept, srv, evsq__on_request, lp,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED,
-			evsq__on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, evsq__limits_notify,
-			srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_URI_LOG_CALLBACK,
+			evsq__on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, evsq__on_completed, srv,
+			MHD_OPTION_NOTIFY_CONNECTION, evsq__limits_notify, srv,
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT,
 			srv->max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->request_memory,

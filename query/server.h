@@ -107,9 +107,10 @@ struct evsq__route {
 const struct evsq__route *evsq__route_find(const char *url, const char **rest);
 /* The refusals every route shares, in order: a method other than
  * GET/HEAD (405), a request body (413), no or a wrong token where one is
- * needed (401), no route (404). 0 when none applies. */
+ * needed (401), a zero byte (%00) in the path (400: nul_path, from
+ * evsq__on_uri), no route (404). 0 when none applies. */
 unsigned evsq__route_refuse(evsq_server *srv, struct MHD_Connection *conn, const char *method,
-			    const struct evsq__route *route, evs__buf *body);
+			    const struct evsq__route *route, bool nul_path, evs__buf *body);
 /* Whether the request announces a body (Content-Length other than 0, or
  * Transfer-Encoding). */
 bool evsq__has_body(struct MHD_Connection *conn);
@@ -129,6 +130,11 @@ void evsq__metrics_count(evsq_server *srv, unsigned status, int64_t dt_us);
 enum MHD_Result evsq__on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls);
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the raw request target before MHD
+ * decodes it (a decoded %00 ends the C string on_request gets, so
+ * "/models/m/t/alice%00x" would be answered for the key "alice"); marks
+ * a path holding %00, refused with 400 by evsq__route_refuse. */
+void *evsq__on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 void evsq__on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			enum MHD_RequestTerminationCode toe);
 
