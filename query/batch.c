@@ -45,13 +45,19 @@
  * long instead of each paying for a new attempt. */
 #define RECONNECT_PAUSE_MS 200
 
+/* Statements of declared tables (EVSQ__J_SQL) prepared per session,
+ * named "evsq_b<slot>"; past this many they run unprepared. */
+#define PREPARED_MAX 32
+
 struct batch {
 	evsq__job *jobs[BATCH_MAX]; /* by ordinal - 1 */
 	int n;                      /* lookups not answered yet */
+	int prep;                   /* slot prepared ahead of the statement, or -1 */
 };
 
-/* Results of the oldest batch arrive as: its result, NULL, the sync. */
-enum { WANT_RESULT, WANT_END, WANT_SYNC };
+/* Results of the oldest batch arrive as: (the prepare's result, NULL,)
+ * its result, NULL, the sync. */
+enum { WANT_PREP, WANT_PREP_END, WANT_RESULT, WANT_END, WANT_SYNC };
 
 struct bconn {
 	PGconn *conn;
@@ -62,9 +68,10 @@ struct bconn {
 	/* a connect runs on its own thread, never on the loop's */
 	evsq__batcher *b;
 	pthread_t connector;
-	bool connecting;   /* the connector thread runs (or is not joined) */
-	bool connect_done; /* under b->mu: it finished, result in fresh */
-	PGconn *fresh;     /* under b->mu: its session, or NULL */
+	bool connecting;              /* the connector thread runs (or is not joined) */
+	bool connect_done;            /* under b->mu: it finished, result in fresh */
+	PGconn *fresh;                /* under b->mu: its session, or NULL */
+	char *prepared[PREPARED_MAX]; /* SQL of evsq_b<slot> on conn, or NULL */
 };
 
 struct evsq__batcher {
@@ -73,8 +80,9 @@ struct evsq__batcher {
 	long statement_timeout_ms;
 	int nconn, depth;
 	struct bconn *conns;
-	int answered; /* lookups answered without a result (503/500) */
-	int wake_fd;  /* the loop's eventfd: a connector thread finished */
+	int answered;           /* lookups answered without a result (503/500) */
+	int wake_fd;            /* the loop's eventfd: a connector thread finished */
+	evsq__workers *workers; /* answer the lookups of a failed EVSQ__J_SQL batch */
 	pthread_mutex_t mu;
 	int64_t connect_after_ms; /* no new attempt before */
 	evs_log_fn log;
@@ -111,15 +119,16 @@ void evsq__batcher_submit(evsq__batcher *b, evsq__job *job)
 /* Up to BATCH_MAX queued lookups of the first one's kind, in order. */
 static int take(evsq__batcher *b, evsq__job **out)
 {
-	evsq__job **pp, *j;
-	int n = 0, kind;
+	evsq__job **pp, *j, *first = b->head;
+	int n = 0;
 
 	if (!b->head)
 		return 0;
-	kind = b->head->kind;
 	b->tail = NULL;
 	for (pp = &b->head; (j = *pp) && n < BATCH_MAX;) {
-		if (j->kind == kind) {
+		if (j->kind == first->kind &&
+		    (j->kind != EVSQ__J_SQL ||
+		     (!strcmp(j->sql, first->sql) && !strcmp(j->projection, first->projection)))) {
 			*pp = j->next;
 			out[n++] = j;
 		} else {
@@ -146,12 +155,37 @@ static void requeue(evsq__batcher *b, evsq__job **jobs, int n)
 	}
 }
 
+/* The session's prepared statements are gone with it. */
+static void forget_prepared(struct bconn *c)
+{
+	int i;
+
+	for (i = 0; i < PREPARED_MAX; i++) {
+		free(c->prepared[i]);
+		c->prepared[i] = NULL;
+	}
+}
+
 static void fail_all(evsq__job **jobs, int n, unsigned status, const char *code, const char *msg)
 {
 	int i;
 
 	for (i = 0; i < n; i++)
 		answer(jobs[i], status, code, msg);
+}
+
+/* Lookups of a failed EVSQ__J_SQL batch: the workers answer them as any
+ * request of their route (a table changed under the cached catalog is
+ * read again there; an error is explained there). */
+static void to_workers(evsq__batcher *b, struct batch *bt)
+{
+	int i;
+
+	for (i = 0; i < bt->n; i++) {
+		bt->jobs[i]->kind = EVSQ__J_RUN;
+		evsq__workers_submit(b->workers, bt->jobs[i]);
+	}
+	bt->n = 0;
 }
 
 /* The connection broke with lookups in flight: a fresh connection gets
@@ -166,6 +200,11 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	for (k = 0; k < c->count; k++) {
 		struct batch *bt = &c->ring[(c->head + k) % DEPTH];
 
+		if (bt->n && bt->jobs[0]->kind == EVSQ__J_SQL) {
+			/* the workers' sessions reconnect as they need */
+			to_workers(b, bt);
+			continue;
+		}
 		for (i = 0; i < bt->n; i++) {
 			if (bt->jobs[i]->attempts++ == 0) {
 				again[n++] = bt->jobs[i];
@@ -181,6 +220,7 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	c->flushing = false;
 	PQfinish(c->conn);
 	c->conn = NULL;
+	forget_prepared(c);
 	requeue(b, again, n);
 }
 
@@ -215,6 +255,7 @@ static int ensure_connected(evsq__batcher *b, struct bconn *c)
 	if (c->conn) {
 		PQfinish(c->conn);
 		c->conn = NULL;
+		forget_prepared(c);
 	}
 	if (c->connecting) {
 		bool done;
@@ -245,6 +286,34 @@ static int ensure_connected(evsq__batcher *b, struct bconn *c)
 	return CONN_WAIT;
 }
 
+/* Send the statement of an EVSQ__J_SQL batch: prepared on the session
+ * (ahead of it in the same pipeline segment, the first time), or
+ * unprepared when the session has as many as it keeps. */
+static int send_sql(struct bconn *c, struct batch *bt, const char *const *params)
+{
+	const char *sql = bt->jobs[0]->sql;
+	char name[24];
+	int i, slot = -1;
+
+	for (i = 0; i < PREPARED_MAX; i++) {
+		if (c->prepared[i] && !strcmp(c->prepared[i], sql))
+			break;
+		if (!c->prepared[i] && slot < 0)
+			slot = i;
+	}
+	if (i == PREPARED_MAX) {
+		if (slot < 0 || !(c->prepared[slot] = strdup(sql)))
+			return PQsendQueryParams(c->conn, sql, 3, NULL, params, NULL, NULL, 0);
+		snprintf(name, sizeof name, "evsq_b%d", slot);
+		if (!PQsendPrepare(c->conn, name, sql, 3, NULL))
+			return 0;
+		bt->prep = slot;
+	} else {
+		snprintf(name, sizeof name, "evsq_b%d", i);
+	}
+	return PQsendQueryPrepared(c->conn, name, 3, params, NULL, NULL, 0);
+}
+
 /* Send one batch on connection c (which has room); false when the queue
  * is empty. */
 static bool send_batch(evsq__batcher *b, struct bconn *c)
@@ -252,7 +321,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	struct batch *bt = &c->ring[(c->head + c->count) % DEPTH];
 	const char *params[3];
 	const char *name;
-	int i, n, rc, kind, state;
+	int i, n, rc, kind, state, ok;
 
 	if (!b->head)
 		return false;
@@ -267,6 +336,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 		return true;
 	}
 	kind = bt->jobs[0]->kind;
+	bt->prep = -1;
 	b->streams.len = 0;
 	b->times.len = 0;
 	evs__buf_putc(&b->streams, '{');
@@ -277,7 +347,10 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 			evs__buf_putc(&b->times, ',');
 		}
 		evp_array_elem(&b->streams, bt->jobs[i]->stream, strlen(bt->jobs[i]->stream));
-		evs__buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
+		if (kind == EVSQ__J_SQL)
+			evp_array_elem(&b->times, bt->jobs[i]->when, strlen(bt->jobs[i]->when));
+		else
+			evs__buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
 	}
 	evs__buf_putc(&b->streams, '}');
 	evs__buf_putc(&b->times, '}');
@@ -287,15 +360,21 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 		return true;
 	}
 	bt->n = n;
-	c->count++;
-	params[0] = b->projection;
+	params[0] = kind == EVSQ__J_SQL ? bt->jobs[0]->projection : b->projection;
 	params[1] = b->streams.ptr;
 	params[2] = b->times.ptr;
-	name = evsq__stmts[kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N].name;
+	if (kind == EVSQ__J_SQL) {
+		ok = send_sql(c, bt, params);
+	} else {
+		name = evsq__stmts[kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N]
+			       .name;
+		ok = PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params,
+					 NULL, NULL, 0);
+	}
+	if (c->count++ == 0)
+		c->stage = bt->prep >= 0 ? WANT_PREP : WANT_RESULT;
 	/* a sync per statement: a statement that fails fails only its batch */
-	if (!PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params, NULL, NULL,
-				 0) ||
-	    !PQpipelineSync(c->conn)) {
+	if (!ok || !PQpipelineSync(c->conn)) {
 		broken(b, c, PQerrorMessage(c->conn));
 		return true;
 	}
@@ -322,7 +401,10 @@ static void deliver(struct batch *bt, PGresult *r)
 		if (k < 0 || k >= bt->n || answered[k])
 			continue;
 		job = bt->jobs[k];
-		job->status = evsq__state_answer(r, i, job->kind, job->stream, &job->body);
+		job->status =
+			job->kind == EVSQ__J_SQL
+				? job->answer(job, r, i)
+				: evsq__state_answer(r, i, job->kind, job->stream, &job->body);
 		answered[k] = true;
 	}
 	for (i = 0; i < bt->n; i++) {
@@ -348,12 +430,17 @@ static bool on_result(evsq__batcher *b, struct bconn *c, PGresult *r)
 	}
 	st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-	if (PQstatus(c->conn) != CONNECTION_OK || !st || !strncmp(st, "08", 2) ||
-	    !strncmp(st, "57P", 3)) {
+	if (PQstatus(c->conn) != CONNECTION_OK ||
+	    (PQresultStatus(r) != PGRES_PIPELINE_ABORTED &&
+	     (!st || !strncmp(st, "08", 2) || !strncmp(st, "57P", 3)))) {
 		broken(b, c, msg);
 		return false;
 	}
-	if (!strcmp(st, "57014"))
+	if (bt->n && bt->jobs[0]->kind == EVSQ__J_SQL)
+		to_workers(b, bt);
+	else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+		fail_all(bt->jobs, bt->n, 500, "internal", "statement not run");
+	else if (!strcmp(st, "57014"))
 		fail_all(bt->jobs, bt->n, 503, "unavailable", "statement timed out");
 	else
 		fail_all(bt->jobs, bt->n, 500, "internal", msg);
@@ -391,6 +478,19 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 			return;
 		}
 		switch (c->stage) {
+		case WANT_PREP: /* its failure fails the statement too: the workers answer */
+			if (r && PQresultStatus(r) != PGRES_COMMAND_OK) {
+				struct batch *bt = &c->ring[c->head];
+
+				free(c->prepared[bt->prep]);
+				c->prepared[bt->prep] = NULL;
+			}
+			c->stage = r ? WANT_PREP_END : WANT_RESULT;
+			break;
+		case WANT_PREP_END:
+			if (!r)
+				c->stage = WANT_RESULT;
+			break;
 		case WANT_RESULT:
 			if (!r) { /* cannot happen for a SELECT: the batch got nothing */
 				fail_all(c->ring[c->head].jobs, c->ring[c->head].n, 500, "internal",
@@ -413,7 +513,8 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 			if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 				c->head = (c->head + 1) % DEPTH;
 				c->count--;
-				c->stage = WANT_RESULT;
+				c->stage = c->count && c->ring[c->head].prep >= 0 ? WANT_PREP
+										  : WANT_RESULT;
 			}
 			break;
 		}
@@ -457,8 +558,8 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 }
 
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, int wake_fd, evs_log_fn log, void *log_ctx,
-		      evsq__batcher **out)
+		      const char *projection, int wake_fd, evsq__workers *workers, evs_log_fn log,
+		      void *log_ctx, evsq__batcher **out)
 {
 	evsq__batcher *b = calloc(1, sizeof *b);
 
@@ -466,6 +567,7 @@ int evsq__batcher_new(const char *dsn, int connections, int depth, long statemen
 		return EVSQ_NOMEM;
 	pthread_mutex_init(&b->mu, NULL);
 	b->wake_fd = wake_fd;
+	b->workers = workers;
 	b->dsn = strdup(dsn);
 	b->projection = strdup(projection);
 	b->conns = calloc((size_t)connections, sizeof *b->conns);
@@ -503,6 +605,7 @@ void evsq__batcher_free(evsq__batcher *b)
 			fail_all(bt->jobs, bt->n, 503, "unavailable", "the service is stopping");
 		}
 		PQfinish(c->conn);
+		forget_prepared(c);
 	}
 	for (j = b->head; j; j = next) {
 		next = j->next;

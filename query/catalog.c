@@ -305,6 +305,17 @@ int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct ev
 	return EVSQ__T_OK;
 }
 
+struct evsq__tinfo *evsq__tinfo_cached(evsq__models *ms, struct evsq__table *t)
+{
+	struct evsq__tinfo *ti;
+
+	pthread_mutex_lock(&ms->mu);
+	if ((ti = t->info))
+		ti->refs++;
+	pthread_mutex_unlock(&ms->mu);
+	return ti;
+}
+
 void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti)
 {
 	bool last;

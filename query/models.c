@@ -305,7 +305,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 /* ---- routing ---- */
 
 /* "KEY/history": true with the key's length. */
-static bool history_key(const char *p, size_t *len)
+bool evsq__history_key(const char *p, size_t *len)
 {
 	size_t n = strlen(p);
 
@@ -324,30 +324,15 @@ static size_t match(const char *p, const char *name)
 	return !strncmp(p, name, n) && (p[n] == '\0' || p[n] == '/') ? n : 0;
 }
 
-unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-			    evs__buf *body)
+int evsq__models_find(const evsq__models *ms, const char *p, struct evsq__model **mp,
+		      struct evsq__table **tp, const char **rest, evs__buf *body)
 {
-	static const char *const just_min[] = {"min_position", "as_of", "at_position", NULL};
-	static const char *const hist[] = {"min_position", "after", "limit", NULL};
-	const char *const *allowed = just_min, *const *list = NULL;
-	struct evsq__when w;
-	size_t hlen = 0;
-	evsq__models *ms = ctx->models;
 	struct evsq__model *m = NULL;
 	struct evsq__table *t = NULL;
-	evsq__args a;
-	const char *p;
 	size_t best = 0, n;
-	unsigned status;
-	int i;
 	char msg[768];
+	int i;
 
-	if (!rest[0] || !strcmp(rest, "/")) {
-		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
-			return status;
-		return list_models(ctx, NULL, body);
-	}
-	p = rest + 1;
 	for (i = 0; ms && i < ms->n; i++)
 		if ((n = match(p, ms->m[i].name)) > best) {
 			best = n;
@@ -356,17 +341,17 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (!m) {
 		snprintf(msg, sizeof msg, "no read model \"%.*s\"%s", (int)strcspn(p, "/"), p,
 			 ms ? "" : ": none declared (start evs-query with --rules)");
-		evsq__error(body, "not_found", msg);
+		if (body)
+			evsq__error(body, "not_found", msg);
 		return 404;
 	}
 	p += best;
 	if (*p == '/')
 		p++;
-	if (!*p) {
-		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
-			return status;
-		return list_models(ctx, m, body);
-	}
+	*mp = m;
+	*tp = NULL;
+	if (!*p)
+		return EVSQ__P_MODEL;
 	best = 0;
 	for (i = 0; i < m->ntables; i++)
 		if ((n = match(p, m->tables[i].name)) > best) {
@@ -376,13 +361,46 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (!t) {
 		snprintf(msg, sizeof msg, "read model \"%.200s\" has no table \"%.*s\"", m->name,
 			 (int)(strcspn(p, "/") > 200 ? 200 : strcspn(p, "/")), p);
-		evsq__error(body, "not_found", msg);
+		if (body)
+			evsq__error(body, "not_found", msg);
 		return 404;
 	}
-	p += best;
+	*tp = t;
+	*rest = p + best;
+	return EVSQ__P_TABLE;
+}
+
+unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			    evs__buf *body)
+{
+	static const char *const just_min[] = {"min_position", "as_of", "at_position", NULL};
+	static const char *const hist[] = {"min_position", "after", "limit", NULL};
+	const char *const *allowed = just_min, *const *list = NULL;
+	struct evsq__when w;
+	size_t hlen = 0;
+	struct evsq__model *m = NULL;
+	struct evsq__table *t = NULL;
+	evsq__args a;
+	const char *p = NULL;
+	unsigned status;
+	int found;
+
+	if (!rest[0] || !strcmp(rest, "/")) {
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
+			return status;
+		return list_models(ctx, NULL, body);
+	}
+	found = evsq__models_find(ctx->models, rest + 1, &m, &t, &p, body);
+	if (found == 404)
+		return 404;
+	if (found == EVSQ__P_MODEL) {
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
+			return status;
+		return list_models(ctx, m, body);
+	}
 	if (!*p)
 		allowed = list;
-	else if (history_key(p + 1, &hlen))
+	else if (evsq__history_key(p + 1, &hlen))
 		allowed = hist;
 	if ((status = evsq__args_check(conn, allowed, &a, body)))
 		return status;

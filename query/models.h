@@ -72,6 +72,21 @@ void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti);
 /* Drop a cache entry found out of date (if it is still the cached one). */
 void evsq__tinfo_forget(evsq__models *ms, struct evsq__table *t, struct evsq__tinfo *ti);
 
+/* ---- paths (models.c) ---- */
+
+/* The model and table a path after "/models/" names, by the longest
+ * names (names may hold '/'): EVSQ__P_MODEL (only a model: *t NULL),
+ * EVSQ__P_TABLE (*rest at what follows the table: "" or "/..."), or 404
+ * with the body (body NULL: none written). */
+enum { EVSQ__P_MODEL, EVSQ__P_TABLE };
+int evsq__models_find(const evsq__models *ms, const char *p, struct evsq__model **m,
+		      struct evsq__table **t, const char **rest, evs__buf *body);
+/* "KEY/history": true with the key's length. */
+bool evsq__history_key(const char *p, size_t *len);
+/* The table's catalog entry with a reference when it is cached, else
+ * NULL (never reads the catalog: for the event loops). */
+struct evsq__tinfo *evsq__tinfo_cached(evsq__models *ms, struct evsq__table *t);
+
 /* ---- shared by models.c and models_time.c (model_table.c) ---- */
 
 /* 503: the declared table is not in the database. */

@@ -98,6 +98,8 @@ void evsq__on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!q || *con_cls == (void *)&nul_path_mark)
 		return;
 	evs__buf_free(&q->job.body);
+	if (q->job.fast_free)
+		q->job.fast_free(q->job.fast);
 	free(q->stream);
 	free(q);
 	*con_cls = NULL;

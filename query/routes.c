@@ -55,7 +55,7 @@ static const struct evsq__route routes[] = {
 	{"/ready", EVSQ__EXACT, false, true, NULL, evsq__ready},
 	{"/metrics", EVSQ__EXACT, false, false, NULL, evsq__metrics},
 	{"/streams/", EVSQ__PREFIX, false, true, evsq__streams_fast, streams},
-	{"/models", EVSQ__TREE, false, true, NULL, models},
+	{"/models", EVSQ__TREE, false, true, evsq__models_fast, models},
 	{"/events/stream", EVSQ__EXACT, false, false, NULL, evsq__push_serve},
 	/* the auditor's page and its lookups (static.c, find.c) */
 	{"/", EVSQ__EXACT, true, false, NULL, evsq__www_index},

@@ -199,8 +199,8 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		if (lp->wake_fd < 0)
 			goto fail;
 		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
-				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd, log,
-				      log_ctx, &lp->batcher))
+				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd,
+				      srv->workers, log, log_ctx, &lp->batcher))
 			goto fail;
 		/* evsq__limits_accept() enforces the limits; the daemon's own limit is
 		 * one more than the total so that it is never reached (a daemon at

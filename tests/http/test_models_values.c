@@ -19,6 +19,7 @@
  *   is needed, with %00, and out-of-range times and positions.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "model.h"
 #include "kit_pg.h"
 #include "mpjson.h"
+#include "rfc3339.h"
 
 #define KEYS   6
 #define EVENTS 240 /* per half */
@@ -45,6 +47,7 @@ static const char rules_text[] =
 /* The row each event leaves, as the service must write it. */
 static char *expected[2 * EVENTS + 1]; /* by position */
 static int key_of[2 * EVENTS + 1];
+static int64_t recorded_us[2 * EVENTS + 1]; /* recorded_at, floored to us */
 
 static uint64_t next(uint64_t *s)
 {
@@ -163,6 +166,53 @@ static char *row_of(const http_answer *a)
 	return strndup(p, n - 2);
 }
 
+/* The row of key k as of a time (us): after the last event recorded by
+ * then (PostgreSQL keeps microseconds). */
+static const char *row_as_of(int k, int64_t us)
+{
+	int p;
+
+	for (p = 2 * EVENTS; p >= 1; p--)
+		if (key_of[p] == k && recorded_us[p] <= us)
+			return expected[p];
+	return NULL;
+}
+
+/* Clients asking as_of at once (so the batcher answers several in one
+ * statement): each answer the row of that key then. */
+struct client {
+	unsigned port;
+	uint64_t rng;
+	int bad;
+	char why[1024];
+};
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	int i;
+
+	for (i = 0; i < 150; i++) {
+		int k = (int)(next(&cl->rng) % KEYS),
+		    pos = 1 + (int)(next(&cl->rng) % (2 * EVENTS));
+		int64_t us = recorded_us[pos] + (int64_t)(next(&cl->rng) % 3) - 1;
+		char target[128], t[EVS__TIME_LEN];
+		const char *want = row_as_of(k, us);
+		http_answer a;
+
+		evs__time_format(us * 1000 + 999, t); /* cut to the us by the service */
+		snprintf(target, sizeof target, "/models/rt/vals/rt-%d?as_of=%s", k, t);
+		http_get(cl->port, target, NULL, &a);
+		if (want ? a.status != 200 || !strstr(a.body, want) : a.status != 404) {
+			cl->bad++;
+			snprintf(cl->why, sizeof cl->why, "%s: %ld %s (want %s)", target, a.status,
+				 a.body, want ? want : "404");
+		}
+		http_answer_free(&a);
+	}
+	return NULL;
+}
+
 /* The row of key k after position pos (NULL: none yet). */
 static const char *row_at(int k, int pos)
 {
@@ -198,6 +248,7 @@ START_TEST(models_values_round_trip)
 	PGconn *c = pgh_connect(dsn);
 	evsq_server *srv;
 	http_answer a;
+	const char *m;
 	int pos, k;
 
 	pgh_exec(c, "CREATE SCHEMA rt");
@@ -291,6 +342,37 @@ START_TEST(models_values_round_trip)
 			after = json_object_get_int64(na);
 			http_answer_free(&a);
 		}
+	}
+	/* as of times, 8 clients at once: answered by the batcher (one
+	 * statement for the lookups that arrive together), the first of a
+	 * table by a worker (it reads the catalog) */
+	{
+		evs_iter *it;
+		evs_event ev;
+		struct client cl[8];
+		pthread_t th[8];
+		int i;
+
+		ck_assert_int_eq(evs_read_all(store, 1, EVS_FORWARD, NULL, 0, &it), EVS_OK);
+		while (evs_iter_next(it, &ev) == EVS_OK)
+			recorded_us[ev.position] = ev.recorded_at / 1000;
+		evs_iter_free(it);
+		for (i = 0; i < 8; i++) {
+			memset(&cl[i], 0, sizeof cl[i]);
+			cl[i].port = evsq_server_port(srv);
+			cl[i].rng = rng + (uint64_t)i * 7919 + 1;
+			ck_assert_int_eq(pthread_create(&th[i], NULL, client_main, &cl[i]), 0);
+		}
+		for (i = 0; i < 8; i++) {
+			ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+			ck_assert_msg(cl[i].bad == 0, "client %d: %d bad, last %s", i, cl[i].bad,
+				      cl[i].why);
+		}
+		http_get(evsq_server_port(srv), "/metrics", NULL, &a);
+		ck_assert_int_eq(a.status, 200);
+		m = strstr(a.body, "\nevsq_batch_lookups_total ");
+		ck_assert_msg(m && atol(m + 26) > 1000, "%s", m ? m : a.body);
+		http_answer_free(&a);
 	}
 	/* the listing: every row in key order */
 	{
