@@ -526,6 +526,8 @@ int evsq__batcher_pump(evsq__batcher *b)
 {
 	int i;
 
+	if (!b)
+		return 0; /* no read-model database */
 	b->answered = 0;
 	for (i = 0; i < b->nconn; i++)
 		while (b->conns[i].count < b->depth && send_batch(b, &b->conns[i]))
@@ -537,7 +539,7 @@ int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds)
 {
 	int i, n = 0;
 
-	for (i = 0; i < b->nconn; i++) {
+	for (i = 0; b && i < b->nconn; i++) {
 		struct bconn *c = &b->conns[i];
 
 		fds[i].fd = c->count ? PQsocket(c->conn) : -1; /* poll skips -1 */
@@ -552,7 +554,7 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 {
 	int i;
 
-	for (i = 0; i < b->nconn; i++)
+	for (i = 0; b && i < b->nconn; i++)
 		if (fds[i].fd >= 0 && fds[i].revents && b->conns[i].count)
 			on_input(b, &b->conns[i]);
 }

@@ -147,6 +147,8 @@ void evsq__array1(evs__buf *b, const char *s);
 
 /* {"error": code, "message": msg} */
 void evsq__error(evs__buf *body, const char *code, const char *msg);
+/* 404 no_database: the service runs without --dsn (store routes only). */
+unsigned evsq__no_database(evs__buf *body);
 /* PostgreSQL's message without "ERROR:  " and past its first line. */
 void evsq__pg_message(char *out, size_t n, const char *err);
 /* The answer to a failed statement (rc and sqlstate from

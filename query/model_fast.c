@@ -96,7 +96,7 @@ char *evsq__models_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const
 	int64_t min, cur;
 	char msg[8], *key;
 
-	if (!ctx->models || !rest[0] ||
+	if (!ctx->pool || !ctx->models || !rest[0] ||
 	    evsq__models_find(ctx->models, rest + 1, &m, &t, &p, NULL) != EVSQ__P_TABLE ||
 	    p[0] != '/' || !p[1] || evsq__history_key(p + 1, &hlen) || t->current_only ||
 	    !evs__utf8_text((const uint8_t *)p, strlen(p)))

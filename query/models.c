@@ -209,6 +209,8 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		snprintf(msg, sizeof msg, "an integer from 1 to %ld", ctx->page_max);
 		return evsq__bad_param(body, "limit", lim, msg);
 	}
+	if (after && !after[0]) /* the first page has no after */
+		return evsq__bad_param(body, "after", after, "the next_after of a page");
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct evsq__tinfo *ti;

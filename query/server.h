@@ -95,6 +95,7 @@ struct evsq__route {
 	int match;   /* enum evsq__match */
 	bool open;   /* served without the bearer token */
 	bool blocks; /* answered by a worker (or the batcher), never on the loop */
+	bool pg;     /* reads only the read-model database: 404 no_database without --dsn */
 	evsq__fast fast;
 	evsq__handler handler;
 };

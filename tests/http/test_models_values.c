@@ -17,12 +17,17 @@
  *   the path would end there: /models/m/t/key%00x would be key "key"),
  *   and every route refuses a parameter given twice, empty where a value
  *   is needed, with %00, and out-of-range times and positions.
+ * - query_store_only: --store without --dsn serves the store's routes;
+ *   the database's answer 404 no_database; /health, /ready, /metrics
+ *   say what there is.
  */
 #include <math.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <check.h>
 
@@ -404,9 +409,258 @@ START_TEST(models_values_round_trip)
 }
 END_TEST
 
+/* A small store of ValueSet events, projected into rt.vals: the fixture
+ * of the input checks. */
+struct small {
+	char *dir, *dsn, *rdir, *rules;
+	evs_store *store;
+	PGconn *c;
+};
+
+static void small_setup(struct small *f, const char *test)
+{
+	uint64_t rng = kit_seed(test);
+	int pos;
+
+	f->dir = kit_tmpdir("store");
+	f->dsn = pgh_new_db();
+	f->rules = write_rules(&f->rdir);
+	f->store = model_open(f->dir);
+	f->c = pgh_connect(f->dsn);
+	pgh_exec(f->c, "CREATE SCHEMA rt");
+	pgh_exec(f->c, "CREATE TABLE rt.vals (id text PRIMARY KEY, s text NOT NULL, n bigint,"
+		       " d double precision, x numeric, t timestamptz, j jsonb, b boolean)");
+	for (pos = 1; pos <= 20; pos++)
+		append_one(f->store, &rng, pos);
+	pgh_project_once(f->dir, f->dsn, f->rules, 0);
+	for (pos = 1; pos <= 20; pos++)
+		free(expected[pos]);
+}
+
+static void small_teardown(struct small *f)
+{
+	free(f->rules);
+	kit_rmrf(f->rdir);
+	free(f->rdir);
+	pgh_release(f->c, f->store, f->dir, f->dsn);
+}
+
+static void expect(unsigned port, const char *target, const char *token, long status,
+		   const char *code)
+{
+	http_answer a;
+
+	http_get(port, target, token, &a);
+	ck_assert_msg(a.status == status && a.json && !strcmp(http_str(&a, "error"), code),
+		      "%s: %ld %s (want %ld %s)", target, a.status, a.body, status, code);
+	http_answer_free(&a);
+}
+
+/* Every route: a %00 in the path is 400 (never the answer for the path
+ * cut at the zero byte), with or without a token where one is needed;
+ * duplicated, empty, zero-byte and out-of-range parameters are 400. */
+START_TEST(models_nul_and_params)
+{
+	static const char *const nul_paths[] = {
+		"/health%00",
+		"/ready%00",
+		"/metrics%00",
+		"/streams/rt-1%00x/state",
+		"/streams/rt-1/state%00",
+		"/streams/rt-1%00/history",
+		"/models%00",
+		"/models/rt%00/vals",
+		"/models/rt/vals%00",
+		"/models/rt/vals/rt-1%00x",
+		"/models/rt/vals/rt-1%00x?as_of=2030-01-01T00:00:00Z",
+		"/models/rt/vals/rt-1%00/history",
+		"/models/rt/vals/rt-1/history%00",
+		"/events%00?correlation=x",
+		"/events/stream%00",
+		"/streams%00?prefix=a",
+		"/%00",
+		"/assets/app.js%00.html",
+		"/nothing%00",
+	};
+	static const char *const bad_params[] = {
+		"/health?a=1",
+		"/health?a=1&a=1",
+		"/ready?x",
+		"/ready?x=1&x=1",
+		"/metrics?x=%00",
+		"/streams/rt-1/state?as_of=2030-01-01T00:00:00Z&as_of=2030-01-01T00:00:00Z",
+		"/streams/rt-1/state?as_of=",
+		"/streams/rt-1/state?as_of=0000-12-31T23:59:59Z",
+		"/streams/rt-1/state?as_of=10000-01-01T00:00:00Z",
+		"/streams/rt-1/state?as_of=2030-13-01T00:00:00Z",
+		"/streams/rt-1/state?at_position=-1",
+		"/streams/rt-1/state?at_position=99999999999999999999",
+		"/streams/rt-1/history?limit=1&limit=1",
+		"/streams/rt-1/events?after_version=%00",
+		"/models?min_position=1&min_position=1",
+		"/models/rt?x",
+		"/models/rt/vals/rt-1?as_of=2030-01-01T00:00:00Z&as_of=2030-01-01T00:00:00Z",
+		"/models/rt/vals/rt-1?as_of=",
+		"/models/rt/vals/rt-1?as_of=0000-01-01T00:00:00Z",
+		"/models/rt/vals/rt-1?as_of=10000-01-01T00:00:00Z",
+		"/models/rt/vals/rt-1?as_of=2030-02-30T00:00:00Z",
+		"/models/rt/vals/rt-1?as_of=2030-01-01T00:00:00Z%00",
+		"/models/rt/vals/rt-1?at_position=",
+		"/models/rt/vals/rt-1?at_position=-1",
+		"/models/rt/vals/rt-1?at_position=99999999999999999999",
+		"/models/rt/vals/rt-1?at_position=1&as_of=2030-01-01T00:00:00Z",
+		"/models/rt/vals/rt-1?min_position=",
+		"/models/rt/vals?limit=0",
+		"/models/rt/vals?limit=",
+		"/models/rt/vals?limit=1&limit=1",
+		"/models/rt/vals?after=",
+		"/models/rt/vals?s=a&s=a",
+		"/models/rt/vals?s%00=a",
+		"/models/rt/vals?nosuchcolumn=1",
+		"/models/rt/vals/rt-1/history?after=1&after=2",
+		"/models/rt/vals/rt-1/history?after=",
+		"/models/rt/vals/rt-1/history?limit=0",
+		"/models/rt/vals/rt-1/history?as_of=2030-01-01T00:00:00Z",
+		"/events?correlation=a&correlation=a",
+		"/events?correlation=%00",
+		"/streams?prefix=a&prefix=a",
+		"/streams?prefix=%00",
+		"/events/stream?after=1&after=1",
+		"/events/stream?after=%00",
+	};
+	const char *settings[4];
+	struct small f;
+	evsq_server *srv;
+	char *rules_opt, *store_opt;
+	unsigned port;
+	size_t i;
+
+	small_setup(&f, "models_nul_and_params");
+	ck_assert_int_gt(asprintf(&rules_opt, "rules=%s", f.rules), 0);
+	ck_assert_int_gt(asprintf(&store_opt, "store=%s", f.dir), 0);
+	settings[0] = rules_opt;
+	settings[1] = store_opt;
+	settings[2] = "token=tok";
+	settings[3] = NULL;
+	evs_close(f.store);
+	f.store = NULL;
+	srv = http_server(f.dsn, settings);
+	port = evsq_server_port(srv);
+	for (i = 0; i < sizeof nul_paths / sizeof nul_paths[0]; i++)
+		expect(port, nul_paths[i], "tok", 400, "bad_request");
+	/* a route that needs the token says so first */
+	expect(port, "/models/rt/vals/rt-1%00x", NULL, 401, "unauthorized");
+	expect(port, "/health%00", NULL, 400, "bad_request");
+	for (i = 0; i < sizeof bad_params / sizeof bad_params[0]; i++)
+		expect(port, bad_params[i], "tok", 400, "bad_request");
+	/* the same routes well formed */
+	{
+		static const char *const good[] = {
+			"/health",
+			"/models/rt/vals/rt-1?as_of=9999-12-31T23:59:59.999999999Z",
+			"/models/rt/vals/rt-1?as_of=0001-01-01T00:00:00Z",
+			"/models/rt/vals?s=",
+			"/streams/rt-1/state?as_of=0001-01-01T00:00:00Z&source=store",
+		};
+		for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+			http_answer a;
+
+			http_get(port, good[i], "tok", &a);
+			ck_assert_msg(a.status == 200 || a.status == 404, "%s: %ld %s", good[i],
+				      a.status, a.body);
+			if (a.status == 404)
+				ck_assert_str_eq(http_str(&a, "error"), "not_found");
+			http_answer_free(&a);
+		}
+	}
+	evsq_server_stop(srv);
+	free(rules_opt);
+	free(store_opt);
+	small_teardown(&f);
+}
+END_TEST
+
+/* --store without --dsn: the store's routes are served, the database's
+ * answer 404 no_database, /health and /ready say what there is; the
+ * daemon starts that way; neither --dsn nor --store is refused. */
+START_TEST(query_store_only)
+{
+	static const char *const no_db[] = {
+		"/streams/rt-1/state",
+		"/streams/rt-1/state?as_of=2030-01-01T00:00:00Z",
+		"/streams/rt-1/state?source=store&min_position=1",
+		"/streams/rt-1/history",
+		"/streams/rt-1/events",
+		"/models",
+		"/models/rt/vals/rt-1",
+		"/models/rt/vals/rt-1?as_of=2030-01-01T00:00:00Z",
+		"/events?correlation=x",
+		"/streams?prefix=rt",
+	};
+	const char *settings[2];
+	const char *args[5];
+	struct small f;
+	evsq_server *srv;
+	evsq_config cfg;
+	http_answer a;
+	char *store_opt, err[512];
+	unsigned port;
+	size_t i;
+	pid_t pid;
+	int st;
+
+	small_setup(&f, "query_store_only");
+	evs_close(f.store);
+	f.store = NULL;
+	ck_assert_int_gt(asprintf(&store_opt, "store=%s", f.dir), 0);
+	settings[0] = store_opt;
+	settings[1] = NULL;
+	srv = http_server("", settings);
+	port = evsq_server_port(srv);
+	http_get_ok(port, "/health", &a);
+	http_answer_free(&a);
+	http_get_ok(port, "/ready", &a);
+	ck_assert_str_eq(http_str(&a, "status"), "ready");
+	ck_assert_int_eq(http_int(&a, "store_head"), 20);
+	http_answer_free(&a);
+	http_get(port, "/metrics", NULL, &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_msg(strstr(a.body, "\nevsq_store_head_position 20\n") &&
+			      !strstr(a.body, "evsq_postgres_up"),
+		      "%s", a.body);
+	http_answer_free(&a);
+	http_get_ok(port, "/streams/rt-1/state?source=store", &a);
+	ck_assert_str_eq(http_str(&a, "source"), "store");
+	http_answer_free(&a);
+	for (i = 0; i < sizeof no_db / sizeof no_db[0]; i++)
+		expect(port, no_db[i], NULL, 404, "no_database");
+	evsq_server_stop(srv);
+	/* neither: refused at start */
+	ck_assert_int_eq(evsq_config_init(&cfg), EVSQ_OK);
+	ck_assert_int_eq(evsq_config_set(&cfg, "port", "0", err, sizeof err), EVSQ_OK);
+	ck_assert_int_eq(evsq_server_start(&cfg, NULL, NULL, &srv, err, sizeof err), EVSQ_INVALID);
+	ck_assert_msg(strstr(err, "nothing to serve"), "%s", err);
+	evsq_config_free(&cfg);
+	/* the daemon: --store alone */
+	args[0] = "--store";
+	args[1] = f.dir;
+	args[2] = NULL;
+	pid = http_query_spawn(args, &port);
+	http_get_ok(port, "/ready", &a);
+	http_answer_free(&a);
+	expect(port, "/models", NULL, 404, "no_database");
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "evs-query: status %d", st);
+	free(store_opt);
+	small_teardown(&f);
+}
+END_TEST
+
 int main(void)
 {
-	const TTest *tests[] = {models_values_round_trip, NULL};
+	const TTest *tests[] = {models_values_round_trip, models_nul_and_params, query_store_only,
+				NULL};
 
 	return http_main("http-models-values", 600, tests);
 }
