@@ -1,6 +1,8 @@
 /*
  * batch.c - the fast path of evs-query: state lookups (current, and as of
- * a time) from many HTTP requests answered by one statement.
+ * a time) and one key of a declared temporal table as of a time
+ * (EVSQ__J_SQL, model_fast.c) from many HTTP requests answered by one
+ * statement. Its sessions are batch_conn.c's.
  *
  * Why: on a small machine a lookup costs little inside PostgreSQL; what
  * costs is waking threads and processes. A thread per request blocking on
@@ -19,8 +21,10 @@
  * (through the loop's eventfd) when the session is there. Its sessions are non-blocking, in libpq
  * pipeline mode with up to `depth` statements in flight, each followed by
  * its own sync. A connection that breaks has its lookups queued again
- * once; a second failure answers 503. Statements and answers are the workers' own (pool.c,
- * evsq__state_answer), so both paths answer alike.
+ * once; a second failure answers 503 (model lookups go to the workers
+ * instead, as do those of a model statement that fails). Statements and
+ * answers are the workers' own (pool.c, evsq__state_answer; models_time.c,
+ * evsq__key_json), so both paths answer alike.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -31,73 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-/* Upper bound of lookups per statement: arrays of this size keep a
- * statement well under a millisecond on the 2-core machine. */
-#define BATCH_MAX 256
-/* Statements in flight per connection (libpq pipeline mode): while the
- * backend runs one, the next waits in its socket, so under load it goes
- * from statement to statement without sleeping (a sleep and wake-up per
- * statement cost more than the statement on this machine). */
-#define DEPTH 4 /* the most; the configured depth is b->depth */
-/* After a failed connect, lookups are answered 503 at once for this
- * long instead of each paying for a new attempt. */
-#define RECONNECT_PAUSE_MS 200
-
-/* Statements of declared tables (EVSQ__J_SQL) prepared per session,
- * named "evsq_b<slot>"; past this many they run unprepared. */
-#define PREPARED_MAX 32
-
-struct batch {
-	evsq__job *jobs[BATCH_MAX]; /* by ordinal - 1 */
-	int n;                      /* lookups not answered yet */
-	int prep;                   /* slot prepared ahead of the statement, or -1 */
-};
-
-/* Results of the oldest batch arrive as: (the prepare's result, NULL,)
- * its result, NULL, the sync. */
-enum { WANT_PREP, WANT_PREP_END, WANT_RESULT, WANT_END, WANT_SYNC };
-
-struct bconn {
-	PGconn *conn;
-	struct batch ring[DEPTH]; /* in flight, oldest at head */
-	int head, count;
-	int stage;     /* of the oldest batch */
-	bool flushing; /* statements not all sent yet */
-	/* a connect runs on its own thread, never on the loop's */
-	evsq__batcher *b;
-	pthread_t connector;
-	bool connecting;              /* the connector thread runs (or is not joined) */
-	bool connect_done;            /* under b->mu: it finished, result in fresh */
-	PGconn *fresh;                /* under b->mu: its session, or NULL */
-	char *prepared[PREPARED_MAX]; /* SQL of evsq_b<slot> on conn, or NULL */
-};
-
-struct evsq__batcher {
-	evsq__job *head, *tail; /* queued lookups */
-	char *dsn, *projection;
-	long statement_timeout_ms;
-	int nconn, depth;
-	struct bconn *conns;
-	int answered;           /* lookups answered without a result (503/500) */
-	int wake_fd;            /* the loop's eventfd: a connector thread finished */
-	evsq__workers *workers; /* answer the lookups of a failed EVSQ__J_SQL batch */
-	pthread_mutex_t mu;
-	int64_t connect_after_ms; /* no new attempt before */
-	evs_log_fn log;
-	void *log_ctx;
-	atomic_ullong batches, lookups;
-	evs__buf streams, times; /* parameter text, reused */
-};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "batch.h"
 
 static void answer(evsq__job *job, unsigned status, const char *code, const char *msg)
 {
@@ -155,17 +93,6 @@ static void requeue(evsq__batcher *b, evsq__job **jobs, int n)
 	}
 }
 
-/* The session's prepared statements are gone with it. */
-static void forget_prepared(struct bconn *c)
-{
-	int i;
-
-	for (i = 0; i < PREPARED_MAX; i++) {
-		free(c->prepared[i]);
-		c->prepared[i] = NULL;
-	}
-}
-
 static void fail_all(evsq__job **jobs, int n, unsigned status, const char *code, const char *msg)
 {
 	int i;
@@ -220,70 +147,8 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	c->flushing = false;
 	PQfinish(c->conn);
 	c->conn = NULL;
-	forget_prepared(c);
+	evsq__bconn_forget(c);
 	requeue(b, again, n);
-}
-
-static void *connector(void *arg)
-{
-	struct bconn *c = arg;
-	evsq__batcher *b = c->b;
-	PGconn *pc = evsq__connect(b->dsn, b->statement_timeout_ms, b->log, b->log_ctx);
-	uint64_t one = 1;
-
-	if (pc && (PQsetnonblocking(pc, 1) || !PQenterPipelineMode(pc))) {
-		PQfinish(pc);
-		pc = NULL;
-	}
-	pthread_mutex_lock(&b->mu);
-	c->fresh = pc;
-	c->connect_done = true;
-	pthread_mutex_unlock(&b->mu);
-	if (write(b->wake_fd, &one, sizeof one) < 0)
-		abort(); /* an eventfd write of 1 cannot fail */
-	return NULL;
-}
-
-enum { CONN_UP, CONN_WAIT, CONN_DOWN };
-
-/* The session of c: up, being connected (the lookups wait in the queue;
- * the connector wakes the loop), or down (answer 503). */
-static int ensure_connected(evsq__batcher *b, struct bconn *c)
-{
-	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
-		return CONN_UP;
-	if (c->conn) {
-		PQfinish(c->conn);
-		c->conn = NULL;
-		forget_prepared(c);
-	}
-	if (c->connecting) {
-		bool done;
-
-		pthread_mutex_lock(&b->mu);
-		done = c->connect_done;
-		pthread_mutex_unlock(&b->mu);
-		if (!done)
-			return CONN_WAIT;
-		pthread_join(c->connector, NULL);
-		c->connecting = false;
-		c->conn = c->fresh;
-		c->fresh = NULL;
-		if (c->conn)
-			return CONN_UP;
-		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
-		return CONN_DOWN;
-	}
-	if (now_ms() < b->connect_after_ms)
-		return CONN_DOWN;
-	c->b = b;
-	c->connect_done = false;
-	if (pthread_create(&c->connector, NULL, connector, c)) {
-		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
-		return CONN_DOWN;
-	}
-	c->connecting = true;
-	return CONN_WAIT;
 }
 
 /* Send the statement of an EVSQ__J_SQL batch: prepared on the session
@@ -325,7 +190,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 
 	if (!b->head)
 		return false;
-	state = ensure_connected(b, c);
+	state = evsq__bconn_ensure(b, c);
 	if (state == CONN_WAIT)
 		return false; /* the lookups wait for the session */
 	n = take(b, bt->jobs);
@@ -607,7 +472,7 @@ void evsq__batcher_free(evsq__batcher *b)
 			fail_all(bt->jobs, bt->n, 503, "unavailable", "the service is stopping");
 		}
 		PQfinish(c->conn);
-		forget_prepared(c);
+		evsq__bconn_forget(c);
 	}
 	for (j = b->head; j; j = next) {
 		next = j->next;
@@ -620,10 +485,4 @@ void evsq__batcher_free(evsq__batcher *b)
 	free(b->projection);
 	free(b->dsn);
 	free(b);
-}
-
-void evsq__batcher_stats(evsq__batcher *b, unsigned long long *batches, unsigned long long *lookups)
-{
-	*batches = b ? atomic_load(&b->batches) : 0;
-	*lookups = b ? atomic_load(&b->lookups) : 0;
 }
