@@ -281,7 +281,8 @@ static void load(int kind, int http, struct acc *a)
 			if (!a->lat)
 				abort();
 		}
-		memcpy(a->lat + a->n, w[i].lat, w[i].n * sizeof *a->lat);
+		if (w[i].n) /* a client may finish no request in a phase on a starved host */
+			memcpy(a->lat + a->n, w[i].lat, w[i].n * sizeof *a->lat);
 		a->n += w[i].n;
 		a->errors += w[i].errors;
 		free(w[i].lat);
