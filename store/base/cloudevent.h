@@ -25,6 +25,12 @@
  *   correlationid    UUID text, only when the event has one
  *   causationid      UUID text, only when the event has one
  *   occurredat       the producer's time, RFC 3339 as time, only when set
+ *   producer         the service that produced the event, only when set
+ *   tags             the event's tags, only when it has some: ONE String
+ *                    holding a JSON array of strings in byte order,
+ *                    "[\"account:42\",\"course:c1\"]" (the spec's
+ *                    attribute types have no list, and binary mode puts
+ *                    attributes in headers: a String is what fits both)
  *   data             the payload as JSON (mpjson.h's number policy, the
  *                    lenient mode: bin/ext as base64 strings)
  *
