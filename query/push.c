@@ -82,6 +82,7 @@ static void resume_parked(struct evsq__push *hub, bool all, int64_t now_ms, bool
  * oldest while the ring is full or over its bytes. */
 static int window_put(struct evsq__push *hub, const evs_event *ev)
 {
+	uint8_t tags[EVSQ__PUSH_TAGS_MAX];
 	struct evsq__push_slot *s;
 	size_t before;
 	int rc;
@@ -101,6 +102,8 @@ static int window_put(struct evsq__push *hub, const evs_event *ev)
 	s->type_len = ev->type.len;
 	evs__buf_putn(&s->b, ev->stream.ptr, ev->stream.len);
 	evs__buf_putn(&s->b, ev->type.ptr, ev->type.len);
+	s->tags_len = evsq__push_tags_pack(ev, tags);
+	evs__buf_putn(&s->b, tags, s->tags_len);
 	before = s->b.len;
 	rc = evs__cloudevent_json(ev, hub->source, &s->b);
 	if (rc == EVS_OK && s->b.oom)
