@@ -42,6 +42,15 @@ static void time_member(evs__buf *b, const char *name, int64_t ns)
 	evs__buf_printf(b, ",\"%s\":\"%s\"", name, t);
 }
 
+void evs__cloudevent_tags(const evs_event *ev, evs__buf *out)
+{
+	for (size_t i = 0; i < ev->ntags; i++) {
+		evs__buf_putc(out, i ? ',' : '[');
+		evs__json_str_lossy(out, ev->tags[i].ptr, ev->tags[i].len);
+	}
+	evs__buf_puts(out, ev->ntags ? "]" : "[]");
+}
+
 /* "tags": the tag set as the text of a JSON array of strings. The spec
  * has no list type for attributes (Boolean, Integer, String, Binary, URI,
  * URI-reference, Timestamp) and binary mode carries them in headers, so
@@ -50,11 +59,7 @@ static void tags_member(evs__buf *b, const evs_event *ev)
 {
 	evs__buf arr = {0};
 
-	for (size_t i = 0; i < ev->ntags; i++) {
-		evs__buf_putc(&arr, i ? ',' : '[');
-		evs__json_str_lossy(&arr, ev->tags[i].ptr, ev->tags[i].len);
-	}
-	evs__buf_putc(&arr, ']');
+	evs__cloudevent_tags(ev, &arr);
 	evs__buf_puts(b, ",\"tags\":");
 	if (arr.oom)
 		b->oom = true;

@@ -56,6 +56,11 @@
  * it was. */
 int evs__cloudevent_json(const evs_event *ev, const char *source, evs__buf *out);
 
+/* The value of the "tags" attribute: ev's tags as a JSON array of
+ * strings (the text, appended to out; "[]" when none). Binary mode puts
+ * it in a header as it is. */
+void evs__cloudevent_tags(const evs_event *ev, evs__buf *out);
+
 /* UUID text of id (36 characters and a NUL), lowercase, 8-4-4-4-12. */
 void evs__cloudevent_uuid(const uint8_t id[16], char out[37]);
 
