@@ -78,6 +78,20 @@ static void resume_parked(struct evsq__push *hub, bool all, int64_t now_ms, bool
 	}
 }
 
+size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ev->ntags && i < EVS_MAX_TAGS; i++) {
+		size_t len = ev->tags[i].len < EVS_MAX_TAG ? ev->tags[i].len : EVS_MAX_TAG;
+
+		out[n++] = (uint8_t)len;
+		memcpy(out + n, ev->tags[i].ptr, len);
+		n += len;
+	}
+	return n;
+}
+
 /* Put one event at the window's end (write lock held): dropping the
  * oldest while the ring is full or over its bytes. */
 static int window_put(struct evsq__push *hub, const evs_event *ev)

@@ -132,7 +132,7 @@ struct evsq__push_filter {
 /* An event's tags packed for the window: each as one length byte (tags
  * are at most EVS_MAX_TAG = 255 bytes) and its bytes. */
 #define EVSQ__PUSH_TAGS_MAX (EVS_MAX_TAGS * (1 + EVS_MAX_TAG))
-size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX]);
+size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX]); /* push.c */
 
 struct evsq__push_client {
 	struct evsq__push *hub;

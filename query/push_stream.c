@@ -53,20 +53,6 @@ void evsq__push_filter_free(struct evsq__push_filter *f)
 	memset(f, 0, sizeof *f);
 }
 
-size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX])
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < ev->ntags && i < EVS_MAX_TAGS; i++) {
-		size_t len = ev->tags[i].len < EVS_MAX_TAG ? ev->tags[i].len : EVS_MAX_TAG;
-
-		out[n++] = (uint8_t)len;
-		memcpy(out + n, ev->tags[i].ptr, len);
-		n += len;
-	}
-	return n;
-}
-
 static bool one_of(char *const *v, size_t n, const char *s, size_t len)
 {
 	for (size_t i = 0; i < n; i++)

@@ -184,6 +184,19 @@ struct evsq__filter_args {
 	char *tags[EVS_MAX_TAGS];
 	size_t ntags;
 };
+/* A parsed GET /events (find.c), answered from the store by
+ * evsq__events_from_store (find_store.c). */
+struct evsq__events_req {
+	struct evsq__filter_args f;
+	const char *corr, *id; /* the parameters' text, or NULL */
+	uint8_t corr_id[16], id_bytes[16];
+	bool backward;
+	uint64_t after, before; /* before 0: from the head */
+	int64_t limit;
+};
+unsigned evsq__events_from_store(evsq_server *srv, const char *minp, struct evsq__events_req *q,
+				 evs__buf *body);
+
 unsigned evsq__filter_args_read(const evsq__args *a, struct evsq__filter_args *f, evs__buf *body);
 void evsq__filter_args_free(struct evsq__filter_args *f);
 
