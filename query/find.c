@@ -74,7 +74,15 @@ static const char sql_streams[] = "SELECT " CHECKPOINT ", s.stream, s.version, s
 			" (SELECT * FROM evs.state x WHERE x.stream >= $2 AND x.stream < $2 || chr(1114111)"
 			"  AND x.stream > $3 ORDER BY x.stream LIMIT $4::int) s ON true";
 
-static const char example_uuid[] = "a UUID such as 0190f5a2-7c1e-7000-8000-00000000beef";
+static const char example_uuid[] =
+	"a UUID such as 0190f5a2-7c1e-7000-8000-00000000beef (not the nil UUID: none)";
+
+static bool nil(const uint8_t id[16])
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(id, zero, 16);
+}
 
 static void put_col(evs__buf *b, const char *key, const PGresult *r, int row, int col, bool text)
 {
@@ -372,9 +380,9 @@ unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const 
 		return status;
 	q.corr = evsq__arg(&args, "correlation");
 	q.id = evsq__arg(&args, "id");
-	if (q.corr && !uuid_parse16(q.corr, q.corr_id))
+	if (q.corr && (!uuid_parse16(q.corr, q.corr_id) || nil(q.corr_id)))
 		return evsq__bad_param(body, "correlation", q.corr, example_uuid);
-	if (q.id && !uuid_parse16(q.id, q.id_bytes))
+	if (q.id && (!uuid_parse16(q.id, q.id_bytes) || nil(q.id_bytes)))
 		return evsq__bad_param(body, "id", q.id, example_uuid);
 	if ((status = evsq__filter_args_read(&args, &q.f, body)))
 		return status;

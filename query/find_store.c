@@ -89,6 +89,10 @@ static unsigned store_failed(evs__buf *body, evs_store *store, int rc)
 	char msg[512];
 
 	snprintf(msg, sizeof msg, "could not read the store: %s", evs_errmsg(store));
+	if (rc == EVS_INVALID) { /* a filter the checks above let through */
+		evsq__error(body, "bad_request", msg);
+		return 400;
+	}
 	evsq__error(body, rc == EVS_NOMEM ? "internal" : "unavailable", msg);
 	return rc == EVS_NOMEM ? 500 : 503;
 }

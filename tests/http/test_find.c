@@ -359,6 +359,8 @@ START_TEST(find_refusals)
 		"/events?tag=%FF",
 		"/events?tag=a%00b",
 		"/events?correlation=nope",
+		"/events?correlation=00000000-0000-0000-0000-000000000000",
+		"/events?id=00000000-0000-0000-0000-000000000000",
 		"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&correlation=0190f5a2-"
 		"7c1e-7000-8000-00000000beef",
 		"/events?after=5&direction=backward",
