@@ -179,8 +179,17 @@ bool evsq__args_read(struct MHD_Connection *conn, const char *const *allowed, ev
 /* The same as an answer: 0, or 400 bad_request with the body. */
 unsigned evsq__args_check(struct MHD_Connection *conn, const char *const *allowed, evsq__args *a,
 			  evs__buf *body);
+/* The same, except that the names in repeatable (NULL-terminated, or
+ * NULL) may be given more than once (issue 12: type=, category=, tag=). */
+bool evsq__args_read_multi(struct MHD_Connection *conn, const char *const *allowed,
+			   const char *const *repeatable, evsq__args *a, char *msg, size_t msglen);
+unsigned evsq__args_check_multi(struct MHD_Connection *conn, const char *const *allowed,
+				const char *const *repeatable, evsq__args *a, evs__buf *body);
 /* The value of key, or NULL. */
 const char *evsq__arg(const evsq__args *a, const char *key);
+/* The values of a repeatable key in order: *i starts at 0; NULL after
+ * the last. */
+const char *evsq__arg_next(const evsq__args *a, const char *key, int *i);
 /* 400 bad_request: invalid <name> "<value>": expected <expected>. */
 unsigned evsq__bad_param(evs__buf *body, const char *name, const char *value, const char *expected);
 

@@ -170,10 +170,41 @@ void evsq__www_headers(evsq_server *srv, const struct evsq__route *route, const 
 
 /* ---- lookups across streams (find.c) ---- */
 
-/* GET /events?correlation=ID | ?id=ID, GET /streams?prefix=P */
+/* GET /events?type=&category=&tag=&correlation= | ?id=ID, GET
+ * /streams?prefix=P */
 unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			   evs__buf *body, const char **ctype);
 unsigned evsq__find_streams(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			    evs__buf *body, const char **ctype);
+
+/* The filter parameters of /events and /events/stream, checked the same
+ * way on both: type= and category= (repeatable, each value a comma list)
+ * and tag= (repeatable, taken whole); an empty item, invalid UTF-8, too
+ * long, a duplicate or too many is 400 naming the parameter. Strings are
+ * the caller's to free (evsq__filter_args_free; also on a 400). */
+#define EVSQ__FILTER_MAX 32
+struct evsq__filter_args {
+	char *types[EVSQ__FILTER_MAX];
+	size_t ntypes;
+	char *categories[EVSQ__FILTER_MAX];
+	size_t ncategories;
+	char *tags[EVS_MAX_TAGS];
+	size_t ntags;
+};
+/* A parsed GET /events (find.c), answered from the store by
+ * evsq__events_from_store (find_store.c). */
+struct evsq__events_req {
+	struct evsq__filter_args f;
+	const char *corr, *id; /* the parameters' text, or NULL */
+	uint8_t corr_id[16], id_bytes[16];
+	bool backward;
+	uint64_t after, before; /* before 0: from the head */
+	int64_t limit;
+};
+unsigned evsq__events_from_store(evsq_server *srv, const char *minp, struct evsq__events_req *q,
+				 evs__buf *body);
+
+unsigned evsq__filter_args_read(const evsq__args *a, struct evsq__filter_args *f, evs__buf *body);
+void evsq__filter_args_free(struct evsq__filter_args *f);
 
 #endif

@@ -172,6 +172,8 @@ static unsigned listing(const evsq__ctx *ctx, const evsq__args *args, const char
 			put_text(body, "causation_id", r, i, 11);
 			put_raw(body, "metadata", r, i, 12);
 			put_raw(body, "data", r, i, 13);
+			put_text(body, "producer", r, i, 14);
+			put_raw(body, "tags", r, i, 15);
 		}
 		evs__buf_putc(body, '}');
 	}
