@@ -117,6 +117,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 		uint64_t pos = evs__get_u64(k.mv_data);
 		if (pos > last)
 			break;
+		memset(&ev, 0, sizeof ev);
 		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
 			rc = MDB_CORRUPTED;
 			break;
