@@ -38,6 +38,7 @@ typedef struct evs__req {
 	evs__part *parts; /* &one, or an array of nparts */
 	size_t nparts;
 	evs__part one;
+	bool ex;  /* from evs_append_ex(): messages name the part */
 	size_t n; /* events over all parts */
 	evs__buf tails;
 	evs__ckw *ck; /* checkpoint writes, in the order given */

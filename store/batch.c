@@ -243,6 +243,7 @@ int evs__batch_prepare_ex(evs_store *s, evs__req *q, const evs_append_part *part
 	char pre[48];
 	int rc;
 
+	q->ex = true;
 	if (nparts == 0 && ncks == 0)
 		return evs__fail(s, EVS_EMPTY_BATCH, "no parts and no checkpoint writes");
 	if (nparts && parts == NULL)

@@ -78,7 +78,7 @@ static int same_event(const evs__req *q, const evs__slot *sl, const MDB_val *rec
  * "part 1, event 3" (evs_append_ex). */
 static const char *where(const evs__req *q, size_t p, size_t i, char *buf, size_t len)
 {
-	if (q->parts == &q->one && q->nparts == 1)
+	if (!q->ex)
 		snprintf(buf, len, "event %zu", i);
 	else
 		snprintf(buf, len, "part %zu, event %zu", p, i);
@@ -243,7 +243,7 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, in
 			     (p->expected == EVS_STREAM_EXISTS ? cur > 0 : cur == p->expected);
 		if (!match) {
 			char b[32], w[48] = "";
-			if (q->parts != &q->one)
+			if (q->ex)
 				snprintf(w, sizeof w, "part %zu: ", pi);
 			outcome(q, EVS_WRONG_VERSION,
 				"%sstream \"%s\": expected version %s, actual version %llu", w,
