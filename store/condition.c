@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "append_internal.h"
+#include "index.h"
 
 /* Events after P decoded directly rather than through the indexes. */
 #define SCAN_MAX 32
@@ -104,6 +105,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint8_t pk[8];
+	evs_str tags[EVS_MAX_TAGS];
 	evs_event ev;
 	int rc;
 
@@ -117,8 +119,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 		uint64_t pos = evs__get_u64(k.mv_data);
 		if (pos > last)
 			break;
-		memset(&ev, 0, sizeof ev);
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
@@ -131,8 +132,82 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The record at pos: does its type match the item's? */
+static int type_at(evs_store *s, MDB_txn *txn, const evs_query_item *it, uint64_t pos, bool *ok)
+{
+	uint8_t pk[8];
+	MDB_val k = {8, pk}, v;
+	evs_str tags[EVS_MAX_TAGS];
+	evs_event ev;
+	int rc;
+
+	evs__put_u64(pk, pos);
+	if ((rc = mdb_get(txn, s->events, &k, &v)) != 0)
+		return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+	if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags))
+		return MDB_CORRUPTED;
+	*ok = item_match(it, &ev);
+	return 0;
+}
+
+/* The first position in (after, below) matching item `it` through the
+ * indexes, or 0. */
+static int item_first(evs_store *s, MDB_txn *txn, MDB_cursor *c, const evs_query_item *it,
+		      uint64_t after, uint64_t below, uint64_t *found)
+{
+	uint64_t x = after, p, q;
+	int rc;
+
+	*found = 0;
+	if (it->ntags == 0) { /* types only: the smallest next over them */
+		for (size_t j = 0; j < it->ntypes; j++) {
+			rc = evs__ix_cursor_next(c, EVS__IX_TYPE, it->types[j],
+						 strlen(it->types[j]), after, &p);
+			if (rc == MDB_NOTFOUND)
+				continue;
+			if (rc)
+				return rc;
+			if (p < below) {
+				below = p;
+				*found = p;
+			}
+		}
+		return 0;
+	}
+	/* tags: leapfrog until every tag is on one position */
+	for (;;) {
+		rc = evs__ix_cursor_next(c, EVS__IX_TAG, it->tags[0], strlen(it->tags[0]), x, &p);
+		if (rc)
+			return rc == MDB_NOTFOUND ? 0 : rc;
+		if (p >= below)
+			return 0;
+		bool all = true;
+		for (size_t j = 1; j < it->ntags && all; j++) {
+			rc = evs__ix_cursor_next(c, EVS__IX_TAG, it->tags[j], strlen(it->tags[j]),
+						 p - 1, &q);
+			if (rc)
+				return rc == MDB_NOTFOUND ? 0 : rc;
+			if (q != p) { /* q > p: no position before q has both */
+				x = q - 1;
+				all = false;
+			}
+		}
+		if (!all)
+			continue;
+		bool type_ok = true;
+		if (it->ntypes && (rc = type_at(s, txn, it, p, &type_ok)) != 0)
+			return rc;
+		if (type_ok) {
+			*found = p;
+			return 0;
+		}
+		x = p;
+	}
+}
+
 int evs__condition_check(evs_store *s, MDB_txn *txn, const evs_condition *cond, uint64_t *conflict)
 {
+	const evs_query *q = cond->fail_if;
 	uint64_t last;
 	int rc;
 
@@ -141,5 +216,26 @@ int evs__condition_check(evs_store *s, MDB_txn *txn, const evs_condition *cond, 
 		return rc;
 	if (last <= cond->after)
 		return 0;
-	return scan(s, txn, cond->fail_if, cond->after, last, conflict);
+	if (last - cond->after <= SCAN_MAX || q->nitems == 0)
+		return scan(s, txn, q, cond->after, last, conflict);
+	/* the smallest first match over the items; each item searches only
+	 * below the best so far */
+	MDB_cursor *c;
+	uint64_t best = last + 1, p;
+	if ((rc = mdb_cursor_open(txn, s->index, &c)) != 0)
+		return rc;
+	for (size_t i = 0; i < q->nitems && rc == 0; i++) {
+		const evs_query_item *it = &q->items[i];
+		if (it->ntypes == 0 && it->ntags == 0) { /* any event */
+			best = cond->after + 1;
+			break;
+		}
+		rc = item_first(s, txn, c, it, cond->after, best, &p);
+		if (rc == 0 && p)
+			best = p;
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && best <= last)
+		*conflict = best;
+	return rc;
 }

@@ -279,7 +279,10 @@ int evs_decide(evs_store *s, const evs_decider *dc, evs_decide_result *res)
 			break;
 		}
 		cond.after = r.after;
-		rc = evs_append_ex(s, parts, nparts, NULL, 0, &cond, results, &r.conflict);
+		uint64_t conflict = 0;
+		rc = evs_append_ex(s, parts, nparts, NULL, 0, &cond, results, &conflict);
+		if (rc == EVS_CONDITION_FAILED)
+			r.conflict = conflict;
 		if (rc == EVS_OK) {
 			r.first_position = results[0].first_position;
 			r.last_position = results[nparts - 1].last_position;

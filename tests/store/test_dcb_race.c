@@ -572,7 +572,7 @@ START_TEST(test_decide_retries_and_rejects)
 	tu_ok(st, evs_append(st, "account-1", EVS_ANY, &e, 1, NULL));
 	tu_mp_destroy(&data);
 	t.interfere = 1;
-	t.amount = 9;
+	t.amount = 3;
 	tu_ok(st, evs_decide(st, &dc, &r));
 	tu_check_u64_eq(r.attempts, 2);
 	tu_check_u64_eq(r.conflict, 2);
@@ -582,10 +582,13 @@ START_TEST(test_decide_retries_and_rejects)
 	tu_check_u64_eq(r.first_position, 3);
 	tu_check_u64_eq(r.last_position, 4);
 	ck_assert_int_eq(t.balance, 9);
-	/* balance 0 now: rejected after folding the transfer */
-	t.amount = 1;
+	/* 9 - 3 left: 7 is too much, after folding the transfer out (the
+	 * transfer in carries another account's tag and is not folded) */
+	t.amount = 7;
 	tu_assert_rc(st, evs_decide(st, &dc, &r), EVS_REJECTED);
-	ck_assert_int_eq(t.balance, 0);
+	ck_assert_int_eq(t.balance, 6);
+	tu_check_u64_eq(r.after, 3);
+	t.amount = 1;
 	/* every attempt interfered with: EVS_CONDITION_FAILED after 3 */
 	t.interfere = 100;
 	dc.max_attempts = 3;
