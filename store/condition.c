@@ -89,7 +89,7 @@ static bool item_match(const evs_query_item *it, const evs_event *ev)
 	return true;
 }
 
-bool evs__query_match(const evs_query *q, const evs_event *ev)
+static bool query_match(const evs_query *q, const evs_event *ev)
 {
 	if (q->nitems == 0)
 		return true;
@@ -124,7 +124,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 			rc = MDB_CORRUPTED;
 			break;
 		}
-		if (evs__query_match(q, &ev)) {
+		if (query_match(q, &ev)) {
 			*conflict = pos;
 			break;
 		}
