@@ -430,3 +430,52 @@ out:
 		*result = r;
 	return rc;
 }
+
+/* ---- for process managers (pm_step.c) ---------------------------------- */
+
+evs_decision *evs__decision_new(evs_store *s)
+{
+	evs_decision *d = evs__malloc(sizeof *d);
+
+	if (d != NULL) {
+		memset(d, 0, sizeof *d);
+		d->s = s;
+	}
+	return d;
+}
+
+void evs__decision_destroy(evs_decision *d)
+{
+	if (d == NULL)
+		return;
+	decision_free(d);
+	free(d);
+}
+
+int evs__decide(evs_aggregate *a, const void *state, const void *command, evs_decision *d,
+		const evs_event_in **events, size_t *n, const char **why)
+{
+	int rc;
+
+	*events = NULL;
+	*n = 0;
+	*why = NULL;
+	if (a->def.decide == NULL)
+		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
+				 a->name);
+	decision_reset(d);
+	rc = a->def.decide(a->def.ctx, state, command, d);
+	if (rc == EVS_REJECTED || d->rejected) {
+		*why = d->rejected ? d->msg : "command rejected";
+		return EVS_REJECTED;
+	}
+	if (rc != EVS_OK) {
+		if (rc != d->emit_rc)
+			rc = evs__fail(a->s, rc, "aggregate \"%s\": decide failed: %s", a->name,
+				       evs_strerror(rc));
+		return rc;
+	}
+	*events = d->events;
+	*n = d->n;
+	return EVS_OK;
+}
