@@ -260,6 +260,19 @@ int evs_pm_resume(evs_store *store, const char *manager, const char *instance);
 /* The instance's status (enum evs_pm_status) and stream version. */
 int evs_pm_status(evs_pm *pm, const char *instance, int *status, uint64_t *version);
 
+/* ---- plugins ----------------------------------------------------------- */
+
+/*
+ * `evs pm run --plugin FILE.so` loads a shared object the user builds and
+ * calls its "evs_pm_plugin_open" (this type): bind the managers to the
+ * store (arg: the --plugin-arg text, or NULL), put at most max of them in
+ * pms and their number in *n, and keep what they need in *state. At the
+ * end it calls "evs_pm_plugin_close" (state), then closes the store.
+ */
+typedef int (*evs_pm_plugin_open_fn)(evs_store *store, const char *arg, evs_pm **pms, size_t max,
+				     size_t *n, void **state);
+typedef void (*evs_pm_plugin_close_fn)(void *state);
+
 #ifdef __cplusplus
 }
 #endif
