@@ -372,8 +372,19 @@ typedef struct evs_condition {
  * Parts are written in the order given; each stream at most once.
  * results (nparts, may be NULL) get each part's evs_append_result.
  * cond (may be NULL) is checked in the write transaction, in commit order.
+ * nparts may be 0 when there are checkpoint writes: they commit alone
+ * (as durable as an append; cheaper than evs_checkpoint_set, which
+ * checkpoints the journal). Checkpoint names are distinct; at most
+ * max_batch parts and max_batch checkpoint writes.
  *
- * Outcomes: those of evs_append() (the message names the part), and
+ * Outcomes: those of evs_append() (the message names the part; on
+ * EVS_WRONG_VERSION the failing part's result holds its actual version),
+ *   EVS_INVALID           a stream or checkpoint name twice, a bad
+ *                         checkpoint name, a malformed condition query
+ *                         (NULL arrays with counts, more than EVS_MAX_TAGS
+ *                         tags in an item, an empty type or tag)
+ *   EVS_EMPTY_BATCH       no part and no checkpoint write, or a part of
+ *                         no events
  *   EVS_CONDITION_FAILED  an event matching cond->fail_if exists after
  *                         cond->after; *conflict (may be NULL) is the
  *                         first such position; nothing written.
