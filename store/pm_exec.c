@@ -227,19 +227,10 @@ static int commit(evs_pm_step *st, evs_pm_result *r)
 		cw[i].position = st->cps[i].pos;
 		cw[i].remove = st->cps[i].remove;
 	}
-	if (np == 0) {
-		/* nothing of the instance: only rows to drop (a stale timer) */
-		for (size_t i = 0; i < st->ncps; i++) {
-			rc = cw[i].remove
-				     ? evs_checkpoint_delete(st->pm->s, cw[i].name)
-				     : evs_checkpoint_set(st->pm->s, cw[i].name, cw[i].position);
-			if (rc != EVS_OK && rc != EVS_NOT_FOUND)
-				return rc;
-		}
+	if (np == 0 && st->ncps == 0)
 		return EVS_OK;
-	}
 	rc = evs_append_ex(st->pm->s, parts, np, cw, st->ncps, NULL, res, NULL);
-	if (rc == EVS_OK) {
+	if (rc == EVS_OK && np > 0) {
 		r->stepped = 1;
 		r->version = st->nev ? res[0].version : st->base_version;
 		r->commit_pos = res[np - 1].last_position;
