@@ -38,6 +38,7 @@ typedef struct evs__req {
 	evs__part *parts; /* &one, or an array of nparts */
 	size_t nparts;
 	evs__part one;
+	bool ex;  /* from evs_append_ex(): messages name the part */
 	size_t n; /* events over all parts */
 	evs__buf tails;
 	evs__ckw *ck; /* checkpoint writes, in the order given */
@@ -62,6 +63,9 @@ typedef struct evs__req {
  * is queued on failure (the thread's message is set). */
 int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expected,
 		       const evs_event_in *events, size_t n);
+/* batch.c: check event i's tags and producer (EVS_INVALID, the message
+ * names the event and the tag). */
+int evs__batch_check_tags(evs_store *s, size_t i, const evs_event_in *e);
 /* batch.c: the same for evs_append_ex(): every part, the checkpoint
  * writes (names copied) and the condition (checked, not copied). */
 int evs__batch_prepare_ex(evs_store *s, evs__req *q, const evs_append_part *parts, size_t nparts,

@@ -12,9 +12,10 @@
  * The first conflicting position is the smallest over the query's items.
  * Per item:
  *   - no types, no tags: any event after P (the store's last position);
- *   - tags: a leapfrog over the tag indexes (the first position > x
- *     carrying tag 1, then the first >= that carrying tag 2, ... until all
- *     agree), then the record's type is checked against the item's types;
+ *   - tags: a leapfrog join over the tag indexes and the union of the
+ *     type indexes (the first position > x carrying tag 1; the first >= it
+ *     carrying tag 2, ..., and one of the types; any list that skips past
+ *     the candidate names the next x), so no record is decoded;
  *   - types only: the smallest next position over the type indexes.
  * When few events follow P (the usual case: a decider read up to P a
  * moment ago) the events after P are decoded and matched directly instead,
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "append_internal.h"
+#include "index.h"
 
 /* Events after P decoded directly rather than through the indexes. */
 #define SCAN_MAX 32
@@ -104,6 +106,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint8_t pk[8];
+	evs_str tags[EVS_MAX_TAGS];
 	evs_event ev;
 	int rc;
 
@@ -117,7 +120,7 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 		uint64_t pos = evs__get_u64(k.mv_data);
 		if (pos > last)
 			break;
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			rc = MDB_CORRUPTED;
 			break;
 		}
@@ -130,8 +133,75 @@ static int scan(evs_store *s, MDB_txn *txn, const evs_query *q, uint64_t after, 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The first position > after carrying one of the item's types (the union
+ * of the type lists), or 0. */
+static int next_type(MDB_cursor *c, const evs_query_item *it, uint64_t after, uint64_t *found)
+{
+	uint64_t p;
+	int rc;
+
+	*found = 0;
+	for (size_t j = 0; j < it->ntypes; j++) {
+		rc = evs__ix_cursor_next(c, EVS__IX_TYPE, it->types[j], strlen(it->types[j]), after,
+					 &p);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		if (*found == 0 || p < *found)
+			*found = p;
+	}
+	return 0;
+}
+
+/* The first position in (after, below) matching item `it` through the
+ * indexes, or 0. */
+static int item_first(MDB_cursor *c, const evs_query_item *it, uint64_t after, uint64_t below,
+		      uint64_t *found)
+{
+	uint64_t x = after, p, q;
+	int rc;
+
+	*found = 0;
+	if (it->ntags == 0) { /* types only: the smallest next over them */
+		if ((rc = next_type(c, it, after, &p)) != 0)
+			return rc;
+		*found = p && p < below ? p : 0;
+		return 0;
+	}
+	/* a leapfrog join: a candidate from the first tag's list; every other
+	 * tag's list, and the union of the types' lists, either has it too or
+	 * names the next position worth trying */
+	for (;;) {
+		rc = evs__ix_cursor_next(c, EVS__IX_TAG, it->tags[0], strlen(it->tags[0]), x, &p);
+		if (rc)
+			return rc == MDB_NOTFOUND ? 0 : rc;
+		if (p >= below)
+			return 0;
+		q = p;
+		for (size_t j = 1; j < it->ntags && q == p; j++) {
+			rc = evs__ix_cursor_next(c, EVS__IX_TAG, it->tags[j], strlen(it->tags[j]),
+						 p - 1, &q);
+			if (rc)
+				return rc == MDB_NOTFOUND ? 0 : rc;
+		}
+		if (q == p && it->ntypes) {
+			if ((rc = next_type(c, it, p - 1, &q)) != 0)
+				return rc;
+			if (q == 0) /* no event of these types after p - 1 */
+				return 0;
+		}
+		if (q == p) {
+			*found = p;
+			return 0;
+		}
+		x = q - 1; /* q > p: no position below q has them all */
+	}
+}
+
 int evs__condition_check(evs_store *s, MDB_txn *txn, const evs_condition *cond, uint64_t *conflict)
 {
+	const evs_query *q = cond->fail_if;
 	uint64_t last;
 	int rc;
 
@@ -140,5 +210,26 @@ int evs__condition_check(evs_store *s, MDB_txn *txn, const evs_condition *cond, 
 		return rc;
 	if (last <= cond->after)
 		return 0;
-	return scan(s, txn, cond->fail_if, cond->after, last, conflict);
+	if (last - cond->after <= SCAN_MAX || q->nitems == 0)
+		return scan(s, txn, q, cond->after, last, conflict);
+	/* the smallest first match over the items; each item searches only
+	 * below the best so far */
+	MDB_cursor *c;
+	uint64_t best = last + 1, p;
+	if ((rc = mdb_cursor_open(txn, s->index, &c)) != 0)
+		return rc;
+	for (size_t i = 0; i < q->nitems && rc == 0; i++) {
+		const evs_query_item *it = &q->items[i];
+		if (it->ntypes == 0 && it->ntags == 0) { /* any event */
+			best = cond->after + 1;
+			break;
+		}
+		rc = item_first(c, it, cond->after, best, &p);
+		if (rc == 0 && p)
+			best = p;
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && best <= last)
+		*conflict = best;
+	return rc;
 }

@@ -754,6 +754,70 @@ int evs_snapshot_prune(evs_aggregate *agg, const char *stream, uint64_t keep, ui
 int evs_snapshot_clear(evs_store *store, const char *stream, uint64_t *removed);
 
 /* ---------------------------------------------------------------------
+ * Decisions over a query (Dynamic Consistency Boundaries): evs_decide()
+ *
+ * The counterpart of evs_execute() when a decision spans what a query
+ * selects rather than one stream (a unique username, a course's capacity,
+ * a transfer between two accounts). evs_decide() reads the events
+ * matching `query` in position order and folds each into the caller's
+ * state (apply, with ctx), calls decide, and appends what it emitted with
+ * evs_append_ex() under the condition "fail if an event matching `query`
+ * exists after the last matching position read" (0 when none matched).
+ * On EVS_CONDITION_FAILED it folds just the matching events that came in
+ * meanwhile (the fold so far stays valid: events never change and come
+ * in position order) and decides again, at most max_attempts rounds.
+ *
+ * decide emits events with evs_dcb_emit() into any streams (EVS_ANY:
+ * the condition, not a version, guards the decision), grouped into one
+ * part per stream in the order streams were first emitted to, or rejects
+ * with evs_dcb_reject() (nothing written). Both copy their inputs;
+ * evs_dcb_emit() returns EVS_OK, EVS_INVALID, EVS_BAD_STREAM,
+ * EVS_EVENT_TOO_LARGE, EVS_BATCH_TOO_LARGE (more than max_batch events in
+ * the decision) or EVS_NOMEM, and the append checks the rest. A decision
+ * with no events appends nothing (EVS_OK, events = 0).
+ *
+ * init (optional) resets the state once, before the first read; apply
+ * must not call the library (a read transaction is open); decide runs
+ * with none open. Callbacks return EVS_OK or a code, which evs_decide()
+ * returns.
+ *
+ * Outcomes: EVS_OK; EVS_REJECTED (the message is decide's);
+ * EVS_CONDITION_FAILED (every attempt lost: result->conflict is the last
+ * conflicting position); the append's outcomes for bad events; EVS_INVALID
+ * (no query, apply or decide; a malformed query). Failures: those of
+ * reading and appending.
+ * ------------------------------------------------------------------- */
+
+typedef struct evs_dcb_decision evs_dcb_decision;
+int evs_dcb_emit(evs_dcb_decision *d, const char *stream, const evs_event_in *event);
+int evs_dcb_reject(evs_dcb_decision *d, const char *message);
+
+typedef struct evs_decider {
+	const evs_query *query; /* what the decision depends on; no items =
+	                           every event */
+	void *ctx;              /* handed to every callback */
+	int (*init)(void *ctx); /* optional */
+	int (*apply)(void *ctx, const evs_event *event);
+	int (*decide)(void *ctx, evs_dcb_decision *d);
+	unsigned max_attempts; /* 0 = EVS_DEFAULT_ATTEMPTS */
+} evs_decider;
+
+typedef struct evs_decide_result {
+	uint64_t after;          /* last matching position folded (the
+	                            condition's); 0 = none matched */
+	uint64_t folded;         /* events folded over all attempts */
+	uint64_t first_position; /* of the appended events; 0 = none */
+	uint64_t last_position;
+	size_t events;     /* events appended */
+	unsigned attempts; /* decide rounds: 1 + conditions failed */
+	uint64_t conflict; /* the last EVS_CONDITION_FAILED's position */
+	int idempotent;    /* an exact retry of stored events (fixed ids) */
+} evs_decide_result;
+
+/* result may be NULL. */
+int evs_decide(evs_store *store, const evs_decider *decider, evs_decide_result *result);
+
+/* ---------------------------------------------------------------------
  * The generic aggregate: every stream has it, without code. Its state is
  * the RFC 7386 JSON merge patch fold of the stream's events' data maps,
  * starting from the empty map: a key with nil removes the key, a map

@@ -37,7 +37,8 @@ struct evs_sub {
 	evs__filter filter;
 	evs__buf buf; /* the chunk's records */
 	copied ev[CHUNK_EVENTS];
-	size_t n, next; /* events in the chunk, the next to hand out */
+	size_t n, next;             /* events in the chunk, the next to hand out */
+	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
 };
 
 static int64_t mono_ms(void)
@@ -117,9 +118,10 @@ static int refill(evs_sub *sub, bool *end)
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
+		evs_str tags[EVS_MAX_TAGS];
 		evs_event ev;
 
-		if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			rc = -1;
 			break;
 		}
@@ -170,7 +172,8 @@ int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms)
 	for (;;) {
 		if (sub->next < sub->n) {
 			const copied *c = &sub->ev[sub->next++];
-			if (!evs__record_decode(sub->buf.ptr + c->off, c->len, c->position, ev))
+			if (!evs__record_decode(sub->buf.ptr + c->off, c->len, c->position, ev,
+						sub->tags))
 				return evs__fail(sub->s, EVS_CORRUPT, "malformed record");
 			sub->pos = c->position;
 			return EVS_OK;

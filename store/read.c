@@ -27,7 +27,8 @@ struct evs_iter {
 	size_t stream_len;
 	uint8_t key[8];
 	evs__filter filter;
-	evs_upcaster *up; /* evs_iter_upcast(): events in their latest version */
+	evs_upcaster *up;           /* evs_iter_upcast(): events in their latest version */
+	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
 };
 
 int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
@@ -319,7 +320,7 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 		if (k.mv_size != 8)
 			return evs__fail(it->s, EVS_CORRUPT, "malformed event key");
 		uint64_t pos = evs__get_u64(k.mv_data);
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev))
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev, it->tags))
 			return evs__fail(it->s, EVS_CORRUPT, "malformed record at position %llu",
 					 (unsigned long long)pos);
 		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))

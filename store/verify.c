@@ -48,12 +48,13 @@ static void problem(vctx *v, const char *fmt, ...)
 
 static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
 {
+	static __thread evs_str tags[EVS_MAX_TAGS]; /* views looked at, not kept */
 	uint8_t pk[8];
 	MDB_val k = {8, pk}, v;
 
 	evs__put_u64(pk, pos);
 	return mdb_get(txn, s->events, &k, &v) == 0 &&
-	       evs__record_decode(v.mv_data, v.mv_size, pos, ev);
+	       evs__record_decode(v.mv_data, v.mv_size, pos, ev, tags);
 }
 
 #define ULL(x) ((unsigned long long)(x))
@@ -103,6 +104,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev;
+		evs_str tags[EVS_MAX_TAGS];
 		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
 
 		step(vc);
@@ -111,7 +113,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 			problem(vc, "events: position %llu found where %llu was expected", ULL(pos),
 				ULL(expect));
 		expect = pos + 1;
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			problem(vc, "events: record at position %llu does not decode", ULL(pos));
 			continue;
 		}

@@ -398,13 +398,143 @@ START_TEST(test_condition_outcomes)
 }
 END_TEST
 
+/*
+ * Random histories and random conditions against a model: the first
+ * conflicting position a condition reports (or none) is the first event
+ * after `after` matching the query, found by brute force over the model
+ * of the log. Conditions far back use the indexes (leapfrog over tags,
+ * type positions), near the end a scan: both are covered.
+ */
+#define R_TYPES 3
+#define R_TAGS  6
+static const char *r_types[R_TYPES] = {"A", "B", "C"};
+static const char *r_tags[R_TAGS] = {"k:0", "k:1", "k:2", "k:3", "k:4", "k:5"};
+
+typedef struct r_item {
+	unsigned types, tags; /* masks; 0 types = any */
+} r_item;
+
+static bool r_match(const r_item *items, size_t n, int type, unsigned tags)
+{
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if ((items[i].types == 0 || (items[i].types >> type & 1)) &&
+		    (tags & items[i].tags) == items[i].tags)
+			return true;
+	return false;
+}
+
+START_TEST(test_condition_random)
+{
+	evs_store *st = open_store(0);
+	uint64_t seed = kit_seed("dcb condition"), r = seed;
+	size_t n = 0, cap = 4096;
+	int *types = calloc(cap, sizeof *types);
+	unsigned *tags = calloc(cap, sizeof *tags);
+	size_t failed = 0, held = 0;
+
+	ck_assert(types && tags);
+	/* a history: 400 events in batches, random type and tag subset */
+	while (n < 400) {
+		evs_event_in ev[8];
+		const char *tv[8][R_TAGS];
+		size_t k = kit_rand_range(&r, 1, 8);
+		for (size_t i = 0; i < k; i++) {
+			int t = (int)kit_rand_range(&r, 0, R_TYPES - 1);
+			unsigned m = (unsigned)kit_rand(&r) & (unsigned)kit_rand(&r) & 63;
+			memset(&ev[i], 0, sizeof ev[i]);
+			ev[i].type = r_types[t];
+			ev[i].tags = tv[i];
+			for (int g = 0; g < R_TAGS; g++)
+				if (m >> g & 1)
+					tv[i][ev[i].ntags++] = r_tags[g];
+			types[n + 1 + i] = t;
+			tags[n + 1 + i] = m;
+		}
+		tu_ok(st, evs_append(st, "hist", EVS_ANY, ev, k, NULL));
+		n += k;
+	}
+	for (int round = 0; round < 600; round++) {
+		r_item items[3];
+		evs_query_item qi[3];
+		const char *qt[3][R_TYPES], *qg[3][R_TAGS];
+		size_t ni = kit_rand_range(&r, 0, 3);
+		if (kit_rand_range(&r, 0, 9) > 0 && ni == 0)
+			ni = 1;
+		for (size_t i = 0; i < ni; i++) {
+			items[i].types =
+				kit_rand_range(&r, 0, 1) ? (unsigned)kit_rand_range(&r, 0, 7) : 0;
+			items[i].tags = (unsigned)kit_rand(&r) & (unsigned)kit_rand(&r) & 63;
+			memset(&qi[i], 0, sizeof qi[i]);
+			qi[i].types = qt[i];
+			qi[i].tags = qg[i];
+			for (int t = 0; t < R_TYPES; t++)
+				if (items[i].types >> t & 1)
+					qt[i][qi[i].ntypes++] = r_types[t];
+			for (int g = 0; g < R_TAGS; g++)
+				if (items[i].tags >> g & 1)
+					qg[i][qi[i].ntags++] = r_tags[g];
+		}
+		evs_query q = {qi, ni};
+		/* near the end (a scan) or anywhere (the indexes) */
+		uint64_t after = kit_rand_range(&r, 0, 1)
+					 ? kit_rand_range(&r, 0, n)
+					 : n - kit_rand_range(&r, 0, n < 20 ? n : 20);
+		evs_condition cond = {&q, after};
+		uint64_t want = 0, conflict = 99;
+		for (uint64_t p = after + 1; p <= n && !want; p++)
+			if (r_match(items, ni, types[p], tags[p]))
+				want = p;
+		/* the probe: type C, no tags */
+		evs_event_in probe;
+		memset(&probe, 0, sizeof probe);
+		probe.type = "C";
+		evs_append_part part = {"probe", EVS_ANY, &probe, 1};
+		int rc = evs_append_ex(st, &part, 1, NULL, 0, &cond, NULL, &conflict);
+		if (want) {
+			tu_check(rc == EVS_CONDITION_FAILED && conflict == want,
+				 "round %d: after %llu: got %s at %llu, want a conflict at %llu",
+				 round, (unsigned long long)after, evs_code_name(rc),
+				 (unsigned long long)conflict, (unsigned long long)want);
+			failed++;
+		} else {
+			tu_check(rc == EVS_OK && conflict == 0, "round %d: after %llu: got %s (%s)",
+				 round, (unsigned long long)after, evs_code_name(rc),
+				 evs_errmsg(st));
+			held++;
+			if (++n >= cap) {
+				cap *= 2;
+				types = realloc(types, cap * sizeof *types);
+				tags = realloc(tags, cap * sizeof *tags);
+				ck_assert(types && tags);
+			}
+			types[n] = 2;
+			tags[n] = 0;
+		}
+	}
+	printf("dcb condition: %zu held, %zu failed\n", held, failed);
+	ck_assert_uint_gt(held, 0);
+	ck_assert_uint_gt(failed, 0);
+	ck_assert_uint_eq(tu_verify(st), 0);
+	free(types);
+	free(tags);
+	evs_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
-		test_two_streams_atomically, test_one_bad_part_writes_nothing,
-		test_bad_requests_refused,   test_idempotent_retry,
-		test_checkpoint_writes,      test_checkpoint_writes_survive_sigkill,
-		test_condition_outcomes,     NULL,
+		test_two_streams_atomically,
+		test_one_bad_part_writes_nothing,
+		test_bad_requests_refused,
+		test_idempotent_retry,
+		test_checkpoint_writes,
+		test_checkpoint_writes_survive_sigkill,
+		test_condition_outcomes,
+		test_condition_random,
+		NULL,
 	};
 
 	return kit_main("store-dcb", 600, tests);
