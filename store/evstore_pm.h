@@ -164,8 +164,18 @@ typedef struct evs_pm_def {
 	size_t naggregates;
 
 	/* Step attempts on version conflicts or failures before parking;
-	 * 0 = 8. */
+	 * 0 = EVS_DEFAULT_ATTEMPTS. */
 	unsigned max_attempts;
+
+	/* Snapshots of instance states (optional; both functions or
+	 * neither), as for aggregates: encode/decode the definition's state
+	 * (the library adds its own part); a step whose events carry the
+	 * instance's version across a multiple of snapshot_every stores one
+	 * (after its commit, from a fresh load). */
+	uint32_t snapshot_version; /* >= 1 with snapshot functions */
+	uint64_t snapshot_every;   /* 0 = never */
+	int (*snapshot_encode)(void *ctx, const void *state, evs_sink *out);
+	int (*snapshot_decode)(void *ctx, void *state, const void *data, size_t len);
 } evs_pm_def;
 
 /* A definition bound to a store; immutable, any threads may share it.

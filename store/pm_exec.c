@@ -348,9 +348,24 @@ static int attempt(evs_pm *pm, const input_spec *is, evs_pm_step *st, evs_pm_res
 	return rc;
 }
 
+/* A snapshot when the step carried the version across a multiple of
+ * snapshot_every (from a fresh load, so positions are the stored ones);
+ * a failure is only logged: snapshots make loads faster, nothing else. */
+static void snapshot_after(evs_pm *pm, const char *stream, uint64_t before, uint64_t after)
+{
+	uint64_t every = pm->def.snapshot_every;
+
+	if (every == 0 || pm->def.snapshot_encode == NULL || after / every == before / every)
+		return;
+	if (evs_snapshot_take(pm->inst_agg, stream, NULL) != EVS_OK)
+		evs__log(pm->s, EVS_LOG_WARNING,
+			 "process manager \"%s\": no snapshot of \"%s\" at version %llu: %s",
+			 pm->name, stream, (unsigned long long)after, evs_errmsg(pm->s));
+}
+
 static int run_step(evs_pm *pm, const input_spec *is, evs_pm_result *r)
 {
-	unsigned max = pm->def.max_attempts ? pm->def.max_attempts : 8;
+	unsigned max = pm->def.max_attempts ? pm->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
 	char stream[EVS__PM_CP_MAX], row[EVS__PM_CP_MAX], reason[512];
 	uint64_t from = 0, pos;
 	evs_pm_step *st;
@@ -387,6 +402,8 @@ static int run_step(evs_pm *pm, const input_spec *is, evs_pm_result *r)
 		if (rc != EVS_OK && rc != EVS_WRONG_VERSION)
 			snprintf(reason, sizeof reason, "%s", evs_errmsg(pm->s));
 		step_clear(st);
+		if (rc == EVS_OK && r->stepped)
+			snapshot_after(pm, stream, st->base_version, r->version);
 		if (rc == EVS_OK || is_fatal(rc))
 			break;
 		if (r->attempts >= max) {

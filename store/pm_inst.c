@@ -23,6 +23,12 @@
  *   pm.Failed           {"reason": str}
  *   pm.Parked           {"reason": str, "input": u64}   (metadata input 0)
  *
+ * Snapshots (when the definition has snapshot functions): one msgpack
+ * array [last_input, status, [[timer, due]...], [[aggregate, stream, type,
+ * data: bin]...]] for the library's part, then the bytes of the
+ * definition's snapshot_encode, under the definition's snapshot_version
+ * and the internal aggregate's name "pm:<manager>".
+ *
  * Ids: XXH3-128 of manager NUL instance NUL key NUL a b (big-endian u32),
  * with the UUIDv8 version and variant bits set. The key names the input:
  * "e<position>" for an event, "t<due hex>/<timer>" for a timer, "p<pos>"
@@ -361,6 +367,106 @@ int evs__pm_inst_apply(void *ctx, void *state, const evs_event *ev)
 	return pm->def.evolve(pm->def.ctx, evs__pm_user(state), ev);
 }
 
+static int inst_encode(void *ctx, const void *state, evs_sink *out)
+{
+	evs_pm *pm = ctx;
+	const evs__pm_inst *in = state;
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, evs_sink_write);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint64(&pk, in->last_input);
+	msgpack_pack_int(&pk, in->status);
+	msgpack_pack_array(&pk, in->ntimers);
+	for (size_t i = 0; i < in->ntimers; i++) {
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_str(&pk, strlen(in->timers[i].name));
+		msgpack_pack_str_body(&pk, in->timers[i].name, strlen(in->timers[i].name));
+		msgpack_pack_int64(&pk, in->timers[i].due);
+	}
+	msgpack_pack_array(&pk, in->nundo);
+	for (size_t i = 0; i < in->nundo; i++) {
+		const evs__pm_undo *u = &in->undo[i];
+		const char *f[3] = {u->aggregate, u->stream, u->type};
+		msgpack_pack_array(&pk, 4);
+		for (int k = 0; k < 3; k++) {
+			msgpack_pack_str(&pk, strlen(f[k]));
+			msgpack_pack_str_body(&pk, f[k], strlen(f[k]));
+		}
+		msgpack_pack_bin(&pk, u->len);
+		msgpack_pack_bin_body(&pk, u->data, u->len);
+	}
+	return pm->def.snapshot_encode(pm->def.ctx, evs__pm_user((evs__pm_inst *)in), out);
+}
+
+static int inst_decode_lib(evs__pm_inst *in, const msgpack_object *o)
+{
+	const msgpack_object *a, *t;
+
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+		return EVS_CORRUPT;
+	a = o->via.array.ptr;
+	if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[2].type != MSGPACK_OBJECT_ARRAY ||
+	    a[3].type != MSGPACK_OBJECT_ARRAY || a[2].via.array.size > EVS_PM_MAX_TIMERS)
+		return EVS_CORRUPT;
+	in->last_input = a[0].via.u64;
+	in->status = (int)a[1].via.u64;
+	for (uint32_t i = 0; i < a[2].via.array.size; i++) {
+		t = &a[2].via.array.ptr[i];
+		if (t->type != MSGPACK_OBJECT_ARRAY || t->via.array.size != 2 ||
+		    !evs__pm_mp_cstr(&t->via.array.ptr[0], in->timers[i].name,
+				     sizeof in->timers[i].name) ||
+		    (t->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		     t->via.array.ptr[1].type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+			return EVS_CORRUPT;
+		in->timers[i].due = t->via.array.ptr[1].via.i64;
+		in->ntimers = i + 1;
+	}
+	for (uint32_t i = 0; i < a[3].via.array.size; i++) {
+		msgpack_object_kv kv[4];
+		msgpack_object map;
+		static const char *const keys[4] = {"aggregate", "stream", "type", "data"};
+		t = &a[3].via.array.ptr[i];
+		if (t->type != MSGPACK_OBJECT_ARRAY || t->via.array.size != 4)
+			return EVS_CORRUPT;
+		for (int k = 0; k < 4; k++) {
+			kv[k].key.type = MSGPACK_OBJECT_STR;
+			kv[k].key.via.str.ptr = keys[k];
+			kv[k].key.via.str.size = (uint32_t)strlen(keys[k]);
+			kv[k].val = t->via.array.ptr[k];
+		}
+		map.type = MSGPACK_OBJECT_MAP;
+		map.via.map.size = 4;
+		map.via.map.ptr = kv;
+		int rc = undo_push(in, &map);
+		if (rc != EVS_OK)
+			return rc;
+	}
+	return EVS_OK;
+}
+
+static int inst_decode(void *ctx, void *state, const void *data, size_t len)
+{
+	evs_pm *pm = ctx;
+	msgpack_zone z;
+	msgpack_object o;
+	size_t off = 0;
+	int rc;
+
+	if (!msgpack_zone_init(&z, 1024))
+		return EVS_NOMEM;
+	if (msgpack_unpack(data, len, &off, &z, &o) != MSGPACK_UNPACK_SUCCESS)
+		rc = EVS_CORRUPT;
+	else
+		rc = inst_decode_lib(state, &o);
+	msgpack_zone_destroy(&z);
+	if (rc != EVS_OK)
+		return rc;
+	return pm->def.snapshot_decode(pm->def.ctx, evs__pm_user(state), (const char *)data + off,
+				       len - off);
+}
+
 int evs__pm_inst_def(evs_pm *pm, evs_aggregate **out)
 {
 	char name[EVS__PM_CP_MAX];
@@ -374,5 +480,11 @@ int evs__pm_inst_def(evs_pm *pm, evs_aggregate **out)
 	d.init = inst_init;
 	d.release = inst_release;
 	d.apply = evs__pm_inst_apply;
+	if (pm->def.snapshot_encode || pm->def.snapshot_decode || pm->def.snapshot_every) {
+		d.snapshot_version = pm->def.snapshot_version;
+		d.snapshot_every = pm->def.snapshot_every;
+		d.snapshot_encode = pm->def.snapshot_encode ? inst_encode : NULL;
+		d.snapshot_decode = pm->def.snapshot_decode ? inst_decode : NULL;
+	}
 	return evs_aggregate_new(pm->s, &d, out);
 }

@@ -455,14 +455,33 @@ static int t_evolve(void *ctx, void *state, const evs_event *ev)
 static int t_decide(void *ctx, const void *state, const evs_pm_input *in, evs_pm_step *step)
 {
 	(void)ctx;
-	(void)state;
 	if (poison && strcmp(in->instance, "bad") == 0)
 		return EVS_INVALID;
 	if (strcmp(in->instance, "unknown-agg") == 0) {
 		evs_command c = {"X", NULL, 0};
 		return evs_pm_command(step, "nope", "x-1", &c, NULL);
 	}
-	return evs_pm_emit(step, "Counted", NULL, 0);
+	tu_mp m;
+	tu_mp_init(&m);
+	tu_mp_map_ints(&m, 1, "n", (long long)((const tally *)state)->seen + 1);
+	int rc = evs_pm_emit(step, "Counted", m.sb.data, m.sb.size);
+	tu_mp_destroy(&m);
+	return rc;
+}
+
+static int t_encode(void *ctx, const void *state, evs_sink *out)
+{
+	(void)ctx;
+	return evs_sink_write(out, (const char *)state, sizeof(tally)) == 0 ? EVS_OK : EVS_NOMEM;
+}
+
+static int t_decode(void *ctx, void *state, const void *data, size_t len)
+{
+	(void)ctx;
+	if (len != sizeof(tally))
+		return EVS_CORRUPT;
+	memcpy(state, data, len);
+	return EVS_OK;
 }
 
 static void tally_def(evs_pm_def *d)
@@ -560,6 +579,58 @@ START_TEST(test_parked_and_resumed)
 }
 END_TEST
 
+/* The last Counted event's n in the instance stream. */
+static int64_t last_n(const char *inst)
+{
+	char stream[64];
+	evs_iter *it;
+	evs_event ev;
+	int64_t n = -1;
+	snprintf(stream, sizeof stream, "pm:tally-%s", inst);
+	tu_ok(st, evs_read_stream(st, stream, EVS_ANY, EVS_BACKWARD, 0, &it));
+	while (evs_iter_next(it, &ev) == EVS_OK)
+		if (tu_str_eq(ev.type, "Counted")) {
+			ck_assert_int_eq(tu_mp_get_int(ev.data, ev.data_len, "n", &n), 0);
+			break;
+		}
+	evs_iter_free(it);
+	return n;
+}
+
+START_TEST(test_snapshots)
+{
+	evs_options opt;
+	evs_pm_def d;
+	evs_pm *pm;
+	uint64_t removed, v;
+	int s;
+
+	tu_options(&opt, EVS_SYNC_NONE);
+	st = tu_open(kit_dir, &opt);
+	tally_def(&d);
+	d.snapshot_version = 1;
+	d.snapshot_every = 3;
+	d.snapshot_encode = t_encode;
+	tu_assert_rc(st, evs_pm_new(st, &d, &pm), EVS_INVALID); /* both or neither */
+	d.snapshot_decode = t_decode;
+	tu_ok(st, evs_pm_new(st, &d, &pm));
+	poison = 0;
+	for (int i = 0; i < 7; i++)
+		ping("snap");
+	run_idle(pm);
+	ck_assert_int_eq(last_n("snap"), 7); /* the states loaded from snapshots counted on */
+	tu_ok(st, evs_pm_status(pm, "snap", &s, &v));
+	ck_assert_uint_eq(v, 8);
+	tu_ok(st, evs_snapshot_clear(st, "pm:tally-snap", &removed));
+	ck_assert_uint_ge(removed, 2);
+	ping("snap");
+	run_idle(pm);
+	ck_assert_int_eq(last_n("snap"), 8); /* and the same by replay */
+	evs_pm_free(pm);
+	evs_close(st);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	evs_options opt;
@@ -615,6 +686,7 @@ int main(void)
 		test_rejection_compensates_in_reverse,
 		test_declined_and_customer_cancel,
 		test_parked_and_resumed,
+		test_snapshots,
 		test_bad_input,
 		NULL,
 	};
