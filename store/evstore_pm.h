@@ -201,8 +201,10 @@ typedef struct evs_pm_result {
 /*
  * Handle one event of the log as the runner does: correlate, load the
  * instance, decide, execute the commands, commit; retry, or park.
- * `checkpoint` (may be NULL) is a checkpoint name written in the step's
- * transaction with the event's position. EVS_OK whatever the domain did
+ * `checkpoint` (may be NULL) is a checkpoint name written with the
+ * event's position in the transaction of the step, when the event makes
+ * one (a runner writes it itself for the others). EVS_OK whatever the
+ * domain did
  * (result says); failures only for what stops a runner (EVS_IO, EVS_NOMEM,
  * EVS_CORRUPT, EVS_READONLY, EVS_FULL) and EVS_INVALID (bad arguments).
  */
