@@ -70,13 +70,22 @@ static bool mine(const evs_pm_run_opts *o, const char *instance)
 	return evs__pm_partition(instance, o->partitions) == (o->partitions ? o->partition : 0);
 }
 
+typedef struct low_walk {
+	char same[EVS__PM_CP_MAX]; /* "pm/<m>/pos/<partitions>.": siblings */
+	uint64_t low;
+} low_walk;
+
+/* The lowest checkpoint of another partitioning of the manager (a sibling
+ * partition's is no lower bound for this one's instances). */
 static int min_pos(void *ctx, evs_str name, uint64_t position)
 {
-	uint64_t *m = ctx;
+	low_walk *w = ctx;
+	size_t n = strlen(w->same);
 
-	(void)name;
-	if (*m == UINT64_MAX || position < *m)
-		*m = position;
+	if (name.len >= n && memcmp(name.ptr, w->same, n) == 0)
+		return 0;
+	if (w->low == UINT64_MAX || position < w->low)
+		w->low = position;
 	return 0;
 }
 
@@ -321,11 +330,13 @@ static int setup(mgr *ms, evs_pm *const *pms, size_t n, const evs_pm_run_opts *o
 		rc = evs_checkpoint_get(m->pm->s, m->cp, &m->pos);
 		if (rc == EVS_NOT_FOUND) {
 			char prefix[EVS__PM_CP_MAX];
-			uint64_t low = UINT64_MAX;
+			low_walk w;
+			w.low = UINT64_MAX;
+			snprintf(w.same, sizeof w.same, "pm/%s/pos/%u.", m->pm->name, parts);
 			snprintf(prefix, sizeof prefix, "pm/%s/pos/", m->pm->name);
-			if ((rc = evs_checkpoint_list(m->pm->s, prefix, min_pos, &low)) != EVS_OK)
+			if ((rc = evs_checkpoint_list(m->pm->s, prefix, min_pos, &w)) != EVS_OK)
 				return rc;
-			m->pos = low == UINT64_MAX ? 0 : low;
+			m->pos = w.low == UINT64_MAX ? 0 : w.low;
 		} else if (rc != EVS_OK) {
 			return rc;
 		}

@@ -6,6 +6,7 @@
  * completion, a rejection that compensates in reverse order, a parked
  * instance that does not block others and resumes, bad input.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "evstore_pm.h"
@@ -426,6 +427,79 @@ START_TEST(test_declined_and_customer_cancel)
 }
 END_TEST
 
+typedef struct part_arg {
+	evs_pm *pm;
+	unsigned part;
+	int rc;
+} part_arg;
+
+static void *part_thread(void *p)
+{
+	part_arg *a = p;
+	evs_pm_run_opts ro;
+	memset(&ro, 0, sizeof ro);
+	ro.clock = clock_fn;
+	ro.until_idle = 1;
+	ro.tick_ms = 5;
+	ro.partitions = 4;
+	ro.partition = a->part;
+	a->rc = evs_pm_run(&a->pm, 1, &ro);
+	return NULL;
+}
+
+/* Four runners in threads share the instances (partitions) and the
+ * stock streams they command: every order ends as a lone runner would
+ * end it; a second round (captures) too. */
+START_TEST(test_partitions)
+{
+	pthread_t t[4];
+	part_arg a[4];
+	char id[16];
+
+	setup();
+	tu_ok(st, orders_add_stock(&o, "shared", 30));
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		tu_ok(st, orders_place(&o, id, "shared", 1, 10));
+	}
+	for (int round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < 4; i++) {
+			a[i] = (part_arg){o.pm, i, -1};
+			ck_assert_int_eq(pthread_create(&t[i], NULL, part_thread, &a[i]), 0);
+		}
+		for (unsigned i = 0; i < 4; i++) {
+			pthread_join(t[i], NULL);
+			ck_assert_int_eq(a[i].rc, EVS_OK);
+		}
+		for (int i = 0; round == 0 && i < 40; i++) {
+			snprintf(id, sizeof id, "p%d", i);
+			if (strcmp(payment_status(id), "requested") == 0)
+				tu_ok(st, orders_capture(&o, id));
+		}
+	}
+	int shipped = 0, cancelled = 0;
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof id, "p%d", i);
+		const char *os = order_status(id);
+		shipped += strcmp(os, "shipped") == 0;
+		cancelled += strcmp(os, "cancelled") == 0;
+		int want = strcmp(os, "shipped") == 0 ? EVS_PM_COMPLETED : EVS_PM_FAILED;
+		ck_assert_msg(status_of(id) == want, "%s: order %s, process %d", id, os,
+			      status_of(id));
+	}
+	ck_assert_int_eq(shipped, 30); /* 30 units: 30 reserved, 10 out of stock */
+	ck_assert_int_eq(cancelled, 10);
+	ck_assert_int_eq(available("shared"), 0);
+	ck_assert_int_eq(count("StockReserved", NULL, NULL), 30);
+	ck_assert_int_eq(count("ReserveFailed", NULL, NULL), 10);
+	ck_assert_int_eq(timers(), 0);
+	int parked = 0;
+	tu_ok(st, evs_checkpoint_list(st, "pm/orders/parked/", count_fn, &parked));
+	ck_assert_int_eq(parked, 0);
+	teardown();
+}
+END_TEST
+
 /* ---- a manager of its own: parking ---------------------------------------- */
 
 static int poison; /* decide fails for instance "bad" while set */
@@ -685,6 +759,7 @@ int main(void)
 		test_double_start_and_late_event,
 		test_rejection_compensates_in_reverse,
 		test_declined_and_customer_cancel,
+		test_partitions,
 		test_parked_and_resumed,
 		test_snapshots,
 		test_bad_input,
