@@ -4,6 +4,7 @@
  *
  *   evs pm run --plugin FILE [--plugin-arg TEXT] [--partitions N
  *              --partition I] [--until-idle] [--progress-ms MS]
+ *              [--metrics-file FILE]
  *   evs pm list-parked MANAGER       one JSON line per parked instance
  *   evs pm resume MANAGER INSTANCE   ask the runner to resume it
  *   evs pm timers MANAGER            one JSON line per timer, in due order
@@ -22,7 +23,15 @@
 #include "log.h"
 #include "signals.h"
 
-enum { OPT_PLUGIN, OPT_PLUGIN_ARG, OPT_PARTITIONS, OPT_PARTITION, OPT_UNTIL_IDLE, OPT_PROGRESS };
+enum {
+	OPT_PLUGIN,
+	OPT_PLUGIN_ARG,
+	OPT_PARTITIONS,
+	OPT_PARTITION,
+	OPT_UNTIL_IDLE,
+	OPT_PROGRESS,
+	OPT_METRICS
+};
 
 static const struct cli_option options[] = {
 	[OPT_PLUGIN] = {"plugin", "FILE", "run: the shared object with evs_pm_plugin_open"},
@@ -31,10 +40,13 @@ static const struct cli_option options[] = {
 	[OPT_PARTITION] = {"partition", "I", "run: this runner's share, 0..N-1 (default 0)"},
 	[OPT_UNTIL_IDLE] = {"until-idle", NULL, "run: stop once caught up and no timer is due"},
 	[OPT_PROGRESS] = {"progress-ms", "MS", "run: progress log interval (default 10000)"},
+	[OPT_METRICS] =
+		{"metrics-file", "FILE",
+		 "run: Prometheus text file rewritten at each progress (textfile collector)"},
 	{NULL, NULL, NULL}};
 
 struct pm_state {
-	const char *plugin, *plugin_arg;
+	const char *plugin, *plugin_arg, *metrics;
 	uint64_t partitions, partition, progress_ms;
 	bool until_idle, has_partition;
 };
@@ -60,6 +72,11 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 		st->has_partition = true;
 		return cli_option_u64("partition", value, 0, &st->partition);
 	case OPT_UNTIL_IDLE: st->until_idle = true; return CLI_EXIT_OK;
+	case OPT_METRICS:
+		if (!*value)
+			return cli_bad_value("metrics-file", value, "empty");
+		st->metrics = value;
+		return CLI_EXIT_OK;
 	case OPT_PROGRESS:
 		if (cli_option_u64("progress-ms", value, 1, &st->progress_ms) != CLI_EXIT_OK)
 			return CLI_EXIT_USAGE;
@@ -85,6 +102,64 @@ static int should_stop(void *ctx)
 }
 
 #define MAX_MANAGERS 64
+
+/* The last progress of each manager, written as Prometheus text to
+ * --metrics-file (FILE.tmp, then renamed over FILE). */
+struct metrics {
+	const char *path;
+	unsigned partition;
+	evs_pm_progress p[MAX_MANAGERS];
+	size_t n;
+};
+
+static void write_metrics(struct metrics *m)
+{
+	static const char *const names[][3] = {
+		{"evs_pm_position", "gauge", "last log position handled by the runner"},
+		{"evs_pm_lag_events", "gauge", "events between the runner and the store's head"},
+		{"evs_pm_steps_total", "counter", "steps committed"},
+		{"evs_pm_skipped_total", "counter", "inputs skipped (handled, finished, parked)"},
+		{"evs_pm_timers_fired_total", "counter", "timers fired"},
+		{"evs_pm_rejections_total", "counter", "commands rejected by their aggregates"},
+		{"evs_pm_parked_instances", "gauge", "instances parked (all partitions)"}};
+	char tmp[4096];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", m->path) >= (int)sizeof tmp ||
+	    (f = fopen(tmp, "w")) == NULL) {
+		evs__logf(EVS_LOG_WARNING, "could not write metrics file \"%s\"", m->path);
+		return;
+	}
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", names[k][0], names[k][2], names[k][0],
+			names[k][1]);
+		for (size_t i = 0; i < m->n; i++) {
+			const evs_pm_progress *p = &m->p[i];
+			uint64_t v[] = {p->position, p->head - p->position, p->steps,
+					p->skipped,  p->timers_fired,       p->rejections,
+					p->parked};
+			fprintf(f, "%s{manager=\"%s\",partition=\"%u\"} %llu\n", names[k][0],
+				p->manager, m->partition, (unsigned long long)v[k]);
+		}
+	}
+	if (fclose(f) != 0 || rename(tmp, m->path) != 0)
+		evs__logf(EVS_LOG_WARNING, "could not write metrics file \"%s\"", m->path);
+}
+
+static void on_progress(void *ctx, const evs_pm_progress *p)
+{
+	struct metrics *m = ctx;
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (strcmp(m->p[i].manager, p->manager) == 0)
+			break;
+	if (i == MAX_MANAGERS)
+		return;
+	m->p[i] = *p;
+	m->n = i == m->n ? m->n + 1 : m->n;
+	write_metrics(m);
+}
 
 static int run_managers(evs_store *store, struct cli_ctx *ctx, void *arg)
 {
@@ -126,6 +201,11 @@ static int run_managers(evs_store *store, struct cli_ctx *ctx, void *arg)
 	ro.until_idle = st->until_idle;
 	ro.progress_ms = (int)st->progress_ms;
 	ro.stop = should_stop;
+	struct metrics metrics = {st->metrics, ro.partition, {{0}}, 0};
+	if (st->metrics) {
+		ro.progress = on_progress;
+		ro.progress_ctx = &metrics;
+	}
 	evs__stop_signals(on_signal, true);
 	evs__logf(EVS_LOG_INFO, "running %zu process manager%s from \"%s\" (partition %u of %u)", n,
 		  n == 1 ? "" : "s", st->plugin, ro.partition, ro.partitions ? ro.partitions : 1);
@@ -238,7 +318,7 @@ static int run(struct cli_ctx *ctx, void *state)
 		return cli_with_store(ctx, CLI_OPEN_WRITE, NULL, run_managers, st);
 	}
 	if (st->plugin || st->plugin_arg || st->partitions || st->has_partition || st->until_idle ||
-	    st->progress_ms) {
+	    st->progress_ms || st->metrics) {
 		cli_error("options are only for \"evs pm run\"");
 		return CLI_EXIT_USAGE;
 	}
@@ -270,7 +350,8 @@ const struct cli_command cli_cmd_pm = {
 		"run loads FILE (a shared object exporting evs_pm_plugin_open and\n"
 		"evs_pm_plugin_close, see evstore_pm.h) and runs its process managers on the\n"
 		"store: catch-up from their checkpoints, then live; due timers fire as steps.\n"
-		"Progress, lag and parked instances go to the log. list-parked prints one\n"
+		"Progress, lag and parked instances go to the log (EVS_LOG_LEVEL=info) and,\n"
+		"with --metrics-file, to a Prometheus text file. list-parked prints one\n"
 		"JSON line per parked instance {\"manager\",\"instance\",\"position\",\"reason\"};\n"
 		"resume asks the runner to replay a parked instance's inputs; timers prints\n"
 		"one JSON line per timer {\"manager\",\"instance\",\"timer\",\"due\"} in due order.",

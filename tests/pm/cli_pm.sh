@@ -18,7 +18,10 @@ expect 0 "$evs" init
 expect 0 "$evs" append stock-s1 StockAdded '{"qty":2}'
 expect 0 "$evs" append order-o1 OrderPlaced '{"order":"o1","sku":"s1","qty":1,"amount":5}'
 expect 0 "$evs" append order-o2 OrderPlaced '{"order":"o2","sku":"s1","qty":9,"amount":5}'
-expect 0 "$evs" pm run --plugin "$plugin" --until-idle --plugin-arg 60
+expect 0 "$evs" pm run --plugin "$plugin" --until-idle --plugin-arg 60 --metrics-file "$work/m.prom"
+grep -q '^evs_pm_steps_total{manager="orders",partition="0"} [1-9]' "$work/m.prom" ||
+  fail "metrics: $(cat "$work/m.prom")"
+grep -q '^evs_pm_lag_events{manager="orders",partition="0"} 0$' "$work/m.prom" || fail "lag"
 expect 0 "$evs" pm timers orders
 grep -q '^{"manager":"orders","instance":"o1","timer":"payment","due":[0-9]*}$' "$work/out" ||
   fail "timers: $(cat "$work/out")"
@@ -49,6 +52,8 @@ expect 2 "$evs" pm run --plugin "$plugin" --partitions 2 --partition 2
 expect 2 "$evs" pm run --plugin "$plugin" --partitions 0
 expect 2 "$evs" pm run --plugin "$plugin" --progress-ms 0
 expect 2 "$evs" pm run --plugin ''
+expect 2 "$evs" pm run --plugin "$plugin" --metrics-file ''
+expect 2 "$evs" pm timers orders --metrics-file "$work/x"
 expect 2 "$evs" pm list-parked
 expect 2 "$evs" pm list-parked Orders
 expect 2 "$evs" pm list-parked orders --until-idle
