@@ -158,6 +158,12 @@ typedef struct evs_pm_def {
 	 * stored: position 0 and recorded_at 0. */
 	int (*evolve)(void *ctx, void *state, const evs_event *event);
 
+	/* The event types correlate() may route (copied; NULL = every
+	 * type): the runner's subscription reads only these, through the
+	 * store's type index, instead of decoding the whole log. */
+	const char *const *types;
+	size_t ntypes;
+
 	/* The aggregates it commands (their evs_aggregate_def names are what
 	 * evs_pm_command() takes); handles stay the caller's. */
 	evs_aggregate *const *aggregates;

@@ -28,6 +28,17 @@ int evs_pm_new(evs_store *s, const evs_pm_def *def, evs_pm **out)
 				 "process manager \"%s\": state_size, correlate, decide and evolve "
 				 "are required",
 				 def->name);
+	if ((def->ntypes && def->types == NULL) || def->ntypes > 1024)
+		return evs__fail(s, EVS_INVALID, "process manager \"%s\": bad types list",
+				 def->name);
+	for (size_t i = 0; i < def->ntypes; i++) {
+		size_t len;
+		if (def->types[i] == NULL || evs__check_name(def->types[i], &len) <= 0)
+			return evs__fail(s, EVS_INVALID,
+					 "process manager \"%s\": type %zu is empty, too long or "
+					 "not UTF-8",
+					 def->name, i);
+	}
 	if (def->naggregates && def->aggregates == NULL)
 		return evs__fail(s, EVS_INVALID, "process manager \"%s\": aggregates is NULL",
 				 def->name);
@@ -55,10 +66,21 @@ int evs_pm_new(evs_store *s, const evs_pm_def *def, evs_pm **out)
 	for (size_t i = 0; i < def->naggregates; i++)
 		pm->aggs[i] = def->aggregates[i];
 	pm->def.aggregates = pm->aggs;
+	if (def->ntypes) {
+		if ((pm->types = calloc(def->ntypes, sizeof *pm->types)) == NULL) {
+			evs_pm_free(pm);
+			return evs__fail(s, EVS_NOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < def->ntypes; i++)
+			if ((pm->types[i] = strdup(def->types[i])) == NULL) {
+				evs_pm_free(pm);
+				return evs__fail(s, EVS_NOMEM, "out of memory");
+			}
+		pm->def.types = (const char *const *)pm->types;
+	}
 	pm->inst_size = EVS__PM_USER_OFF + def->state_size;
 	if ((rc = evs__pm_inst_def(pm, &pm->inst_agg)) != EVS_OK) {
-		free(pm->aggs);
-		free(pm);
+		evs_pm_free(pm);
 		return rc;
 	}
 	*out = pm;
@@ -70,6 +92,9 @@ void evs_pm_free(evs_pm *pm)
 	if (pm == NULL)
 		return;
 	evs_aggregate_free(pm->inst_agg);
+	for (size_t i = 0; pm->types && i < pm->def.ntypes; i++)
+		free(pm->types[i]);
+	free(pm->types);
 	free(pm->aggs);
 	free(pm);
 }

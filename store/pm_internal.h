@@ -61,6 +61,7 @@ struct evs_pm {
 	evs_pm_def def; /* def.name points at name; def.aggregates at aggs */
 	char name[EVS_PM_MAX_NAME + 1];
 	evs_aggregate **aggs;
+	char **types;            /* copies of def.types (def.types points here) */
 	evs_aggregate *inst_agg; /* the instance stream as an aggregate */
 	size_t inst_size;        /* EVS__PM_USER_OFF + def.state_size */
 };

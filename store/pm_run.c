@@ -347,6 +347,39 @@ static int setup(mgr *ms, evs_pm *const *pms, size_t n, const evs_pm_run_opts *o
 	return EVS_OK;
 }
 
+/* One subscription for all: the union of the managers' types, unless one
+ * of them reads every type. */
+static int subscribe(evs_pm *const *pms, size_t n, uint64_t start, evs_sub **sub)
+{
+	const char **types = NULL;
+	evs_filter f;
+	size_t nt = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (pms[i]->def.ntypes == 0)
+			return evs_subscribe(pms[0]->s, start, NULL, sub);
+		nt += pms[i]->def.ntypes;
+	}
+	if ((types = calloc(nt, sizeof *types)) == NULL)
+		return evs__fail(pms[0]->s, EVS_NOMEM, "out of memory");
+	nt = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < pms[i]->def.ntypes; k++) {
+			size_t j = 0;
+			while (j < nt && strcmp(types[j], pms[i]->def.types[k]) != 0)
+				j++;
+			if (j == nt)
+				types[nt++] = pms[i]->def.types[k];
+		}
+	memset(&f, 0, sizeof f);
+	f.types = types;
+	f.ntypes = nt;
+	rc = evs_subscribe(pms[0]->s, start, &f, sub);
+	free(types);
+	return rc;
+}
+
 int evs_pm_run(evs_pm *const *pms, size_t n, const evs_pm_run_opts *opts)
 {
 	evs_pm_run_opts o;
@@ -371,7 +404,7 @@ int evs_pm_run(evs_pm *const *pms, size_t n, const evs_pm_run_opts *opts)
 		return evs__fail(pms[0]->s, EVS_NOMEM, "out of memory");
 	if ((rc = setup(ms, pms, n, &o, &start)) != EVS_OK)
 		goto out;
-	if ((rc = evs_subscribe(pms[0]->s, start, NULL, &sub)) != EVS_OK)
+	if ((rc = subscribe(pms, n, start, &sub)) != EVS_OK)
 		goto out;
 	last_progress = real_clock(NULL);
 	for (;;) {
@@ -401,8 +434,12 @@ int evs_pm_run(evs_pm *const *pms, size_t n, const evs_pm_run_opts *opts)
 			idle = true;
 			rc = EVS_OK;
 			next_due = INT64_MIN; /* check timers and requests now */
-			for (size_t i = 0; rc == EVS_OK && i < n; i++)
+			for (size_t i = 0; rc == EVS_OK && i < n; i++) {
+				/* what the filter skipped is read too */
+				if (evs_sub_position(sub) > ms[i].pos)
+					ms[i].pos = evs_sub_position(sub);
 				rc = flush(&ms[i]);
+			}
 		}
 		if (rc != EVS_OK)
 			break;

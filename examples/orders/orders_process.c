@@ -247,6 +247,10 @@ static int decide(void *ctx, const void *state, const evs_pm_input *in, evs_pm_s
 	return rc;
 }
 
+static const char *const input_types[] = {"OrderPlaced",     "StockReserved",   "ReserveFailed",
+					  "PaymentCaptured", "PaymentDeclined", "OrderShipped",
+					  "OrderCancelled"};
+
 void orders_pm_def(orders *o, evs_pm_def *def)
 {
 	o->aggs[0] = o->order;
@@ -261,4 +265,6 @@ void orders_pm_def(orders *o, evs_pm_def *def)
 	def->evolve = evolve;
 	def->aggregates = o->aggs;
 	def->naggregates = 3;
+	def->types = input_types;
+	def->ntypes = sizeof input_types / sizeof input_types[0];
 }

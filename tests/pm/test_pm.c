@@ -728,6 +728,12 @@ START_TEST(test_bad_input)
 	d.state_size = 0;
 	tu_assert_rc(st, evs_pm_new(st, &d, &pm), EVS_INVALID);
 	tally_def(&d);
+	d.ntypes = 1;
+	tu_assert_rc(st, evs_pm_new(st, &d, &pm), EVS_INVALID);
+	const char *empty[] = {""};
+	d.types = empty;
+	tu_assert_rc(st, evs_pm_new(st, &d, &pm), EVS_INVALID);
+	tally_def(&d);
 	tu_ok(st, evs_pm_new(st, &d, &pm));
 	evs_pm_result r;
 	tu_assert_rc(st, evs_pm_fire(pm, "a/b", "t", 1, 1, &r), EVS_INVALID);
