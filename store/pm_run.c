@@ -119,7 +119,9 @@ static int due_fn(void *ctx, evs_str name, uint64_t position)
 	return w->n == FIRE_BATCH ? 1 : 0;
 }
 
-/* Fire the manager's due timers; *next = the earliest later due time. */
+/* Fire the manager's due timers (a batch at most: a full one asks for
+ * another round at once); *next = the earliest later due time. Timers of
+ * parked instances stay due until their resume. */
 static int fire_due(mgr *m, const evs_pm_run_opts *o, int64_t *next)
 {
 	char prefix[EVS__PM_CP_MAX];
@@ -130,25 +132,25 @@ static int fire_due(mgr *m, const evs_pm_run_opts *o, int64_t *next)
 		return EVS_NOMEM;
 	w->prefix = (size_t)snprintf(prefix, sizeof prefix, "pm/%s/timer/", m->pm->name);
 	w->o = o;
-	do {
-		w->n = 0;
-		w->next = INT64_MAX;
-		w->now = now_of(o);
-		rc = evs_checkpoint_list(m->pm->s, prefix, due_fn, w);
-		if (rc == 1)
-			rc = EVS_OK;
-		for (size_t i = 0; rc == EVS_OK && i < w->n; i++) {
-			evs_pm_result r;
-			rc = evs_pm_fire(m->pm, w->rows[i].instance, w->rows[i].timer,
-					 w->rows[i].due, w->now, &r);
-			if (rc == EVS_OK) {
-				m->st.timers_fired += r.stepped && !r.skipped;
-				m->st.steps += r.stepped && !r.skipped;
-				m->st.parked_now += r.parked;
-				m->st.rejections += r.rejections;
-			}
+	w->n = 0;
+	w->next = INT64_MAX;
+	w->now = now_of(o);
+	rc = evs_checkpoint_list(m->pm->s, prefix, due_fn, w);
+	if (rc == 1)
+		rc = EVS_OK;
+	for (size_t i = 0; rc == EVS_OK && i < w->n; i++) {
+		evs_pm_result r;
+		rc = evs_pm_fire(m->pm, w->rows[i].instance, w->rows[i].timer, w->rows[i].due,
+				 w->now, &r);
+		if (rc == EVS_OK) {
+			m->st.timers_fired += r.stepped && !r.skipped;
+			m->st.steps += r.stepped && !r.skipped;
+			m->st.parked_now += r.parked;
+			m->st.rejections += r.rejections;
 		}
-	} while (rc == EVS_OK && w->n == FIRE_BATCH);
+	}
+	if (w->n == FIRE_BATCH)
+		w->next = w->now;
 	if (w->next < *next)
 		*next = w->next;
 	free(w);
@@ -456,7 +458,7 @@ int evs_pm_run(evs_pm *const *pms, size_t n, const evs_pm_run_opts *opts)
 				rc = serve_resumes(&ms[i], &o);
 			evs_store_info head;
 			if (rc == EVS_OK && (rc = evs_head(pms[0]->s, &head)) == EVS_OK &&
-			    head.last_position <= evs_sub_position(sub))
+			    head.last_position <= evs_sub_position(sub) && later > now_of(&o))
 				break;
 		}
 	}
