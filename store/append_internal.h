@@ -86,9 +86,6 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
  * 0 with *conflict = 0 (the condition holds) or the first such position,
  * or an LMDB code. */
 int evs__condition_check(evs_store *s, MDB_txn *txn, const evs_condition *cond, uint64_t *conflict);
-/* condition.c: does ev match the query (an item's type and all its
- * tags; no items: every event)? */
-bool evs__query_match(const evs_query *q, const evs_event *ev);
 /* condition.c: check a condition's query (types, tags, counts); EVS_OK or
  * EVS_INVALID with the thread's message set. */
 int evs__condition_valid(evs_store *s, const evs_condition *cond);

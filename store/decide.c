@@ -162,19 +162,18 @@ int evs_dcb_reject(evs_dcb_decision *d, const char *message)
 	return EVS_REJECTED;
 }
 
-/* Fold the events matching q after *after into the caller's state;
- * *after becomes the last one folded. */
+/* Fold the events matching the query after *after into the caller's
+ * state (evs_read_query: through the indexes); *after becomes the last
+ * one folded. */
 static int fold(evs_store *s, const evs_decider *dc, uint64_t *after, uint64_t *folded)
 {
 	evs_iter *it;
 	evs_event ev;
 	int rc;
 
-	if ((rc = evs_read_all(s, *after + 1, EVS_FORWARD, NULL, 0, &it)) != EVS_OK)
+	if ((rc = evs_read_query(s, dc->query, *after + 1, EVS_FORWARD, 0, &it)) != EVS_OK)
 		return rc;
 	while ((rc = evs_iter_next(it, &ev)) == EVS_OK) {
-		if (!evs__query_match(dc->query, &ev))
-			continue;
 		if ((rc = dc->apply(dc->ctx, &ev)) != EVS_OK) {
 			rc = evs__fail(s, rc,
 				       "decider: apply failed on position %llu (type \"%.*s\"): %s",

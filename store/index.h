@@ -53,4 +53,23 @@ bool evs__ix_split(const MDB_val *k, int *kind, const uint8_t **name, size_t *le
  * the last one sets the format to 3. EVS_ code. */
 int evs__ix_upgrade(evs_store *s);
 
+/* ---- ixplan.c: walking the indexes for a filter or a query ------------ */
+
+typedef struct evs__plan evs__plan;
+
+/* A plan for the indexed parts of f (types, categories, tags,
+ * correlation), or *out NULL when f has none (read by a scan). The plan
+ * points at f's names. 0 or ENOMEM. */
+int evs__plan_filter(const evs__filter *f, evs__plan **out);
+/* A plan for q, or *out NULL when q matches every event. 0 or ENOMEM. */
+int evs__plan_query(const evs__query *q, evs__plan **out);
+/* Open the plan's cursors in txn (closing any of an earlier one). */
+int evs__plan_bind(evs__plan *p, MDB_txn *txn, MDB_dbi index);
+void evs__plan_unbind(evs__plan *p);
+/* The first matching position > after / the last < before: 0 with *pos,
+ * MDB_NOTFOUND, or an LMDB code. Bound plans only. */
+int evs__plan_next(evs__plan *p, uint64_t after, uint64_t *pos);
+int evs__plan_prev(evs__plan *p, uint64_t before, uint64_t *pos);
+void evs__plan_free(evs__plan *p);
+
 #endif /* EVS_INDEX_H */

@@ -313,7 +313,13 @@ int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_
 int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
 			 uint64_t *version, uint64_t *position);
 
-/* A copied filter. */
+/* ---- filter.c: copied filters and queries ------------------------------ */
+
+/* Keys one filter or query may name in all (types, categories, tags,
+ * items): bounds the index walk's cursors. */
+#define EVS__PLAN_MAX_KEYS 1024
+
+/* A copied evs_filter. */
 typedef struct evs__filter {
 	char **types;
 	size_t *type_lens;
@@ -321,11 +327,41 @@ typedef struct evs__filter {
 	char **prefixes;
 	size_t *prefix_lens;
 	size_t nprefixes;
+	char **categories;
+	size_t *category_lens;
+	size_t ncategories;
+	char **tags;
+	size_t *tag_lens;
+	size_t ntags;
+	bool has_correlation;
+	uint8_t correlation[16];
+	char catsep; /* the store's category separator */
 } evs__filter;
 
 int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src);
 void evs__filter_free(evs__filter *f);
 bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
+
+/* A copied evs_query; all: it matches every event (no items, or an item
+ * with neither types nor tags). */
+typedef struct evs__qitem {
+	char **types;
+	size_t *type_lens;
+	size_t ntypes;
+	char **tags;
+	size_t *tag_lens;
+	size_t ntags;
+} evs__qitem;
+
+typedef struct evs__query {
+	evs__qitem *items;
+	size_t nitems;
+	bool all;
+} evs__query;
+
+int evs__query_copy(const evs_store *s, evs__query *dst, const evs_query *src);
+void evs__query_free(evs__query *q);
+bool evs__query_pass(const evs__query *q, const evs_event *ev);
 
 /* ---- schema/admit.c, schema/cache.c ------------------------------ */
 
