@@ -231,6 +231,17 @@ static int commit(evs_pm_step *st, evs_pm_result *r)
 		return EVS_OK;
 	rc = evs_append_ex(st->pm->s, parts, np, cw, st->ncps, NULL, res, NULL);
 	if (rc == EVS_OK && np > 0) {
+		/* the commanded aggregates' snapshots, as evs_execute takes them */
+		for (size_t i = 0, k = np - st->nparts; i < st->nparts; i++, k++) {
+			evs_aggregate *a = st->parts[i].agg;
+			uint64_t every = a->def.snapshot_every;
+			if (every && a->snapshots && !res[k].idempotent &&
+			    res[k].version / every != st->parts[i].expected / every &&
+			    evs_snapshot_take(a, st->parts[i].stream, NULL) != EVS_OK)
+				evs__log(st->pm->s, EVS_LOG_WARNING,
+					 "aggregate \"%s\": no snapshot of stream \"%s\": %s",
+					 a->name, st->parts[i].stream, evs_errmsg(st->pm->s));
+		}
 		r->stepped = 1;
 		r->version = st->nev ? res[0].version : st->base_version;
 		r->commit_pos = res[np - 1].last_position;
