@@ -9,13 +9,12 @@
  * handed back to decide() after the round, at most EVS_PM_MAX_ROUNDS
  * rounds. Nothing is written before the single commit: a version conflict
  * on any part (the instance or an aggregate) retries the whole step from a
- * fresh load, with a growing random pause (100 us doubling, at most 20 ms),
+ * fresh load, with a growing random pause (100 us doubling, at most 12.8 ms),
  * max_attempts times; then the instance is parked (pm_park below).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pm_internal.h"
 
@@ -176,29 +175,6 @@ static bool is_fatal(int rc)
 {
 	return rc == EVS_IO || rc == EVS_NOMEM || rc == EVS_FULL || rc == EVS_READONLY ||
 	       rc == EVS_CORRUPT || rc == EVS_BUSY;
-}
-
-static void backoff(unsigned attempt)
-{
-	static _Thread_local uint64_t x;
-	struct timespec ts;
-
-	if (x == 0) {
-		uint8_t r[16];
-		evs_uuid_v7(r);
-		memcpy(&x, r + 8, 8);
-		x |= 1;
-	}
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	uint64_t max_us = (uint64_t)100 << (attempt < 8 ? attempt : 8);
-	if (max_us > 20000)
-		max_us = 20000;
-	uint64_t us = x % max_us + 1;
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)(us * 1000);
-	nanosleep(&ts, NULL);
 }
 
 /* Commit the step: instance part, command parts, checkpoint writes. */
@@ -426,7 +402,7 @@ static int run_step(evs_pm *pm, const input_spec *is, evs_pm_result *r)
 				r->parked = 1;
 			break;
 		}
-		backoff(r->attempts);
+		evs__backoff(r->attempts, 20000);
 	}
 out:
 	if (st) {
