@@ -10,7 +10,7 @@
  * rounds. Nothing is written before the single commit: a version conflict
  * on any part (the instance or an aggregate) retries the whole step from a
  * fresh load, with a growing random pause (100 us doubling, at most 12.8 ms),
- * max_attempts times; then the instance is parked (pm_park below).
+ * max_attempts times; then the instance is parked (park() below).
  */
 #include <stdio.h>
 #include <stdlib.h>
