@@ -144,6 +144,12 @@ static int open_dbs(evs__core *c, const char *path, bool create, char catsep)
 				 "(evs_open without read_only, or an evs command that writes)",
 				 path, fmt, EVS_FORMAT_VERSION);
 	}
+	if (fmt == EVS_FORMAT_VERSION && c->index == 0) {
+		mdb_txn_abort(txn);
+		return evs__fail(NULL, EVS_CORRUPT,
+				 "store \"%s\" has format version %u but no \"index\" sub-database",
+				 path, fmt);
+	}
 	if (fmt > EVS_FORMAT_VERSION || fmt == 0) {
 		mdb_txn_abort(txn);
 		return evs__fail(

@@ -241,6 +241,44 @@ START_TEST(test_format2_upgraded)
 }
 END_TEST
 
+/* evs_restore writes tags, producer and index entries back as stored. */
+START_TEST(test_restore_tags)
+{
+	char other[8192];
+	evs_store *st = tu_open(kit_dir, NULL);
+	const char *tags[] = {"z", "a"};
+	evs_event_in in = {.type = "T", .tags = tags, .ntags = 2, .producer = "p"};
+	tu_ok(st, evs_append(st, "c-1", EVS_ANY, &in, 1, NULL));
+	tu_ev *evs;
+	size_t n = tu_read_all(st, &evs);
+	evs_close(st);
+
+	tu_path(other, sizeof other, "copy");
+	st = tu_open(other, NULL);
+	tu_ok(st, evs_restore(st, &evs[0].ev, 1));
+	const char *want[] = {"a"};
+	evs_filter f = {.tags = want, .ntags = 1};
+	evs_iter *it;
+	tu_ok(st, evs_read_all(st, 0, EVS_FORWARD, &f, 0, &it));
+	tu_ev *got;
+	ck_assert_uint_eq(tu_drain(st, it, &got), 1);
+	ck_assert(tags_are(&got[0].ev, 2, "a", "z"));
+	ck_assert(tu_str_eq(got[0].ev.producer, "p"));
+	tu_evs_free(got, 1);
+	ck_assert_uint_eq(tu_verify(st), 0);
+	/* a repeated tag is refused there too */
+	evs_str dup[2] = {{"a", 1}, {"a", 1}};
+	evs[0].ev.tags = dup;
+	evs[0].ev.position = 2;
+	evs[0].ev.version = 2;
+	evs[0].ev.id[15] ^= 1;
+	tu_assert_rc(st, evs_restore(st, &evs[0].ev, 1), EVS_INVALID);
+	ck_assert_msg(strstr(evs_errmsg(st), "event 0: tag 1 repeats tag 0"), "%s", evs_errmsg(st));
+	evs_close(st);
+	tu_evs_free(evs, n);
+}
+END_TEST
+
 START_TEST(test_category_separator)
 {
 	evs_options o;
@@ -261,11 +299,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_tags_round_trip,
-		test_tags_refused,
-		test_format2_upgraded,
-		test_category_separator,
-		NULL,
+		test_tags_round_trip,    test_tags_refused, test_format2_upgraded,
+		test_category_separator, test_restore_tags, NULL,
 	};
 
 	return kit_main("store-index", 600, tests);
