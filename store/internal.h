@@ -114,6 +114,7 @@ typedef struct evs__core {
 	bool gathering;           /* the leader waits in gather_cv */
 	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
 	int64_t commit_ns;        /* moving average of a group's commit */
+	uint32_t answered;        /* +1 per answered group: waiters' futex */
 
 	/* The journal (journal.c, jopen.c, jcommit.c); jfd -1: none (a
 	 * read-only open of a store without one). */
