@@ -63,6 +63,16 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"checkpoints\"");
 	}
 
+	/* The streams' newest versions (stream_index.c), format 3; a format
+	 * 2 store has none and needs none (its "streams" is complete). */
+	rc = mdb_dbi_open(txn, "heads", c->read_only ? 0 : MDB_CREATE, &c->heads);
+	if (rc == MDB_NOTFOUND) {
+		c->heads = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"heads\"");
+	}
+
 	/* The schema registry (schema/registry.c), also within format 1. */
 	rc = mdb_dbi_open(txn, "schemas", c->read_only ? 0 : MDB_CREATE, &c->schemas);
 	if (rc == MDB_NOTFOUND) {
@@ -104,8 +114,9 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 				 path);
 	}
 	uint32_t fmt = evs__get_u32(v.mv_data);
-	/* format 1 (no journal): a writable open upgrades it (jopen.c) */
-	if (fmt != EVS_FORMAT_VERSION && fmt != 1) {
+	/* format 1 (no journal), 2 (no "heads"): a writable open upgrades
+	 * it (jopen.c; nothing to convert for "heads") */
+	if (fmt != EVS_FORMAT_VERSION && fmt != 1 && fmt != 2) {
 		mdb_txn_abort(txn);
 		return evs__fail(
 			NULL, EVS_FORMAT,
@@ -304,6 +315,7 @@ static int core_open(const evs_store *s, evs__core **out)
 		h.meta = c->meta;
 		h.events = c->events;
 		h.streams = c->streams;
+		h.heads = c->heads;
 		h.ids = c->ids;
 		h.time = c->time;
 		h.snapshots = c->snapshots;

@@ -103,6 +103,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	s->snapshots = c->snapshots;
 	s->schemas = c->schemas;
 	s->checkpoints = c->checkpoints;
+	s->heads = c->heads;
 	s->notify = c->notify;
 
 	/* A larger map than the shared environment has: grow it, as the

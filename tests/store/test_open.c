@@ -141,7 +141,7 @@ START_TEST(test_format_record)
 	ck_assert_ptr_nonnull(v);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_uint_eq((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3],
-			  2);
+			  3);
 	free(v);
 }
 END_TEST
@@ -152,14 +152,14 @@ START_TEST(test_format_newer_refused)
 	tu_ok(st, tu_append_simple(st, "a", EVS_ANY, "T", 2, 1, 0, NULL));
 	evs_close(st);
 
-	const uint8_t v3[4] = {0, 0, 0, 3};
+	const uint8_t v3[4] = {0, 0, 0, 4};
 	tu_mdb_put(kit_dir, "meta", "format", 6, v3, 4);
 
 	st = (evs_store *)v3;
 	tu_assert_rc(NULL, evs_open(kit_dir, NULL, &st), EVS_FORMAT);
 	ck_assert_ptr_null(st);
 	const char *msg = evs_open_errmsg();
-	ck_assert_msg(tu_has_number(msg, 3), "message does not name the format: %s", msg);
+	ck_assert_msg(tu_has_number(msg, 4), "message does not name the format: %s", msg);
 
 	evs_options o;
 	evs_options_init(&o);
@@ -188,7 +188,7 @@ START_TEST(test_format_newer_refused)
 	ck_assert_uint_eq(h.last_position, 2);
 	evs_close(st);
 	cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
-	ck_assert_uint_eq(cur[3], 2);
+	ck_assert_uint_eq(cur[3], 3);
 	free(cur);
 }
 END_TEST
@@ -225,7 +225,7 @@ START_TEST(test_format1_upgraded)
 	evs_close(st);
 	ck_assert_int_eq(access(path, F_OK), 0);
 	uint8_t *cur = tu_mdb_get(kit_dir, "meta", "format", 6, &n);
-	ck_assert_uint_eq(cur[3], 2);
+	ck_assert_uint_eq(cur[3], 3);
 	free(cur);
 	tu_ok(NULL, evs_open(kit_dir, NULL, &st));
 	tu_ok(st, evs_verify(st, NULL, NULL, NULL));
