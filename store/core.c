@@ -250,6 +250,7 @@ static int core_open(const evs_store *s, evs__core **out)
 	c->sync = s->opts.sync;
 	c->notify.fd = -1;
 	c->jfd = -1;
+	c->jdfd = -1;
 	pthread_mutex_init(&c->jmu, NULL);
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);

@@ -127,6 +127,14 @@ typedef struct evs__core {
 	uint64_t jring;
 	uint32_t jpsize;
 	unsigned long jwrites; /* journal syncs (the test hook's count) */
+	/* Records go through jdfd (O_DIRECT | O_DSYNC, whole 4 KiB blocks;
+	 * -1: plain writes and fdatasync) from jdbuf; jtail holds the block
+	 * the last record written through it ended in, valid for a record
+	 * starting at jtail_lsn (journal.c). Under LMDB's writer lock. */
+	int jdfd;
+	uint8_t *jdbuf, *jtail;
+	size_t jdcap;
+	uint64_t jtail_lsn;
 	pthread_mutex_t jmu;   /* the fields below */
 	MDB_txn *pin;          /* a read transaction at our last checkpoint */
 	uint64_t ck_lsn;       /* the newest checkpoint known to be on disk */
