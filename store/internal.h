@@ -135,9 +135,9 @@ typedef struct evs__core {
 	uint8_t *jdbuf, *jtail;
 	size_t jdcap;
 	uint64_t jtail_lsn;
-	pthread_mutex_t jmu;   /* the fields below */
-	MDB_txn *pin;          /* a read transaction at our last checkpoint */
-	uint64_t ck_lsn;       /* the newest checkpoint known to be on disk */
+	pthread_mutex_t jmu; /* the fields below */
+	MDB_txn *pin;        /* a read transaction at our last checkpoint */
+	uint64_t ck_lsn;     /* the newest checkpoint known to be on disk */
 	uint64_t ck_txnid;
 	int64_t ck_ms;    /* when this process last checkpointed */
 	int64_t ck_every; /* ms between checkpoints while writing */
