@@ -40,6 +40,9 @@ typedef struct evs__req {
  * on failure (the thread's message is set). */
 int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expected,
 		       const evs_event_in *events, size_t n);
+/* batch.c: check event i's tags and producer (EVS_INVALID, the message
+ * names the event and the tag). */
+int evs__batch_check_tags(evs_store *s, size_t i, const evs_event_in *e);
 /* Free what evs__batch_prepare allocated in q. */
 void evs__batch_free(evs__req *q);
 

@@ -16,6 +16,48 @@ static int cmp_id(const void *a, const void *b)
 	return memcmp(a, b, 16);
 }
 
+/* Event i's tags and producer (record format 3): at most EVS_MAX_TAGS
+ * distinct tags of 1..EVS_MAX_TAG bytes of UTF-8 without NUL; a producer
+ * of 1..EVS_MAX_NAME bytes of the same. A duplicate tag is refused, never
+ * silently merged: the caller meant something else. */
+int evs__batch_check_tags(evs_store *s, size_t i, const evs_event_in *e)
+{
+	evs_str tags[EVS_MAX_TAGS];
+	const char *why = NULL;
+	size_t bad, other = SIZE_MAX, len;
+	int ok;
+
+	if (e->ntags && e->tags == NULL)
+		return evs__fail(s, EVS_INVALID, "event %zu: tags is NULL with a count of %zu", i,
+				 e->ntags);
+	if (e->ntags > EVS_MAX_TAGS)
+		return evs__fail(s, EVS_INVALID, "event %zu: %zu tags, the limit is %d", i,
+				 e->ntags, EVS_MAX_TAGS);
+	for (size_t j = 0; j < e->ntags; j++) {
+		const char *t = e->tags[j];
+		tags[j].ptr = t;
+		/* one byte past the limit is enough to know it is too long */
+		tags[j].len = t ? strnlen(t, EVS_MAX_TAG + 1) : 0;
+	}
+	bad = evs__tags_check(tags, e->ntags, &why, &other);
+	if (bad != SIZE_MAX) {
+		if (other != SIZE_MAX)
+			return evs__fail(s, EVS_INVALID,
+					 "event %zu: tag %zu \"%.*s\" repeats tag %zu", i, bad,
+					 (int)tags[bad].len, tags[bad].ptr, other);
+		return evs__fail(s, EVS_INVALID, "event %zu: tag %zu %s", i, bad, why);
+	}
+	if (e->producer) {
+		ok = evs__check_name(e->producer, &len);
+		if (ok <= 0)
+			return evs__fail(s, EVS_INVALID, "event %zu: producer %s", i,
+					 ok == 0    ? "is empty"
+					 : ok == -1 ? "is longer than 255 bytes"
+						    : "is not valid UTF-8");
+	}
+	return EVS_OK;
+}
+
 /* Check the whole batch and encode it; nothing is queued on failure. */
 int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t expected,
 		       const evs_event_in *events, size_t n)
@@ -70,6 +112,8 @@ int evs__batch_prepare(evs_store *s, evs__req *q, const char *stream, uint64_t e
 			return evs__fail(s, EVS_BAD_METADATA,
 					 "event %zu: metadata is not a valid msgpack map: %s", i,
 					 why);
+		if ((ok = evs__batch_check_tags(s, i, e)) != EVS_OK)
+			return ok;
 	}
 
 	/* data: well-formed and, where its type has a schema, valid against it,

@@ -522,15 +522,18 @@ typedef void (*evs_problem_fn)(void *ctx, const char *problem);
 /*
  * Check every index against the event log: positions gap-free, records
  * decodable, stream versions contiguous and indexed, ids indexed, time
- * index monotonic and matching commit boundaries. *problems receives the
+ * index monotonic and matching commit boundaries, the type, category, tag
+ * and correlation indexes holding exactly the entries the events call for
+ * (a missing entry and an extra one are both reported). *problems receives the
  * count; EVS_OK means the check ran (look at *problems).
  */
 int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx, uint64_t *problems);
 
 /* Called by evs_verify_ex() while it runs: `done` of `total` records
  * checked so far. Records are the entries of the event log and of the
- * stream, id and time indexes together (each walked once), so total is
- * about three to four times the event count. total is known before the
+ * stream, id, time and event (type, category, tag, correlation) indexes
+ * together (each walked once), so total is about five times the event
+ * count, more with tags. total is known before the
  * first call and never changes, done only rises, and a check that runs
  * to the end makes one last call with done == total (0 of 0 for an
  * empty store). */

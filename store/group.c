@@ -8,7 +8,8 @@
  * applied again.
  *
  * Writes per event: "events" (position -> record, MDB_APPEND), "streams"
- * (stream -> version|position), "event_ids" (id -> position). Per commit:
+ * (stream -> version|position), "event_ids" (id -> position), "index"
+ * (type, category, tags, correlation -> position: index.c). Per commit:
  * "time" (recorded_at -> last position) and, for new streams, the stream
  * count in "meta". The commit goes through the journal (jcommit.c). recorded_at is strictly increasing per commit
  * (max(clock, last + 1 ns)), so the time index has one key per commit and a
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "append_internal.h"
+#include "index.h"
 
 static void outcome(evs__req *q, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -34,40 +36,45 @@ static void outcome(evs__req *q, int rc, const char *fmt, ...)
 	va_end(ap);
 }
 
+static bool same_str(evs_str a, evs_str b)
+{
+	return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
 /*
  * Is the stored record r the event whose new tail is at q->ev[i]? Byte
- * equality decides at once; when the caller asked for "the latest" type
- * version, the stored one may be older (the registry moved on since), so
- * the fields are compared without it. 1 same, 0 not, -1 out of memory.
+ * equality decides at once. Otherwise the fields are compared: when the
+ * caller asked for "the latest" type version (the stored one may be
+ * older, the registry moved on since), without it; and when the stored
+ * record is of an older record version (written before the upgrade to
+ * format 3), whose bytes differ for the same event. 1 same, 0 not.
  */
 static int same_event(const evs__req *q, size_t i, const MDB_val *rec)
 {
 	const evs__slot *sl = &q->ev[i];
 	const char *tail = q->tails.ptr + sl->off;
+	const uint8_t *r = rec->mv_data;
+	evs_str ta[EVS_MAX_TAGS], tb[EVS_MAX_TAGS];
 	evs_event a, b;
-	uint8_t *full;
 	bool same;
 
 	if (rec->mv_size == EVS__RECORD_HEAD + sl->len &&
-	    memcmp((const uint8_t *)rec->mv_data + EVS__RECORD_HEAD, tail, sl->len) == 0)
+	    memcmp(r + EVS__RECORD_HEAD, tail, sl->len) == 0)
 		return 1;
-	if (!sl->latest)
+	if (!sl->latest && rec->mv_size > 1 && r[1] == EVS_RECORD_VERSION)
 		return 0;
-	/* out of memory is not "other content": a retry must not be told it
-	 * conflicts */
-	if ((full = evs__malloc(EVS__RECORD_HEAD + sl->len)) == NULL)
-		return -1;
-	memcpy(full, rec->mv_data, EVS__RECORD_HEAD);
-	memcpy(full + EVS__RECORD_HEAD, tail, sl->len);
-	same = evs__record_decode(rec->mv_data, rec->mv_size, 0, &a) &&
-	       evs__record_decode(full, EVS__RECORD_HEAD + sl->len, 0, &b) &&
-	       a.stream.len == b.stream.len && !memcmp(a.stream.ptr, b.stream.ptr, a.stream.len) &&
-	       a.type.len == b.type.len && !memcmp(a.type.ptr, b.type.ptr, a.type.len) &&
-	       a.occurred_at == b.occurred_at && !memcmp(a.correlation_id, b.correlation_id, 16) &&
+	if (!evs__record_decode(rec->mv_data, rec->mv_size, 0, &a, ta) ||
+	    !evs__record_decode_tail(tail, sl->len, &b, tb))
+		return 0;
+	same = same_str(a.stream, b.stream) && same_str(a.type, b.type) &&
+	       (sl->latest || a.type_version == b.type_version) && a.occurred_at == b.occurred_at &&
+	       !memcmp(a.correlation_id, b.correlation_id, 16) &&
 	       !memcmp(a.causation_id, b.causation_id, 16) && a.data_len == b.data_len &&
 	       !memcmp(a.data, b.data, a.data_len) && a.metadata_len == b.metadata_len &&
-	       !memcmp(a.metadata, b.metadata, a.metadata_len);
-	free(full);
+	       !memcmp(a.metadata, b.metadata, a.metadata_len) && a.ntags == b.ntags &&
+	       same_str(a.producer, b.producer);
+	for (size_t j = 0; same && j < a.ntags; j++)
+		same = same_str(a.tags[j], b.tags[j]);
 	return same ? 1 : 0;
 }
 
@@ -200,6 +207,11 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, in
 		MDB_val ik = {16, q->ev[i].id}, iv = {8, pk};
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+
+		/* type, category, tag, correlation (index.c) */
+		if ((rc = evs__ix_add_tail(s, txn, pos, q->tails.ptr + q->ev[i].off,
+					   q->ev[i].len)) != 0)
+			return rc;
 	}
 	if (cur == 0)
 		(*new_streams)++;

@@ -42,6 +42,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "index.h"
 #include "journal.h"
 
 static uint64_t ring_size(void)
@@ -171,6 +172,7 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 	const uint8_t *p = r->body, *end = r->body + r->body_len;
 	uint64_t pos = r->first, added = 0;
 	int64_t at = 0;
+	evs_str tags[EVS_MAX_TAGS];
 	evs_event ev;
 	int rc;
 
@@ -180,7 +182,7 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 		uint32_t len = evs__get_u32(p);
 		const uint8_t *rec = p + 4;
 		p += 4 + len;
-		if (!evs__record_decode(rec, len, pos, &ev))
+		if (!evs__record_decode(rec, len, pos, &ev, tags))
 			return MDB_CORRUPTED;
 		uint8_t pk[8];
 		MDB_val k = {8, pk}, v = {len, (void *)rec};
@@ -191,6 +193,8 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 		MDB_val ik = {16, ev.id}, iv = {8, pk};
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+		if ((rc = evs__ix_add(s, txn, pos, &ev)) != 0)
+			return rc;
 		if (ev.version == 1)
 			added++;
 		at = ev.recorded_at;
@@ -257,7 +261,7 @@ static int replay(evs_store *s)
 }
 
 /* A store without the journal's head (new, or format 1): start it at the
- * checkpoint's lsn and mark format 2. */
+ * checkpoint's lsn and mark format 2 (at least; index.c goes on to 3). */
 static int upgrade(evs_store *s)
 {
 	MDB_txn *txn;
@@ -271,11 +275,11 @@ static int upgrade(evs_store *s)
 	rc = evs__j_head_get(s, txn, &lsn, &unj);
 	MDB_val cur;
 	bool old = mdb_get(txn, s->meta, &k, &cur) != 0 || cur.mv_size != 4 ||
-		   evs__get_u32(cur.mv_data) != EVS_FORMAT_VERSION;
+		   evs__get_u32(cur.mv_data) < EVS_FORMAT_JOURNAL;
 	if (rc == MDB_NOTFOUND || (rc == 0 && old)) {
-		evs__put_u32(fmt, EVS_FORMAT_VERSION);
+		evs__put_u32(fmt, EVS_FORMAT_JOURNAL);
 		rc = evs__j_head_put(s, txn, rc == 0 ? lsn : s->core->ck_lsn, 0);
-		if (!rc)
+		if (!rc && old)
 			rc = mdb_put(txn, s->meta, &k, &v, 0);
 		if (!rc)
 			return (rc = evs__txn_commit_raw(s, txn))
