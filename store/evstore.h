@@ -247,8 +247,10 @@ typedef struct evs_event_in {
 	const void *metadata; /* msgpack map; NULL = empty map */
 	size_t metadata_len;
 	int64_t occurred_at;        /* producer time; 0 = none */
-	uint8_t correlation_id[16]; /* all zero = none */
+	uint8_t correlation_id[16]; /* all zero = none; indexed: see below */
 	uint8_t causation_id[16];   /* all zero = none */
+	/* Correlation ids that sort by time (evs_uuid_v7) keep the correlation
+	 * index's writes at its end; random ones cost a page each. */
 	/* Tags: 0..EVS_MAX_TAGS distinct strings of 1..EVS_MAX_TAG bytes of
 	 * UTF-8 without NUL ("account:42"), stored in the record as a set
 	 * (sorted, so order does not matter). Indexed; see evs_query. */

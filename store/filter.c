@@ -103,6 +103,11 @@ int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src
 	if (src->ntags > EVS_MAX_TAGS)
 		return evs__fail(s, EVS_INVALID, "filter: %zu tags, an event has at most %d",
 				 src->ntags, EVS_MAX_TAGS);
+	/* all zero is "none" in an event: as a filter it would ask for the
+	 * events without one, which no index holds; NULL means any */
+	if (src->correlation_id && evs__is_zero16(src->correlation_id))
+		return evs__fail(s, EVS_INVALID,
+				 "filter: correlation_id is all zero (NULL matches any)");
 	if ((src->ntypes &&
 	     copy_strings(src->types, src->ntypes, &dst->types, &dst->type_lens) != 0) ||
 	    (dst->ntypes = src->ntypes,

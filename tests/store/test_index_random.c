@@ -326,6 +326,10 @@ START_TEST(test_bad_filters)
 	tu_assert_rc(st, evs_read_query(st, &q, 0, EVS_FORWARD, 0, &it), EVS_INVALID);
 	ck_assert_msg(strstr(evs_errmsg(st), "query item 0: tag 1 \"a\" repeats tag 0"), "%s",
 		      evs_errmsg(st));
+	uint8_t zero[16] = {0};
+	f = (evs_filter){.correlation_id = zero};
+	tu_assert_rc(st, evs_read_all(st, 0, EVS_FORWARD, &f, 0, &it), EVS_INVALID);
+	ck_assert_msg(strstr(evs_errmsg(st), "correlation_id is all zero"), "%s", evs_errmsg(st));
 	q.items = NULL;
 	tu_assert_rc(st, evs_read_query(st, &q, 0, EVS_FORWARD, 0, &it), EVS_INVALID);
 	tu_assert_rc(st, evs_read_query(st, NULL, 0, EVS_FORWARD, 0, &it), EVS_INVALID);
