@@ -311,6 +311,7 @@ extern const struct cli_command cli_cmd_migrate; /* issue 5: PostgreSQL */
 extern const struct cli_command cli_cmd_project;
 extern const struct cli_command cli_cmd_schema;
 extern const struct cli_command cli_cmd_relay; /* issue 11: evs-relay's sinks */
+extern const struct cli_command cli_cmd_pm;    /* issue 14: process managers */
 
 /* Shared option helpers of read and tail: --type and --prefix lists. */
 struct cli_strlist {

@@ -13,8 +13,8 @@ unsigned evsq__no_database(evs__buf *body)
 {
 	evsq__error(body, "no_database",
 		    "no read-model database is configured (evs-query was started without --dsn):"
-		    " served here are /health, /ready, /metrics, /events/stream and"
-		    " /streams/{id}/state?source=store");
+		    " served here are /health, /ready, /metrics, /events (by index),"
+		    " /events/stream and /streams/{id}/state?source=store");
 	return 404;
 }
 

@@ -398,6 +398,10 @@ unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const 
 		goto out;
 	}
 	/* the read model: correlation= or id= only */
+	if (!srv->pool) {
+		status = evsq__no_database(body);
+		goto out;
+	}
 	if (q.f.ntypes || q.f.ncategories || q.f.ntags || q.backward || (!q.corr && !q.id)) {
 		evsq__error(body, "bad_request",
 			    "without --store, /events answers correlation= or id= only "

@@ -13,7 +13,8 @@
  *   /events/stream exact yes   no      - (a long response, push.h)
  *   /           exact   no     no      -        the page (static.c)
  *   /assets/    prefix  no     no      -        its files
- *   /events     exact   yes    yes     -        by correlation or id (find.c)  [pg]
+ *   /events     exact   yes    yes     -        by index from the store, or by
+ *                                               correlation or id (find.c)  [pg without --store]
  *   /streams    exact   yes    yes     -        streams by prefix (find.c)  [pg]
  *
  * [pg]: served only with a read-model database (--dsn); without one (a
@@ -69,7 +70,8 @@ static const struct evsq__route routes[] = {
 	/* the auditor's page and its lookups (static.c, find.c) */
 	{"/", EVSQ__EXACT, true, false, false, NULL, evsq__www_index},
 	{"/assets/", EVSQ__PREFIX, true, false, false, NULL, evsq__www_serve},
-	{"/events", EVSQ__EXACT, false, true, true, NULL, evsq__find_events},
+	/* with --store, /events reads the store's indexes: find.c decides */
+	{"/events", EVSQ__EXACT, false, true, false, NULL, evsq__find_events},
 	{"/streams", EVSQ__EXACT, false, true, true, NULL, evsq__find_streams},
 };
 

@@ -141,20 +141,19 @@ static void lead(evs_store *s, evs__req *q)
 	}
 }
 
-int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_event_in *events,
-	       size_t n, evs_append_result *result)
+/*
+ * Check and encode the caller's request (ex: evs_append_ex(), else the
+ * one part of evs_append()), queue it and wait until a leader, maybe this
+ * thread, answered it. q is zeroed; the caller frees it.
+ */
+int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, size_t nparts,
+		    const evs_checkpoint_write *cks, size_t ncks, const evs_condition *cond,
+		    bool ex)
 {
-	evs__req q;
-	evs__core *c;
+	evs__core *c = s->core;
 	bool counted = true;
 	int rc;
 
-	memset(&q, 0, sizeof q);
-	if (result)
-		memset(result, 0, sizeof *result);
-	if (s == NULL)
-		return EVS_INVALID;
-	c = s->core;
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	/* Refused every time, not only when the map must grow: then the
@@ -166,7 +165,12 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 				 "before appending",
 				 s->path);
 	__atomic_add_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
-	if ((rc = evs__batch_prepare(s, &q, stream, expected, events, n)) != EVS_OK)
+	if (ex)
+		rc = evs__batch_prepare_ex(s, q, parts, nparts, cks, ncks, cond);
+	else
+		rc = evs__batch_prepare(s, q, parts->stream, parts->expected, parts->events,
+					parts->n);
+	if (rc != EVS_OK)
 		goto out;
 
 	/*
@@ -179,25 +183,25 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	 */
 	pthread_mutex_lock(&c->gc_mu);
 	if (c->queue_tail)
-		c->queue_tail->next = &q;
+		c->queue_tail->next = q;
 	else
-		c->queue_head = &q;
-	c->queue_tail = &q;
+		c->queue_head = q;
+	c->queue_tail = q;
 	c->queued++;
 	if (c->gathering)
 		pthread_cond_signal(&c->gather_cv);
 	for (;;) {
-		if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE))
 			break;
 		/* taken but not done: another leader is committing our request */
-		if (!c->leader_active && !q.taken) {
-			lead(s, &q);
+		if (!c->leader_active && !q->taken) {
+			lead(s, q);
 			continue;
 		}
 		uint32_t seen = __atomic_load_n(&c->answered, __ATOMIC_ACQUIRE);
 		pthread_mutex_unlock(&c->gc_mu);
 		futex_wait(&c->answered, seen);
-		if (__atomic_load_n(&q.done, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE))
 			goto answered;
 		pthread_mutex_lock(&c->gc_mu);
 	}
@@ -208,17 +212,33 @@ answered:
 	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
 	counted = false;
 	/* after the answers: a due checkpoint costs no caller its ack */
-	if (q.rc == EVS_OK && !q.res.idempotent)
+	if (q->rc == EVS_OK && !(q->nparts && q->parts[0].res.idempotent))
 		evs__j_maybe_checkpoint(s);
 
-	rc = q.rc;
-	if (result)
-		*result = q.res;
+	rc = q->rc;
 	if (rc != EVS_OK)
-		evs__fail_msg(s, rc, q.msg);
+		evs__fail_msg(s, rc, q->msg);
 out:
 	if (counted)
 		__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+	return rc;
+}
+
+int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_event_in *events,
+	       size_t n, evs_append_result *result)
+{
+	evs_append_part part = {stream, expected, events, n};
+	evs__req q;
+	int rc;
+
+	memset(&q, 0, sizeof q);
+	if (result)
+		memset(result, 0, sizeof *result);
+	if (s == NULL)
+		return EVS_INVALID;
+	rc = evs__append_run(s, &q, &part, 1, NULL, 0, NULL, false);
+	if (result)
+		*result = q.one.res;
 	evs__batch_free(&q);
 	return rc;
 }

@@ -239,9 +239,12 @@ int evs__j_open(evs__core *c, const char *path, bool read_only);
 int evs__j_start(evs_store *s);
 void evs__j_close(evs__core *c);
 /* Journal and commit a group's write transaction (events first..last in
- * txn); the transaction ends either way. *ck_after: checkpoint before
- * answering (the group went through LMDB's own sync). 0 or a code. */
-int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, bool *ck_after);
+ * txn; first = last + 1 when it has none, only checkpoint writes); the
+ * transaction ends either way. ckw: the group's checkpoint writes encoded
+ * for the record's body (jckw.c), ckw_len 0 = none. *ck_after: checkpoint
+ * before answering (the group went through LMDB's own sync). 0 or a code. */
+int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
+		  size_t ckw_len, bool *ck_after);
 /* Checkpoint now (EVS_ code); or when one is due (errors only logged). */
 int evs__j_checkpoint(evs_store *s);
 void evs__j_maybe_checkpoint(evs_store *s);

@@ -165,8 +165,8 @@ out:
 	return rc;
 }
 
-/* Write one record's events into txn (its first position is the store's
- * last + 1). */
+/* Write one record's events and checkpoint writes into txn (its first
+ * position is the store's last + 1). */
 static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *last)
 {
 	const uint8_t *p = r->body, *end = r->body + r->body_len;
@@ -203,8 +203,11 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 	MDB_val k = {8, tk}, v = {8, tv};
 	evs__put_u64(tk, (uint64_t)at);
 	evs__put_u64(tv, pos - 1);
-	if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0 ||
+	if ((r->n && (rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0) ||
 	    (added && (rc = evs__count_streams(s, txn, added)) != 0))
+		return rc;
+	/* the checkpoint writes after the events (jckw.c) */
+	if ((rc = evs__jckw_apply(s, txn, p, end)) != 0)
 		return rc;
 	*last = pos - 1;
 	return 0;
@@ -230,7 +233,7 @@ static int replay(evs_store *s)
 			break;
 		}
 		int got = evs__j_read_rec(c->jfd, c->jring, c->juuid, lsn, &buf, &r);
-		if (got <= 0 || r.first != last + 1 || r.n == 0) {
+		if (got <= 0 || r.first != last + 1) {
 			evs__read_end(s, txn);
 			rc = got < 0 ? evs__fail(s, EVS_IO, "could not read the journal of \"%s\"",
 						 s->path)

@@ -81,6 +81,12 @@ int evs__j_write_direct(evs__core *c, const uint8_t *rec, size_t len, uint64_t a
 int evs__j_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int evs__j_pread(int fd, void *p, size_t n, uint64_t off);
 
+/* ---- jckw.c: checkpoint writes in a record, after its events --------- */
+
+/* Apply the entries in [p, end) (the body after the events; zero padding
+ * ends them) in txn: 0, or MDB_CORRUPTED / an LMDB code. */
+int evs__jckw_apply(evs_store *s, MDB_txn *txn, const uint8_t *p, const uint8_t *end);
+
 /* ---- jcommit.c, jopen.c: the protocol ---------------------------------- */
 
 /* This boot's id (EVS_BOOT_ID overrides /proc/sys/kernel/random/boot_id). */
