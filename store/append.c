@@ -17,9 +17,13 @@
  * The checks and encoding are in batch.c, the group's transaction in
  * group.c; this file is the queue and its leader.
  */
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "append_internal.h"
 
@@ -84,6 +88,59 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Callers sleep on the core's `answered` word (a futex, always valid
+ * memory while the store is open): wait while it holds `val`; wake all. */
+static void futex_wait(uint32_t *word, uint32_t val)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * Lead one group; q is the leader's own request. Called and returns with
+ * gc_mu held. The answers are the requests' done flags (after their
+ * outcomes, release order) and one wake of every sleeping caller, in one
+ * system call: a woken member sees its flag and returns without taking
+ * gc_mu; a woken caller still queued takes it and may lead the next
+ * group. A request is not touched after its flag: its caller may return.
+ */
+static void lead(evs_store *s, evs__req *q)
+{
+	evs__core *c = s->core;
+	evs__req *group, *next;
+	int64_t t0;
+	bool wrote, sleepers = false;
+
+	c->leader_active = true;
+	gather(c);
+	group = take_group(c);
+	pthread_mutex_unlock(&c->gc_mu);
+	t0 = mono_ns();
+	wrote = evs__group_run(s, group);
+	if (wrote)
+		evs__notify_wake(&s->notify);
+	pthread_mutex_lock(&c->gc_mu);
+	if (wrote)
+		c->commit_ns += (mono_ns() - t0 - c->commit_ns) / 8;
+	c->leader_active = false;
+	for (evs__req *g = group; g; g = next) {
+		next = g->next; /* g may return and vanish once done */
+		sleepers |= g != q;
+		__atomic_store_n(&g->done, true, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&c->answered, 1, __ATOMIC_RELEASE);
+	/* the queued ones: one of them leads next */
+	if (sleepers || c->queued) {
+		pthread_mutex_unlock(&c->gc_mu);
+		futex_wake_all(&c->answered);
+		pthread_mutex_lock(&c->gc_mu);
+	}
+}
+
 /*
  * Check and encode the caller's request (ex: evs_append_ex(), else the
  * one part of evs_append()), queue it and wait until a leader, maybe this
@@ -94,6 +151,7 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 		    bool ex)
 {
 	evs__core *c = s->core;
+	bool counted = true;
 	int rc;
 
 	if (s->opts.read_only)
@@ -116,12 +174,13 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 		goto out;
 
 	/*
-	 * Each caller sleeps on its own condition variable, so a commit wakes
-	 * exactly the callers it answered plus the next leader: with 64
-	 * appenders on 2 cores, waking everyone per commit would cost more
-	 * CPU than the sync it shares.
+	 * Callers sleep on the core's `answered` word; a leader answers its
+	 * whole group with one wake-all (lead()). Nearly every sleeper is a
+	 * member of that group (gather() collects the crowd), and a member
+	 * returns without taking gc_mu again: measured with 64 appenders on 2
+	 * cores, one wake per caller under gc_mu (a condition variable each)
+	 * cost 24 us of CPU per event, this 15 (BENCHMARKS.md, issue 15).
 	 */
-	pthread_cond_init(&q->cv, NULL);
 	pthread_mutex_lock(&c->gc_mu);
 	if (c->queue_tail)
 		c->queue_tail->next = q;
@@ -131,35 +190,27 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 	c->queued++;
 	if (c->gathering)
 		pthread_cond_signal(&c->gather_cv);
-	while (!q->done) {
+	for (;;) {
+		if (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE))
+			break;
 		/* taken but not done: another leader is committing our request */
 		if (!c->leader_active && !q->taken) {
-			c->leader_active = true;
-			gather(c);
-			evs__req *group = take_group(c);
-			pthread_mutex_unlock(&c->gc_mu);
-			int64_t t0 = mono_ns();
-			bool wrote = evs__group_run(s, group);
-			if (wrote)
-				evs__notify_wake(&s->notify);
-			pthread_mutex_lock(&c->gc_mu);
-			if (wrote)
-				c->commit_ns += (mono_ns() - t0 - c->commit_ns) / 8;
-			for (evs__req *g = group, *next; g; g = next) {
-				next = g->next; /* g may return and vanish once done */
-				g->done = true;
-				if (g != q)
-					pthread_cond_signal(&g->cv);
-			}
-			c->leader_active = false;
-			if (c->queue_head) /* gathered meanwhile: it leads next */
-				pthread_cond_signal(&c->queue_head->cv);
+			lead(s, q);
 			continue;
 		}
-		pthread_cond_wait(&q->cv, &c->gc_mu);
+		uint32_t seen = __atomic_load_n(&c->answered, __ATOMIC_ACQUIRE);
+		pthread_mutex_unlock(&c->gc_mu);
+		futex_wait(&c->answered, seen);
+		if (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE))
+			goto answered;
+		pthread_mutex_lock(&c->gc_mu);
 	}
 	pthread_mutex_unlock(&c->gc_mu);
-	pthread_cond_destroy(&q->cv);
+answered:
+	/* out of the crowd before a checkpoint: a leader gathering the
+	 * others must not wait for a caller that is checkpointing */
+	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+	counted = false;
 	/* after the answers: a due checkpoint costs no caller its ack */
 	if (q->rc == EVS_OK && !(q->nparts && q->parts[0].res.idempotent))
 		evs__j_maybe_checkpoint(s);
@@ -168,7 +219,8 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 	if (rc != EVS_OK)
 		evs__fail_msg(s, rc, q->msg);
 out:
-	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+	if (counted)
+		__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
 	return rc;
 }
 

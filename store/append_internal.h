@@ -54,9 +54,8 @@ typedef struct evs__req {
 	int rc;
 	uint64_t conflict; /* EVS_CONDITION_FAILED: the first matching position */
 	char msg[512];
-	bool taken; /* in a leader's group */
-	bool done;
-	pthread_cond_t cv; /* its caller sleeps on this, not on a shared one */
+	bool taken; /* in a leader's group (under gc_mu) */
+	bool done;  /* the outcome is written (atomic; append.c) */
 } evs__req;
 
 /* batch.c: check the whole batch and encode it into q (one part); nothing

@@ -66,15 +66,20 @@ static int version_at_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t
 		return 0;
 	}
 	MDB_cursor *c;
+	evs__sxc x;
 	if ((rc = mdb_cursor_open(txn, s->streams, &c)) != 0)
 		return rc;
+	if ((rc = evs__sxc_open(s, txn, c, stream, len, &x)) != 0) {
+		mdb_cursor_close(c);
+		return rc;
+	}
 	/* invariant: position(lo) <= p (or lo = 0), position(hi) > p */
 	lo = 0;
 	hi = head_v;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2, mp;
 
-		rc = evs__sx_cursor_get(c, stream, len, mid, &mp);
+		rc = evs__sxc_get(&x, mid, &mp);
 		if (rc == MDB_NOTFOUND)
 			rc = MDB_CORRUPTED; /* versions are contiguous */
 		if (rc)

@@ -63,6 +63,16 @@ static int open_dbs(evs__core *c, const char *path, bool create, char catsep)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"checkpoints\"");
 	}
 
+	/* The streams' newest versions (stream_index.c), format 3; a format
+	 * 2 store has none and needs none (its "streams" is complete). */
+	rc = mdb_dbi_open(txn, "heads", c->read_only ? 0 : MDB_CREATE, &c->heads);
+	if (rc == MDB_NOTFOUND) {
+		c->heads = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"heads\"");
+	}
+
 	/* The schema registry (schema/registry.c), also within format 1. */
 	rc = mdb_dbi_open(txn, "schemas", c->read_only ? 0 : MDB_CREATE, &c->schemas);
 	if (rc == MDB_NOTFOUND) {
@@ -284,6 +294,7 @@ static int core_open(const evs_store *s, evs__core **out)
 	c->sync = s->opts.sync;
 	c->notify.fd = -1;
 	c->jfd = -1;
+	c->jdfd = -1;
 	pthread_mutex_init(&c->jmu, NULL);
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
@@ -349,6 +360,7 @@ static int core_open(const evs_store *s, evs__core **out)
 		h.meta = c->meta;
 		h.events = c->events;
 		h.streams = c->streams;
+		h.heads = c->heads;
 		h.ids = c->ids;
 		h.time = c->time;
 		h.snapshots = c->snapshots;

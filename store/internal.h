@@ -18,7 +18,8 @@
 
 #define EVS_FORMAT_VERSION \
 	3u                     /* 2: the journal (store/jcommit.c); 3: tags,
-				  * producer and the event indexes (index.c) */
+				  * producer and the event indexes (index.c),
+				  * "heads" (stream_index.c) */
 #define EVS_FORMAT_JOURNAL  2u /* the first format with the journal */
 #define EVS_RECORD_VERSION  2u /* 1 in format 1 and 2 stores */
 #define EVS_MAX_BATCH_BYTES ((size_t)256 << 20)
@@ -100,6 +101,7 @@ typedef struct evs__core {
 	MDB_dbi checkpoints; /* 0: absent (older store opened read-only) */
 	MDB_dbi index;       /* the event indexes (index.c) */
 	char catsep;         /* the store's category separator */
+	MDB_dbi heads;       /* stream_index.c; 0: absent, as checkpoints */
 	evs__notify notify;
 
 	/*
@@ -119,6 +121,7 @@ typedef struct evs__core {
 	bool gathering;           /* the leader waits in gather_cv */
 	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
 	int64_t commit_ns;        /* moving average of a group's commit */
+	uint32_t answered;        /* +1 per answered group: waiters' futex */
 
 	/* The journal (journal.c, jopen.c, jcommit.c); jfd -1: none (a
 	 * read-only open of a store without one). */
@@ -130,9 +133,17 @@ typedef struct evs__core {
 	uint64_t jring;
 	uint32_t jpsize;
 	unsigned long jwrites; /* journal syncs (the test hook's count) */
-	pthread_mutex_t jmu;   /* the fields below */
-	MDB_txn *pin;          /* a read transaction at our last checkpoint */
-	uint64_t ck_lsn;       /* the newest checkpoint known to be on disk */
+	/* Records go through jdfd (O_DIRECT | O_DSYNC, whole 4 KiB blocks;
+	 * -1: plain writes and fdatasync) from jdbuf; jtail holds the block
+	 * the last record written through it ended in, valid for a record
+	 * starting at jtail_lsn (journal.c). Under LMDB's writer lock. */
+	int jdfd;
+	uint8_t *jdbuf, *jtail;
+	size_t jdcap;
+	uint64_t jtail_lsn;
+	pthread_mutex_t jmu; /* the fields below */
+	MDB_txn *pin;        /* a read transaction at our last checkpoint */
+	uint64_t ck_lsn;     /* the newest checkpoint known to be on disk */
 	uint64_t ck_txnid;
 	int64_t ck_ms;    /* when this process last checkpointed */
 	int64_t ck_every; /* ms between checkpoints while writing */
@@ -154,6 +165,7 @@ struct evs_store {
 	MDB_dbi snapshots;   /* 0: absent (older store opened read-only) */
 	MDB_dbi checkpoints; /* checkpoint.c; 0: absent, as snapshots */
 	MDB_dbi index;       /* index.c */
+	MDB_dbi heads;       /* stream_index.c; 0: absent (format 2 read-only) */
 	char *path;
 	evs_options opts;
 	evs__notify notify;
@@ -293,22 +305,55 @@ void evs__uuid_text(const uint8_t id[16], char out[37]);
 
 /* ---- stream_index.c: (stream, version) -> position ------------------- */
 
+/* Versions kept in a stream's "heads" entry move to "streams" EVS__SX_TAIL
+ * at a time, when it holds 2 * EVS__SX_TAIL (stream_index.c). */
+#define EVS__SX_TAIL 16
+
+/* A stream's "heads" entry, copied: positions of versions v0..v0+n-1. */
+typedef struct evs__sxtail {
+	uint64_t v0;
+	size_t n;
+	uint64_t pos[2 * EVS__SX_TAIL];
+} evs__sxtail;
+
 size_t evs__sx_key(uint8_t *out, const char *stream, size_t len, uint64_t version);
 bool evs__sx_split(const MDB_val *k, size_t *stream_len, uint64_t *version);
+/* Check a "heads" value: 0 with its v0 and n, or MDB_CORRUPTED. */
+int evs__sx_heads_value(const MDB_val *v, uint64_t *v0, size_t *n);
+/* Index the stream's next version (its head + 1). */
 int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t position);
 int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t *position);
-/* The same through cursor c (cheaper for probes that stay close). */
+/* In "streams" only, through cursor c (cheaper for probes that stay
+ * close). */
 int evs__sx_cursor_get(MDB_cursor *c, const char *stream, size_t len, uint64_t version,
 		       uint64_t *position);
-/* Position cursor c on the stream's entry at version `from` (forward: the
- * first at or after; backward: the last at or before) / step on. 0 with
- * version and position, MDB_NOTFOUND past the stream's end. */
+/* In "streams" only: position cursor c on the stream's entry at version
+ * `from` (forward: the first at or after; backward: the last at or
+ * before). 0 with version and position, MDB_NOTFOUND past its end. */
 int evs__sx_seek(MDB_cursor *c, const char *stream, size_t len, uint64_t from, int dir,
 		 uint64_t *version, uint64_t *position);
-int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_t *version,
-		 uint64_t *position);
+
+/* A stream's versions over "streams" and "heads", as of txn: open it with
+ * a cursor on "streams" (the caller's, used and left open) and the stream
+ * id (not copied: it must outlive x). get: one version; seek: the first
+ * version at or after `from` (forward) or at or before it (backward);
+ * step: the next one in that direction. 0, MDB_NOTFOUND past the ends, or
+ * a failure. */
+typedef struct evs__sxc {
+	MDB_cursor *c;
+	const char *stream;
+	size_t len;
+	evs__sxtail t;     /* v0 UINT64_MAX: no heads entry */
+	uint64_t head, at; /* the last version; the one seek/step returned */
+} evs__sxc;
+
+int evs__sxc_open(evs_store *s, MDB_txn *txn, MDB_cursor *c, const char *stream, size_t len,
+		  evs__sxc *x);
+int evs__sxc_get(evs__sxc *x, uint64_t version, uint64_t *position);
+int evs__sxc_seek(evs__sxc *x, uint64_t from, int dir, uint64_t *version, uint64_t *position);
+int evs__sxc_step(evs__sxc *x, int dir, uint64_t *version, uint64_t *position);
 /* The stream's last version and its position; MDB_NOTFOUND if none. */
 int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
 			 uint64_t *version, uint64_t *position);

@@ -415,12 +415,26 @@ int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, con
 			goto abort;
 		/* one sync covers both: until then neither was acknowledged */
 	}
+	if (!skip && c->jdfd >= 0) {
+		/* durable when it returns (journal.c) */
+		rc = evs__j_write_direct(c, (const uint8_t *)buf.ptr, len, at);
+		if (rc == EINVAL) { /* no O_DIRECT here after all */
+			close(c->jdfd);
+			c->jdfd = -1;
+		} else if (rc) {
+			goto abort;
+		} else {
+			goto synced;
+		}
+	}
+	c->jtail_lsn = UINT64_MAX; /* written around jdbuf */
 	if ((rc = evs__j_pwrite(c->jfd, buf.ptr, len, evs__j_off(c->jring, at))) != 0)
 		goto abort;
 	if (c->sync == EVS_SYNC_FULL && fdatasync(c->jfd) != 0) {
 		rc = errno;
 		goto abort;
 	}
+synced:
 	evs__buf_free(&buf);
 	kill_hook(c);
 	pthread_mutex_lock(&c->jmu);

@@ -30,6 +30,9 @@
  * the ring size of a journal being created (bytes, at least 64 KiB);
  * EVS_CHECKPOINT_MS the time between checkpoints while writing (default
  * 1000; tests make it long to keep records after the checkpoint).
+ * A writer of EVS_SYNC_FULL writes records through a second descriptor
+ * opened O_DIRECT | O_DSYNC (journal.c); EVS_JOURNAL_DIRECT=0 turns that
+ * off (plain writes and fdatasync, as on file systems without O_DIRECT).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -133,6 +136,10 @@ int evs__j_open(evs__core *c, const char *path, bool read_only)
 	}
 	memcpy(c->juuid, ck->uuid, 16);
 	c->jring = ck->ring;
+	c->jtail_lsn = UINT64_MAX;
+	ev = getenv("EVS_JOURNAL_DIRECT");
+	if (!read_only && c->sync == EVS_SYNC_FULL && !(ev && strcmp(ev, "0") == 0))
+		c->jdfd = open(jpath, O_RDWR | O_DIRECT | O_DSYNC | O_CLOEXEC); /* -1: none */
 	c->jpsize = ck->psize ? ck->psize : (uint32_t)sysconf(_SC_PAGESIZE);
 	c->ck_lsn = ck->lsn;
 	c->ck_txnid = ck->txnid;
@@ -309,6 +316,13 @@ shared:
 
 void evs__j_close(evs__core *c)
 {
+	if (c->jdfd >= 0)
+		close(c->jdfd);
+	c->jdfd = -1;
+	free(c->jdbuf);
+	free(c->jtail);
+	c->jdbuf = c->jtail = NULL;
+	c->jdcap = 0;
 	if (c->pin)
 		mdb_txn_abort(c->pin);
 	c->pin = NULL;

@@ -72,6 +72,11 @@ void evs__j_skip_seal(uint8_t rec[EVS__J_HEAD], const uint8_t uuid[16], uint64_t
  * chain), -1 on I/O error or out of memory. */
 int evs__j_read_rec(int fd, uint64_t ring, const uint8_t uuid[16], uint64_t lsn, evs__buf *buf,
 		    evs__jrec *r);
+/* Write the record rec (len bytes, at lsn `at`) through c->jdfd in whole
+ * 4 KiB blocks, durable when it returns; the bytes of its first block
+ * before it are c->jtail's or read back. 0 or an errno (EINVAL: the file
+ * system takes no O_DIRECT writes). */
+int evs__j_write_direct(evs__core *c, const uint8_t *rec, size_t len, uint64_t at);
 /* pwrite/pread the whole range: 0 or an errno. */
 int evs__j_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int evs__j_pread(int fd, void *p, size_t n, uint64_t off);

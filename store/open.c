@@ -113,6 +113,7 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	s->schemas = c->schemas;
 	s->checkpoints = c->checkpoints;
 	s->index = c->index;
+	s->heads = c->heads;
 	s->notify = c->notify;
 
 	if (s->opts.category_separator && s->opts.category_separator != c->catsep) {

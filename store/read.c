@@ -31,6 +31,7 @@ struct evs_iter {
 	uint64_t from;
 	char *stream;
 	size_t stream_len;
+	evs__sxc sx; /* the stream's versions (stream_index.c) */
 	uint8_t key[8];
 	evs__filter filter;
 	evs__query query;
@@ -129,6 +130,10 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	}
 	it->stream_len = len;
+	if ((rc = evs__sxc_open(s, it->txn, it->cur, it->stream, len, &it->sx)) != 0) {
+		evs_iter_free(it);
+		return evs__fail_mdb(s, rc, "could not read the stream index");
+	}
 	it->from = from;
 	it->dir = direction;
 	it->limit = limit;
@@ -241,10 +246,8 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 	if (from == 0 && it->dir == EVS_FORWARD)
 		from = 1;
 	if (it->kind == KIND_STREAM) {
-		rc = first ? evs__sx_seek(it->cur, it->stream, it->stream_len, from, it->dir,
-					  &version, &pos)
-			   : evs__sx_step(it->cur, it->stream, it->stream_len, it->dir, &version,
-					  &pos);
+		rc = first ? evs__sxc_seek(&it->sx, from, it->dir, &version, &pos)
+			   : evs__sxc_step(&it->sx, it->dir, &version, &pos);
 		if (rc == 0) {
 			evs__put_u64(it->key, pos);
 			k->mv_size = 8;

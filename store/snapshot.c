@@ -89,10 +89,15 @@ static bool parse_val(const MDB_val *v, snap_val *out)
 static int matches_stream(evs_store *s, MDB_txn *txn, const MDB_val *k, uint64_t position,
 			  bool *match)
 {
-	MDB_val v;
-	int rc = mdb_get(txn, s->streams, (MDB_val *)k, &v);
+	uint64_t version, at = 0;
+	size_t len;
+	int rc;
 
-	*match = rc == 0 && v.mv_size == 8 && evs__get_u64(v.mv_data) == position;
+	*match = false;
+	if (!evs__sx_split(k, &len, &version))
+		return 0;
+	rc = evs__sx_get(s, txn, k->mv_data, len, version, &at);
+	*match = rc == 0 && at == position;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

@@ -5,8 +5,9 @@
  *   events     positions 1..N gap-free, records decode, recorded_at
  *              non-decreasing, each event found in "streams" and
  *              "event_ids" at its position, commit boundaries in "time";
- *   streams    versions 1..V contiguous per stream, each entry pointing
- *              at an event of that stream and version; the stream count;
+ *   streams    versions 1..V contiguous per stream over "streams" and
+ *              "heads", each entry pointing at an event of that stream
+ *              and version; the stream count;
  *   event_ids  as many ids as events, each pointing at its event;
  *   time       each entry names the last event of a commit;
  *   index      each entry (index.c) names an event that calls for it;
@@ -91,6 +92,9 @@ static int count_records(evs_store *s, MDB_txn *txn, uint64_t *total)
 			return rc;
 		*total += st.ms_entries;
 	}
+	if (s->heads && (rc = mdb_stat(txn, s->heads, &st)) != 0)
+		return rc;
+	*total += s->heads ? st.ms_entries : 0;
 	return 0;
 }
 
@@ -273,6 +277,68 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count, ui
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* "heads" (stream_index.c): each entry continues its stream's versions in
+ * "streams" (v0 - 1 is the last there) and points at the stream's events;
+ * adds its versions to *entries and a stream that starts there to
+ * *streams. */
+static int walk_heads(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *entries, uint64_t *streams)
+{
+	MDB_cursor *c, *h;
+	MDB_val k, v;
+	int rc;
+
+	if (s->heads == 0)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, s->streams, &h)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->heads, &c)) != 0) {
+		mdb_cursor_close(h);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint64_t v0, last = 0, lpos;
+		size_t n;
+		int lr;
+
+		step(vc);
+		if (k.mv_size == 0 || k.mv_size > EVS_MAX_NAME ||
+		    memchr(k.mv_data, 0, k.mv_size) != NULL ||
+		    evs__sx_heads_value(&v, &v0, &n) != 0) {
+			problem(vc, "heads: malformed entry");
+			continue;
+		}
+		lr = evs__sx_seek(h, k.mv_data, k.mv_size, UINT64_MAX, EVS_BACKWARD, &last, &lpos);
+		if (lr && lr != MDB_NOTFOUND) {
+			rc = lr;
+			break;
+		}
+		if (lr == MDB_NOTFOUND)
+			last = 0;
+		if (last != v0 - 1)
+			problem(vc, "heads: \"%.*s\" starts at version %llu after version %llu",
+				(int)k.mv_size, (char *)k.mv_data, ULL(v0), ULL(last));
+		if (v0 == 1)
+			(*streams)++;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t pos = evs__get_u64((const uint8_t *)v.mv_data + 8 + 8 * i);
+			evs_event ev;
+
+			(*entries)++;
+			if (!event_at(s, txn, pos, &ev) || ev.version != v0 + i ||
+			    ev.stream.len != k.mv_size ||
+			    memcmp(ev.stream.ptr, k.mv_data, k.mv_size) != 0)
+				problem(vc,
+					"heads: \"%.*s\" version %llu points at position %llu, "
+					"which is not that event",
+					(int)k.mv_size, (char *)k.mv_data, ULL(v0 + i), ULL(pos));
+		}
+	}
+	mdb_cursor_close(c);
+	mdb_cursor_close(h);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 {
 	MDB_cursor *c;
@@ -312,6 +378,8 @@ static int walk_streams(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t events)
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = walk_heads(s, txn, vc, &entries, &streams)) != 0)
 		return rc;
 	if (entries != events)
 		problem(vc, "streams: %llu entries for %llu events", ULL(entries), ULL(events));

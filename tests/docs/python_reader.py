@@ -31,6 +31,7 @@ with tempfile.TemporaryDirectory() as tmp:
     events = env.open_db(b"events", create=False)
     streams = env.open_db(b"streams", create=False)
     ids = env.open_db(b"event_ids", create=False)
+    heads = env.open_db(b"heads", create=False)
     index = env.open_db(b"index", create=False)
     with env.begin() as txn:
         assert struct.unpack(">I", txn.get(b"format", db=meta))[0] == 3
@@ -54,8 +55,16 @@ with tempfile.TemporaryDirectory() as tmp:
             assert msgpack.unpackb(metadata, raw=False) == ex.get("metadata", {})
             # indexes
             assert struct.unpack(">Q", txn.get(event_id, db=ids))[0] == position
-            skey = stream.encode() + b"\0" + struct.pack(">Q", version)
-            assert struct.unpack(">Q", txn.get(skey, db=streams))[0] == position
+            # a stream's versions v0.. are in its "heads" entry (v0, then
+            # positions), the older ones in "streams"
+            head = txn.get(stream.encode(), db=heads)
+            v0 = struct.unpack(">Q", head[:8])[0] if head else 1 << 64
+            if version >= v0:
+                at = 8 + 8 * (version - v0)
+                assert struct.unpack(">Q", head[at:at + 8])[0] == position
+            else:
+                skey = stream.encode() + b"\0" + struct.pack(">Q", version)
+                assert struct.unpack(">Q", txn.get(skey, db=streams))[0] == position
             # the event indexes (docs/FORMAT.md, "Event indexes")
             tkey = b"t" + type_.encode() + b"\0" + struct.pack(">Q", position)
             assert txn.get(tkey, db=index) == b"", tkey

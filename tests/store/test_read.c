@@ -140,6 +140,69 @@ START_TEST(test_read_stream)
 }
 END_TEST
 
+/*
+ * Streams longer than a "heads" entry holds (stream_index.c: versions move
+ * to "streams" 16 at a time once 32 are there): every read by version,
+ * forward and backward, from every version, crosses the split the same
+ * way as a short stream; interleaved with a second stream and one event
+ * per commit, then batches that straddle a move.
+ */
+START_TEST(test_read_long_stream)
+{
+	evs_store *st = tu_open(kit_dir, NULL);
+	uint64_t want[64], pos_of[101] = {0};
+	evs_append_result res;
+	size_t n = 0;
+
+	for (int i = 0; i < 70; i++) {
+		tu_ok(st, tu_append_simple(st, "long", EVS_ANY, "A", 1, 0, 0, &res));
+		pos_of[++n] = res.last_position;
+		tu_ok(st, tu_append_simple(st, "long-2", EVS_ANY, "B", 1, 0, 0, NULL));
+	}
+	for (int i = 0; i < 3; i++) {
+		tu_ok(st, tu_append_simple(st, "long", n, "A", 10, 0, 0, &res));
+		for (uint64_t p = res.first_position; p <= res.last_position; p++)
+			pos_of[++n] = p;
+	}
+	ck_assert_uint_eq(n, 100);
+	for (uint64_t from = 0; from <= 102; from++) {
+		size_t k = 0;
+		for (uint64_t v = from ? from : 1; v <= 100 && k < 64; v++)
+			want[k++] = v;
+		expect_stream(st, "long", from, EVS_FORWARD, 64, want, k);
+		k = 0;
+		for (uint64_t v = from > 100 ? 100 : from; v >= 1 && k < 64; v--)
+			want[k++] = v;
+		expect_stream(st, "long", from, EVS_BACKWARD, 64, want, k);
+	}
+	evs_stream_info h;
+	tu_ok(st, evs_stream_head(st, "long", &h));
+	ck_assert_uint_eq(h.version, 100);
+	ck_assert_uint_eq(h.last_position, pos_of[100]);
+	for (uint64_t v = 1; v <= 100; v++) {
+		evs_iter *it;
+		evs_event ev;
+		tu_ok(st, evs_read_stream(st, "long", v, EVS_FORWARD, 1, &it));
+		tu_ok(st, evs_iter_next(it, &ev));
+		ck_assert_uint_eq(ev.position, pos_of[v]);
+		ck_assert_uint_eq(ev.version, v);
+		evs_iter_free(it);
+	}
+	/* as of a position: the bisection over both parts */
+	for (uint64_t p = 1; p <= pos_of[100] + 1; p++) {
+		uint64_t v = 0, at = 0, expect = 0;
+		while (expect < 100 && pos_of[expect + 1] <= p)
+			expect++;
+		tu_ok(st, evs_stream_version_at_position(st, "long", p, &v, &at));
+		ck_assert_uint_eq(v, expect);
+		ck_assert_uint_eq(at, expect ? pos_of[expect] : 0);
+	}
+	tu_assert_rc(st, tu_append_simple(st, "long", 99, "A", 1, 0, 0, NULL), EVS_WRONG_VERSION);
+	ck_assert_uint_eq(tu_verify(st), 0);
+	evs_close(st);
+}
+END_TEST
+
 START_TEST(test_read_all)
 {
 	evs_store *st = fixed_store();
@@ -444,13 +507,10 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_read_stream,
-		test_read_all,
-		test_empty_store,
-		test_iterator_snapshot,
-		test_many_open_iterators,
-		test_random_model,
-		NULL,
+		test_read_stream,       test_read_long_stream,
+		test_read_all,          test_empty_store,
+		test_iterator_snapshot, test_many_open_iterators,
+		test_random_model,      NULL,
 	};
 
 	return kit_main("store-read", 600, tests);

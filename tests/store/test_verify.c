@@ -7,9 +7,10 @@
 #include "kit_store.h"
 #include "tu_lmdb.h"
 
-#define EVENTS 40
+#define EVENTS 120
 
-/* 40 events: streams a, b, c in 12 commits (some multi-event). */
+/* 120 events: streams a, b, c in 48 commits (some multi-event); each
+ * stream has versions in "streams" and in "heads" (stream_index.c). */
 static void build(void)
 {
 	evs_store *st = tu_open(kit_dir, NULL);
@@ -106,7 +107,8 @@ END_TEST
 START_TEST(test_stream_entry_deleted)
 {
 	build();
-	ck_assert_uint_eq(tu_mdb_count(kit_dir, "streams"), EVENTS);
+	ck_assert_uint_gt(tu_mdb_count(kit_dir, "streams"), 5);
+	ck_assert_uint_eq(tu_mdb_count(kit_dir, "heads"), 3);
 	tu_mdb_del_nth(kit_dir, "streams", 5, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
@@ -115,7 +117,15 @@ END_TEST
 START_TEST(test_stream_last_entry_deleted)
 {
 	build();
-	tu_mdb_del_nth(kit_dir, "streams", EVENTS - 1, NULL, 0);
+	tu_mdb_del_nth(kit_dir, "streams", tu_mdb_count(kit_dir, "streams") - 1, NULL, 0);
+	ck_assert_uint_gt(reverify(), 0);
+}
+END_TEST
+
+START_TEST(test_heads_entry_deleted)
+{
+	build();
+	tu_mdb_del_nth(kit_dir, "heads", 1, NULL, 0);
 	ck_assert_uint_gt(reverify(), 0);
 }
 END_TEST
@@ -266,9 +276,10 @@ START_TEST(test_progress)
 	uint64_t records;
 
 	build();
-	/* a record, a stream entry and an id per event; a time entry per
-	 * commit; the event index's entries */
-	records = 3 * EVENTS + tu_mdb_count(kit_dir, "time") + tu_mdb_count(kit_dir, "index");
+	/* a record and an id per event; a time entry per commit; the
+	 * entries of "streams" and "heads"; the event index's entries */
+	records = 2 * EVENTS + tu_mdb_count(kit_dir, "time") + tu_mdb_count(kit_dir, "streams") +
+		  tu_mdb_count(kit_dir, "heads") + tu_mdb_count(kit_dir, "index");
 	ck_assert_uint_eq(verify_progress(kit_dir, 5, &p), 0);
 	ck_assert(p.monotonic);
 	ck_assert_uint_eq(p.total, records);
@@ -314,6 +325,7 @@ int main(void)
 		test_event_id_repointed,
 		test_stream_entry_deleted,
 		test_stream_last_entry_deleted,
+		test_heads_entry_deleted,
 		test_time_entry_deleted,
 		test_time_last_entry_deleted,
 		test_index_entry_deleted,
