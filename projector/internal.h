@@ -17,6 +17,7 @@
  *     txn.c        one batch and its checkpoint in one transaction
  *     rebuild.c    shadow schema of a rebuild and the final swap
  *     session.c    connect, migrate, lock, read the checkpoint; backoff
+ *     history_bulk.c  bulk mode for the history of temporal tables
  *     bulk.c       bulk mode: secondary indexes dropped, then rebuilt
  *     run.c        evp_run(): the loop, progress
  */
@@ -195,6 +196,19 @@ PGconn *evp__pg_open(struct evp__run *r, int64_t deadline_ms);
 int evp__connect(struct evp__run *r, bool reconnecting);
 /* After a lost connection: drop it and connect again (with backoff). */
 int evp__reconnect(struct evp__run *r);
+
+/* history_bulk.c: bulk mode for the history of temporal tables (called
+ * by bulk.c; the scheme at its top). any: the rules have one. missing:
+ * an index or key of a history is missing or the partial index present
+ * (sets *missing, never clears it). begin / end: in the caller's
+ * transaction. side_sql: the at-index builds, for a second connection;
+ * build: the primary keys' indexes, each its own transaction. */
+bool evp__history_bulk_any(const struct evp__run *r);
+int evp__history_bulk_missing(struct evp__run *r, bool *missing);
+int evp__history_bulk_begin(struct evp__run *r);
+void evp__history_bulk_side_sql(struct evp__run *r, evs__buf *b);
+int evp__history_bulk_build(struct evp__run *r);
+int evp__history_bulk_end(struct evp__run *r);
 
 /* bulk.c */
 int evp__bulk_decide(struct evp__run *r);

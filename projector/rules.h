@@ -104,6 +104,7 @@ struct htable {
 	int ncols, npk;
 	int pk[32];        /* column indexes of the primary key, in key order */
 	char *close_sql;   /* UPDATE closing versions left open by earlier batches */
+	char *close_bulk_sql; /* the same during a bulk load (history_bulk.c) */
 	char *copy_sql;    /* COPY s.t_history FROM STDIN */
 	evs__buf pk_types; /* NUL-separated type names of the key columns */
 	evs__buf pk_names; /* NUL-separated names of the key columns */
