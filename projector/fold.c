@@ -354,8 +354,10 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					if (fo->stype[g] == st->set.atypes[k] && q == k)
 						break;
 				}
-				if (g == fo->nparams)
+				if (g == fo->nparams) {
+					fo->etype[fo->nparams] = st->set.etypes[k];
 					fo->stype[fo->nparams++] = st->set.atypes[k];
+				}
 				f->slot[k] = g;
 			}
 			st->set.fold = ++fo->nfs;
@@ -371,6 +373,8 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					fo->fs[j].it[i].op > 1 ? adds++ : sets++;
 		cols[c].mode = adds ? (sets ? 3 : 2) : sets == fo->nfs ? 4 : sets ? 1 : 0;
 	}
+	for (c = 0; c < t->npk; c++)
+		fo->ktype[c] = cols[t->pk[c]].oid;
 	evp__fold_sql(&b, t, tq, hq, fo, cols, n);
 	if (!evs__buf_cstr(&b))
 		goto oom;
@@ -442,4 +446,14 @@ int evp__fold_nparams(const struct fold *f)
 int evp__fold_slot(const struct fold *f, int j, int k)
 {
 	return f->fs[j].slot[k];
+}
+
+Oid evp__fold_etype(const struct fold *f, int g)
+{
+	return f->etype[g];
+}
+
+Oid evp__fold_ktype(const struct fold *f, int k)
+{
+	return f->ktype[k];
 }

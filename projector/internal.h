@@ -7,6 +7,7 @@
  * files above it):
  *
  *     pgexec.c     logging, clocks, one exec-and-check, libpq errors, locks
+ *     pgarray.c    array parameters, binary where exact
  *     migrate.c    the migration runner
  *     rules_exec.c the declared statements of events (rules.c parses them)
  *     batch.c      a batch of events copied out of the store (one arena)
@@ -209,6 +210,21 @@ int evp__history_bulk_begin(struct evp__run *r);
 void evp__history_bulk_side_sql(struct evp__run *r, evs__buf *b);
 int evp__history_bulk_build(struct evp__run *r);
 int evp__history_bulk_end(struct evp__run *r);
+
+/* pgarray.c: an array parameter built element by element, binary when
+ * every element converts exactly (see there), else text; reused. */
+struct evp__array {
+	evs__buf txt, bin;
+	Oid elem;
+	bool binary, nulls;
+	uint32_t n;
+};
+void evp__array_start(struct evp__array *a, Oid elem);
+/* v[0, n), or NULL */
+void evp__array_add(struct evp__array *a, const char *v, size_t n);
+/* The parameter: value, length and format for PQsendQueryPrepared. */
+int evp__array_finish(struct evp__array *a, const char **val, int *len, int *fmt);
+void evp__array_free(struct evp__array *a);
 
 /* bulk.c */
 int evp__bulk_decide(struct evp__run *r);

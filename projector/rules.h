@@ -63,6 +63,7 @@ struct setform {
 	bool int_key[SET_MAX_COLS]; /* an integer key column: canonical digits */
 	char pname[32];
 	Oid atypes[MAX_PARAMS]; /* array types of the parameters */
+	Oid etypes[MAX_PARAMS]; /* ... and their element types */
 	int fold;               /* 1 + its place in its table's fold (fold.c), 0: none */
 };
 
@@ -169,6 +170,9 @@ void evp__fold_free(struct fold *f);
 const char *evp__fold_name(const struct fold *f);
 int evp__fold_nparams(const struct fold *f);
 int evp__fold_slot(const struct fold *f, int j, int k);
+/* element types of its array slot g and of its key column k */
+Oid evp__fold_etype(const struct fold *f, int g);
+Oid evp__fold_ktype(const struct fold *f, int k);
 
 /* history_write.c: the last capture of st's table ends at (position,
  * recorded_at): the versions between were written by a fold. */

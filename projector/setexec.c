@@ -57,7 +57,7 @@ struct setrun {
 	evs__buf vals, keys;
 	struct slot *slots;
 	size_t nslots;
-	evs__buf arr[MAX_PARAMS];
+	struct evp__array arr[MAX_PARAMS];
 };
 
 static uint64_t hash(const char *p, size_t n)
@@ -232,15 +232,20 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 	int na = 3 + t->npk + evp__fold_nparams(f), k;
 	evs__buf tmp = {0};
 	const char *pv[MAX_PARAMS], *v[MAX_PARAMS];
+	int len[MAX_PARAMS], fmt[MAX_PARAMS];
 	size_t i;
 
-	for (k = 0; k < na; k++) {
-		evs__buf_reset(&s->arr[k]);
-		evs__buf_putc(&s->arr[k], '{');
-	}
+	evp__array_start(&s->arr[0], 23); /* int4 */
+	for (k = 0; k < t->npk; k++)
+		evp__array_start(&s->arr[1 + k], evp__fold_ktype(f, k));
+	for (k = 1 + t->npk; k < na - 2; k++)
+		evp__array_start(&s->arr[k], evp__fold_etype(f, k - 1 - t->npk));
+	evp__array_start(&s->arr[na - 2], 20);   /* int8 */
+	evp__array_start(&s->arr[na - 1], 1184); /* timestamptz */
 	for (i = a; i < b; i++) {
 		const struct stmt *st = s->in[i].st;
 		const char *p = s->vals.ptr + s->in[i].vals, *x[MAX_PARAMS] = {0};
+		char num[24];
 
 		for (k = 0; k < st->nparams; k++) {
 			v[k] = *p++ ? p : NULL;
@@ -248,39 +253,29 @@ static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 				p += strlen(p) + 1;
 			x[1 + t->npk + evp__fold_slot(f, st->set.fold - 1, k)] = v[k];
 		}
-		for (k = 0; k < na; k++)
-			if (i > a)
-				evs__buf_putc(&s->arr[k], ',');
-		evs__buf_printf(&s->arr[0], "%d", st->set.fold - 1);
+		snprintf(num, sizeof num, "%d", st->set.fold - 1);
+		evp__array_add(&s->arr[0], num, strlen(num));
 		for (k = 0; k < t->npk; k++) {
 			const char *kv = v[st->set.keyparam[k] - 1];
 
-			if (kv)
-				evp_array_elem(&s->arr[1 + k], kv, strlen(kv));
-			else
-				evs__buf_puts(&s->arr[1 + k], "NULL");
+			evp__array_add(&s->arr[1 + k], kv, kv ? strlen(kv) : 0);
 		}
-		evs__buf_printf(&s->arr[na - 2], "%llu",
-				(unsigned long long)r->batch.events[s->in[i].ev].ev.position);
+		snprintf(num, sizeof num, "%llu",
+			 (unsigned long long)r->batch.events[s->in[i].ev].ev.position);
+		evp__array_add(&s->arr[na - 2], num, strlen(num));
 		evs__buf_reset(&tmp);
 		evs__time_pg_text(&tmp, r->batch.events[s->in[i].ev].ev.recorded_at);
-		evp_array_elem(&s->arr[na - 1], tmp.ptr, tmp.len);
+		evp__array_add(&s->arr[na - 1], tmp.ptr, tmp.len);
 		for (k = 1 + t->npk; k < na - 2; k++)
-			if (x[k])
-				evp_array_elem(&s->arr[k], x[k], strlen(x[k]));
-			else
-				evs__buf_puts(&s->arr[k], "NULL");
+			evp__array_add(&s->arr[k], x[k], x[k] ? strlen(x[k]) : 0);
 	}
 	evs__buf_free(&tmp);
-	for (k = 0; k < na; k++) {
-		evs__buf_putc(&s->arr[k], '}');
-		if (!evs__buf_cstr(&s->arr[k])) {
+	for (k = 0; k < na; k++)
+		if (evp__array_finish(&s->arr[k], &pv[k], &len[k], &fmt[k])) {
 			snprintf(r->err, r->errlen, "out of memory");
 			return EVP_NOMEM;
 		}
-		pv[k] = s->arr[k].ptr;
-	}
-	if (PQsendQueryPrepared(r->conn, evp__fold_name(f), na, pv, NULL, NULL, 0) != 1)
+	if (PQsendQueryPrepared(r->conn, evp__fold_name(f), na, pv, len, fmt, 0) != 1)
 		return evp__pg_fail(r, NULL, "could not send a folded statement");
 	return EVP_OK;
 }
@@ -290,40 +285,34 @@ static int send_group(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 {
 	const struct stmt *st = s->in[a].st;
 	const char *pv[MAX_PARAMS];
+	int len[MAX_PARAMS], fmt[MAX_PARAMS];
 	size_t i;
 	int k;
 
 	if (s->in[a].grp != st)
 		return send_fold(r, s, a, b);
-	for (k = 0; k < st->nparams; k++) {
-		evs__buf_reset(&s->arr[k]);
-		evs__buf_putc(&s->arr[k], '{');
-	}
+	for (k = 0; k < st->nparams; k++)
+		evp__array_start(&s->arr[k], st->set.etypes[k]);
 	for (i = a; i < b; i++) {
 		const char *p = s->vals.ptr + s->in[i].vals;
 
 		for (k = 0; k < st->nparams; k++) {
-			if (i > a)
-				evs__buf_putc(&s->arr[k], ',');
 			if (*p++) {
 				size_t l = strlen(p);
 
-				evp_array_elem(&s->arr[k], p, l);
+				evp__array_add(&s->arr[k], p, l);
 				p += l + 1;
 			} else {
-				evs__buf_puts(&s->arr[k], "NULL");
+				evp__array_add(&s->arr[k], NULL, 0);
 			}
 		}
 	}
-	for (k = 0; k < st->nparams; k++) {
-		evs__buf_putc(&s->arr[k], '}');
-		if (!evs__buf_cstr(&s->arr[k])) {
+	for (k = 0; k < st->nparams; k++)
+		if (evp__array_finish(&s->arr[k], &pv[k], &len[k], &fmt[k])) {
 			snprintf(r->err, r->errlen, "out of memory");
 			return EVP_NOMEM;
 		}
-		pv[k] = s->arr[k].ptr;
-	}
-	if (PQsendQueryPrepared(r->conn, st->set.pname, st->nparams, pv, NULL, NULL, 0) != 1)
+	if (PQsendQueryPrepared(r->conn, st->set.pname, st->nparams, pv, len, fmt, 0) != 1)
 		return evp__pg_fail(r, NULL, "could not send a set-based statement");
 	return EVP_OK;
 }
@@ -449,6 +438,9 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 			       s->in[j].grp == s->in[i].grp)
 				j++;
 			rc = send_group(r, s, i, j);
+			/* the server starts on it while the next one is built */
+			if (rc == EVP_OK && PQflush(r->conn) != 0)
+				rc = evp__pg_fail(r, NULL, "could not send a set-based statement");
 			ga[sent] = i;
 			gb[sent++] = j;
 			i = j;
@@ -535,7 +527,7 @@ int evp__rules_set_cut(struct evp__run *r)
 	evs__buf_free(&s.vals);
 	evs__buf_free(&s.keys);
 	for (k = 0; k < MAX_PARAMS; k++)
-		evs__buf_free(&s.arr[k]);
+		evp__array_free(&s.arr[k]);
 	return rc;
 }
 
@@ -579,6 +571,6 @@ out:
 	evs__buf_free(&s.vals);
 	evs__buf_free(&s.keys);
 	for (k = 0; k < MAX_PARAMS; k++)
-		evs__buf_free(&s.arr[k]);
+		evp__array_free(&s.arr[k]);
 	return rc;
 }
