@@ -74,9 +74,9 @@ static int bulk_begin(struct evp__run *r)
 		  " they are rebuilt)",
 		  r->name, (unsigned long long)(r->bulk_target - r->checkpoint),
 		  (unsigned long long)r->bulk_target,
-		  !r->builtin ? "history tables" : evp__history_bulk_any(r)
-							 ? "built-in read models and history tables"
-							 : "built-in read models",
+		  !r->builtin                ? "history tables"
+		  : evp__history_bulk_any(r) ? "built-in read models and history tables"
+					     : "built-in read models",
 		  evp__history_bulk_any(r) ? " and as-of queries" : "");
 	return EVP_OK;
 fail:
@@ -119,7 +119,8 @@ int evp__bulk_end(struct evp__run *r)
 	if (r->builtin &&
 	    ((rc = evp__cmd(r, "BEGIN")) ||
 	     (rc = evp__cmd(r, "SET LOCAL maintenance_work_mem = '256MB'")) ||
-	     (rc = evp__cmd(r, "CREATE INDEX IF NOT EXISTS events_stream ON evs.events (stream)")) ||
+	     (rc = evp__cmd(r,
+			    "CREATE INDEX IF NOT EXISTS events_stream ON evs.events (stream)")) ||
 	     (rc = evp__cmd(r, "COMMIT"))))
 		goto fail;
 	if (evp__history_bulk_any(r) && (rc = evp__history_bulk_build(r)))
@@ -144,7 +145,8 @@ int evp__bulk_end(struct evp__run *r)
 		goto fail;
 	}
 	if ((rc = evp__cmd(r, "BEGIN")) ||
-	    (r->builtin && (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.state_history_bulk_open"))) ||
+	    (r->builtin &&
+	     (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.state_history_bulk_open"))) ||
 	    (evp__history_bulk_any(r) && (rc = evp__history_bulk_end(r))) ||
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;

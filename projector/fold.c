@@ -328,7 +328,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 			int k;
 
 			if (st->target.table != ti || st->target.kind != 'U' ||
-			    fo->nparams + st->nparams + 3 + t->npk > MAX_PARAMS)
+			    fo->nparams + st->nparams + 8 + t->npk > MAX_PARAMS)
 				continue;
 			memset(f, 0, sizeof *f);
 			f->st = st;
@@ -384,7 +384,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 		memcpy(types + 1 + t->npk, fo->stype, sizeof(Oid) * (size_t)fo->nparams);
 		snprintf(fo->pname, sizeof fo->pname, "evs_fold_%d", id);
 		PQclear(res);
-		res = PQprepare(r->conn, fo->pname, b.ptr, 3 + t->npk + fo->nparams, types);
+		res = PQprepare(r->conn, fo->pname, b.ptr, 8 + t->npk + fo->nparams, types);
 	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		evp__logm(r, EVS_LOG_INFO, "table \"%s\": its UPDATEs are not folded: %s", t->name,

@@ -221,8 +221,8 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 		const char *v[1] = {b.ptr};
 		PGresult *res;
 
-		if ((rc = evp__exec(r, PGRES_TUPLES_OK, &res, "SELECT to_regclass($1) IS NULL", 1, v,
-				    "could not look up \"%s\"", text)))
+		if ((rc = evp__exec(r, PGRES_TUPLES_OK, &res, "SELECT to_regclass($1) IS NULL", 1,
+				    v, "could not look up \"%s\"", text)))
 			goto out;
 		bulk = PQgetvalue(res, 0, 0)[0] != 't';
 		PQclear(res);

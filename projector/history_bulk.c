@@ -174,10 +174,10 @@ int evp__history_bulk_missing(struct evp__run *r, bool *missing)
 		} else if ((rc = pkey_of(r, schema, t, pk, sizeof pk)) == EVP_OK) {
 			v[0] = at.ptr;
 			v[1] = open.ptr;
-			rc = evp__exec(r, PGRES_TUPLES_OK, &res,
-				       "SELECT to_regclass($1) IS NULL OR to_regclass($2) IS NOT NULL",
-				       2, v, "could not look up the indexes of \"%s_history\"",
-				       t->name);
+			rc = evp__exec(
+				r, PGRES_TUPLES_OK, &res,
+				"SELECT to_regclass($1) IS NULL OR to_regclass($2) IS NOT NULL", 2,
+				v, "could not look up the indexes of \"%s_history\"", t->name);
 			if (rc == EVP_OK) {
 				*missing = !pk[0] || PQgetvalue(res, 0, 0)[0] == 't';
 				PQclear(res);

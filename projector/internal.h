@@ -14,6 +14,7 @@
  *     builtin.c    COPY streaming and the event log
  *     state.c      current state and state history (merge-patch fold)
  *     history.c    history of temporal tables: DDL (history_write.c: capture, write)
+ *     setfold.c, setexec.c  declared statements set-based (setexec.h)
  *     deadletter.c declared rules of a batch, failing events parked
  *     txn.c        one batch and its checkpoint in one transaction
  *     rebuild.c    shadow schema of a rebuild and the final swap

@@ -25,8 +25,15 @@
 
 #include "internal.h"
 
-enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25,
-       OID_VARCHAR = 1043, OID_TIMESTAMPTZ = 1184 };
+enum {
+	OID_BOOL = 16,
+	OID_INT8 = 20,
+	OID_INT2 = 21,
+	OID_INT4 = 23,
+	OID_TEXT = 25,
+	OID_VARCHAR = 1043,
+	OID_TIMESTAMPTZ = 1184
+};
 
 static void put32(evs__buf *b, uint32_t v)
 {
@@ -44,8 +51,8 @@ static void put64(evs__buf *b, uint64_t v)
 
 static bool binary_type(Oid t)
 {
-	return t == OID_BOOL || t == OID_INT8 || t == OID_INT2 || t == OID_INT4 ||
-	       t == OID_TEXT || t == OID_VARCHAR || t == OID_TIMESTAMPTZ;
+	return t == OID_BOOL || t == OID_INT8 || t == OID_INT2 || t == OID_INT4 || t == OID_TEXT ||
+	       t == OID_VARCHAR || t == OID_TIMESTAMPTZ;
 }
 
 void evp__array_start(struct evp__array *a, Oid elem)
@@ -99,11 +106,10 @@ static bool timestamptz(const char *s, size_t n, int64_t *us)
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, se;
 
-	if (n != 29 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' ||
-	    s[16] != ':' || s[19] != '.' || memcmp(s + 26, "+00", 3) != 0 ||
-	    !digits(s, n, 0, 4) || !digits(s, n, 5, 7) || !digits(s, n, 8, 10) ||
-	    !digits(s, n, 11, 13) || !digits(s, n, 14, 16) || !digits(s, n, 17, 19) ||
-	    !digits(s, n, 20, 26))
+	if (n != 29 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' ||
+	    s[19] != '.' || memcmp(s + 26, "+00", 3) != 0 || !digits(s, n, 0, 4) ||
+	    !digits(s, n, 5, 7) || !digits(s, n, 8, 10) || !digits(s, n, 11, 13) ||
+	    !digits(s, n, 14, 16) || !digits(s, n, 17, 19) || !digits(s, n, 20, 26))
 		return false;
 	y = num(s, 0, 4), mo = num(s, 5, 7), d = num(s, 8, 10);
 	h = num(s, 11, 13), mi = num(s, 14, 16), se = num(s, 17, 19);

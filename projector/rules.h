@@ -103,13 +103,13 @@ struct htable {
 	bool active;   /* temporal and has a primary key (found at session start) */
 	bool set_safe; /* has a primary key, rows independent (history.c set_safety) */
 	int ncols, npk;
-	int pk[32];        /* column indexes of the primary key, in key order */
-	char *close_sql;   /* UPDATE closing versions left open by earlier batches */
+	int pk[32];           /* column indexes of the primary key, in key order */
+	char *close_sql;      /* UPDATE closing versions left open by earlier batches */
 	char *close_bulk_sql; /* the same during a bulk load (history_bulk.c) */
-	char *copy_sql;    /* COPY s.t_history FROM STDIN */
-	evs__buf pk_types; /* NUL-separated type names of the key columns */
-	evs__buf pk_names; /* NUL-separated names of the key columns */
-	struct fold *fold; /* its foldable UPDATEs (fold.c), NULL: none */
+	char *copy_sql;       /* COPY s.t_history FROM STDIN */
+	evs__buf pk_types;    /* NUL-separated type names of the key columns */
+	evs__buf pk_names;    /* NUL-separated names of the key columns */
+	struct fold *fold;    /* its foldable UPDATEs (fold.c), NULL: none */
 	/* versions captured in this batch (RETURNING rows) */
 	struct hrow *rows;
 	size_t nrows, cap;

@@ -369,9 +369,10 @@ static double ceiling(evs_store *s, const char *dsn, uint64_t events)
 
 struct live {
 	evs_store *store;
-	uint64_t base;    /* head before the run */
-	int64_t *started; /* [i]: realtime ns before appending base+1+i */
-	int64_t *lag;     /* [i]: ns */
+	atomic_int connected; /* the live projector reported its first progress */
+	uint64_t base;        /* head before the run */
+	int64_t *started;     /* [i]: realtime ns before appending base+1+i */
+	int64_t *lag;         /* [i]: ns */
 	size_t n;
 	int rate;
 	atomic_size_t appended;
@@ -387,6 +388,90 @@ static void on_commit(void *ctx, uint64_t first, uint64_t last)
 	for (p = first; p <= last; p++)
 		if (p > l->base && p - l->base - 1 < l->n)
 			l->lag[p - l->base - 1] = t - l->started[p - l->base - 1];
+}
+
+static void on_progress(void *ctx, const evp_stats *st)
+{
+	struct live *l = ctx;
+
+	(void)st;
+	atomic_store(&l->connected, 1);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* p50 / p99 / max of each second of the run (events by append time):
+ * where in the run the lag is */
+static void per_second(const struct live *l)
+{
+	size_t per = (size_t)l->rate, i, j;
+	int64_t *v = malloc(per * sizeof *v);
+
+	if (!v)
+		return;
+	printf("   per second (p50 / p99 / max ms):");
+	for (i = 0; i < l->n; i += per) {
+		size_t n = i + per <= l->n ? per : l->n - i;
+
+		for (j = 0; j < n; j++)
+			v[j] = l->lag[i + j];
+		qsort(v, n, sizeof *v, cmp_i64);
+		printf(" %.0f/%.0f/%.0f", (double)v[n / 2] / 1e6, (double)v[n * 99 / 100] / 1e6,
+		       (double)v[n - 1] / 1e6);
+	}
+	printf("\n");
+	free(v);
+}
+
+/* What else the server ran during the window: autovacuum workers seen
+ * by a poll every 100 ms (table and seconds seen). */
+struct watch {
+	const char *dsn;
+	volatile sig_atomic_t stop;
+	char seen[4096];
+};
+
+static void *watcher(void *arg)
+{
+	struct watch *w = arg;
+	PGconn *c = PQconnectdb(w->dsn);
+	char names[64][128];
+	int counts[64], n = 0, i, k;
+
+	while (!w->stop && PQstatus(c) == CONNECTION_OK) {
+		PGresult *r = PQexec(c, "SELECT query FROM pg_stat_activity WHERE backend_type ="
+					" 'autovacuum worker' AND query <> ''");
+		struct timespec ts = {0, 100000000};
+
+		for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+			const char *q = PQgetvalue(r, i, 0);
+
+			for (k = 0; k < n && strcmp(names[k], q) != 0; k++)
+				;
+			if (k == n && n < 64) {
+				snprintf(names[n], sizeof *names, "%s", q);
+				counts[n++] = 0;
+			}
+			if (k < n)
+				counts[k]++;
+		}
+		PQclear(r);
+		nanosleep(&ts, NULL);
+	}
+	PQfinish(c);
+	w->seen[0] = '\0';
+	for (k = 0; k < n; k++) {
+		size_t l = strlen(w->seen);
+
+		snprintf(w->seen + l, sizeof w->seen - l, "%s%s (%.1f s)", k ? ", " : "", names[k],
+			 counts[k] / 10.0);
+	}
+	return NULL;
 }
 
 static void *appender(void *arg)
@@ -447,13 +532,16 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, const char 
 	struct live l;
 	int64_t p50, p99;
 	struct runner r;
-	pthread_t ta, tp;
+	struct watch w;
+	pthread_t ta, tp, tw;
 	evs_store_info h;
 	size_t i;
 	int64_t t0;
 
 	memset(&l, 0, sizeof l);
 	memset(&r, 0, sizeof r);
+	memset(&w, 0, sizeof w);
+	w.dsn = dsn;
 	if (evs_head(s, &h) != EVS_OK)
 		die("head", evs_errmsg(s));
 	l.store = s;
@@ -485,7 +573,21 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, const char 
 		if (evp_run(&once, NULL, err, sizeof err) != EVP_OK)
 			die("evp_run", err);
 	}
+	/* the live projector starts (connects, prepares, plans) before the
+	 * clock: appends begin once it reported its first progress */
+	r.cfg.on_progress = on_progress;
+	r.cfg.progress_ctx = &l;
 	pthread_create(&tp, NULL, run_projector, &r);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	while (!atomic_load(&l.connected) && r.rc == 0 &&
+	       now_ns(CLOCK_MONOTONIC) - t0 < 120000000000LL) {
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	printf("   (live projector started in %.0f ms)\n",
+	       (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+	pthread_create(&tw, NULL, watcher, &w);
 	pthread_create(&ta, NULL, appender, &l);
 	pthread_join(ta, NULL);
 	t0 = now_ns(CLOCK_MONOTONIC);
@@ -495,7 +597,9 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, const char 
 		nanosleep(&ts, NULL);
 	}
 	l.stop = 1;
+	w.stop = 1;
 	pthread_join(tp, NULL);
+	pthread_join(tw, NULL);
 	if (r.rc != EVP_STOPPED)
 		die("live projector", r.err);
 	for (i = 0; i < l.n; i++)
@@ -507,6 +611,8 @@ static void live_lag(const char *dir, const char *dsn, evs_store *s, const char 
 	       " p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 	       rate, seconds, l.n, r.cfg.rules_path ? " and bank with history" : "",
 	       (double)p50 / 1e6, (double)p99 / 1e6, (double)kit_percentile(l.lag, l.n, 100) / 1e6);
+	per_second(&l);
+	printf("   autovacuum during the window: %s\n", w.seen[0] ? w.seen : "none");
 	printf("verdict: live p99 < 50 ms: %s\n", p99 < 50000000 ? "yes" : "NO");
 	free(l.started);
 	free(l.lag);

@@ -218,8 +218,9 @@ START_TEST(projector_bulk_sigkill)
 	b = pgh_connect(dsn_b);
 	ck_assert_int_eq(pgh_int(a, bulk_indexes_missing), 0);
 	for (i = 0; i < sizeof dumps / sizeof *dumps + 2; i++) {
-		const char *q = i < sizeof dumps / sizeof *dumps ? dumps[i]
-								: more[i - sizeof dumps / sizeof *dumps];
+		const char *q = i < sizeof dumps / sizeof *dumps
+					? dumps[i]
+					: more[i - sizeof dumps / sizeof *dumps];
 		char *x = model_dump(a, q), *y = model_dump(b, q);
 
 		ck_assert_msg(strcmp(x, y) == 0,
@@ -236,8 +237,9 @@ START_TEST(projector_bulk_sigkill)
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn_b, 100, true, "--bulk-threshold=1")), 0);
 	b = pgh_connect(dsn_b);
 	for (i = 0; i < sizeof dumps / sizeof *dumps + 2; i++) {
-		const char *q = i < sizeof dumps / sizeof *dumps ? dumps[i]
-								: more[i - sizeof dumps / sizeof *dumps];
+		const char *q = i < sizeof dumps / sizeof *dumps
+					? dumps[i]
+					: more[i - sizeof dumps / sizeof *dumps];
 		char *x = model_dump(a, q), *y = model_dump(b, q);
 
 		ck_assert_msg(strcmp(x, y) == 0, "bulk from 0: \"%s\" differs from a clean run", q);
