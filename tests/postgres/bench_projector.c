@@ -25,7 +25,8 @@
  * bulk mode: EVS_BENCH_BULK_THRESHOLD=0. EVS_BENCH_ONLY_A /
  * EVS_BENCH_ONLY_AB stop after a / b; EVS_BENCH_ONLY_C runs the ceiling
  * and c, c0 only; EVS_BENCH_ONLY_LIVE the ceiling and the live figure;
- * EVS_BENCH_DEBUG=1 logs every batch with timestamps.
+ * EVS_BENCH_DEBUG=1 logs every batch with timestamps;
+ * EVS_BENCH_STORE_CACHE=DIR keeps the built store for the next runs.
  * The projector's own switches compare execution paths: EVS_PROJECTOR_NO_FOLD=1
  * (set-based rounds without folding runs of UPDATEs, projector/fold.c),
  * EVS_PROJECTOR_PER_EVENT=1 (one event at a time).
@@ -688,22 +689,54 @@ static char *current_only(const char *dir, const char *rules)
 
 static int events = 1000000, rate = 5000, seconds = 10, batch = 10000;
 
+/* The bench's store (seeded: the same every run), in dir. With
+ * EVS_BENCH_STORE_CACHE=DIR, a copy of DIR/bank-<events> when there is
+ * one, else built and copied there for the next runs (building 1M
+ * events takes minutes on a loaded machine). */
+static evs_store *open_store(const char *dir)
+{
+	const char *cache = getenv("EVS_BENCH_STORE_CACHE");
+	char tpl[512], cmd[4096];
+	uint64_t rng = 42;
+	evs_store *s;
+
+	snprintf(tpl, sizeof tpl, "%s/bank-%d", cache ? cache : "", events);
+	if (cache && access(tpl, F_OK) == 0) {
+		snprintf(cmd, sizeof cmd, "cp -a '%s/.' '%s/'", tpl, dir);
+		if (system(cmd) != 0)
+			die("store cache", cmd);
+		printf("copied the store of %d bank events from %s\n", events, tpl);
+		fflush(stdout);
+		return model_open(dir);
+	}
+	s = model_open(dir);
+	printf("building a store of %d bank events...\n", events);
+	fflush(stdout);
+	model_generate_bank(s, &rng, events - 100, 100);
+	if (cache) {
+		evs_close(s);
+		snprintf(cmd, sizeof cmd,
+			 "mkdir -p '%s.tmp' && cp -a '%s/.' '%s.tmp/' && mv '%s.tmp' '%s'", tpl,
+			 dir, tpl, tpl, tpl);
+		if (system(cmd) != 0)
+			die("store cache", cmd);
+		s = model_open(dir);
+	}
+	return s;
+}
+
 /* Runs inside a Check runner (no fork) because the shared helpers use
  * ck_assert. */
 START_TEST(bench)
 {
 	char *dir, *dsn, rules[512], *current = NULL;
 	evs_store *s;
-	uint64_t rng = 42;
 	double c, a = 0, b = 0, p, p0;
 	bool only_c = getenv("EVS_BENCH_ONLY_C") != NULL;
 
 	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
 	dir = kit_tmpdir("bench");
-	s = model_open(dir);
-	printf("building a store of %d bank events...\n", events);
-	fflush(stdout);
-	model_generate_bank(s, &rng, events - 100, 100);
+	s = open_store(dir);
 
 	c = ceiling(s, (dsn = pgh_new_db()), (uint64_t)events);
 	free(dsn);
