@@ -224,7 +224,10 @@ struct cli_event {
 	int64_t recorded_at, occurred_at;
 	uint8_t correlation_id[16], causation_id[16];
 	msgpack_sbuffer data, metadata;
-	unsigned seen; /* CLI_F_* bits of the fields present */
+	char **tags; /* ntags distinct valid tags (cli_tags_check) */
+	size_t ntags;
+	char *producer; /* NULL = none */
+	unsigned seen;  /* CLI_F_* bits of the fields present */
 };
 
 enum {
@@ -239,14 +242,16 @@ enum {
 	CLI_F_CORRELATION_ID = 1u << 8,
 	CLI_F_CAUSATION_ID = 1u << 9,
 	CLI_F_METADATA = 1u << 10,
-	CLI_F_DATA = 1u << 11
+	CLI_F_DATA = 1u << 11,
+	CLI_F_PRODUCER = 1u << 12,
+	CLI_F_TAGS = 1u << 13
 };
 
 /* Fields an appended event may have; an imported event may have all. */
 #define CLI_F_APPEND                                                                             \
 	(CLI_F_ID | CLI_F_TYPE | CLI_F_TYPE_VERSION | CLI_F_OCCURRED_AT | CLI_F_CORRELATION_ID | \
-	 CLI_F_CAUSATION_ID | CLI_F_METADATA | CLI_F_DATA)
-#define CLI_F_ALL 0xfffu
+	 CLI_F_CAUSATION_ID | CLI_F_METADATA | CLI_F_DATA | CLI_F_PRODUCER | CLI_F_TAGS)
+#define CLI_F_ALL 0x3fffu
 #define CLI_F_IMPORT_REQUIRED \
 	(CLI_F_POSITION | CLI_F_STREAM | CLI_F_VERSION | CLI_F_ID | CLI_F_TYPE | CLI_F_RECORDED_AT)
 
@@ -260,6 +265,12 @@ int cli_event_from_json(struct cli_event *e, json_object *obj, unsigned allowed,
 /* Parse a JSON payload object (data or metadata) into a packed buffer. */
 int cli_payload_from_json(msgpack_sbuffer *out, json_object *v, const char *field, char *err,
 			  size_t errlen);
+
+/* The tags and producer of e as evs_event_in wants them (views into e;
+ * tags needs room for EVS_MAX_TAGS). */
+void cli_event_tags_in(const struct cli_event *e, const char **tags);
+/* Set e's tags to a copy of tags[0..n) (checked by the caller), sorted. */
+void cli_event_set_tags(struct cli_event *e, const char *const *tags, size_t n);
 
 /* Print events of an iterator-like scan to stdout; shared by read and
  * export. See scan.c. */
@@ -300,6 +311,7 @@ extern const struct cli_command cli_cmd_migrate; /* issue 5: PostgreSQL */
 extern const struct cli_command cli_cmd_project;
 extern const struct cli_command cli_cmd_schema;
 extern const struct cli_command cli_cmd_relay; /* issue 11: evs-relay's sinks */
+extern const struct cli_command cli_cmd_pm;    /* issue 14: process managers */
 
 /* Shared option helpers of read and tail: --type and --prefix lists. */
 struct cli_strlist {
@@ -317,16 +329,33 @@ int cli_option_u64(const char *option, const char *value, uint64_t min, uint64_t
 /* --sync full|meta|none into *out (an enum evs_sync). */
 int cli_option_sync(const char *option, const char *value, int *out);
 
-/* The event selection of read and tail: --from N, --type, --prefix. */
+/* Tags and producers, checked with the same words wherever they come in
+ * (event JSON, --tag, --producer): why s (len bytes) is not a valid tag
+ * (max EVS_MAX_TAG) or producer (max EVS_MAX_NAME), or NULL. */
+const char *cli_name_problem(const char *s, size_t len, size_t max);
+/* Add tag to l (its items are not copied): CLI_EXIT_OK, or the usage
+ * error of cli_bad_value (invalid, a duplicate, more than EVS_MAX_TAGS). */
+int cli_tag_option(struct cli_strlist *l, const char *option, const char *tag);
+
+/* The event selection of read and tail: --from N, --type, --prefix,
+ * --category, --tag, --correlation. */
 struct cli_select {
 	bool has_from;
 	uint64_t from;
-	struct cli_strlist types, prefixes;
+	struct cli_strlist types, prefixes, categories, tags;
+	bool has_correlation;
+	uint8_t correlation_id[16];
 };
-enum cli_select_opt { CLI_SELECT_FROM, CLI_SELECT_TYPE, CLI_SELECT_PREFIX };
+enum cli_select_opt {
+	CLI_SELECT_FROM,
+	CLI_SELECT_TYPE,
+	CLI_SELECT_PREFIX,
+	CLI_SELECT_CATEGORY,
+	CLI_SELECT_TAG,
+	CLI_SELECT_CORRELATION
+};
 int cli_select_option(struct cli_select *sel, enum cli_select_opt which, const char *value);
-/* The filter of all events that keeps the selected types and prefixes (a
- * view into sel). */
+/* The filter of all events that keeps the selection (a view into sel). */
 evs_filter cli_select_filter(const struct cli_select *sel);
 void cli_select_free(struct cli_select *sel);
 /* A command's cleanup when its state begins with a struct cli_select. */

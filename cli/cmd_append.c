@@ -28,7 +28,9 @@ enum {
 	OPT_OCCURRED,
 	OPT_TYPE_VERSION,
 	OPT_SYNC,
-	OPT_BATCH_SIZE
+	OPT_BATCH_SIZE,
+	OPT_TAG,
+	OPT_PRODUCER
 };
 
 static const struct cli_option options[] = {
@@ -44,9 +46,15 @@ static const struct cli_option options[] = {
 	[OPT_SYNC] = {"sync", "full|meta|none", "durability of the commit (default full)"},
 	[OPT_BATCH_SIZE] = {"batch-size", "N",
 			    "stdin: append in batches of N events instead of one"},
+	[OPT_TAG] = {"tag", "TAG",
+		     "tag the event (repeatable, at most 16; stdin: for lines without \"tags\")"},
+	[OPT_PRODUCER] = {"producer", "NAME",
+			  "the service that produced the event (stdin: for lines without one)"},
 	{NULL, NULL, NULL}};
 
 struct append_state {
+	struct cli_strlist tags; /* first: cleanup frees it through the state */
+	const char *producer;
 	uint64_t expected;
 	const char *expected_text;
 	bool has_id;
@@ -114,6 +122,14 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 		return CLI_EXIT_OK;
 	case OPT_SYNC: return cli_option_sync(name, value, &st->sync);
 	case OPT_BATCH_SIZE: return cli_option_u64(name, value, 1, &st->batch_size);
+	case OPT_TAG: return cli_tag_option(&st->tags, name, value);
+	case OPT_PRODUCER:
+		if (st->producer)
+			return cli_bad_value(name, value, "given twice");
+		if ((why = cli_name_problem(value, strlen(value), EVS_MAX_NAME)))
+			return cli_bad_value(name, value, why);
+		st->producer = value;
+		return CLI_EXIT_OK;
 	}
 	return CLI_EXIT_USAGE;
 }
@@ -168,6 +184,10 @@ static int apply_defaults(struct cli_event *e, const struct append_state *st, co
 			exit(CLI_EXIT_FAIL);
 		}
 	}
+	if (!(e->seen & CLI_F_TAGS) && st->tags.n)
+		cli_event_set_tags(e, st->tags.items, st->tags.n);
+	if (!(e->seen & CLI_F_PRODUCER) && st->producer)
+		e->producer = cli_xstrndup(st->producer, strlen(st->producer));
 	if (st->has_id)
 		memcpy(e->id, st->id, 16);
 	return 0;
@@ -248,6 +268,7 @@ static int append_all(evs_store *store, const char *stream, const struct append_
 {
 	size_t chunk = st->batch_size && st->batch_size < evs->n ? (size_t)st->batch_size : evs->n;
 	evs_event_in *in = cli_xcalloc(chunk, sizeof *in);
+	const char **tags = cli_xcalloc(chunk * EVS_MAX_TAGS, sizeof *tags);
 	uint64_t expected = st->expected;
 	struct cli_progress *progress = cli_progress_start("append", evs->n);
 	size_t done = 0;
@@ -273,6 +294,10 @@ static int append_all(evs_store *store, const char *stream, const struct append_
 			in[i].occurred_at = e->occurred_at;
 			memcpy(in[i].correlation_id, e->correlation_id, 16);
 			memcpy(in[i].causation_id, e->causation_id, 16);
+			cli_event_tags_in(e, &tags[i * EVS_MAX_TAGS]);
+			in[i].tags = &tags[i * EVS_MAX_TAGS];
+			in[i].ntags = e->ntags;
+			in[i].producer = e->producer;
 		}
 		rc = evs_append(store, stream, expected, in, n, &res);
 		if (rc == EVS_WRONG_VERSION) {
@@ -304,6 +329,7 @@ static int append_all(evs_store *store, const char *stream, const struct append_
 		cli_progress_add(progress, n);
 	}
 	cli_progress_done(progress);
+	free(tags);
 	free(in);
 	return status;
 }
@@ -390,6 +416,11 @@ out:
 	return cli_finish_output(status);
 }
 
+static void append_cleanup(void *state)
+{
+	cli_strlist_free(state); /* the tags, first in the state */
+}
+
 const struct cli_command cli_cmd_append = {
 	.name = "append",
 	.synopsis = "STREAM [TYPE [JSON-DATA]]",
@@ -399,10 +430,11 @@ const struct cli_command cli_cmd_append = {
 		       "Without JSON-DATA, read events from standard input as JSON "
 		       "Lines, one object per\nline with the fields \"type\", "
 		       "\"type_version\", \"id\", \"data\", \"metadata\",\n"
-		       "\"occurred_at\", \"correlation_id\", \"causation_id\" (or "
-		       "\"data_msgpack\" and\n\"metadata_msgpack\" in base64), and "
-		       "append them all as ONE atomic batch; TYPE\nand the options "
-		       "give the values of fields a line leaves out.\n\n"
+		       "\"occurred_at\", \"correlation_id\", \"causation_id\", "
+		       "\"producer\", \"tags\"\n(an array of strings), or "
+		       "\"data_msgpack\" and \"metadata_msgpack\" in base64, and\n"
+		       "append them all as ONE atomic batch; TYPE and the options give "
+		       "the values of\nfields a line leaves out.\n\n"
 		       "Prints {\"first_position\":..,\"last_position\":..,"
 		       "\"version\":..,\"idempotent\":..}\nper batch. JSON integers "
 		       "are stored as msgpack integers, other numbers as\nfloat64. "
@@ -413,4 +445,5 @@ const struct cli_command cli_cmd_append = {
 	.state_size = sizeof(struct append_state),
 	.on_option = on_option,
 	.run = run,
+	.cleanup = append_cleanup,
 };

@@ -48,6 +48,7 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 struct batch {
 	struct cli_event *ev;
 	evs_event *out;
+	evs_str *tags; /* EVS_MAX_TAGS per event */
 	unsigned long first_line, last_line;
 	size_t n, cap, bytes;
 };
@@ -97,6 +98,12 @@ static int flush(evs_store *store, struct batch *b, uint64_t *imported, uint64_t
 		o->data_len = e->data.size;
 		o->metadata = e->metadata.data;
 		o->metadata_len = e->metadata.size;
+		o->tags = &b->tags[i * EVS_MAX_TAGS];
+		o->ntags = e->ntags;
+		for (size_t t = 0; t < e->ntags; t++)
+			b->tags[i * EVS_MAX_TAGS + t] = (evs_str){e->tags[t], strlen(e->tags[t])};
+		if (e->producer)
+			o->producer = (evs_str){e->producer, strlen(e->producer)};
 	}
 	rc = evs_restore(store, b->out, b->n);
 	if (rc != EVS_OK) {
@@ -139,6 +146,7 @@ static int run(struct cli_ctx *ctx, void *state)
 
 	b.ev = cli_xcalloc(max, sizeof *b.ev);
 	b.out = cli_xcalloc(max, sizeof *b.out);
+	b.tags = cli_xcalloc(max * EVS_MAX_TAGS, sizeof *b.tags);
 	cli_lines_init(&lines, stdin);
 	progress = cli_progress_start("import", 0);
 	while ((rc = cli_lines_next(&lines, &line, &len)) == 1) {
@@ -189,6 +197,7 @@ out:
 		cli_event_free(&b.ev[i]);
 	free(b.ev);
 	free(b.out);
+	free(b.tags);
 	cli_lines_free(&lines);
 	evs_close(store);
 	return cli_finish_output(status);

@@ -3,7 +3,17 @@
  */
 #include "cli.h"
 
-enum { OPT_FROM, OPT_BACKWARD, OPT_LIMIT, OPT_TYPE, OPT_PREFIX, OPT_UPCAST };
+enum {
+	OPT_FROM,
+	OPT_BACKWARD,
+	OPT_LIMIT,
+	OPT_TYPE,
+	OPT_PREFIX,
+	OPT_UPCAST,
+	OPT_CATEGORY,
+	OPT_TAG,
+	OPT_CORRELATION
+};
 
 static const struct cli_option options[] = {
 	[OPT_FROM] = {"from", "N", "first version (with STREAM) or position to read, inclusive"},
@@ -15,6 +25,13 @@ static const struct cli_option options[] = {
 	[OPT_UPCAST] =
 		{"upcast", NULL,
 		 "show events in their type's latest schema version (stored bytes unchanged)"},
+	[OPT_CATEGORY] = {"category", "NAME",
+			  "only streams of this category: the id up to its first \"-\" "
+			  "(repeatable; not with STREAM)"},
+	[OPT_TAG] = {"tag", "TAG",
+		     "only events carrying this tag (repeatable: all of them; not with STREAM)"},
+	[OPT_CORRELATION] = {"correlation", "UUID",
+			     "only events with this correlation id (not with STREAM)"},
 	{NULL, NULL, NULL}};
 
 struct read_state {
@@ -35,6 +52,9 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 	case OPT_TYPE: return cli_select_option(&st->sel, CLI_SELECT_TYPE, value);
 	case OPT_PREFIX: return cli_select_option(&st->sel, CLI_SELECT_PREFIX, value);
 	case OPT_UPCAST: st->upcast = true; return CLI_EXIT_OK;
+	case OPT_CATEGORY: return cli_select_option(&st->sel, CLI_SELECT_CATEGORY, value);
+	case OPT_TAG: return cli_select_option(&st->sel, CLI_SELECT_TAG, value);
+	case OPT_CORRELATION: return cli_select_option(&st->sel, CLI_SELECT_CORRELATION, value);
 	}
 	return CLI_EXIT_USAGE;
 }
@@ -50,8 +70,14 @@ static int run(struct cli_ctx *ctx, void *state)
 	scan.limit = st->limit;
 	scan.upcast = st->upcast;
 	if (ctx->argc == 1) {
-		if (st->sel.prefixes.n) {
-			cli_error("option --prefix cannot be used with a STREAM");
+		const char *opt = st->sel.prefixes.n        ? "prefix"
+				  : st->sel.categories.n    ? "category"
+				  : st->sel.tags.n          ? "tag"
+				  : st->sel.has_correlation ? "correlation"
+							    : NULL;
+
+		if (opt) {
+			cli_error("option --%s cannot be used with a STREAM", opt);
 			return CLI_EXIT_USAGE;
 		}
 		scan.stream = ctx->argv[0];
@@ -70,9 +96,12 @@ const struct cli_command cli_cmd_read = {
 	.description = "Print the events of STREAM, or of all streams in position "
 		       "order, one JSON object\nper line: position, stream, version, "
 		       "id, type, type_version, recorded_at,\noccurred_at, "
-		       "correlation_id, causation_id (the last three only when set),\n"
-		       "metadata and data. A payload JSON cannot carry exactly is "
-		       "printed in base64 as\n\"metadata_msgpack\" or \"data_msgpack\".",
+		       "correlation_id, causation_id, producer, tags (the last five only\n"
+		       "when set), metadata and data. A payload JSON cannot carry exactly "
+		       "is printed in\nbase64 as \"metadata_msgpack\" or \"data_msgpack\".\n\n"
+		       "Filters of all events (--type, --prefix, --category, --tag, "
+		       "--correlation) are\nanswered from the store's indexes where they "
+		       "allow; together, an event must pass\nevery one given.",
 	.options = options,
 	.min_args = 0,
 	.max_args = 1,

@@ -13,7 +13,7 @@
 
 #define POLL_MS 200
 
-enum { OPT_FROM, OPT_TYPE, OPT_PREFIX, OPT_COUNT };
+enum { OPT_FROM, OPT_TYPE, OPT_PREFIX, OPT_COUNT, OPT_CATEGORY, OPT_TAG, OPT_CORRELATION };
 
 static const struct cli_option options[] = {
 	[OPT_FROM] = {"from", "N",
@@ -21,6 +21,9 @@ static const struct cli_option options[] = {
 	[OPT_TYPE] = {"type", "TYPE", "only events of this type (repeatable)"},
 	[OPT_PREFIX] = {"prefix", "PREFIX", "only streams starting with PREFIX (repeatable)"},
 	[OPT_COUNT] = {"count", "N", "exit after printing N events"},
+	[OPT_CATEGORY] = {"category", "NAME", "only streams of this category (repeatable)"},
+	[OPT_TAG] = {"tag", "TAG", "only events carrying this tag (repeatable: all of them)"},
+	[OPT_CORRELATION] = {"correlation", "UUID", "only events with this correlation id"},
 	{NULL, NULL, NULL}};
 
 struct tail_state {
@@ -46,6 +49,9 @@ static int on_option(struct cli_ctx *ctx, void *state, int index, const char *va
 	case OPT_TYPE: return cli_select_option(&st->sel, CLI_SELECT_TYPE, value);
 	case OPT_PREFIX: return cli_select_option(&st->sel, CLI_SELECT_PREFIX, value);
 	case OPT_COUNT: return cli_option_u64("count", value, 1, &st->count);
+	case OPT_CATEGORY: return cli_select_option(&st->sel, CLI_SELECT_CATEGORY, value);
+	case OPT_TAG: return cli_select_option(&st->sel, CLI_SELECT_TAG, value);
+	case OPT_CORRELATION: return cli_select_option(&st->sel, CLI_SELECT_CORRELATION, value);
 	}
 	return CLI_EXIT_USAGE;
 }

@@ -10,6 +10,8 @@
  *    "occurred_at":"...",          omitted when none
  *    "correlation_id":"...",       omitted when none
  *    "causation_id":"...",         omitted when none
+ *    "producer":"billing",         omitted when none
+ *    "tags":["account:42",...],    omitted when none; sorted by bytes
  *    "metadata":{...},             or "metadata_msgpack":"<base64>"
  *    "data":{...}}                 or "data_msgpack":"<base64>"
  *
@@ -82,13 +84,26 @@ int cli_event_to_json(evs__buf *b, const evs_event *ev)
 		evs__buf_puts(b, ",\"causation_id\":");
 		jb_uuid(b, ev->causation_id);
 	}
+	if (ev->producer.len) {
+		evs__buf_puts(b, ",\"producer\":");
+		if (evs__json_str(b, ev->producer.ptr, ev->producer.len) != 0)
+			goto bad;
+	}
+	for (size_t i = 0; i < ev->ntags; i++) {
+		evs__buf_puts(b, i ? "," : ",\"tags\":[");
+		if (evs__json_str(b, ev->tags[i].ptr, ev->tags[i].len) != 0)
+			goto bad;
+		if (i + 1 == ev->ntags)
+			evs__buf_putc(b, ']');
+	}
 	put_payload(b, "metadata", ev->metadata, ev->metadata_len);
 	put_payload(b, "data", ev->data, ev->data_len);
 	evs__buf_puts(b, "}\n");
 	return 0;
 bad:
 	b->len = mark;
-	cli_error("event at position %llu has a stream id or type that is not valid UTF-8",
+	cli_error("event at position %llu has a stream id, type, producer or tag that is not valid "
+		  "UTF-8",
 		  (unsigned long long)ev->position);
 	return -1;
 }
@@ -106,7 +121,9 @@ enum kind {
 	K_TIME,
 	K_TIME_OPT,
 	K_PAYLOAD,
-	K_PAYLOAD_B64
+	K_PAYLOAD_B64,
+	K_PRODUCER,
+	K_TAGS
 };
 
 static const struct field {
@@ -128,6 +145,8 @@ static const struct field {
 	{"metadata_msgpack", CLI_F_METADATA, K_PAYLOAD_B64},
 	{"data", CLI_F_DATA, K_PAYLOAD},
 	{"data_msgpack", CLI_F_DATA, K_PAYLOAD_B64},
+	{"producer", CLI_F_PRODUCER, K_PRODUCER},
+	{"tags", CLI_F_TAGS, K_TAGS},
 };
 
 void cli_event_init(struct cli_event *e)
@@ -138,8 +157,19 @@ void cli_event_init(struct cli_event *e)
 	*e = (struct cli_event){.type_version = 0};
 }
 
+static void free_tags(struct cli_event *e)
+{
+	for (size_t i = 0; i < e->ntags; i++)
+		free(e->tags[i]);
+	free(e->tags);
+	e->tags = NULL;
+	e->ntags = 0;
+}
+
 void cli_event_free(struct cli_event *e)
 {
+	free_tags(e);
+	free(e->producer);
 	free(e->stream);
 	free(e->type);
 	msgpack_sbuffer_destroy(&e->data);
@@ -204,6 +234,102 @@ static int get_uuid(json_object *v, uint8_t out[16], bool nullable)
 	s = json_object_get_string(v);
 	if (strlen(s) != 36 || uuid_parse(s, out) != 0)
 		return -1;
+	return 0;
+}
+
+void cli_event_tags_in(const struct cli_event *e, const char **tags)
+{
+	for (size_t i = 0; i < e->ntags && i < EVS_MAX_TAGS; i++)
+		tags[i] = e->tags[i];
+}
+
+/* "producer": a string or null. */
+static int parse_producer(struct cli_event *e, json_object *v, char *err, size_t errlen)
+{
+	const char *why;
+
+	free(e->producer);
+	e->producer = NULL;
+	if (json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "field \"producer\" must be a string or null");
+		return -1;
+	}
+	why = cli_name_problem(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			       EVS_MAX_NAME);
+	if (why) {
+		snprintf(err, errlen, "field \"producer\" (1 to %d bytes of UTF-8): %s",
+			 EVS_MAX_NAME, why);
+		return -1;
+	}
+	e->producer =
+		cli_xstrndup(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+	return 0;
+}
+
+static int cmp_tag(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void cli_event_set_tags(struct cli_event *e, const char *const *tags, size_t n)
+{
+	free_tags(e);
+	e->tags = cli_xcalloc(n ? n : 1, sizeof *e->tags);
+	for (size_t i = 0; i < n; i++)
+		e->tags[i] = cli_xstrndup(tags[i], strlen(tags[i]));
+	e->ntags = n;
+	qsort(e->tags, e->ntags, sizeof *e->tags, cmp_tag);
+}
+
+/* "tags": an array of distinct tag strings, or null. */
+static int parse_tags(struct cli_event *e, json_object *v, char *err, size_t errlen)
+{
+	size_t n;
+
+	free_tags(e);
+	if (json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_array)) {
+		snprintf(err, errlen, "field \"tags\" must be an array of strings or null");
+		return -1;
+	}
+	n = json_object_array_length(v);
+	if (n > EVS_MAX_TAGS) {
+		snprintf(err, errlen, "field \"tags\" has %zu tags, at most %d", n, EVS_MAX_TAGS);
+		return -1;
+	}
+	e->tags = cli_xcalloc(n ? n : 1, sizeof *e->tags);
+	for (size_t i = 0; i < n; i++) {
+		json_object *t = json_object_array_get_idx(v, i);
+		const char *s, *why;
+		size_t len;
+
+		if (!json_object_is_type(t, json_type_string)) {
+			snprintf(err, errlen, "field \"tags\": item %zu is %s, not a string", i,
+				 json_kind(t));
+			return -1;
+		}
+		s = json_object_get_string(t);
+		len = (size_t)json_object_get_string_len(t);
+		why = cli_name_problem(s, len, EVS_MAX_TAG);
+		if (why) {
+			snprintf(err, errlen,
+				 "field \"tags\": item %zu (1 to %d bytes of UTF-8): %s", i,
+				 EVS_MAX_TAG, why);
+			return -1;
+		}
+		for (size_t j = 0; j < e->ntags; j++)
+			if (strlen(e->tags[j]) == len && memcmp(e->tags[j], s, len) == 0) {
+				snprintf(err, errlen, "field \"tags\": tag \"%.*s\" given twice",
+					 (int)(len < 100 ? len : 100), s);
+				return -1;
+			}
+		e->tags[e->ntags++] = cli_xstrndup(s, len);
+	}
+	/* a set: sorted by bytes, as the store keeps it (no NUL: strcmp) */
+	qsort(e->tags, e->ntags, sizeof *e->tags, cmp_tag);
 	return 0;
 }
 
@@ -308,6 +434,8 @@ static int parse_field(struct cli_event *e, const struct field *f, json_object *
 		}
 		return 0;
 	}
+	case K_PRODUCER: return parse_producer(e, v, err, errlen);
+	case K_TAGS: return parse_tags(e, v, err, errlen);
 	case K_PAYLOAD:
 		return cli_payload_from_json(f->bit == CLI_F_DATA ? &e->data : &e->metadata, v,
 					     f->name, err, errlen);

@@ -15,14 +15,13 @@
 #include "log.h"
 
 const struct cli_command *const cli_commands[] = {
-	&cli_cmd_init,    &cli_cmd_append,  &cli_cmd_read,
-	&cli_cmd_tail,    &cli_cmd_head,    &cli_cmd_stat,
-	&cli_cmd_as_of,   &cli_cmd_state,   &cli_cmd_export,
-	&cli_cmd_import,  &cli_cmd_verify,
+	&cli_cmd_init,    &cli_cmd_append,  &cli_cmd_read,   &cli_cmd_tail,
+	&cli_cmd_head,    &cli_cmd_stat,    &cli_cmd_as_of,  &cli_cmd_state,
+	&cli_cmd_export,  &cli_cmd_import,  &cli_cmd_verify,
 #ifdef EVS_WITH_PROJECTOR /* the read side, built with -Dprojector=true */
 	&cli_cmd_migrate, &cli_cmd_project,
 #endif
-	&cli_cmd_schema,  &cli_cmd_relay,   NULL};
+	&cli_cmd_schema,  &cli_cmd_relay,   &cli_cmd_pm,     NULL};
 
 static void usage(FILE *f)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "utf8.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -170,4 +171,21 @@ void cli_strlist_free(struct cli_strlist *l)
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
+}
+
+const char *cli_name_problem(const char *s, size_t len, size_t max)
+{
+	static char why[64];
+
+	if (len == 0)
+		return "empty";
+	if (strnlen(s, len) != len)
+		return "contains a NUL byte";
+	if (len > max) {
+		snprintf(why, sizeof why, "longer than %zu bytes", max);
+		return why;
+	}
+	if (!evs__utf8_text((const uint8_t *)s, len))
+		return "not valid UTF-8";
+	return NULL;
 }

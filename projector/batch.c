@@ -40,6 +40,23 @@ static const void *stash(struct evp__batch *b, const void *p, size_t n)
 	return (const void *)(uintptr_t)off;
 }
 
+/* The tags (issue 12): their bytes, then the evs_str array itself (at an
+ * aligned offset) whose pointers are offsets too until batch_resolve. */
+static const evs_str *stash_tags(struct evp__batch *b, const evs_event *ev)
+{
+	evs_str t[EVS_MAX_TAGS];
+	size_t n = ev->ntags < EVS_MAX_TAGS ? ev->ntags : EVS_MAX_TAGS;
+	static const char pad[sizeof(evs_str)];
+
+	for (size_t i = 0; i < n; i++) {
+		t[i].ptr = stash(b, ev->tags[i].ptr, ev->tags[i].len);
+		t[i].len = ev->tags[i].len;
+	}
+	evs__buf_putn(&b->bytes, pad,
+		      (sizeof(evs_str) - b->bytes.len % sizeof(evs_str)) % sizeof(evs_str));
+	return stash(b, t, n * sizeof *t);
+}
+
 static int batch_add(struct evp__run *r, const evs_event *ev)
 {
 	struct evp__batch *b = &r->batch;
@@ -61,6 +78,9 @@ static int batch_add(struct evp__run *r, const evs_event *ev)
 	e->ev.type.ptr = stash(b, ev->type.ptr, ev->type.len);
 	e->ev.data = stash(b, ev->data, ev->data_len);
 	e->ev.metadata = stash(b, ev->metadata, ev->metadata_len);
+	e->ev.producer.ptr = stash(b, ev->producer.ptr, ev->producer.len);
+	e->ev.ntags = ev->ntags < EVS_MAX_TAGS ? ev->ntags : EVS_MAX_TAGS;
+	e->ev.tags = e->ev.ntags ? stash_tags(b, ev) : NULL;
 	if (b->bytes.oom)
 		goto oom;
 	return EVP_OK;
@@ -82,6 +102,14 @@ static void batch_resolve(struct evp__batch *b)
 		ev->type.ptr = base + (uintptr_t)ev->type.ptr;
 		ev->data = base + (uintptr_t)ev->data;
 		ev->metadata = base + (uintptr_t)ev->metadata;
+		ev->producer.ptr = base + (uintptr_t)ev->producer.ptr;
+		if (ev->ntags) {
+			evs_str *t = (evs_str *)(uintptr_t)(base + (uintptr_t)ev->tags);
+
+			for (size_t k = 0; k < ev->ntags; k++)
+				t[k].ptr = base + (uintptr_t)t[k].ptr;
+			ev->tags = t;
+		}
 	}
 }
 

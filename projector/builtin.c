@@ -73,6 +73,37 @@ static void bin_uuid(evs__buf *b, const uint8_t id[16])
 		evp_bin_bytes(b, id, 16);
 }
 
+static void be32(evs__buf *b, uint32_t v)
+{
+	uint8_t h[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+	evs__buf_putn(b, h, 4);
+}
+
+/* A text[] field in binary COPY format (array_send): the field's length,
+ * then dimensions, a has-NULL flag, the element type (text, oid 25), per
+ * dimension its length and lower bound, then each element as length +
+ * bytes. An empty array has no dimensions. */
+static void bin_text_array(evs__buf *b, const evs_str *v, size_t n)
+{
+	size_t len = 12 + (n ? 8 : 0);
+
+	for (size_t i = 0; i < n; i++)
+		len += 4 + v[i].len;
+	be32(b, (uint32_t)len);
+	be32(b, n ? 1 : 0);
+	be32(b, 0);
+	be32(b, 25);
+	if (n) {
+		be32(b, (uint32_t)n);
+		be32(b, 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		be32(b, (uint32_t)v[i].len);
+		evs__buf_putn(b, v[i].ptr, v[i].len);
+	}
+}
+
 /* The event log: one binary COPY, streamed while the rows are made. */
 int evp__write_event_log(struct evp__run *r)
 {
@@ -84,7 +115,8 @@ int evp__write_event_log(struct evp__run *r)
 	rc = evp__copy_begin(r,
 			     "COPY evs.events (position, stream, version, type, type_version,"
 			     " recorded_at, recorded_at_ns, occurred_at, event_id, correlation_id,"
-			     " causation_id, metadata, data) FROM STDIN (FORMAT binary)");
+			     " causation_id, metadata, data, producer, tags)"
+			     " FROM STDIN (FORMAT binary)");
 	if (rc)
 		return rc;
 	evp_bin_header(b);
@@ -97,7 +129,7 @@ int evp__write_event_log(struct evp__run *r)
 			PQputCopyEnd(r->conn, "malformed payload");
 			return rc;
 		}
-		evp_bin_row(b, 13);
+		evp_bin_row(b, 15);
 		evp_bin_i64(b, (int64_t)ev->position);
 		evp_bin_bytes(b, ev->stream.ptr, ev->stream.len);
 		evp_bin_i64(b, (int64_t)ev->version);
@@ -114,6 +146,11 @@ int evp__write_event_log(struct evp__run *r)
 		bin_uuid(b, ev->causation_id);
 		evp_bin_jsonb(b, j.meta, j.meta_len);
 		evp_bin_jsonb(b, j.data, j.data_len);
+		if (ev->producer.len)
+			evp_bin_bytes(b, ev->producer.ptr, ev->producer.len);
+		else
+			evp_bin_null(b);
+		bin_text_array(b, ev->tags, ev->ntags);
 		if ((rc = evp__copy_flush(r, b, false)))
 			return rc;
 	}

@@ -9,6 +9,15 @@
 
 #include "internal.h"
 
+unsigned evsq__no_database(evs__buf *body)
+{
+	evsq__error(body, "no_database",
+		    "no read-model database is configured (evs-query was started without --dsn):"
+		    " served here are /health, /ready, /metrics, /events (by index),"
+		    " /events/stream and /streams/{id}/state?source=store");
+	return 404;
+}
+
 void evsq__error(evs__buf *body, const char *code, const char *msg)
 {
 	body->len = 0;

@@ -46,8 +46,22 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+static bool listed(const char *const *names, const char *key)
+{
+	for (int i = 0; names && names[i]; i++)
+		if (!strcmp(names[i], key))
+			return true;
+	return false;
+}
+
 bool evsq__args_read(struct MHD_Connection *conn, const char *const *allowed, evsq__args *a,
 		     char *msg, size_t msglen)
+{
+	return evsq__args_read_multi(conn, allowed, NULL, a, msg, msglen);
+}
+
+bool evsq__args_read_multi(struct MHD_Connection *conn, const char *const *allowed,
+			   const char *const *repeatable, evsq__args *a, char *msg, size_t msglen)
 {
 	struct walk w = {a, false, false, NULL};
 	int i, j;
@@ -63,7 +77,7 @@ bool evsq__args_read(struct MHD_Connection *conn, const char *const *allowed, ev
 		return false;
 	}
 	for (i = 0; i < a->n; i++) {
-		for (j = 0; j < i; j++)
+		for (j = 0; j < i && !listed(repeatable, a->a[i].key); j++)
 			if (!strcmp(a->a[i].key, a->a[j].key)) {
 				snprintf(msg, msglen, "parameter \"%.100s\" given twice",
 					 a->a[i].key);
@@ -94,6 +108,25 @@ unsigned evsq__args_check(struct MHD_Connection *conn, const char *const *allowe
 		return 0;
 	evsq__error(body, "bad_request", msg);
 	return 400;
+}
+
+unsigned evsq__args_check_multi(struct MHD_Connection *conn, const char *const *allowed,
+				const char *const *repeatable, evsq__args *a, evs__buf *body)
+{
+	char msg[256];
+
+	if (evsq__args_read_multi(conn, allowed, repeatable, a, msg, sizeof msg))
+		return 0;
+	evsq__error(body, "bad_request", msg);
+	return 400;
+}
+
+const char *evsq__arg_next(const evsq__args *a, const char *key, int *i)
+{
+	for (; *i < a->n; (*i)++)
+		if (!strcmp(a->a[*i].key, key))
+			return a->a[(*i)++].value;
+	return NULL;
 }
 
 const char *evsq__arg(const evsq__args *a, const char *key)

@@ -1,6 +1,8 @@
 /*
  * batch.c - the fast path of evs-query: state lookups (current, and as of
- * a time) from many HTTP requests answered by one statement.
+ * a time) and one key of a declared temporal table as of a time
+ * (EVSQ__J_SQL, model_fast.c) from many HTTP requests answered by one
+ * statement. Its sessions are batch_conn.c's.
  *
  * Why: on a small machine a lookup costs little inside PostgreSQL; what
  * costs is waking threads and processes. A thread per request blocking on
@@ -19,8 +21,10 @@
  * (through the loop's eventfd) when the session is there. Its sessions are non-blocking, in libpq
  * pipeline mode with up to `depth` statements in flight, each followed by
  * its own sync. A connection that breaks has its lookups queued again
- * once; a second failure answers 503. Statements and answers are the workers' own (pool.c,
- * evsq__state_answer), so both paths answer alike.
+ * once; a second failure answers 503 (model lookups go to the workers
+ * instead, as do those of a model statement that fails). Statements and
+ * answers are the workers' own (pool.c, evsq__state_answer; models_time.c,
+ * evsq__key_json), so both paths answer alike.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -31,65 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-/* Upper bound of lookups per statement: arrays of this size keep a
- * statement well under a millisecond on the 2-core machine. */
-#define BATCH_MAX 256
-/* Statements in flight per connection (libpq pipeline mode): while the
- * backend runs one, the next waits in its socket, so under load it goes
- * from statement to statement without sleeping (a sleep and wake-up per
- * statement cost more than the statement on this machine). */
-#define DEPTH 4 /* the most; the configured depth is b->depth */
-/* After a failed connect, lookups are answered 503 at once for this
- * long instead of each paying for a new attempt. */
-#define RECONNECT_PAUSE_MS 200
-
-struct batch {
-	evsq__job *jobs[BATCH_MAX]; /* by ordinal - 1 */
-	int n;                      /* lookups not answered yet */
-};
-
-/* Results of the oldest batch arrive as: its result, NULL, the sync. */
-enum { WANT_RESULT, WANT_END, WANT_SYNC };
-
-struct bconn {
-	PGconn *conn;
-	struct batch ring[DEPTH]; /* in flight, oldest at head */
-	int head, count;
-	int stage;     /* of the oldest batch */
-	bool flushing; /* statements not all sent yet */
-	/* a connect runs on its own thread, never on the loop's */
-	evsq__batcher *b;
-	pthread_t connector;
-	bool connecting;   /* the connector thread runs (or is not joined) */
-	bool connect_done; /* under b->mu: it finished, result in fresh */
-	PGconn *fresh;     /* under b->mu: its session, or NULL */
-};
-
-struct evsq__batcher {
-	evsq__job *head, *tail; /* queued lookups */
-	char *dsn, *projection;
-	long statement_timeout_ms;
-	int nconn, depth;
-	struct bconn *conns;
-	int answered; /* lookups answered without a result (503/500) */
-	int wake_fd;  /* the loop's eventfd: a connector thread finished */
-	pthread_mutex_t mu;
-	int64_t connect_after_ms; /* no new attempt before */
-	evs_log_fn log;
-	void *log_ctx;
-	atomic_ullong batches, lookups;
-	evs__buf streams, times; /* parameter text, reused */
-};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "batch.h"
 
 static void answer(evsq__job *job, unsigned status, const char *code, const char *msg)
 {
@@ -111,15 +57,16 @@ void evsq__batcher_submit(evsq__batcher *b, evsq__job *job)
 /* Up to BATCH_MAX queued lookups of the first one's kind, in order. */
 static int take(evsq__batcher *b, evsq__job **out)
 {
-	evsq__job **pp, *j;
-	int n = 0, kind;
+	evsq__job **pp, *j, *first = b->head;
+	int n = 0;
 
 	if (!b->head)
 		return 0;
-	kind = b->head->kind;
 	b->tail = NULL;
 	for (pp = &b->head; (j = *pp) && n < BATCH_MAX;) {
-		if (j->kind == kind) {
+		if (j->kind == first->kind &&
+		    (j->kind != EVSQ__J_SQL ||
+		     (!strcmp(j->sql, first->sql) && !strcmp(j->projection, first->projection)))) {
 			*pp = j->next;
 			out[n++] = j;
 		} else {
@@ -154,6 +101,20 @@ static void fail_all(evsq__job **jobs, int n, unsigned status, const char *code,
 		answer(jobs[i], status, code, msg);
 }
 
+/* Lookups of a failed EVSQ__J_SQL batch: the workers answer them as any
+ * request of their route (a table changed under the cached catalog is
+ * read again there; an error is explained there). */
+static void to_workers(evsq__batcher *b, struct batch *bt)
+{
+	int i;
+
+	for (i = 0; i < bt->n; i++) {
+		bt->jobs[i]->kind = EVSQ__J_RUN;
+		evsq__workers_submit(b->workers, bt->jobs[i]);
+	}
+	bt->n = 0;
+}
+
 /* The connection broke with lookups in flight: a fresh connection gets
  * them again, once; then 503. */
 static void broken(evsq__batcher *b, struct bconn *c, const char *why)
@@ -166,6 +127,11 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	for (k = 0; k < c->count; k++) {
 		struct batch *bt = &c->ring[(c->head + k) % DEPTH];
 
+		if (bt->n && bt->jobs[0]->kind == EVSQ__J_SQL) {
+			/* the workers' sessions reconnect as they need */
+			to_workers(b, bt);
+			continue;
+		}
 		for (i = 0; i < bt->n; i++) {
 			if (bt->jobs[i]->attempts++ == 0) {
 				again[n++] = bt->jobs[i];
@@ -181,68 +147,36 @@ static void broken(evsq__batcher *b, struct bconn *c, const char *why)
 	c->flushing = false;
 	PQfinish(c->conn);
 	c->conn = NULL;
+	evsq__bconn_forget(c);
 	requeue(b, again, n);
 }
 
-static void *connector(void *arg)
+/* Send the statement of an EVSQ__J_SQL batch: prepared on the session
+ * (ahead of it in the same pipeline segment, the first time), or
+ * unprepared when the session has as many as it keeps. */
+static int send_sql(struct bconn *c, struct batch *bt, const char *const *params)
 {
-	struct bconn *c = arg;
-	evsq__batcher *b = c->b;
-	PGconn *pc = evsq__connect(b->dsn, b->statement_timeout_ms, b->log, b->log_ctx);
-	uint64_t one = 1;
+	const char *sql = bt->jobs[0]->sql;
+	char name[24];
+	int i, slot = -1;
 
-	if (pc && (PQsetnonblocking(pc, 1) || !PQenterPipelineMode(pc))) {
-		PQfinish(pc);
-		pc = NULL;
+	for (i = 0; i < PREPARED_MAX; i++) {
+		if (c->prepared[i] && !strcmp(c->prepared[i], sql))
+			break;
+		if (!c->prepared[i] && slot < 0)
+			slot = i;
 	}
-	pthread_mutex_lock(&b->mu);
-	c->fresh = pc;
-	c->connect_done = true;
-	pthread_mutex_unlock(&b->mu);
-	if (write(b->wake_fd, &one, sizeof one) < 0)
-		abort(); /* an eventfd write of 1 cannot fail */
-	return NULL;
-}
-
-enum { CONN_UP, CONN_WAIT, CONN_DOWN };
-
-/* The session of c: up, being connected (the lookups wait in the queue;
- * the connector wakes the loop), or down (answer 503). */
-static int ensure_connected(evsq__batcher *b, struct bconn *c)
-{
-	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
-		return CONN_UP;
-	if (c->conn) {
-		PQfinish(c->conn);
-		c->conn = NULL;
+	if (i == PREPARED_MAX) {
+		if (slot < 0 || !(c->prepared[slot] = strdup(sql)))
+			return PQsendQueryParams(c->conn, sql, 3, NULL, params, NULL, NULL, 0);
+		snprintf(name, sizeof name, "evsq_b%d", slot);
+		if (!PQsendPrepare(c->conn, name, sql, 3, NULL))
+			return 0;
+		bt->prep = slot;
+	} else {
+		snprintf(name, sizeof name, "evsq_b%d", i);
 	}
-	if (c->connecting) {
-		bool done;
-
-		pthread_mutex_lock(&b->mu);
-		done = c->connect_done;
-		pthread_mutex_unlock(&b->mu);
-		if (!done)
-			return CONN_WAIT;
-		pthread_join(c->connector, NULL);
-		c->connecting = false;
-		c->conn = c->fresh;
-		c->fresh = NULL;
-		if (c->conn)
-			return CONN_UP;
-		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
-		return CONN_DOWN;
-	}
-	if (now_ms() < b->connect_after_ms)
-		return CONN_DOWN;
-	c->b = b;
-	c->connect_done = false;
-	if (pthread_create(&c->connector, NULL, connector, c)) {
-		b->connect_after_ms = now_ms() + RECONNECT_PAUSE_MS;
-		return CONN_DOWN;
-	}
-	c->connecting = true;
-	return CONN_WAIT;
+	return PQsendQueryPrepared(c->conn, name, 3, params, NULL, NULL, 0);
 }
 
 /* Send one batch on connection c (which has room); false when the queue
@@ -252,11 +186,11 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 	struct batch *bt = &c->ring[(c->head + c->count) % DEPTH];
 	const char *params[3];
 	const char *name;
-	int i, n, rc, kind, state;
+	int i, n, rc, kind, state, ok;
 
 	if (!b->head)
 		return false;
-	state = ensure_connected(b, c);
+	state = evsq__bconn_ensure(b, c);
 	if (state == CONN_WAIT)
 		return false; /* the lookups wait for the session */
 	n = take(b, bt->jobs);
@@ -267,6 +201,7 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 		return true;
 	}
 	kind = bt->jobs[0]->kind;
+	bt->prep = -1;
 	b->streams.len = 0;
 	b->times.len = 0;
 	evs__buf_putc(&b->streams, '{');
@@ -277,7 +212,10 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 			evs__buf_putc(&b->times, ',');
 		}
 		evp_array_elem(&b->streams, bt->jobs[i]->stream, strlen(bt->jobs[i]->stream));
-		evs__buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
+		if (kind == EVSQ__J_SQL)
+			evp_array_elem(&b->times, bt->jobs[i]->when, strlen(bt->jobs[i]->when));
+		else
+			evs__buf_printf(&b->times, "%lld", (long long)bt->jobs[i]->as_of_us);
 	}
 	evs__buf_putc(&b->streams, '}');
 	evs__buf_putc(&b->times, '}');
@@ -287,15 +225,21 @@ static bool send_batch(evsq__batcher *b, struct bconn *c)
 		return true;
 	}
 	bt->n = n;
-	c->count++;
-	params[0] = b->projection;
+	params[0] = kind == EVSQ__J_SQL ? bt->jobs[0]->projection : b->projection;
 	params[1] = b->streams.ptr;
 	params[2] = b->times.ptr;
-	name = evsq__stmts[kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N].name;
+	if (kind == EVSQ__J_SQL) {
+		ok = send_sql(c, bt, params);
+	} else {
+		name = evsq__stmts[kind == EVSQ__J_CURRENT ? EVSQ__S_CURRENT_N : EVSQ__S_AS_OF_N]
+			       .name;
+		ok = PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params,
+					 NULL, NULL, 0);
+	}
+	if (c->count++ == 0)
+		c->stage = bt->prep >= 0 ? WANT_PREP : WANT_RESULT;
 	/* a sync per statement: a statement that fails fails only its batch */
-	if (!PQsendQueryPrepared(c->conn, name, kind == EVSQ__J_CURRENT ? 2 : 3, params, NULL, NULL,
-				 0) ||
-	    !PQpipelineSync(c->conn)) {
+	if (!ok || !PQpipelineSync(c->conn)) {
 		broken(b, c, PQerrorMessage(c->conn));
 		return true;
 	}
@@ -322,7 +266,10 @@ static void deliver(struct batch *bt, PGresult *r)
 		if (k < 0 || k >= bt->n || answered[k])
 			continue;
 		job = bt->jobs[k];
-		job->status = evsq__state_answer(r, i, job->kind, job->stream, &job->body);
+		job->status =
+			job->kind == EVSQ__J_SQL
+				? job->answer(job, r, i)
+				: evsq__state_answer(r, i, job->kind, job->stream, &job->body);
 		answered[k] = true;
 	}
 	for (i = 0; i < bt->n; i++) {
@@ -348,12 +295,17 @@ static bool on_result(evsq__batcher *b, struct bconn *c, PGresult *r)
 	}
 	st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-	if (PQstatus(c->conn) != CONNECTION_OK || !st || !strncmp(st, "08", 2) ||
-	    !strncmp(st, "57P", 3)) {
+	if (PQstatus(c->conn) != CONNECTION_OK ||
+	    (PQresultStatus(r) != PGRES_PIPELINE_ABORTED &&
+	     (!st || !strncmp(st, "08", 2) || !strncmp(st, "57P", 3)))) {
 		broken(b, c, msg);
 		return false;
 	}
-	if (!strcmp(st, "57014"))
+	if (bt->n && bt->jobs[0]->kind == EVSQ__J_SQL)
+		to_workers(b, bt);
+	else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+		fail_all(bt->jobs, bt->n, 500, "internal", "statement not run");
+	else if (!strcmp(st, "57014"))
 		fail_all(bt->jobs, bt->n, 503, "unavailable", "statement timed out");
 	else
 		fail_all(bt->jobs, bt->n, 500, "internal", msg);
@@ -391,6 +343,19 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 			return;
 		}
 		switch (c->stage) {
+		case WANT_PREP: /* its failure fails the statement too: the workers answer */
+			if (r && PQresultStatus(r) != PGRES_COMMAND_OK) {
+				struct batch *bt = &c->ring[c->head];
+
+				free(c->prepared[bt->prep]);
+				c->prepared[bt->prep] = NULL;
+			}
+			c->stage = r ? WANT_PREP_END : WANT_RESULT;
+			break;
+		case WANT_PREP_END:
+			if (!r)
+				c->stage = WANT_RESULT;
+			break;
 		case WANT_RESULT:
 			if (!r) { /* cannot happen for a SELECT: the batch got nothing */
 				fail_all(c->ring[c->head].jobs, c->ring[c->head].n, 500, "internal",
@@ -413,7 +378,8 @@ static void on_input(evsq__batcher *b, struct bconn *c)
 			if (r && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 				c->head = (c->head + 1) % DEPTH;
 				c->count--;
-				c->stage = WANT_RESULT;
+				c->stage = c->count && c->ring[c->head].prep >= 0 ? WANT_PREP
+										  : WANT_RESULT;
 			}
 			break;
 		}
@@ -425,6 +391,8 @@ int evsq__batcher_pump(evsq__batcher *b)
 {
 	int i;
 
+	if (!b)
+		return 0; /* no read-model database */
 	b->answered = 0;
 	for (i = 0; i < b->nconn; i++)
 		while (b->conns[i].count < b->depth && send_batch(b, &b->conns[i]))
@@ -436,7 +404,7 @@ int evsq__batcher_pollfds(evsq__batcher *b, struct pollfd *fds)
 {
 	int i, n = 0;
 
-	for (i = 0; i < b->nconn; i++) {
+	for (i = 0; b && i < b->nconn; i++) {
 		struct bconn *c = &b->conns[i];
 
 		fds[i].fd = c->count ? PQsocket(c->conn) : -1; /* poll skips -1 */
@@ -451,14 +419,14 @@ void evsq__batcher_ready(evsq__batcher *b, const struct pollfd *fds)
 {
 	int i;
 
-	for (i = 0; i < b->nconn; i++)
+	for (i = 0; b && i < b->nconn; i++)
 		if (fds[i].fd >= 0 && fds[i].revents && b->conns[i].count)
 			on_input(b, &b->conns[i]);
 }
 
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, int wake_fd, evs_log_fn log, void *log_ctx,
-		      evsq__batcher **out)
+		      const char *projection, int wake_fd, evsq__workers *workers, evs_log_fn log,
+		      void *log_ctx, evsq__batcher **out)
 {
 	evsq__batcher *b = calloc(1, sizeof *b);
 
@@ -466,6 +434,7 @@ int evsq__batcher_new(const char *dsn, int connections, int depth, long statemen
 		return EVSQ_NOMEM;
 	pthread_mutex_init(&b->mu, NULL);
 	b->wake_fd = wake_fd;
+	b->workers = workers;
 	b->dsn = strdup(dsn);
 	b->projection = strdup(projection);
 	b->conns = calloc((size_t)connections, sizeof *b->conns);
@@ -503,6 +472,7 @@ void evsq__batcher_free(evsq__batcher *b)
 			fail_all(bt->jobs, bt->n, 503, "unavailable", "the service is stopping");
 		}
 		PQfinish(c->conn);
+		evsq__bconn_forget(c);
 	}
 	for (j = b->head; j; j = next) {
 		next = j->next;
@@ -515,10 +485,4 @@ void evsq__batcher_free(evsq__batcher *b)
 	free(b->projection);
 	free(b->dsn);
 	free(b);
-}
-
-void evsq__batcher_stats(evsq__batcher *b, unsigned long long *batches, unsigned long long *lookups)
-{
-	*batches = b ? atomic_load(&b->batches) : 0;
-	*lookups = b ? atomic_load(&b->lookups) : 0;
 }

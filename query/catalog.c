@@ -202,7 +202,16 @@ int evsq__models_load(const char *rules, evsq__models **out, char *err, size_t e
 static const char catalog_sql[] =
 	"SELECT format('%I.%I', n.nspname, c.relname), a.attname, format('%I', a.attname),"
 	" quote_literal(a.attname), format_type(a.atttypid, a.atttypmod),"
-	" array_position(i.indkey::int2[], a.attnum)"
+	" array_position(i.indkey::int2[], a.attnum),"
+	/* how its value is written in an answer (model_row.c), from the
+	 * type or, for a domain, its base type */
+	" (SELECT CASE WHEN b.typname IN ('int2', 'int4', 'int8', 'numeric', 'oid') THEN 'n'"
+	"  WHEN b.typname IN ('float4', 'float8') THEN 'd' WHEN b.typname = 'bool' THEN 'b'"
+	"  WHEN b.typname = 'timestamptz' THEN 't' WHEN b.typname IN ('json', 'jsonb') THEN 'j'"
+	"  WHEN b.typcategory = 'S' THEN 's' ELSE 'o' END"
+	"  FROM pg_catalog.pg_type ty JOIN pg_catalog.pg_type b"
+	"  ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END"
+	"  WHERE ty.oid = a.atttypid)"
 	" FROM pg_catalog.pg_class c"
 	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 	" JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
@@ -225,6 +234,7 @@ static int build_tinfo(const PGresult *r, struct evsq__tinfo **out)
 
 		ti->ncols++;
 		c->key_pos = PQgetisnull(r, i, 5) ? -1 : atoi(PQgetvalue(r, i, 5));
+		c->kind = PQgetisnull(r, i, 6) ? EVSQ__V_OTHER : PQgetvalue(r, i, 6)[0];
 		if (!(c->name = strdup(PQgetvalue(r, i, 1))) ||
 		    !(c->quoted = strdup(PQgetvalue(r, i, 2))) ||
 		    !(c->literal = strdup(PQgetvalue(r, i, 3))) ||
@@ -293,6 +303,17 @@ int evsq__tinfo_get(const evsq__ctx *ctx, const struct evsq__model *m, struct ev
 	pthread_mutex_unlock(&ms->mu);
 	*out = ti;
 	return EVSQ__T_OK;
+}
+
+struct evsq__tinfo *evsq__tinfo_cached(evsq__models *ms, struct evsq__table *t)
+{
+	struct evsq__tinfo *ti;
+
+	pthread_mutex_lock(&ms->mu);
+	if ((ti = t->info))
+		ti->refs++;
+	pthread_mutex_unlock(&ms->mu);
+	return ti;
 }
 
 void evsq__tinfo_release(evsq__models *ms, struct evsq__tinfo *ti)

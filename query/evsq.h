@@ -142,7 +142,9 @@ const char *evsq_strerror(int code);
 #define EVSQ_CONFIG_MAP(XX)                                                                        \
 	XX(listen, STR, "127.0.0.1", 0, 0, "address to listen on (loopback by default)")           \
 	XX(port, INT, "8080", 0, 65535, "TCP port (0: any free port)")                             \
-	XX(dsn, STR, "", 0, 0, "libpq connection string of the read-model database")               \
+	XX(dsn, STR, "", 0, 0,                                                                     \
+	   "libpq connection string of the read-model database (empty: none, with --store"         \
+	   " only the store's routes are served)")                                                 \
 	XX(store, STR, "", 0, 0,                                                                   \
 	   "store directory for source=store answers (opened read-only; empty: off)")              \
 	XX(projection, STR, "", 0, 0,                                                              \

@@ -68,7 +68,8 @@ enum evsq__job_kind {
 	EVSQ__J_CURRENT, /* batch.c: current state of stream */
 	EVSQ__J_AS_OF,   /* batch.c: state of stream as of as_of_us */
 	EVSQ__J_AT,      /* state after global position at (workers only) */
-	EVSQ__J_RUN      /* work.c: run(job) on a worker thread */
+	EVSQ__J_RUN,     /* work.c: run(job) on a worker thread */
+	EVSQ__J_SQL      /* batch.c: one of many keys of the statement sql */
 };
 
 typedef struct evsq__job {
@@ -81,6 +82,17 @@ typedef struct evsq__job {
 	void (*done)(struct evsq__job *job);
 	unsigned status;
 	evs__buf body;
+	/* EVSQ__J_SQL (a declared table's key as of a time, model_fast.c):
+	 * the statement, with $1 projection, $2 text[] keys (stream), $3
+	 * timestamptz[] times (when); lookups of the same statement and
+	 * projection share one execution. Its answer from row `row` of the
+	 * result (column 0 the key's ordinal); a batch that fails goes to
+	 * the workers, which answer like any request of its route. */
+	const char *sql, *projection, *when;
+	unsigned (*answer)(struct evsq__job *job, const PGresult *r, int row);
+	/* what the fast path holds for the request, freed when it ends */
+	void *fast;
+	void (*fast_free)(void *fast);
 } evsq__job;
 
 /* The batcher of one HTTP event loop (batch.c): state lookups queued by
@@ -89,10 +101,12 @@ typedef struct evsq__job {
 typedef struct evsq__batcher evsq__batcher;
 struct pollfd;
 
-/* wake_fd: the loop's eventfd, written when a session is connected. */
+/* wake_fd: the loop's eventfd, written when a session is connected;
+ * workers: where lookups of a failed EVSQ__J_SQL batch go. */
+typedef struct evsq__workers evsq__workers;
 int evsq__batcher_new(const char *dsn, int connections, int depth, long statement_timeout_ms,
-		      const char *projection, int wake_fd, evs_log_fn log, void *log_ctx,
-		      evsq__batcher **out);
+		      const char *projection, int wake_fd, evsq__workers *workers, evs_log_fn log,
+		      void *log_ctx, evsq__batcher **out);
 /* Answers what is queued or in flight with 503 (done() called), frees. */
 void evsq__batcher_free(evsq__batcher *b);
 void evsq__batcher_submit(evsq__batcher *b, evsq__job *job);
@@ -110,7 +124,6 @@ void evsq__batcher_stats(evsq__batcher *b, unsigned long long *batches,
 			 unsigned long long *lookups);
 
 /* Workers: threads running jobs that block (waits, pages, the store). */
-typedef struct evsq__workers evsq__workers;
 
 int evsq__workers_start(int threads, evsq__workers **out);
 /* Run the queued jobs and join the threads; jobs submitted after this
@@ -134,6 +147,8 @@ void evsq__array1(evs__buf *b, const char *s);
 
 /* {"error": code, "message": msg} */
 void evsq__error(evs__buf *body, const char *code, const char *msg);
+/* 404 no_database: the service runs without --dsn (store routes only). */
+unsigned evsq__no_database(evs__buf *body);
 /* PostgreSQL's message without "ERROR:  " and past its first line. */
 void evsq__pg_message(char *out, size_t n, const char *err);
 /* The answer to a failed statement (rc and sqlstate from
@@ -164,8 +179,17 @@ bool evsq__args_read(struct MHD_Connection *conn, const char *const *allowed, ev
 /* The same as an answer: 0, or 400 bad_request with the body. */
 unsigned evsq__args_check(struct MHD_Connection *conn, const char *const *allowed, evsq__args *a,
 			  evs__buf *body);
+/* The same, except that the names in repeatable (NULL-terminated, or
+ * NULL) may be given more than once (issue 12: type=, category=, tag=). */
+bool evsq__args_read_multi(struct MHD_Connection *conn, const char *const *allowed,
+			   const char *const *repeatable, evsq__args *a, char *msg, size_t msglen);
+unsigned evsq__args_check_multi(struct MHD_Connection *conn, const char *const *allowed,
+				const char *const *repeatable, evsq__args *a, evs__buf *body);
 /* The value of key, or NULL. */
 const char *evsq__arg(const evsq__args *a, const char *key);
+/* The values of a repeatable key in order: *i starts at 0; NULL after
+ * the last. */
+const char *evsq__arg_next(const evsq__args *a, const char *key, int *i);
 /* 400 bad_request: invalid <name> "<value>": expected <expected>. */
 unsigned evsq__bad_param(evs__buf *body, const char *name, const char *value, const char *expected);
 
@@ -193,6 +217,9 @@ void evsq__json_str(evs__buf *b, const char *s);
  * 64 bits are copied as they are. Only for values that came from msgpack:
  * a numeric column's digits are not doubles. */
 void evsq__json_numbers(evs__buf *out, const char *s, size_t n);
+/* The same with a choice: numbers (doubles rewritten by the policy, else
+ * copied), compact (white space between tokens dropped). */
+void evsq__json_copy(evs__buf *out, const char *s, size_t n, bool numbers, bool compact);
 
 /* ---- stream endpoints (streams.c) ---- */
 
@@ -233,6 +260,15 @@ char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, cons
 			 evsq__job *job);
 
 /* ---- declared read models (models.c) ---- */
+
+/* GET /models/<rest> when it is one key of a temporal table as of a
+ * time (no other parameter but a min_position the watcher has seen
+ * reached; the table's and its history's catalog already cached; a text
+ * key): job set up as EVSQ__J_SQL and the key returned (the caller frees
+ * it). NULL for any other request: the workers answer those
+ * (model_fast.c). */
+char *evsq__models_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			evsq__job *job);
 
 /* Load the comma-separated projection files of --rules (empty or NULL:
  * none, *out NULL). EVSQ_INVALID with err filled for a file that does not

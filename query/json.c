@@ -43,6 +43,11 @@ static void put_number(evs__buf *out, const char *p, size_t n)
 
 void evsq__json_numbers(evs__buf *out, const char *s, size_t n)
 {
+	evsq__json_copy(out, s, n, true, false);
+}
+
+void evsq__json_copy(evs__buf *out, const char *s, size_t n, bool numbers, bool compact)
+{
 	size_t i = 0, start;
 
 	while (i < n) {
@@ -57,9 +62,15 @@ void evsq__json_numbers(evs__buf *out, const char *s, size_t n)
 		} else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
 			while (i < n && strchr("+-0123456789.eE", s[i]) && s[i] != '\0')
 				i++;
-			put_number(out, s + start, i - start);
+			if (numbers)
+				put_number(out, s + start, i - start);
+			else
+				evs__buf_putn(out, s + start, i - start);
+		} else if (compact && strchr(" \t\r\n", s[i]) && s[i] != '\0') {
+			i++; /* white space between tokens */
 		} else {
-			while (i < n && s[i] != '"' && s[i] != '-' && (s[i] < '0' || s[i] > '9'))
+			while (i < n && s[i] != '"' && s[i] != '-' && (s[i] < '0' || s[i] > '9') &&
+			       !(compact && strchr(" \t\r\n", s[i]) && s[i] != '\0'))
 				i++;
 			evs__buf_putn(out, s + start, i - start);
 		}

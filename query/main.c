@@ -9,7 +9,7 @@
  * and the main thread waits in sigsuspend(), which unblocks them and
  * sleeps in one step: a signal that arrives between the check of the
  * flag and the wait is held pending and ends the wait at once, where
- * "while (!stop) pause();" would sleep through it. Then the server stops,
+ * "while (!*stop) pause();" would sleep through it. Then the server stops,
  * finishing the requests in progress.
  *
  * Exit status: 0 stopped, 1 error, 2 bad usage.
@@ -21,14 +21,6 @@
 #include "evsq.h"
 #include "log.h"
 #include "signals.h"
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static void usage(void)
 {
@@ -46,6 +38,7 @@ int main(int argc, char **argv)
 	evsq_server *srv = NULL;
 	sigset_t block, wait_mask;
 	char err[1024];
+	volatile sig_atomic_t *stop;
 	int rc, action;
 
 	if (evsq_config_init(&cfg)) {
@@ -74,7 +67,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &block, &wait_mask);
 	sigdelset(&wait_mask, SIGTERM);
 	sigdelset(&wait_mask, SIGINT);
-	evs__stop_signals(on_signal, true);
+	stop = evs__stop_flag_signals(true);
 
 	if ((rc = evsq_server_start(&cfg, evs__log, NULL, &srv, err, sizeof err))) {
 		evs__log(NULL, EVS_LOG_ERROR, err);
@@ -82,7 +75,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	evs__logf(EVS_LOG_INFO, "listening on %s port %u", cfg.listen, evsq_server_port(srv));
-	while (!stop)
+	while (!*stop)
 		sigsuspend(&wait_mask);
 	evs__logf(EVS_LOG_INFO, "stopping");
 	evsq_server_stop(srv);

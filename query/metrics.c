@@ -100,6 +100,12 @@ static void lag(evsq_server *srv, evs__buf *body)
 	l.has_checkpoint = evsq__watch_position(srv->ctx.watch, srv->projection, &l.position);
 	if (srv->store)
 		evsq__lag_store(srv->store, &l);
+	if (!srv->pool) { /* no read-model database: the store's head alone */
+		if (l.store_ok)
+			gauge(body, "evsq_store_head_position",
+			      "last position of the store (--store)", "%lld", (long long)l.head);
+		return;
+	}
 	gauge(body, "evsq_postgres_up",
 	      "whether the service's session to the read-model database (the checkpoint"
 	      " listener) is connected",
@@ -130,8 +136,13 @@ static void lag(evsq_server *srv, evs__buf *body)
 unsigned evsq__metrics(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 		       evs__buf *body, const char **ctype)
 {
-	(void)conn;
+	static const char *const none[] = {NULL};
+	evsq__args a;
+	unsigned status;
+
 	(void)rest;
+	if ((status = evsq__args_check(conn, none, &a, body)))
+		return status;
 	body->len = 0;
 	requests(srv, body);
 	batches(srv, body);

@@ -23,14 +23,15 @@ unsigned evsq__table_missing(evs__buf *body, const struct evsq__model *m,
 }
 
 void evsq__put_head(evs__buf *b, const struct evsq__model *m, const struct evsq__table *t,
-		    const PGresult *r)
+		    const PGresult *r, int row, int col)
 {
 	b->len = 0;
 	evs__buf_puts(b, "{\"projection\":");
 	evsq__json_str(b, m->name);
 	evs__buf_puts(b, ",\"table\":");
 	evsq__json_str(b, t->name);
-	evs__buf_printf(b, ",\"position\":%s", PQgetisnull(r, 0, 0) ? "0" : PQgetvalue(r, 0, 0));
+	evs__buf_printf(b, ",\"position\":%s",
+			PQgetisnull(r, row, col) ? "0" : PQgetvalue(r, row, col));
 }
 
 /* The table changed twice under one request (DDL in progress): as

@@ -120,51 +120,6 @@ static unsigned list_models(const evsq__ctx *ctx, struct evsq__model *one, evs__
 	return status;
 }
 
-static unsigned get_row(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
-			const char *key, evs__buf *body)
-{
-	const char *params[2] = {m->name, key};
-	char msg[768];
-	unsigned status = 0;
-	int attempt;
-
-	for (attempt = 0; attempt < 2; attempt++) {
-		struct evsq__tinfo *ti;
-		evs__buf sql = {0};
-		PGresult *r;
-		int rc;
-
-		if ((status = evsq__key_info(ctx, m, t, &ti, body)))
-			return status;
-		evs__buf_printf(&sql,
-				"SELECT (SELECT position FROM evs.checkpoints WHERE projection = "
-				"$1), (SELECT to_jsonb(t.*)::text FROM %s t WHERE t.%s = $2)",
-				ti->qname, ti->cols[ti->pk[0]].quoted);
-		rc = evsq__run_table_query(ctx, m, t, ti, &sql, 2, params, attempt, &r, body);
-		if (rc == EVSQ__RETRY)
-			continue;
-		if (rc)
-			return (unsigned)rc;
-		evsq__tinfo_release(ctx->models, ti);
-		if (PQgetisnull(r, 0, 1)) {
-			snprintf(msg, sizeof msg,
-				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
-				 "\"%.200s\"",
-				 key, t->name, m->name);
-			PQclear(r);
-			evsq__error(body, "not_found", msg);
-			return 404;
-		}
-		evsq__put_head(body, m, t, r);
-		evs__buf_puts(body, ",\"row\":");
-		evs__buf_puts(body, PQgetvalue(r, 0, 1));
-		evs__buf_puts(body, "}\n");
-		PQclear(r);
-		return 200;
-	}
-	return 500; /* not reached: the second attempt always answers */
-}
-
 /* The listing statement of a page over src (the table, or its rows then
  * from evsq__models_source). Parameters: $1 projection, the time or
  * position if base is 2, then after (if any), the filters in args order,
@@ -174,19 +129,19 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq_
 {
 	int i, j, ap = base + 1;
 
-	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-			   " r.k, r.j");
-	if (after && ti->npk > 1) {
+	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1), ");
+	if (!after || ti->npk == 1) {
+		evs__buf_puts(sql, "true");
+	} else {
 		/* a composite after must name every key column */
-		evs__buf_printf(sql,
-				", jsonb_typeof($%d::jsonb) = 'object' AND $%d::jsonb ?& ARRAY[",
+		evs__buf_printf(sql, "jsonb_typeof($%d::jsonb) = 'object' AND $%d::jsonb ?& ARRAY[",
 				ap, ap);
 		for (i = 0; i < ti->npk; i++)
 			evs__buf_printf(sql, "%s%s::text", i ? "," : "",
 					ti->cols[ti->pk[i]].literal);
 		evs__buf_puts(sql, "]");
 	}
-	evs__buf_puts(sql, " FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT ");
+	evs__buf_puts(sql, ", r.* FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT ");
 	if (ti->npk == 1) {
 		evs__buf_printf(sql, "t.%s::text", ti->cols[ti->pk[0]].quoted);
 	} else {
@@ -196,7 +151,9 @@ static void listing_sql(evs__buf *sql, const struct evsq__tinfo *ti, const evsq_
 					ti->cols[ti->pk[i]].literal, ti->cols[ti->pk[i]].quoted);
 		evs__buf_puts(sql, ")::text");
 	}
-	evs__buf_printf(sql, " AS k, to_jsonb(t.*)::text AS j FROM %s t WHERE true", src);
+	evs__buf_puts(sql, " AS k");
+	evsq__row_select(sql, ti, "t", false);
+	evs__buf_printf(sql, " FROM %s t WHERE true", src);
 	*np = base;
 	if (after) {
 		*np = ap;
@@ -252,6 +209,8 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 		snprintf(msg, sizeof msg, "an integer from 1 to %ld", ctx->page_max);
 		return evsq__bad_param(body, "limit", lim, msg);
 	}
+	if (after && !after[0]) /* the first page has no after */
+		return evsq__bad_param(body, "after", after, "the next_after of a page");
 	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
 		struct evsq__tinfo *ti;
@@ -306,7 +265,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 			continue;
 		if (rc)
 			return (unsigned)rc;
-		if (after && ti->npk > 1 && strcmp(PQgetvalue(r, 0, 3), "t")) {
+		if (strcmp(PQgetvalue(r, 0, 1), "t")) {
 			evs__buf keys = {0};
 
 			for (i = 0; i < ti->npk; i++)
@@ -323,19 +282,19 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 			evsq__error(body, "bad_request", msg);
 			return 400;
 		}
-		evsq__tinfo_release(ctx->models, ti);
 		rows = PQntuples(r);
-		evsq__put_head(body, m, t, r);
+		evsq__put_head(body, m, t, r, 0, 0);
 		evsq__put_when(body, w);
 		evs__buf_puts(body, ",\"rows\":[");
 		for (i = 0; i < rows && i < l && !PQgetisnull(r, i, 2); i++) {
 			if (i)
 				evs__buf_putc(body, ',');
-			evs__buf_puts(body, PQgetvalue(r, i, 2));
+			evsq__row_json(body, ti, false, r, i, 3);
 		}
+		evsq__tinfo_release(ctx->models, ti);
 		evs__buf_puts(body, "],\"next_after\":");
 		if (rows > l)
-			evsq__json_str(body, PQgetvalue(r, (int)l - 1, 1));
+			evsq__json_str(body, PQgetvalue(r, (int)l - 1, 2));
 		else
 			evs__buf_puts(body, "null");
 		evs__buf_puts(body, "}\n");
@@ -348,7 +307,7 @@ static unsigned get_rows(const evsq__ctx *ctx, const struct evsq__model *m, stru
 /* ---- routing ---- */
 
 /* "KEY/history": true with the key's length. */
-static bool history_key(const char *p, size_t *len)
+bool evsq__history_key(const char *p, size_t *len)
 {
 	size_t n = strlen(p);
 
@@ -367,30 +326,15 @@ static size_t match(const char *p, const char *name)
 	return !strncmp(p, name, n) && (p[n] == '\0' || p[n] == '/') ? n : 0;
 }
 
-unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
-			    evs__buf *body)
+int evsq__models_find(const evsq__models *ms, const char *p, struct evsq__model **mp,
+		      struct evsq__table **tp, const char **rest, evs__buf *body)
 {
-	static const char *const just_min[] = {"min_position", "as_of", "at_position", NULL};
-	static const char *const hist[] = {"min_position", "after", "limit", NULL};
-	const char *const *allowed = just_min, *const *list = NULL;
-	struct evsq__when w;
-	size_t hlen = 0;
-	evsq__models *ms = ctx->models;
 	struct evsq__model *m = NULL;
 	struct evsq__table *t = NULL;
-	evsq__args a;
-	const char *p;
 	size_t best = 0, n;
-	unsigned status;
-	int i;
 	char msg[768];
+	int i;
 
-	if (!rest[0] || !strcmp(rest, "/")) {
-		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
-			return status;
-		return list_models(ctx, NULL, body);
-	}
-	p = rest + 1;
 	for (i = 0; ms && i < ms->n; i++)
 		if ((n = match(p, ms->m[i].name)) > best) {
 			best = n;
@@ -399,17 +343,17 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (!m) {
 		snprintf(msg, sizeof msg, "no read model \"%.*s\"%s", (int)strcspn(p, "/"), p,
 			 ms ? "" : ": none declared (start evs-query with --rules)");
-		evsq__error(body, "not_found", msg);
+		if (body)
+			evsq__error(body, "not_found", msg);
 		return 404;
 	}
 	p += best;
 	if (*p == '/')
 		p++;
-	if (!*p) {
-		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
-			return status;
-		return list_models(ctx, m, body);
-	}
+	*mp = m;
+	*tp = NULL;
+	if (!*p)
+		return EVSQ__P_MODEL;
 	best = 0;
 	for (i = 0; i < m->ntables; i++)
 		if ((n = match(p, m->tables[i].name)) > best) {
@@ -419,13 +363,46 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 	if (!t) {
 		snprintf(msg, sizeof msg, "read model \"%.200s\" has no table \"%.*s\"", m->name,
 			 (int)(strcspn(p, "/") > 200 ? 200 : strcspn(p, "/")), p);
-		evsq__error(body, "not_found", msg);
+		if (body)
+			evsq__error(body, "not_found", msg);
 		return 404;
 	}
-	p += best;
+	*tp = t;
+	*rest = p + best;
+	return EVSQ__P_TABLE;
+}
+
+unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, const char *rest,
+			    evs__buf *body)
+{
+	static const char *const just_min[] = {"min_position", "as_of", "at_position", NULL};
+	static const char *const hist[] = {"min_position", "after", "limit", NULL};
+	const char *const *allowed = just_min, *const *list = NULL;
+	struct evsq__when w;
+	size_t hlen = 0;
+	struct evsq__model *m = NULL;
+	struct evsq__table *t = NULL;
+	evsq__args a;
+	const char *p = NULL;
+	unsigned status;
+	int found;
+
+	if (!rest[0] || !strcmp(rest, "/")) {
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
+			return status;
+		return list_models(ctx, NULL, body);
+	}
+	found = evsq__models_find(ctx->models, rest + 1, &m, &t, &p, body);
+	if (found == 404)
+		return 404;
+	if (found == EVSQ__P_MODEL) {
+		if ((status = evsq__args_check(conn, just_min + 3, &a, body)))
+			return status;
+		return list_models(ctx, m, body);
+	}
 	if (!*p)
 		allowed = list;
-	else if (history_key(p + 1, &hlen))
+	else if (evsq__history_key(p + 1, &hlen))
 		allowed = hist;
 	if ((status = evsq__args_check(conn, allowed, &a, body)))
 		return status;
@@ -439,7 +416,8 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 			evsq__error(body, "internal", "out of memory");
 			return 500;
 		}
-		status = evsq__models_history(ctx, m, t, key, &a, body);
+		memset(&w, 0, sizeof w);
+		status = evsq__models_key(ctx, m, t, key, EVSQ__K_HISTORY, &w, &a, body);
 		free(key);
 		return status;
 	}
@@ -447,6 +425,6 @@ unsigned evsq__models_serve(const evsq__ctx *ctx, struct MHD_Connection *conn, c
 		return status;
 	if (!*p)
 		return get_rows(ctx, m, t, &a, &w, body);
-	return w.kind ? evsq__models_key_then(ctx, m, t, p + 1, &w, body)
-		      : get_row(ctx, m, t, p + 1, body);
+	return evsq__models_key(ctx, m, t, p + 1, w.kind ? EVSQ__K_THEN : EVSQ__K_NOW, &w, &a,
+				body);
 }

@@ -38,13 +38,6 @@
 
 #include "models.h"
 
-static const char *const validity[] = {"valid_from_position", "valid_to_position", "valid_from_at",
-				       "valid_to_at"};
-
-#define STRIP                                                                    \
-	" - ARRAY['valid_from_position', 'valid_to_position', 'valid_from_at', " \
-	"'valid_to_at']"
-
 unsigned evsq__when_read(const evsq__ctx *ctx, const char *projection, const evsq__args *a,
 			 struct evsq__when *w, evs__buf *body)
 {
@@ -99,7 +92,7 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 	struct evsq__tinfo *hi;
 	unsigned status = 0;
 	char msg[1024];
-	int got = evsq__tinfo_get(ctx, m, t->history, &hi, &status, body), i, j, found = 0;
+	int got = evsq__tinfo_get(ctx, m, t->history, &hi, &status, body);
 
 	if (got == EVSQ__T_FAILED)
 		return status;
@@ -114,10 +107,7 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 		return 503;
 	}
 	if (got == EVSQ__T_OK) {
-		for (i = 0; i < 4; i++)
-			for (j = 0; j < hi->ncols; j++)
-				found += !strcmp(hi->cols[j].name, validity[i]);
-		if (found == 4) {
+		if (evsq__has_validity(hi)) {
 			*out = hi;
 			return 0;
 		}
@@ -133,34 +123,38 @@ static unsigned history_info(const evsq__ctx *ctx, const struct evsq__model *m,
 	return 400;
 }
 
-/* The version of the key valid then: $2 key, $3 time or position. */
+/* The statement about one key (what: EVSQ__K_*), $1 projection, $2 key,
+ * then $3 the time or position (THEN) or $3 after, $4 limit (HISTORY).
+ * Columns: checkpoint, found (NULL: no row), the validity (not NOW), the
+ * row (model_row.c). */
 static void key_sql(evs__buf *sql, const struct evsq__tinfo *ti, const struct evsq__tinfo *hi,
-		    int kind)
+		    int what, int wkind)
 {
-	const char *col = kind == EVSQ__W_AS_OF ? "at" : "position";
-	const char *type = kind == EVSQ__W_AS_OF ? "timestamptz" : "bigint";
+	const char *col = wkind == EVSQ__W_AS_OF ? "at" : "position";
+	const char *type = wkind == EVSQ__W_AS_OF ? "timestamptz" : "bigint";
+	const char *key = ti->cols[ti->pk[0]].quoted;
 
-	evs__buf_printf(sql,
-			"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-			" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
-			" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
-			" to_jsonb(h.valid_to_at)::text"
-			" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
-			" WHERE x.%s = $2 AND x.valid_from_%s <= $3::%s"
-			" ORDER BY x.valid_from_%s DESC, x.valid_from_position DESC LIMIT 1) h"
-			" ON h.valid_to_%s IS NULL OR h.valid_to_%s > $3::%s",
-			hi->qname, ti->cols[ti->pk[0]].quoted, col, type, col, col, col, type);
-}
-
-void evsq__version_json(evs__buf *b, const PGresult *r, int row, int col)
-{
-	evs__buf_printf(b, "\"valid_from_position\":%s,\"valid_to_position\":%s",
-			PQgetvalue(r, row, col + 1),
-			PQgetisnull(r, row, col + 2) ? "null" : PQgetvalue(r, row, col + 2));
-	evs__buf_printf(b, ",\"valid_from_at\":%s,\"valid_to_at\":%s,\"row\":%s",
-			PQgetvalue(r, row, col + 3),
-			PQgetisnull(r, row, col + 4) ? "null" : PQgetvalue(r, row, col + 4),
-			PQgetvalue(r, row, col));
+	evs__buf_puts(sql, "SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
+			   " r.* FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT true");
+	if (what == EVSQ__K_NOW) {
+		evsq__row_select(sql, ti, "x", false);
+		evs__buf_printf(sql, " FROM %s x WHERE x.%s = $2) r ON true", ti->qname, key);
+		return;
+	}
+	evsq__validity_select(sql, "x");
+	evsq__row_select(sql, hi, "x", true);
+	if (what == EVSQ__K_HISTORY)
+		evs__buf_printf(sql,
+				" FROM %s x WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
+				" ORDER BY x.valid_from_position LIMIT $4::int) r ON true",
+				hi->qname, key);
+	else
+		evs__buf_printf(sql,
+				" FROM (SELECT * FROM %s y WHERE y.%s = $2 AND y.valid_from_%s <= "
+				"$3::%s ORDER BY y.valid_from_%s DESC, y.valid_from_position DESC"
+				" LIMIT 1) x WHERE x.valid_to_%s IS NULL OR x.valid_to_%s > $3::%s)"
+				" r ON true",
+				hi->qname, key, col, type, col, col, col, type);
 }
 
 void evsq__put_when(evs__buf *b, const struct evsq__when *w)
@@ -173,51 +167,113 @@ void evsq__put_when(evs__buf *b, const struct evsq__when *w)
 	}
 }
 
-unsigned evsq__models_key_then(const evsq__ctx *ctx, const struct evsq__model *m,
-			       struct evsq__table *t, const char *key, const struct evsq__when *w,
-			       evs__buf *body)
+unsigned evsq__key_missing(evs__buf *body, const struct evsq__model *m, const struct evsq__table *t,
+			   const char *key, int what, const struct evsq__when *w)
 {
-	const char *params[3] = {m->name, key, w->value};
-	unsigned status = 0;
 	char msg[768];
+	int n = snprintf(msg, sizeof msg,
+			 "no row with key \"%.200s\" in table \"%.200s\" of read model \"%.200s\"",
+			 key, t->name, m->name);
+
+	if (what == EVSQ__K_THEN)
+		snprintf(msg + n, sizeof msg - (size_t)n, " %s %.64s",
+			 w->kind == EVSQ__W_AS_OF ? "as of" : "at position", w->raw);
+	else if (what == EVSQ__K_HISTORY)
+		snprintf(msg + n, sizeof msg - (size_t)n, ", ever");
+	evsq__error(body, "not_found", msg);
+	return 404;
+}
+
+void evsq__key_json(evs__buf *b, const struct evsq__model *m, const struct evsq__table *t,
+		    const struct evsq__tinfo *ri, const char *key, int what,
+		    const struct evsq__when *w, const PGresult *r, int row, int col, int64_t limit)
+{
+	int i, rows = PQntuples(r);
+
+	evsq__put_head(b, m, t, r, row, col);
+	if (what == EVSQ__K_NOW) {
+		evs__buf_puts(b, ",\"row\":");
+		evsq__row_json(b, ri, false, r, row, col + 2);
+	} else if (what == EVSQ__K_THEN) {
+		evsq__put_when(b, w);
+		evs__buf_putc(b, ',');
+		evsq__validity_json(b, r, row, col + 2);
+		evs__buf_puts(b, ",\"row\":");
+		evsq__row_json(b, ri, true, r, row, col + 6);
+	} else {
+		evs__buf_puts(b, ",\"key\":");
+		evsq__json_str(b, key);
+		evs__buf_puts(b, ",\"versions\":[");
+		for (i = row; i < rows && i - row < limit && !PQgetisnull(r, i, col + 1); i++) {
+			evs__buf_puts(b, i > row ? ",{" : "{");
+			evsq__validity_json(b, r, i, col + 2);
+			evs__buf_puts(b, ",\"row\":");
+			evsq__row_json(b, ri, true, r, i, col + 6);
+			evs__buf_putc(b, '}');
+		}
+		evs__buf_puts(b, "],\"next_after\":");
+		if (rows - row > limit)
+			evs__buf_puts(b, PQgetvalue(r, row + (int)limit - 1, col + 2));
+		else
+			evs__buf_puts(b, "null");
+	}
+	evs__buf_puts(b, "}\n");
+}
+
+unsigned evsq__models_key(const evsq__ctx *ctx, const struct evsq__model *m, struct evsq__table *t,
+			  const char *key, int what, const struct evsq__when *w,
+			  const evsq__args *a, evs__buf *body)
+{
+	const char *after = evsq__arg(a, "after"), *lim = evsq__arg(a, "limit");
+	char msg[128], lim_s[24], after_s[24];
+	const char *params[4] = {m->name, key, what == EVSQ__K_THEN ? w->value : after_s, lim_s};
+	int64_t l = 100, af = 0;
+	unsigned status;
 	int attempt;
 
+	if (what == EVSQ__K_HISTORY) {
+		if (after && !evsq__parse_u63(after, &af))
+			return evsq__bad_param(body, "after", after,
+					       "a non-negative integer (the next_after of a page)");
+		if (lim && (!evsq__parse_u63(lim, &l) || l < 1 || l > ctx->page_max)) {
+			snprintf(msg, sizeof msg, "an integer from 1 to %ld", ctx->page_max);
+			return evsq__bad_param(body, "limit", lim, msg);
+		}
+	}
+	snprintf(after_s, sizeof after_s, "%lld", (long long)af);
+	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct evsq__tinfo *ti, *hi;
+		struct evsq__tinfo *ti, *hi = NULL, *ri;
 		evs__buf sql = {0};
 		PGresult *r;
 		int rc;
 
 		if ((status = evsq__key_info(ctx, m, t, &ti, body)))
 			return status;
-		if ((status = history_info(ctx, m, t, &hi, body))) {
+		if (what != EVSQ__K_NOW && (status = history_info(ctx, m, t, &hi, body))) {
 			evsq__tinfo_release(ctx->models, ti);
 			return status;
 		}
-		key_sql(&sql, ti, hi, w->kind);
-		evsq__tinfo_release(ctx->models, ti);
-		rc = evsq__run_table_query(ctx, m, t->history, hi, &sql, 3, params, attempt, &r,
-					   body);
+		key_sql(&sql, ti, hi, what, w->kind);
+		ri = hi ? hi : ti; /* the table the statement reads */
+		if (hi)
+			evsq__tinfo_release(ctx->models, ti);
+		rc = evsq__run_table_query(ctx, m, hi ? t->history : t, ri, &sql,
+					   what == EVSQ__K_NOW    ? 2
+					   : what == EVSQ__K_THEN ? 3
+								  : 4,
+					   params, attempt, &r, body);
 		if (rc == EVSQ__RETRY)
 			continue;
 		if (rc)
 			return (unsigned)rc;
-		evsq__tinfo_release(ctx->models, hi);
-		if (PQgetisnull(r, 0, 1)) {
-			snprintf(msg, sizeof msg,
-				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
-				 "\"%.200s\" %s %.64s",
-				 key, t->name, m->name,
-				 w->kind == EVSQ__W_AS_OF ? "as of" : "at position", w->raw);
+		if (PQgetisnull(r, 0, 1) && (what != EVSQ__K_HISTORY || !after)) {
+			evsq__tinfo_release(ctx->models, ri);
 			PQclear(r);
-			evsq__error(body, "not_found", msg);
-			return 404;
+			return evsq__key_missing(body, m, t, key, what, w);
 		}
-		evsq__put_head(body, m, t, r);
-		evsq__put_when(body, w);
-		evs__buf_putc(body, ',');
-		evsq__version_json(body, r, 0, 1);
-		evs__buf_puts(body, "}\n");
+		evsq__key_json(body, m, t, ri, key, what, w, r, 0, 0, l);
+		evsq__tinfo_release(ctx->models, ri);
 		PQclear(r);
 		return 200;
 	}
@@ -258,86 +314,4 @@ unsigned evsq__models_source(const evsq__ctx *ctx, const struct evsq__model *m,
 			col, col, col, param, type);
 	evsq__tinfo_release(ctx->models, hi);
 	return 0;
-}
-
-/* GET /models/{p}/{t}/{key}/history?after=P&limit=L */
-unsigned evsq__models_history(const evsq__ctx *ctx, const struct evsq__model *m,
-			      struct evsq__table *t, const char *key, const evsq__args *a,
-			      evs__buf *body)
-{
-	const char *after = evsq__arg(a, "after"), *lim = evsq__arg(a, "limit");
-	char msg[768], lim_s[24], after_s[24];
-	const char *params[4] = {m->name, key, after_s, lim_s};
-	int64_t l = 100, af = 0;
-	unsigned status;
-	int attempt;
-
-	if (after && !evsq__parse_u63(after, &af))
-		return evsq__bad_param(body, "after", after,
-				       "a non-negative integer (the next_after of a page)");
-	if (lim && (!evsq__parse_u63(lim, &l) || l < 1 || l > ctx->page_max)) {
-		snprintf(msg, sizeof msg, "an integer from 1 to %ld", ctx->page_max);
-		return evsq__bad_param(body, "limit", lim, msg);
-	}
-	snprintf(after_s, sizeof after_s, "%lld", (long long)af);
-	snprintf(lim_s, sizeof lim_s, "%lld", (long long)l + 1);
-	for (attempt = 0; attempt < 2; attempt++) {
-		struct evsq__tinfo *ti, *hi;
-		evs__buf sql = {0};
-		PGresult *r;
-		int rc, rows, i;
-
-		if ((status = evsq__key_info(ctx, m, t, &ti, body)))
-			return status;
-		if ((status = history_info(ctx, m, t, &hi, body))) {
-			evsq__tinfo_release(ctx->models, ti);
-			return status;
-		}
-		evs__buf_printf(
-			&sql,
-			"SELECT (SELECT position FROM evs.checkpoints WHERE projection = $1),"
-			" (to_jsonb(h.*)" STRIP ")::text, h.valid_from_position,"
-			" h.valid_to_position, to_jsonb(h.valid_from_at)::text,"
-			" to_jsonb(h.valid_to_at)::text"
-			" FROM (VALUES (1)) v LEFT JOIN LATERAL (SELECT * FROM %s x"
-			" WHERE x.%s = $2 AND x.valid_from_position > $3::bigint"
-			" ORDER BY x.valid_from_position LIMIT $4::int) h ON true",
-			hi->qname, ti->cols[ti->pk[0]].quoted);
-		evsq__tinfo_release(ctx->models, ti);
-		rc = evsq__run_table_query(ctx, m, t->history, hi, &sql, 4, params, attempt, &r,
-					   body);
-		if (rc == EVSQ__RETRY)
-			continue;
-		if (rc)
-			return (unsigned)rc;
-		evsq__tinfo_release(ctx->models, hi);
-		rows = PQntuples(r);
-		if (!after && PQgetisnull(r, 0, 1)) {
-			snprintf(msg, sizeof msg,
-				 "no row with key \"%.200s\" in table \"%.200s\" of read model "
-				 "\"%.200s\", ever",
-				 key, t->name, m->name);
-			PQclear(r);
-			evsq__error(body, "not_found", msg);
-			return 404;
-		}
-		evsq__put_head(body, m, t, r);
-		evs__buf_puts(body, ",\"key\":");
-		evsq__json_str(body, key);
-		evs__buf_puts(body, ",\"versions\":[");
-		for (i = 0; i < rows && i < l && !PQgetisnull(r, i, 1); i++) {
-			evs__buf_puts(body, i ? ",{" : "{");
-			evsq__version_json(body, r, i, 1);
-			evs__buf_putc(body, '}');
-		}
-		evs__buf_puts(body, "],\"next_after\":");
-		if (rows > l)
-			evs__buf_puts(body, PQgetvalue(r, (int)l - 1, 2));
-		else
-			evs__buf_puts(body, "null");
-		evs__buf_puts(body, "}\n");
-		PQclear(r);
-		return 200;
-	}
-	return 500; /* not reached: the second attempt always answers */
 }

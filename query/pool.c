@@ -88,12 +88,14 @@ const struct evsq__stmt_def evsq__stmts[EVSQ__S_COUNT] = {
 		"  ORDER BY x.valid_from, x.version LIMIT $4::int) h ON true"},
 	/* $3 after version, $4 limit. Columns: checkpoint, known, position,
 	 * version, type, type_version, recorded_at, recorded_at_ns,
-	 * occurred_at, event_id, correlation_id, causation_id, metadata, data */
+	 * occurred_at, event_id, correlation_id, causation_id, metadata, data,
+	 * producer, tags (JSON) */
 	[EVSQ__S_EVENTS] = {"evsq_events",
 		"SELECT " CHECKPOINT ", EXISTS (SELECT 1 FROM evs.state s WHERE s.stream = $1),"
 		" e.position, e.version, e.type, e.type_version, " TS("e.recorded_at") ","
 		" e.recorded_at_ns, " TS("e.occurred_at") ", e.event_id::text,"
-		" e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text"
+		" e.correlation_id::text, e.causation_id::text, e.metadata::text, e.data::text,"
+		" e.producer, to_json(e.tags)::text"
 		" FROM (VALUES (1)) v LEFT JOIN LATERAL"
 		" (SELECT * FROM evs.events x WHERE x.stream = $1 AND x.version > $3::bigint"
 		"  ORDER BY x.position LIMIT $4::int) e ON true"},

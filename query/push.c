@@ -78,10 +78,25 @@ static void resume_parked(struct evsq__push *hub, bool all, int64_t now_ms, bool
 	}
 }
 
+size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ev->ntags && i < EVS_MAX_TAGS; i++) {
+		size_t len = ev->tags[i].len < EVS_MAX_TAG ? ev->tags[i].len : EVS_MAX_TAG;
+
+		out[n++] = (uint8_t)len;
+		memcpy(out + n, ev->tags[i].ptr, len);
+		n += len;
+	}
+	return n;
+}
+
 /* Put one event at the window's end (write lock held): dropping the
  * oldest while the ring is full or over its bytes. */
 static int window_put(struct evsq__push *hub, const evs_event *ev)
 {
+	uint8_t tags[EVSQ__PUSH_TAGS_MAX];
 	struct evsq__push_slot *s;
 	size_t before;
 	int rc;
@@ -101,6 +116,8 @@ static int window_put(struct evsq__push *hub, const evs_event *ev)
 	s->type_len = ev->type.len;
 	evs__buf_putn(&s->b, ev->stream.ptr, ev->stream.len);
 	evs__buf_putn(&s->b, ev->type.ptr, ev->type.len);
+	s->tags_len = evsq__push_tags_pack(ev, tags);
+	evs__buf_putn(&s->b, tags, s->tags_len);
 	before = s->b.len;
 	rc = evs__cloudevent_json(ev, hub->source, &s->b);
 	if (rc == EVS_OK && s->b.oom)

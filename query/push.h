@@ -45,11 +45,12 @@
 #define EVSQ__PUSH_BLOCK        (32 * 1024) /* the response's buffer */
 #define EVSQ__PUSH_MAX_TYPES    32
 
-/* One encoded event of the window: stream, type and CloudEvents JSON in
- * one buffer, in that order. */
+/* One encoded event of the window: stream, type, tags (packed:
+ * evsq__push_tags_pack) and CloudEvents JSON in one buffer, in that
+ * order. */
 struct evsq__push_slot {
 	uint64_t position;
-	size_t stream_len, type_len;
+	size_t stream_len, type_len, tags_len;
 	evs__buf b;
 };
 
@@ -117,7 +118,21 @@ struct evsq__push_filter {
 	char *prefix; /* or NULL */
 	char *types[EVSQ__PUSH_MAX_TYPES];
 	size_t ntypes;
+	/* issue 12: the stream's category is one of these (the id up to its
+	 * first EVSQ__PUSH_CATEGORY_SEP), the event carries every tag */
+	char *categories[EVSQ__PUSH_MAX_TYPES];
+	size_t ncategories;
+	char *tags[EVS_MAX_TAGS];
+	size_t ntags;
 };
+
+/* The store's default category separator (evstore.h): the window's
+ * filter assumes it; catch-up from the store uses the store's own. */
+#define EVSQ__PUSH_CATEGORY_SEP '-'
+/* An event's tags packed for the window: each as one length byte (tags
+ * are at most EVS_MAX_TAG = 255 bytes) and its bytes. */
+#define EVSQ__PUSH_TAGS_MAX (EVS_MAX_TAGS * (1 + EVS_MAX_TAG))
+size_t evsq__push_tags_pack(const evs_event *ev, uint8_t out[EVSQ__PUSH_TAGS_MAX]); /* push.c */
 
 struct evsq__push_client {
 	struct evsq__push *hub;
@@ -153,7 +168,7 @@ ssize_t evsq__push_read(void *cls, uint64_t off, char *buf, size_t max);
 void evsq__push_client_free(void *cls);
 void evsq__push_filter_free(struct evsq__push_filter *f);
 bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *stream, size_t slen,
-			    const char *type, size_t tlen);
+			    const char *type, size_t tlen, const uint8_t *tags, size_t tags_len);
 int64_t evsq__push_now_ms(void);
 
 /* ---- push_route.c ---- */

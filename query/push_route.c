@@ -11,14 +11,21 @@
  *                                 set headers, hence after=)
  *   stream=ID                     one stream
  *   stream_prefix=P               streams whose id starts with P
- *   type=T[,T...]                 these event types (one parameter, a
- *                                 comma-separated list; at most 32)
+ *   type=T[,T...]                 these event types (a comma-separated
+ *                                 list, and/or repeated; at most 32)
+ *   category=C[,C...]             streams of these categories (the id up
+ *                                 to its first '-'; as type=)
+ *   tag=G                         events carrying this tag; repeated: all
+ *                                 of them (never split: a tag may hold a
+ *                                 comma; at most 16)
  *   Accept: application/x-ndjson  NDJSON instead of SSE
  *
- * Refused with 400 like every route (args.c): a parameter twice, without
- * a value, with a zero byte, unknown; and here an empty value, a position
- * that is not decimal digits or is past the head, an empty type in the
- * list. 404 without --store; 503 past push_max_streams.
+ * Refused with 400 like every route (args.c): a parameter twice (but
+ * type, category, tag), without a value, with a zero byte, unknown; and
+ * here an empty value, a position that is not decimal digits or is past
+ * the head, and what GET /events refuses in type/category/tag (find.c:
+ * an empty item, a duplicate, too long, too many). 404 without --store;
+ * 503 past push_max_streams.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,27 +59,6 @@ static bool name_ok(const char *s)
 	return n >= 1 && n <= EVS_MAX_NAME && evs__utf8_text((const uint8_t *)s, n);
 }
 
-/* type=a,b,c into f; false on an empty or invalid item, or too many. */
-static bool parse_types(const char *v, struct evsq__push_filter *f)
-{
-	const char *p = v;
-
-	for (;;) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		char *t;
-
-		if (f->ntypes == EVSQ__PUSH_MAX_TYPES || !(t = strndup(p, n)))
-			return false;
-		f->types[f->ntypes++] = t;
-		if (!name_ok(t))
-			return false;
-		if (!comma)
-			return true;
-		p = comma + 1;
-	}
-}
-
 static int loop_wake_fd(evsq_server *srv, struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -90,6 +76,8 @@ static bool accepts_ndjson(struct MHD_Connection *conn)
 
 	return a && strstr(a, "application/x-ndjson");
 }
+
+_Static_assert(EVSQ__FILTER_MAX <= EVSQ__PUSH_MAX_TYPES, "push filter arrays hold /events filters");
 
 /* Where to resume: *after and *from, or a 400 answer. */
 static unsigned resume_at(struct MHD_Connection *conn, const evsq__args *a, uint64_t head,
@@ -136,16 +124,23 @@ static unsigned filter_of(const evsq__args *a, struct evsq__push_filter *f, evs_
 {
 	const char *stream = evsq__arg(a, "stream");
 	const char *prefix = evsq__arg(a, "stream_prefix");
-	const char *types = evsq__arg(a, "type");
+	struct evsq__filter_args fa;
+	unsigned status;
 
 	if (stream && !name_ok(stream))
 		return evsq__bad_param(body, "stream", stream, "a stream id (1 to 255 bytes)");
 	if (prefix && !name_ok(prefix))
 		return evsq__bad_param(body, "stream_prefix", prefix,
 				       "the start of stream ids (1 to 255 bytes)");
-	if (types && !parse_types(types, f))
-		return evsq__bad_param(body, "type", types,
-				       "event types separated by commas (at most 32, none empty)");
+	if ((status = evsq__filter_args_read(a, &fa, body)))
+		return status;
+	/* the strings move to f (freed with it) */
+	memcpy(f->types, fa.types, fa.ntypes * sizeof *fa.types);
+	f->ntypes = fa.ntypes;
+	memcpy(f->categories, fa.categories, fa.ncategories * sizeof *fa.categories);
+	f->ncategories = fa.ncategories;
+	memcpy(f->tags, fa.tags, fa.ntags * sizeof *fa.tags);
+	f->ntags = fa.ntags;
 	if ((stream && !(f->stream = strdup(stream))) ||
 	    (prefix && !(f->prefix = strdup(prefix)))) {
 		evsq__error(body, "internal", "out of memory");
@@ -170,7 +165,9 @@ static void no_delay(struct MHD_Connection *conn)
 unsigned evsq__push_serve(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			  evs__buf *body, const char **ctype)
 {
-	static const char *const allowed[] = {"after", "stream", "stream_prefix", "type", NULL};
+	static const char *const allowed[] = {
+		"after", "stream", "stream_prefix", "type", "category", "tag", NULL};
+	static const char *const repeatable[] = {"type", "category", "tag", NULL};
 	struct evsq__push *hub = srv->push;
 	struct evsq__push_filter f = {0};
 	struct evsq__push_client *c;
@@ -189,7 +186,7 @@ unsigned evsq__push_serve(evsq_server *srv, struct MHD_Connection *conn, const c
 		evsq__error(body, "not_found", "no event stream: evs-query runs without --store");
 		return 404;
 	}
-	if ((status = evsq__args_check(conn, allowed, &a, body)))
+	if ((status = evsq__args_check_multi(conn, allowed, repeatable, &a, body)))
 		return status;
 	if ((status = filter_of(&a, &f, body)))
 		goto refused;

@@ -46,24 +46,51 @@ void evsq__push_filter_free(struct evsq__push_filter *f)
 	free(f->prefix);
 	for (size_t i = 0; i < f->ntypes; i++)
 		free(f->types[i]);
+	for (size_t i = 0; i < f->ncategories; i++)
+		free(f->categories[i]);
+	for (size_t i = 0; i < f->ntags; i++)
+		free(f->tags[i]);
 	memset(f, 0, sizeof *f);
 }
 
-bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *stream, size_t slen,
-			    const char *type, size_t tlen)
+static bool one_of(char *const *v, size_t n, const char *s, size_t len)
 {
-	size_t i;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(v[i]) == len && !memcmp(v[i], s, len))
+			return true;
+	return false;
+}
 
+static bool has_tag(const uint8_t *tags, size_t tags_len, const char *tag)
+{
+	size_t len = strlen(tag);
+
+	for (size_t at = 0; at < tags_len; at += 1 + (size_t)tags[at])
+		if (tags[at] == len && at + 1 + len <= tags_len && !memcmp(tags + at + 1, tag, len))
+			return true;
+	return false;
+}
+
+bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *stream, size_t slen,
+			    const char *type, size_t tlen, const uint8_t *tags, size_t tags_len)
+{
 	if (f->stream && (strlen(f->stream) != slen || memcmp(f->stream, stream, slen)))
 		return false;
 	if (f->prefix && (strlen(f->prefix) > slen || memcmp(f->prefix, stream, strlen(f->prefix))))
 		return false;
-	if (f->ntypes == 0)
-		return true;
-	for (i = 0; i < f->ntypes; i++)
-		if (strlen(f->types[i]) == tlen && !memcmp(f->types[i], type, tlen))
-			return true;
-	return false;
+	if (f->ntypes && !one_of(f->types, f->ntypes, type, tlen))
+		return false;
+	if (f->ncategories) {
+		const char *sep = memchr(stream, EVSQ__PUSH_CATEGORY_SEP, slen);
+
+		if (!one_of(f->categories, f->ncategories, stream,
+			    sep ? (size_t)(sep - stream) : slen))
+			return false;
+	}
+	for (size_t i = 0; i < f->ntags; i++)
+		if (!has_tag(tags, tags_len, f->tags[i]))
+			return false;
+	return true;
 }
 
 /* Catch up from the store after c->pos - 1 (the store's own filter
@@ -80,6 +107,10 @@ static int open_sub(struct evsq__push_client *c)
 	}
 	ef.types = (const char *const *)c->f.types;
 	ef.ntypes = c->f.ntypes;
+	ef.categories = (const char *const *)c->f.categories;
+	ef.ncategories = c->f.ncategories;
+	ef.tags = (const char *const *)c->f.tags;
+	ef.ntags = c->f.ntags;
 	return evs_subscribe(c->hub->store, c->pos - 1, &ef, &c->sub);
 }
 
@@ -186,6 +217,7 @@ static void put_heartbeat(struct evsq__push_client *c)
 static int from_store(struct evsq__push_client *c, size_t budget)
 {
 	struct evsq__push *hub = c->hub;
+	uint8_t tags[EVSQ__PUSH_TAGS_MAX];
 	evs_event ev;
 	int rc = EVS_OK;
 
@@ -213,7 +245,7 @@ static int from_store(struct evsq__push_client *c, size_t budget)
 			return -1;
 		c->pos = ev.position + 1;
 		if (!evsq__push_filter_pass(&c->f, ev.stream.ptr, ev.stream.len, ev.type.ptr,
-					    ev.type.len))
+					    ev.type.len, tags, evsq__push_tags_pack(&ev, tags)))
 			continue;
 		evs__buf_reset(&c->tmp);
 		if (evs__cloudevent_json(&ev, hub->source, &c->tmp) != EVS_OK)
@@ -246,9 +278,11 @@ static bool from_window(struct evsq__push_client *c, size_t budget)
 	for (p = c->pos; p < hub->next && c->pend.len < budget; p++) {
 		const struct evsq__push_slot *s = &hub->slots[p % hub->cap];
 		const char *stream = s->b.ptr, *type = s->b.ptr + s->stream_len;
-		size_t at = s->stream_len + s->type_len;
+		const uint8_t *tags = (const uint8_t *)type + s->type_len;
+		size_t at = s->stream_len + s->type_len + s->tags_len;
 
-		if (evsq__push_filter_pass(&c->f, stream, s->stream_len, type, s->type_len))
+		if (evsq__push_filter_pass(&c->f, stream, s->stream_len, type, s->type_len, tags,
+					   s->tags_len))
 			put_event(c, p, s->b.ptr + at, s->b.len - at);
 	}
 	if (p > c->pos)

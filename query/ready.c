@@ -25,15 +25,42 @@ static void put_lag(evs__buf *body, const evsq__lag *l)
 				    "\"lag\":null,\"lag_seconds\":null");
 }
 
+/* Without a read-model database (--store alone): 200 with the head when
+ * the store reads, else 503. */
+static unsigned store_only(evsq_server *srv, evs__buf *body)
+{
+	evsq__lag l;
+
+	memset(&l, 0, sizeof l);
+	evsq__lag_store(srv->store, &l);
+	body->len = 0;
+	if (!l.store_ok) {
+		evsq__error(body, "unavailable", l.store_err);
+		return 503;
+	}
+	evs__buf_printf(body,
+			"{\"status\":\"ready\",\"database\":null,\"store_head\":%lld,\"note\":"
+			"\"no read-model database (--dsn): only the store's routes are served\"}\n",
+			(long long)l.head);
+	return 200;
+}
+
 unsigned evsq__ready(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 		     evs__buf *body, const char **ctype)
 {
 	evsq__lag l;
 	char msg[512];
 
-	(void)conn;
+	static const char *const none[] = {NULL};
+	evsq__args a;
+	unsigned status;
+
 	(void)rest;
 	(void)ctype;
+	if ((status = evsq__args_check(conn, none, &a, body)))
+		return status;
+	if (!srv->pool) /* the store's routes only: ready when its head reads */
+		return store_only(srv, body);
 	evsq__lag_measure(srv->pool, srv->store, srv->projection, &l);
 	body->len = 0;
 	if (!l.pg_ok) {

@@ -34,7 +34,24 @@ struct req {
 	char *stream;
 	int64_t t0;
 	int phase;
+	bool nul_path; /* the raw path held %00 (evsq__on_uri) */
 };
+
+/* What evsq__on_uri leaves as a request's context when its raw path
+ * holds %00 (no allocation: a request can fail before on_request). */
+static char nul_path_mark;
+
+void *evsq__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	size_t n = strcspn(uri, "?"), i;
+
+	(void)cls;
+	(void)conn;
+	for (i = 0; i + 2 < n; i++)
+		if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+			return &nul_path_mark;
+	return NULL;
+}
 
 static int64_t now_us(void)
 {
@@ -78,9 +95,11 @@ void evsq__on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
-	if (!q)
+	if (!q || *con_cls == (void *)&nul_path_mark)
 		return;
 	evs__buf_free(&q->job.body);
+	if (q->job.fast_free)
+		q->job.fast_free(q->job.fast);
 	free(q->stream);
 	free(q);
 	*con_cls = NULL;
@@ -181,10 +200,13 @@ enum MHD_Result evsq__on_request(void *cls, struct MHD_Connection *conn, const c
 	 * at once (the connection is then closed); any other is answered on
 	 * the next call, once MHD has the whole request, which keeps the
 	 * connection alive (answering in the first call makes MHD close it). */
-	if (!q) {
+	if (!q || *con_cls == (void *)&nul_path_mark) {
+		bool nul_path = q != NULL;
+
 		q = calloc(1, sizeof *q);
 		if (!q)
 			return MHD_NO;
+		q->nul_path = nul_path;
 		q->srv = srv;
 		q->loop = lp;
 		q->conn = conn;
@@ -199,7 +221,8 @@ enum MHD_Result evsq__on_request(void *cls, struct MHD_Connection *conn, const c
 		if (!evsq__has_body(conn))
 			return MHD_YES;
 		/* refused (405 or 413) */
-		q->job.status = evsq__route_refuse(srv, conn, method, q->route, &q->job.body);
+		q->job.status =
+			evsq__route_refuse(srv, conn, method, q->route, q->nul_path, &q->job.body);
 		return respond(srv, q);
 	}
 	if (*upload_data_size) {
@@ -210,7 +233,7 @@ enum MHD_Result evsq__on_request(void *cls, struct MHD_Connection *conn, const c
 		return respond(srv, q);
 	if (q->phase == PH_WAITING)
 		return MHD_YES;
-	q->job.status = evsq__route_refuse(srv, conn, method, q->route, &q->job.body);
+	q->job.status = evsq__route_refuse(srv, conn, method, q->route, q->nul_path, &q->job.body);
 	if (!q->job.status && !q->route->blocks)
 		req_run(&q->job);
 	if (q->job.status)

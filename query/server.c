@@ -119,8 +119,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		return EVSQ_INVALID;
 	}
 	(void)sslen;
-	if (!cfg->dsn || !cfg->dsn[0]) {
-		snprintf(err, errlen, "no read-model database: set \"dsn\"");
+	if ((!cfg->dsn || !cfg->dsn[0]) && (!cfg->store || !cfg->store[0])) {
+		snprintf(err, errlen,
+			 "nothing to serve: set \"dsn\" (the read-model database), \"store\" (the"
+			 " store's routes), or both");
 		return EVSQ_INVALID;
 	}
 	if (cfg->ready_max_lag && (!cfg->store || !cfg->store[0])) {
@@ -137,7 +139,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 	srv->log_ctx = log_ctx;
 	if (cfg->token && cfg->token[0] && !(srv->token = strdup(cfg->token)))
 		goto fail;
-	if (evsq__pool_open(cfg->dsn, (int)cfg->pg_connections, cfg->statement_timeout_ms, log,
+	/* without a database: no pool, watcher or batchers; the routes
+	 * that need one answer 404 no_database (routes.c) */
+	if (cfg->dsn && cfg->dsn[0] &&
+	    evsq__pool_open(cfg->dsn, (int)cfg->pg_connections, cfg->statement_timeout_ms, log,
 			    log_ctx, &srv->pool))
 		goto fail;
 	if (cfg->store && cfg->store[0]) {
@@ -157,7 +162,7 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		goto fail;
 	if ((rc = evsq__projection_pick(cfg->projection, srv->ctx.models, &srv->projection, err,
 					errlen)) ||
-	    (rc = evsq__projection_check(srv->pool, srv->projection, err, errlen)))
+	    (srv->pool && (rc = evsq__projection_check(srv->pool, srv->projection, err, errlen))))
 		goto fail;
 	if ((rc = evsq__www_load(cfg->www, &srv->www, err, errlen))) {
 		/* the default folder exists only once installed: from a build
@@ -176,7 +181,7 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 	srv->ctx.min_position_wait_ms = cfg->min_position_wait_ms;
 	srv->ctx.page_max = cfg->page_max;
 	srv->ready_max_lag = cfg->ready_max_lag;
-	if (evsq__watch_start(cfg->dsn, log, log_ctx, &srv->ctx.watch))
+	if (srv->pool && evsq__watch_start(cfg->dsn, log, log_ctx, &srv->ctx.watch))
 		goto fail;
 	if (evsq__workers_start((int)cfg->pg_connections, &srv->workers))
 		goto fail;
@@ -198,9 +203,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		lp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (lp->wake_fd < 0)
 			goto fail;
-		if (evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
-				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd, log,
-				      log_ctx, &lp->batcher))
+		if (srv->pool &&
+		    evsq__batcher_new(cfg->dsn, (int)cfg->batch_connections, (int)cfg->batch_depth,
+				      cfg->statement_timeout_ms, srv->projection, lp->wake_fd,
+				      srv->workers, log, log_ctx, &lp->batcher))
 			goto fail;
 		/* evsq__limits_accept() enforces the limits; the daemon's own limit is
 		 * one more than the total so that it is never reached (a daemon at
@@ -208,9 +214,10 @@ int evsq_server_start(const evsq_config *cfg, evs_log_fn log, void *log_ctx, evs
 		 * one more arrived) */
 		lp->mhd = MHD_start_daemon(
 			flags, 0, evsq__limits_accept, srv, evsq__on_request, lp,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_NOTIFY_COMPLETED,
-			evsq__on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, evsq__limits_notify,
-			srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_URI_LOG_CALLBACK,
+			evsq__on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, evsq__on_completed, srv,
+			MHD_OPTION_NOTIFY_CONNECTION, evsq__limits_notify, srv,
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT,
 			srv->max_conns + 1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->request_memory,

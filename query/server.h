@@ -95,6 +95,7 @@ struct evsq__route {
 	int match;   /* enum evsq__match */
 	bool open;   /* served without the bearer token */
 	bool blocks; /* answered by a worker (or the batcher), never on the loop */
+	bool pg;     /* reads only the read-model database: 404 no_database without --dsn */
 	evsq__fast fast;
 	evsq__handler handler;
 };
@@ -107,9 +108,10 @@ struct evsq__route {
 const struct evsq__route *evsq__route_find(const char *url, const char **rest);
 /* The refusals every route shares, in order: a method other than
  * GET/HEAD (405), a request body (413), no or a wrong token where one is
- * needed (401), no route (404). 0 when none applies. */
+ * needed (401), a zero byte (%00) in the path (400: nul_path, from
+ * evsq__on_uri), no route (404). 0 when none applies. */
 unsigned evsq__route_refuse(evsq_server *srv, struct MHD_Connection *conn, const char *method,
-			    const struct evsq__route *route, evs__buf *body);
+			    const struct evsq__route *route, bool nul_path, evs__buf *body);
 /* Whether the request announces a body (Content-Length other than 0, or
  * Transfer-Encoding). */
 bool evsq__has_body(struct MHD_Connection *conn);
@@ -129,6 +131,11 @@ void evsq__metrics_count(evsq_server *srv, unsigned status, int64_t dt_us);
 enum MHD_Result evsq__on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls);
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the raw request target before MHD
+ * decodes it (a decoded %00 ends the C string on_request gets, so
+ * "/models/m/t/alice%00x" would be answered for the key "alice"); marks
+ * a path holding %00, refused with 400 by evsq__route_refuse. */
+void *evsq__on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 void evsq__on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			enum MHD_RequestTerminationCode toe);
 
@@ -163,10 +170,41 @@ void evsq__www_headers(evsq_server *srv, const struct evsq__route *route, const 
 
 /* ---- lookups across streams (find.c) ---- */
 
-/* GET /events?correlation=ID | ?id=ID, GET /streams?prefix=P */
+/* GET /events?type=&category=&tag=&correlation= | ?id=ID, GET
+ * /streams?prefix=P */
 unsigned evsq__find_events(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			   evs__buf *body, const char **ctype);
 unsigned evsq__find_streams(evsq_server *srv, struct MHD_Connection *conn, const char *rest,
 			    evs__buf *body, const char **ctype);
+
+/* The filter parameters of /events and /events/stream, checked the same
+ * way on both: type= and category= (repeatable, each value a comma list)
+ * and tag= (repeatable, taken whole); an empty item, invalid UTF-8, too
+ * long, a duplicate or too many is 400 naming the parameter. Strings are
+ * the caller's to free (evsq__filter_args_free; also on a 400). */
+#define EVSQ__FILTER_MAX 32
+struct evsq__filter_args {
+	char *types[EVSQ__FILTER_MAX];
+	size_t ntypes;
+	char *categories[EVSQ__FILTER_MAX];
+	size_t ncategories;
+	char *tags[EVS_MAX_TAGS];
+	size_t ntags;
+};
+/* A parsed GET /events (find.c), answered from the store by
+ * evsq__events_from_store (find_store.c). */
+struct evsq__events_req {
+	struct evsq__filter_args f;
+	const char *corr, *id; /* the parameters' text, or NULL */
+	uint8_t corr_id[16], id_bytes[16];
+	bool backward;
+	uint64_t after, before; /* before 0: from the head */
+	int64_t limit;
+};
+unsigned evsq__events_from_store(evsq_server *srv, const char *minp, struct evsq__events_req *q,
+				 evs__buf *body);
+
+unsigned evsq__filter_args_read(const evsq__args *a, struct evsq__filter_args *f, evs__buf *body);
+void evsq__filter_args_free(struct evsq__filter_args *f);
 
 #endif

@@ -172,6 +172,8 @@ static unsigned listing(const evsq__ctx *ctx, const evsq__args *args, const char
 			put_text(body, "causation_id", r, i, 11);
 			put_raw(body, "metadata", r, i, 12);
 			put_raw(body, "data", r, i, 13);
+			put_text(body, "producer", r, i, 14);
+			put_raw(body, "tags", r, i, 15);
 		}
 		evs__buf_putc(body, '}');
 	}
@@ -205,7 +207,7 @@ char *evsq__streams_fast(const evsq__ctx *ctx, struct MHD_Connection *conn, cons
 	const char *as_of, *minp;
 	int64_t min, cur;
 
-	if (!ends_with(rest, strlen(rest), "/state", &len) ||
+	if (!ctx->pool || !ends_with(rest, strlen(rest), "/state", &len) ||
 	    !evs__utf8_text((const uint8_t *)rest, strlen(rest)))
 		return NULL;
 	/* anything malformed or beyond these two: the workers explain */
@@ -254,6 +256,12 @@ unsigned evsq__streams(const evsq__ctx *ctx, struct MHD_Connection *conn, const 
 	}
 	if ((status = evsq__args_check(conn, allowed[kind], &args, body)))
 		return status;
+	/* without a read-model database only the store answers (and no
+	 * min_position: it is the projection's) */
+	if (!ctx->pool &&
+	    (kind != K_STATE || !evsq__arg(&args, "source") ||
+	     strcmp(evsq__arg(&args, "source"), "store") || evsq__arg(&args, "min_position")))
+		return evsq__no_database(body);
 	status = evsq__watch_min_position(ctx, ctx->projection, evsq__arg(&args, "min_position"),
 					  body);
 	if (status)

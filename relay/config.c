@@ -13,6 +13,10 @@
  *   start          earliest | latest: where a new sink begins (default earliest)
  *   stream-prefix  deliver only streams starting with it (repeatable, up to 32)
  *   type           deliver only events of this type (repeatable, up to 32)
+ *   category       deliver only streams of this category: the id up to the
+ *                  store's category separator, '-' (repeatable, up to 32)
+ *   tag            deliver only events carrying this tag (repeatable: all
+ *                  of them, up to 16)
  *   batch          events per delivery, 1..1000 (default 1; webhooks: >1
  *                  posts a JSON array, application/cloudevents-batch+json)
  *   timeout-ms     one attempt, 100..600000 (default 20000)
@@ -45,6 +49,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "utf8.h"
 #include "relay.h"
 
 #define MAX_LINE 4096
@@ -69,6 +74,8 @@ static const struct key keys[] = {
 	{"start", V_START, 0, 0, F(start_latest), 0, 0},
 	{"stream-prefix", V_LIST, 0, 0, F(prefixes), F(nprefixes), RLY_MAX_FILTERS},
 	{"type", V_LIST, 0, 0, F(types), F(ntypes), RLY_MAX_FILTERS},
+	{"category", V_LIST, 0, 0, F(categories), F(ncategories), RLY_MAX_FILTERS},
+	{"tag", V_LIST, 0, 0, F(tags), F(ntags), EVS_MAX_TAGS},
 	{"batch", V_INT, 1, RLY_MAX_BATCH, F(batch), 0, 0},
 	{"timeout-ms", V_INT, 100, 600000, F(timeout_ms), 0, 0},
 	{"retry-min-ms", V_INT, 1, 600000, F(retry_min_ms), 0, 0},
@@ -196,6 +203,10 @@ static int set_key(struct parse *p, rly_sink_cfg *s, const char *name, char *v)
 			return fail(p, "key \"%s\" given more than %zu times", name, k->limit);
 		if (!strcmp(name, "secret") && !secret_ok(v, &why))
 			return fail(p, "key \"secret\": %s", why);
+		if (strcmp(name, "secret") &&
+		    (strlen(v) > EVS_MAX_NAME || !evs__utf8_text((const uint8_t *)v, strlen(v))))
+			return fail(p, "key \"%s\": not 1 to %d bytes of UTF-8", name,
+				    EVS_MAX_NAME);
 		for (size_t j = 0; j < *cnt; j++)
 			if (!strcmp(((char **)field)[j], v))
 				return fail(p, "key \"%s\": \"%s\" given twice", name, v);
@@ -380,6 +391,10 @@ void rly_config_free(rly_config *cfg)
 			free(s->prefixes[j]);
 		for (size_t j = 0; j < s->ntypes; j++)
 			free(s->types[j]);
+		for (size_t j = 0; j < s->ncategories; j++)
+			free(s->categories[j]);
+		for (size_t j = 0; j < s->ntags; j++)
+			free(s->tags[j]);
 		for (size_t j = 0; j < s->nsecrets; j++)
 			free(s->secrets[j]);
 	}

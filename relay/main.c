@@ -65,13 +65,8 @@ static const struct evs__opt rows[] = {
 static const struct evs__opt_table table = {"evs-relay", "EVS_RELAY_", rows,
 					    sizeof rows / sizeof rows[0]};
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
+/* SIGTERM/SIGINT set it (store/base/signals.c); every sink thread reads it */
+static volatile sig_atomic_t *stop_flag;
 
 static void usage(void)
 {
@@ -188,7 +183,7 @@ static int run(struct settings *st, rly_config *cfg)
 		s->ops = ops_of(s->cfg->kind);
 		s->store = store;
 		s->source = source;
-		s->stop = &stop_flag;
+		s->stop = stop_flag;
 		s->seed = (uint64_t)time(NULL) * 2654435761u + i + 1;
 		if (s->ops->open(s, err, sizeof err) != 0) {
 			evs__logf(EVS_LOG_ERROR, "sink \"%s\": %s", s->cfg->name, err);
@@ -208,7 +203,7 @@ static int run(struct settings *st, rly_config *cfg)
 	for (started = 0; started < cfg->nsinks; started++)
 		if (pthread_create(&threads[started], NULL, sink_thread, &sinks[started]) != 0) {
 			evs__logf(EVS_LOG_ERROR, "could not start a thread");
-			stop_flag = 1;
+			*stop_flag = 1;
 			rc = 1;
 			break;
 		}
@@ -239,7 +234,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	evs__log_setup("evs-relay", (int)s.log_level, (int)s.log_format);
-	evs__stop_signals(on_signal, true);
+	stop_flag = evs__stop_flag_signals(true);
 	rc = run(&s, &cfg);
 	evs__logf(EVS_LOG_INFO, "%s", rc ? "stopped after an error" : "stopped");
 	rly_config_free(&cfg);

@@ -50,6 +50,10 @@ int rly_ce_attributes(const rly_batch *b, const rly_msg *m, const char *source,
 		if ((rc = fn(ctx, "occurredat", t)))
 			return rc;
 	}
+	if (m->producer_len && (rc = fn(ctx, "producer", rly_at(b, m->producer))))
+		return rc;
+	if (m->tags_len && (rc = fn(ctx, "tags", rly_at(b, m->tags))))
+		return rc;
 	return 0;
 }
 
@@ -78,6 +82,15 @@ int rly_batch_add(rly_batch *b, const evs_event *ev, const char *source)
 	m->type = a->len;
 	m->type_len = ev->type.len;
 	evs__buf_putn(a, ev->type.ptr, ev->type.len);
+	evs__buf_putc(a, 0);
+	m->producer = a->len;
+	m->producer_len = ev->producer.len;
+	evs__buf_putn(a, ev->producer.ptr, ev->producer.len);
+	evs__buf_putc(a, 0);
+	m->tags = a->len;
+	if (ev->ntags)
+		evs__cloudevent_tags(ev, a);
+	m->tags_len = a->len - m->tags;
 	evs__buf_putc(a, 0);
 	m->body = a->len;
 	if ((rc = evs__cloudevent_json(ev, source, a)) != EVS_OK)

@@ -44,6 +44,10 @@ typedef struct rly_sink_cfg {
 	size_t nprefixes;
 	char *types[RLY_MAX_FILTERS];
 	size_t ntypes;
+	char *categories[RLY_MAX_FILTERS]; /* issue 12: the store's category index */
+	size_t ncategories;
+	char *tags[EVS_MAX_TAGS]; /* all of them */
+	size_t ntags;
 	long batch;         /* events per delivery */
 	long timeout_ms;    /* one attempt */
 	long retry_min_ms;  /* first backoff */
@@ -86,6 +90,8 @@ typedef struct rly_msg {
 	uint32_t type_version;
 	int64_t recorded_at, occurred_at;    /* occurred_at 0: none */
 	char correlation[37], causation[37]; /* "": none */
+	size_t producer, producer_len;       /* producer_len 0: none */
+	size_t tags, tags_len;               /* JSON array text; tags_len 0: none */
 } rly_msg;
 
 typedef struct rly_batch {
@@ -159,7 +165,8 @@ int rly_batch_add(rly_batch *b, const evs_event *ev, const char *source);
 /* The CloudEvents binary-mode attributes of m, one call of fn per
  * attribute (name without prefix, NUL-terminated value): specversion, id,
  * source, type, subject, time, datacontenttype, position, streamversion,
- * typeversion, and correlationid, causationid, occurredat when set. The
+ * typeversion, and correlationid, causationid, occurredat, producer, tags
+ * (cloudevent.h) when set. The
  * first non-zero return of fn stops and is returned (run.c). */
 int rly_ce_attributes(const rly_batch *b, const rly_msg *m, const char *source,
 		      int (*fn)(void *ctx, const char *name, const char *value), void *ctx);

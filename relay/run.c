@@ -140,7 +140,11 @@ static int subscribe(follower *f)
 	evs_filter flt = {.types = (const char *const *)c->types,
 			  .ntypes = c->ntypes,
 			  .stream_prefixes = (const char *const *)c->prefixes,
-			  .nprefixes = c->nprefixes};
+			  .nprefixes = c->nprefixes,
+			  .categories = (const char *const *)c->categories,
+			  .ncategories = c->ncategories,
+			  .tags = (const char *const *)c->tags,
+			  .ntags = c->ntags};
 	int rc;
 
 	evs_sub_close(f->sub);

@@ -4,7 +4,8 @@
 # as an atomic batch), show optimistic concurrency and idempotent retries,
 # read streams and the global log, ask what the store looked like at an
 # earlier time, follow the commit stream from another process, verify the
-# store, then run the bank-account aggregates and an auditor's as-of query,
+# store, then run the bank-account aggregates, the orders process manager
+# (issue 14) and an auditor's as-of query,
 # watch a live SSE stream of commits from evs-query, and deliver a signed
 # webhook. Set EVS_DEMO_KEEP=1 to keep the store afterwards.
 set -euo pipefail
@@ -89,6 +90,24 @@ step "aggregates: the bank example (examples/bank) decides commands against repl
 bank=$(dirname "$EVS_STORE")/bank
 "$PWD/build/examples/bank/bank-demo" "$bank" | tee "$bank.out"
 moment=$(sed -n 's/.*the auditor.s moment: \([^)]*\)).*/\1/p' "$bank.out")
+
+# --- process managers (issue 14): the orders example ---
+step "a process manager (examples/orders): OrderPlaced -> reserve stock -> charge -> ship; each step one transaction"
+orders=$(dirname "$EVS_STORE")/orders
+plugin=$PWD/build/examples/orders/liborders_pm.so
+types() { printf '%-14s' "$1:"; "$evs" --store "$orders" read "$1" | python3 -c 'import json, sys; print(" ".join(json.loads(l)["type"] for l in sys.stdin))'; }
+"$evs" --store "$orders" init >/dev/null
+"$evs" --store "$orders" append stock-book StockAdded '{"qty":2}' >/dev/null
+show "$evs" --store "$orders" append order-o1 OrderPlaced '{"order":"o1","sku":"book","qty":1,"amount":1200}'
+show "$evs" --store "$orders" append order-o2 OrderPlaced '{"order":"o2","sku":"book","qty":5,"amount":6000}'
+show "$evs" --store "$orders" pm run --plugin "$plugin" --until-idle
+show "$evs" --store "$orders" pm timers orders
+echo "-- the payment provider captures o1's payment (its answer comes back as an event):"
+show "$evs" --store "$orders" append payment-o1 PaymentCaptured '{"order":"o1"}'
+show "$evs" --store "$orders" pm run --plugin "$plugin" --until-idle
+types pm:orders-o1; types pm:orders-o2; types order-o1; types order-o2; types stock-book; types payment-o1
+show "$evs" --store "$orders" pm list-parked orders
+# --- end of the process-manager step ---
 
 step "schemas: an old AccountOpened (version 1) as stored, and read in today's shape (--upcast)"
 show "$evs" --store "$bank" read account-carol --limit 1

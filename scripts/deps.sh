@@ -17,6 +17,10 @@ EVS_RELAY_PACKAGES=(
   libssl-dev libnats-dev librabbitmq-dev nats-server rabbitmq-server
 )
 
+# Process managers (issue 14): xxHash (headers) for the deterministic
+# event ids of steps.
+EVS_PACKAGES+=(libxxhash-dev)
+
 # The auditor's page test (tests/browser): Debian's chromium, headless,
 # driven from node by puppeteer-core (from npm, installed by the test into
 # the build folder). npm only when no npm is there: a node from another

@@ -54,4 +54,18 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 /* The built-in merge-patch definition (name "evs.merge-patch"). */
 extern const evs_aggregate_def evs__merge_patch_def;
 
+/* ---- aggregate.c, for process managers (pm_step.c) -------------------- */
+
+/* Sleep a random time of up to 100 us << round (round capped at 7), at
+ * most cap_us (the back-off between conflicting rounds). */
+void evs__backoff(unsigned round, uint64_t cap_us);
+
+/* A decision outside evs_execute(): new, run decide on a loaded state
+ * (EVS_OK with the events, views valid until the next run or destroy;
+ * EVS_REJECTED with the reason in *why; or a failure), destroy. */
+evs_decision *evs__decision_new(evs_store *s);
+void evs__decision_destroy(evs_decision *d);
+int evs__decide(evs_aggregate *a, const void *state, const void *command, evs_decision *d,
+		const evs_event_in **events, size_t *n, const char **why);
+
 #endif /* EVS_AGG_INTERNAL_H */

@@ -289,15 +289,13 @@ int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
 
 /* ---- execute ------------------------------------------------------------ */
 
-/* A short random pause before the third and later rounds: up to 100 us
- * doubling per round, capped at 10 ms. */
-static void backoff(unsigned attempt)
+/* A short random pause of up to 100 us << round (round capped at 7), at
+ * most cap_us: a back-off, not a synchronisation. */
+void evs__backoff(unsigned round, uint64_t cap_us)
 {
 	static _Thread_local uint64_t x;
 	struct timespec ts;
 
-	if (attempt < 2)
-		return;
 	if (x == 0) {
 		uint8_t r[16];
 		evs_uuid_v7(r);
@@ -307,14 +305,21 @@ static void backoff(unsigned attempt)
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
-	unsigned shift = attempt - 2 < 7 ? attempt - 2 : 7;
-	uint64_t max_us = (uint64_t)100 << shift;
-	if (max_us > 10000)
-		max_us = 10000;
+	uint64_t max_us = (uint64_t)100 << (round < 7 ? round : 7);
+	if (max_us > cap_us)
+		max_us = cap_us;
 	uint64_t us = x % max_us + 1;
 	ts.tv_sec = 0;
 	ts.tv_nsec = (long)(us * 1000);
 	nanosleep(&ts, NULL);
+}
+
+/* Before the third and later rounds: up to 100 us doubling per round,
+ * capped at 10 ms. */
+static void backoff(unsigned attempt)
+{
+	if (attempt >= 2)
+		evs__backoff(attempt - 2, 10000);
 }
 
 /* After the append of events (loaded+1 .. res->version), store a snapshot if
@@ -429,4 +434,53 @@ out:
 	if (result)
 		*result = r;
 	return rc;
+}
+
+/* ---- for process managers (pm_step.c) ---------------------------------- */
+
+evs_decision *evs__decision_new(evs_store *s)
+{
+	evs_decision *d = evs__malloc(sizeof *d);
+
+	if (d != NULL) {
+		memset(d, 0, sizeof *d);
+		d->s = s;
+	}
+	return d;
+}
+
+void evs__decision_destroy(evs_decision *d)
+{
+	if (d == NULL)
+		return;
+	decision_free(d);
+	free(d);
+}
+
+int evs__decide(evs_aggregate *a, const void *state, const void *command, evs_decision *d,
+		const evs_event_in **events, size_t *n, const char **why)
+{
+	int rc;
+
+	*events = NULL;
+	*n = 0;
+	*why = NULL;
+	if (a->def.decide == NULL)
+		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
+				 a->name);
+	decision_reset(d);
+	rc = a->def.decide(a->def.ctx, state, command, d);
+	if (rc == EVS_REJECTED || d->rejected) {
+		*why = d->rejected ? d->msg : "command rejected";
+		return EVS_REJECTED;
+	}
+	if (rc != EVS_OK) {
+		if (rc != d->emit_rc)
+			rc = evs__fail(a->s, rc, "aggregate \"%s\": decide failed: %s", a->name,
+				       evs_strerror(rc));
+		return rc;
+	}
+	*events = d->events;
+	*n = d->n;
+	return EVS_OK;
 }

@@ -84,19 +84,18 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_event_in *events,
-	       size_t n, evs_append_result *result)
+/*
+ * Check and encode the caller's request (ex: evs_append_ex(), else the
+ * one part of evs_append()), queue it and wait until a leader, maybe this
+ * thread, answered it. q is zeroed; the caller frees it.
+ */
+int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, size_t nparts,
+		    const evs_checkpoint_write *cks, size_t ncks, const evs_condition *cond,
+		    bool ex)
 {
-	evs__req q;
-	evs__core *c;
+	evs__core *c = s->core;
 	int rc;
 
-	memset(&q, 0, sizeof q);
-	if (result)
-		memset(result, 0, sizeof *result);
-	if (s == NULL)
-		return EVS_INVALID;
-	c = s->core;
 	if (s->opts.read_only)
 		return evs__fail(s, EVS_READONLY, "store \"%s\" is open read-only", s->path);
 	/* Refused every time, not only when the map must grow: then the
@@ -108,7 +107,12 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 				 "before appending",
 				 s->path);
 	__atomic_add_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
-	if ((rc = evs__batch_prepare(s, &q, stream, expected, events, n)) != EVS_OK)
+	if (ex)
+		rc = evs__batch_prepare_ex(s, q, parts, nparts, cks, ncks, cond);
+	else
+		rc = evs__batch_prepare(s, q, parts->stream, parts->expected, parts->events,
+					parts->n);
+	if (rc != EVS_OK)
 		goto out;
 
 	/*
@@ -117,19 +121,19 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 	 * appenders on 2 cores, waking everyone per commit would cost more
 	 * CPU than the sync it shares.
 	 */
-	pthread_cond_init(&q.cv, NULL);
+	pthread_cond_init(&q->cv, NULL);
 	pthread_mutex_lock(&c->gc_mu);
 	if (c->queue_tail)
-		c->queue_tail->next = &q;
+		c->queue_tail->next = q;
 	else
-		c->queue_head = &q;
-	c->queue_tail = &q;
+		c->queue_head = q;
+	c->queue_tail = q;
 	c->queued++;
 	if (c->gathering)
 		pthread_cond_signal(&c->gather_cv);
-	while (!q.done) {
+	while (!q->done) {
 		/* taken but not done: another leader is committing our request */
-		if (!c->leader_active && !q.taken) {
+		if (!c->leader_active && !q->taken) {
 			c->leader_active = true;
 			gather(c);
 			evs__req *group = take_group(c);
@@ -144,7 +148,7 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 			for (evs__req *g = group, *next; g; g = next) {
 				next = g->next; /* g may return and vanish once done */
 				g->done = true;
-				if (g != &q)
+				if (g != q)
 					pthread_cond_signal(&g->cv);
 			}
 			c->leader_active = false;
@@ -152,21 +156,37 @@ int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_ev
 				pthread_cond_signal(&c->queue_head->cv);
 			continue;
 		}
-		pthread_cond_wait(&q.cv, &c->gc_mu);
+		pthread_cond_wait(&q->cv, &c->gc_mu);
 	}
 	pthread_mutex_unlock(&c->gc_mu);
-	pthread_cond_destroy(&q.cv);
+	pthread_cond_destroy(&q->cv);
 	/* after the answers: a due checkpoint costs no caller its ack */
-	if (q.rc == EVS_OK && !q.res.idempotent)
+	if (q->rc == EVS_OK && !(q->nparts && q->parts[0].res.idempotent))
 		evs__j_maybe_checkpoint(s);
 
-	rc = q.rc;
-	if (result)
-		*result = q.res;
+	rc = q->rc;
 	if (rc != EVS_OK)
-		evs__fail_msg(s, rc, q.msg);
+		evs__fail_msg(s, rc, q->msg);
 out:
 	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+	return rc;
+}
+
+int evs_append(evs_store *s, const char *stream, uint64_t expected, const evs_event_in *events,
+	       size_t n, evs_append_result *result)
+{
+	evs_append_part part = {stream, expected, events, n};
+	evs__req q;
+	int rc;
+
+	memset(&q, 0, sizeof q);
+	if (result)
+		memset(result, 0, sizeof *result);
+	if (s == NULL)
+		return EVS_INVALID;
+	rc = evs__append_run(s, &q, &part, 1, NULL, 0, NULL, false);
+	if (result)
+		*result = q.one.res;
 	evs__batch_free(&q);
 	return rc;
 }

@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "index.h"
 
-static int open_dbs(evs__core *c, const char *path, bool create)
+static int open_dbs(evs__core *c, const char *path, bool create, char catsep)
 {
 	MDB_txn *txn;
 	unsigned flags = create ? MDB_CREATE : 0;
@@ -72,6 +72,31 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 		return evs__fail_mdb(NULL, rc, "could not open sub-database \"schemas\"");
 	}
 
+	/* The event indexes (index.c), format 3: a writable open creates the
+	 * sub-database and builds them for an older store (evs__ix_upgrade);
+	 * a read-only open of an older store is refused below. */
+	rc = mdb_dbi_open(txn, "index", c->read_only ? 0 : MDB_CREATE, &c->index);
+	if (rc == MDB_NOTFOUND) {
+		c->index = 0;
+	} else if (rc) {
+		mdb_txn_abort(txn);
+		return evs__fail_mdb(NULL, rc, "could not open sub-database \"index\"");
+	}
+
+	/* The category separator, recorded at creation (or by the upgrade to
+	 * format 3: the opener's). */
+	c->catsep = catsep ? catsep : '-';
+	MDB_val sk = {strlen(EVS__META_CATSEP), EVS__META_CATSEP}, sv;
+	rc = mdb_get(txn, c->meta, &sk, &sv);
+	if (rc == 0 && sv.mv_size == 1 && *(const char *)sv.mv_data) {
+		c->catsep = *(const char *)sv.mv_data;
+	} else if (rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc ? evs__fail_mdb(NULL, rc, "could not read the category separator")
+			  : evs__fail(NULL, EVS_CORRUPT,
+				      "store \"%s\" has a malformed category separator", path);
+	}
+
 	MDB_val k = {strlen(EVS__META_FORMAT), EVS__META_FORMAT}, v;
 	rc = mdb_get(txn, c->meta, &k, &v);
 	if (rc == MDB_NOTFOUND && !c->read_only) {
@@ -80,9 +105,13 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 		evs__put_u64(now, (uint64_t)evs__now_ns());
 		MDB_val fv = {4, fmt}, ck = {strlen(EVS__META_CREATED), EVS__META_CREATED},
 			cv = {8, now};
+		sv.mv_size = 1;
+		sv.mv_data = &c->catsep;
 		rc = mdb_put(txn, c->meta, &k, &fv, 0);
 		if (!rc)
 			rc = mdb_put(txn, c->meta, &ck, &cv, 0);
+		if (!rc)
+			rc = mdb_put(txn, c->meta, &sk, &sv, 0);
 		if (!rc)
 			rc = mdb_txn_commit(txn);
 		else
@@ -104,8 +133,24 @@ static int open_dbs(evs__core *c, const char *path, bool create)
 				 path);
 	}
 	uint32_t fmt = evs__get_u32(v.mv_data);
-	/* format 1 (no journal): a writable open upgrades it (jopen.c) */
-	if (fmt != EVS_FORMAT_VERSION && fmt != 1) {
+	/* formats 1 (no journal) and 2 (no event indexes): a writable open
+	 * upgrades them (jopen.c, then index.c); read-only, the indexes that
+	 * reads by type, category, tag and correlation need are missing */
+	if (fmt < EVS_FORMAT_VERSION && fmt >= 1 && c->read_only) {
+		mdb_txn_abort(txn);
+		return evs__fail(NULL, EVS_FORMAT,
+				 "store \"%s\" has format version %u, which has no event "
+				 "indexes: open it read-write once to upgrade it to version %u "
+				 "(evs_open without read_only, or an evs command that writes)",
+				 path, fmt, EVS_FORMAT_VERSION);
+	}
+	if (fmt == EVS_FORMAT_VERSION && c->index == 0) {
+		mdb_txn_abort(txn);
+		return evs__fail(NULL, EVS_CORRUPT,
+				 "store \"%s\" has format version %u but no \"index\" sub-database",
+				 path, fmt);
+	}
+	if (fmt > EVS_FORMAT_VERSION || fmt == 0) {
 		mdb_txn_abort(txn);
 		return evs__fail(
 			NULL, EVS_FORMAT,
@@ -287,7 +332,7 @@ static int core_open(const evs_store *s, evs__core **out)
 	}
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	if ((rc = open_dbs(c, s->path, s->opts.create)) != EVS_OK)
+	if ((rc = open_dbs(c, s->path, s->opts.create, s->opts.category_separator)) != EVS_OK)
 		goto fail;
 	if (evs__notify_open(&c->notify, s->path, !s->opts.read_only, err, sizeof err) != 0) {
 		rc = evs__fail(NULL, EVS_IO, "%s", err);
@@ -308,8 +353,11 @@ static int core_open(const evs_store *s, evs__core **out)
 		h.time = c->time;
 		h.snapshots = c->snapshots;
 		h.schemas = c->schemas;
+		h.checkpoints = c->checkpoints;
+		h.index = c->index;
 		h.notify = c->notify;
-		if ((rc = evs__j_start(&h)) != EVS_OK) {
+		if ((rc = evs__j_start(&h)) != EVS_OK ||
+		    (!c->read_only && (rc = evs__ix_upgrade(&h)) != EVS_OK)) {
 			snprintf(err, sizeof err, "could not open store \"%s\": %s", s->path,
 				 evs_errmsg(&h));
 			rc = evs__fail_msg(NULL, rc, err);

@@ -247,8 +247,10 @@ typedef struct evs_event_in {
 	const void *metadata; /* msgpack map; NULL = empty map */
 	size_t metadata_len;
 	int64_t occurred_at;        /* producer time; 0 = none */
-	uint8_t correlation_id[16]; /* all zero = none */
+	uint8_t correlation_id[16]; /* all zero = none; indexed: see below */
 	uint8_t causation_id[16];   /* all zero = none */
+	/* Correlation ids that sort by time (evs_uuid_v7) keep the correlation
+	 * index's writes at its end; random ones cost a page each. */
 	/* Tags: 0..EVS_MAX_TAGS distinct strings of 1..EVS_MAX_TAG bytes of
 	 * UTF-8 without NUL ("account:42"), stored in the record as a set
 	 * (sorted, so order does not matter). Indexed; see evs_query. */
@@ -372,8 +374,19 @@ typedef struct evs_condition {
  * Parts are written in the order given; each stream at most once.
  * results (nparts, may be NULL) get each part's evs_append_result.
  * cond (may be NULL) is checked in the write transaction, in commit order.
+ * nparts may be 0 when there are checkpoint writes: they commit alone
+ * (as durable as an append; cheaper than evs_checkpoint_set, which
+ * checkpoints the journal). Checkpoint names are distinct; at most
+ * max_batch parts and max_batch checkpoint writes.
  *
- * Outcomes: those of evs_append() (the message names the part), and
+ * Outcomes: those of evs_append() (the message names the part; on
+ * EVS_WRONG_VERSION the failing part's result holds its actual version),
+ *   EVS_INVALID           a stream or checkpoint name twice, a bad
+ *                         checkpoint name, a malformed condition query
+ *                         (NULL arrays with counts, more than EVS_MAX_TAGS
+ *                         tags in an item, an empty type or tag)
+ *   EVS_EMPTY_BATCH       no part and no checkpoint write, or a part of
+ *                         no events
  *   EVS_CONDITION_FAILED  an event matching cond->fail_if exists after
  *                         cond->after; *conflict (may be NULL) is the
  *                         first such position; nothing written.
@@ -522,15 +535,18 @@ typedef void (*evs_problem_fn)(void *ctx, const char *problem);
 /*
  * Check every index against the event log: positions gap-free, records
  * decodable, stream versions contiguous and indexed, ids indexed, time
- * index monotonic and matching commit boundaries. *problems receives the
+ * index monotonic and matching commit boundaries, the type, category, tag
+ * and correlation indexes holding exactly the entries the events call for
+ * (a missing entry and an extra one are both reported). *problems receives the
  * count; EVS_OK means the check ran (look at *problems).
  */
 int evs_verify(evs_store *store, evs_problem_fn fn, void *ctx, uint64_t *problems);
 
 /* Called by evs_verify_ex() while it runs: `done` of `total` records
  * checked so far. Records are the entries of the event log and of the
- * stream, id and time indexes together (each walked once), so total is
- * about three to four times the event count. total is known before the
+ * stream, id, time and event (type, category, tag, correlation) indexes
+ * together (each walked once), so total is about five times the event
+ * count, more with tags. total is known before the
  * first call and never changes, done only rises, and a check that runs
  * to the end makes one last call with done == total (0 of 0 for an
  * empty store). */
@@ -741,6 +757,70 @@ int evs_snapshot_prune(evs_aggregate *agg, const char *stream, uint64_t keep, ui
 /* Delete every snapshot of `stream` (NULL = of every stream), of any
  * definition. Changes no load's result, only its speed. */
 int evs_snapshot_clear(evs_store *store, const char *stream, uint64_t *removed);
+
+/* ---------------------------------------------------------------------
+ * Decisions over a query (Dynamic Consistency Boundaries): evs_decide()
+ *
+ * The counterpart of evs_execute() when a decision spans what a query
+ * selects rather than one stream (a unique username, a course's capacity,
+ * a transfer between two accounts). evs_decide() reads the events
+ * matching `query` in position order and folds each into the caller's
+ * state (apply, with ctx), calls decide, and appends what it emitted with
+ * evs_append_ex() under the condition "fail if an event matching `query`
+ * exists after the last matching position read" (0 when none matched).
+ * On EVS_CONDITION_FAILED it folds just the matching events that came in
+ * meanwhile (the fold so far stays valid: events never change and come
+ * in position order) and decides again, at most max_attempts rounds.
+ *
+ * decide emits events with evs_dcb_emit() into any streams (EVS_ANY:
+ * the condition, not a version, guards the decision), grouped into one
+ * part per stream in the order streams were first emitted to, or rejects
+ * with evs_dcb_reject() (nothing written). Both copy their inputs;
+ * evs_dcb_emit() returns EVS_OK, EVS_INVALID, EVS_BAD_STREAM,
+ * EVS_EVENT_TOO_LARGE, EVS_BATCH_TOO_LARGE (more than max_batch events in
+ * the decision) or EVS_NOMEM, and the append checks the rest. A decision
+ * with no events appends nothing (EVS_OK, events = 0).
+ *
+ * init (optional) resets the state once, before the first read; apply
+ * must not call the library (a read transaction is open); decide runs
+ * with none open. Callbacks return EVS_OK or a code, which evs_decide()
+ * returns.
+ *
+ * Outcomes: EVS_OK; EVS_REJECTED (the message is decide's);
+ * EVS_CONDITION_FAILED (every attempt lost: result->conflict is the last
+ * conflicting position); the append's outcomes for bad events; EVS_INVALID
+ * (no query, apply or decide; a malformed query). Failures: those of
+ * reading and appending.
+ * ------------------------------------------------------------------- */
+
+typedef struct evs_dcb_decision evs_dcb_decision;
+int evs_dcb_emit(evs_dcb_decision *d, const char *stream, const evs_event_in *event);
+int evs_dcb_reject(evs_dcb_decision *d, const char *message);
+
+typedef struct evs_decider {
+	const evs_query *query; /* what the decision depends on; no items =
+	                           every event */
+	void *ctx;              /* handed to every callback */
+	int (*init)(void *ctx); /* optional */
+	int (*apply)(void *ctx, const evs_event *event);
+	int (*decide)(void *ctx, evs_dcb_decision *d);
+	unsigned max_attempts; /* 0 = EVS_DEFAULT_ATTEMPTS */
+} evs_decider;
+
+typedef struct evs_decide_result {
+	uint64_t after;          /* last matching position folded (the
+	                            condition's); 0 = none matched */
+	uint64_t folded;         /* events folded over all attempts */
+	uint64_t first_position; /* of the appended events; 0 = none */
+	uint64_t last_position;
+	size_t events;     /* events appended */
+	unsigned attempts; /* decide rounds: 1 + conditions failed */
+	uint64_t conflict; /* the last EVS_CONDITION_FAILED's position */
+	int idempotent;    /* an exact retry of stored events (fixed ids) */
+} evs_decide_result;
+
+/* result may be NULL. */
+int evs_decide(evs_store *store, const evs_decider *decider, evs_decide_result *result);
 
 /* ---------------------------------------------------------------------
  * The generic aggregate: every stream has it, without code. Its state is

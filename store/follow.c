@@ -12,13 +12,19 @@
  * moved the counter, so the sleep returns at once and no event is ever
  * waited past. Sleeps are cut into RECHECK_MS slices, the bounded fallback
  * should a wake-up be lost.
+ *
+ * A filter with an indexed part (type, category, tag, correlation id)
+ * finds its events through the event indexes (ixplan.c), in catch-up and
+ * live alike: a chunk reads only the records the indexes point at, and
+ * when they point at nothing more, everything up to the snapshot's last
+ * position counts as skipped.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "index.h"
 
 #define CHUNK_EVENTS 256
 #define CHUNK_BYTES  ((size_t)1 << 20)
@@ -35,9 +41,11 @@ struct evs_sub {
 	uint64_t pos;     /* last position delivered or skipped */
 	uint64_t scanned; /* last position the current chunk looked at */
 	evs__filter filter;
-	evs__buf buf; /* the chunk's records */
+	evs__plan *plan; /* NULL: the filter is checked on a scan */
+	evs__buf buf;    /* the chunk's records */
 	copied ev[CHUNK_EVENTS];
-	size_t n, next; /* events in the chunk, the next to hand out */
+	size_t n, next;             /* events in the chunk, the next to hand out */
+	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
 };
 
 static int64_t mono_ms(void)
@@ -82,8 +90,78 @@ int evs_subscribe(evs_store *s, uint64_t after, const evs_filter *filter, evs_su
 		free(sub);
 		return rc;
 	}
+	if (evs__plan_filter(&sub->filter, &sub->plan) != 0) {
+		evs_sub_close(sub);
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	}
 	*out = sub;
 	return EVS_OK;
+}
+
+/* Keep the record at pos (its view ev passed the filter) in the chunk:
+ * 0, or ENOMEM; *full once the chunk is. */
+static int keep(evs_sub *sub, uint64_t pos, const MDB_val *v, bool *full)
+{
+	sub->ev[sub->n] = (copied){pos, sub->buf.len, v->mv_size};
+	evs__buf_putn(&sub->buf, v->mv_data, v->mv_size);
+	if (sub->buf.oom)
+		return ENOMEM;
+	*full = ++sub->n == CHUNK_EVENTS || sub->buf.len >= CHUNK_BYTES;
+	return 0;
+}
+
+/* The indexed chunk: the positions the plan yields after sub->pos, in the
+ * snapshot txn. MDB_NOTFOUND once they end (every position up to the
+ * snapshot's last is then looked at), -1 for a malformed record. */
+static int refill_indexed(evs_sub *sub, MDB_txn *txn)
+{
+	MDB_val k, v;
+	uint8_t key[8];
+	uint64_t pos, at = sub->pos;
+	size_t looked = 0;
+	bool full = false;
+	int rc;
+
+	if ((rc = evs__plan_bind(sub->plan, txn, sub->s->index)) != 0)
+		return rc;
+	while ((rc = evs__plan_next(sub->plan, at, &pos)) == 0) {
+		evs_str tags[EVS_MAX_TAGS];
+		evs_event ev;
+
+		at = pos;
+		evs__put_u64(key, pos);
+		k.mv_size = 8;
+		k.mv_data = key;
+		if ((rc = mdb_get(txn, sub->s->events, &k, &v)) != 0) {
+			rc = rc == MDB_NOTFOUND ? -1 : rc;
+			break;
+		}
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
+			rc = -1;
+			break;
+		}
+		sub->scanned = pos;
+		if (!evs__filter_pass(&sub->filter, &ev)) {
+			if (++looked == CHUNK_SCAN)
+				break;
+			continue;
+		}
+		if ((rc = keep(sub, pos, &v, &full)) != 0 || full)
+			break;
+	}
+	evs__plan_unbind(sub->plan);
+	if (rc == MDB_NOTFOUND) {
+		/* nothing more matches in this snapshot: all of it is looked at */
+		MDB_cursor *c;
+		if ((rc = mdb_cursor_open(txn, sub->s->events, &c)) != 0)
+			return rc;
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		mdb_cursor_close(c);
+		if (rc == 0 && k.mv_size == 8 && evs__get_u64(k.mv_data) > sub->scanned)
+			sub->scanned = evs__get_u64(k.mv_data);
+		rc = rc && rc != MDB_NOTFOUND ? rc : MDB_NOTFOUND;
+	}
+	return rc;
 }
 
 /* Copy the next chunk of events after sub->pos that pass the filter.
@@ -107,6 +185,11 @@ static int refill(evs_sub *sub, bool *end)
 	}
 	if ((rc = evs__read_begin(sub->s, &txn)) != EVS_OK)
 		return rc;
+	if (sub->plan) {
+		rc = refill_indexed(sub, txn);
+		evs__read_end(sub->s, txn);
+		goto done;
+	}
 	if ((rc = mdb_cursor_open(txn, sub->s->events, &cur)) != 0) {
 		evs__read_end(sub->s, txn);
 		return evs__fail_mdb(sub->s, rc, "could not open cursor");
@@ -117,9 +200,10 @@ static int refill(evs_sub *sub, bool *end)
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
+		evs_str tags[EVS_MAX_TAGS];
 		evs_event ev;
 
-		if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (pos == 0 || !evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			rc = -1;
 			break;
 		}
@@ -129,17 +213,13 @@ static int refill(evs_sub *sub, bool *end)
 				break;
 			continue;
 		}
-		sub->ev[sub->n] = (copied){pos, sub->buf.len, v.mv_size};
-		evs__buf_putn(&sub->buf, v.mv_data, v.mv_size);
-		if (sub->buf.oom) {
-			rc = ENOMEM;
-			break;
-		}
-		if (++sub->n == CHUNK_EVENTS || sub->buf.len >= CHUNK_BYTES)
+		bool full = false;
+		if ((rc = keep(sub, pos, &v, &full)) != 0 || full)
 			break;
 	}
 	mdb_cursor_close(cur);
 	evs__read_end(sub->s, txn);
+done:
 	if (rc == MDB_NOTFOUND) {
 		*end = true;
 		rc = 0;
@@ -170,7 +250,8 @@ int evs_sub_next(evs_sub *sub, evs_event *ev, int timeout_ms)
 	for (;;) {
 		if (sub->next < sub->n) {
 			const copied *c = &sub->ev[sub->next++];
-			if (!evs__record_decode(sub->buf.ptr + c->off, c->len, c->position, ev))
+			if (!evs__record_decode(sub->buf.ptr + c->off, c->len, c->position, ev,
+						sub->tags))
 				return evs__fail(sub->s, EVS_CORRUPT, "malformed record");
 			sub->pos = c->position;
 			return EVS_OK;
@@ -201,6 +282,7 @@ void evs_sub_close(evs_sub *sub)
 {
 	if (sub == NULL)
 		return;
+	evs__plan_free(sub->plan);
 	evs__filter_free(&sub->filter);
 	evs__buf_free(&sub->buf);
 	free(sub);

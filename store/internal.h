@@ -16,8 +16,11 @@
 #include "evstore.h"
 #include "mpread.h"
 
-#define EVS_FORMAT_VERSION  2u /* 2: the journal (store/jcommit.c) */
-#define EVS_RECORD_VERSION  1u
+#define EVS_FORMAT_VERSION \
+	3u                     /* 2: the journal (store/jcommit.c); 3: tags,
+				  * producer and the event indexes (index.c) */
+#define EVS_FORMAT_JOURNAL  2u /* the first format with the journal */
+#define EVS_RECORD_VERSION  2u /* 1 in format 1 and 2 stores */
 #define EVS_MAX_BATCH_BYTES ((size_t)256 << 20)
 #define EVS_GROUP_BYTES     ((size_t)64 << 20)
 #define EVS_DEFAULT_MAP     ((size_t)1 << 30)
@@ -95,6 +98,8 @@ typedef struct evs__core {
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time, snapshots, schemas;
 	MDB_dbi checkpoints; /* 0: absent (older store opened read-only) */
+	MDB_dbi index;       /* the event indexes (index.c) */
+	char catsep;         /* the store's category separator */
 	evs__notify notify;
 
 	/*
@@ -148,6 +153,7 @@ struct evs_store {
 	MDB_dbi meta, events, streams, ids, time;
 	MDB_dbi snapshots;   /* 0: absent (older store opened read-only) */
 	MDB_dbi checkpoints; /* checkpoint.c; 0: absent, as snapshots */
+	MDB_dbi index;       /* index.c */
 	char *path;
 	evs_options opts;
 	evs__notify notify;
@@ -221,9 +227,12 @@ int evs__j_open(evs__core *c, const char *path, bool read_only);
 int evs__j_start(evs_store *s);
 void evs__j_close(evs__core *c);
 /* Journal and commit a group's write transaction (events first..last in
- * txn); the transaction ends either way. *ck_after: checkpoint before
- * answering (the group went through LMDB's own sync). 0 or a code. */
-int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, bool *ck_after);
+ * txn; first = last + 1 when it has none, only checkpoint writes); the
+ * transaction ends either way. ckw: the group's checkpoint writes encoded
+ * for the record's body (jckw.c), ckw_len 0 = none. *ck_after: checkpoint
+ * before answering (the group went through LMDB's own sync). 0 or a code. */
+int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
+		  size_t ckw_len, bool *ck_after);
 /* Checkpoint now (EVS_ code); or when one is due (errors only logged). */
 int evs__j_checkpoint(evs_store *s);
 void evs__j_maybe_checkpoint(evs_store *s);
@@ -247,12 +256,28 @@ int evs__check_name(const char *name, size_t *len);
 /* msgpack-c's writer callback into an evs__buf (-1 once it is out of
  * memory or past its limit). */
 int evs__mp_buf_write(void *data, const char *buf, size_t len);
-/* Encode the part of a record that is known before commit (the tail). */
+/* Encode the part of a record that is known before commit (the tail).
+ * Tags and producer must have been checked (evs__tags_check); the tags are
+ * stored sorted. */
 int evs__record_tail(evs__buf *out, const char *stream, size_t stream_len, const evs_event_in *ev,
 		     const uint8_t id[16]);
+/* The same with tags and producer given as views (ev's are ignored). */
+int evs__record_tail_ex(evs__buf *out, const char *stream, size_t stream_len,
+			const evs_event_in *ev, const uint8_t id[16], const evs_str *tags,
+			size_t ntags, evs_str producer);
 void evs__record_head(uint8_t head[EVS__RECORD_HEAD], int64_t recorded_at, uint64_t version);
-/* Decode a record value into a view; false if it is malformed. */
-bool evs__record_decode(const void *val, size_t len, uint64_t position, evs_event *ev);
+/* Decode a record value (version 1 or 2) into a view; false if it is
+ * malformed. ev->tags points into `tags`, the caller's array (an iterator
+ * owns one), so the view lives as long as both. */
+bool evs__record_decode(const void *val, size_t len, uint64_t position, evs_event *ev,
+			evs_str tags[EVS_MAX_TAGS]);
+/* Decode a tail from evs__record_tail (position, version, recorded_at 0). */
+bool evs__record_decode_tail(const void *tail, size_t len, evs_event *ev,
+			     evs_str tags[EVS_MAX_TAGS]);
+/* Check a tag set: SIZE_MAX if fine, else the index of the first bad tag
+ * with *why ("is empty", ...; "repeats tag": *other is the earlier one). */
+size_t evs__tags_check(const evs_str *tags, size_t n, const char **why, size_t *other);
+void evs__tags_sort(evs_str *tags, size_t n);
 /* Quick peeks used by indexes and verification. */
 static inline int64_t evs__record_recorded_at(const void *val)
 {
@@ -288,7 +313,13 @@ int evs__sx_step(MDB_cursor *c, const char *stream, size_t len, int dir, uint64_
 int evs__stream_head_txn(evs_store *s, MDB_txn *txn, const char *stream, size_t len,
 			 uint64_t *version, uint64_t *position);
 
-/* A copied filter. */
+/* ---- filter.c: copied filters and queries ------------------------------ */
+
+/* Keys one filter or query may name in all (types, categories, tags,
+ * items): bounds the index walk's cursors. */
+#define EVS__PLAN_MAX_KEYS 1024
+
+/* A copied evs_filter. */
 typedef struct evs__filter {
 	char **types;
 	size_t *type_lens;
@@ -296,11 +327,41 @@ typedef struct evs__filter {
 	char **prefixes;
 	size_t *prefix_lens;
 	size_t nprefixes;
+	char **categories;
+	size_t *category_lens;
+	size_t ncategories;
+	char **tags;
+	size_t *tag_lens;
+	size_t ntags;
+	bool has_correlation;
+	uint8_t correlation[16];
+	char catsep; /* the store's category separator */
 } evs__filter;
 
 int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src);
 void evs__filter_free(evs__filter *f);
 bool evs__filter_pass(const evs__filter *f, const evs_event *ev);
+
+/* A copied evs_query; all: it matches every event (no items, or an item
+ * with neither types nor tags). */
+typedef struct evs__qitem {
+	char **types;
+	size_t *type_lens;
+	size_t ntypes;
+	char **tags;
+	size_t *tag_lens;
+	size_t ntags;
+} evs__qitem;
+
+typedef struct evs__query {
+	evs__qitem *items;
+	size_t nitems;
+	bool all;
+} evs__query;
+
+int evs__query_copy(const evs_store *s, evs__query *dst, const evs_query *src);
+void evs__query_free(evs__query *q);
+bool evs__query_pass(const evs__query *q, const evs_event *ev);
 
 /* ---- schema/admit.c, schema/cache.c ------------------------------ */
 
@@ -321,5 +382,7 @@ void evs__schema_close(evs_store *s);
 #define EVS__META_SCHEMA_GEN     "schema_gen"
 #define EVS__META_SCHEMA_UNKNOWN "schema_unknown"
 #define EVS__META_JOURNAL        "journal"
+#define EVS__META_CATSEP         "category_separator"
+#define EVS__META_INDEX_BUILT    "index_built"
 
 #endif /* EVS_INTERNAL_H */

@@ -302,10 +302,11 @@ static void kill_hook(evs__core *c)
 		raise(SIGKILL);
 }
 
-/* Build the group's record (events first..last as written in txn) into
- * buf at EVS__J_HEAD; its body length in *body. */
-static int build(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, evs__buf *buf,
-		 size_t *body)
+/* Build the group's record (events first..last as written in txn, then
+ * the checkpoint writes ckw: jckw.c) into buf at EVS__J_HEAD; its body
+ * length in *body. */
+static int build(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
+		 size_t ckw_len, evs__buf *buf, size_t *body)
 {
 	uint8_t pk[8];
 	MDB_val k = {8, pk}, v;
@@ -319,6 +320,7 @@ static int build(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, evs_
 			return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
 		need += 4 + v.mv_size;
 	}
+	need += ckw_len;
 	if (evs__buf_reserve(buf, need + 16) != 0)
 		return ENOMEM;
 	buf->len = EVS__J_HEAD;
@@ -329,11 +331,15 @@ static int build(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, evs_
 		memcpy(buf->ptr + buf->len + 4, v.mv_data, v.mv_size);
 		buf->len += 4 + v.mv_size;
 	}
+	if (ckw_len)
+		memcpy(buf->ptr + buf->len, ckw, ckw_len);
+	buf->len += ckw_len;
 	*body = buf->len - EVS__J_HEAD;
 	return 0;
 }
 
-int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, bool *ck_after)
+int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
+		  size_t ckw_len, bool *ck_after)
 {
 	evs__core *c = s->core;
 	uint64_t lsn, unj, at, end, ck_lsn, ck_txnid, fseq, flsn;
@@ -367,7 +373,7 @@ int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, boo
 			goto abort;
 		ck_lsn = lsn;
 	}
-	if ((rc = build(s, txn, first, last, &buf, &body)) != 0)
+	if ((rc = build(s, txn, first, last, ckw, ckw_len, &buf, &body)) != 0)
 		goto abort;
 	len = evs__j_rec_size(body);
 	if (len + EVS__J_HEAD > c->jring / 4) {

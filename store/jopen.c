@@ -39,6 +39,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "index.h"
 #include "journal.h"
 
 static uint64_t ring_size(void)
@@ -157,13 +158,14 @@ out:
 	return rc;
 }
 
-/* Write one record's events into txn (its first position is the store's
- * last + 1). */
+/* Write one record's events and checkpoint writes into txn (its first
+ * position is the store's last + 1). */
 static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *last)
 {
 	const uint8_t *p = r->body, *end = r->body + r->body_len;
 	uint64_t pos = r->first, added = 0;
 	int64_t at = 0;
+	evs_str tags[EVS_MAX_TAGS];
 	evs_event ev;
 	int rc;
 
@@ -173,7 +175,7 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 		uint32_t len = evs__get_u32(p);
 		const uint8_t *rec = p + 4;
 		p += 4 + len;
-		if (!evs__record_decode(rec, len, pos, &ev))
+		if (!evs__record_decode(rec, len, pos, &ev, tags))
 			return MDB_CORRUPTED;
 		uint8_t pk[8];
 		MDB_val k = {8, pk}, v = {len, (void *)rec};
@@ -184,6 +186,8 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 		MDB_val ik = {16, ev.id}, iv = {8, pk};
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
+		if ((rc = evs__ix_add(s, txn, pos, &ev)) != 0)
+			return rc;
 		if (ev.version == 1)
 			added++;
 		at = ev.recorded_at;
@@ -192,8 +196,11 @@ static int replay_rec(evs_store *s, MDB_txn *txn, const evs__jrec *r, uint64_t *
 	MDB_val k = {8, tk}, v = {8, tv};
 	evs__put_u64(tk, (uint64_t)at);
 	evs__put_u64(tv, pos - 1);
-	if ((rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0 ||
+	if ((r->n && (rc = mdb_put(txn, s->time, &k, &v, MDB_APPEND)) != 0) ||
 	    (added && (rc = evs__count_streams(s, txn, added)) != 0))
+		return rc;
+	/* the checkpoint writes after the events (jckw.c) */
+	if ((rc = evs__jckw_apply(s, txn, p, end)) != 0)
 		return rc;
 	*last = pos - 1;
 	return 0;
@@ -219,7 +226,7 @@ static int replay(evs_store *s)
 			break;
 		}
 		int got = evs__j_read_rec(c->jfd, c->jring, c->juuid, lsn, &buf, &r);
-		if (got <= 0 || r.first != last + 1 || r.n == 0) {
+		if (got <= 0 || r.first != last + 1) {
 			evs__read_end(s, txn);
 			rc = got < 0 ? evs__fail(s, EVS_IO, "could not read the journal of \"%s\"",
 						 s->path)
@@ -250,7 +257,7 @@ static int replay(evs_store *s)
 }
 
 /* A store without the journal's head (new, or format 1): start it at the
- * checkpoint's lsn and mark format 2. */
+ * checkpoint's lsn and mark format 2 (at least; index.c goes on to 3). */
 static int upgrade(evs_store *s)
 {
 	MDB_txn *txn;
@@ -264,11 +271,11 @@ static int upgrade(evs_store *s)
 	rc = evs__j_head_get(s, txn, &lsn, &unj);
 	MDB_val cur;
 	bool old = mdb_get(txn, s->meta, &k, &cur) != 0 || cur.mv_size != 4 ||
-		   evs__get_u32(cur.mv_data) != EVS_FORMAT_VERSION;
+		   evs__get_u32(cur.mv_data) < EVS_FORMAT_JOURNAL;
 	if (rc == MDB_NOTFOUND || (rc == 0 && old)) {
-		evs__put_u32(fmt, EVS_FORMAT_VERSION);
+		evs__put_u32(fmt, EVS_FORMAT_JOURNAL);
 		rc = evs__j_head_put(s, txn, rc == 0 ? lsn : s->core->ck_lsn, 0);
-		if (!rc)
+		if (!rc && old)
 			rc = mdb_put(txn, s->meta, &k, &v, 0);
 		if (!rc)
 			return (rc = evs__txn_commit_raw(s, txn))

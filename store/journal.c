@@ -38,6 +38,11 @@
  *   44   4  crc of bytes 0..43
  *   48   .  n times: u32 length, then the event record exactly as stored
  *           in "events" (docs/FORMAT.md), positions first, first+1, ...
+ *           (n may be 0: a commit of checkpoint writes only)
+ *   .    .  the commit's checkpoint writes, if any (jckw.c), in order:
+ *           u8 kind (1 set, 2 remove), u8 name length (1..255), the name,
+ *           and for kind 1 the u64 position; a kind 0 (the padding) or the
+ *           end of the body ends them
  *   .    .  zeros up to L - 4
  *   L-4  4  crc of bytes 0..L-5
  * The next record starts at lsn + L.

@@ -76,6 +76,12 @@ int evs__j_read_rec(int fd, uint64_t ring, const uint8_t uuid[16], uint64_t lsn,
 int evs__j_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int evs__j_pread(int fd, void *p, size_t n, uint64_t off);
 
+/* ---- jckw.c: checkpoint writes in a record, after its events --------- */
+
+/* Apply the entries in [p, end) (the body after the events; zero padding
+ * ends them) in txn: 0, or MDB_CORRUPTED / an LMDB code. */
+int evs__jckw_apply(evs_store *s, MDB_txn *txn, const uint8_t *p, const uint8_t *end);
+
 /* ---- jcommit.c, jopen.c: the protocol ---------------------------------- */
 
 /* This boot's id (EVS_BOOT_ID overrides /proc/sys/kernel/random/boot_id). */

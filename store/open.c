@@ -103,7 +103,18 @@ int evs_open(const char *path, const evs_options *opts, evs_store **out)
 	s->snapshots = c->snapshots;
 	s->schemas = c->schemas;
 	s->checkpoints = c->checkpoints;
+	s->index = c->index;
 	s->notify = c->notify;
+
+	if (s->opts.category_separator && s->opts.category_separator != c->catsep) {
+		char msg[1024];
+		snprintf(msg, sizeof msg,
+			 "could not open store \"%s\": its category separator is '%c', not '%c' "
+			 "(it is fixed when the store is created)",
+			 path, c->catsep, s->opts.category_separator);
+		evs_close(s);
+		return evs__fail_msg(NULL, EVS_INVALID, msg);
+	}
 
 	/* A larger map than the shared environment has: grow it, as the
 	 * first open would have made it. */

@@ -4,15 +4,21 @@
  * An iterator owns one read transaction for its whole life, so it sees one
  * consistent snapshot and hands out zero-copy views into the map. Reading a
  * stream walks its entries in "streams" (stream_index.c) and fetches each
- * record by position. Reading all walks "events" in key order; filters look
- * at the decoded view, which costs no allocation.
+ * record by position. Reading all walks "events" in key order, unless the
+ * filter names an indexed part (type, category, tag, correlation id): then
+ * the event indexes give the candidate positions (ixplan.c) and only those
+ * records are read. Filters look at the decoded view, which costs no
+ * allocation. evs_read_query reads by the indexes in the same way.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "index.h"
 
-enum { KIND_STREAM, KIND_ALL };
+/* KIND_INDEX: all events, by the positions a plan over the event indexes
+ * yields (ixplan.c), each checked against the whole filter on its record */
+enum { KIND_STREAM, KIND_ALL, KIND_INDEX };
 
 struct evs_iter {
 	evs_store *s;
@@ -27,7 +33,11 @@ struct evs_iter {
 	size_t stream_len;
 	uint8_t key[8];
 	evs__filter filter;
-	evs_upcaster *up; /* evs_iter_upcast(): events in their latest version */
+	evs__query query;
+	evs__plan *plan;
+	uint64_t last;              /* KIND_INDEX: the last position handed out or tried */
+	evs_upcaster *up;           /* evs_iter_upcast(): events in their latest version */
+	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
 };
 
 int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
@@ -71,97 +81,6 @@ int evs_find_id(evs_store *s, const uint8_t id[16], uint64_t *position)
 	if (rc == MDB_NOTFOUND)
 		return EVS_NOT_FOUND;
 	return rc ? evs__fail_mdb(s, rc, "could not look up event id") : EVS_OK;
-}
-
-/* ---- filters ----------------------------------------------------------- */
-
-/* Copy n strings and their lengths: 0, or -1 out of memory. */
-static int copy_strings(const char *const *src, size_t n, char ***out, size_t **lens)
-{
-	char **v = evs__calloc(n, sizeof *v);
-	size_t *l = evs__calloc(n, sizeof *l);
-
-	if (v == NULL || l == NULL)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		if ((v[i] = evs__strdup(src[i])) == NULL)
-			goto fail;
-		l[i] = strlen(src[i]);
-	}
-	*out = v;
-	*lens = l;
-	return 0;
-fail:
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-	free(l);
-	return -1;
-}
-
-static bool has_null(const char *const *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i] == NULL)
-			return true;
-	return false;
-}
-
-int evs__filter_copy(const evs_store *s, evs__filter *dst, const evs_filter *src)
-{
-	memset(dst, 0, sizeof *dst);
-	if (src == NULL)
-		return EVS_OK;
-	if ((src->ntypes && src->types == NULL) || (src->nprefixes && src->stream_prefixes == NULL))
-		return evs__fail(s, EVS_INVALID, "filter: NULL array with a count");
-	/* a caller's mistake, told apart from out of memory */
-	if (has_null(src->types, src->ntypes))
-		return evs__fail(s, EVS_INVALID, "filter: NULL type");
-	if (has_null(src->stream_prefixes, src->nprefixes))
-		return evs__fail(s, EVS_INVALID, "filter: NULL prefix");
-	if (src->ntypes) {
-		if (copy_strings(src->types, src->ntypes, &dst->types, &dst->type_lens) != 0)
-			return evs__fail(s, EVS_NOMEM, "out of memory");
-		dst->ntypes = src->ntypes;
-	}
-	if (src->nprefixes) {
-		if (copy_strings(src->stream_prefixes, src->nprefixes, &dst->prefixes,
-				 &dst->prefix_lens) != 0) {
-			evs__filter_free(dst);
-			return evs__fail(s, EVS_NOMEM, "out of memory");
-		}
-		dst->nprefixes = src->nprefixes;
-	}
-	return EVS_OK;
-}
-
-void evs__filter_free(evs__filter *f)
-{
-	for (size_t i = 0; i < f->ntypes; i++)
-		free(f->types[i]);
-	for (size_t i = 0; i < f->nprefixes; i++)
-		free(f->prefixes[i]);
-	free(f->types);
-	free(f->type_lens);
-	free(f->prefixes);
-	free(f->prefix_lens);
-	memset(f, 0, sizeof *f);
-}
-
-bool evs__filter_pass(const evs__filter *f, const evs_event *ev)
-{
-	bool ok = f->ntypes == 0;
-
-	for (size_t i = 0; !ok && i < f->ntypes; i++)
-		ok = f->type_lens[i] == ev->type.len &&
-		     memcmp(f->types[i], ev->type.ptr, ev->type.len) == 0;
-	if (!ok)
-		return false;
-	ok = f->nprefixes == 0;
-	for (size_t i = 0; !ok && i < f->nprefixes; i++)
-		ok = f->prefix_lens[i] <= ev->stream.len &&
-		     memcmp(f->prefixes[i], ev->stream.ptr, f->prefix_lens[i]) == 0;
-	return ok;
 }
 
 /* ---- iterators --------------------------------------------------------- */
@@ -217,6 +136,32 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	return EVS_OK;
 }
 
+/* Start a read of all events (by a plan when it has one). */
+static int iter_start(evs_iter *it, uint64_t from, int direction, size_t limit, evs_iter **out)
+{
+	int rc;
+
+	it->from = from;
+	it->dir = direction;
+	it->limit = limit;
+	if (it->plan) {
+		it->kind = KIND_INDEX;
+		if ((rc = evs__plan_bind(it->plan, it->txn, it->s->index)) != 0) {
+			evs_store *s = it->s;
+			evs_iter_free(it);
+			return evs__fail_mdb(s, rc, "could not open the event index");
+		}
+		/* forward from `from` inclusive: after from - 1; backward: before
+		 * from + 1 (EVS_ANY: before the end) */
+		if (direction == EVS_FORWARD)
+			it->last = from ? from - 1 : 0;
+		else
+			it->last = from == UINT64_MAX ? UINT64_MAX : from + 1;
+	}
+	*out = it;
+	return EVS_OK;
+}
+
 int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *filter, size_t limit,
 		 evs_iter **out)
 {
@@ -233,11 +178,34 @@ int evs_read_all(evs_store *s, uint64_t from, int direction, const evs_filter *f
 		evs_iter_free(it);
 		return rc;
 	}
-	it->from = from;
-	it->dir = direction;
-	it->limit = limit;
-	*out = it;
-	return EVS_OK;
+	if ((rc = evs__plan_filter(&it->filter, &it->plan)) != 0) {
+		evs_iter_free(it);
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	}
+	return iter_start(it, from, direction, limit, out);
+}
+
+int evs_read_query(evs_store *s, const evs_query *q, uint64_t from, int direction, size_t limit,
+		   evs_iter **out)
+{
+	evs_iter *it;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (s == NULL || out == NULL || (direction != EVS_FORWARD && direction != EVS_BACKWARD))
+		return EVS_INVALID;
+	if ((rc = iter_new(s, KIND_ALL, s->events, &it)) != EVS_OK)
+		return rc;
+	if ((rc = evs__query_copy(s, &it->query, q)) != EVS_OK) {
+		evs_iter_free(it);
+		return rc;
+	}
+	if ((rc = evs__plan_query(&it->query, &it->plan)) != 0) {
+		evs_iter_free(it);
+		return evs__fail(s, EVS_NOMEM, "out of memory");
+	}
+	return iter_start(it, from, direction, limit, out);
 }
 
 /* The next entry: for all events, (position key, record); for a stream,
@@ -258,6 +226,18 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 		return 0;
 	}
 	it->started = true;
+	if (it->kind == KIND_INDEX) {
+		rc = it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->last, &pos)
+					    : evs__plan_prev(it->plan, it->last, &pos);
+		if (rc == 0) {
+			it->last = pos;
+			evs__put_u64(it->key, pos);
+			k->mv_size = 8;
+			k->mv_data = it->key;
+			v->mv_size = 0;
+		}
+		return rc;
+	}
 	if (from == 0 && it->dir == EVS_FORWARD)
 		from = 1;
 	if (it->kind == KIND_STREAM) {
@@ -310,19 +290,21 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 			return evs__fail(it->s, EVS_CORRUPT, "malformed stream index entry");
 		if (rc)
 			return evs__fail_mdb(it->s, rc, "could not read events");
-		if (it->kind == KIND_STREAM) {
+		if (it->kind != KIND_ALL) {
 			if ((rc = mdb_get(it->txn, it->s->events, &k, &v)) != 0)
 				return evs__fail(it->s, EVS_CORRUPT,
-						 "stream index points at missing position %llu",
+						 "%s index points at missing position %llu",
+						 it->kind == KIND_STREAM ? "stream" : "event",
 						 (unsigned long long)evs__get_u64(k.mv_data));
 		}
 		if (k.mv_size != 8)
 			return evs__fail(it->s, EVS_CORRUPT, "malformed event key");
 		uint64_t pos = evs__get_u64(k.mv_data);
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev))
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, ev, it->tags))
 			return evs__fail(it->s, EVS_CORRUPT, "malformed record at position %llu",
 					 (unsigned long long)pos);
-		if (it->kind == KIND_ALL && !evs__filter_pass(&it->filter, ev))
+		if (it->kind != KIND_STREAM &&
+		    (!evs__filter_pass(&it->filter, ev) || !evs__query_pass(&it->query, ev)))
 			continue;
 		if (it->up && (rc = evs_upcast(it->up, ev, ev)) != EVS_OK) {
 			/* out of memory may pass: the next call tries this one again */
@@ -343,8 +325,10 @@ void evs_iter_free(evs_iter *it)
 		return;
 	if (it->cur)
 		mdb_cursor_close(it->cur);
+	evs__plan_free(it->plan); /* closes its cursors: before the txn ends */
 	evs__read_end(it->s, it->txn);
 	evs__filter_free(&it->filter);
+	evs__query_free(&it->query);
 	evs_upcaster_free(it->up);
 	free(it->stream);
 	free(it);

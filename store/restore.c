@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "index.h"
 
 static int name_copy(const evs_str *src, char out[EVS_MAX_NAME + 1])
 {
@@ -25,6 +25,30 @@ static int name_copy(const evs_str *src, char out[EVS_MAX_NAME + 1])
 	memcpy(out, src->ptr, src->len);
 	out[src->len] = 0;
 	return evs__check_name(out, &len) == 1 ? 0 : -1;
+}
+
+/* Event i's tags and producer follow the rules of evs_append(). */
+static int restore_tags(evs_store *s, size_t i, const evs_event *e)
+{
+	const char *why = NULL;
+	size_t bad, other = SIZE_MAX;
+
+	if ((e->ntags && e->tags == NULL) || e->ntags > EVS_MAX_TAGS)
+		return evs__fail(s, EVS_INVALID, "event %zu: %zu tags (at most %d, not NULL)", i,
+				 e->ntags, EVS_MAX_TAGS);
+	bad = evs__tags_check(e->tags, e->ntags, &why, &other);
+	if (bad != SIZE_MAX && other != SIZE_MAX)
+		return evs__fail(s, EVS_INVALID, "event %zu: tag %zu repeats tag %zu", i, bad,
+				 other);
+	if (bad != SIZE_MAX)
+		return evs__fail(s, EVS_INVALID, "event %zu: tag %zu %s", i, bad, why);
+	if (e->producer.len && (e->producer.ptr == NULL || e->producer.len > EVS_MAX_NAME ||
+				memchr(e->producer.ptr, 0, e->producer.len) ||
+				!evs__utf8_text((const uint8_t *)e->producer.ptr, e->producer.len)))
+		return evs__fail(s, EVS_INVALID,
+				 "event %zu: producer is longer than 255 bytes or not valid UTF-8",
+				 i);
+	return EVS_OK;
 }
 
 /* Check and write the batch in txn; 0 or an LMDB code; order and input
@@ -77,6 +101,8 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 			*code = evs__fail(s, EVS_BAD_METADATA, "event %zu: metadata: %s", i, why);
 			goto out;
 		}
+		if ((*code = restore_tags(s, i, e)) != EVS_OK)
+			goto out;
 		if (evs__is_zero16(e->id)) {
 			*code = evs__fail(s, EVS_INVALID,
 					  "event %zu: restored events need their id", i);
@@ -127,7 +153,8 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 		memcpy(in.correlation_id, e->correlation_id, 16);
 		memcpy(in.causation_id, e->causation_id, 16);
 		evs__buf_reset(&tail);
-		if (evs__record_tail(&tail, stream, e->stream.len, &in, e->id) != 0) {
+		if (evs__record_tail_ex(&tail, stream, e->stream.len, &in, e->id, e->tags, e->ntags,
+					e->producer) != 0) {
 			rc = ENOMEM;
 			goto out;
 		}
@@ -146,6 +173,8 @@ static int restore_txn(evs_store *s, MDB_txn *txn, const evs_event *events, size
 		iv.mv_size = 8;
 		iv.mv_data = pk;
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
+			goto out;
+		if ((rc = evs__ix_add_tail(s, txn, e->position, tail.ptr, tail.len)) != 0)
 			goto out;
 		evs__put_u64(tk, (uint64_t)e->recorded_at);
 		MDB_val tkv = {8, tk}, tvv = {8, pk};

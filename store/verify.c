@@ -1,7 +1,7 @@
 /*
  * verify.c - check every index against the event log.
  *
- * One read snapshot; four walks:
+ * One read snapshot; five walks:
  *   events     positions 1..N gap-free, records decode, recorded_at
  *              non-decreasing, each event found in "streams" and
  *              "event_ids" at its position, commit boundaries in "time";
@@ -9,6 +9,8 @@
  *              at an event of that stream and version; the stream count;
  *   event_ids  as many ids as events, each pointing at its event;
  *   time       each entry names the last event of a commit;
+ *   index      each entry (index.c) names an event that calls for it;
+ *              and in the events walk, each event's entries are present
  * and the journal: the records after its newest checkpoint, up to the lsn
  * the snapshot holds, are the store's events at their positions, byte for
  * byte (jcommit.c).
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index.h"
 #include "journal.h"
 
 typedef struct vctx {
@@ -48,12 +51,13 @@ static void problem(vctx *v, const char *fmt, ...)
 
 static bool event_at(evs_store *s, MDB_txn *txn, uint64_t pos, evs_event *ev)
 {
+	static __thread evs_str tags[EVS_MAX_TAGS]; /* views looked at, not kept */
 	uint8_t pk[8];
 	MDB_val k = {8, pk}, v;
 
 	evs__put_u64(pk, pos);
 	return mdb_get(txn, s->events, &k, &v) == 0 &&
-	       evs__record_decode(v.mv_data, v.mv_size, pos, ev);
+	       evs__record_decode(v.mv_data, v.mv_size, pos, ev, tags);
 }
 
 #define ULL(x) ((unsigned long long)(x))
@@ -77,7 +81,7 @@ static void step(vctx *v)
  * B-tree headers, so a progress line can show a share and an ETA. */
 static int count_records(evs_store *s, MDB_txn *txn, uint64_t *total)
 {
-	const MDB_dbi dbis[] = {s->events, s->streams, s->ids, s->time};
+	const MDB_dbi dbis[] = {s->events, s->streams, s->ids, s->time, s->index};
 	MDB_stat st;
 	int rc;
 
@@ -90,19 +94,126 @@ static int count_records(evs_store *s, MDB_txn *txn, uint64_t *total)
 	return 0;
 }
 
-static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
+typedef struct ixcheck {
+	MDB_cursor *c; /* on "index" */
+	vctx *vc;
+	uint64_t pos;
+	uint64_t *keys; /* entries the events call for */
+	int rc;
+} ixcheck;
+
+static const char *kind_name(int kind)
+{
+	return kind == EVS__IX_TYPE          ? "type"
+	       : kind == EVS__IX_CATEGORY    ? "category"
+	       : kind == EVS__IX_TAG         ? "tag"
+	       : kind == EVS__IX_CORRELATION ? "correlation"
+					     : "unknown kind";
+}
+
+/* Print a name for a message: text, or hex for a correlation id. */
+static void name_text(int kind, const void *name, size_t len, char *out, size_t size)
+{
+	if (kind == EVS__IX_CORRELATION && len == 16) {
+		evs__uuid_text(name, out);
+		return;
+	}
+	snprintf(out, size, "%.*s", (int)len, (const char *)name);
+}
+
+/* Is event pos's entry (kind, name) in the index? */
+static int ix_present(void *ctx, int kind, const void *name, size_t len)
+{
+	ixcheck *x = ctx;
+	uint64_t got;
+	int rc;
+
+	(*x->keys)++;
+	rc = evs__ix_cursor_next(x->c, kind, name, len, x->pos - 1, &got);
+	if (rc && rc != MDB_NOTFOUND)
+		return x->rc = rc;
+	if (rc == MDB_NOTFOUND || got != x->pos) {
+		char t[EVS_MAX_NAME + 1];
+		name_text(kind, name, len, t, sizeof t);
+		problem(x->vc, "index: %s \"%s\" of position %llu is missing", kind_name(kind), t,
+			ULL(x->pos));
+	}
+	return 0;
+}
+
+/* Does ev call for the entry (kind, name)? */
+typedef struct ixwant {
+	int kind;
+	const uint8_t *name;
+	size_t len;
+} ixwant;
+
+static int ix_wanted(void *ctx, int kind, const void *name, size_t len)
+{
+	const ixwant *w = ctx;
+
+	return kind == w->kind && len == w->len && memcmp(name, w->name, len) == 0;
+}
+
+static int walk_index(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t keys)
 {
 	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->index, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		ixwant w;
+		uint64_t pos;
+		evs_event ev;
+		char t[EVS_MAX_NAME + 1];
+
+		step(vc);
+		n++;
+		if (!evs__ix_split(&k, &w.kind, &w.name, &w.len, &pos) || v.mv_size != 0) {
+			problem(vc, "index: malformed entry");
+			continue;
+		}
+		name_text(w.kind, w.name, w.len, t, sizeof t);
+		if (!event_at(s, txn, pos, &ev))
+			problem(vc, "index: %s \"%s\" points at position %llu, which has no event",
+				kind_name(w.kind), t, ULL(pos));
+		else if (evs__ix_each_key(s, &ev, ix_wanted, &w) == 0)
+			problem(vc,
+				"index: %s \"%s\" points at position %llu, whose event does not "
+				"have it",
+				kind_name(w.kind), t, ULL(pos));
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (n != keys)
+		problem(vc, "index: %llu entries for the %llu the events call for", ULL(n),
+			ULL(keys));
+	return 0;
+}
+
+static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count, uint64_t *keys)
+{
+	MDB_cursor *c, *ic;
 	MDB_val k, v;
 	uint64_t expect = 1;
 	int64_t prev_rec = 0;
 	int rc;
 
-	if ((rc = mdb_cursor_open(txn, s->events, &c)) != 0)
+	if ((rc = mdb_cursor_open(txn, s->index, &ic)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(txn, s->events, &c)) != 0) {
+		mdb_cursor_close(ic);
+		return rc;
+	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		evs_event ev;
+		evs_str tags[EVS_MAX_TAGS];
 		uint64_t pos = k.mv_size == 8 ? evs__get_u64(k.mv_data) : 0;
 
 		step(vc);
@@ -111,7 +222,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 			problem(vc, "events: position %llu found where %llu was expected", ULL(pos),
 				ULL(expect));
 		expect = pos + 1;
-		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev)) {
+		if (!evs__record_decode(v.mv_data, v.mv_size, pos, &ev, tags)) {
 			problem(vc, "events: record at position %llu does not decode", ULL(pos));
 			continue;
 		}
@@ -141,6 +252,12 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 		    evs__get_u64(iv.mv_data) != pos)
 			problem(vc, "event_ids: id of position %llu is not indexed to it",
 				ULL(pos));
+
+		ixcheck x = {ic, vc, pos, keys, 0};
+		if (evs__ix_each_key(s, &ev, ix_present, &x) != 0 && x.rc) {
+			rc = x.rc;
+			break;
+		}
 	}
 	if (rc == MDB_NOTFOUND && expect > 1) {
 		uint8_t tk[8];
@@ -152,6 +269,7 @@ static int walk_events(evs_store *s, MDB_txn *txn, vctx *vc, uint64_t *count)
 				ULL(expect - 1));
 	}
 	mdb_cursor_close(c);
+	mdb_cursor_close(ic);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -347,7 +465,7 @@ int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 {
 	vctx vc = {0};
 	MDB_txn *txn;
-	uint64_t events = 0;
+	uint64_t events = 0, keys = 0;
 	int rc;
 
 	if (s == NULL)
@@ -364,9 +482,10 @@ int evs_verify_ex(evs_store *s, const evs_verify_opts *opts, uint64_t *problems)
 	if ((rc = evs__read_begin(s, &txn)) != EVS_OK)
 		return rc;
 	if ((rc = count_records(s, txn, &vc.total)) == 0 &&
-	    (rc = walk_events(s, txn, &vc, &events)) == 0 &&
+	    (rc = walk_events(s, txn, &vc, &events, &keys)) == 0 &&
 	    (rc = walk_streams(s, txn, &vc, events)) == 0 &&
-	    (rc = walk_ids(s, txn, &vc, events)) == 0 && (rc = walk_time(s, txn, &vc)) == 0)
+	    (rc = walk_ids(s, txn, &vc, events)) == 0 && (rc = walk_time(s, txn, &vc)) == 0 &&
+	    (rc = walk_index(s, txn, &vc, keys)) == 0)
 		rc = walk_journal(s, txn, &vc);
 	evs__read_end(s, txn);
 	if (rc == 0 && vc.progress != NULL && (!vc.called || vc.reported != vc.done))

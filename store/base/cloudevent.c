@@ -42,6 +42,32 @@ static void time_member(evs__buf *b, const char *name, int64_t ns)
 	evs__buf_printf(b, ",\"%s\":\"%s\"", name, t);
 }
 
+void evs__cloudevent_tags(const evs_event *ev, evs__buf *out)
+{
+	for (size_t i = 0; i < ev->ntags; i++) {
+		evs__buf_putc(out, i ? ',' : '[');
+		evs__json_str_lossy(out, ev->tags[i].ptr, ev->tags[i].len);
+	}
+	evs__buf_puts(out, ev->ntags ? "]" : "[]");
+}
+
+/* "tags": the tag set as the text of a JSON array of strings. The spec
+ * has no list type for attributes (Boolean, Integer, String, Binary, URI,
+ * URI-reference, Timestamp) and binary mode carries them in headers, so
+ * the set travels as one String a consumer parses with any JSON parser. */
+static void tags_member(evs__buf *b, const evs_event *ev)
+{
+	evs__buf arr = {0};
+
+	evs__cloudevent_tags(ev, &arr);
+	evs__buf_puts(b, ",\"tags\":");
+	if (arr.oom)
+		b->oom = true;
+	else
+		evs__json_str_lossy(b, arr.ptr, arr.len);
+	evs__buf_free(&arr);
+}
+
 int evs__cloudevent_json(const evs_event *ev, const char *source, evs__buf *out)
 {
 	size_t start;
@@ -77,6 +103,12 @@ int evs__cloudevent_json(const evs_event *ev, const char *source, evs__buf *out)
 		uuid_member(out, "causationid", ev->causation_id);
 	if (ev->occurred_at != 0)
 		time_member(out, "occurredat", ev->occurred_at);
+	if (ev->producer.len) {
+		evs__buf_puts(out, ",\"producer\":");
+		evs__json_str_lossy(out, ev->producer.ptr, ev->producer.len);
+	}
+	if (ev->ntags)
+		tags_member(out, ev);
 	evs__buf_puts(out, ",\"data\":");
 	if (ev->data_len == 0) {
 		evs__buf_puts(out, "{}");

@@ -25,6 +25,12 @@
  *   correlationid    UUID text, only when the event has one
  *   causationid      UUID text, only when the event has one
  *   occurredat       the producer's time, RFC 3339 as time, only when set
+ *   producer         the service that produced the event, only when set
+ *   tags             the event's tags, only when it has some: ONE String
+ *                    holding a JSON array of strings in byte order,
+ *                    "[\"account:42\",\"course:c1\"]" (the spec's
+ *                    attribute types have no list, and binary mode puts
+ *                    attributes in headers: a String is what fits both)
  *   data             the payload as JSON (mpjson.h's number policy, the
  *                    lenient mode: bin/ext as base64 strings)
  *
@@ -49,6 +55,11 @@
  * is not msgpack); EVS_NOMEM (out's memory or limit). On failure out is as
  * it was. */
 int evs__cloudevent_json(const evs_event *ev, const char *source, evs__buf *out);
+
+/* The value of the "tags" attribute: ev's tags as a JSON array of
+ * strings (the text, appended to out; "[]" when none). Binary mode puts
+ * it in a header as it is. */
+void evs__cloudevent_tags(const evs_event *ev, evs__buf *out);
 
 /* UUID text of id (36 characters and a NUL), lowercase, 8-4-4-4-12. */
 void evs__cloudevent_uuid(const uint8_t id[16], char out[37]);

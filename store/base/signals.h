@@ -5,6 +5,7 @@
 #ifndef EVS_BASE_SIGNALS_H
 #define EVS_BASE_SIGNALS_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 /*
@@ -15,5 +16,12 @@
  * of the process.
  */
 void evs__stop_signals(void (*handler)(int), bool ignore_pipe);
+
+/*
+ * The same with the one handler every daemon needs: it only sets the
+ * process's stop flag, whose address is returned (0 until SIGTERM or
+ * SIGINT arrives). A daemon's loops read that flag; none keeps its own.
+ */
+volatile sig_atomic_t *evs__stop_flag_signals(bool ignore_pipe);
 
 #endif /* EVS_BASE_SIGNALS_H */

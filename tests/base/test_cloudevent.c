@@ -44,6 +44,10 @@ static void payload(evs__buf *mp)
 	pack_str(&pk, "Zo\xc3\xab \"q\"");
 }
 
+/* sorted by bytes, as the store hands them out: a comma and a quote
+ * inside a tag, and a multibyte one */
+static const evs_str full_tags[] = {{"account:42", 10}, {"note:\"a,b\"", 10}, {"z\xc3\xbcrich", 7}};
+
 static void full_event(evs_event *ev, evs__buf *mp)
 {
 	memset(ev, 0, sizeof *ev);
@@ -62,6 +66,9 @@ static void full_event(evs_event *ev, evs__buf *mp)
 	ev->occurred_at = 1714566000000000000LL;
 	ev->data = mp->ptr;
 	ev->data_len = mp->len;
+	ev->producer = (evs_str){"billing", 7};
+	ev->tags = full_tags;
+	ev->ntags = 3;
 }
 
 static const char full_text[] =
@@ -73,6 +80,8 @@ static const char full_text[] =
 	"\"correlationid\":\"a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf\","
 	"\"causationid\":\"00010203-0405-0607-0809-0a0b0c0d0e0f\","
 	"\"occurredat\":\"2024-05-01T12:20:00.000000000Z\","
+	"\"producer\":\"billing\","
+	"\"tags\":\"[\\\"account:42\\\",\\\"note:\\\\\\\"a,b\\\\\\\"\\\",\\\"z\xc3\xbcrich\\\"]\","
 	"\"data\":{\"amount\":1.0,\"big\":18446744073709551615,\"name\":\"Zo\xc3\xab \\\"q\\\"\"}}";
 
 START_TEST(full)

@@ -26,22 +26,27 @@ with tempfile.TemporaryDirectory() as tmp:
     run("append", "order-2", "OrderPlaced", '{"sku":"B"}', "--metadata", '{"user":"u1"}')
     exported = [json.loads(l) for l in run("export").stdout.splitlines()]
 
-    env = lmdb.open(store, readonly=True, lock=False, max_dbs=8)
+    env = lmdb.open(store, readonly=True, lock=False, max_dbs=16)
     meta = env.open_db(b"meta", create=False)
     events = env.open_db(b"events", create=False)
     streams = env.open_db(b"streams", create=False)
     ids = env.open_db(b"event_ids", create=False)
+    index = env.open_db(b"index", create=False)
     with env.begin() as txn:
-        assert struct.unpack(">I", txn.get(b"format", db=meta))[0] in (1, 2)
+        assert struct.unpack(">I", txn.get(b"format", db=meta))[0] == 3
         rows = list(txn.cursor(db=events))
         assert len(rows) == len(exported) == 7, (len(rows), len(exported))
         for (key, value), ex in zip(rows, exported):
             position = struct.unpack(">Q", key)[0]
             rec = msgpack.unpackb(value, raw=False)
-            assert len(rec) == 12 and rec[0] == 1
+            assert len(rec) == 14 and rec[0] == 2
             (_, recorded_at, version, stream, event_id, type_, type_version,
-             occurred_at, corr, caus, metadata, data) = rec
-            assert value[:3] == b"\x9c\x01\xcf" and value[11:12] == b"\xcf"
+             occurred_at, corr, caus, metadata, data) = rec[:12]
+            tags, producer = rec[12], rec[13]
+            assert value[:3] == b"\x9e\x02\xcf" and value[11:12] == b"\xcf"
+            assert tags == sorted(set(tags), key=lambda t: t.encode())
+            assert tags == ex.get("tags", []) and producer == ex.get("producer")
+            print(position, stream, version, type_, tags, producer)
             assert position == ex["position"] and stream == ex["stream"]
             assert version == ex["version"] and type_ == ex["type"]
             assert str(uuid.UUID(bytes=event_id)) == ex["id"]
@@ -51,6 +56,14 @@ with tempfile.TemporaryDirectory() as tmp:
             assert struct.unpack(">Q", txn.get(event_id, db=ids))[0] == position
             skey = stream.encode() + b"\0" + struct.pack(">Q", version)
             assert struct.unpack(">Q", txn.get(skey, db=streams))[0] == position
+            # the event indexes (docs/FORMAT.md, "Event indexes")
+            tkey = b"t" + type_.encode() + b"\0" + struct.pack(">Q", position)
+            assert txn.get(tkey, db=index) == b"", tkey
+            ckey = b"c" + stream.split("-")[0].encode() + b"\0" + struct.pack(">Q", position)
+            assert txn.get(ckey, db=index) == b"", ckey
+            for t in tags:
+                gkey = b"g" + t.encode() + b"\0" + struct.pack(">Q", position)
+                assert txn.get(gkey, db=index) == b"", gkey
         # the journal (docs/FORMAT.md, "The journal"): this small store's
         # ring never wrapped, so the chain from lsn 0 holds every commit
         head_lsn = struct.unpack(">QQ", txn.get(b"journal", db=meta))[0]

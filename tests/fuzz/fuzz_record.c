@@ -21,9 +21,13 @@ static void inside(const uint8_t *data, size_t size, const void *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	evs_event ev;
+	evs_str tags[EVS_MAX_TAGS];
 	const char *why;
 
-	if (evs__record_decode(data, size, 1, &ev)) {
+	if (evs__record_decode(data, size, 1, &ev, tags)) {
+		for (size_t i = 0; i < ev.ntags; i++)
+			inside(data, size, tags[i].ptr, tags[i].len);
+		inside(data, size, ev.producer.ptr, ev.producer.len);
 		inside(data, size, ev.stream.ptr, ev.stream.len);
 		inside(data, size, ev.type.ptr, ev.type.len);
 		inside(data, size, ev.data, ev.data_len);

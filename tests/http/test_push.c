@@ -306,6 +306,58 @@ START_TEST(push_filters)
 }
 END_TEST
 
+static void put_tagged(evs_store *s, const char *stream, const char *type, const char *t1,
+		       const char *t2)
+{
+	const char *tags[2] = {t1, t2};
+	evs_event_in ev = {0};
+	evs_append_result res;
+
+	ev.type = type;
+	ev.tags = tags;
+	ev.ntags = t2 ? 2 : t1 ? 1 : 0;
+	ck_assert_int_eq(evs_append(s, stream, EVS_ANY, &ev, 1, &res), EVS_OK);
+}
+
+/* category= and tag= (issue 12), in catch-up and live from the window */
+START_TEST(push_tag_filters)
+{
+	struct fixture f;
+	const uint64_t cat_a[] = {1, 2, 5}, t1[] = {1, 3, 5}, t12[] = {3, 5}, cat_b_y[] = {4},
+		       comma[] = {2};
+	pc live;
+	pc_frame fr;
+
+	start(&f, NULL);
+	/* 1 a-1 x {t1}, 2 a-2 y {x,y}, 3 b-1 x {t1,t2}, 4 b-2 y {}, 5 a-1 x {t1,t2} */
+	put_tagged(f.store, "a-1", "x", "t1", NULL);
+	put_tagged(f.store, "a-2", "y", "x,y", NULL);
+	put_tagged(f.store, "b-1", "x", "t1", "t2");
+	put_tagged(f.store, "b-2", "y", NULL, NULL);
+	put_tagged(f.store, "a-1", "x", "t1", "t2");
+	expect_positions(f.port, "category=a", cat_a, 3);
+	expect_positions(f.port, "tag=t1", t1, 3);
+	expect_positions(f.port, "tag=t1&tag=t2", t12, 2);
+	expect_positions(f.port, "category=b&type=y", cat_b_y, 1);
+	expect_positions(f.port, "tag=x%2Cy", comma, 1);
+	expect_positions(f.port, "category=c,a&tag=t2", &t12[1], 1);
+	/* live: the window keeps each event's tags */
+	open_ok(&live, f.port, "/events/stream?tag=t2&category=b", NULL, false);
+	expect_resume(&live, 5, "latest");
+	put_tagged(f.store, "a-9", "x", "t2", NULL);
+	put_tagged(f.store, "b-9", "x", "t1", NULL);
+	put_tagged(f.store, "b-9", "x", "t1", "t2");
+	ck_assert_uint_eq(next_event(&live, &fr), 8);
+	{
+		static const char want[] = "\"tags\":\"[\\\"t1\\\",\\\"t2\\\"]\"";
+
+		ck_assert(memmem(fr.data, fr.len, want, sizeof want - 1) != NULL);
+	}
+	pc_close(&live);
+	stop(&f);
+}
+END_TEST
+
 START_TEST(push_ndjson)
 {
 	struct fixture f;
@@ -366,21 +418,16 @@ START_TEST(push_refusals)
 	static const char *const lim[] = {"--push-max-streams", "2", "--token", "sekret", NULL};
 	static const char auth[] = "Authorization: Bearer sekret\r\n";
 	static const char *const bad[] = {
-		"/events/stream?after=abc",
-		"/events/stream?after=",
-		"/events/stream?after=-1",
-		"/events/stream?after=18446744073709551616",
-		"/events/stream?after=999",
-		"/events/stream?after=1&after=2",
-		"/events/stream?after",
-		"/events/stream?stream=",
-		"/events/stream?stream_prefix=",
-		"/events/stream?type=",
-		"/events/stream?type=a,,b",
-		"/events/stream?type=a,",
-		"/events/stream?stream=a%00b",
-		"/events/stream?follow=1",
-		NULL,
+		"/events/stream?after=abc",      "/events/stream?after=",
+		"/events/stream?after=-1",       "/events/stream?after=18446744073709551616",
+		"/events/stream?after=999",      "/events/stream?after=1&after=2",
+		"/events/stream?after",          "/events/stream?stream=",
+		"/events/stream?stream_prefix=", "/events/stream?type=",
+		"/events/stream?type=a,,b",      "/events/stream?type=a,",
+		"/events/stream?tag=",           "/events/stream?tag=a&tag=a",
+		"/events/stream?category=a,,b",  "/events/stream?category=a&category=a",
+		"/events/stream?tag=%FF",        "/events/stream?stream=a%00b",
+		"/events/stream?follow=1",       NULL,
 	};
 	uint64_t rng = kit_seed("push_refusals");
 	const char *noarg[] = {"--dsn", NULL, NULL};
@@ -670,8 +717,8 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		push_resume,      push_filters,  push_ndjson, push_refusals,
-		push_many_resume, push_slow_cut, NULL,
+		push_resume,   push_filters,     push_tag_filters, push_ndjson,
+		push_refusals, push_many_resume, push_slow_cut,    NULL,
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -196,11 +196,27 @@ int tu_append_simple(evs_store *st, const char *stream, uint64_t expected, const
 
 void tu_ev_copy(tu_ev *dst, const evs_event *src)
 {
-	size_t total = src->stream.len + src->type.len + src->data_len + src->metadata_len + 1;
+	size_t total = src->stream.len + src->type.len + src->data_len + src->metadata_len + 1 +
+		       src->producer.len + EVS_MAX_TAGS * sizeof(evs_str) + 16;
+	for (size_t i = 0; i < src->ntags; i++)
+		total += src->tags[i].len;
 	dst->buf = malloc(total);
 	tu_check(dst->buf != NULL, "out of memory");
 	dst->ev = *src;
-	char *p = dst->buf;
+	/* the tag array first (aligned: malloc's), then the bytes */
+	evs_str *tags = (evs_str *)dst->buf;
+	char *p = dst->buf + EVS_MAX_TAGS * sizeof(evs_str);
+	for (size_t i = 0; i < src->ntags && i < EVS_MAX_TAGS; i++) {
+		memcpy(p, src->tags[i].ptr, src->tags[i].len);
+		tags[i].ptr = p;
+		tags[i].len = src->tags[i].len;
+		p += src->tags[i].len;
+	}
+	dst->ev.tags = tags;
+	if (src->producer.len)
+		memcpy(p, src->producer.ptr, src->producer.len);
+	dst->ev.producer.ptr = p;
+	p += src->producer.len;
 	memcpy(p, src->stream.ptr, src->stream.len);
 	dst->ev.stream.ptr = p;
 	p += src->stream.len;

@@ -251,6 +251,11 @@ BAD_CONFIGS = [
     ('[sink a]\nkind=webhook\nurl=http://x\nsecret=whsec_%s\n[sink a]\n' % ('A' * 32),
      ':5: sink "a" defined twice'),
     ('[sink a]\nkind = web\x00hook\n', ':2: NUL byte in the file'),
+    ('[sink a]\ntag = a\ntag = a\n', ':3: key "tag": "a" given twice'),
+    ('[sink a]\ntag = \n', ':2: key "tag" has an empty value'),
+    ('[sink a]\n' + ''.join('tag = t%d\n' % i for i in range(17)),
+     ':18: key "tag" given more than 16 times'),
+    ('[sink a]\ncategory = %s\n' % ('c' * 256), ':2: key "category": not 1 to 255 bytes of UTF-8'),
 ]
 
 

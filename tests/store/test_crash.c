@@ -13,6 +13,7 @@
  * acknowledgements, reopens the store and checks it; after all rounds it
  * checks everything: every acknowledged batch is present at its positions,
  * every batch present is complete, positions are gap-free and evs_verify
+ * (the event indexes too: appends carry tags and correlation ids)
  * finds no problem.
  *
  * Kills: EVS_CRASH_KILLS (default 200, the CI run; a soak by hand:
@@ -80,7 +81,16 @@ static void *child_appender(void *arg)
 			tu_mp_blob_map(&data[i], kit_rand_range(&r, 0, 1500), kit_rand(&r));
 			tu_mp_map_ints(&meta[i], 3, "b", (long long)batch, "k", (long long)k, "i",
 				       (long long)i);
-			tu_event(&evs[i], "Crash", &data[i], &meta[i]);
+			tu_event(&evs[i], kit_rand_range(&r, 0, 9) ? "Crash" : "Rare", &data[i],
+				 &meta[i]);
+			/* tags and correlation ids: the event indexes (index.c)
+			 * are written in the commits this test kills */
+			static const char *const pool[] = {"t:0", "t:1", "t:2", "t:3", "t:4"};
+			size_t nt = kit_rand_range(&r, 0, 3), at = kit_rand_range(&r, 0, 4);
+			evs[i].tags = pool + (at + nt > 5 ? 5 - nt : at);
+			evs[i].ntags = nt;
+			if (kit_rand_range(&r, 0, 1))
+				evs_uuid_v7(evs[i].correlation_id);
 		}
 		uint64_t expected = EVS_ANY;
 		if (kit_rand_range(&r, 0, 3) == 0) {

@@ -131,6 +131,31 @@ START_TEST(test_time_entry_deleted)
 }
 END_TEST
 
+/* The event index (index.c), both ways: an entry missing, an entry that
+ * no event calls for. */
+START_TEST(test_index_entry_deleted)
+{
+	uint8_t key[300];
+	build();
+	size_t n = tu_mdb_count(kit_dir, "index");
+	ck_assert_uint_eq(n, 2 * EVENTS); /* a type and a category each */
+	size_t len = tu_mdb_del_nth(kit_dir, "index", n / 3, key, sizeof key);
+	ck_assert_uint_eq(reverify(), 2); /* the event's, and the count */
+	/* back, and one more: a tag no event has */
+	tu_mdb_put(kit_dir, "index", key, len, "", 0);
+	ck_assert_uint_eq(reverify(), 0);
+	uint8_t extra[12] = {'g', 'x', 0};
+	tu_put_u64(extra + 3, 7);
+	tu_mdb_put(kit_dir, "index", extra, 11, "", 0);
+	ck_assert_uint_eq(reverify(), 2);
+	/* and one that points past the log */
+	tu_mdb_del(kit_dir, "index", extra, 11);
+	key[len - 1] = 99;
+	tu_mdb_put(kit_dir, "index", key, len, "", 0);
+	ck_assert_uint_eq(reverify(), 2);
+}
+END_TEST
+
 START_TEST(test_time_last_entry_deleted)
 {
 	build();
@@ -241,8 +266,9 @@ START_TEST(test_progress)
 	uint64_t records;
 
 	build();
-	/* a record, a stream entry and an id per event; a time entry per commit */
-	records = 3 * EVENTS + tu_mdb_count(kit_dir, "time");
+	/* a record, a stream entry and an id per event; a time entry per
+	 * commit; the event index's entries */
+	records = 3 * EVENTS + tu_mdb_count(kit_dir, "time") + tu_mdb_count(kit_dir, "index");
 	ck_assert_uint_eq(verify_progress(kit_dir, 5, &p), 0);
 	ck_assert(p.monotonic);
 	ck_assert_uint_eq(p.total, records);
@@ -290,6 +316,7 @@ int main(void)
 		test_stream_last_entry_deleted,
 		test_time_entry_deleted,
 		test_time_last_entry_deleted,
+		test_index_entry_deleted,
 		test_record_garbled,
 		test_record_deleted,
 		test_record_in_the_middle_deleted,

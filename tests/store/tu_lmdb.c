@@ -128,3 +128,14 @@ uint64_t tu_get_u64(const uint8_t *p)
 		v = v << 8 | p[i];
 	return v;
 }
+
+void tu_mdb_drop(const char *dir, const char *db)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	env_begin(dir, db, 0, &env, &txn, &dbi);
+	MDB_OK(mdb_drop(txn, dbi, 1));
+	env_end(env, txn, 1);
+}

@@ -37,6 +37,9 @@ size_t tu_mdb_del_nth(const char *dir, const char *db, size_t n, void *key, size
 /* Number of entries (duplicates counted) in db. */
 size_t tu_mdb_count(const char *dir, const char *db);
 
+/* Delete sub-database db and its contents (an older format's store). */
+void tu_mdb_drop(const char *dir, const char *db);
+
 void tu_put_u64(uint8_t *p, uint64_t v);
 uint64_t tu_get_u64(const uint8_t *p);
 
