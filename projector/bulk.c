@@ -36,17 +36,21 @@
 static int bulk_missing(struct evp__run *r, bool *missing)
 {
 	PGresult *res;
-	int rc = evp__exec(r, PGRES_TUPLES_OK, &res,
-			   "SELECT to_regclass('evs.events_stream') IS NULL"
-			   " OR to_regclass('evs.state_history_at') IS NULL"
-			   " OR to_regclass('evs.state_history_bulk_open') IS NOT NULL",
-			   0, NULL, "could not look up the built-in read models' indexes");
+	int rc;
 
-	if (rc)
-		return rc;
-	*missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return EVP_OK;
+	*missing = false;
+	if (r->builtin) {
+		rc = evp__exec(r, PGRES_TUPLES_OK, &res,
+			       "SELECT to_regclass('evs.events_stream') IS NULL"
+			       " OR to_regclass('evs.state_history_at') IS NULL"
+			       " OR to_regclass('evs.state_history_bulk_open') IS NOT NULL",
+			       0, NULL, "could not look up the built-in read models' indexes");
+		if (rc)
+			return rc;
+		*missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+	}
+	return evp__history_bulk_any(r) ? evp__history_bulk_missing(r, missing) : EVP_OK;
 }
 
 static int bulk_begin(struct evp__run *r)
@@ -54,65 +58,79 @@ static int bulk_begin(struct evp__run *r)
 	int rc;
 
 	if ((rc = evp__cmd(r, "BEGIN")) ||
-	    (r->cfg->builtin_state &&
+	    (r->builtin && r->cfg->builtin_state &&
 	     ((rc = evp__cmd(r, "CREATE INDEX IF NOT EXISTS state_history_bulk_open"
 				" ON evs.state_history (stream, valid_from, version)"
 				" WHERE valid_to IS NULL")) ||
 	      (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.state_history_at")))) ||
-	    (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.events_stream")) ||
+	    (r->builtin && (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.events_stream"))) ||
+	    (evp__history_bulk_any(r) && (rc = evp__history_bulk_begin(r))) ||
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;
 	r->bulk = true;
 	evp__logm(r, EVS_LOG_INFO,
 		  "projection \"%s\" is %llu events behind: bulk load up to position %llu with the"
-		  " built-in read models' secondary indexes dropped (queries by stream are slower"
-		  " until they are rebuilt)",
+		  " secondary indexes of the %s dropped (queries by stream%s are slower until"
+		  " they are rebuilt)",
 		  r->name, (unsigned long long)(r->bulk_target - r->checkpoint),
-		  (unsigned long long)r->bulk_target);
+		  (unsigned long long)r->bulk_target,
+		  !r->builtin                ? "history tables"
+		  : evp__history_bulk_any(r) ? "built-in read models and history tables"
+					     : "built-in read models",
+		  evp__history_bulk_any(r) ? " and as-of queries" : "");
 	return EVP_OK;
 fail:
 	evp__rollback(r);
 	return rc;
 }
 
-/* The two index builds run side by side: state_history_at on a second
- * connection (its own transaction), events_stream on ours; the partial
- * index goes once both are in. Any subset of them committed is a state
- * the next start completes. Without a second connection, one after the
- * other. */
+/* The index builds run side by side: state_history_at and the history
+ * tables' at-indexes on a second connection (one transaction), the rest
+ * on ours (each its own transaction); the partial indexes go, and the
+ * histories get their primary keys back, once all are in. Any subset of
+ * them committed is a state the next start completes. Without a second
+ * connection, one after the other. */
 int evp__bulk_end(struct evp__run *r)
 {
-	static const char history_sql[] = "SET client_min_messages = warning;"
-					  "SET maintenance_work_mem = '256MB';"
-					  "CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
-					  " ON evs.state_history (stream, valid_from, version)";
 	int64_t t0 = evp__now_ms();
+	evs__buf side_sql = {0};
 	PGconn *side = NULL;
 	PGresult *res;
 	int rc, side_rc = EVP_OK;
-	bool built = false;
 
-	evp__logm(r, EVS_LOG_INFO,
-		  "projection \"%s\" at position %llu: building the built-in read"
-		  " models' indexes",
+	evp__logm(r, EVS_LOG_INFO, "projection \"%s\" at position %llu: building the indexes",
 		  r->name, (unsigned long long)r->checkpoint);
+	evs__buf_puts(&side_sql,
+		      "SET client_min_messages = warning; SET maintenance_work_mem = '256MB';");
+	if (r->builtin)
+		evs__buf_puts(&side_sql, "CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
+					 " ON evs.state_history (stream, valid_from, version);");
+	if (evp__history_bulk_any(r))
+		evp__history_bulk_side_sql(r, &side_sql);
+	if (!evs__buf_cstr(&side_sql)) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return EVP_NOMEM;
+	}
 	side = evp__pg_open(r, evp__now_ms() + 10000); /* else one after the other */
-	if (PQstatus(side) != CONNECTION_OK || !PQsendQuery(side, history_sql)) {
+	if (PQstatus(side) != CONNECTION_OK || !PQsendQuery(side, side_sql.ptr)) {
 		PQfinish(side);
 		side = NULL;
 	}
-	if ((rc = evp__cmd(r, "BEGIN")) ||
-	    (rc = evp__cmd(r, "SET LOCAL maintenance_work_mem = '256MB'")) ||
-	    (rc = evp__cmd(r, "CREATE INDEX IF NOT EXISTS events_stream ON evs.events (stream)")) ||
-	    (rc = evp__cmd(r, "COMMIT")))
+	if (r->builtin &&
+	    ((rc = evp__cmd(r, "BEGIN")) ||
+	     (rc = evp__cmd(r, "SET LOCAL maintenance_work_mem = '256MB'")) ||
+	     (rc = evp__cmd(r,
+			    "CREATE INDEX IF NOT EXISTS events_stream ON evs.events (stream)")) ||
+	     (rc = evp__cmd(r, "COMMIT"))))
+		goto fail;
+	if (evp__history_bulk_any(r) && (rc = evp__history_bulk_build(r)))
 		goto fail;
 	if (side) {
 		while ((res = PQgetResult(side))) {
 			if (PQresultStatus(res) != PGRES_COMMAND_OK && side_rc == EVP_OK) {
 				const char *m = PQresultErrorMessage(res);
 
-				snprintf(r->err, r->errlen,
-					 "could not build index \"state_history_at\": %.*s",
+				snprintf(r->err, r->errlen, "could not build an index: %.*s",
 					 evp__msglen(m), m);
 				side_rc = evp_retryable(side, res) ? EVP_CONNECT : EVP_SQL;
 			}
@@ -122,18 +140,19 @@ int evp__bulk_end(struct evp__run *r)
 		side = NULL;
 		if ((rc = side_rc))
 			goto fail;
-		built = true;
+	} else if ((rc = evp__cmd(r, "BEGIN")) || (rc = evp__cmd(r, side_sql.ptr)) ||
+		   (rc = evp__cmd(r, "COMMIT"))) {
+		goto fail;
 	}
 	if ((rc = evp__cmd(r, "BEGIN")) ||
-	    (!built &&
-	     ((rc = evp__cmd(r, "SET LOCAL maintenance_work_mem = '256MB'")) ||
-	      (rc = evp__cmd(r, "CREATE UNIQUE INDEX IF NOT EXISTS state_history_at"
-				" ON evs.state_history (stream, valid_from, version)")))) ||
-	    (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.state_history_bulk_open")) ||
+	    (r->builtin &&
+	     (rc = evp__cmd(r, "DROP INDEX IF EXISTS evs.state_history_bulk_open"))) ||
+	    (evp__history_bulk_any(r) && (rc = evp__history_bulk_end(r))) ||
 	    (rc = evp__cmd(r, "COMMIT")))
 		goto fail;
 	r->bulk = false;
-	evp__logm(r, EVS_LOG_INFO, "built-in read models' indexes built in %.1f s",
+	evs__buf_free(&side_sql);
+	evp__logm(r, EVS_LOG_INFO, "indexes built in %.1f s",
 		  (double)(evp__now_ms() - t0) / 1000.0);
 	return EVP_OK;
 fail:
@@ -149,19 +168,20 @@ fail:
 			PQclear(res);
 		PQfinish(side);
 	}
+	evs__buf_free(&side_sql);
 	evp__rollback(r);
 	return rc;
 }
 
-/* At start (built-in models only): enter bulk mode when far behind, or
- * finish the bulk a crash interrupted. */
+/* At start (built-in models, history tables): enter bulk mode when far
+ * behind, or finish the bulk a crash interrupted. */
 int evp__bulk_decide(struct evp__run *r)
 {
 	evs_store_info head;
 	bool missing = false;
 	int rc;
 
-	if (!r->builtin)
+	if (!r->builtin && !evp__history_bulk_any(r))
 		return EVP_OK;
 	if (evs_head(r->store, &head) != EVS_OK) {
 		snprintf(r->err, r->errlen, "could not read the store head: %s",

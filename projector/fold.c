@@ -328,7 +328,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 			int k;
 
 			if (st->target.table != ti || st->target.kind != 'U' ||
-			    fo->nparams + st->nparams + 3 + t->npk > MAX_PARAMS)
+			    fo->nparams + st->nparams + 8 + t->npk > MAX_PARAMS)
 				continue;
 			memset(f, 0, sizeof *f);
 			f->st = st;
@@ -354,8 +354,10 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					if (fo->stype[g] == st->set.atypes[k] && q == k)
 						break;
 				}
-				if (g == fo->nparams)
+				if (g == fo->nparams) {
+					fo->etype[fo->nparams] = st->set.etypes[k];
 					fo->stype[fo->nparams++] = st->set.atypes[k];
+				}
 				f->slot[k] = g;
 			}
 			st->set.fold = ++fo->nfs;
@@ -371,6 +373,8 @@ static int plan_table(struct evp__run *r, int ti, int id)
 					fo->fs[j].it[i].op > 1 ? adds++ : sets++;
 		cols[c].mode = adds ? (sets ? 3 : 2) : sets == fo->nfs ? 4 : sets ? 1 : 0;
 	}
+	for (c = 0; c < t->npk; c++)
+		fo->ktype[c] = cols[t->pk[c]].oid;
 	evp__fold_sql(&b, t, tq, hq, fo, cols, n);
 	if (!evs__buf_cstr(&b))
 		goto oom;
@@ -380,7 +384,7 @@ static int plan_table(struct evp__run *r, int ti, int id)
 		memcpy(types + 1 + t->npk, fo->stype, sizeof(Oid) * (size_t)fo->nparams);
 		snprintf(fo->pname, sizeof fo->pname, "evs_fold_%d", id);
 		PQclear(res);
-		res = PQprepare(r->conn, fo->pname, b.ptr, 3 + t->npk + fo->nparams, types);
+		res = PQprepare(r->conn, fo->pname, b.ptr, 8 + t->npk + fo->nparams, types);
 	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		evp__logm(r, EVS_LOG_INFO, "table \"%s\": its UPDATEs are not folded: %s", t->name,
@@ -442,4 +446,14 @@ int evp__fold_nparams(const struct fold *f)
 int evp__fold_slot(const struct fold *f, int j, int k)
 {
 	return f->fs[j].slot[k];
+}
+
+Oid evp__fold_etype(const struct fold *f, int g)
+{
+	return f->etype[g];
+}
+
+Oid evp__fold_ktype(const struct fold *f, int k)
+{
+	return f->ktype[k];
 }

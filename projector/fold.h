@@ -33,8 +33,10 @@ struct fstmt {
 struct fold {
 	char pname[32];
 	struct fstmt *fs;
-	int nfs, nparams; /* nparams: array slots */
-	Oid stype[MAX_PARAMS];
+	int nfs, nparams;        /* nparams: array slots */
+	Oid stype[MAX_PARAMS];   /* their array types */
+	Oid etype[MAX_PARAMS];   /* ... and element types */
+	Oid ktype[SET_MAX_COLS]; /* element types of the key columns */
 };
 
 /* fold_sql.c: the fold statement of table t (tq, hq: it and its

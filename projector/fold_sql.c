@@ -34,13 +34,13 @@ static void put_e(evs__buf *b, const struct fstmt *f, const struct fitem *it)
 	}
 }
 
-/* " PARTITION BY <p>.k0, .." */
+/* " PARTITION BY <p>.kid": the key's number in the batch (setexec.c
+ * numbers the keys: one number per key, as the key's columns compare
+ * equal, and integers sort fast) */
 static void put_keys(evs__buf *b, const struct htable *t, const char *p)
 {
-	int k;
-
-	for (k = 0; k < t->npk; k++)
-		evs__buf_printf(b, "%s%s.k%d", k ? ", " : " PARTITION BY ", p, k);
+	(void)t;
+	evs__buf_printf(b, " PARTITION BY %s.kid", p);
 }
 
 /*
@@ -64,7 +64,8 @@ void evp__fold_sql(evs__buf *b, const struct htable *t, const char *tq, const ch
 			evs__buf_printf(&ok, " AND x.c%d IS NOT NULL", c);
 	evs__buf_putc(&ok, ')');
 
-	evs__buf_puts(b, "WITH ev AS (SELECT u.o, u.pos, u.at");
+	evs__buf_puts(b,
+		      "WITH ev AS (SELECT u.o, u.pos, u.at, u.kid, u.nexto, u.npos, u.nat, u.fpos");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", u.k%d", k);
 	for (c = 0; c < ncols; c++) {
@@ -93,14 +94,18 @@ void evp__fold_sql(evs__buf *b, const struct htable *t, const char *tq, const ch
 		evs__buf_printf(b, ", $%d::%s[]", k + 2, cols[t->pk[k]].type);
 	for (k = 0; k < fo->nparams; k++)
 		evs__buf_printf(b, ", $%d", k + 2 + t->npk);
-	evs__buf_printf(b, ", $%d::bigint[], $%d::timestamptz[]", fo->nparams + 2 + t->npk,
-			fo->nparams + 3 + t->npk);
+	k = fo->nparams + 2 + t->npk;
+	evs__buf_printf(b,
+			", $%d::bigint[], $%d::timestamptz[], $%d::int[], $%d::int[],"
+			" $%d::bigint[], $%d::timestamptz[], $%d::bigint[]",
+			k, k + 1, k + 2, k + 3, k + 4, k + 5, k + 6);
 	evs__buf_puts(b, ") WITH ORDINALITY AS u(sid");
 	for (k = 0; k < t->npk; k++)
 		evs__buf_printf(b, ", k%d", k);
 	for (k = 0; k < fo->nparams; k++)
 		evs__buf_printf(b, ", q%d", k);
-	evs__buf_puts(b, ", pos, at, o)), w AS MATERIALIZED (SELECT ev.*");
+	evs__buf_puts(
+		b, ", pos, at, kid, nexto, npos, nat, fpos, o)), w AS MATERIALIZED (SELECT ev.*");
 	for (c = 0; c < ncols; c++) {
 		if (cols[c].mode == 1)
 			evs__buf_printf(b,
@@ -117,9 +122,9 @@ void evp__fold_sql(evs__buf *b, const struct htable *t, const char *tq, const ch
 			evs__buf_printf(b, ", count(*) FILTER (WHERE ev.m%d = 1) OVER wk AS g%d", c,
 					c);
 	}
-	evs__buf_puts(b, ", lead(ev.o) OVER wk AS nexto, lead(ev.pos) OVER wk AS npos,"
-			 " lead(ev.at) OVER wk AS nat, first_value(ev.pos) OVER wk AS fpos"
-			 " FROM ev WINDOW wk AS (");
+	/* the next instance of the key (nexto, its position npos and time nat)
+	 * and the first position of the key's run (fpos) come from setexec.c */
+	evs__buf_puts(b, " FROM ev WINDOW wk AS (");
 	put_keys(b, t, "ev");
 	evs__buf_puts(b, " ORDER BY ev.o)), x AS MATERIALIZED (SELECT w.o, w.pos, w.at, w.nexto,"
 			 " w.npos, w.nat, w.fpos, w.nexto IS NULL AS last,"

@@ -167,7 +167,7 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	};
 	evs__buf b = {0};
 	char text[1024], *want = NULL, *have = NULL, hist[256];
-	bool existed;
+	bool existed, bulk;
 	int rc, k;
 
 	snprintf(hist, sizeof hist, "%s_history", t->name);
@@ -206,6 +206,27 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	}
 	if (!existed)
 		evp__logm(r, EVS_LOG_INFO, "created history table \"%s.%s\"", schema, hist);
+	/* while a bulk load is in progress (history_bulk.c) the index is
+	 * built at its end, not now */
+	evs__buf_reset(&b);
+	snprintf(text, sizeof text, "%s_history_bulk_open", t->name);
+	ident(&b, schema);
+	evs__buf_putc(&b, '.');
+	ident(&b, text);
+	if (!evs__buf_cstr(&b)) {
+		rc = EVP_NOMEM;
+		goto out;
+	}
+	{
+		const char *v[1] = {b.ptr};
+		PGresult *res;
+
+		if ((rc = evp__exec(r, PGRES_TUPLES_OK, &res, "SELECT to_regclass($1) IS NULL", 1,
+				    v, "could not look up \"%s\"", text)))
+			goto out;
+		bulk = PQgetvalue(res, 0, 0)[0] != 't';
+		PQclear(res);
+	}
 	evs__buf_reset(&b);
 	evs__buf_puts(&b, "CREATE INDEX IF NOT EXISTS ");
 	snprintf(text, sizeof text, "%s_history_at", t->name);
@@ -215,7 +236,7 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	evs__buf_puts(&b, " (");
 	key_list(&b, cols, t, "");
 	evs__buf_puts(&b, ", valid_from_at)");
-	if ((rc = run_sql(r, &b)))
+	if (!bulk && (rc = run_sql(r, &b)))
 		goto out;
 	evs__buf_reset(&b);
 	functions(&b, cols, schema, t, true);
@@ -323,6 +344,31 @@ static int setup_table(struct evp__run *r, const char *schema, struct htable *t,
 	}
 	free(t->close_sql);
 	t->close_sql = b.ptr;
+	b = (evs__buf){0};
+	/* during a bulk load (history_bulk.c) the primary key is gone and a
+	 * partial index holds the open versions: at most one per key */
+	evs__buf_puts(&b, "UPDATE ");
+	qname(&b, schema, t->name, "_history");
+	evs__buf_puts(&b, " h SET valid_to_position = x.evs_p, valid_to_at = x.evs_a FROM unnest(");
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(&b, "$%d::%s[], ", k + 1, PQgetvalue(cols, t->pk[k], 1));
+	evs__buf_printf(&b, "$%d::bigint[], $%d::timestamptz[]) AS x(", t->npk + 1, t->npk + 2);
+	for (k = 0; k < t->npk; k++)
+		evs__buf_printf(&b, "evs_k%d, ", k);
+	evs__buf_puts(&b, "evs_p, evs_a) WHERE ");
+	for (k = 0; k < t->npk; k++) {
+		evs__buf_puts(&b, "h.");
+		ident(&b, PQgetvalue(cols, t->pk[k], 0));
+		evs__buf_printf(&b, " = x.evs_k%d AND ", k);
+	}
+	evs__buf_printf(&b, "h.valid_to_position IS NULL AND h.valid_from_position < $%d",
+			t->npk + 3);
+	if (!evs__buf_cstr(&b)) {
+		rc = EVP_NOMEM;
+		goto out;
+	}
+	free(t->close_bulk_sql);
+	t->close_bulk_sql = b.ptr;
 	b = (evs__buf){0};
 	evs__buf_puts(&b, "COPY ");
 	qname(&b, schema, t->name, "_history");

@@ -191,8 +191,9 @@ static int close_open(struct evp__run *r, struct htable *t, evs__buf *arr, evs__
 	snprintf(s_first, sizeof s_first, "%llu", (unsigned long long)first);
 	vals[t->npk + 2] = s_first;
 	(void)type;
-	return evp__exec(r, PGRES_COMMAND_OK, NULL, t->close_sql, t->npk + 3, vals,
-			 "could not close the open versions of \"%s\"", t->name);
+	return evp__exec(r, PGRES_COMMAND_OK, NULL,
+			 r->bulk && t->close_bulk_sql ? t->close_bulk_sql : t->close_sql,
+			 t->npk + 3, vals, "could not close the open versions of \"%s\"", t->name);
 }
 
 /* The versions of the batch, as COPY text lines. */

@@ -7,16 +7,19 @@
  * files above it):
  *
  *     pgexec.c     logging, clocks, one exec-and-check, libpq errors, locks
+ *     pgarray.c    array parameters, binary where exact
  *     migrate.c    the migration runner
  *     rules_exec.c the declared statements of events (rules.c parses them)
  *     batch.c      a batch of events copied out of the store (one arena)
  *     builtin.c    COPY streaming and the event log
  *     state.c      current state and state history (merge-patch fold)
  *     history.c    history of temporal tables: DDL (history_write.c: capture, write)
+ *     setfold.c, setexec.c  declared statements set-based (setexec.h)
  *     deadletter.c declared rules of a batch, failing events parked
  *     txn.c        one batch and its checkpoint in one transaction
  *     rebuild.c    shadow schema of a rebuild and the final swap
  *     session.c    connect, migrate, lock, read the checkpoint; backoff
+ *     history_bulk.c  bulk mode for the history of temporal tables
  *     bulk.c       bulk mode: secondary indexes dropped, then rebuilt
  *     run.c        evp_run(): the loop, progress
  */
@@ -195,6 +198,34 @@ PGconn *evp__pg_open(struct evp__run *r, int64_t deadline_ms);
 int evp__connect(struct evp__run *r, bool reconnecting);
 /* After a lost connection: drop it and connect again (with backoff). */
 int evp__reconnect(struct evp__run *r);
+
+/* history_bulk.c: bulk mode for the history of temporal tables (called
+ * by bulk.c; the scheme at its top). any: the rules have one. missing:
+ * an index or key of a history is missing or the partial index present
+ * (sets *missing, never clears it). begin / end: in the caller's
+ * transaction. side_sql: the at-index builds, for a second connection;
+ * build: the primary keys' indexes, each its own transaction. */
+bool evp__history_bulk_any(const struct evp__run *r);
+int evp__history_bulk_missing(struct evp__run *r, bool *missing);
+int evp__history_bulk_begin(struct evp__run *r);
+void evp__history_bulk_side_sql(struct evp__run *r, evs__buf *b);
+int evp__history_bulk_build(struct evp__run *r);
+int evp__history_bulk_end(struct evp__run *r);
+
+/* pgarray.c: an array parameter built element by element, binary when
+ * every element converts exactly (see there), else text; reused. */
+struct evp__array {
+	evs__buf txt, bin;
+	Oid elem;
+	bool binary, nulls;
+	uint32_t n;
+};
+void evp__array_start(struct evp__array *a, Oid elem);
+/* v[0, n), or NULL */
+void evp__array_add(struct evp__array *a, const char *v, size_t n);
+/* The parameter: value, length and format for PQsendQueryPrepared. */
+int evp__array_finish(struct evp__array *a, const char **val, int *len, int *fmt);
+void evp__array_free(struct evp__array *a);
 
 /* bulk.c */
 int evp__bulk_decide(struct evp__run *r);

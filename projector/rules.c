@@ -64,6 +64,7 @@ void evp_rules_free(evp_rules *rules)
 
 		free(t->name);
 		free(t->close_sql);
+		free(t->close_bulk_sql);
 		free(t->copy_sql);
 		free(t->rows);
 		evp__fold_free(t->fold);

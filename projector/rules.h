@@ -63,6 +63,7 @@ struct setform {
 	bool int_key[SET_MAX_COLS]; /* an integer key column: canonical digits */
 	char pname[32];
 	Oid atypes[MAX_PARAMS]; /* array types of the parameters */
+	Oid etypes[MAX_PARAMS]; /* ... and their element types */
 	int fold;               /* 1 + its place in its table's fold (fold.c), 0: none */
 };
 
@@ -102,12 +103,13 @@ struct htable {
 	bool active;   /* temporal and has a primary key (found at session start) */
 	bool set_safe; /* has a primary key, rows independent (history.c set_safety) */
 	int ncols, npk;
-	int pk[32];        /* column indexes of the primary key, in key order */
-	char *close_sql;   /* UPDATE closing versions left open by earlier batches */
-	char *copy_sql;    /* COPY s.t_history FROM STDIN */
-	evs__buf pk_types; /* NUL-separated type names of the key columns */
-	evs__buf pk_names; /* NUL-separated names of the key columns */
-	struct fold *fold; /* its foldable UPDATEs (fold.c), NULL: none */
+	int pk[32];           /* column indexes of the primary key, in key order */
+	char *close_sql;      /* UPDATE closing versions left open by earlier batches */
+	char *close_bulk_sql; /* the same during a bulk load (history_bulk.c) */
+	char *copy_sql;       /* COPY s.t_history FROM STDIN */
+	evs__buf pk_types;    /* NUL-separated type names of the key columns */
+	evs__buf pk_names;    /* NUL-separated names of the key columns */
+	struct fold *fold;    /* its foldable UPDATEs (fold.c), NULL: none */
 	/* versions captured in this batch (RETURNING rows) */
 	struct hrow *rows;
 	size_t nrows, cap;
@@ -168,6 +170,9 @@ void evp__fold_free(struct fold *f);
 const char *evp__fold_name(const struct fold *f);
 int evp__fold_nparams(const struct fold *f);
 int evp__fold_slot(const struct fold *f, int j, int k);
+/* element types of its array slot g and of its key column k */
+Oid evp__fold_etype(const struct fold *f, int g);
+Oid evp__fold_ktype(const struct fold *f, int k);
 
 /* history_write.c: the last capture of st's table ends at (position,
  * recorded_at): the versions between were written by a fold. */

@@ -170,8 +170,10 @@ static int prepare_set(PGconn *conn, struct stmt *st, bool temporal, int id, con
 	}
 	m = PQnparams(d);
 	evs__buf_putc(&oids, '{');
-	for (k = 0; k < m; k++)
+	for (k = 0; k < m; k++) {
 		evs__buf_printf(&oids, "%s%u", k ? "," : "", PQparamtype(d, k));
+		st->set.etypes[k] = PQparamtype(d, k);
+	}
 	evs__buf_putc(&oids, '}');
 	PQclear(d);
 	if (!evs__buf_cstr(&oids)) {

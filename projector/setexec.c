@@ -29,36 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules.h"
+#include "setexec.h"
 
 #define PIPE_GROUPS 64
-
-struct inst {
-	uint32_t ev;    /* index in the batch */
-	uint32_t round; /* from 1 */
-	const struct stmt *st;
-	int sid;         /* statement order in the projection */
-	const void *grp; /* its group: st, or its table's fold */
-	int gsid;        /* sid, or for a fold -1 - table */
-	size_t vals;     /* its values in the value buffer */
-	size_t key;      /* its key in the key buffer */
-	uint32_t keylen;
-};
-
-struct slot {
-	size_t key; /* in the key buffer; 0: empty (offset 0 is never a key) */
-	uint32_t keylen, round;
-	bool run; /* the last instance on it was folded (fold.c) */
-};
-
-struct setrun {
-	struct inst *in;
-	size_t n, cap;
-	evs__buf vals, keys;
-	struct slot *slots;
-	size_t nslots;
-	evs__buf arr[MAX_PARAMS];
-};
 
 static uint64_t hash(const char *p, size_t n)
 {
@@ -69,14 +42,16 @@ static uint64_t hash(const char *p, size_t n)
 	return h;
 }
 
-/* The round of an instance with key keys[key, +len); remembered. */
-static uint32_t round_of(struct setrun *s, size_t key, uint32_t len, bool fold)
+/* The round of an instance with key keys[key, +len); remembered; *slot:
+ * the key's slot. */
+static uint32_t round_of(struct setrun *s, size_t key, uint32_t len, bool fold, uint32_t *slot)
 {
 	size_t i = hash(s->keys.ptr + key, len) & (s->nslots - 1);
 
 	for (;; i = (i + 1) & (s->nslots - 1)) {
 		struct slot *sl = &s->slots[i];
 
+		*slot = (uint32_t)i;
 		if (!sl->key) {
 			sl->key = key;
 			sl->keylen = len;
@@ -202,7 +177,7 @@ static int layer(struct evp__run *r, struct setrun *s, uint32_t max_round, size_
 			in->keylen = (uint32_t)(s->keys.len - in->key);
 			if (s->vals.oom || s->keys.oom)
 				goto oom;
-			in->round = round_of(s, in->key, in->keylen, in->grp != st);
+			in->round = round_of(s, in->key, in->keylen, in->grp != st, &in->slot);
 			if (max_round && in->round > max_round && i > 0) {
 				*cut = i;
 				evp__unpacked_free(&u);
@@ -222,167 +197,41 @@ oom:
 	return EVP_NOMEM;
 }
 
-/* Send a fold's group: its arrays are the statement of each instance
- * (its place in the fold), the key columns, then every folded
- * statement's parameters (NULL for the other statements' instances). */
-static int send_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b)
-{
-	const struct fold *f = s->in[a].grp;
-	const struct htable *t = &r->rules->tables_v[s->in[a].st->target.table];
-	int na = 3 + t->npk + evp__fold_nparams(f), k;
-	evs__buf tmp = {0};
-	const char *pv[MAX_PARAMS], *v[MAX_PARAMS];
-	size_t i;
-
-	for (k = 0; k < na; k++) {
-		evs__buf_reset(&s->arr[k]);
-		evs__buf_putc(&s->arr[k], '{');
-	}
-	for (i = a; i < b; i++) {
-		const struct stmt *st = s->in[i].st;
-		const char *p = s->vals.ptr + s->in[i].vals, *x[MAX_PARAMS] = {0};
-
-		for (k = 0; k < st->nparams; k++) {
-			v[k] = *p++ ? p : NULL;
-			if (v[k])
-				p += strlen(p) + 1;
-			x[1 + t->npk + evp__fold_slot(f, st->set.fold - 1, k)] = v[k];
-		}
-		for (k = 0; k < na; k++)
-			if (i > a)
-				evs__buf_putc(&s->arr[k], ',');
-		evs__buf_printf(&s->arr[0], "%d", st->set.fold - 1);
-		for (k = 0; k < t->npk; k++) {
-			const char *kv = v[st->set.keyparam[k] - 1];
-
-			if (kv)
-				evp_array_elem(&s->arr[1 + k], kv, strlen(kv));
-			else
-				evs__buf_puts(&s->arr[1 + k], "NULL");
-		}
-		evs__buf_printf(&s->arr[na - 2], "%llu",
-				(unsigned long long)r->batch.events[s->in[i].ev].ev.position);
-		evs__buf_reset(&tmp);
-		evs__time_pg_text(&tmp, r->batch.events[s->in[i].ev].ev.recorded_at);
-		evp_array_elem(&s->arr[na - 1], tmp.ptr, tmp.len);
-		for (k = 1 + t->npk; k < na - 2; k++)
-			if (x[k])
-				evp_array_elem(&s->arr[k], x[k], strlen(x[k]));
-			else
-				evs__buf_puts(&s->arr[k], "NULL");
-	}
-	evs__buf_free(&tmp);
-	for (k = 0; k < na; k++) {
-		evs__buf_putc(&s->arr[k], '}');
-		if (!evs__buf_cstr(&s->arr[k])) {
-			snprintf(r->err, r->errlen, "out of memory");
-			return EVP_NOMEM;
-		}
-		pv[k] = s->arr[k].ptr;
-	}
-	if (PQsendQueryPrepared(r->conn, evp__fold_name(f), na, pv, NULL, NULL, 0) != 1)
-		return evp__pg_fail(r, NULL, "could not send a folded statement");
-	return EVP_OK;
-}
-
 /* Send one group (instances [a, b) of one statement and round). */
 static int send_group(struct evp__run *r, struct setrun *s, size_t a, size_t b)
 {
 	const struct stmt *st = s->in[a].st;
 	const char *pv[MAX_PARAMS];
+	int len[MAX_PARAMS], fmt[MAX_PARAMS];
 	size_t i;
 	int k;
 
 	if (s->in[a].grp != st)
-		return send_fold(r, s, a, b);
-	for (k = 0; k < st->nparams; k++) {
-		evs__buf_reset(&s->arr[k]);
-		evs__buf_putc(&s->arr[k], '{');
-	}
+		return evp__set_send_fold(r, s, a, b);
+	for (k = 0; k < st->nparams; k++)
+		evp__array_start(&s->arr[k], st->set.etypes[k]);
 	for (i = a; i < b; i++) {
 		const char *p = s->vals.ptr + s->in[i].vals;
 
 		for (k = 0; k < st->nparams; k++) {
-			if (i > a)
-				evs__buf_putc(&s->arr[k], ',');
 			if (*p++) {
 				size_t l = strlen(p);
 
-				evp_array_elem(&s->arr[k], p, l);
+				evp__array_add(&s->arr[k], p, l);
 				p += l + 1;
 			} else {
-				evs__buf_puts(&s->arr[k], "NULL");
+				evp__array_add(&s->arr[k], NULL, 0);
 			}
 		}
 	}
-	for (k = 0; k < st->nparams; k++) {
-		evs__buf_putc(&s->arr[k], '}');
-		if (!evs__buf_cstr(&s->arr[k])) {
+	for (k = 0; k < st->nparams; k++)
+		if (evp__array_finish(&s->arr[k], &pv[k], &len[k], &fmt[k])) {
 			snprintf(r->err, r->errlen, "out of memory");
 			return EVP_NOMEM;
 		}
-		pv[k] = s->arr[k].ptr;
-	}
-	if (PQsendQueryPrepared(r->conn, st->set.pname, st->nparams, pv, NULL, NULL, 0) != 1)
+	if (PQsendQueryPrepared(r->conn, st->set.pname, st->nparams, pv, len, fmt, 0) != 1)
 		return evp__pg_fail(r, NULL, "could not send a set-based statement");
 	return EVP_OK;
-}
-
-struct ordrow {
-	long ord;
-	int row;
-};
-
-static int cmp_ord(const void *a, const void *b)
-{
-	const struct ordrow *x = a, *y = b;
-
-	return (x->ord > y->ord) - (x->ord < y->ord);
-}
-
-/* A fold's rows (t's columns, ok, the next instance of its key when the
- * row is the first version of a run of several, evs_ord), in run order:
- * versions of their events. Not ok: a NOT NULL column would be NULL
- * after that event; one at a time fails there. */
-static int capture_fold(struct evp__run *r, struct setrun *s, size_t a, size_t b,
-			const PGresult *res)
-{
-	int n = PQntuples(res), row, rc = EVP_OK;
-	struct ordrow *o = malloc(sizeof *o * (size_t)(n ? n : 1));
-
-	if (!o)
-		return EVP_NOMEM;
-	for (row = 0; row < n; row++) {
-		o[row].ord = atol(PQgetvalue(res, row, PQnfields(res) - 1));
-		o[row].row = row;
-		if (o[row].ord < 1 || (size_t)o[row].ord > b - a ||
-		    PQgetvalue(res, row, PQnfields(res) - 3)[0] != 't')
-			rc = EVP_INVALID;
-	}
-	if (n)
-		qsort(o, (size_t)n, sizeof *o, cmp_ord);
-	for (row = 0; row < n && rc == EVP_OK; row++) {
-		const struct inst *in = &s->in[a + (size_t)o[row].ord - 1];
-		const evs_event *end = NULL;
-		int nc = PQnfields(res) - 2;
-
-		if (!PQgetisnull(res, o[row].row, nc)) {
-			long e = atol(PQgetvalue(res, o[row].row, nc));
-
-			if (e < 1 || (size_t)e > b - a) {
-				rc = EVP_INVALID;
-				break;
-			}
-			end = &r->batch.events[s->in[a + (size_t)e - 1].ev].ev;
-		}
-		rc = evp__history_capture_row(r->rules, in->st, res, o[row].row,
-					      r->batch.events[in->ev].ev.position,
-					      r->batch.events[in->ev].ev.recorded_at);
-		if (rc == EVP_OK && end)
-			evp__history_end_last(r->rules, in->st, end->position, end->recorded_at);
-	}
-	free(o);
-	return rc;
 }
 
 /* The rows a group's statement returned, as versions of their events. */
@@ -394,7 +243,7 @@ static int capture(struct evp__run *r, struct setrun *s, size_t a, size_t b, con
 	int row, rc = EVP_OK;
 
 	if (s->in[a].grp != st)
-		return capture_fold(r, s, a, b, res);
+		return evp__set_capture_fold(r, s, a, b, res);
 	for (row = 0; row < PQntuples(res) && rc == EVP_OK; row++) {
 		size_t i = b;
 
@@ -449,6 +298,9 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 			       s->in[j].grp == s->in[i].grp)
 				j++;
 			rc = send_group(r, s, i, j);
+			/* the server starts on it while the next one is built */
+			if (rc == EVP_OK && PQflush(r->conn) != 0)
+				rc = evp__pg_fail(r, NULL, "could not send a set-based statement");
 			ga[sent] = i;
 			gb[sent++] = j;
 			i = j;
@@ -535,7 +387,7 @@ int evp__rules_set_cut(struct evp__run *r)
 	evs__buf_free(&s.vals);
 	evs__buf_free(&s.keys);
 	for (k = 0; k < MAX_PARAMS; k++)
-		evs__buf_free(&s.arr[k]);
+		evp__array_free(&s.arr[k]);
 	return rc;
 }
 
@@ -579,6 +431,6 @@ out:
 	evs__buf_free(&s.vals);
 	evs__buf_free(&s.keys);
 	for (k = 0; k < MAX_PARAMS; k++)
-		evs__buf_free(&s.arr[k]);
+		evp__array_free(&s.arr[k]);
 	return rc;
 }

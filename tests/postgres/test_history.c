@@ -279,12 +279,18 @@ static char *expected_at(const struct ref *ref, uint64_t n)
 	return b.ptr;
 }
 
+/* bulk threshold of the next runs (0: the default); 1: every run starts
+ * far behind, so the history loads in bulk mode (projector/history_bulk.c) */
+static uint64_t bulk_threshold;
+
 static int project_stats(struct fixture *f, const char *dsn, int batch, bool dead, char *err,
 			 size_t errlen, evp_stats *st)
 {
 	evp_config cfg;
 
 	pgh_config(&cfg, f->dir, dsn);
+	if (bulk_threshold)
+		cfg.bulk_threshold = bulk_threshold;
 	cfg.migrations_dir = f->migrations;
 	cfg.rules_path = f->rules;
 	cfg.batch_max = batch;
@@ -314,6 +320,16 @@ static void check(struct fixture *f, PGconn *c, uint64_t *rng)
 	ck_assert_msg(strcmp(want, got) == 0, "history differs:\nwant\n%s\ngot\n%s", want, got);
 	free(want);
 	free(got);
+	/* its indexes and primary key, also after a bulk load */
+	got = model_dump(c, "SELECT indexdef FROM pg_indexes WHERE tablename = 'items_history'"
+			    " ORDER BY indexname");
+	ck_assert_str_eq(got, "CREATE INDEX items_history_at ON shop.items_history USING btree (id,"
+			      " valid_from_at)|\nCREATE UNIQUE INDEX items_history_pkey ON"
+			      " shop.items_history USING btree (id, valid_from_position)|\n");
+	free(got);
+	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM pg_constraint WHERE conrelid ="
+				    " 'shop.items_history'::regclass AND contype = 'p'"),
+			 1);
 	ck_assert_int_eq(pgh_int(c, "SELECT count(*) FROM shop.items_history h WHERE"
 				    " valid_from_at IS DISTINCT FROM (SELECT recorded_at FROM"
 				    " evs.events e WHERE e.position = h.valid_from_position)"
@@ -384,10 +400,12 @@ START_TEST(history_reference)
 			PGconn *c;
 
 			/* batches of 7 one event at a time (dead letters), the others
-			 * pipelined */
+			 * pipelined; those of 10000 in bulk mode */
+			bulk_threshold = b == 2 ? 1 : 0;
 			ck_assert_msg(project(&f, dsn[b], batches[b], b == 1, err, sizeof err) ==
 					      EVP_OK,
 				      "batch %d: %s", batches[b], err);
+			bulk_threshold = 0;
 			c = pgh_connect(dsn[b]);
 			check(&f, c, &rng);
 			PQfinish(c);
@@ -445,9 +463,11 @@ START_TEST(history_set_based)
 		for (b = 0; b < 3; b++) {
 			PGconn *c;
 
+			bulk_threshold = b == 1 ? 1 : 0; /* 150: in bulk mode */
 			ck_assert_msg(project_stats(&f, dsn[b], batches[b], false, err, sizeof err,
 						    &st) == EVP_OK,
 				      "batch %d: %s", batches[b], err);
+			bulk_threshold = 0;
 			ck_assert_uint_gt(st.set_batches, 0);
 			c = pgh_connect(dsn[b]);
 			check(&f, c, &rng);
