@@ -201,17 +201,25 @@ int evs__opt_load(const struct evs__opt_table *t, void *cfg, int argc, char **ar
 		snprintf(err, errlen, "too many options in the table of %s", t->program);
 		return EVS__OPT_INVALID;
 	}
-	/* First the shape of the command line: a help request anywhere wins,
-	 * then every flag is known, given once, and has its value. */
+	/* First the shape of the command line: a help request anywhere wins
+	 * (but "-h" as the value of a flag, --store -h, is that value), then
+	 * every flag is known, given once, and has its value. */
 	for (a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+		const char *arg = argv[a];
+		int k;
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
 			*action = EVS__OPT_HELP;
 			return EVS__OPT_OK;
 		}
-		if (!strcmp(argv[a], "--version")) {
+		if (!strcmp(arg, "--version")) {
 			*action = EVS__OPT_VERSION;
 			return EVS__OPT_OK;
 		}
+		if (!strncmp(arg, "--", 2) && !strchr(arg, '=') &&
+		    (k = evs__opt_find(t, arg + 2, strlen(arg + 2))) >= 0 &&
+		    t->opts[k].type != EVS__OPT_BOOL)
+			a++;
 	}
 	for (a = 1; a < argc; a++) {
 		const char *arg = argv[a], *eq;
