@@ -8,7 +8,11 @@
  * filter names an indexed part (type, category, tag, correlation id): then
  * the event indexes give the candidate positions (ixplan.c) and only those
  * records are read. Filters look at the decoded view, which costs no
- * allocation. evs_read_query reads by the indexes in the same way.
+ * allocation; an index walk answers types, categories, tags and
+ * correlation ids itself, so only stream prefixes are checked on the
+ * records it yields. evs_read_query reads by the indexes in the same way
+ * (both through iter_all). Reads prefetch the cache lines of the records
+ * they are about to decode (prefetch_scan, prefetch_record): see there.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,7 +21,8 @@
 #include "index.h"
 
 /* KIND_INDEX: all events, by the positions a plan over the event indexes
- * yields (ixplan.c), each checked against the whole filter on its record */
+ * yields (ixplan.c); a record is checked against the filter only when
+ * the filter has stream prefixes (recheck) */
 enum { KIND_STREAM, KIND_ALL, KIND_INDEX };
 
 struct evs_iter {
