@@ -15,6 +15,7 @@
  * they are about to decode (prefetch_scan, prefetch_record): see there.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,35 +291,38 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
  * prefetch, never a fault. Written out and always inlined: gcc 12 drops a
  * call (or a loop) made only of prefetches as if it did nothing.
  */
-#define PREFETCH_SPAN(q)                       \
-	do {                                   \
-		__builtin_prefetch((q));       \
-		__builtin_prefetch((q) + 64);  \
-		__builtin_prefetch((q) + 128); \
-		__builtin_prefetch((q) + 192); \
-		__builtin_prefetch((q) + 256); \
+#define PREFETCH_AT(a) __builtin_prefetch((const void *)(a))
+/* five lines from address a (an integer: the guess may lie outside the
+ * record, where pointer arithmetic would not be defined) */
+#define PREFETCH_SPAN(a)                \
+	do {                            \
+		PREFETCH_AT(a);         \
+		PREFETCH_AT((a) + 64);  \
+		PREFETCH_AT((a) + 128); \
+		PREFETCH_AT((a) + 192); \
+		PREFETCH_AT((a) + 256); \
 	} while (0)
 
 /* A record just found by a lookup: its lines beyond the first, its last. */
 static inline __attribute__((always_inline)) void prefetch_record(const MDB_val *v)
 {
-	const char *p = v->mv_data;
+	uintptr_t p = (uintptr_t)v->mv_data;
 
 	PREFETCH_SPAN(p + 64);
-	__builtin_prefetch(p + v->mv_size - 1);
+	PREFETCH_AT(p + v->mv_size - 1);
 }
 
 /* A scan: this record's last line and the record two ahead (the one
  * ahead was asked for at the step before). */
 static inline __attribute__((always_inline)) void prefetch_scan(const MDB_val *v, int dir)
 {
-	const char *p = v->mv_data, *q;
+	uintptr_t p = (uintptr_t)v->mv_data, q;
 	size_t n = v->mv_size, node = n + 16; /* node header 8, key 8 */
 
-	__builtin_prefetch(p + n - 1);
+	PREFETCH_AT(p + n - 1);
 	q = dir == EVS_FORWARD ? p - 16 - 2 * node : p - 16 + 2 * node;
 	PREFETCH_SPAN(q);
-	__builtin_prefetch(q + node - 1);
+	PREFETCH_AT(q + node - 1);
 }
 
 int evs_iter_next(evs_iter *it, evs_event *ev)
