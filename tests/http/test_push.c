@@ -749,8 +749,9 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		push_resume,   push_filters,     push_tag_filters, push_category_separator, push_ndjson,
-		push_refusals, push_many_resume, push_slow_cut,    NULL,
+		push_resume, push_filters,  push_tag_filters, push_category_separator,
+		push_ndjson, push_refusals, push_many_resume, push_slow_cut,
+		NULL,
 	};
 
 	signal(SIGPIPE, SIG_IGN);
