@@ -1,7 +1,7 @@
 /*
  * txn.c - one batch, one PostgreSQL transaction:
  *
- *     BEGIN
+ *     BEGIN                                       (built-in: with the COPY)
  *     COPY evs.events FROM STDIN                  (built-in: event log)
  *     the states of the batch's streams           (built-in: state.c)
  *     declared rules                              (deadletter.c)
@@ -131,7 +131,8 @@ int evp__apply_batch(struct evp__run *r)
 
 	evp__history_reset(r->rules);
 	r->set_batch = false;
-	if ((rc = evp__cmd(r, "BEGIN")))
+	/* with the built-in models BEGIN goes with the event log's COPY */
+	if (!r->builtin && (rc = evp__cmd(r, "BEGIN")))
 		return rc;
 	if (r->builtin) {
 		if ((rc = evp__write_event_log(r)) ||
