@@ -106,9 +106,8 @@ struct evp__run {
 	const char *live_name; /* the projection's own name (differs when rebuilding) */
 	char rebuild_name[EVS_MAX_NAME + 16];
 	bool builtin;
-	int64_t collect_us;  /* time the last collect took */
-	bool set_batch;      /* this batch's statements ran set-based */
-	bool states_pending; /* evs.state's statements wait for the batch's end (txn.c) */
+	int64_t collect_us; /* time the last collect took */
+	bool set_batch;     /* this batch's statements ran set-based */
 	uint64_t checkpoint;
 	bool bulk;            /* loading with the secondary indexes dropped */
 	uint64_t bulk_target; /* ... until the checkpoint reaches this */
@@ -179,7 +178,6 @@ int evp__write_states(struct evp__run *r);
 int evp__history_setup(struct evp__run *r, const char *schema);
 int evp__history_write(struct evp__run *r);
 int evp__history_send_closes(struct evp__run *r, int *n);
-int evp__send_states(struct evp__run *r, int *n);
 uint32_t evp__history_mark(const evp_rules *rules);
 void evp__history_rewind(evp_rules *rules, uint32_t mark);
 void evp__history_reset(evp_rules *rules);

@@ -295,25 +295,6 @@ int evp__write_states(struct evp__run *r)
 	evp_bin_trailer(&r->copy);
 	if ((rc = evp__copy_end(r, &r->copy, "COPY evs.state_history")))
 		goto out;
-	/* the closing UPDATE and the current states go in the pipeline that
-	 * ends the batch (txn.c, evp__send_states) */
-	r->states_pending = true;
-out:
-	PQclear(states);
-	return rc;
-}
-
-/* In pipeline mode (txn.c): what evp__write_states left for the end of
- * the batch; *n: how many statements were sent. The arrays stay in r
- * until the next batch. */
-int evp__send_states(struct evp__run *r, int *n)
-{
-	evs__buf *col = r->arrays.col;
-
-	*n = 0;
-	if (!r->states_pending)
-		return EVP_OK;
-	r->states_pending = false;
 	if (col[CL_STREAM].len > 2) {
 		const char *vals[4] = {col[CL_STREAM].ptr, col[CL_VER].ptr, col[CL_TIME].ptr,
 				       col[CL_FROM].ptr};
@@ -321,34 +302,31 @@ int evp__send_states(struct evp__run *r, int *n)
 		/* the open row of a stream starts at its state's updated_at: an
 		 * exact lookup in the (stream, valid_from, version) key, or in
 		 * bulk mode in the partial index of open rows (hence the
-		 * valid_to IS NULL, true of that row anyway); the rows the
-		 * batch copied have later versions */
-		if (PQsendQueryParams(
-			    r->conn,
-			    "UPDATE evs.state_history h SET valid_to = u.t"
-			    " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
-			    " $4::timestamptz[]) AS u(s, v, t, f)"
-			    " WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v"
-			    " AND h.valid_to IS NULL",
-			    4, NULL, vals, NULL, NULL, 0) != 1)
-			return evp__pg_fail(r, NULL, "could not close state history intervals");
-		(*n)++;
+		 * valid_to IS NULL, true of that row anyway) */
+		rc = evp__exec(r, PGRES_COMMAND_OK, NULL,
+			       "UPDATE evs.state_history h SET valid_to = u.t"
+			       " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
+			       " $4::timestamptz[]) AS u(s, v, t, f)"
+			       " WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v"
+			       " AND h.valid_to IS NULL",
+			       4, vals, "could not close state history intervals");
+		if (rc)
+			goto out;
 	}
 	{
 		const char *vals[5] = {col[ST_STREAM].ptr, col[ST_DATA].ptr, col[ST_VER].ptr,
 				       col[ST_POS].ptr, col[ST_TIME].ptr};
 
-		if (PQsendQueryParams(
-			    r->conn,
-			    "INSERT INTO evs.state (stream, data, version, position, updated_at)"
-			    " SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[],"
-			    " $4::bigint[], $5::timestamptz[])"
-			    " ON CONFLICT (stream) DO UPDATE SET data = excluded.data,"
-			    " version = excluded.version, position = excluded.position,"
-			    " updated_at = excluded.updated_at",
-			    5, NULL, vals, NULL, NULL, 0) != 1)
-			return evp__pg_fail(r, NULL, "could not write current states");
-		(*n)++;
+		rc = evp__exec(r, PGRES_COMMAND_OK, NULL,
+			       "INSERT INTO evs.state (stream, data, version, position, updated_at)"
+			       " SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[],"
+			       " $4::bigint[], $5::timestamptz[])"
+			       " ON CONFLICT (stream) DO UPDATE SET data = excluded.data,"
+			       " version = excluded.version, position = excluded.position,"
+			       " updated_at = excluded.updated_at",
+			       5, vals, "could not write current states");
 	}
-	return EVP_OK;
+out:
+	PQclear(states);
+	return rc;
 }

@@ -1,17 +1,15 @@
 /*
  * txn.c - one batch, one PostgreSQL transaction:
  *
- *     BEGIN                                   (built-in: with the COPY)
- *     COPY evs.events FROM STDIN              (built-in: event log)
- *     the states of the batch's streams       (built-in: state.c; their
- *                                              history's COPY)
- *     declared rules                          (deadletter.c)
- *     versions of temporal tables, COPY       (history_write.c)
- *   then in one round trip (pipelined):
- *     evs.state and the closing UPDATE of its history (built-in)
- *     the closing UPDATE of each temporal table
- *     UPDATE evs.checkpoints SET position = last WHERE position = first - 1
- *     COMMIT
+ *     BEGIN                                       (built-in: with the COPY)
+ *     COPY evs.events FROM STDIN                  (built-in: event log)
+ *     the states of the batch's streams           (built-in: state.c)
+ *     declared rules                              (deadletter.c)
+ *     versions of temporal tables                 (history_write.c)
+ *     closing UPDATEs of temporal tables, \
+ *     UPDATE evs.checkpoints SET position = last  } one round trip
+ *         WHERE position = first - 1,            } (pipelined)
+ *     COMMIT                                     /
  *
  * The checkpoint update names the position it expects, so a batch can
  * only ever follow the committed checkpoint: after any crash the next run
@@ -34,17 +32,15 @@ static int finish(struct evp__run *r, uint64_t last)
 {
 	char s_last[24], s_prev[24];
 	const char *vals[3] = {r->name, s_last, s_prev};
-	int nst = 0, ncl = 0, i, rc = EVP_OK, got = 0;
+	int ncl = 0, i, rc = EVP_OK, got = 0;
 	bool synced = false;
 
 	snprintf(s_last, sizeof s_last, "%llu", (unsigned long long)last);
 	snprintf(s_prev, sizeof s_prev, "%llu", (unsigned long long)r->checkpoint);
 	if (PQenterPipelineMode(r->conn) != 1)
 		return evp__pg_fail(r, NULL, "could not enter pipeline mode");
-	rc = evp__send_states(r, &nst);
-	if (rc == EVP_OK && r->rules)
+	if (r->rules)
 		rc = evp__history_send_closes(r, &ncl);
-	ncl += nst;
 	/* the same statement announces the checkpoint to LISTEN evs_checkpoint
 	 * (evs-query's min_position waiters): delivered at COMMIT, never for a
 	 * batch rolled back */
@@ -61,8 +57,7 @@ static int finish(struct evp__run *r, uint64_t last)
 		rc = evp__pg_fail(r, NULL, "could not send the checkpoint");
 	if (PQpipelineSync(r->conn) != 1 && !rc)
 		rc = evp__pg_fail(r, NULL, "could not sync the pipeline");
-	/* results: nst states, then closes (ncl with them), the checkpoint,
-	 * COMMIT (each ended by NULL), SYNC */
+	/* results: ncl closes, the checkpoint, COMMIT (each ended by NULL), SYNC */
 	for (i = 0; !synced && i < ncl + 8;) {
 		PGresult *res = PQgetResult(r->conn);
 		ExecStatusType st;
@@ -90,12 +85,12 @@ static int finish(struct evp__run *r, uint64_t last)
 					r->name, s_prev);
 				rc = EVP_LOCKED;
 			} else {
-				const char *what = got < nst    ? "could not write current states"
-						   : got < ncl  ? "could not close open versions"
-						   : got == ncl ? "could not advance the checkpoint"
-								: "could not run \"COMMIT\"";
-
-				rc = evp__pg_fail(r, res, "%s", what);
+				rc = got < ncl
+					     ? evp__pg_fail(r, res, "could not close open versions")
+				     : got == ncl
+					     ? evp__pg_fail(r, res,
+							    "could not advance the checkpoint")
+					     : evp__pg_fail(r, res, "could not run \"COMMIT\"");
 				res = NULL;
 			}
 		}
@@ -136,7 +131,6 @@ int evp__apply_batch(struct evp__run *r)
 
 	evp__history_reset(r->rules);
 	r->set_batch = false;
-	r->states_pending = false;
 	/* with the built-in models BEGIN goes with the event log's COPY */
 	if (!r->builtin && (rc = evp__cmd(r, "BEGIN")))
 		return rc;
