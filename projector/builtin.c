@@ -112,11 +112,13 @@ int evp__write_event_log(struct evp__run *r)
 	int rc;
 
 	b->len = 0;
-	rc = evp__copy_begin(r,
-			     "COPY evs.events (position, stream, version, type, type_version,"
-			     " recorded_at, recorded_at_ns, occurred_at, event_id, correlation_id,"
-			     " causation_id, metadata, data, producer, tags)"
-			     " FROM STDIN (FORMAT binary)");
+	/* BEGIN rides with the COPY (one simple query, one round trip): the
+	 * event log is the first thing a batch writes (txn.c) */
+	rc = evp__copy_begin(
+		r, "BEGIN; COPY evs.events (position, stream, version, type, type_version,"
+		   " recorded_at, recorded_at_ns, occurred_at, event_id, correlation_id,"
+		   " causation_id, metadata, data, producer, tags)"
+		   " FROM STDIN (FORMAT binary)");
 	if (rc)
 		return rc;
 	evp_bin_header(b);

@@ -142,8 +142,11 @@ static void time_elem(evs__buf *arr, evs__buf *tmp, int64_t ns)
 }
 
 /* Close the versions earlier batches left open for the keys of this
- * one: arrays of keys, first positions and times. */
-static int close_open(struct evp__run *r, struct htable *t, evs__buf *arr, evs__buf *tmp,
+ * one: arrays of keys, first positions and times. Sent into the
+ * pipeline that ends the batch (txn.c), after this batch's versions are
+ * in: the statement only looks at versions from before the batch's
+ * first position. */
+static int send_close(struct evp__run *r, struct htable *t, evs__buf *arr, evs__buf *tmp,
 		      uint64_t first)
 {
 	const char *vals[35];
@@ -191,9 +194,12 @@ static int close_open(struct evp__run *r, struct htable *t, evs__buf *arr, evs__
 	snprintf(s_first, sizeof s_first, "%llu", (unsigned long long)first);
 	vals[t->npk + 2] = s_first;
 	(void)type;
-	return evp__exec(r, PGRES_COMMAND_OK, NULL,
-			 r->bulk && t->close_bulk_sql ? t->close_bulk_sql : t->close_sql,
-			 t->npk + 3, vals, "could not close the open versions of \"%s\"", t->name);
+	if (PQsendQueryParams(r->conn,
+			      r->bulk && t->close_bulk_sql ? t->close_bulk_sql : t->close_sql,
+			      t->npk + 3, NULL, vals, NULL, NULL, 0) != 1)
+		return evp__pg_fail(r, NULL, "could not close the open versions of \"%s\"",
+				    t->name);
+	return EVP_OK;
 }
 
 /* The versions of the batch, as COPY text lines. */
@@ -250,12 +256,13 @@ static int copy_versions(struct evp__run *r, struct htable *t, evs__buf *tmp)
 	return evp__copy_end(r, b, "COPY of a history table");
 }
 
+/* The versions of the batch (COPY per temporal table); the closing
+ * statements follow with evp__history_send_closes. */
 int evp__history_write(struct evp__run *r)
 {
 	evp_rules *rs = r->rules;
-	const uint64_t first = r->batch.events[0].ev.position;
-	evs__buf arr[34] = {{0}}, tmp = {0};
-	int i, k, rc = EVP_OK;
+	evs__buf tmp = {0};
+	int i, rc = EVP_OK;
 
 	for (i = 0; rs && i < rs->ntables && rc == EVP_OK; i++) {
 		struct htable *t = &rs->tables_v[i];
@@ -266,8 +273,29 @@ int evp__history_write(struct evp__run *r)
 		for (j = 0; j < t->nrows; j++)
 			t->rows[j].key = t->data.ptr + t->rows[j].off;
 		qsort(t->rows, t->nrows, sizeof *t->rows, cmp_hrow);
-		if ((rc = close_open(r, t, arr, &tmp, first)) == EVP_OK)
-			rc = copy_versions(r, t, &tmp);
+		rc = copy_versions(r, t, &tmp);
+	}
+	evs__buf_free(&tmp);
+	return rc;
+}
+
+/* In pipeline mode (txn.c): one closing UPDATE per temporal table with
+ * versions in the batch; *n: how many were sent. The captures are reset. */
+int evp__history_send_closes(struct evp__run *r, int *n)
+{
+	evp_rules *rs = r->rules;
+	const uint64_t first = r->batch.events[0].ev.position;
+	evs__buf arr[34] = {{0}}, tmp = {0};
+	int i, k, rc = EVP_OK;
+
+	*n = 0;
+	for (i = 0; rs && i < rs->ntables && rc == EVP_OK; i++) {
+		struct htable *t = &rs->tables_v[i];
+
+		if (!t->active || t->nrows == 0)
+			continue;
+		if ((rc = send_close(r, t, arr, &tmp, first)) == EVP_OK)
+			(*n)++;
 	}
 	for (k = 0; k < 34; k++)
 		evs__buf_free(&arr[k]);

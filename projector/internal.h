@@ -177,6 +177,7 @@ int evp__write_states(struct evp__run *r);
  * checkpoint. Mark / rewind: captures taken back with a savepoint. */
 int evp__history_setup(struct evp__run *r, const char *schema);
 int evp__history_write(struct evp__run *r);
+int evp__history_send_closes(struct evp__run *r, int *n);
 uint32_t evp__history_mark(const evp_rules *rules);
 void evp__history_rewind(evp_rules *rules, uint32_t mark);
 void evp__history_reset(evp_rules *rules);

@@ -25,6 +25,7 @@
  * captures, and the caller runs the batch one event at a time, so a
  * failing event stops the projector or is parked exactly as before.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,16 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 		size_t sent = 0, got = 0;
 		bool synced = false;
 
+		/* the savepoint goes with the first groups: no round trip of its
+		 * own (a failing statement aborts the rest of the pipeline, and
+		 * the caller rolls back to it) */
+		if (i == 0) {
+			if (PQsendQueryParams(r->conn, "SAVEPOINT evs_set", 0, NULL, NULL, NULL,
+					      NULL, 0) != 1)
+				rc = evp__pg_fail(r, NULL, "could not send SAVEPOINT");
+			ga[sent] = gb[sent] = SIZE_MAX;
+			sent++;
+		}
 		while (i < s->n && sent < PIPE_GROUPS && rc == EVP_OK) {
 			size_t j = i + 1;
 
@@ -330,7 +341,8 @@ static int pipeline(struct evp__run *r, struct setrun *s)
 			switch (PQresultStatus(res)) {
 			case PGRES_PIPELINE_SYNC: synced = true; break;
 			case PGRES_TUPLES_OK:
-				if (!rc && got < sent && capture(r, s, ga[got], gb[got], res))
+				if (!rc && got < sent && ga[got] != SIZE_MAX &&
+				    capture(r, s, ga[got], gb[got], res))
 					rc = EVP_SQL;
 				break;
 			case PGRES_COMMAND_OK:
@@ -411,9 +423,7 @@ int evp__rules_apply_set(struct evp__run *r, bool *fallback)
 	memset(&s, 0, sizeof s);
 	if ((rc = layer(r, &s, 0, NULL)) || s.n == 0)
 		goto out;
-	if ((rc = evp__cmd(r, "SAVEPOINT evs_set")))
-		goto out;
-	rc = pipeline(r, &s);
+	rc = pipeline(r, &s); /* SAVEPOINT evs_set first */
 	if (rc == EVP_SQL) {
 		/* one at a time finds the failing event, as before */
 		evp__history_rewind(r->rules, mark);
@@ -422,7 +432,8 @@ int evp__rules_apply_set(struct evp__run *r, bool *fallback)
 		r->err[0] = '\0';
 		*fallback = true;
 		rc = evp__cmd(r, "ROLLBACK TO SAVEPOINT evs_set");
-	} else if (rc == EVP_OK && (rc = evp__cmd(r, "RELEASE SAVEPOINT evs_set")) == EVP_OK) {
+	} else if (rc == EVP_OK) {
+		/* not released: a round trip for nothing, COMMIT ends it */
 		r->set_batch = true;
 	}
 out:

@@ -1,51 +1,106 @@
 /*
  * txn.c - one batch, one PostgreSQL transaction:
  *
- *     BEGIN
+ *     BEGIN                                       (built-in: with the COPY)
  *     COPY evs.events FROM STDIN                  (built-in: event log)
  *     the states of the batch's streams           (built-in: state.c)
  *     declared rules                              (deadletter.c)
  *     versions of temporal tables                 (history_write.c)
- *     UPDATE evs.checkpoints SET position = last WHERE position = first - 1
- *     COMMIT
+ *     closing UPDATEs of temporal tables, \
+ *     UPDATE evs.checkpoints SET position = last  } one round trip
+ *         WHERE position = first - 1,            } (pipelined)
+ *     COMMIT                                     /
  *
  * The checkpoint update names the position it expects, so a batch can
  * only ever follow the committed checkpoint: after any crash the next run
  * starts from what was committed, with no gap and no duplicate.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
-static int advance_checkpoint(struct evp__run *r, uint64_t last)
+/*
+ * The end of the batch in one round trip, pipelined: the closing UPDATE
+ * of each temporal table (history_write.c), the checkpoint, COMMIT. The
+ * checkpoint names the position it expects; when the row is not there
+ * (another run moved it) its statement fails (a division by the count of
+ * rows it updated, zero) so that the COMMIT behind it is never run: the
+ * pipeline is aborted and the caller rolls the transaction back.
+ */
+static int finish(struct evp__run *r, uint64_t last)
 {
 	char s_last[24], s_prev[24];
 	const char *vals[3] = {r->name, s_last, s_prev};
-	PGresult *res;
-	int rc, n;
+	int ncl = 0, i, rc = EVP_OK, got = 0;
+	bool synced = false;
 
 	snprintf(s_last, sizeof s_last, "%llu", (unsigned long long)last);
 	snprintf(s_prev, sizeof s_prev, "%llu", (unsigned long long)r->checkpoint);
+	if (PQenterPipelineMode(r->conn) != 1)
+		return evp__pg_fail(r, NULL, "could not enter pipeline mode");
+	if (r->rules)
+		rc = evp__history_send_closes(r, &ncl);
 	/* the same statement announces the checkpoint to LISTEN evs_checkpoint
 	 * (evs-query's min_position waiters): delivered at COMMIT, never for a
 	 * batch rolled back */
-	rc = evp__exec(r, PGRES_TUPLES_OK, &res,
-		       "WITH u AS (UPDATE evs.checkpoints SET position = $2, updated_at = now()"
-		       " WHERE projection = $1 AND position = $3 RETURNING projection, position)"
-		       " SELECT pg_notify('evs_checkpoint', u.projection || ' ' || u.position)"
-		       " FROM u",
-		       3, vals, "could not advance the checkpoint");
-	if (rc)
-		return rc;
-	n = PQntuples(res);
-	PQclear(res);
-	if (n != 1) {
-		snprintf(r->err, r->errlen,
-			 "checkpoint of projection \"%s\" is no longer at position %s", r->name,
-			 s_prev);
-		return EVP_LOCKED;
+	if (rc == EVP_OK &&
+	    (PQsendQueryParams(
+		     r->conn,
+		     "WITH u AS (UPDATE evs.checkpoints SET position = $2, updated_at = now()"
+		     " WHERE projection = $1 AND position = $3 RETURNING projection,"
+		     " position) SELECT 1 / (SELECT count(*)::int FROM u),"
+		     " (SELECT pg_notify('evs_checkpoint', u.projection || ' ' ||"
+		     " u.position) FROM u)",
+		     3, NULL, vals, NULL, NULL, 0) != 1 ||
+	     PQsendQueryParams(r->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1))
+		rc = evp__pg_fail(r, NULL, "could not send the checkpoint");
+	if (PQpipelineSync(r->conn) != 1 && !rc)
+		rc = evp__pg_fail(r, NULL, "could not sync the pipeline");
+	/* results: ncl closes, the checkpoint, COMMIT (each ended by NULL), SYNC */
+	for (i = 0; !synced && i < ncl + 8;) {
+		PGresult *res = PQgetResult(r->conn);
+		ExecStatusType st;
+
+		if (!res) {
+			if (PQstatus(r->conn) != CONNECTION_OK) {
+				if (!rc)
+					rc = evp__pg_fail(r, NULL, "connection lost");
+				break;
+			}
+			got++;
+			i++;
+			continue;
+		}
+		st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			synced = true;
+		} else if (st == PGRES_FATAL_ERROR && !rc) {
+			const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			if (got == ncl && code && strcmp(code, "22012") == 0) {
+				snprintf(
+					r->err, r->errlen,
+					"checkpoint of projection \"%s\" is no longer at position %s",
+					r->name, s_prev);
+				rc = EVP_LOCKED;
+			} else {
+				rc = got < ncl
+					     ? evp__pg_fail(r, res, "could not close open versions")
+				     : got == ncl
+					     ? evp__pg_fail(r, res,
+							    "could not advance the checkpoint")
+					     : evp__pg_fail(r, res, "could not run \"COMMIT\"");
+				res = NULL;
+			}
+		}
+		PQclear(res);
 	}
-	return EVP_OK;
+	if (!synced && !rc)
+		rc = evp__pg_fail(r, NULL, "lost the pipeline's sync");
+	if (PQexitPipelineMode(r->conn) != 1 && !rc)
+		rc = evp__pg_fail(r, NULL, "could not leave pipeline mode");
+	return rc;
 }
 
 /* After a failure: a COPY left open in the middle is ended first. */
@@ -76,7 +131,8 @@ int evp__apply_batch(struct evp__run *r)
 
 	evp__history_reset(r->rules);
 	r->set_batch = false;
-	if ((rc = evp__cmd(r, "BEGIN")))
+	/* with the built-in models BEGIN goes with the event log's COPY */
+	if (!r->builtin && (rc = evp__cmd(r, "BEGIN")))
 		return rc;
 	if (r->builtin) {
 		if ((rc = evp__write_event_log(r)) ||
@@ -84,10 +140,8 @@ int evp__apply_batch(struct evp__run *r)
 			goto fail;
 	}
 	if ((r->rules && ((rc = evp__write_rules(r, &parked)) || (rc = evp__history_write(r)))) ||
-	    (rc = advance_checkpoint(r, last)))
+	    (rc = finish(r, last)))
 		goto fail;
-	if ((rc = evp__cmd(r, "COMMIT")))
-		return rc;
 	if (r->cfg->on_commit)
 		r->cfg->on_commit(r->cfg->commit_ctx, first, last);
 	r->checkpoint = last;

@@ -3,7 +3,9 @@
  * it (issue 16): a bulk catch-up logs no server notices above debug
  * level (it printed "NOTICE: relation ... already exists, skipping"), and
  * the progress numbers (stats start, checkpoint, target; on_progress)
- * describe the run while it goes.
+ * describe the run while it goes. A checkpoint moved under a running
+ * projector rolls back the batch in flight, whole (the checkpoint,
+ * its closing history UPDATEs and COMMIT go in one pipeline, txn.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,11 +141,76 @@ START_TEST(project_progress_numbers)
 }
 END_TEST
 
+/* After the first commit, another run "moves" the checkpoint. */
+struct mover {
+	PGconn *c;
+	int commits;
+};
+
+static void move_checkpoint(void *ctx, uint64_t first, uint64_t last)
+{
+	struct mover *m = ctx;
+
+	(void)first;
+	(void)last;
+	if (m->commits++ == 0)
+		pgh_exec(m->c, "UPDATE evs.checkpoints SET position = position + 1000000"
+			       " WHERE projection = 'bank'");
+}
+
+START_TEST(project_checkpoint_moved)
+{
+	uint64_t rng = kit_seed("project_checkpoint_moved");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), err[2048], rules[1024], want[256],
+	     q[256];
+	evs_store *s = model_open(dir);
+	struct mover m = {0};
+	evp_config cfg;
+	evp_stats st;
+	int rc;
+
+	/* 6 accounts, so that every batch updates accounts the one before
+	 * left open in the history: the second batch has closes to send */
+	model_generate_bank(s, &rng, 400, 6);
+	snprintf(rules, sizeof rules, "%s/examples/bank/bank.projection", pgh_source_dir());
+	config_once(&cfg, dir, dsn, 100);
+	cfg.migrations_dir = pgh_bank_migrations();
+	cfg.rules_path = rules;
+	m.c = pgh_connect(dsn);
+	cfg.on_commit = move_checkpoint;
+	cfg.commit_ctx = &m;
+	rc = evp_run(&cfg, &st, err, sizeof err);
+	ck_assert_msg(rc == EVP_LOCKED, "evp_run: %d %s", rc, err);
+	ck_assert_int_eq(m.commits, 1);
+	ck_assert_uint_gt(st.checkpoint, 0);
+	snprintf(want, sizeof want,
+		 "checkpoint of projection \"bank\" is no longer at position %llu",
+		 (unsigned long long)st.checkpoint);
+	ck_assert_msg(strstr(err, want), "error: %s", err);
+	/* nothing of the second batch is there: event log, ledger, history */
+	snprintf(q, sizeof q,
+		 "SELECT (SELECT count(*) FROM evs.events WHERE position > %llu)"
+		 " + (SELECT count(*) FROM bank.ledger WHERE position > %llu)"
+		 " + (SELECT count(*) FROM bank.accounts_history WHERE valid_from_position > %llu"
+		 " OR valid_to_position > %llu)",
+		 (unsigned long long)st.checkpoint, (unsigned long long)st.checkpoint,
+		 (unsigned long long)st.checkpoint, (unsigned long long)st.checkpoint);
+	ck_assert_int_eq(pgh_int(m.c, q), 0);
+	ck_assert_int_eq(pgh_int(m.c, "SELECT count(*) FROM evs.events"), (long long)st.checkpoint);
+	ck_assert_int_gt(pgh_int(m.c, "SELECT count(*) FROM bank.accounts_history"), 0);
+	snprintf(q, sizeof q, "SELECT position FROM evs.checkpoints WHERE projection = 'bank'");
+	ck_assert_int_eq(pgh_int(m.c, q), (long long)st.checkpoint + 1000000);
+	PQfinish(m.c);
+	cleanup(s, dir, dsn);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
 		project_bulk_is_quiet,
 		project_progress_numbers,
+		project_checkpoint_moved,
 		NULL,
 	};
 
