@@ -271,6 +271,7 @@ fail:
 void evs__j_maybe_checkpoint(evs_store *s)
 {
 	evs__core *c = s->core;
+	char err[sizeof c->ck_err];
 	bool due;
 
 	if (c->jfd < 0)
@@ -281,8 +282,12 @@ void evs__j_maybe_checkpoint(evs_store *s)
 	       ((c->head_lsn > c->ck_lsn || c->unj_dirty) && mono_ms() - c->ck_ms >= c->ck_every));
 	if (due)
 		c->ck_running = true;
+	memcpy(err, c->ck_err, sizeof err); /* the checkpointer's last failure */
+	c->ck_err[0] = 0;
 	pthread_mutex_unlock(&c->jmu);
-	if (!due)
+	if (err[0])
+		evs__log(s, EVS_LOG_WARNING, "%s", err);
+	if (!due || evs__j_ck_request(s))
 		return;
 	if (evs__j_checkpoint(s) != EVS_OK)
 		evs__log(s, EVS_LOG_WARNING, "%s", evs_errmsg(s));
