@@ -20,9 +20,10 @@
  * Checkpoints. LMDB without sync is only safe with help: a later commit may
  * recycle pages of the last snapshot that reached the disk, and its meta
  * page may reach the disk before its data. So, off the acknowledgement
- * path (an appender after its own answer, when the journal has grown by a
- * quarter of the ring or EVS_CHECKPOINT_MS, default a second, passed; only
- * that caller's return waits for it, no acknowledgement): under the
+ * path (found due by an appender after its own answer, when the journal
+ * has grown by a quarter of the ring or EVS_CHECKPOINT_MS, default a
+ * second, passed, and run by the environment's checkpointer thread,
+ * jckthr.c, so that no caller waits for it): under the
  * writer lock, without a sync, note the newest transaction K, the lsn LMDB
  * holds at K, its last position and copies of both LMDB meta pages, and
  * begin a read transaction pinned at K (LMDB never reuses a page of
