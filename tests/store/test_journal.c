@@ -516,14 +516,10 @@ END_TEST
 int main(void)
 {
 	const TTest *tests[] = {
-		test_in_doubt_replayed,
-		test_in_doubt_overwritten,
-		test_restart_restores_meta,
-		test_ring_wraps,
-		test_verify_checks_journal,
-		test_sync_none_restart,
-		test_checkpointer_thread,
-		NULL,
+		test_in_doubt_replayed,     test_in_doubt_overwritten,
+		test_restart_restores_meta, test_ring_wraps,
+		test_verify_checks_journal, test_sync_none_restart,
+		test_checkpointer_thread,   NULL,
 	};
 
 	return kit_main("store-journal", 600, tests);
