@@ -254,12 +254,12 @@ void evs__j_close(evs__core *c);
  * before answering (the group went through LMDB's own sync). 0 or a code. */
 int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
 		  size_t ckw_len, bool *ck_after);
-/* Checkpoint now (EVS_ code); or when one is due (errors only logged). */
+/* Checkpoint now (EVS_ code); or when one is due, on the checkpointer
+ * thread (jckthr.c; errors only logged). */
 int evs__j_checkpoint(evs_store *s);
 void evs__j_maybe_checkpoint(evs_store *s);
-/* jckthr.c: hand a due checkpoint to the checkpointer thread (false: it
- * could not start; the caller checkpoints itself), and stop it (close). */
-bool evs__j_ck_request(evs_store *s);
+/* jckthr.c: evs__j_maybe_checkpoint hands a due checkpoint to the
+ * environment's checkpointer thread; stop it (evs__j_close). */
 void evs__j_ck_stop(evs__core *c);
 int evs__j_head_get(evs_store *s, MDB_txn *txn, uint64_t *lsn, uint64_t *unj);
 int evs__j_head_put(evs_store *s, MDB_txn *txn, uint64_t lsn, uint64_t unj);

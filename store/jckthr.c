@@ -24,8 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *ck_main(void *arg)
 {
@@ -84,7 +93,9 @@ static evs_store *ck_handle(const evs_store *s)
 	return h;
 }
 
-bool evs__j_ck_request(evs_store *s)
+/* Hand a due checkpoint to the thread (starting it the first time);
+ * false: it could not start, the caller checkpoints itself. */
+static bool ck_request(evs_store *s)
 {
 	evs__core *c = s->core;
 	bool ok = true;
@@ -140,4 +151,32 @@ void evs__j_ck_stop(evs__core *c)
 	free(c->ck_h);
 	c->ck_h = NULL;
 	c->ck_thread = false;
+}
+
+void evs__j_maybe_checkpoint(evs_store *s)
+{
+	evs__core *c = s->core;
+	char err[sizeof c->ck_err];
+	bool due;
+
+	if (c->jfd < 0)
+		return;
+	pthread_mutex_lock(&c->jmu);
+	due = !c->ck_running &&
+	      ((c->head_lsn > c->ck_lsn && c->head_lsn - c->ck_lsn >= c->jring / 4) ||
+	       ((c->head_lsn > c->ck_lsn || c->unj_dirty) && mono_ms() - c->ck_ms >= c->ck_every));
+	if (due)
+		c->ck_running = true;
+	memcpy(err, c->ck_err, sizeof err); /* the checkpointer's last failure */
+	c->ck_err[0] = 0;
+	pthread_mutex_unlock(&c->jmu);
+	if (err[0])
+		evs__log(s, EVS_LOG_WARNING, "%s", err);
+	if (!due || ck_request(s))
+		return;
+	if (evs__j_checkpoint(s) != EVS_OK)
+		evs__log(s, EVS_LOG_WARNING, "%s", evs_errmsg(s));
+	pthread_mutex_lock(&c->jmu);
+	c->ck_running = false;
+	pthread_mutex_unlock(&c->jmu);
 }

@@ -269,34 +269,6 @@ fail:
 	return evs__fail_mdb(s, rc, "could not checkpoint the journal");
 }
 
-void evs__j_maybe_checkpoint(evs_store *s)
-{
-	evs__core *c = s->core;
-	char err[sizeof c->ck_err];
-	bool due;
-
-	if (c->jfd < 0)
-		return;
-	pthread_mutex_lock(&c->jmu);
-	due = !c->ck_running &&
-	      ((c->head_lsn > c->ck_lsn && c->head_lsn - c->ck_lsn >= c->jring / 4) ||
-	       ((c->head_lsn > c->ck_lsn || c->unj_dirty) && mono_ms() - c->ck_ms >= c->ck_every));
-	if (due)
-		c->ck_running = true;
-	memcpy(err, c->ck_err, sizeof err); /* the checkpointer's last failure */
-	c->ck_err[0] = 0;
-	pthread_mutex_unlock(&c->jmu);
-	if (err[0])
-		evs__log(s, EVS_LOG_WARNING, "%s", err);
-	if (!due || evs__j_ck_request(s))
-		return;
-	if (evs__j_checkpoint(s) != EVS_OK)
-		evs__log(s, EVS_LOG_WARNING, "%s", evs_errmsg(s));
-	pthread_mutex_lock(&c->jmu);
-	c->ck_running = false;
-	pthread_mutex_unlock(&c->jmu);
-}
-
 /* The test hook: EVS_TEST_KILL_AFTER_JOURNAL=n kills the process after its
  * n-th journal sync, before the LMDB commit (docs/FORMAT.md). */
 static void kill_hook(evs__core *c)
