@@ -46,5 +46,11 @@ evs_install_deps() {
 # Message DB's SQL (npm package @eventide/message-db) into a temporary
 # directory. Not in EVS_PACKAGES: nothing else needs node.
 evs_install_bench_peers_deps() {
-  evs_install_deps npm "$@"
+  # any npm on the PATH will do (a node from elsewhere conflicts with
+  # Debian's npm package, as above)
+  if command -v npm >/dev/null 2>&1; then
+    evs_install_deps "$@"
+  else
+    evs_install_deps npm "$@"
+  fi
 }

@@ -148,6 +148,15 @@ typedef struct evs__core {
 	int64_t ck_ms;    /* when this process last checkpointed */
 	int64_t ck_every; /* ms between checkpoints while writing */
 	bool ck_running;
+	/* The checkpointer thread (jckthr.c): started by the first due
+	 * checkpoint, runs them off the appenders' threads; ck_h is its own
+	 * handle on this core, ck_err the failure it leaves for an appender
+	 * to log. All under jmu. */
+	bool ck_thread, ck_stop, ck_wanted;
+	pthread_t ck_thr;
+	pthread_cond_t ck_cv;
+	struct evs_store *ck_h;
+	char ck_err[256];
 	bool unj_dirty;    /* EVS_SYNC_NONE commits since our checkpoint */
 	uint64_t head_lsn; /* after our last journal record */
 } evs__core;
@@ -245,9 +254,13 @@ void evs__j_close(evs__core *c);
  * before answering (the group went through LMDB's own sync). 0 or a code. */
 int evs__j_commit(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, const void *ckw,
 		  size_t ckw_len, bool *ck_after);
-/* Checkpoint now (EVS_ code); or when one is due (errors only logged). */
+/* Checkpoint now (EVS_ code); or when one is due, on the checkpointer
+ * thread (jckthr.c; errors only logged). */
 int evs__j_checkpoint(evs_store *s);
 void evs__j_maybe_checkpoint(evs_store *s);
+/* jckthr.c: evs__j_maybe_checkpoint hands a due checkpoint to the
+ * environment's checkpointer thread; stop it (evs__j_close). */
+void evs__j_ck_stop(evs__core *c);
 int evs__j_head_get(evs_store *s, MDB_txn *txn, uint64_t *lsn, uint64_t *unj);
 int evs__j_head_put(evs_store *s, MDB_txn *txn, uint64_t lsn, uint64_t unj);
 int evs__j_last_position(evs_store *s, MDB_txn *txn, uint64_t *pos);

@@ -20,9 +20,10 @@
  * Checkpoints. LMDB without sync is only safe with help: a later commit may
  * recycle pages of the last snapshot that reached the disk, and its meta
  * page may reach the disk before its data. So, off the acknowledgement
- * path (an appender after its own answer, when the journal has grown by a
- * quarter of the ring or EVS_CHECKPOINT_MS, default a second, passed; only
- * that caller's return waits for it, no acknowledgement): under the
+ * path (found due by an appender after its own answer, when the journal
+ * has grown by a quarter of the ring or EVS_CHECKPOINT_MS, default a
+ * second, passed, and run by the environment's checkpointer thread,
+ * jckthr.c, so that no caller waits for it): under the
  * writer lock, without a sync, note the newest transaction K, the lsn LMDB
  * holds at K, its last position and copies of both LMDB meta pages, and
  * begin a read transaction pinned at K (LMDB never reuses a page of
@@ -268,29 +269,6 @@ fail:
 	return evs__fail_mdb(s, rc, "could not checkpoint the journal");
 }
 
-void evs__j_maybe_checkpoint(evs_store *s)
-{
-	evs__core *c = s->core;
-	bool due;
-
-	if (c->jfd < 0)
-		return;
-	pthread_mutex_lock(&c->jmu);
-	due = !c->ck_running &&
-	      ((c->head_lsn > c->ck_lsn && c->head_lsn - c->ck_lsn >= c->jring / 4) ||
-	       ((c->head_lsn > c->ck_lsn || c->unj_dirty) && mono_ms() - c->ck_ms >= c->ck_every));
-	if (due)
-		c->ck_running = true;
-	pthread_mutex_unlock(&c->jmu);
-	if (!due)
-		return;
-	if (evs__j_checkpoint(s) != EVS_OK)
-		evs__log(s, EVS_LOG_WARNING, "%s", evs_errmsg(s));
-	pthread_mutex_lock(&c->jmu);
-	c->ck_running = false;
-	pthread_mutex_unlock(&c->jmu);
-}
-
 /* The test hook: EVS_TEST_KILL_AFTER_JOURNAL=n kills the process after its
  * n-th journal sync, before the LMDB commit (docs/FORMAT.md). */
 static void kill_hook(evs__core *c)
@@ -310,26 +288,43 @@ static int build(evs_store *s, MDB_txn *txn, uint64_t first, uint64_t last, cons
 {
 	uint8_t pk[8];
 	MDB_val k = {8, pk}, v;
-	size_t need = EVS__J_HEAD;
-	int rc;
+	MDB_cursor *cur;
+	uint64_t p = first;
+	uint64_t guess = first <= last ? last - first + 1 : 0;
+	int rc = 0;
 
+	/* one cursor walk over the group's positions (consecutive keys: the
+	 * next is on the same leaf or the next one), instead of two lookups
+	 * from the root per event */
 	buf->len = 0;
-	for (uint64_t p = first; p <= last; p++) {
-		evs__put_u64(pk, p);
-		if ((rc = mdb_get(txn, s->events, &k, &v)) != 0)
-			return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
-		need += 4 + v.mv_size;
-	}
-	need += ckw_len;
-	if (evs__buf_reserve(buf, need + 16) != 0)
+	if (guess > 4096)
+		guess = 4096;
+	if (evs__buf_reserve(buf, EVS__J_HEAD + ckw_len + 16 + (size_t)guess * 320) != 0)
 		return ENOMEM;
 	buf->len = EVS__J_HEAD;
-	for (uint64_t p = first; p <= last; p++) {
-		evs__put_u64(pk, p);
-		mdb_get(txn, s->events, &k, &v);
-		evs__put_u32((uint8_t *)buf->ptr + buf->len, (uint32_t)v.mv_size);
-		memcpy(buf->ptr + buf->len + 4, v.mv_data, v.mv_size);
-		buf->len += 4 + v.mv_size;
+	if (first <= last) {
+		if ((rc = mdb_cursor_open(txn, s->events, &cur)) != 0)
+			return rc;
+		evs__put_u64(pk, first);
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != 8 || evs__get_u64(k.mv_data) != p) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			if (evs__buf_reserve(buf, 4 + v.mv_size + ckw_len + 16) != 0) {
+				rc = ENOMEM;
+				break;
+			}
+			evs__put_u32((uint8_t *)buf->ptr + buf->len, (uint32_t)v.mv_size);
+			memcpy(buf->ptr + buf->len + 4, v.mv_data, v.mv_size);
+			buf->len += 4 + v.mv_size;
+			if (p++ == last)
+				break;
+		}
+		mdb_cursor_close(cur);
+		if (rc)
+			return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
 	}
 	if (ckw_len)
 		memcpy(buf->ptr + buf->len, ckw, ckw_len);

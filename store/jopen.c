@@ -316,6 +316,7 @@ shared:
 
 void evs__j_close(evs__core *c)
 {
+	evs__j_ck_stop(c); /* before anything it uses goes */
 	if (c->jdfd >= 0)
 		close(c->jdfd);
 	c->jdfd = -1;

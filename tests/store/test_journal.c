@@ -21,6 +21,10 @@
  *                 store and one that is missing.
  *   sync none     EVS_SYNC_NONE commits lost by a restart before the next
  *                 checkpoint leave a whole store.
+ *   checkpointer  with a checkpoint due after every append, the
+ *                 checkpointer thread (store/jckthr.c) catches up with one
+ *                 appender that waits for nothing, and closing the store
+ *                 while it may be checkpointing leaves a whole store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kit_store.h"
@@ -469,16 +474,52 @@ START_TEST(test_verify_checks_journal)
 }
 END_TEST
 
+/* The newest checkpoint's position (slot offset 56: docs/FORMAT.md). */
+static uint64_t checkpoint_position(void)
+{
+	uint8_t *slot = newest_slot(kit_dir);
+	uint64_t pos = be64(slot + 56);
+	free(slot);
+	return pos;
+}
+
+START_TEST(test_checkpointer_thread)
+{
+	setenv("EVS_CHECKPOINT_MS", "0", 1); /* due after every append */
+	uint64_t total = 0;
+	for (int round = 0; round < 12; round++) {
+		evs_store *st = tu_open(kit_dir, NULL);
+		tu_ok(st, tu_append_simple(st, "ck", EVS_ANY, "T", 3, 0, 1, NULL));
+		total += 3;
+		if (round % 2 == 0) {
+			/* no further append: only the thread can catch up */
+			int64_t t0 = kit_mono_ns();
+			uint64_t at = checkpoint_position();
+			while (at != total && kit_mono_ns() - t0 < 120 * 1000000000LL) {
+				struct timespec ts = {0, 5 * 1000000};
+				nanosleep(&ts, NULL);
+				at = checkpoint_position();
+			}
+			tu_check_u64_eq(at, total);
+		}
+		/* odd rounds close at once, a checkpoint maybe running */
+		evs_store_info h;
+		tu_ok(st, evs_head(st, &h));
+		tu_check_u64_eq(h.last_position, total);
+		tu_check_u64_eq(tu_verify(st), 0);
+		evs_close(st);
+	}
+	unsetenv("EVS_CHECKPOINT_MS");
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
-		test_in_doubt_replayed,
-		test_in_doubt_overwritten,
-		test_restart_restores_meta,
-		test_ring_wraps,
-		test_verify_checks_journal,
-		test_sync_none_restart,
-		NULL,
+		test_in_doubt_replayed,     test_in_doubt_overwritten,
+		test_restart_restores_meta, test_ring_wraps,
+		test_verify_checks_journal, test_sync_none_restart,
+		test_checkpointer_thread,   NULL,
 	};
 
 	return kit_main("store-journal", 600, tests);
