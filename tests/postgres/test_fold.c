@@ -197,7 +197,8 @@ static uint64_t one_history(uint64_t *rngp)
 	evs_store *s = model_open(dir);
 	int i, n = 2000 + (int)(kit_rand(&rng) % 3000), keys = 1 + (int)(kit_rand(&rng) % 40);
 	int batch = 64 + (int)(kit_rand(&rng) % 2000);
-	int dead1 = (int)(kit_rand(&rng) % (uint64_t)n), dead2 = (int)(kit_rand(&rng) % (uint64_t)n);
+	int dead1 = (int)(kit_rand(&rng) % (uint64_t)n),
+	    dead2 = (int)(kit_rand(&rng) % (uint64_t)n);
 	uint64_t set;
 	PGconn *a, *b;
 
