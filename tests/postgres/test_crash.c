@@ -312,7 +312,9 @@ START_TEST(projector_sigterm)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	fprintf(stderr, "projector_sigterm: stopped in %.3f s\n", secs);
-	ck_assert_msg(secs < 5.0, "SIGTERM took %.3f s", secs);
+	/* a liveness bound (it stops at the batch in hand, not after the
+	 * backlog), generous for a loaded machine under the sanitizers */
+	ck_assert_msg(secs < 30.0, "SIGTERM took %.3f s", secs);
 	/* what it committed is consistent; a later run finishes the job */
 	ck_assert_int_eq(wait_exit(spawn(dir, dsn, 500, true, NULL)), 0);
 	c = pgh_connect(dsn);
