@@ -235,20 +235,27 @@ START_TEST(projector_bulk_sigkill)
 		if (round <= 4) {
 			/* the dead projector's session may wait on the held
 			 * lock (and hold the projection's advisory lock with
-			 * it): end it, as a dead client's would end */
-			char others[200], sql[256];
+			 * it): end it, as a dead client's would end. Asked
+			 * through a, outside a transaction: pin's transaction
+			 * would see one snapshot of pg_stat_activity. */
+			char others[200], sql[512];
 			int64_t waited = 0;
 
 			snprintf(others, sizeof others,
 				 "FROM pg_stat_activity WHERE backend_type = 'client backend'"
 				 " AND datname = current_database() AND pid <> pg_backend_pid()"
 				 " AND pid <> %d",
-				 PQbackendPID(a));
+				 PQbackendPID(pin));
 			snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid)) %s",
 				 others);
-			pgh_int(pin, sql);
-			snprintf(sql, sizeof sql, "SELECT count(*) %s", others);
-			while (pgh_int(pin, sql) > 0) {
+			pgh_int(a, sql);
+			/* gone, and its advisory locks with it */
+			snprintf(sql, sizeof sql,
+				 "SELECT (SELECT count(*) %s) + (SELECT count(*) FROM pg_locks"
+				 " WHERE locktype = 'advisory' AND database = (SELECT oid FROM"
+				 " pg_database WHERE datname = current_database()))",
+				 others);
+			while (pgh_int(a, sql) > 0) {
 				ck_assert_msg(waited < 60000, "a dead projector's session stays");
 				sleep_ms(1);
 				waited++;
