@@ -157,6 +157,9 @@ const char *evsq_strerror(int code);
 	XX(batch_connections, INT, "2", 1, 64,                                                     \
 	   "PostgreSQL connections per event loop for batched state lookups")                      \
 	XX(batch_depth, INT, "2", 1, 4, "statements in flight per batcher connection (pipelined)") \
+	XX(loop_slice_us, INT, "0", 0, 100000,                                                     \
+	   "CPU slice an event loop asks the kernel for, microseconds (Linux 6.12+ EEVDF:"         \
+	   " picked sooner when it wakes, same share; 0: the kernel's default)")                   \
 	XX(pg_connections, INT, "4", 1, 256,                                                       \
 	   "worker threads, each with a PostgreSQL connection, for the other requests")            \
 	XX(max_connections, INT, "512", 1, 65536, "concurrent HTTP connections")                   \

@@ -447,6 +447,10 @@ unsigned evsq__find_streams(evsq_server *srv, struct MHD_Connection *conn, const
 		evsq__error(body, "bad_request", "prefix and after must be valid UTF-8");
 		return 400;
 	}
+	/* a stream id is never empty (an empty prefix is every stream) */
+	if (after && !after[0])
+		return evsq__bad_param(body, "after", after,
+				       "the next_after of a page (a stream id, not empty)");
 	if ((status = read_limit(ctx, evsq__arg(&args, "limit"), &l, body)))
 		return status;
 	snprintf(limit_s, sizeof limit_s, "%lld", (long long)l);

@@ -119,16 +119,14 @@ struct evsq__push_filter {
 	char *types[EVSQ__PUSH_MAX_TYPES];
 	size_t ntypes;
 	/* issue 12: the stream's category is one of these (the id up to its
-	 * first EVSQ__PUSH_CATEGORY_SEP), the event carries every tag */
+	 * first catsep, the store's separator), the event carries every tag */
 	char *categories[EVSQ__PUSH_MAX_TYPES];
 	size_t ncategories;
 	char *tags[EVS_MAX_TAGS];
 	size_t ntags;
+	char catsep; /* evs_category_separator() of the hub's store */
 };
 
-/* The store's default category separator (evstore.h): the window's
- * filter assumes it; catch-up from the store uses the store's own. */
-#define EVSQ__PUSH_CATEGORY_SEP '-'
 /* An event's tags packed for the window: each as one length byte (tags
  * are at most EVS_MAX_TAG = 255 bytes) and its bytes. */
 #define EVSQ__PUSH_TAGS_MAX (EVS_MAX_TAGS * (1 + EVS_MAX_TAG))

@@ -14,7 +14,9 @@
  *   type=T[,T...]                 these event types (a comma-separated
  *                                 list, and/or repeated; at most 32)
  *   category=C[,C...]             streams of these categories (the id up
- *                                 to its first '-'; as type=)
+ *                                 to its first category separator, '-'
+ *                                 unless the store was made with another;
+ *                                 as type=)
  *   tag=G                         events carrying this tag; repeated: all
  *                                 of them (never split: a tag may hold a
  *                                 comma; at most 16)
@@ -190,6 +192,7 @@ unsigned evsq__push_serve(evsq_server *srv, struct MHD_Connection *conn, const c
 		return status;
 	if ((status = filter_of(&a, &f, body)))
 		goto refused;
+	f.catsep = evs_category_separator(srv->store);
 	if (evs_head(srv->store, &head) != EVS_OK) {
 		evsq__error(body, "internal", "could not read the store's head");
 		status = 500;

@@ -81,7 +81,7 @@ bool evsq__push_filter_pass(const struct evsq__push_filter *f, const char *strea
 	if (f->ntypes && !one_of(f->types, f->ntypes, type, tlen))
 		return false;
 	if (f->ncategories) {
-		const char *sep = memchr(stream, EVSQ__PUSH_CATEGORY_SEP, slen);
+		const char *sep = memchr(stream, f->catsep, slen);
 
 		if (!one_of(f->categories, f->ncategories, stream,
 			    sep ? (size_t)(sep - stream) : slen))

@@ -33,7 +33,8 @@ struct evsq__loop {
 	evsq_server *srv;
 	struct MHD_Daemon *mhd;
 	evsq__batcher *batcher;
-	int wake_fd; /* eventfd: a worker resumed one of this loop's connections */
+	int wake_fd;   /* eventfd: a worker resumed one of this loop's connections */
+	long slice_us; /* loop_slice_us */
 	pthread_t thread;
 	bool started;
 };

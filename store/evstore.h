@@ -473,6 +473,12 @@ typedef struct evs_store_info {
 
 int evs_head(evs_store *store, evs_store_info *head);
 
+/* The store's category separator (evs_options.category_separator as
+ * recorded at creation): '-' unless the store was created with another.
+ * Readers that derive a category themselves use it to agree with the
+ * store's category index. */
+char evs_category_separator(evs_store *store);
+
 /* ---------------------------------------------------------------------
  * As of a time. recorded_at is non-decreasing in position order, so the
  * store as of T is every event up to the last one recorded at or before T.

@@ -164,6 +164,11 @@ int evs__txn_commit_raw(evs_store *s, MDB_txn *txn)
 	return rc;
 }
 
+char evs_category_separator(evs_store *s)
+{
+	return s->core->catsep;
+}
+
 int evs_head(evs_store *s, evs_store_info *h)
 {
 	MDB_txn *txn;

@@ -296,6 +296,19 @@ function eventRow(e, current) {
     a.addEventListener('click', (ev) => { ev.preventDefault(); showCorrelation(e.correlation_id); });
     ids.append(a);
   }
+  /* who produced it and its tags (issue 12); a tag lists the events
+   * that carry it */
+  const src = document.createElement('td');
+  src.className = 'source';
+  if (e.producer) src.append(span(e.producer, 'producer'));
+  for (const t of e.tags || []) {
+    const a = document.createElement('a');
+    a.href = '#'; a.className = 'tag'; a.textContent = t; a.title = 'events tagged ' + t;
+    a.addEventListener('click', (ev) => { ev.preventDefault(); showTag(t); });
+    if (src.childNodes.length) src.append(' ');
+    src.append(a);
+  }
+  if (!src.childNodes.length) src.append(span('—', 'muted'));
   const more = document.createElement('td');
   const d = document.createElement('details');
   const sum = document.createElement('summary');
@@ -309,7 +322,7 @@ function eventRow(e, current) {
   a.href = '#'; a.textContent = e.recorded_at; a.title = 'show the state as of this event';
   a.addEventListener('click', (ev) => { ev.preventDefault(); setMoment(e.recorded_at); });
   at.append(a);
-  tr.append(td(e.version), td(e.position), td(`${e.type}@${e.type_version}`), at, occ, ids, more);
+  tr.append(td(e.version), td(e.position), td(`${e.type}@${e.type_version}`), at, occ, src, ids, more);
   return tr;
 }
 
@@ -430,13 +443,18 @@ async function followCausation(id) {
   } catch (err) { say(explain(err, `Causing event ${id}`)); }
 }
 
-async function showCorrelation(id) {
+function showCorrelation(id) { return showShared('correlation', id); }
+function showTag(tag) { return showShared('tag', tag); }
+
+/* The events that share a correlation id or carry a tag (the first 100). */
+async function showShared(what, value) {
   const ul = $('causes-list');
   ul.textContent = '';
-  $('causes-id').textContent = id;
+  $('causes-what').textContent = what === 'tag' ? 'Events tagged' : 'Events sharing correlation';
+  $('causes-id').textContent = value;
   $('causes').hidden = false;
   try {
-    const r = await api('/events?limit=100&correlation=' + enc(id));
+    const r = await api(`/events?limit=100&${what}=` + enc(value));
     for (const e of r.events) {
       const li = document.createElement('li');
       const a = document.createElement('a');
@@ -446,8 +464,8 @@ async function showCorrelation(id) {
       li.append(span(`#${e.position} `, 'muted'), a, ` ${e.type}@${e.type_version} · ${e.recorded_at}`);
       ul.append(li);
     }
-    if (r.next_after != null) ul.append(li1('more events share it (first 100 shown)'));
-  } catch (e) { ul.append(li1(explain(e, 'Correlation lookup'))); }
+    if (r.next_after != null) ul.append(li1(`more events ${what === 'tag' ? 'carry' : 'share'} it (first 100 shown)`));
+  } catch (e) { ul.append(li1(explain(e, what === 'tag' ? 'Tag lookup' : 'Correlation lookup'))); }
 }
 
 /* ---------- live tail: /events/stream (SSE, CloudEvents) ---------- */
@@ -471,6 +489,7 @@ function fromCloudEvent(ce) {
     position: num(ce.position), version: num(ce.streamversion), type: ce.type,
     type_version: num(ce.typeversion), recorded_at: ce.time, occurred_at: ce.occurredat || null,
     event_id: ce.id, correlation_id: ce.correlationid || null, causation_id: ce.causationid || null,
+    producer: ce.producer || null, tags: ce.tags ? JSON.parse(ce.tags) : [],
     metadata: ce.metadata || {}, data: ce.data, stream: ce.subject,
   };
 }
@@ -540,7 +559,7 @@ function download(name, type, text) {
   a.remove();
 }
 
-const COLS = ['position', 'version', 'type', 'type_version', 'recorded_at', 'occurred_at', 'event_id', 'correlation_id', 'causation_id', 'metadata', 'data'];
+const COLS = ['position', 'version', 'type', 'type_version', 'recorded_at', 'occurred_at', 'event_id', 'correlation_id', 'causation_id', 'producer', 'tags', 'metadata', 'data'];
 
 function csvCell(v) {
   const s = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);

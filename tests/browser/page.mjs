@@ -71,6 +71,15 @@ async function shownState(page) {
   });
 }
 
+/* The producer and tags the timeline shows for the event at position. */
+const TAGGED = { producer: 'teller-app', tags: ['audit-2026', 'q1'] };
+async function source(page, position) {
+  return page.$eval(`#timeline tr[data-position="${position}"] td.source`, (c) => ({
+    producer: c.querySelector('.producer') ? c.querySelector('.producer').textContent : null,
+    tags: [...c.querySelectorAll('a.tag')].map((a) => a.textContent),
+  }));
+}
+
 async function main() {
   // the assets: content types, caching, no traversal
   let r = await fetch(URL0 + '/');
@@ -173,7 +182,7 @@ async function main() {
     const csvFile = join(dl, 'account-alice.csv');
     for (let i = 0; i < 100 && !existsSync(csvFile); i++) await new Promise((res) => setTimeout(res, 100)); // bounded poll
     const csv = readFileSync(csvFile, 'utf8').trim().split('\r\n');
-    eq(csv[0], 'stream,position,version,type,type_version,recorded_at,occurred_at,event_id,correlation_id,causation_id,metadata,data', 'CSV header');
+    eq(csv[0], 'stream,position,version,type,type_version,recorded_at,occurred_at,event_id,correlation_id,causation_id,producer,tags,metadata,data', 'CSV header');
     eq(csv.length - 1, versions.length, 'CSV rows = events shown');
 
     // 7. live tail: an event appended now appears within 2 s, no reload
@@ -181,8 +190,12 @@ async function main() {
     await page.waitForFunction(() => /^live/.test(document.querySelector('#live-state').textContent) &&
       document.querySelector('#live-state').textContent !== 'live: connecting', { timeout: 5000 });
     check(await page.$eval('#live-state', (x) => x.textContent), 'live', 'the live tail is connected');
+    // (with a producer and tags given out of order: every event JSON
+    // carries them, the tags as a sorted set)
     const out = execFileSync(env('EVS_CLI'), ['--store', env('EVS_STORE'), 'append', 'account-alice',
-      'MoneyDeposited', '{"amount":700}', '--occurred-at', '2026-01-02T03:04:05Z']).toString();
+      'MoneyDeposited', '{"amount":700}', '--occurred-at', '2026-01-02T03:04:05Z',
+      '--producer', 'teller-app', '--tag', 'q1', '--tag', 'audit-2026']).toString();
+    const tagged = JSON.parse(out).last_position;
     const t0 = Date.now();
     console.log(`appended: ${out.trim()}`);
     try {
@@ -190,6 +203,8 @@ async function main() {
       console.log(`ok   the appended event appeared after ${Date.now() - t0} ms`);
       check(await page.$eval('#timeline tr.live td.backdated', (x) => x.textContent), '2026-01-02T03:04:05.000000000Z',
         'its occurred_at shown beside recorded_at, flagged as backdated');
+      check(await page.$eval('#timeline tr.live', (x) => Number(x.dataset.position)), tagged, 'the live row is the appended event');
+      check(JSON.stringify(await source(page, tagged)), JSON.stringify(TAGGED), 'the live row shows its producer and tags');
     } catch (e) {
       const why = await page.$eval('#msg', (m) => m.textContent);
       check(why, '', 'the appended event appears within 2 s (message shown)');
@@ -197,6 +212,35 @@ async function main() {
     await shot(page, 'live-tail');
     await page.click('#live-toggle');
     check(await page.$eval('#live-state', (x) => x.textContent), 'paused', 'live tail paused');
+
+    // 7b. the tagged event read back (PostgreSQL's event log, once the
+    // projector has it): producer and tags in its row; a tag lists the
+    // events that carry it (the store's tag index)
+    let projected = false;
+    for (let i = 0; i < 200 && !projected; i++) { // bounded poll (20 s)
+      const r = await api('/streams/account-alice/events?limit=1000');
+      projected = r.ok && (await r.json()).events.some((x) => x.position === tagged);
+      if (!projected) await new Promise((res) => setTimeout(res, 100));
+    }
+    eq(projected, true, 'the tagged event reached the event log');
+    const page5 = await browser.newPage();
+    await page5.setViewport({ width: 1400, height: 1000 });
+    await page5.goto(URL0 + '/?stream=account-alice');
+    await enterToken(page5);
+    // the newest page of the timeline is shown: the appended event is on it
+    await page5.waitForSelector(`#timeline tr[data-position="${tagged}"]`, { timeout: 10000 });
+    eq(JSON.stringify(await source(page5, tagged)), JSON.stringify(TAGGED), 'the reloaded row shows its producer and tags');
+    eq(await page5.$$eval('#timeline td.source', (l) => l.filter((c) => !c.querySelector('a.tag, .producer') &&
+      c.textContent !== '—').length), 0, 'rows without a producer or tags show a dash');
+    await page5.click(`#timeline tr[data-position="${tagged}"] a.tag`);
+    await page5.waitForFunction(() => document.querySelector('#causes-what').textContent === 'Events tagged' &&
+      document.querySelector('#causes-list li'), { timeout: 10000 });
+    eq(await page5.$eval('#causes-id', (x) => x.textContent), TAGGED.tags[0], 'the tag clicked is listed');
+    const listed = await page5.$$eval('#causes-list li', (l) => l.map((x) => x.textContent));
+    eq(listed.length, 1, 'one event carries the tag');
+    eq(listed[0].startsWith(`#${tagged} account-alice v`), true, `the event tagged is the appended one (${listed[0]})`);
+    await shot(page5, 'tags');
+    await page5.close();
 
     // 8. errors are explained, never a blank page
     const page3 = await browser.newPage();

@@ -372,6 +372,22 @@ START_TEST(find_refusals)
 		"/events?id=0190f5a2-7c1e-7000-8000-00000000beef&tag=a",
 		"/events?id=0190f5a2-7c1e-7000-8000-00000000beef&limit=2",
 		"/events?tags=a",
+		/* empty, repeated, zero bytes, out of range */
+		"/events?limit=",
+		"/events?limit=1&limit=1",
+		"/events?limit=1001",
+		"/events?limit=99999999999999999999",
+		"/events?after=",
+		"/events?after=1&after=1",
+		"/events?after=18446744073709551616",
+		"/events?after=1%00",
+		"/events?direction=",
+		"/events?direction=backward&direction=backward",
+		"/events?direction=backward&before=",
+		"/events?direction=backward&before=-1",
+		"/events?type=a%00",
+		"/events?category=a%00",
+		"/events?id=",
 		NULL,
 	};
 	char target[8192];

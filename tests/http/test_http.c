@@ -6,6 +6,7 @@
  * service runs.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -1206,9 +1207,75 @@ START_TEST(http_daemon)
 }
 END_TEST
 
+/* Threads of this process whose scheduler slice is `ns` (the se.slice
+ * line of /proc/self/task/N/sched), or -1 when the kernel shows none
+ * (before EEVDF's custom slices, or without scheduler statistics). */
+static int threads_with_slice(long long ns)
+{
+	char line[256], dir[64];
+	int n = 0, seen = 0;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)getpid());
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char path[400];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s/sched", dir, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			long long v;
+
+			if (sscanf(line, "se.slice : %lld", &v) == 1) {
+				seen = 1;
+				n += v == ns;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return seen ? n : -1;
+}
+
+/* Each event loop asks for a short CPU slice (loop_slice_us): both loops
+ * show it; with 0 none does. Waits for the loops to have started. */
+START_TEST(http_loop_slice)
+{
+	uint64_t rng = kit_seed("http_loop_slice");
+	const char *on[] = {"threads=2", "loop_slice_us=100", NULL};
+	const char *off[] = {"threads=2", "loop_slice_us=0", NULL};
+	struct fixture f;
+	int got = 0, i;
+
+	setup(&f, &rng, 10, on);
+	for (i = 0; i < 1000 && (got = threads_with_slice(100000)) >= 0 && got < 2; i++) {
+		struct timespec ts = {0, 10000000};
+
+		nanosleep(&ts, NULL); /* polling a condition, bounded (10 s) */
+	}
+	if (got < 0) {
+		fprintf(stderr, "http_loop_slice: the kernel shows no se.slice: not checked\n");
+		teardown(&f);
+		return;
+	}
+	ck_assert_int_eq(got, 2);
+	teardown(&f);
+	setup(&f, &rng, 10, off);
+	ck_assert_int_eq(threads_with_slice(100000), 0);
+	teardown(&f);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
+		http_loop_slice,
 		http_state_matches_store,
 		http_errors,
 		http_daemon,

@@ -454,6 +454,69 @@ START_TEST(models_errors)
 	http_expect_error(f.port, "/models/bank/accounts/account-1?limit=5", 400, "bad_request");
 	http_expect_error(f.port, "/models?x=1", 400, "bad_request");
 	http_expect_error(f.port, "/models/bank?limit=1", 400, "bad_request");
+	/* every parameter checked alike (issue 10 review): empty, repeated,
+	 * with a zero byte, out of range, on keys, listings and histories,
+	 * the fast path's (one key as of T) included */
+	{
+		static const char *const bad[] = {
+			"/models/bank/accounts/account-1?as_of=",
+			"/models/bank/accounts/account-1?as_of",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00Z&as_of=2026-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00Z%00x",
+			"/models/bank/accounts/account-1?as_of=0000-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1?as_of=0001-01-01T00:00:00%2B00:01",
+			"/models/bank/accounts/account-1?as_of=10000-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1?as_of=2026-13-01T00:00:00Z",
+			"/models/bank/accounts/account-1?as_of=2026-02-30T00:00:00Z",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T24:00:01Z",
+			"/models/bank/accounts/account-1?as_of=2026-01-01",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00.1234567891Z",
+			"/models/bank/accounts/account-1?as_of=%202026-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1?at_position=",
+			"/models/bank/accounts/account-1?at_position=-1",
+			"/models/bank/accounts/account-1?at_position=%2B1",
+			"/models/bank/accounts/account-1?at_position=99999999999999999999",
+			"/models/bank/accounts/account-1?at_position=1&at_position=1",
+			"/models/bank/accounts/account-1?at_position=1%00",
+			"/models/bank/accounts/account-1?at_position=1&as_of=2026-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1?min_position=",
+			"/models/bank/accounts/account-1?min_position=1&min_position=1",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00Z&min_position=",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00Z&min_position=x",
+			"/models/bank/accounts/account-1?as_of=2026-01-01T00:00:00Z&nope=1",
+			"/models/bank/accounts?as_of=",
+			"/models/bank/accounts?as_of=10000-01-01T00:00:00Z",
+			"/models/bank/accounts?at_position=-1",
+			"/models/bank/accounts?as_of=2026-01-01T00:00:00Z&as_of=2026-01-02T00:00:00Z",
+			"/models/bank/accounts?owner=a%00b",
+			"/models/bank/accounts?own%00er=a",
+			"/models/bank/accounts?after=",
+			"/models/bank/accounts?after=1&after=1",
+			"/models/bank/accounts?limit=1&limit=1",
+			"/models/bank/accounts/account-1/history?after=",
+			"/models/bank/accounts/account-1/history?after=-1",
+			"/models/bank/accounts/account-1/history?after=99999999999999999999",
+			"/models/bank/accounts/account-1/history?limit=",
+			"/models/bank/accounts/account-1/history?limit=0",
+			"/models/bank/accounts/account-1/history?limit=51",
+			"/models/bank/accounts/account-1/history?limit=1&limit=1",
+			"/models/bank/accounts/account-1/history?as_of=2026-01-01T00:00:00Z",
+			"/models/bank/accounts/account-1/history?min_position=",
+		};
+		size_t i, wrong = 0;
+
+		/* all of them tried, every wrong answer printed, then failed */
+		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			http_get(f.port, bad[i], NULL, &a);
+			if (a.status != 400 || !a.json || !strstr(a.body, "\"bad_request\"")) {
+				fprintf(stderr, "models_errors: %s: %ld %s (want 400)\n", bad[i],
+					a.status, a.body);
+				wrong++;
+			}
+			http_answer_free(&a);
+		}
+		ck_assert_uint_eq(wrong, 0);
+	}
 	/* min_position */
 	http_expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,
 			  "bad_request");

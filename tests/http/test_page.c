@@ -283,6 +283,49 @@ static char *stream_name(int i, char *out, size_t n)
 	return out;
 }
 
+/* Producers and tags of the events (issue 12: in every event JSON, which
+ * the page shows): tags given in a random order, answered as a set sorted
+ * by bytes (this list's order; the multibyte one sorts last). */
+static const char *const producers[] = {NULL, "teller", "batch/job-7"};
+static const char *const tagset[] = {"audit", "q1", "z-last", "\xc3\xa9t\xc3\xa9"};
+#define NTAGSET 4
+
+/* By position (1..300): the index of the producer, the mask of the tags. */
+static int prod_of[301], mask_of[301];
+
+/* Event JSON e carries position's producer (null when none) and tags. */
+static void check_source(json_object *e)
+{
+	json_object *v, *tags;
+	int64_t pos;
+	size_t n = 0;
+	int t;
+
+	ck_assert(json_object_object_get_ex(e, "position", &v));
+	pos = json_object_get_int64(v);
+	ck_assert(pos >= 1 && pos <= 300);
+	ck_assert_msg(json_object_object_get_ex(e, "producer", &v), "no producer: %s",
+		      json_object_to_json_string(e));
+	if (producers[prod_of[pos]])
+		ck_assert_str_eq(json_object_get_string(v), producers[prod_of[pos]]);
+	else
+		ck_assert_msg(v == NULL, "position %lld: producer %s, expected null",
+			      (long long)pos, json_object_to_json_string(v));
+	ck_assert_msg(json_object_object_get_ex(e, "tags", &tags) &&
+			      json_object_is_type(tags, json_type_array),
+		      "no tags array: %s", json_object_to_json_string(e));
+	for (t = 0; t < NTAGSET; t++) {
+		if (!(mask_of[pos] & (1 << t)))
+			continue;
+		ck_assert_msg(n < json_object_array_length(tags), "position %lld: tags %s",
+			      (long long)pos, json_object_to_json_string(tags));
+		ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(tags, n)),
+				 tagset[t]);
+		n++;
+	}
+	ck_assert_int_eq(json_object_array_length(tags), n);
+}
+
 struct corr_expect {
 	uint8_t id[16];
 	uint64_t positions[256];
@@ -312,13 +355,33 @@ START_TEST(page_find)
 		evs_event_in ev;
 		evs_append_result res;
 
+		const char *tags[NTAGSET];
+		int order[NTAGSET] = {0, 1, 2, 3}, m, t;
+
 		memset(&ev, 0, sizeof ev);
 		ev.type = "Touched";
+		/* a producer and tags (in a shuffled order) on most events */
+		m = (int)(kit_rand(&rng) % (1 << NTAGSET));
+		for (t = NTAGSET - 1; t > 0; t--) {
+			int u = (int)(kit_rand(&rng) % (uint64_t)(t + 1)), x = order[t];
+
+			order[t] = order[u];
+			order[u] = x;
+		}
+		for (t = 0; t < NTAGSET; t++)
+			if (m & (1 << order[t]))
+				tags[ev.ntags++] = tagset[order[t]];
+		ev.tags = tags;
+		k = (int)(kit_rand(&rng) % 3);
+		ev.producer = producers[k];
 		c = (int)(kit_rand(&rng) % (NCORR + 1)); /* NCORR: no correlation */
 		if (c < NCORR)
 			memcpy(ev.correlation_id, corr[c].id, 16);
 		stream_name((int)(kit_rand(&rng) % NSTREAMS), name, sizeof name);
 		ck_assert_int_eq(evs_append(store, name, EVS_ANY, &ev, 1, &res), EVS_OK);
+		ck_assert_uint_eq(res.first_position, (uint64_t)i + 1);
+		prod_of[i + 1] = k;
+		mask_of[i + 1] = m;
 		if (c < NCORR && corr[c].n < 256)
 			corr[c].positions[corr[c].n++] = res.first_position;
 	}
@@ -372,6 +435,7 @@ START_TEST(page_find)
 				ck_assert(json_object_object_get_ex(e, "correlation_id", &v));
 				ck_assert_str_eq(json_object_get_string(v), id);
 				ck_assert(json_object_object_get_ex(e, "stream", &v));
+				check_source(e);
 				seen++;
 			}
 			ck_assert(json_object_object_get_ex(a.json, "next_after", &next));
@@ -404,6 +468,32 @@ START_TEST(page_find)
 			http_answer_free(&a);
 			http_answer_free(&b);
 		}
+	}
+	/* every stream's events (the page's timeline): each with its
+	 * producer and tags; all 300 seen once */
+	{
+		int total = 0;
+
+		for (i = 0; i < NSTREAMS; i++) {
+			char *enc = http_escape(stream_name(i, name, sizeof name));
+			http_answer a;
+			json_object *evs;
+
+			snprintf(target, sizeof target, "/streams/%s/events?limit=1000", enc);
+			free(enc);
+			http_get(port, target, NULL, &a);
+			if (a.status == 404) { /* no event drawn for it */
+				http_answer_free(&a);
+				continue;
+			}
+			ck_assert_msg(a.status == 200, "%s: %ld", target, a.status);
+			ck_assert(json_object_object_get_ex(a.json, "events", &evs));
+			for (k = 0; k < (int)json_object_array_length(evs); k++)
+				check_source(json_object_array_get_idx(evs, (size_t)k));
+			total += (int)json_object_array_length(evs);
+			http_answer_free(&a);
+		}
+		ck_assert_int_eq(total, 300);
 	}
 	/* an id nobody has: no events, 200 */
 	{
@@ -491,6 +581,49 @@ START_TEST(page_find)
 	http_expect_error(port, "/streams?prefix=a%00b", 400, "bad_request");
 	http_expect_error(port, "/streams?prefix", 400, "bad_request");
 	http_expect_error(port, "/streams?limit=1000000", 400, "bad_request");
+	/* empty, repeated, zero bytes, out of range: all refused alike */
+	{
+		static const char *const bad[] = {
+			"/streams?limit=",
+			"/streams?limit=0",
+			"/streams?limit=-1",
+			"/streams?limit=1&limit=1",
+			"/streams?limit=1%00",
+			"/streams?after=",
+			"/streams?after=a&after=a",
+			"/streams?after=a%00b",
+			"/streams?after=%FF",
+			"/streams?prefix=a&limit=99999999999999999999",
+			"/streams?nope=1",
+			"/events?id=",
+			"/events?id=x",
+			"/events?id=0190f5a2-7c1e-7000-8000-00000000beef&id="
+			"0190f5a2-7c1e-7000-8000-00000000beef",
+			"/events?correlation=",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&limit=",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&after=",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&after="
+			"99999999999999999999",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&limit=1001",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&limit=1&limit=1",
+			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef%00",
+		};
+		size_t b, wrong = 0;
+
+		/* all of them tried, every wrong answer printed, then failed */
+		for (b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+			http_answer a;
+
+			http_get(port, bad[b], NULL, &a);
+			if (a.status != 400 || !a.json || !strstr(a.body, "\"bad_request\"")) {
+				fprintf(stderr, "page_find: %s: %ld %s (want 400)\n", bad[b],
+					a.status, a.body);
+				wrong++;
+			}
+			http_answer_free(&a);
+		}
+		ck_assert_uint_eq(wrong, 0);
+	}
 	http_expect_error(port, "/streams/", 404, "not_found");
 
 	evsq_server_stop(srv);
