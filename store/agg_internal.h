@@ -5,6 +5,7 @@
 #ifndef EVS_AGG_INTERNAL_H
 #define EVS_AGG_INTERNAL_H
 
+#include "decision.h"
 #include "internal.h"
 
 /* The growable buffer behind evs_sink_write(); buf.limit bytes at most
@@ -55,10 +56,6 @@ int evs__snapshot_store(evs_aggregate *a, const char *stream, size_t slen, uint6
 extern const evs_aggregate_def evs__merge_patch_def;
 
 /* ---- aggregate.c, for process managers (pm_step.c) -------------------- */
-
-/* Sleep a random time of up to 100 us << round (round capped at 7), at
- * most cap_us (the back-off between conflicting rounds). */
-void evs__backoff(unsigned round, uint64_t cap_us);
 
 /* A decision outside evs_execute(): new, run decide on a loaded state
  * (EVS_OK with the events, views valid until the next run or destroy;

@@ -34,111 +34,20 @@
 
 #include "agg_internal.h"
 
-/* ---- decisions ---------------------------------------------------------- */
-
-struct evs_decision {
-	evs_store *s;
-	evs_event_in *events;
-	void **blocks; /* one copy per event: type, data, metadata */
-	size_t n, cap;
-	bool rejected;
-	int emit_rc; /* last failure of evs_decision_emit */
-	char msg[512];
-};
-
-static void decision_reset(evs_decision *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->blocks[i]);
-	d->n = 0;
-	d->rejected = false;
-	d->emit_rc = EVS_OK;
-	d->msg[0] = 0;
-}
-
-static void decision_free(evs_decision *d)
-{
-	decision_reset(d);
-	free(d->events);
-	free(d->blocks);
-}
-
-static int emit(evs_decision *d, const evs_event_in *ev);
+/* ---- decisions (the core is decision.c) ------------------------------- */
 
 int evs_decision_emit(evs_decision *d, const evs_event_in *ev)
 {
-	int rc;
-
 	if (d == NULL)
 		return EVS_INVALID;
-	if ((rc = emit(d, ev)) != EVS_OK)
-		d->emit_rc = rc;
-	return rc;
-}
-
-static int emit(evs_decision *d, const evs_event_in *ev)
-{
-	size_t tlen;
-	char *block;
-
-	if (ev == NULL || ev->type == NULL)
-		return evs__fail(d->s, EVS_INVALID, "decided event %zu has no type", d->n);
-	if ((ev->data == NULL && ev->data_len) || (ev->metadata == NULL && ev->metadata_len))
-		return evs__fail(d->s, EVS_INVALID, "decided event %zu: NULL payload with a length",
-				 d->n);
-	tlen = strnlen(ev->type, EVS_MAX_NAME + 1);
-	if (tlen == 0 || tlen > EVS_MAX_NAME)
-		return evs__fail(d->s, EVS_BAD_TYPE,
-				 "decided event %zu: type is empty or longer "
-				 "than %d bytes",
-				 d->n, EVS_MAX_NAME);
-	if (ev->data_len > d->s->opts.max_event_size ||
-	    ev->metadata_len > d->s->opts.max_event_size - ev->data_len)
-		return evs__fail(d->s, EVS_EVENT_TOO_LARGE,
-				 "decided event %zu: data and metadata exceed %zu bytes", d->n,
-				 d->s->opts.max_event_size);
-	if (d->n >= d->s->opts.max_batch)
-		return evs__fail(d->s, EVS_BATCH_TOO_LARGE, "decision has more than %zu events",
-				 d->s->opts.max_batch);
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 4;
-		evs_event_in *e = evs__realloc(d->events, cap * sizeof *e);
-		if (e == NULL)
-			return evs__fail(d->s, EVS_NOMEM, "out of memory");
-		d->events = e;
-		void **b = evs__realloc(d->blocks, cap * sizeof *b);
-		if (b == NULL)
-			return evs__fail(d->s, EVS_NOMEM, "out of memory");
-		d->blocks = b;
-		d->cap = cap;
-	}
-	block = evs__malloc(tlen + 1 + ev->data_len + ev->metadata_len);
-	if (block == NULL)
-		return evs__fail(d->s, EVS_NOMEM, "out of memory");
-	evs_event_in *e = &d->events[d->n];
-	*e = *ev;
-	memcpy(block, ev->type, tlen);
-	block[tlen] = 0;
-	e->type = block;
-	if (ev->data_len) {
-		memcpy(block + tlen + 1, ev->data, ev->data_len);
-		e->data = block + tlen + 1;
-	}
-	if (ev->metadata_len) {
-		memcpy(block + tlen + 1 + ev->data_len, ev->metadata, ev->metadata_len);
-		e->metadata = block + tlen + 1 + ev->data_len;
-	}
-	d->blocks[d->n++] = block;
-	return EVS_OK;
+	return evs__decision_emit(d, NULL, ev);
 }
 
 int evs_decision_reject(evs_decision *d, const char *message)
 {
 	if (d == NULL)
 		return EVS_REJECTED;
-	d->rejected = true;
-	snprintf(d->msg, sizeof d->msg, "%s", message && *message ? message : "command rejected");
-	return EVS_REJECTED;
+	return evs__decision_reject(d, message);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -289,39 +198,6 @@ int evs_snapshot_take(evs_aggregate *a, const char *stream, evs_loaded *info)
 
 /* ---- execute ------------------------------------------------------------ */
 
-/* A short random pause of up to 100 us << round (round capped at 7), at
- * most cap_us: a back-off, not a synchronisation. */
-void evs__backoff(unsigned round, uint64_t cap_us)
-{
-	static _Thread_local uint64_t x;
-	struct timespec ts;
-
-	if (x == 0) {
-		uint8_t r[16];
-		evs_uuid_v7(r);
-		memcpy(&x, r + 8, 8);
-		x |= 1;
-	}
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	uint64_t max_us = (uint64_t)100 << (round < 7 ? round : 7);
-	if (max_us > cap_us)
-		max_us = cap_us;
-	uint64_t us = x % max_us + 1;
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)(us * 1000);
-	nanosleep(&ts, NULL);
-}
-
-/* Before the third and later rounds: up to 100 us doubling per round,
- * capped at 10 ms. */
-static void backoff(unsigned attempt)
-{
-	if (attempt >= 2)
-		evs__backoff(attempt - 2, 10000);
-}
-
 /* After the append of events (loaded+1 .. res->version), store a snapshot if
  * the version crossed a multiple of snapshot_every. */
 static void snapshot_after(evs_aggregate *a, const char *stream, size_t slen, void *state,
@@ -347,20 +223,62 @@ static void snapshot_after(evs_aggregate *a, const char *stream, size_t slen, vo
 			 a->name, stream, (unsigned long long)res->version, evs_errmsg(a->s));
 }
 
+/* One evs_execute() call: what the rounds' callbacks share. */
+struct call {
+	evs_aggregate *a;
+	const char *stream;
+	size_t slen;
+	const void *command;
+	void *state;
+	evs_loaded li;
+	evs_execute_result r;
+};
+
+static int call_decide(void *ctx, evs_decision *d)
+{
+	struct call *c = ctx;
+
+	c->r.version = c->li.version;
+	return c->a->def.decide(c->a->def.ctx, c->state, c->command, d);
+}
+
+static int call_append(void *ctx, evs_decision *d)
+{
+	struct call *c = ctx;
+	evs_append_result ar;
+	int rc = evs_append(c->a->s, c->stream, c->li.version, d->events, d->n, &ar);
+
+	if (rc == EVS_OK) {
+		c->r.version = ar.version;
+		c->r.first_position = ar.first_position;
+		c->r.last_position = ar.last_position;
+		c->r.events = d->n;
+		c->r.idempotent = ar.idempotent;
+		snapshot_after(c->a, c->stream, c->slen, c->state, &c->li, &ar);
+	} else if (rc == EVS_WRONG_VERSION) {
+		c->r.version = ar.version;
+	}
+	return rc;
+}
+
+/* Fold just the events that beat the append. */
+static int call_catch_up(void *ctx)
+{
+	struct call *c = ctx;
+	uint64_t count = 0;
+
+	return replay(c->a, c->stream, 0, c->state, &c->li.version, &c->li.position, &count);
+}
+
 int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 		evs_execute_result *result)
 {
-	evs_execute_result r;
+	struct call c;
 	evs_decision d;
-	evs_append_result ar;
-	evs_loaded li;
-	void *state = NULL;
 	bool loaded = false;
-	unsigned max;
-	size_t slen;
 	int rc;
 
-	memset(&r, 0, sizeof r);
+	memset(&c, 0, sizeof c);
 	memset(&d, 0, sizeof d);
 	if (result)
 		memset(result, 0, sizeof *result);
@@ -369,70 +287,49 @@ int evs_execute(evs_aggregate *a, const char *stream, const void *command,
 	if (a->def.decide == NULL)
 		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
 				 a->name);
-	if ((rc = check_stream(a, stream, &slen)) != EVS_OK)
+	if ((rc = check_stream(a, stream, &c.slen)) != EVS_OK)
 		return rc;
+	c.a = a;
+	c.stream = stream;
+	c.command = command;
 	d.s = a->s;
-	max = a->def.max_attempts ? a->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
-	if ((state = evs__malloc(a->def.state_size)) == NULL) {
+	if ((c.state = evs__malloc(a->def.state_size)) == NULL) {
 		rc = evs__fail(a->s, EVS_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = load(a, stream, slen, NULL, state, &li)) != EVS_OK)
+	if ((rc = load(a, stream, c.slen, NULL, c.state, &c.li)) != EVS_OK)
 		goto out;
 	loaded = true;
+	{
+		char who[EVS_MAX_NAME * 2 + 32];
+		unsigned max = a->def.max_attempts ? a->def.max_attempts : EVS_DEFAULT_ATTEMPTS;
 
-	for (;;) {
-		r.attempts++;
-		r.version = li.version;
-		decision_reset(&d);
-		rc = a->def.decide(a->def.ctx, state, command, &d);
-		if (rc == EVS_REJECTED || d.rejected) {
-			rc = evs__fail(a->s, EVS_REJECTED, "%s",
-				       d.rejected ? d.msg : "command rejected");
-			break;
-		}
-		if (rc != EVS_OK) {
-			if (rc != d.emit_rc) /* else evs_decision_emit said why */
-				rc = evs__fail(
-					a->s, rc,
-					"aggregate \"%s\": decide failed on stream \"%s\": %s",
-					a->name, stream, evs_strerror(rc));
-			break;
-		}
-		if (d.n == 0)
-			break; /* nothing to do */
-		rc = evs_append(a->s, stream, li.version, d.events, d.n, &ar);
-		if (rc == EVS_OK) {
-			r.version = ar.version;
-			r.first_position = ar.first_position;
-			r.last_position = ar.last_position;
-			r.events = d.n;
-			r.idempotent = ar.idempotent;
-			snapshot_after(a, stream, slen, state, &li, &ar);
-			break;
-		}
-		if (rc != EVS_WRONG_VERSION)
-			break;
-		r.version = ar.version;
-		if (r.attempts >= max) {
+		snprintf(who, sizeof who, "aggregate \"%s\" on stream \"%s\"", a->name, stream);
+		evs__rounds rounds = {
+			.d = &d,
+			.max = max,
+			.conflict_rc = EVS_WRONG_VERSION,
+			.backoff = true,
+			.who = who,
+			.ctx = &c,
+			.decide = call_decide,
+			.append = call_append,
+			.catch_up = call_catch_up,
+		};
+		rc = evs__rounds_run(&rounds, &c.r.attempts);
+		if (rc == EVS_WRONG_VERSION)
 			rc = evs__fail(a->s, EVS_WRONG_VERSION,
 				       "stream \"%s\": still a version conflict after %u attempts "
 				       "(actual version %llu)",
-				       stream, r.attempts, (unsigned long long)ar.version);
-			break;
-		}
-		uint64_t count = 0;
-		if ((rc = replay(a, stream, 0, state, &li.version, &li.position, &count)) != EVS_OK)
-			break;
-		backoff(r.attempts);
+				       stream, c.r.attempts, (unsigned long long)c.r.version);
 	}
 out:
 	if (loaded)
-		evs__state_release(a, state);
-	free(state);
-	decision_free(&d);
+		evs__state_release(a, c.state);
+	free(c.state);
+	evs__decision_free(&d);
 	if (result)
-		*result = r;
+		*result = c.r;
 	return rc;
 }
 
@@ -453,13 +350,14 @@ void evs__decision_destroy(evs_decision *d)
 {
 	if (d == NULL)
 		return;
-	decision_free(d);
+	evs__decision_free(d);
 	free(d);
 }
 
 int evs__decide(evs_aggregate *a, const void *state, const void *command, evs_decision *d,
 		const evs_event_in **events, size_t *n, const char **why)
 {
+	char who[EVS_MAX_NAME + 16];
 	int rc;
 
 	*events = NULL;
@@ -468,18 +366,13 @@ int evs__decide(evs_aggregate *a, const void *state, const void *command, evs_de
 	if (a->def.decide == NULL)
 		return evs__fail(a->s, EVS_INVALID, "aggregate \"%s\" has no decide function",
 				 a->name);
-	decision_reset(d);
-	rc = a->def.decide(a->def.ctx, state, command, d);
-	if (rc == EVS_REJECTED || d->rejected) {
-		*why = d->rejected ? d->msg : "command rejected";
-		return EVS_REJECTED;
-	}
-	if (rc != EVS_OK) {
-		if (rc != d->emit_rc)
-			rc = evs__fail(a->s, rc, "aggregate \"%s\": decide failed: %s", a->name,
-				       evs_strerror(rc));
+	snprintf(who, sizeof who, "aggregate \"%s\"", a->name);
+	evs__decision_reset(d);
+	rc = evs__decision_verdict(d, a->def.decide(a->def.ctx, state, command, d), who);
+	if (rc == EVS_REJECTED)
+		*why = d->msg;
+	if (rc != EVS_OK)
 		return rc;
-	}
 	*events = d->events;
 	*n = d->n;
 	return EVS_OK;

@@ -21,145 +21,33 @@
  * and grouped by stream into the request's parts, in the order each
  * stream was first emitted to; within a stream, in emit order.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "append_internal.h"
+#include "decision.h"
 
+/* The decision handed to decide: the shared core (decision.h), which
+ * records each event's stream. */
 struct evs_dcb_decision {
-	evs_store *s;
-	evs_event_in *events;
-	const char **streams; /* per event, copied (in its block) */
-	void **blocks;
-	size_t n, cap;
-	bool rejected;
-	int emit_rc;
-	char msg[512];
+	evs_decision core;
 };
-
-static void decision_free(evs_dcb_decision *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->blocks[i]);
-	free(d->events);
-	free(d->streams);
-	free(d->blocks);
-}
-
-static int grow(evs_dcb_decision *d)
-{
-	size_t cap = d->cap ? d->cap * 2 : 4;
-	evs_event_in *e = evs__realloc(d->events, cap * sizeof *e);
-	if (e == NULL)
-		return EVS_NOMEM;
-	d->events = e;
-	const char **st = evs__realloc(d->streams, cap * sizeof *st);
-	if (st == NULL)
-		return EVS_NOMEM;
-	d->streams = st;
-	void **b = evs__realloc(d->blocks, cap * sizeof *b);
-	if (b == NULL)
-		return EVS_NOMEM;
-	d->blocks = b;
-	d->cap = cap;
-	return EVS_OK;
-}
-
-/* Copy the event into one block: the tag pointers, then the stream, type,
- * producer and tags (NUL-terminated), then data and metadata. */
-static int emit(evs_dcb_decision *d, const char *stream, const evs_event_in *ev)
-{
-	size_t slen, tlen, plen = 0, need, at;
-	char *block;
-
-	if (stream == NULL)
-		return evs__fail(d->s, EVS_BAD_STREAM, "decided event %zu has no stream", d->n);
-	if (ev == NULL || ev->type == NULL)
-		return evs__fail(d->s, EVS_INVALID, "decided event %zu has no type", d->n);
-	if ((ev->data == NULL && ev->data_len) || (ev->metadata == NULL && ev->metadata_len) ||
-	    (ev->tags == NULL && ev->ntags))
-		return evs__fail(d->s, EVS_INVALID, "decided event %zu: NULL array with a length",
-				 d->n);
-	if (ev->ntags > EVS_MAX_TAGS)
-		return evs__fail(d->s, EVS_INVALID, "decided event %zu: %zu tags, the limit is %d",
-				 d->n, ev->ntags, EVS_MAX_TAGS);
-	if (ev->data_len > d->s->opts.max_event_size ||
-	    ev->metadata_len > d->s->opts.max_event_size - ev->data_len)
-		return evs__fail(d->s, EVS_EVENT_TOO_LARGE,
-				 "decided event %zu: data and metadata exceed %zu bytes", d->n,
-				 d->s->opts.max_event_size);
-	if (d->n >= d->s->opts.max_batch)
-		return evs__fail(d->s, EVS_BATCH_TOO_LARGE, "decision has more than %zu events",
-				 d->s->opts.max_batch);
-	if (d->n == d->cap && grow(d) != EVS_OK)
-		return evs__fail(d->s, EVS_NOMEM, "out of memory");
-	/* too long names are cut at one byte past the limit; the append
-	 * refuses them with its own message */
-	slen = strnlen(stream, EVS_MAX_NAME + 1);
-	tlen = strnlen(ev->type, EVS_MAX_NAME + 1);
-	if (ev->producer)
-		plen = strnlen(ev->producer, EVS_MAX_NAME + 1) + 1;
-	need = ev->ntags * sizeof(char *) + slen + 1 + tlen + 1 + plen + ev->data_len +
-	       ev->metadata_len;
-	for (size_t j = 0; j < ev->ntags; j++) {
-		if (ev->tags[j] == NULL)
-			return evs__fail(d->s, EVS_INVALID, "decided event %zu: tag %zu is NULL",
-					 d->n, j);
-		need += strnlen(ev->tags[j], EVS_MAX_TAG + 1) + 1;
-	}
-	if ((block = evs__malloc(need)) == NULL)
-		return evs__fail(d->s, EVS_NOMEM, "out of memory");
-	evs_event_in *e = &d->events[d->n];
-	*e = *ev;
-	char **tags = (char **)(void *)block;
-	at = ev->ntags * sizeof(char *);
-#define PUT(dst, src, len)                        \
-	do {                                      \
-		memcpy(block + at, (src), (len)); \
-		block[at + (len)] = 0;            \
-		(dst) = block + at;               \
-		at += (len) + 1;                  \
-	} while (0)
-	PUT(d->streams[d->n], stream, slen);
-	PUT(e->type, ev->type, tlen);
-	if (ev->producer)
-		PUT(e->producer, ev->producer, plen - 1);
-	for (size_t j = 0; j < ev->ntags; j++)
-		PUT(tags[j], ev->tags[j], strnlen(ev->tags[j], EVS_MAX_TAG + 1));
-#undef PUT
-	e->tags = ev->ntags ? (const char *const *)tags : NULL;
-	if (ev->data_len) {
-		memcpy(block + at, ev->data, ev->data_len);
-		e->data = block + at;
-		at += ev->data_len;
-	}
-	if (ev->metadata_len) {
-		memcpy(block + at, ev->metadata, ev->metadata_len);
-		e->metadata = block + at;
-	}
-	d->blocks[d->n++] = block;
-	return EVS_OK;
-}
 
 int evs_dcb_emit(evs_dcb_decision *d, const char *stream, const evs_event_in *event)
 {
-	int rc;
-
 	if (d == NULL)
 		return EVS_INVALID;
-	if ((rc = emit(d, stream, event)) != EVS_OK)
-		d->emit_rc = rc;
-	return rc;
+	if (stream == NULL)
+		return d->core.emit_rc = evs__fail(d->core.s, EVS_BAD_STREAM,
+						   "decided event %zu has no stream", d->core.n);
+	return evs__decision_emit(&d->core, stream, event);
 }
 
 int evs_dcb_reject(evs_dcb_decision *d, const char *message)
 {
 	if (d == NULL)
 		return EVS_REJECTED;
-	d->rejected = true;
-	snprintf(d->msg, sizeof d->msg, "%s", message && *message ? message : "command rejected");
-	return EVS_REJECTED;
+	return evs__decision_reject(&d->core, message);
 }
 
 /* Fold the events matching the query after *after into the caller's
@@ -189,7 +77,7 @@ static int fold(evs_store *s, const evs_decider *dc, uint64_t *after, uint64_t *
 }
 
 /* The decision's events as parts, one per stream in first-emit order. */
-static int make_parts(evs_dcb_decision *d, evs_append_part **out, evs_event_in **ordered,
+static int make_parts(const evs_decision *d, evs_append_part **out, evs_event_in **ordered,
 		      size_t *nparts)
 {
 	evs_append_part *parts = evs__calloc(d->n, sizeof *parts);
@@ -224,14 +112,69 @@ static int make_parts(evs_dcb_decision *d, evs_append_part **out, evs_event_in *
 	return EVS_OK;
 }
 
-int evs_decide(evs_store *s, const evs_decider *dc, evs_decide_result *res)
-{
+/* One evs_decide() call: what the rounds' callbacks share. */
+struct call {
+	evs_store *s;
+	const evs_decider *dc;
+	evs_dcb_decision *d;
+	evs_condition cond;
 	evs_decide_result r;
-	evs_dcb_decision d;
-	unsigned max;
+};
+
+static int call_decide(void *ctx, evs_decision *d)
+{
+	struct call *c = ctx;
+
+	(void)d; /* c->d->core */
+	return c->dc->decide(c->dc->ctx, c->d);
+}
+
+static int call_append(void *ctx, evs_decision *d)
+{
+	struct call *c = ctx;
+	evs_append_part *parts = NULL;
+	evs_event_in *ordered = NULL;
+	evs_append_result *results = NULL;
+	size_t nparts = 0;
+	uint64_t conflict = 0;
 	int rc;
 
-	memset(&r, 0, sizeof r);
+	if ((rc = make_parts(d, &parts, &ordered, &nparts)) != EVS_OK ||
+	    (results = evs__calloc(nparts, sizeof *results)) == NULL) {
+		free(parts);
+		free(ordered);
+		return evs__fail(c->s, EVS_NOMEM, "out of memory");
+	}
+	c->cond.after = c->r.after;
+	rc = evs_append_ex(c->s, parts, nparts, NULL, 0, &c->cond, results, &conflict);
+	if (rc == EVS_CONDITION_FAILED)
+		c->r.conflict = conflict;
+	if (rc == EVS_OK) {
+		c->r.first_position = results[0].first_position;
+		c->r.last_position = results[nparts - 1].last_position;
+		c->r.events = d->n;
+		c->r.idempotent = results[0].idempotent;
+	}
+	free(results);
+	free(parts);
+	free(ordered);
+	return rc;
+}
+
+static int call_catch_up(void *ctx)
+{
+	struct call *c = ctx;
+
+	return fold(c->s, c->dc, &c->r.after, &c->r.folded);
+}
+
+int evs_decide(evs_store *s, const evs_decider *dc, evs_decide_result *res)
+{
+	evs_dcb_decision d;
+	struct call c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
 	memset(&d, 0, sizeof d);
 	if (res)
 		memset(res, 0, sizeof *res);
@@ -239,63 +182,30 @@ int evs_decide(evs_store *s, const evs_decider *dc, evs_decide_result *res)
 		return EVS_INVALID;
 	if (dc->query == NULL || dc->apply == NULL || dc->decide == NULL)
 		return evs__fail(s, EVS_INVALID, "decider needs a query, apply and decide");
-	evs_condition cond = {dc->query, 0};
-	if ((rc = evs__condition_valid(s, &cond)) != EVS_OK)
+	c.cond.fail_if = dc->query;
+	if ((rc = evs__condition_valid(s, &c.cond)) != EVS_OK)
 		return rc;
-	max = dc->max_attempts ? dc->max_attempts : EVS_DEFAULT_ATTEMPTS;
-	d.s = s;
+	c.s = s;
+	c.dc = dc;
+	c.d = &d;
+	d.core.s = s;
 	if (dc->init && (rc = dc->init(dc->ctx)) != EVS_OK)
 		return evs__fail(s, rc, "decider: init failed: %s", evs_strerror(rc));
-	for (;;) {
-		evs_append_part *parts = NULL;
-		evs_event_in *ordered = NULL;
-		evs_append_result *results = NULL;
-		size_t nparts = 0;
-
-		if ((rc = fold(s, dc, &r.after, &r.folded)) != EVS_OK)
-			break;
-		r.attempts++;
-		for (size_t i = 0; i < d.n; i++)
-			free(d.blocks[i]);
-		d.n = 0;
-		d.rejected = false;
-		d.emit_rc = EVS_OK;
-		rc = dc->decide(dc->ctx, &d);
-		if (d.rejected) {
-			rc = evs__fail(s, EVS_REJECTED, "%s", d.msg);
-			break;
-		}
-		if (rc == EVS_OK && d.emit_rc != EVS_OK)
-			rc = evs__fail(s, d.emit_rc, "decider: an event could not be emitted: %s",
-				       evs_strerror(d.emit_rc));
-		if (rc != EVS_OK || d.n == 0)
-			break;
-		if ((rc = make_parts(&d, &parts, &ordered, &nparts)) != EVS_OK ||
-		    (results = evs__calloc(nparts, sizeof *results)) == NULL) {
-			free(parts);
-			free(ordered);
-			rc = evs__fail(s, EVS_NOMEM, "out of memory");
-			break;
-		}
-		cond.after = r.after;
-		uint64_t conflict = 0;
-		rc = evs_append_ex(s, parts, nparts, NULL, 0, &cond, results, &conflict);
-		if (rc == EVS_CONDITION_FAILED)
-			r.conflict = conflict;
-		if (rc == EVS_OK) {
-			r.first_position = results[0].first_position;
-			r.last_position = results[nparts - 1].last_position;
-			r.events = d.n;
-			r.idempotent = results[0].idempotent;
-		}
-		free(results);
-		free(parts);
-		free(ordered);
-		if (rc != EVS_CONDITION_FAILED || r.attempts >= max)
-			break;
+	if ((rc = fold(s, dc, &c.r.after, &c.r.folded)) == EVS_OK) {
+		evs__rounds rounds = {
+			.d = &d.core,
+			.max = dc->max_attempts ? dc->max_attempts : EVS_DEFAULT_ATTEMPTS,
+			.conflict_rc = EVS_CONDITION_FAILED,
+			.who = "decider",
+			.ctx = &c,
+			.decide = call_decide,
+			.append = call_append,
+			.catch_up = call_catch_up,
+		};
+		rc = evs__rounds_run(&rounds, &c.r.attempts);
 	}
-	decision_free(&d);
+	evs__decision_free(&d.core);
 	if (res)
-		*res = r;
+		*res = c.r;
 	return rc;
 }

@@ -56,11 +56,25 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The re-check slice. EVS_TEST_RECHECK_MS (tests only: 1..3600000)
+ * lengthens it, so that a wake-up within a test's bound can only be the
+ * commit's notification, not the fallback. */
+static int recheck_ms(void)
+{
+	const char *e = getenv("EVS_TEST_RECHECK_MS");
+	long v;
+
+	if (e == NULL || *e == 0)
+		return RECHECK_MS;
+	v = strtol(e, NULL, 10);
+	return v > 0 && v <= 3600000 ? (int)v : RECHECK_MS;
+}
+
 /* Sleep on the counter until it moves from seq or the deadline (-1 = none)
  * passes; false once the deadline has passed. */
 static bool nap(evs_store *s, uint32_t seq, int64_t deadline)
 {
-	int slice = RECHECK_MS;
+	int slice = recheck_ms();
 
 	if (deadline >= 0) {
 		int64_t left = deadline - mono_ms();

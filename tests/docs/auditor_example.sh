@@ -33,10 +33,12 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 "$BUILD/query/evs-query" --dsn "$EVS_PG_DSN" --store "$store" \
 	--rules "$ROOT/examples/employees/employees.projection" --port "$port" --log-level 1 &
 qpid=$!
-for _ in $(seq 1 200); do
-	curl -sf "localhost:$port/health" >/dev/null && break
+up=0
+for _ in $(seq 1 1200); do # 60 s: evs-query under the sanitizers on a loaded machine
+	curl -sf "localhost:$port/health" >/dev/null && up=1 && break
 	sleep 0.05 # a bounded poll of "the server answers"
 done
+[ "$up" = 1 ] || { echo "evs-query did not answer /health within 60 s"; exit 1; }
 norm() {
 	sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}(:[0-9]{2})?)/<time>/g' \
 		-e 's/[[:space:]]+$//'

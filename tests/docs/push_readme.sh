@@ -2,9 +2,11 @@
 # The push example of README.md ("Push: the commit stream over HTTP") runs
 # as written, and prints what the README shows: its ```sh block between the
 # push-example markers is run (evs and evs-query from this build, a free
-# port for 8080, a read-model DSN the route never uses, curl cut after 2 s
-# since the stream stays open) and the output is compared with the ```text
-# block, "time" values aside (the commit time differs per run).
+# port for 8080, a read-model DSN the route never uses, curl cut once it
+# has printed as many lines as the README shows, since the stream stays
+# open: a condition with a 60 s bound, not a delay) and the output is
+# compared with the ```text block, "time" values aside (the commit time
+# differs per run).
 # Args: README path, evs binary, evs-query binary.
 set -euo pipefail
 readme=$1 evs=$2 query=$3
@@ -20,6 +22,21 @@ want=$(printf '%s\n' "$block" | sed -n '/^```text$/,/^```$/p' | sed '1d;$d')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export EVS_PG_DSN="host=$dir/nowhere dbname=none connect_timeout=1"
 cd "$dir"
+# the first N lines a command prints (eval'd): it is stopped once it has
+# printed them, or after 60 s
+first_lines() {  # N COMMAND-LINE
+  local n=$1 cpid
+  (eval "exec $2 --max-time 60") >"$dir/stream.out" 2>/dev/null &
+  cpid=$!
+  for _ in $(seq 1 600); do
+    [ "$(wc -l <"$dir/stream.out")" -ge "$n" ] && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$cpid" 2>/dev/null || true
+  wait "$cpid" 2>/dev/null || true
+  head -n "$n" "$dir/stream.out"
+}
 got=
 while IFS= read -r line; do
   case "$line" in
@@ -27,10 +44,10 @@ while IFS= read -r line; do
     "evs-query "*)
       eval "\"\$query\" --port $port --log-level error ${line#evs-query }"
       qpid=$!
-      for _ in $(seq 1 300); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done ;;
+      for _ in $(seq 1 600); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done ;;
     "curl "*)
       line=${line//localhost:8080/localhost:$port}
-      got=$(eval "$line --max-time 2" || true) ;;
+      got=$(first_lines "$(printf '%s\n' "$want" | wc -l)" "$line") ;;
     *) echo "unexpected line in the example: $line"; exit 1 ;;
   esac
 done <<<"$cmds"

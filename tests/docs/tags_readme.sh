@@ -3,9 +3,10 @@
 # and prints what the README shows. Between the tags-example markers, a
 # ```console block: each "$ " line is a command (evs and evs-query from
 # this build, a free port for 8080, a read-model DSN the routes never use,
-# curl cut after 2 s on /events/stream since a stream stays open), the
-# lines up to the next command its expected output; times aside (the
-# commit time differs per run), everything is compared.
+# curl on /events/stream cut once it has printed as many lines as the
+# README shows, since a stream stays open: a condition with a 60 s bound,
+# not a delay), the lines up to the next command its expected output;
+# times aside (the commit time differs per run), everything is compared.
 # Args: README path, evs binary, evs-query binary. With --print as a 4th
 # argument, print what the commands print instead (to write the README).
 set -euo pipefail
@@ -23,19 +24,35 @@ export EVS_PG_DSN="host=$dir/nowhere dbname=none connect_timeout=1"
 unset EVS_STORE
 cd "$dir"
 
-run() {  # one command line: its output on stdout
+# the first N lines a command prints (eval'd): it is stopped once it has
+# printed them, or after 60 s
+first_lines() {  # N COMMAND-LINE
+  local n=$1 cpid
+  (eval "exec $2 --max-time 60") >"$dir/stream.out" 2>/dev/null &
+  cpid=$!
+  for _ in $(seq 1 600); do
+    [ "$(wc -l <"$dir/stream.out")" -ge "$n" ] && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$cpid" 2>/dev/null || true
+  wait "$cpid" 2>/dev/null || true
+  head -n "$n" "$dir/stream.out"
+}
+
+run() {  # one command line (and the lines the README shows for it): its output on stdout
   local line=$1
   case "$line" in
     "evs-query "*)
       line=${line%&}
       eval "\"\$query\" --port $port --log-level error ${line#evs-query }" </dev/null &
       qpid=$!
-      for _ in $(seq 1 300); do curl -sf "localhost:$port/health" >/dev/null && return; sleep 0.1; done
+      for _ in $(seq 1 600); do curl -sf "localhost:$port/health" >/dev/null && return; sleep 0.1; done
       echo "evs-query did not start"; exit 1 ;;
     "evs "*) eval "\"\$evs\" ${line#evs }" ;;
     "curl "*)
       line=${line//localhost:8080/localhost:$port}
-      if [[ $line == */events/stream* ]]; then eval "$line --max-time 2" || true; else eval "$line"; fi ;;
+      if [[ $line == */events/stream* ]]; then first_lines "$2" "$line"; else eval "$line"; fi ;;
     *) echo "unexpected command in the example: $line"; exit 1 ;;
   esac
 }
@@ -44,14 +61,14 @@ norm() {
   sed -E -e 's/"(recorded_at|time)":"[^"]*"/"\1":"T"/g' -e 's/"recorded_at_ns":[0-9]+/"recorded_at_ns":N/g'
 }
 
-got="" want="" cmd=""
+got="" want="" cmd="" nwant=0
 flush() {
   [ -n "$cmd" ] || return 0
   local out=
   if [[ $cmd == "evs-query "* ]]; then
     run "$cmd" >"$dir/query.out" 2>&1  # not in $(): it stays running
   else
-    out=$(run "$cmd")
+    out=$(run "$cmd" "$nwant")
   fi
   got+="\$ $cmd"$'\n'
   [ -z "$out" ] || got+="$out"$'\n'
@@ -59,7 +76,9 @@ flush() {
 while IFS= read -r line; do
   if [[ $line == '$ '* ]]; then
     flush
-    cmd=${line#\$ }
+    cmd=${line#\$ } nwant=0
+  else
+    nwant=$((nwant + 1))
   fi
   want+="$line"$'\n'
 done <<<"$block"

@@ -45,10 +45,12 @@ assert_eq "$(psql_ "SET ROLE evs_analyst; SELECT role FROM employees.staff_at_po
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$QUERY" --dsn "$EVS_PG_DSN" --rules "$EX/employees.projection" --port "$port" --log-level 1 \
 	2>"$TMP/query.err" &
-for _ in $(seq 1 200); do
-	curl -sf "localhost:$port/health" >/dev/null && break
+up=0
+for _ in $(seq 1 1200); do # 60 s: evs-query under the sanitizers on a loaded machine
+	curl -sf "localhost:$port/health" >/dev/null && up=1 && break
 	sleep 0.05 # polling the condition "the server answers", bounded
 done
+[ "$up" = 1 ] || fail "evs-query did not answer /health within 60 s: $(cat "$TMP/query.err")"
 get() { curl -sS "localhost:$port$1"; }
 # py EXPR: EXPR over the answer's JSON, d
 py() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }

@@ -482,7 +482,7 @@ static bool logged(const char *prefix, char *out, size_t n)
 {
 	int tries, i;
 
-	for (tries = 0; tries < 2000; tries++) {
+	for (tries = 0; tries < 30000; tries++) { /* 30 s: a loaded machine */
 		struct timespec ts = {0, 1000000};
 
 		pthread_mutex_lock(&log_mu);

@@ -198,19 +198,24 @@ evsq_server *http_server(const char *dsn, const char *const *settings)
 	return srv;
 }
 
-/* A free port: bind 0, read it, release it. */
-static unsigned free_port(void)
+/* A free port: bind 0 with SO_REUSEADDR and read it. The socket (*fd)
+ * stays bound, never listening, until the server answers on the port:
+ * evs-query's listener (libmicrohttpd sets SO_REUSEADDR) may bind beside
+ * it, while no other bind(0) or outgoing connection of a test running in
+ * parallel can be given the port in between. */
+static unsigned free_port(int *fd)
 {
 	struct sockaddr_in sa = {0};
 	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
 
-	ck_assert_int_ge(fd, 0);
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(*fd, 0);
+	ck_assert_int_eq(setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
+	ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
 	return ntohs(sa.sin_port);
 }
 
@@ -221,8 +226,9 @@ pid_t http_query_spawn(const char *const *args, unsigned *port)
 	int64_t deadline;
 	size_t n = 0;
 	pid_t pid;
+	int hold;
 
-	*port = free_port();
+	*port = free_port(&hold);
 	snprintf(port_s, sizeof port_s, "%u", *port);
 	argv[n++] = EVS_QUERY_BIN;
 	argv[n++] = "--port";
@@ -241,6 +247,7 @@ pid_t http_query_spawn(const char *const *args, unsigned *port)
 		ck_assert_msg(kit_mono_ms() < deadline, "evs-query did not answer /health");
 		nanosleep(&ts, NULL);
 	}
+	close(hold);
 	return pid;
 }
 

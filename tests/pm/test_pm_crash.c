@@ -8,8 +8,10 @@
  * order has a seeded fate: paid, declined, cancelled by the customer, held
  * then paid (its ShipOrder is rejected: compensation), out of stock, or
  * never paid (its payment timer fires). In every phase of a wave the child
- * is started and killed after a random 0-20 ms, at least 3 times and
- * until the phase's condition holds; the clock jumps past the payment
+ * is started and killed after a random 0-20 ms (longer after every 8
+ * lives without the phase done, up to 0-2 s, so that a loaded machine
+ * still progresses), at least 3 times and until the phase's condition
+ * holds; the clock jumps past the payment
  * timeout while the child is dead, so the timers are due during the
  * downtime. At the end every order must be in the final state a clean run
  * reaches for its fate, no command applied twice (each effect event at
@@ -64,9 +66,13 @@ static void child_run(void)
 	kit_child_check(0, "evs_pm_run returned %s: %s", evs_code_name(rc), evs_errmsg(cs));
 }
 
-/* Start a runner, let it work a random 0..20 ms, SIGKILL it. */
-static void one_kill(void)
+/* Start a runner, let it work a random 0..20 ms, SIGKILL it. Lives
+ * without progress (round: the lives so far in this phase) get longer, up
+ * to 0..2 s: on a loaded machine (sanitizers, other tests) a runner may
+ * need more than 20 ms just to start. */
+static void one_kill(unsigned round)
 {
+	long max_ns = 20000000L * (long)(1 + round / 8);
 	pid_t pid = fork();
 	struct timespec ts;
 	int status;
@@ -76,8 +82,11 @@ static void one_kill(void)
 		child_run();
 		_exit(0);
 	}
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)kit_rand_range(&rng, 0, 20000000);
+	if (max_ns > 2000000000L)
+		max_ns = 2000000000L;
+	ts.tv_nsec = (long)kit_rand_range(&rng, 0, (uint64_t)max_ns);
+	ts.tv_sec = ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
 	nanosleep(&ts, NULL);
 	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -122,7 +131,7 @@ static void phase(const order_t *w, size_t n, bool (*cond)(const order_t *))
 		if (all && round >= 3)
 			return;
 		ck_assert_msg(round < 3000, "no progress after 3000 runner lives");
-		one_kill();
+		one_kill(round);
 	}
 }
 

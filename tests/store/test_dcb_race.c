@@ -87,14 +87,46 @@ typedef struct decider {
 	int gofd;
 } decider;
 
+/* Append a's event (its tags: a->mask) under the condition "none of
+ * these tags after a->after"; the outcome into a. */
+static void attempt_append(evs_store *st, attempt *a)
+{
+	evs_query_item items[NTAGS];
+	const char *one[NTAGS][1], *tags[NTAGS];
+	size_t nitems = 0, ntags = 0;
+	int rc;
+
+	for (int t = 0; t < NTAGS; t++)
+		if (a->mask & 1u << t) {
+			one[nitems][0] = tag_names[t];
+			items[nitems] = (evs_query_item){NULL, 0, one[nitems], 1};
+			nitems++;
+			tags[ntags++] = tag_names[t];
+		}
+	evs_query q = {items, nitems};
+	evs_condition cond = {&q, a->after};
+	evs_event_in e;
+	memset(&e, 0, sizeof e);
+	e.type = "Decided";
+	e.tags = tags;
+	e.ntags = ntags;
+	tu_id(e.id, 1000 + a->who, a->seq);
+	char stream[32];
+	snprintf(stream, sizeof stream, "decider-%u", a->who);
+	evs_append_part part = {stream, EVS_ANY, &e, 1};
+	evs_append_result res;
+	rc = evs_append_ex(st, &part, 1, NULL, 0, &cond, &res, &a->conflict);
+	kit_child_check(rc == EVS_OK || rc == EVS_CONDITION_FAILED, "append: %s", evs_errmsg(st));
+	a->rc = rc;
+	a->pos = rc == EVS_OK ? res.first_position : 0;
+}
+
 static void *decider_run(void *arg)
 {
 	decider *d = arg;
 	uint64_t r = d->seed;
 	uint32_t *masks = NULL; /* tag mask of each position seen, [0] unused */
 	size_t seen = 0, cap = 0;
-	evs_query_item items[NTAGS];
-	const char *one[NTAGS][1];
 
 	if (d->go)
 		pthread_barrier_wait(d->go);
@@ -133,32 +165,7 @@ static void *decider_run(void *arg)
 			if (masks[p] & a->mask)
 				a->after = p;
 
-		size_t nitems = 0, ntags = 0;
-		const char *tags[NTAGS];
-		for (int t = 0; t < NTAGS; t++)
-			if (a->mask & 1u << t) {
-				one[nitems][0] = tag_names[t];
-				items[nitems] = (evs_query_item){NULL, 0, one[nitems], 1};
-				nitems++;
-				tags[ntags++] = tag_names[t];
-			}
-		evs_query q = {items, nitems};
-		evs_condition cond = {&q, a->after};
-		evs_event_in e;
-		memset(&e, 0, sizeof e);
-		e.type = "Decided";
-		e.tags = tags;
-		e.ntags = ntags;
-		tu_id(e.id, 1000 + d->who, (uint64_t)k);
-		char stream[32];
-		snprintf(stream, sizeof stream, "decider-%u", d->who);
-		evs_append_part part = {stream, EVS_ANY, &e, 1};
-		evs_append_result res;
-		rc = evs_append_ex(d->st, &part, 1, NULL, 0, &cond, &res, &a->conflict);
-		kit_child_check(rc == EVS_OK || rc == EVS_CONDITION_FAILED, "append: %s",
-				evs_errmsg(d->st));
-		a->rc = rc;
-		a->pos = rc == EVS_OK ? res.first_position : 0;
+		attempt_append(d->st, a);
 	}
 	free(masks);
 	return NULL;
@@ -286,7 +293,8 @@ START_TEST(test_race_threads_and_processes)
 	pthread_t th[NTHREADS];
 	pthread_barrier_t go;
 	pid_t pids[NPROCS];
-	attempt *att = calloc((size_t)(NTHREADS + NPROCS) * (size_t)nr, sizeof *att);
+	size_t natt = (size_t)(NTHREADS + NPROCS) * (size_t)nr;
+	attempt *att = calloc(natt + 1, sizeof *att);
 	evs_store *st;
 
 	ck_assert_ptr_nonnull(att);
@@ -316,7 +324,14 @@ START_TEST(test_race_threads_and_processes)
 		kit_wait_child(pids[i], 300000, 1);
 		read_attempts(out[i], att + (NTHREADS + i) * nr, nr);
 	}
-	check_model(st, att, (size_t)(NTHREADS + NPROCS) * (size_t)nr);
+	/* one attempt sure to lose, so that the failed path is checked
+	 * whatever the scheduler interleaved: it read nothing (after 0) and
+	 * every event carries one of its tags (the first accepted append
+	 * met an empty log: there is one) */
+	att[natt] = (attempt){.seq = 0, .who = NTHREADS + NPROCS, .mask = (1u << NTAGS) - 1};
+	attempt_append(st, &att[natt]);
+	ck_assert_int_eq(att[natt].rc, EVS_CONDITION_FAILED);
+	check_model(st, att, natt + 1);
 	ck_assert_uint_eq(tu_verify(st), 0);
 	evs_close(st);
 	pthread_barrier_destroy(&go);

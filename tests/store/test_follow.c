@@ -10,9 +10,11 @@
 
 #include "kit_store.h"
 
-/* Wake-ups must come from the commit, not from the periodic re-check: a
- * generous bound that a futex wake meets by orders of magnitude. */
-#define WAKE_MEDIAN_MS 250
+/* Wake-ups must come from the commit, not from the periodic re-check:
+ * the wake-up tests stretch the re-check past their own bound
+ * (EVS_TEST_RECHECK_MS), so a wake-up at all is the notification's. No
+ * timed assert: the latencies are printed, not compared. */
+#define NO_RECHECK "600000"
 
 typedef struct bg_append {
 	evs_store *st;
@@ -177,6 +179,7 @@ END_TEST
 
 START_TEST(test_wake_latency_threads)
 {
+	setenv("EVS_TEST_RECHECK_MS", NO_RECHECK, 1);
 	evs_store *st = tu_open(kit_dir, NULL);
 	evs_sub *sub;
 	tu_ok(st, evs_subscribe(st, 0, NULL, &sub));
@@ -211,7 +214,7 @@ START_TEST(test_wake_latency_threads)
 	qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
 	fprintf(stderr, "thread wake-up latency: median %lld ms, max %lld ms\n",
 		(long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
-	ck_assert_int_lt(lat[ROUNDS / 2], WAKE_MEDIAN_MS);
+	unsetenv("EVS_TEST_RECHECK_MS");
 	evs_sub_close(sub);
 	evs_close(st);
 }
@@ -290,6 +293,7 @@ static void finish_child(child *c)
 
 START_TEST(test_cross_process_subscriber)
 {
+	setenv("EVS_TEST_RECHECK_MS", NO_RECHECK, 1);
 	evs_store *st = tu_open(kit_dir, NULL);
 	tu_ok(st, tu_append_simple(st, "parent", EVS_ANY, "P", 1, 0, 0, NULL));
 	evs_sub *sub;
@@ -324,7 +328,7 @@ START_TEST(test_cross_process_subscriber)
 	qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
 	fprintf(stderr, "cross-process wake-up latency: median %lld ms, max %lld ms\n",
 		(long long)lat[ROUNDS / 2], (long long)lat[ROUNDS - 1]);
-	ck_assert_int_lt(lat[ROUNDS / 2], WAKE_MEDIAN_MS);
+	unsetenv("EVS_TEST_RECHECK_MS");
 	tu_assert_rc(st, evs_sub_next(sub, &ev, 0), EVS_TIMEOUT);
 	evs_sub_close(sub);
 	evs_close(st);
