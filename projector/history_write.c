@@ -141,6 +141,11 @@ static void time_elem(evs__buf *arr, evs__buf *tmp, int64_t ns)
 	evp_array_elem(arr, tmp->ptr, tmp->len);
 }
 
+static const char *close_sql(const struct evp__run *r, const struct htable *t)
+{
+	return r->bulk && t->close_bulk_sql ? t->close_bulk_sql : t->close_sql;
+}
+
 /* Close the versions earlier batches left open for the keys of this
  * one: arrays of keys, first positions and times. Sent into the
  * pipeline that ends the batch (txn.c), after this batch's versions are
@@ -150,7 +155,7 @@ static int send_close(struct evp__run *r, struct htable *t, evs__buf *arr, evs__
 		      uint64_t first)
 {
 	const char *vals[35];
-	char s_first[24];
+	char s_first[24], name[16];
 	const char *type = t->pk_types.ptr;
 	int k, rc = EVP_OK;
 	size_t i;
@@ -194,9 +199,12 @@ static int send_close(struct evp__run *r, struct htable *t, evs__buf *arr, evs__
 	snprintf(s_first, sizeof s_first, "%llu", (unsigned long long)first);
 	vals[t->npk + 2] = s_first;
 	(void)type;
-	if (PQsendQueryParams(r->conn,
-			      r->bulk && t->close_bulk_sql ? t->close_bulk_sql : t->close_sql,
-			      t->npk + 3, NULL, vals, NULL, NULL, 0) != 1)
+	/* prepared before the pipeline (evp__history_prepare_closes): found */
+	if ((rc = evp__prepare(r, close_sql(r, t), t->npk + 3, name)))
+		return rc;
+	if ((name[0] ? PQsendQueryPrepared(r->conn, name, t->npk + 3, vals, NULL, NULL, 0)
+		     : PQsendQueryParams(r->conn, close_sql(r, t), t->npk + 3, NULL, vals, NULL,
+					 NULL, 0)) != 1)
 		return evp__pg_fail(r, NULL, "could not close the open versions of \"%s\"",
 				    t->name);
 	return EVP_OK;
@@ -276,6 +284,23 @@ int evp__history_write(struct evp__run *r)
 		rc = copy_versions(r, t, &tmp);
 	}
 	evs__buf_free(&tmp);
+	return rc;
+}
+
+/* Before the pipeline (txn.c): the closing UPDATEs this batch sends,
+ * prepared on the session (once). */
+int evp__history_prepare_closes(struct evp__run *r)
+{
+	evp_rules *rs = r->rules;
+	char name[16];
+	int i, rc = EVP_OK;
+
+	for (i = 0; rs && i < rs->ntables && rc == EVP_OK; i++) {
+		struct htable *t = &rs->tables_v[i];
+
+		if (t->active && t->nrows)
+			rc = evp__prepare(r, close_sql(r, t), t->npk + 3, name);
+	}
 	return rc;
 }
 

@@ -91,6 +91,7 @@ bool evp__rules_match(const evp_rules *rules, const evs_str *type);
  * ------------------------------------------------------------------- */
 
 #define EVP__LOCK_CLASS 0x65767370 /* "evsp": advisory lock (class, hashtext(name)) */
+#define EVP__NPREP      16         /* statements prepared per session (evp__prepare) */
 
 /* Arrays of one statement's parameters (text[] literals), reused. */
 struct evp__arrays {
@@ -119,6 +120,10 @@ struct evp__run {
 	size_t order_cap;
 	evs__buf copy, streams, json, dead; /* reused buffers */
 	struct evp__arrays arrays;
+	/* statements run every batch, prepared on this session at first use
+	 * (planned once, not per batch): their text; emptied per connection */
+	char *prep[EVP__NPREP];
+	int nprep;
 };
 
 /* pgexec.c */
@@ -144,6 +149,15 @@ int evp__pg_fail(struct evp__run *r, PGresult *res, const char *fmt, ...)
  * message "could not <fmt...>". */
 int evp__exec(struct evp__run *r, ExecStatusType want, PGresult **out, const char *sql, int n,
 	      const char *const *vals, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* evp__exec of a statement run every batch, prepared on this session the
+ * first time (pgexec.c: planned once, not per batch). */
+int evp__exec_prep(struct evp__run *r, ExecStatusType want, PGresult **out, const char *sql, int n,
+		   const char *const *vals, const char *what);
+/* The name of sql prepared on this session (prepared now, outside a
+ * pipeline, when it is not yet): EVP_OK and name, or a failure. */
+int evp__prepare(struct evp__run *r, const char *sql, int n, char name[16]);
+/* Forget the statements prepared on the session that ended. */
+void evp__prep_reset(struct evp__run *r);
 /* A command without parameters or result. */
 int evp__cmd(struct evp__run *r, const char *sql);
 /* A command with quoted identifiers a (and b, if not NULL) for its %s. */
@@ -177,6 +191,7 @@ int evp__write_states(struct evp__run *r);
  * checkpoint. Mark / rewind: captures taken back with a savepoint. */
 int evp__history_setup(struct evp__run *r, const char *schema);
 int evp__history_write(struct evp__run *r);
+int evp__history_prepare_closes(struct evp__run *r);
 int evp__history_send_closes(struct evp__run *r, int *n);
 uint32_t evp__history_mark(const evp_rules *rules);
 void evp__history_rewind(evp_rules *rules, uint32_t mark);

@@ -9,6 +9,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,6 +128,70 @@ int evp__exec(struct evp__run *r, ExecStatusType want, PGresult **out, const cha
 		va_end(ap);
 		return rc;
 	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return EVP_OK;
+}
+
+/*
+ * Statements run every batch (the states, the closes of temporal tables,
+ * the checkpoint) are prepared once per session: sent with their text
+ * (PQexecParams), PostgreSQL parsed and planned them for every batch,
+ * which in live batches of a few events was a fifth of the server's time.
+ * A statement is known by its text (a copy: a caller may reuse its
+ * buffer), named evs_q<i>; parameter types are inferred as they were
+ * when the text was sent. Beyond EVP__NPREP texts, statements go
+ * unprepared.
+ */
+void evp__prep_reset(struct evp__run *r)
+{
+	while (r->nprep > 0)
+		free(r->prep[--r->nprep]);
+}
+
+int evp__prepare(struct evp__run *r, const char *sql, int n, char name[16])
+{
+	PGresult *res;
+	int i;
+
+	for (i = 0; i < r->nprep && strcmp(r->prep[i], sql) != 0; i++)
+		;
+	if (i == EVP__NPREP) {
+		name[0] = '\0';
+		return EVP_OK;
+	}
+	snprintf(name, 16, "evs_q%d", i);
+	if (i < r->nprep)
+		return EVP_OK;
+	res = PQprepare(r->conn, name, sql, n, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return evp__pg_fail(r, res, "could not prepare \"%.200s\"", sql);
+	PQclear(res);
+	if (!(r->prep[r->nprep] = strdup(sql))) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return EVP_NOMEM;
+	}
+	r->nprep++;
+	return EVP_OK;
+}
+
+int evp__exec_prep(struct evp__run *r, ExecStatusType want, PGresult **out, const char *sql, int n,
+		   const char *const *vals, const char *what)
+{
+	char name[16];
+	PGresult *res;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if ((rc = evp__prepare(r, sql, n, name)))
+		return rc;
+	res = name[0] ? PQexecPrepared(r->conn, name, n, vals, NULL, NULL, 0)
+		      : PQexecParams(r->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != want)
+		return evp__pg_fail(r, res, "could not %s", what);
 	if (out)
 		*out = res;
 	else

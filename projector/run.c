@@ -83,6 +83,7 @@ static void run_free(struct evp__run *r)
 	for (c = 0; c < (int)(sizeof r->arrays.col / sizeof *r->arrays.col); c++)
 		evs__buf_free(&r->arrays.col[c]);
 	PQfinish(r->conn);
+	evp__prep_reset(r);
 	evs_close(r->store);
 	evp_rules_free(r->rules);
 }

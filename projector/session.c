@@ -179,6 +179,7 @@ int evp__connect(struct evp__run *r, bool reconnecting)
 		if (evp__stopping(r))
 			return EVP_STOPPED;
 		r->conn = evp__pg_open(r, give_up);
+		evp__prep_reset(r);
 		if (PQstatus(r->conn) == CONNECTION_OK) {
 			PQclear(PQexec(r->conn, "SET client_min_messages = warning"));
 			rc = session_setup(r, reconnecting);

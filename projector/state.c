@@ -126,10 +126,10 @@ static int read_states(struct evp__run *r, PGresult **res)
 		return EVP_NOMEM;
 	}
 	vals[0] = streams->ptr;
-	return evp__exec(r, PGRES_TUPLES_OK, res,
-			 "SELECT stream, data::text, version, updated_at FROM evs.state"
-			 " WHERE stream = ANY ($1::text[]) ORDER BY stream COLLATE \"C\"",
-			 1, vals, "could not read current states");
+	return evp__exec_prep(r, PGRES_TUPLES_OK, res,
+			      "SELECT stream, data::text, version, updated_at FROM evs.state"
+			      " WHERE stream = ANY ($1::text[]) ORDER BY stream COLLATE \"C\"",
+			      1, vals, "read current states");
 }
 
 /* The stored state of stream s (rows in byte order, *row advancing):
@@ -303,13 +303,14 @@ int evp__write_states(struct evp__run *r)
 		 * exact lookup in the (stream, valid_from, version) key, or in
 		 * bulk mode in the partial index of open rows (hence the
 		 * valid_to IS NULL, true of that row anyway) */
-		rc = evp__exec(r, PGRES_COMMAND_OK, NULL,
-			       "UPDATE evs.state_history h SET valid_to = u.t"
-			       " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
-			       " $4::timestamptz[]) AS u(s, v, t, f)"
-			       " WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v"
-			       " AND h.valid_to IS NULL",
-			       4, vals, "could not close state history intervals");
+		rc = evp__exec_prep(
+			r, PGRES_COMMAND_OK, NULL,
+			"UPDATE evs.state_history h SET valid_to = u.t"
+			" FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],"
+			" $4::timestamptz[]) AS u(s, v, t, f)"
+			" WHERE h.stream = u.s AND h.valid_from = u.f AND h.version = u.v"
+			" AND h.valid_to IS NULL",
+			4, vals, "close state history intervals");
 		if (rc)
 			goto out;
 	}
@@ -317,14 +318,15 @@ int evp__write_states(struct evp__run *r)
 		const char *vals[5] = {col[ST_STREAM].ptr, col[ST_DATA].ptr, col[ST_VER].ptr,
 				       col[ST_POS].ptr, col[ST_TIME].ptr};
 
-		rc = evp__exec(r, PGRES_COMMAND_OK, NULL,
-			       "INSERT INTO evs.state (stream, data, version, position, updated_at)"
-			       " SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[],"
-			       " $4::bigint[], $5::timestamptz[])"
-			       " ON CONFLICT (stream) DO UPDATE SET data = excluded.data,"
-			       " version = excluded.version, position = excluded.position,"
-			       " updated_at = excluded.updated_at",
-			       5, vals, "could not write current states");
+		rc = evp__exec_prep(
+			r, PGRES_COMMAND_OK, NULL,
+			"INSERT INTO evs.state (stream, data, version, position, updated_at)"
+			" SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[],"
+			" $4::bigint[], $5::timestamptz[])"
+			" ON CONFLICT (stream) DO UPDATE SET data = excluded.data,"
+			" version = excluded.version, position = excluded.position,"
+			" updated_at = excluded.updated_at",
+			5, vals, "write current states");
 	}
 out:
 	PQclear(states);

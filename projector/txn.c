@@ -28,15 +28,25 @@
  * rows it updated, zero) so that the COMMIT behind it is never run: the
  * pipeline is aborted and the caller rolls the transaction back.
  */
+static const char checkpoint_sql[] =
+	"WITH u AS (UPDATE evs.checkpoints SET position = $2, updated_at = now()"
+	" WHERE projection = $1 AND position = $3 RETURNING projection,"
+	" position) SELECT 1 / (SELECT count(*)::int FROM u),"
+	" (SELECT pg_notify('evs_checkpoint', u.projection || ' ' ||"
+	" u.position) FROM u)";
+
 static int finish(struct evp__run *r, uint64_t last)
 {
-	char s_last[24], s_prev[24];
+	char s_last[24], s_prev[24], name[16];
 	const char *vals[3] = {r->name, s_last, s_prev};
 	int ncl = 0, i, rc = EVP_OK, got = 0;
 	bool synced = false;
 
 	snprintf(s_last, sizeof s_last, "%llu", (unsigned long long)last);
 	snprintf(s_prev, sizeof s_prev, "%llu", (unsigned long long)r->checkpoint);
+	if ((r->rules && (rc = evp__history_prepare_closes(r))) ||
+	    (rc = evp__prepare(r, checkpoint_sql, 3, name)))
+		return rc;
 	if (PQenterPipelineMode(r->conn) != 1)
 		return evp__pg_fail(r, NULL, "could not enter pipeline mode");
 	if (r->rules)
@@ -45,14 +55,9 @@ static int finish(struct evp__run *r, uint64_t last)
 	 * (evs-query's min_position waiters): delivered at COMMIT, never for a
 	 * batch rolled back */
 	if (rc == EVP_OK &&
-	    (PQsendQueryParams(
-		     r->conn,
-		     "WITH u AS (UPDATE evs.checkpoints SET position = $2, updated_at = now()"
-		     " WHERE projection = $1 AND position = $3 RETURNING projection,"
-		     " position) SELECT 1 / (SELECT count(*)::int FROM u),"
-		     " (SELECT pg_notify('evs_checkpoint', u.projection || ' ' ||"
-		     " u.position) FROM u)",
-		     3, NULL, vals, NULL, NULL, 0) != 1 ||
+	    ((name[0] ? PQsendQueryPrepared(r->conn, name, 3, vals, NULL, NULL, 0)
+		      : PQsendQueryParams(r->conn, checkpoint_sql, 3, NULL, vals, NULL, NULL, 0)) !=
+		     1 ||
 	     PQsendQueryParams(r->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1))
 		rc = evp__pg_fail(r, NULL, "could not send the checkpoint");
 	if (PQpipelineSync(r->conn) != 1 && !rc)
