@@ -16,7 +16,7 @@
 
 static int count_files(void)
 {
-	return 6;
+	return 7;
 }
 
 START_TEST(migrate_fresh)
@@ -36,7 +36,8 @@ START_TEST(migrate_fresh)
 			 count_files());
 	v = pgh_value(c,
 		      "SELECT string_agg(name, ',' ORDER BY version) FROM evs.schema_migrations");
-	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,comments,event_tags");
+	ck_assert_str_eq(v, "bookkeeping,event_log,state,analyst_role,comments,event_tags,"
+			    "history_fillfactor");
 	free(v);
 	/* every built-in table, column and function says what it is */
 	ck_assert_int_eq(pgh_int(c,
@@ -183,7 +184,7 @@ START_TEST(migrate_example_folder)
 	ck_assert_msg(evp_migrate(o, pgh_migrations_dir(), NULL, NULL, &r, err, sizeof err) ==
 			      EVP_OK,
 		      "%s", err);
-	ck_assert_int_eq(r.applied, 2); /* 0006, 0007 */
+	ck_assert_int_eq(r.applied, 3); /* 0006, 0007, 0008 */
 	ck_assert_int_eq(evp_migrate(o, both, NULL, NULL, &r, err, sizeof err), EVP_OK);
 	ck_assert_int_eq(r.applied, 0);
 	/* a number another folder took */
