@@ -9,6 +9,7 @@
  *                  valid_to_position bigint, valid_from_at timestamptz NOT NULL,
  *                  valid_to_at timestamptz,
  *                  PRIMARY KEY (k1..kn, valid_from_position))
+ *                  WITH (fillfactor = 70)
  *     index s.t_history_at (k1..kn, valid_from_at)
  *     s.t_as_of(timestamptz), s.t_at_position(bigint): SETOF s.t
  *     COMMENT ON each, SELECT / EXECUTE granted to evs_analyst
