@@ -210,9 +210,6 @@ static int write_part(evs_store *s, MDB_txn *txn, const evs__req *q, evs__part *
 		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, q->tails.ptr + p->ev[i].off,
 		       p->ev[i].len);
 
-		if ((rc = evs__sx_put(s, txn, p->stream, p->stream_len, version, pos)) != 0)
-			return rc;
-
 		MDB_val ik = {16, p->ev[i].id}, iv = {8, pk};
 		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
@@ -222,6 +219,10 @@ static int write_part(evs_store *s, MDB_txn *txn, const evs__req *q, evs__part *
 					   p->ev[i].len)) != 0)
 			return rc;
 	}
+	/* the stream index once for the part: one "heads" entry rewrite */
+	if ((rc = evs__sx_put_run(s, txn, p->stream, p->stream_len, cur + 1, p->res.first_position,
+				  p->n)) != 0)
+		return rc;
 	p->res.last_position = *last_pos;
 	p->res.version = cur + p->n;
 	p->res.idempotent = 0;
