@@ -113,6 +113,11 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 
 		for (size_t i = 0; i < p->n; i++, g++) {
 			MDB_val k = {16, p->ev[i].id}, v;
+			/* an id made for this append is in no store: the lookup
+			 * would say MDB_NOTFOUND (were two made ids ever equal, the
+			 * id index's MDB_NOOVERWRITE put would still refuse it) */
+			if (p->ev[i].fresh)
+				continue;
 			int rc = mdb_get(txn, s->ids, &k, &v);
 			if (rc == MDB_NOTFOUND)
 				continue;
