@@ -97,6 +97,18 @@ static void keys(evs__buf *b, const struct htable *t, const char *last)
 	evs__buf_printf(b, "%s)", last);
 }
 
+/* CREATE [UNIQUE ]INDEX IF NOT EXISTS "<t><suffix>" ON s."<t>_history"
+ * (k.., last) (unique: "UNIQUE " or "") */
+static void create_index(evs__buf *b, const char *unique, const char *schema,
+			 const struct htable *t, const char *suffix, bool pkey, const char *last)
+{
+	evs__buf_printf(b, "CREATE %sINDEX IF NOT EXISTS ", unique);
+	name(b, NULL, t, suffix, pkey);
+	evs__buf_puts(b, " ON ");
+	name(b, schema, t, "_history", false);
+	keys(b, t, last);
+}
+
 static const char *schema_of(const struct evp__run *r, char *out, size_t n)
 {
 	if (r->cfg->rebuild)
@@ -153,160 +165,163 @@ static int pkey_of(struct evp__run *r, const char *schema, const struct htable *
 	return EVP_OK;
 }
 
-int evp__history_bulk_missing(struct evp__run *r, bool *missing)
+/*
+ * One step for one active temporal table t: schema is where its history
+ * lives (the shadow schema during a rebuild), b an empty buffer for the
+ * step's statement, ctx the caller's.
+ */
+typedef int history_step(struct evp__run *r, const char *schema, const struct htable *t,
+			 evs__buf *b, void *ctx);
+
+/* step for each active temporal table, in order, until one fails. */
+static int for_each_history(struct evp__run *r, history_step *step, void *ctx)
 {
-	char schema[EVS_MAX_NAME + 16], pk[256];
+	char schema[EVS_MAX_NAME + 16];
+	evs__buf b = {0};
 	int i, rc = EVP_OK;
 
 	schema_of(r, schema, sizeof schema);
-	for (i = 0; i < r->rules->ntables && !*missing && rc == EVP_OK; i++) {
-		const struct htable *t = &r->rules->tables_v[i];
-		evs__buf at = {0}, open = {0};
-		PGresult *res;
-		const char *v[2];
-
-		if (!t->active)
+	for (i = 0; i < r->rules->ntables && rc == EVP_OK; i++) {
+		if (!r->rules->tables_v[i].active)
 			continue;
-		name(&at, schema, t, "_history_at", false);
-		name(&open, schema, t, "_history_bulk_open", false);
-		if (!evs__buf_cstr(&at) || !evs__buf_cstr(&open)) {
-			rc = EVP_NOMEM;
-		} else if ((rc = pkey_of(r, schema, t, pk, sizeof pk)) == EVP_OK) {
-			v[0] = at.ptr;
-			v[1] = open.ptr;
-			rc = evp__exec(
-				r, PGRES_TUPLES_OK, &res,
-				"SELECT to_regclass($1) IS NULL OR to_regclass($2) IS NOT NULL", 2,
-				v, "could not look up the indexes of \"%s_history\"", t->name);
-			if (rc == EVP_OK) {
-				*missing = !pk[0] || PQgetvalue(res, 0, 0)[0] == 't';
-				PQclear(res);
-			}
-		}
-		evs__buf_free(&at);
-		evs__buf_free(&open);
+		evs__buf_reset(&b);
+		rc = step(r, schema, &r->rules->tables_v[i], &b, ctx);
 	}
+	evs__buf_free(&b);
+	return rc;
+}
+
+static int missing_one(struct evp__run *r, const char *schema, const struct htable *t, evs__buf *at,
+		       void *ctx)
+{
+	bool *missing = ctx;
+	char pk[256];
+	evs__buf open = {0};
+	PGresult *res;
+	const char *v[2];
+	int rc;
+
+	if (*missing)
+		return EVP_OK;
+	name(at, schema, t, "_history_at", false);
+	name(&open, schema, t, "_history_bulk_open", false);
+	if (!evs__buf_cstr(at) || !evs__buf_cstr(&open)) {
+		rc = EVP_NOMEM;
+	} else if ((rc = pkey_of(r, schema, t, pk, sizeof pk)) == EVP_OK) {
+		v[0] = at->ptr;
+		v[1] = open.ptr;
+		rc = evp__exec(r, PGRES_TUPLES_OK, &res,
+			       "SELECT to_regclass($1) IS NULL OR to_regclass($2) IS NOT NULL", 2,
+			       v, "could not look up the indexes of \"%s_history\"", t->name);
+		if (rc == EVP_OK) {
+			*missing = !pk[0] || PQgetvalue(res, 0, 0)[0] == 't';
+			PQclear(res);
+		}
+	}
+	evs__buf_free(&open);
+	return rc;
+}
+
+int evp__history_bulk_missing(struct evp__run *r, bool *missing)
+{
+	int rc = for_each_history(r, missing_one, missing);
+
 	if (rc == EVP_NOMEM)
 		snprintf(r->err, r->errlen, "out of memory");
 	return rc;
 }
 
+static int begin_one(struct evp__run *r, const char *schema, const struct htable *t, evs__buf *b,
+		     void *ctx)
+{
+	char pk[256];
+	int rc;
+
+	(void)ctx;
+	create_index(b, "", schema, t, "_history_bulk_open", false, "valid_from_position");
+	evs__buf_puts(b, " WHERE valid_to_position IS NULL");
+	if ((rc = run(r, b)) || (rc = pkey_of(r, schema, t, pk, sizeof pk)))
+		return rc;
+	if (pk[0]) {
+		evs__buf_reset(b);
+		evs__buf_puts(b, "ALTER TABLE ");
+		name(b, schema, t, "_history", false);
+		evs__buf_puts(b, " DROP CONSTRAINT ");
+		ident(b, pk, strlen(pk));
+		if ((rc = run(r, b)))
+			return rc;
+	}
+	/* also an index built by an interrupted end, not yet the key */
+	evs__buf_reset(b);
+	evs__buf_puts(b, "DROP INDEX IF EXISTS ");
+	name(b, schema, t, "_history", true);
+	evs__buf_puts(b, ", ");
+	name(b, schema, t, "_history_at", false);
+	return run(r, b);
+}
+
 int evp__history_bulk_begin(struct evp__run *r)
 {
-	char schema[EVS_MAX_NAME + 16], pk[256];
-	evs__buf b = {0};
-	int i, rc = EVP_OK;
+	return for_each_history(r, begin_one, NULL);
+}
 
-	schema_of(r, schema, sizeof schema);
-	for (i = 0; i < r->rules->ntables && rc == EVP_OK; i++) {
-		const struct htable *t = &r->rules->tables_v[i];
+/* appends to ctx, the caller's buffer (b stays unused) */
+static int side_one(struct evp__run *r, const char *schema, const struct htable *t, evs__buf *b,
+		    void *ctx)
+{
+	evs__buf *out = ctx;
 
-		if (!t->active)
-			continue;
-		evs__buf_reset(&b);
-		evs__buf_puts(&b, "CREATE INDEX IF NOT EXISTS ");
-		name(&b, NULL, t, "_history_bulk_open", false);
-		evs__buf_puts(&b, " ON ");
-		name(&b, schema, t, "_history", false);
-		keys(&b, t, "valid_from_position");
-		evs__buf_puts(&b, " WHERE valid_to_position IS NULL");
-		if ((rc = run(r, &b)) || (rc = pkey_of(r, schema, t, pk, sizeof pk)))
-			break;
-		if (pk[0]) {
-			evs__buf_reset(&b);
-			evs__buf_puts(&b, "ALTER TABLE ");
-			name(&b, schema, t, "_history", false);
-			evs__buf_puts(&b, " DROP CONSTRAINT ");
-			ident(&b, pk, strlen(pk));
-			if ((rc = run(r, &b)))
-				break;
-		}
-		/* also an index built by an interrupted end, not yet the key */
-		evs__buf_reset(&b);
-		evs__buf_puts(&b, "DROP INDEX IF EXISTS ");
-		name(&b, schema, t, "_history", true);
-		evs__buf_puts(&b, ", ");
-		name(&b, schema, t, "_history_at", false);
-		rc = run(r, &b);
-	}
-	evs__buf_free(&b);
-	return rc;
+	(void)r;
+	(void)b;
+	create_index(out, "", schema, t, "_history_at", false, "valid_from_at");
+	evs__buf_puts(out, ";");
+	return EVP_OK;
 }
 
 void evp__history_bulk_side_sql(struct evp__run *r, evs__buf *b)
 {
-	char schema[EVS_MAX_NAME + 16];
-	int i;
+	(void)for_each_history(r, side_one, b);
+}
 
-	schema_of(r, schema, sizeof schema);
-	for (i = 0; i < r->rules->ntables; i++) {
-		const struct htable *t = &r->rules->tables_v[i];
-
-		if (!t->active)
-			continue;
-		evs__buf_puts(b, "CREATE INDEX IF NOT EXISTS ");
-		name(b, NULL, t, "_history_at", false);
-		evs__buf_puts(b, " ON ");
-		name(b, schema, t, "_history", false);
-		keys(b, t, "valid_from_at");
-		evs__buf_puts(b, ";");
-	}
+static int build_one(struct evp__run *r, const char *schema, const struct htable *t, evs__buf *b,
+		     void *ctx)
+{
+	(void)ctx;
+	evs__buf_puts(b, "BEGIN; SET LOCAL maintenance_work_mem = '256MB'; ");
+	create_index(b, "UNIQUE ", schema, t, "_history", true, "valid_from_position");
+	evs__buf_puts(b, "; COMMIT");
+	return run(r, b);
 }
 
 int evp__history_bulk_build(struct evp__run *r)
 {
-	char schema[EVS_MAX_NAME + 16];
-	evs__buf b = {0};
-	int i, rc = EVP_OK;
+	return for_each_history(r, build_one, NULL);
+}
 
-	schema_of(r, schema, sizeof schema);
-	for (i = 0; i < r->rules->ntables && rc == EVP_OK; i++) {
-		const struct htable *t = &r->rules->tables_v[i];
+static int end_one(struct evp__run *r, const char *schema, const struct htable *t, evs__buf *b,
+		   void *ctx)
+{
+	char pk[256];
+	int rc;
 
-		if (!t->active)
-			continue;
-		evs__buf_reset(&b);
-		evs__buf_puts(&b, "BEGIN; SET LOCAL maintenance_work_mem = '256MB';"
-				  " CREATE UNIQUE INDEX IF NOT EXISTS ");
-		name(&b, NULL, t, "_history", true);
-		evs__buf_puts(&b, " ON ");
-		name(&b, schema, t, "_history", false);
-		keys(&b, t, "valid_from_position");
-		evs__buf_puts(&b, "; COMMIT");
-		rc = run(r, &b);
+	(void)ctx;
+	if ((rc = pkey_of(r, schema, t, pk, sizeof pk)))
+		return rc;
+	if (!pk[0]) {
+		evs__buf_puts(b, "ALTER TABLE ");
+		name(b, schema, t, "_history", false);
+		evs__buf_puts(b, " ADD CONSTRAINT ");
+		name(b, NULL, t, "_history", true);
+		evs__buf_puts(b, " PRIMARY KEY USING INDEX ");
+		name(b, NULL, t, "_history", true);
+		evs__buf_puts(b, "; ");
 	}
-	evs__buf_free(&b);
-	return rc;
+	evs__buf_puts(b, "DROP INDEX IF EXISTS ");
+	name(b, schema, t, "_history_bulk_open", false);
+	return run(r, b);
 }
 
 int evp__history_bulk_end(struct evp__run *r)
 {
-	char schema[EVS_MAX_NAME + 16], pk[256];
-	evs__buf b = {0};
-	int i, rc = EVP_OK;
-
-	schema_of(r, schema, sizeof schema);
-	for (i = 0; i < r->rules->ntables && rc == EVP_OK; i++) {
-		const struct htable *t = &r->rules->tables_v[i];
-
-		if (!t->active)
-			continue;
-		if ((rc = pkey_of(r, schema, t, pk, sizeof pk)))
-			break;
-		evs__buf_reset(&b);
-		if (!pk[0]) {
-			evs__buf_puts(&b, "ALTER TABLE ");
-			name(&b, schema, t, "_history", false);
-			evs__buf_puts(&b, " ADD CONSTRAINT ");
-			name(&b, NULL, t, "_history", true);
-			evs__buf_puts(&b, " PRIMARY KEY USING INDEX ");
-			name(&b, NULL, t, "_history", true);
-			evs__buf_puts(&b, "; ");
-		}
-		evs__buf_puts(&b, "DROP INDEX IF EXISTS ");
-		name(&b, schema, t, "_history_bulk_open", false);
-		rc = run(r, &b);
-	}
-	evs__buf_free(&b);
-	return rc;
+	return for_each_history(r, end_one, NULL);
 }

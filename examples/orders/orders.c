@@ -443,46 +443,44 @@ int orders_cancel(orders *o, const char *order, const char *reason)
 	return exec(o->order, "order", order, "CancelOrder", buf, len);
 }
 
-static int load(evs_aggregate *a, const char *prefix, const char *id, void *state)
+/* Load "<prefix>-<id>" from a, one of o's three aggregates, and read what
+ * its getter below returns: the units available of a stock, the status of
+ * an order or of a payment. */
+static int peek(orders *o, evs_aggregate *a, const char *prefix, const char *id, int64_t *available,
+		const char **status)
 {
 	char stream[EVS_MAX_NAME + 1];
+	union {
+		stock_state stock;
+		order_state order;
+		payment_state payment;
+	} s;
+	int rc;
 
 	snprintf(stream, sizeof stream, "%s-%s", prefix, id);
-	return evs_aggregate_load(a, stream, NULL, state, NULL);
+	if ((rc = evs_aggregate_load(a, stream, NULL, &s, NULL)) != EVS_OK)
+		return rc;
+	if (a == o->stock)
+		*available = s.stock.available;
+	else if (a == o->order)
+		*status = order_names[s.order.status];
+	else
+		*status = payment_names[s.payment.status];
+	evs_aggregate_release(a, &s);
+	return EVS_OK;
 }
 
 int orders_stock_available(orders *o, const char *sku, int64_t *available)
 {
-	stock_state s;
-	int rc = load(o->stock, "stock", sku, &s);
-
-	if (rc == EVS_OK) {
-		*available = s.available;
-		evs_aggregate_release(o->stock, &s);
-	}
-	return rc;
+	return peek(o, o->stock, "stock", sku, available, NULL);
 }
 
 int orders_order_status(orders *o, const char *order, const char **status)
 {
-	order_state s;
-	int rc = load(o->order, "order", order, &s);
-
-	if (rc == EVS_OK) {
-		*status = order_names[s.status];
-		evs_aggregate_release(o->order, &s);
-	}
-	return rc;
+	return peek(o, o->order, "order", order, NULL, status);
 }
 
 int orders_payment_status(orders *o, const char *order, const char **status)
 {
-	payment_state s;
-	int rc = load(o->payment, "payment", order, &s);
-
-	if (rc == EVS_OK) {
-		*status = payment_names[s.status];
-		evs_aggregate_release(o->payment, &s);
-	}
-	return rc;
+	return peek(o, o->payment, "payment", order, NULL, status);
 }

@@ -19,26 +19,9 @@ trap cleanup EXIT
 block=$(sed -n '/<!-- tags-example/,/<!-- \/tags-example -->/p' "$readme" |
   sed -n '/^```console$/,/^```$/p' | sed '1d;$d')
 [ -n "$block" ] || { echo "no tags example in $readme"; exit 1; }
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export EVS_PG_DSN="host=$dir/nowhere dbname=none connect_timeout=1"
+. "$(dirname "${BASH_SOURCE[0]}")/stream_lib.sh"
 unset EVS_STORE
 cd "$dir"
-
-# the first N lines a command prints (eval'd): it is stopped once it has
-# printed them, or after 60 s
-first_lines() {  # N COMMAND-LINE
-  local n=$1 cpid
-  (eval "exec $2 --max-time 60") >"$dir/stream.out" 2>/dev/null &
-  cpid=$!
-  for _ in $(seq 1 600); do
-    [ "$(wc -l <"$dir/stream.out")" -ge "$n" ] && break
-    kill -0 "$cpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$cpid" 2>/dev/null || true
-  wait "$cpid" 2>/dev/null || true
-  head -n "$n" "$dir/stream.out"
-}
 
 run() {  # one command line (and the lines the README shows for it): its output on stdout
   local line=$1

@@ -16,7 +16,6 @@
  *   HTTP from the read model (/streams/{id}/events) = from the store
  *   (/events?tag=).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,45 +46,6 @@ struct model_ev {
 
 static struct model_ev model[NEVENTS + 1]; /* by position */
 static uint8_t corr_ids[3][16];
-
-struct fixture {
-	char *dir, *dsn;
-	evs_store *store;
-	pid_t query;
-	unsigned port;
-};
-
-static void start(struct fixture *f, bool with_store)
-{
-	const char *args[8];
-	size_t n = 0;
-	evs_options o;
-
-	f->dir = kit_tmpdir("find");
-	f->dsn = pgh_new_db();
-	evs_options_init(&o);
-	o.sync = EVS_SYNC_NONE;
-	ck_assert_int_eq(evs_open(f->dir, &o, &f->store), EVS_OK);
-	args[n++] = "--dsn";
-	args[n++] = f->dsn;
-	if (with_store) {
-		args[n++] = "--store";
-		args[n++] = f->dir;
-	}
-	args[n] = NULL;
-	f->query = http_query_spawn(args, &f->port);
-}
-
-static void stop(struct fixture *f)
-{
-	kill(f->query, SIGTERM);
-	kit_wait_child(f->query, 30000, 1);
-	evs_close(f->store);
-	if (!kit_keep())
-		kit_rmrf(f->dir);
-	free(f->dir);
-	free(f->dsn);
-}
 
 static void uuid_text(const uint8_t id[16], char out[37])
 {
@@ -297,9 +257,9 @@ static void run_query(unsigned port, uint64_t *rng, const struct query *q, bool 
 START_TEST(find_random)
 {
 	uint64_t rng = kit_seed("find_random");
-	struct fixture f;
+	http_query_fixture f;
 
-	start(&f, true);
+	http_query_start(&f, "find", 0, true, NULL);
 	append_history(f.store, &rng);
 	for (int round = 0; round < 60; round++) {
 		struct query q = {.corr = -1};
@@ -342,7 +302,7 @@ START_TEST(find_random)
 		check_event(json_object_array_get_idx(evs, 0), &model[77]);
 		http_answer_free(&a);
 	}
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -391,10 +351,10 @@ START_TEST(find_refusals)
 		NULL,
 	};
 	char target[8192];
-	struct fixture f;
+	http_query_fixture f;
 	size_t len;
 
-	start(&f, true);
+	http_query_start(&f, "find", 0, true, NULL);
 	for (size_t i = 0; bad[i]; i++)
 		http_expect_error(f.port, bad[i], 400, "bad_request");
 	/* 17 tags, 33 types, a tag of 256 bytes */
@@ -423,11 +383,11 @@ START_TEST(find_refusals)
 		ck_assert_int_eq((int)json_object_array_length(evs), 0);
 		http_answer_free(&a);
 	}
-	stop(&f);
+	http_query_stop(&f);
 
 	/* without --store: the indexed filters need it; correlation= reads
 	 * the read model (migrated by a projector run) */
-	start(&f, false);
+	http_query_start(&f, "find", 0, false, NULL);
 	{
 		evp_config cfg;
 		evp_stats st;
@@ -450,7 +410,7 @@ START_TEST(find_refusals)
 		http_get_ok(f.port, "/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef", &a);
 		http_answer_free(&a);
 	}
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -458,14 +418,14 @@ START_TEST(find_roundtrip)
 {
 	static const char *const t1[] = {"z\xc3\xbcrich:7", "account:42", "\xe2\x82\xac"};
 	static const char *const t2[] = {"account:42"};
-	struct fixture f;
+	http_query_fixture f;
 	evp_config cfg;
 	evp_stats st;
 	char err[2048];
 	PGconn *pg;
 	int i;
 
-	start(&f, true);
+	http_query_start(&f, "find", 0, true, NULL);
 	for (i = 0; i < 50; i++) {
 		evs_event_in ev = {0};
 		evs_append_result res;
@@ -541,7 +501,7 @@ START_TEST(find_roundtrip)
 		ck_assert_int_eq((int)json_object_array_length(eb), 17);
 		http_answer_free(&b);
 	}
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 

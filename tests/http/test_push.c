@@ -40,13 +40,6 @@
 
 #define WAIT_MS 30000
 
-struct fixture {
-	char *dir, *dsn;
-	evs_store *store;
-	pid_t query;
-	unsigned port;
-};
-
 static void append_n(evs_store *s, uint64_t *rng, size_t n, size_t batch_max)
 {
 	static const char *const types[] = {"opened", "deposited", "closed"};
@@ -80,42 +73,6 @@ static uint64_t head_of(evs_store *s)
 
 	ck_assert_int_eq(evs_head(s, &h), EVS_OK);
 	return h.last_position;
-}
-
-/* the category separator of the next store start() makes (0 = '-') */
-static char start_sep;
-
-static void start(struct fixture *f, const char *const *extra)
-{
-	evs_options o;
-	const char *args[24];
-	size_t n = 0;
-
-	f->dir = kit_tmpdir("push");
-	f->dsn = pgh_new_db();
-	evs_options_init(&o);
-	o.sync = EVS_SYNC_NONE;
-	o.category_separator = start_sep;
-	ck_assert_int_eq(evs_open(f->dir, &o, &f->store), EVS_OK);
-	args[n++] = "--dsn";
-	args[n++] = f->dsn;
-	args[n++] = "--store";
-	args[n++] = f->dir;
-	for (size_t i = 0; extra && extra[i]; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	f->query = http_query_spawn(args, &f->port);
-}
-
-static void stop(struct fixture *f)
-{
-	kill(f->query, SIGTERM);
-	kit_wait_child(f->query, 30000, 1);
-	evs_close(f->store);
-	if (!kit_keep())
-		kit_rmrf(f->dir);
-	free(f->dir);
-	free(f->dsn);
 }
 
 static void open_ok(pc *c, unsigned port, const char *target, const char *extra, bool ndjson)
@@ -155,14 +112,14 @@ static uint64_t next_event(pc *c, pc_frame *fr)
 
 START_TEST(push_resume)
 {
-	struct fixture f;
+	http_query_fixture f;
 	uint64_t rng = kit_seed("push_resume");
 	char v[64];
 	pc c;
 	pc_frame fr;
 	json_object *j, *m;
 
-	start(&f, NULL);
+	http_query_start(&f, "push", 0, true, NULL);
 	append_n(f.store, &rng, 10, 3);
 	/* earliest: positions 1..10, CloudEvents bodies, the headers */
 	open_ok(&c, f.port, "/events/stream?after=earliest", NULL, false);
@@ -238,7 +195,7 @@ START_TEST(push_resume)
 	append_n(f.store, &rng, 1, 1);
 	ck_assert_uint_eq(next_event(&c, &fr), 14);
 	pc_close(&c);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -269,12 +226,12 @@ static void put(evs_store *s, const char *stream, const char *type)
 
 START_TEST(push_filters)
 {
-	struct fixture f;
+	http_query_fixture f;
 	const uint64_t a1[] = {1, 4, 7}, pre[] = {1, 2, 4, 5, 7}, ty[] = {2, 3, 6}, both[] = {3, 6};
 	pc live;
 	pc_frame fr;
 
-	start(&f, NULL);
+	http_query_start(&f, "push", 0, true, NULL);
 	/* positions: 1 a-1 x, 2 a-2 y, 3 b-1 y, 4 a-1 x, 5 a-2 x, 6 b-1 z, 7 a-1 x */
 	put(f.store, "a-1", "x");
 	put(f.store, "a-2", "y");
@@ -306,7 +263,7 @@ START_TEST(push_filters)
 	for (uint64_t p = 300018; p <= 300048; p += 10)
 		ck_assert_uint_eq(next_event(&live, &fr), p);
 	pc_close(&live);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -326,13 +283,13 @@ static void put_tagged(evs_store *s, const char *stream, const char *type, const
 /* category= and tag= (issue 12), in catch-up and live from the window */
 START_TEST(push_tag_filters)
 {
-	struct fixture f;
+	http_query_fixture f;
 	const uint64_t cat_a[] = {1, 2, 5}, t1[] = {1, 3, 5}, t12[] = {3, 5}, cat_b_y[] = {4},
 		       comma[] = {2};
 	pc live;
 	pc_frame fr;
 
-	start(&f, NULL);
+	http_query_start(&f, "push", 0, true, NULL);
 	/* 1 a-1 x {t1}, 2 a-2 y {x,y}, 3 b-1 x {t1,t2}, 4 b-2 y {}, 5 a-1 x {t1,t2} */
 	put_tagged(f.store, "a-1", "x", "t1", NULL);
 	put_tagged(f.store, "a-2", "y", "x,y", NULL);
@@ -358,7 +315,7 @@ START_TEST(push_tag_filters)
 		ck_assert(memmem(fr.data, fr.len, want, sizeof want - 1) != NULL);
 	}
 	pc_close(&live);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -367,14 +324,12 @@ END_TEST
  * live agree ("a-2" is its own category under ':'). */
 START_TEST(push_category_separator)
 {
-	struct fixture f;
+	http_query_fixture f;
 	const uint64_t cat_a[] = {1, 3}, cat_a2[] = {2};
 	pc live;
 	pc_frame fr;
 
-	start_sep = ':';
-	start(&f, NULL);
-	start_sep = 0;
+	http_query_start(&f, "push", ':', true, NULL);
 	put(f.store, "a:1", "x");
 	put(f.store, "a-2", "x");
 	put(f.store, "a:2", "x");
@@ -386,20 +341,20 @@ START_TEST(push_category_separator)
 	put(f.store, "a:3", "x");
 	ck_assert_uint_eq(next_event(&live, &fr), 5);
 	pc_close(&live);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
 START_TEST(push_ndjson)
 {
-	struct fixture f;
+	http_query_fixture f;
 	static const char *const hb[] = {"--push-heartbeat", "1", NULL};
 	uint64_t rng = kit_seed("push_ndjson");
 	char v[64];
 	pc c;
 	pc_frame fr;
 
-	start(&f, hb);
+	http_query_start(&f, "push", 0, true, hb);
 	append_n(f.store, &rng, 5, 2);
 	open_ok(&c, f.port, "/events/stream?after=3", NULL, true);
 	ck_assert(pc_header(&c, "Content-Type", v, sizeof v));
@@ -422,7 +377,7 @@ START_TEST(push_ndjson)
 	frame(&c, &fr);
 	ck_assert_int_eq(fr.kind, PC_HEARTBEAT);
 	pc_close(&c);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -446,7 +401,7 @@ static void expect_status(unsigned port, const char *target, const char *extra, 
 
 START_TEST(push_refusals)
 {
-	struct fixture f;
+	http_query_fixture f;
 	static const char *const lim[] = {"--push-max-streams", "2", "--token", "sekret", NULL};
 	static const char auth[] = "Authorization: Bearer sekret\r\n";
 	static const char *const bad[] = {
@@ -467,7 +422,7 @@ START_TEST(push_refusals)
 	unsigned port;
 	pid_t pid;
 
-	start(&f, lim);
+	http_query_start(&f, "push", 0, true, lim);
 	append_n(f.store, &rng, 3, 1);
 	for (size_t i = 0; bad[i]; i++)
 		expect_status(f.port, bad[i], auth, 400, "\"error\":\"bad_request\"");
@@ -490,7 +445,7 @@ START_TEST(push_refusals)
 	expect_status(f.port, "/events/stream", auth, 503, "too many event streams open");
 	pc_close(&a);
 	pc_close(&b);
-	stop(&f);
+	http_query_stop(&f);
 	/* without --store */
 	noarg[1] = f.dsn = pgh_new_db();
 	pid = http_query_spawn(noarg, &port);
@@ -553,7 +508,7 @@ static void reconnect(struct client *cl, unsigned port, uint64_t *rng)
 
 START_TEST(push_many_resume)
 {
-	struct fixture f;
+	http_query_fixture f;
 	static const char *const opts[] = {"--push-max-streams",
 					   "200",
 					   "--push-window",
@@ -569,7 +524,7 @@ START_TEST(push_many_resume)
 	size_t finished = 0, cuts = 0, reconnects = 0;
 	int64_t deadline;
 
-	start(&f, opts);
+	http_query_start(&f, "push", 0, true, opts);
 	w.store = f.store;
 	w.rng = rng ^ 0x5bd1e995;
 	w.n = N_EVENTS;
@@ -638,7 +593,7 @@ START_TEST(push_many_resume)
 	ck_assert_uint_eq(head_of(f.store), N_EVENTS);
 	free(pfd);
 	free(cl);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 
@@ -669,7 +624,7 @@ static void keep_up(pc *c, uint64_t *last, uint64_t upto)
 
 START_TEST(push_slow_cut)
 {
-	struct fixture f;
+	http_query_fixture f;
 	static const char *const opts[] = {"--push-window", "1024", NULL};
 	/* the window is 1024 events: a keeper KEEP_LAG behind is well inside */
 	enum { N = 6000, KEEPERS = 3, KEEP_LAG = 256 };
@@ -682,7 +637,7 @@ START_TEST(push_slow_cut)
 	uint8_t *data = malloc(9 + 4096);
 	bool cut = false;
 
-	start(&f, opts);
+	http_query_start(&f, "push", 0, true, opts);
 	/* {"blob": "<4 KiB>"}: a few MB in all, more than the socket
 	 * buffers hold */
 	data[0] = 0x81;
@@ -763,7 +718,7 @@ START_TEST(push_slow_cut)
 	fprintf(stderr, "push_slow_cut: cut after %llu of %d events, resumed to the end\n",
 		(unsigned long long)total, N);
 	free(data);
-	stop(&f);
+	http_query_stop(&f);
 }
 END_TEST
 

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,44 @@ pid_t http_query_spawn(const char *const *args, unsigned *port)
 	}
 	close(hold);
 	return pid;
+}
+
+void http_query_start(http_query_fixture *f, const char *name, char sep, bool with_store,
+		      const char *const *extra)
+{
+	const char *args[28];
+	size_t n = 0;
+	evs_options o;
+
+	f->dir = kit_tmpdir(name);
+	f->dsn = pgh_new_db();
+	evs_options_init(&o);
+	o.sync = EVS_SYNC_NONE;
+	o.category_separator = sep;
+	ck_assert_int_eq(evs_open(f->dir, &o, &f->store), EVS_OK);
+	args[n++] = "--dsn";
+	args[n++] = f->dsn;
+	if (with_store) {
+		args[n++] = "--store";
+		args[n++] = f->dir;
+	}
+	for (size_t i = 0; extra && extra[i]; i++) {
+		ck_assert_uint_lt(n, sizeof args / sizeof args[0] - 1);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	f->query = http_query_spawn(args, &f->port);
+}
+
+void http_query_stop(http_query_fixture *f)
+{
+	kill(f->query, SIGTERM);
+	kit_wait_child(f->query, 30000, 1);
+	evs_close(f->store);
+	if (!kit_keep())
+		kit_rmrf(f->dir);
+	free(f->dir);
+	free(f->dsn);
 }
 
 int http_main(const char *name, int timeout_s, const TTest *const *tests)

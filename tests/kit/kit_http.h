@@ -51,6 +51,22 @@ evsq_server *http_server(const char *dsn, const char *const *settings);
  * extra NULL-terminated arguments; returns once /health answers 200. */
 pid_t http_query_spawn(const char *const *args, unsigned *port);
 
+/* A fresh store (no fsync; category separator sep, 0 = '-') in a
+ * temporary directory tagged name, a fresh database, and evs-query on
+ * them as its own process: --dsn, --store when with_store, then extra
+ * (NULL-terminated, or NULL). http_query_stop() SIGTERMs evs-query (30 s
+ * bound), closes the store and removes the directory (unless kept). */
+typedef struct http_query_fixture {
+	char *dir, *dsn;
+	evs_store *store;
+	pid_t query;
+	unsigned port;
+} http_query_fixture;
+
+void http_query_start(http_query_fixture *f, const char *name, char sep, bool with_store,
+		      const char *const *extra);
+void http_query_stop(http_query_fixture *f);
+
 /* pgh_main() between curl_global_init() and curl_global_cleanup(). */
 int http_main(const char *name, int timeout_s, const TTest *const *tests);
 
