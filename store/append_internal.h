@@ -12,6 +12,7 @@ typedef struct evs__slot {
 	size_t off, len; /* the event's record tail in req->tails */
 	uint8_t id[16];
 	bool latest; /* the caller left type_version 0: "the latest" */
+	bool fresh;  /* the id was made here (evs_uuid_v7): never stored */
 } evs__slot;
 
 /* One stream's part of a request (evs_append() has one, evs_append_ex()

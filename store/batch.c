@@ -145,9 +145,10 @@ static int prepare_part(evs_store *s, evs__req *q, evs__part *p, const char *pre
 	if (p->ev == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		if (evs__is_zero16(events[i].id))
+		if (evs__is_zero16(events[i].id)) {
 			evs_uuid_v7(p->ev[i].id);
-		else
+			p->ev[i].fresh = true;
+		} else
 			memcpy(p->ev[i].id, events[i].id, 16);
 		p->ev[i].off = q->tails.len;
 		p->ev[i].latest = events[i].type_version == 0;
@@ -162,21 +163,26 @@ static int prepare_part(evs_store *s, evs__req *q, evs__part *p, const char *pre
 	return EVS_OK;
 }
 
-/* No event id twice in the request. */
+/* No event id twice in the request. Ids made here (evs_uuid_v7) are new:
+ * only the caller's own ids are compared. */
 static int unique_ids(evs_store *s, const evs__req *q)
 {
 	uint8_t(*ids)[16];
-	size_t k = 0;
+	size_t k = 0, given = 0;
 
-	if (q->n < 2)
+	for (size_t p = 0; p < q->nparts; p++)
+		for (size_t i = 0; i < q->parts[p].n; i++)
+			given += !q->parts[p].ev[i].fresh;
+	if (given < 2)
 		return EVS_OK;
-	if ((ids = evs__malloc(q->n * 16)) == NULL)
+	if ((ids = evs__malloc(given * 16)) == NULL)
 		return evs__fail(s, EVS_NOMEM, "out of memory");
 	for (size_t p = 0; p < q->nparts; p++)
 		for (size_t i = 0; i < q->parts[p].n; i++)
-			memcpy(ids[k++], q->parts[p].ev[i].id, 16);
-	qsort(ids, q->n, 16, cmp_id);
-	for (size_t i = 1; i < q->n; i++) {
+			if (!q->parts[p].ev[i].fresh)
+				memcpy(ids[k++], q->parts[p].ev[i].id, 16);
+	qsort(ids, given, 16, cmp_id);
+	for (size_t i = 1; i < given; i++) {
 		if (memcmp(ids[i - 1], ids[i], 16) == 0) {
 			char t[37];
 			evs__uuid_text(ids[i], t);

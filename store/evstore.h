@@ -398,7 +398,8 @@ int evs_append_ex(evs_store *store, const evs_append_part *parts, size_t nparts,
 		  const evs_checkpoint_write *checkpoints, size_t ncheckpoints,
 		  const evs_condition *cond, evs_append_result *results, uint64_t *conflict);
 
-/* A fresh UUIDv7 (RFC 9562): time-ordered, 74 random bits. */
+/* A fresh UUIDv7 (RFC 9562): millisecond time, its fraction in rand_a (strictly
+ * increasing within a thread), 62 random bits. */
 void evs_uuid_v7(uint8_t out[16]);
 
 /* ---------------------------------------------------------------------

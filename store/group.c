@@ -113,6 +113,11 @@ static bool stored_before(evs_store *s, MDB_txn *txn, evs__req *q, int *mrc)
 
 		for (size_t i = 0; i < p->n; i++, g++) {
 			MDB_val k = {16, p->ev[i].id}, v;
+			/* an id made for this append is in no store: the lookup
+			 * would say MDB_NOTFOUND (were two made ids ever equal, the
+			 * id index's MDB_NOOVERWRITE put would still refuse it) */
+			if (p->ev[i].fresh)
+				continue;
 			int rc = mdb_get(txn, s->ids, &k, &v);
 			if (rc == MDB_NOTFOUND)
 				continue;
@@ -189,14 +194,41 @@ static const char *expected_text(uint64_t e, char *buf, size_t len)
 	return buf;
 }
 
+/* The group's write cursors on "events", "event_ids" and "index", opened
+ * on first use: a cursor that stays on the tree's last leaf skips the
+ * search from the root for the next key there (LMDB's mdb_cursor_set),
+ * where mdb_put searches from the root for every key. */
+typedef struct wcur {
+	MDB_cursor *events, *ids;
+	evs__ixw ix;
+} wcur;
+
+static void wcur_close(wcur *w)
+{
+	if (w->events)
+		mdb_cursor_close(w->events);
+	if (w->ids)
+		mdb_cursor_close(w->ids);
+	w->events = w->ids = NULL;
+	evs__ixw_close(&w->ix);
+}
+
 /* Write part p's events (its stream at version cur) after *last_pos. */
-static int write_part(evs_store *s, MDB_txn *txn, const evs__req *q, evs__part *p, uint64_t cur,
-		      uint64_t *last_pos, int64_t recorded_at)
+static int write_part(evs_store *s, MDB_txn *txn, wcur *wc, const evs__req *q, evs__part *p,
+		      uint64_t cur, uint64_t *last_pos, int64_t recorded_at)
 {
 	uint64_t pos;
 	int rc;
 
 	p->res.first_position = *last_pos + 1;
+	if (wc->events == NULL && (rc = mdb_cursor_open(txn, s->events, &wc->events)) != 0) {
+		wc->events = NULL;
+		return rc;
+	}
+	if (wc->ids == NULL && (rc = mdb_cursor_open(txn, s->ids, &wc->ids)) != 0) {
+		wc->ids = NULL;
+		return rc;
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		uint8_t pk[8];
 		uint64_t version = cur + 1 + i;
@@ -204,24 +236,25 @@ static int write_part(evs_store *s, MDB_txn *txn, const evs__req *q, evs__part *
 
 		pos = ++*last_pos;
 		evs__put_u64(pk, pos);
-		if ((rc = mdb_put(txn, s->events, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+		if ((rc = mdb_cursor_put(wc->events, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
 			return rc;
 		evs__record_head(v.mv_data, recorded_at, version);
 		memcpy((uint8_t *)v.mv_data + EVS__RECORD_HEAD, q->tails.ptr + p->ev[i].off,
 		       p->ev[i].len);
 
-		if ((rc = evs__sx_put(s, txn, p->stream, p->stream_len, version, pos)) != 0)
-			return rc;
-
 		MDB_val ik = {16, p->ev[i].id}, iv = {8, pk};
-		if ((rc = mdb_put(txn, s->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
+		if ((rc = mdb_cursor_put(wc->ids, &ik, &iv, MDB_NOOVERWRITE)) != 0)
 			return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
 
 		/* type, category, tag, correlation (index.c) */
-		if ((rc = evs__ix_add_tail(s, txn, pos, q->tails.ptr + p->ev[i].off,
-					   p->ev[i].len)) != 0)
+		if ((rc = evs__ixw_add_tail(&wc->ix, pos, q->tails.ptr + p->ev[i].off,
+					    p->ev[i].len)) != 0)
 			return rc;
 	}
+	/* the stream index once for the part: one "heads" entry rewrite */
+	if ((rc = evs__sx_put_run(s, txn, p->stream, p->stream_len, cur + 1, p->res.first_position,
+				  p->n)) != 0)
+		return rc;
 	p->res.last_position = *last_pos;
 	p->res.version = cur + p->n;
 	p->res.idempotent = 0;
@@ -232,8 +265,8 @@ static int write_part(evs_store *s, MDB_txn *txn, const evs__req *q, evs__part *
  * every part's expected version, the condition; then every part's events
  * and the checkpoint writes. Returns an LMDB code for failures that undo
  * the group; outcomes go into q. */
-static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, int64_t recorded_at,
-		 uint64_t *new_streams)
+static int apply(evs_store *s, MDB_txn *txn, wcur *wc, evs__req *q, uint64_t *last_pos,
+		 int64_t recorded_at, uint64_t *new_streams)
 {
 	uint64_t cur, pos;
 	int rc;
@@ -284,7 +317,7 @@ static int apply(evs_store *s, MDB_txn *txn, evs__req *q, uint64_t *last_pos, in
 	for (size_t pi = 0; pi < q->nparts; pi++) {
 		evs__part *p = &q->parts[pi];
 		cur = p->res.version;
-		if ((rc = write_part(s, txn, q, p, cur, last_pos, recorded_at)) != 0)
+		if ((rc = write_part(s, txn, wc, q, p, cur, last_pos, recorded_at)) != 0)
 			return rc;
 		if (cur == 0)
 			(*new_streams)++;
@@ -345,6 +378,7 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode, boo
 	MDB_txn *txn;
 	uint64_t last_pos, start_pos, last_rec, unused, new_streams = 0;
 	evs__buf ckw = {0};
+	wcur wc = {0};
 	int rc;
 
 	*wrote = false;
@@ -353,6 +387,7 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode, boo
 		*ecode = rc;
 		return -1;
 	}
+	evs__ixw_init(&wc.ix, s, txn);
 	if ((rc = last_key_u64(txn, s->events, &last_pos, NULL)) != 0 ||
 	    (rc = last_key_u64(txn, s->time, &last_rec, &unused)) != 0)
 		goto abort;
@@ -366,9 +401,10 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode, boo
 		q->conflict = 0;
 		for (size_t i = 0; i < q->nparts; i++)
 			memset(&q->parts[i].res, 0, sizeof q->parts[i].res);
-		if ((rc = apply(s, txn, q, &last_pos, recorded_at, &new_streams)) != 0)
+		if ((rc = apply(s, txn, &wc, q, &last_pos, recorded_at, &new_streams)) != 0)
 			goto abort;
 	}
+	wcur_close(&wc);
 	/* checkpoint writes of the requests that were applied (a checkpoint-
 	 * only request writes no event but still commits) */
 	if ((rc = evs__jckw_encode(&ckw, group)) != 0)
@@ -394,6 +430,7 @@ static int try_group(evs_store *s, evs__req *group, bool *wrote, int *ecode, boo
 	}
 	/* nothing to write (all refused or retries): no sync needed */
 abort:
+	wcur_close(&wc);
 	evs__buf_free(&ckw);
 	evs__read_end(s, txn);
 	return rc;

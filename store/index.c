@@ -205,6 +205,51 @@ int evs__ix_add_tail(evs_store *s, MDB_txn *txn, uint64_t pos, const void *tail,
 	return evs__ix_add(s, txn, pos, &ev);
 }
 
+void evs__ixw_init(evs__ixw *w, evs_store *s, MDB_txn *txn)
+{
+	memset(w, 0, sizeof *w);
+	w->s = s;
+	w->txn = txn;
+	w->dbi = s->index;
+}
+
+static int put_key_cursor(void *ctx, int kind, const void *name, size_t len)
+{
+	evs__ixw *w = ctx;
+	int slot = kind == EVS__IX_TYPE       ? 0
+		   : kind == EVS__IX_CATEGORY ? 1
+		   : kind == EVS__IX_TAG      ? 2
+					      : 3;
+	uint8_t key[EVS__IX_KEY_MAX];
+	MDB_val k = {ix_key(key, kind, name, len, w->pos), key}, v = {0, key};
+	int rc;
+
+	if (w->c[slot] == NULL && (rc = mdb_cursor_open(w->txn, w->dbi, &w->c[slot])) != 0) {
+		w->c[slot] = NULL;
+		return rc;
+	}
+	return mdb_cursor_put(w->c[slot], &k, &v, 0);
+}
+
+int evs__ixw_add_tail(evs__ixw *w, uint64_t pos, const void *tail, size_t len)
+{
+	evs_str tags[EVS_MAX_TAGS];
+	evs_event ev;
+
+	if (!evs__record_decode_tail(tail, len, &ev, tags))
+		return MDB_CORRUPTED;
+	w->pos = pos;
+	return evs__ix_each_key(w->s, &ev, put_key_cursor, w);
+}
+
+void evs__ixw_close(evs__ixw *w)
+{
+	for (int i = 0; i < 4; i++)
+		if (w->c[i])
+			mdb_cursor_close(w->c[i]);
+	memset(w->c, 0, sizeof w->c);
+}
+
 /* ---- upgrade ----------------------------------------------------------- */
 
 static int meta_u32(evs_store *s, MDB_txn *txn, const char *key, uint32_t *out)

@@ -39,6 +39,23 @@ size_t evs__ix_category(const evs_store *s, const char *stream, size_t len);
 int evs__ix_add(evs_store *s, MDB_txn *txn, uint64_t pos, const evs_event *ev);
 int evs__ix_add_tail(evs_store *s, MDB_txn *txn, uint64_t pos, const void *tail, size_t len);
 
+/* The index writes of a group commit through one cursor per kind, so that
+ * each stays on its name's last leaf: LMDB's mdb_cursor_set skips the
+ * search from the root when a key falls on the cursor's page (or after
+ * the last key of the tree). Cursors open on first use; close with
+ * evs__ixw_close before the transaction ends. */
+typedef struct evs__ixw {
+	const evs_store *s;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *c[4];
+	uint64_t pos;
+} evs__ixw;
+
+void evs__ixw_init(evs__ixw *w, evs_store *s, MDB_txn *txn);
+int evs__ixw_add_tail(evs__ixw *w, uint64_t pos, const void *tail, size_t len);
+void evs__ixw_close(evs__ixw *w);
+
 /* Calls fn for every index key of ev (kind, name), in a fixed order;
  * stops at and returns fn's first non-zero result (verify.c). */
 int evs__ix_each_key(const evs_store *s, const evs_event *ev,

@@ -336,6 +336,8 @@ int evs__sx_heads_value(const MDB_val *v, uint64_t *v0, size_t *n);
 /* Index the stream's next version (its head + 1). */
 int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t position);
+int evs__sx_put_run(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
+		    uint64_t position, size_t n);
 int evs__sx_get(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t *position);
 /* In "streams" only, through cursor c (cheaper for probes that stay

@@ -98,14 +98,24 @@ static int history_last(MDB_cursor *c, const char *stream, size_t len, uint64_t 
 int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
 		uint64_t position)
 {
+	return evs__sx_put_run(s, txn, stream, len, version, position, 1);
+}
+
+/* Versions version..version+n-1 of the stream at positions position..
+ * position+n-1 (a part's events are consecutive in both): one "heads" read
+ * and one write for the run, the same entries as n single puts. */
+int evs__sx_put_run(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint64_t version,
+		    uint64_t position, size_t n)
+{
 	uint8_t key[EVS_MAX_NAME + 9], val[8];
 	evs__sxtail t;
 	MDB_val k = {len, (void *)stream}, v;
-	size_t keep = 0;
 	int rc;
 
 	if (s->heads == 0)
 		return EINVAL; /* only a read-only open has no "heads" */
+	if (n == 0)
+		return 0;
 	rc = heads_get(s, txn, stream, len, &t);
 	if (rc == MDB_NOTFOUND) {
 		/* a new stream, or one whose versions are all in "streams" */
@@ -116,24 +126,28 @@ int evs__sx_put(evs_store *s, MDB_txn *txn, const char *stream, size_t len, uint
 	}
 	if (version != t.v0 + t.n)
 		return MDB_CORRUPTED; /* versions are contiguous */
-	t.pos[t.n++] = position;
-	if (t.n == TAIL_MAX) {
+	for (size_t i = 0; i < n; i++) {
+		t.pos[t.n++] = position + i;
+		if (t.n < TAIL_MAX)
+			continue;
 		/* the oldest half goes to the history, together */
-		for (size_t i = 0; i < EVS__SX_TAIL; i++) {
-			MDB_val hk = {evs__sx_key(key, stream, len, t.v0 + i), key}, hv = {8, val};
-			evs__put_u64(val, t.pos[i]);
+		for (size_t j = 0; j < EVS__SX_TAIL; j++) {
+			MDB_val hk = {evs__sx_key(key, stream, len, t.v0 + j), key}, hv = {8, val};
+			evs__put_u64(val, t.pos[j]);
 			if ((rc = mdb_put(txn, s->streams, &hk, &hv, MDB_NOOVERWRITE)) != 0)
 				return rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc;
 		}
-		keep = EVS__SX_TAIL;
+		memmove(t.pos, t.pos + EVS__SX_TAIL, (TAIL_MAX - EVS__SX_TAIL) * sizeof t.pos[0]);
+		t.v0 += EVS__SX_TAIL;
+		t.n -= EVS__SX_TAIL;
 	}
-	v.mv_size = 8 + 8 * (t.n - keep);
+	v.mv_size = 8 + 8 * t.n;
 	v.mv_data = NULL;
 	if ((rc = mdb_put(txn, s->heads, &k, &v, MDB_RESERVE)) != 0)
 		return rc;
-	evs__put_u64(v.mv_data, t.v0 + keep);
-	for (size_t i = keep; i < t.n; i++)
-		evs__put_u64((uint8_t *)v.mv_data + 8 + 8 * (i - keep), t.pos[i]);
+	evs__put_u64(v.mv_data, t.v0);
+	for (size_t i = 0; i < t.n; i++)
+		evs__put_u64((uint8_t *)v.mv_data + 8 + 8 * i, t.pos[i]);
 	return 0;
 }
 

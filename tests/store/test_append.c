@@ -5,6 +5,8 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kit_store.h"
 
@@ -499,6 +501,46 @@ START_TEST(test_uuid_v7)
 }
 END_TEST
 
+/* Ids come from a per-thread pool of random bytes (uuid.c): a forked child
+ * must not hand out the bytes its parent still holds. The parent draws one
+ * id (its pool now holds 24 more), forks; the child's next ids and the
+ * parent's next ids, written through a pipe, must not share a random tail. */
+START_TEST(test_uuid_v7_fork)
+{
+	enum { N = 40 };
+	uint8_t first[16], mine[N][16], theirs[N][16];
+	int fds[2];
+	evs_uuid_v7(first);
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		for (int i = 0; i < N; i++)
+			evs_uuid_v7(mine[i]);
+		ssize_t w = write(fds[1], mine, sizeof mine);
+		_exit(w == (ssize_t)sizeof mine ? 0 : 1);
+	}
+	close(fds[1]);
+	for (int i = 0; i < N; i++)
+		evs_uuid_v7(mine[i]);
+	size_t got = 0;
+	while (got < sizeof theirs) {
+		ssize_t n = read(fds[0], (uint8_t *)theirs + got, sizeof theirs - got);
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	close(fds[0]);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < N; j++)
+			ck_assert_msg(memcmp(mine[i] + 6, theirs[j] + 6, 10) != 0,
+				      "parent and child drew the same random bits");
+}
+END_TEST
+
 START_TEST(test_streams_count)
 {
 	evs_store *st = tu_open(kit_dir, NULL);
@@ -585,6 +627,7 @@ int main(void)
 		test_id_conflict_partial_batch,
 		test_id_repeated_in_batch,
 		test_uuid_v7,
+		test_uuid_v7_fork,
 		test_streams_count,
 		test_error_message_per_thread,
 		NULL,
