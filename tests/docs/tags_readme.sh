@@ -28,7 +28,9 @@ run() {  # one command line (and the lines the README shows for it): its output 
   case "$line" in
     "evs-query "*)
       line=${line%&}
-      eval "\"\$query\" --port $port --log-level error ${line#evs-query }" </dev/null &
+      # exec: $! must be evs-query itself (a subshell in between would
+      # be what cleanup kills, leaving the server running)
+      (eval "exec \"\$query\" --port $port --log-level error ${line#evs-query }") </dev/null &
       qpid=$!
       for _ in $(seq 1 600); do curl -sf "localhost:$port/health" >/dev/null && return; sleep 0.1; done
       echo "evs-query did not start"; exit 1 ;;
