@@ -73,11 +73,11 @@ static void gather(evs__core *c)
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += (dl.tv_nsec + wait_ns) / 1000000000;
 	dl.tv_nsec = (dl.tv_nsec + wait_ns) % 1000000000;
-	c->gathering = true;
+	__atomic_store_n(&c->gathering, true, __ATOMIC_RELEASE);
 	while (c->queued < __atomic_load_n(&c->appenders, __ATOMIC_ACQUIRE))
 		if (pthread_cond_timedwait(&c->gather_cv, &c->gc_mu, &dl) != 0)
 			break;
-	c->gathering = false;
+	__atomic_store_n(&c->gathering, false, __ATOMIC_RELEASE);
 }
 
 static int64_t mono_ns(void)
@@ -98,6 +98,20 @@ static void futex_wait(uint32_t *word, uint32_t val)
 static void futex_wake_all(uint32_t *word)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* A caller is out of the crowd. Leaving may complete the crowd a
+ * gathering leader waits for (the others are all queued): wake it then,
+ * or it would wait out its deadline. */
+static void leave(evs__core *c)
+{
+	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_ACQ_REL);
+	if (!__atomic_load_n(&c->gathering, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&c->gc_mu);
+	if (c->gathering && c->queued >= __atomic_load_n(&c->appenders, __ATOMIC_ACQUIRE))
+		pthread_cond_signal(&c->gather_cv);
+	pthread_mutex_unlock(&c->gc_mu);
 }
 
 /*
@@ -188,7 +202,10 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 		c->queue_head = q;
 	c->queue_tail = q;
 	c->queued++;
-	if (c->gathering)
+	/* the gathering leader waits for the whole crowd: wake it once, when
+	 * the crowd is in, not at every arrival (63 wake-ups of the leader
+	 * per group with 64 appenders) */
+	if (c->gathering && c->queued >= __atomic_load_n(&c->appenders, __ATOMIC_ACQUIRE))
 		pthread_cond_signal(&c->gather_cv);
 	for (;;) {
 		if (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE))
@@ -209,7 +226,7 @@ int evs__append_run(evs_store *s, evs__req *q, const evs_append_part *parts, siz
 answered:
 	/* out of the crowd before a checkpoint: a leader gathering the
 	 * others must not wait for a caller that is checkpointing */
-	__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+	leave(c);
 	counted = false;
 	/* after the answers: a due checkpoint costs no caller its ack */
 	if (q->rc == EVS_OK && !(q->nparts && q->parts[0].res.idempotent))
@@ -220,7 +237,7 @@ answered:
 		evs__fail_msg(s, rc, q->msg);
 out:
 	if (counted)
-		__atomic_sub_fetch(&c->appenders, 1, __ATOMIC_RELEASE);
+		leave(c);
 	return rc;
 }
 

@@ -118,7 +118,7 @@ typedef struct evs__core {
 	bool leader_active;
 	unsigned queued;          /* requests in the queue */
 	unsigned appenders;       /* callers inside evs_append() (atomic) */
-	bool gathering;           /* the leader waits in gather_cv */
+	bool gathering;           /* the leader waits in gather_cv (atomic; set under gc_mu) */
 	pthread_cond_t gather_cv; /* CLOCK_MONOTONIC */
 	int64_t commit_ns;        /* moving average of a group's commit */
 	uint32_t answered;        /* +1 per answered group: waiters' futex */
