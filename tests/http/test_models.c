@@ -503,19 +503,9 @@ START_TEST(models_errors)
 			"/models/bank/accounts/account-1/history?as_of=2026-01-01T00:00:00Z",
 			"/models/bank/accounts/account-1/history?min_position=",
 		};
-		size_t i, wrong = 0;
-
-		/* all of them tried, every wrong answer printed, then failed */
-		for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-			http_get(f.port, bad[i], NULL, &a);
-			if (a.status != 400 || !a.json || !strstr(a.body, "\"bad_request\"")) {
-				fprintf(stderr, "models_errors: %s: %ld %s (want 400)\n", bad[i],
-					a.status, a.body);
-				wrong++;
-			}
-			http_answer_free(&a);
-		}
-		ck_assert_uint_eq(wrong, 0);
+		ck_assert_uint_eq(http_count_not_bad_request(
+					  f.port, bad, sizeof bad / sizeof bad[0], "models_errors"),
+				  0);
 	}
 	/* min_position */
 	http_expect_error(f.port, "/models/bank/accounts/account-1?min_position=abc", 400,

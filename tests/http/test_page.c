@@ -608,21 +608,9 @@ START_TEST(page_find)
 			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef&limit=1&limit=1",
 			"/events?correlation=0190f5a2-7c1e-7000-8000-00000000beef%00",
 		};
-		size_t b, wrong = 0;
-
-		/* all of them tried, every wrong answer printed, then failed */
-		for (b = 0; b < sizeof bad / sizeof bad[0]; b++) {
-			http_answer a;
-
-			http_get(port, bad[b], NULL, &a);
-			if (a.status != 400 || !a.json || !strstr(a.body, "\"bad_request\"")) {
-				fprintf(stderr, "page_find: %s: %ld %s (want 400)\n", bad[b],
-					a.status, a.body);
-				wrong++;
-			}
-			http_answer_free(&a);
-		}
-		ck_assert_uint_eq(wrong, 0);
+		ck_assert_uint_eq(http_count_not_bad_request(port, bad, sizeof bad / sizeof bad[0],
+							     "page_find"),
+				  0);
 	}
 	http_expect_error(port, "/streams/", 404, "not_found");
 

@@ -109,6 +109,25 @@ void http_expect_error(unsigned port, const char *target, long status, const cha
 	http_answer_free(&a);
 }
 
+size_t http_count_not_bad_request(unsigned port, const char *const *targets, size_t n,
+				  const char *who)
+{
+	size_t wrong = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		http_answer a;
+
+		http_get(port, targets[i], NULL, &a);
+		if (a.status != 400 || !a.json || !strstr(a.body, "\"bad_request\"")) {
+			fprintf(stderr, "%s: %s: %ld %s (want 400)\n", who, targets[i], a.status,
+				a.body);
+			wrong++;
+		}
+		http_answer_free(&a);
+	}
+	return wrong;
+}
+
 void http_answer_free(http_answer *a)
 {
 	free(a->body);

@@ -33,6 +33,11 @@ void http_get_ok(unsigned port, const char *target, http_answer *a);
 /* GET target: fails the test unless the answer is the JSON error
  * {"error": code, "message": "..."} with this status. */
 void http_expect_error(unsigned port, const char *target, long status, const char *code);
+/* GET every target, expecting 400 with the JSON error "bad_request":
+ * all of them are tried and each wrong answer printed (prefixed by who);
+ * returns how many were wrong (the caller asserts 0). */
+size_t http_count_not_bad_request(unsigned port, const char *const *targets, size_t n,
+				  const char *who);
 /* %-escaped copy of s (malloc'd). */
 char *http_escape(const char *s);
 /* Send raw bytes, return the status of the answer (0 if the server closed
