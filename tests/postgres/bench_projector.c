@@ -26,6 +26,7 @@
  * EVS_BENCH_ONLY_AB stop after a / b; EVS_BENCH_ONLY_C runs the ceiling
  * and c, c0 only; EVS_BENCH_ONLY_LIVE the ceiling and the live figure;
  * EVS_BENCH_DEBUG=1 logs every batch with timestamps;
+ * EVS_BENCH_BATCH_WAIT_MS=N gives the live projector --batch-wait-ms N;
  * EVS_BENCH_STORE_CACHE=DIR keeps the built store for the next runs.
  * The projector's own switches compare execution paths: EVS_PROJECTOR_NO_FOLD=1
  * (set-based rounds without folding runs of UPDATEs, projector/fold.c),
@@ -435,49 +436,120 @@ static void per_second(const struct live *l, char out[1024])
 	free(v);
 }
 
-/* What else the server ran during the window: autovacuum workers seen
- * by a poll every 100 ms (table and seconds seen). */
+/* What else the server ran during the window, and what the projector's
+ * backend waited on, by a poll every 25 ms of pg_stat_activity: the
+ * autovacuum workers seen (table and seconds seen); the projector's
+ * session while a statement runs, by wait event ("CPU": running or
+ * runnable, no wait event; "IO:DataFileExtend": extending a table's file,
+ * ...); samples with the checkpointer writing; the checkpoints that
+ * started; and the most the kernel held as dirty page cache (Dirty in
+ * /proc/meminfo: the writes of a catch-up on a cluster with fsync=off
+ * are flushed by the kernel later, while the live window runs). Each
+ * sample is 25 ms, so "IO:DataFileExtend 4" is about 100 ms spent
+ * extending files. The 2026-12-08 diagnosis of the spikes after a
+ * catch-up (BENCHMARKS.md, "Issue 10, live lag after a catch-up") read
+ * these from the server's log and a sampler; now every run prints them. */
 struct watch {
 	const char *dsn;
 	volatile sig_atomic_t stop;
-	char seen[4096];
+	char seen[4096];  /* autovacuum */
+	char waits[1024]; /* the projector's backend, the checkpointer, the kernel */
 };
+
+struct tally {
+	char names[64][128];
+	int counts[64], n;
+};
+
+static void tally_add(struct tally *t, const char *name)
+{
+	int k;
+
+	for (k = 0; k < t->n && strcmp(t->names[k], name) != 0; k++)
+		;
+	if (k == t->n && t->n < 64) {
+		snprintf(t->names[t->n], sizeof *t->names, "%s", name);
+		t->counts[t->n++] = 0;
+	}
+	if (k < t->n)
+		t->counts[k]++;
+}
+
+static long dirty_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "Dirty: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static long checkpoints(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter");
+	long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+
+	PQclear(r);
+	return n;
+}
 
 static void *watcher(void *arg)
 {
 	struct watch *w = arg;
 	PGconn *c = PQconnectdb(w->dsn);
-	char names[64][128];
-	int counts[64], n = 0, i, k;
+	struct tally av = {0}, wt = {0};
+	long ck0 = checkpoints(c), dirty_max = -1, d;
+	int i, k, samples = 0, ckw = 0;
+	size_t l;
 
 	while (!w->stop && PQstatus(c) == CONNECTION_OK) {
-		PGresult *r = PQexec(c, "SELECT query FROM pg_stat_activity WHERE backend_type ="
-					" 'autovacuum worker' AND query <> ''");
-		struct timespec ts = {0, 100000000};
+		PGresult *r = PQexec(
+			c,
+			"SELECT backend_type, CASE WHEN backend_type = 'client backend' THEN"
+			" coalesce(wait_event_type || ':' || wait_event, 'CPU') ELSE"
+			" coalesce(wait_event, query) END FROM pg_stat_activity WHERE pid <>"
+			" pg_backend_pid() AND ((backend_type = 'autovacuum worker' AND query <> '')"
+			" OR backend_type = 'checkpointer' OR (backend_type = 'client backend' AND"
+			" datname = current_database() AND state = 'active'))");
+		struct timespec ts = {0, 25000000};
 
+		samples++;
 		for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
-			const char *q = PQgetvalue(r, i, 0);
+			const char *type = PQgetvalue(r, i, 0), *what = PQgetvalue(r, i, 1);
 
-			for (k = 0; k < n && strcmp(names[k], q) != 0; k++)
-				;
-			if (k == n && n < 64) {
-				snprintf(names[n], sizeof *names, "%s", q);
-				counts[n++] = 0;
-			}
-			if (k < n)
-				counts[k]++;
+			if (strcmp(type, "autovacuum worker") == 0)
+				tally_add(&av, what);
+			else if (strcmp(type, "checkpointer") == 0)
+				ckw += strcmp(what, "CheckpointWriteDelay") == 0 ||
+				       strcmp(what, "DataFileWrite") == 0;
+			else
+				tally_add(&wt, what);
 		}
 		PQclear(r);
+		if ((d = dirty_kb()) > dirty_max)
+			dirty_max = d;
 		nanosleep(&ts, NULL);
 	}
-	PQfinish(c);
 	w->seen[0] = '\0';
-	for (k = 0; k < n; k++) {
-		size_t l = strlen(w->seen);
-
-		snprintf(w->seen + l, sizeof w->seen - l, "%s%s (%.1f s)", k ? ", " : "", names[k],
-			 counts[k] / 10.0);
+	for (k = 0; k < av.n; k++) {
+		l = strlen(w->seen);
+		snprintf(w->seen + l, sizeof w->seen - l, "%s%s (%.1f s)", k ? ", " : "",
+			 av.names[k], av.counts[k] / 40.0);
 	}
+	snprintf(w->waits, sizeof w->waits,
+		 "%d samples of 25 ms; checkpointer writing in %d, checkpoints started %ld;"
+		 " dirty page cache up to %ld MB; projector's statements:",
+		 samples, ckw, checkpoints(c) - ck0, dirty_max / 1024);
+	for (k = 0; k < wt.n; k++) {
+		l = strlen(w->waits);
+		snprintf(w->waits + l, sizeof w->waits - l, " %s %d", wt.names[k], wt.counts[k]);
+	}
+	PQfinish(c);
 	return NULL;
 }
 
@@ -572,6 +644,8 @@ static void live_window(const char *dir, const char *dsn, evs_store *s, const ch
 	r.cfg.log = log_stderr;
 	if (getenv("EVS_BENCH_DEBUG"))
 		r.cfg.log_level = EVS_LOG_DEBUG; /* one line per batch, with timings */
+	if (getenv("EVS_BENCH_BATCH_WAIT_MS"))   /* to compare with another --batch-wait-ms */
+		r.cfg.batch_wait_ms = atoi(getenv("EVS_BENCH_BATCH_WAIT_MS"));
 	r.cfg.stop = &l.stop;
 	r.cfg.on_commit = on_commit;
 	r.cfg.commit_ctx = &l;
@@ -614,6 +688,7 @@ static void live_window(const char *dir, const char *dsn, evs_store *s, const ch
 	       (double)p50 / 1e6, (double)p99 / 1e6, (double)kit_percentile(l.lag, l.n, 100) / 1e6);
 	printf("%s", buf);
 	printf("   autovacuum during the window: %s\n", w.seen[0] ? w.seen : "none");
+	printf("   server during the window: %s\n", w.waits);
 	printf("verdict: live p99 < 50 ms %s: %s\n", when, p99 < 50000000 ? "yes" : "NO");
 	fflush(stdout);
 	free(l.started);
