@@ -70,6 +70,23 @@ static int run_init(struct evp__run *r)
 	return EVP_OK;
 }
 
+/* The session's advisory locks (session.c) go with the session, but
+ * the server drops them only when the backend has exited, which is after
+ * PQfinish returned: a run started right after this one (`evs project
+ * --once`, then the daemon) could find its projection "already running
+ * elsewhere" (seen in bench_projector, 2026-12-08). Released here, before
+ * returning, whenever the connection can still take a statement (an open
+ * transaction is rolled back first, as the disconnect would). */
+static void release_locks(PGconn *c)
+{
+	if (!c || PQstatus(c) != CONNECTION_OK || PQpipelineStatus(c) != PQ_PIPELINE_OFF)
+		return;
+	if (PQtransactionStatus(c) == PQTRANS_INTRANS || PQtransactionStatus(c) == PQTRANS_INERROR)
+		PQclear(PQexec(c, "ROLLBACK"));
+	if (PQtransactionStatus(c) == PQTRANS_IDLE)
+		PQclear(PQexec(c, "SELECT pg_advisory_unlock_all()"));
+}
+
 static void run_free(struct evp__run *r)
 {
 	int c;
@@ -82,6 +99,7 @@ static void run_free(struct evp__run *r)
 	evs__buf_free(&r->dead);
 	for (c = 0; c < (int)(sizeof r->arrays.col / sizeof *r->arrays.col); c++)
 		evs__buf_free(&r->arrays.col[c]);
+	release_locks(r->conn);
 	PQfinish(r->conn);
 	evp__prep_reset(r);
 	evs_close(r->store);

@@ -6,6 +6,7 @@
  * describe the run while it goes. A checkpoint moved under a running
  * projector rolls back the batch in flight, whole (the checkpoint,
  * its closing history UPDATEs and COMMIT go in one pipeline, txn.c).
+ * Runs back to back on one projection never find it locked.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,12 +206,35 @@ START_TEST(project_checkpoint_moved)
 }
 END_TEST
 
+/* Runs back to back on one projection: each finds the lock free, the
+ * one before released it before returning (run.c: the server drops a
+ * session's locks only once its backend has exited, after PQfinish). */
+START_TEST(project_back_to_back)
+{
+	uint64_t rng = kit_seed("project_back_to_back");
+	char *dir = kit_tmpdir("store"), *dsn = pgh_new_db(), err[2048];
+	evs_store *s = model_open(dir);
+	evp_config cfg;
+	evp_stats st;
+	int round, rc;
+
+	for (round = 0; round < 30; round++) {
+		model_generate(s, &rng, 5);
+		config_once(&cfg, dir, dsn, 100);
+		rc = evp_run(&cfg, &st, err, sizeof err);
+		ck_assert_msg(rc == EVP_OK, "round %d: evp_run: %d %s", round, rc, err);
+	}
+	cleanup(s, dir, dsn);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *tests[] = {
 		project_bulk_is_quiet,
 		project_progress_numbers,
 		project_checkpoint_moved,
+		project_back_to_back,
 		NULL,
 	};
 
