@@ -512,7 +512,8 @@ static void *watcher(void *arg)
 			c,
 			"SELECT backend_type, CASE WHEN backend_type = 'client backend' THEN"
 			" coalesce(wait_event_type || ':' || wait_event, 'CPU') ELSE"
-			" coalesce(wait_event, query) END FROM pg_stat_activity WHERE pid <>"
+			" CASE WHEN backend_type = 'autovacuum worker' THEN query ELSE"
+			" coalesce(wait_event, '') END END FROM pg_stat_activity WHERE pid <>"
 			" pg_backend_pid() AND ((backend_type = 'autovacuum worker' AND query <> '')"
 			" OR backend_type = 'checkpointer' OR (backend_type = 'client backend' AND"
 			" datname = current_database() AND state = 'active'))");
