@@ -13,6 +13,9 @@
  * records it yields. evs_read_query reads by the indexes in the same way
  * (both through iter_all). Reads prefetch the cache lines of the records
  * they are about to decode (prefetch_scan, prefetch_record): see there.
+ * Reads by position keep several lookups in flight, walking LMDB's pages
+ * themselves (pgread.h, next_ahead); mdb_get answers what that walk does
+ * not.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,9 +30,9 @@
  * the filter has stream prefixes (recheck) */
 enum { KIND_STREAM, KIND_ALL, KIND_INDEX };
 
-/* KIND_INDEX reads this many positions ahead of the one it hands out,
- * their records' lines on the way (pgread.h); the node of the one NEAR
- * ahead is asked for too */
+/* Reads by position (an index's, a stream's) look this many positions
+ * ahead of the one they hand out, their leaves' lines on the way
+ * (pgread.h); the node of the one NEAR ahead is asked for too */
 enum { AHEAD = 16, NEAR = 8 };
 
 struct evs_iter {
@@ -52,9 +55,10 @@ struct evs_iter {
 	bool recheck;               /* KIND_INDEX: the plan alone does not decide the filter */
 	evs_upcaster *up;           /* evs_iter_upcast(): events in their latest version */
 	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
-	/* KIND_INDEX with pg_on: positions the plan gave after `last`, in
-	 * ring[head..tail), the plan's outcome after them (ahead_rc, when
-	 * ahead_end) and where it stands (ahead_at) */
+	/* KIND_INDEX and KIND_STREAM with pg_on: positions the plan or the
+	 * stream gave after `last`, in ring[head..tail), the source's outcome
+	 * after them (ahead_rc, when ahead_end) and where it stands (ahead_at;
+	 * the plan's argument) */
 	bool pg_on, ahead_end;
 	int ahead_rc;
 	uint64_t ahead_at;
@@ -159,6 +163,8 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	it->from = from;
 	it->dir = direction;
 	it->limit = limit;
+	it->ahead_rc = MDB_NOTFOUND;
+	it->pg_on = evs__pg_open(&it->pg, it->txn, "events");
 	*out = it;
 	return EVS_OK;
 }
@@ -239,7 +245,23 @@ int evs_read_query(evs_store *s, const evs_query *q, uint64_t from, int directio
 
 /* The next entry: for all events, (position key, record); for a stream,
  * (position key, nothing) from the stream index (stream_index.c). */
-/* KIND_INDEX read through pgread: the next position and, when the walk
+/* The position after it->ahead_at: the plan's (KIND_INDEX), or the
+ * stream's next version's (KIND_STREAM, from it->from at the first). */
+static int ahead_source(evs_iter *it, uint64_t *pos)
+{
+	uint64_t version;
+
+	if (it->kind == KIND_INDEX)
+		return it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->ahead_at, pos)
+					      : evs__plan_prev(it->plan, it->ahead_at, pos);
+	if (it->tail == 0)
+		return evs__sxc_seek(&it->sx,
+				     it->from == 0 && it->dir == EVS_FORWARD ? 1 : it->from,
+				     it->dir, &version, pos);
+	return evs__sxc_step(&it->sx, it->dir, &version, pos);
+}
+
+/* KIND_INDEX and KIND_STREAM read through pgread: the next position and, when the walk
  * found it, its record (v->mv_size 0: ask mdb_get). Keeps up to AHEAD
  * positions in flight (fewer when the limit is near). */
 static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
@@ -250,9 +272,7 @@ static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 	int rc;
 
 	while (!it->ahead_end && it->tail - it->head < AHEAD && it->tail - it->head < room) {
-		rc = it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->ahead_at, &pos)
-					    : evs__plan_prev(it->plan, it->ahead_at, &pos);
-		if (rc != 0) {
+		if ((rc = ahead_source(it, &pos)) != 0) {
 			it->ahead_end = true;
 			it->ahead_rc = rc;
 			break;
@@ -291,7 +311,7 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 		return 0;
 	}
 	it->started = true;
-	if (it->kind == KIND_INDEX && it->pg_on)
+	if (it->pg_on)
 		return next_ahead(it, k, v);
 	if (it->kind == KIND_INDEX) {
 		rc = it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->last, &pos)

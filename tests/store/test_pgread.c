@@ -6,7 +6,7 @@
  * in flight the way the reader keeps them; positions the tree does not
  * hold are refused. And reads by an index through the library equal a
  * filter over the whole log on such a store, forward and backward, from
- * random positions, with limits.
+ * random positions, with limits, and so do stream reads.
  *
  * White-box: links the static library for evs__pg_*. The seed is printed.
  */
@@ -223,6 +223,45 @@ START_TEST(test_index_reads_equal_the_log)
 			      "round %d: type %s from %llu %s limit %zu: %zu events by the index, "
 			      "%zu by the scan",
 			      round, types[0], (unsigned long long)from,
+			      dir_ == EVS_FORWARD ? "forward" : "backward", limit, ng, nw);
+	}
+	/* stream reads: the stream's events in the log, by version */
+	for (int round = 0; round < 60; round++) {
+		char stream[32];
+		int dir_ = kit_rand_range(&rng, 0, 1) ? EVS_FORWARD : EVS_BACKWARD;
+		uint64_t from = kit_rand_range(&rng, 0, 2) == 0
+					? (dir_ == EVS_FORWARD ? 0 : EVS_ANY)
+					: kit_rand_range(&rng, 1, 600);
+		size_t limit =
+			kit_rand_range(&rng, 0, 2) == 0 ? (size_t)kit_rand_range(&rng, 1, 40) : 0;
+		evs_iter *it;
+		evs_event ev;
+		uint64_t gsum, first = dir_ == EVS_FORWARD ? (from ? from : 1) : from;
+		size_t nw = 0, ng, all = 0;
+		int rc;
+
+		snprintf(stream, sizeof stream, "acct-%02d", (int)kit_rand_range(&rng, 0, 39));
+		tu_ok(st, evs_read_all(st, 0, EVS_FORWARD, NULL, 0, &it));
+		while ((rc = evs_iter_next(it, &ev)) == EVS_OK)
+			if (tu_str_eq(ev.stream, stream))
+				want[all++] = ev.position;
+		tu_assert_rc(st, rc, EVS_END);
+		evs_iter_free(it);
+		/* versions are 1..all in position order: pick the expected run */
+		for (size_t i = 0; i < all; i++) {
+			size_t j = dir_ == EVS_FORWARD ? i : all - 1 - i;
+			if ((dir_ == EVS_FORWARD ? j + 1 < first : j + 1 > first) ||
+			    (limit && nw == limit))
+				continue;
+			got[nw++] = want[j];
+		}
+		memcpy(want, got, nw * sizeof *want);
+		tu_ok(st, evs_read_stream(st, stream, from, dir_, limit, &it));
+		ng = drain(st, it, got, &gsum);
+		ck_assert_msg(ng == nw && memcmp(got, want, nw * sizeof *want) == 0,
+			      "stream round %d: %s from %llu %s limit %zu: %zu events read, %zu in "
+			      "the log",
+			      round, stream, (unsigned long long)from,
 			      dir_ == EVS_FORWARD ? "forward" : "backward", limit, ng, nw);
 	}
 	evs_close(st);
