@@ -76,6 +76,37 @@ static bool ix_match(const MDB_val *k, int kind, const void *name, size_t len, u
 	return true;
 }
 
+/*
+ * A reader asks for the key after (or before) the one its cursor stands
+ * on, nearly always: one step of the cursor answers it, where a search
+ * from the root would compare the whole key on every level. The step
+ * answers only when the cursor stands on an entry of the same name at or
+ * before `after` (at or after `before`); the name's entries lie together
+ * in key order, so a step that leaves them means there is none.
+ * 1: answered (rc in *rc); 0: search.
+ */
+static int ix_step(MDB_cursor *c, int kind, const void *name, size_t len, uint64_t at, bool fwd,
+		   uint64_t *pos, int *rc)
+{
+	MDB_val k, v;
+	uint64_t cur;
+
+	if (mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT) != 0 ||
+	    !ix_match(&k, kind, name, len, &cur) || (fwd ? cur > at : cur < at))
+		return 0;
+	*rc = mdb_cursor_get(c, &k, &v, fwd ? MDB_NEXT : MDB_PREV);
+	if (*rc == MDB_NOTFOUND)
+		return 1;
+	if (*rc != 0)
+		return 0;
+	if (!ix_match(&k, kind, name, len, pos)) {
+		*rc = MDB_NOTFOUND;
+		return 1;
+	}
+	/* stepped from before `at` to still not past it: search */
+	return fwd ? *pos > at : *pos < at;
+}
+
 int evs__ix_cursor_next(MDB_cursor *c, int kind, const void *name, size_t len, uint64_t after,
 			uint64_t *pos)
 {
@@ -85,6 +116,8 @@ int evs__ix_cursor_next(MDB_cursor *c, int kind, const void *name, size_t len, u
 
 	if (after == UINT64_MAX || len == 0 || len > EVS_MAX_NAME)
 		return MDB_NOTFOUND;
+	if (ix_step(c, kind, name, len, after, true, pos, &rc))
+		return rc;
 	k.mv_size = ix_key(key, kind, name, len, after + 1);
 	k.mv_data = key;
 	if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
@@ -101,6 +134,8 @@ int evs__ix_cursor_prev(MDB_cursor *c, int kind, const void *name, size_t len, u
 
 	if (before == 0 || len == 0 || len > EVS_MAX_NAME)
 		return MDB_NOTFOUND;
+	if (ix_step(c, kind, name, len, before, false, pos, &rc))
+		return rc;
 	k.mv_size = ix_key(key, kind, name, len, before);
 	k.mv_data = key;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);

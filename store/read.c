@@ -13,6 +13,9 @@
  * records it yields. evs_read_query reads by the indexes in the same way
  * (both through iter_all). Reads prefetch the cache lines of the records
  * they are about to decode (prefetch_scan, prefetch_record): see there.
+ * Reads by position keep several lookups in flight, walking LMDB's pages
+ * themselves (pgread.h, next_ahead); mdb_get answers what that walk does
+ * not.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -20,11 +23,17 @@
 #include <string.h>
 
 #include "index.h"
+#include "pgread.h"
 
 /* KIND_INDEX: all events, by the positions a plan over the event indexes
  * yields (ixplan.c); a record is checked against the filter only when
  * the filter has stream prefixes (recheck) */
 enum { KIND_STREAM, KIND_ALL, KIND_INDEX };
+
+/* Reads by position (an index's, a stream's) look this many positions
+ * ahead of the one they hand out, their leaves' lines on the way
+ * (pgread.h); the node of the one NEAR ahead is asked for too */
+enum { AHEAD = 16, NEAR = 8 };
 
 struct evs_iter {
 	evs_store *s;
@@ -46,6 +55,16 @@ struct evs_iter {
 	bool recheck;               /* KIND_INDEX: the plan alone does not decide the filter */
 	evs_upcaster *up;           /* evs_iter_upcast(): events in their latest version */
 	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
+	/* KIND_INDEX and KIND_STREAM with pg_on: positions the plan or the
+	 * stream gave after `last`, in ring[head..tail), the source's outcome
+	 * after them (ahead_rc, when ahead_end) and where it stands (ahead_at;
+	 * the plan's argument) */
+	bool pg_on, ahead_end;
+	int ahead_rc;
+	uint64_t ahead_at;
+	unsigned head, tail;
+	evs__pgtree pg;
+	evs__pgslot ring[AHEAD];
 };
 
 int evs_stream_head(evs_store *s, const char *stream, evs_stream_info *head)
@@ -144,6 +163,8 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	it->from = from;
 	it->dir = direction;
 	it->limit = limit;
+	it->ahead_rc = MDB_NOTFOUND;
+	it->pg_on = evs__pg_open(&it->pg, it->txn, "events");
 	*out = it;
 	return EVS_OK;
 }
@@ -169,6 +190,9 @@ static int iter_start(evs_iter *it, uint64_t from, int direction, size_t limit, 
 			it->last = from ? from - 1 : 0;
 		else
 			it->last = from == UINT64_MAX ? UINT64_MAX : from + 1;
+		it->ahead_at = it->last;
+		it->ahead_rc = MDB_NOTFOUND;
+		it->pg_on = evs__pg_open(&it->pg, it->txn, "events");
 	}
 	*out = it;
 	return EVS_OK;
@@ -221,6 +245,56 @@ int evs_read_query(evs_store *s, const evs_query *q, uint64_t from, int directio
 
 /* The next entry: for all events, (position key, record); for a stream,
  * (position key, nothing) from the stream index (stream_index.c). */
+/* The position after it->ahead_at: the plan's (KIND_INDEX), or the
+ * stream's next version's (KIND_STREAM, from it->from at the first). */
+static int ahead_source(evs_iter *it, uint64_t *pos)
+{
+	uint64_t version;
+
+	if (it->kind == KIND_INDEX)
+		return it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->ahead_at, pos)
+					      : evs__plan_prev(it->plan, it->ahead_at, pos);
+	if (it->tail == 0)
+		return evs__sxc_seek(&it->sx,
+				     it->from == 0 && it->dir == EVS_FORWARD ? 1 : it->from,
+				     it->dir, &version, pos);
+	return evs__sxc_step(&it->sx, it->dir, &version, pos);
+}
+
+/* KIND_INDEX and KIND_STREAM read through pgread: the next position and, when the walk
+ * found it, its record (v->mv_size 0: ask mdb_get). Keeps up to AHEAD
+ * positions in flight (fewer when the limit is near). */
+static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
+{
+	size_t room = it->limit ? it->limit - it->count : AHEAD;
+	const evs__pgslot *sl;
+	uint64_t pos;
+	int rc;
+
+	while (!it->ahead_end && it->tail - it->head < AHEAD && it->tail - it->head < room) {
+		if ((rc = ahead_source(it, &pos)) != 0) {
+			it->ahead_end = true;
+			it->ahead_rc = rc;
+			break;
+		}
+		it->ahead_at = pos;
+		it->ring[it->tail % AHEAD].pos = pos;
+		evs__pg_find(&it->pg, &it->ring[it->tail++ % AHEAD]);
+		if (it->tail - it->head > NEAR)
+			evs__pg_near(&it->pg, &it->ring[(it->tail - 1 - NEAR) % AHEAD]);
+	}
+	if (it->head == it->tail)
+		return it->ahead_rc;
+	sl = &it->ring[it->head++ % AHEAD];
+	it->last = sl->pos;
+	evs__put_u64(it->key, sl->pos);
+	k->mv_size = 8;
+	k->mv_data = it->key;
+	if (!evs__pg_get(&it->pg, sl, v))
+		v->mv_size = 0;
+	return 0;
+}
+
 static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 {
 	uint64_t from = it->from, version, pos;
@@ -237,6 +311,8 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 		return 0;
 	}
 	it->started = true;
+	if (it->pg_on)
+		return next_ahead(it, k, v);
 	if (it->kind == KIND_INDEX) {
 		rc = it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->last, &pos)
 					    : evs__plan_prev(it->plan, it->last, &pos);
@@ -350,7 +426,7 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 			 * first and last keys (one more cold line when, as here,
 			 * the next position is pages away), then searches from
 			 * the root all the same; mdb_get was 10% faster */
-			rc = mdb_get(it->txn, it->s->events, &k, &v);
+			rc = v.mv_size ? 0 : mdb_get(it->txn, it->s->events, &k, &v);
 			if (rc == MDB_NOTFOUND)
 				return evs__fail(it->s, EVS_CORRUPT,
 						 "%s index points at missing position %llu",
