@@ -34,7 +34,8 @@ static int open_dbs(evs__core *c, const char *path, bool create, char catsep)
 	    (rc = mdb_dbi_open(txn, "events", flags, &c->events)) ||
 	    (rc = mdb_dbi_open(txn, "streams", flags, &c->streams)) ||
 	    (rc = mdb_dbi_open(txn, "event_ids", flags, &c->ids)) ||
-	    (rc = mdb_dbi_open(txn, "time", flags, &c->time))) {
+	    (rc = mdb_dbi_open(txn, "time", flags, &c->time)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &c->main_db))) {
 		mdb_txn_abort(txn);
 		if (rc == MDB_NOTFOUND)
 			return evs__fail(NULL, EVS_NO_STORE,

@@ -98,6 +98,7 @@ typedef struct evs__core {
 	int sync;
 	MDB_env *env;
 	MDB_dbi meta, events, streams, ids, time, snapshots, schemas;
+	MDB_dbi main_db;     /* LMDB's main tree (pgread.c reads tree records in it) */
 	MDB_dbi checkpoints; /* 0: absent (older store opened read-only) */
 	MDB_dbi index;       /* the event indexes (index.c) */
 	char catsep;         /* the store's category separator */

@@ -84,13 +84,12 @@ static inline bool node_key(const evs__pgtree *t, const uint8_t *pg, const uint8
 	return true;
 }
 
-bool evs__pg_open(evs__pgtree *t, MDB_txn *txn, const char *name)
+bool evs__pg_open(evs__pgtree *t, MDB_txn *txn, MDB_dbi main_db, const char *name)
 {
 	MDB_env *env = mdb_txn_env(txn);
 	MDB_val k = {strlen(name), (void *)name}, d;
 	MDB_envinfo info;
 	MDB_stat st;
-	MDB_dbi main_dbi;
 	int major, minor;
 
 	mdb_version(&major, &minor, NULL);
@@ -100,8 +99,7 @@ bool evs__pg_open(evs__pgtree *t, MDB_txn *txn, const char *name)
 		return false;
 	if (st.ms_psize < 1024 || (st.ms_psize & (st.ms_psize - 1)) != 0)
 		return false;
-	if (mdb_dbi_open(txn, NULL, 0, &main_dbi) != 0 || mdb_get(txn, main_dbi, &k, &d) != 0 ||
-	    d.mv_size != DB_LEN)
+	if (mdb_get(txn, main_db, &k, &d) != 0 || d.mv_size != DB_LEN)
 		return false;
 	/* The record lies in a page of the map whose header names its number:
 	 * that gives where page 0 is. The root's own header checks it. */

@@ -62,9 +62,11 @@ typedef struct {
 } evs__pgslot;
 
 /* A view of tree `name` (keys 8-byte big-endian) in the read-only
- * transaction txn. false: not available (another LMDB version, another
+ * transaction txn; main_db is the handle of LMDB's main tree, opened
+ * once with the environment (mdb_dbi_open must not run in concurrent
+ * transactions). false: not available (another LMDB version, another
  * page size, an unexpected tree): read with mdb_get. */
-bool evs__pg_open(evs__pgtree *t, MDB_txn *txn, const char *name);
+bool evs__pg_open(evs__pgtree *t, MDB_txn *txn, MDB_dbi main_db, const char *name);
 
 /* Step 1: find the leaf of s->pos and prefetch its first line. */
 void evs__pg_find(evs__pgtree *t, evs__pgslot *s);

@@ -164,7 +164,7 @@ int evs_read_stream(evs_store *s, const char *stream, uint64_t from, int directi
 	it->dir = direction;
 	it->limit = limit;
 	it->ahead_rc = MDB_NOTFOUND;
-	it->pg_on = evs__pg_open(&it->pg, it->txn, "events");
+	it->pg_on = evs__pg_open(&it->pg, it->txn, it->s->core->main_db, "events");
 	*out = it;
 	return EVS_OK;
 }
@@ -192,7 +192,7 @@ static int iter_start(evs_iter *it, uint64_t from, int direction, size_t limit, 
 			it->last = from == UINT64_MAX ? UINT64_MAX : from + 1;
 		it->ahead_at = it->last;
 		it->ahead_rc = MDB_NOTFOUND;
-		it->pg_on = evs__pg_open(&it->pg, it->txn, "events");
+		it->pg_on = evs__pg_open(&it->pg, it->txn, it->s->core->main_db, "events");
 	}
 	*out = it;
 	return EVS_OK;

@@ -110,7 +110,7 @@ START_TEST(test_pages_equal_mdb_get)
 	char dir[4096];
 	MDB_env *env;
 	MDB_txn *txn;
-	MDB_dbi dbi;
+	MDB_dbi dbi, main_db;
 	MDB_stat st;
 	evs__pgtree t;
 	int major, minor;
@@ -123,13 +123,14 @@ START_TEST(test_pages_equal_mdb_get)
 	ck_assert_int_eq(mdb_env_open(env, dir, MDB_RDONLY, 0), 0);
 	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &main_db), 0);
 	ck_assert_int_eq(mdb_stat(txn, dbi, &st), 0);
 	ck_assert_uint_ge(st.ms_depth, 3);
 	ck_assert_uint_gt(st.ms_overflow_pages, 0);
 	mdb_version(&major, &minor, NULL);
 	/* pgread reads LMDB 0.9's pages only, and says so */
-	ck_assert_int_eq(evs__pg_open(&t, txn, "events"), major == 0 && minor == 9);
-	ck_assert(!evs__pg_open(&t, txn, "no-such-tree"));
+	ck_assert_int_eq(evs__pg_open(&t, txn, main_db, "events"), major == 0 && minor == 9);
+	ck_assert(!evs__pg_open(&t, txn, main_db, "no-such-tree"));
 	if (major == 0 && minor == 9) {
 		for (size_t ahead = 1; ahead <= 16; ahead *= 4) {
 			for (uint64_t i = 0; i < N; i++)
