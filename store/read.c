@@ -243,8 +243,6 @@ int evs_read_query(evs_store *s, const evs_query *q, uint64_t from, int directio
 	return iter_all(s, NULL, q, true, from, direction, limit, out);
 }
 
-/* The next entry: for all events, (position key, record); for a stream,
- * (position key, nothing) from the stream index (stream_index.c). */
 /* The position after it->ahead_at: the plan's (KIND_INDEX), or the
  * stream's next version's (KIND_STREAM, from it->from at the first). */
 static int ahead_source(evs_iter *it, uint64_t *pos)
@@ -261,9 +259,9 @@ static int ahead_source(evs_iter *it, uint64_t *pos)
 	return evs__sxc_step(&it->sx, it->dir, &version, pos);
 }
 
-/* KIND_INDEX and KIND_STREAM read through pgread: the next position and, when the walk
- * found it, its record (v->mv_size 0: ask mdb_get). Keeps up to AHEAD
- * positions in flight (fewer when the limit is near). */
+/* KIND_INDEX and KIND_STREAM through pgread: the next position and, when
+ * the walk found it, its record (v->mv_size 0: ask mdb_get). Keeps up to
+ * AHEAD positions in flight (fewer when the limit is near). */
 static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 {
 	size_t room = it->limit ? it->limit - it->count : AHEAD;
@@ -295,6 +293,9 @@ static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 	return 0;
 }
 
+/* The next entry: for all events, (position key, record); for a stream,
+ * (position key, nothing) from the stream index (stream_index.c); by
+ * position through pgread, (position key, the record or nothing). */
 static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 {
 	uint64_t from = it->from, version, pos;
@@ -421,7 +422,8 @@ int evs_iter_next(evs_iter *it, evs_event *ev)
 		if (rc)
 			return evs__fail_mdb(it->s, rc, "could not read events");
 		if (it->kind != KIND_ALL) {
-			/* by position. Not through a cursor kept on "events": a
+			/* by position: the record the page walk found (next_ahead),
+			 * else mdb_get. Not through a cursor kept on "events": a
 			 * positioned cursor first compares the key with its page's
 			 * first and last keys (one more cold line when, as here,
 			 * the next position is pages away), then searches from
