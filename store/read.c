@@ -55,7 +55,7 @@ struct evs_iter {
 	bool recheck;               /* KIND_INDEX: the plan alone does not decide the filter */
 	evs_upcaster *up;           /* evs_iter_upcast(): events in their latest version */
 	evs_str tags[EVS_MAX_TAGS]; /* the handed-out view's tags */
-	/* KIND_INDEX and KIND_STREAM with pg_on: positions the plan or the
+	/* KIND_INDEX and KIND_STREAM (next_ahead): positions the plan or the
 	 * stream gave after `last`, in ring[head..tail), the source's outcome
 	 * after them (ahead_rc, when ahead_end) and where it stands (ahead_at;
 	 * the plan's argument) */
@@ -259,9 +259,10 @@ static int ahead_source(evs_iter *it, uint64_t *pos)
 	return evs__sxc_step(&it->sx, it->dir, &version, pos);
 }
 
-/* KIND_INDEX and KIND_STREAM through pgread: the next position and, when
- * the walk found it, its record (v->mv_size 0: ask mdb_get). Keeps up to
- * AHEAD positions in flight (fewer when the limit is near). */
+/* KIND_INDEX and KIND_STREAM: the next position and, when the page walk
+ * found it, its record (v->mv_size 0: ask mdb_get). Keeps up to AHEAD
+ * positions in flight (fewer when the limit is near); without pgread
+ * (pg_on false: another LMDB) the positions alone. */
 static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 {
 	size_t room = it->limit ? it->limit - it->count : AHEAD;
@@ -276,8 +277,12 @@ static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 			break;
 		}
 		it->ahead_at = pos;
-		it->ring[it->tail % AHEAD].pos = pos;
-		evs__pg_find(&it->pg, &it->ring[it->tail++ % AHEAD]);
+		evs__pgslot *nx = &it->ring[it->tail++ % AHEAD];
+		nx->pos = pos;
+		nx->leaf = NULL;
+		if (!it->pg_on)
+			continue;
+		evs__pg_find(&it->pg, nx);
 		if (it->tail - it->head > NEAR)
 			evs__pg_near(&it->pg, &it->ring[(it->tail - 1 - NEAR) % AHEAD]);
 	}
@@ -288,17 +293,17 @@ static int next_ahead(evs_iter *it, MDB_val *k, MDB_val *v)
 	evs__put_u64(it->key, sl->pos);
 	k->mv_size = 8;
 	k->mv_data = it->key;
-	if (!evs__pg_get(&it->pg, sl, v))
+	if (!it->pg_on || !evs__pg_get(&it->pg, sl, v))
 		v->mv_size = 0;
 	return 0;
 }
 
-/* The next entry: for all events, (position key, record); for a stream,
- * (position key, nothing) from the stream index (stream_index.c); by
- * position through pgread, (position key, the record or nothing). */
+/* The next entry: for all events, (position key, record); by position
+ * (an index plan's, a stream's), (position key, the record or nothing:
+ * next_ahead). */
 static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 {
-	uint64_t from = it->from, version, pos;
+	uint64_t from = it->from;
 	bool first = !it->started;
 	int rc;
 
@@ -312,33 +317,10 @@ static int next_entry(evs_iter *it, MDB_val *k, MDB_val *v)
 		return 0;
 	}
 	it->started = true;
-	if (it->pg_on)
+	if (it->kind != KIND_ALL)
 		return next_ahead(it, k, v);
-	if (it->kind == KIND_INDEX) {
-		rc = it->dir == EVS_FORWARD ? evs__plan_next(it->plan, it->last, &pos)
-					    : evs__plan_prev(it->plan, it->last, &pos);
-		if (rc == 0) {
-			it->last = pos;
-			evs__put_u64(it->key, pos);
-			k->mv_size = 8;
-			k->mv_data = it->key;
-			v->mv_size = 0;
-		}
-		return rc;
-	}
 	if (from == 0 && it->dir == EVS_FORWARD)
 		from = 1;
-	if (it->kind == KIND_STREAM) {
-		rc = first ? evs__sxc_seek(&it->sx, from, it->dir, &version, &pos)
-			   : evs__sxc_step(&it->sx, it->dir, &version, &pos);
-		if (rc == 0) {
-			evs__put_u64(it->key, pos);
-			k->mv_size = 8;
-			k->mv_data = it->key;
-			v->mv_size = 0;
-		}
-		return rc;
-	}
 	if (!first)
 		return mdb_cursor_get(it->cur, k, v, it->dir == EVS_FORWARD ? MDB_NEXT : MDB_PREV);
 	if (it->dir == EVS_BACKWARD && from == EVS_ANY)

@@ -11,7 +11,7 @@
  * the middle for keys that land inside it).
  *
  * The random bits come from a per-thread pool filled by one getrandom()
- * for 25 ids: a getrandom() per event was 8% of the CPU of a 100-event
+ * for 32 ids: a getrandom() per event was 8% of the CPU of a 100-event
  * append (the kernel's per-call crng state setup). A forked child must not
  * hand out its parent's unused bytes again, so a fork (pthread_atfork)
  * moves a generation counter and a pool of an older generation is refilled.
